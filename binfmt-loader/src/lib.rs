@@ -1,0 +1,1 @@
+//! binfmt_misc registration of the kckpt stub.

@@ -1,0 +1,1 @@
+//! kckpt library: the dumper and the tools around images.

@@ -1,0 +1,290 @@
+//! Writing kckpt images (needs `std`).
+//!
+//! Layout of a written file: the ELF header at offset 0; memory data from
+//! offset `page_size` on, one page-aligned region per VMA that has stored
+//! pages (the region is as large as the VMA, so a PT_LOAD maps it linearly
+//! and unstored pages are holes of a sparse file); then the note segment and
+//! the program header table at the end. Data is written first, metadata
+//! last, so the number of runs need not be known in advance.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::vec::Vec;
+
+use crate::read::{record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE};
+use crate::records::*;
+
+/// A buffer of ELF notes.
+#[derive(Clone, Debug, Default)]
+pub struct NoteBuf {
+    bytes: Vec<u8>,
+}
+
+impl NoteBuf {
+    /// Append one note.
+    pub fn push(&mut self, owner: &[u8], kind: u32, desc: &[u8]) {
+        let namesz = owner.len() + 1;
+        self.bytes.extend_from_slice(&(namesz as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&kind.to_le_bytes());
+        self.bytes.extend_from_slice(owner);
+        self.bytes.push(0);
+        self.pad4();
+        self.bytes.extend_from_slice(desc);
+        self.pad4();
+    }
+    /// Append one note holding a record.
+    pub fn push_record<T: Record>(&mut self, owner: &[u8], kind: u32, value: &T) {
+        self.push(owner, kind, record_bytes(value));
+    }
+    fn pad4(&mut self) {
+        while self.bytes.len() % 4 != 0 {
+            self.bytes.push(0);
+        }
+    }
+    /// The encoded notes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A string table under construction.
+#[derive(Clone, Debug, Default)]
+pub struct StringTable {
+    bytes: Vec<u8>,
+}
+
+impl StringTable {
+    /// Add a string (NUL-terminated in the table, the terminator not
+    /// counted in the reference).
+    pub fn add(&mut self, s: &[u8]) -> StrRef {
+        let r = StrRef {
+            offset: self.bytes.len() as u32,
+            len: s.len() as u32,
+        };
+        self.bytes.extend_from_slice(s);
+        self.bytes.push(0);
+        r
+    }
+    /// The encoded table.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Register notes of one thread, in the order they are written.
+#[derive(Clone, Debug, Default)]
+pub struct ThreadNotesOut {
+    /// The `elf_prstatus` bytes (written first, as NT_PRSTATUS/CORE).
+    pub prstatus: Vec<u8>,
+    /// Further register notes: (owner, type, descriptor).
+    pub regsets: Vec<(&'static [u8], u32, Vec<u8>)>,
+    /// kckpt's per-thread record (written last).
+    pub record: ThreadRecord,
+}
+
+/// Everything but the memory data.
+#[derive(Clone, Debug)]
+pub struct ImageMetadata {
+    /// The header (`thread_count` is filled in from `threads`).
+    pub header: ImageHeader,
+    /// mm fields.
+    pub mm: MmRecord,
+    /// Signal dispositions.
+    pub signals: SignalsRecord,
+    /// VMAs, sorted.
+    pub vmas: Vec<VmaRecord>,
+    /// Runs, partitioned among `vmas` by `first_run`/`run_count`.
+    pub runs: Vec<RunRecord>,
+    /// Strings referenced by the records.
+    pub strings: StringTable,
+    /// Raw auxiliary vector.
+    pub auxv: Vec<u8>,
+    /// `elf_prpsinfo` bytes.
+    pub prpsinfo: Vec<u8>,
+    /// Threads, main thread first.
+    pub threads: Vec<ThreadNotesOut>,
+}
+
+/// Writes an image: memory data through [`ImageWriter::write_data`] into
+/// regions from [`ImageWriter::reserve_region`], then metadata with
+/// [`ImageWriter::finish`].
+#[derive(Debug)]
+pub struct ImageWriter {
+    file: File,
+    machine: u16,
+    page_size: u64,
+    next_offset: u64,
+}
+
+impl ImageWriter {
+    /// Start writing into `file` (empty, opened for writing).
+    pub fn new(file: File, machine: u16, page_size: u64) -> Self {
+        ImageWriter {
+            file,
+            machine,
+            page_size,
+            next_offset: page_size,
+        }
+    }
+
+    /// Reserve a page-aligned data region of `len` bytes; returns its offset.
+    pub fn reserve_region(&mut self, len: u64) -> u64 {
+        let offset = self.next_offset;
+        let len = len.div_ceil(self.page_size) * self.page_size;
+        self.next_offset += len;
+        offset
+    }
+
+    /// Write memory bytes at `offset` (inside a reserved region).
+    pub fn write_data(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, offset)
+    }
+
+    /// The file being written.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Write notes, program headers and the ELF header; returns the file.
+    pub fn finish(self, mut meta: ImageMetadata) -> io::Result<File> {
+        meta.header.thread_count = meta.threads.len() as u32;
+        meta.header.machine = self.machine;
+        let notes = encode_notes(&meta, self.page_size);
+        // The file covers every reserved region even if its tail is a hole.
+        let notes_offset = self.next_offset;
+        let phoff = (notes_offset + notes.len() as u64).next_multiple_of(8);
+        let mut phdrs = Vec::with_capacity((meta.vmas.len() + 1) * PHDR_SIZE);
+        push_phdr(
+            &mut phdrs,
+            PT_NOTE,
+            4,
+            notes_offset,
+            0,
+            notes.len() as u64,
+            0,
+            4,
+        );
+        for vma in &meta.vmas {
+            let flags = (if vma.prot & prot::READ != 0 { 4 } else { 0 })
+                | (if vma.prot & prot::WRITE != 0 { 2 } else { 0 })
+                | (if vma.prot & prot::EXEC != 0 { 1 } else { 0 });
+            let size = vma.end - vma.start;
+            let (offset, filesz) = match meta.runs.get(vma.first_run as usize) {
+                Some(run) if vma.run_count > 0 => (run.offset - (run.start - vma.start), size),
+                _ => (0, 0),
+            };
+            push_phdr(
+                &mut phdrs,
+                PT_LOAD,
+                flags,
+                offset,
+                vma.start,
+                filesz,
+                size,
+                self.page_size,
+            );
+        }
+        let phnum = u16::try_from(meta.vmas.len() + 1)
+            .map_err(|_| io::Error::other("too many memory areas for one ELF file (over 65535)"))?;
+        self.file.write_all_at(&notes, notes_offset)?;
+        self.file.write_all_at(&phdrs, phoff)?;
+        self.file
+            .write_all_at(&elf_header(self.machine, phoff, phnum), 0)?;
+        Ok(self.file)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_phdr(
+    out: &mut Vec<u8>,
+    p_type: u32,
+    flags: u32,
+    offset: u64,
+    vaddr: u64,
+    filesz: u64,
+    memsz: u64,
+    align: u64,
+) {
+    out.extend_from_slice(&p_type.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&vaddr.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // p_paddr
+    out.extend_from_slice(&filesz.to_le_bytes());
+    out.extend_from_slice(&memsz.to_le_bytes());
+    out.extend_from_slice(&align.to_le_bytes());
+}
+
+/// The ELF header of an image.
+pub fn elf_header(machine: u16, phoff: u64, phnum: u16) -> [u8; EHDR_SIZE] {
+    let mut h = [0u8; EHDR_SIZE];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2; // ELFCLASS64
+    h[5] = 1; // little endian
+    h[6] = 1; // EV_CURRENT
+    h[IDENT_MARKER_OFFSET..IDENT_MARKER_OFFSET + IDENT_MARKER.len()].copy_from_slice(&IDENT_MARKER);
+    h[16..18].copy_from_slice(&ET_CORE.to_le_bytes());
+    h[18..20].copy_from_slice(&machine.to_le_bytes());
+    h[20..24].copy_from_slice(&1u32.to_le_bytes()); // e_version
+    h[32..40].copy_from_slice(&phoff.to_le_bytes());
+    h[52..54].copy_from_slice(&(EHDR_SIZE as u16).to_le_bytes());
+    h[54..56].copy_from_slice(&(PHDR_SIZE as u16).to_le_bytes());
+    h[56..58].copy_from_slice(&phnum.to_le_bytes());
+    h[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    h
+}
+
+/// The NT_FILE descriptor for the file-backed VMAs.
+fn file_note(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
+    let files: Vec<&VmaRecord> = meta
+        .vmas
+        .iter()
+        .filter(|v| v.kind == vma_kind::FILE && v.flags & vma_flags::FILE_UNAVAILABLE == 0)
+        .collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(&(files.len() as u64).to_le_bytes());
+    out.extend_from_slice(&page_size.to_le_bytes());
+    for v in &files {
+        out.extend_from_slice(&v.start.to_le_bytes());
+        out.extend_from_slice(&v.end.to_le_bytes());
+        out.extend_from_slice(&(v.file_pgoff / page_size).to_le_bytes());
+    }
+    for v in &files {
+        let start = v.name.offset as usize;
+        out.extend_from_slice(&meta.strings.as_bytes()[start..start + v.name.len as usize]);
+        out.push(0);
+    }
+    out
+}
+
+fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
+    let mut n = NoteBuf::default();
+    n.push_record(NOTE_OWNER, NT_KCKPT_HEADER, &meta.header);
+    n.push_record(NOTE_OWNER, NT_KCKPT_MM, &meta.mm);
+    n.push_record(NOTE_OWNER, NT_KCKPT_SIGNALS, &meta.signals);
+    n.push(NOTE_OWNER, NT_KCKPT_STRINGS, meta.strings.as_bytes());
+    let mut vmas = Vec::with_capacity(meta.vmas.len() * core::mem::size_of::<VmaRecord>());
+    meta.vmas
+        .iter()
+        .for_each(|v| vmas.extend_from_slice(record_bytes(v)));
+    n.push(NOTE_OWNER, NT_KCKPT_VMAS, &vmas);
+    let mut runs = Vec::with_capacity(meta.runs.len() * core::mem::size_of::<RunRecord>());
+    meta.runs
+        .iter()
+        .for_each(|r| runs.extend_from_slice(record_bytes(r)));
+    n.push(NOTE_OWNER, NT_KCKPT_RUNS, &runs);
+    n.push(CORE_OWNER, nt::PRPSINFO, &meta.prpsinfo);
+    n.push(CORE_OWNER, nt::AUXV, &meta.auxv);
+    n.push(CORE_OWNER, nt::FILE, &file_note(meta, page_size));
+    for t in &meta.threads {
+        n.push(CORE_OWNER, nt::PRSTATUS, &t.prstatus);
+        for (owner, kind, desc) in &t.regsets {
+            n.push(owner, *kind, desc);
+        }
+        n.push_record(NOTE_OWNER, NT_KCKPT_THREAD, &t.record);
+    }
+    n.bytes
+}
