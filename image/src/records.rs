@@ -206,7 +206,8 @@ pub mod vma_flags {
     pub const SHARED: u32 = 1 << 0;
     /// `VM_GROWSDOWN` (`gd` in VmFlags).
     pub const GROWSDOWN: u32 = 1 << 1;
-    /// `VM_DONTDUMP` (`dd`): contents were not stored; restored as zero.
+    /// `VM_DONTDUMP` (`dd`): `madvise(MADV_DONTDUMP)`. Contents are stored
+    /// like any other area: a checkpoint needs them even if a core dump does not.
     pub const DONTDUMP: u32 = 1 << 2;
     /// `VM_HUGEPAGE` (`hg`): `madvise(MADV_HUGEPAGE)`.
     pub const HUGEPAGE: u32 = 1 << 3;
