@@ -1,0 +1,639 @@
+//! Helpers shared by the end-to-end tests: where the binaries and test
+//! programs are, scratch directories, processes with line-by-line output and
+//! timeouts, and the `kckpt` commands (dump, restore, binfmt restore).
+//!
+//! Every wait has a timeout and every spawned process is killed and reaped
+//! when its guard is dropped, so a failing test never hangs or leaks.
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Time allowed for a `kckpt dump` of a small process.
+pub const DUMP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time allowed for the next output line of a running test program.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time allowed for a short command (`kckpt info`, `readelf`, a refusal).
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Paths of the compiled test programs (see `tests/build.rs`).
+pub mod prog {
+    /// `counter.c` built as PIE.
+    pub const COUNTER_PIE: &str = env!("KCKPT_PROG_COUNTER_PIE");
+    /// `counter.c` built without PIE.
+    pub const COUNTER_NOPIE: &str = env!("KCKPT_PROG_COUNTER_NOPIE");
+    /// `counter.c` linked statically.
+    pub const COUNTER_STATIC: &str = env!("KCKPT_PROG_COUNTER_STATIC");
+    /// `memfill.c`.
+    pub const MEMFILL: &str = env!("KCKPT_PROG_MEMFILL");
+    /// `threads.c`.
+    pub const THREADS: &str = env!("KCKPT_PROG_THREADS");
+    /// `sigusr1.c`.
+    pub const SIGUSR1: &str = env!("KCKPT_PROG_SIGUSR1");
+    /// `pipe_read.c`.
+    pub const PIPE_READ: &str = env!("KCKPT_PROG_PIPE_READ");
+    /// `sleeper.c`.
+    pub const SLEEPER: &str = env!("KCKPT_PROG_SLEEPER");
+    /// `ymm.c`.
+    pub const YMM: &str = env!("KCKPT_PROG_YMM");
+    /// `zmm.c`.
+    pub const ZMM: &str = env!("KCKPT_PROG_ZMM");
+    /// `malloc_brk.c`.
+    pub const MALLOC_BRK: &str = env!("KCKPT_PROG_MALLOC_BRK");
+}
+
+/// The Debian python3 (not a pyenv shim that may sit first in PATH).
+pub const PYTHON3: &str = "/usr/bin/python3";
+/// The python loop of the test plan: prints 1, 2, 3... every 100 ms.
+pub const PYTHON_LOOP: &str =
+    "import time\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
+
+/// The directory of the test binary's profile (`target/<profile>`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary is not in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn built_tool(name: &str) -> PathBuf {
+    let dir = profile_dir();
+    let path = dir.join(name);
+    if !path.is_file() {
+        let profile = dir.file_name().and_then(|s| s.to_str()).unwrap_or("");
+        let flag = if profile == "release" {
+            " --release"
+        } else {
+            ""
+        };
+        panic!(
+            "{} does not exist: run `cargo build{flag}` first (the end-to-end tests run the \
+             kckpt binaries of the same profile as the tests)",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The `kckpt` CLI next to the test binary.
+pub fn kckpt() -> PathBuf {
+    built_tool("kckpt")
+}
+
+/// The `kckpt-stub` restore program next to the test binary.
+pub fn stub() -> PathBuf {
+    built_tool("kckpt-stub")
+}
+
+/// Fail loudly when an external tool the test needs is missing.
+pub fn require_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{name}` is not installed; bash scripts/test.sh installs every tool the tests need");
+}
+
+/// A scratch directory removed on drop (kept, and named, when the test fails).
+pub struct TestDir {
+    path: PathBuf,
+}
+
+impl TestDir {
+    /// A new empty directory for the test `name`.
+    pub fn new(name: &str) -> TestDir {
+        static SEQ: AtomicUsize = AtomicUsize::new(0);
+        let root = std::env::temp_dir().join("kckpt-tests");
+        fs::create_dir_all(&root).expect("create /tmp/kckpt-tests");
+        let path = root.join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).expect("create test directory");
+        TestDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("test files kept in {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Read a pipe to its end on a thread; the result arrives on the receiver.
+fn collect<R: Read + Send + 'static>(mut r: R) -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
+}
+
+/// Wait for `child` up to `timeout`; `None` if it is still running.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("waitpid") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run a command to completion with captured output; kill it and fail the
+/// test if it takes longer than `timeout`.
+pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+    let desc = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
+    let out = collect(child.stdout.take().expect("stdout"));
+    let err = collect(child.stderr.take().expect("stderr"));
+    let status = match wait_timeout(&mut child, timeout) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+            panic!(
+                "{desc} did not finish within {timeout:?}; stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+    };
+    // A grandchild holding the pipes open must not hang the test either.
+    let stdout = out
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_default();
+    let stderr = err
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_default();
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Stdout and stderr of an output, for failure messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running process whose stdout is read line by line. Killed and reaped on
+/// drop.
+pub struct Proc {
+    what: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    target: i32,
+    eof: bool,
+}
+
+impl Proc {
+    /// Spawn `cmd` with piped stdin, stdout and stderr.
+    pub fn spawn(what: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut err = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let target = child.id() as i32;
+        Proc {
+            what: what.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            target,
+            eof: false,
+        }
+    }
+
+    /// Start a test program (a path) or a system program with arguments.
+    pub fn start(program: &str, args: &[&str]) -> Proc {
+        let name = Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.to_owned());
+        Proc::spawn(&name, Command::new(program).args(args))
+    }
+
+    /// Pid of the process the test is about (the spawned one, unless
+    /// [`Proc::wait_restored`] found a child).
+    pub fn pid(&self) -> i32 {
+        self.target
+    }
+
+    /// For a restore run: wait until the restored process shows `cmdline`
+    /// and make it [`Proc::pid`]. That is the spawned process itself when
+    /// `kckpt restore` (or the binfmt path) executes the stub, otherwise a
+    /// child of it.
+    pub fn wait_restored(&mut self, cmdline: &[u8]) {
+        let me = self.child.id() as i32;
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            if read_proc(me, "cmdline").as_deref() == Some(cmdline) {
+                self.target = me;
+                return;
+            }
+            let children = fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|s| s.parse::<i32>().ok())
+                .filter(|&c| read_proc(c, "cmdline").as_deref() == Some(cmdline))
+                .collect::<Vec<_>>();
+            if let [c] = children[..] {
+                self.target = c;
+                return;
+            }
+            if let Some(status) = self.exited() {
+                self.fail(&format!("exited with {status} before it was restored"));
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "no restored process with cmdline {:?} (pid {me} has {:?})",
+                    String::from_utf8_lossy(cmdline),
+                    read_proc(me, "cmdline").map(|b| String::from_utf8_lossy(&b).into_owned())
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The next line, `None` on timeout or end of output.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        if self.eof {
+            return None;
+        }
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.eof = true;
+                None
+            }
+        }
+    }
+
+    /// The next line; fails the test on timeout or end of output.
+    pub fn line(&mut self, timeout: Duration) -> String {
+        match self.next_line(timeout) {
+            Some(l) => l,
+            None => self.fail(&format!("no output line within {timeout:?}")),
+        }
+    }
+
+    /// Skip lines until one satisfies `pred` and return it.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(left) {
+                Some(l) if pred(&l) => return l,
+                Some(_) => {}
+                None => self.fail(&format!("no line {what} within {timeout:?}")),
+            }
+        }
+    }
+
+    /// Read every remaining line until the output ends (the process died).
+    pub fn drain(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.fail(&format!("output did not end within {timeout:?}"));
+            }
+            if let Some(l) = self.next_line(left) {
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    /// The last line read so far.
+    pub fn last_seen(&self) -> Option<&str> {
+        self.seen.last().map(String::as_str)
+    }
+
+    /// Write to the process's standard input.
+    pub fn write_stdin(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(text.as_bytes()).expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Wait for the spawned process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match wait_timeout(&mut self.child, timeout) {
+            Some(s) => s,
+            None => self.fail(&format!("did not exit within {timeout:?}")),
+        }
+    }
+
+    /// Has the spawned process exited (and been reaped)?
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("waitpid")
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Fail the test with the process's recent output.
+    pub fn fail(&self, msg: &str) -> ! {
+        let start = self.seen.len().saturating_sub(15);
+        panic!(
+            "{} (pid {}): {msg}\nlast output lines:\n{}\nstderr:\n{}",
+            self.what,
+            self.target,
+            self.seen[start..].join("\n"),
+            self.stderr()
+        );
+    }
+
+    /// Kill (SIGKILL) and reap.
+    pub fn kill(&mut self) {
+        if self.target != self.child.id() as i32 {
+            let _ = kill(Pid::from_raw(self.target), Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = wait_timeout(&mut self.child, Duration::from_secs(10));
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Contents of `/proc/PID/NAME`, `None` if unreadable.
+pub fn read_proc(pid: i32, name: &str) -> Option<Vec<u8>> {
+    fs::read(format!("/proc/{pid}/{name}")).ok()
+}
+
+/// `/proc/PID/maps` as lines.
+pub fn maps(pid: i32) -> Vec<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/maps: {e}"));
+    text.lines().map(str::to_owned).collect()
+}
+
+/// The state letter of `/proc/PID/stat` (R, S, T, t, Z...).
+pub fn state(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// `kckpt dump -p PID -o PATH [--leave-running]`, required to succeed.
+pub fn dump(pid: i32, path: &Path, leave_running: bool) -> Output {
+    let out = dump_raw(pid, path, leave_running);
+    assert!(
+        out.status.success(),
+        "kckpt dump -p {pid} -o {} failed:\n{}",
+        path.display(),
+        show(&out)
+    );
+    assert!(path.is_file(), "kckpt dump succeeded but wrote no image");
+    out
+}
+
+/// `kckpt dump`, whatever its outcome.
+pub fn dump_raw(pid: i32, path: &Path, leave_running: bool) -> Output {
+    let mut cmd = Command::new(kckpt());
+    cmd.args(["dump", "-p", &pid.to_string(), "-o"]).arg(path);
+    if leave_running {
+        cmd.arg("--leave-running");
+    }
+    run(&mut cmd, DUMP_TIMEOUT)
+}
+
+/// Dump `p` with the default (kill after a complete image): checks the
+/// target died, and returns the lines it printed before dying.
+pub fn dump_and_kill(p: &mut Proc, path: &Path) -> Vec<String> {
+    dump(p.pid(), path, false);
+    let rest = p.drain(Duration::from_secs(10));
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.signal().is_some() || !status.success(),
+        "the dump target should have been killed, it exited with {status}"
+    );
+    rest
+}
+
+/// `kckpt restore PATH`, with the restored process's output read line by line.
+pub fn restore(path: &Path) -> Proc {
+    Proc::spawn(
+        "kckpt restore",
+        Command::new(kckpt()).arg("restore").arg(path),
+    )
+}
+
+/// Execute the image itself (`./NAME` in its directory) through binfmt_misc,
+/// in a new user and mount namespace with its own binfmt_misc instance where
+/// `kckpt binfmt register --stub <stub>` installed the handler.
+pub fn restore_binfmt(path: &Path) -> Proc {
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).expect("chmod image");
+    let dir = path.parent().expect("image directory");
+    let name = path.file_name().expect("image name");
+    let script = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+                  && \"$KCKPT\" binfmt register --stub \"$KCKPT_STUB\" >&2 \
+                  && exec \"./$KCKPT_IMAGE\"";
+    Proc::spawn(
+        "binfmt restore",
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+            .current_dir(dir)
+            .env("KCKPT", kckpt())
+            .env("KCKPT_STUB", stub())
+            .env("KCKPT_IMAGE", name),
+    )
+}
+
+/// `(count, acc)` of a counter line `count N acc X`.
+pub fn parse_counter(line: &str) -> (u64, String) {
+    let mut f = line.split_whitespace();
+    match (f.next(), f.next(), f.next(), f.next(), f.next()) {
+        (Some("count"), Some(n), Some("acc"), Some(acc), None) => {
+            (n.parse().expect("count number"), acc.to_owned())
+        }
+        _ => panic!("not a counter line: {line:?}"),
+    }
+}
+
+/// The acc value counter prints with count `n` (n * 0.5, one decimal).
+pub fn counter_acc(n: u64) -> String {
+    format!("{}.{}", n / 2, if n % 2 == 1 { 5 } else { 0 })
+}
+
+/// The last counter line in `lines`, falling back to the process's history.
+pub fn last_count(p: &Proc, drained: &[String]) -> u64 {
+    let line = drained
+        .last()
+        .map(String::as_str)
+        .or(p.last_seen())
+        .expect("counter printed nothing");
+    parse_counter(line).0
+}
+
+/// Check that a restored counter carries on at `last + 1` with matching acc,
+/// for `lines` lines.
+pub fn expect_counter_from(p: &mut Proc, last: u64, lines: u64) {
+    for i in 1..=lines {
+        let line = p.line(LINE_TIMEOUT);
+        let (n, acc) = parse_counter(&line);
+        if n != last + i || acc != counter_acc(n) {
+            p.fail(&format!(
+                "expected `count {} acc {}`, got {line:?}",
+                last + i,
+                counter_acc(last + i)
+            ));
+        }
+    }
+}
+
+/// Start a counter, let it count to `upto`, dump (killing it) and return the
+/// last count it printed.
+pub fn counter_dumped(program: &str, image: &Path, upto: u64) -> u64 {
+    let mut p = Proc::start(program, &[]);
+    p.wait_for(&format!("count {upto}"), LINE_TIMEOUT, |l| {
+        parse_counter(l).0 >= upto
+    });
+    let rest = dump_and_kill(&mut p, image);
+    last_count(&p, &rest)
+}
+
+/// Assert a clean refusal: non-zero exit (exactly `code` if given, never a
+/// signal), exactly one stderr line starting with `kckpt: `, no panic, and
+/// the line mentions one of `keywords` (case-insensitive).
+pub fn assert_refused(what: &str, out: &Output, code: Option<i32>, keywords: &[&str]) {
+    let ctx = || format!("{what}:\n{}", show(out));
+    let Some(got) = out.status.code() else {
+        panic!("killed by a signal instead of refusing: {}", ctx());
+    };
+    assert_ne!(got, 0, "exit status 0, expected a refusal: {}", ctx());
+    if let Some(code) = code {
+        assert_eq!(got, code, "wrong exit status: {}", ctx());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "a panic: {}", ctx());
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one stderr line: {}", ctx());
+    assert!(
+        lines[0].starts_with("kckpt: "),
+        "stderr line must start with `kckpt: `: {}",
+        ctx()
+    );
+    let lower = lines[0].to_lowercase();
+    assert!(
+        keywords.iter().any(|k| lower.contains(&k.to_lowercase())),
+        "the message should mention one of {keywords:?}: {}",
+        ctx()
+    );
+}
+
+/// The byte range of the descriptor of the first note `kind` from `owner`
+/// in an image (parsed with kckpt-image's reader).
+pub fn note_desc_range(image: &[u8], owner: &[u8], kind: u32) -> std::ops::Range<usize> {
+    use kckpt_image::read::{note_segment, parse_elf_header, Notes, EM_X86_64};
+    let len = image.len() as u64;
+    let elf = parse_elf_header(image, len, EM_X86_64).expect("valid ELF header");
+    let phoff = elf.phoff as usize;
+    let table = &image[phoff..phoff + elf.phdrs_size()];
+    let (off, size) = note_segment(table, len).expect("note segment");
+    let segment = &image[off as usize..(off + size) as usize];
+    for note in Notes::new(segment) {
+        let note = note.expect("valid note");
+        if note.is(owner, kind) {
+            let start = note.desc.as_ptr() as usize - image.as_ptr() as usize;
+            return start..start + note.desc.len();
+        }
+    }
+    panic!("no note {kind:#x} from {}", String::from_utf8_lossy(owner));
+}

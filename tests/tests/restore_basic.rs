@@ -1,0 +1,167 @@
+//! Dump a running program, restore it with `kckpt restore`, and check it
+//! carries on exactly where it was: counters (PIE, non-PIE, static), memory
+//! contents, an interpreter (python3), a sleeping coreutils `sleep`; the same
+//! image restored twice; a restored process checkpointed again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn counter_resumes(program: &str, name: &str) {
+    let dir = TestDir::new(name);
+    let image = dir.join("counter.kckpt");
+    let last = counter_dumped(program, &image, 5);
+    let mut r = restore(&image);
+    expect_counter_from(&mut r, last, 5);
+}
+
+#[test]
+fn counter_pie_resumes_at_next_count() {
+    counter_resumes(prog::COUNTER_PIE, "counter-pie");
+}
+
+#[test]
+fn counter_nopie_resumes_at_next_count() {
+    counter_resumes(prog::COUNTER_NOPIE, "counter-nopie");
+}
+
+#[test]
+fn counter_static_resumes_at_next_count() {
+    counter_resumes(prog::COUNTER_STATIC, "counter-static");
+}
+
+fn memfill_sum(line: &str) -> Option<&str> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    match f[..] {
+        ["ready", "sum", sum] => Some(sum),
+        ["round", _, "sum", sum, "ok"] => Some(sum),
+        _ => None,
+    }
+}
+
+fn round_of(line: &str) -> u64 {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    match f[..] {
+        ["round", n, "sum", _, _] => n.parse().expect("round number"),
+        _ => panic!("not a round line: {line:?}"),
+    }
+}
+
+#[test]
+fn memfill_64_keeps_its_checksum() {
+    let dir = TestDir::new("memfill");
+    let image = dir.join("memfill.kckpt");
+    let mut p = Proc::start(prog::MEMFILL, &["64"]);
+    let ready = p.wait_for("ready", Duration::from_secs(60), |l| l.starts_with("ready"));
+    let sum = memfill_sum(&ready).expect("sum").to_owned();
+    p.wait_for("round 2 ok", LINE_TIMEOUT, |l| l.starts_with("round 2 "));
+    let rest = dump_and_kill(&mut p, &image);
+    let last = rest
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("round"))
+        .or(p.last_seen().map(ToOwned::to_owned).as_ref())
+        .map(|l| round_of(l))
+        .expect("a round line");
+
+    let mut r = restore(&image);
+    for i in 1..=3 {
+        let line = r.line(LINE_TIMEOUT);
+        if memfill_sum(&line) != Some(sum.as_str()) || round_of(&line) != last + i {
+            r.fail(&format!(
+                "expected `round {} sum {sum} ok`, got {line:?}",
+                last + i
+            ));
+        }
+    }
+}
+
+#[test]
+fn python_loop_keeps_counting() {
+    let dir = TestDir::new("python");
+    let image = dir.join("python.kckpt");
+    let mut p = Proc::start(PYTHON3, &["-u", "-c", PYTHON_LOOP]);
+    p.wait_for("5", LINE_TIMEOUT, |l| l == "5");
+    let rest = dump_and_kill(&mut p, &image);
+    let last: u64 = rest
+        .last()
+        .map(String::as_str)
+        .or(p.last_seen())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut r = restore(&image);
+    for i in 1..=5 {
+        let line = r.line(LINE_TIMEOUT);
+        if line != (last + i).to_string() {
+            r.fail(&format!("expected {}, got {line:?}", last + i));
+        }
+    }
+}
+
+#[test]
+fn sleep_1000_still_asleep_after_restore() {
+    let dir = TestDir::new("sleep");
+    let image = dir.join("sleep.kckpt");
+    let mut p = Proc::start("sleep", &["1000"]);
+    let cmdline = wait_cmdline(p.pid(), b"sleep\x001000\x00");
+    dump_and_kill(&mut p, &image);
+
+    let mut r = restore(&image);
+    r.wait_restored(&cmdline);
+    for _ in 0..30 {
+        if let Some(status) = r.exited() {
+            r.fail(&format!("exited with {status} instead of sleeping"));
+        }
+        match state(r.pid()) {
+            Some('S') => {}
+            other => r.fail(&format!("state {other:?}, expected S (sleeping)")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wait until /proc/PID/cmdline is `expected` (the program has exec'ed).
+fn wait_cmdline(pid: i32, expected: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    loop {
+        let got = read_proc(pid, "cmdline").unwrap_or_default();
+        if got == expected {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} cmdline {got:?} never became {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn same_image_restored_twice() {
+    let dir = TestDir::new("twice");
+    let image = dir.join("counter.kckpt");
+    let last = counter_dumped(prog::COUNTER_PIE, &image, 3);
+    for _ in 0..2 {
+        let mut r = restore(&image);
+        expect_counter_from(&mut r, last, 3);
+        r.kill();
+    }
+}
+
+#[test]
+fn restored_process_dumped_and_restored_again() {
+    let dir = TestDir::new("again");
+    let first = dir.join("first.kckpt");
+    let second = dir.join("second.kckpt");
+    let last = counter_dumped(prog::COUNTER_PIE, &first, 3);
+    let mut r = restore(&first);
+    expect_counter_from(&mut r, last, 3);
+    r.wait_restored(format!("{}\0", prog::COUNTER_PIE).as_bytes());
+    let rest = dump_and_kill(&mut r, &second);
+    let last = last_count(&r, &rest);
+    let mut r2 = restore(&second);
+    expect_counter_from(&mut r2, last, 5);
+}
