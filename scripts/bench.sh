@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): checkpoint and restore memfill at several sizes and
+# compare with gdb's gcore on the same process.
+#
+#   bash scripts/bench.sh            # all cases
+#   KCKPT_BENCH_DIR=/big/disk bash scripts/bench.sh
+#
+# Per case: start memfill, wait for "ready"; time `kckpt dump --leave-running`
+# (MiB/s = MiB of memory stored in the image / time), image size apparent and
+# on disk; time `gcore` on the same process and its core size; kill it;
+# `kckpt restore` and time until the process is running again (its cmdline is
+# memfill's once more) and until its first "round ... ok" checksum line (all
+# memory read back and verified). Cases whose images do not fit on the disk
+# or whose memory does not fit in RAM are skipped, and the table says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+ensure_tools cc gdb gcore
+ensure_rust
+cargo build --release
+kckpt=$PWD/target/release/kckpt
+
+dir=${KCKPT_BENCH_DIR:-$PWD/target/bench}
+mkdir -p "$dir"
+memfill=$dir/memfill
+cc -O2 -o "$memfill" tests/programs/memfill.c
+
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -f "$dir"/*.kckpt "$dir"/core.* "$dir"/*.log
+}
+trap cleanup EXIT
+
+now_ns() { date +%s%N; }
+secs() { awk -v ns="$1" 'BEGIN { printf "%.3f", ns / 1e9 }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+apparent() { du --apparent-size -B1 "$1" | cut -f1; }
+ondisk() { du -B1 "$1" | cut -f1; }
+avail_bytes() { df -B1 --output=avail "$dir" | tail -n 1 | tr -d ' '; }
+mem_avail_bytes() { awk '/^MemAvailable:/ { print $2 * 1024 }' /proc/meminfo; }
+
+# Wait until FILE has a line matching REGEX (up to SECS seconds).
+wait_line() {
+    local file=$1 re=$2 secs=$3 i=0
+    until grep -qE "$re" "$file" 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -gt $((secs * 100)) ]; then return 1; fi
+        sleep 0.01
+    done
+}
+
+# Prefix each line of stdin with a nanosecond timestamp.
+stamp() { while IFS= read -r line; do printf '%s %s\n' "$(now_ns)" "$line"; done; }
+
+rows=()
+bench() {
+    local label=$1 size=$2 pct=$3
+    local need=$(( size * 1048576 * 2 + (1 << 30) ))
+    if [ "$(avail_bytes)" -lt "$need" ]; then
+        rows+=("$(printf '%-14s skipped: needs %s GiB free in %s, has %s GiB' "$label" \
+            $((need >> 30)) "$dir" $(( $(avail_bytes) >> 30 )))")
+        return
+    fi
+    if [ "$(mem_avail_bytes)" -lt $(( size * 1048576 * 3 / 2 )) ]; then
+        rows+=("$(printf '%-14s skipped: not enough free RAM' "$label")")
+        return
+    fi
+    echo "== $label: memfill $size $pct" >&2
+    "$memfill" "$size" "$pct" > "$dir/orig.log" &
+    local pid=$!
+    pids+=("$pid")
+    wait_line "$dir/orig.log" '^ready' 600 || { echo "memfill did not get ready" >&2; exit 1; }
+
+    local t0 t1 dump_ns img="$dir/$label.kckpt"
+    t0=$(now_ns)
+    "$kckpt" dump -p "$pid" -o "$img" --leave-running >/dev/null
+    t1=$(now_ns)
+    dump_ns=$((t1 - t0))
+    local img_app img_disk
+    img_app=$(apparent "$img")
+    img_disk=$(ondisk "$img")
+    local rate
+    rate=$(awk -v b="$img_disk" -v ns="$dump_ns" 'BEGIN { printf "%.0f", (b / 1048576) / (ns / 1e9) }')
+
+    local gcore_ns core="$dir/core.$pid"
+    t0=$(now_ns)
+    gcore -o "$dir/core" "$pid" >/dev/null 2>&1
+    t1=$(now_ns)
+    gcore_ns=$((t1 - t0))
+    local core_app core_disk
+    core_app=$(apparent "$core")
+    core_disk=$(ondisk "$core")
+    rm -f "$core"
+
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null || true
+
+    local run_ns ok_ns arg0=
+    t0=$(now_ns)
+    "$kckpt" restore "$img" > >(stamp > "$dir/restored.log") &
+    local rpid=$!
+    pids+=("$rpid")
+    # Running again: /proc/PID/cmdline is memfill's, not the restore tool's.
+    local i=0
+    until [ "$arg0" = "$memfill" ]; do
+        IFS= read -r -d '' arg0 < "/proc/$rpid/cmdline" || true
+        i=$((i + 1))
+        if [ $i -gt 60000 ]; then echo "restore never ran" >&2; exit 1; fi
+        [ "$arg0" = "$memfill" ] || sleep 0.005
+    done
+    run_ns=$(( $(now_ns) - t0 ))
+    wait_line "$dir/restored.log" ' round [0-9]+ sum [0-9a-f]+ ok$' 600 \
+        || { echo "restored memfill printed no ok line" >&2; cat "$dir/restored.log" >&2; exit 1; }
+    ok_ns=$(( $(grep -m1 -E ' round [0-9]+ sum [0-9a-f]+ ok$' "$dir/restored.log" | cut -d' ' -f1) - t0 ))
+    kill -9 "$rpid" 2>/dev/null || true
+    wait "$rpid" 2>/dev/null || true
+    rm -f "$img"
+
+    rows+=("$(printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %9s %9s' \
+        "$label" "$size" "$pct%" "$(secs $dump_ns)" "$rate" "$(mib "$img_app")" "$(mib "$img_disk")" \
+        "$(secs $gcore_ns)" "$(mib "$core_app")" "$(mib "$core_disk")" \
+        "$(secs $run_ns)" "$(secs $ok_ns)")")
+}
+
+bench 64M 64 100
+bench 1G 1024 100
+bench 4G 4096 100
+bench 4G-10% 4096 10
+
+echo
+printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %9s %9s\n' \
+    case "mem MiB" touched "dump s" "MiB/s" "img MiB" "disk MiB" "gcore s" "core MiB" "disk MiB" \
+    "run s" "ok s"
+printf '%s\n' "${rows[@]}"
+echo
+echo "dump: kckpt dump --leave-running; MiB/s: on-disk image MiB / dump time;"
+echo "img/core MiB: apparent size (du --apparent-size), disk MiB: allocated (du);"
+echo "run s: kckpt restore until the process runs again; ok s: until its first checksum line."

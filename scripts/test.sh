@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The full check CI runs (.ci/run calls this): installs what is missing on a
+# fresh Debian machine (as root), then formatting, clippy, the release build,
+# the aarch64 build of the no_std crates, and every test.
+#
+#   bash scripts/test.sh
+#
+# Exits non-zero if any step fails; steps after a failed fmt/clippy/aarch64
+# step still run so one run shows every problem.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
+
+failed=()
+step() {
+    local name=$1
+    shift
+    echo
+    echo "==== $name: $*"
+    if "$@"; then
+        echo "==== $name: ok"
+    else
+        echo "==== $name: FAILED"
+        failed+=("$name")
+        return 1
+    fi
+}
+summary() {
+    echo
+    if [ ${#failed[@]} -eq 0 ]; then
+        echo "==== all steps passed"
+        exit 0
+    fi
+    echo "==== failed steps: ${failed[*]}"
+    exit 1
+}
+
+# --- setup ---
+ensure_tools gdb gcore readelf strip unshare setpriv python3 cc || exit 1
+ensure_rust || exit 1
+if command -v rustup >/dev/null; then
+    rustup target list --installed | grep -qx aarch64-unknown-linux-musl \
+        || rustup target add aarch64-unknown-linux-musl || exit 1
+    for c in rustfmt clippy; do
+        rustup component list --installed | grep -q "^$c" || rustup component add "$c" || exit 1
+    done
+fi
+
+# --- checks ---
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --workspace --all-targets -- -D warnings
+step build cargo build --release || summary
+step aarch64 cargo build --release --target aarch64-unknown-linux-musl \
+    -p kckpt-image -p kckpt-arch -p kckpt-stub
+step test cargo test --release --workspace --no-fail-fast
+summary
