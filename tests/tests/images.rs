@@ -15,7 +15,8 @@ use common::*;
 fn image() -> &'static (PathBuf, i32) {
     static IMAGE: OnceLock<(PathBuf, i32)> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        // Leaked on purpose: the image lives as long as the test binary.
+        // Leaked on purpose: the image lives as long as the test binary; the
+        // next test run removes the directory.
         let dir = Box::leak(Box::new(TestDir::new("images")));
         let path = dir.join("counter.kckpt");
         let mut p = Proc::start(prog::COUNTER_PIE, &[]);

@@ -16,12 +16,7 @@ fn vector_registers_survive(program: &str, name: &str) {
     let ok = format!("{name} ok ");
     let parse = |l: &str| -> Option<u64> { l.strip_prefix(&ok)?.parse().ok() };
     p.wait_for("3 checks", LINE_TIMEOUT, |l| parse(l) >= Some(3));
-    let rest = dump_and_kill(&mut p, &image);
-    let last_line = rest
-        .last()
-        .cloned()
-        .or(p.last_seen().map(ToOwned::to_owned))
-        .unwrap();
+    let last_line = dump_and_kill(&mut p, &image);
     let last = parse(&last_line).unwrap_or_else(|| p.fail("bad output before the dump"));
 
     let mut r = restore(&image);

@@ -57,14 +57,7 @@ fn memfill_64_keeps_its_checksum() {
     let ready = p.wait_for("ready", Duration::from_secs(60), |l| l.starts_with("ready"));
     let sum = memfill_sum(&ready).expect("sum").to_owned();
     p.wait_for("round 2 ok", LINE_TIMEOUT, |l| l.starts_with("round 2 "));
-    let rest = dump_and_kill(&mut p, &image);
-    let last = rest
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("round"))
-        .or(p.last_seen().map(ToOwned::to_owned).as_ref())
-        .map(|l| round_of(l))
-        .expect("a round line");
+    let last = round_of(&dump_and_kill(&mut p, &image));
 
     let mut r = restore(&image);
     for i in 1..=3 {
@@ -84,14 +77,7 @@ fn python_loop_keeps_counting() {
     let image = dir.join("python.kckpt");
     let mut p = Proc::start(PYTHON3, &["-u", "-c", PYTHON_LOOP]);
     p.wait_for("5", LINE_TIMEOUT, |l| l == "5");
-    let rest = dump_and_kill(&mut p, &image);
-    let last: u64 = rest
-        .last()
-        .map(String::as_str)
-        .or(p.last_seen())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let last: u64 = dump_and_kill(&mut p, &image).parse().unwrap();
     let mut r = restore(&image);
     for i in 1..=5 {
         let line = r.line(LINE_TIMEOUT);
@@ -107,7 +93,7 @@ fn sleep_1000_still_asleep_after_restore() {
     let image = dir.join("sleep.kckpt");
     let mut p = Proc::start("sleep", &["1000"]);
     let cmdline = wait_cmdline(p.pid(), b"sleep\x001000\x00");
-    dump_and_kill(&mut p, &image);
+    dump_kills(&mut p, &image);
 
     let mut r = restore(&image);
     r.wait_restored(&cmdline);
@@ -160,8 +146,7 @@ fn restored_process_dumped_and_restored_again() {
     let mut r = restore(&first);
     expect_counter_from(&mut r, last, 3);
     r.wait_restored(format!("{}\0", prog::COUNTER_PIE).as_bytes());
-    let rest = dump_and_kill(&mut r, &second);
-    let last = last_count(&r, &rest);
+    let last = parse_counter(&dump_and_kill(&mut r, &second)).0;
     let mut r2 = restore(&second);
     expect_counter_from(&mut r2, last, 5);
 }

@@ -112,7 +112,9 @@ pub fn require_tool(name: &str) -> PathBuf {
     panic!("`{name}` is not installed; bash scripts/test.sh installs every tool the tests need");
 }
 
-/// A scratch directory removed on drop (kept, and named, when the test fails).
+/// A scratch directory under `/tmp/kckpt-tests`, removed on drop. When the
+/// test fails it is kept (and named); a later test run removes it after an
+/// hour.
 pub struct TestDir {
     path: PathBuf,
 }
@@ -121,8 +123,10 @@ impl TestDir {
     /// A new empty directory for the test `name`.
     pub fn new(name: &str) -> TestDir {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
+        static CLEAN: std::sync::Once = std::sync::Once::new();
         let root = std::env::temp_dir().join("kckpt-tests");
         fs::create_dir_all(&root).expect("create /tmp/kckpt-tests");
+        CLEAN.call_once(|| remove_stale(&root));
         let path = root.join(format!(
             "{name}-{}-{}",
             std::process::id(),
@@ -141,6 +145,29 @@ impl TestDir {
     /// A path inside the directory.
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+}
+
+/// Remove directories older than an hour left by test processes that no
+/// longer exist (named `NAME-PID-SEQ`).
+fn remove_stale(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.rsplit('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(3600));
+        if let (Some(pid), true) = (pid, old) {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 
@@ -395,7 +422,7 @@ impl Proc {
         out
     }
 
-    /// The last line read so far.
+    /// The last line read so far (drained lines included).
     pub fn last_seen(&self) -> Option<&str> {
         self.seen.last().map(String::as_str)
     }
@@ -494,17 +521,25 @@ pub fn dump_raw(pid: i32, path: &Path, leave_running: bool) -> Output {
     run(&mut cmd, DUMP_TIMEOUT)
 }
 
-/// Dump `p` with the default (kill after a complete image): checks the
-/// target died, and returns the lines it printed before dying.
-pub fn dump_and_kill(p: &mut Proc, path: &Path) -> Vec<String> {
+/// Dump `p` with the default (kill after a complete image) and check the
+/// target died.
+pub fn dump_kills(p: &mut Proc, path: &Path) {
     dump(p.pid(), path, false);
-    let rest = p.drain(Duration::from_secs(10));
+    p.drain(Duration::from_secs(10));
     let status = p.wait_exit(Duration::from_secs(10));
     assert!(
         status.signal().is_some() || !status.success(),
         "the dump target should have been killed, it exited with {status}"
     );
-    rest
+}
+
+/// [`dump_kills`], then the last line the target printed.
+pub fn dump_and_kill(p: &mut Proc, path: &Path) -> String {
+    dump_kills(p, path);
+    match p.last_seen() {
+        Some(line) => line.to_owned(),
+        None => p.fail("printed nothing before the dump"),
+    }
 }
 
 /// `kckpt restore PATH`, with the restored process's output read line by line.
@@ -552,16 +587,6 @@ pub fn counter_acc(n: u64) -> String {
     format!("{}.{}", n / 2, if n % 2 == 1 { 5 } else { 0 })
 }
 
-/// The last counter line in `lines`, falling back to the process's history.
-pub fn last_count(p: &Proc, drained: &[String]) -> u64 {
-    let line = drained
-        .last()
-        .map(String::as_str)
-        .or(p.last_seen())
-        .expect("counter printed nothing");
-    parse_counter(line).0
-}
-
 /// Check that a restored counter carries on at `last + 1` with matching acc,
 /// for `lines` lines.
 pub fn expect_counter_from(p: &mut Proc, last: u64, lines: u64) {
@@ -585,8 +610,7 @@ pub fn counter_dumped(program: &str, image: &Path, upto: u64) -> u64 {
     p.wait_for(&format!("count {upto}"), LINE_TIMEOUT, |l| {
         parse_counter(l).0 >= upto
     });
-    let rest = dump_and_kill(&mut p, image);
-    last_count(&p, &rest)
+    parse_counter(&dump_and_kill(&mut p, image)).0
 }
 
 /// Assert a clean refusal: non-zero exit (exactly `code` if given, never a
