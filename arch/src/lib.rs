@@ -9,6 +9,8 @@
 
 pub mod aarch64;
 pub mod core_notes;
+#[cfg(feature = "entry")]
+pub mod mem;
 pub mod x86_64;
 
 #[cfg(target_arch = "aarch64")]

@@ -398,7 +398,7 @@ pub struct RecordTable<'a, T: Record> {
 
 impl<'a, T: Record> RecordTable<'a, T> {
     fn new(bytes: &'a [u8], what: &'static str) -> Result<Self, FormatError> {
-        if bytes.len() % core::mem::size_of::<T>() != 0 {
+        if !bytes.len().is_multiple_of(core::mem::size_of::<T>()) {
             return Err(FormatError::BadRecordSize(what));
         }
         Ok(RecordTable {

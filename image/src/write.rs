@@ -40,7 +40,7 @@ impl NoteBuf {
         self.push(owner, kind, record_bytes(value));
     }
     fn pad4(&mut self) {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
     }

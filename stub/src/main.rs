@@ -1,1 +1,103 @@
-fn main() {}
+//! `kckpt-stub IMAGE`: restore the process saved in a kckpt image, in this
+//! process. binfmt_misc runs it for `./IMAGE`; `kckpt restore` execs it.
+//!
+//! Static, `no_std`, no libc. Order of work: read the start-up stack
+//! ([`startup`]), load and validate the whole image ([`load`], [`layout`],
+//! [`state::thread_state`]) — any refusal is one `kckpt: ...` line and exit
+//! status 126, with nothing changed — then start the unmapping helper
+//! ([`tracer`]), replace the address space ([`memory`]), restore kernel
+//! state ([`state`]) and `rt_sigreturn` into the saved registers.
+#![no_std]
+#![no_main]
+
+mod layout;
+mod load;
+mod memory;
+mod report;
+mod startup;
+mod state;
+mod statics;
+mod sys;
+mod tracer;
+
+use report::Msg;
+use startup::Startup;
+use statics::StaticBuf;
+
+/// The stub's stack: in `.bss`, inside its window, because the initial
+/// stack may sit where the saved process had memory.
+static STACK: StaticBuf<{ 256 << 10 }> = StaticBuf::new();
+static PATH: StaticBuf<4096> = StaticBuf::new();
+
+/// Entry from `_start` (kckpt-arch, feature `entry`) with the initial
+/// stack pointer.
+#[allow(unsafe_code)] // `no_mangle`: `_start` calls it by name.
+#[no_mangle]
+extern "C" fn kckpt_stub_main(sp: usize) -> ! {
+    let Some(stack) = STACK.take() else {
+        sys::exit(report::EXIT_REFUSED)
+    };
+    let top = stack.as_ptr() as usize + stack.len();
+    // SAFETY: `stack` is this program's own unused .bss buffer, taken once;
+    // `stage2` never returns.
+    #[allow(unsafe_code)]
+    unsafe {
+        kckpt_arch::jump::call_on_stack(top, stage2, sp)
+    }
+}
+
+extern "C" fn stage2(sp: usize) -> ! {
+    let mut start = Startup {
+        path: [0; 4096],
+        path_len: 0,
+        mmap_mode: false,
+        page_size: 0,
+        hwcap: 0,
+        hwcap2: 0,
+    };
+    // SAFETY: `sp` is the initial stack pointer `_start` received.
+    #[allow(unsafe_code)]
+    unsafe {
+        startup::parse(sp, &mut start)
+    };
+    if start.path_len == 0 {
+        sys::write_all(2, b"usage: kckpt-stub IMAGE\nRestores the process saved in a kckpt image (see `kckpt --help`).\n");
+        sys::exit(report::EXIT_USAGE);
+    }
+    let Some(path_buf) = PATH.take() else {
+        sys::exit(report::EXIT_REFUSED)
+    };
+    path_buf.copy_from_slice(&start.path);
+    let path: &'static [u8] = &path_buf[..start.path_len + 1];
+
+    // Validate everything first.
+    let img = load::load(path);
+    let specials = layout::current_specials(&img);
+    layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
+    let thread = state::thread_state(&img);
+
+    // Then replace this process with the saved one.
+    let result = (|| {
+        memory::reserve_scratch()?;
+        let traced = tracer::start()?;
+        let _ = sys::set_sigmask(!0);
+        memory::replace_address_space(&img, &specials, start.mmap_mode)?;
+        state::restore(&img, &thread)?;
+        state::resume(&img, &thread, traced)
+    })();
+    match result {
+        Ok(never) => match never {},
+        Err(failure) => failure.exit(&img),
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    Msg::new().s("internal error in the restore stub").fail()
+}
+
+/// The precompiled `core` refers to the unwinding personality routine; the
+/// stub never unwinds (panic = abort), so it is never called.
+#[allow(unsafe_code)] // `no_mangle`: the linker looks for this name.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}

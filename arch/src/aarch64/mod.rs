@@ -1,6 +1,19 @@
-//! aarch64 implementation of the `kckpt-arch` interface (layouts in place;
-//! running on ARM is a later step).
+//! aarch64 implementation of the `kckpt-arch` interface: register and
+//! signal-frame layouts, raw system calls, the entry point and final jump
+//! (running on ARM is a later step).
 
+pub mod cpu;
+pub mod frame;
 pub mod regs;
+pub mod regsets;
 
+#[cfg(target_arch = "aarch64")]
+pub mod jump;
+#[cfg(all(target_arch = "aarch64", feature = "entry"))]
+pub mod start;
+#[cfg(target_arch = "aarch64")]
+pub mod syscall;
+
+pub use frame::*;
 pub use regs::*;
+pub use regsets::*;

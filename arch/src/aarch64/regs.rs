@@ -51,6 +51,25 @@ pub fn rewind_for_live_resume(regs: &UserRegs) -> UserRegs {
     *regs
 }
 
+/// Set up `regs` to run system call `nr` with `args` at the `svc`
+/// instruction at `pc` (for a tracer injecting a call).
+pub fn set_syscall(regs: &mut UserRegs, pc: u64, nr: u64, args: [u64; 6]) {
+    regs.pc = pc;
+    regs.regs[8] = nr;
+    regs.regs[..6].copy_from_slice(&args);
+}
+
+/// The return value of a system call at its exit stop.
+pub fn syscall_return(regs: &UserRegs) -> i64 {
+    regs.regs[0] as i64
+}
+
+/// Where the `svc` instruction is when a tracee stopped on the trap
+/// `jump::sigreturn(_, true)` executes: `brk` leaves pc on itself.
+pub fn syscall_pc_after_trap(regs: &UserRegs) -> u64 {
+    regs.pc + 4
+}
+
 /// Encode an `elf_prstatus` for NT_PRSTATUS.
 pub fn prstatus_bytes(
     regs: &UserRegs,

@@ -1,5 +1,18 @@
 //! x86_64 implementation of the `kckpt-arch` interface.
 
+pub mod frame;
 pub mod regs;
+pub mod regsets;
 
+#[cfg(target_arch = "x86_64")]
+pub mod cpu;
+#[cfg(target_arch = "x86_64")]
+pub mod jump;
+#[cfg(all(target_arch = "x86_64", feature = "entry"))]
+pub mod start;
+#[cfg(target_arch = "x86_64")]
+pub mod syscall;
+
+pub use frame::*;
 pub use regs::*;
+pub use regsets::*;

@@ -124,6 +124,32 @@ pub fn rewind_for_live_resume(regs: &UserRegs) -> UserRegs {
     out
 }
 
+/// Set up `regs` to run system call `nr` with `args` at the `syscall`
+/// instruction at `pc` (for a tracer injecting a call). `orig_rax` is set to
+/// -1 so the kernel's restart logic leaves the registers alone.
+pub fn set_syscall(regs: &mut UserRegs, pc: u64, nr: u64, args: [u64; 6]) {
+    regs.rip = pc;
+    regs.rax = nr;
+    regs.orig_rax = u64::MAX;
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    regs.r9 = args[5];
+}
+
+/// The return value of a system call at its exit stop.
+pub fn syscall_return(regs: &UserRegs) -> i64 {
+    regs.rax as i64
+}
+
+/// Where the `syscall` instruction is when a tracee stopped on the trap
+/// `jump::sigreturn(_, true)` executes: `int3` has already advanced rip.
+pub fn syscall_pc_after_trap(regs: &UserRegs) -> u64 {
+    regs.rip
+}
+
 /// Encode an `elf_prstatus` for NT_PRSTATUS.
 pub fn prstatus_bytes(
     regs: &UserRegs,

@@ -1,0 +1,22 @@
+//! Link the stub as a static, non-PIE program at the fixed address of its
+//! window (`layout::WINDOW_START`), without libc or start files.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os != "linux" {
+        return;
+    }
+    for arg in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static",
+        "-no-pie",
+        "-Wl,--image-base=0x6b6b00000000",
+        "-Wl,-z,noexecstack",
+        "-Wl,--gc-sections",
+        "-Wl,--build-id=none",
+    ] {
+        println!("cargo:rustc-link-arg-bins={arg}");
+    }
+}

@@ -1,0 +1,279 @@
+//! Where things are: the stub's own address window, the kernel's special
+//! mappings (`[vvar]`, `[vvar_vclock]`, `[vdso]`) of the stub and of the
+//! image, and the checks that the saved layout can be rebuilt here.
+
+use kckpt_image::{fnv1a64, vma_flags, vma_kind, VmaRecord};
+
+use crate::load::{refuse, Image};
+use crate::report::Msg;
+use crate::statics::StaticBuf;
+use crate::sys;
+
+/// The stub is linked at this address (see `build.rs`), far from where
+/// Linux puts PIE programs, libraries, heaps and stacks.
+pub const WINDOW_START: usize = 0x6b6b_0000_0000;
+/// The stub's window: its program and `.bss` in the first half, scratch
+/// mappings (frame, tracer handshake, moved vDSO) in the second. Saved VMAs
+/// overlapping it are refused; the whole window is unmapped at the end.
+pub const WINDOW_LEN: usize = 0x1000_0000;
+/// End of the window.
+pub const WINDOW_END: usize = WINDOW_START + WINDOW_LEN;
+/// Start of the scratch half of the window.
+pub const SCRATCH: usize = WINDOW_START + WINDOW_LEN / 2;
+/// The tracer handshake page.
+pub const HANDSHAKE_ADDR: usize = SCRATCH;
+/// The final signal frame (64 KiB).
+pub const FRAME_ADDR: usize = SCRATCH + 0x10_0000;
+/// Bytes reserved for the frame.
+pub const FRAME_LEN: usize = 0x1_0000;
+/// Where the current vDSO and vvar pages wait while the old address space
+/// is unmapped.
+pub const SPECIAL_TEMP: usize = SCRATCH + 0x100_0000;
+/// Highest user address (4-level paging).
+pub const USER_TOP: usize = 0x7fff_ffff_f000;
+
+/// A special mapping of the running stub.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Special {
+    /// `vma_kind` value.
+    pub kind: u32,
+    /// Start address.
+    pub start: usize,
+    /// Length.
+    pub len: usize,
+}
+
+/// The stub's own special mappings (at most vvar, vvar_vclock, vdso).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Specials {
+    /// The mappings found.
+    pub list: [Special; 4],
+    /// How many.
+    pub count: usize,
+}
+
+impl Specials {
+    /// The mapping of `kind`, if present.
+    pub fn find(&self, kind: u32) -> Option<Special> {
+        self.list[..self.count]
+            .iter()
+            .copied()
+            .find(|s| s.kind == kind)
+    }
+
+    /// Lowest start address (the group is moved as a block).
+    pub fn base(&self) -> usize {
+        self.list[..self.count]
+            .iter()
+            .map(|s| s.start)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+static MAPS: StaticBuf<{ 64 << 10 }> = StaticBuf::new();
+
+fn hex(s: &[u8]) -> Option<usize> {
+    let mut v = 0usize;
+    if s.is_empty() {
+        return None;
+    }
+    for &c in s {
+        let d = (c as char).to_digit(16)? as usize;
+        v = v.checked_mul(16)?.checked_add(d)?;
+    }
+    Some(v)
+}
+
+/// Read `/proc/self/maps` and find the special mappings.
+pub fn current_specials(img: &Image) -> Specials {
+    let buf = MAPS
+        .take()
+        .unwrap_or_else(|| refuse(img.path, "internal error: buffer reused"));
+    let fd =
+        sys::open(b"/proc/self/maps\0", linux_raw_sys::general::O_RDONLY).unwrap_or_else(|e| {
+            Msg::new()
+                .s("cannot read /proc/self/maps (is /proc mounted?)")
+                .errno(e)
+                .fail()
+        });
+    let mut len = 0;
+    while len < buf.len() {
+        match sys::pread(fd, &mut buf[len..], len as u64) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => Msg::new().s("cannot read /proc/self/maps").errno(e).fail(),
+        }
+    }
+    sys::close(fd);
+    let mut out = Specials::default();
+    for line in buf[..len].split(|&c| c == b'\n') {
+        let kind = if line.ends_with(b"[vdso]") {
+            vma_kind::VDSO
+        } else if line.ends_with(b"[vvar]") {
+            vma_kind::VVAR
+        } else if line.ends_with(b"[vvar_vclock]") {
+            vma_kind::VVAR_VCLOCK
+        } else {
+            continue;
+        };
+        let range = line.split(|&c| c == b' ').next().unwrap_or(b"");
+        let mut ends = range.split(|&c| c == b'-');
+        let (Some(start), Some(end)) = (ends.next().and_then(hex), ends.next().and_then(hex))
+        else {
+            continue;
+        };
+        if out.count < out.list.len() && end > start {
+            out.list[out.count] = Special {
+                kind,
+                start,
+                len: end - start,
+            };
+            out.count += 1;
+        }
+    }
+    out
+}
+
+fn is_special(kind: u32) -> bool {
+    matches!(
+        kind,
+        vma_kind::VDSO | vma_kind::VVAR | vma_kind::VVAR_VCLOCK
+    )
+}
+
+/// Check that the image's layout can be rebuilt on this machine: page size,
+/// CPU features, thread count, the stub's window, the vDSO and every backing
+/// file. Refuses with one line otherwise.
+pub fn check(img: &Image, specials: &Specials, page_size: u64, hwcap: u64, hwcap2: u64) {
+    let h = &img.view.header;
+    if u64::from(h.page_size) != page_size {
+        Msg::new()
+            .push(img.path)
+            .s(": saved with page size ")
+            .dec(h.page_size.into())
+            .s(", this machine uses ")
+            .dec(page_size)
+            .fail();
+    }
+    if let Some(what) = kckpt_arch::cpu::missing_features(h, hwcap, hwcap2) {
+        refuse(img.path, what);
+    }
+    if h.thread_count != 1 {
+        refuse(img.path, "multi-threaded images are not supported yet");
+    }
+    for vma in img.view.vmas.iter() {
+        let (s, e) = (vma.start as usize, vma.end as usize);
+        if s < WINDOW_END && e > WINDOW_START {
+            Msg::new()
+                .push(img.path)
+                .s(": the saved memory at ")
+                .hex(vma.start)
+                .s(" overlaps the addresses kckpt's stub runs at")
+                .fail();
+        }
+        if e > USER_TOP && vma.kind != vma_kind::VSYSCALL {
+            refuse(
+                img.path,
+                "the saved memory lies above the 47-bit user address space",
+            );
+        }
+        if is_special(vma.kind) {
+            match specials.find(vma.kind) {
+                Some(cur) if cur.len == e - s => {}
+                _ => refuse(
+                    img.path,
+                    "this kernel's vDSO/vvar layout differs from the saving kernel's",
+                ),
+            }
+        }
+    }
+    check_vdso(img, specials);
+    check_files(img);
+}
+
+fn check_vdso(img: &Image, specials: &Specials) {
+    let saved = img.view.vmas.iter().any(|v| v.kind == vma_kind::VDSO);
+    let Some(vdso) = specials.find(vma_kind::VDSO) else {
+        if saved {
+            refuse(
+                img.path,
+                "this kernel maps no vDSO, the saved process had one",
+            );
+        }
+        return;
+    };
+    if !saved || img.view.header.vdso_hash == 0 {
+        return;
+    }
+    let mut bytes = [0u8; 64 << 10];
+    if vdso.len > bytes.len() {
+        refuse(img.path, "this kernel's vDSO is unexpectedly large");
+    }
+    let fd = sys::open(b"/proc/self/mem\0", linux_raw_sys::general::O_RDONLY)
+        .unwrap_or_else(|e| Msg::new().s("cannot read /proc/self/mem").errno(e).fail());
+    let got = sys::pread(fd, &mut bytes[..vdso.len], vdso.start as u64);
+    sys::close(fd);
+    if got != Ok(vdso.len) {
+        refuse(img.path, "cannot read this kernel's vDSO");
+    }
+    if fnv1a64(&bytes[..vdso.len]) != img.view.header.vdso_hash {
+        refuse(
+            img.path,
+            "the image was saved under another kernel (its vDSO differs from this one's)",
+        );
+    }
+}
+
+/// A VMA's path as a NUL-terminated string in `buf`.
+pub fn vma_path<'b>(img: &Image, vma: &VmaRecord, buf: &'b mut [u8; 4096]) -> &'b [u8] {
+    let name = img.view.string(vma.name).unwrap_or(b"");
+    if name.is_empty() || name.len() >= buf.len() {
+        refuse(img.path, "a saved file mapping has no usable path");
+    }
+    buf[..name.len()].copy_from_slice(name);
+    buf[name.len()] = 0;
+    &buf[..name.len() + 1]
+}
+
+/// Whether the VMA is mapped from its file at restore.
+pub fn maps_file(vma: &VmaRecord) -> bool {
+    vma.kind == vma_kind::FILE && vma.flags & vma_flags::FILE_UNAVAILABLE == 0
+}
+
+fn check_files(img: &Image) {
+    let mut last_name = b"".as_slice();
+    for vma in img.view.vmas.iter() {
+        if !maps_file(&vma) {
+            continue;
+        }
+        let name = img.view.string(vma.name).unwrap_or(b"");
+        if name == last_name {
+            continue;
+        }
+        last_name = name;
+        let mut buf = [0u8; 4096];
+        let path = vma_path(img, &vma, &mut buf);
+        let fd = sys::open(path, linux_raw_sys::general::O_RDONLY).unwrap_or_else(|e| {
+            Msg::new()
+                .push(img.path)
+                .s(": cannot open the mapped file ")
+                .push(path)
+                .errno(e)
+                .fail()
+        });
+        let stat = sys::fstat(fd);
+        sys::close(fd);
+        // Compare the inode only: on overlay file systems the device in
+        // /proc/PID/maps is the lower layer's, not the one stat() reports.
+        match stat {
+            Ok((_, ino, _)) if ino == vma.inode => {}
+            _ => Msg::new()
+                .push(img.path)
+                .s(": the mapped file ")
+                .push(path)
+                .s(" changed since the checkpoint (other inode)")
+                .fail(),
+        }
+    }
+}

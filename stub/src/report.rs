@@ -1,0 +1,124 @@
+//! One-line messages on stderr: `kckpt: ...`, built without allocation.
+
+use crate::sys::{self, Errno};
+
+/// Exit status of the stub when it refuses an image or a restore fails.
+pub const EXIT_REFUSED: i32 = 126;
+/// Exit status for a usage error.
+pub const EXIT_USAGE: i32 = 2;
+
+/// A message being built in a fixed buffer (longer text is cut).
+pub struct Msg {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl Msg {
+    /// A message starting with `kckpt: `.
+    pub fn new() -> Msg {
+        let mut m = Msg {
+            buf: [0; 1024],
+            len: 0,
+        };
+        m.push(b"kckpt: ");
+        m
+    }
+
+    /// Append bytes (a trailing NUL is dropped).
+    pub fn push(&mut self, bytes: &[u8]) -> &mut Msg {
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        // Keep room for the newline.
+        let room = self.buf.len() - 1 - self.len;
+        let n = bytes.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        self
+    }
+
+    /// Append text.
+    pub fn s(&mut self, text: &str) -> &mut Msg {
+        self.push(text.as_bytes())
+    }
+
+    /// Append `0x` and a hexadecimal number.
+    pub fn hex(&mut self, v: u64) -> &mut Msg {
+        let mut digits = [0u8; 16];
+        let mut n = 0;
+        let mut v = v;
+        loop {
+            digits[15 - n] = b"0123456789abcdef"[(v & 15) as usize];
+            n += 1;
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.s("0x").push(&digits[16 - n..])
+    }
+
+    /// Append a decimal number.
+    pub fn dec(&mut self, v: u64) -> &mut Msg {
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        let mut v = v;
+        loop {
+            digits[19 - n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(&digits[20 - n..])
+    }
+
+    /// Append `: <error text>`.
+    pub fn errno(&mut self, e: Errno) -> &mut Msg {
+        self.s(": ");
+        match errno_text(e) {
+            Some(t) => self.s(t),
+            None => self.s("error ").dec(u64::from(e.0)),
+        }
+    }
+
+    /// Print the line on stderr and exit with `code`.
+    pub fn exit(&mut self, code: i32) -> ! {
+        self.buf[self.len] = b'\n';
+        sys::write_all(2, &self.buf[..self.len + 1]);
+        sys::exit(code)
+    }
+
+    /// Print the line and exit with [`EXIT_REFUSED`].
+    pub fn fail(&mut self) -> ! {
+        self.exit(EXIT_REFUSED)
+    }
+}
+
+fn errno_text(e: Errno) -> Option<&'static str> {
+    use linux_raw_sys::errno::*;
+    Some(match e.0 {
+        EPERM => "Operation not permitted",
+        ENOENT => "No such file or directory",
+        EIO => "Input/output error",
+        EBADF => "Bad file descriptor",
+        ENOMEM => "Cannot allocate memory",
+        EACCES => "Permission denied",
+        EFAULT => "Bad address",
+        EBUSY => "Device or resource busy",
+        EEXIST => "File exists",
+        ENOTDIR => "Not a directory",
+        EISDIR => "Is a directory",
+        EINVAL => "Invalid argument",
+        ENFILE | EMFILE => "Too many open files",
+        ETXTBSY => "Text file busy",
+        EFBIG => "File too large",
+        ENOSPC => "No space left on device",
+        EROFS => "Read-only file system",
+        ENAMETOOLONG => "File name too long",
+        ELOOP => "Too many levels of symbolic links",
+        ENOSYS => "Function not implemented",
+        ENODEV => "No such device",
+        EOVERFLOW => "Value too large for defined data type",
+        _ => return None,
+    })
+}

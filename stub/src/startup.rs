@@ -1,0 +1,79 @@
+//! What the kernel hands a new program on its initial stack: the image
+//! path (argv[1]), `KCKPT_*` environment settings and the auxiliary vector
+//! entries the stub needs. Everything is copied out, because the initial
+//! stack is unmapped later.
+#![allow(unsafe_code)] // Walking the initial stack the kernel built.
+
+/// What the stub takes from its initial stack.
+pub struct Startup {
+    /// NUL-terminated path of the image (empty when there was no argv[1]).
+    pub path: [u8; 4096],
+    /// Length of `path` without the NUL.
+    pub path_len: usize,
+    /// `KCKPT_RESTORE_MODE=mmap`.
+    pub mmap_mode: bool,
+    /// AT_PAGESZ.
+    pub page_size: u64,
+    /// AT_HWCAP.
+    pub hwcap: u64,
+    /// AT_HWCAP2.
+    pub hwcap2: u64,
+}
+
+const AT_NULL: usize = 0;
+const AT_PAGESZ: usize = 6;
+const AT_HWCAP: usize = 16;
+const AT_HWCAP2: usize = 26;
+
+/// # Safety
+/// `p` must point at a NUL-terminated string.
+unsafe fn c_str<'a>(p: *const u8) -> &'a [u8] {
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated (caller). Volatile, so the
+    // loop is not turned into a call to `strlen`, which does not exist here.
+    while unsafe { core::ptr::read_volatile(p.add(n)) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `n` bytes before the NUL are readable.
+    unsafe { core::slice::from_raw_parts(p, n) }
+}
+
+/// Parse the initial stack at `sp` into `out`.
+///
+/// # Safety
+/// `sp` must be the stack pointer the kernel started the process with.
+pub unsafe fn parse(sp: usize, out: &mut Startup) {
+    let sp = sp as *const usize;
+    // SAFETY: the System V start-up layout: argc, argv[argc], NULL,
+    // envp..., NULL, auxv pairs ending with AT_NULL.
+    unsafe {
+        let argc = *sp;
+        let argv = sp.add(1);
+        if argc >= 2 {
+            let arg = c_str(*argv.add(1) as *const u8);
+            let n = arg.len().min(out.path.len() - 1);
+            out.path[..n].copy_from_slice(&arg[..n]);
+            out.path[n] = 0;
+            out.path_len = n;
+        }
+        let mut envp = argv.add(argc + 1);
+        while *envp != 0 {
+            let var = c_str(*envp as *const u8);
+            if var == b"KCKPT_RESTORE_MODE=mmap" {
+                out.mmap_mode = true;
+            }
+            envp = envp.add(1);
+        }
+        let mut auxv = envp.add(1);
+        while *auxv != AT_NULL {
+            let value = *auxv.add(1) as u64;
+            match *auxv {
+                AT_PAGESZ => out.page_size = value,
+                AT_HWCAP => out.hwcap = value,
+                AT_HWCAP2 => out.hwcap2 = value,
+                _ => {}
+            }
+            auxv = auxv.add(2);
+        }
+    }
+}

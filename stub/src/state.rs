@@ -1,0 +1,146 @@
+//! Process state beyond memory: mm fields and auxv, command name, signal
+//! dispositions, thread pointers, clear-child-tid, rseq; then the signal
+//! frame and the final jump.
+#![allow(unsafe_code)] // Only the final jump (`resume`).
+
+use kckpt_image::{nt, CORE_OWNER, LINUX_OWNER};
+use linux_raw_sys::prctl::prctl_mm_map;
+
+use crate::layout::{FRAME_ADDR, FRAME_LEN};
+use crate::load::{refuse, Image};
+use crate::memory::{self, Failure};
+use crate::sys::{self, Errno, KernelSigaction};
+
+/// Everything about the (single) thread the frame needs, checked before the
+/// address space changes.
+pub struct ThreadState {
+    /// Registers to resume with.
+    pub regs: kckpt_arch::UserRegs,
+    /// FP/vector state note.
+    pub fpstate: &'static [u8],
+    /// kckpt's thread record.
+    pub record: kckpt_image::ThreadRecord,
+}
+
+/// Pick the thread's notes and check they can be restored.
+pub fn thread_state(img: &Image) -> ThreadState {
+    let Some(thread) = img.view.threads().next() else {
+        refuse(img.path, "image is corrupt (no thread)")
+    };
+    let Some(regs) = kckpt_arch::regs_from_prstatus(thread.prstatus) else {
+        refuse(img.path, "image is corrupt (bad NT_PRSTATUS)")
+    };
+    let fpstate = thread
+        .regset(LINUX_OWNER, nt::X86_XSTATE)
+        .or_else(|| thread.regset(CORE_OWNER, nt::PRFPREG));
+    let Some(fpstate) = fpstate else {
+        refuse(img.path, "image is corrupt (no floating-point state)")
+    };
+    if kckpt_arch::frame_size(fpstate.len()) > FRAME_LEN
+        || !kckpt_arch::fpstate_is_valid(fpstate, img.view.header.xcr0)
+    {
+        refuse(img.path, "image is corrupt (bad floating-point state)");
+    }
+    ThreadState {
+        regs,
+        fpstate,
+        record: thread.record,
+    }
+}
+
+fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
+    move |errno| Failure {
+        what,
+        addr: 0,
+        errno,
+    }
+}
+
+/// Restore the per-process and per-thread kernel state.
+pub fn restore(img: &Image, thread: &ThreadState) -> Result<(), Failure> {
+    let v = &img.view;
+    let mm = &v.mm;
+    let map = prctl_mm_map {
+        start_code: mm.start_code,
+        end_code: mm.end_code,
+        start_data: mm.start_data,
+        end_data: mm.end_data,
+        start_brk: mm.start_brk,
+        brk: mm.brk,
+        start_stack: mm.start_stack,
+        arg_start: mm.arg_start,
+        arg_end: mm.arg_end,
+        env_start: mm.env_start,
+        env_end: mm.env_end,
+        auxv: v.auxv.as_ptr() as *mut u64,
+        auxv_size: v.auxv.len() as u32,
+        exe_fd: u32::MAX,
+    };
+    sys::set_mm_map(&map).map_err(failed("prctl(PR_SET_MM_MAP)"))?;
+    // The command name (`/proc/PID/comm`) from NT_PRPSINFO's pr_fname.
+    if let Some(psinfo) = v
+        .notes()
+        .map_while(Result::ok)
+        .find(|n| n.is(CORE_OWNER, nt::PRPSINFO))
+    {
+        if let Some(fname) = psinfo.desc.get(40..56) {
+            let mut name = [0u8; 16];
+            name[..15].copy_from_slice(&fname[..15]);
+            let _ = sys::set_name(&name);
+        }
+    }
+    for (i, a) in v.signals.actions.iter().enumerate() {
+        let sig = i as u32 + 1;
+        if sig == 9 || sig == 19 {
+            continue;
+        }
+        let act = KernelSigaction {
+            handler: a.handler,
+            flags: a.flags,
+            restorer: a.restorer,
+            mask: a.mask,
+        };
+        sys::set_sigaction(sig, &act).map_err(failed("rt_sigaction"))?;
+    }
+    let t = &thread.record;
+    sys::set_tid_address(t.clear_child_tid).map_err(failed("set_tid_address"))?;
+    if t.rseq_addr != 0 {
+        sys::rseq_register(t.rseq_addr, t.rseq_len, t.rseq_sig)
+            .map_err(failed("rseq registration"))?;
+    }
+    let r = kckpt_arch::jump::set_tls(t.tls, t.tls2);
+    if r < 0 {
+        return Err(Failure {
+            what: "setting the thread pointer",
+            addr: t.tls,
+            errno: Errno((-r) as u32),
+        });
+    }
+    Ok(())
+}
+
+/// Build the signal frame and return into the restored process.
+pub fn resume(
+    img: &Image,
+    thread: &ThreadState,
+    traced: bool,
+) -> Result<core::convert::Infallible, Failure> {
+    let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
+    let t = &thread.record;
+    let input = kckpt_arch::FrameInput {
+        regs: &thread.regs,
+        fpstate: thread.fpstate,
+        xfeatures: img.view.header.xcr0,
+        sigmask: t.sigmask,
+        altstack: (t.altstack_sp, t.altstack_flags, t.altstack_size),
+    };
+    let sp = kckpt_arch::build_sigframe(buf, FRAME_ADDR as u64, &input).map_err(|_| Failure {
+        what: "building the signal frame",
+        addr: FRAME_ADDR as u64,
+        errno: Errno(22),
+    })?;
+    sys::close(img.fd);
+    // SAFETY: `sp` points at the complete frame just built, in the window
+    // that stays mapped until the tracer removes it after rt_sigreturn.
+    unsafe { kckpt_arch::jump::sigreturn(sp as usize, traced) }
+}

@@ -1,0 +1,402 @@
+//! The system calls the stub makes, as small typed wrappers over
+//! `kckpt_arch::syscall::raw_syscall`. Calls that can replace or write
+//! arbitrary memory of this process are `unsafe fn`; the rest only pass
+//! pointers to Rust references and are safe.
+#![allow(unsafe_code)]
+
+use kckpt_arch::syscall::raw_syscall;
+use linux_raw_sys::general as g;
+
+/// A negative errno from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub u32);
+
+/// Result of a system call.
+pub type SysResult = Result<usize, Errno>;
+
+fn check(r: isize) -> SysResult {
+    if (-4095..0).contains(&r) {
+        Err(Errno((-r) as u32))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// # Safety
+/// See [`raw_syscall`].
+unsafe fn sc(nr: u32, a: [usize; 6]) -> SysResult {
+    // SAFETY: forwarded to the caller.
+    check(unsafe { raw_syscall(nr as usize, a) })
+}
+
+/// Write `buf` to `fd` (all of it, retrying short writes).
+pub fn write_all(fd: usize, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: the kernel reads `buf.len()` bytes from a live slice.
+        match unsafe {
+            sc(
+                g::__NR_write,
+                [fd, buf.as_ptr() as usize, buf.len(), 0, 0, 0],
+            )
+        } {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf = &buf[n..],
+        }
+    }
+}
+
+/// `exit_group(code)`.
+pub fn exit(code: i32) -> ! {
+    loop {
+        // SAFETY: exit_group ends the process; no memory is touched.
+        let _ = unsafe { sc(g::__NR_exit_group, [code as usize, 0, 0, 0, 0, 0]) };
+    }
+}
+
+/// `exit(code)` of this thread only (the tracer, which has no threads).
+pub fn exit_thread(code: i32) -> ! {
+    loop {
+        // SAFETY: as `exit`.
+        let _ = unsafe { sc(g::__NR_exit, [code as usize, 0, 0, 0, 0, 0]) };
+    }
+}
+
+/// `openat(AT_FDCWD, path, flags)`; `path` must end with a NUL.
+pub fn open(path: &[u8], flags: u32) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // SAFETY: `path` is a NUL-terminated live slice.
+    unsafe {
+        sc(
+            g::__NR_openat,
+            [
+                g::AT_FDCWD as isize as usize,
+                path.as_ptr() as usize,
+                (flags | g::O_CLOEXEC) as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `close(fd)`.
+pub fn close(fd: usize) {
+    // SAFETY: closing a descriptor touches no memory.
+    let _ = unsafe { sc(g::__NR_close, [fd, 0, 0, 0, 0, 0]) };
+}
+
+/// `fstat(fd)`: (device, inode, size).
+pub fn fstat(fd: usize) -> Result<(u64, u64, u64), Errno> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: g::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: the kernel writes one `struct stat` into `st`.
+    unsafe {
+        sc(
+            g::__NR_fstat,
+            [fd, &mut st as *mut g::stat as usize, 0, 0, 0, 0],
+        )?
+    };
+    Ok((st.st_dev as u64, st.st_ino as u64, st.st_size as u64))
+}
+
+/// `pread64` into a slice, retrying until it is full or the file ends;
+/// returns the bytes read.
+pub fn pread(fd: usize, buf: &mut [u8], offset: u64) -> SysResult {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    unsafe { pread_raw(fd, buf.as_mut_ptr() as usize, buf.len(), offset) }
+}
+
+/// `pread64` into memory at `addr`, retrying until `len` bytes are read or
+/// the file ends; returns the bytes read.
+///
+/// # Safety
+/// `[addr, addr + len)` must be writable memory that nothing else uses.
+pub unsafe fn pread_raw(fd: usize, addr: usize, len: usize, offset: u64) -> SysResult {
+    let mut done = 0usize;
+    while done < len {
+        // At most 1 GiB per call: the kernel caps a read at 2 GiB - 4 KiB.
+        let chunk = (len - done).min(1 << 30);
+        // SAFETY: within the caller's range.
+        let n = unsafe {
+            sc(
+                g::__NR_pread64,
+                [
+                    fd,
+                    addr + done,
+                    chunk,
+                    (offset + done as u64) as usize,
+                    0,
+                    0,
+                ],
+            )?
+        };
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    Ok(done)
+}
+
+/// `mmap`.
+///
+/// # Safety
+/// With `MAP_FIXED` this replaces whatever is mapped at `addr`: the caller
+/// must own that range.
+pub unsafe fn mmap(
+    addr: usize,
+    len: usize,
+    prot: u32,
+    flags: u32,
+    fd: usize,
+    off: u64,
+) -> SysResult {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        sc(
+            g::__NR_mmap,
+            [addr, len, prot as usize, flags as usize, fd, off as usize],
+        )
+    }
+}
+
+/// `munmap`.
+///
+/// # Safety
+/// Nothing may use the range afterwards.
+pub unsafe fn munmap(addr: usize, len: usize) -> SysResult {
+    // SAFETY: forwarded to the caller.
+    unsafe { sc(g::__NR_munmap, [addr, len, 0, 0, 0, 0]) }
+}
+
+/// `mremap(old, len, len, MAYMOVE|FIXED, new)`.
+///
+/// # Safety
+/// Replaces whatever is mapped at `new`; nothing may use `old` afterwards.
+pub unsafe fn mremap_fixed(old: usize, len: usize, new: usize) -> SysResult {
+    let flags = g::MREMAP_MAYMOVE | g::MREMAP_FIXED;
+    // SAFETY: forwarded to the caller.
+    unsafe { sc(g::__NR_mremap, [old, len, len, flags as usize, new, 0]) }
+}
+
+/// `mprotect`.
+///
+/// # Safety
+/// Removing access from memory the stub uses would crash it.
+pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> SysResult {
+    // SAFETY: forwarded to the caller.
+    unsafe { sc(g::__NR_mprotect, [addr, len, prot as usize, 0, 0, 0]) }
+}
+
+/// `madvise` with a hint that does not discard contents.
+pub fn madvise(addr: usize, len: usize, advice: u32) -> SysResult {
+    // SAFETY: the hints used (DONTDUMP, HUGEPAGE, DONTFORK, ...) change no
+    // memory contents.
+    unsafe { sc(g::__NR_madvise, [addr, len, advice as usize, 0, 0, 0]) }
+}
+
+/// `mlock`.
+pub fn mlock(addr: usize, len: usize) -> SysResult {
+    // SAFETY: locking pages changes no contents.
+    unsafe { sc(g::__NR_mlock, [addr, len, 0, 0, 0, 0]) }
+}
+
+/// `prctl(option, a2, a3, a4, a5)` with integer arguments.
+pub fn prctl(option: u32, a2: usize, a3: usize, a4: usize, a5: usize) -> SysResult {
+    // SAFETY: used only with options whose arguments are integers.
+    unsafe { sc(g::__NR_prctl, [option as usize, a2, a3, a4, a5, 0]) }
+}
+
+/// `prctl(PR_SET_MM, PR_SET_MM_MAP, map)`.
+pub fn set_mm_map(map: &linux_raw_sys::prctl::prctl_mm_map) -> SysResult {
+    use linux_raw_sys::prctl::{PR_SET_MM, PR_SET_MM_MAP};
+    let size = core::mem::size_of::<linux_raw_sys::prctl::prctl_mm_map>();
+    // SAFETY: the kernel reads the struct and the auxv it points to, which
+    // the caller keeps alive.
+    unsafe {
+        sc(
+            g::__NR_prctl,
+            [
+                PR_SET_MM as usize,
+                PR_SET_MM_MAP as usize,
+                map as *const _ as usize,
+                size,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `prctl(PR_SET_NAME, name)`; `name` must end with a NUL.
+pub fn set_name(name: &[u8; 16]) -> SysResult {
+    // SAFETY: the kernel reads at most 16 bytes.
+    unsafe {
+        sc(
+            g::__NR_prctl,
+            [
+                linux_raw_sys::prctl::PR_SET_NAME as usize,
+                name.as_ptr() as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// The kernel's `struct sigaction` for `rt_sigaction`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelSigaction {
+    /// Handler address (or SIG_DFL/SIG_IGN).
+    pub handler: u64,
+    /// SA_* flags.
+    pub flags: u64,
+    /// SA_RESTORER trampoline.
+    pub restorer: u64,
+    /// Signals blocked during the handler.
+    pub mask: u64,
+}
+
+/// `rt_sigaction(sig, act, NULL, 8)`.
+pub fn set_sigaction(sig: u32, act: &KernelSigaction) -> SysResult {
+    // SAFETY: the kernel reads one struct; the handler addresses are only
+    // stored, not called, until the process runs again.
+    unsafe {
+        sc(
+            g::__NR_rt_sigaction,
+            [sig as usize, act as *const _ as usize, 0, 8, 0, 0],
+        )
+    }
+}
+
+/// `rt_sigprocmask(SIG_SETMASK, mask)`.
+pub fn set_sigmask(mask: u64) -> SysResult {
+    // SAFETY: the kernel reads 8 bytes.
+    unsafe {
+        sc(
+            g::__NR_rt_sigprocmask,
+            [
+                g::SIG_SETMASK as usize,
+                &mask as *const u64 as usize,
+                0,
+                8,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `set_tid_address(addr)`: only stored by the kernel until thread exit.
+pub fn set_tid_address(addr: u64) -> SysResult {
+    // SAFETY: the kernel writes there only when the thread exits, and the
+    // address belongs to the restored process.
+    unsafe { sc(g::__NR_set_tid_address, [addr as usize, 0, 0, 0, 0, 0]) }
+}
+
+/// `rseq(addr, len, 0, sig)`.
+pub fn rseq_register(addr: u64, len: u32, sig: u32) -> SysResult {
+    // SAFETY: the kernel updates the area on preemption; it belongs to the
+    // restored process, already mapped with its saved contents.
+    unsafe {
+        sc(
+            g::__NR_rseq,
+            [addr as usize, len as usize, 0, sig as usize, 0, 0],
+        )
+    }
+}
+
+/// `getpid()`.
+pub fn getpid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { sc(g::__NR_getpid, [0; 6]) }.unwrap_or(0) as u32
+}
+
+/// `fork()` via `clone(SIGCHLD)`: 0 in the child, its pid in the parent.
+pub fn fork() -> SysResult {
+    // SAFETY: the child gets a copy of this address space and continues
+    // from here with the same stack contents.
+    unsafe { sc(g::__NR_clone, [g::SIGCHLD as usize, 0, 0, 0, 0, 0]) }
+}
+
+/// `wait4(pid, &status, options)`: (pid, status).
+pub fn wait4(pid: i32, options: u32) -> Result<(usize, i32), Errno> {
+    let mut status = 0i32;
+    // SAFETY: the kernel writes one int.
+    let r = unsafe {
+        sc(
+            g::__NR_wait4,
+            [
+                pid as isize as usize,
+                &mut status as *mut i32 as usize,
+                options as usize,
+                0,
+                0,
+                0,
+            ],
+        )?
+    };
+    Ok((r, status))
+}
+
+/// `ptrace(request, pid, addr, data)` with integer `addr` and `data`.
+pub fn ptrace(request: u32, pid: u32, addr: usize, data: usize) -> SysResult {
+    // SAFETY: used with requests whose arguments are integers or, for the
+    // regset requests below, a live iovec.
+    unsafe {
+        sc(
+            g::__NR_ptrace,
+            [request as usize, pid as usize, addr, data, 0, 0],
+        )
+    }
+}
+
+/// `PTRACE_GETREGSET`/`PTRACE_SETREGSET` of NT_PRSTATUS.
+pub fn ptrace_regs(request: u32, pid: u32, regs: &mut kckpt_arch::UserRegs) -> SysResult {
+    let iov = g::iovec {
+        iov_base: regs as *mut kckpt_arch::UserRegs as *mut core::ffi::c_void,
+        iov_len: core::mem::size_of::<kckpt_arch::UserRegs>() as _,
+    };
+    // SAFETY: the iovec describes `regs`, which lives through the call.
+    unsafe {
+        sc(
+            g::__NR_ptrace,
+            [
+                request as usize,
+                pid as usize,
+                1,
+                &iov as *const g::iovec as usize,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `futex(addr, FUTEX_WAIT, val)` / `FUTEX_WAKE`.
+pub fn futex(word: &core::sync::atomic::AtomicU32, op: u32, val: u32) -> SysResult {
+    // SAFETY: the kernel reads/wakes on a live, aligned u32.
+    unsafe {
+        sc(
+            g::__NR_futex,
+            [word.as_ptr() as usize, op as usize, val as usize, 0, 0, 0],
+        )
+    }
+}
+
+/// `close_range(first, ~0, 0)`.
+pub fn close_from(first: u32) -> SysResult {
+    // SAFETY: closing descriptors touches no memory.
+    unsafe {
+        sc(
+            g::__NR_close_range,
+            [first as usize, u32::MAX as usize, 0, 0, 0, 0],
+        )
+    }
+}
