@@ -1,1 +1,5 @@
-fn main() {}
+//! The `kckpt` command: see `kckpt --help`.
+
+fn main() {
+    std::process::exit(kckpt::cli::main());
+}

@@ -1,0 +1,141 @@
+//! The command line (clap derive) and its dispatch; turns every failure into
+//! one `kckpt: <message>` line and exit status 1.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+
+/// Checkpoint a running Linux process into an executable ELF core image.
+#[derive(Debug, Parser)]
+#[command(name = "kckpt", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checkpoint a running process into an image (kills it unless
+    /// --leave-running).
+    Dump {
+        /// Process to checkpoint.
+        #[arg(short, long)]
+        pid: i32,
+        /// Image file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Resume the process after the dump instead of killing it.
+        #[arg(long)]
+        leave_running: bool,
+    },
+    /// Restore a process from an image (executes the restore stub in place
+    /// of kckpt, keeping the pid).
+    Restore {
+        /// The image.
+        file: PathBuf,
+    },
+    /// Check an image and describe it.
+    Info {
+        /// The image.
+        file: PathBuf,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the binfmt_misc entry that makes images executable.
+    Binfmt {
+        /// The binfmt_misc operation.
+        #[command(subcommand)]
+        action: BinfmtAction,
+    },
+}
+
+/// `kckpt binfmt` operations.
+#[derive(Debug, Subcommand)]
+pub enum BinfmtAction {
+    /// Register the restore stub as the interpreter of kckpt images.
+    Register {
+        /// The stub (default: $KCKPT_STUB, else kckpt-stub next to kckpt).
+        #[arg(long)]
+        stub: Option<PathBuf>,
+    },
+    /// Remove the registration.
+    Unregister,
+    /// Show the registration.
+    Status,
+}
+
+/// Execute a parsed command line.
+pub fn execute(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Dump {
+            pid,
+            output,
+            leave_running,
+        } => {
+            crate::dump::dump(pid, &output, &crate::dump::DumpOptions { leave_running }).map(|_| ())
+        }
+        Command::Restore { file } => crate::restore::restore(&file),
+        Command::Info { file, json } => crate::info::info(&file, json),
+        Command::Binfmt { action } => match action {
+            BinfmtAction::Register { stub } => crate::binfmt::register(stub.as_deref()),
+            BinfmtAction::Unregister => crate::binfmt::unregister(),
+            BinfmtAction::Status => crate::binfmt::status(),
+        },
+    }
+}
+
+/// Parse `std::env::args`, run, and return the process exit status.
+pub fn main() -> i32 {
+    // Never a backtrace: an internal error is one line too.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("kckpt: internal error: {}", msg.replace('\n', " "));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    1
+                } else {
+                    0
+                };
+            }
+            // One line: clap's first line without its "error: " prefix.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid command line");
+            let msg = first.strip_prefix("error: ").unwrap_or(first);
+            report(&Error::Usage(format!("{msg} (see kckpt --help)")));
+            return 1;
+        }
+    };
+    match execute(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&e);
+            1
+        }
+    }
+}
+
+fn report(e: &Error) {
+    let msg = e.to_string().replace('\n', " ");
+    eprintln!("kckpt: {msg}");
+}

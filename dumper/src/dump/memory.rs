@@ -1,0 +1,375 @@
+//! The target's memory: reading and writing it (`process_vm_readv`/`writev`
+//! with `/proc/PID/mem` as the fallback for pages they cannot reach),
+//! `/proc/PID/pagemap`, which pages of each VMA are stored (FORMAT.md's
+//! table), and streaming them into the image as coalesced runs.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::unistd::Pid;
+
+use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
+use kckpt_image::write::{ImageWriter, StringTable};
+
+use super::procfs::{proc_path, MapEntry};
+use crate::error::{Error, Result};
+
+/// pagemap: page present in RAM.
+pub const PM_PRESENT: u64 = 1 << 63;
+/// pagemap: page in swap.
+pub const PM_SWAPPED: u64 = 1 << 62;
+/// pagemap: file page or shared anonymous page.
+pub const PM_FILE: u64 = 1 << 61;
+
+/// Bytes copied per `process_vm_readv` and write.
+const CHUNK: usize = 8 << 20;
+/// pagemap entries read at once.
+const PAGEMAP_BATCH: usize = 64 * 1024;
+
+/// Access to the memory of a stopped target.
+#[derive(Debug)]
+pub struct Memory {
+    pid: i32,
+    mem: File,
+    pagemap: File,
+}
+
+impl Memory {
+    /// Open `/proc/PID/mem` and `/proc/PID/pagemap`.
+    pub fn open(pid: i32) -> Result<Memory> {
+        let open = |name: &str, write: bool| {
+            let path = proc_path(pid, name);
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .open(&path)
+                .map_err(|source| Error::Read { path, source })
+        };
+        Ok(Memory {
+            pid,
+            mem: open("mem", true)?,
+            pagemap: open("pagemap", false)?,
+        })
+    }
+
+    fn mem_err(&self, addr: u64, source: std::io::Error) -> Error {
+        Error::Memory {
+            pid: self.pid,
+            addr,
+            source,
+        }
+    }
+
+    /// Fill `buf` from address `addr` of the target.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        let len = buf.len();
+        let done = process_vm_readv(
+            Pid::from_raw(self.pid),
+            &mut [IoSliceMut::new(buf)],
+            &[RemoteIoVec {
+                base: addr as usize,
+                len,
+            }],
+        )
+        .unwrap_or(0);
+        if done < len {
+            // PROT_NONE and other areas readv cannot reach: /proc/PID/mem
+            // reads them with FOLL_FORCE.
+            let at = addr + done as u64;
+            self.mem
+                .read_exact_at(&mut buf[done..], at)
+                .map_err(|e| self.mem_err(at, e))?;
+        }
+        Ok(())
+    }
+
+    /// Write `bytes` at address `addr` of the target.
+    pub fn write(&self, addr: u64, bytes: &[u8]) -> Result<()> {
+        let done = process_vm_writev(
+            Pid::from_raw(self.pid),
+            &[IoSlice::new(bytes)],
+            &[RemoteIoVec {
+                base: addr as usize,
+                len: bytes.len(),
+            }],
+        )
+        .unwrap_or(0);
+        if done < bytes.len() {
+            let at = addr + done as u64;
+            self.mem
+                .write_all_at(&bytes[done..], at)
+                .map_err(|e| self.mem_err(at, e))?;
+        }
+        Ok(())
+    }
+
+    /// pagemap entries of `count` pages from `start`, appended to `out`.
+    fn pagemap(&self, start: u64, count: usize, page: u64, out: &mut Vec<u64>) -> Result<()> {
+        out.clear();
+        out.resize(count, 0);
+        let mut bytes = vec![0u8; count * 8];
+        let offset = start / page * 8;
+        self.pagemap
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|source| Error::Read {
+                path: proc_path(self.pid, "pagemap"),
+                source,
+            })?;
+        for (e, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *e = u64::from_le_bytes(b.try_into().unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+/// Which pages of a VMA are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Nothing (shared file mappings, vDSO, vvar, vsyscall).
+    Nothing,
+    /// Present or swapped pages that are not all zero (anonymous memory, and
+    /// file mappings whose file is unavailable: restored as anonymous).
+    NonZero,
+    /// Pages the process wrote (anonymous copies: present without the
+    /// file bit) and swapped pages, zero or not (private file mappings).
+    Cow,
+}
+
+/// The storage policy for a VMA of `kind` with `flags` (`vma_flags::*`).
+pub fn policy(kind: u32, flags: u32) -> Policy {
+    match kind {
+        vma_kind::VDSO | vma_kind::VVAR | vma_kind::VVAR_VCLOCK | vma_kind::VSYSCALL => {
+            Policy::Nothing
+        }
+        vma_kind::FILE if flags & vma_flags::FILE_UNAVAILABLE == 0 => {
+            if flags & vma_flags::SHARED != 0 {
+                Policy::Nothing
+            } else {
+                Policy::Cow
+            }
+        }
+        _ => Policy::NonZero,
+    }
+}
+
+/// Is a page with pagemap entry `pm` a candidate under `policy`?
+pub fn candidate(policy: Policy, pm: u64) -> bool {
+    match policy {
+        Policy::Nothing => false,
+        Policy::NonZero => pm & (PM_PRESENT | PM_SWAPPED) != 0,
+        Policy::Cow => (pm & PM_PRESENT != 0 && pm & PM_FILE == 0) || pm & PM_SWAPPED != 0,
+    }
+}
+
+/// Is `bytes` all zeros? Word-wise, fast.
+pub fn is_zero(bytes: &[u8]) -> bool {
+    bytes.chunks(256).all(|block| {
+        let mut chunks = block.chunks_exact(16);
+        let acc = chunks.by_ref().fold(0u128, |a, c| {
+            a | u128::from_ne_bytes(c.try_into().unwrap_or([1; 16]))
+        });
+        acc == 0 && chunks.remainder().iter().all(|&b| b == 0)
+    })
+}
+
+/// Add a stored range to the run table, extending the last run when it
+/// continues it (same VMA: runs never cross `first_run`).
+pub fn push_run(runs: &mut Vec<RunRecord>, first_run: usize, start: u64, len: u64, offset: u64) {
+    if let Some(last) = runs[first_run..].last_mut() {
+        if last.start + last.len == start && last.offset + last.len == offset {
+            last.len += len;
+            return;
+        }
+    }
+    runs.push(RunRecord { start, len, offset });
+}
+
+/// Could the backing file of `e` not be opened as it was mapped?
+fn file_unavailable(e: &MapEntry) -> bool {
+    if e.name.ends_with(" (deleted)") {
+        return true;
+    }
+    match nix::sys::stat::stat(Path::new(&e.name)) {
+        Ok(st) => {
+            let dev = (nix::sys::stat::major(st.st_dev) << 32) | nix::sys::stat::minor(st.st_dev);
+            dev != e.dev || st.st_ino != e.inode
+        }
+        Err(_) => true,
+    }
+}
+
+/// Statistics of a memory dump.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemStats {
+    /// Bytes stored.
+    pub stored: u64,
+}
+
+/// Write the stored pages of every VMA into the image; returns the VMA and
+/// run tables (names added to `strings`).
+pub fn dump_memory(
+    mem: &Memory,
+    maps: &[MapEntry],
+    writer: &mut ImageWriter,
+    strings: &mut StringTable,
+    page: u64,
+    image: &Path,
+) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
+    let mut vmas = Vec::with_capacity(maps.len());
+    let mut runs: Vec<RunRecord> = Vec::new();
+    let mut stats = MemStats::default();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut pm: Vec<u64> = Vec::new();
+    for e in maps {
+        let kind = e.kind();
+        let mut flags = e.flags();
+        if kind == vma_kind::FILE && file_unavailable(e) {
+            flags |= vma_flags::FILE_UNAVAILABLE;
+        }
+        let pol = policy(kind, flags);
+        let first_run = runs.len();
+        let mut region: Option<u64> = None;
+        let mut stored = 0u64;
+        if pol != Policy::Nothing && e.resident_kb != Some(0) {
+            let pages = (e.len() / page) as usize;
+            let mut idx = 0usize;
+            while idx < pages {
+                let n = PAGEMAP_BATCH.min(pages - idx);
+                let batch_start = e.start + idx as u64 * page;
+                mem.pagemap(batch_start, n, page, &mut pm)?;
+                let mut i = 0usize;
+                while i < n {
+                    if !candidate(pol, pm[i]) {
+                        i += 1;
+                        continue;
+                    }
+                    // A range of consecutive candidates, at most CHUNK bytes.
+                    let mut j = i + 1;
+                    let max = CHUNK / page as usize;
+                    while j < n && j - i < max && candidate(pol, pm[j]) {
+                        j += 1;
+                    }
+                    let addr = batch_start + i as u64 * page;
+                    let len = (j - i) * page as usize;
+                    buf.resize(len.max(buf.len()), 0);
+                    let data = &mut buf[..len];
+                    mem.read(addr, data)?;
+                    let region_off = *region.get_or_insert_with(|| writer.reserve_region(e.len()));
+                    // Write maximal sub-ranges of pages to store.
+                    let ps = page as usize;
+                    let mut p = 0usize;
+                    while p < len {
+                        let keep = |q: usize| pol == Policy::Cow || !is_zero(&data[q..q + ps]);
+                        if !keep(p) {
+                            p += ps;
+                            continue;
+                        }
+                        let mut q = p + ps;
+                        while q < len && keep(q) {
+                            q += ps;
+                        }
+                        let a = addr + p as u64;
+                        let off = region_off + (a - e.start);
+                        writer.write_data(off, &data[p..q]).map_err(|source| {
+                            Error::WriteImage {
+                                path: image.to_path_buf(),
+                                source,
+                            }
+                        })?;
+                        push_run(&mut runs, first_run, a, (q - p) as u64, off);
+                        stored += (q - p) as u64;
+                        p = q;
+                    }
+                    i = j;
+                }
+                idx += n;
+            }
+        }
+        stats.stored += stored;
+        let name = strings.add(e.name.as_bytes());
+        let file_backed = kind == vma_kind::FILE;
+        vmas.push(VmaRecord {
+            start: e.start,
+            end: e.end,
+            file_pgoff: if file_backed { e.offset } else { 0 },
+            dev: if file_backed { e.dev } else { 0 },
+            inode: if file_backed { e.inode } else { 0 },
+            stored_bytes: stored,
+            first_run: first_run as u32,
+            run_count: (runs.len() - first_run) as u32,
+            prot: e.prot,
+            flags,
+            kind,
+            reserved: 0,
+            name,
+        });
+    }
+    Ok((vmas, runs, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pagemap_bits_select_pages() {
+        let anon = policy(vma_kind::ANONYMOUS, 0);
+        assert_eq!(anon, Policy::NonZero);
+        assert!(candidate(anon, PM_PRESENT | 1234));
+        assert!(candidate(anon, PM_SWAPPED));
+        assert!(!candidate(anon, 0));
+        let cow = policy(vma_kind::FILE, 0);
+        assert_eq!(cow, Policy::Cow);
+        assert!(!candidate(cow, PM_PRESENT | PM_FILE));
+        assert!(candidate(cow, PM_PRESENT));
+        assert!(candidate(cow, PM_SWAPPED));
+        assert_eq!(policy(vma_kind::FILE, vma_flags::SHARED), Policy::Nothing);
+        assert_eq!(
+            policy(
+                vma_kind::FILE,
+                vma_flags::SHARED | vma_flags::FILE_UNAVAILABLE
+            ),
+            Policy::NonZero
+        );
+        assert_eq!(policy(vma_kind::VDSO, 0), Policy::Nothing);
+        assert_eq!(policy(vma_kind::VVAR_VCLOCK, 0), Policy::Nothing);
+        assert_eq!(
+            policy(vma_kind::ANONYMOUS, vma_flags::SHARED),
+            Policy::NonZero
+        );
+    }
+
+    #[test]
+    fn zero_check() {
+        let mut page = vec![0u8; 4096];
+        assert!(is_zero(&page));
+        page[4095] = 1;
+        assert!(!is_zero(&page));
+        page[4095] = 0;
+        page[17] = 1;
+        assert!(!is_zero(&page));
+        assert!(is_zero(&[0u8; 7]));
+        assert!(!is_zero(&[0, 0, 0, 0, 0, 0, 3]));
+    }
+
+    #[test]
+    fn runs_coalesce_only_when_contiguous() {
+        let mut runs = vec![RunRecord {
+            start: 0,
+            len: 4096,
+            offset: 4096,
+        }];
+        // A new VMA starts at index 1: never merged with the previous VMA's run.
+        push_run(&mut runs, 1, 4096, 4096, 8192);
+        assert_eq!(runs.len(), 2);
+        push_run(&mut runs, 1, 8192, 4096, 12288);
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[1].len, 8192);
+        // A hole: a new run.
+        push_run(&mut runs, 1, 16384, 4096, 20480);
+        assert_eq!(runs.len(), 3);
+    }
+}

@@ -1,0 +1,480 @@
+//! Dumping a live process: the order of operations (refuse early, freeze,
+//! collect registers and in-process state, stream memory, write metadata,
+//! rename into place, then kill or resume) and the guarantees around it
+//! (the target is never left stopped, no partial image stays behind, Ctrl-C
+//! waits until the target is released).
+
+pub mod memory;
+pub mod procfs;
+pub mod ptrace;
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+
+use kckpt_image::records::*;
+use kckpt_image::write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
+
+use crate::error::{Error, Result};
+use memory::Memory;
+use procfs::MapEntry;
+use ptrace::Tracee;
+
+/// How to dump.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DumpOptions {
+    /// Resume the target after the dump instead of killing it.
+    pub leave_running: bool,
+}
+
+/// What a successful dump did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DumpSummary {
+    /// Bytes of memory stored in the image.
+    pub stored_bytes: u64,
+}
+
+/// Checkpoint process `pid` into the image `output`.
+///
+/// Without `leave_running` the target is killed (SIGKILL, while still
+/// stopped) once the image is complete and renamed into place. On any error
+/// the target is resumed as it was and no file is left behind.
+pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummary> {
+    if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(Error::NoProcess(pid));
+    }
+    let threads = procfs::thread_count(pid).map_err(|_| Error::NoProcess(pid))?;
+    if threads > 1 {
+        return Err(Error::MultiThreaded { pid, threads });
+    }
+    let before = procfs::stat(pid).map_err(|_| Error::NoProcess(pid))?;
+    let mut tmp = TempImage::create(output)?;
+    let _signals = DeferSignals::block();
+    let mut tracee = Tracee::seize(pid)?;
+    // It may have started a thread between the check and the stop.
+    let threads = procfs::thread_count(pid)?;
+    if threads > 1 {
+        return Err(Error::MultiThreaded { pid, threads });
+    }
+    let file = tmp.take_file();
+    let summary = write_image(&mut tracee, &before, file, output)?;
+    tmp.commit()?;
+    if options.leave_running {
+        tracee.resume()?;
+    } else {
+        tracee.kill();
+    }
+    Ok(summary)
+}
+
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT while alive: a Ctrl-C during
+/// a dump takes effect once the target is released and the temporary file
+/// removed.
+struct DeferSignals {
+    old: Option<SigSet>,
+}
+
+impl DeferSignals {
+    fn block() -> DeferSignals {
+        let mut set = SigSet::empty();
+        for sig in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
+            set.add(sig);
+        }
+        let mut old = SigSet::empty();
+        let ok = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok();
+        DeferSignals {
+            old: ok.then_some(old),
+        }
+    }
+}
+
+impl Drop for DeferSignals {
+    fn drop(&mut self) {
+        if let Some(old) = self.old.take() {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        }
+    }
+}
+
+/// The image being written: `.<name>.tmp.<pid>` next to the final path,
+/// removed on drop unless committed.
+struct TempImage {
+    tmp: PathBuf,
+    dir: PathBuf,
+    path: PathBuf,
+    file: Option<File>,
+    done: bool,
+}
+
+impl TempImage {
+    fn create(path: &Path) -> Result<TempImage> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().ok_or_else(|| Error::CreateImage {
+            dir: dir.clone(),
+            source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
+        })?;
+        let tmp = dir.join(format!(
+            ".{}.tmp.{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|source| Error::CreateImage {
+                dir: dir.clone(),
+                source,
+            })?;
+        Ok(TempImage {
+            tmp,
+            dir,
+            path: path.to_path_buf(),
+            file: Some(file),
+            done: false,
+        })
+    }
+
+    fn take_file(&mut self) -> File {
+        self.file.take().expect("image file taken once")
+    }
+
+    /// Sync the file, rename it into place and sync the directory.
+    fn commit(&mut self) -> Result<()> {
+        let err = |source| Error::WriteImage {
+            path: self.path.clone(),
+            source,
+        };
+        File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(err)?;
+        fs::rename(&self.tmp, &self.path).map_err(err)?;
+        self.done = true;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+impl Drop for TempImage {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Syscall numbers used in the target.
+mod nr {
+    pub const BRK: u64 = nix::libc::SYS_brk as u64;
+    pub const RT_SIGACTION: u64 = nix::libc::SYS_rt_sigaction as u64;
+    pub const SIGALTSTACK: u64 = nix::libc::SYS_sigaltstack as u64;
+    pub const PRCTL: u64 = nix::libc::SYS_prctl as u64;
+    pub const PR_GET_TID_ADDRESS: u64 = 40;
+}
+
+/// State only the process itself can report, gathered by system calls run
+/// inside it.
+struct InProcess {
+    signals: SignalsRecord,
+    altstack: (u64, u64, u32),
+    clear_child_tid: u64,
+    brk: u64,
+}
+
+/// Scratch area layout (bytes from its start).
+const SCRATCH_LEN: u64 = 4096;
+const SCRATCH_SIGACTIONS: u64 = 0;
+const SCRATCH_ALTSTACK: u64 = 64 * 32;
+const SCRATCH_TIDADDR: u64 = SCRATCH_ALTSTACK + 32;
+
+/// A writable place in the target for system-call output: below the red
+/// zone and a page of the current stack when that is mapped, else the start
+/// of some other private writable area. Its bytes are saved and put back.
+fn scratch_area(regs_sp: u64, maps: &[MapEntry]) -> Option<u64> {
+    let writable = |start: u64, end: u64| {
+        maps.iter()
+            .any(|m| m.prot & prot::WRITE != 0 && !m.shared && m.start <= start && end <= m.end)
+    };
+    let end = regs_sp.checked_sub(128 + 4096)? & !63;
+    let start = end.checked_sub(SCRATCH_LEN)?;
+    if writable(start, end) {
+        return Some(start);
+    }
+    maps.iter()
+        .find(|m| {
+            m.prot & prot::WRITE != 0
+                && !m.shared
+                && m.len() >= SCRATCH_LEN
+                && matches!(
+                    m.kind(),
+                    vma_kind::ANONYMOUS | vma_kind::HEAP | vma_kind::FILE
+                )
+        })
+        .map(|m| m.start)
+}
+
+fn in_process_state(
+    tracee: &mut Tracee,
+    mem: &Memory,
+    maps: &[MapEntry],
+    syscall_insn: u64,
+) -> Result<InProcess> {
+    let pid = tracee.pid();
+    let scratch = scratch_area(tracee.regs().rsp, maps).ok_or_else(|| Error::Unsupported {
+        pid,
+        reason: "no writable memory to run system calls with".into(),
+    })?;
+    let mut saved = vec![0u8; SCRATCH_LEN as usize];
+    mem.read(scratch, &mut saved)?;
+    let result = (|| -> Result<InProcess> {
+        let mut signals = SignalsRecord {
+            actions: [SigactionRecord::default(); 64],
+        };
+        for sig in 1..=64u64 {
+            if sig == 9 || sig == 19 {
+                continue;
+            }
+            let out = scratch + SCRATCH_SIGACTIONS + (sig - 1) * 32;
+            let r = tracee.syscall(syscall_insn, nr::RT_SIGACTION, [sig, 0, out, 8, 0, 0])?;
+            if r < 0 && r != -(nix::libc::EINVAL as i64) {
+                return Err(Error::Unsupported {
+                    pid,
+                    reason: format!("rt_sigaction({sig}) in the process failed with {r}"),
+                });
+            }
+        }
+        tracee.syscall(
+            syscall_insn,
+            nr::SIGALTSTACK,
+            [0, scratch + SCRATCH_ALTSTACK, 0, 0, 0, 0],
+        )?;
+        tracee.syscall(
+            syscall_insn,
+            nr::PRCTL,
+            [
+                nr::PR_GET_TID_ADDRESS,
+                scratch + SCRATCH_TIDADDR,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )?;
+        let brk = tracee.syscall(syscall_insn, nr::BRK, [0; 6])? as u64;
+        let mut out = vec![0u8; SCRATCH_LEN as usize];
+        mem.read(scratch, &mut out)?;
+        let u64_at = |off: u64| {
+            let o = off as usize;
+            u64::from_le_bytes(out[o..o + 8].try_into().unwrap_or_default())
+        };
+        for (i, a) in signals.actions.iter_mut().enumerate() {
+            let base = SCRATCH_SIGACTIONS + i as u64 * 32;
+            *a = SigactionRecord {
+                handler: u64_at(base),
+                flags: u64_at(base + 8),
+                restorer: u64_at(base + 16),
+                mask: u64_at(base + 24),
+            };
+        }
+        Ok(InProcess {
+            signals,
+            altstack: (
+                u64_at(SCRATCH_ALTSTACK),
+                u64_at(SCRATCH_ALTSTACK + 16),
+                u64_at(SCRATCH_ALTSTACK + 8) as u32,
+            ),
+            clear_child_tid: u64_at(SCRATCH_TIDADDR),
+            brk,
+        })
+    })();
+    // Put the scratch bytes back whatever happened.
+    let restored = mem.write(scratch, &saved);
+    let state = result?;
+    restored?;
+    Ok(state)
+}
+
+fn kernel_release() -> [u8; 64] {
+    let mut out = [0u8; 64];
+    if let Ok(u) = nix::sys::utsname::uname() {
+        let r = u.release().as_encoded_bytes();
+        let n = r.len().min(63);
+        out[..n].copy_from_slice(&r[..n]);
+    }
+    out
+}
+
+fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map(|v| v as u64)
+        .unwrap_or(4096)
+}
+
+/// Collect everything and write the image into `file`.
+fn write_image(
+    tracee: &mut Tracee,
+    before: &procfs::Stat,
+    file: File,
+    output: &Path,
+) -> Result<DumpSummary> {
+    let pid = tracee.pid();
+    let page = page_size();
+    let live = *tracee.regs();
+
+    // Registers.
+    let mut regsets = Vec::new();
+    let (mut xcr0, mut xstate_size) = (0u64, 0u32);
+    for spec in kckpt_arch::REGSETS {
+        if let Some(bytes) = tracee.regset(spec)? {
+            if let Some((x, s)) = kckpt_arch::cpu_features(spec.note_type, &bytes) {
+                (xcr0, xstate_size) = (x, s);
+            }
+            regsets.push((spec.owner, spec.note_type, bytes));
+        }
+    }
+    let sigmask = tracee.sigmask()?;
+    let rseq = tracee.rseq()?;
+
+    // Memory map and the vDSO (its bytes are hashed; its `syscall`
+    // instruction runs the dumper's system calls).
+    let maps = procfs::maps(pid)?;
+    let mem = Memory::open(pid)?;
+    let vdso = maps
+        .iter()
+        .find(|m| m.kind() == vma_kind::VDSO)
+        .ok_or_else(|| Error::Unsupported {
+            pid,
+            reason: "the process has no [vdso]".into(),
+        })?;
+    let mut vdso_bytes = vec![0u8; vdso.len() as usize];
+    mem.read(vdso.start, &mut vdso_bytes)?;
+    let vdso_hash = fnv1a64(&vdso_bytes);
+    let insn = vdso_bytes
+        .windows(2)
+        .position(|w| w == [0x0f, 0x05])
+        .ok_or_else(|| Error::Unsupported {
+            pid,
+            reason: "no syscall instruction in the [vdso]".into(),
+        })?;
+    let state = in_process_state(tracee, &mem, &maps, vdso.start + insn as u64)?;
+
+    // /proc facts.
+    let stat = procfs::stat(pid)?;
+    let mut mm = stat.mm();
+    mm.brk = state.brk;
+    let cmdline_raw = procfs::read(pid, "cmdline")?;
+    let exe = {
+        let path = procfs::proc_path(pid, "exe");
+        fs::read_link(&path).map_err(|source| Error::Read { path, source })?
+    };
+    let auxv = procfs::read(pid, "auxv")?;
+    let comm = procfs::comm(pid)?;
+    let (uid, gid) = procfs::uid_gid(pid)?;
+
+    let mut strings = StringTable::default();
+    mm.exe = strings.add(exe.as_os_str().as_encoded_bytes());
+    mm.cmdline = strings.add(&procfs::cmdline_text(&cmdline_raw));
+
+    // Memory data first, then metadata.
+    let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
+    let (vmas, runs, stats) =
+        memory::dump_memory(&mem, &maps, &mut writer, &mut strings, page, output)?;
+
+    let mut image_regs = live;
+    let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
+    let record = ThreadRecord {
+        tid: pid as u32,
+        syscall_state,
+        syscall_nr: live.orig_rax as i64,
+        syscall_result: live.rax as i64,
+        tls: live.fs_base,
+        tls2: live.gs_base,
+        sigmask,
+        altstack_sp: state.altstack.0,
+        altstack_size: state.altstack.1,
+        altstack_flags: state.altstack.2,
+        rseq_sig: rseq.sig,
+        rseq_addr: rseq.addr,
+        rseq_len: rseq.len,
+        reserved0: 0,
+        clear_child_tid: state.clear_child_tid,
+        reserved: [0; 4],
+    };
+    let thread = ThreadNotesOut {
+        prstatus: kckpt_arch::prstatus_bytes(&image_regs, pid as u32, stat.ppid(), 0, sigmask)
+            .to_vec(),
+        regsets,
+        record,
+    };
+    let header = ImageHeader {
+        magic: HEADER_MAGIC,
+        format_major: FORMAT_MAJOR,
+        format_minor: FORMAT_MINOR,
+        machine: kckpt_arch::ELF_MACHINE,
+        reserved0: 0,
+        page_size: page as u32,
+        flags: if stat.flags() & 0x40 == 0 {
+            HEADER_DID_EXEC
+        } else {
+            0
+        },
+        pid: pid as u32,
+        thread_count: 1,
+        xcr0,
+        xstate_size,
+        reserved1: 0,
+        hwcap: 0,
+        hwcap2: 0,
+        vdso_hash,
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        kernel_release: kernel_release(),
+        reserved: [0; 4],
+    };
+    let prpsinfo = kckpt_arch::core_notes::prpsinfo_bytes(
+        before.state(),
+        uid,
+        gid,
+        pid as u32,
+        stat.ppid(),
+        &comm,
+        &cmdline_raw,
+    )
+    .to_vec();
+    let meta = ImageMetadata {
+        header,
+        mm,
+        signals: state.signals,
+        vmas,
+        runs,
+        strings,
+        auxv,
+        prpsinfo,
+        threads: vec![thread],
+    };
+    writer.finish(meta).map_err(|source| Error::WriteImage {
+        path: output.to_path_buf(),
+        source,
+    })?;
+    Ok(DumpSummary {
+        stored_bytes: stats.stored,
+    })
+}

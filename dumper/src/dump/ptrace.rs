@@ -1,0 +1,308 @@
+//! Control of the stopped target through ptrace: `PTRACE_SEIZE` +
+//! `PTRACE_INTERRUPT`, register and regset reads, the signal mask and rseq
+//! configuration, system calls injected into the target, and the way out
+//! (registers put back and detach, or SIGKILL).
+//!
+//! The only `unsafe` of the dumper lives here: the ptrace requests nix does
+//! not wrap (`GETREGS`/`SETREGS` into kckpt's own register struct,
+//! `GETREGSET` with a caller-sized buffer, `GETSIGMASK`,
+//! `GET_RSEQ_CONFIGURATION`) go through `libc::ptrace` with pointers to
+//! local buffers of the size the kernel is told.
+#![allow(unsafe_code)]
+
+use nix::errno::Errno;
+use nix::libc::{self, c_long, c_void};
+use nix::sys::ptrace;
+use nix::sys::signal::{self, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use kckpt_arch::{RegsetSpec, UserRegs};
+
+use crate::error::{Error, Result};
+
+/// `PTRACE_GET_RSEQ_CONFIGURATION`.
+const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+/// `PTRACE_GETSIGMASK`.
+const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
+
+/// `struct ptrace_rseq_configuration`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct RseqConfiguration {
+    rseq_abi_pointer: u64,
+    rseq_abi_size: u32,
+    signature: u32,
+    flags: u32,
+    pad: u32,
+}
+
+/// The rseq registration of a thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rseq {
+    /// Address of the rseq area (0: not registered).
+    pub addr: u64,
+    /// Its length.
+    pub len: u32,
+    /// The abort signature.
+    pub sig: u32,
+}
+
+/// Issue a ptrace request the kernel answers by reading or writing `data`.
+///
+/// # Safety
+/// `data` must be valid for whatever the kernel reads or writes for
+/// `request` (the caller passes a pointer to a local of the right size).
+unsafe fn raw(
+    request: libc::c_uint,
+    pid: Pid,
+    addr: usize,
+    data: *mut c_void,
+) -> nix::Result<c_long> {
+    // SAFETY: forwarded from the caller's contract on `data`; `addr` is an
+    // integer argument (a size or a regset number) for every request used here.
+    let r = unsafe { libc::ptrace(request, pid.as_raw(), addr as *mut c_void, data) };
+    Errno::result(r)
+}
+
+/// A traced, stopped target. Dropping it without [`Tracee::resume`] or
+/// [`Tracee::kill`] puts its registers back and detaches (best effort).
+#[derive(Debug)]
+pub struct Tracee {
+    pid: Pid,
+    /// Registers at the interrupt stop, as the target had them.
+    orig: UserRegs,
+    /// Signals that arrived while it was stopped (suppressed, re-sent later).
+    pending: Vec<Signal>,
+    attached: bool,
+    /// `orig` was read (registers may be written back).
+    regs_valid: bool,
+}
+
+impl Tracee {
+    /// Seize `pid` and stop it with `PTRACE_INTERRUPT`.
+    pub fn seize(pid: i32) -> Result<Tracee> {
+        let p = Pid::from_raw(pid);
+        ptrace::seize(p, ptrace::Options::PTRACE_O_TRACESYSGOOD)
+            .map_err(|source| Error::Trace { pid, source })?;
+        let mut t = Tracee {
+            pid: p,
+            orig: UserRegs::default(),
+            pending: Vec::new(),
+            attached: true,
+            regs_valid: false,
+        };
+        ptrace::interrupt(p).map_err(|e| t.err("PTRACE_INTERRUPT", e))?;
+        loop {
+            match t.wait()? {
+                WaitStatus::PtraceEvent(_, _, ev) if ev == libc::PTRACE_EVENT_STOP => break,
+                WaitStatus::Stopped(_, sig) => {
+                    // A signal-delivery-stop before the interrupt stop: keep
+                    // the signal for later and go on to the interrupt.
+                    t.pending.push(sig);
+                    ptrace::cont(p, None).map_err(|e| t.err("PTRACE_CONT", e))?;
+                }
+                _ => {
+                    ptrace::cont(p, None).map_err(|e| t.err("PTRACE_CONT", e))?;
+                }
+            }
+        }
+        t.orig = t.getregs()?;
+        t.regs_valid = true;
+        Ok(t)
+    }
+
+    /// The target's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// The registers the target had when it was stopped.
+    pub fn regs(&self) -> &UserRegs {
+        &self.orig
+    }
+
+    fn err(&self, what: &'static str, source: nix::Error) -> Error {
+        if source == Errno::ESRCH && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        {
+            return Error::TargetDied { pid: self.pid() };
+        }
+        Error::Ptrace {
+            what,
+            pid: self.pid(),
+            source,
+        }
+    }
+
+    fn wait(&mut self) -> Result<WaitStatus> {
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => {
+                    self.attached = false;
+                    return Err(Error::TargetDied { pid: self.pid() });
+                }
+                Ok(status) => return Ok(status),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(self.err("waitpid", e)),
+            }
+        }
+    }
+
+    fn getregs(&self) -> Result<UserRegs> {
+        let mut regs = UserRegs::default();
+        // SAFETY: PTRACE_GETREGS writes one `user_regs_struct`, which
+        // `UserRegs` is (repr(C), same 27 u64 fields).
+        unsafe { raw(libc::PTRACE_GETREGS, self.pid, 0, (&raw mut regs).cast()) }
+            .map_err(|e| self.err("PTRACE_GETREGS", e))?;
+        Ok(regs)
+    }
+
+    fn setregs(&self, regs: &UserRegs) -> Result<()> {
+        let mut copy = *regs;
+        // SAFETY: PTRACE_SETREGS reads one `user_regs_struct` from `copy`.
+        unsafe { raw(libc::PTRACE_SETREGS, self.pid, 0, (&raw mut copy).cast()) }
+            .map_err(|e| self.err("PTRACE_SETREGS", e))?;
+        Ok(())
+    }
+
+    /// Read a register set; `None` when the kernel does not have it here.
+    pub fn regset(&self, spec: &RegsetSpec) -> Result<Option<Vec<u8>>> {
+        let mut buf = vec![0u8; spec.max_size];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: the kernel writes at most `iov_len` bytes to `iov_base`,
+        // which points to `buf` of that length, and updates `iov_len`.
+        let r = unsafe {
+            raw(
+                libc::PTRACE_GETREGSET,
+                self.pid,
+                spec.note_type as usize,
+                (&raw mut iov).cast(),
+            )
+        };
+        match r {
+            Ok(_) => {
+                buf.truncate(iov.iov_len.min(spec.max_size));
+                Ok(Some(buf))
+            }
+            Err(Errno::EINVAL | Errno::ENODEV) if !spec.required => Ok(None),
+            Err(e) => Err(self.err("PTRACE_GETREGSET", e)),
+        }
+    }
+
+    /// The blocked-signal mask.
+    pub fn sigmask(&self) -> Result<u64> {
+        let mut mask = 0u64;
+        // SAFETY: PTRACE_GETSIGMASK writes `addr` = 8 bytes to `mask`.
+        unsafe { raw(PTRACE_GETSIGMASK, self.pid, 8, (&raw mut mask).cast()) }
+            .map_err(|e| self.err("PTRACE_GETSIGMASK", e))?;
+        Ok(mask)
+    }
+
+    /// The rseq registration (zero when none or when the kernel cannot say).
+    pub fn rseq(&self) -> Result<Rseq> {
+        let mut conf = RseqConfiguration::default();
+        // SAFETY: the kernel writes at most `addr` bytes (the struct's size)
+        // to `conf`.
+        let r = unsafe {
+            raw(
+                PTRACE_GET_RSEQ_CONFIGURATION,
+                self.pid,
+                std::mem::size_of::<RseqConfiguration>(),
+                (&raw mut conf).cast(),
+            )
+        };
+        match r {
+            Ok(_) => Ok(Rseq {
+                addr: conf.rseq_abi_pointer,
+                len: conf.rseq_abi_size,
+                sig: conf.signature,
+            }),
+            Err(Errno::EINVAL | Errno::EIO) => Ok(Rseq::default()),
+            Err(e) => Err(self.err("PTRACE_GET_RSEQ_CONFIGURATION", e)),
+        }
+    }
+
+    /// Resume with PTRACE_SYSCALL until the next syscall stop; signals that
+    /// arrive meanwhile are kept for later and suppressed now.
+    fn run_to_syscall_stop(&mut self) -> Result<()> {
+        ptrace::syscall(self.pid, None).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
+        loop {
+            match self.wait()? {
+                WaitStatus::PtraceSyscall(_) => return Ok(()),
+                WaitStatus::Stopped(_, sig) => {
+                    self.pending.push(sig);
+                    ptrace::syscall(self.pid, None).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
+                }
+                _ => {
+                    ptrace::syscall(self.pid, None).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
+                }
+            }
+        }
+    }
+
+    /// Make the target execute system call `nr` with `args`, using the
+    /// `syscall` instruction at `insn`; returns its raw result.
+    pub fn syscall(&mut self, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
+        let mut regs = self.orig;
+        regs.rip = insn;
+        regs.rax = nr;
+        regs.rdi = args[0];
+        regs.rsi = args[1];
+        regs.rdx = args[2];
+        regs.r10 = args[3];
+        regs.r8 = args[4];
+        regs.r9 = args[5];
+        // Not in a system call: the kernel's restart logic leaves it alone.
+        regs.orig_rax = u64::MAX;
+        self.setregs(&regs)?;
+        self.run_to_syscall_stop()?; // entry
+        self.run_to_syscall_stop()?; // exit
+        Ok(self.getregs()?.rax as i64)
+    }
+
+    /// Put the live registers back (an interrupted call restarts as the
+    /// kernel would have done) and detach; signals that arrived while the
+    /// target was stopped are sent again.
+    pub fn resume(mut self) -> Result<()> {
+        self.attached = false;
+        let live = kckpt_arch::rewind_for_live_resume(&self.orig);
+        self.setregs(&live)?;
+        ptrace::detach(self.pid, None).map_err(|e| self.err("PTRACE_DETACH", e))?;
+        for sig in std::mem::take(&mut self.pending) {
+            let _ = signal::kill(self.pid, sig);
+        }
+        Ok(())
+    }
+
+    /// Kill the still-stopped target and reap the tracer's notification.
+    pub fn kill(mut self) {
+        self.attached = false;
+        let _ = signal::kill(self.pid, Signal::SIGKILL);
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(Errno::ECHILD) => break,
+                Err(Errno::EINTR) | Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl Drop for Tracee {
+    fn drop(&mut self) {
+        if self.attached {
+            self.attached = false;
+            if self.regs_valid {
+                let live = kckpt_arch::rewind_for_live_resume(&self.orig);
+                let _ = self.setregs(&live);
+            }
+            let _ = ptrace::detach(self.pid, None);
+            for sig in std::mem::take(&mut self.pending) {
+                let _ = signal::kill(self.pid, sig);
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The error type of every kckpt command: its `Display` is the one line that
+//! `kckpt: <message>` prints on stderr.
+
+use std::io;
+use std::path::PathBuf;
+
+/// The description of an OS error ("Operation not permitted") without Rust's
+/// "(os error N)" suffix.
+pub fn io_text(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => nix::Error::from_raw(code).desc().to_owned(),
+        None => err.to_string(),
+    }
+}
+
+/// The description of an errno.
+pub fn errno_text(err: nix::Error) -> &'static str {
+    err.desc()
+}
+
+/// Everything that can go wrong in a kckpt command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `/proc/PID` does not exist.
+    #[error("no process with pid {0}")]
+    NoProcess(i32),
+    /// The target has more than one thread.
+    #[error("process {pid} has {threads} threads; multi-threaded processes are not supported yet")]
+    MultiThreaded {
+        /// Target pid.
+        pid: i32,
+        /// Its thread count.
+        threads: usize,
+    },
+    /// `PTRACE_SEIZE` failed.
+    #[error("cannot trace pid {pid}: {}", errno_text(*.source))]
+    Trace {
+        /// Target pid.
+        pid: i32,
+        /// The ptrace error.
+        source: nix::Error,
+    },
+    /// A ptrace request on the stopped target failed.
+    #[error("{what} of pid {pid} failed: {}", errno_text(*.source))]
+    Ptrace {
+        /// What was being done.
+        what: &'static str,
+        /// Target pid.
+        pid: i32,
+        /// The error.
+        source: nix::Error,
+    },
+    /// The target died (or was killed) while being dumped.
+    #[error("process {pid} exited while it was being dumped")]
+    TargetDied {
+        /// Target pid.
+        pid: i32,
+    },
+    /// Something about the target is not what the dumper can handle.
+    #[error("cannot dump pid {pid}: {reason}")]
+    Unsupported {
+        /// Target pid.
+        pid: i32,
+        /// Why.
+        reason: String,
+    },
+    /// Reading a /proc file (or other file) failed.
+    #[error("cannot read {}: {}", .path.display(), io_text(.source))]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A /proc file had unexpected contents.
+    #[error("cannot parse {}: {what}", .path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        what: String,
+    },
+    /// Reading the target's memory failed.
+    #[error("cannot read memory of pid {pid} at {addr:#x}: {}", io_text(.source))]
+    Memory {
+        /// Target pid.
+        pid: i32,
+        /// Address.
+        addr: u64,
+        /// The error.
+        source: io::Error,
+    },
+    /// The temporary image file could not be created.
+    #[error("cannot create image in {}: {}", .dir.display(), io_text(.source))]
+    CreateImage {
+        /// The output directory.
+        dir: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Writing (or syncing, renaming) the image failed.
+    #[error("cannot write image {}: {}", .path.display(), io_text(.source))]
+    WriteImage {
+        /// The final image path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// An image could not be opened.
+    #[error("cannot open {}: {}", .path.display(), io_text(.source))]
+    OpenImage {
+        /// The image.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// An image was refused by the format reader.
+    #[error("{}: {error}", .path.display())]
+    BadImage {
+        /// The image.
+        path: PathBuf,
+        /// The reader's verdict.
+        error: kckpt_image::FormatError,
+    },
+    /// The restore stub is missing or could not be executed.
+    #[error("cannot run the restore stub {}: {}", .path.display(), io_text(.source))]
+    Stub {
+        /// The stub path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// A binfmt_misc operation failed.
+    #[error(transparent)]
+    Binfmt(#[from] kckpt_binfmt::BinfmtError),
+    /// The command line was not understood.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,261 @@
+//! `kckpt info`: validate an image with the format reader and describe it,
+//! as text or as a JSON object.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use kckpt_image::read::{machine_name, note_segment, parse_elf_header, EHDR_SIZE};
+use kckpt_image::records::*;
+use kckpt_image::ImageView;
+
+use crate::error::{Error, Result};
+
+/// The notes of a validated image, read from its file.
+struct Loaded {
+    notes: Vec<u8>,
+    file_len: u64,
+}
+
+fn load(path: &Path) -> Result<Loaded> {
+    let open_err = |source| Error::OpenImage {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |error| Error::BadImage {
+        path: path.to_path_buf(),
+        error,
+    };
+    let file = File::open(path).map_err(open_err)?;
+    let file_len = file.metadata().map_err(open_err)?.len();
+    let mut ehdr = vec![0u8; EHDR_SIZE.min(file_len as usize)];
+    file.read_exact_at(&mut ehdr, 0).map_err(open_err)?;
+    let elf = parse_elf_header(&ehdr, file_len, kckpt_arch::ELF_MACHINE).map_err(bad)?;
+    let mut table = vec![0u8; elf.phdrs_size()];
+    file.read_exact_at(&mut table, elf.phoff)
+        .map_err(open_err)?;
+    let (off, size) = note_segment(&table, file_len).map_err(bad)?;
+    let mut notes = vec![0u8; size as usize];
+    file.read_exact_at(&mut notes, off).map_err(open_err)?;
+    // Validate now so callers only see good images.
+    ImageView::parse(&notes, kckpt_arch::ELF_MACHINE, file_len).map_err(bad)?;
+    Ok(Loaded { notes, file_len })
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn prot_text(p: u32) -> String {
+    let mut s = String::with_capacity(3);
+    s.push(if p & prot::READ != 0 { 'r' } else { '-' });
+    s.push(if p & prot::WRITE != 0 { 'w' } else { '-' });
+    s.push(if p & prot::EXEC != 0 { 'x' } else { '-' });
+    s
+}
+
+fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        vma_kind::ANONYMOUS => "anon",
+        vma_kind::FILE => "file",
+        vma_kind::HEAP => "heap",
+        vma_kind::STACK => "stack",
+        vma_kind::VDSO => "vdso",
+        vma_kind::VVAR => "vvar",
+        vma_kind::VVAR_VCLOCK => "vvar_vclock",
+        vma_kind::VSYSCALL => "vsyscall",
+        _ => "unknown",
+    }
+}
+
+fn flag_names(flags: u32) -> Vec<&'static str> {
+    [
+        (vma_flags::SHARED, "shared"),
+        (vma_flags::GROWSDOWN, "growsdown"),
+        (vma_flags::DONTDUMP, "dontdump"),
+        (vma_flags::HUGEPAGE, "hugepage"),
+        (vma_flags::NOHUGEPAGE, "nohugepage"),
+        (vma_flags::DONTCOPY, "dontcopy"),
+        (vma_flags::WIPEONFORK, "wipeonfork"),
+        (vma_flags::LOCKED, "locked"),
+        (vma_flags::FILE_UNAVAILABLE, "file_unavailable"),
+    ]
+    .iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|&(_, name)| name)
+    .collect()
+}
+
+fn syscall_state_name(s: u32) -> &'static str {
+    match s {
+        syscall_state::NONE => "none",
+        syscall_state::RESTART => "restart",
+        syscall_state::RESTART_BLOCK => "restart_block",
+        _ => "unknown",
+    }
+}
+
+/// Everything `info` shows, as JSON (the text form is printed from it).
+fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::FormatError> {
+    let h = &view.header;
+    let release_len = h
+        .kernel_release
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(h.kernel_release.len());
+    let mut vmas = Vec::new();
+    for v in view.vmas.iter() {
+        vmas.push(json!({
+            "start": v.start,
+            "end": v.end,
+            "prot": prot_text(v.prot),
+            "kind": kind_name(v.kind),
+            "flags": flag_names(v.flags),
+            "name": text(view.string(v.name)?),
+            "file_offset": v.file_pgoff,
+            "stored_bytes": v.stored_bytes,
+            "skipped_bytes": (v.end - v.start).saturating_sub(v.stored_bytes),
+            "runs": v.run_count,
+        }));
+    }
+    let threads: Vec<Value> = view
+        .threads()
+        .map(|t| {
+            let regs = kckpt_arch::regs_from_prstatus(t.prstatus);
+            json!({
+                "tid": t.record.tid,
+                "pc": regs.map(|r| r.pc()),
+                "sp": regs.map(|r| r.sp()),
+                "syscall_state": syscall_state_name(t.record.syscall_state),
+                "syscall_nr": t.record.syscall_nr,
+                "sigmask": t.record.sigmask,
+                "tls": t.record.tls,
+                "rseq_addr": t.record.rseq_addr,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "arch": machine_name(h.machine),
+        "format_version": format!("{}.{}", h.format_major, h.format_minor),
+        "page_size": h.page_size,
+        "pid": h.pid,
+        "cmdline": text(view.string(view.mm.cmdline)?),
+        "exe": text(view.string(view.mm.exe)?),
+        "kernel_release": text(&h.kernel_release[..release_len]),
+        "created_unix": h.created_unix,
+        "xcr0": format!("{:#x}", h.xcr0),
+        "xstate_size": h.xstate_size,
+        "vdso_hash": format!("{:#018x}", h.vdso_hash),
+        "did_exec": h.flags & HEADER_DID_EXEC != 0,
+        "thread_count": h.thread_count,
+        "threads": threads,
+        "file_size": file_len,
+        "stored_bytes": view.stored_bytes(),
+        "vmas": vmas,
+    }))
+}
+
+fn format_text(path: &Path, d: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let s = |k: &str| match &d[k] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(out, "image:          {}", path.display());
+    let _ = writeln!(out, "architecture:   {}", s("arch"));
+    let _ = writeln!(out, "format version: {}", s("format_version"));
+    let _ = writeln!(out, "page size:      {}", s("page_size"));
+    let _ = writeln!(out, "pid:            {}", s("pid"));
+    let _ = writeln!(out, "command line:   {}", s("cmdline"));
+    let _ = writeln!(out, "exe:            {}", s("exe"));
+    let _ = writeln!(out, "kernel release: {}", s("kernel_release"));
+    let _ = writeln!(out, "created (unix): {}", s("created_unix"));
+    let _ = writeln!(
+        out,
+        "xcr0:           {} (xstate {} bytes)",
+        s("xcr0"),
+        s("xstate_size")
+    );
+    let _ = writeln!(
+        out,
+        "did exec:       {}",
+        if d["did_exec"] == true { "yes" } else { "no" }
+    );
+    let _ = writeln!(out, "threads:        {}", s("thread_count"));
+    for t in d["threads"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  tid {} pc {:#x} sp {:#x} syscall {}",
+            t["tid"],
+            t["pc"].as_u64().unwrap_or(0),
+            t["sp"].as_u64().unwrap_or(0),
+            t["syscall_state"].as_str().unwrap_or("?"),
+        );
+    }
+    let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "memory:         {} areas, {} bytes stored, file {} bytes",
+        vmas.len(),
+        s("stored_bytes"),
+        s("file_size")
+    );
+    for v in &vmas {
+        let flags: Vec<&str> = v["flags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {:012x}-{:012x} {} {:<11} {:<24} {} stored {} / skipped {}",
+            v["start"].as_u64().unwrap_or(0),
+            v["end"].as_u64().unwrap_or(0),
+            v["prot"].as_str().unwrap_or(""),
+            v["kind"].as_str().unwrap_or(""),
+            if flags.is_empty() {
+                "-".to_owned()
+            } else {
+                flags.join(",")
+            },
+            v["name"].as_str().unwrap_or(""),
+            v["stored_bytes"],
+            v["skipped_bytes"],
+        );
+    }
+    out
+}
+
+/// `kckpt info FILE [--json]`.
+pub fn info(path: &Path, as_json: bool) -> Result<()> {
+    let loaded = load(path)?;
+    let bad = |error| Error::BadImage {
+        path: path.to_path_buf(),
+        error,
+    };
+    let view =
+        ImageView::parse(&loaded.notes, kckpt_arch::ELF_MACHINE, loaded.file_len).map_err(bad)?;
+    let d = describe(&view, loaded.file_len).map_err(bad)?;
+    let text = if as_json {
+        serde_json::to_string_pretty(&d).unwrap_or_default() + "\n"
+    } else {
+        format_text(path, &d)
+    };
+    // A closed pipe (`kckpt info | head`) is not an error worth a message.
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Usage(format!(
+            "cannot write to standard output: {}",
+            crate::error::io_text(&e)
+        ))),
+        _ => Ok(()),
+    }
+}
