@@ -127,10 +127,21 @@ pub fn resume(
 ) -> Result<core::convert::Infallible, Failure> {
     let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
     let t = &thread.record;
+    let xcr0 = img.view.header.xcr0;
+    let r = kckpt_arch::cpu::enable_dynamic_features(thread.fpstate, xcr0);
+    if r < 0 {
+        let errno = Errno((-r) as u32);
+        return Err(Failure {
+            what: "enabling AMX for the saved tile state",
+            addr: 0,
+            errno,
+        });
+    }
+    let (xfeatures, fp_len) = kckpt_arch::cpu::frame_fpstate(thread.fpstate, xcr0);
     let input = kckpt_arch::FrameInput {
         regs: &thread.regs,
-        fpstate: thread.fpstate,
-        xfeatures: img.view.header.xcr0,
+        fpstate: &thread.fpstate[..fp_len],
+        xfeatures,
         sigmask: t.sigmask,
         altstack: (t.altstack_sp, t.altstack_flags, t.altstack_size),
     };

@@ -13,3 +13,14 @@ pub fn missing_features(
     }
     None
 }
+
+/// The features and the length of the saved FP state for the frame: all of
+/// it on aarch64.
+pub fn frame_fpstate(fpstate: &[u8], xcr0: u64) -> (u64, usize) {
+    (xcr0, fpstate.len())
+}
+
+/// Nothing to ask for on aarch64 (SVE/SME state is not saved yet).
+pub fn enable_dynamic_features(_fpstate: &[u8], _xcr0: u64) -> isize {
+    0
+}
