@@ -60,7 +60,14 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         return Err(Error::MultiThreaded { pid, threads });
     }
     let file = tmp.take_file();
-    let summary = write_image(&mut tracee, &before, file, output)?;
+    let sink = memory::DataSink::new(
+        tmp.direct(),
+        file.try_clone().map_err(|source| Error::WriteImage {
+            path: output.to_path_buf(),
+            source,
+        })?,
+    );
+    let summary = write_image(&mut tracee, &before, file, sink, output)?;
     tmp.commit()?;
     if options.leave_running {
         tracee.resume()?;
@@ -149,6 +156,16 @@ impl TempImage {
 
     fn take_file(&mut self) -> File {
         self.file.take().expect("image file taken once")
+    }
+
+    /// A second descriptor of the file with `O_DIRECT`, if the file system
+    /// supports it.
+    fn direct(&self) -> Option<File> {
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT)
+            .open(&self.tmp)
+            .ok()
     }
 
     /// Sync the file, rename it into place and sync the directory.
@@ -331,6 +348,7 @@ fn write_image(
     tracee: &mut Tracee,
     before: &procfs::Stat,
     file: File,
+    sink: memory::DataSink,
     output: &Path,
 ) -> Result<DumpSummary> {
     let pid = tracee.pid();
@@ -394,7 +412,7 @@ fn write_image(
     // Memory data first, then metadata.
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
     let (vmas, runs, stats) =
-        memory::dump_memory(&mem, &maps, &mut writer, &mut strings, page, output)?;
+        memory::dump_memory(&mem, &maps, &mut writer, sink, &mut strings, page, output)?;
 
     let mut image_regs = live;
     let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
