@@ -105,23 +105,15 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = e.print();
-                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    1
-                } else {
-                    0
-                };
+                return 0;
             }
-            // One line: clap's first line without its "error: " prefix.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid command line");
-            let msg = first.strip_prefix("error: ").unwrap_or(first);
+            let msg = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                "a subcommand is missing".to_owned()
+            } else {
+                usage_message(&e.render().to_string())
+            };
             report(&Error::Usage(format!("{msg} (see kckpt --help)")));
             return 1;
         }
@@ -132,6 +124,24 @@ pub fn main() -> i32 {
             report(&e);
             1
         }
+    }
+}
+
+/// clap's error text up to its "Usage:" block, on one line, without the
+/// "error: " prefix.
+fn usage_message(rendered: &str) -> String {
+    let parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let text = parts.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text).to_owned();
+    if text.is_empty() {
+        "invalid command line".to_owned()
+    } else {
+        text
     }
 }
 

@@ -51,6 +51,12 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         return Err(Error::MultiThreaded { pid, threads });
     }
     let before = procfs::stat(pid).map_err(|_| Error::NoProcess(pid))?;
+    if output.is_dir() {
+        return Err(Error::CreateImage {
+            dir: output.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
+        });
+    }
     let mut tmp = TempImage::create(output)?;
     let _signals = DeferSignals::block();
     let mut tracee = Tracee::seize(pid)?;
