@@ -349,6 +349,37 @@ fn page_size() -> u64 {
         .unwrap_or(4096)
 }
 
+/// The vDSO's hash (0 without one) and the address of a `syscall`
+/// instruction to run the dumper's system calls with: in the `[vdso]`, or
+/// in another executable mapping when the process has none.
+fn syscall_site(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<(u64, u64)> {
+    let find = |bytes: &[u8]| bytes.windows(2).position(|w| w == [0x0f, 0x05]);
+    let mut vdso_hash = 0;
+    if let Some(vdso) = maps.iter().find(|m| m.kind() == vma_kind::VDSO) {
+        let mut bytes = vec![0u8; vdso.len() as usize];
+        mem.read(vdso.start, &mut bytes)?;
+        vdso_hash = fnv1a64(&bytes);
+        if let Some(at) = find(&bytes) {
+            return Ok((vdso_hash, vdso.start + at as u64));
+        }
+    }
+    for m in maps
+        .iter()
+        .filter(|m| m.prot & prot::EXEC != 0 && m.kind() != vma_kind::VSYSCALL)
+    {
+        let mut bytes = vec![0u8; m.len() as usize];
+        if mem.read(m.start, &mut bytes).is_ok() {
+            if let Some(at) = find(&bytes) {
+                return Ok((vdso_hash, m.start + at as u64));
+            }
+        }
+    }
+    Err(Error::Unsupported {
+        pid,
+        reason: "no syscall instruction in its executable memory".into(),
+    })
+}
+
 /// Collect everything and write the image into `file`.
 fn write_image(
     tracee: &mut Tracee,
@@ -379,24 +410,8 @@ fn write_image(
     // instruction runs the dumper's system calls).
     let maps = procfs::maps(pid)?;
     let mem = Memory::open(pid)?;
-    let vdso = maps
-        .iter()
-        .find(|m| m.kind() == vma_kind::VDSO)
-        .ok_or_else(|| Error::Unsupported {
-            pid,
-            reason: "the process has no [vdso]".into(),
-        })?;
-    let mut vdso_bytes = vec![0u8; vdso.len() as usize];
-    mem.read(vdso.start, &mut vdso_bytes)?;
-    let vdso_hash = fnv1a64(&vdso_bytes);
-    let insn = vdso_bytes
-        .windows(2)
-        .position(|w| w == [0x0f, 0x05])
-        .ok_or_else(|| Error::Unsupported {
-            pid,
-            reason: "no syscall instruction in the [vdso]".into(),
-        })?;
-    let state = in_process_state(tracee, &mem, &maps, vdso.start + insn as u64)?;
+    let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
+    let state = in_process_state(tracee, &mem, &maps, insn)?;
 
     // /proc facts.
     let stat = procfs::stat(pid)?;
