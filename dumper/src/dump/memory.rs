@@ -164,15 +164,13 @@ pub fn candidate(policy: Policy, pm: u64) -> bool {
     }
 }
 
-/// Is `bytes` all zeros? Word-wise, fast.
+/// Zeros to compare pages with.
+static ZEROS: [u8; 4096] = [0; 4096];
+
+/// Is `bytes` all zeros? A comparison with zeros: `memcmp`/`bcmp` is libc's
+/// vectorised loop (several times faster than a hand-written word loop here).
 pub fn is_zero(bytes: &[u8]) -> bool {
-    bytes.chunks(256).all(|block| {
-        let mut chunks = block.chunks_exact(16);
-        let acc = chunks.by_ref().fold(0u128, |a, c| {
-            a | u128::from_ne_bytes(c.try_into().unwrap_or([1; 16]))
-        });
-        acc == 0 && chunks.remainder().iter().all(|&b| b == 0)
-    })
+    bytes.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }
 
 /// Add a stored range to the run table, extending the last run when it
