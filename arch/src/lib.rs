@@ -9,7 +9,6 @@
 
 pub mod aarch64;
 pub mod core_notes;
-#[cfg(feature = "entry")]
 pub mod mem;
 pub mod x86_64;
 

@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn magic_is_the_start_of_a_written_image() {
         for machine in [EM_X86_64, EM_AARCH64] {
-            let header = kckpt_image::write::elf_header(machine, 64, 1);
+            let header = kckpt_image_write::elf_header(machine, 64, 1);
             assert_eq!(header[..MAGIC_LEN], image_magic(machine));
         }
     }

@@ -1,4 +1,5 @@
-//! Writing kckpt images (needs `std`).
+//! Writing kckpt images. A crate of its own because it needs `std`, and
+//! the no_std stub must not link `std` through `kckpt-image`.
 //!
 //! Layout of a written file: the ELF header at offset 0; memory data from
 //! offset `page_size` on, one page-aligned region per VMA that has stored
@@ -12,8 +13,8 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::vec::Vec;
 
-use crate::read::{record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE};
-use crate::records::*;
+use kckpt_image::read::{record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE};
+use kckpt_image::records::*;
 
 /// A buffer of ELF notes.
 #[derive(Clone, Debug, Default)]

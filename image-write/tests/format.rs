@@ -5,8 +5,8 @@ use std::fs::{self, File};
 use std::path::PathBuf;
 
 use kckpt_image::read::{note_segment, parse_elf_header, Notes, EHDR_SIZE, EM_AARCH64, EM_X86_64};
-use kckpt_image::write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
 use kckpt_image::*;
+use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
 
 const PAGE: u64 = 4096;
 

@@ -21,6 +21,13 @@ mod sys;
 mod tracer;
 
 use report::Msg;
+
+// `_start` and the C memory functions: this program has no libc.
+#[allow(unsafe_code)]
+mod runtime {
+    kckpt_arch::stub_entry_point!();
+    kckpt_arch::stub_mem_functions!();
+}
 use startup::Startup;
 use statics::StaticBuf;
 
@@ -29,7 +36,7 @@ use statics::StaticBuf;
 static STACK: StaticBuf<{ 256 << 10 }> = StaticBuf::new();
 static PATH: StaticBuf<4096> = StaticBuf::new();
 
-/// Entry from `_start` (kckpt-arch, feature `entry`) with the initial
+/// Entry from `_start` (`kckpt_arch::stub_entry_point!`) with the initial
 /// stack pointer.
 #[allow(unsafe_code)] // `no_mangle`: `_start` calls it by name.
 #[no_mangle]

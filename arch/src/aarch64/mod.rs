@@ -9,7 +9,7 @@ pub mod regsets;
 
 #[cfg(target_arch = "aarch64")]
 pub mod jump;
-#[cfg(all(target_arch = "aarch64", feature = "entry"))]
+#[cfg(target_arch = "aarch64")]
 pub mod start;
 #[cfg(target_arch = "aarch64")]
 pub mod syscall;

@@ -8,7 +8,7 @@ pub mod regsets;
 pub mod cpu;
 #[cfg(target_arch = "x86_64")]
 pub mod jump;
-#[cfg(all(target_arch = "x86_64", feature = "entry"))]
+#[cfg(target_arch = "x86_64")]
 pub mod start;
 #[cfg(target_arch = "x86_64")]
 pub mod syscall;

@@ -12,7 +12,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
 use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
-use kckpt_image::write::{ImageWriter, StringTable};
+use kckpt_image_write::{ImageWriter, StringTable};
 
 use super::procfs::{proc_path, MapEntry};
 use crate::error::{Error, Result};

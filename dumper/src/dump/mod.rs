@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
 use kckpt_image::records::*;
-use kckpt_image::write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
+use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
 
 use crate::error::{Error, Result};
 use memory::Memory;
