@@ -7,6 +7,21 @@ fn main() {
     if target_os != "linux" {
         return;
     }
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if arch == "aarch64" {
+        // Linked by rust-lld directly (.cargo/config.toml): plain ld flags.
+        for arg in [
+            "-static",
+            "--image-base=0x6b6b00000000",
+            "-z",
+            "noexecstack",
+            "--gc-sections",
+            "--build-id=none",
+        ] {
+            println!("cargo:rustc-link-arg-bins={arg}");
+        }
+        return;
+    }
     for arg in [
         "-nostartfiles",
         "-nostdlib",

@@ -108,3 +108,13 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 #[allow(unsafe_code)] // `no_mangle`: the linker looks for this name.
 #[no_mangle]
 extern "C" fn rust_eh_personality() {}
+
+/// compiler-builtins' outline atomics (aarch64) look up LSE support with
+/// `getauxval` from a constructor; the stub runs no constructors, has no
+/// libc, and uses the LL/SC fallback.
+#[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)] // `no_mangle`: the linker looks for this name.
+#[no_mangle]
+extern "C" fn getauxval(_kind: u64) -> u64 {
+    0
+}
