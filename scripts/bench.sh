@@ -41,7 +41,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 apparent() { du --apparent-size -B1 "$1" | cut -f1; }
 ondisk() { du -B1 "$1" | cut -f1; }
 avail_bytes() { df -B1 --output=avail "$dir" | tail -n 1 | tr -d ' '; }
-mem_avail_bytes() { awk '/^MemAvailable:/ { print $2 * 1024 }' /proc/meminfo; }
+mem_avail_bytes() { awk '/^MemAvailable:/ { printf "%.0f\n", $2 * 1024 }' /proc/meminfo; }
 
 # Wait until FILE has a line matching REGEX (up to SECS seconds).
 wait_line() {
@@ -55,6 +55,30 @@ wait_line() {
 
 # Prefix each line of stdin with a nanosecond timestamp.
 stamp() { while IFS= read -r line; do printf '%s %s\n' "$(now_ns)" "$line"; done; }
+
+# time_restore IMAGE MODE: restore with KCKPT_RESTORE_MODE=MODE and print
+# "RUN OK": seconds until the process runs again (its cmdline is memfill's
+# once more) and until its first checksum line (all memory read back).
+time_restore() {
+    local img=$1 mode=$2 t0 run_ns ok_ns arg0= i=0
+    t0=$(now_ns)
+    KCKPT_RESTORE_MODE=$mode "$kckpt" restore "$img" > >(stamp > "$dir/restored.log") &
+    local rpid=$!
+    pids+=("$rpid")
+    until [ "$arg0" = "$memfill" ]; do
+        IFS= read -r -d '' arg0 < "/proc/$rpid/cmdline" || true
+        i=$((i + 1))
+        if [ $i -gt 60000 ]; then echo "restore never ran" >&2; exit 1; fi
+        [ "$arg0" = "$memfill" ] || sleep 0.005
+    done
+    run_ns=$(( $(now_ns) - t0 ))
+    wait_line "$dir/restored.log" ' round [0-9]+ sum [0-9a-f]+ ok$' 600 \
+        || { echo "restored memfill printed no ok line" >&2; cat "$dir/restored.log" >&2; exit 1; }
+    ok_ns=$(( $(grep -m1 -E ' round [0-9]+ sum [0-9a-f]+ ok$' "$dir/restored.log" | cut -d' ' -f1) - t0 ))
+    kill -9 "$rpid" 2>/dev/null || true
+    wait "$rpid" 2>/dev/null || true
+    echo "$(secs $run_ns) $(secs $ok_ns)"
+}
 
 rows=()
 bench() {
@@ -99,31 +123,15 @@ bench() {
     kill -9 "$pid"
     wait "$pid" 2>/dev/null || true
 
-    local run_ns ok_ns arg0=
-    t0=$(now_ns)
-    "$kckpt" restore "$img" > >(stamp > "$dir/restored.log") &
-    local rpid=$!
-    pids+=("$rpid")
-    # Running again: /proc/PID/cmdline is memfill's, not the restore tool's.
-    local i=0
-    until [ "$arg0" = "$memfill" ]; do
-        IFS= read -r -d '' arg0 < "/proc/$rpid/cmdline" || true
-        i=$((i + 1))
-        if [ $i -gt 60000 ]; then echo "restore never ran" >&2; exit 1; fi
-        [ "$arg0" = "$memfill" ] || sleep 0.005
-    done
-    run_ns=$(( $(now_ns) - t0 ))
-    wait_line "$dir/restored.log" ' round [0-9]+ sum [0-9a-f]+ ok$' 600 \
-        || { echo "restored memfill printed no ok line" >&2; cat "$dir/restored.log" >&2; exit 1; }
-    ok_ns=$(( $(grep -m1 -E ' round [0-9]+ sum [0-9a-f]+ ok$' "$dir/restored.log" | cut -d' ' -f1) - t0 ))
-    kill -9 "$rpid" 2>/dev/null || true
-    wait "$rpid" 2>/dev/null || true
+    local eager lazy
+    eager=$(time_restore "$img" read)
+    lazy=$(time_restore "$img" mmap)
     rm -f "$img"
 
-    rows+=("$(printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %9s %9s' \
+    # shellcheck disable=SC2086 # "RUN OK" pairs split on purpose
+    rows+=("$(printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %7s %7s | %7s %7s' \
         "$label" "$size" "$pct%" "$(secs $dump_ns)" "$rate" "$(mib "$img_app")" "$(mib "$img_disk")" \
-        "$(secs $gcore_ns)" "$(mib "$core_app")" "$(mib "$core_disk")" \
-        "$(secs $run_ns)" "$(secs $ok_ns)")")
+        "$(secs $gcore_ns)" "$(mib "$core_app")" "$(mib "$core_disk")" $eager $lazy)")
 }
 
 bench 64M 64 100
@@ -132,11 +140,13 @@ bench 4G 4096 100
 bench 4G-10% 4096 10
 
 echo
-printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %9s %9s\n' \
+printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %7s %7s | %7s %7s\n' \
     case "mem MiB" touched "dump s" "MiB/s" "img MiB" "disk MiB" "gcore s" "core MiB" "disk MiB" \
-    "run s" "ok s"
+    "run s" "ok s" "lazy run" "lazy ok"
 printf '%s\n' "${rows[@]}"
 echo
 echo "dump: kckpt dump --leave-running; MiB/s: on-disk image MiB / dump time;"
 echo "img/core MiB: apparent size (du --apparent-size), disk MiB: allocated (du);"
-echo "run s: kckpt restore until the process runs again; ok s: until its first checksum line."
+echo "run s: kckpt restore until the process runs again; ok s: until its first checksum line;"
+echo "lazy: the same with KCKPT_RESTORE_MODE=mmap (pages mapped from the image, read on demand)."
+echo "The first restore reads an image the dump wrote with O_DIRECT (not in the page cache)."

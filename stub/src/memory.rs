@@ -185,7 +185,9 @@ fn rebuild(img: &Image, vma: &VmaRecord, separate: bool, mmap_mode: bool) -> Res
     let shared = vma.flags & vma_flags::SHARED != 0;
     let has_runs = vma.run_count > 0;
     let final_prot = vma.prot & (prot::READ | prot::WRITE | prot::EXEC);
-    let lazy = mmap_mode && !shared;
+    // The stack stays read: /proc/PID/cmdline and environ are read from it
+    // with FOLL_ANON, which refuses file-backed pages.
+    let lazy = mmap_mode && !shared && vma.kind != vma_kind::STACK;
     let write_first = has_runs && !lazy && final_prot & prot::WRITE == 0;
     let init_prot = if write_first {
         final_prot | prot::READ | prot::WRITE
