@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod ids;
 mod layout;
 mod load;
 mod memory;
@@ -18,6 +19,7 @@ mod startup;
 mod state;
 mod statics;
 mod sys;
+mod threads;
 mod tracer;
 
 use report::Msg;
@@ -82,14 +84,18 @@ extern "C" fn stage2(sp: usize) -> ! {
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
+    threads::check(&img);
+    let nthreads = img.view.header.thread_count as usize;
 
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
-        let traced = tracer::start()?;
+        let traced = tracer::start(nthreads, [0, 0])?;
         let _ = sys::set_sigmask(!0);
         memory::replace_address_space(&img, &specials, start.mmap_mode)?;
         state::restore(&img, &thread)?;
+        threads::start(&img, traced, threads::Tids::Prefer)?;
+        ids::drop_caps();
         state::resume(&img, &thread, traced)
     })();
     match result {

@@ -400,3 +400,17 @@ pub fn close_from(first: u32) -> SysResult {
         )
     }
 }
+
+/// `capset` with empty sets: the calling thread gives up every capability.
+pub fn drop_caps() {
+    // _LINUX_CAPABILITY_VERSION_3: a header and two data words.
+    let header: [u32; 2] = [0x2008_0522, 0];
+    let data = [0u32; 6];
+    // SAFETY: the kernel reads the header and the two data structs.
+    let _ = unsafe {
+        sc(
+            g::__NR_capset,
+            [header.as_ptr() as usize, data.as_ptr() as usize, 0, 0, 0, 0],
+        )
+    };
+}

@@ -41,6 +41,8 @@ pub mod prog {
     pub const MEMFILL: &str = env!("KCKPT_PROG_MEMFILL");
     /// `threads.c`.
     pub const THREADS: &str = env!("KCKPT_PROG_THREADS");
+    /// `shared_threads.c`.
+    pub const SHARED_THREADS: &str = env!("KCKPT_PROG_SHARED_THREADS");
     /// `sigusr1.c`.
     pub const SIGUSR1: &str = env!("KCKPT_PROG_SIGUSR1");
     /// `pipe_read.c`.
