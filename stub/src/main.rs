@@ -60,6 +60,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         path: [0; 4096],
         path_len: 0,
         mmap_mode: false,
+        new_pid_ns: false,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -86,15 +87,20 @@ extern "C" fn stage2(sp: usize) -> ! {
     let thread = state::thread_state(&img);
     threads::check(&img);
     let nthreads = img.view.header.thread_count as usize;
+    let (tids, helper_pids) = if start.new_pid_ns {
+        (threads::Tids::Require, ids::enter_new_pid_ns(&img))
+    } else {
+        (threads::Tids::Prefer, [0, 0])
+    };
 
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
-        let traced = tracer::start(nthreads, [0, 0])?;
+        let traced = tracer::start(nthreads, helper_pids)?;
         let _ = sys::set_sigmask(!0);
         memory::replace_address_space(&img, &specials, start.mmap_mode)?;
         state::restore(&img, &thread)?;
-        threads::start(&img, traced, threads::Tids::Prefer)?;
+        threads::start(&img, traced, tids)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced)
     })();

@@ -51,8 +51,10 @@ pub fn start(threads: usize, pids: [u32; 2]) -> Result<bool, Failure> {
     );
     let attached = match fork_as(pids[0]) {
         Ok(0) => {
-            if let Ok(0) = fork_as(pids[1]) {
-                run(stub, word, threads);
+            match fork_as(pids[1]) {
+                Ok(0) => run(stub, word, threads),
+                Ok(_) => {}
+                Err(_) => set_state(word, FAILED),
             }
             sys::exit(0);
         }
