@@ -4,6 +4,7 @@
 #
 #   bash scripts/bench.sh            # all cases
 #   KCKPT_BENCH_DIR=/big/disk bash scripts/bench.sh
+#   KCKPT_BENCH_ONLY=threads-4 bash scripts/bench.sh   # one case (its label)
 #
 # Per case: start memfill, wait for "ready"; time `kckpt dump --leave-running`
 # (MiB/s = MiB of memory stored in the image / time), image size apparent and
@@ -12,6 +13,9 @@
 # memfill's once more) and until its first "round ... ok" checksum line (all
 # memory read back and verified). Cases whose images do not fit on the disk
 # or whose memory does not fit in RAM are skipped, and the table says so.
+# The threads-4 case does the same with tests/programs/threads.c (four
+# worker threads; "ready" = its first tick line, "ok" = the first tick line
+# of the restored process, all five threads running again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -20,12 +24,14 @@ source scripts/lib.sh
 ensure_tools cc gdb gcore
 ensure_rust
 cargo build --release
-kckpt=$PWD/target/release/kckpt
+kckpt=${CARGO_TARGET_DIR:-$PWD/target}/release/kckpt
 
 dir=${KCKPT_BENCH_DIR:-$PWD/target/bench}
 mkdir -p "$dir"
 memfill=$dir/memfill
 cc -O2 -o "$memfill" tests/programs/memfill.c
+threads=$dir/threads
+cc -O2 -o "$threads" tests/programs/threads.c -lpthread
 
 pids=()
 cleanup() {
@@ -56,33 +62,41 @@ wait_line() {
 # Prefix each line of stdin with a nanosecond timestamp.
 stamp() { while IFS= read -r line; do printf '%s %s\n' "$(now_ns)" "$line"; done; }
 
-# time_restore IMAGE MODE: restore with KCKPT_RESTORE_MODE=MODE and print
-# "RUN OK": seconds until the process runs again (its cmdline is memfill's
-# once more) and until its first checksum line (all memory read back).
+# time_restore IMAGE MODE PROGRAM OK_RE: restore with KCKPT_RESTORE_MODE=MODE
+# and print "RUN OK": seconds until the process runs again (its cmdline is
+# PROGRAM's once more) and until its first line matching OK_RE (for memfill:
+# all memory read back and checked).
 time_restore() {
-    local img=$1 mode=$2 t0 run_ns ok_ns arg0= i=0
+    local img=$1 mode=$2 prog=$3 ok_re=$4 t0 run_ns ok_ns arg0= i=0
     t0=$(now_ns)
     KCKPT_RESTORE_MODE=$mode "$kckpt" restore "$img" > >(stamp > "$dir/restored.log") &
     local rpid=$!
     pids+=("$rpid")
-    until [ "$arg0" = "$memfill" ]; do
+    until [ "$arg0" = "$prog" ]; do
         IFS= read -r -d '' arg0 < "/proc/$rpid/cmdline" || true
         i=$((i + 1))
         if [ $i -gt 60000 ]; then echo "restore never ran" >&2; exit 1; fi
-        [ "$arg0" = "$memfill" ] || sleep 0.005
+        [ "$arg0" = "$prog" ] || sleep 0.005
     done
     run_ns=$(( $(now_ns) - t0 ))
-    wait_line "$dir/restored.log" ' round [0-9]+ sum [0-9a-f]+ ok$' 600 \
-        || { echo "restored memfill printed no ok line" >&2; cat "$dir/restored.log" >&2; exit 1; }
-    ok_ns=$(( $(grep -m1 -E ' round [0-9]+ sum [0-9a-f]+ ok$' "$dir/restored.log" | cut -d' ' -f1) - t0 ))
+    wait_line "$dir/restored.log" "$ok_re" 600 \
+        || { echo "restored $prog printed no ok line" >&2; cat "$dir/restored.log" >&2; exit 1; }
+    ok_ns=$(( $(grep -m1 -E "$ok_re" "$dir/restored.log" | cut -d' ' -f1) - t0 ))
     kill -9 "$rpid" 2>/dev/null || true
     wait "$rpid" 2>/dev/null || true
     echo "$(secs $run_ns) $(secs $ok_ns)"
 }
 
 rows=()
+# bench LABEL SIZE PCT [PROGRAM READY_RE OK_RE ARGS...]
 bench() {
     local label=$1 size=$2 pct=$3
+    local prog=${4:-$memfill} ready_re=${5:-'^ready'}
+    local ok_re=${6:-' round [0-9]+ sum [0-9a-f]+ ok$'}
+    local -a args=("${@:7}")
+    [ ${#args[@]} -gt 0 ] || args=("$size" "$pct")
+    if [ -n "${KCKPT_BENCH_ONLY:-}" ] && [ "$KCKPT_BENCH_ONLY" != "$label" ]; then return; fi
+    [ "$size" != - ] || size=0
     local need=$(( size * 1048576 * 2 + (1 << 30) ))
     if [ "$(avail_bytes)" -lt "$need" ]; then
         rows+=("$(printf '%-14s skipped: needs %s GiB free in %s, has %s GiB' "$label" \
@@ -93,11 +107,11 @@ bench() {
         rows+=("$(printf '%-14s skipped: not enough free RAM' "$label")")
         return
     fi
-    echo "== $label: memfill $size $pct" >&2
-    "$memfill" "$size" "$pct" > "$dir/orig.log" &
+    echo "== $label: $(basename "$prog") ${args[*]}" >&2
+    "$prog" "${args[@]}" > "$dir/orig.log" &
     local pid=$!
     pids+=("$pid")
-    wait_line "$dir/orig.log" '^ready' 600 || { echo "memfill did not get ready" >&2; exit 1; }
+    wait_line "$dir/orig.log" "$ready_re" 600 || { echo "$prog did not get ready" >&2; exit 1; }
 
     local t0 t1 dump_ns img="$dir/$label.kckpt"
     t0=$(now_ns)
@@ -124,13 +138,15 @@ bench() {
     wait "$pid" 2>/dev/null || true
 
     local eager lazy
-    eager=$(time_restore "$img" read)
-    lazy=$(time_restore "$img" mmap)
+    eager=$(time_restore "$img" read "$prog" "$ok_re")
+    lazy=$(time_restore "$img" mmap "$prog" "$ok_re")
     rm -f "$img"
 
+    local touched="$pct%"
+    [ "$size" != 0 ] || { size=-; touched=-; }
     # shellcheck disable=SC2086 # "RUN OK" pairs split on purpose
     rows+=("$(printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %7s %7s | %7s %7s' \
-        "$label" "$size" "$pct%" "$(secs $dump_ns)" "$rate" "$(mib "$img_app")" "$(mib "$img_disk")" \
+        "$label" "$size" "$touched" "$(secs $dump_ns)" "$rate" "$(mib "$img_app")" "$(mib "$img_disk")" \
         "$(secs $gcore_ns)" "$(mib "$core_app")" "$(mib "$core_disk")" $eager $lazy)")
 }
 
@@ -138,6 +154,7 @@ bench 64M 64 100
 bench 1G 1024 100
 bench 4G 4096 100
 bench 4G-10% 4096 10
+bench threads-4 - - "$threads" '^tick' ' tick( [0-9]+){4}$' 4
 
 echo
 printf '%-14s %8s %7s %8s %9s %10s %10s | %8s %10s %10s | %7s %7s | %7s %7s\n' \

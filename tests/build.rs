@@ -14,6 +14,11 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("COUNTER_STATIC", "counter.c", &["-static"]),
     ("MEMFILL", "memfill.c", &["-fPIE", "-pie"]),
     ("THREADS", "threads.c", &["-fPIE", "-pie", "-lpthread"]),
+    (
+        "SHARED_THREADS",
+        "shared_threads.c",
+        &["-fPIE", "-pie", "-lpthread"],
+    ),
     ("SIGUSR1", "sigusr1.c", &["-fPIE", "-pie"]),
     ("PIPE_READ", "pipe_read.c", &["-fPIE", "-pie"]),
     ("SLEEPER", "sleeper.c", &["-fPIE", "-pie"]),

@@ -37,6 +37,11 @@ pub enum Command {
     Restore {
         /// The image.
         file: PathBuf,
+        /// Restore inside a new PID namespace (and a new user namespace when
+        /// not root) so the process and its threads get their original pid
+        /// and tids; same as running the image with KCKPT_NEW_PID_NS=1.
+        #[arg(long)]
+        new_pid_ns: bool,
     },
     /// Check an image and describe it.
     Info {
@@ -79,7 +84,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         } => {
             crate::dump::dump(pid, &output, &crate::dump::DumpOptions { leave_running }).map(|_| ())
         }
-        Command::Restore { file } => crate::restore::restore(&file),
+        Command::Restore { file, new_pid_ns } => crate::restore::restore(&file, new_pid_ns),
         Command::Info { file, json } => crate::info::info(&file, json),
         Command::Binfmt { action } => match action {
             BinfmtAction::Register { stub } => crate::binfmt::register(stub.as_deref()),

@@ -29,8 +29,10 @@ fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
     })
 }
 
-/// Execute the stub on `image`; returns only on failure.
-pub fn restore(image: &Path) -> Result<()> {
+/// Execute the stub on `image`; returns only on failure. With
+/// `new_pid_ns` the stub restores the original pid and tids in a new PID
+/// namespace (`KCKPT_NEW_PID_NS=1`, see `stub/src/ids.rs`).
+pub fn restore(image: &Path, new_pid_ns: bool) -> Result<()> {
     File::open(image).map_err(|source| Error::OpenImage {
         path: image.to_path_buf(),
         source,
@@ -44,6 +46,9 @@ pub fn restore(image: &Path) -> Result<()> {
     }
     let prog = cstring(stub.as_os_str().as_bytes(), &stub)?;
     let arg = cstring(OsString::from(image).as_bytes(), &stub)?;
+    if new_pid_ns {
+        std::env::set_var("KCKPT_NEW_PID_NS", "1");
+    }
     let err = nix::unistd::execv(&prog, &[prog.clone(), arg]).unwrap_err();
     Err(Error::Stub {
         path: stub,

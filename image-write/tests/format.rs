@@ -263,9 +263,10 @@ fn rejects_future_major_version() {
             minor: FORMAT_MINOR
         }
     );
-    assert!(err
-        .to_string()
-        .contains("format version 2.0 is not supported"));
+    assert!(err.to_string().contains(&format!(
+        "format version {}.{FORMAT_MINOR} is not supported",
+        FORMAT_MAJOR + 1
+    )));
     fs::remove_file(path).unwrap();
 }
 

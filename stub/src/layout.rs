@@ -29,6 +29,14 @@ pub const FRAME_LEN: usize = 0x1_0000;
 /// Where the current vDSO and vvar pages wait while the old address space
 /// is unmapped.
 pub const SPECIAL_TEMP: usize = SCRATCH + 0x100_0000;
+/// Per-thread slots of the other threads (stack, start block, signal
+/// frame), one after the other.
+pub const THREADS_AREA: usize = SCRATCH + 0x200_0000;
+/// Bytes of one thread slot: a 64 KiB stack, then a 64 KiB frame.
+pub const THREAD_SLOT: usize = 0x2_0000;
+/// Most threads an image may have (the main thread included).
+pub const MAX_THREADS: usize = 512;
+const _: () = assert!(THREADS_AREA + (MAX_THREADS - 1) * THREAD_SLOT <= WINDOW_END);
 /// Highest user address (4-level paging).
 pub const USER_TOP: usize = 0x7fff_ffff_f000;
 
@@ -159,8 +167,11 @@ pub fn check(img: &Image, specials: &Specials, page_size: u64, hwcap: u64, hwcap
     if let Some(what) = kckpt_arch::cpu::missing_features(h, hwcap, hwcap2) {
         refuse(img.path, what);
     }
-    if h.thread_count != 1 {
-        refuse(img.path, "multi-threaded images are not supported yet");
+    if h.thread_count == 0 || h.thread_count as usize > MAX_THREADS {
+        refuse(
+            img.path,
+            "the image has more threads than kckpt restores (512)",
+        );
     }
     for vma in img.view.vmas.iter() {
         let (s, e) = (vma.start as usize, vma.end as usize);

@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod ids;
 mod layout;
 mod load;
 mod memory;
@@ -18,6 +19,7 @@ mod startup;
 mod state;
 mod statics;
 mod sys;
+mod threads;
 mod tracer;
 
 use report::Msg;
@@ -58,6 +60,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         path: [0; 4096],
         path_len: 0,
         mmap_mode: false,
+        new_pid_ns: false,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -82,14 +85,23 @@ extern "C" fn stage2(sp: usize) -> ! {
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
+    threads::check(&img);
+    let nthreads = img.view.header.thread_count as usize;
+    let (tids, helper_pids) = if start.new_pid_ns {
+        (threads::Tids::Require, ids::enter_new_pid_ns(&img))
+    } else {
+        (threads::Tids::Prefer, [0, 0])
+    };
 
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
-        let traced = tracer::start()?;
+        let traced = tracer::start(nthreads, helper_pids)?;
         let _ = sys::set_sigmask(!0);
         memory::replace_address_space(&img, &specials, start.mmap_mode)?;
         state::restore(&img, &thread)?;
+        threads::start(&img, traced, tids)?;
+        ids::drop_caps();
         state::resume(&img, &thread, traced)
     })();
     match result {

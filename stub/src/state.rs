@@ -22,9 +22,14 @@ pub struct ThreadState {
     pub record: kckpt_image::ThreadRecord,
 }
 
-/// Pick the thread's notes and check they can be restored.
+/// Pick the main thread's notes and check they can be restored.
 pub fn thread_state(img: &Image) -> ThreadState {
-    let Some(thread) = img.view.threads().next() else {
+    thread_state_at(img, 0)
+}
+
+/// The notes of thread `index` (0: main), checked.
+pub fn thread_state_at(img: &Image, index: usize) -> ThreadState {
+    let Some(thread) = img.view.threads().nth(index) else {
         refuse(img.path, "image is corrupt (no thread)")
     };
     let Some(regs) = kckpt_arch::regs_from_prstatus(thread.prstatus) else {
@@ -102,7 +107,11 @@ pub fn restore(img: &Image, thread: &ThreadState) -> Result<(), Failure> {
         };
         sys::set_sigaction(sig, &act).map_err(failed("rt_sigaction"))?;
     }
-    let t = &thread.record;
+    restore_thread(&thread.record)
+}
+
+/// The calling thread's own state: clear-child-tid, rseq, thread pointers.
+pub fn restore_thread(t: &kckpt_image::ThreadRecord) -> Result<(), Failure> {
     sys::set_tid_address(t.clear_child_tid).map_err(failed("set_tid_address"))?;
     if t.rseq_addr != 0 {
         sys::rseq_register(t.rseq_addr, t.rseq_len, t.rseq_sig)
@@ -126,6 +135,22 @@ pub fn resume(
     traced: bool,
 ) -> Result<core::convert::Infallible, Failure> {
     let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
+    let sp = build_frame(img, thread, buf, FRAME_ADDR)?;
+    sys::close(img.fd);
+    crate::threads::release();
+    // SAFETY: `sp` points at the complete frame just built, in the window
+    // that stays mapped until the tracer removes it after rt_sigreturn.
+    unsafe { kckpt_arch::jump::sigreturn(sp, traced) }
+}
+
+/// Build `thread`'s signal frame in `buf` (at address `addr`); returns the
+/// stack pointer for `rt_sigreturn`.
+pub fn build_frame(
+    img: &Image,
+    thread: &ThreadState,
+    buf: &mut [u8],
+    addr: usize,
+) -> Result<usize, Failure> {
     let t = &thread.record;
     let xcr0 = img.view.header.xcr0;
     let r = kckpt_arch::cpu::enable_dynamic_features(thread.fpstate, xcr0);
@@ -145,13 +170,10 @@ pub fn resume(
         sigmask: t.sigmask,
         altstack: (t.altstack_sp, t.altstack_flags, t.altstack_size),
     };
-    let sp = kckpt_arch::build_sigframe(buf, FRAME_ADDR as u64, &input).map_err(|_| Failure {
+    let sp = kckpt_arch::build_sigframe(buf, addr as u64, &input).map_err(|_| Failure {
         what: "building the signal frame",
-        addr: FRAME_ADDR as u64,
+        addr: addr as u64,
         errno: Errno(22),
     })?;
-    sys::close(img.fd);
-    // SAFETY: `sp` points at the complete frame just built, in the window
-    // that stays mapped until the tracer removes it after rt_sigreturn.
-    unsafe { kckpt_arch::jump::sigreturn(sp as usize, traced) }
+    Ok(sp as usize)
 }

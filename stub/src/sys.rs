@@ -400,3 +400,110 @@ pub fn close_from(first: u32) -> SysResult {
         )
     }
 }
+
+/// `capset` with empty sets: the calling thread gives up every capability.
+pub fn drop_caps() {
+    // _LINUX_CAPABILITY_VERSION_3: a header and two data words.
+    let header: [u32; 2] = [0x2008_0522, 0];
+    let data = [0u32; 6];
+    // SAFETY: the kernel reads the header and the two data structs.
+    let _ = unsafe {
+        sc(
+            g::__NR_capset,
+            [header.as_ptr() as usize, data.as_ptr() as usize, 0, 0, 0, 0],
+        )
+    };
+}
+
+/// `write(fd, buf)` once.
+pub fn write(fd: usize, buf: &[u8]) -> SysResult {
+    // SAFETY: the kernel reads `buf.len()` bytes from a live slice.
+    unsafe {
+        sc(
+            g::__NR_write,
+            [fd, buf.as_ptr() as usize, buf.len(), 0, 0, 0],
+        )
+    }
+}
+
+/// `geteuid()`.
+pub fn geteuid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { sc(g::__NR_geteuid, [0; 6]) }.unwrap_or(0) as u32
+}
+
+/// `getegid()`.
+pub fn getegid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { sc(g::__NR_getegid, [0; 6]) }.unwrap_or(0) as u32
+}
+
+/// `unshare(flags)`.
+pub fn unshare(flags: u32) -> SysResult {
+    // SAFETY: changes namespaces only, no memory.
+    unsafe { sc(g::__NR_unshare, [flags as usize, 0, 0, 0, 0, 0]) }
+}
+
+/// `mount(source, target, fstype, flags, NULL)`; strings NUL-terminated.
+pub fn mount(
+    source: Option<&[u8]>,
+    target: &[u8],
+    fstype: Option<&[u8]>,
+    flags: usize,
+) -> SysResult {
+    let ptr = |s: Option<&[u8]>| s.map_or(0, |s| s.as_ptr() as usize);
+    if target.last() != Some(&0)
+        || [source, fstype]
+            .iter()
+            .flatten()
+            .any(|s| s.last() != Some(&0))
+    {
+        return Err(Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // SAFETY: the kernel reads NUL-terminated strings from live slices.
+    unsafe {
+        sc(
+            g::__NR_mount,
+            [
+                ptr(source),
+                target.as_ptr() as usize,
+                ptr(fstype),
+                flags,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// A new shared anonymous page (inherited by forks), as a status word.
+pub fn map_shared_page() -> Result<&'static core::sync::atomic::AtomicU32, Errno> {
+    // SAFETY: a new mapping where the kernel chooses; replaces nothing.
+    let addr = unsafe {
+        mmap(
+            0,
+            4096,
+            g::PROT_READ | g::PROT_WRITE,
+            g::MAP_SHARED | g::MAP_ANONYMOUS,
+            usize::MAX,
+            0,
+        )
+    }?;
+    // SAFETY: the page is mapped, zeroed, aligned, and never unmapped in
+    // the processes that use it; an AtomicU32 is valid for any bits.
+    Ok(unsafe { &*(addr as *const core::sync::atomic::AtomicU32) })
+}
+
+/// End this process the way wait status `status` says another one ended:
+/// same exit code, or the same signal (default action).
+pub fn exit_like(status: i32) -> ! {
+    let sig = status & 0x7f;
+    if sig == 0 {
+        exit((status >> 8) & 0xff);
+    }
+    let _ = set_sigaction(sig as u32, &KernelSigaction::default());
+    let _ = set_sigmask(0);
+    // SAFETY: kill touches no memory.
+    let _ = unsafe { sc(g::__NR_kill, [getpid() as usize, sig as usize, 0, 0, 0, 0]) };
+    exit(128 + sig)
+}

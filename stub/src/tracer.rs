@@ -9,6 +9,11 @@
 //! run `munmap(window)` at the same `syscall` instruction, puts the restored
 //! registers back and detaches. CRIU unmaps its restorer blob the same way.
 //! If the tracer cannot attach (ptrace forbidden), the window stays mapped.
+//!
+//! With several threads the tracer follows the stub's clones
+//! (`PTRACE_O_TRACECLONE`), waits until every thread has stopped at its
+//! `int3`, lets each run `rt_sigreturn` to its exit stop, runs `munmap` in
+//! one of them, and detaches them all.
 #![allow(unsafe_code)] // The shared handshake word lives at a fixed address.
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -16,7 +21,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use linux_raw_sys::general as g;
 use linux_raw_sys::ptrace as pt;
 
-use crate::layout::{HANDSHAKE_ADDR, WINDOW_LEN, WINDOW_START};
+use crate::layout::{HANDSHAKE_ADDR, MAX_THREADS, WINDOW_LEN, WINDOW_START};
 use crate::memory::{self, Failure};
 use crate::sys;
 
@@ -28,8 +33,10 @@ const FUTEX_WAKE: u32 = 1;
 const PR_SET_PTRACER_ANY: usize = usize::MAX;
 const SIGTRAP: i32 = 5;
 
-/// Start the tracer; returns whether it attached.
-pub fn start() -> Result<bool, Failure> {
+/// Start the tracer for a process of `threads` threads; returns whether it
+/// attached. `pids`: the pids to give the helper child and grandchild
+/// (`clone3` with `set_tid`), or 0 for any.
+pub fn start(threads: usize, pids: [u32; 2]) -> Result<bool, Failure> {
     let page = memory::scratch_page(HANDSHAKE_ADDR, 4096, true)?;
     // SAFETY: the page is 4096 bytes, page aligned, shared with the tracer
     // after fork; an AtomicU32 at its start is valid for any bit pattern.
@@ -42,10 +49,12 @@ pub fn start() -> Result<bool, Failure> {
         0,
         0,
     );
-    let attached = match sys::fork() {
+    let attached = match fork_as(pids[0]) {
         Ok(0) => {
-            if let Ok(0) = sys::fork() {
-                run(stub, word);
+            match fork_as(pids[1]) {
+                Ok(0) => run(stub, word, threads),
+                Ok(_) => {}
+                Err(_) => set_state(word, FAILED),
             }
             sys::exit(0);
         }
@@ -62,39 +71,70 @@ pub fn start() -> Result<bool, Failure> {
     Ok(attached)
 }
 
+/// `fork`, with pid `pid` in this PID namespace unless it is 0.
+fn fork_as(pid: u32) -> sys::SysResult {
+    if pid == 0 {
+        return sys::fork();
+    }
+    crate::threads::fork_with_pid(pid)
+}
+
 fn set_state(word: &AtomicU32, state: u32) {
     word.store(state, Ordering::Release);
     let _ = sys::futex(word, FUTEX_WAKE, 1);
 }
 
 /// The grandchild.
-fn run(stub: u32, word: &AtomicU32) -> ! {
+fn run(stub: u32, word: &AtomicU32, threads: usize) -> ! {
     // Hold none of the restored process's files (its stdout above all).
     let _ = sys::close_from(0);
     let seized = sys::ptrace(
         pt::PTRACE_SEIZE,
         stub,
         0,
-        pt::PTRACE_O_TRACESYSGOOD as usize,
+        (pt::PTRACE_O_TRACESYSGOOD | pt::PTRACE_O_TRACECLONE) as usize,
     );
     if seized.is_err() {
         set_state(word, FAILED);
         sys::exit_thread(1);
     }
     set_state(word, ATTACHED);
+    let mut trapped = [0u32; MAX_THREADS];
+    let mut count = 0usize;
     loop {
-        let Some(status) = wait(stub) else {
+        let Some((pid, status)) = wait_any() else {
             sys::exit_thread(0)
         };
+        if status & 0xff != 0x7f {
+            continue; // a thread ended (the restore failed)
+        }
         let sig = (status >> 8) & 0xff;
         let event = (status >> 16) & 0xff;
-        if event == pt::PTRACE_EVENT_STOP as i32 {
-            let _ = sys::ptrace(pt::PTRACE_LISTEN, stub, 0, 0);
-        } else if sig == SIGTRAP {
-            unmap_window(stub);
-            sys::exit_thread(0);
+        if event == pt::PTRACE_EVENT_STOP as i32 && sig != SIGTRAP {
+            let _ = sys::ptrace(pt::PTRACE_LISTEN, pid, 0, 0);
+        } else if event != 0 {
+            // A new thread's first stop, or its creator's clone event.
+            let _ = sys::ptrace(pt::PTRACE_CONT, pid, 0, 0);
+        } else if sig == SIGTRAP && count < trapped.len() {
+            trapped[count] = pid;
+            count += 1;
+            if count == threads {
+                unmap_window(&trapped[..count]);
+                sys::exit_thread(0);
+            }
         } else {
-            let _ = sys::ptrace(pt::PTRACE_CONT, stub, 0, sig as usize);
+            let _ = sys::ptrace(pt::PTRACE_CONT, pid, 0, sig as usize);
+        }
+    }
+}
+
+/// The next stop or end of any tracee; `None` once there is none.
+fn wait_any() -> Option<(u32, i32)> {
+    loop {
+        match sys::wait4(-1, g::__WALL) {
+            Ok((pid, status)) => return Some((pid as u32, status)),
+            Err(sys::Errno(linux_raw_sys::errno::EINTR)) => continue,
+            Err(_) => return None,
         }
     }
 }
@@ -138,26 +178,39 @@ fn regs(request: u32, pid: u32, regs: &mut kckpt_arch::UserRegs) -> Option<()> {
     sys::ptrace_regs(request, pid, regs).ok().map(|_| ())
 }
 
-fn unmap_window(pid: u32) {
-    let mut held = 0usize;
+/// Let every thread (stopped at its `int3`) run `rt_sigreturn`, unmap the
+/// window from the first, detach all.
+fn unmap_window(pids: &[u32]) {
+    let mut held = [0usize; MAX_THREADS];
     let mut r = kckpt_arch::UserRegs::default();
-    let done = (|| {
-        regs(pt::PTRACE_GETREGSET, pid, &mut r)?;
-        let syscall_pc = kckpt_arch::syscall_pc_after_trap(&r);
+    let syscall_pc =
+        regs(pt::PTRACE_GETREGSET, pids[0], &mut r).map(|_| kckpt_arch::syscall_pc_after_trap(&r));
+    for (i, &pid) in pids.iter().enumerate() {
         // rt_sigreturn: entry, then exit with the restored registers.
-        to_syscall_stop(pid, &mut held)?;
-        to_syscall_stop(pid, &mut held)?;
+        let _ = to_syscall_stop(pid, &mut held[i]).and_then(|_| to_syscall_stop(pid, &mut held[i]));
+    }
+    if let Some(pc) = syscall_pc {
+        unmap_in(pids[0], pc, &mut held[0]);
+    }
+    for (i, &pid) in pids.iter().enumerate() {
+        let _ = sys::ptrace(pt::PTRACE_DETACH, pid, 0, held[i]);
+    }
+}
+
+/// Run `munmap(window)` in `pid`, stopped at the exit of its rt_sigreturn
+/// issued by the `syscall` instruction at `syscall_pc`.
+fn unmap_in(pid: u32, syscall_pc: u64, held: &mut usize) {
+    let done = (|| {
         let mut restored = kckpt_arch::UserRegs::default();
         regs(pt::PTRACE_GETREGSET, pid, &mut restored)?;
         let mut call = restored;
         let args = [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0];
         kckpt_arch::set_syscall(&mut call, syscall_pc, u64::from(g::__NR_munmap), args);
         regs(pt::PTRACE_SETREGSET, pid, &mut call)?;
-        to_syscall_stop(pid, &mut held)?;
-        to_syscall_stop(pid, &mut held)?;
+        to_syscall_stop(pid, held)?;
+        to_syscall_stop(pid, held)?;
         regs(pt::PTRACE_SETREGSET, pid, &mut restored)?;
         Some(())
     })();
     let _ = done;
-    let _ = sys::ptrace(pt::PTRACE_DETACH, pid, 0, held);
 }

@@ -64,3 +64,52 @@ pub fn set_tls(tls: u64, _tls2: u64) -> isize {
     unsafe { core::arch::asm!("msr tpidr_el0, {0}", in(reg) tls, options(nomem, nostack)) };
     0
 }
+
+/// Put `f` and `arg` at the top of a new thread's stack (`stack_top`,
+/// 16-byte aligned); returns the stack pointer to give `clone`/`clone3`,
+/// so that [`clone_thread`]'s child calls `f(arg)` there.
+///
+/// # Safety
+/// `[stack_top - 16, stack_top)` must be writable memory of the new stack.
+pub unsafe fn thread_stack(stack_top: usize, f: extern "C" fn(usize) -> !, arg: usize) -> usize {
+    let sp = (stack_top & !15) - 16;
+    // SAFETY: inside the caller's stack (above).
+    unsafe {
+        core::ptr::write(sp as *mut usize, f as usize);
+        core::ptr::write((sp + 8) as *mut usize, arg);
+    }
+    sp
+}
+
+/// Issue `clone` or `clone3` (`nr`, arguments `args`) for a new thread whose
+/// stack was prepared by [`thread_stack`]: the child calls `f(arg)` on it
+/// and never comes back here; the parent gets the result (new tid or a
+/// negative errno).
+///
+/// # Safety
+/// The arguments must create a thread (`CLONE_VM`) on the prepared stack;
+/// the child runs `f` concurrently with the caller.
+pub unsafe fn clone_thread(nr: usize, args: [usize; 5]) -> isize {
+    let ret: isize;
+    // SAFETY: the child starts on its own prepared stack and only runs
+    // `f(arg)`, which never returns; the parent sees a plain system call.
+    unsafe {
+        core::arch::asm!(
+            "svc 0",
+            "cbnz x0, 2f",
+            "ldp x1, x0, [sp], #16",
+            "mov x29, xzr",
+            "mov x30, xzr",
+            "blr x1",
+            "udf #0",
+            "2:",
+            in("x8") nr,
+            inlateout("x0") args[0] as isize => ret,
+            inlateout("x1") args[1] => _,
+            in("x2") args[2],
+            in("x3") args[3],
+            in("x4") args[4],
+        );
+    }
+    ret
+}

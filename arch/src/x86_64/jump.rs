@@ -76,3 +76,55 @@ pub fn set_tls(tls: u64, tls2: u64) -> isize {
     // SAFETY: as above, for gs.
     unsafe { crate::x86_64::syscall::raw_syscall(nr, [ARCH_SET_GS, tls2 as usize, 0, 0, 0, 0]) }
 }
+
+/// Put `f` and `arg` at the top of a new thread's stack (`stack_top`,
+/// 16-byte aligned); returns the stack pointer to give `clone`/`clone3`,
+/// so that [`clone_thread`]'s child calls `f(arg)` there.
+///
+/// # Safety
+/// `[stack_top - 16, stack_top)` must be writable memory of the new stack.
+pub unsafe fn thread_stack(stack_top: usize, f: extern "C" fn(usize) -> !, arg: usize) -> usize {
+    let sp = (stack_top & !15) - 16;
+    // SAFETY: inside the caller's stack (above).
+    unsafe {
+        core::ptr::write(sp as *mut usize, f as usize);
+        core::ptr::write((sp + 8) as *mut usize, arg);
+    }
+    sp
+}
+
+/// Issue `clone` or `clone3` (`nr`, arguments `args`) for a new thread whose
+/// stack was prepared by [`thread_stack`]: the child calls `f(arg)` on it
+/// and never comes back here; the parent gets the result (new tid or a
+/// negative errno).
+///
+/// # Safety
+/// The arguments must create a thread (`CLONE_VM`) on the prepared stack;
+/// the child runs `f` concurrently with the caller.
+pub unsafe fn clone_thread(nr: usize, args: [usize; 5]) -> isize {
+    let ret: isize;
+    // SAFETY: the child starts on its own prepared stack and only runs
+    // `f(arg)`, which never returns; the parent sees a plain system call.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "pop rax",
+            "pop rdi",
+            "xor ebp, ebp",
+            "call rax",
+            "ud2",
+            "2:",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}

@@ -7,6 +7,7 @@
 pub mod memory;
 pub mod procfs;
 pub mod ptrace;
+pub mod threads;
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
 use kckpt_image::records::*;
-use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
+use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable};
 
 use crate::error::{Error, Result};
 use memory::Memory;
@@ -46,10 +47,6 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(Error::NoProcess(pid));
     }
-    let threads = procfs::thread_count(pid).map_err(|_| Error::NoProcess(pid))?;
-    if threads > 1 {
-        return Err(Error::MultiThreaded { pid, threads });
-    }
     let before = procfs::stat(pid).map_err(|_| Error::NoProcess(pid))?;
     if output.is_dir() {
         return Err(Error::CreateImage {
@@ -59,12 +56,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     }
     let mut tmp = TempImage::create(output)?;
     let _signals = DeferSignals::block();
-    let mut tracee = Tracee::seize(pid)?;
-    // It may have started a thread between the check and the stop.
-    let threads = procfs::thread_count(pid)?;
-    if threads > 1 {
-        return Err(Error::MultiThreaded { pid, threads });
-    }
+    let mut tracees = threads::seize_all(pid)?;
     let file = tmp.take_file();
     let sink = memory::DataSink::new(
         tmp.direct(),
@@ -73,12 +65,12 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
             source,
         })?,
     );
-    let summary = write_image(&mut tracee, &before, file, sink, output)?;
+    let summary = write_image(&mut tracees, &before, file, sink, output)?;
     tmp.commit()?;
     if options.leave_running {
-        tracee.resume()?;
+        threads::resume_all(tracees)?;
     } else {
-        tracee.kill();
+        threads::kill_all(tracees);
     }
     Ok(summary)
 }
@@ -382,29 +374,24 @@ fn syscall_site(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<(u64, u64)>
 
 /// Collect everything and write the image into `file`.
 fn write_image(
-    tracee: &mut Tracee,
+    tracees: &mut [Tracee],
     before: &procfs::Stat,
     file: File,
     sink: memory::DataSink,
     output: &Path,
 ) -> Result<DumpSummary> {
+    let (tracee, others) = tracees.split_first_mut().ok_or(Error::NoProcess(0))?;
     let pid = tracee.pid();
     let page = page_size();
-    let live = *tracee.regs();
 
-    // Registers.
-    let mut regsets = Vec::new();
+    // Registers (of the main thread; the others' below).
+    let regsets = threads::registers(tracee)?;
     let (mut xcr0, mut xstate_size) = (0u64, 0u32);
-    for spec in kckpt_arch::REGSETS {
-        if let Some(bytes) = tracee.regset(spec)? {
-            if let Some((x, s)) = kckpt_arch::cpu_features(spec.note_type, &bytes) {
-                (xcr0, xstate_size) = (x, s);
-            }
-            regsets.push((spec.owner, spec.note_type, bytes));
+    for (_, note_type, bytes) in &regsets {
+        if let Some((x, s)) = kckpt_arch::cpu_features(*note_type, bytes) {
+            (xcr0, xstate_size) = (x, s);
         }
     }
-    let sigmask = tracee.sigmask()?;
-    let rseq = tracee.rseq()?;
 
     // Memory map and the vDSO (its bytes are hashed; its `syscall`
     // instruction runs the dumper's system calls).
@@ -412,6 +399,25 @@ fn write_image(
     let mem = Memory::open(pid)?;
     let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
     let state = in_process_state(tracee, &mem, &maps, insn)?;
+    let mut thread_notes = vec![threads::thread_notes(
+        tracee,
+        regsets,
+        &threads::ThreadSelf {
+            altstack: state.altstack,
+            clear_child_tid: state.clear_child_tid,
+        },
+        procfs::stat(pid)?.ppid(),
+    )?];
+    for t in others.iter_mut() {
+        let own = threads::thread_self(t, &mem, &maps, insn)?;
+        let regsets = threads::registers(t)?;
+        thread_notes.push(threads::thread_notes(
+            t,
+            regsets,
+            &own,
+            procfs::stat(pid)?.ppid(),
+        )?);
+    }
 
     // /proc facts.
     let stat = procfs::stat(pid)?;
@@ -435,32 +441,6 @@ fn write_image(
     let (vmas, runs, stats) =
         memory::dump_memory(&mem, &maps, &mut writer, sink, &mut strings, page, output)?;
 
-    let mut image_regs = live;
-    let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
-    let record = ThreadRecord {
-        tid: pid as u32,
-        syscall_state,
-        syscall_nr: live.orig_rax as i64,
-        syscall_result: live.rax as i64,
-        tls: live.fs_base,
-        tls2: live.gs_base,
-        sigmask,
-        altstack_sp: state.altstack.0,
-        altstack_size: state.altstack.1,
-        altstack_flags: state.altstack.2,
-        rseq_sig: rseq.sig,
-        rseq_addr: rseq.addr,
-        rseq_len: rseq.len,
-        reserved0: 0,
-        clear_child_tid: state.clear_child_tid,
-        reserved: [0; 4],
-    };
-    let thread = ThreadNotesOut {
-        prstatus: kckpt_arch::prstatus_bytes(&image_regs, pid as u32, stat.ppid(), 0, sigmask)
-            .to_vec(),
-        regsets,
-        record,
-    };
     let header = ImageHeader {
         magic: HEADER_MAGIC,
         format_major: FORMAT_MAJOR,
@@ -474,7 +454,7 @@ fn write_image(
             0
         },
         pid: pid as u32,
-        thread_count: 1,
+        thread_count: thread_notes.len() as u32,
         xcr0,
         xstate_size,
         reserved1: 0,
@@ -507,7 +487,7 @@ fn write_image(
         strings,
         auxv,
         prpsinfo,
-        threads: vec![thread],
+        threads: thread_notes,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),

@@ -41,6 +41,8 @@ pub mod prog {
     pub const MEMFILL: &str = env!("KCKPT_PROG_MEMFILL");
     /// `threads.c`.
     pub const THREADS: &str = env!("KCKPT_PROG_THREADS");
+    /// `shared_threads.c`.
+    pub const SHARED_THREADS: &str = env!("KCKPT_PROG_SHARED_THREADS");
     /// `sigusr1.c`.
     pub const SIGUSR1: &str = env!("KCKPT_PROG_SIGUSR1");
     /// `pipe_read.c`.
@@ -329,7 +331,7 @@ impl Proc {
     /// For a restore run: wait until the restored process shows `cmdline`
     /// and make it [`Proc::pid`]. That is the spawned process itself when
     /// `kckpt restore` (or the binfmt path) executes the stub, otherwise a
-    /// child of it.
+    /// descendant of it (a new PID namespace puts two processes between).
     pub fn wait_restored(&mut self, cmdline: &[u8]) {
         let me = self.child.id() as i32;
         let deadline = Instant::now() + LINE_TIMEOUT;
@@ -338,10 +340,8 @@ impl Proc {
                 self.target = me;
                 return;
             }
-            let children = fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|s| s.parse::<i32>().ok())
+            let children = descendants(me)
+                .into_iter()
                 .filter(|&c| read_proc(c, "cmdline").as_deref() == Some(cmdline))
                 .collect::<Vec<_>>();
             if let [c] = children[..] {
@@ -478,6 +478,25 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Every descendant of `pid` (children of all its threads, recursively).
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let children = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|s| s.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Contents of `/proc/PID/NAME`, `None` if unreadable.

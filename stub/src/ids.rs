@@ -1,0 +1,199 @@
+//! Original PID and TIDs: with `KCKPT_NEW_PID_NS=1` the stub restores the
+//! process inside a new PID namespace (and a new user namespace when it is
+//! not root), where the saved pid and tids are free and `clone3` with
+//! `set_tid` may choose them.
+//!
+//! The stub (`P`, the process that ran the image) creates the namespaces
+//! with `unshare` and forks `C`, pid 1 of the new namespace. `C` mounts a
+//! fresh `/proc` (in a new mount namespace; best effort) and forks `G` with
+//! the saved pid; `G` goes on with the restore and becomes the restored
+//! process, its threads get their saved tids or the restore fails. `C`
+//! reaps every orphan of the namespace and, when `G` ends, passes its wait
+//! status to `P` through a shared page and exits (which kills whatever is
+//! left in the namespace); `P` ends the same way as `G` (same exit code or
+//! signal). If `P` dies, `C` gets SIGKILL (`PR_SET_PDEATHSIG`), and with it
+//! the whole namespace.
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use linux_raw_sys::general as g;
+
+use crate::load::{refuse, Image};
+use crate::report::Msg;
+use crate::sys;
+
+/// Set when the stub created a user namespace: the capabilities it holds
+/// there are dropped by every thread before the process resumes.
+static DROP_CAPS: AtomicBool = AtomicBool::new(false);
+
+/// Drop every capability of the calling thread if the stub created the
+/// user namespace it runs in.
+pub fn drop_caps() {
+    if DROP_CAPS.load(Ordering::Relaxed) {
+        sys::drop_caps();
+    }
+}
+
+const PR_SET_PDEATHSIG: u32 = 1;
+const SIGKILL: usize = 9;
+const MS_NOSUID: usize = 2;
+const MS_NODEV: usize = 4;
+const MS_NOEXEC: usize = 8;
+const MS_REC: usize = 0x4000;
+const MS_PRIVATE: usize = 1 << 18;
+/// Status word flag: `C` stored `G`'s wait status.
+const HAVE_STATUS: u32 = 1 << 31;
+
+fn write_file(path: &[u8], text: &[u8]) -> Result<(), sys::Errno> {
+    let fd = sys::open(path, g::O_WRONLY)?;
+    let r = sys::write(fd, text);
+    sys::close(fd);
+    match r {
+        Ok(n) if n == text.len() => Ok(()),
+        Ok(_) => Err(sys::Errno(linux_raw_sys::errno::EIO)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `"ID ID 1"` for uid_map/gid_map.
+fn id_map(id: u32, out: &mut [u8; 40]) -> &[u8] {
+    let mut digits = [0u8; 10];
+    let mut n = 0;
+    let mut v = id;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut len = 0;
+    for _ in 0..2 {
+        for i in (0..n).rev() {
+            out[len] = digits[i];
+            len += 1;
+        }
+        out[len] = b' ';
+        len += 1;
+    }
+    out[len] = b'1';
+    &out[..len + 1]
+}
+
+/// The saved tids: (main pid, highest tid); refuses tid 1 (pid 1 of the
+/// new namespace is the stub's helper).
+fn saved_ids(img: &Image) -> (u32, u32) {
+    let pid = img.view.header.pid;
+    let mut max = pid;
+    for t in img.view.threads() {
+        if t.record.tid <= 1 {
+            refuse(
+                img.path,
+                "the saved process has pid or tid 1, which kckpt keeps for the new PID namespace's init",
+            );
+        }
+        max = max.max(t.record.tid);
+    }
+    (pid, max)
+}
+
+/// Enter a new PID namespace as the saved pid (see the module comment);
+/// returns, in `G`, the pids for the tracer's two helper processes (above
+/// every saved tid, so they cannot take one).
+pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
+    let (pid, max) = saved_ids(img);
+    let fail = |what: &str, e: sys::Errno| -> ! {
+        Msg::new()
+            .push(img.path)
+            .s(": cannot restore the original pid: ")
+            .s(what)
+            .errno(e)
+            .fail()
+    };
+    if sys::geteuid() != 0 {
+        let (uid, gid) = (sys::geteuid(), sys::getegid());
+        sys::unshare(g::CLONE_NEWUSER).unwrap_or_else(|e| fail("no new user namespace", e));
+        let mut buf = [0u8; 40];
+        write_file(b"/proc/self/setgroups\0", b"deny")
+            .and_then(|_| write_file(b"/proc/self/uid_map\0", id_map(uid, &mut buf)))
+            .and_then(|_| write_file(b"/proc/self/gid_map\0", id_map(gid, &mut buf)))
+            .unwrap_or_else(|e| fail("cannot map the user namespace's ids", e));
+        DROP_CAPS.store(true, Ordering::Relaxed);
+    }
+    sys::unshare(g::CLONE_NEWPID | g::CLONE_NEWNS)
+        .unwrap_or_else(|e| fail("no new PID namespace", e));
+    let page = sys::map_shared_page().unwrap_or_else(|e| fail("no shared page", e));
+    let word: &AtomicU32 = page;
+    match sys::fork() {
+        Ok(0) => init(img, pid, word),
+        Ok(child) => parent(child, word),
+        Err(e) => fail("fork", e),
+    }
+    [max + 1, max + 2]
+}
+
+/// `P`: wait for `C`, then end like `G`.
+fn parent(child: usize, word: &AtomicU32) -> ! {
+    for sig in [2u32, 3] {
+        // SIGINT and SIGQUIT from the terminal reach the restored process
+        // too: it decides, and this process ends as it does.
+        let ignore = sys::KernelSigaction {
+            handler: 1,
+            ..Default::default()
+        };
+        let _ = sys::set_sigaction(sig, &ignore);
+    }
+    let _ = sys::close_from(0);
+    let status = loop {
+        match sys::wait4(child as i32, 0) {
+            Ok((_, status)) => break status,
+            Err(sys::Errno(linux_raw_sys::errno::EINTR)) => continue,
+            Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+        }
+    };
+    let w = word.load(Ordering::Acquire);
+    let status = if w & HAVE_STATUS != 0 {
+        (w & 0xffff) as i32
+    } else {
+        status
+    };
+    sys::exit_like(status)
+}
+
+/// `C`, pid 1 of the new namespace; returns only in `G`.
+fn init(img: &Image, pid: u32, word: &AtomicU32) {
+    let _ = sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // A /proc of the new namespace, so /proc/PID of the restored process
+    // matches its pid. Best effort: /proc/self works either way.
+    if sys::mount(None, b"/\0", None, MS_REC | MS_PRIVATE).is_ok() {
+        let _ = sys::mount(
+            Some(b"proc\0"),
+            b"/proc\0",
+            Some(b"proc\0"),
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        );
+    }
+    let restored = match crate::threads::fork_with_pid(pid) {
+        Ok(0) => return,
+        Ok(g) => g,
+        Err(e) => Msg::new()
+            .push(img.path)
+            .s(": cannot have the original pid ")
+            .dec(pid.into())
+            .s(" in the new PID namespace")
+            .errno(e)
+            .fail(),
+    };
+    let _ = sys::close_from(0);
+    loop {
+        match sys::wait4(-1, g::__WALL) {
+            Ok((p, status)) if p == restored => {
+                word.store(HAVE_STATUS | (status as u32 & 0xffff), Ordering::Release);
+                sys::exit(0);
+            }
+            Ok(_) => {}
+            Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
+            Err(_) => sys::exit(0),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The other threads of the saved process. Once memory and the
+//! process-wide state are back, the main thread creates one thread per
+//! saved thread (`clone3` with `set_tid` = the saved tid when the kernel
+//! allows it, else plain `clone`), each on a small stack in its slot of the
+//! window. Each thread restores its own kernel state (thread pointer,
+//! clear-child-tid, rseq), builds its signal frame in its slot, reports
+//! ready and waits on a futex until the main thread releases them all
+//! ([`release`], right before its own `rt_sigreturn`). With the tracer
+//! attached, every thread then stops at its `int3` and the tracer lets them
+//! all through `rt_sigreturn` before it unmaps the window.
+#![allow(unsafe_code)] // Thread creation, and start blocks at fixed addresses.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use linux_raw_sys::general as g;
+
+use crate::layout::{FRAME_LEN, THREADS_AREA, THREAD_SLOT};
+use crate::load::Image;
+use crate::memory::{self, Failure};
+use crate::state;
+use crate::sys::{self, Errno};
+
+/// Threads that have built their frames.
+static READY: AtomicU32 = AtomicU32::new(0);
+/// Set once by the main thread: go.
+static GO: AtomicU32 = AtomicU32::new(0);
+
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+/// Bytes of a slot used as stack (the frame follows).
+const STACK_LEN: usize = THREAD_SLOT - FRAME_LEN;
+
+/// What a new thread is told, at the top of its stack.
+struct Start {
+    img: *const Image,
+    index: usize,
+    traced: bool,
+    frame: usize,
+}
+
+/// How thread ids are chosen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tids {
+    /// The saved tid when the kernel allows it, else a new one.
+    Prefer,
+    /// The saved tid or a failure (restore in a new PID namespace).
+    Require,
+}
+
+/// Check every thread but the main one (refuses with one line).
+pub fn check(img: &Image) {
+    for i in 1..img.view.header.thread_count as usize {
+        let _ = state::thread_state_at(img, i);
+    }
+}
+
+/// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const THREAD_FLAGS: u32 = g::CLONE_VM
+    | g::CLONE_FS
+    | g::CLONE_FILES
+    | g::CLONE_SIGHAND
+    | g::CLONE_THREAD
+    | g::CLONE_SYSVSEM;
+
+/// `clone3` with `set_tid = [tid]` for a thread starting at `sp` (stack
+/// bottom `low`); returns the new tid or the errno.
+///
+/// # Safety
+/// `sp` must come from `kckpt_arch::jump::thread_stack` on a stack that
+/// nothing else uses.
+unsafe fn clone3_with_tid(flags: u64, low: usize, sp: usize, tid: u32) -> Result<usize, Errno> {
+    let set_tid = [tid as i32];
+    let args = CloneArgs {
+        flags,
+        stack: low as u64,
+        stack_size: (sp - low) as u64,
+        set_tid: set_tid.as_ptr() as u64,
+        set_tid_size: 1,
+        ..CloneArgs::default()
+    };
+    let size = core::mem::size_of::<CloneArgs>();
+    // SAFETY: the caller vouches for the stack; `args` and `set_tid` live
+    // through the call.
+    let r = unsafe {
+        kckpt_arch::jump::clone_thread(
+            g::__NR_clone3 as usize,
+            [&args as *const CloneArgs as usize, size, 0, 0, 0],
+        )
+    };
+    if r < 0 {
+        Err(Errno((-r) as u32))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `fork` as `clone3` with `set_tid = [pid]`: 0 in the child, its pid in
+/// the parent.
+pub fn fork_with_pid(pid: u32) -> Result<usize, Errno> {
+    let set_tid = [pid as i32];
+    let args = CloneArgs {
+        exit_signal: u64::from(g::SIGCHLD),
+        set_tid: set_tid.as_ptr() as u64,
+        set_tid_size: 1,
+        ..CloneArgs::default()
+    };
+    let size = core::mem::size_of::<CloneArgs>();
+    // SAFETY: like fork: the child gets a copy of this address space and
+    // returns from here on its copy of the stack.
+    let r = unsafe {
+        kckpt_arch::syscall::raw_syscall(
+            g::__NR_clone3 as usize,
+            [&args as *const CloneArgs as usize, size, 0, 0, 0, 0],
+        )
+    };
+    if r < 0 {
+        Err(Errno((-r) as u32))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Create the other threads and wait until each has built its frame.
+pub fn start(img: &Image, traced: bool, tids: Tids) -> Result<(), Failure> {
+    let n = img.view.header.thread_count as usize;
+    if n <= 1 {
+        return Ok(());
+    }
+    // The slots; the slice is dropped at once, the threads use raw addresses.
+    let _ = memory::scratch_page(THREADS_AREA, (n - 1) * THREAD_SLOT, false)?;
+    for (i, thread) in img.view.threads().enumerate().skip(1) {
+        let slot = THREADS_AREA + (i - 1) * THREAD_SLOT;
+        let block = slot + STACK_LEN - 64;
+        let start = Start {
+            img,
+            index: i,
+            traced,
+            frame: slot + STACK_LEN,
+        };
+        // SAFETY: `block` is inside slot `i`, just mapped and used by nothing
+        // else; the stack below it is the new thread's.
+        let sp = unsafe {
+            core::ptr::write(block as *mut Start, start);
+            kckpt_arch::jump::thread_stack(block, thread_main, block)
+        };
+        let tid = thread.record.tid;
+        // SAFETY: `sp` was prepared by `thread_stack` on slot `i`'s stack.
+        let made = unsafe { clone3_with_tid(u64::from(THREAD_FLAGS), slot, sp, tid) };
+        match made {
+            Ok(_) => {}
+            Err(errno) if tids == Tids::Require => {
+                return Err(Failure {
+                    what: "giving a thread its saved tid (clone3 set_tid)",
+                    addr: u64::from(tid),
+                    errno,
+                })
+            }
+            Err(_) => {
+                // SAFETY: as above (the failed clone3 created nothing).
+                let r = unsafe {
+                    kckpt_arch::jump::clone_thread(
+                        g::__NR_clone as usize,
+                        [THREAD_FLAGS as usize, sp, 0, 0, 0],
+                    )
+                };
+                if r < 0 {
+                    return Err(Failure {
+                        what: "creating a thread",
+                        addr: u64::from(tid),
+                        errno: Errno((-r) as u32),
+                    });
+                }
+            }
+        }
+    }
+    loop {
+        let ready = READY.load(Ordering::Acquire);
+        if ready as usize >= n - 1 {
+            return Ok(());
+        }
+        let _ = sys::futex(&READY, FUTEX_WAIT, ready);
+    }
+}
+
+/// Let every thread go to its `rt_sigreturn` (called by the main thread
+/// right before its own).
+pub fn release() {
+    GO.store(1, Ordering::Release);
+    let _ = sys::futex(&GO, FUTEX_WAKE, i32::MAX as u32);
+}
+
+extern "C" fn thread_main(arg: usize) -> ! {
+    // SAFETY: `arg` is the address of the start block `start` wrote before
+    // the clone; it stays unchanged and mapped until the window goes.
+    let st = unsafe { &*(arg as *const Start) };
+    // SAFETY: the image lives in the main thread's frame of `stage2`, which
+    // never returns; it is only read.
+    let img = unsafe { &*st.img };
+    let thread = state::thread_state_at(img, st.index);
+    let result = (|| -> Result<core::convert::Infallible, Failure> {
+        state::restore_thread(&thread.record)?;
+        // SAFETY: the frame half of this thread's slot, used by no one else.
+        let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
+        let sp = state::build_frame(img, &thread, buf, st.frame)?;
+        crate::ids::drop_caps();
+        READY.fetch_add(1, Ordering::AcqRel);
+        let _ = sys::futex(&READY, FUTEX_WAKE, 1);
+        while GO.load(Ordering::Acquire) == 0 {
+            let _ = sys::futex(&GO, FUTEX_WAIT, 0);
+        }
+        // SAFETY: the frame is complete and stays mapped until the tracer
+        // has let every thread through rt_sigreturn.
+        unsafe { kckpt_arch::jump::sigreturn(sp, st.traced) }
+    })();
+    match result {
+        Ok(never) => match never {},
+        Err(failure) => failure.exit(img),
+    }
+}
