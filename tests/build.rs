@@ -20,6 +20,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("YMM", "ymm.c", &["-fPIE", "-pie"]),
     ("ZMM", "zmm.c", &["-fPIE", "-pie"]),
     ("MALLOC_BRK", "malloc_brk.c", &["-fPIE", "-pie"]),
+    ("MEMKINDS", "memkinds.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

@@ -81,6 +81,11 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
         (vma_flags::WIPEONFORK, "wipeonfork"),
         (vma_flags::LOCKED, "locked"),
         (vma_flags::FILE_UNAVAILABLE, "file_unavailable"),
+        (vma_flags::SEQ_READ, "sequential"),
+        (vma_flags::RAND_READ, "random"),
+        (vma_flags::LOCKONFAULT, "lockonfault"),
+        (vma_flags::NORESERVE, "noreserve"),
+        (vma_flags::MERGEABLE, "mergeable"),
     ]
     .iter()
     .filter(|(bit, _)| flags & bit != 0)

@@ -222,6 +222,18 @@ pub mod vma_flags {
     /// The backing file could not be opened at dump time: every present
     /// page was stored and the VMA is restored as anonymous memory.
     pub const FILE_UNAVAILABLE: u32 = 1 << 8;
+
+    // --- Format 1.1 (issue 3, memory kinds): more VmFlags. ---
+    /// `VM_SEQ_READ` (`sr`): `madvise(MADV_SEQUENTIAL)`.
+    pub const SEQ_READ: u32 = 1 << 16;
+    /// `VM_RAND_READ` (`rr`): `madvise(MADV_RANDOM)`.
+    pub const RAND_READ: u32 = 1 << 17;
+    /// `VM_LOCKONFAULT` (`lf`): `mlock2(MLOCK_ONFAULT)` (with `LOCKED`).
+    pub const LOCKONFAULT: u32 = 1 << 18;
+    /// `VM_NORESERVE` (`nr`): `MAP_NORESERVE`.
+    pub const NORESERVE: u32 = 1 << 19;
+    /// `VM_MERGEABLE` (`mg`): `madvise(MADV_MERGEABLE)` (KSM).
+    pub const MERGEABLE: u32 = 1 << 20;
 }
 
 /// One VMA of the saved address space.

@@ -14,11 +14,13 @@ mod layout;
 mod load;
 mod memory;
 mod report;
+mod shmem;
 mod startup;
 mod state;
 mod statics;
 mod sys;
 mod tracer;
+mod xsys;
 
 use report::Msg;
 
@@ -82,13 +84,14 @@ extern "C" fn stage2(sp: usize) -> ! {
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
+    let mut groups = shmem::Groups::new(&img);
 
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
         let traced = tracer::start()?;
         let _ = sys::set_sigmask(!0);
-        memory::replace_address_space(&img, &specials, start.mmap_mode)?;
+        memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode)?;
         state::restore(&img, &thread)?;
         state::resume(&img, &thread, traced)
     })();

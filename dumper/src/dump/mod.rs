@@ -7,6 +7,7 @@
 pub mod memory;
 pub mod procfs;
 pub mod ptrace;
+pub mod shmem;
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
