@@ -21,6 +21,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("ZMM", "zmm.c", &["-fPIE", "-pie"]),
     ("MALLOC_BRK", "malloc_brk.c", &["-fPIE", "-pie"]),
     ("MEMKINDS", "memkinds.c", &["-fPIE", "-pie"]),
+    ("PROCSTATE", "procstate.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

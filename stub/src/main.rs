@@ -13,6 +13,7 @@
 mod layout;
 mod load;
 mod memory;
+mod process;
 mod report;
 mod shmem;
 mod startup;
@@ -93,6 +94,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         let _ = sys::set_sigmask(!0);
         memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode)?;
         state::restore(&img, &thread)?;
+        process::restore(&img, thread.record.tid)?;
         state::resume(&img, &thread, traced)
     })();
     match result {

@@ -142,7 +142,11 @@ pub fn resume(
         regs: &thread.regs,
         fpstate: &thread.fpstate[..fp_len],
         xfeatures,
-        sigmask: t.sigmask,
+        // With the tracer attached, everything stays blocked until it has
+        // removed the window and sets the saved mask at detach: pending
+        // signals are then delivered with their siginfo, not caught in
+        // its stops.
+        sigmask: if traced { !0 } else { t.sigmask },
         altstack: (t.altstack_sp, t.altstack_flags, t.altstack_size),
     };
     let sp = kckpt_arch::build_sigframe(buf, FRAME_ADDR as u64, &input).map_err(|_| Failure {
@@ -150,6 +154,7 @@ pub fn resume(
         addr: FRAME_ADDR as u64,
         errno: Errno(22),
     })?;
+    crate::tracer::set_final_mask(t.sigmask);
     sys::close(img.fd);
     // SAFETY: `sp` points at the complete frame just built, in the window
     // that stays mapped until the tracer removes it after rt_sigreturn.

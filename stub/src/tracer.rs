@@ -11,7 +11,7 @@
 //! If the tracer cannot attach (ptrace forbidden), the window stays mapped.
 #![allow(unsafe_code)] // The shared handshake word lives at a fixed address.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use linux_raw_sys::general as g;
 use linux_raw_sys::ptrace as pt;
@@ -27,6 +27,25 @@ const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
 const PR_SET_PTRACER_ANY: usize = usize::MAX;
 const SIGTRAP: i32 = 5;
+
+/// Offset in the handshake page of the blocked mask the restored process
+/// resumes with: the final frame blocks every signal, and the tracer sets
+/// this mask (`PTRACE_SETSIGMASK`) when it detaches, so no signal is
+/// delivered (or held back by the tracer, losing its siginfo) in between.
+const MASK_OFFSET: usize = 8;
+
+fn mask_word() -> &'static AtomicU64 {
+    // SAFETY: the handshake page is mapped (shared, read-write) by `start`
+    // before any caller runs, for the rest of the stub's life and in the
+    // tracer; an AtomicU64 at an 8-byte aligned offset is valid for any
+    // bit pattern.
+    unsafe { &*((HANDSHAKE_ADDR + MASK_OFFSET) as *const AtomicU64) }
+}
+
+/// Leave the saved blocked mask for the tracer (call after [`start`]).
+pub fn set_final_mask(mask: u64) {
+    mask_word().store(mask, Ordering::Release);
+}
 
 /// Start the tracer; returns whether it attached.
 pub fn start() -> Result<bool, Failure> {
@@ -159,5 +178,7 @@ fn unmap_window(pid: u32) {
         Some(())
     })();
     let _ = done;
+    let mask = mask_word().load(Ordering::Acquire);
+    let _ = crate::xsys::ptrace_setsigmask(pid, mask);
     let _ = sys::ptrace(pt::PTRACE_DETACH, pid, 0, held);
 }

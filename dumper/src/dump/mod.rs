@@ -5,6 +5,7 @@
 //! waits until the target is released).
 
 pub mod memory;
+pub mod process;
 pub mod procfs;
 pub mod ptrace;
 pub mod shmem;
@@ -406,6 +407,8 @@ fn write_image(
     }
     let sigmask = tracee.sigmask()?;
     let rseq = tracee.rseq()?;
+    // Before any system call runs in the target (it could dequeue some).
+    let pending = process::pending_signals(tracee, pid as u32)?;
 
     // Memory map and the vDSO (its bytes are hashed; its `syscall`
     // instruction runs the dumper's system calls).
@@ -413,6 +416,7 @@ fn write_image(
     let mem = Memory::open(pid)?;
     let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
     let state = in_process_state(tracee, &mem, &maps, insn)?;
+    let process = process::process_record(tracee, insn)?;
 
     // /proc facts.
     let stat = procfs::stat(pid)?;
@@ -509,6 +513,8 @@ fn write_image(
         auxv,
         prpsinfo,
         threads: vec![thread],
+        process: Some(process),
+        pending,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),
