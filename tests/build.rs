@@ -25,6 +25,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("YMM", "ymm.c", &["-fPIE", "-pie"]),
     ("ZMM", "zmm.c", &["-fPIE", "-pie"]),
     ("MALLOC_BRK", "malloc_brk.c", &["-fPIE", "-pie"]),
+    ("MEMKINDS", "memkinds.c", &["-fPIE", "-pie"]),
+    ("PROCSTATE", "procstate.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

@@ -81,6 +81,11 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
         (vma_flags::WIPEONFORK, "wipeonfork"),
         (vma_flags::LOCKED, "locked"),
         (vma_flags::FILE_UNAVAILABLE, "file_unavailable"),
+        (vma_flags::SEQ_READ, "sequential"),
+        (vma_flags::RAND_READ, "random"),
+        (vma_flags::LOCKONFAULT, "lockonfault"),
+        (vma_flags::NORESERVE, "noreserve"),
+        (vma_flags::MERGEABLE, "mergeable"),
     ]
     .iter()
     .filter(|(bit, _)| flags & bit != 0)
@@ -136,6 +141,27 @@ fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::F
             })
         })
         .collect();
+    let pending: Vec<Value> = view
+        .pending
+        .iter()
+        .map(|p| {
+            let code =
+                i32::from_le_bytes([p.siginfo[8], p.siginfo[9], p.siginfo[10], p.siginfo[11]]);
+            json!({ "tid": p.tid, "signo": p.signo, "code": code })
+        })
+        .collect();
+    let process = view.process.map(|p| {
+        let limits: Vec<Value> = p.rlimits[..(p.rlimit_count as usize).min(RLIMIT_COUNT)]
+            .iter()
+            .map(|l| json!([l.cur, l.max]))
+            .collect();
+        json!({
+            "personality": format!("{:#x}", p.personality),
+            "dumpable": p.dumpable,
+            "no_new_privs": p.no_new_privs,
+            "rlimits": limits,
+        })
+    });
     Ok(json!({
         "arch": machine_name(h.machine),
         "format_version": format!("{}.{}", h.format_major, h.format_minor),
@@ -151,6 +177,8 @@ fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::F
         "did_exec": h.flags & HEADER_DID_EXEC != 0,
         "thread_count": h.thread_count,
         "threads": threads,
+        "process": process,
+        "pending_signals": pending,
         "file_size": file_len,
         "stored_bytes": view.stored_bytes(),
         "vmas": vmas,
@@ -184,6 +212,31 @@ fn format_text(path: &Path, d: &Value) -> String {
         "did exec:       {}",
         if d["did_exec"] == true { "yes" } else { "no" }
     );
+    if let Some(p) = d["process"].as_object() {
+        let _ = writeln!(
+            out,
+            "personality:    {} (dumpable {}, no_new_privs {})",
+            p["personality"].as_str().unwrap_or("?"),
+            p["dumpable"],
+            p["no_new_privs"]
+        );
+    }
+    let pending: Vec<String> = d["pending_signals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let queue = if p["tid"] == 0 {
+                "process".to_owned()
+            } else {
+                format!("tid {}", p["tid"])
+            };
+            format!("{} ({queue}, code {})", p["signo"], p["code"])
+        })
+        .collect();
+    if !pending.is_empty() {
+        let _ = writeln!(out, "pending:        {}", pending.join(", "));
+    }
     let _ = writeln!(out, "threads:        {}", s("thread_count"));
     for t in d["threads"].as_array().into_iter().flatten() {
         let _ = writeln!(

@@ -107,6 +107,10 @@ pub struct ImageMetadata {
     pub prpsinfo: Vec<u8>,
     /// Threads, main thread first.
     pub threads: Vec<ThreadNotesOut>,
+    /// Format 1.1: rlimits, personality, dumpable, no_new_privs.
+    pub process: Option<ProcessRecord>,
+    /// Format 1.1: pending signals, in queue order.
+    pub pending: Vec<PendingSignalRecord>,
 }
 
 /// Writes an image: memory data through [`ImageWriter::write_data`] into
@@ -266,6 +270,16 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
     n.push_record(NOTE_OWNER, NT_KCKPT_HEADER, &meta.header);
     n.push_record(NOTE_OWNER, NT_KCKPT_MM, &meta.mm);
     n.push_record(NOTE_OWNER, NT_KCKPT_SIGNALS, &meta.signals);
+    if let Some(process) = &meta.process {
+        n.push_record(NOTE_OWNER, NT_KCKPT_PROCESS, process);
+    }
+    if !meta.pending.is_empty() {
+        let mut pending = Vec::new();
+        meta.pending
+            .iter()
+            .for_each(|p| pending.extend_from_slice(record_bytes(p)));
+        n.push(NOTE_OWNER, NT_KCKPT_PENDING, &pending);
+    }
     n.push(NOTE_OWNER, NT_KCKPT_STRINGS, meta.strings.as_bytes());
     let mut vmas = Vec::with_capacity(meta.vmas.len() * core::mem::size_of::<VmaRecord>());
     meta.vmas

@@ -110,10 +110,32 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
                 ..Default::default()
             },
         }],
+        process: Some(ProcessRecord {
+            personality: 0x0040_0000,
+            dumpable: 0,
+            no_new_privs: 1,
+            rlimit_count: RLIMIT_COUNT as u32,
+            rlimits: [RlimitRecord {
+                cur: 7,
+                max: RLIM_INFINITY,
+            }; RLIMIT_COUNT],
+            ..Default::default()
+        }),
+        pending: vec![sample_pending(1234, 34), sample_pending(PENDING_SHARED, 10)],
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();
     (path, bytes)
+}
+
+fn sample_pending(tid: u32, signo: u32) -> PendingSignalRecord {
+    let mut siginfo = [0u8; 128];
+    siginfo[..4].copy_from_slice(&signo.to_le_bytes());
+    PendingSignalRecord {
+        tid,
+        signo,
+        siginfo,
+    }
 }
 
 /// Runs the reader the way the stub does: header, program headers, notes.
@@ -167,6 +189,17 @@ fn round_trip() {
             832
         );
         assert!(view.notes().any(|n| n.unwrap().is(CORE_OWNER, nt::FILE)));
+        let process = view.process.unwrap();
+        assert_eq!(
+            (process.personality, process.no_new_privs),
+            (0x0040_0000, 1)
+        );
+        assert_eq!(process.rlimits[15].cur, 7);
+        let pending: Vec<_> = view.pending.iter().collect();
+        assert_eq!(
+            pending,
+            [sample_pending(1234, 34), sample_pending(PENDING_SHARED, 10)]
+        );
         Ok(())
     })
     .unwrap();
@@ -263,10 +296,11 @@ fn rejects_future_major_version() {
             minor: FORMAT_MINOR
         }
     );
-    assert!(err.to_string().contains(&format!(
+    let want = format!(
         "format version {}.{FORMAT_MINOR} is not supported",
         FORMAT_MAJOR + 1
-    )));
+    );
+    assert!(err.to_string().contains(&want), "{err}");
     fs::remove_file(path).unwrap();
 }
 
@@ -359,4 +393,34 @@ fn patch_vma(bytes: &mut [u8], index: usize, f: impl FnOnce(&mut VmaRecord)) {
     f(&mut vma);
     bytes[rec_at..rec_at + std::mem::size_of::<VmaRecord>()]
         .copy_from_slice(kckpt_image::read::record_bytes(&vma));
+}
+
+/// Format 1.1: a pending signal must name a saved thread (or the shared
+/// queue) and carry its own number in `si_signo`.
+#[test]
+fn rejects_bad_pending_signals() {
+    let (path, bytes) = sample_image("bad-pending");
+    fs::remove_file(path).unwrap();
+    let range = {
+        let elf = parse_elf_header(&bytes, bytes.len() as u64, EM_X86_64).unwrap();
+        let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
+        let (off, size) = note_segment(table, bytes.len() as u64).unwrap();
+        let seg = &bytes[off as usize..(off + size) as usize];
+        let note = Notes::new(seg)
+            .map(Result::unwrap)
+            .find(|n| n.is(NOTE_OWNER, NT_KCKPT_PENDING))
+            .unwrap();
+        let start = note.desc.as_ptr() as usize - bytes.as_ptr() as usize;
+        start..start + note.desc.len()
+    };
+    let patch = |at: usize, v: u32| {
+        let mut b = bytes.clone();
+        b[range.start + at..range.start + at + 4].copy_from_slice(&v.to_le_bytes());
+        b
+    };
+    assert_eq!(parse(&patch(0, 999)), Err(FormatError::BadPendingSignal));
+    assert_eq!(parse(&patch(4, 9)), Err(FormatError::BadPendingSignal));
+    assert_eq!(parse(&patch(8, 35)), Err(FormatError::BadPendingSignal));
+    assert_eq!(parse(&patch(4, 65)), Err(FormatError::BadPendingSignal));
+    assert_eq!(parse(&patch(0, 1234)), Ok(()));
 }

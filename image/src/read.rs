@@ -56,6 +56,8 @@ pub enum FormatError {
     BadString,
     /// Thread notes are missing or inconsistent with the header.
     BadThreads,
+    /// A pending signal has a bad number or names no saved thread.
+    BadPendingSignal,
 }
 
 impl FormatError {
@@ -84,6 +86,7 @@ impl FormatError {
             FormatError::RunPastEnd => "image is truncated (memory data past end of file)",
             FormatError::BadString => "image is corrupt (bad string reference)",
             FormatError::BadThreads => "image is corrupt (bad thread notes)",
+            FormatError::BadPendingSignal => "image is corrupt (bad pending signal)",
         }
     }
 }
@@ -532,6 +535,11 @@ pub struct ImageView<'a> {
     pub runs: RecordTable<'a, RunRecord>,
     /// The raw auxiliary vector (NT_AUXV), empty if absent.
     pub auxv: &'a [u8],
+    /// Format 1.1: rlimits, personality, dumpable, no_new_privs (`None` in
+    /// older images).
+    pub process: Option<ProcessRecord>,
+    /// Format 1.1: pending signals in queue order (empty in older images).
+    pub pending: RecordTable<'a, PendingSignalRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -567,6 +575,8 @@ impl<'a> ImageView<'a> {
         let mut runs = None;
         let mut strings = None;
         let mut auxv = None;
+        let mut process = None;
+        let mut pending = None;
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -586,6 +596,8 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_RUNS => take_unique(&mut runs, note.desc, "runs")?,
                     NT_KCKPT_STRINGS => take_unique(&mut strings, note.desc, "strings")?,
                     NT_KCKPT_THREAD => thread_notes += 1,
+                    NT_KCKPT_PROCESS => take_unique(&mut process, note.desc, "process")?,
+                    NT_KCKPT_PENDING => take_unique(&mut pending, note.desc, "pending")?,
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -620,6 +632,11 @@ impl<'a> ImageView<'a> {
             vmas: RecordTable::new(vmas.ok_or(FormatError::MissingNote("vmas"))?, "vmas")?,
             runs: RecordTable::new(runs.ok_or(FormatError::MissingNote("runs"))?, "runs")?,
             auxv: auxv.unwrap_or(&[]),
+            process: match process {
+                Some(desc) => Some(exact_record(Some(desc), "process")?),
+                None => None,
+            },
+            pending: RecordTable::new(pending.unwrap_or(&[]), "pending")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -636,7 +653,31 @@ impl<'a> ImageView<'a> {
         if threads == 0 || threads != header.thread_count || threads != thread_notes {
             return Err(FormatError::BadThreads);
         }
+        view.validate_pending()?;
         Ok(view)
+    }
+
+    fn validate_pending(&self) -> Result<(), FormatError> {
+        if let Some(p) = &self.process {
+            if p.rlimit_count as usize > RLIMIT_COUNT {
+                return Err(FormatError::BadRecordSize("process"));
+            }
+        }
+        for s in self.pending.iter() {
+            let si_signo =
+                u32::from_le_bytes([s.siginfo[0], s.siginfo[1], s.siginfo[2], s.siginfo[3]]);
+            let known_thread =
+                s.tid == PENDING_SHARED || self.threads().any(|t| t.record.tid == s.tid);
+            if !(1..=64).contains(&s.signo)
+                || s.signo == 9
+                || s.signo == 19
+                || si_signo != s.signo
+                || !known_thread
+            {
+                return Err(FormatError::BadPendingSignal);
+            }
+        }
+        Ok(())
     }
 
     fn validate_memory(&self, page_size: u64, file_len: u64) -> Result<(), FormatError> {

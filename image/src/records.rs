@@ -222,6 +222,18 @@ pub mod vma_flags {
     /// The backing file could not be opened at dump time: every present
     /// page was stored and the VMA is restored as anonymous memory.
     pub const FILE_UNAVAILABLE: u32 = 1 << 8;
+
+    // --- Format 1.1 (issue 3, memory kinds): more VmFlags. ---
+    /// `VM_SEQ_READ` (`sr`): `madvise(MADV_SEQUENTIAL)`.
+    pub const SEQ_READ: u32 = 1 << 16;
+    /// `VM_RAND_READ` (`rr`): `madvise(MADV_RANDOM)`.
+    pub const RAND_READ: u32 = 1 << 17;
+    /// `VM_LOCKONFAULT` (`lf`): `mlock2(MLOCK_ONFAULT)` (with `LOCKED`).
+    pub const LOCKONFAULT: u32 = 1 << 18;
+    /// `VM_NORESERVE` (`nr`): `MAP_NORESERVE`.
+    pub const NORESERVE: u32 = 1 << 19;
+    /// `VM_MERGEABLE` (`mg`): `madvise(MADV_MERGEABLE)` (KSM).
+    pub const MERGEABLE: u32 = 1 << 20;
 }
 
 /// One VMA of the saved address space.
@@ -358,6 +370,71 @@ unsafe impl Record for ThreadRecord {}
 /// `SS_DISABLE`.
 pub const SS_DISABLE: u32 = 2;
 
+// ---------------------------------------------------------------------
+// Format 1.1 (issue 3, signals and limits): process state and pending
+// signals. Both notes are optional: images of format 1.0 have neither.
+// ---------------------------------------------------------------------
+
+/// Note type of [`ProcessRecord`] (rlimits, personality, dumpable,
+/// no_new_privs).
+pub const NT_KCKPT_PROCESS: u32 = 0x4b43_0010;
+/// Note type of the array of [`PendingSignalRecord`], in queue order.
+pub const NT_KCKPT_PENDING: u32 = 0x4b43_0011;
+/// Resource limits stored (`RLIM_NLIMITS` of Linux).
+pub const RLIMIT_COUNT: usize = 16;
+/// `RLIM_INFINITY`.
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// One resource limit (`struct rlimit64`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RlimitRecord {
+    /// Soft limit.
+    pub cur: u64,
+    /// Hard limit.
+    pub max: u64,
+}
+// SAFETY: repr(C), two u64.
+unsafe impl Record for RlimitRecord {}
+
+/// Process-wide state beyond memory and signal handlers.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessRecord {
+    /// `personality(0xffffffff)`.
+    pub personality: u32,
+    /// `prctl(PR_GET_DUMPABLE)`: 0, 1 or 2 (suid_dumpable).
+    pub dumpable: u32,
+    /// `prctl(PR_GET_NO_NEW_PRIVS)`: 0 or 1.
+    pub no_new_privs: u32,
+    /// Number of valid entries of `rlimits` (at most [`RLIMIT_COUNT`]).
+    pub rlimit_count: u32,
+    /// Reserved, zero.
+    pub reserved: [u64; 4],
+    /// Resource limits by `RLIMIT_*` number.
+    pub rlimits: [RlimitRecord; RLIMIT_COUNT],
+}
+// SAFETY: repr(C); 4*4 + 32 + 16*16 = 304, every field naturally aligned.
+unsafe impl Record for ProcessRecord {}
+
+/// `PendingSignalRecord::tid` of a signal in the process-wide (shared) queue.
+pub const PENDING_SHARED: u32 = 0;
+
+/// One queued signal with its `siginfo_t`, as `PTRACE_PEEKSIGINFO` returns it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingSignalRecord {
+    /// Thread id (at dump time) of the queue it was in, or
+    /// [`PENDING_SHARED`] for the process-wide queue.
+    pub tid: u32,
+    /// Signal number (1..=64), equal to `si_signo` in `siginfo`.
+    pub signo: u32,
+    /// The kernel's 128-byte `siginfo_t`.
+    pub siginfo: [u8; 128],
+}
+// SAFETY: repr(C); 4 + 4 + 128 = 136, no padding (alignment 4).
+unsafe impl Record for PendingSignalRecord {}
+
 /// Fixed sizes, checked at compile time so the layout never drifts silently.
 const _: () = {
     assert!(core::mem::size_of::<ImageHeader>() == 176);
@@ -367,6 +444,8 @@ const _: () = {
     assert!(core::mem::size_of::<SigactionRecord>() == 32);
     assert!(core::mem::size_of::<SignalsRecord>() == 2048);
     assert!(core::mem::size_of::<ThreadRecord>() == 128);
+    assert!(core::mem::size_of::<ProcessRecord>() == 304);
+    assert!(core::mem::size_of::<PendingSignalRecord>() == 136);
 };
 
 /// FNV-1a 64-bit hash (used for the vDSO fingerprint).

@@ -14,13 +14,16 @@ mod ids;
 mod layout;
 mod load;
 mod memory;
+mod process;
 mod report;
+mod shmem;
 mod startup;
 mod state;
 mod statics;
 mod sys;
 mod threads;
 mod tracer;
+mod xsys;
 
 use report::Msg;
 
@@ -86,6 +89,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
     threads::check(&img);
+    let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
     let (tids, helper_pids) = if start.new_pid_ns {
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
@@ -98,8 +102,9 @@ extern "C" fn stage2(sp: usize) -> ! {
         memory::reserve_scratch()?;
         let traced = tracer::start(nthreads, helper_pids)?;
         let _ = sys::set_sigmask(!0);
-        memory::replace_address_space(&img, &specials, start.mmap_mode)?;
+        memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode)?;
         state::restore(&img, &thread)?;
+        process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced)

@@ -9,6 +9,7 @@ use linux_raw_sys::general as g;
 use crate::layout::{self, Specials, SCRATCH, SPECIAL_TEMP, USER_TOP, WINDOW_END, WINDOW_START};
 use crate::load::Image;
 use crate::report::Msg;
+use crate::shmem::{self, Groups};
 use crate::sys::{self, Errno};
 
 /// A failure after the old address space is gone: what and where.
@@ -90,6 +91,7 @@ pub fn scratch_page(addr: usize, len: usize, shared: bool) -> Result<&'static mu
 pub fn replace_address_space(
     img: &Image,
     specials: &Specials,
+    groups: &mut Groups,
     mmap_mode: bool,
 ) -> Result<(), Failure> {
     // Park vDSO and vvar in the window, keeping their relative placement.
@@ -125,12 +127,15 @@ pub fn replace_address_space(
                     .map_err(at("moving the vDSO", vma.start))?;
             }
             vma_kind::VSYSCALL => {}
+            _ if shmem::handles(img, &vma) => {
+                rebuild(img, &vma, Some(&mut *groups), false, mmap_mode)?
+            }
             _ => {
                 let prev = i.checked_sub(1).and_then(|p| vmas.get(p));
                 let next = vmas.get(i + 1);
                 let separate = prev.is_some_and(|p| could_merge(&p, &vma))
                     || next.is_some_and(|n| could_merge(&vma, &n));
-                rebuild(img, &vma, separate, mmap_mode)?;
+                rebuild(img, &vma, None, separate, mmap_mode)?;
             }
         }
     }
@@ -165,6 +170,9 @@ fn map_flags(vma: &VmaRecord) -> u32 {
     if vma.flags & vma_flags::GROWSDOWN != 0 {
         flags |= g::MAP_GROWSDOWN;
     }
+    if vma.flags & vma_flags::NORESERVE != 0 {
+        flags |= g::MAP_NORESERVE;
+    }
     flags
 }
 
@@ -179,8 +187,15 @@ fn open_backing_file(img: &Image, vma: &VmaRecord) -> Result<usize, Failure> {
 /// Create one VMA with its contents. With `separate`, it is built in a
 /// fresh spot and moved into place, so it gets its own anonymous pages and
 /// the kernel does not merge it with a neighbour the saved process kept
-/// apart.
-fn rebuild(img: &Image, vma: &VmaRecord, separate: bool, mmap_mode: bool) -> Result<(), Failure> {
+/// apart. With `groups`, it is a view of a shared memory object
+/// ([`shmem`]).
+fn rebuild(
+    img: &Image,
+    vma: &VmaRecord,
+    groups: Option<&mut Groups>,
+    separate: bool,
+    mmap_mode: bool,
+) -> Result<(), Failure> {
     let len = (vma.end - vma.start) as usize;
     let shared = vma.flags & vma_flags::SHARED != 0;
     let has_runs = vma.run_count > 0;
@@ -194,7 +209,7 @@ fn rebuild(img: &Image, vma: &VmaRecord, separate: bool, mmap_mode: bool) -> Res
     } else {
         final_prot
     };
-    let fd = if anon_like(vma) {
+    let fd = if anon_like(vma) || groups.is_some() {
         usize::MAX
     } else {
         open_backing_file(img, vma)?
@@ -222,23 +237,30 @@ fn rebuild(img: &Image, vma: &VmaRecord, separate: bool, mmap_mode: bool) -> Res
         vma.start as usize
     };
     let file_off = if fd == usize::MAX { 0 } else { vma.file_pgoff };
-    // SAFETY: `addr` is either the VMA's saved range (outside the window,
-    // checked by validation; the old contents there were unmapped) or the
-    // inside of the guard reservation made just above.
-    let result = unsafe {
-        sys::mmap(
-            addr,
-            len,
-            init_prot,
-            map_flags(vma) | g::MAP_FIXED,
-            fd,
-            file_off,
-        )
+    let result = match groups {
+        Some(groups) => groups.map(img, vma, init_prot).map(|()| addr),
+        // SAFETY: `addr` is either the VMA's saved range (outside the
+        // window, checked by validation; the old contents there were
+        // unmapped) or the inside of the guard reservation made just above.
+        None => unsafe {
+            sys::mmap(
+                addr,
+                len,
+                init_prot,
+                map_flags(vma) | g::MAP_FIXED,
+                fd,
+                file_off,
+            )
+        }
+        .map_err(at("mapping", vma.start)),
     };
     if fd != usize::MAX {
         sys::close(fd);
     }
-    result.map_err(at("mapping", vma.start))?;
+    result?;
+    // Before the contents: with MADV_HUGEPAGE set first, the pages written
+    // below can be huge pages again.
+    advise(vma, addr);
 
     for run in img.view.runs_of(vma) {
         let dest = addr + (run.start - vma.start) as usize;
@@ -290,27 +312,32 @@ fn rebuild(img: &Image, vma: &VmaRecord, separate: bool, mmap_mode: bool) -> Res
             let _ = sys::munmap(guard + page + len, page);
         }
     }
-    advise(vma);
     Ok(())
 }
 
 /// Re-apply the `madvise`/`mlock` flags the saved VMA had. They are hints:
 /// failures (no mlock allowance, THP disabled) are ignored.
-fn advise(vma: &VmaRecord) {
-    let (start, len) = (vma.start as usize, (vma.end - vma.start) as usize);
+/// `start` is where the VMA is being built (the flags move with it).
+fn advise(vma: &VmaRecord, start: usize) {
+    let len = (vma.end - vma.start) as usize;
     let hints = [
         (vma_flags::DONTDUMP, g::MADV_DONTDUMP),
         (vma_flags::HUGEPAGE, g::MADV_HUGEPAGE),
         (vma_flags::NOHUGEPAGE, g::MADV_NOHUGEPAGE),
         (vma_flags::DONTCOPY, g::MADV_DONTFORK),
         (vma_flags::WIPEONFORK, g::MADV_WIPEONFORK),
+        (vma_flags::SEQ_READ, g::MADV_SEQUENTIAL),
+        (vma_flags::RAND_READ, g::MADV_RANDOM),
+        (vma_flags::MERGEABLE, g::MADV_MERGEABLE),
     ];
     for (flag, advice) in hints {
         if vma.flags & flag != 0 {
             let _ = sys::madvise(start, len, advice);
         }
     }
-    if vma.flags & vma_flags::LOCKED != 0 {
+    if vma.flags & vma_flags::LOCKONFAULT != 0 {
+        let _ = crate::xsys::mlock_onfault(start, len);
+    } else if vma.flags & vma_flags::LOCKED != 0 {
         let _ = sys::mlock(start, len);
     }
 }

@@ -135,7 +135,7 @@ pub fn resume(
     traced: bool,
 ) -> Result<core::convert::Infallible, Failure> {
     let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
-    let sp = build_frame(img, thread, buf, FRAME_ADDR)?;
+    let sp = build_frame(img, thread, buf, FRAME_ADDR, 0, traced)?;
     sys::close(img.fd);
     crate::threads::release();
     // SAFETY: `sp` points at the complete frame just built, in the window
@@ -144,12 +144,15 @@ pub fn resume(
 }
 
 /// Build `thread`'s signal frame in `buf` (at address `addr`); returns the
-/// stack pointer for `rt_sigreturn`.
+/// stack pointer for `rt_sigreturn`. `index`: the thread's place in the
+/// image; `traced`: the tracer will set the saved mask at detach.
 pub fn build_frame(
     img: &Image,
     thread: &ThreadState,
     buf: &mut [u8],
     addr: usize,
+    index: usize,
+    traced: bool,
 ) -> Result<usize, Failure> {
     let t = &thread.record;
     let xcr0 = img.view.header.xcr0;
@@ -167,7 +170,11 @@ pub fn build_frame(
         regs: &thread.regs,
         fpstate: &thread.fpstate[..fp_len],
         xfeatures,
-        sigmask: t.sigmask,
+        // With the tracer attached, everything stays blocked until it has
+        // removed the window and sets the saved mask at detach: pending
+        // signals are then delivered with their siginfo, not caught in
+        // its stops.
+        sigmask: if traced { !0 } else { t.sigmask },
         altstack: (t.altstack_sp, t.altstack_flags, t.altstack_size),
     };
     let sp = kckpt_arch::build_sigframe(buf, addr as u64, &input).map_err(|_| Failure {
@@ -175,5 +182,8 @@ pub fn build_frame(
         addr: addr as u64,
         errno: Errno(22),
     })?;
+    if traced {
+        crate::tracer::set_final_mask(index, crate::xsys::gettid(), t.sigmask);
+    }
     Ok(sp as usize)
 }

@@ -217,7 +217,7 @@ extern "C" fn thread_main(arg: usize) -> ! {
         state::restore_thread(&thread.record)?;
         // SAFETY: the frame half of this thread's slot, used by no one else.
         let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
-        let sp = state::build_frame(img, &thread, buf, st.frame)?;
+        let sp = state::build_frame(img, &thread, buf, st.frame, st.index, st.traced)?;
         crate::ids::drop_caps();
         READY.fetch_add(1, Ordering::AcqRel);
         let _ = sys::futex(&READY, FUTEX_WAKE, 1);

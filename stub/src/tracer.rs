@@ -16,7 +16,7 @@
 //! one of them, and detaches them all.
 #![allow(unsafe_code)] // The shared handshake word lives at a fixed address.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use linux_raw_sys::general as g;
 use linux_raw_sys::ptrace as pt;
@@ -33,12 +33,48 @@ const FUTEX_WAKE: u32 = 1;
 const PR_SET_PTRACER_ANY: usize = usize::MAX;
 const SIGTRAP: i32 = 5;
 
+/// Offset in the handshake area of the table of blocked masks the threads
+/// resume with: `(tid, mask)` pairs, one per thread. The final frames block
+/// every signal, and the tracer sets each thread's mask
+/// (`PTRACE_SETSIGMASK`) when it detaches it, so no signal is delivered (or
+/// held back by the tracer, losing its siginfo) in between.
+const MASKS_OFFSET: usize = 64;
+/// Size of the shared handshake area: the state word and the mask table.
+const HANDSHAKE_LEN: usize = (MASKS_OFFSET + MAX_THREADS * 16).next_multiple_of(4096);
+
+fn mask_slot(i: usize) -> (&'static AtomicU64, &'static AtomicU64) {
+    assert!(i < MAX_THREADS);
+    let at = HANDSHAKE_ADDR + MASKS_OFFSET + i * 16;
+    // SAFETY: the handshake area is mapped (shared, read-write) by `start`
+    // before any caller runs, for the rest of the stub's life and in the
+    // tracer; AtomicU64s at 8-byte aligned offsets inside it are valid for
+    // any bit pattern.
+    unsafe { (&*(at as *const AtomicU64), &*((at + 8) as *const AtomicU64)) }
+}
+
+/// Leave thread `tid`'s saved blocked mask for the tracer, in slot `index`
+/// (the thread's position in the image; call after [`start`]).
+pub fn set_final_mask(index: usize, tid: u32, mask: u64) {
+    if index < MAX_THREADS {
+        let (t, m) = mask_slot(index);
+        m.store(mask, Ordering::Release);
+        t.store(u64::from(tid), Ordering::Release);
+    }
+}
+
+/// The saved mask of thread `tid`, if it left one.
+fn final_mask(tid: u32) -> Option<u64> {
+    (0..MAX_THREADS).map(mask_slot).find_map(|(t, m)| {
+        (t.load(Ordering::Acquire) == u64::from(tid)).then(|| m.load(Ordering::Acquire))
+    })
+}
+
 /// Start the tracer for a process of `threads` threads; returns whether it
 /// attached. `pids`: the pids to give the helper child and grandchild
 /// (`clone3` with `set_tid`), or 0 for any.
 pub fn start(threads: usize, pids: [u32; 2]) -> Result<bool, Failure> {
-    let page = memory::scratch_page(HANDSHAKE_ADDR, 4096, true)?;
-    // SAFETY: the page is 4096 bytes, page aligned, shared with the tracer
+    let page = memory::scratch_page(HANDSHAKE_ADDR, HANDSHAKE_LEN, true)?;
+    // SAFETY: the area is at least 4096 bytes, page aligned, shared with the tracer
     // after fork; an AtomicU32 at its start is valid for any bit pattern.
     let word: &'static AtomicU32 = unsafe { &*(page.as_mut_ptr() as *const AtomicU32) };
     let stub = sys::getpid();
@@ -193,6 +229,9 @@ fn unmap_window(pids: &[u32]) {
         unmap_in(pids[0], pc, &mut held[0]);
     }
     for (i, &pid) in pids.iter().enumerate() {
+        if let Some(mask) = final_mask(pid) {
+            let _ = crate::xsys::ptrace_setsigmask(pid, mask);
+        }
         let _ = sys::ptrace(pt::PTRACE_DETACH, pid, 0, held[i]);
     }
 }

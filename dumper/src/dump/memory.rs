@@ -332,25 +332,37 @@ fn read_memory(
             flags |= vma_flags::FILE_UNAVAILABLE;
         }
         let pol = policy(kind, flags);
+        // Pages of an unreopenable object that this process has not
+        // mapped yet (see `shmem`).
+        let data = match pol {
+            Policy::NonZero if flags & vma_flags::FILE_UNAVAILABLE != 0 => {
+                super::shmem::data_ranges(mem.pid, e, page).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
         let first_run = runs.len();
         let mut region: Option<u64> = None;
         let mut stored = 0u64;
-        if pol != Policy::Nothing && e.resident_kb != Some(0) {
+        if pol != Policy::Nothing && (e.resident_kb != Some(0) || !data.is_empty()) {
             let pages = (e.len() / page) as usize;
             let mut idx = 0usize;
             while idx < pages {
                 let n = PAGEMAP_BATCH.min(pages - idx);
                 let batch_start = e.start + idx as u64 * page;
                 mem.pagemap(batch_start, n, page, &mut pm)?;
+                let cand = |k: usize| {
+                    candidate(pol, pm[k])
+                        || super::shmem::contains(&data, batch_start + k as u64 * page)
+                };
                 let mut i = 0usize;
                 while i < n {
-                    if !candidate(pol, pm[i]) {
+                    if !cand(i) {
                         i += 1;
                         continue;
                     }
                     // A range of consecutive candidates, at most CHUNK bytes.
                     let mut j = i + 1;
-                    while j < n && j - i < CHUNK / ps && candidate(pol, pm[j]) {
+                    while j < n && j - i < CHUNK / ps && cand(j) {
                         j += 1;
                     }
                     let addr = batch_start + i as u64 * page;

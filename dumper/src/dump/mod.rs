@@ -5,8 +5,10 @@
 //! waits until the target is released).
 
 pub mod memory;
+pub mod process;
 pub mod procfs;
 pub mod ptrace;
+pub mod shmem;
 pub mod threads;
 
 use std::fs::{self, File, OpenOptions};
@@ -392,6 +394,8 @@ fn write_image(
             (xcr0, xstate_size) = (x, s);
         }
     }
+    // Before any system call runs in the target (it could dequeue some).
+    let pending = process::pending_signals(tracee, pid as u32)?;
 
     // Memory map and the vDSO (its bytes are hashed; its `syscall`
     // instruction runs the dumper's system calls).
@@ -418,6 +422,7 @@ fn write_image(
             procfs::stat(pid)?.ppid(),
         )?);
     }
+    let process = process::process_record(tracee, insn)?;
 
     // /proc facts.
     let stat = procfs::stat(pid)?;
@@ -488,6 +493,8 @@ fn write_image(
         auxv,
         prpsinfo,
         threads: thread_notes,
+        process: Some(process),
+        pending,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),

@@ -106,6 +106,11 @@ impl MapEntry {
                 "dc" => vma_flags::DONTCOPY,
                 "wf" => vma_flags::WIPEONFORK,
                 "lo" => vma_flags::LOCKED,
+                "sr" => vma_flags::SEQ_READ,
+                "rr" => vma_flags::RAND_READ,
+                "lf" => vma_flags::LOCKONFAULT,
+                "nr" => vma_flags::NORESERVE,
+                "mg" => vma_flags::MERGEABLE,
                 _ => 0,
             };
         }
@@ -347,16 +352,26 @@ Size:                  8 kB
 Rss:                   4 kB
 SwapPss:               0 kB
 Swap:                  8 kB
-VmFlags: rd wr mr mw me gd ac dd
+VmFlags: rd wr mr mw me gd ac dd sr nr
 7ffd4000-7ffd5000 r--p 00000000 00:00 0                          [vvar]
 Size:                  4 kB
 THPeligible:    0
-VmFlags: rd mr pf io de dd lo
+VmFlags: rd mr pf io de dd lo lf rr mg
 ";
         let m = parse_smaps(text).unwrap();
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0].flags(), vma_flags::GROWSDOWN | vma_flags::DONTDUMP);
-        assert_eq!(m[1].flags(), vma_flags::DONTDUMP | vma_flags::LOCKED);
+        assert_eq!(
+            m[0].flags(),
+            vma_flags::GROWSDOWN | vma_flags::DONTDUMP | vma_flags::SEQ_READ | vma_flags::NORESERVE
+        );
+        assert_eq!(
+            m[1].flags(),
+            vma_flags::DONTDUMP
+                | vma_flags::LOCKED
+                | vma_flags::LOCKONFAULT
+                | vma_flags::RAND_READ
+                | vma_flags::MERGEABLE
+        );
         assert_eq!(m[1].kind(), vma_kind::VVAR);
         assert_eq!(m[0].resident_kb, Some(12));
         assert_eq!(m[1].resident_kb, None);

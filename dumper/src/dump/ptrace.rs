@@ -225,6 +225,45 @@ impl Tracee {
         }
     }
 
+    /// The queued signals (`siginfo_t`, 128 bytes each, in queue order) of
+    /// the thread's own queue, or with `shared` of the process-wide queue
+    /// (`PTRACE_PEEKSIGINFO`).
+    pub fn peek_siginfo(&self, shared: bool) -> Result<Vec<[u8; 128]>> {
+        /// `struct ptrace_peeksiginfo_args`.
+        #[repr(C)]
+        struct PeekArgs {
+            off: u64,
+            flags: u32,
+            nr: i32,
+        }
+        const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
+        const BATCH: usize = 32;
+        let mut out = Vec::new();
+        loop {
+            let mut args = PeekArgs {
+                off: out.len() as u64,
+                flags: u32::from(shared),
+                nr: BATCH as i32,
+            };
+            let mut buf = [[0u8; 128]; BATCH];
+            // SAFETY: the kernel reads `args` and writes at most `nr`
+            // 128-byte siginfos into `buf`, which has room for `BATCH`.
+            let n = unsafe {
+                libc::ptrace(
+                    PTRACE_PEEKSIGINFO,
+                    self.pid.as_raw(),
+                    (&raw mut args).cast::<c_void>(),
+                    buf.as_mut_ptr().cast::<c_void>(),
+                )
+            };
+            let n = Errno::result(n).map_err(|e| self.err("PTRACE_PEEKSIGINFO", e))? as usize;
+            out.extend_from_slice(&buf[..n.min(BATCH)]);
+            if n < BATCH {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Resume with PTRACE_SYSCALL until the next syscall stop; signals that
     /// arrive meanwhile are kept for later and suppressed now.
     fn run_to_syscall_stop(&mut self) -> Result<()> {

@@ -55,6 +55,10 @@ pub mod prog {
     pub const ZMM: &str = env!("KCKPT_PROG_ZMM");
     /// `malloc_brk.c`.
     pub const MALLOC_BRK: &str = env!("KCKPT_PROG_MALLOC_BRK");
+    /// `memkinds.c`.
+    pub const MEMKINDS: &str = env!("KCKPT_PROG_MEMKINDS");
+    /// `procstate.c`.
+    pub const PROCSTATE: &str = env!("KCKPT_PROG_PROCSTATE");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).

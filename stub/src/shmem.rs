@@ -1,0 +1,229 @@
+//! Shared memory objects whose file cannot be reopened: shared anonymous
+//! memory (`/dev/zero (deleted)` in maps), memfds (`/memfd:NAME (deleted)`),
+//! and shared mappings of deleted files or SysV segments. Their VMAs are
+//! grouped by the saved (device, inode): each group becomes one new object,
+//! so VMAs that shared pages in the saved process share them again.
+//!
+//! - memfd: `memfd_create(NAME)` sized to cover every VMA of the group, each
+//!   VMA mapped from it at its saved offset (shared or private, as saved);
+//! - the others: one `MAP_SHARED|MAP_ANONYMOUS` area (the "base") at a
+//!   place no saved VMA uses, each VMA a second mapping of it made with
+//!   `mremap(base + offset, 0, len)`, the base unmapped after the group's
+//!   last VMA. The object keeps the name `/dev/zero (deleted)`.
+//!
+//! Stored pages are then written through each VMA (they land in the object).
+#![allow(unsafe_code)] // Maps memory by address.
+
+use kckpt_image::{prot, vma_flags, vma_kind, VmaRecord};
+use linux_raw_sys::general as g;
+
+use crate::layout::{WINDOW_END, WINDOW_START};
+use crate::load::{refuse, Image};
+use crate::memory::Failure;
+use crate::sys::{self, Errno};
+use crate::xsys;
+
+/// Most shared objects an image may have.
+const MAX_GROUPS: usize = 64;
+const MEMFD_PREFIX: &[u8] = b"/memfd:";
+const DELETED: &[u8] = b" (deleted)";
+
+/// Is `vma` restored here (rather than by `memory::rebuild`)?
+pub fn handles(img: &Image, vma: &VmaRecord) -> bool {
+    if vma.kind != vma_kind::FILE || vma.flags & vma_flags::FILE_UNAVAILABLE == 0 {
+        return false;
+    }
+    vma.flags & vma_flags::SHARED != 0 || memfd_name(img, vma).is_some()
+}
+
+/// `NAME` of `/memfd:NAME (deleted)`.
+fn memfd_name(img: &Image, vma: &VmaRecord) -> Option<&'static [u8]> {
+    let name = img.view.string(vma.name).ok()?;
+    name.strip_prefix(MEMFD_PREFIX)?.strip_suffix(DELETED)
+}
+
+#[derive(Clone, Copy, Default)]
+struct Group {
+    dev: u64,
+    inode: u64,
+    /// Bytes the object must have: the largest end offset of its VMAs.
+    size: u64,
+    /// VMAs not restored yet.
+    left: u32,
+    memfd: bool,
+    /// The memfd, or the base address of the shared anonymous area.
+    handle: usize,
+    created: bool,
+}
+
+/// The shared objects of an image.
+pub struct Groups {
+    list: [Group; MAX_GROUPS],
+    count: usize,
+}
+
+impl Groups {
+    /// Group the image's shared-object VMAs; refuses (before anything
+    /// changes) when there are too many or a name is unusable.
+    pub fn new(img: &Image) -> Groups {
+        let mut out = Groups {
+            list: [Group::default(); MAX_GROUPS],
+            count: 0,
+        };
+        for vma in img.view.vmas.iter() {
+            if !handles(img, &vma) {
+                continue;
+            }
+            let end = vma
+                .file_pgoff
+                .checked_add(vma.end - vma.start)
+                .unwrap_or_else(|| refuse(img.path, "image is corrupt (bad file offset)"));
+            let memfd = memfd_name(img, &vma).is_some();
+            if memfd && memfd_name(img, &vma).map_or(0, <[u8]>::len) > 249 {
+                refuse(img.path, "a saved memfd name is too long");
+            }
+            let i = match out.find(vma.dev, vma.inode) {
+                Some(i) => i,
+                None => {
+                    if out.count == MAX_GROUPS {
+                        refuse(img.path, "too many shared memory objects (more than 64)");
+                    }
+                    out.list[out.count] = Group {
+                        dev: vma.dev,
+                        inode: vma.inode,
+                        memfd,
+                        ..Group::default()
+                    };
+                    out.count += 1;
+                    out.count - 1
+                }
+            };
+            let grp = &mut out.list[i];
+            grp.size = grp.size.max(end);
+            grp.left += 1;
+        }
+        out
+    }
+
+    fn find(&self, dev: u64, inode: u64) -> Option<usize> {
+        self.list[..self.count]
+            .iter()
+            .position(|g| g.dev == dev && g.inode == inode)
+    }
+
+    /// Map `vma` at its saved address from its group's object (creating
+    /// the object first) with protection `init_prot`.
+    pub fn map(&mut self, img: &Image, vma: &VmaRecord, init_prot: u32) -> Result<(), Failure> {
+        let at = |what: &'static str| {
+            move |errno: Errno| Failure {
+                what,
+                addr: vma.start,
+                errno,
+            }
+        };
+        let i = self.find(vma.dev, vma.inode).ok_or(Failure {
+            what: "finding a shared memory object",
+            addr: vma.start,
+            errno: Errno(linux_raw_sys::errno::ENOENT),
+        })?;
+        let len = (vma.end - vma.start) as usize;
+        if !self.list[i].created {
+            self.list[i].handle = if self.list[i].memfd {
+                let mut name = [0u8; 256];
+                let n = memfd_name(img, vma).unwrap_or(b"");
+                name[..n.len()].copy_from_slice(n);
+                let fd =
+                    xsys::memfd_create(&name[..n.len() + 1]).map_err(at("creating a memfd"))?;
+                xsys::ftruncate(fd, self.list[i].size).map_err(at("sizing a memfd"))?;
+                fd
+            } else {
+                base_area(img, self.list[i].size as usize).map_err(at("mapping shared memory"))?
+            };
+            self.list[i].created = true;
+        }
+        let grp = &mut self.list[i];
+        if grp.memfd {
+            let kind = if vma.flags & vma_flags::SHARED != 0 {
+                g::MAP_SHARED
+            } else {
+                g::MAP_PRIVATE
+            };
+            // SAFETY: the VMA's saved range, outside the window (validated),
+            // whose old contents were unmapped.
+            unsafe {
+                sys::mmap(
+                    vma.start as usize,
+                    len,
+                    init_prot,
+                    kind | g::MAP_FIXED,
+                    grp.handle,
+                    vma.file_pgoff,
+                )
+            }
+            .map_err(at("mapping a memfd"))?;
+        } else {
+            let from = grp.handle + vma.file_pgoff as usize;
+            // SAFETY: the VMA's saved range, as above; `from` lies in the
+            // base area, which covers every VMA of the group.
+            unsafe { xsys::mremap_duplicate(from, len, vma.start as usize) }
+                .map_err(at("mapping shared memory"))?;
+            if init_prot != prot::READ | prot::WRITE {
+                // SAFETY: the VMA just created belongs to the restored process.
+                unsafe { sys::mprotect(vma.start as usize, len, init_prot) }
+                    .map_err(at("protecting"))?;
+            }
+        }
+        grp.left -= 1;
+        if grp.left == 0 {
+            if grp.memfd {
+                sys::close(grp.handle);
+            } else {
+                // SAFETY: the base area is the stub's own; every VMA of the
+                // group now maps the object itself.
+                let _ = unsafe { sys::munmap(grp.handle, grp.size as usize) };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A read-write shared anonymous area of `size` bytes in a range that no
+/// saved VMA uses (so later VMAs never land on it) and outside the window.
+fn base_area(img: &Image, size: usize) -> Result<usize, Errno> {
+    let page = img.view.header.page_size as usize;
+    let size = size.next_multiple_of(page);
+    let free = |start: usize| {
+        let end = start + size;
+        !(start < WINDOW_END && end > WINDOW_START)
+            && img
+                .view
+                .vmas
+                .iter()
+                .all(|v| end <= v.start as usize || start >= v.end as usize)
+    };
+    // Candidates: right after each saved VMA, from the top down, above 4 GiB.
+    let mut last = Err(Errno(linux_raw_sys::errno::ENOMEM));
+    let vmas = img.view.vmas;
+    for v in (0..vmas.len()).rev().filter_map(|i| vmas.get(i)) {
+        let start = (v.end as usize).next_multiple_of(page);
+        if start < (1 << 32) || start + size > crate::layout::USER_TOP || !free(start) {
+            continue;
+        }
+        let flags = g::MAP_SHARED | g::MAP_ANONYMOUS | g::MAP_FIXED_NOREPLACE;
+        // SAFETY: FIXED_NOREPLACE never replaces an existing mapping.
+        last = unsafe {
+            sys::mmap(
+                start,
+                size,
+                g::PROT_READ | g::PROT_WRITE,
+                flags,
+                usize::MAX,
+                0,
+            )
+        };
+        if last.is_ok() {
+            return last;
+        }
+    }
+    last
+}
