@@ -20,6 +20,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("YMM", "ymm.c", &["-fPIE", "-pie"]),
     ("ZMM", "zmm.c", &["-fPIE", "-pie"]),
     ("MALLOC_BRK", "malloc_brk.c", &["-fPIE", "-pie"]),
+    ("FILES_LOG", "files_log.c", &["-fPIE", "-pie"]),
+    ("FILES_EPOLL", "files_epoll.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

@@ -29,8 +29,13 @@ fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
     })
 }
 
-/// Execute the stub on `image`; returns only on failure.
-pub fn restore(image: &Path) -> Result<()> {
+/// Execute the stub on `image`; returns only on failure. `force` sets
+/// `KCKPT_FORCE=1` for the stub (go on when a saved file was deleted or
+/// shrank).
+pub fn restore(image: &Path, force: bool) -> Result<()> {
+    if force {
+        std::env::set_var("KCKPT_FORCE", "1");
+    }
     File::open(image).map_err(|source| Error::OpenImage {
         path: image.to_path_buf(),
         source,

@@ -110,6 +110,7 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
                 ..Default::default()
             },
         }],
+        files: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();
@@ -263,9 +264,11 @@ fn rejects_future_major_version() {
             minor: FORMAT_MINOR
         }
     );
-    assert!(err
-        .to_string()
-        .contains("format version 2.0 is not supported"));
+    let text = format!(
+        "format version {}.{FORMAT_MINOR} is not supported",
+        FORMAT_MAJOR + 1
+    );
+    assert!(err.to_string().contains(&text));
     fs::remove_file(path).unwrap();
 }
 

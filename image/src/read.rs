@@ -56,6 +56,8 @@ pub enum FormatError {
     BadString,
     /// Thread notes are missing or inconsistent with the header.
     BadThreads,
+    /// The file descriptor, epoll or working-directory notes are malformed.
+    BadFiles,
 }
 
 impl FormatError {
@@ -84,6 +86,7 @@ impl FormatError {
             FormatError::RunPastEnd => "image is truncated (memory data past end of file)",
             FormatError::BadString => "image is corrupt (bad string reference)",
             FormatError::BadThreads => "image is corrupt (bad thread notes)",
+            FormatError::BadFiles => "image is corrupt (bad file descriptor table)",
         }
     }
 }
@@ -532,6 +535,12 @@ pub struct ImageView<'a> {
     pub runs: RecordTable<'a, RunRecord>,
     /// The raw auxiliary vector (NT_AUXV), empty if absent.
     pub auxv: &'a [u8],
+    /// Working directory and umask (format 1.1; `None` in older images).
+    pub fs: Option<FsRecord>,
+    /// File descriptors, sorted (format 1.1; empty in older images).
+    pub fds: RecordTable<'a, FdRecord>,
+    /// Epoll interest lists (format 1.1; empty in older images).
+    pub epoll: RecordTable<'a, EpollItemRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -567,6 +576,7 @@ impl<'a> ImageView<'a> {
         let mut runs = None;
         let mut strings = None;
         let mut auxv = None;
+        let (mut fs, mut fds, mut epoll) = (None, None, None);
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -586,6 +596,9 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_RUNS => take_unique(&mut runs, note.desc, "runs")?,
                     NT_KCKPT_STRINGS => take_unique(&mut strings, note.desc, "strings")?,
                     NT_KCKPT_THREAD => thread_notes += 1,
+                    NT_KCKPT_FS => take_unique(&mut fs, note.desc, "fs")?,
+                    NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
+                    NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -620,12 +633,19 @@ impl<'a> ImageView<'a> {
             vmas: RecordTable::new(vmas.ok_or(FormatError::MissingNote("vmas"))?, "vmas")?,
             runs: RecordTable::new(runs.ok_or(FormatError::MissingNote("runs"))?, "runs")?,
             auxv: auxv.unwrap_or(&[]),
+            fs: match fs {
+                Some(desc) => Some(exact_record(Some(desc), "fs")?),
+                None => None,
+            },
+            fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
+            epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
         view.validate_memory(page_size, file_len)?;
         view.string(view.mm.exe)?;
         view.string(view.mm.cmdline)?;
+        crate::files::validate(&view, file_len)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod files;
 mod layout;
 mod load;
 mod memory;
@@ -58,6 +59,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         path: [0; 4096],
         path_len: 0,
         mmap_mode: false,
+        force: false,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -78,10 +80,11 @@ extern "C" fn stage2(sp: usize) -> ! {
     let path: &'static [u8] = &path_buf[..start.path_len + 1];
 
     // Validate everything first.
-    let img = load::load(path);
+    let mut img = load::load(path);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
+    files::restore(&mut img, start.force);
 
     // Then replace this process with the saved one.
     let result = (|| {

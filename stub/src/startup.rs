@@ -12,6 +12,8 @@ pub struct Startup {
     pub path_len: usize,
     /// `KCKPT_RESTORE_MODE=mmap`.
     pub mmap_mode: bool,
+    /// `KCKPT_FORCE=1`: restore files that were deleted or shrank anyway.
+    pub force: bool,
     /// AT_PAGESZ.
     pub page_size: u64,
     /// AT_HWCAP.
@@ -61,6 +63,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             let var = c_str(*envp as *const u8);
             if var == b"KCKPT_RESTORE_MODE=mmap" {
                 out.mmap_mode = true;
+            }
+            if var == b"KCKPT_FORCE=1" {
+                out.force = true;
             }
             envp = envp.add(1);
         }

@@ -4,6 +4,8 @@
 //! (the target is never left stopped, no partial image stays behind, Ctrl-C
 //! waits until the target is released).
 
+mod fdsys;
+pub mod files;
 pub mod memory;
 pub mod procfs;
 pub mod ptrace;
@@ -28,13 +30,18 @@ use ptrace::Tracee;
 pub struct DumpOptions {
     /// Resume the target after the dump instead of killing it.
     pub leave_running: bool,
+    /// Dump descriptors of unsupported kinds as placeholders (`/dev/null`
+    /// at restore) instead of refusing.
+    pub skip_unsupported: bool,
 }
 
 /// What a successful dump did.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DumpSummary {
     /// Bytes of memory stored in the image.
     pub stored_bytes: u64,
+    /// Warnings about what was skipped (`--skip-unsupported`), one line each.
+    pub warnings: Vec<String>,
 }
 
 /// Checkpoint process `pid` into the image `output`.
@@ -65,6 +72,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     if threads > 1 {
         return Err(Error::MultiThreaded { pid, threads });
     }
+    let files = files::collect(pid, options.skip_unsupported)?;
     let file = tmp.take_file();
     let sink = memory::DataSink::new(
         tmp.direct(),
@@ -73,7 +81,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
             source,
         })?,
     );
-    let summary = write_image(&mut tracee, &before, file, sink, output)?;
+    let summary = write_image(&mut tracee, &before, file, sink, output, files)?;
     tmp.commit()?;
     if options.leave_running {
         tracee.resume()?;
@@ -387,6 +395,7 @@ fn write_image(
     file: File,
     sink: memory::DataSink,
     output: &Path,
+    files: files::Files,
 ) -> Result<DumpSummary> {
     let pid = tracee.pid();
     let page = page_size();
@@ -434,6 +443,13 @@ fn write_image(
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
     let (vmas, runs, stats) =
         memory::dump_memory(&mem, &maps, &mut writer, sink, &mut strings, page, output)?;
+    let warnings = files.warnings.clone();
+    let files = files
+        .write(&mut writer, &mut strings)
+        .map_err(|source| Error::WriteImage {
+            path: output.to_path_buf(),
+            source,
+        })?;
 
     let mut image_regs = live;
     let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
@@ -508,6 +524,7 @@ fn write_image(
         auxv,
         prpsinfo,
         threads: vec![thread],
+        files,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),
@@ -515,5 +532,6 @@ fn write_image(
     })?;
     Ok(DumpSummary {
         stored_bytes: stats.stored,
+        warnings,
     })
 }
