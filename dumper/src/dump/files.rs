@@ -624,6 +624,10 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
         files.fds[i].path = o.path.clone();
         files.fds[i].data.clear();
         files.fds[i].rec.args = o.rec.args;
+        if r.fd <= 2 && o.rec.kind == fd_kind::INHERITED {
+            // `2>&1`: fd 2 stays the restorer's own stderr, not its stdout.
+            files.fds[i].rec.dup_of = FD_NO_DUP;
+        }
         // Reported (or inherited) through the original.
         classes[i] = Class::Path;
     }
