@@ -42,13 +42,13 @@ pub const NT_KCKPT_SIGNALS: u32 = 0x4b43_0006;
 pub const NT_KCKPT_THREAD: u32 = 0x4b43_0007;
 
 /// Note type of [`FsRecord`] (working directory, umask); format 1.1, optional.
-pub const NT_KCKPT_FS: u32 = 0x4b43_0010;
+pub const NT_KCKPT_FS: u32 = 0x4b43_0020;
 /// Note type of the array of [`FdRecord`], sorted by descriptor number;
 /// format 1.1, optional.
-pub const NT_KCKPT_FDS: u32 = 0x4b43_0011;
+pub const NT_KCKPT_FDS: u32 = 0x4b43_0021;
 /// Note type of the array of [`EpollItemRecord`] (epoll interest lists);
 /// format 1.1, optional.
-pub const NT_KCKPT_EPOLL: u32 = 0x4b43_0012;
+pub const NT_KCKPT_EPOLL: u32 = 0x4b43_0022;
 
 /// Standard core note types used by kckpt (values from `<linux/elf.h>`).
 pub mod nt {
