@@ -27,6 +27,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("MALLOC_BRK", "malloc_brk.c", &["-fPIE", "-pie"]),
     ("MEMKINDS", "memkinds.c", &["-fPIE", "-pie"]),
     ("PROCSTATE", "procstate.c", &["-fPIE", "-pie"]),
+    ("FILES_LOG", "files_log.c", &["-fPIE", "-pie"]),
+    ("FILES_EPOLL", "files_epoll.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

@@ -31,6 +31,10 @@ pub enum Command {
         /// Resume the process after the dump instead of killing it.
         #[arg(long)]
         leave_running: bool,
+        /// Dump descriptors kckpt cannot restore (TCP/UDP sockets,
+        /// inotify, ...) anyway: they are restored as /dev/null.
+        #[arg(long)]
+        skip_unsupported: bool,
     },
     /// Restore a process from an image (executes the restore stub in place
     /// of kckpt, keeping the pid).
@@ -42,6 +46,10 @@ pub enum Command {
         /// and tids; same as running the image with KCKPT_NEW_PID_NS=1.
         #[arg(long)]
         new_pid_ns: bool,
+        /// Go on when a saved file was deleted or shrank (it is restored
+        /// as /dev/null, or at its saved offset past the end).
+        #[arg(long)]
+        force: bool,
     },
     /// Check an image and describe it.
     Info {
@@ -81,10 +89,23 @@ pub fn execute(cli: Cli) -> Result<()> {
             pid,
             output,
             leave_running,
+            skip_unsupported,
         } => {
-            crate::dump::dump(pid, &output, &crate::dump::DumpOptions { leave_running }).map(|_| ())
+            let options = crate::dump::DumpOptions {
+                leave_running,
+                skip_unsupported,
+            };
+            let summary = crate::dump::dump(pid, &output, &options)?;
+            for w in &summary.warnings {
+                eprintln!("kckpt: {w}");
+            }
+            Ok(())
         }
-        Command::Restore { file, new_pid_ns } => crate::restore::restore(&file, new_pid_ns),
+        Command::Restore {
+            file,
+            new_pid_ns,
+            force,
+        } => crate::restore::restore(&file, new_pid_ns, force),
         Command::Info { file, json } => crate::info::info(&file, json),
         Command::Binfmt { action } => match action {
             BinfmtAction::Register { stub } => crate::binfmt::register(stub.as_deref()),

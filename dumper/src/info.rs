@@ -182,6 +182,7 @@ fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::F
         "file_size": file_len,
         "stored_bytes": view.stored_bytes(),
         "vmas": vmas,
+        "files": crate::info_files::describe(view),
     }))
 }
 
@@ -248,6 +249,7 @@ fn format_text(path: &Path, d: &Value) -> String {
             t["syscall_state"].as_str().unwrap_or("?"),
         );
     }
+    crate::info_files::format_text(&mut out, &d["files"]);
     let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(
         out,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod dump;
 pub mod error;
 pub mod info;
+mod info_files;
 pub mod restore;
 
 pub use error::{Error, Result};

@@ -31,8 +31,12 @@ fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
 
 /// Execute the stub on `image`; returns only on failure. With
 /// `new_pid_ns` the stub restores the original pid and tids in a new PID
-/// namespace (`KCKPT_NEW_PID_NS=1`, see `stub/src/ids.rs`).
-pub fn restore(image: &Path, new_pid_ns: bool) -> Result<()> {
+/// namespace (`KCKPT_NEW_PID_NS=1`, see `stub/src/ids.rs`); `force` sets
+/// `KCKPT_FORCE=1` (go on when a saved file was deleted or shrank).
+pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
+    if force {
+        std::env::set_var("KCKPT_FORCE", "1");
+    }
     File::open(image).map_err(|source| Error::OpenImage {
         path: image.to_path_buf(),
         source,

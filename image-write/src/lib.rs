@@ -111,6 +111,20 @@ pub struct ImageMetadata {
     pub process: Option<ProcessRecord>,
     /// Format 1.1: pending signals, in queue order.
     pub pending: Vec<PendingSignalRecord>,
+    /// File descriptors, working directory, umask (format 1.1).
+    pub files: FilesMeta,
+}
+
+/// The file-descriptor notes (format 1.1); nothing is written for the
+/// parts left empty.
+#[derive(Clone, Debug, Default)]
+pub struct FilesMeta {
+    /// Working directory and umask (`NT_KCKPT_FS`).
+    pub fs: Option<FsRecord>,
+    /// Descriptors, sorted by number (`NT_KCKPT_FDS`).
+    pub fds: Vec<FdRecord>,
+    /// Epoll interest lists (`NT_KCKPT_EPOLL`).
+    pub epoll: Vec<EpollItemRecord>,
 }
 
 /// Writes an image: memory data through [`ImageWriter::write_data`] into
@@ -291,6 +305,7 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
         .iter()
         .for_each(|r| runs.extend_from_slice(record_bytes(r)));
     n.push(NOTE_OWNER, NT_KCKPT_RUNS, &runs);
+    encode_files(&mut n, &meta.files);
     n.push(CORE_OWNER, nt::PRPSINFO, &meta.prpsinfo);
     n.push(CORE_OWNER, nt::AUXV, &meta.auxv);
     n.push(CORE_OWNER, nt::FILE, &file_note(meta, page_size));
@@ -302,4 +317,26 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
         n.push_record(NOTE_OWNER, NT_KCKPT_THREAD, &t.record);
     }
     n.bytes
+}
+
+fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {
+    if let Some(fs) = &files.fs {
+        n.push_record(NOTE_OWNER, NT_KCKPT_FS, fs);
+    }
+    if !files.fds.is_empty() {
+        let mut bytes = Vec::new();
+        files
+            .fds
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, NT_KCKPT_FDS, &bytes);
+    }
+    if !files.epoll.is_empty() {
+        let mut bytes = Vec::new();
+        files
+            .epoll
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, NT_KCKPT_EPOLL, &bytes);
+    }
 }

@@ -122,6 +122,7 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
             ..Default::default()
         }),
         pending: vec![sample_pending(1234, 34), sample_pending(PENDING_SHARED, 10)],
+        files: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

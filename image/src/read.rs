@@ -58,6 +58,8 @@ pub enum FormatError {
     BadThreads,
     /// A pending signal has a bad number or names no saved thread.
     BadPendingSignal,
+    /// The file descriptor, epoll or working-directory notes are malformed.
+    BadFiles,
 }
 
 impl FormatError {
@@ -87,6 +89,7 @@ impl FormatError {
             FormatError::BadString => "image is corrupt (bad string reference)",
             FormatError::BadThreads => "image is corrupt (bad thread notes)",
             FormatError::BadPendingSignal => "image is corrupt (bad pending signal)",
+            FormatError::BadFiles => "image is corrupt (bad file descriptor table)",
         }
     }
 }
@@ -540,6 +543,12 @@ pub struct ImageView<'a> {
     pub process: Option<ProcessRecord>,
     /// Format 1.1: pending signals in queue order (empty in older images).
     pub pending: RecordTable<'a, PendingSignalRecord>,
+    /// Working directory and umask (format 1.1; `None` in older images).
+    pub fs: Option<FsRecord>,
+    /// File descriptors, sorted (format 1.1; empty in older images).
+    pub fds: RecordTable<'a, FdRecord>,
+    /// Epoll interest lists (format 1.1; empty in older images).
+    pub epoll: RecordTable<'a, EpollItemRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -577,6 +586,7 @@ impl<'a> ImageView<'a> {
         let mut auxv = None;
         let mut process = None;
         let mut pending = None;
+        let (mut fs, mut fds, mut epoll) = (None, None, None);
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -598,6 +608,9 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_THREAD => thread_notes += 1,
                     NT_KCKPT_PROCESS => take_unique(&mut process, note.desc, "process")?,
                     NT_KCKPT_PENDING => take_unique(&mut pending, note.desc, "pending")?,
+                    NT_KCKPT_FS => take_unique(&mut fs, note.desc, "fs")?,
+                    NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
+                    NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -637,12 +650,19 @@ impl<'a> ImageView<'a> {
                 None => None,
             },
             pending: RecordTable::new(pending.unwrap_or(&[]), "pending")?,
+            fs: match fs {
+                Some(desc) => Some(exact_record(Some(desc), "fs")?),
+                None => None,
+            },
+            fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
+            epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
         view.validate_memory(page_size, file_len)?;
         view.string(view.mm.exe)?;
         view.string(view.mm.cmdline)?;
+        crate::files::validate(&view, file_len)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

@@ -41,6 +41,15 @@ pub const NT_KCKPT_SIGNALS: u32 = 0x4b43_0006;
 /// NT_PRSTATUS and register notes.
 pub const NT_KCKPT_THREAD: u32 = 0x4b43_0007;
 
+/// Note type of [`FsRecord`] (working directory, umask); format 1.1, optional.
+pub const NT_KCKPT_FS: u32 = 0x4b43_0020;
+/// Note type of the array of [`FdRecord`], sorted by descriptor number;
+/// format 1.1, optional.
+pub const NT_KCKPT_FDS: u32 = 0x4b43_0021;
+/// Note type of the array of [`EpollItemRecord`] (epoll interest lists);
+/// format 1.1, optional.
+pub const NT_KCKPT_EPOLL: u32 = 0x4b43_0022;
+
 /// Standard core note types used by kckpt (values from `<linux/elf.h>`).
 pub mod nt {
     /// General registers (`elf_prstatus`).
@@ -434,6 +443,127 @@ pub struct PendingSignalRecord {
 }
 // SAFETY: repr(C); 4 + 4 + 128 = 136, no padding (alignment 4).
 unsafe impl Record for PendingSignalRecord {}
+// File descriptors, working directory, umask (format 1.1, issue 3).
+// ---------------------------------------------------------------------
+
+/// Working directory and umask of the process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsRecord {
+    /// The umask.
+    pub umask: u32,
+    /// `fs_flags::*`.
+    pub flags: u32,
+    /// String-table reference to the working directory.
+    pub cwd: StrRef,
+    /// Reserved, zero.
+    pub reserved: [u64; 2],
+}
+// SAFETY: repr(C); 4 + 4 + 8 + 16 = 32, no padding.
+unsafe impl Record for FsRecord {}
+
+/// `FsRecord::flags` bits.
+pub mod fs_flags {
+    /// The working directory had been deleted at dump time.
+    pub const CWD_DELETED: u32 = 1 << 0;
+}
+
+/// `FdRecord::kind`: what a descriptor refers to and how it is rebuilt.
+pub mod fd_kind {
+    /// Not restored: the descriptor of whoever runs the image is kept
+    /// (fds 0-2 connected to the outside: terminals, pipes, files).
+    pub const INHERITED: u32 = 1;
+    /// A regular file, reopened by path; refused if missing or shorter
+    /// than the saved offset.
+    pub const FILE: u32 = 2;
+    /// Reopened by path with no size check: a directory or one of the
+    /// devices `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random`,
+    /// `/dev/urandom`.
+    pub const PATH: u32 = 3;
+    /// One end of a pipe whose both ends are in the process.
+    pub const PIPE: u32 = 4;
+    /// One end of a Unix socketpair whose both ends are in the process;
+    /// `args[0]` is the socket type.
+    pub const SOCKETPAIR: u32 = 5;
+    /// A memfd: `path` is its name, the data its content, `args[0]` its
+    /// size, `args[1]` its seals, `args[2]` the `memfd_create` flags.
+    pub const MEMFD: u32 = 6;
+    /// An eventfd: `args[0]` the counter, `args[1]` 1 for `EFD_SEMAPHORE`.
+    pub const EVENTFD: u32 = 7;
+    /// An epoll instance; its interest list is in `NT_KCKPT_EPOLL`.
+    pub const EPOLL: u32 = 8;
+    /// A timerfd: `args` = clock id, remaining time (ns, 0 = disarmed),
+    /// interval (ns), unread expirations.
+    pub const TIMERFD: u32 = 9;
+    /// A signalfd: `args[0]` its signal mask.
+    pub const SIGNALFD: u32 = 10;
+    /// A descriptor of a kind kckpt cannot restore, dumped with
+    /// `--skip-unsupported`: restored as `/dev/null` with a warning; `path`
+    /// says what it was.
+    pub const PLACEHOLDER: u32 = 11;
+}
+
+/// `FdRecord::fd_flags` bits.
+pub mod fd_flags {
+    /// `FD_CLOEXEC`.
+    pub const CLOEXEC: u32 = 1 << 0;
+    /// `FILE`: the file had been deleted at dump time.
+    pub const DELETED: u32 = 1 << 1;
+}
+
+/// `FdRecord::dup_of` when the descriptor has its own open file description.
+pub const FD_NO_DUP: u32 = u32::MAX;
+
+/// One file descriptor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdRecord {
+    /// Descriptor number.
+    pub fd: u32,
+    /// `fd_kind::*`.
+    pub kind: u32,
+    /// File status flags and access mode (`O_*` as in
+    /// `/proc/PID/fdinfo`, without `O_CLOEXEC`).
+    pub flags: u32,
+    /// `fd_flags::*`.
+    pub fd_flags: u32,
+    /// File offset.
+    pub pos: u64,
+    /// Path (FILE, PATH), name (MEMFD) or description (PLACEHOLDER).
+    pub path: StrRef,
+    /// A lower descriptor sharing this one's open file description
+    /// (`dup`), or [`FD_NO_DUP`]; the other fields then repeat that one's.
+    pub dup_of: u32,
+    /// PIPE, SOCKETPAIR: descriptor of the other end ([`FD_NO_DUP`] if none).
+    pub peer: u32,
+    /// Image file offset of the stored data (page aligned; pipe or socket
+    /// bytes not yet read by this end, memfd content).
+    pub data_offset: u64,
+    /// Length of the stored data.
+    pub data_len: u64,
+    /// Kind-specific values (see `fd_kind`).
+    pub args: [u64; 4],
+}
+// SAFETY: repr(C); 4*4 + 8 + 8 + 4 + 4 + 8 + 8 + 32 = 88, no padding.
+unsafe impl Record for FdRecord {}
+
+/// One entry of an epoll interest list.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EpollItemRecord {
+    /// The epoll descriptor.
+    pub epfd: u32,
+    /// The watched descriptor.
+    pub tfd: u32,
+    /// `epoll_event.events`.
+    pub events: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// `epoll_event.data`.
+    pub data: u64,
+}
+// SAFETY: repr(C); 4*4 + 8 = 24, no padding.
+unsafe impl Record for EpollItemRecord {}
 
 /// Fixed sizes, checked at compile time so the layout never drifts silently.
 const _: () = {
@@ -446,6 +576,9 @@ const _: () = {
     assert!(core::mem::size_of::<ThreadRecord>() == 128);
     assert!(core::mem::size_of::<ProcessRecord>() == 304);
     assert!(core::mem::size_of::<PendingSignalRecord>() == 136);
+    assert!(core::mem::size_of::<FsRecord>() == 32);
+    assert!(core::mem::size_of::<FdRecord>() == 88);
+    assert!(core::mem::size_of::<EpollItemRecord>() == 24);
 };
 
 /// FNV-1a 64-bit hash (used for the vDSO fingerprint).

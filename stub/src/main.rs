@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod files;
 mod ids;
 mod layout;
 mod load;
@@ -64,6 +65,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         path_len: 0,
         mmap_mode: false,
         new_pid_ns: false,
+        force: false,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -84,11 +86,12 @@ extern "C" fn stage2(sp: usize) -> ! {
     let path: &'static [u8] = &path_buf[..start.path_len + 1];
 
     // Validate everything first.
-    let img = load::load(path);
+    let mut img = load::load(path);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
     threads::check(&img);
+    files::restore(&mut img, start.force);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
     let (tids, helper_pids) = if start.new_pid_ns {

@@ -88,6 +88,14 @@ impl Msg {
         sys::exit(code)
     }
 
+    /// Print the line as a warning (`kckpt: warning: ...`) and go on.
+    pub fn warn(&mut self) {
+        let mut line = Msg::new();
+        line.s("warning: ").push(&self.buf[7..self.len]);
+        line.buf[line.len] = b'\n';
+        sys::write_all(2, &line.buf[..line.len + 1]);
+    }
+
     /// Print the line and exit with [`EXIT_REFUSED`].
     pub fn fail(&mut self) -> ! {
         self.exit(EXIT_REFUSED)

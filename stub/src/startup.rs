@@ -14,6 +14,8 @@ pub struct Startup {
     pub mmap_mode: bool,
     /// `KCKPT_NEW_PID_NS=1`.
     pub new_pid_ns: bool,
+    /// `KCKPT_FORCE=1`: restore files that were deleted or shrank anyway.
+    pub force: bool,
     /// AT_PAGESZ.
     pub page_size: u64,
     /// AT_HWCAP.
@@ -66,6 +68,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_NEW_PID_NS=1" {
                 out.new_pid_ns = true;
+            }
+            if var == b"KCKPT_FORCE=1" {
+                out.force = true;
             }
             envp = envp.add(1);
         }

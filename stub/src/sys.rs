@@ -507,3 +507,205 @@ pub fn exit_like(status: i32) -> ! {
     let _ = unsafe { sc(g::__NR_kill, [getpid() as usize, sig as usize, 0, 0, 0, 0]) };
     exit(128 + sig)
 }
+
+// ---------------------------------------------------------------------
+// File descriptors (issue 3): calls on descriptors with integer arguments
+// or pointers to live locals.
+// ---------------------------------------------------------------------
+
+/// A system call whose arguments are all integers and which can neither
+/// map nor write this process's memory: the descriptor calls below.
+fn fd_call(nr: u32, a: [usize; 6]) -> SysResult {
+    // SAFETY: callers pass only descriptor calls with integer arguments
+    // (fcntl with integer commands, dup3, lseek, ftruncate, eventfd2,
+    // epoll_create1, timerfd_create, umask), which touch no memory here.
+    unsafe { sc(nr, a) }
+}
+
+/// `fcntl(fd, cmd, arg)` with an integer `arg`.
+pub fn fcntl(fd: usize, cmd: u32, arg: usize) -> SysResult {
+    fd_call(g::__NR_fcntl, [fd, cmd as usize, arg, 0, 0, 0])
+}
+
+/// `dup3(old, new, flags)`.
+pub fn dup3(old: usize, new: usize, flags: u32) -> SysResult {
+    fd_call(g::__NR_dup3, [old, new, flags as usize, 0, 0, 0])
+}
+
+/// `lseek(fd, offset, SEEK_SET)`.
+pub fn lseek(fd: usize, offset: u64) -> SysResult {
+    fd_call(g::__NR_lseek, [fd, offset as usize, 0, 0, 0, 0])
+}
+
+/// `ftruncate(fd, len)`.
+pub fn ftruncate(fd: usize, len: u64) -> SysResult {
+    fd_call(g::__NR_ftruncate, [fd, len as usize, 0, 0, 0, 0])
+}
+
+/// `eventfd2(0, flags)`.
+pub fn eventfd(flags: u32) -> SysResult {
+    fd_call(g::__NR_eventfd2, [0, flags as usize, 0, 0, 0, 0])
+}
+
+/// `epoll_create1(flags)`.
+pub fn epoll_create(flags: u32) -> SysResult {
+    fd_call(g::__NR_epoll_create1, [flags as usize, 0, 0, 0, 0, 0])
+}
+
+/// `timerfd_create(clock, flags)`.
+pub fn timerfd_create(clock: u32, flags: u32) -> SysResult {
+    fd_call(
+        g::__NR_timerfd_create,
+        [clock as usize, flags as usize, 0, 0, 0, 0],
+    )
+}
+
+/// `umask(mask)`.
+pub fn umask(mask: u32) -> SysResult {
+    fd_call(g::__NR_umask, [mask as usize, 0, 0, 0, 0, 0])
+}
+
+/// `pipe2(flags)` or `socketpair(AF_UNIX, ty, 0)` (when `ty` is `Some`):
+/// the two new descriptors.
+pub fn fd_pair(socket_type: Option<u32>, flags: u32) -> Result<[usize; 2], Errno> {
+    let mut fds = [0i32; 2];
+    let p = fds.as_mut_ptr() as usize;
+    // SAFETY: the kernel writes two ints into `fds`.
+    unsafe {
+        match socket_type {
+            None => sc(g::__NR_pipe2, [p, flags as usize, 0, 0, 0, 0])?,
+            Some(ty) => sc(
+                g::__NR_socketpair,
+                [1, (ty | flags) as usize, 0, p, 0, 0], // AF_UNIX
+            )?,
+        }
+    };
+    Ok([fds[0] as usize, fds[1] as usize])
+}
+
+/// `memfd_create(name, flags)`; `name` must end with a NUL.
+pub fn memfd_create(name: &[u8], flags: u32) -> SysResult {
+    if name.last() != Some(&0) {
+        return Err(Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // SAFETY: the kernel reads a NUL-terminated string from a live slice.
+    unsafe {
+        sc(
+            g::__NR_memfd_create,
+            [name.as_ptr() as usize, flags as usize, 0, 0, 0, 0],
+        )
+    }
+}
+
+/// `sendfile(out, in, &offset, len)`, repeated until `len` bytes are copied.
+pub fn sendfile_all(out: usize, input: usize, mut offset: u64, len: u64) -> Result<(), Errno> {
+    let end = offset + len;
+    while offset < end {
+        let chunk = (end - offset).min(1 << 30) as usize;
+        let mut off = offset as i64;
+        // SAFETY: the kernel reads and updates one `loff_t`.
+        let n = unsafe {
+            sc(
+                g::__NR_sendfile,
+                [out, input, &mut off as *mut i64 as usize, chunk, 0, 0],
+            )?
+        };
+        if n == 0 {
+            return Err(Errno(linux_raw_sys::errno::EIO));
+        }
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// `epoll_ctl(epfd, EPOLL_CTL_ADD, fd, {events, data})`.
+pub fn epoll_add(epfd: usize, fd: usize, events: u32, data: u64) -> SysResult {
+    let ev = g::epoll_event { events, data };
+    // SAFETY: the kernel reads one `epoll_event`.
+    unsafe {
+        sc(
+            g::__NR_epoll_ctl,
+            [
+                epfd,
+                g::EPOLL_CTL_ADD as usize,
+                fd,
+                &ev as *const _ as usize,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `timerfd_settime(fd, 0, {interval, value})` with nanosecond values.
+pub fn timerfd_settime(fd: usize, value_ns: u64, interval_ns: u64) -> SysResult {
+    let ts = |ns: u64| g::__kernel_timespec {
+        tv_sec: (ns / 1_000_000_000) as _,
+        tv_nsec: (ns % 1_000_000_000) as _,
+    };
+    let spec = [ts(interval_ns), ts(value_ns)];
+    // SAFETY: the kernel reads one `__kernel_itimerspec` (two timespecs).
+    unsafe {
+        sc(
+            g::__NR_timerfd_settime,
+            [fd, 0, spec.as_ptr() as usize, 0, 0, 0],
+        )
+    }
+}
+
+/// `ioctl(fd, TFD_IOC_SET_TICKS, &ticks)`.
+pub fn timerfd_set_ticks(fd: usize, ticks: u64) -> SysResult {
+    const TFD_IOC_SET_TICKS: usize = 0x4008_5400;
+    // SAFETY: the kernel reads one u64.
+    unsafe {
+        sc(
+            g::__NR_ioctl,
+            [
+                fd,
+                TFD_IOC_SET_TICKS,
+                &ticks as *const u64 as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `signalfd4(-1, &mask, 8, flags)`.
+pub fn signalfd(mask: u64, flags: u32) -> SysResult {
+    // SAFETY: the kernel reads 8 bytes.
+    unsafe {
+        sc(
+            g::__NR_signalfd4,
+            [
+                usize::MAX,
+                &mask as *const u64 as usize,
+                8,
+                flags as usize,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `chdir(path)`; `path` must end with a NUL.
+pub fn chdir(path: &[u8]) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // SAFETY: the kernel reads a NUL-terminated string from a live slice.
+    unsafe { sc(g::__NR_chdir, [path.as_ptr() as usize, 0, 0, 0, 0, 0]) }
+}
+
+/// `close_range(first, last, 0)`.
+pub fn close_range(first: u32, last: u32) -> SysResult {
+    // SAFETY: closing descriptors touches no memory.
+    unsafe {
+        sc(
+            g::__NR_close_range,
+            [first as usize, last as usize, 0, 0, 0, 0],
+        )
+    }
+}

@@ -4,6 +4,8 @@
 //! (the target is never left stopped, no partial image stays behind, Ctrl-C
 //! waits until the target is released).
 
+mod fdsys;
+pub mod files;
 pub mod memory;
 pub mod process;
 pub mod procfs;
@@ -31,13 +33,18 @@ use ptrace::Tracee;
 pub struct DumpOptions {
     /// Resume the target after the dump instead of killing it.
     pub leave_running: bool,
+    /// Dump descriptors of unsupported kinds as placeholders (`/dev/null`
+    /// at restore) instead of refusing.
+    pub skip_unsupported: bool,
 }
 
 /// What a successful dump did.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DumpSummary {
     /// Bytes of memory stored in the image.
     pub stored_bytes: u64,
+    /// Warnings about what was skipped (`--skip-unsupported`), one line each.
+    pub warnings: Vec<String>,
 }
 
 /// Checkpoint process `pid` into the image `output`.
@@ -59,6 +66,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     let mut tmp = TempImage::create(output)?;
     let _signals = DeferSignals::block();
     let mut tracees = threads::seize_all(pid)?;
+    let files = files::collect(pid, options.skip_unsupported)?;
     let file = tmp.take_file();
     let sink = memory::DataSink::new(
         tmp.direct(),
@@ -67,7 +75,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
             source,
         })?,
     );
-    let summary = write_image(&mut tracees, &before, file, sink, output)?;
+    let summary = write_image(&mut tracees, &before, file, sink, output, files)?;
     tmp.commit()?;
     if options.leave_running {
         threads::resume_all(tracees)?;
@@ -381,6 +389,7 @@ fn write_image(
     file: File,
     sink: memory::DataSink,
     output: &Path,
+    files: files::Files,
 ) -> Result<DumpSummary> {
     let (tracee, others) = tracees.split_first_mut().ok_or(Error::NoProcess(0))?;
     let pid = tracee.pid();
@@ -445,6 +454,13 @@ fn write_image(
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
     let (vmas, runs, stats) =
         memory::dump_memory(&mem, &maps, &mut writer, sink, &mut strings, page, output)?;
+    let warnings = files.warnings.clone();
+    let files = files
+        .write(&mut writer, &mut strings)
+        .map_err(|source| Error::WriteImage {
+            path: output.to_path_buf(),
+            source,
+        })?;
 
     let header = ImageHeader {
         magic: HEADER_MAGIC,
@@ -495,6 +511,7 @@ fn write_image(
         threads: thread_notes,
         process: Some(process),
         pending,
+        files,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),
@@ -502,5 +519,6 @@ fn write_image(
     })?;
     Ok(DumpSummary {
         stored_bytes: stats.stored,
+        warnings,
     })
 }

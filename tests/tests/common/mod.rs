@@ -59,6 +59,10 @@ pub mod prog {
     pub const MEMKINDS: &str = env!("KCKPT_PROG_MEMKINDS");
     /// `procstate.c`.
     pub const PROCSTATE: &str = env!("KCKPT_PROG_PROCSTATE");
+    /// `files_log.c`.
+    pub const FILES_LOG: &str = env!("KCKPT_PROG_FILES_LOG");
+    /// `files_epoll.c`.
+    pub const FILES_EPOLL: &str = env!("KCKPT_PROG_FILES_EPOLL");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
@@ -212,11 +216,28 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Start `cmd` with no descriptors but 0-2: a descriptor the test runner
+/// inherited without close-on-exec (a job pipe of the shell that started
+/// cargo) would otherwise be a pipe to another process in every dump
+/// target, which kckpt refuses (issue 3).
+#[allow(unsafe_code)]
+pub fn only_stdio(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only calls
+    // close_range, which is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::libc::close_range(3, u32::MAX, 0);
+            Ok(())
+        })
+    }
+}
+
 /// Run a command to completion with captured output; kill it and fail the
 /// test if it takes longer than `timeout`.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
     let desc = format!("{cmd:?}");
-    let mut child = cmd
+    let mut child = only_stdio(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -276,7 +297,7 @@ pub struct Proc {
 impl Proc {
     /// Spawn `cmd` with piped stdin, stdout and stderr.
     pub fn spawn(what: &str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
+        let mut child = only_stdio(cmd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

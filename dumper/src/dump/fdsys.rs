@@ -1,0 +1,50 @@
+//! The three system calls the descriptor dump needs that nix does not wrap:
+//! `pidfd_open`, `pidfd_getfd` (a copy of one of the target's descriptors,
+//! to peek at pipe and socket contents and read memfds) and `kcmp` (do two
+//! descriptors share an open file description?). Integer arguments only.
+#![allow(unsafe_code)]
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::libc;
+
+/// `pidfd_open(pid, 0)`.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: integer arguments; the kernel returns a new descriptor.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = Errno::result(r)? as RawFd;
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a descriptor of this process for the
+/// target's open file `fd` (close-on-exec).
+pub fn pidfd_getfd(pidfd: RawFd, fd: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: integer arguments; the kernel returns a new descriptor.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+    let fd = Errno::result(r)? as RawFd;
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `kcmp(pid, pid, KCMP_FILE, a, b) == 0`: descriptors `a` and `b` of
+/// process `pid` are the same open file description.
+pub fn same_file(pid: i32, a: i32, b: i32) -> bool {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b) };
+    r == 0
+}
+
+/// `getsockopt(fd, SOL_SOCKET, opt)` for an integer option (`SO_DOMAIN`,
+/// `SO_TYPE`, `SO_PROTOCOL`).
+pub fn sockopt_int(fd: RawFd, opt: libc::c_int) -> nix::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` (4) bytes to `v` and updates `len`.
+    let r =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut v).cast(), &raw mut len) };
+    Errno::result(r)?;
+    Ok(v)
+}

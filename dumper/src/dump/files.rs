@@ -1,0 +1,704 @@
+//! File descriptors, working directory and umask of the stopped target
+//! (format 1.1 notes `NT_KCKPT_FS`, `NT_KCKPT_FDS`, `NT_KCKPT_EPOLL`), and
+//! the refusal of what kckpt cannot restore.
+//!
+//! Sources: `/proc/PID/fd/N` (readlink: the kind), `/proc/PID/fdinfo/N`
+//! (offset, flags, kind-specific state), `getsockopt` on a `pidfd_getfd`
+//! copy and `sock_diag` (socket kinds and socketpair peers), `kcmp` (dup'ed
+//! descriptors) and `pidfd_getfd` copies of the target's descriptors to
+//! peek at unread pipe and socket bytes (`tee`, `MSG_PEEK`: nothing is
+//! consumed, so `--leave-running` leaves them in place) and read memfds.
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
+use nix::sys::socket::{self, MsgFlags};
+
+use kckpt_image::records::*;
+use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
+
+use super::fdsys;
+use super::procfs;
+use crate::error::{Error, Result};
+
+/// Devices reopened by path.
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// Largest memfd whose content is stored (bigger ones are refused).
+const MAX_MEMFD: u64 = 1 << 30;
+
+/// One descriptor being dumped.
+#[derive(Clone, Debug, Default)]
+struct Fd {
+    rec: FdRecord,
+    path: Vec<u8>,
+    data: Vec<u8>,
+    /// Pipe or socket inode.
+    ino: u64,
+}
+
+/// What [`collect`] found: the records without string references and data
+/// offsets, which [`Files::write`] fills in.
+#[derive(Debug, Default)]
+pub struct Files {
+    fds: Vec<Fd>,
+    epoll: Vec<EpollItemRecord>,
+    cwd: Vec<u8>,
+    fs: FsRecord,
+    /// One line per descriptor or feature dumped with `--skip-unsupported`.
+    pub warnings: Vec<String>,
+}
+
+/// What a `/proc/PID/fd/N` link says.
+enum Class {
+    File { deleted: bool },
+    Path,
+    Pipe(u64),
+    Socket(u64),
+    Memfd(Vec<u8>),
+    Eventfd,
+    Epoll,
+    Timerfd,
+    Signalfd,
+    Unsupported(String),
+}
+
+fn fdinfo_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim_start_matches(':').trim())
+}
+
+fn hex(v: Option<&str>) -> u64 {
+    v.and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+fn dec(v: Option<&str>) -> u64 {
+    v.and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// `(sec, nsec)` of a timerfd fdinfo value, in nanoseconds.
+fn timespec_ns(v: Option<&str>) -> u64 {
+    let Some(v) = v else { return 0 };
+    let v = v.trim().trim_start_matches('(').trim_end_matches(')');
+    let mut it = v.split(',').map(|s| s.trim().parse::<u64>().unwrap_or(0));
+    let (s, ns) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    s.saturating_mul(1_000_000_000).saturating_add(ns)
+}
+
+fn classify(pid: i32, fd: i32, link: &str) -> Class {
+    if let Some(ino) = link
+        .strip_prefix("pipe:[")
+        .and_then(|s| s.strip_suffix(']'))
+    {
+        return Class::Pipe(ino.parse().unwrap_or(0));
+    }
+    if let Some(ino) = link
+        .strip_prefix("socket:[")
+        .and_then(|s| s.strip_suffix(']'))
+    {
+        return Class::Socket(ino.parse().unwrap_or(0));
+    }
+    if let Some(anon) = link.strip_prefix("anon_inode:") {
+        return match anon {
+            "[eventfd]" => Class::Eventfd,
+            "[eventpoll]" => Class::Epoll,
+            "[timerfd]" => Class::Timerfd,
+            "[signalfd]" => Class::Signalfd,
+            "inotify" => Class::Unsupported("inotify".into()),
+            "[io_uring]" => Class::Unsupported("io_uring".into()),
+            other => Class::Unsupported(other.trim_matches(['[', ']']).to_owned()),
+        };
+    }
+    if let Some(name) = link.strip_prefix("/memfd:") {
+        let name = name.strip_suffix(" (deleted)").unwrap_or(name);
+        return Class::Memfd(name.as_bytes().to_vec());
+    }
+    if !link.starts_with('/') {
+        return Class::Unsupported(link.to_owned());
+    }
+    let meta = match fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
+        Ok(m) => m,
+        Err(_) => return Class::Unsupported(link.to_owned()),
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        let deleted = meta.nlink() == 0 && link.ends_with(" (deleted)");
+        Class::File { deleted }
+    } else if ft.is_dir() || (ft.is_char_device() && DEVICES.contains(&link)) {
+        Class::Path
+    } else if ft.is_fifo() {
+        Class::Unsupported(format!("named pipe {link}"))
+    } else if ft.is_char_device() && (link.starts_with("/dev/pts/") || link.starts_with("/dev/tty"))
+    {
+        Class::Unsupported(format!("terminal {link}"))
+    } else {
+        Class::Unsupported(format!("device {link}"))
+    }
+}
+
+/// Peer inode and whether the socket has a name, from `sock_diag`
+/// (`UNIX_DIAG_PEER`, `UNIX_DIAG_NAME`).
+fn unix_peer(ino: u64) -> Option<(u64, bool)> {
+    use socket::{AddressFamily, SockFlag, SockProtocol, SockType};
+    let nl = socket::socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )
+    .ok()?;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 1;
+    const UDIAG_SHOW_NAME: u32 = 1;
+    const UDIAG_SHOW_PEER: u32 = 4;
+    let mut req = Vec::with_capacity(40);
+    req.extend_from_slice(&40u32.to_le_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
+    req.extend_from_slice(&NLM_F_REQUEST.to_le_bytes());
+    req.extend_from_slice(&1u32.to_le_bytes()); // seq
+    req.extend_from_slice(&0u32.to_le_bytes()); // pid
+    req.extend_from_slice(&[1, 0, 0, 0]); // AF_UNIX, protocol, pad
+    req.extend_from_slice(&u32::MAX.to_le_bytes()); // all states
+    req.extend_from_slice(&(ino as u32).to_le_bytes());
+    req.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_le_bytes());
+    req.extend_from_slice(&u32::MAX.to_le_bytes()); // no cookie
+    req.extend_from_slice(&u32::MAX.to_le_bytes());
+    socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
+    let mut buf = vec![0u8; 8192];
+    let n = socket::recv(nl.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;
+    let msg = buf.get(..n)?;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(msg.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(msg.get(o..o + 4)?.try_into().ok()?));
+    if u16_at(4)? != SOCK_DIAG_BY_FAMILY {
+        return None;
+    }
+    let len = (u32_at(0)? as usize).min(msg.len());
+    let (mut peer, mut named) = (0u64, false);
+    let mut at = 16 + 16; // nlmsghdr + unix_diag_msg
+    while at + 4 <= len {
+        let alen = usize::from(u16_at(at)?);
+        let kind = u16_at(at + 2)?;
+        if alen < 4 {
+            break;
+        }
+        match kind {
+            0 => named = true, // only bound sockets have UNIX_DIAG_NAME
+            2 => peer = u64::from(u32_at(at + 4)?),
+            _ => {}
+        }
+        at += (alen + 3) & !3;
+    }
+    Some((peer, named))
+}
+
+/// Copy the bytes waiting in a pipe without consuming them: `tee` into a
+/// scratch pipe of the same capacity, then read that.
+fn peek_pipe(read_end: &OwnedFd) -> std::io::Result<Vec<u8>> {
+    let size = fcntl(read_end.as_fd(), FcntlArg::F_GETPIPE_SZ)? as usize;
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
+    fcntl(w.as_fd(), FcntlArg::F_SETPIPE_SZ(size as i32))?;
+    let n = match nix::fcntl::tee(read_end, &w, size, SpliceFFlags::SPLICE_F_NONBLOCK) {
+        Ok(n) => n,
+        Err(nix::errno::Errno::EAGAIN) => 0,
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = vec![0u8; n];
+    let mut done = 0;
+    while done < n {
+        match nix::unistd::read(&r, &mut out[done..])? {
+            0 => break,
+            k => done += k,
+        }
+    }
+    out.truncate(done);
+    Ok(out)
+}
+
+/// Bytes waiting in a socket's receive queue (`MSG_PEEK`).
+fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 16 << 20];
+    match socket::recv(
+        sock.as_raw_fd(),
+        &mut buf,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(n) => {
+            buf.truncate(n);
+            Ok(Some(buf))
+        }
+        Err(nix::errno::Errno::EAGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn read_memfd(file: &fs::File, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = vec![0u8; size as usize];
+    file.read_exact_at(&mut out, 0)?;
+    Ok(out)
+}
+
+/// Things about the process (not one descriptor) that kckpt cannot restore.
+fn unsupported_features(pid: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    let children: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    if !children.is_empty() {
+        out.push(format!("child process {}", children.join(", ")));
+    }
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    if let Some(mode) = fdinfo_field(&status, "Seccomp") {
+        if mode != "0" {
+            out.push("seccomp filter".to_owned());
+        }
+    }
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    if maps.lines().any(|l| l.contains(" /SYSV")) {
+        out.push("SysV shared memory".to_owned());
+    }
+    out
+}
+
+/// Inspect the stopped target's descriptors, working directory and umask.
+/// Anything kckpt cannot restore is refused with one error naming every
+/// offending descriptor and feature, or with `skip_unsupported` recorded as
+/// a placeholder (`/dev/null` at restore) plus a warning.
+// The loops walk `files.fds` and `classes` (parallel) by index.
+#[allow(clippy::needless_range_loop)]
+pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
+    let mut files = Files::default();
+    let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid)
+        .into_iter()
+        .map(|f| (None, f))
+        .collect();
+
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    files.fs.umask = fdinfo_field(&status, "Umask")
+        .and_then(|v| u32::from_str_radix(v, 8).ok())
+        .unwrap_or(0o022);
+    let cwd_path = procfs::proc_path(pid, "cwd");
+    let cwd = fs::read_link(&cwd_path).map_err(|source| Error::Read {
+        path: cwd_path,
+        source,
+    })?;
+    let mut cwd = cwd.as_os_str().as_encoded_bytes().to_vec();
+    if let Some(stripped) = cwd.strip_suffix(b" (deleted)") {
+        if fs::metadata(format!("/proc/{pid}/cwd")).is_ok_and(|m| m.nlink() == 0) {
+            files.fs.flags |= fs_flags::CWD_DELETED;
+            cwd = stripped.to_vec();
+        }
+    }
+    files.cwd = cwd;
+
+    let fd_dir = procfs::proc_path(pid, "fd");
+    let mut numbers: Vec<i32> = fs::read_dir(&fd_dir)
+        .map_err(|source| Error::Read {
+            path: fd_dir.clone(),
+            source,
+        })?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+
+    let pidfd = fdsys::pidfd_open(pid).map_err(|e| Error::Unsupported {
+        pid,
+        reason: format!("pidfd_open failed: {}", e.desc()),
+    })?;
+    let getfd = |fd: i32| {
+        fdsys::pidfd_getfd(pidfd.as_raw_fd(), fd).map_err(|e| Error::Unsupported {
+            pid,
+            reason: format!("cannot copy its fd {fd} (pidfd_getfd): {}", e.desc()),
+        })
+    };
+    let mut classes = Vec::new();
+    let mut links = Vec::new();
+    for &fd in &numbers {
+        let Ok(link) = fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
+            continue; // closed meanwhile (cannot happen while stopped)
+        };
+        let link = link.to_string_lossy().into_owned();
+        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let flags = fdinfo_field(&info, "flags")
+            .and_then(|v| u32::from_str_radix(v, 8).ok())
+            .unwrap_or(0);
+        let rec = FdRecord {
+            fd: fd as u32,
+            flags: flags & !(OFlag::O_CLOEXEC.bits() as u32),
+            fd_flags: if flags & OFlag::O_CLOEXEC.bits() as u32 != 0 {
+                fd_flags::CLOEXEC
+            } else {
+                0
+            },
+            pos: dec(fdinfo_field(&info, "pos")),
+            dup_of: FD_NO_DUP,
+            peer: FD_NO_DUP,
+            ..Default::default()
+        };
+        let mut d = Fd {
+            rec,
+            ..Default::default()
+        };
+        let class = classify(pid, fd, &link);
+        match &class {
+            Class::File { deleted } => {
+                d.rec.kind = fd_kind::FILE;
+                let p = link.strip_suffix(" (deleted)").filter(|_| *deleted);
+                d.path = p.unwrap_or(&link).as_bytes().to_vec();
+                if *deleted {
+                    d.rec.fd_flags |= fd_flags::DELETED;
+                }
+            }
+            Class::Path => {
+                d.rec.kind = fd_kind::PATH;
+                d.path = link.as_bytes().to_vec();
+            }
+            Class::Pipe(ino) => {
+                d.rec.kind = fd_kind::PIPE;
+                d.ino = *ino;
+            }
+            Class::Socket(ino) => {
+                d.ino = *ino;
+                d.rec.kind = fd_kind::SOCKETPAIR;
+            }
+            Class::Memfd(name) => {
+                d.rec.kind = fd_kind::MEMFD;
+                d.path = name.clone();
+            }
+            Class::Eventfd => {
+                d.rec.kind = fd_kind::EVENTFD;
+                d.rec.args[0] = hex(fdinfo_field(&info, "eventfd-count"));
+                d.rec.args[1] = dec(fdinfo_field(&info, "eventfd-semaphore"));
+            }
+            Class::Epoll => {
+                d.rec.kind = fd_kind::EPOLL;
+                for line in info.lines().filter(|l| l.starts_with("tfd:")) {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    // tfd: N events: X data: Y  pos:P ino:I sdev:S
+                    let get = |k: &str| f.iter().position(|w| *w == k).and_then(|i| f.get(i + 1));
+                    let tfd: u32 = get("tfd:").and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let item = EpollItemRecord {
+                        epfd: fd as u32,
+                        tfd,
+                        events: hex(get("events:").copied()) as u32,
+                        reserved: 0,
+                        data: hex(get("data:").copied()),
+                    };
+                    let ino = f
+                        .iter()
+                        .find_map(|w| w.strip_prefix("ino:"))
+                        .map(|s| u64::from_str_radix(s, 16).unwrap_or(0));
+                    let now = fs::read_to_string(format!("/proc/{pid}/fdinfo/{tfd}"))
+                        .ok()
+                        .map(|i| dec(fdinfo_field(&i, "ino")));
+                    if now.is_none() || now != ino {
+                        unsupported.push((
+                            Some(fd),
+                            format!("epoll watching fd {tfd}, which was closed since"),
+                        ));
+                    }
+                    files.epoll.push(item);
+                }
+            }
+            Class::Timerfd => {
+                d.rec.kind = fd_kind::TIMERFD;
+                d.rec.args = [
+                    dec(fdinfo_field(&info, "clockid")),
+                    timespec_ns(fdinfo_field(&info, "it_value")),
+                    timespec_ns(fdinfo_field(&info, "it_interval")),
+                    dec(fdinfo_field(&info, "ticks")),
+                ];
+            }
+            Class::Signalfd => {
+                d.rec.kind = fd_kind::SIGNALFD;
+                d.rec.args[0] = hex(fdinfo_field(&info, "sigmask"));
+            }
+            Class::Unsupported(_) => d.rec.kind = fd_kind::PLACEHOLDER,
+        }
+        classes.push(class);
+        links.push(link);
+        files.fds.push(d);
+    }
+
+    // Shared open file descriptions (dup): same link, kcmp says equal.
+    for i in 0..files.fds.len() {
+        for j in 0..i {
+            if links[i] == links[j]
+                && files.fds[j].rec.dup_of == FD_NO_DUP
+                && fdsys::same_file(pid, files.fds[i].rec.fd as i32, files.fds[j].rec.fd as i32)
+            {
+                files.fds[i].rec.dup_of = files.fds[j].rec.fd;
+                break;
+            }
+        }
+    }
+
+    // Pipe and socket peers inside the process.
+    let index_of_ino = |fds: &[Fd], ino: u64, skip: usize, want_write: Option<bool>| {
+        fds.iter().enumerate().position(|(k, f)| {
+            k != skip
+                && f.ino == ino
+                && f.rec.dup_of == FD_NO_DUP
+                && want_write.is_none_or(|w| (f.rec.flags & 3 == 1) == w)
+        })
+    };
+    for i in 0..files.fds.len() {
+        let (kind, ino, dup) = (
+            files.fds[i].rec.kind,
+            files.fds[i].ino,
+            files.fds[i].rec.dup_of,
+        );
+        if dup != FD_NO_DUP {
+            continue;
+        }
+        match kind {
+            fd_kind::PIPE => {
+                let write = files.fds[i].rec.flags & 3 == 1;
+                // A second description of the same end (reopened through
+                // /proc): restored as a dup of the first.
+                if let Some(j) = index_of_ino(&files.fds, ino, i, Some(write)).filter(|&j| j < i) {
+                    files.fds[i].rec.dup_of = files.fds[j].rec.fd;
+                    continue;
+                }
+                match index_of_ino(&files.fds, ino, i, Some(!write)) {
+                    Some(j) => files.fds[i].rec.peer = files.fds[j].rec.fd,
+                    None => {
+                        classes[i] = Class::Unsupported("pipe to another process".into());
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                    }
+                }
+                if !write && files.fds[i].rec.kind == fd_kind::PIPE {
+                    let copy = getfd(files.fds[i].rec.fd as i32)?;
+                    files.fds[i].data = peek_pipe(&copy).map_err(|e| Error::Unsupported {
+                        pid,
+                        reason: format!(
+                            "cannot read the pipe at fd {}: {}",
+                            files.fds[i].rec.fd,
+                            crate::error::io_text(&e)
+                        ),
+                    })?;
+                    files.fds[i].rec.args[0] =
+                        fcntl(copy.as_fd(), FcntlArg::F_GETPIPE_SZ).unwrap_or(0) as u64;
+                }
+            }
+            fd_kind::SOCKETPAIR => {
+                let copy = getfd(files.fds[i].rec.fd as i32)?;
+                let opt = |o| fdsys::sockopt_int(copy.as_raw_fd(), o).unwrap_or(-1);
+                use nix::libc;
+                let (domain, ty, proto) = (
+                    opt(libc::SO_DOMAIN),
+                    opt(libc::SO_TYPE),
+                    opt(libc::SO_PROTOCOL),
+                );
+                let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
+                let what = if inet && (proto == libc::IPPROTO_TCP || ty == libc::SOCK_STREAM) {
+                    Some("TCP socket".to_owned())
+                } else if inet && (proto == libc::IPPROTO_UDP || ty == libc::SOCK_DGRAM) {
+                    Some("UDP socket".to_owned())
+                } else if domain == libc::AF_UNIX {
+                    let ty = ty as u32;
+                    let peer = unix_peer(ino);
+                    let peer_fd = peer
+                        .filter(|&(_, named)| !named)
+                        .and_then(|(p, _)| index_of_ino(&files.fds, p, i, None));
+                    match peer_fd {
+                        Some(j) if p_ok(ty) => {
+                            files.fds[i].rec.peer = files.fds[j].rec.fd;
+                            files.fds[i].rec.args[0] = u64::from(ty);
+                            None
+                        }
+                        _ if peer.is_some_and(|(_, named)| named) => {
+                            Some("named unix socket".to_owned())
+                        }
+                        _ => Some("unix socket connected outside the process".to_owned()),
+                    }
+                } else {
+                    Some(format!("socket of family {domain}"))
+                };
+                if let Some(what) = what {
+                    classes[i] = Class::Unsupported(what);
+                    files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                    continue;
+                }
+                let queued = peek_socket(&copy).map_err(|e| Error::Unsupported {
+                    pid,
+                    reason: format!(
+                        "cannot read the socket at fd {}: {}",
+                        files.fds[i].rec.fd,
+                        crate::error::io_text(&e)
+                    ),
+                })?;
+                let stream = files.fds[i].rec.args[0] == 1;
+                match queued {
+                    Some(bytes) if stream => files.fds[i].data = bytes,
+                    Some(_) => {
+                        classes[i] = Class::Unsupported("socketpair with unread datagrams".into());
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                    }
+                    None => {}
+                }
+            }
+            fd_kind::MEMFD => {
+                let copy = fs::File::from(getfd(files.fds[i].rec.fd as i32)?);
+                let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
+                if size > MAX_MEMFD {
+                    classes[i] = Class::Unsupported(format!("memfd of {size} bytes"));
+                    files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                    continue;
+                }
+                let seals = fcntl(copy.as_fd(), FcntlArg::F_GET_SEALS).unwrap_or(1);
+                files.fds[i].rec.args[0] = size;
+                files.fds[i].rec.args[1] = seals as u64;
+                files.fds[i].data = read_memfd(&copy, size).map_err(|e| Error::Unsupported {
+                    pid,
+                    reason: format!(
+                        "cannot read the memfd at fd {}: {}",
+                        files.fds[i].rec.fd,
+                        crate::error::io_text(&e)
+                    ),
+                })?;
+            }
+            _ => {}
+        }
+    }
+
+    // A peer that became a placeholder takes its partner with it.
+    for i in (0..files.fds.len()).chain(0..files.fds.len()) {
+        let r = files.fds[i].rec;
+        if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) && r.dup_of == FD_NO_DUP {
+            let peer = files.fds.iter().position(|f| f.rec.fd == r.peer);
+            if peer.is_none_or(|j| files.fds[j].rec.kind != r.kind) {
+                classes[i] =
+                    Class::Unsupported("pipe or socket whose other end is unsupported".into());
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+        }
+    }
+
+    // Standard descriptors connected to the outside stay the restorer's;
+    // descriptors duplicated from them follow.
+    for i in 0..files.fds.len() {
+        let r = files.fds[i].rec;
+        let outside = matches!(
+            files.fds[i].rec.kind,
+            fd_kind::FILE | fd_kind::PATH | fd_kind::PLACEHOLDER
+        );
+        if r.fd <= 2 && r.dup_of == FD_NO_DUP && outside {
+            files.fds[i].rec.kind = fd_kind::INHERITED;
+            files.fds[i].path.clear();
+            files.fds[i].data.clear();
+            classes[i] = Class::Path;
+        }
+    }
+    for i in 0..files.fds.len() {
+        let r = files.fds[i].rec;
+        if r.dup_of == FD_NO_DUP {
+            continue;
+        }
+        let orig = files
+            .fds
+            .iter()
+            .position(|f| f.rec.fd == r.dup_of)
+            .expect("dup_of names an earlier descriptor");
+        let o = files.fds[orig].clone();
+        files.fds[i].rec = FdRecord {
+            fd: r.fd,
+            dup_of: r.dup_of,
+            fd_flags: (r.fd_flags & fd_flags::CLOEXEC) | (o.rec.fd_flags & !fd_flags::CLOEXEC),
+            ..o.rec
+        };
+        files.fds[i].path = o.path.clone();
+        files.fds[i].data.clear();
+        files.fds[i].rec.args = o.rec.args;
+        if r.fd <= 2 && o.rec.kind == fd_kind::INHERITED {
+            // `2>&1`: fd 2 stays the restorer's own stderr, not its stdout.
+            files.fds[i].rec.dup_of = FD_NO_DUP;
+        }
+        // Reported (or inherited) through the original.
+        classes[i] = Class::Path;
+    }
+
+    for (i, class) in classes.iter().enumerate() {
+        if let Class::Unsupported(what) = class {
+            let fd = files.fds[i].rec.fd as i32;
+            unsupported.push((Some(fd), what.clone()));
+            files.fds[i].path = what.as_bytes().to_vec();
+        }
+    }
+    if !unsupported.is_empty() {
+        let list: Vec<String> = unsupported
+            .iter()
+            .map(|(fd, what)| match fd {
+                Some(fd) => format!("fd {fd} ({what})"),
+                None => what.clone(),
+            })
+            .collect();
+        if !skip_unsupported {
+            return Err(Error::Unsupported {
+                pid,
+                reason: format!(
+                    "not supported: {}; --skip-unsupported dumps anyway, with such descriptors restored as /dev/null",
+                    list.join(", ")
+                ),
+            });
+        }
+        for (fd, what) in &unsupported {
+            files.warnings.push(match fd {
+                Some(fd) => format!("warning: fd {fd} ({what}) will be restored as /dev/null"),
+                None => format!("warning: {what} is not saved"),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Socket types of a socketpair kckpt restores: stream, datagram,
+/// seqpacket.
+fn p_ok(ty: u32) -> bool {
+    matches!(ty, 1 | 2 | 5)
+}
+
+impl Files {
+    /// Store the data (page-aligned regions after the memory data) and the
+    /// strings; returns the notes' contents.
+    pub fn write(
+        self,
+        writer: &mut ImageWriter,
+        strings: &mut StringTable,
+    ) -> std::io::Result<FilesMeta> {
+        let mut fds = Vec::with_capacity(self.fds.len());
+        for mut f in self.fds {
+            f.rec.path = strings.add(&f.path);
+            if !f.data.is_empty() {
+                let offset = writer.reserve_region(f.data.len() as u64);
+                writer.write_data(offset, &f.data)?;
+                f.rec.data_offset = offset;
+                f.rec.data_len = f.data.len() as u64;
+            }
+            fds.push(f.rec);
+        }
+        let fs = FsRecord {
+            cwd: strings.add(&self.cwd),
+            ..self.fs
+        };
+        Ok(FilesMeta {
+            fs: Some(fs),
+            fds,
+            epoll: self.epoll,
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! The file-descriptor part of `kckpt info` (format 1.1 notes).
+
+use serde_json::{json, Value};
+
+use kckpt_image::records::*;
+use kckpt_image::ImageView;
+
+fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        fd_kind::INHERITED => "inherited",
+        fd_kind::FILE => "file",
+        fd_kind::PATH => "path",
+        fd_kind::PIPE => "pipe",
+        fd_kind::SOCKETPAIR => "socketpair",
+        fd_kind::MEMFD => "memfd",
+        fd_kind::EVENTFD => "eventfd",
+        fd_kind::EPOLL => "epoll",
+        fd_kind::TIMERFD => "timerfd",
+        fd_kind::SIGNALFD => "signalfd",
+        fd_kind::PLACEHOLDER => "/dev/null (unsupported)",
+        _ => "?",
+    }
+}
+
+/// `{"cwd", "umask", "fds": [...]}`, or null for a format 1.0 image.
+pub fn describe(view: &ImageView<'_>) -> Value {
+    let Some(fs) = view.fs else {
+        return Value::Null;
+    };
+    let text = |r| String::from_utf8_lossy(view.string(r).unwrap_or(&[])).into_owned();
+    let fds: Vec<Value> = view
+        .fds
+        .iter()
+        .map(|r| {
+            json!({
+                "fd": r.fd,
+                "kind": kind_name(r.kind),
+                "path": text(r.path),
+                "flags": format!("{:o}", r.flags),
+                "cloexec": r.fd_flags & fd_flags::CLOEXEC != 0,
+                "pos": r.pos,
+                "dup_of": (r.dup_of != FD_NO_DUP).then_some(r.dup_of),
+                "peer": (r.peer != FD_NO_DUP).then_some(r.peer),
+                "data_bytes": r.data_len,
+            })
+        })
+        .collect();
+    json!({
+        "cwd": text(fs.cwd),
+        "umask": format!("{:03o}", fs.umask),
+        "fds": fds,
+        "epoll_items": view.epoll.len(),
+    })
+}
+
+/// Text lines for [`describe`]'s value.
+pub fn format_text(out: &mut String, d: &Value) {
+    use std::fmt::Write as _;
+    if d.is_null() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "cwd:            {} (umask {})",
+        d["cwd"].as_str().unwrap_or(""),
+        d["umask"].as_str().unwrap_or("")
+    );
+    let fds = d["fds"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(out, "descriptors:    {}", fds.len());
+    for f in &fds {
+        let mut extra = String::new();
+        if let Some(n) = f["dup_of"].as_u64() {
+            let _ = write!(extra, " dup of {n}");
+        }
+        if let Some(n) = f["peer"].as_u64() {
+            let _ = write!(extra, " peer {n}");
+        }
+        if f["data_bytes"].as_u64().unwrap_or(0) > 0 {
+            let _ = write!(extra, " data {} bytes", f["data_bytes"]);
+        }
+        let _ = writeln!(
+            out,
+            "  {:>4} {:<11} flags {:>7} pos {}{}{} {}",
+            f["fd"].as_u64().unwrap_or(0),
+            f["kind"].as_str().unwrap_or(""),
+            f["flags"].as_str().unwrap_or(""),
+            f["pos"],
+            if f["cloexec"] == true { " cloexec" } else { "" },
+            extra,
+            f["path"].as_str().unwrap_or(""),
+        );
+    }
+}

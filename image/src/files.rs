@@ -1,0 +1,71 @@
+//! Validation of the file-descriptor notes (format 1.1): `NT_KCKPT_FS`,
+//! `NT_KCKPT_FDS` and `NT_KCKPT_EPOLL`. All three are optional; an image
+//! without them restores only the inherited descriptors 0-2.
+
+use crate::read::{FormatError, ImageView};
+use crate::records::*;
+
+/// Largest descriptor number an image may hold (the kernel's `NR_OPEN`).
+pub const MAX_FD: u32 = 1 << 20;
+
+/// Check every record: descriptors sorted and unique, known kinds, strings
+/// and stored data inside the image, `dup_of` and `peer` naming existing
+/// descriptors of the right kind, epoll items naming existing descriptors.
+pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> {
+    let bad = FormatError::BadFiles;
+    if let Some(fs) = view.fs {
+        view.string(fs.cwd).map_err(|_| bad)?;
+    }
+    let mut prev: Option<u32> = None;
+    for r in view.fds.iter() {
+        if prev.is_some_and(|p| r.fd <= p) || r.fd >= MAX_FD {
+            return Err(bad);
+        }
+        prev = Some(r.fd);
+        if !(fd_kind::INHERITED..=fd_kind::PLACEHOLDER).contains(&r.kind) {
+            return Err(bad);
+        }
+        view.string(r.path).map_err(|_| bad)?;
+        let end = r.data_offset.checked_add(r.data_len).ok_or(bad)?;
+        if end > file_len {
+            return Err(FormatError::Truncated);
+        }
+        if r.dup_of != FD_NO_DUP {
+            let orig = find_fd(view, r.dup_of).ok_or(bad)?;
+            if r.dup_of >= r.fd || orig.dup_of != FD_NO_DUP || orig.kind != r.kind {
+                return Err(bad);
+            }
+        } else if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) {
+            let peer = find_fd(view, r.peer).ok_or(bad)?;
+            if r.peer == r.fd
+                || peer.peer != r.fd
+                || peer.kind != r.kind
+                || peer.dup_of != FD_NO_DUP
+            {
+                return Err(bad);
+            }
+        }
+    }
+    for item in view.epoll.iter() {
+        let ep = find_fd(view, item.epfd).ok_or(bad)?;
+        if ep.kind != fd_kind::EPOLL || find_fd(view, item.tfd).is_none() {
+            return Err(bad);
+        }
+    }
+    Ok(())
+}
+
+/// The record of descriptor `fd`, if the image has one.
+pub fn find_fd(view: &ImageView<'_>, fd: u32) -> Option<FdRecord> {
+    let (mut lo, mut hi) = (0usize, view.fds.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let r = view.fds.get(mid)?;
+        match r.fd.cmp(&fd) {
+            core::cmp::Ordering::Equal => return Some(r),
+            core::cmp::Ordering::Less => lo = mid + 1,
+            core::cmp::Ordering::Greater => hi = mid,
+        }
+    }
+    None
+}

@@ -1,0 +1,326 @@
+//! File descriptors, working directory and umask (format 1.1 notes).
+//!
+//! Runs after the image is validated and before anything in the address
+//! space changes, so a file that cannot be reopened is a clean refusal:
+//! the image descriptor moves above every saved descriptor number, the
+//! descriptors inherited from the caller other than 0-2 are closed, then
+//! every saved descriptor is rebuilt at a free number and moved to its
+//! own with `dup3` (pairs of pipe or socket ends are first parked above
+//! the image descriptor, so neither end lands on the other's number),
+//! duplicates follow, then epoll interest lists, the working directory and
+//! the umask. Descriptors 0-2 recorded as inherited stay the caller's.
+
+use kckpt_image::files::find_fd;
+use kckpt_image::{fd_flags, fd_kind, fs_flags, FdRecord, FD_NO_DUP};
+use linux_raw_sys::general as g;
+
+use crate::load::Image;
+use crate::report::Msg;
+use crate::sys::{self, Errno};
+
+const F_DUPFD_CLOEXEC: u32 = 1030;
+const F_SETFD: u32 = 2;
+const F_SETFL: u32 = 4;
+const F_SETPIPE_SZ: u32 = 1031;
+const F_ADD_SEALS: u32 = 1033;
+const F_SEAL_SEAL: u64 = 1;
+const MFD_CLOEXEC: u32 = 1;
+const MFD_ALLOW_SEALING: u32 = 2;
+
+/// `kckpt: IMAGE: fd N (...)` prefix.
+fn fd_msg(img: &Image, r: &FdRecord) -> Msg {
+    let mut m = Msg::new();
+    m.push(img.path).s(": fd ").dec(r.fd.into());
+    let path = img.view.string(r.path).unwrap_or(&[]);
+    if !path.is_empty() {
+        m.s(" (").push(path).s(")");
+    }
+    m
+}
+
+fn fail(img: &Image, r: &FdRecord, what: &str, e: Errno) -> ! {
+    fd_msg(img, r).s(": ").s(what).errno(e).fail()
+}
+
+/// `bytes` + NUL in `buf`.
+fn c_string<'b>(bytes: &[u8], buf: &'b mut [u8; 4096]) -> &'b [u8] {
+    let n = bytes.len().min(buf.len() - 1);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    buf[n] = 0;
+    &buf[..n + 1]
+}
+
+/// Move `tmp` to number `fd` with the saved close-on-exec flag.
+fn place(tmp: usize, r: &FdRecord) -> Result<(), Errno> {
+    let fd = r.fd as usize;
+    let cloexec = r.fd_flags & fd_flags::CLOEXEC != 0;
+    if tmp == fd {
+        sys::fcntl(fd, F_SETFD, usize::from(cloexec))?;
+    } else {
+        sys::dup3(tmp, fd, if cloexec { g::O_CLOEXEC } else { 0 })?;
+        sys::close(tmp);
+    }
+    // Status flags (O_APPEND, O_NONBLOCK...): the kernel changes only
+    // those F_SETFL may change; a refusal (O_DIRECT on some files) is not
+    // worth failing the restore for.
+    let _ = sys::fcntl(fd, F_SETFL, r.flags as usize);
+    Ok(())
+}
+
+/// Park `tmp` above `floor` (so it is nobody's target number).
+fn park(tmp: usize, floor: usize) -> Result<usize, Errno> {
+    let high = sys::fcntl(tmp, F_DUPFD_CLOEXEC, floor)?;
+    sys::close(tmp);
+    Ok(high)
+}
+
+fn open_dev_null() -> Result<usize, Errno> {
+    sys::open(b"/dev/null\0", g::O_RDWR)
+}
+
+/// Rebuild every saved descriptor, the working directory and the umask.
+/// Refuses (exit 126, one line) on anything that cannot be restored,
+/// except deleted or shrunk files when `force` is set (then a warning).
+pub fn restore(img: &mut Image, force: bool) {
+    let v = img.view;
+    if v.fds.is_empty() && v.fs.is_none() {
+        return; // format 1.0 image: descriptors 0-2 inherited, as before
+    }
+    let max = v
+        .fds
+        .iter()
+        .map(|r| r.fd as usize)
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let image_fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, max + 1).unwrap_or_else(|e| {
+        Msg::new()
+            .push(img.path)
+            .s(": cannot use descriptor numbers up to ")
+            .dec(max as u64 + 1)
+            .s(" (RLIMIT_NOFILE)")
+            .errno(e)
+            .fail()
+    });
+    sys::close(img.fd);
+    img.fd = image_fd;
+    if image_fd > 3 {
+        let _ = sys::close_range(3, image_fd as u32 - 1);
+    }
+    let _ = sys::close_from(image_fd as u32 + 1);
+    let park_floor = image_fd + 1;
+    let mut buf = [0u8; 4096];
+
+    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
+        let r = &r;
+        let path = v.string(r.path).unwrap_or(&[]);
+        let tmp = match r.kind {
+            fd_kind::INHERITED => continue,
+            fd_kind::FILE | fd_kind::PATH => {
+                let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
+                let opened = if r.fd_flags & fd_flags::DELETED != 0 {
+                    Err(Errno(linux_raw_sys::errno::ENOENT))
+                } else {
+                    sys::open(c_string(path, &mut buf), flags)
+                };
+                match opened {
+                    Ok(fd) => {
+                        if r.kind == fd_kind::FILE {
+                            let size = sys::fstat(fd).map(|s| s.2).unwrap_or(0);
+                            if size < r.pos {
+                                let mut m = fd_msg(img, r);
+                                m.s(": the file is shorter (")
+                                    .dec(size)
+                                    .s(" bytes) than the saved offset ")
+                                    .dec(r.pos);
+                                if !force {
+                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it anyway")
+                                        .fail();
+                                }
+                                m.s("; restored at that offset (forced)").warn();
+                            }
+                        }
+                        if r.pos != 0 {
+                            let _ = sys::lseek(fd, r.pos);
+                        }
+                        fd
+                    }
+                    Err(e) if e.0 == linux_raw_sys::errno::ENOENT && r.kind == fd_kind::FILE => {
+                        let mut m = fd_msg(img, r);
+                        m.s(": the file was deleted");
+                        if !force {
+                            m.s(
+                                "; KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null",
+                            )
+                            .fail();
+                        }
+                        m.s("; restored as /dev/null (forced)").warn();
+                        open_dev_null().unwrap_or_else(|e| fail(img, r, "cannot open /dev/null", e))
+                    }
+                    Err(e) => fail(img, r, "cannot reopen it", e),
+                }
+            }
+            fd_kind::PIPE | fd_kind::SOCKETPAIR => {
+                if r.peer < r.fd {
+                    continue; // created with its peer
+                }
+                let Some(peer) = find_fd(&v, r.peer) else {
+                    fail(img, r, "bad peer", Errno(22))
+                };
+                pair(img, r, &peer, park_floor)
+                    .unwrap_or_else(|e| fail(img, r, "cannot rebuild the pipe or socketpair", e));
+                continue;
+            }
+            fd_kind::MEMFD => {
+                let seals = r.args[1];
+                let sealing = if seals & F_SEAL_SEAL == 0 {
+                    MFD_ALLOW_SEALING
+                } else {
+                    0
+                };
+                let name = c_string(path, &mut buf);
+                let fd = sys::memfd_create(&name[..name.len().min(250)], MFD_CLOEXEC | sealing)
+                    .or_else(|_| sys::memfd_create(b"kckpt\0", MFD_CLOEXEC | sealing))
+                    .unwrap_or_else(|e| fail(img, r, "memfd_create", e));
+                let filled = sys::ftruncate(fd, r.args[0])
+                    .and_then(|_| sys::sendfile_all(fd, img.fd, r.data_offset, r.data_len))
+                    .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
+                if let Err(e) = filled {
+                    fail(img, r, "cannot fill the memfd", e);
+                }
+                if sealing != 0 && seals != 0 {
+                    let _ = sys::fcntl(fd, F_ADD_SEALS, seals as usize);
+                }
+                fd
+            }
+            fd_kind::EVENTFD => {
+                let sem = if r.args[1] != 0 { 1 } else { 0 }; // EFD_SEMAPHORE
+                let fd =
+                    sys::eventfd(g::O_CLOEXEC | sem).unwrap_or_else(|e| fail(img, r, "eventfd", e));
+                if r.args[0] != 0 {
+                    if let Err(e) = sys::write(fd, &r.args[0].to_ne_bytes()) {
+                        fail(img, r, "cannot set the eventfd counter", e);
+                    }
+                }
+                fd
+            }
+            fd_kind::EPOLL => {
+                sys::epoll_create(g::O_CLOEXEC).unwrap_or_else(|e| fail(img, r, "epoll_create1", e))
+            }
+            fd_kind::TIMERFD => {
+                let fd = sys::timerfd_create(r.args[0] as u32, g::O_CLOEXEC)
+                    .unwrap_or_else(|e| fail(img, r, "timerfd_create", e));
+                if r.args[1] != 0 {
+                    if let Err(e) = sys::timerfd_settime(fd, r.args[1], r.args[2]) {
+                        fail(img, r, "timerfd_settime", e);
+                    }
+                }
+                if r.args[3] != 0 {
+                    // Expirations not read yet (needs CONFIG_CHECKPOINT_RESTORE).
+                    let _ = sys::timerfd_set_ticks(fd, r.args[3]);
+                }
+                fd
+            }
+            fd_kind::SIGNALFD => sys::signalfd(r.args[0], g::O_CLOEXEC)
+                .unwrap_or_else(|e| fail(img, r, "signalfd", e)),
+            _ => {
+                fd_msg(img, r)
+                    .s(": not saved (dumped with --skip-unsupported); restored as /dev/null")
+                    .warn();
+                open_dev_null().unwrap_or_else(|e| fail(img, r, "cannot open /dev/null", e))
+            }
+        };
+        place(tmp, r).unwrap_or_else(|e| fail(img, r, "cannot move it to its number", e));
+    }
+
+    for r in v.fds.iter().filter(|r| r.dup_of != FD_NO_DUP) {
+        let r = &r;
+        let cloexec = if r.fd_flags & fd_flags::CLOEXEC != 0 {
+            g::O_CLOEXEC
+        } else {
+            0
+        };
+        if let Err(e) = sys::dup3(r.dup_of as usize, r.fd as usize, cloexec) {
+            let mut m = fd_msg(img, r);
+            m.s(": cannot duplicate fd ")
+                .dec(r.dup_of.into())
+                .errno(e)
+                .fail();
+        }
+    }
+
+    for item in v.epoll.iter() {
+        let Some(target) = find_fd(&v, item.tfd) else {
+            continue;
+        };
+        if target.kind == fd_kind::PLACEHOLDER {
+            continue;
+        }
+        let r = sys::epoll_add(
+            item.epfd as usize,
+            item.tfd as usize,
+            item.events,
+            item.data,
+        );
+        if let (Err(e), Some(ep)) = (r, find_fd(&v, item.epfd)) {
+            let mut m = fd_msg(img, &ep);
+            m.s(": cannot watch fd ").dec(item.tfd.into());
+            if target.kind == fd_kind::INHERITED {
+                m.errno(e)
+                    .s(" (an inherited descriptor; not watched)")
+                    .warn();
+            } else {
+                m.errno(e).fail();
+            }
+        }
+    }
+
+    if let Some(fs) = v.fs {
+        let cwd = v.string(fs.cwd).unwrap_or(&[]);
+        let r = if fs.flags & fs_flags::CWD_DELETED != 0 {
+            Err(Errno(linux_raw_sys::errno::ENOENT))
+        } else {
+            sys::chdir(c_string(cwd, &mut buf))
+        };
+        if let Err(e) = r {
+            let mut m = Msg::new();
+            m.push(img.path)
+                .s(": cannot enter the working directory ")
+                .push(cwd)
+                .errno(e);
+            if !force {
+                m.s("; KCKPT_FORCE=1 or kckpt restore --force goes on without it")
+                    .fail();
+            }
+            m.s(" (forced: staying in the current directory)").warn();
+        }
+        let _ = sys::umask(fs.umask & 0o777);
+    }
+}
+
+/// Create a pipe or socketpair for `r` and `peer` (`r.fd < peer.fd`),
+/// refill what each end had not read yet, and put both ends in place.
+fn pair(img: &Image, r: &FdRecord, peer: &FdRecord, floor: usize) -> Result<(), Errno> {
+    let socket = r.kind == fd_kind::SOCKETPAIR;
+    let ends = sys::fd_pair(socket.then_some(r.args[0] as u32), g::O_CLOEXEC)?;
+    let (a, b) = (park(ends[0], floor)?, park(ends[1], floor)?);
+    // Pipe: ends[0] reads, ends[1] writes. Socketpair: `a` is `r`'s.
+    let (mine, theirs) = if !socket && r.flags & 3 == 1 {
+        (b, a)
+    } else {
+        (a, b)
+    };
+    if socket {
+        // What `r` had not read was sent by its peer, and the other way.
+        sys::sendfile_all(theirs, img.fd, r.data_offset, r.data_len)?;
+        sys::sendfile_all(mine, img.fd, peer.data_offset, peer.data_len)?;
+    } else {
+        let reader = if r.flags & 3 == 1 { peer } else { r };
+        if reader.args[0] != 0 {
+            let _ = sys::fcntl(b, F_SETPIPE_SZ, reader.args[0] as usize);
+        }
+        sys::sendfile_all(b, img.fd, reader.data_offset, reader.data_len)?;
+    }
+    place(mine, r)?;
+    place(theirs, peer)
+}
