@@ -11,6 +11,7 @@
 #![no_main]
 
 mod files;
+mod fill;
 mod ids;
 mod layout;
 mod load;
@@ -105,7 +106,14 @@ extern "C" fn stage2(sp: usize) -> ! {
         memory::reserve_scratch()?;
         let traced = tracer::start(nthreads, helper_pids)?;
         let _ = sys::set_sigmask(!0);
-        memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode)?;
+        // Helper threads read large runs in parallel; none in a new PID
+        // namespace, where their tids could be ones the process needs.
+        if !start.new_pid_ns {
+            fill::start();
+        }
+        let rebuilt = memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode);
+        fill::stop();
+        rebuilt?;
         state::restore(&img, &thread)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;

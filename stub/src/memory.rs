@@ -281,7 +281,7 @@ fn rebuild(
             .map_err(at("mapping saved pages", run.start))?;
         } else {
             // SAFETY: writes inside the VMA just created, which is writable.
-            let n = unsafe { sys::pread_raw(img.fd, dest, run.len as usize, run.offset) }
+            let n = unsafe { crate::fill::read(img.fd, dest, run.len as usize, run.offset) }
                 .map_err(at("reading saved pages", run.start))?;
             if n != run.len as usize {
                 return Err(Failure {

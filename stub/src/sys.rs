@@ -709,3 +709,21 @@ pub fn close_range(first: u32, last: u32) -> SysResult {
         )
     }
 }
+
+/// `sched_getaffinity(0, mask)`: the CPUs this thread may run on.
+pub fn sched_getaffinity(mask: &mut [u64; 16]) -> SysResult {
+    // SAFETY: the kernel writes at most `size_of_val(mask)` bytes.
+    unsafe {
+        sc(
+            g::__NR_sched_getaffinity,
+            [
+                0,
+                core::mem::size_of_val(mask),
+                mask.as_mut_ptr() as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+}

@@ -1,0 +1,201 @@
+//! Reading large stored runs with several threads.
+//!
+//! Restoring memory is bound by the first touch of fresh pages and by the
+//! copy out of the page cache, both per CPU. [`start`] creates up to
+//! [`MAX_WORKERS`] helper threads (one fewer than the CPUs the stub may run
+//! on); [`read`] splits a run of at least [`SPLIT_MIN`] bytes between them
+//! and the calling thread; [`stop`] ends them before the process's own
+//! threads are created. Without workers, [`read`] is a plain `pread`.
+#![allow(unsafe_code)] // Worker threads share the stub's memory.
+
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use linux_raw_sys::general as g;
+
+use crate::statics::StaticBuf;
+use crate::sys::{self, Errno};
+
+/// Most helper threads.
+pub const MAX_WORKERS: usize = 3;
+/// Runs shorter than this are read by the calling thread alone.
+pub const SPLIT_MIN: usize = 32 << 20;
+const STACK_LEN: usize = 64 << 10;
+const FUTEX_WAIT: u32 = 0;
+const FUTEX_WAKE: u32 = 1;
+
+const IDLE: u32 = 0;
+const WORK: u32 = 1;
+const DONE: u32 = 2;
+const EXIT: u32 = 3;
+const GONE: u32 = 4;
+
+/// One worker's job and state.
+struct Slot {
+    state: AtomicU32,
+    fd: AtomicUsize,
+    dest: AtomicUsize,
+    len: AtomicUsize,
+    offset: AtomicU64,
+    /// Bytes read, or a negative errno.
+    result: AtomicI64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // Used only to build SLOTS.
+const SLOT: Slot = Slot {
+    state: AtomicU32::new(IDLE),
+    fd: AtomicUsize::new(0),
+    dest: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    offset: AtomicU64::new(0),
+    result: AtomicI64::new(0),
+};
+static SLOTS: [Slot; MAX_WORKERS] = [SLOT; MAX_WORKERS];
+static WORKERS: AtomicUsize = AtomicUsize::new(0);
+static STACKS: StaticBuf<{ MAX_WORKERS * STACK_LEN }> = StaticBuf::new();
+
+const THREAD_FLAGS: u32 = g::CLONE_VM
+    | g::CLONE_FS
+    | g::CLONE_FILES
+    | g::CLONE_SIGHAND
+    | g::CLONE_THREAD
+    | g::CLONE_SYSVSEM;
+
+/// CPUs this process may run on (1 if unknown).
+fn cpus() -> usize {
+    let mut mask = [0u64; 16];
+    match sys::sched_getaffinity(&mut mask) {
+        Ok(_) => mask
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum::<usize>()
+            .max(1),
+        Err(_) => 1,
+    }
+}
+
+/// Start the helper threads (none on one CPU). Failures only mean fewer
+/// helpers.
+pub fn start() {
+    let want = cpus().saturating_sub(1).min(MAX_WORKERS);
+    let Some(stacks) = STACKS.take() else { return };
+    let mut made = 0;
+    for i in 0..want {
+        let top = stacks.as_ptr() as usize + (i + 1) * STACK_LEN;
+        // SAFETY: the top of worker `i`'s own stack in `.bss`, used by
+        // nothing else; `worker` never returns.
+        let sp = unsafe { kckpt_arch::jump::thread_stack(top, worker, i) };
+        // SAFETY: a thread sharing this address space on the stack just
+        // prepared; it only touches its slot and the memory it is told to
+        // fill.
+        let r = unsafe {
+            kckpt_arch::jump::clone_thread(
+                g::__NR_clone as usize,
+                [THREAD_FLAGS as usize, sp, 0, 0, 0],
+            )
+        };
+        if r < 0 {
+            break;
+        }
+        made += 1;
+    }
+    WORKERS.store(made, Ordering::Release);
+}
+
+fn wait_while(word: &AtomicU32, value: u32) {
+    while word.load(Ordering::Acquire) == value {
+        let _ = sys::futex(word, FUTEX_WAIT, value);
+    }
+}
+
+fn set(word: &AtomicU32, value: u32) {
+    word.store(value, Ordering::Release);
+    let _ = sys::futex(word, FUTEX_WAKE, 1);
+}
+
+extern "C" fn worker(i: usize) -> ! {
+    let slot = &SLOTS[i];
+    loop {
+        wait_while(&slot.state, IDLE);
+        match slot.state.load(Ordering::Acquire) {
+            WORK => {
+                // SAFETY: the main thread handed this range of a freshly
+                // created writable VMA to this worker alone and waits for
+                // DONE before it touches the VMA again.
+                let r = unsafe {
+                    sys::pread_raw(
+                        slot.fd.load(Ordering::Acquire),
+                        slot.dest.load(Ordering::Acquire),
+                        slot.len.load(Ordering::Acquire),
+                        slot.offset.load(Ordering::Acquire),
+                    )
+                };
+                let r = match r {
+                    Ok(n) => n as i64,
+                    Err(e) => -i64::from(e.0),
+                };
+                slot.result.store(r, Ordering::Release);
+                set(&slot.state, DONE);
+            }
+            EXIT => {
+                set(&slot.state, GONE);
+                sys::exit_thread(0);
+            }
+            _ => wait_while(&slot.state, DONE),
+        }
+    }
+}
+
+/// Read `len` bytes of `fd` at `offset` into memory at `dest`, split
+/// between the workers when the run is large; returns the bytes read.
+///
+/// # Safety
+/// `[dest, dest + len)` must be writable memory nothing else uses.
+pub unsafe fn read(fd: usize, dest: usize, len: usize, offset: u64) -> Result<usize, Errno> {
+    let workers = WORKERS.load(Ordering::Acquire);
+    if workers == 0 || len < SPLIT_MIN {
+        // SAFETY: forwarded to the caller.
+        return unsafe { sys::pread_raw(fd, dest, len, offset) };
+    }
+    let page = 4096usize;
+    let share = (len / (workers + 1)).next_multiple_of(page);
+    for (i, slot) in SLOTS[..workers].iter().enumerate() {
+        let at = (i + 1) * share;
+        let n = share.min(len.saturating_sub(at));
+        slot.fd.store(fd, Ordering::Release);
+        slot.dest.store(dest + at.min(len), Ordering::Release);
+        slot.len.store(n, Ordering::Release);
+        slot.offset
+            .store(offset + at.min(len) as u64, Ordering::Release);
+        set(&slot.state, WORK);
+    }
+    // SAFETY: the first share is the caller's range, not handed out.
+    let mine = unsafe { sys::pread_raw(fd, dest, share.min(len), offset) };
+    let mut total = 0usize;
+    let mut error = None;
+    for slot in &SLOTS[..workers] {
+        wait_while(&slot.state, WORK);
+        let r = slot.result.load(Ordering::Acquire);
+        slot.state.store(IDLE, Ordering::Release);
+        if r < 0 {
+            error = Some(Errno((-r) as u32));
+        } else {
+            total += r as usize;
+        }
+    }
+    let mine = mine?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(mine + total)
+}
+
+/// End the workers and wait until none runs stub code any more.
+pub fn stop() {
+    let workers = WORKERS.swap(0, Ordering::AcqRel);
+    for slot in &SLOTS[..workers] {
+        set(&slot.state, EXIT);
+    }
+    for slot in &SLOTS[..workers] {
+        wait_while(&slot.state, EXIT);
+    }
+}
