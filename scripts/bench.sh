@@ -108,7 +108,7 @@ bench() {
         return
     fi
     echo "== $label: $(basename "$prog") ${args[*]}" >&2
-    "$prog" "${args[@]}" > "$dir/orig.log" &
+    without_extra_fds "$prog" "${args[@]}" > "$dir/orig.log" &
     local pid=$!
     pids+=("$pid")
     wait_line "$dir/orig.log" "$ready_re" 600 || { echo "$prog did not get ready" >&2; exit 1; }

@@ -32,7 +32,7 @@ say "building the counter test program"
 cc -O2 -o "$work/counter" tests/programs/counter.c
 
 say "starting counter (prints a count every 100 ms)"
-"$work/counter" > "$work/counter.log" &
+without_extra_fds "$work/counter" > "$work/counter.log" &
 pid=$!
 sleep 1
 tail -n 3 "$work/counter.log"

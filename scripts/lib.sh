@@ -66,3 +66,18 @@ ensure_rust() {
         return 1
     fi
 }
+
+# without_extra_fds CMD... &: run CMD in the background with only
+# descriptors 0-2 open. A program started with a stray descriptor inherited
+# from the calling shell (a pipe to some other process) is, correctly,
+# refused by `kckpt dump`. Always call it with `&`: it closes the
+# descriptors of, and then replaces, the background subshell bash forks for
+# it (so `$!` is CMD's pid).
+without_extra_fds() {
+    local fd n
+    for fd in /proc/$BASHPID/fd/*; do
+        n=${fd##*/}
+        if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-"; fi
+    done
+    exec "$@"
+}
