@@ -26,16 +26,26 @@ fn pipeline_case(binfmt: bool) {
     let last = count(&p, &last);
     assert!(last >= 300, "last count {last}");
 
-    let info = run(
-        std::process::Command::new(kckpt()).arg("info").arg(&image),
+    // Eight messages of 16 bytes are always in flight and each thread holds
+    // at most one: at least six sit unread in the socket queues.
+    let out = run(
+        std::process::Command::new(kckpt())
+            .args(["info", "--json"])
+            .arg(&image),
         CMD_TIMEOUT,
     );
-    let text = String::from_utf8_lossy(&info.stdout);
-    assert!(
-        text.lines().filter(|l| l.contains("socketpair")).count() == 2,
-        "two socketpair ends in the image:\n{}",
-        show(&info)
-    );
+    assert!(out.status.success(), "kckpt info: {}", show(&out));
+    let info: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("kckpt info --json prints JSON");
+    let ends: Vec<&serde_json::Value> = info["files"]["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .filter(|f| f["kind"] == "socketpair")
+        .collect();
+    assert_eq!(ends.len(), 2, "two socketpair ends: {info}");
+    let unread: u64 = ends.iter().filter_map(|f| f["data_bytes"].as_u64()).sum();
+    assert!(unread >= 6 * 16, "{unread} unread bytes saved: {info}");
 
     let mut r = if binfmt {
         restore_binfmt(&image)

@@ -6,7 +6,9 @@
 //! process-wide ones. After the restore each thread unblocks and receives
 //! exactly what an uncheckpointed run receives — same thread, signal,
 //! si_code, value and sender — whether the threads get their saved tids or
-//! new ones (binfmt in a user namespace cannot choose tids).
+//! new ones (binfmt in a user namespace cannot choose tids; with
+//! `--leave-running` the saved tids are still taken). A target dumped with
+//! `--leave-running` still has them all.
 
 mod common;
 
@@ -49,14 +51,43 @@ fn reference() -> Vec<String> {
     got
 }
 
-fn thread_signals_case(binfmt: bool) {
+/// Thread ids of `pid`, sorted.
+fn tasks(pid: i32) -> Vec<i32> {
+    let mut t: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    t.sort_unstable();
+    t
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Case {
+    /// Default dump (kill), `kckpt restore`.
+    Kill,
+    /// Default dump, `./IMAGE` through binfmt_misc in a user namespace.
+    Binfmt,
+    /// `--leave-running`: the target goes on; `kckpt restore` while it
+    /// still holds every saved tid.
+    LeaveRunning,
+}
+
+fn thread_signals_case(case: Case) {
     let ref_got = reference();
     let dir = TestDir::new("threadsig");
     let image = dir.join("threadsig.kckpt");
     let mut p = Proc::start(prog::THREADSIG, &[]);
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
-    dump_kills(&mut p, &image);
+    let saved_tids = tasks(p.pid());
+    assert_eq!(saved_tids.len(), 3, "{saved_tids:?}");
+    if case == Case::LeaveRunning {
+        dump(p.pid(), &image, true);
+    } else {
+        dump_kills(&mut p, &image);
+    }
 
     let out = run(
         Command::new(kckpt()).args(["info", "--json"]).arg(&image),
@@ -68,26 +99,47 @@ fn thread_signals_case(binfmt: bool) {
     let pending = info["pending_signals"].as_array().expect("pending_signals");
     assert_eq!(pending.len(), 8, "{info}");
 
-    let mut r = if binfmt {
+    let mut r = if case == Case::Binfmt {
         restore_binfmt(&image)
     } else {
         restore(&image)
     };
     r.wait_restored(&cmdline);
+    if case == Case::LeaveRunning {
+        let now = tasks(r.pid());
+        assert_eq!(now.len(), 3, "{now:?}");
+        assert!(
+            now.iter().all(|t| !saved_tids.contains(t)),
+            "the saved tids {saved_tids:?} are taken, yet the restored threads have {now:?}"
+        );
+    }
     let got = deliveries(&mut r);
     if got != ref_got {
         r.fail(&format!(
             "deliveries after restore:\n{got:#?}\nexpected:\n{ref_got:#?}"
         ));
     }
+    if case == Case::LeaveRunning {
+        let got = deliveries(&mut p);
+        if got != ref_got {
+            p.fail(&format!(
+                "deliveries in the target left running:\n{got:#?}\nexpected:\n{ref_got:#?}"
+            ));
+        }
+    }
 }
 
 #[test]
 fn pending_signals_of_every_thread_survive() {
-    thread_signals_case(false);
+    thread_signals_case(Case::Kill);
 }
 
 #[test]
-fn pending_signals_of_every_thread_survive_binfmt_new_tids() {
-    thread_signals_case(true);
+fn pending_signals_of_every_thread_survive_binfmt() {
+    thread_signals_case(Case::Binfmt);
+}
+
+#[test]
+fn pending_signals_of_every_thread_survive_leave_running_new_tids() {
+    thread_signals_case(Case::LeaveRunning);
 }
