@@ -29,6 +29,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PROCSTATE", "procstate.c", &["-fPIE", "-pie"]),
     ("FILES_LOG", "files_log.c", &["-fPIE", "-pie"]),
     ("FILES_EPOLL", "files_epoll.c", &["-fPIE", "-pie"]),
+    ("THREADSIG", "threadsig.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
 ];
 
 fn main() {

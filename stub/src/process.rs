@@ -12,7 +12,9 @@
 //!    to the areas being rebuilt);
 //! 3. pending signals, queued to this process (`rt_sigqueueinfo`) or this
 //!    thread (`rt_tgsigqueueinfo`) with their saved siginfo, while every
-//!    signal is blocked; they are delivered once the saved mask allows it;
+//!    signal is blocked; they are delivered once the saved mask allows it.
+//!    Each other thread queues its own ([`queue_own`], from
+//!    `threads::thread_main`) once it exists, before it reports ready;
 //! 4. dumpable (`PR_SET_DUMPABLE`; the value 2 cannot be set by prctl and
 //!    stays 1), then no_new_privs, which cannot be undone, last.
 //!
@@ -71,17 +73,29 @@ pub fn restore(img: &Image, main_tid: u32) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Queue the saved pending signals again, in their saved order.
+/// Queue the saved pending signals of the main thread (saved tid
+/// `main_tid`) and of the process again, in their saved order.
 fn queue_pending(img: &Image, main_tid: u32) -> Result<(), Failure> {
+    queue_own(img, main_tid, true)
+}
+
+/// Queue the saved pending signals of the calling thread, whose saved tid
+/// is `saved_tid` (it may have a new one), with `rt_tgsigqueueinfo` to its
+/// current tid, in saved order; with `shared`, also those of the
+/// process-wide queue (`rt_sigqueueinfo`; only the main thread may, since
+/// the kernel lets a process queue a signal with a kernel-reserved
+/// `si_code` such as `SI_USER` or `SI_TKILL` only to the caller itself).
+/// Call while every signal is blocked.
+pub fn queue_own(img: &Image, saved_tid: u32, shared: bool) -> Result<(), Failure> {
     let tgid = sys::getpid();
     let tid = xsys::gettid();
     for s in img.view.pending.iter() {
-        let to = if s.tid == PENDING_SHARED {
+        let to = if s.tid == PENDING_SHARED && shared {
             0
-        } else if s.tid == main_tid {
+        } else if s.tid == saved_tid && s.tid != PENDING_SHARED {
             tid
         } else {
-            continue; // another thread's queue: restored with that thread
+            continue; // another thread's queue: queued by that thread
         };
         xsys::queue_signal(tgid, to, s.signo, &s.siginfo)
             .map_err(failed("queueing a pending signal", u64::from(s.signo)))?;

@@ -3,8 +3,9 @@
 //! saved thread (`clone3` with `set_tid` = the saved tid when the kernel
 //! allows it, else plain `clone`), each on a small stack in its slot of the
 //! window. Each thread restores its own kernel state (thread pointer,
-//! clear-child-tid, rseq), builds its signal frame in its slot, reports
-//! ready and waits on a futex until the main thread releases them all
+//! clear-child-tid, rseq), queues its own saved pending signals to its
+//! (possibly new) tid, builds its signal frame in its slot, reports ready
+//! and waits on a futex until the main thread releases them all
 //! ([`release`], right before its own `rt_sigreturn`). With the tracer
 //! attached, every thread then stops at its `int3` and the tracer lets them
 //! all through `rt_sigreturn` before it unmaps the window.
@@ -215,6 +216,9 @@ extern "C" fn thread_main(arg: usize) -> ! {
     let thread = state::thread_state_at(img, st.index);
     let result = (|| -> Result<core::convert::Infallible, Failure> {
         state::restore_thread(&thread.record)?;
+        // Its own pending signals, to its (possibly new) tid, while every
+        // signal is still blocked.
+        crate::process::queue_own(img, thread.record.tid, false)?;
         // SAFETY: the frame half of this thread's slot, used by no one else.
         let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
         let sp = state::build_frame(img, &thread, buf, st.frame, st.index, st.traced)?;

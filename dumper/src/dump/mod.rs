@@ -391,6 +391,8 @@ fn write_image(
     output: &Path,
     files: files::Files,
 ) -> Result<DumpSummary> {
+    // Before any system call runs in the target (it could dequeue some).
+    let pending = process::pending_signals(tracees)?;
     let (tracee, others) = tracees.split_first_mut().ok_or(Error::NoProcess(0))?;
     let pid = tracee.pid();
     let page = page_size();
@@ -403,8 +405,6 @@ fn write_image(
             (xcr0, xstate_size) = (x, s);
         }
     }
-    // Before any system call runs in the target (it could dequeue some).
-    let pending = process::pending_signals(tracee, pid as u32)?;
 
     // Memory map and the vDSO (its bytes are hashed; its `syscall`
     // instruction runs the dumper's system calls).

@@ -1,9 +1,10 @@
 //! Process state beyond memory and handlers (format 1.1): resource limits
 //! (`/proc/PID/limits`), personality (`/proc/PID/personality`),
 //! no_new_privs (`/proc/PID/status`), dumpable (`prctl(PR_GET_DUMPABLE)`
-//! run inside the target), and the pending signals of both queues with
-//! their siginfo (`PTRACE_PEEKSIGINFO`), completed from the `SigPnd` and
-//! `ShdPnd` masks for signals the kernel queued without a siginfo.
+//! run inside the target), and the pending signals of every thread's queue
+//! and of the process-wide one with their siginfo (`PTRACE_PEEKSIGINFO`),
+//! completed from the `SigPnd` and `ShdPnd` masks for signals the kernel
+//! queued without a siginfo.
 
 use kckpt_image::records::{
     PendingSignalRecord, ProcessRecord, RlimitRecord, PENDING_SHARED, RLIMIT_COUNT, RLIM_INFINITY,
@@ -118,21 +119,41 @@ fn queue_records(tid: u32, queued: Vec<[u8; 128]>, mask: u64) -> Vec<PendingSign
     out
 }
 
-/// The pending signals of the (single) thread `tid` and of the process,
-/// thread queue first. Call before running anything in the target.
-pub fn pending_signals(tracee: &Tracee, tid: u32) -> Result<Vec<PendingSignalRecord>> {
-    let pid = tracee.pid();
-    let status = String::from_utf8_lossy(&procfs::read(pid, "status")?).into_owned();
-    let mask = |key| {
-        status_field(&status, key)
+/// The pending signals of every thread's own queue (in the order of
+/// `tracees`, main thread first) and then of the process-wide queue. Each
+/// thread queue comes from `PTRACE_PEEKSIGINFO` on that thread, completed
+/// with `SigPnd` of `/proc/PID/task/TID/status`; the shared one with
+/// `PTRACE_PEEKSIGINFO_SHARED` and `ShdPnd`. Call before running anything
+/// in the target (it could dequeue some).
+pub fn pending_signals(tracees: &[Tracee]) -> Result<Vec<PendingSignalRecord>> {
+    let Some(main) = tracees.first() else {
+        return Ok(Vec::new());
+    };
+    let pid = main.pid();
+    let mask = |status: &str, key| {
+        status_field(status, key)
             .and_then(|v| u64::from_str_radix(v, 16).ok())
             .unwrap_or(0)
     };
-    let mut out = queue_records(tid, tracee.peek_siginfo(false)?, mask("SigPnd"));
+    let mut out = Vec::new();
+    let mut shared_mask = 0;
+    for t in tracees {
+        let tid = t.pid();
+        let status = procfs::read(pid, &format!("task/{tid}/status"))?;
+        let status = String::from_utf8_lossy(&status);
+        if tid == pid {
+            shared_mask = mask(&status, "ShdPnd");
+        }
+        out.extend(queue_records(
+            tid as u32,
+            t.peek_siginfo(false)?,
+            mask(&status, "SigPnd"),
+        ));
+    }
     out.extend(queue_records(
         PENDING_SHARED,
-        tracee.peek_siginfo(true)?,
-        mask("ShdPnd"),
+        main.peek_siginfo(true)?,
+        shared_mask,
     ));
     Ok(out)
 }

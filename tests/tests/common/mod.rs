@@ -63,6 +63,10 @@ pub mod prog {
     pub const FILES_LOG: &str = env!("KCKPT_PROG_FILES_LOG");
     /// `files_epoll.c`.
     pub const FILES_EPOLL: &str = env!("KCKPT_PROG_FILES_EPOLL");
+    /// `threadsig.c`.
+    pub const THREADSIG: &str = env!("KCKPT_PROG_THREADSIG");
+    /// `pingpong.c`.
+    pub const PINGPONG: &str = env!("KCKPT_PROG_PINGPONG");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
