@@ -29,6 +29,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PROCSTATE", "procstate.c", &["-fPIE", "-pie"]),
     ("FILES_LOG", "files_log.c", &["-fPIE", "-pie"]),
     ("FILES_EPOLL", "files_epoll.c", &["-fPIE", "-pie"]),
+    ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

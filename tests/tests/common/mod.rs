@@ -63,6 +63,9 @@ pub mod prog {
     pub const FILES_LOG: &str = env!("KCKPT_PROG_FILES_LOG");
     /// `files_epoll.c`.
     pub const FILES_EPOLL: &str = env!("KCKPT_PROG_FILES_EPOLL");
+    /// `holder.c`: holds one resource kckpt refuses (UDP socket, inotify,
+    /// io_uring, ptrace, seccomp, SysV semaphore or message queue).
+    pub const HOLDER: &str = env!("KCKPT_PROG_HOLDER");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
