@@ -31,6 +31,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("FILES_EPOLL", "files_epoll.c", &["-fPIE", "-pie"]),
     ("THREADSIG", "threadsig.c", &["-fPIE", "-pie", "-lpthread"]),
     ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
 ];
 
 fn main() {

@@ -48,3 +48,11 @@ pub fn sockopt_int(fd: RawFd, opt: libc::c_int) -> nix::Result<i32> {
     Errno::result(r)?;
     Ok(v)
 }
+
+/// `semctl(semid, semnum, GETPID)`: the pid of the last `semop` on that
+/// semaphore (0: none), `None` if the set cannot be read.
+pub fn sem_last_pid(semid: i32, semnum: i32) -> Option<i32> {
+    // SAFETY: GETPID takes no fourth argument and writes no memory.
+    let r = unsafe { libc::semctl(semid, semnum, libc::GETPID) };
+    (r >= 0).then_some(r)
+}

@@ -261,14 +261,126 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         out.push(format!("child process {}", children.join(", ")));
     }
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    if let Some(mode) = fdinfo_field(&status, "Seccomp") {
-        if mode != "0" {
-            out.push("seccomp filter".to_owned());
+    match fdinfo_field(&status, "Seccomp") {
+        Some("1") => out.push("seccomp strict mode".to_owned()),
+        Some("0") | None => {}
+        Some(_) => out.push("seccomp filter".to_owned()),
+    }
+    let tids = task_ids(pid);
+    let mut traced: Vec<i32> = Vec::new();
+    for (tid, tracer) in all_tracers() {
+        if tids.contains(&tracer) && !traced.contains(&tid) {
+            traced.push(tid);
         }
+    }
+    traced.sort_unstable();
+    for tid in traced {
+        out.push(format!("ptrace of pid {tid}"));
     }
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
     if maps.lines().any(|l| l.contains(" /SYSV")) {
-        out.push("SysV shared memory".to_owned());
+        out.push("SysV shared memory attached".to_owned());
+    }
+    out.extend(sysv_ipc(pid));
+    out
+}
+
+/// The thread ids of `pid` (`/proc/PID/task`).
+fn task_ids(pid: i32) -> Vec<i32> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// `(tid, TracerPid)` of every traced task of the system (the tasks this
+/// process can see in `/proc`).
+fn all_tracers() -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    let procs = fs::read_dir("/proc").into_iter().flatten().flatten();
+    for p in procs.filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok()) {
+        for tid in task_ids(p) {
+            let status =
+                fs::read_to_string(format!("/proc/{p}/task/{tid}/status")).unwrap_or_default();
+            let tracer = dec(fdinfo_field(&status, "TracerPid")) as i32;
+            if tracer != 0 {
+                out.push((tid, tracer));
+            }
+        }
+    }
+    out
+}
+
+/// A thread of `pid` that another process traces, with that tracer's pid
+/// and command name: `PTRACE_SEIZE` would fail with `EPERM`.
+pub fn traced_by(pid: i32) -> Option<(i32, i32, String)> {
+    task_ids(pid).into_iter().find_map(|tid| {
+        let status =
+            fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+        let tracer = dec(fdinfo_field(&status, "TracerPid")) as i32;
+        (tracer != 0).then(|| {
+            let comm = fs::read_to_string(format!("/proc/{tracer}/comm")).unwrap_or_default();
+            (tid, tracer, comm.trim().to_owned())
+        })
+    })
+}
+
+/// SysV IPC objects the process last used, in its IPC namespace as
+/// `/proc/sysvipc` shows it to the dumper: semaphore sets whose last
+/// `semop` it ran (`semctl GETPID`; its `SEM_UNDO` entries are not visible
+/// anywhere), message queues it last sent to or received from (`lspid`,
+/// `lrpid`), shared memory segments it created or last attached or
+/// detached (`cpid`, `lpid`). Nothing when the target is in another IPC
+/// namespace.
+///
+/// `kcmp(KCMP_SYSVSEM)` cannot tell whether the process holds undo
+/// entries: every process that ever created a thread has an undo list
+/// (`copy_semundo` allocates one for `CLONE_SYSVSEM`), used or not.
+fn sysv_ipc(pid: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    let me = fs::read_link("/proc/self/ns/ipc").ok();
+    if me.is_none() || me != fs::read_link(format!("/proc/{pid}/ns/ipc")).ok() {
+        return out;
+    }
+    let rows = |name: &str| -> Vec<Vec<i64>> {
+        let text = fs::read_to_string(format!("/proc/sysvipc/{name}")).unwrap_or_default();
+        text.lines()
+            .skip(1)
+            .map(|l| {
+                l.split_whitespace()
+                    .map(|w| w.parse().unwrap_or(-1))
+                    .collect()
+            })
+            .collect()
+    };
+    let col = |r: &Vec<i64>, i: usize| r.get(i).copied().unwrap_or(-1);
+    let pid = i64::from(pid);
+    // key semid perms nsems ...
+    for r in rows("sem") {
+        let (id, n) = (col(&r, 1) as i32, col(&r, 3) as i32);
+        if (0..n).any(|i| fdsys::sem_last_pid(id, i).map(i64::from) == Some(pid)) {
+            out.push(format!("SysV semaphore set {id} (its last semop)"));
+        }
+    }
+    // key msqid perms cbytes qnum lspid lrpid ...
+    for r in rows("msg") {
+        if col(&r, 5) == pid || col(&r, 6) == pid {
+            out.push(format!(
+                "SysV message queue {} (its last msgsnd or msgrcv)",
+                col(&r, 1)
+            ));
+        }
+    }
+    // key shmid perms size cpid lpid ...
+    for r in rows("shm") {
+        if col(&r, 4) == pid || col(&r, 5) == pid {
+            out.push(format!(
+                "SysV shared memory segment {} (created or last attached by it)",
+                col(&r, 1)
+            ));
+        }
     }
     out
 }

@@ -65,7 +65,31 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     }
     let mut tmp = TempImage::create(output)?;
     let _signals = DeferSignals::block();
-    let mut tracees = threads::seize_all(pid)?;
+    let traced = |tid: i32, tracer: i32, comm: &str| Error::Unsupported {
+        pid,
+        reason: format!(
+            "ptrace: {} is traced by pid {tracer} ({comm}), which must detach first",
+            if tid == pid {
+                "it".to_owned()
+            } else {
+                format!("its thread {tid}")
+            }
+        ),
+    };
+    if let Some((tid, tracer, comm)) = files::traced_by(pid) {
+        return Err(traced(tid, tracer, &comm));
+    }
+    let mut tracees = threads::seize_all(pid).map_err(|e| match (&e, files::traced_by(pid)) {
+        // Someone attached between the check and the seize.
+        (
+            Error::Trace {
+                source: nix::errno::Errno::EPERM,
+                ..
+            },
+            Some((tid, tracer, comm)),
+        ) if tracer != std::process::id() as i32 => traced(tid, tracer, &comm),
+        _ => e,
+    })?;
     let files = files::collect(pid, options.skip_unsupported)?;
     let file = tmp.take_file();
     let sink = memory::DataSink::new(

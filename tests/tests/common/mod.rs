@@ -67,6 +67,9 @@ pub mod prog {
     pub const THREADSIG: &str = env!("KCKPT_PROG_THREADSIG");
     /// `pingpong.c`.
     pub const PINGPONG: &str = env!("KCKPT_PROG_PINGPONG");
+    /// `holder.c`: holds one resource kckpt refuses (UDP socket, inotify,
+    /// io_uring, ptrace, seccomp, SysV semaphore or message queue).
+    pub const HOLDER: &str = env!("KCKPT_PROG_HOLDER");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).

@@ -1,0 +1,120 @@
+/* holder MODE [ARG]: holds one resource kckpt refuses to dump (issue 3),
+   prints a ready line, then "tick N link L" every 100 ms, where L is
+   readlink(/proc/self/fd/FD) of the descriptor holding it ("-" when the
+   resource is not a descriptor).
+
+   MODE       resource                                   ready line
+   udp        UDP socket bound to 127.0.0.1              ready fd N
+   inotify    inotify instance watching /tmp             ready fd N
+   io_uring   io_uring instance (raw io_uring_setup)     ready fd N
+   tracer P   PTRACE_SEIZE of pid P                      ready
+   seccomp    allow-all seccomp filter (after            ready
+              PR_SET_NO_NEW_PRIVS)
+   sem_undo   SysV semaphore set, semop with SEM_UNDO    ready id N
+   msgq       SysV message queue holding one message     ready id N
+
+   A setup failure prints "FAILED <what>: <error>" and exits 2 (io_uring:
+   with the value of /proc/sys/kernel/io_uring_disabled). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/io_uring.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/sem.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static void fail(const char *what) {
+    printf("FAILED %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2) {
+        printf("usage: holder MODE [ARG]\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    int fd = -1;
+    if (!strcmp(mode, "udp")) {
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0) fail("socket");
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("bind");
+        printf("ready fd %d\n", fd);
+    } else if (!strcmp(mode, "inotify")) {
+        fd = inotify_init1(0);
+        if (fd < 0) fail("inotify_init1");
+        if (inotify_add_watch(fd, "/tmp", IN_CREATE) < 0) fail("inotify_add_watch");
+        printf("ready fd %d\n", fd);
+    } else if (!strcmp(mode, "io_uring")) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        fd = syscall(__NR_io_uring_setup, 4, &p);
+        if (fd < 0) {
+            int e = errno;
+            char v[16] = "?";
+            FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+            if (f) {
+                if (!fgets(v, sizeof v, f)) strcpy(v, "?");
+                v[strcspn(v, "\n")] = 0;
+                fclose(f);
+            }
+            printf("FAILED io_uring_setup: %s (io_uring_disabled=%s)\n", strerror(e), v);
+            return 2;
+        }
+        printf("ready fd %d\n", fd);
+    } else if (!strcmp(mode, "tracer") && argc > 2) {
+        if (ptrace(PTRACE_SEIZE, atoi(argv[2]), 0, 0) != 0) fail("PTRACE_SEIZE");
+        printf("ready\n");
+    } else if (!strcmp(mode, "seccomp")) {
+        struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+        struct sock_fprog prog = {.len = 1, .filter = allow};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail("PR_SET_SECCOMP");
+        printf("ready\n");
+    } else if (!strcmp(mode, "sem_undo")) {
+        int id = semget(IPC_PRIVATE, 1, 0600);
+        if (id < 0) fail("semget");
+        struct sembuf op = {.sem_num = 0, .sem_op = 1, .sem_flg = SEM_UNDO};
+        if (semop(id, &op, 1) != 0) fail("semop");
+        printf("ready id %d\n", id);
+    } else if (!strcmp(mode, "msgq")) {
+        int id = msgget(IPC_PRIVATE, 0600);
+        if (id < 0) fail("msgget");
+        struct {
+            long type;
+            char text[8];
+        } m = {1, "hello"};
+        if (msgsnd(id, &m, sizeof m.text, 0) != 0) fail("msgsnd");
+        printf("ready id %d\n", id);
+    } else {
+        printf("unknown mode %s\n", mode);
+        return 2;
+    }
+    char path[64], link[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    for (unsigned long n = 1;; n++) {
+        const char *l = "-";
+        if (fd >= 0) {
+            ssize_t k = readlink(path, link, sizeof link - 1);
+            link[k < 0 ? 0 : k] = 0;
+            l = k < 0 ? "<closed>" : link;
+        }
+        printf("tick %lu link %s\n", n, l);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
