@@ -38,6 +38,9 @@ struct Slot {
     offset: AtomicU64,
     /// Bytes read, or a negative errno.
     result: AtomicI64,
+    /// Non-zero while the thread exists: the kernel clears it when the
+    /// thread has exited (`CLONE_CHILD_CLEARTID`).
+    alive: AtomicU32,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // Used only to build SLOTS.
@@ -48,6 +51,7 @@ const SLOT: Slot = Slot {
     len: AtomicUsize::new(0),
     offset: AtomicU64::new(0),
     result: AtomicI64::new(0),
+    alive: AtomicU32::new(0),
 };
 static SLOTS: [Slot; MAX_WORKERS] = [SLOT; MAX_WORKERS];
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
@@ -84,16 +88,19 @@ pub fn start() {
         // SAFETY: the top of worker `i`'s own stack in `.bss`, used by
         // nothing else; `worker` never returns.
         let sp = unsafe { kckpt_arch::jump::thread_stack(top, worker, i) };
+        let alive = &SLOTS[i].alive;
+        alive.store(1, Ordering::Release);
+        let args = kckpt_arch::jump::clone_args_clearing_tid(
+            THREAD_FLAGS as usize,
+            sp,
+            alive.as_ptr() as usize,
+        );
         // SAFETY: a thread sharing this address space on the stack just
         // prepared; it only touches its slot and the memory it is told to
-        // fill.
-        let r = unsafe {
-            kckpt_arch::jump::clone_thread(
-                g::__NR_clone as usize,
-                [THREAD_FLAGS as usize, sp, 0, 0, 0],
-            )
-        };
+        // fill, and `stop` waits for its exit before the window can go.
+        let r = unsafe { kckpt_arch::jump::clone_thread(g::__NR_clone as usize, args) };
         if r < 0 {
+            alive.store(0, Ordering::Release);
             break;
         }
         made += 1;
@@ -189,13 +196,20 @@ pub unsafe fn read(fd: usize, dest: usize, len: usize, offset: u64) -> Result<us
     Ok(mine + total)
 }
 
-/// End the workers and wait until none runs stub code any more.
+/// End the workers and wait until they have exited: none may run stub
+/// code once the window is unmapped.
 pub fn stop() {
     let workers = WORKERS.swap(0, Ordering::AcqRel);
     for slot in &SLOTS[..workers] {
         set(&slot.state, EXIT);
     }
     for slot in &SLOTS[..workers] {
-        wait_while(&slot.state, EXIT);
+        loop {
+            let v = slot.alive.load(Ordering::Acquire);
+            if v == 0 {
+                break;
+            }
+            let _ = sys::futex(&slot.alive, FUTEX_WAIT, v);
+        }
     }
 }

@@ -128,3 +128,12 @@ pub unsafe fn clone_thread(nr: usize, args: [usize; 5]) -> isize {
     }
     ret
 }
+
+/// The `clone` arguments (for [`clone_thread`]) of a thread on the stack
+/// prepared at `sp` whose tid word at `clear_tid` the kernel sets to 0 (and
+/// futex-wakes) once the thread has exited (`CLONE_CHILD_CLEARTID`).
+pub fn clone_args_clearing_tid(flags: usize, sp: usize, clear_tid: usize) -> [usize; 5] {
+    const CLONE_CHILD_CLEARTID: usize = 0x0020_0000;
+    // x86_64: clone(flags, newsp, parent_tid, child_tid, tls).
+    [flags | CLONE_CHILD_CLEARTID, sp, 0, clear_tid, 0]
+}
