@@ -136,6 +136,45 @@ pub enum Error {
     /// The command line was not understood.
     #[error("{0}")]
     Usage(String),
+    /// A self-checkpoint in a process with other threads (errno `EBUSY`).
+    #[error(
+        "cannot checkpoint this process from inside: it has {0} threads (only a single-threaded process can checkpoint itself)"
+    )]
+    SelfThreads(usize),
+    /// A system call of the self-checkpoint failed.
+    #[error("cannot checkpoint this process from inside: {what}: {}", io_text(.source))]
+    SelfCall {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The errno that stands for this error in the C API
+    /// (`kckpt_checkpoint_self`): the underlying system call's when there is
+    /// one, `EBUSY` for a multi-threaded process, `EOPNOTSUPP` for state
+    /// kckpt cannot save, `EINVAL` for a bad argument, else `EIO`.
+    pub fn errno(&self) -> i32 {
+        use nix::libc;
+        let os = |e: &io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+        match self {
+            Error::NoProcess(_) | Error::TargetDied { .. } => libc::ESRCH,
+            Error::MultiThreaded { .. } | Error::SelfThreads(_) => libc::EBUSY,
+            Error::Trace { source, .. } | Error::Ptrace { source, .. } => *source as i32,
+            Error::Unsupported { .. } => libc::EOPNOTSUPP,
+            Error::Read { source, .. }
+            | Error::Memory { source, .. }
+            | Error::CreateImage { source, .. }
+            | Error::WriteImage { source, .. }
+            | Error::OpenImage { source, .. }
+            | Error::Stub { source, .. }
+            | Error::SelfCall { source, .. } => os(source),
+            Error::Usage(_) => libc::EINVAL,
+            Error::Parse { .. } | Error::BadImage { .. } | Error::Binfmt(_) => libc::EIO,
+        }
+    }
 }
 
 /// Result with [`Error`].

@@ -1,6 +1,8 @@
 //! kckpt library: the dumper and the tools around images.
 //!
-//! [`dump::dump`] checkpoints a live process into an image; [`info`],
+//! [`dump::dump`] checkpoints a live process into an image;
+//! [`checkpoint_self`] (C: `kckpt_checkpoint_self`, `kckpt.h`) checkpoints
+//! the calling process itself ([`selfdump`]); [`info`],
 //! [`restore`] and [`binfmt`] implement the other subcommands of the `kckpt`
 //! CLI ([`cli`]). Every failure is an [`error::Error`] whose `Display` is
 //! the one line the CLI prints.
@@ -12,5 +14,7 @@ pub mod error;
 pub mod info;
 mod info_files;
 pub mod restore;
+pub mod selfdump;
 
 pub use error::{Error, Result};
+pub use selfdump::{checkpoint_self, SelfCheckpoint};

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod frame;
 pub mod regs;
 pub mod regsets;
+pub mod selfsave;
 
 #[cfg(target_arch = "aarch64")]
 pub mod jump;

@@ -3,6 +3,7 @@
 pub mod frame;
 pub mod regs;
 pub mod regsets;
+pub mod selfsave;
 
 #[cfg(target_arch = "x86_64")]
 pub mod cpu;

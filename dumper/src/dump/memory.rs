@@ -258,9 +258,24 @@ struct Job {
 /// Two buffers alternate between this thread, which reads the target's
 /// memory and picks the pages to store, and a writer thread, so copying
 /// and disk writes overlap.
-#[allow(clippy::too_many_arguments)]
 pub fn dump_memory(
     mem: &Memory,
+    maps: &[MapEntry],
+    writer: &mut ImageWriter,
+    sink: DataSink,
+    strings: &mut StringTable,
+    page: u64,
+    image: &Path,
+) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
+    dump_memory_from(&|_| mem, maps, writer, sink, strings, page, image)
+}
+
+/// [`dump_memory`] with the memory of each VMA read from `source(vma)`
+/// (the self-checkpoint reads most areas from a forked snapshot and shared
+/// ones from the process itself).
+#[allow(clippy::too_many_arguments)]
+pub fn dump_memory_from<'m>(
+    source: &dyn Fn(&MapEntry) -> &'m Memory,
     maps: &[MapEntry],
     writer: &mut ImageWriter,
     mut sink: DataSink,
@@ -272,10 +287,8 @@ pub fn dump_memory(
         path: image.to_path_buf(),
         source,
     };
-    let buffers = [
-        aligned_buffer(mem.pid, CHUNK)?,
-        aligned_buffer(mem.pid, CHUNK)?,
-    ];
+    let pid = maps.first().map(|e| source(e).pid).unwrap_or(0);
+    let buffers = [aligned_buffer(pid, CHUNK)?, aligned_buffer(pid, CHUNK)?];
     std::thread::scope(|scope| {
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<memmap2::MmapMut>();
@@ -293,7 +306,7 @@ pub fn dump_memory(
             }
             Ok(())
         });
-        let read = read_memory(mem, maps, writer, strings, page, &free_rx, &job_tx);
+        let read = read_memory(source, maps, writer, strings, page, &free_rx, &job_tx);
         drop(job_tx);
         let written = writer_thread
             .join()
@@ -307,8 +320,8 @@ pub fn dump_memory(
 
 /// The reading side of [`dump_memory`]. A closed channel means the writer
 /// failed: stop, its error is reported.
-fn read_memory(
-    mem: &Memory,
+fn read_memory<'m>(
+    source: &dyn Fn(&MapEntry) -> &'m Memory,
     maps: &[MapEntry],
     writer: &mut ImageWriter,
     strings: &mut StringTable,
@@ -326,6 +339,7 @@ fn read_memory(
     let mut pm: Vec<u64> = Vec::new();
     let ps = page as usize;
     for e in maps {
+        let mem = source(e);
         let kind = e.kind();
         let mut flags = e.flags();
         if kind == vma_kind::FILE && file_unavailable(e) {

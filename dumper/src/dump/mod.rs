@@ -112,7 +112,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
 /// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT while alive: a Ctrl-C during
 /// a dump takes effect once the target is released and the temporary file
 /// removed.
-struct DeferSignals {
+pub(crate) struct DeferSignals {
     old: Option<SigSet>,
 }
 
@@ -145,7 +145,7 @@ impl Drop for DeferSignals {
 
 /// The image being written: `.<name>.tmp.<pid>` next to the final path,
 /// removed on drop unless committed.
-struct TempImage {
+pub(crate) struct TempImage {
     tmp: PathBuf,
     dir: PathBuf,
     path: PathBuf,
@@ -154,7 +154,7 @@ struct TempImage {
 }
 
 impl TempImage {
-    fn create(path: &Path) -> Result<TempImage> {
+    pub(crate) fn create(path: &Path) -> Result<TempImage> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -186,13 +186,13 @@ impl TempImage {
         })
     }
 
-    fn take_file(&mut self) -> File {
+    pub(crate) fn take_file(&mut self) -> File {
         self.file.take().expect("image file taken once")
     }
 
     /// A second descriptor of the file with `O_DIRECT`, if the file system
     /// supports it.
-    fn direct(&self) -> Option<File> {
+    pub(crate) fn direct(&self) -> Option<File> {
         OpenOptions::new()
             .write(true)
             .custom_flags(nix::libc::O_DIRECT)
@@ -201,7 +201,7 @@ impl TempImage {
     }
 
     /// Sync the file, rename it into place and sync the directory.
-    fn commit(&mut self) -> Result<()> {
+    pub(crate) fn commit(&mut self) -> Result<()> {
         let err = |source| Error::WriteImage {
             path: self.path.clone(),
             source,
@@ -357,7 +357,7 @@ fn in_process_state(
     Ok(state)
 }
 
-fn kernel_release() -> [u8; 64] {
+pub(crate) fn kernel_release() -> [u8; 64] {
     let mut out = [0u8; 64];
     if let Ok(u) = nix::sys::utsname::uname() {
         let r = u.release().as_encoded_bytes();
@@ -367,7 +367,7 @@ fn kernel_release() -> [u8; 64] {
     out
 }
 
-fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()
@@ -486,33 +486,14 @@ fn write_image(
             source,
         })?;
 
-    let header = ImageHeader {
-        magic: HEADER_MAGIC,
-        format_major: FORMAT_MAJOR,
-        format_minor: FORMAT_MINOR,
-        machine: kckpt_arch::ELF_MACHINE,
-        reserved0: 0,
-        page_size: page as u32,
-        flags: if stat.flags() & 0x40 == 0 {
-            HEADER_DID_EXEC
-        } else {
-            0
-        },
-        pid: pid as u32,
-        thread_count: thread_notes.len() as u32,
-        xcr0,
-        xstate_size,
-        reserved1: 0,
-        hwcap: 0,
-        hwcap2: 0,
+    let header = image_header(
+        pid as u32,
+        page,
+        stat.flags(),
+        thread_notes.len() as u32,
+        (xcr0, xstate_size),
         vdso_hash,
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        kernel_release: kernel_release(),
-        reserved: [0; 4],
-    };
+    );
     let prpsinfo = kckpt_arch::core_notes::prpsinfo_bytes(
         before.state(),
         uid,
@@ -545,4 +526,44 @@ fn write_image(
         stored_bytes: stats.stored,
         warnings,
     })
+}
+
+/// The image header both dumpers write: `task_flags` is field 9 of
+/// `/proc/PID/stat` (`PF_FORKNOEXEC` clear: the process did exec),
+/// `xstate` the `(xcr0, size)` of the saved XSAVE area.
+pub(crate) fn image_header(
+    pid: u32,
+    page: u64,
+    task_flags: u64,
+    thread_count: u32,
+    xstate: (u64, u32),
+    vdso_hash: u64,
+) -> ImageHeader {
+    ImageHeader {
+        magic: HEADER_MAGIC,
+        format_major: FORMAT_MAJOR,
+        format_minor: FORMAT_MINOR,
+        machine: kckpt_arch::ELF_MACHINE,
+        reserved0: 0,
+        page_size: page as u32,
+        flags: if task_flags & 0x40 == 0 {
+            HEADER_DID_EXEC
+        } else {
+            0
+        },
+        pid,
+        thread_count,
+        xcr0: xstate.0,
+        xstate_size: xstate.1,
+        reserved1: 0,
+        hwcap: 0,
+        hwcap2: 0,
+        vdso_hash,
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        kernel_release: kernel_release(),
+        reserved: [0; 4],
+    }
 }

@@ -117,6 +117,12 @@ pub fn stub() -> PathBuf {
     built_tool("kckpt-stub")
 }
 
+/// A file of the build profile's directory (`target/<profile>/NAME`):
+/// `libkckpt.a`, `examples/self_counter`...
+pub fn profile_file(name: &str) -> PathBuf {
+    built_tool(name)
+}
+
 /// Fail loudly when an external tool the test needs is missing.
 pub fn require_tool(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();

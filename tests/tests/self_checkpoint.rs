@@ -1,0 +1,172 @@
+//! Checkpointing from inside (`kckpt_checkpoint_self` in C through
+//! `libkckpt.a` and `kckpt.h`, `kckpt::checkpoint_self` in Rust): a
+//! program checkpoints itself mid-computation and goes on; the image, run
+//! with `kckpt restore` or as `./IMAGE` through binfmt_misc, prints
+//! `resumed` and then exactly what the original printed after `saved`.
+//! `kckpt info` and gdb read such an image; a second thread is refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// Compile `tests/programs/self_counter.c` against this profile's
+/// `libkckpt.a` and the repository's `kckpt.h`, with Debian's gcc.
+fn c_program(dir: &TestDir) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exe = dir.join("self_counter");
+    let out = run(
+        Command::new("gcc")
+            .args(["-O2", "-g", "-Wall", "-I"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&exe)
+            .arg(root.join("tests/programs/self_counter.c"))
+            .arg(profile_file("libkckpt.a"))
+            .arg("-lpthread"),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "gcc failed:\n{}", show(&out));
+    exe
+}
+
+/// The Rust example `dumper/examples/self_counter.rs` (cargo test builds
+/// the examples of the workspace).
+fn rust_program() -> PathBuf {
+    profile_file("examples/self_counter")
+}
+
+fn lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Run `program IMAGE 5` to its end; returns the lines it printed after
+/// `saved` (the checkpoint succeeded and it went on running).
+fn run_and_save(program: &Path, image: &Path) -> Vec<String> {
+    let out = run(Command::new(program).arg(image).arg("5"), DUMP_TIMEOUT);
+    assert!(out.status.success(), "{}", show(&out));
+    let all = lines(&out);
+    let at = all
+        .iter()
+        .position(|l| l == "saved")
+        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
+    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
+    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+    assert!(image.is_file(), "no image written");
+    all[at + 1..].to_vec()
+}
+
+/// `kckpt restore IMAGE`: `resumed`, then `rest`.
+fn check_kckpt_restore(image: &Path, rest: &[String]) {
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(image),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let got = lines(&out);
+    assert_eq!(got[0], "resumed", "{}", show(&out));
+    assert_eq!(&got[1..], rest, "{}", show(&out));
+}
+
+/// `./IMAGE` through binfmt_misc: `resumed`, then `rest`.
+fn check_binfmt_restore(image: &Path, rest: &[String]) {
+    let mut p = restore_binfmt(image);
+    let first = p.line(LINE_TIMEOUT);
+    assert_eq!(first, "resumed");
+    for want in rest {
+        let got = p.line(LINE_TIMEOUT);
+        if &got != want {
+            p.fail(&format!("expected {want:?}, got {got:?}"));
+        }
+    }
+    let status = p.wait_exit(LINE_TIMEOUT);
+    assert!(status.success(), "restored program exited with {status}");
+}
+
+#[test]
+fn c_program_checkpoints_itself_and_resumes_both_ways() {
+    require_tool("gcc");
+    require_tool("unshare");
+    let dir = TestDir::new("self-c");
+    let program = c_program(&dir);
+    let image = dir.join("self.kckpt");
+    let rest = run_and_save(&program, &image);
+    check_kckpt_restore(&image, &rest);
+    check_binfmt_restore(&image, &rest);
+}
+
+#[test]
+fn rust_program_checkpoints_itself_and_resumes_both_ways() {
+    require_tool("unshare");
+    let dir = TestDir::new("self-rust");
+    let image = dir.join("self.kckpt");
+    let rest = run_and_save(&rust_program(), &image);
+    check_kckpt_restore(&image, &rest);
+    check_binfmt_restore(&image, &rest);
+}
+
+#[test]
+fn self_made_image_is_read_by_kckpt_info_and_gdb() {
+    let gdb = require_tool("gdb");
+    let dir = TestDir::new("self-info");
+    let program = c_program(&dir);
+    let image = dir.join("self.kckpt");
+    run_and_save(&program, &image);
+    let info = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success(), "{}", show(&info));
+    for want in [
+        "format version: 1.1",
+        "threads:        1",
+        "syscall none",
+        "[heap]",
+        "[stack]",
+    ] {
+        assert!(text.contains(want), "kckpt info lacks {want:?}:\n{text}");
+    }
+    let out = run(
+        Command::new(gdb)
+            .args(["-nx", "-batch", "-ex", "bt"])
+            .arg(&program)
+            .arg(&image),
+        CMD_TIMEOUT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("#0") && l.contains("main (") && l.contains("self_counter.c")),
+        "gdb should show main as the innermost frame:\n{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_second_thread_is_refused_with_ebusy() {
+    require_tool("gcc");
+    let dir = TestDir::new("self-threads");
+    let program = c_program(&dir);
+    let image = dir.join("self.kckpt");
+    let out = run(
+        Command::new(&program).arg(&image).args(["2", "thread"]),
+        CMD_TIMEOUT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("failed Device or resource busy") && text.contains("threads"),
+        "{}",
+        show(&out)
+    );
+    assert!(!image.exists(), "an image was left behind");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
