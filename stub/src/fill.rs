@@ -83,12 +83,12 @@ pub fn start() {
     let want = cpus().saturating_sub(1).min(MAX_WORKERS);
     let Some(stacks) = STACKS.take() else { return };
     let mut made = 0;
-    for i in 0..want {
+    for (i, slot) in SLOTS.iter().enumerate().take(want) {
         let top = stacks.as_ptr() as usize + (i + 1) * STACK_LEN;
         // SAFETY: the top of worker `i`'s own stack in `.bss`, used by
         // nothing else; `worker` never returns.
         let sp = unsafe { kckpt_arch::jump::thread_stack(top, worker, i) };
-        let alive = &SLOTS[i].alive;
+        let alive = &slot.alive;
         alive.store(1, Ordering::Release);
         let args = kckpt_arch::jump::clone_args_clearing_tid(
             THREAD_FLAGS as usize,
