@@ -299,7 +299,13 @@ impl Tracee {
         self.setregs(&regs)?;
         self.run_to_syscall_stop()?; // entry
         self.run_to_syscall_stop()?; // exit
-        Ok(self.getregs()?.rax as i64)
+        let result = self.getregs()?.rax as i64;
+        // Put the process's own registers back at once: if the dumper dies
+        // from here on (SIGKILL, which it cannot defer), the kernel detaches
+        // a target that resumes as if never stopped, not one that jumps
+        // into the injected call's registers.
+        self.setregs(&kckpt_arch::rewind_for_live_resume(&self.orig))?;
+        Ok(result)
     }
 
     /// Put the live registers back (an interrupted call restarts as the
