@@ -370,10 +370,14 @@ pub struct ThreadRecord {
     pub reserved0: u32,
     /// `set_tid_address` value (`PR_GET_TID_ADDRESS`).
     pub clear_child_tid: u64,
+    /// The thread's name (`/proc/PID/task/TID/comm`, `PR_SET_NAME`), NUL
+    /// padded; all zero in images that did not record it (restored with
+    /// the process's name then).
+    pub name: [u8; 16],
     /// Reserved, zero.
-    pub reserved: [u64; 4],
+    pub reserved: [u64; 2],
 }
-// SAFETY: repr(C); 4+4 + 8*7 + 4+4 + 8 + 4+4 + 8 + 32 = 128, every field naturally aligned.
+// SAFETY: repr(C); 4+4 + 8*7 + 4+4 + 8 + 4+4 + 8 + 16 + 16 = 128, every field naturally aligned.
 unsafe impl Record for ThreadRecord {}
 
 /// `SS_DISABLE`.

@@ -112,6 +112,13 @@ pub fn restore(img: &Image, thread: &ThreadState) -> Result<(), Failure> {
 
 /// The calling thread's own state: clear-child-tid, rseq, thread pointers.
 pub fn restore_thread(t: &kckpt_image::ThreadRecord) -> Result<(), Failure> {
+    if t.name[0] != 0 {
+        // The thread's own name (images before it was recorded keep the
+        // process's, which a new thread inherits).
+        let mut name = t.name;
+        name[15] = 0;
+        let _ = sys::set_name(&name);
+    }
     sys::set_tid_address(t.clear_child_tid).map_err(failed("set_tid_address"))?;
     if t.rseq_addr != 0 {
         sys::rseq_register(t.rseq_addr, t.rseq_len, t.rseq_sig)

@@ -36,6 +36,21 @@ fn no_window(pid: i32) {
     );
 }
 
+/// The names of a process's threads (`/proc/PID/task/*/comm`), sorted.
+fn thread_names(pid: i32) -> Vec<String> {
+    let mut names: Vec<String> = tasks(pid)
+        .iter()
+        .map(|t| {
+            fs::read_to_string(format!("/proc/{pid}/task/{t}/comm"))
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 fn threads_case(binfmt: bool) {
     let dir = TestDir::new("threads");
     let image = dir.join("threads.kckpt");
@@ -44,6 +59,8 @@ fn threads_case(binfmt: bool) {
     p.line(LINE_TIMEOUT);
     let saved = tasks(p.pid());
     assert_eq!(saved.len(), 5, "threads 4 should have 5 tasks: {saved:?}");
+    let names = thread_names(p.pid());
+    assert!(names.iter().any(|n| n == "worker-3"), "{names:?}");
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     let last = counters(&dump_and_kill(&mut p, &image));
     let mut r = if binfmt {
@@ -71,6 +88,7 @@ fn threads_case(binfmt: bool) {
     }
     let now = tasks(r.pid());
     assert_eq!(now.len(), 5, "restored process tasks: {now:?}");
+    assert_eq!(thread_names(r.pid()), names, "thread names after restore");
     no_window(r.pid());
 }
 

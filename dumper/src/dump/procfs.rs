@@ -294,6 +294,17 @@ pub fn comm(pid: i32) -> Result<Vec<u8>> {
     Ok(c)
 }
 
+/// A thread's name (`/proc/TID/comm`) as `ThreadRecord::name`: NUL padded;
+/// all zero if it cannot be read (the restore then keeps the process's).
+pub fn thread_name(tid: i32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    if let Ok(c) = comm(tid) {
+        let n = c.len().min(15);
+        out[..n].copy_from_slice(&c[..n]);
+    }
+    out
+}
+
 /// Command line with NULs replaced by spaces (trailing NUL dropped).
 pub fn cmdline_text(raw: &[u8]) -> Vec<u8> {
     let trimmed = raw.strip_suffix(&[0]).unwrap_or(raw);

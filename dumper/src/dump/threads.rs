@@ -183,7 +183,8 @@ pub fn thread_notes(
         rseq_len: rseq.len,
         reserved0: 0,
         clear_child_tid: own.clear_child_tid,
-        reserved: [0; 4],
+        name: super::procfs::thread_name(tid as i32),
+        reserved: [0; 2],
     };
     Ok(ThreadNotesOut {
         prstatus: kckpt_arch::prstatus_bytes(&image_regs, tid, ppid, 0, sigmask).to_vec(),

@@ -279,7 +279,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         rseq_len,
         reserved0: 0,
         clear_child_tid,
-        reserved: [0; 4],
+        name: crate::dump::procfs::thread_name(tid as i32),
+        reserved: [0; 2],
     };
     let thread = ThreadNotesOut {
         prstatus: kckpt_arch::prstatus_bytes(&regs, tid, stat.ppid(), 0, sigmask).to_vec(),
