@@ -178,6 +178,21 @@ pub fn regs_from_prstatus(desc: &[u8]) -> Option<UserRegs> {
     kckpt_image::read::read_record(desc.get(PRSTATUS_REG_OFFSET..)?)
 }
 
+/// The per-thread values of a `ThreadRecord` taken from the live registers
+/// of a traced thread and its captured register sets (`regset(note_type)`):
+/// (syscall number, syscall result, tls, tls2).
+pub fn thread_values<'a>(
+    live: &UserRegs,
+    _regset: impl Fn(u32) -> Option<&'a [u8]>,
+) -> (i64, i64, u64, u64) {
+    (
+        live.orig_rax as i64,
+        live.rax as i64,
+        live.fs_base,
+        live.gs_base,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,7 +283,7 @@ fn in_process_state(
     syscall_insn: u64,
 ) -> Result<InProcess> {
     let pid = tracee.pid();
-    let scratch = scratch_area(tracee.regs().rsp, maps).ok_or_else(|| Error::Unsupported {
+    let scratch = scratch_area(tracee.regs().sp(), maps).ok_or_else(|| Error::Unsupported {
         pid,
         reason: "no writable memory to run system calls with".into(),
     })?;
