@@ -1,0 +1,149 @@
+//! aarch64 under QEMU user emulation (`qemu-aarch64` on this x86_64 host):
+//! a static aarch64 C program linked with the aarch64 `libkckpt.a`
+//! checkpoints itself mid-computation and goes on; the image is an
+//! `EM_AARCH64` core with the standard aarch64 register notes, and
+//! `gdb-multiarch` shows where the program was. A second thread is still
+//! refused (QEMU's own helper thread is not counted).
+//!
+//! The aarch64 `libkckpt.a` is built with `cargo build --target
+//! aarch64-unknown-linux-gnu -p kckpt --lib` of the test's profile (a no-op
+//! when `scripts/test.sh` built it already).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const TARGET: &str = "aarch64-unknown-linux-gnu";
+
+/// `target/<profile>` of this test binary.
+fn profile_dir() -> PathBuf {
+    profile_file("kckpt")
+        .parent()
+        .expect("profile directory")
+        .to_path_buf()
+}
+
+/// The aarch64 `libkckpt.a` of this profile, built if needed.
+fn aarch64_lib() -> PathBuf {
+    let dir = profile_dir();
+    let profile = dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug");
+    let target_dir = dir.parent().expect("target directory");
+    let lib = target_dir.join(TARGET).join(profile).join("libkckpt.a");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--target", TARGET, "-p", "kckpt", "--lib"])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    if profile == "release" {
+        cmd.arg("--release");
+    }
+    let out = run(&mut cmd, std::time::Duration::from_secs(600));
+    assert!(out.status.success(), "cargo build failed:\n{}", show(&out));
+    assert!(lib.is_file(), "{} not built", lib.display());
+    lib
+}
+
+/// `tests/programs/self_counter.c`, static, for aarch64.
+fn c_program(dir: &TestDir) -> PathBuf {
+    let gcc = require_tool("aarch64-linux-gnu-gcc");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let exe = dir.join("self_counter_aarch64");
+    let out = run(
+        Command::new(gcc)
+            .args(["-static", "-O2", "-g", "-Wall", "-I"])
+            .arg(&root)
+            .arg("-o")
+            .arg(&exe)
+            .arg(root.join("tests/programs/self_counter.c"))
+            .arg(aarch64_lib())
+            .arg("-lpthread"),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "gcc failed:\n{}", show(&out));
+    exe
+}
+
+fn qemu(program: &Path) -> Command {
+    let mut cmd = Command::new(require_tool("qemu-aarch64"));
+    cmd.arg(program);
+    cmd
+}
+
+#[test]
+fn aarch64_program_checkpoints_itself_under_qemu() {
+    let dir = TestDir::new("arm-self");
+    let program = c_program(&dir);
+    let image = dir.join("self.kckpt");
+    let out = run(qemu(&program).arg(&image).arg("5"), DUMP_TIMEOUT);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let all: Vec<&str> = text.lines().collect();
+    let at = all
+        .iter()
+        .position(|l| *l == "saved")
+        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
+    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
+    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+
+    // An EM_AARCH64 core file with kckpt's marker.
+    let bytes = std::fs::read(&image).expect("image");
+    assert_eq!(&bytes[..4], b"\x7fELF");
+    assert_eq!(&bytes[9..16], b"KCKPT\0\x01");
+    assert_eq!(u16::from_le_bytes([bytes[16], bytes[17]]), 4, "ET_CORE");
+    assert_eq!(
+        u16::from_le_bytes([bytes[18], bytes[19]]),
+        183,
+        "EM_AARCH64"
+    );
+
+    let notes = run(
+        Command::new(require_tool("readelf")).arg("-n").arg(&image),
+        CMD_TIMEOUT,
+    );
+    let notes = String::from_utf8_lossy(&notes.stdout);
+    for want in [
+        "NT_PRSTATUS",
+        "NT_FPREGSET",
+        "NT_ARM_TLS",
+        "NT_ARM_SYSTEM_CALL",
+        "NT_AUXV",
+    ] {
+        assert!(notes.contains(want), "readelf -n lacks {want}:\n{notes}");
+    }
+
+    let out = run(
+        Command::new(require_tool("gdb-multiarch"))
+            .args(["-nx", "-batch", "-ex", "bt"])
+            .arg(&program)
+            .arg(&image),
+        CMD_TIMEOUT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("#0") && l.contains("main (") && l.contains("self_counter.c")),
+        "gdb-multiarch should show main as the innermost frame:\n{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn aarch64_second_thread_is_refused_under_qemu() {
+    let dir = TestDir::new("arm-self-threads");
+    let program = c_program(&dir);
+    let image = dir.join("self.kckpt");
+    let out = run(
+        qemu(&program).arg(&image).args(["2", "thread"]),
+        CMD_TIMEOUT,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("failed Device or resource busy") && text.contains("2 threads"),
+        "{}",
+        show(&out)
+    );
+    assert!(!image.exists(), "an image was left behind");
+}
