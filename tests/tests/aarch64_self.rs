@@ -26,15 +26,17 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The aarch64 `libkckpt.a` of this profile, built if needed.
-fn aarch64_lib() -> PathBuf {
+/// Build `package` (`kind` is `--lib` or `--bin NAME`) for `target` with
+/// this profile; returns `target/<target>/<profile>/artifact`.
+fn cross_build(target: &str, args: &[&str], artifact: &str) -> PathBuf {
     let dir = profile_dir();
     let profile = dir.file_name().and_then(|s| s.to_str()).unwrap_or("debug");
     let target_dir = dir.parent().expect("target directory");
-    let lib = target_dir.join(TARGET).join(profile).join("libkckpt.a");
+    let out_file = target_dir.join(target).join(profile).join(artifact);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--target", TARGET, "-p", "kckpt", "--lib"])
+    cmd.args(["build", "--target", target])
+        .args(args)
         .env("CARGO_TARGET_DIR", target_dir)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     if profile == "release" {
@@ -42,8 +44,22 @@ fn aarch64_lib() -> PathBuf {
     }
     let out = run(&mut cmd, std::time::Duration::from_secs(600));
     assert!(out.status.success(), "cargo build failed:\n{}", show(&out));
-    assert!(lib.is_file(), "{} not built", lib.display());
-    lib
+    assert!(out_file.is_file(), "{} not built", out_file.display());
+    out_file
+}
+
+/// The aarch64 `libkckpt.a` of this profile, built if needed.
+fn aarch64_lib() -> PathBuf {
+    cross_build(TARGET, &["-p", "kckpt", "--lib"], "libkckpt.a")
+}
+
+/// The aarch64 `kckpt-stub` of this profile, built if needed.
+fn aarch64_stub() -> PathBuf {
+    cross_build(
+        "aarch64-unknown-linux-musl",
+        &["-p", "kckpt-stub"],
+        "kckpt-stub",
+    )
 }
 
 /// `tests/programs/self_counter.c`, static, for aarch64.
@@ -87,6 +103,23 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
         .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
     assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
     assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+    let rest: Vec<&str> = all[at + 1..].to_vec();
+
+    // The aarch64 stub restores it under QEMU: `resumed`, then exactly
+    // what the original printed after `saved`.
+    let out = run(qemu(&aarch64_stub()).arg(&image), DUMP_TIMEOUT);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
+    assert_eq!(&got[1..], &rest[..], "{}", show(&out));
+
+    // A truncated aarch64 image is refused with one line, exit 126.
+    let truncated = dir.join("truncated.kckpt");
+    let bytes = std::fs::read(&image).expect("image");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let out = run(qemu(&aarch64_stub()).arg(&truncated), CMD_TIMEOUT);
+    assert_refused("truncated", &out, Some(126), &["truncated"]);
 
     // An EM_AARCH64 core file with kckpt's marker.
     let bytes = std::fs::read(&image).expect("image");
@@ -128,6 +161,22 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
         "gdb-multiarch should show main as the innermost frame:\n{}",
         show(&out)
     );
+}
+
+/// An x86_64 image given to the aarch64 stub: refused with one line.
+#[test]
+fn x86_64_image_is_refused_by_the_aarch64_stub() {
+    let dir = TestDir::new("arm-x86-image");
+    let image = dir.join("x86.kckpt");
+    let out = run(
+        Command::new(profile_file("examples/self_counter"))
+            .arg(&image)
+            .arg("2"),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let out = run(qemu(&aarch64_stub()).arg(&image), CMD_TIMEOUT);
+    assert_refused("x86_64 image", &out, Some(126), &["another architecture"]);
 }
 
 #[test]
