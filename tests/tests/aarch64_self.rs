@@ -3,7 +3,9 @@
 //! checkpoints itself mid-computation and goes on; the image is an
 //! `EM_AARCH64` core with the standard aarch64 register notes, and
 //! `gdb-multiarch` shows where the program was. A second thread is still
-//! refused (QEMU's own helper thread is not counted).
+//! refused (QEMU's own helper thread is not counted). The aarch64 stub
+//! restores the image under QEMU, directly and through `kckpt restore`;
+//! truncated and x86_64 images are refused by it with one line.
 //!
 //! The aarch64 `libkckpt.a` is built with `cargo build --target
 //! aarch64-unknown-linux-gnu -p kckpt --lib` of the test's profile (a no-op
@@ -113,6 +115,28 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
     let got: Vec<&str> = text.lines().collect();
     assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
     assert_eq!(&got[1..], &rest[..], "{}", show(&out));
+
+    // `kckpt restore IMAGE` runs it through qemu-aarch64 and the aarch64
+    // stub (built beside kckpt: target/aarch64-unknown-linux-musl/<profile>).
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
+    assert_eq!(&got[1..], &rest[..], "{}", show(&out));
+
+    // Without qemu-aarch64 in PATH: one clear line.
+    let out = run(
+        Command::new(kckpt())
+            .arg("restore")
+            .arg(&image)
+            .env("PATH", "/nonexistent"),
+        CMD_TIMEOUT,
+    );
+    assert_refused("no qemu", &out, None, &["qemu-aarch64"]);
 
     // A truncated aarch64 image is refused with one line, exit 126.
     let truncated = dir.join("truncated.kckpt");
