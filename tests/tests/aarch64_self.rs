@@ -5,7 +5,8 @@
 //! `gdb-multiarch` shows where the program was. A second thread is still
 //! refused (QEMU's own helper thread is not counted). The aarch64 stub
 //! restores the image under QEMU, directly and through `kckpt restore`;
-//! truncated and x86_64 images are refused by it with one line.
+//! truncated and x86_64 images, and a CPU without the saved HWCAPs, are
+//! refused by it with one line.
 //!
 //! The aarch64 `libkckpt.a` is built with `cargo build --target
 //! aarch64-unknown-linux-gnu -p kckpt --lib` of the test's profile (a no-op
@@ -137,6 +138,17 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
         CMD_TIMEOUT,
     );
     assert_refused("no qemu", &out, None, &["qemu-aarch64"]);
+
+    // A CPU without every saved HWCAP (QEMU's default CPU is `max`; a
+    // Cortex-A53 has far fewer features): refused with one line.
+    let out = run(
+        Command::new(require_tool("qemu-aarch64"))
+            .args(["-cpu", "cortex-a53"])
+            .arg(aarch64_stub())
+            .arg(&image),
+        CMD_TIMEOUT,
+    );
+    assert_refused("missing HWCAPs", &out, Some(126), &["HWCAP"]);
 
     // A truncated aarch64 image is refused with one line, exit 126.
     let truncated = dir.join("truncated.kckpt");

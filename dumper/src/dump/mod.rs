@@ -486,7 +486,7 @@ fn write_image(
             source,
         })?;
 
-    let header = image_header(
+    let mut header = image_header(
         pid as u32,
         page,
         stat.flags(),
@@ -494,6 +494,7 @@ fn write_image(
         (xcr0, xstate_size),
         vdso_hash,
     );
+    set_hwcaps(&mut header, &auxv);
     let prpsinfo = kckpt_arch::core_notes::prpsinfo_bytes(
         before.state(),
         uid,
@@ -526,6 +527,31 @@ fn write_image(
         stored_bytes: stats.stored,
         warnings,
     })
+}
+
+/// AT_HWCAP and AT_HWCAP2 of a saved auxiliary vector (pairs of u64).
+pub(crate) fn auxv_hwcaps(auxv: &[u8]) -> (u64, u64) {
+    const AT_HWCAP: u64 = 16;
+    const AT_HWCAP2: u64 = 26;
+    let (mut hwcap, mut hwcap2) = (0, 0);
+    for pair in auxv.chunks_exact(16) {
+        let word = |i: usize| u64::from_le_bytes(pair[i..i + 8].try_into().unwrap_or_default());
+        match word(0) {
+            AT_HWCAP => hwcap = word(8),
+            AT_HWCAP2 => hwcap2 = word(8),
+            0 => break,
+            _ => {}
+        }
+    }
+    (hwcap, hwcap2)
+}
+
+/// On aarch64 the header records the saved AT_HWCAP/AT_HWCAP2: the stub
+/// refuses a CPU that lacks any of them (`kckpt_arch::cpu`).
+pub(crate) fn set_hwcaps(header: &mut ImageHeader, auxv: &[u8]) {
+    if kckpt_arch::ELF_MACHINE == kckpt_image::read::EM_AARCH64 {
+        (header.hwcap, header.hwcap2) = auxv_hwcaps(auxv);
+    }
 }
 
 /// The image header both dumpers write: `task_flags` is field 9 of
@@ -565,5 +591,22 @@ pub(crate) fn image_header(
             .unwrap_or(0),
         kernel_release: kernel_release(),
         reserved: [0; 4],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hwcaps_come_from_the_auxiliary_vector() {
+        let mut auxv = Vec::new();
+        for (t, v) in [(6u64, 4096u64), (16, 0xefff), (26, 0x2f3), (0, 0), (16, 1)] {
+            auxv.extend_from_slice(&t.to_le_bytes());
+            auxv.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(auxv_hwcaps(&auxv), (0xefff, 0x2f3));
+        assert_eq!(auxv_hwcaps(&auxv[..40]), (0xefff, 0));
+        assert_eq!(auxv_hwcaps(&[]), (0, 0));
     }
 }

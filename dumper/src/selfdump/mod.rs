@@ -434,7 +434,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         regsets,
         record,
     };
-    let header = crate::dump::image_header(tid, page, stat.flags(), 1, xstate, vdso_hash);
+    let mut header = crate::dump::image_header(tid, page, stat.flags(), 1, xstate, vdso_hash);
+    crate::dump::set_hwcaps(&mut header, &auxv);
     let prpsinfo = kckpt_arch::core_notes::prpsinfo_bytes(
         stat.state(),
         uid,
