@@ -23,16 +23,18 @@ pub fn stub_path() -> PathBuf {
 }
 
 /// A foreign architecture whose images run under user emulation here.
-struct Foreign {
-    arch: &'static str,
-    emulator: &'static str,
+pub(crate) struct Foreign {
+    /// `uname -m` name.
+    pub arch: &'static str,
+    /// The user-mode emulator in `PATH`.
+    pub emulator: &'static str,
     /// Rust target of its stub (`target/<triple>/<profile>/kckpt-stub`).
-    triple: &'static str,
+    pub triple: &'static str,
 }
 
 /// The architecture of the image's ELF header (`e_machine`), when it is
 /// another one than this program's and kckpt has a stub for it.
-fn foreign(machine: u16) -> Option<Foreign> {
+pub(crate) fn foreign(machine: u16) -> Option<Foreign> {
     (machine != kckpt_arch::ELF_MACHINE && machine == kckpt_image::read::EM_AARCH64).then_some(
         Foreign {
             arch: "aarch64",

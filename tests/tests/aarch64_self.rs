@@ -6,7 +6,8 @@
 //! refused (QEMU's own helper thread is not counted). The aarch64 stub
 //! restores the image under QEMU, directly and through `kckpt restore`;
 //! truncated and x86_64 images, and a CPU without the saved HWCAPs, are
-//! refused by it with one line.
+//! refused by it with one line. An aarch64 image runs as `./IMAGE`
+//! through binfmt_misc (kckpt's aarch64 entry, then QEMU's).
 //!
 //! The aarch64 `libkckpt.a` is built with `cargo build --target
 //! aarch64-unknown-linux-gnu -p kckpt --lib` of the test's profile (a no-op
@@ -139,6 +140,13 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
     );
     assert_refused("no qemu", &out, None, &["qemu-aarch64"]);
 
+    // `./IMAGE` through binfmt_misc: in a user and mount namespace with
+    // its own binfmt_misc, QEMU's entry for aarch64 executables (as
+    // Debian's qemu-user-binfmt registers it, flag F) and kckpt's entries
+    // (`kckpt binfmt register` adds kckpt-aarch64 with the aarch64 stub
+    // built beside kckpt): kernel -> aarch64 stub -> qemu-aarch64.
+    check_binfmt_chain(&image, &rest);
+
     // A CPU without every saved HWCAP (QEMU's default CPU is `max`; a
     // Cortex-A53 has far fewer features): refused with one line.
     let out = run(
@@ -197,6 +205,37 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
         "gdb-multiarch should show main as the innermost frame:\n{}",
         show(&out)
     );
+}
+
+/// Run `./IMAGE` as described in the test above; it must print `resumed`
+/// and then `rest`.
+fn check_binfmt_chain(image: &Path, rest: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    aarch64_stub();
+    std::fs::set_permissions(image, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let qemu_entry = r":qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:";
+    let script = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+        && printf '%s\n' \"$QEMU_ENTRY$QEMU:F\" > /proc/sys/fs/binfmt_misc/register \
+        && \"$KCKPT\" binfmt register --stub \"$KCKPT_STUB\" >&2 \
+        && exec \"./$KCKPT_IMAGE\"";
+    let out = run(
+        Command::new(require_tool("unshare"))
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+            .current_dir(image.parent().expect("dir"))
+            .env("QEMU_ENTRY", qemu_entry)
+            .env("QEMU", require_tool("qemu-aarch64"))
+            .env("KCKPT", kckpt())
+            .env("KCKPT_STUB", stub())
+            .env("KCKPT_IMAGE", image.file_name().expect("name")),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("registered kckpt-aarch64"), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
+    assert_eq!(&got[1..], rest, "{}", show(&out));
 }
 
 /// An x86_64 image given to the aarch64 stub: refused with one line.
