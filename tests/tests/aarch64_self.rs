@@ -238,6 +238,41 @@ fn check_binfmt_chain(image: &Path, rest: &[&str]) {
     assert_eq!(&got[1..], rest, "{}", show(&out));
 }
 
+/// The Rust example `dumper/examples/self_counter.rs` built for aarch64
+/// (static: `.cargo/config.toml`) checkpoints itself under QEMU;
+/// `kckpt restore` prints `resumed` and then what the original printed
+/// after `saved`.
+#[test]
+fn aarch64_rust_program_checkpoints_itself_and_is_restored() {
+    let dir = TestDir::new("arm-self-rust");
+    let program = cross_build(
+        TARGET,
+        &["-p", "kckpt", "--example", "self_counter"],
+        "examples/self_counter",
+    );
+    aarch64_stub();
+    let image = dir.join("self.kckpt");
+    let out = run(qemu(&program).arg(&image).arg("5"), DUMP_TIMEOUT);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let all: Vec<&str> = text.lines().collect();
+    let at = all
+        .iter()
+        .position(|l| *l == "saved")
+        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
+    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
+    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let restored = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = restored.lines().collect();
+    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
+    assert_eq!(&got[1..], &all[at + 1..], "{}", show(&out));
+}
+
 /// An x86_64 image given to the aarch64 stub: refused with one line.
 #[test]
 fn x86_64_image_is_refused_by_the_aarch64_stub() {
