@@ -33,6 +33,12 @@ impl UserRegs {
     }
 }
 
+/// The system call instruction (`svc #0`, 0xd4000001) and the alignment of
+/// an instruction, for a tracer looking for one to inject calls with.
+pub const SYSCALL_INSN: &[u8] = &[0x01, 0x00, 0x00, 0xd4];
+/// See [`SYSCALL_INSN`].
+pub const INSN_ALIGN: usize = 4;
+
 /// Size of `struct elf_prstatus` on aarch64.
 pub const PRSTATUS_SIZE: usize = 392;
 /// Offset of `pr_reg` inside `elf_prstatus`.

@@ -62,6 +62,12 @@ impl UserRegs {
     }
 }
 
+/// The system call instruction (`syscall`) and the alignment of an
+/// instruction, for a tracer looking for one to inject calls with.
+pub const SYSCALL_INSN: &[u8] = &[0x0f, 0x05];
+/// See [`SYSCALL_INSN`].
+pub const INSN_ALIGN: usize = 1;
+
 /// Size of `struct elf_prstatus` on x86_64.
 pub const PRSTATUS_SIZE: usize = 336;
 /// Offset of `pr_reg` inside `elf_prstatus`.

@@ -375,11 +375,21 @@ pub(crate) fn page_size() -> u64 {
         .unwrap_or(4096)
 }
 
+/// The offset of the first instruction `insn` at an `align`ed offset.
+fn find_insn(bytes: &[u8], insn: &[u8], align: usize) -> Option<usize> {
+    bytes
+        .windows(insn.len())
+        .enumerate()
+        .step_by(align.max(1))
+        .find(|(_, w)| *w == insn)
+        .map(|(at, _)| at)
+}
+
 /// The vDSO's hash (0 without one) and the address of a `syscall`
 /// instruction to run the dumper's system calls with: in the `[vdso]`, or
 /// in another executable mapping when the process has none.
 fn syscall_site(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<(u64, u64)> {
-    let find = |bytes: &[u8]| bytes.windows(2).position(|w| w == [0x0f, 0x05]);
+    let find = |bytes: &[u8]| find_insn(bytes, kckpt_arch::SYSCALL_INSN, kckpt_arch::INSN_ALIGN);
     let mut vdso_hash = 0;
     if let Some(vdso) = maps.iter().find(|m| m.kind() == vma_kind::VDSO) {
         let mut bytes = vec![0u8; vdso.len() as usize];
@@ -597,6 +607,17 @@ pub(crate) fn image_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syscall_instructions_are_found_aligned() {
+        let x86 = kckpt_arch::x86_64::regs::SYSCALL_INSN;
+        assert_eq!(find_insn(&[0x90, 0x0f, 0x05], x86, 1), Some(1));
+        let arm = kckpt_arch::aarch64::regs::SYSCALL_INSN;
+        // The same bytes at offset 2 are not an instruction; at 4 they are.
+        let code = [0, 0, 0x01, 0x00, 0x00, 0xd4, 0, 0, 0x01, 0x00, 0x00, 0xd4];
+        assert_eq!(find_insn(&code[..8], arm, 4), None);
+        assert_eq!(find_insn(&code, arm, 4), Some(8));
+    }
 
     #[test]
     fn hwcaps_come_from_the_auxiliary_vector() {
