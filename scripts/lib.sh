@@ -7,6 +7,8 @@ declare -A KCKPT_PKG_FOR=(
     [readelf]=binutils [strip]=binutils
     [unshare]=util-linux [setpriv]=util-linux
     [cc]=gcc
+    [qemu-aarch64]=qemu-user [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
+    [gdb-multiarch]=gdb-multiarch
 )
 
 apt_updated=0
@@ -42,6 +44,10 @@ ensure_tools() {
                 command -v cc >/dev/null || missing+=(gcc)
                 [ -f /usr/include/stdio.h ] && [ -n "$(ls /usr/lib/*/libc.a 2>/dev/null)" ] \
                     || missing+=(libc6-dev)
+                ;;
+            aarch64-linux-gnu-gcc)
+                command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+                [ -f /usr/aarch64-linux-gnu/lib/libc.a ] || missing+=(libc6-dev-arm64-cross)
                 ;;
             *)
                 pkg=${KCKPT_PKG_FOR[$cmd]:-$cmd}

@@ -37,11 +37,13 @@ summary() {
 }
 
 # --- setup ---
-ensure_tools gdb gcore readelf strip unshare setpriv python3 cc || exit 1
+ensure_tools gdb gcore readelf strip unshare setpriv python3 cc \
+    qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch || exit 1
 ensure_rust || exit 1
 if command -v rustup >/dev/null; then
-    rustup target list --installed | grep -qx aarch64-unknown-linux-musl \
-        || rustup target add aarch64-unknown-linux-musl || exit 1
+    for t in aarch64-unknown-linux-musl aarch64-unknown-linux-gnu; do
+        rustup target list --installed | grep -qx "$t" || rustup target add "$t" || exit 1
+    done
     for c in rustfmt clippy; do
         rustup component list --installed | grep -q "^$c" || rustup component add "$c" || exit 1
     done
@@ -53,5 +55,6 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 step build cargo build --release || summary
 step aarch64 cargo build --release --target aarch64-unknown-linux-musl \
     -p kckpt-image -p kckpt-arch -p kckpt-stub
+step aarch64-lib cargo build --release --target aarch64-unknown-linux-gnu -p kckpt --lib
 step test cargo test --release --workspace --no-fail-fast
 summary

@@ -130,6 +130,21 @@ pub enum Error {
         /// The error.
         source: io::Error,
     },
+    /// An image of another architecture and no emulator to run it.
+    #[error(
+        "{}: an {arch} image; running it on this {} machine needs {emulator}, which is not \
+         installed (Debian: apt-get install qemu-user)",
+        .image.display(),
+        kckpt_arch::NAME
+    )]
+    NoEmulator {
+        /// The image.
+        image: PathBuf,
+        /// Its architecture.
+        arch: &'static str,
+        /// The emulator looked for in `PATH`.
+        emulator: &'static str,
+    },
     /// A binfmt_misc operation failed.
     #[error(transparent)]
     Binfmt(#[from] kckpt_binfmt::BinfmtError),
@@ -172,6 +187,7 @@ impl Error {
             | Error::Stub { source, .. }
             | Error::SelfCall { source, .. } => os(source),
             Error::Usage(_) => libc::EINVAL,
+            Error::NoEmulator { .. } => libc::ENOENT,
             Error::Parse { .. } | Error::BadImage { .. } | Error::Binfmt(_) => libc::EIO,
         }
     }

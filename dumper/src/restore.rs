@@ -22,6 +22,82 @@ pub fn stub_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(STUB_NAME))
 }
 
+/// A foreign architecture whose images run under user emulation here.
+pub(crate) struct Foreign {
+    /// `uname -m` name.
+    pub arch: &'static str,
+    /// The user-mode emulator in `PATH`.
+    pub emulator: &'static str,
+    /// Rust target of its stub (`target/<triple>/<profile>/kckpt-stub`).
+    pub triple: &'static str,
+}
+
+/// The architecture of the image's ELF header (`e_machine`), when it is
+/// another one than this program's and kckpt has a stub for it.
+pub(crate) fn foreign(machine: u16) -> Option<Foreign> {
+    (machine != kckpt_arch::ELF_MACHINE && machine == kckpt_image::read::EM_AARCH64).then_some(
+        Foreign {
+            arch: "aarch64",
+            emulator: "qemu-aarch64",
+            triple: "aarch64-unknown-linux-musl",
+        },
+    )
+}
+
+/// `e_machine` of the image (0 when it is too short: the stub refuses it).
+fn image_machine(image: &Path) -> Result<u16> {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    let mut file = File::open(image).map_err(|source| Error::OpenImage {
+        path: image.to_path_buf(),
+        source,
+    })?;
+    let mut len = 0;
+    while len < head.len() {
+        match file.read(&mut head[len..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => len += n,
+        }
+    }
+    Ok(if len == head.len() {
+        u16::from_le_bytes([head[18], head[19]])
+    } else {
+        0
+    })
+}
+
+/// The stub of a foreign architecture: `$KCKPT_STUB_<ARCH>`, else
+/// `kckpt-stub-<arch>` next to this program, else the cargo build of it
+/// beside this program's (`target/<triple>/<profile>/kckpt-stub` when this
+/// program is `target/<profile>/kckpt`).
+pub fn foreign_stub_path(arch: &str, triple: &str) -> PathBuf {
+    let var = format!("KCKPT_STUB_{}", arch.to_uppercase());
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let next = dir.join(format!("{STUB_NAME}-{arch}"));
+    if next.is_file() {
+        return next;
+    }
+    if let (Some(profile), Some(target)) = (dir.file_name(), dir.parent()) {
+        let built = target.join(triple).join(profile).join(STUB_NAME);
+        if built.is_file() {
+            return built;
+        }
+    }
+    next
+}
+
+/// Find `name` in `PATH`.
+fn in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::Stub {
         path: path.to_path_buf(),
@@ -37,11 +113,18 @@ pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
     if force {
         std::env::set_var("KCKPT_FORCE", "1");
     }
-    File::open(image).map_err(|source| Error::OpenImage {
-        path: image.to_path_buf(),
-        source,
-    })?;
-    let stub = stub_path();
+    let machine = image_machine(image)?;
+    let (emulator, stub) = match foreign(machine) {
+        Some(f) => {
+            let emulator = in_path(f.emulator).ok_or_else(|| Error::NoEmulator {
+                image: image.to_path_buf(),
+                arch: f.arch,
+                emulator: f.emulator,
+            })?;
+            (Some(emulator), foreign_stub_path(f.arch, f.triple))
+        }
+        None => (None, stub_path()),
+    };
     if !stub.is_file() {
         return Err(Error::Stub {
             path: stub,
@@ -53,7 +136,14 @@ pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
     if new_pid_ns {
         std::env::set_var("KCKPT_NEW_PID_NS", "1");
     }
-    let err = nix::unistd::execv(&prog, &[prog.clone(), arg]).unwrap_err();
+    // An aarch64 image on x86_64: `qemu-aarch64 STUB IMAGE`.
+    let err = match emulator {
+        Some(emu) => {
+            let emu = cstring(emu.as_os_str().as_bytes(), &emu)?;
+            nix::unistd::execv(&emu, &[emu.clone(), prog, arg]).unwrap_err()
+        }
+        None => nix::unistd::execv(&prog, &[prog.clone(), arg]).unwrap_err(),
+    };
     Err(Error::Stub {
         path: stub,
         source: std::io::Error::from_raw_os_error(err as i32),

@@ -93,6 +93,63 @@ fn hex(s: &[u8]) -> Option<usize> {
     Some(v)
 }
 
+/// Read a small file into `buf`; its length (0 when it cannot be read).
+fn read_small(path: &[u8], buf: &mut [u8]) -> usize {
+    let Ok(fd) = sys::open(path, linux_raw_sys::general::O_RDONLY) else {
+        return 0;
+    };
+    let mut len = 0;
+    while len < buf.len() {
+        match sys::pread(fd, &mut buf[len..], len as u64) {
+            Ok(n) if n > 0 => len += n,
+            _ => break,
+        }
+    }
+    sys::close(fd);
+    len
+}
+
+/// Running under user-mode emulation (`qemu-aarch64` on an x86_64 host):
+/// `/proc/sys/kernel/arch`, which QEMU passes through, names another
+/// architecture than the stub's.
+pub fn emulated() -> bool {
+    let mut buf = [0u8; 32];
+    let len = read_small(b"/proc/sys/kernel/arch\0", &mut buf);
+    let arch = buf[..len].strip_suffix(b"\n").unwrap_or(&buf[..len]);
+    !arch.is_empty() && arch != kckpt_arch::NAME.as_bytes()
+}
+
+static GUEST_MAPS: StaticBuf<{ 64 << 10 }> = StaticBuf::new();
+
+/// Under emulation, unmapping everything outside the window would unmap
+/// the emulator itself (the guest shares its address space, at guest base
+/// 0): `each(start, len)` for the guest's own areas (QEMU's
+/// `/proc/self/maps`) that lie outside the window.
+pub fn guest_areas_outside_window(
+    mut each: impl FnMut(usize, usize) -> sys::SysResult,
+) -> sys::SysResult {
+    let Some(buf) = GUEST_MAPS.take() else {
+        return Err(sys::Errno(linux_raw_sys::errno::EBUSY));
+    };
+    let len = read_small(b"/proc/self/maps\0", buf);
+    if len == 0 {
+        return Err(sys::Errno(linux_raw_sys::errno::EIO));
+    }
+    for line in buf[..len].split(|&c| c == b'\n') {
+        let range = line.split(|&c| c == b' ').next().unwrap_or(b"");
+        let mut ends = range.split(|&c| c == b'-');
+        let (Some(start), Some(end)) = (ends.next().and_then(hex), ends.next().and_then(hex))
+        else {
+            continue;
+        };
+        if end <= start || (start >= WINDOW_START && end <= WINDOW_END) {
+            continue;
+        }
+        each(start, end - start)?;
+    }
+    Ok(0)
+}
+
 /// Read `/proc/self/maps` and find the special mappings.
 pub fn current_specials(img: &Image) -> Specials {
     let buf = MAPS

@@ -103,13 +103,24 @@ pub fn replace_address_space(
         unsafe { sys::mremap_fixed(s.start, s.len, temp) }
             .map_err(at("moving the vDSO", s.start as u64))?;
     }
-    // SAFETY: from here on the stub runs only on its own window (code,
-    // .bss stack, buffers); everything outside it is the old process image
-    // (initial stack, environment) that is no longer used.
-    unsafe {
-        sys::munmap(0, WINDOW_START).map_err(at("unmapping", 0))?;
-        sys::munmap(WINDOW_END, USER_TOP - WINDOW_END)
-            .map_err(at("unmapping", WINDOW_END as u64))?;
+    // From here on the stub runs only on its own window (code, .bss stack,
+    // buffers); everything outside it is the old process image (initial
+    // stack, environment) that is no longer used. Under user emulation
+    // (QEMU) the emulator shares the address space: only the guest's own
+    // areas are unmapped (docs/RESTORE.md).
+    if crate::layout::emulated() {
+        crate::layout::guest_areas_outside_window(|start, len| {
+            // SAFETY: one guest area outside the window (see above).
+            unsafe { sys::munmap(start, len) }
+        })
+        .map_err(at("unmapping", 0))?;
+    } else {
+        // SAFETY: see above.
+        unsafe {
+            sys::munmap(0, WINDOW_START).map_err(at("unmapping", 0))?;
+            sys::munmap(WINDOW_END, USER_TOP - WINDOW_END)
+                .map_err(at("unmapping", WINDOW_END as u64))?;
+        }
     }
     let vmas = img.view.vmas;
     for (i, vma) in vmas.iter().enumerate() {

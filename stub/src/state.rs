@@ -81,7 +81,14 @@ pub fn restore(img: &Image, thread: &ThreadState) -> Result<(), Failure> {
         auxv_size: v.auxv.len() as u32,
         exe_fd: u32::MAX,
     };
-    sys::set_mm_map(&map).map_err(failed("prctl(PR_SET_MM_MAP)"))?;
+    match sys::set_mm_map(&map) {
+        // QEMU user emulation does not emulate PR_SET_MM (EINVAL): the
+        // guest's /proc/self/{cmdline,environ} stay the stub's.
+        Err(e) if e.0 == linux_raw_sys::errno::EINVAL && crate::layout::emulated() => {}
+        r => {
+            r.map_err(failed("prctl(PR_SET_MM_MAP)"))?;
+        }
+    }
     // The command name (`/proc/PID/comm`) from NT_PRPSINFO's pr_fname.
     if let Some(psinfo) = v
         .notes()

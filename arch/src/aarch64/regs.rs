@@ -33,6 +33,12 @@ impl UserRegs {
     }
 }
 
+/// The system call instruction (`svc #0`, 0xd4000001) and the alignment of
+/// an instruction, for a tracer looking for one to inject calls with.
+pub const SYSCALL_INSN: &[u8] = &[0x01, 0x00, 0x00, 0xd4];
+/// See [`SYSCALL_INSN`].
+pub const INSN_ALIGN: usize = 4;
+
 /// Size of `struct elf_prstatus` on aarch64.
 pub const PRSTATUS_SIZE: usize = 392;
 /// Offset of `pr_reg` inside `elf_prstatus`.
@@ -95,4 +101,82 @@ pub fn regs_from_prstatus(desc: &[u8]) -> Option<UserRegs> {
         return None;
     }
     kckpt_image::read::read_record(desc.get(PRSTATUS_REG_OFFSET..)?)
+}
+
+/// The per-thread values of a `ThreadRecord` taken from the live registers
+/// of a traced thread and its captured register sets (`regset(note_type)`):
+/// (syscall number from NT_ARM_SYSTEM_CALL, -1 when not in a call; result
+/// x0; tpidr_el0 and tpidr2_el0 from NT_ARM_TLS, 0 where the kernel gave
+/// fewer bytes).
+pub fn thread_values<'a>(
+    live: &UserRegs,
+    regset: impl Fn(u32) -> Option<&'a [u8]>,
+) -> (i64, i64, u64, u64) {
+    use kckpt_image::records::nt;
+    let word = |note: u32, at: usize| -> Option<u64> {
+        let b = regset(note)?.get(at..at + 8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    };
+    let nr = regset(nt::ARM_SYSTEM_CALL)
+        .and_then(|b| b.get(..4))
+        .and_then(|b| b.try_into().ok())
+        .map_or(-1, |b| i64::from(i32::from_le_bytes(b)));
+    (
+        nr,
+        live.regs[0] as i64,
+        word(nt::ARM_TLS, 0).unwrap_or(0),
+        word(nt::ARM_TLS, 8).unwrap_or(0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kckpt_image::records::nt;
+
+    #[test]
+    fn thread_values_from_regsets() {
+        let mut live = UserRegs::default();
+        live.regs[0] = (-4i64) as u64;
+        let tls = [0x11u8, 0, 0, 0, 0, 0, 0, 0, 0x22, 0, 0, 0, 0, 0, 0, 0];
+        let sys = 98i32.to_le_bytes();
+        let v = thread_values(&live, |n| match n {
+            nt::ARM_TLS => Some(&tls[..]),
+            nt::ARM_SYSTEM_CALL => Some(&sys[..]),
+            _ => None,
+        });
+        assert_eq!(v, (98, -4, 0x11, 0x22));
+        // An older kernel: 8-byte NT_ARM_TLS, no NT_ARM_SYSTEM_CALL.
+        let v = thread_values(&live, |n| (n == nt::ARM_TLS).then_some(&tls[..8]));
+        assert_eq!(v, (-1, -4, 0x11, 0));
+        // Not in a system call: the kernel reports -1.
+        let none = (-1i32).to_le_bytes();
+        let v = thread_values(&live, |n| (n == nt::ARM_SYSTEM_CALL).then_some(&none[..]));
+        assert_eq!(v.0, -1);
+    }
+
+    #[test]
+    fn prstatus_round_trip() {
+        let mut regs = UserRegs::default();
+        for (i, r) in regs.regs.iter_mut().enumerate() {
+            *r = i as u64 * 3 + 1;
+        }
+        regs.sp = 0xffff_f000;
+        regs.pc = 0x40_1000;
+        regs.pstate = 0x6000_0000;
+        let bytes = prstatus_bytes(&regs, 7, 1, 0, 0);
+        assert_eq!(u32::from_le_bytes(bytes[32..36].try_into().unwrap()), 7);
+        assert_eq!(regs_from_prstatus(&bytes), Some(regs));
+        assert_eq!(regs_from_prstatus(&bytes[..PRSTATUS_SIZE - 1]), None);
+    }
+
+    #[test]
+    fn injected_syscall_registers() {
+        let mut regs = UserRegs::default();
+        set_syscall(&mut regs, 0x1000, 132, [1, 2, 3, 4, 5, 6]);
+        assert_eq!((regs.pc, regs.regs[8]), (0x1000, 132));
+        assert_eq!(&regs.regs[..6], &[1, 2, 3, 4, 5, 6]);
+        regs.regs[0] = (-22i64) as u64;
+        assert_eq!(syscall_return(&regs), -22);
+    }
 }

@@ -62,6 +62,12 @@ impl UserRegs {
     }
 }
 
+/// The system call instruction (`syscall`) and the alignment of an
+/// instruction, for a tracer looking for one to inject calls with.
+pub const SYSCALL_INSN: &[u8] = &[0x0f, 0x05];
+/// See [`SYSCALL_INSN`].
+pub const INSN_ALIGN: usize = 1;
+
 /// Size of `struct elf_prstatus` on x86_64.
 pub const PRSTATUS_SIZE: usize = 336;
 /// Offset of `pr_reg` inside `elf_prstatus`.
@@ -176,6 +182,21 @@ pub fn regs_from_prstatus(desc: &[u8]) -> Option<UserRegs> {
         return None;
     }
     kckpt_image::read::read_record(desc.get(PRSTATUS_REG_OFFSET..)?)
+}
+
+/// The per-thread values of a `ThreadRecord` taken from the live registers
+/// of a traced thread and its captured register sets (`regset(note_type)`):
+/// (syscall number, syscall result, tls, tls2).
+pub fn thread_values<'a>(
+    live: &UserRegs,
+    _regset: impl Fn(u32) -> Option<&'a [u8]>,
+) -> (i64, i64, u64, u64) {
+    (
+        live.orig_rax as i64,
+        live.rax as i64,
+        live.fs_base,
+        live.gs_base,
+    )
 }
 
 #[cfg(test)]

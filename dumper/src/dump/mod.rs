@@ -283,7 +283,7 @@ fn in_process_state(
     syscall_insn: u64,
 ) -> Result<InProcess> {
     let pid = tracee.pid();
-    let scratch = scratch_area(tracee.regs().rsp, maps).ok_or_else(|| Error::Unsupported {
+    let scratch = scratch_area(tracee.regs().sp(), maps).ok_or_else(|| Error::Unsupported {
         pid,
         reason: "no writable memory to run system calls with".into(),
     })?;
@@ -375,11 +375,21 @@ pub(crate) fn page_size() -> u64 {
         .unwrap_or(4096)
 }
 
+/// The offset of the first instruction `insn` at an `align`ed offset.
+fn find_insn(bytes: &[u8], insn: &[u8], align: usize) -> Option<usize> {
+    bytes
+        .windows(insn.len())
+        .enumerate()
+        .step_by(align.max(1))
+        .find(|(_, w)| *w == insn)
+        .map(|(at, _)| at)
+}
+
 /// The vDSO's hash (0 without one) and the address of a `syscall`
 /// instruction to run the dumper's system calls with: in the `[vdso]`, or
 /// in another executable mapping when the process has none.
 fn syscall_site(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<(u64, u64)> {
-    let find = |bytes: &[u8]| bytes.windows(2).position(|w| w == [0x0f, 0x05]);
+    let find = |bytes: &[u8]| find_insn(bytes, kckpt_arch::SYSCALL_INSN, kckpt_arch::INSN_ALIGN);
     let mut vdso_hash = 0;
     if let Some(vdso) = maps.iter().find(|m| m.kind() == vma_kind::VDSO) {
         let mut bytes = vec![0u8; vdso.len() as usize];
@@ -486,7 +496,7 @@ fn write_image(
             source,
         })?;
 
-    let header = image_header(
+    let mut header = image_header(
         pid as u32,
         page,
         stat.flags(),
@@ -494,6 +504,7 @@ fn write_image(
         (xcr0, xstate_size),
         vdso_hash,
     );
+    set_hwcaps(&mut header, &auxv);
     let prpsinfo = kckpt_arch::core_notes::prpsinfo_bytes(
         before.state(),
         uid,
@@ -526,6 +537,31 @@ fn write_image(
         stored_bytes: stats.stored,
         warnings,
     })
+}
+
+/// AT_HWCAP and AT_HWCAP2 of a saved auxiliary vector (pairs of u64).
+pub(crate) fn auxv_hwcaps(auxv: &[u8]) -> (u64, u64) {
+    const AT_HWCAP: u64 = 16;
+    const AT_HWCAP2: u64 = 26;
+    let (mut hwcap, mut hwcap2) = (0, 0);
+    for pair in auxv.chunks_exact(16) {
+        let word = |i: usize| u64::from_le_bytes(pair[i..i + 8].try_into().unwrap_or_default());
+        match word(0) {
+            AT_HWCAP => hwcap = word(8),
+            AT_HWCAP2 => hwcap2 = word(8),
+            0 => break,
+            _ => {}
+        }
+    }
+    (hwcap, hwcap2)
+}
+
+/// On aarch64 the header records the saved AT_HWCAP/AT_HWCAP2: the stub
+/// refuses a CPU that lacks any of them (`kckpt_arch::cpu`).
+pub(crate) fn set_hwcaps(header: &mut ImageHeader, auxv: &[u8]) {
+    if kckpt_arch::ELF_MACHINE == kckpt_image::read::EM_AARCH64 {
+        (header.hwcap, header.hwcap2) = auxv_hwcaps(auxv);
+    }
 }
 
 /// The image header both dumpers write: `task_flags` is field 9 of
@@ -565,5 +601,33 @@ pub(crate) fn image_header(
             .unwrap_or(0),
         kernel_release: kernel_release(),
         reserved: [0; 4],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_instructions_are_found_aligned() {
+        let x86 = kckpt_arch::x86_64::regs::SYSCALL_INSN;
+        assert_eq!(find_insn(&[0x90, 0x0f, 0x05], x86, 1), Some(1));
+        let arm = kckpt_arch::aarch64::regs::SYSCALL_INSN;
+        // The same bytes at offset 2 are not an instruction; at 4 they are.
+        let code = [0, 0, 0x01, 0x00, 0x00, 0xd4, 0, 0, 0x01, 0x00, 0x00, 0xd4];
+        assert_eq!(find_insn(&code[..8], arm, 4), None);
+        assert_eq!(find_insn(&code, arm, 4), Some(8));
+    }
+
+    #[test]
+    fn hwcaps_come_from_the_auxiliary_vector() {
+        let mut auxv = Vec::new();
+        for (t, v) in [(6u64, 4096u64), (16, 0xefff), (26, 0x2f3), (0, 0), (16, 1)] {
+            auxv.extend_from_slice(&t.to_le_bytes());
+            auxv.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(auxv_hwcaps(&auxv), (0xefff, 0x2f3));
+        assert_eq!(auxv_hwcaps(&auxv[..40]), (0xefff, 0));
+        assert_eq!(auxv_hwcaps(&[]), (0, 0));
     }
 }

@@ -148,6 +148,7 @@ impl Tracee {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
     fn getregs(&self) -> Result<UserRegs> {
         let mut regs = UserRegs::default();
         // SAFETY: PTRACE_GETREGS writes one `user_regs_struct`, which
@@ -157,11 +158,54 @@ impl Tracee {
         Ok(regs)
     }
 
+    #[cfg(target_arch = "x86_64")]
     fn setregs(&self, regs: &UserRegs) -> Result<()> {
         let mut copy = *regs;
         // SAFETY: PTRACE_SETREGS reads one `user_regs_struct` from `copy`.
         unsafe { raw(libc::PTRACE_SETREGS, self.pid, 0, (&raw mut copy).cast()) }
             .map_err(|e| self.err("PTRACE_SETREGS", e))?;
+        Ok(())
+    }
+
+    /// aarch64 has no PTRACE_GETREGS: the NT_PRSTATUS regset is
+    /// `user_pt_regs`, which `UserRegs` is.
+    #[cfg(not(target_arch = "x86_64"))]
+    fn getregs(&self) -> Result<UserRegs> {
+        let mut regs = UserRegs::default();
+        let mut iov = libc::iovec {
+            iov_base: (&raw mut regs).cast(),
+            iov_len: core::mem::size_of::<UserRegs>(),
+        };
+        // SAFETY: the kernel writes at most `iov_len` bytes to `regs`.
+        unsafe {
+            raw(
+                libc::PTRACE_GETREGSET,
+                self.pid,
+                libc::NT_PRSTATUS as usize,
+                (&raw mut iov).cast(),
+            )
+        }
+        .map_err(|e| self.err("PTRACE_GETREGSET NT_PRSTATUS", e))?;
+        Ok(regs)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn setregs(&self, regs: &UserRegs) -> Result<()> {
+        let mut copy = *regs;
+        let mut iov = libc::iovec {
+            iov_base: (&raw mut copy).cast(),
+            iov_len: core::mem::size_of::<UserRegs>(),
+        };
+        // SAFETY: the kernel reads `iov_len` bytes from `copy`.
+        unsafe {
+            raw(
+                libc::PTRACE_SETREGSET,
+                self.pid,
+                libc::NT_PRSTATUS as usize,
+                (&raw mut iov).cast(),
+            )
+        }
+        .map_err(|e| self.err("PTRACE_SETREGSET NT_PRSTATUS", e))?;
         Ok(())
     }
 
@@ -286,20 +330,13 @@ impl Tracee {
     /// `syscall` instruction at `insn`; returns its raw result.
     pub fn syscall(&mut self, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
         let mut regs = self.orig;
-        regs.rip = insn;
-        regs.rax = nr;
-        regs.rdi = args[0];
-        regs.rsi = args[1];
-        regs.rdx = args[2];
-        regs.r10 = args[3];
-        regs.r8 = args[4];
-        regs.r9 = args[5];
-        // Not in a system call: the kernel's restart logic leaves it alone.
-        regs.orig_rax = u64::MAX;
+        // Not in a system call (orig_rax = -1 on x86_64): the kernel's
+        // restart logic leaves it alone.
+        kckpt_arch::set_syscall(&mut regs, insn, nr, args);
         self.setregs(&regs)?;
         self.run_to_syscall_stop()?; // entry
         self.run_to_syscall_stop()?; // exit
-        let result = self.getregs()?.rax as i64;
+        let result = kckpt_arch::syscall_return(&self.getregs()?);
         // Put the process's own registers back at once: if the dumper dies
         // from here on (SIGKILL, which it cannot defer), the kernel detaches
         // a target that resumes as if never stopped, not one that jumps

@@ -110,7 +110,7 @@ pub fn thread_self(
     const TIDADDR: u64 = 32;
     let pid = tracee.pid();
     let scratch =
-        super::scratch_area(tracee.regs().rsp, maps).ok_or_else(|| Error::Unsupported {
+        super::scratch_area(tracee.regs().sp(), maps).ok_or_else(|| Error::Unsupported {
             pid,
             reason: "no writable memory to run system calls with".into(),
         })?;
@@ -167,13 +167,19 @@ pub fn thread_notes(
     let mut image_regs = live;
     let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
     let tid = tracee.pid() as u32;
+    let (syscall_nr, syscall_result, tls, tls2) = kckpt_arch::thread_values(&live, |note| {
+        regsets
+            .iter()
+            .find(|(_, t, _)| *t == note)
+            .map(|(_, _, b)| b.as_slice())
+    });
     let record = ThreadRecord {
         tid,
         syscall_state,
-        syscall_nr: live.orig_rax as i64,
-        syscall_result: live.rax as i64,
-        tls: live.fs_base,
-        tls2: live.gs_base,
+        syscall_nr,
+        syscall_result,
+        tls,
+        tls2,
         sigmask,
         altstack_sp: own.altstack.0,
         altstack_size: own.altstack.1,

@@ -136,6 +136,135 @@ fn snapshot_maps(child: i32, me: i32) -> Result<Vec<MapEntry>> {
     Ok(maps)
 }
 
+/// Running under user-mode emulation (`qemu-aarch64` on an x86_64 host):
+/// `/proc/sys/kernel/arch`, which QEMU passes through, names another
+/// architecture than the one this code was built for. QEMU emulates
+/// `/proc/self/{maps,stat,auxv,cmdline,exe}` for the guest but not `smaps`,
+/// `pagemap`, `task/` or another process's files, which show the host
+/// process (QEMU itself, with its own threads and mappings).
+pub(crate) fn emulated() -> bool {
+    fs::read_to_string("/proc/sys/kernel/arch").is_ok_and(|a| a.trim() != kckpt_arch::NAME)
+}
+
+/// The guest's threads under emulation: QEMU's helper threads (its RCU
+/// thread) block nearly every host signal, which a guest thread never has
+/// (QEMU handles the guest's signal mask itself).
+fn guest_thread_count(pid: i32) -> Result<usize> {
+    let path = procfs::proc_path(pid, "task");
+    let tasks = fs::read_dir(&path).map_err(|source| Error::Read { path, source })?;
+    Ok(tasks
+        .flatten()
+        .filter(|t| {
+            let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            !host_helper_thread(&status)
+        })
+        .count())
+}
+
+/// Does this `/proc/PID/task/TID/status` text show a QEMU helper thread
+/// (more than 32 host signals blocked)?
+fn host_helper_thread(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m.count_ones() > 32)
+}
+
+/// The snapshot's memory map under emulation: the guest's areas (QEMU's
+/// `/proc/self/maps`: protections and names as the guest sees them), each
+/// with the VmFlags of the host area of the snapshot child holding it.
+/// QEMU places a 64-bit guest at its own addresses (guest base 0); if not,
+/// this is refused. `guest_text` was read just before the snapshot was
+/// taken (see [`read_guest_maps`]).
+fn emulated_maps(guest_text: &[u8], child: i32) -> Result<Vec<MapEntry>> {
+    let guest = procfs::parse_smaps(&String::from_utf8_lossy(guest_text)).unwrap_or_default();
+    let host = procfs::maps(child)?;
+    merge_guest_maps(guest, &host).map_err(|g| Error::Unsupported {
+        pid: std::process::id() as i32,
+        reason: format!(
+            "the emulator does not map this process at its own addresses ({:x}-{:x} {})",
+            g.start, g.end, g.name
+        ),
+    })
+}
+
+/// See [`emulated_maps`]: `Err` (the area) when a guest area is not covered by host
+/// areas (QEMU may split one guest area into several host areas, e.g. where
+/// it write-protects pages holding translated code).
+fn merge_guest_maps(
+    mut guest: Vec<MapEntry>,
+    host: &[MapEntry],
+) -> std::result::Result<Vec<MapEntry>, MapEntry> {
+    for g in &mut guest {
+        let mut at = g.start;
+        let mut first = None;
+        while at < g.end {
+            let Some(h) = host.iter().find(|h| h.start <= at && at < h.end) else {
+                return Err(g.clone());
+            };
+            first.get_or_insert(h);
+            at = h.end;
+        }
+        let Some(h) = first else {
+            return Err(g.clone());
+        };
+        g.vm_flags = h
+            .vm_flags
+            .iter()
+            .filter(|f| !matches!(f.as_str(), "rd" | "wr" | "ex" | "mr" | "mw" | "me"))
+            .cloned()
+            .collect();
+        g.resident_kb = None;
+    }
+    Ok(guest)
+}
+
+/// The guest's `/proc/self/maps` (QEMU makes it at `open`), read into a
+/// buffer reserved beforehand and large enough not to grow: the heap must
+/// not move between this and the snapshot, or the guest map would not be
+/// the snapshot's. The buffer is `mmap`ed by malloc (over its threshold),
+/// so it is part of the map it reads.
+fn read_guest_maps() -> Result<Vec<u8>> {
+    use std::io::Read;
+    const MAX: usize = 4 << 20;
+    let err = |source| Error::Read {
+        path: "/proc/self/maps".into(),
+        source,
+    };
+    let mut buf = vec![0u8; MAX];
+    let mut file = fs::File::open("/proc/self/maps").map_err(err)?;
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..]).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if len == MAX {
+            return Err(err(std::io::Error::from_raw_os_error(nix::libc::EFBIG)));
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// QEMU's `/proc/self/stat` has 44 fields (the mm fields past
+/// `start_stack` are zeros or missing): pad it to what [`procfs::Stat`] reads.
+fn emulated_stat(pid: i32) -> Result<procfs::Stat> {
+    let mut text = String::from_utf8_lossy(&procfs::read(pid, "stat")?).into_owned();
+    let have = text
+        .rsplit_once(')')
+        .map_or(0, |(_, r)| r.split_whitespace().count());
+    for _ in have..50 {
+        text.push_str(" 0");
+    }
+    procfs::Stat::parse(&text).ok_or_else(|| Error::Unsupported {
+        pid,
+        reason: "unreadable /proc/self/stat".into(),
+    })
+}
+
 /// Refuse a process with children (as `kckpt dump` does): a restored
 /// process would not have them.
 fn refuse_children(pid: i32) -> Result<()> {
@@ -160,7 +289,12 @@ fn refuse_children(pid: i32) -> Result<()> {
 /// The checkpoint proper, between the assembly entry and its return.
 fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     let pid = std::process::id() as i32;
-    let threads = procfs::thread_count(pid)?;
+    let emu = emulated();
+    let threads = if emu {
+        guest_thread_count(pid)?
+    } else {
+        procfs::thread_count(pid)?
+    };
     if threads != 1 {
         return Err(Error::SelfThreads(threads));
     }
@@ -198,10 +332,19 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     }
     let signals = sys::sigactions()?;
     let altstack = sys::altstack()?;
-    let clear_child_tid = sys::clear_child_tid()?;
+    // QEMU does not emulate PR_GET_TID_ADDRESS (EINVAL): a single-threaded
+    // process started by exec has none set.
+    let clear_child_tid = match sys::clear_child_tid() {
+        Err(_) if emu => 0,
+        other => other?,
+    };
     let (rseq_addr, rseq_len, rseq_sig) = sys::rseq(tls.0);
     let process = process_record(pid, &status)?;
-    let stat = procfs::stat(pid)?;
+    let stat = if emu {
+        emulated_stat(pid)?
+    } else {
+        procfs::stat(pid)?
+    };
     let cmdline_raw = procfs::read(pid, "cmdline")?;
     let exe = {
         let path = procfs::proc_path(pid, "exe");
@@ -215,13 +358,18 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     // The memory snapshot. Its descriptor table is this process's at the
     // snapshot, without anything the checkpoint opens itself (the image,
     // /proc files, the pidfd the descriptor code uses).
-    let (snapshot, brk) = sys::Snapshot::take()?;
+    let guest_maps = if emu { read_guest_maps()? } else { Vec::new() };
+    let (snapshot, brk) = sys::Snapshot::take(if emu { nix::libc::SIGCHLD } else { 0 })?;
     let child = snapshot.pid();
     let files = files::collect(child, false)?;
     let mut tmp = TempImage::create(output)?;
     let child_mem = Memory::open(child)?;
     let own_mem = Memory::open(pid)?;
-    let maps = snapshot_maps(child, pid)?;
+    let maps = if emu {
+        emulated_maps(&guest_maps, child)?
+    } else {
+        snapshot_maps(child, pid)?
+    };
     let mut vdso_hash = 0;
     if let Some(vdso) = maps.iter().find(|m| m.kind() == vma_kind::VDSO) {
         let mut bytes = vec![0u8; vdso.len() as usize];
@@ -287,7 +435,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         regsets,
         record,
     };
-    let header = crate::dump::image_header(tid, page, stat.flags(), 1, xstate, vdso_hash);
+    let mut header = crate::dump::image_header(tid, page, stat.flags(), 1, xstate, vdso_hash);
+    crate::dump::set_hwcaps(&mut header, &auxv);
     let prpsinfo = kckpt_arch::core_notes::prpsinfo_bytes(
         stat.state(),
         uid,
@@ -328,6 +477,32 @@ mod tests {
         // SIGUSR1 (10) on the thread; SIGINT (2) process-wide; SIGKILL never.
         assert_eq!(got, [(42, 10), (PENDING_SHARED, 2)]);
         assert_eq!(p[0].siginfo[8], 0x80);
+    }
+
+    #[test]
+    fn qemu_helper_threads_are_not_guest_threads() {
+        assert!(host_helper_thread("Name:\tx\nSigBlk:\tfffffffe7ffbfa77\n"));
+        assert!(!host_helper_thread("SigBlk:\t0000000000000000\n"));
+        assert!(!host_helper_thread("SigBlk:\t0000000000010002\n"));
+        assert!(!host_helper_thread("Name:\tx\n"));
+    }
+
+    #[test]
+    fn guest_maps_take_host_flags() {
+        let line = |l: &str| procfs::parse_maps_line(l).unwrap();
+        let guest = vec![line("400000-47e000 r-xp 00000000 fe:00 10 /bin/prog")];
+        let mut h = line("00400000-0047e000 r--p 00000000 fe:00 10 /bin/prog");
+        h.vm_flags = ["rd", "mr", "dd"].map(String::from).to_vec();
+        let merged = merge_guest_maps(guest.clone(), &[h]).unwrap();
+        assert_eq!(merged[0].prot, guest[0].prot);
+        assert_eq!(merged[0].vm_flags, ["dd"]);
+        assert!(merge_guest_maps(guest.clone(), &[]).is_err());
+        // Split in two host areas: covered.
+        let a = line("00400000-00410000 r--p 00000000 fe:00 10 /bin/prog");
+        let b = line("00410000-0047e000 r--p 00010000 fe:00 10 /bin/prog");
+        assert!(merge_guest_maps(guest.clone(), &[a.clone(), b]).is_ok());
+        // A hole: not covered.
+        assert!(merge_guest_maps(guest, &[a]).is_err());
     }
 
     #[test]

@@ -160,7 +160,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Create the snapshot; `brk` is the program break right before it.
     /// Call with every signal blocked, from a single-threaded process.
-    pub fn take() -> Result<(Snapshot, u64)> {
+    /// `exit_signal` is 0 (no signal when the child ends) but under
+    /// emulation: QEMU refuses a fork whose exit signal is not SIGCHLD.
+    pub fn take(exit_signal: i32) -> Result<(Snapshot, u64)> {
         let (r, w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::SelfCall {
                 what: "pipe2",
@@ -171,7 +173,16 @@ impl Snapshot {
         // SAFETY: clone without CLONE_VM and without a new stack behaves as
         // fork: the child continues on its own copy of this stack and only
         // makes system calls below (no allocation, no lock), then waits.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, 0usize, 0usize, 0usize, 0usize, 0usize) };
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                exit_signal as usize,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
         if pid == 0 {
             child(parent, r, w);
         }
