@@ -17,6 +17,28 @@ use crate::error::{Error, Result};
 struct Loaded {
     notes: Vec<u8>,
     file_len: u64,
+    /// The image's architecture: `kckpt info` describes images of every
+    /// architecture kckpt knows, not only this machine's.
+    machine: u16,
+}
+
+/// The architecture an image says it is for, if kckpt knows it; this
+/// machine's otherwise (so a foreign one is refused as such).
+fn image_machine(ehdr: &[u8]) -> u16 {
+    use kckpt_image::read::{EM_AARCH64, EM_X86_64};
+    match ehdr.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]])) {
+        Some(m) if m == EM_X86_64 || m == EM_AARCH64 => m,
+        _ => kckpt_arch::ELF_MACHINE,
+    }
+}
+
+/// Program counter and stack pointer of an NT_PRSTATUS of `machine`.
+fn pc_sp(machine: u16, prstatus: &[u8]) -> Option<(u64, u64)> {
+    if machine == kckpt_image::read::EM_AARCH64 {
+        kckpt_arch::aarch64::regs_from_prstatus(prstatus).map(|r| (r.pc(), r.sp()))
+    } else {
+        kckpt_arch::x86_64::regs_from_prstatus(prstatus).map(|r| (r.pc(), r.sp()))
+    }
 }
 
 fn load(path: &Path) -> Result<Loaded> {
@@ -32,7 +54,8 @@ fn load(path: &Path) -> Result<Loaded> {
     let file_len = file.metadata().map_err(open_err)?.len();
     let mut ehdr = vec![0u8; EHDR_SIZE.min(file_len as usize)];
     file.read_exact_at(&mut ehdr, 0).map_err(open_err)?;
-    let elf = parse_elf_header(&ehdr, file_len, kckpt_arch::ELF_MACHINE).map_err(bad)?;
+    let machine = image_machine(&ehdr);
+    let elf = parse_elf_header(&ehdr, file_len, machine).map_err(bad)?;
     let mut table = vec![0u8; elf.phdrs_size()];
     file.read_exact_at(&mut table, elf.phoff)
         .map_err(open_err)?;
@@ -40,8 +63,12 @@ fn load(path: &Path) -> Result<Loaded> {
     let mut notes = vec![0u8; size as usize];
     file.read_exact_at(&mut notes, off).map_err(open_err)?;
     // Validate now so callers only see good images.
-    ImageView::parse(&notes, kckpt_arch::ELF_MACHINE, file_len).map_err(bad)?;
-    Ok(Loaded { notes, file_len })
+    ImageView::parse(&notes, machine, file_len).map_err(bad)?;
+    Ok(Loaded {
+        notes,
+        file_len,
+        machine,
+    })
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -128,11 +155,11 @@ fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::F
     let threads: Vec<Value> = view
         .threads()
         .map(|t| {
-            let regs = kckpt_arch::regs_from_prstatus(t.prstatus);
+            let regs = pc_sp(view.header.machine, t.prstatus);
             json!({
                 "tid": t.record.tid,
-                "pc": regs.map(|r| r.pc()),
-                "sp": regs.map(|r| r.sp()),
+                "pc": regs.map(|r| r.0),
+                "sp": regs.map(|r| r.1),
                 "syscall_state": syscall_state_name(t.record.syscall_state),
                 "syscall_nr": t.record.syscall_nr,
                 "sigmask": t.record.sigmask,
@@ -292,8 +319,7 @@ pub fn info(path: &Path, as_json: bool) -> Result<()> {
         path: path.to_path_buf(),
         error,
     };
-    let view =
-        ImageView::parse(&loaded.notes, kckpt_arch::ELF_MACHINE, loaded.file_len).map_err(bad)?;
+    let view = ImageView::parse(&loaded.notes, loaded.machine, loaded.file_len).map_err(bad)?;
     let d = describe(&view, loaded.file_len).map_err(bad)?;
     let text = if as_json {
         serde_json::to_string_pretty(&d).unwrap_or_default() + "\n"

@@ -205,6 +205,19 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
         "gdb-multiarch should show main as the innermost frame:\n{}",
         show(&out)
     );
+
+    // kckpt info describes images of either architecture.
+    let out = run(
+        Command::new(kckpt()).arg("info").arg(&image).arg("--json"),
+        CMD_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "kckpt info of an aarch64 image:\n{}",
+        show(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["arch"], "aarch64", "{json:#}");
 }
 
 /// Run `./IMAGE` as described in the test above; it must print `resumed`
