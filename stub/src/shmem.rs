@@ -132,9 +132,9 @@ impl Groups {
                 let mut name = [0u8; 256];
                 let n = memfd_name(img, vma).unwrap_or(b"");
                 name[..n.len()].copy_from_slice(n);
-                let fd =
-                    xsys::memfd_create(&name[..n.len() + 1]).map_err(at("creating a memfd"))?;
-                xsys::ftruncate(fd, self.list[i].size).map_err(at("sizing a memfd"))?;
+                let fd = sys::memfd_create(&name[..n.len() + 1], g::MFD_CLOEXEC)
+                    .map_err(at("creating a memfd"))?;
+                sys::ftruncate(fd, self.list[i].size).map_err(at("sizing a memfd"))?;
                 fd
             } else {
                 base_area(img, self.list[i].size as usize).map_err(at("mapping shared memory"))?

@@ -14,7 +14,8 @@ pub struct Errno(pub u32);
 /// Result of a system call.
 pub type SysResult = Result<usize, Errno>;
 
-fn check(r: isize) -> SysResult {
+/// A raw result as `Ok(value)` or `Err(errno)`.
+pub(crate) fn check(r: isize) -> SysResult {
     if (-4095..0).contains(&r) {
         Err(Errno((-r) as u32))
     } else {
@@ -390,15 +391,9 @@ pub fn futex(word: &core::sync::atomic::AtomicU32, op: u32, val: u32) -> SysResu
     }
 }
 
-/// `close_range(first, ~0, 0)`.
+/// `close_range(first, ~0, 0)`: close every descriptor from `first` on.
 pub fn close_from(first: u32) -> SysResult {
-    // SAFETY: closing descriptors touches no memory.
-    unsafe {
-        sc(
-            g::__NR_close_range,
-            [first as usize, u32::MAX as usize, 0, 0, 0, 0],
-        )
-    }
+    close_range(first, u32::MAX)
 }
 
 /// `capset` with empty sets: the calling thread gives up every capability.
