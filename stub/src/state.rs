@@ -89,12 +89,17 @@ pub fn restore(img: &Image, thread: &ThreadState) -> Result<(), Failure> {
             r.map_err(failed("prctl(PR_SET_MM_MAP)"))?;
         }
     }
-    // The command name (`/proc/PID/comm`) from NT_PRPSINFO's pr_fname.
-    if let Some(psinfo) = v
-        .notes()
-        .map_while(Result::ok)
-        .find(|n| n.is(CORE_OWNER, nt::PRPSINFO))
-    {
+    // The command name (`/proc/PID/comm`): the main thread's record has it
+    // (set in `restore_thread`); images that did not record it have
+    // NT_PRPSINFO's pr_fname.
+    let psinfo = if thread.record.name[0] == 0 {
+        v.notes()
+            .map_while(Result::ok)
+            .find(|n| n.is(CORE_OWNER, nt::PRPSINFO))
+    } else {
+        None
+    };
+    if let Some(psinfo) = psinfo {
         if let Some(fname) = psinfo.desc.get(40..56) {
             let mut name = [0u8; 16];
             name[..15].copy_from_slice(&fname[..15]);

@@ -33,13 +33,7 @@ unsafe fn sc(nr: u32, a: [usize; 6]) -> SysResult {
 /// Write `buf` to `fd` (all of it, retrying short writes).
 pub fn write_all(fd: usize, mut buf: &[u8]) {
     while !buf.is_empty() {
-        // SAFETY: the kernel reads `buf.len()` bytes from a live slice.
-        match unsafe {
-            sc(
-                g::__NR_write,
-                [fd, buf.as_ptr() as usize, buf.len(), 0, 0, 0],
-            )
-        } {
+        match write(fd, buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf = &buf[n..],
         }
