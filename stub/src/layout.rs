@@ -94,6 +94,13 @@ fn hex(s: &[u8]) -> Option<usize> {
 }
 
 /// Read a small file into `buf`; its length (0 when it cannot be read).
+/// The `start-end` range at the head of a `/proc/PID/maps` line.
+fn map_range(line: &[u8]) -> Option<(usize, usize)> {
+    let range = line.split(|&c| c == b' ').next()?;
+    let mut ends = range.split(|&c| c == b'-');
+    Some((ends.next().and_then(hex)?, ends.next().and_then(hex)?))
+}
+
 fn read_small(path: &[u8], buf: &mut [u8]) -> usize {
     let Ok(fd) = sys::open(path, linux_raw_sys::general::O_RDONLY) else {
         return 0;
@@ -136,10 +143,7 @@ pub fn guest_areas_outside_window(
         return Err(sys::Errno(linux_raw_sys::errno::EIO));
     }
     for line in buf[..len].split(|&c| c == b'\n') {
-        let range = line.split(|&c| c == b' ').next().unwrap_or(b"");
-        let mut ends = range.split(|&c| c == b'-');
-        let (Some(start), Some(end)) = (ends.next().and_then(hex), ends.next().and_then(hex))
-        else {
+        let Some((start, end)) = map_range(line) else {
             continue;
         };
         if end <= start || (start >= WINDOW_START && end <= WINDOW_END) {
@@ -182,10 +186,7 @@ pub fn current_specials(img: &Image) -> Specials {
         } else {
             continue;
         };
-        let range = line.split(|&c| c == b' ').next().unwrap_or(b"");
-        let mut ends = range.split(|&c| c == b'-');
-        let (Some(start), Some(end)) = (ends.next().and_then(hex), ends.next().and_then(hex))
-        else {
+        let Some((start, end)) = map_range(line) else {
             continue;
         };
         if out.count < out.list.len() && end > start {
