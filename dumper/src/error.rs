@@ -24,14 +24,6 @@ pub enum Error {
     /// `/proc/PID` does not exist.
     #[error("no process with pid {0}")]
     NoProcess(i32),
-    /// The target has more than one thread.
-    #[error("process {pid} has {threads} threads; multi-threaded processes are not supported yet")]
-    MultiThreaded {
-        /// Target pid.
-        pid: i32,
-        /// Its thread count.
-        threads: usize,
-    },
     /// `PTRACE_SEIZE` failed.
     #[error("cannot trace pid {pid}: {}", errno_text(*.source))]
     Trace {
@@ -176,7 +168,7 @@ impl Error {
         let os = |e: &io::Error| e.raw_os_error().unwrap_or(libc::EIO);
         match self {
             Error::NoProcess(_) | Error::TargetDied { .. } => libc::ESRCH,
-            Error::MultiThreaded { .. } | Error::SelfThreads(_) => libc::EBUSY,
+            Error::SelfThreads(_) => libc::EBUSY,
             Error::Trace { source, .. } | Error::Ptrace { source, .. } => *source as i32,
             Error::Unsupported { .. } => libc::EOPNOTSUPP,
             Error::Read { source, .. }
