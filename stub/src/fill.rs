@@ -14,6 +14,7 @@ use linux_raw_sys::general as g;
 
 use crate::statics::StaticBuf;
 use crate::sys::{self, Errno};
+use crate::threads::THREAD_FLAGS;
 
 /// Most helper threads.
 pub const MAX_WORKERS: usize = 3;
@@ -56,13 +57,6 @@ const SLOT: Slot = Slot {
 static SLOTS: [Slot; MAX_WORKERS] = [SLOT; MAX_WORKERS];
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
 static STACKS: StaticBuf<{ MAX_WORKERS * STACK_LEN }> = StaticBuf::new();
-
-const THREAD_FLAGS: u32 = g::CLONE_VM
-    | g::CLONE_FS
-    | g::CLONE_FILES
-    | g::CLONE_SIGHAND
-    | g::CLONE_THREAD
-    | g::CLONE_SYSVSEM;
 
 /// CPUs this process may run on (1 if unknown).
 fn cpus() -> usize {

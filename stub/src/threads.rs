@@ -72,7 +72,7 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-const THREAD_FLAGS: u32 = g::CLONE_VM
+pub(crate) const THREAD_FLAGS: u32 = g::CLONE_VM
     | g::CLONE_FS
     | g::CLONE_FILES
     | g::CLONE_SIGHAND
