@@ -51,18 +51,6 @@ fn reference() -> Vec<String> {
     got
 }
 
-/// Thread ids of `pid`, sorted.
-fn tasks(pid: i32) -> Vec<i32> {
-    let mut t: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    t.sort_unstable();
-    t
-}
-
 #[derive(Clone, Copy, PartialEq)]
 enum Case {
     /// Default dump (kill), `kckpt restore`.

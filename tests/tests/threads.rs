@@ -15,18 +15,6 @@ fn counters(line: &str) -> Vec<u64> {
     f.map(|n| n.parse().expect("counter")).collect()
 }
 
-/// Thread ids of `pid`, sorted.
-fn tasks(pid: i32) -> Vec<i32> {
-    let mut t: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    t.sort_unstable();
-    t
-}
-
 fn no_window(pid: i32) {
     let maps = maps(pid);
     assert!(

@@ -537,6 +537,18 @@ pub fn descendants(pid: i32) -> Vec<i32> {
     out
 }
 
+/// Thread ids of `pid`, sorted (empty if it is gone).
+pub fn tasks(pid: i32) -> Vec<i32> {
+    let mut t: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    t.sort_unstable();
+    t
+}
+
 /// Contents of `/proc/PID/NAME`, `None` if unreadable.
 pub fn read_proc(pid: i32, name: &str) -> Option<Vec<u8>> {
     fs::read(format!("/proc/{pid}/{name}")).ok()
