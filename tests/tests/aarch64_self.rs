@@ -22,14 +22,6 @@ use common::*;
 
 const TARGET: &str = "aarch64-unknown-linux-gnu";
 
-/// `target/<profile>` of this test binary.
-fn profile_dir() -> PathBuf {
-    profile_file("kckpt")
-        .parent()
-        .expect("profile directory")
-        .to_path_buf()
-}
-
 /// Build `package` (`kind` is `--lib` or `--bin NAME`) for `target` with
 /// this profile; returns `target/<target>/<profile>/artifact`.
 fn cross_build(target: &str, args: &[&str], artifact: &str) -> PathBuf {
@@ -98,16 +90,7 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
     let program = c_program(&dir);
     let image = dir.join("self.kckpt");
     let out = run(qemu(&program).arg(&image).arg("5"), DUMP_TIMEOUT);
-    assert!(out.status.success(), "{}", show(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let all: Vec<&str> = text.lines().collect();
-    let at = all
-        .iter()
-        .position(|l| *l == "saved")
-        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
-    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
-    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
-    let rest: Vec<&str> = all[at + 1..].to_vec();
+    let rest = lines_after_saved(&out);
 
     // The aarch64 stub restores it under QEMU: `resumed`, then exactly
     // what the original printed after `saved`.
@@ -198,13 +181,7 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
             .arg(&image),
         CMD_TIMEOUT,
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("#0") && l.contains("main (") && l.contains("self_counter.c")),
-        "gdb-multiarch should show main as the innermost frame:\n{}",
-        show(&out)
-    );
+    assert_bt_in_main("gdb-multiarch", &out);
 
     // kckpt info describes images of either architecture.
     let out = run(
@@ -222,7 +199,7 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
 
 /// Run `./IMAGE` as described in the test above; it must print `resumed`
 /// and then `rest`.
-fn check_binfmt_chain(image: &Path, rest: &[&str]) {
+fn check_binfmt_chain(image: &Path, rest: &[String]) {
     use std::os::unix::fs::PermissionsExt;
     aarch64_stub();
     std::fs::set_permissions(image, std::fs::Permissions::from_mode(0o700)).expect("chmod");
@@ -266,15 +243,7 @@ fn aarch64_rust_program_checkpoints_itself_and_is_restored() {
     aarch64_stub();
     let image = dir.join("self.kckpt");
     let out = run(qemu(&program).arg(&image).arg("5"), DUMP_TIMEOUT);
-    assert!(out.status.success(), "{}", show(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let all: Vec<&str> = text.lines().collect();
-    let at = all
-        .iter()
-        .position(|l| *l == "saved")
-        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
-    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
-    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+    let rest = lines_after_saved(&out);
     let out = run(
         Command::new(kckpt()).arg("restore").arg(&image),
         DUMP_TIMEOUT,
@@ -283,7 +252,7 @@ fn aarch64_rust_program_checkpoints_itself_and_is_restored() {
     let restored = String::from_utf8_lossy(&out.stdout);
     let got: Vec<&str> = restored.lines().collect();
     assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
-    assert_eq!(&got[1..], &all[at + 1..], "{}", show(&out));
+    assert_eq!(&got[1..], &rest[..], "{}", show(&out));
 }
 
 /// An x86_64 image given to the aarch64 stub: refused with one line.

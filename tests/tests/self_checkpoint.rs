@@ -49,16 +49,9 @@ fn lines(out: &std::process::Output) -> Vec<String> {
 /// `saved` (the checkpoint succeeded and it went on running).
 fn run_and_save(program: &Path, image: &Path) -> Vec<String> {
     let out = run(Command::new(program).arg(image).arg("5"), DUMP_TIMEOUT);
-    assert!(out.status.success(), "{}", show(&out));
-    let all = lines(&out);
-    let at = all
-        .iter()
-        .position(|l| l == "saved")
-        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(&out)));
-    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
-    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+    let rest = lines_after_saved(&out);
     assert!(image.is_file(), "no image written");
-    all[at + 1..].to_vec()
+    rest
 }
 
 /// `kckpt restore IMAGE`: `resumed`, then `rest`.
@@ -136,13 +129,7 @@ fn self_made_image_is_read_by_kckpt_info_and_gdb() {
             .arg(&image),
         CMD_TIMEOUT,
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("#0") && l.contains("main (") && l.contains("self_counter.c")),
-        "gdb should show main as the innermost frame:\n{}",
-        show(&out)
-    );
+    assert_bt_in_main("gdb", &out);
 }
 
 #[test]

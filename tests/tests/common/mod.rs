@@ -79,7 +79,7 @@ pub const PYTHON_LOOP: &str =
     "import time\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
 
 /// The directory of the test binary's profile (`target/<profile>`).
-fn profile_dir() -> PathBuf {
+pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test-binary>
     exe.parent()
@@ -729,4 +729,34 @@ pub fn note_desc_range(image: &[u8], owner: &[u8], kind: u32) -> std::ops::Range
         }
     }
     panic!("no note {kind:#x} from {}", String::from_utf8_lossy(owner));
+}
+
+/// The stdout lines of a self-checkpointing run (`self_counter IMAGE 5`)
+/// after its `saved` line; checks it succeeded, printed `step 5 ...` just
+/// before `saved` and ended with `done ...`.
+pub fn lines_after_saved(out: &Output) -> Vec<String> {
+    assert!(out.status.success(), "{}", show(out));
+    let all: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let at = all
+        .iter()
+        .position(|l| l == "saved")
+        .unwrap_or_else(|| panic!("no `saved` line:\n{}", show(out)));
+    assert!(all[at - 1].starts_with("step 5 "), "{all:?}");
+    assert!(all.last().unwrap().starts_with("done "), "{all:?}");
+    all[at + 1..].to_vec()
+}
+
+/// `gdb` (named `tool` in the message) ran `bt` on an image of
+/// `self_counter.c`: its innermost frame must be `main`.
+pub fn assert_bt_in_main(tool: &str, out: &Output) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("#0") && l.contains("main (") && l.contains("self_counter.c")),
+        "{tool} should show main as the innermost frame:\n{}",
+        show(out)
+    );
 }
