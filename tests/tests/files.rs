@@ -211,18 +211,7 @@ fn tcp_socket_is_refused_or_skipped_as_dev_null() {
     p.line(LINE_TIMEOUT);
     p.line(LINE_TIMEOUT);
 
-    let out = run(
-        Command::new(kckpt())
-            .args([
-                "dump",
-                "--skip-unsupported",
-                "-p",
-                &p.pid().to_string(),
-                "-o",
-            ])
-            .arg(&image),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_skip_unsupported(p.pid(), &image);
     assert!(out.status.success(), "{}", show(&out));
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -102,18 +102,7 @@ fn fd_refused_then_skipped(mode: &str, what: &str) {
     assert_eq!(link(p.pid()), before, "the target's fd {fd} changed");
 
     let image = dir.join("skipped.kckpt");
-    let out = run(
-        Command::new(kckpt())
-            .args([
-                "dump",
-                "--skip-unsupported",
-                "-p",
-                &p.pid().to_string(),
-                "-o",
-            ])
-            .arg(&image),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_skip_unsupported(p.pid(), &image);
     assert!(out.status.success(), "{}", show(&out));
     let warn = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -196,18 +185,7 @@ fn ptrace_relationship_is_refused_on_both_sides() {
     let b = parse_counter(&tracee.line(LINE_TIMEOUT)).0;
     assert_eq!(b, a + 1, "the traced counter should go on counting");
     // --skip-unsupported cannot help: the dumper cannot trace it.
-    let out = run(
-        Command::new(kckpt())
-            .args([
-                "dump",
-                "--skip-unsupported",
-                "-p",
-                &tracee.pid().to_string(),
-                "-o",
-            ])
-            .arg(dir.join("skip.kckpt")),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_skip_unsupported(tracee.pid(), &dir.join("skip.kckpt"));
     assert_refused(
         "traced, --skip-unsupported",
         &out,

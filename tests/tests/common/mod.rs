@@ -590,6 +590,16 @@ pub fn dump_raw(pid: i32, path: &Path, leave_running: bool) -> Output {
     run(&mut cmd, DUMP_TIMEOUT)
 }
 
+/// `kckpt dump --skip-unsupported -p PID -o PATH`, whatever its outcome.
+pub fn dump_skip_unsupported(pid: i32, path: &Path) -> Output {
+    run(
+        Command::new(kckpt())
+            .args(["dump", "--skip-unsupported", "-p", &pid.to_string(), "-o"])
+            .arg(path),
+        DUMP_TIMEOUT,
+    )
+}
+
 /// Dump `p` with the default (kill after a complete image) and check the
 /// target died.
 pub fn dump_kills(p: &mut Proc, path: &Path) {
