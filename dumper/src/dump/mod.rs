@@ -446,6 +446,9 @@ fn write_image(
     let mem = Memory::open(pid)?;
     let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
     let state = in_process_state(tracee, &mem, &maps, insn)?;
+    // One read of /proc/PID/stat serves every thread note and the mm record.
+    let stat = procfs::stat(pid)?;
+    let ppid = stat.ppid();
     let mut thread_notes = vec![threads::thread_notes(
         tracee,
         regsets,
@@ -453,22 +456,16 @@ fn write_image(
             altstack: state.altstack,
             clear_child_tid: state.clear_child_tid,
         },
-        procfs::stat(pid)?.ppid(),
+        ppid,
     )?];
     for t in others.iter_mut() {
         let own = threads::thread_self(t, &mem, &maps, insn)?;
         let regsets = threads::registers(t)?;
-        thread_notes.push(threads::thread_notes(
-            t,
-            regsets,
-            &own,
-            procfs::stat(pid)?.ppid(),
-        )?);
+        thread_notes.push(threads::thread_notes(t, regsets, &own, ppid)?);
     }
     let process = process::process_record(tracee, insn)?;
 
     // /proc facts.
-    let stat = procfs::stat(pid)?;
     let mut mm = stat.mm();
     mm.brk = state.brk;
     let cmdline_raw = procfs::read(pid, "cmdline")?;
