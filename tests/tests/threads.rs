@@ -15,15 +15,6 @@ fn counters(line: &str) -> Vec<u64> {
     f.map(|n| n.parse().expect("counter")).collect()
 }
 
-fn no_window(pid: i32) {
-    let maps = maps(pid);
-    assert!(
-        !maps.iter().any(|l| l.starts_with("6b6b")),
-        "the stub's window is still mapped:\n{}",
-        maps.join("\n")
-    );
-}
-
 /// The names of a process's threads (`/proc/PID/task/*/comm`), sorted.
 fn thread_names(pid: i32) -> Vec<String> {
     let mut names: Vec<String> = tasks(pid)

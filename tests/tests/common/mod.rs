@@ -561,6 +561,16 @@ pub fn maps(pid: i32) -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
 
+/// The restored process `pid` no longer maps the stub's window (`6b6b...`).
+pub fn no_window(pid: i32) {
+    let maps = maps(pid);
+    assert!(
+        !maps.iter().any(|l| l.starts_with("6b6b")),
+        "the stub's window is still mapped:\n{}",
+        maps.join("\n")
+    );
+}
+
 /// The state letter of `/proc/PID/stat` (R, S, T, t, Z...).
 pub fn state(pid: i32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
