@@ -28,15 +28,7 @@ fn pipeline_case(binfmt: bool) {
 
     // Eight messages of 16 bytes are always in flight and each thread holds
     // at most one: at least six sit unread in the socket queues.
-    let out = run(
-        std::process::Command::new(kckpt())
-            .args(["info", "--json"])
-            .arg(&image),
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "kckpt info: {}", show(&out));
-    let info: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("kckpt info --json prints JSON");
+    let info = info_json(&image);
     let ends: Vec<&serde_json::Value> = info["files"]["fds"]
         .as_array()
         .expect("fds")

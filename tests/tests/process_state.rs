@@ -8,36 +8,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 /// Send a command and read its one-line answer.
 fn ask(p: &mut Proc, cmd: &str) -> String {
     p.write_stdin(&format!("{cmd}\n"));
     p.line(LINE_TIMEOUT)
-}
-
-/// `go`: the deliveries up to `done`.
-fn deliveries(p: &mut Proc) -> Vec<String> {
-    p.write_stdin("go\n");
-    let mut out = Vec::new();
-    loop {
-        let l = p.line(LINE_TIMEOUT);
-        if l == "done" {
-            return out;
-        }
-        out.push(l);
-    }
-}
-
-fn info_json(image: &std::path::Path) -> serde_json::Value {
-    let out = run(
-        Command::new(kckpt()).args(["info", "--json"]).arg(image),
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "kckpt info: {}", show(&out));
-    serde_json::from_slice(&out.stdout).expect("kckpt info --json prints JSON")
 }
 
 /// What an uncheckpointed process reports: state, map, deliveries.

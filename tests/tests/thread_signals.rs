@@ -12,22 +12,7 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-/// `go`: the deliveries up to `done`.
-fn deliveries(p: &mut Proc) -> Vec<String> {
-    p.write_stdin("go\n");
-    let mut out = Vec::new();
-    loop {
-        let l = p.line(LINE_TIMEOUT);
-        if l == "done" {
-            return out;
-        }
-        out.push(l);
-    }
-}
 
 /// What an uncheckpointed process receives.
 fn reference() -> Vec<String> {
@@ -77,13 +62,7 @@ fn thread_signals_case(case: Case) {
         dump_kills(&mut p, &image);
     }
 
-    let out = run(
-        Command::new(kckpt()).args(["info", "--json"]).arg(&image),
-        CMD_TIMEOUT,
-    );
-    assert!(out.status.success(), "kckpt info: {}", show(&out));
-    let info: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("kckpt info --json prints JSON");
+    let info = info_json(&image);
     let pending = info["pending_signals"].as_array().expect("pending_signals");
     assert_eq!(pending.len(), 8, "{info}");
 

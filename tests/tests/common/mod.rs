@@ -610,6 +610,30 @@ pub fn dump_skip_unsupported(pid: i32, path: &Path) -> Output {
     )
 }
 
+/// `kckpt info --json IMAGE`, required to succeed and print JSON.
+pub fn info_json(image: &Path) -> serde_json::Value {
+    let out = run(
+        Command::new(kckpt()).args(["info", "--json"]).arg(image),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "kckpt info: {}", show(&out));
+    serde_json::from_slice(&out.stdout).expect("kckpt info --json prints JSON")
+}
+
+/// `procstate`/`threadsig`: send `go`, return the delivery lines up to
+/// `done`.
+pub fn deliveries(p: &mut Proc) -> Vec<String> {
+    p.write_stdin("go\n");
+    let mut out = Vec::new();
+    loop {
+        let l = p.line(LINE_TIMEOUT);
+        if l == "done" {
+            return out;
+        }
+        out.push(l);
+    }
+}
+
 /// Dump `p` with the default (kill after a complete image) and check the
 /// target died.
 pub fn dump_kills(p: &mut Proc, path: &Path) {
