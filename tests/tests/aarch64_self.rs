@@ -95,11 +95,7 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
     // The aarch64 stub restores it under QEMU: `resumed`, then exactly
     // what the original printed after `saved`.
     let out = run(qemu(&aarch64_stub()).arg(&image), DUMP_TIMEOUT);
-    assert!(out.status.success(), "{}", show(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let got: Vec<&str> = text.lines().collect();
-    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
-    assert_eq!(&got[1..], &rest[..], "{}", show(&out));
+    assert_resumed_then(&out, &rest);
 
     // `kckpt restore IMAGE` runs it through qemu-aarch64 and the aarch64
     // stub (built beside kckpt: target/aarch64-unknown-linux-musl/<profile>).
@@ -107,11 +103,7 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
         Command::new(kckpt()).arg("restore").arg(&image),
         DUMP_TIMEOUT,
     );
-    assert!(out.status.success(), "{}", show(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let got: Vec<&str> = text.lines().collect();
-    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
-    assert_eq!(&got[1..], &rest[..], "{}", show(&out));
+    assert_resumed_then(&out, &rest);
 
     // Without qemu-aarch64 in PATH: one clear line.
     let out = run(
@@ -222,10 +214,7 @@ fn check_binfmt_chain(image: &Path, rest: &[String]) {
     assert!(out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("registered kckpt-aarch64"), "{}", show(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let got: Vec<&str> = text.lines().collect();
-    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
-    assert_eq!(&got[1..], rest, "{}", show(&out));
+    assert_resumed_then(&out, rest);
 }
 
 /// The Rust example `dumper/examples/self_counter.rs` built for aarch64
@@ -248,11 +237,7 @@ fn aarch64_rust_program_checkpoints_itself_and_is_restored() {
         Command::new(kckpt()).arg("restore").arg(&image),
         DUMP_TIMEOUT,
     );
-    assert!(out.status.success(), "{}", show(&out));
-    let restored = String::from_utf8_lossy(&out.stdout);
-    let got: Vec<&str> = restored.lines().collect();
-    assert_eq!(got.first(), Some(&"resumed"), "{}", show(&out));
-    assert_eq!(&got[1..], &rest[..], "{}", show(&out));
+    assert_resumed_then(&out, &rest);
 }
 
 /// An x86_64 image given to the aarch64 stub: refused with one line.

@@ -38,13 +38,6 @@ fn rust_program() -> PathBuf {
     profile_file("examples/self_counter")
 }
 
-fn lines(out: &std::process::Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Run `program IMAGE 5` to its end; returns the lines it printed after
 /// `saved` (the checkpoint succeeded and it went on running).
 fn run_and_save(program: &Path, image: &Path) -> Vec<String> {
@@ -60,10 +53,7 @@ fn check_kckpt_restore(image: &Path, rest: &[String]) {
         Command::new(kckpt()).arg("restore").arg(image),
         DUMP_TIMEOUT,
     );
-    assert!(out.status.success(), "{}", show(&out));
-    let got = lines(&out);
-    assert_eq!(got[0], "resumed", "{}", show(&out));
-    assert_eq!(&got[1..], rest, "{}", show(&out));
+    assert_resumed_then(&out, rest);
 }
 
 /// `./IMAGE` through binfmt_misc: `resumed`, then `rest`.

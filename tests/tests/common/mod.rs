@@ -804,3 +804,13 @@ pub fn assert_bt_in_main(tool: &str, out: &Output) {
         show(out)
     );
 }
+
+/// A restored self-checkpointed program ran to success and printed
+/// `resumed`, then exactly `rest` (what the original printed after `saved`).
+pub fn assert_resumed_then(out: &Output, rest: &[String]) {
+    assert!(out.status.success(), "{}", show(out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got.first(), Some(&"resumed"), "{}", show(out));
+    assert_eq!(&got[1..], rest, "{}", show(out));
+}
