@@ -215,32 +215,28 @@ impl Drop for Ipc {
     }
 }
 
-#[test]
-fn sysv_semaphore_set_is_refused() {
+/// `holder MODE` holds a SysV object (removed with `ipcrm FLAG ID`): the
+/// dump is refused naming `what` and `named ID`, the target runs on.
+fn sysv_refused(mode: &str, flag: &'static str, what: &str, named: &str) {
     require_tool("ipcrm");
-    let dir = TestDir::new("refuse-sem");
-    let (mut p, ready) = holder("sem_undo", &[]);
+    let dir = TestDir::new(&format!("refuse-{mode}"));
+    let (mut p, ready) = holder(mode, &[]);
     let id = number(&ready, "id");
-    let _rm = Ipc("-s", id);
-    let msg = refused(&dir, p.pid(), "SysV semaphore");
+    let _rm = Ipc(flag, id);
+    let msg = refused(&dir, p.pid(), what);
     assert!(
-        msg.contains(&format!("SysV semaphore set {id} ")),
-        "the refusal should name semaphore set {id}: {msg}"
+        msg.contains(&format!("{named} {id} ")),
+        "the refusal should name {named} {id}: {msg}"
     );
     still_running(&mut p);
 }
 
 #[test]
+fn sysv_semaphore_set_is_refused() {
+    sysv_refused("sem_undo", "-s", "SysV semaphore", "SysV semaphore set");
+}
+
+#[test]
 fn sysv_message_queue_is_refused() {
-    require_tool("ipcrm");
-    let dir = TestDir::new("refuse-msg");
-    let (mut p, ready) = holder("msgq", &[]);
-    let id = number(&ready, "id");
-    let _rm = Ipc("-q", id);
-    let msg = refused(&dir, p.pid(), "SysV message queue");
-    assert!(
-        msg.contains(&format!("SysV message queue {id} ")),
-        "the refusal should name queue {id}: {msg}"
-    );
-    still_running(&mut p);
+    sysv_refused("msgq", "-q", "SysV message queue", "SysV message queue");
 }
