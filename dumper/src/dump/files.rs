@@ -21,6 +21,7 @@ use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
 use super::fdsys;
 use super::procfs;
+use super::threads::task_ids;
 use crate::error::{Error, Result};
 
 /// Devices reopened by path.
@@ -266,7 +267,7 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         Some("0") | None => {}
         Some(_) => out.push("seccomp filter".to_owned()),
     }
-    let tids = task_ids(pid);
+    let tids = task_ids(pid).unwrap_or_default();
     let mut traced: Vec<i32> = Vec::new();
     for (tid, tracer) in all_tracers() {
         if tids.contains(&tracer) && !traced.contains(&tid) {
@@ -285,23 +286,13 @@ fn unsupported_features(pid: i32) -> Vec<String> {
     out
 }
 
-/// The thread ids of `pid` (`/proc/PID/task`).
-fn task_ids(pid: i32) -> Vec<i32> {
-    fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|t| t.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
 /// `(tid, TracerPid)` of every traced task of the system (the tasks this
 /// process can see in `/proc`).
 fn all_tracers() -> Vec<(i32, i32)> {
     let mut out = Vec::new();
     let procs = fs::read_dir("/proc").into_iter().flatten().flatten();
     for p in procs.filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok()) {
-        for tid in task_ids(p) {
+        for tid in task_ids(p).unwrap_or_default() {
             let status =
                 fs::read_to_string(format!("/proc/{p}/task/{tid}/status")).unwrap_or_default();
             let tracer = dec(fdinfo_field(&status, "TracerPid")) as i32;
@@ -316,15 +307,18 @@ fn all_tracers() -> Vec<(i32, i32)> {
 /// A thread of `pid` that another process traces, with that tracer's pid
 /// and command name: `PTRACE_SEIZE` would fail with `EPERM`.
 pub fn traced_by(pid: i32) -> Option<(i32, i32, String)> {
-    task_ids(pid).into_iter().find_map(|tid| {
-        let status =
-            fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
-        let tracer = dec(fdinfo_field(&status, "TracerPid")) as i32;
-        (tracer != 0).then(|| {
-            let comm = fs::read_to_string(format!("/proc/{tracer}/comm")).unwrap_or_default();
-            (tid, tracer, comm.trim().to_owned())
+    task_ids(pid)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|tid| {
+            let status =
+                fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+            let tracer = dec(fdinfo_field(&status, "TracerPid")) as i32;
+            (tracer != 0).then(|| {
+                let comm = fs::read_to_string(format!("/proc/{tracer}/comm")).unwrap_or_default();
+                (tid, tracer, comm.trim().to_owned())
+            })
         })
-    })
 }
 
 /// SysV IPC objects the process last used, in its IPC namespace as
