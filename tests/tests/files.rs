@@ -240,15 +240,24 @@ fn process_with_a_child_is_refused() {
     let image = dir.join("child.kckpt");
     let script = "import os,time\npid=os.fork()\nif pid==0:\n  time.sleep(1000)\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
     let mut p = Proc::start(PYTHON3, &["-u", "-c", script]);
+    // Dropped before `p`: kills the sleeping child even when the test fails.
+    let _children = KillChildren(p.pid());
     p.wait_for("2", LINE_TIMEOUT, |l| l == "2");
     let out = dump_raw(p.pid(), &image, false);
     assert_refused("child", &out, Some(1), &["child process"]);
     p.line(LINE_TIMEOUT);
-    let child = fs::read_to_string(format!("/proc/{0}/task/{0}/children", p.pid())).unwrap();
-    for c in child.split_whitespace() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.parse().unwrap()),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+}
+
+/// SIGKILLs the descendants of a pid when dropped.
+struct KillChildren(i32);
+
+impl Drop for KillChildren {
+    fn drop(&mut self) {
+        for c in descendants(self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
