@@ -43,7 +43,7 @@ pub fn parse_limits(text: &str) -> Option<Vec<RlimitRecord>> {
 
 /// A hexadecimal field (`SigPnd`, `ShdPnd`) or a decimal one
 /// (`NoNewPrivs`) of `/proc/PID/status`.
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))

@@ -65,10 +65,8 @@ fn storable(signo: u32) -> bool {
 /// signals the kernel queued without one.
 fn pending_signals(status: &str, tid: u32) -> Vec<PendingSignalRecord> {
     let mask = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        process::status_field(status, key)
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
             .unwrap_or(0)
     };
     let mut out = Vec::new();
