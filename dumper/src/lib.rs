@@ -15,6 +15,7 @@ pub mod info;
 mod info_files;
 pub mod restore;
 pub mod selfdump;
+mod testing;
 
 pub use error::{Error, Result};
 pub use selfdump::{checkpoint_self, SelfCheckpoint};

@@ -4,6 +4,7 @@
 
 pub mod cpu;
 pub mod frame;
+pub mod inject;
 pub mod regs;
 pub mod regsets;
 pub mod selfsave;
@@ -16,5 +17,6 @@ pub mod start;
 pub mod syscall;
 
 pub use frame::*;
+pub use inject::*;
 pub use regs::*;
 pub use regsets::*;

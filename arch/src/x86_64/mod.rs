@@ -1,6 +1,7 @@
 //! x86_64 implementation of the `kckpt-arch` interface.
 
 pub mod frame;
+pub mod inject;
 pub mod regs;
 pub mod regsets;
 pub mod selfsave;
@@ -15,5 +16,6 @@ pub mod start;
 pub mod syscall;
 
 pub use frame::*;
+pub use inject::*;
 pub use regs::*;
 pub use regsets::*;

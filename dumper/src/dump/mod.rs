@@ -6,6 +6,7 @@
 
 mod fdsys;
 pub mod files;
+pub mod inject;
 pub mod memory;
 pub mod process;
 pub mod procfs;
@@ -233,128 +234,73 @@ mod nr {
     pub const SIGALTSTACK: u64 = nix::libc::SYS_sigaltstack as u64;
     pub const PRCTL: u64 = nix::libc::SYS_prctl as u64;
     pub const PR_GET_TID_ADDRESS: u64 = 40;
+    pub const PR_GET_DUMPABLE: u64 = 3;
 }
 
 /// State only the process itself can report, gathered by system calls run
-/// inside it.
+/// inside it ([`inject`]).
 struct InProcess {
     signals: SignalsRecord,
-    altstack: (u64, u64, u32),
-    clear_child_tid: u64,
+    own: threads::ThreadSelf,
     brk: u64,
+    dumpable: i64,
 }
 
-/// Scratch area layout (bytes from its start).
-const SCRATCH_LEN: u64 = 4096;
-const SCRATCH_SIGACTIONS: u64 = 0;
-const SCRATCH_ALTSTACK: u64 = 64 * 32;
-const SCRATCH_TIDADDR: u64 = SCRATCH_ALTSTACK + 32;
-
-/// A writable place in the target for system-call output: below the red
-/// zone and a page of the current stack when that is mapped, else the start
-/// of some other private writable area. Its bytes are saved and put back.
-fn scratch_area(regs_sp: u64, maps: &[MapEntry]) -> Option<u64> {
-    let writable = |start: u64, end: u64| {
-        maps.iter()
-            .any(|m| m.prot & prot::WRITE != 0 && !m.shared && m.start <= start && end <= m.end)
-    };
-    let end = regs_sp.checked_sub(128 + 4096)? & !63;
-    let start = end.checked_sub(SCRATCH_LEN)?;
-    if writable(start, end) {
-        return Some(start);
-    }
-    maps.iter()
-        .find(|m| {
-            m.prot & prot::WRITE != 0
-                && !m.shared
-                && m.len() >= SCRATCH_LEN
-                && matches!(
-                    m.kind(),
-                    vma_kind::ANONYMOUS | vma_kind::HEAP | vma_kind::FILE
-                )
-        })
-        .map(|m| m.start)
-}
-
+/// Run the process-wide queries (every signal's `rt_sigaction`, `brk`,
+/// `PR_GET_DUMPABLE`) and the main thread's own ones in the main thread.
 fn in_process_state(
     tracee: &mut Tracee,
     mem: &Memory,
     maps: &[MapEntry],
-    syscall_insn: u64,
+    site: inject::Site,
+    regsets: &threads::Regsets,
 ) -> Result<InProcess> {
     let pid = tracee.pid();
-    let scratch = scratch_area(tracee.regs().sp(), maps).ok_or_else(|| Error::Unsupported {
-        pid,
-        reason: "no writable memory to run system calls with".into(),
-    })?;
-    let mut saved = vec![0u8; SCRATCH_LEN as usize];
-    mem.read(scratch, &mut saved)?;
-    let result = (|| -> Result<InProcess> {
-        let mut signals = SignalsRecord {
-            actions: [SigactionRecord::default(); 64],
-        };
-        for sig in 1..=64u64 {
-            if sig == 9 || sig == 19 {
-                continue;
-            }
-            let out = scratch + SCRATCH_SIGACTIONS + (sig - 1) * 32;
-            let r = tracee.syscall(syscall_insn, nr::RT_SIGACTION, [sig, 0, out, 8, 0, 0])?;
-            if r < 0 && r != -(nix::libc::EINVAL as i64) {
-                return Err(Error::Unsupported {
-                    pid,
-                    reason: format!("rt_sigaction({sig}) in the process failed with {r}"),
-                });
-            }
+    let mut session = inject::Session::open(tracee, mem, maps, site, regsets)?;
+    let out = session.out();
+    let mut signals = SignalsRecord {
+        actions: [SigactionRecord::default(); 64],
+    };
+    for (sig, action) in (1..=64u64).zip(signals.actions.iter_mut()) {
+        if sig == 9 || sig == 19 {
+            continue;
         }
-        tracee.syscall(
-            syscall_insn,
-            nr::SIGALTSTACK,
-            [0, scratch + SCRATCH_ALTSTACK, 0, 0, 0, 0],
-        )?;
-        tracee.syscall(
-            syscall_insn,
-            nr::PRCTL,
-            [
-                nr::PR_GET_TID_ADDRESS,
-                scratch + SCRATCH_TIDADDR,
-                0,
-                0,
-                0,
-                0,
-            ],
-        )?;
-        let brk = tracee.syscall(syscall_insn, nr::BRK, [0; 6])? as u64;
-        let mut out = vec![0u8; SCRATCH_LEN as usize];
-        mem.read(scratch, &mut out)?;
-        let u64_at = |off: u64| {
-            let o = off as usize;
-            u64::from_le_bytes(out[o..o + 8].try_into().unwrap_or_default())
-        };
-        for (i, a) in signals.actions.iter_mut().enumerate() {
-            let base = SCRATCH_SIGACTIONS + i as u64 * 32;
-            *a = SigactionRecord {
-                handler: u64_at(base),
-                flags: u64_at(base + 8),
-                restorer: u64_at(base + 16),
-                mask: u64_at(base + 24),
-            };
+        let r = session.call(nr::RT_SIGACTION, [sig, 0, out, 8, 0, 0])?;
+        if r == -(nix::libc::EINVAL as i64) {
+            continue;
         }
-        Ok(InProcess {
-            signals,
-            altstack: (
-                u64_at(SCRATCH_ALTSTACK),
-                u64_at(SCRATCH_ALTSTACK + 16),
-                u64_at(SCRATCH_ALTSTACK + 8) as u32,
-            ),
-            clear_child_tid: u64_at(SCRATCH_TIDADDR),
-            brk,
-        })
-    })();
-    // Put the scratch bytes back whatever happened.
-    let restored = mem.write(scratch, &saved);
-    let state = result?;
-    restored?;
-    Ok(state)
+        if r < 0 {
+            return Err(Error::Unsupported {
+                pid,
+                reason: format!("rt_sigaction({sig}) in the process failed with {r}"),
+            });
+        }
+        let b = session.read_out(32)?;
+        *action = SigactionRecord {
+            handler: u64_at(&b, 0),
+            flags: u64_at(&b, 8),
+            restorer: u64_at(&b, 16),
+            mask: u64_at(&b, 24),
+        };
+    }
+    let own = threads::own_state(&mut session)?;
+    let brk = session.call(nr::BRK, [0; 6])? as u64;
+    let dumpable = session.call(nr::PRCTL, [nr::PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
+    session.close()?;
+    Ok(InProcess {
+        signals,
+        own,
+        brk,
+        dumpable,
+    })
+}
+
+/// The little-endian u64 at `at` of `bytes` (0 past the end).
+pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 pub(crate) fn kernel_release() -> [u8; 64] {
@@ -445,25 +391,19 @@ fn write_image(
     let maps = procfs::maps(pid)?;
     let mem = Memory::open(pid)?;
     let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
-    let state = in_process_state(tracee, &mem, &maps, insn)?;
+    let site = inject::find_site(&mem, &maps, insn);
+    crate::testing::die_at("seized");
+    let state = in_process_state(tracee, &mem, &maps, site, &regsets)?;
     // One read of /proc/PID/stat serves every thread note and the mm record.
     let stat = procfs::stat(pid)?;
     let ppid = stat.ppid();
-    let mut thread_notes = vec![threads::thread_notes(
-        tracee,
-        regsets,
-        &threads::ThreadSelf {
-            altstack: state.altstack,
-            clear_child_tid: state.clear_child_tid,
-        },
-        ppid,
-    )?];
+    let mut thread_notes = vec![threads::thread_notes(tracee, regsets, &state.own, ppid)?];
     for t in others.iter_mut() {
-        let own = threads::thread_self(t, &mem, &maps, insn)?;
         let regsets = threads::registers(t)?;
+        let own = threads::thread_self(t, &mem, &maps, site, &regsets)?;
         thread_notes.push(threads::thread_notes(t, regsets, &own, ppid)?);
     }
-    let process = process::process_record(tracee, insn)?;
+    let process = process::process_record(pid, state.dumpable)?;
 
     // /proc facts.
     let mut mm = stat.mm();

@@ -14,9 +14,6 @@ use super::procfs;
 use super::ptrace::Tracee;
 use crate::error::{Error, Result};
 
-/// `prctl` and `PR_GET_DUMPABLE`.
-const SYS_PRCTL: u64 = nix::libc::SYS_prctl as u64;
-const PR_GET_DUMPABLE: u64 = 3;
 /// `si_code` of a signal the kernel sent (used for pending bits that have
 /// no queued siginfo).
 const SI_KERNEL: i32 = 0x80;
@@ -50,10 +47,9 @@ pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-/// Collect the process record; runs `prctl(PR_GET_DUMPABLE)` in the target
-/// through the `syscall` instruction at `insn`.
-pub fn process_record(tracee: &mut Tracee, insn: u64) -> Result<ProcessRecord> {
-    let pid = tracee.pid();
+/// Collect the process record; `dumpable` is what `prctl(PR_GET_DUMPABLE)`
+/// returned inside the target.
+pub fn process_record(pid: i32, dumpable: i64) -> Result<ProcessRecord> {
     let parse_err = |name: &str, what: &str| Error::Parse {
         path: procfs::proc_path(pid, name),
         what: what.into(),
@@ -67,7 +63,6 @@ pub fn process_record(tracee: &mut Tracee, insn: u64) -> Result<ProcessRecord> {
     let no_new_privs = status_field(&status, "NoNewPrivs")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let dumpable = tracee.syscall(insn, SYS_PRCTL, [PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
     let mut rec = ProcessRecord {
         personality,
         dumpable: u32::try_from(dumpable).unwrap_or(1),

@@ -1,7 +1,14 @@
 //! Control of the stopped target through ptrace: `PTRACE_SEIZE` +
-//! `PTRACE_INTERRUPT`, register and regset reads, the signal mask and rseq
-//! configuration, system calls injected into the target, and the way out
-//! (registers put back and detach, or SIGKILL).
+//! `PTRACE_INTERRUPT`, register and regset reads and writes, the signal
+//! mask and rseq configuration, running one injected system call (set up by
+//! [`super::inject`]), and the way out (registers put back and detach, or
+//! SIGKILL).
+//!
+//! No signal is ever held back by the tracer: a signal that stops the
+//! target while it is being seized or while it runs an injected call is
+//! delivered at once (injected calls run with every blockable signal
+//! blocked, so only stop signals and faults can appear), so a dumper that
+//! dies cannot take a signal with it.
 //!
 //! The only `unsafe` of the dumper lives here: the ptrace requests nix does
 //! not wrap (`GETREGS`/`SETREGS` into kckpt's own register struct,
@@ -25,6 +32,8 @@ use crate::error::{Error, Result};
 const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
 /// `PTRACE_GETSIGMASK`.
 const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
+/// `PTRACE_SETSIGMASK`.
+const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
 
 /// `struct ptrace_rseq_configuration`.
 #[repr(C)]
@@ -72,8 +81,6 @@ pub struct Tracee {
     pid: Pid,
     /// Registers at the interrupt stop, as the target had them.
     orig: UserRegs,
-    /// Signals that arrived while it was stopped (suppressed, re-sent later).
-    pending: Vec<Signal>,
     attached: bool,
     /// `orig` was read (registers may be written back).
     regs_valid: bool,
@@ -88,7 +95,6 @@ impl Tracee {
         let mut t = Tracee {
             pid: p,
             orig: UserRegs::default(),
-            pending: Vec::new(),
             attached: true,
             regs_valid: false,
         };
@@ -97,10 +103,9 @@ impl Tracee {
             match t.wait()? {
                 WaitStatus::PtraceEvent(_, _, ev) if ev == libc::PTRACE_EVENT_STOP => break,
                 WaitStatus::Stopped(_, sig) => {
-                    // A signal-delivery-stop before the interrupt stop: keep
-                    // the signal for later and go on to the interrupt.
-                    t.pending.push(sig);
-                    ptrace::cont(p, None).map_err(|e| t.err("PTRACE_CONT", e))?;
+                    // A signal-delivery-stop before the interrupt stop:
+                    // deliver it (the interrupt stop follows).
+                    ptrace::cont(p, Some(sig)).map_err(|e| t.err("PTRACE_CONT", e))?;
                 }
                 _ => {
                     ptrace::cont(p, None).map_err(|e| t.err("PTRACE_CONT", e))?;
@@ -148,8 +153,9 @@ impl Tracee {
         }
     }
 
+    /// The registers the target has now.
     #[cfg(target_arch = "x86_64")]
-    fn getregs(&self) -> Result<UserRegs> {
+    pub fn getregs(&self) -> Result<UserRegs> {
         let mut regs = UserRegs::default();
         // SAFETY: PTRACE_GETREGS writes one `user_regs_struct`, which
         // `UserRegs` is (repr(C), same 27 u64 fields).
@@ -158,8 +164,9 @@ impl Tracee {
         Ok(regs)
     }
 
+    /// Set the target's registers.
     #[cfg(target_arch = "x86_64")]
-    fn setregs(&self, regs: &UserRegs) -> Result<()> {
+    pub fn setregs(&self, regs: &UserRegs) -> Result<()> {
         let mut copy = *regs;
         // SAFETY: PTRACE_SETREGS reads one `user_regs_struct` from `copy`.
         unsafe { raw(libc::PTRACE_SETREGS, self.pid, 0, (&raw mut copy).cast()) }
@@ -170,7 +177,7 @@ impl Tracee {
     /// aarch64 has no PTRACE_GETREGS: the NT_PRSTATUS regset is
     /// `user_pt_regs`, which `UserRegs` is.
     #[cfg(not(target_arch = "x86_64"))]
-    fn getregs(&self) -> Result<UserRegs> {
+    pub fn getregs(&self) -> Result<UserRegs> {
         let mut regs = UserRegs::default();
         let mut iov = libc::iovec {
             iov_base: (&raw mut regs).cast(),
@@ -189,8 +196,9 @@ impl Tracee {
         Ok(regs)
     }
 
+    /// Set the target's registers.
     #[cfg(not(target_arch = "x86_64"))]
-    fn setregs(&self, regs: &UserRegs) -> Result<()> {
+    pub fn setregs(&self, regs: &UserRegs) -> Result<()> {
         let mut copy = *regs;
         let mut iov = libc::iovec {
             iov_base: (&raw mut copy).cast(),
@@ -243,6 +251,15 @@ impl Tracee {
         unsafe { raw(PTRACE_GETSIGMASK, self.pid, 8, (&raw mut mask).cast()) }
             .map_err(|e| self.err("PTRACE_GETSIGMASK", e))?;
         Ok(mask)
+    }
+
+    /// Set the blocked-signal mask.
+    pub fn set_sigmask(&self, mask: u64) -> Result<()> {
+        let mut mask = mask;
+        // SAFETY: PTRACE_SETSIGMASK reads `addr` = 8 bytes from `mask`.
+        unsafe { raw(PTRACE_SETSIGMASK, self.pid, 8, (&raw mut mask).cast()) }
+            .map_err(|e| self.err("PTRACE_SETSIGMASK", e))?;
+        Ok(())
     }
 
     /// The rseq registration (zero when none or when the kernel cannot say).
@@ -308,54 +325,38 @@ impl Tracee {
         }
     }
 
-    /// Resume with PTRACE_SYSCALL until the next syscall stop; signals that
-    /// arrive meanwhile are kept for later and suppressed now.
+    /// Resume with PTRACE_SYSCALL until the next syscall stop. A signal
+    /// that stops the target meanwhile is delivered (never held back: a
+    /// dumper that dies must not take it along); a group stop or interrupt
+    /// stop is passed over.
     fn run_to_syscall_stop(&mut self) -> Result<()> {
-        ptrace::syscall(self.pid, None).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
+        let mut deliver = None;
         loop {
-            match self.wait()? {
+            ptrace::syscall(self.pid, deliver).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
+            deliver = match self.wait()? {
                 WaitStatus::PtraceSyscall(_) => return Ok(()),
-                WaitStatus::Stopped(_, sig) => {
-                    self.pending.push(sig);
-                    ptrace::syscall(self.pid, None).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
-                }
-                _ => {
-                    ptrace::syscall(self.pid, None).map_err(|e| self.err("PTRACE_SYSCALL", e))?;
-                }
-            }
+                WaitStatus::Stopped(_, sig) => Some(sig),
+                _ => None,
+            };
         }
     }
 
-    /// Make the target execute system call `nr` with `args`, using the
-    /// `syscall` instruction at `insn`; returns its raw result.
-    pub fn syscall(&mut self, insn: u64, nr: u64, args: [u64; 6]) -> Result<i64> {
-        let mut regs = self.orig;
-        // Not in a system call (orig_rax = -1 on x86_64): the kernel's
-        // restart logic leaves it alone.
-        kckpt_arch::set_syscall(&mut regs, insn, nr, args);
-        self.setregs(&regs)?;
+    /// Run the system call the registers were set up for (see
+    /// [`super::inject`]) from its entry to its exit stop; returns the
+    /// registers at the exit stop.
+    pub fn run_syscall(&mut self) -> Result<UserRegs> {
         self.run_to_syscall_stop()?; // entry
         self.run_to_syscall_stop()?; // exit
-        let result = kckpt_arch::syscall_return(&self.getregs()?);
-        // Put the process's own registers back at once: if the dumper dies
-        // from here on (SIGKILL, which it cannot defer), the kernel detaches
-        // a target that resumes as if never stopped, not one that jumps
-        // into the injected call's registers.
-        self.setregs(&kckpt_arch::rewind_for_live_resume(&self.orig))?;
-        Ok(result)
+        self.getregs()
     }
 
     /// Put the live registers back (an interrupted call restarts as the
-    /// kernel would have done) and detach; signals that arrived while the
-    /// target was stopped are sent again.
+    /// kernel would have done) and detach.
     pub fn resume(mut self) -> Result<()> {
         self.attached = false;
         let live = kckpt_arch::rewind_for_live_resume(&self.orig);
         self.setregs(&live)?;
         ptrace::detach(self.pid, None).map_err(|e| self.err("PTRACE_DETACH", e))?;
-        for sig in std::mem::take(&mut self.pending) {
-            let _ = signal::kill(self.pid, sig);
-        }
         Ok(())
     }
 
@@ -382,9 +383,6 @@ impl Drop for Tracee {
                 let _ = self.setregs(&live);
             }
             let _ = ptrace::detach(self.pid, None);
-            for sig in std::mem::take(&mut self.pending) {
-                let _ = signal::kill(self.pid, sig);
-            }
         }
     }
 }

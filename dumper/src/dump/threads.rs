@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use kckpt_image::records::ThreadRecord;
 use kckpt_image_write::ThreadNotesOut;
 
+use super::inject::{Session, Site};
 use super::memory::Memory;
 use super::nr;
 use super::procfs::{self, MapEntry};
@@ -98,46 +99,37 @@ pub struct ThreadSelf {
     pub clear_child_tid: u64,
 }
 
-/// Run `sigaltstack` and `PR_GET_TID_ADDRESS` in the thread `tracee` (its
-/// scratch bytes below its own stack pointer are put back).
+/// Run `sigaltstack` and `PR_GET_TID_ADDRESS` in the thread `tracee`
+/// (see [`super::inject`]), whose register sets are `regsets`.
 pub fn thread_self(
     tracee: &mut Tracee,
     mem: &Memory,
     maps: &[MapEntry],
-    insn: u64,
+    site: Site,
+    regsets: &Regsets,
 ) -> Result<ThreadSelf> {
-    const ALT: u64 = 0;
-    const TIDADDR: u64 = 32;
-    let pid = tracee.pid();
-    let scratch =
-        super::scratch_area(tracee.regs().sp(), maps).ok_or_else(|| Error::Unsupported {
-            pid,
-            reason: "no writable memory to run system calls with".into(),
-        })?;
-    let mut saved = vec![0u8; 64];
-    mem.read(scratch, &mut saved)?;
-    let result = (|| -> Result<ThreadSelf> {
-        tracee.syscall(insn, nr::SIGALTSTACK, [0, scratch + ALT, 0, 0, 0, 0])?;
-        tracee.syscall(
-            insn,
-            nr::PRCTL,
-            [nr::PR_GET_TID_ADDRESS, scratch + TIDADDR, 0, 0, 0, 0],
-        )?;
-        let mut out = vec![0u8; 64];
-        mem.read(scratch, &mut out)?;
-        let at = |o: u64| {
-            let o = o as usize;
-            u64::from_le_bytes(out[o..o + 8].try_into().unwrap_or_default())
-        };
-        Ok(ThreadSelf {
-            altstack: (at(ALT), at(ALT + 16), at(ALT + 8) as u32),
-            clear_child_tid: at(TIDADDR),
-        })
-    })();
-    let restored = mem.write(scratch, &saved);
-    let state = result?;
-    restored?;
-    Ok(state)
+    let mut session = Session::open(tracee, mem, maps, site, regsets)?;
+    let own = own_state(&mut session)?;
+    session.close()?;
+    Ok(own)
+}
+
+/// The calling thread's own state, by system calls in `session`.
+pub fn own_state(session: &mut Session<'_>) -> Result<ThreadSelf> {
+    let out = session.out();
+    session.call(nr::SIGALTSTACK, [0, out, 0, 0, 0, 0])?;
+    // stack_t: ss_sp, ss_flags (int and padding), ss_size.
+    let alt = session.read_out(24)?;
+    session.call(nr::PRCTL, [nr::PR_GET_TID_ADDRESS, out, 0, 0, 0, 0])?;
+    let tid_address = session.read_out(8)?;
+    Ok(ThreadSelf {
+        altstack: (
+            super::u64_at(&alt, 0),
+            super::u64_at(&alt, 16),
+            super::u64_at(&alt, 8) as u32,
+        ),
+        clear_child_tid: super::u64_at(&tid_address, 0),
+    })
 }
 
 /// Register notes other than NT_PRSTATUS: (owner, type, descriptor).
