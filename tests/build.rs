@@ -32,6 +32,12 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("THREADSIG", "threadsig.c", &["-fPIE", "-pie", "-lpthread"]),
     ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
+    ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
+    (
+        "NOLIBC",
+        "nolibc.c",
+        &["-nostdlib", "-static", "-fno-stack-protector"],
+    ),
 ];
 
 fn main() {

@@ -101,7 +101,9 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         })?,
     );
     let summary = write_image(&mut tracees, &before, file, sink, output, files)?;
+    crate::testing::die_at("written");
     tmp.commit()?;
+    crate::testing::die_at("committed");
     if options.leave_running {
         threads::resume_all(tracees)?;
     } else {

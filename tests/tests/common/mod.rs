@@ -70,6 +70,11 @@ pub mod prog {
     /// `holder.c`: holds one resource kckpt refuses (UDP socket, inotify,
     /// io_uring, ptrace, seccomp, SysV semaphore or message queue).
     pub const HOLDER: &str = env!("KCKPT_PROG_HOLDER");
+    /// Two threads checking registers, mask, altstack, tid address and a
+    /// handler after every system call (`injectee.c`).
+    pub const INJECTEE: &str = env!("KCKPT_PROG_INJECTEE");
+    /// A static program without libc (`nolibc.c`).
+    pub const NOLIBC: &str = env!("KCKPT_PROG_NOLIBC");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
