@@ -91,12 +91,12 @@ pub(crate) fn destination(path: &Path) -> Result<Destination> {
     if bytes.is_empty() {
         return Err(refuse("the path is empty".into()));
     }
-    if bytes.ends_with(b"/") {
-        return Err(refuse(
-            "the path ends with / (give the name of the image file)".into(),
-        ));
-    }
     let target = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && bytes.ends_with(b"/") => {
+            return Err(refuse(
+                "the path ends with / (give the name of the image file)".into(),
+            ))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
         Err(e) => return Err(refuse(crate::error::io_text(&e))),
         Ok(m) if m.file_type().is_file() => path.to_path_buf(),
