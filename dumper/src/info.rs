@@ -42,6 +42,13 @@ fn pc_sp(machine: u16, prstatus: &[u8]) -> Option<(u64, u64)> {
     }
 }
 
+/// Check the image in `file` with the format reader (what `kckpt restore
+/// -` does first, so its refusals name `standard input` rather than the
+/// memfd the stub reads).
+pub(crate) fn validate(file: &File, path: &Path) -> Result<()> {
+    load(file, path).map(drop)
+}
+
 fn load(file: &File, path: &Path) -> Result<Loaded> {
     let open_err = |source| Error::OpenImage {
         path: path.to_path_buf(),

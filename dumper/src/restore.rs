@@ -108,6 +108,7 @@ pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
     let memfd_path;
     let image = if input.from_stdin {
         use std::os::fd::AsRawFd;
+        crate::info::validate(&input.file, &input.name)?;
         memfd_path = PathBuf::from(format!("/proc/self/fd/{}", input.file.as_raw_fd()));
         memfd_path.as_path()
     } else {
