@@ -3,7 +3,8 @@
 //! once the image is complete) the target goes on running with its memory
 //! intact, no file is left, and kckpt exits with 128 + the signal number
 //! after one line saying so. Also while a streamed image (`-o -`) waits
-//! for a reader that stopped reading.
+//! for a reader that stopped reading. A signal kckpt was started ignoring
+//! (`nohup`) does not cancel anything.
 
 mod common;
 
@@ -168,4 +169,39 @@ fn a_signal_while_the_stream_waits_for_its_reader_cancels_it() {
         );
         runs_intact(&mut p);
     }
+}
+
+#[test]
+fn an_ignored_signal_does_not_cancel_the_dump() {
+    let dir = TestDir::new("interrupt-ignored");
+    let image = dir.join("image.kckpt");
+    let mut p = Proc::start(prog::MEMFILL, &["512"]);
+    p.wait_for("ready", Duration::from_secs(60), |l| l.starts_with("ready"));
+    // As `nohup` starts it: SIGHUP ignored (inherited through exec).
+    let mut dumper = only_stdio(
+        Command::new("sh")
+            .args([
+                "-c",
+                r#"trap '' HUP; exec "$KCKPT" dump --leave-running -p "$PID" -o "$IMAGE""#,
+            ])
+            .env("KCKPT", kckpt())
+            .env("PID", p.pid().to_string())
+            .env("IMAGE", &image),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start kckpt dump");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while unnamed_file_size(dumper.id(), dir.path()).is_none_or(|n| n <= 8 << 20) {
+        assert!(Instant::now() < deadline, "the dump never started writing");
+        assert!(dumper.try_wait().unwrap().is_none(), "the dump ended early");
+        thread::sleep(Duration::from_millis(2));
+    }
+    kill(Pid::from_raw(dumper.id() as i32), Signal::SIGHUP).unwrap();
+    let (code, err) = finish(dumper);
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let info = info_json(&image);
+    assert!(info["stored_bytes"].as_u64().unwrap() >= 512 << 20);
+    runs_intact(&mut p);
 }

@@ -1,5 +1,6 @@
 //! SIGINT, SIGTERM, SIGHUP and SIGQUIT during a dump: they cancel it
-//! cleanly. While an [`Interrupts`] guard lives they are blocked (in this
+//! cleanly (those the process ignores, as under `nohup`, do not). While an
+//! [`Interrupts`] guard lives they are blocked (in this
 //! thread and in every thread it starts, such as the memory writer) and
 //! collected by a non-blocking signalfd; [`check`] reads it at phase
 //! boundaries, once per memory chunk and just before the image is linked
@@ -33,10 +34,24 @@ pub(crate) struct Interrupts {
     old: Option<SigSet>,
 }
 
+/// The cancelling signals this process does not ignore: one started with
+/// SIGHUP ignored (`nohup kckpt dump ...`) must not be cancelled by it
+/// (blocked signals stay pending even when ignored, and a signalfd would
+/// read them).
 fn cancelling() -> SigSet {
+    let ignored = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .unwrap_or(0);
     let mut set = SigSet::empty();
     for sig in CANCELLING {
-        set.add(sig);
+        if ignored & (1 << (sig as i32 - 1)) == 0 {
+            set.add(sig);
+        }
     }
     set
 }
