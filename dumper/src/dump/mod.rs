@@ -70,6 +70,14 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         TempImage::create(output)?
     };
     let result = dump_into(pid, &before, &mut tmp, options);
+    let streamed = tmp.stream_started();
+    // No temporary name may outlive a signal delivered below.
+    drop(tmp);
+    if result.is_err() {
+        // The dump failed anyway: a signal that came meanwhile must not
+        // kill kckpt before it says why.
+        while interrupt::check().is_err() {}
+    }
     drop(interrupts);
     result.map_err(|e| match e {
         Error::Interrupted { signal, .. } => Error::Interrupted {
@@ -81,7 +89,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
                 } else {
                     "running"
                 },
-                if tmp.stream_started() {
+                if streamed {
                     "the image stream is incomplete"
                 } else {
                     "no image written"
