@@ -421,8 +421,13 @@ impl TempImage {
     }
 
     /// A second descriptor of the file with `O_DIRECT` (reopened through
-    /// `/proc/self/fd/N`), if the file system supports it.
+    /// `/proc/self/fd/N`), if the file system supports it. Not for `-o -`:
+    /// the image is read back at once to be copied, from the page cache
+    /// (see dumper/README.md, "Where images go", for the measurement).
     pub(crate) fn direct(&self) -> Option<File> {
+        if matches!(self.place, Place::Stdout { .. }) {
+            return None;
+        }
         OpenOptions::new()
             .write(true)
             .custom_flags(nix::libc::O_DIRECT | nix::libc::O_CLOEXEC)
