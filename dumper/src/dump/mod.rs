@@ -25,7 +25,7 @@ use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable};
 
 use crate::error::{Error, Result};
 use memory::Memory;
-pub(crate) use output::{is_image_header, TempImage};
+pub(crate) use output::{destination, is_image_header, TempImage};
 use procfs::MapEntry;
 use ptrace::Tracee;
 

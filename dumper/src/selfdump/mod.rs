@@ -296,12 +296,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     if threads != 1 {
         return Err(Error::SelfThreads(threads));
     }
-    if output.is_dir() {
-        return Err(Error::CreateImage {
-            dir: output.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
-        });
-    }
+    // Refuse what is not a new name or a regular file before any work.
+    crate::dump::destination(output)?;
     let status = String::from_utf8_lossy(&procfs::read(pid, "status")?).into_owned();
     let pending = pending_signals(&status, pid as u32);
     let sigmask = sys::block_all()?;
