@@ -37,7 +37,7 @@ summary() {
 }
 
 # --- setup ---
-ensure_tools gdb gcore readelf strip unshare setpriv python3 cc \
+ensure_tools gdb gcore readelf strip unshare setpriv python3 cc bindfs \
     qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch || exit 1
 ensure_rust || exit 1
 if command -v rustup >/dev/null; then

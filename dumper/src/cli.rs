@@ -1,5 +1,6 @@
 //! The command line (clap derive) and its dispatch; turns every failure into
-//! one `kckpt: <message>` line and exit status 1.
+//! one `kckpt: <message>` line and exit status 1 (128 + N for a dump
+//! cancelled by signal N).
 
 use std::path::PathBuf;
 
@@ -148,7 +149,7 @@ pub fn main() -> i32 {
         Ok(()) => 0,
         Err(e) => {
             report(&e);
-            1
+            e.exit_code()
         }
     }
 }

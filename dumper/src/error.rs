@@ -98,6 +98,30 @@ pub enum Error {
         /// The error.
         source: io::Error,
     },
+    /// A cancelling signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) arrived
+    /// during a dump; `outcome` says what was left behind.
+    #[error("interrupted by {}: {outcome}", crate::dump::interrupt::signal_name(*.signal))]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+        /// E.g. "process 42 left running, no image written".
+        outcome: String,
+    },
+    /// `-o PATH` names something an image cannot be written to.
+    #[error("cannot write an image to {}: {reason}", .path.display())]
+    Output {
+        /// The path as given.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// Copying the image to standard output (`-o -`) failed.
+    #[error("cannot write the image to standard output: {}{}", io_text(.source),
+        if .source.raw_os_error() == Some(nix::libc::EPIPE) { " (the reader went away)" } else { "" })]
+    Stream {
+        /// The error.
+        source: io::Error,
+    },
     /// An image could not be opened.
     #[error("cannot open {}: {}", .path.display(), io_text(.source))]
     OpenImage {
@@ -178,9 +202,23 @@ impl Error {
             | Error::OpenImage { source, .. }
             | Error::Stub { source, .. }
             | Error::SelfCall { source, .. } => os(source),
-            Error::Usage(_) => libc::EINVAL,
+            Error::Stream { source } => os(source),
+            Error::Usage(_) | Error::Output { .. } => libc::EINVAL,
+            Error::Interrupted { .. } => libc::EINTR,
             Error::NoEmulator { .. } => libc::ENOENT,
             Error::Parse { .. } | Error::BadImage { .. } | Error::Binfmt(_) => libc::EIO,
+        }
+    }
+}
+
+impl Error {
+    /// The exit status of the `kckpt` command for this error: 128 + the
+    /// signal number for an interrupted dump (as a shell reports a command
+    /// killed by it), else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted { signal, .. } => 128 + signal,
+            _ => 1,
         }
     }
 }

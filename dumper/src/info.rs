@@ -1,5 +1,6 @@
 //! `kckpt info`: validate an image with the format reader and describe it,
-//! as text or as a JSON object.
+//! as text or as a JSON object (the image from a file, or `-` for standard
+//! input: `crate::input`).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -41,7 +42,14 @@ fn pc_sp(machine: u16, prstatus: &[u8]) -> Option<(u64, u64)> {
     }
 }
 
-fn load(path: &Path) -> Result<Loaded> {
+/// Check the image in `file` with the format reader (what `kckpt restore
+/// -` does first, so its refusals name `standard input` rather than the
+/// memfd the stub reads).
+pub(crate) fn validate(file: &File, path: &Path) -> Result<()> {
+    load(file, path).map(drop)
+}
+
+fn load(file: &File, path: &Path) -> Result<Loaded> {
     let open_err = |source| Error::OpenImage {
         path: path.to_path_buf(),
         source,
@@ -50,7 +58,6 @@ fn load(path: &Path) -> Result<Loaded> {
         path: path.to_path_buf(),
         error,
     };
-    let file = File::open(path).map_err(open_err)?;
     let file_len = file.metadata().map_err(open_err)?.len();
     let mut ehdr = vec![0u8; EHDR_SIZE.min(file_len as usize)];
     file.read_exact_at(&mut ehdr, 0).map_err(open_err)?;
@@ -314,7 +321,9 @@ fn format_text(path: &Path, d: &Value) -> String {
 
 /// `kckpt info FILE [--json]`.
 pub fn info(path: &Path, as_json: bool) -> Result<()> {
-    let loaded = load(path)?;
+    let input = crate::input::open(path, false)?;
+    let path = input.name.as_path();
+    let loaded = load(&input.file, path)?;
     let bad = |error| Error::BadImage {
         path: path.to_path_buf(),
         error,

@@ -13,6 +13,7 @@ pub mod dump;
 pub mod error;
 pub mod info;
 mod info_files;
+pub mod input;
 pub mod restore;
 pub mod selfdump;
 mod testing;

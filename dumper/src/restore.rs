@@ -1,5 +1,6 @@
 //! `kckpt restore FILE`: find the restore stub and execute it in place of
-//! kckpt (same pid), after a first check that the image opens.
+//! kckpt (same pid), after a first check that the image opens and is a
+//! regular file (`-`: standard input, through a memfd; `crate::input`).
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -45,25 +46,13 @@ pub(crate) fn foreign(machine: u16) -> Option<Foreign> {
 }
 
 /// `e_machine` of the image (0 when it is too short: the stub refuses it).
-fn image_machine(image: &Path) -> Result<u16> {
-    use std::io::Read;
+fn image_machine(file: &File) -> u16 {
+    use std::os::unix::fs::FileExt;
     let mut head = [0u8; 20];
-    let mut file = File::open(image).map_err(|source| Error::OpenImage {
-        path: image.to_path_buf(),
-        source,
-    })?;
-    let mut len = 0;
-    while len < head.len() {
-        match file.read(&mut head[len..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => len += n,
-        }
+    match file.read_exact_at(&mut head, 0) {
+        Ok(()) => u16::from_le_bytes([head[18], head[19]]),
+        Err(_) => 0,
     }
-    Ok(if len == head.len() {
-        u16::from_le_bytes([head[18], head[19]])
-    } else {
-        0
-    })
 }
 
 /// The stub of a foreign architecture: `$KCKPT_STUB_<ARCH>`, else
@@ -109,11 +98,26 @@ fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
 /// `new_pid_ns` the stub restores the original pid and tids in a new PID
 /// namespace (`KCKPT_NEW_PID_NS=1`, see `stub/src/ids.rs`); `force` sets
 /// `KCKPT_FORCE=1` (go on when a saved file was deleted or shrank).
+///
+/// `-` reads the image from standard input into a memfd that the stub
+/// inherits and opens as `/proc/self/fd/N`.
 pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
+    let input = crate::input::open(image, true)?;
+    let machine = image_machine(&input.file);
+    // The stub opens the image by path: the memfd's own for `-`.
+    let memfd_path;
+    let image = if input.from_stdin {
+        use std::os::fd::AsRawFd;
+        crate::info::validate(&input.file, &input.name)?;
+        memfd_path = PathBuf::from(format!("/proc/self/fd/{}", input.file.as_raw_fd()));
+        memfd_path.as_path()
+    } else {
+        drop(input);
+        image
+    };
     if force {
         std::env::set_var("KCKPT_FORCE", "1");
     }
-    let machine = image_machine(image)?;
     let (emulator, stub) = match foreign(machine) {
         Some(f) => {
             let emulator = in_path(f.emulator).ok_or_else(|| Error::NoEmulator {

@@ -245,6 +245,12 @@ fn process_with_a_child_is_refused() {
     p.wait_for("2", LINE_TIMEOUT, |l| l == "2");
     let out = dump_raw(p.pid(), &image, false);
     assert_refused("child", &out, Some(1), &["child process"]);
+    // No descriptor is involved: the line does not talk about any.
+    let line = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !line.contains("descriptor") && line.trim_end().ends_with("without saving them"),
+        "{line}"
+    );
     p.line(LINE_TIMEOUT);
 }
 

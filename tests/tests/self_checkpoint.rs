@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -146,4 +147,36 @@ fn a_second_thread_is_refused_with_ebusy() {
         .filter(|n| n.to_string_lossy().contains(".tmp."))
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn a_path_that_is_not_a_regular_file_is_refused_with_einval() {
+    require_tool("gcc");
+    let dir = TestDir::new("self-output");
+    let program = c_program(&dir);
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (path, what) in [
+        (Path::new("/dev/null"), "character device"),
+        (fifo.as_path(), "FIFO"),
+        (dir.path(), "directory"),
+    ] {
+        let out = run(Command::new(&program).arg(path).arg("2"), CMD_TIMEOUT);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("failed Invalid argument (kckpt: cannot write an image to")
+                && text.contains(what),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+    }
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }

@@ -757,8 +757,9 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             return Err(Error::Unsupported {
                 pid,
                 reason: format!(
-                    "not supported: {}; --skip-unsupported dumps anyway, with such descriptors restored as /dev/null",
-                    list.join(", ")
+                    "not supported: {}; --skip-unsupported dumps anyway, {}",
+                    list.join(", "),
+                    skip_consequence(&unsupported)
                 ),
             });
         }
@@ -770,6 +771,18 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
         }
     }
     Ok(files)
+}
+
+/// What `--skip-unsupported` would do with `unsupported` (descriptors:
+/// `Some(fd)`, process features: `None`), for the end of the refusal line.
+fn skip_consequence(unsupported: &[(Option<i32>, String)]) -> &'static str {
+    let fds = unsupported.iter().any(|(fd, _)| fd.is_some());
+    let features = unsupported.iter().any(|(fd, _)| fd.is_none());
+    match (fds, features) {
+        (true, false) => "with such descriptors restored as /dev/null",
+        (false, _) => "without saving them",
+        (true, true) => "with such descriptors restored as /dev/null and the rest not saved",
+    }
 }
 
 /// Socket types of a socketpair kckpt restores: stream, datagram,
@@ -806,5 +819,25 @@ impl Files {
             fds,
             epoll: self.epoll,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_says_what_skipping_does() {
+        let fd = (Some(3), "TCP socket".to_owned());
+        let child = (None, "child process 43".to_owned());
+        assert_eq!(
+            skip_consequence(std::slice::from_ref(&fd)),
+            "with such descriptors restored as /dev/null"
+        );
+        assert_eq!(
+            skip_consequence(std::slice::from_ref(&child)),
+            "without saving them"
+        );
+        assert!(skip_consequence(&[fd, child]).ends_with("the rest not saved"));
     }
 }

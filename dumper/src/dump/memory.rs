@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, IoSliceMut};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -136,6 +137,12 @@ pub enum Policy {
     /// Pages the process wrote (anonymous copies: present without the
     /// file bit) and swapped pages, zero or not (private file mappings).
     Cow,
+    /// Every page that is not all zero, present or not: private mappings
+    /// of a kckpt image (after a lazy restore) and of files that cannot be
+    /// opened again (deleted or replaced), so the new image does not
+    /// depend on them. Present pages are read from the process, the others
+    /// from the file when it can be opened ([`read_full`]).
+    Full,
 }
 
 /// The storage policy for a VMA of `kind` with `flags` (`vma_flags::*`).
@@ -161,6 +168,7 @@ pub fn candidate(policy: Policy, pm: u64) -> bool {
         Policy::Nothing => false,
         Policy::NonZero => pm & (PM_PRESENT | PM_SWAPPED) != 0,
         Policy::Cow => (pm & PM_PRESENT != 0 && pm & PM_FILE == 0) || pm & PM_SWAPPED != 0,
+        Policy::Full => true,
     }
 }
 
@@ -197,6 +205,123 @@ fn file_unavailable(e: &MapEntry) -> bool {
         }
         Err(_) => true,
     }
+}
+
+/// `st_dev` as `/proc/PID/maps` writes it (`major << 32 | minor`).
+fn maps_dev(dev: u64) -> u64 {
+    (nix::sys::stat::major(dev) << 32) | nix::sys::stat::minor(dev)
+}
+
+/// The regular file behind the file mapping `e`, opened for reading:
+/// through its path when that still names the mapped inode, else through
+/// `/proc/PID/map_files/START-END` (which needs `CAP_SYS_ADMIN` or
+/// `CAP_CHECKPOINT_RESTORE`). Never opens anything but a regular file.
+fn open_backing(pid: i32, e: &MapEntry) -> Option<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let same = |m: &std::fs::Metadata| {
+        m.file_type().is_file() && maps_dev(m.dev()) == e.dev && m.ino() == e.inode
+    };
+    let open = |path: &Path| {
+        let m = std::fs::metadata(path).ok()?;
+        if !same(&m) {
+            return None;
+        }
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+            .open(path)
+            .ok()?;
+        f.metadata().is_ok_and(|m| same(&m)).then_some(f)
+    };
+    if !e.name.ends_with(" (deleted)") {
+        if let Some(f) = open(Path::new(&e.name)) {
+            return Some(f);
+        }
+    }
+    open(&proc_path(
+        pid,
+        &format!("map_files/{:x}-{:x}", e.start, e.end),
+    ))
+}
+
+/// Does `file` start with a kckpt image header?
+fn is_image(file: &File) -> bool {
+    let mut head = [0u8; 20];
+    file.read_at(&mut head, 0)
+        .is_ok_and(|n| super::is_image_header(&head[..n]))
+}
+
+/// The backing files looked at so far, by `(dev, inode)`: the open file
+/// (if it could be opened) and whether it is a kckpt image.
+type Backings = std::collections::HashMap<(u64, u64), Option<(std::rc::Rc<File>, bool)>>;
+
+/// Fill `buf` with the pages at `addr` of the [`Policy::Full`] area `e`:
+/// pages present or swapped (`pm`, one entry per page) from the process,
+/// the others from `file` at the mapping's offset when it is open, else
+/// from the process too. A page the process cannot read (past the end of
+/// its file: `EIO`) is left as zeros.
+fn read_full(
+    mem: &Memory,
+    file: Option<&File>,
+    e: &MapEntry,
+    addr: u64,
+    buf: &mut [u8],
+    pm: &[u64],
+    ps: usize,
+) -> Result<()> {
+    let from_process = |k: usize| file.is_none() || pm[k] & (PM_PRESENT | PM_SWAPPED) != 0;
+    let unreadable = |r: &Result<()>| {
+        matches!(r, Err(Error::Memory { source, .. })
+            if matches!(source.raw_os_error(), Some(nix::libc::EIO | nix::libc::EFAULT)))
+    };
+    let pages = buf.len() / ps;
+    let mut k = 0;
+    while k < pages {
+        let process = from_process(k);
+        let mut l = k + 1;
+        while l < pages && from_process(l) == process {
+            l += 1;
+        }
+        let at = addr + (k * ps) as u64;
+        let part = &mut buf[k * ps..l * ps];
+        match file {
+            Some(f) if !process => {
+                let mut off = e.offset + (at - e.start);
+                let mut done = 0;
+                while done < part.len() {
+                    let n = f
+                        .read_at(&mut part[done..], off)
+                        .map_err(|source| Error::Read {
+                            path: e.name.clone().into(),
+                            source,
+                        })?;
+                    if n == 0 {
+                        part[done..].fill(0); // past the end of the file
+                        break;
+                    }
+                    done += n;
+                    off += n as u64;
+                }
+            }
+            _ => {
+                let whole = mem.read(at, part);
+                if unreadable(&whole) {
+                    for (n, p) in part.chunks_mut(ps).enumerate() {
+                        let one = mem.read(at + (n * ps) as u64, p);
+                        if unreadable(&one) {
+                            p.fill(0);
+                        } else {
+                            one?;
+                        }
+                    }
+                } else {
+                    whole?;
+                }
+            }
+        }
+        k = l;
+    }
+    Ok(())
 }
 
 /// Where memory data goes: an `O_DIRECT` descriptor of the image when the
@@ -253,11 +378,13 @@ struct Job {
 }
 
 /// Write the stored pages of every VMA into the image; returns the VMA and
-/// run tables (names added to `strings`).
+/// run tables (names added to `strings`). `heap` is `[start_brk, brk)`:
+/// image-backed areas inside it are recorded as heap.
 ///
 /// Two buffers alternate between this thread, which reads the target's
 /// memory and picks the pages to store, and a writer thread, so copying
 /// and disk writes overlap.
+#[allow(clippy::too_many_arguments)]
 pub fn dump_memory(
     mem: &Memory,
     maps: &[MapEntry],
@@ -266,8 +393,9 @@ pub fn dump_memory(
     strings: &mut StringTable,
     page: u64,
     image: &Path,
+    heap: Range<u64>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
-    dump_memory_from(&|_| mem, maps, writer, sink, strings, page, image)
+    dump_memory_from(&|_| mem, maps, writer, sink, strings, page, image, heap)
 }
 
 /// [`dump_memory`] with the memory of each VMA read from `source(vma)`
@@ -282,6 +410,7 @@ pub fn dump_memory_from<'m>(
     strings: &mut StringTable,
     page: u64,
     image: &Path,
+    heap: Range<u64>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let write_err = |source| Error::WriteImage {
         path: image.to_path_buf(),
@@ -306,7 +435,7 @@ pub fn dump_memory_from<'m>(
             }
             Ok(())
         });
-        let read = read_memory(source, maps, writer, strings, page, &free_rx, &job_tx);
+        let read = read_memory(source, maps, writer, strings, page, heap, &free_rx, &job_tx);
         drop(job_tx);
         let written = writer_thread
             .join()
@@ -319,13 +448,16 @@ pub fn dump_memory_from<'m>(
 }
 
 /// The reading side of [`dump_memory`]. A closed channel means the writer
-/// failed: stop, its error is reported.
+/// failed: stop, its error is reported. Checks for an interruption
+/// (`super::interrupt`) before each chunk.
+#[allow(clippy::too_many_arguments)]
 fn read_memory<'m>(
     source: &dyn Fn(&MapEntry) -> &'m Memory,
     maps: &[MapEntry],
     writer: &mut ImageWriter,
     strings: &mut StringTable,
     page: u64,
+    heap: Range<u64>,
     free: &std::sync::mpsc::Receiver<memmap2::MmapMut>,
     jobs: &std::sync::mpsc::SyncSender<Job>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
@@ -338,26 +470,67 @@ fn read_memory<'m>(
     let mut stats = MemStats::default();
     let mut pm: Vec<u64> = Vec::new();
     let ps = page as usize;
+    let mut backings = Backings::new();
+    let heap_end = heap.end.next_multiple_of(page);
     for e in maps {
         let mem = source(e);
-        let kind = e.kind();
+        let mut kind = e.kind();
         let mut flags = e.flags();
-        if kind == vma_kind::FILE && file_unavailable(e) {
-            flags |= vma_flags::FILE_UNAVAILABLE;
+        let mut name = e.name.as_str();
+        let mut backing = None;
+        if kind == vma_kind::FILE {
+            let unavailable = file_unavailable(e);
+            if unavailable {
+                flags |= vma_flags::FILE_UNAVAILABLE;
+            }
+            if !e.shared {
+                let (file, image) = backings
+                    .entry((e.dev, e.inode))
+                    .or_insert_with(|| {
+                        open_backing(mem.pid, e).map(|f| {
+                            let image = is_image(&f);
+                            (std::rc::Rc::new(f), image)
+                        })
+                    })
+                    .clone()
+                    .map_or((None, false), |(f, image)| (Some(f), image));
+                if image {
+                    // A lazily restored area: stored as what it was.
+                    (kind, name) = if heap.start <= e.start && e.start < heap_end {
+                        (vma_kind::HEAP, "[heap]")
+                    } else {
+                        (vma_kind::ANONYMOUS, "")
+                    };
+                    flags &= !vma_flags::FILE_UNAVAILABLE;
+                }
+                if image || unavailable {
+                    backing = file;
+                }
+            }
         }
-        let pol = policy(kind, flags);
+        let pol = if backing.is_some()
+            || (kind == vma_kind::FILE && !e.shared && flags & vma_flags::FILE_UNAVAILABLE != 0)
+        {
+            Policy::Full
+        } else {
+            policy(kind, flags)
+        };
         // Pages of an unreopenable object that this process has not
-        // mapped yet (see `shmem`).
-        let data = match pol {
-            Policy::NonZero if flags & vma_flags::FILE_UNAVAILABLE != 0 => {
+        // mapped yet (see `shmem`), or of the file of a `Full` area.
+        let data = match (pol, &backing) {
+            (Policy::NonZero, _) if flags & vma_flags::FILE_UNAVAILABLE != 0 => {
                 super::shmem::data_ranges(mem.pid, e, page).unwrap_or_default()
             }
+            (Policy::Full, Some(f)) => super::shmem::file_data_ranges(f, e, page),
             _ => Vec::new(),
         };
+        // Without its file, every page of a `Full` area is read from the
+        // process.
+        let every_page = pol == Policy::Full && backing.is_none();
         let first_run = runs.len();
         let mut region: Option<u64> = None;
         let mut stored = 0u64;
-        if pol != Policy::Nothing && (e.resident_kb != Some(0) || !data.is_empty()) {
+        if pol != Policy::Nothing && (e.resident_kb != Some(0) || !data.is_empty() || every_page) {
             let pages = (e.len() / page) as usize;
             let mut idx = 0usize;
             while idx < pages {
@@ -365,8 +538,13 @@ fn read_memory<'m>(
                 let batch_start = e.start + idx as u64 * page;
                 mem.pagemap(batch_start, n, page, &mut pm)?;
                 let cand = |k: usize| {
-                    candidate(pol, pm[k])
-                        || super::shmem::contains(&data, batch_start + k as u64 * page)
+                    let listed = || super::shmem::contains(&data, batch_start + k as u64 * page);
+                    match pol {
+                        Policy::Full if !every_page => {
+                            candidate(Policy::NonZero, pm[k]) || listed()
+                        }
+                        _ => candidate(pol, pm[k]) || listed(),
+                    }
                 };
                 let mut i = 0usize;
                 while i < n {
@@ -381,9 +559,14 @@ fn read_memory<'m>(
                     }
                     let addr = batch_start + i as u64 * page;
                     let len = (j - i) * ps;
+                    super::interrupt::check()?;
                     let mut buf = free.recv().map_err(|_| writer_gone())?;
                     let data = &mut buf[..len];
-                    mem.read(addr, data)?;
+                    if pol == Policy::Full {
+                        read_full(mem, backing.as_deref(), e, addr, data, &pm[i..j], ps)?;
+                    } else {
+                        mem.read(addr, data)?;
+                    }
                     let region_off = *region.get_or_insert_with(|| writer.reserve_region(e.len()));
                     // Maximal sub-ranges of pages to store.
                     let mut segments = Vec::new();
@@ -414,7 +597,7 @@ fn read_memory<'m>(
             }
         }
         stats.stored += stored;
-        let name = strings.add(e.name.as_bytes());
+        let name = strings.add(name.as_bytes());
         let file_backed = kind == vma_kind::FILE;
         vmas.push(VmaRecord {
             start: e.start,

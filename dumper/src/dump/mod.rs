@@ -1,31 +1,32 @@
 //! Dumping a live process: the order of operations (refuse early, freeze,
 //! collect registers and in-process state, stream memory, write metadata,
-//! rename into place, then kill or resume) and the guarantees around it
-//! (the target is never left stopped, no partial image stays behind, Ctrl-C
-//! waits until the target is released).
+//! link into place, then kill or resume) and the guarantees around it
+//! (the target is never left stopped, no partial image stays behind, a
+//! Ctrl-C cancels the dump and leaves the target as it was: `interrupt`,
+//! `output`).
 
 mod fdsys;
 pub mod files;
 pub mod inject;
+pub mod interrupt;
 pub mod memory;
+mod output;
 pub mod process;
 pub mod procfs;
 pub mod ptrace;
 pub mod shmem;
 pub mod threads;
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 
 use kckpt_image::records::*;
 use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable};
 
 use crate::error::{Error, Result};
 use memory::Memory;
+pub(crate) use output::{destination, is_image_header, TempImage};
 use procfs::MapEntry;
 use ptrace::Tracee;
 
@@ -48,24 +49,69 @@ pub struct DumpSummary {
     pub warnings: Vec<String>,
 }
 
-/// Checkpoint process `pid` into the image `output`.
+/// Checkpoint process `pid` into the image `output` (`-` for standard
+/// output: the image is streamed there once complete).
 ///
 /// Without `leave_running` the target is killed (SIGKILL, while still
-/// stopped) once the image is complete and renamed into place. On any error
+/// stopped) once the image is complete and in place. On any error, and on
+/// SIGINT, SIGTERM, SIGHUP or SIGQUIT before that ([`Error::Interrupted`]),
 /// the target is resumed as it was and no file is left behind.
 pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummary> {
     if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(Error::NoProcess(pid));
     }
     let before = procfs::stat(pid).map_err(|_| Error::NoProcess(pid))?;
-    if output.is_dir() {
-        return Err(Error::CreateImage {
-            dir: output.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
-        });
+    let interrupts = interrupt::Interrupts::block();
+    let stream = output.as_os_str() == "-";
+    let mut tmp = if stream {
+        output::check_stdout()?;
+        output::check_stdout_not_used_by(pid)?;
+        TempImage::for_stream()?
+    } else {
+        TempImage::create(output)?
+    };
+    let result = dump_into(pid, &before, &mut tmp, options);
+    let streamed = tmp.stream_started();
+    // No temporary name may outlive a signal delivered below.
+    drop(tmp);
+    if result.is_err() {
+        // The dump failed anyway: a signal that came meanwhile must not
+        // kill kckpt before it says why.
+        while interrupt::check().is_err() {}
     }
-    let mut tmp = TempImage::create(output)?;
-    let _signals = DeferSignals::block();
+    drop(interrupts);
+    result.map_err(|e| match e {
+        Error::Interrupted { signal, .. } => Error::Interrupted {
+            signal,
+            outcome: format!(
+                "process {pid} left {}, {}",
+                if before.state() == b'T' {
+                    "stopped"
+                } else {
+                    "running"
+                },
+                if streamed {
+                    "the image stream is incomplete"
+                } else {
+                    "no image written"
+                }
+            ),
+        },
+        e => e,
+    })
+}
+
+/// [`dump`] once the image file exists: seize, write, commit, then kill or
+/// resume. Every error (an interruption too) resumes the target, through
+/// the tracees' `Drop`.
+fn dump_into(
+    pid: i32,
+    before: &procfs::Stat,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<DumpSummary> {
+    let output = tmp.path();
+    interrupt::check()?;
     let traced = |tid: i32, tracer: i32, comm: &str| Error::Unsupported {
         pid,
         reason: format!(
@@ -92,17 +138,13 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         _ => e,
     })?;
     let files = files::collect(pid, options.skip_unsupported)?;
-    let file = tmp.take_file();
-    let sink = memory::DataSink::new(
-        tmp.direct(),
-        file.try_clone().map_err(|source| Error::WriteImage {
-            path: output.to_path_buf(),
-            source,
-        })?,
-    );
-    let summary = write_image(&mut tracees, &before, file, sink, output, files)?;
+    interrupt::check()?;
+    let file = tmp.file()?;
+    let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
+    let summary = write_image(&mut tracees, before, file, sink, &output, files)?;
     crate::testing::die_at("written");
-    tmp.commit()?;
+    interrupt::check()?;
+    tmp.commit(&interrupt::check)?;
     crate::testing::die_at("committed");
     if options.leave_running {
         threads::resume_all(tracees)?;
@@ -110,123 +152,6 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         threads::kill_all(tracees);
     }
     Ok(summary)
-}
-
-/// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT while alive: a Ctrl-C during
-/// a dump takes effect once the target is released and the temporary file
-/// removed.
-pub(crate) struct DeferSignals {
-    old: Option<SigSet>,
-}
-
-impl DeferSignals {
-    fn block() -> DeferSignals {
-        let mut set = SigSet::empty();
-        for sig in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-        ] {
-            set.add(sig);
-        }
-        let mut old = SigSet::empty();
-        let ok = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).is_ok();
-        DeferSignals {
-            old: ok.then_some(old),
-        }
-    }
-}
-
-impl Drop for DeferSignals {
-    fn drop(&mut self) {
-        if let Some(old) = self.old.take() {
-            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-        }
-    }
-}
-
-/// The image being written: `.<name>.tmp.<pid>` next to the final path,
-/// removed on drop unless committed.
-pub(crate) struct TempImage {
-    tmp: PathBuf,
-    dir: PathBuf,
-    path: PathBuf,
-    file: Option<File>,
-    done: bool,
-}
-
-impl TempImage {
-    pub(crate) fn create(path: &Path) -> Result<TempImage> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path.file_name().ok_or_else(|| Error::CreateImage {
-            dir: dir.clone(),
-            source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
-        })?;
-        let tmp = dir.join(format!(
-            ".{}.tmp.{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|source| Error::CreateImage {
-                dir: dir.clone(),
-                source,
-            })?;
-        Ok(TempImage {
-            tmp,
-            dir,
-            path: path.to_path_buf(),
-            file: Some(file),
-            done: false,
-        })
-    }
-
-    pub(crate) fn take_file(&mut self) -> File {
-        self.file.take().expect("image file taken once")
-    }
-
-    /// A second descriptor of the file with `O_DIRECT`, if the file system
-    /// supports it.
-    pub(crate) fn direct(&self) -> Option<File> {
-        OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::libc::O_DIRECT)
-            .open(&self.tmp)
-            .ok()
-    }
-
-    /// Sync the file, rename it into place and sync the directory.
-    pub(crate) fn commit(&mut self) -> Result<()> {
-        let err = |source| Error::WriteImage {
-            path: self.path.clone(),
-            source,
-        };
-        File::open(&self.tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(err)?;
-        fs::rename(&self.tmp, &self.path).map_err(err)?;
-        self.done = true;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
-        Ok(())
-    }
-}
-
-impl Drop for TempImage {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
 }
 
 /// Syscall numbers used in the target.
@@ -425,8 +350,16 @@ fn write_image(
 
     // Memory data first, then metadata.
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
-    let (vmas, runs, stats) =
-        memory::dump_memory(&mem, &maps, &mut writer, sink, &mut strings, page, output)?;
+    let (vmas, runs, stats) = memory::dump_memory(
+        &mem,
+        &maps,
+        &mut writer,
+        sink,
+        &mut strings,
+        page,
+        output,
+        mm.start_brk..mm.brk,
+    )?;
     let warnings = files.warnings.clone();
     let files = files
         .write(&mut writer, &mut strings)

@@ -19,6 +19,12 @@ use super::procfs::MapEntry;
 pub fn data_ranges(pid: i32, e: &MapEntry, page: u64) -> Option<Vec<(u64, u64)>> {
     let path = format!("/proc/{pid}/map_files/{:x}-{:x}", e.start, e.end);
     let file = File::open(path).ok()?;
+    Some(file_data_ranges(&file, e, page))
+}
+
+/// Address ranges `[start, end)` of `e` (page aligned) backed by data in
+/// `file`, the object it maps.
+pub fn file_data_ranges(file: &File, e: &MapEntry, page: u64) -> Vec<(u64, u64)> {
     let fd = file.as_fd();
     let (first, last) = (e.offset, e.offset + e.len());
     let mut out = Vec::new();
@@ -43,7 +49,7 @@ pub fn data_ranges(pid: i32, e: &MapEntry, page: u64) -> Option<Vec<(u64, u64)>>
         }
         pos = hole;
     }
-    Some(out)
+    out
 }
 
 /// Is `addr` inside one of `ranges` (sorted)?

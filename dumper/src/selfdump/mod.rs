@@ -296,12 +296,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     if threads != 1 {
         return Err(Error::SelfThreads(threads));
     }
-    if output.is_dir() {
-        return Err(Error::CreateImage {
-            dir: output.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(nix::libc::EISDIR),
-        });
-    }
+    // Refuse what is not a new name or a regular file before any work.
+    crate::dump::destination(output)?;
     let status = String::from_utf8_lossy(&procfs::read(pid, "status")?).into_owned();
     let pending = pending_signals(&status, pid as u32);
     let sigmask = sys::block_all()?;
@@ -382,12 +378,12 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     mm.exe = strings.add(exe.as_os_str().as_encoded_bytes());
     mm.cmdline = strings.add(&procfs::cmdline_text(&cmdline_raw));
 
-    let file = tmp.take_file();
+    let file = tmp.file()?;
     let write_err = |source| Error::WriteImage {
         path: output.to_path_buf(),
         source,
     };
-    let sink = memory::DataSink::new(tmp.direct(), file.try_clone().map_err(write_err)?);
+    let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
     let source = |e: &MapEntry| -> &Memory {
         if read_from_parent(e) {
@@ -404,6 +400,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         &mut strings,
         page,
         output,
+        mm.start_brk..mm.brk,
     )?;
     drop(snapshot);
     let files = files.write(&mut writer, &mut strings).map_err(write_err)?;
@@ -460,7 +457,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         files,
     };
     writer.finish(meta).map_err(write_err)?;
-    tmp.commit()
+    tmp.commit(&|| Ok(()))
 }
 
 #[cfg(test)]
