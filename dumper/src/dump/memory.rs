@@ -12,7 +12,7 @@ use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
 use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
-use kckpt_image_write::{ImageWriter, StringTable};
+use kckpt_image_write::{ImageWriter, RegionHasher, StringTable};
 
 use super::procfs::{proc_path, MapEntry};
 use crate::error::{Error, Result};
@@ -174,15 +174,23 @@ pub fn is_zero(bytes: &[u8]) -> bool {
 }
 
 /// Add a stored range to the run table, extending the last run when it
-/// continues it (same VMA: runs never cross `first_run`).
-pub fn push_run(runs: &mut Vec<RunRecord>, first_run: usize, start: u64, len: u64, offset: u64) {
+/// continues it (same VMA: runs never cross `first_run`). True when it
+/// starts a new run.
+pub fn push_run(
+    runs: &mut Vec<RunRecord>,
+    first_run: usize,
+    start: u64,
+    len: u64,
+    offset: u64,
+) -> bool {
     if let Some(last) = runs[first_run..].last_mut() {
         if last.start + last.len == start && last.offset + last.len == offset {
             last.len += len;
-            return;
+            return false;
         }
     }
     runs.push(RunRecord { start, len, offset });
+    true
 }
 
 /// Could the backing file of `e` not be opened as it was mapped?
@@ -246,10 +254,37 @@ pub struct MemStats {
 }
 
 /// A filled buffer and the parts of it to write: (file offset, buffer
-/// offset, length).
+/// offset, length, starts a new run).
 struct Job {
     buf: memmap2::MmapMut,
-    segments: Vec<(u64, usize, usize)>,
+    segments: Vec<(u64, usize, usize, bool)>,
+}
+
+/// The chunk checksums of the runs, computed in the writer thread as the
+/// data goes out (format 1.2): (file offset, length, sums) per run.
+#[derive(Default)]
+struct RunSums {
+    current: Option<(u64, RegionHasher)>,
+    done: Vec<(u64, u64, Vec<u32>)>,
+}
+
+impl RunSums {
+    fn add(&mut self, offset: u64, data: &[u8], new_run: bool) {
+        if new_run || self.current.is_none() {
+            self.end_run();
+            self.current = Some((offset, RegionHasher::new()));
+        }
+        if let Some((_, h)) = &mut self.current {
+            h.update(data);
+        }
+    }
+
+    fn end_run(&mut self) {
+        if let Some((offset, h)) = self.current.take() {
+            let (len, sums) = h.finish();
+            self.done.push((offset, len, sums));
+        }
+    }
 }
 
 /// Write the stored pages of every VMA into the image; returns the VMA and
@@ -289,22 +324,33 @@ pub fn dump_memory_from<'m>(
     };
     let pid = maps.first().map(|e| source(e).pid).unwrap_or(0);
     let buffers = [aligned_buffer(pid, CHUNK)?, aligned_buffer(pid, CHUNK)?];
+    // Only for measuring what the checksums cost (scripts/bench.sh).
+    if std::env::var_os("KCKPT_NO_CHECKSUM").is_some_and(|v| v == "1") {
+        writer.without_data_sums();
+    }
+    let hashing = writer.data_sums();
     std::thread::scope(|scope| {
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<memmap2::MmapMut>();
         for b in buffers {
             let _ = free_tx.send(b);
         }
-        let writer_thread = scope.spawn(move || -> std::io::Result<()> {
+        let writer_thread = scope.spawn(move || -> std::io::Result<RunSums> {
+            let mut sums = RunSums::default();
             for job in job_rx {
-                for &(off, at, len) in &job.segments {
-                    sink.write(off, &job.buf[at..at + len])?;
+                for &(off, at, len, new_run) in &job.segments {
+                    let data = &job.buf[at..at + len];
+                    sink.write(off, data)?;
+                    if hashing {
+                        sums.add(off, data, new_run);
+                    }
                 }
                 if free_tx.send(job.buf).is_err() {
                     break;
                 }
             }
-            Ok(())
+            sums.end_run();
+            Ok(sums)
         });
         let read = read_memory(source, maps, writer, strings, page, &free_rx, &job_tx);
         drop(job_tx);
@@ -313,7 +359,12 @@ pub fn dump_memory_from<'m>(
             .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
         match (read, written) {
             (_, Err(e)) => Err(write_err(e)),
-            (r, Ok(())) => r,
+            (r, Ok(sums)) => {
+                for (offset, len, s) in sums.done {
+                    writer.add_sums(offset, len, s);
+                }
+                r
+            }
         }
     })
 }
@@ -400,8 +451,8 @@ fn read_memory<'m>(
                         }
                         let a = addr + p as u64;
                         let off = region_off + (a - e.start);
-                        segments.push((off, p, q - p));
-                        push_run(&mut runs, first_run, a, (q - p) as u64, off);
+                        let new_run = push_run(&mut runs, first_run, a, (q - p) as u64, off);
+                        segments.push((off, p, q - p, new_run));
                         stored += (q - p) as u64;
                         p = q;
                     }
