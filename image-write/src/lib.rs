@@ -21,7 +21,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::vec::Vec;
 
-use kckpt_image::checksum::{self, chunk_sum, crc32c, note_spans, ChunkHasher};
+use kckpt_image::checksum::{self, chunk_sum, note_spans, ChunkHasher};
 use kckpt_image::read::{
     note_segment, parse_elf_header, record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE,
 };
@@ -348,19 +348,19 @@ impl ImageWriter {
             data_count: u32::try_from(data.len())
                 .map_err(|_| io::Error::other("too much data for the checksum note"))?,
             sums_offset: core::mem::size_of::<ChecksumsRecord>() as u32,
-            elf_header: crc32c(&ehdr),
-            program_headers: crc32c(&phdrs),
+            elf_header: chunk_sum(&ehdr),
+            program_headers: chunk_sum(&phdrs),
         };
         let desc_at = notes.len() - sums_len;
         let mut desc = Vec::with_capacity(sums_len);
         desc.extend_from_slice(record_bytes(&record));
         for (_, span) in note_spans(&notes[..sums_at]) {
-            desc.extend_from_slice(&crc32c(span).to_le_bytes());
+            desc.extend_from_slice(&chunk_sum(span).to_le_bytes());
         }
         for sum in &data {
             desc.extend_from_slice(&sum.to_le_bytes());
         }
-        let own = crc32c(&desc);
+        let own = chunk_sum(&desc);
         desc.extend_from_slice(&own.to_le_bytes());
         notes[desc_at..].copy_from_slice(&desc);
         self.file.write_all_at(&notes, notes_offset)?;
@@ -526,10 +526,10 @@ pub fn reseal(image: &mut [u8]) -> io::Result<()> {
     let desc_end = off + last_at + last_len;
     let mut sums = Vec::new();
     for &(at, len, _) in &spans[..spans.len() - 1] {
-        sums.extend_from_slice(&crc32c(&image[off + at..off + at + len]).to_le_bytes());
+        sums.extend_from_slice(&chunk_sum(&image[off + at..off + at + len]).to_le_bytes());
     }
-    let ehdr_sum = crc32c(&image[..EHDR_SIZE]);
-    let phdr_sum = crc32c(&phdrs);
+    let ehdr_sum = chunk_sum(&image[..EHDR_SIZE]);
+    let phdr_sum = chunk_sum(&phdrs);
     let desc = &mut image[desc_at..desc_end];
     let record_len = core::mem::size_of::<ChecksumsRecord>();
     if desc.len() < record_len + sums.len() + 4 {
@@ -541,7 +541,7 @@ pub fn reseal(image: &mut [u8]) -> io::Result<()> {
     desc[at..at + 4].copy_from_slice(&phdr_sum.to_le_bytes());
     desc[record_len..record_len + sums.len()].copy_from_slice(&sums);
     let body = desc.len() - 4;
-    let own = crc32c(&desc[..body]);
+    let own = chunk_sum(&desc[..body]);
     desc[body..].copy_from_slice(&own.to_le_bytes());
     Ok(())
 }

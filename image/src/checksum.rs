@@ -2,19 +2,18 @@
 //! `NT_KCKPT_CHECKSUMS` note, and the check of all metadata that the stub
 //! and `kckpt info` run before they believe anything in an image.
 //!
-//! - [`crc32c`]: CRC-32C (Castagnoli), used for the ELF header, the program
-//!   header table and every note.
-//! - [`chunk_sum`]: the checksum of one chunk of stored data (memory runs,
-//!   descriptor data), a CRC-32C over four interleaved lanes so that the
-//!   CPU's CRC instruction, whose latency is three times its issue rate,
-//!   runs at full speed (`docs/FORMAT.md`, "Checksums", states the rule).
+//! - [`chunk_sum`]: every checksum of an image (the ELF header, the
+//!   program header table, each note, each chunk of stored data) is a
+//!   CRC-32C (Castagnoli) over four interleaved lanes, so that the CPU's
+//!   CRC instruction, whose latency is three times its issue rate, runs at
+//!   full speed (`docs/FORMAT.md`, "Checksums", states the rule).
 //!
 //! The CPU's instruction is used where there is one: SSE4.2 `crc32` on
 //! x86_64 (found with `cpuid`), the ARMv8 CRC32 extension on aarch64 (the
 //! caller passes `AT_HWCAP` to [`use_hwcap`]; without it the table is
 //! used). Otherwise a table-driven implementation computes the same values.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::read::{FormatError, ImageView, Notes, EHDR_SIZE};
 use crate::records::*;
@@ -31,23 +30,29 @@ pub const BLOCK: usize = 8 * LANES;
 /// The reflected CRC-32C polynomial (0x1EDC6F41 bit-reversed).
 const POLY: u32 = 0x82f6_3b78;
 
-const fn make_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
+/// The byte table of the software path, filled on first use (in `.bss`:
+/// the restore stub must stay small).
+static TABLE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+fn table() -> &'static [AtomicU32; 256] {
+    // Entry 128 is never 0 once filled.
+    if TABLE[128].load(Ordering::Relaxed) == 0 {
+        fill_table();
     }
-    table
+    &TABLE
 }
 
-static TABLE: [u32; 256] = make_table();
+#[cold]
+#[inline(never)]
+fn fill_table() {
+    for (i, slot) in TABLE.iter().enumerate() {
+        let mut c = i as u32;
+        for _ in 0..8 {
+            c = (c >> 1) ^ (POLY & (c & 1).wrapping_neg());
+        }
+        slot.store(c, Ordering::Relaxed);
+    }
+}
 
 const UNKNOWN: u8 = 0;
 const SOFTWARE: u8 = 1;
@@ -98,9 +103,11 @@ pub fn hardware() -> bool {
 }
 
 /// Continue a raw (not inverted) CRC-32C state over `bytes`, with the table.
+#[inline(never)]
 fn update_sw(mut crc: u32, bytes: &[u8]) -> u32 {
+    let t = table();
     for &b in bytes {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        crc = t[((crc ^ u32::from(b)) & 0xff) as usize].load(Ordering::Relaxed) ^ (crc >> 8);
     }
     crc
 }
@@ -108,35 +115,16 @@ fn update_sw(mut crc: u32, bytes: &[u8]) -> u32 {
 /// Four lane states over `body` (a multiple of [`BLOCK`] bytes), with the
 /// table. Word `k` of `body` goes to lane `k % 4`.
 fn lanes_sw(lanes: &mut [u32; LANES], body: &[u8]) {
-    for block in body.chunks_exact(BLOCK) {
-        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
-            *lane = update_sw(*lane, word);
-        }
+    let t = table();
+    for (i, &b) in body.iter().enumerate() {
+        let lane = &mut lanes[(i >> 3) & (LANES - 1)];
+        *lane = t[((*lane ^ u32::from(b)) & 0xff) as usize].load(Ordering::Relaxed) ^ (*lane >> 8);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod hw {
-    use core::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
-
-    /// # Safety
-    /// The CPU must have SSE4.2.
-    #[target_feature(enable = "sse4.2")]
-    pub unsafe fn update(crc: u32, bytes: &[u8]) -> u32 {
-        let mut c = u64::from(crc);
-        let words = bytes.chunks_exact(8);
-        let tail = words.remainder();
-        for w in words {
-            let mut v = [0u8; 8];
-            v.copy_from_slice(w);
-            c = _mm_crc32_u64(c, u64::from_le_bytes(v));
-        }
-        let mut c = c as u32;
-        for &b in tail {
-            c = _mm_crc32_u8(c, b);
-        }
-        c
-    }
+    use core::arch::x86_64::_mm_crc32_u64;
 
     /// # Safety
     /// The CPU must have SSE4.2; `body.len()` is a multiple of 32.
@@ -168,25 +156,7 @@ mod hw {
 
 #[cfg(target_arch = "aarch64")]
 mod hw {
-    use core::arch::aarch64::{__crc32cb, __crc32cd};
-
-    /// # Safety
-    /// The CPU must have the CRC32 extension.
-    #[target_feature(enable = "crc")]
-    pub unsafe fn update(crc: u32, bytes: &[u8]) -> u32 {
-        let mut c = crc;
-        let words = bytes.chunks_exact(8);
-        let tail = words.remainder();
-        for w in words {
-            let mut v = [0u8; 8];
-            v.copy_from_slice(w);
-            c = __crc32cd(c, u64::from_le_bytes(v));
-        }
-        for &b in tail {
-            c = __crc32cb(c, b);
-        }
-        c
-    }
+    use core::arch::aarch64::__crc32cd;
 
     /// # Safety
     /// The CPU must have the CRC32 extension; `body.len()` is a multiple
@@ -217,21 +187,12 @@ mod hw {
     }
 }
 
-fn update(crc: u32, bytes: &[u8], hardware: bool) -> u32 {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    if hardware {
-        // SAFETY: `hardware` is only true when the CPU has the instruction
-        // (detected with cpuid, or AT_HWCAP on aarch64).
-        return unsafe { hw::update(crc, bytes) };
-    }
-    let _ = hardware;
-    update_sw(crc, bytes)
-}
-
 fn lanes(lanes: &mut [u32; LANES], body: &[u8], hardware: bool) {
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     if hardware {
-        // SAFETY: as in `update`; `body` is whole blocks (callers).
+        // SAFETY: `hardware` is only true when the CPU has the instruction
+        // (detected with cpuid, or AT_HWCAP on aarch64); `body` is whole
+        // blocks (callers).
         return unsafe { hw::lanes(lanes, body) };
     }
     let _ = hardware;
@@ -239,14 +200,10 @@ fn lanes(lanes: &mut [u32; LANES], body: &[u8], hardware: bool) {
 }
 
 /// CRC-32C of `bytes` (initial value and final XOR `0xffffffff`,
-/// reflected): `crc32c(b"123456789") == 0xe3069283`.
+/// reflected): `crc32c(b"123456789") == 0xe3069283`. With the table: it
+/// only ever sees a few dozen bytes ([`chunk_sum`]'s last step).
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    !update(!0, bytes, hardware())
-}
-
-/// [`crc32c`] computed with the table only (for tests of both paths).
-pub fn crc32c_software(bytes: &[u8]) -> u32 {
-    !update(!0, bytes, false)
+    !update_sw(!0, bytes)
 }
 
 /// A [`chunk_sum`] being computed piece by piece: every piece but the last
@@ -272,13 +229,6 @@ impl ChunkHasher {
         }
     }
 
-    fn with_engine(hardware: bool) -> ChunkHasher {
-        ChunkHasher {
-            lanes: [!0; LANES],
-            hardware,
-        }
-    }
-
     /// Add `body`, a multiple of [`BLOCK`] bytes (a tail beyond the last
     /// whole block is ignored: pass it to [`ChunkHasher::finish`]).
     pub fn update(&mut self, body: &[u8]) {
@@ -288,27 +238,33 @@ impl ChunkHasher {
 
     /// The chunk's checksum, with `tail` (under [`BLOCK`] bytes) last.
     pub fn finish(self, tail: &[u8]) -> u32 {
-        let mut lane_bytes = [0u8; 4 * LANES];
-        for (out, lane) in lane_bytes.chunks_exact_mut(4).zip(self.lanes) {
-            out.copy_from_slice(&(!lane).to_le_bytes());
-        }
-        let c = update(!0, &lane_bytes, self.hardware);
-        !update(c, tail, self.hardware)
+        combine(&self.lanes, tail)
     }
+}
+
+/// The final step of a chunk: the CRC-32C of the lane values and `tail`.
+fn combine(lanes: &[u32; LANES], tail: &[u8]) -> u32 {
+    let mut bytes = [0u8; 4 * LANES];
+    for (i, lane) in lanes.iter().enumerate() {
+        bytes[4 * i..4 * i + 4].copy_from_slice(&(!lane).to_le_bytes());
+    }
+    !update_sw(update_sw(!0, &bytes), tail)
 }
 
 fn chunk_sum_with(bytes: &[u8], hardware: bool) -> u32 {
     let body = bytes.len() - bytes.len() % BLOCK;
-    let mut h = ChunkHasher::with_engine(hardware);
-    h.update(&bytes[..body]);
-    h.finish(&bytes[body..])
+    let (body, tail) = bytes.split_at(body);
+    let mut l = [!0; LANES];
+    lanes(&mut l, body, hardware);
+    combine(&l, tail)
 }
 
-/// The checksum of one data chunk: with `body` the first
-/// `len - len % 32` bytes and `tail` the rest, lane `i` (0..4) is the
-/// CRC-32C of the 8-byte words `i, i + 4, i + 8, ...` of `body`, and the
-/// result is the CRC-32C of the four lane values (4 bytes each, little
-/// endian) followed by `tail`.
+/// The checksum of a byte string (every checksum of an image: a data
+/// chunk, a note, the ELF header, the program header table): with `body`
+/// the first `len - len % 32` bytes and `tail` the rest, lane `i` (0..4)
+/// is the CRC-32C of the 8-byte words `i, i + 4, i + 8, ...` of `body`,
+/// and the result is the CRC-32C of the four lane values (4 bytes each,
+/// little endian) followed by `tail`.
 pub fn chunk_sum(bytes: &[u8]) -> u32 {
     chunk_sum_with(bytes, hardware())
 }
@@ -495,35 +451,35 @@ pub fn verify_metadata<'a>(
     phdrs: &[u8],
     notes: &'a [u8],
 ) -> Result<Option<Sums<'a>>, FormatError> {
-    let mut minor = 0;
-    if let Some((n, _)) = note_spans(notes).next() {
-        if n.is(NOTE_OWNER, NT_KCKPT_HEADER) && n.desc.get(..8) == Some(&HEADER_MAGIC[..]) {
-            let at = |i: usize| {
-                n.desc
-                    .get(i..i + 2)
-                    .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
-            };
-            let major = at(8);
-            minor = at(10);
+    let le = |b: &[u8], at: usize| -> u32 {
+        b.get(at..at + 4)
+            .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    // One pass: the version, the number of notes, the last note.
+    let (mut count, mut end, mut minor) = (0usize, 0usize, 0u16);
+    let mut last = None;
+    for (note, span) in note_spans(notes) {
+        if count == 0
+            && note.is(NOTE_OWNER, NT_KCKPT_HEADER)
+            && note.desc.get(..8) == Some(&HEADER_MAGIC[..])
+        {
+            let v = le(note.desc, 8);
+            let major = v as u16;
+            minor = (v >> 16) as u16;
             if major != FORMAT_MAJOR || minor > FORMAT_MINOR {
                 return Err(FormatError::UnsupportedVersion { major, minor });
             }
         }
-    }
-    // The checksum note is the last one.
-    let mut count = 0usize;
-    let mut last = None;
-    let mut consumed = 0usize;
-    for (note, span) in note_spans(notes) {
         if last.is_some() {
+            // The checksum note must be the last one.
             return Err(FormatError::BadChecksumNote);
         }
-        consumed += span.len();
         if note.is(NOTE_OWNER, NT_KCKPT_CHECKSUMS) {
             last = Some(note.desc);
         } else {
             count += 1;
         }
+        end += span.len();
     }
     let Some(desc) = last else {
         if minor >= CHECKSUMS_SINCE_MINOR {
@@ -531,20 +487,16 @@ pub fn verify_metadata<'a>(
         }
         return Ok(None);
     };
-    if consumed != notes.len() {
+    // Its own checksum first: nothing else in it counts before that.
+    let own = desc.len().saturating_sub(4);
+    if end != notes.len() || desc.len() < 4 {
         return Err(FormatError::BadChecksumNote);
     }
-    // Its own checksum first: nothing else in it counts before that.
-    let (body, own) = desc
-        .len()
-        .checked_sub(4)
-        .map(|n| desc.split_at(n))
-        .ok_or(FormatError::BadChecksumNote)?;
-    if crc32c(body) != u32::from_le_bytes([own[0], own[1], own[2], own[3]]) {
+    if chunk_sum(&desc[..own]) != le(desc, own) {
         return Err(FormatError::BadChecksum("note NT_KCKPT_CHECKSUMS"));
     }
     let record: ChecksumsRecord =
-        crate::read::read_record(body).ok_or(FormatError::BadChecksumNote)?;
+        crate::read::read_record(desc).ok_or(FormatError::BadChecksumNote)?;
     let shift = record.chunk_shift;
     let no_data = record.flags & checksum_flags::NO_DATA != 0;
     if record.algorithm != CHECKSUM_CRC32C
@@ -557,20 +509,23 @@ pub fn verify_metadata<'a>(
     {
         return Err(FormatError::BadChecksumNote);
     }
-    if ehdr.len() < EHDR_SIZE || crc32c(&ehdr[..EHDR_SIZE]) != record.elf_header {
+    if ehdr.len() < EHDR_SIZE || chunk_sum(&ehdr[..EHDR_SIZE]) != record.elf_header {
         return Err(FormatError::BadChecksum("the ELF header"));
     }
-    let sums = &body[record.sums_offset as usize..];
-    let (note_sums, data) = sums.split_at(4 * count);
-    for ((note, span), want) in note_spans(notes).zip(note_sums.chunks_exact(4)) {
-        if crc32c(span) != u32::from_le_bytes([want[0], want[1], want[2], want[3]]) {
+    let mut at = record.sums_offset as usize;
+    for (note, span) in note_spans(notes).take(count) {
+        if chunk_sum(span) != le(desc, at) {
             return Err(FormatError::BadChecksum(note_name(note.owner, note.kind)));
         }
+        at += 4;
     }
-    if crc32c(phdrs) != record.program_headers {
+    if chunk_sum(phdrs) != record.program_headers {
         return Err(FormatError::BadChecksum("the program header table"));
     }
-    Ok(Some(Sums { record, data }))
+    Ok(Some(Sums {
+        record,
+        data: &desc[at..own],
+    }))
 }
 
 /// The check the stub and `kckpt info` run on an image's metadata: every
@@ -586,14 +541,21 @@ pub fn check_image<'a>(
 ) -> Result<(ImageView<'a>, Option<Sums<'a>>), FormatError> {
     let sums = verify_metadata(ehdr, phdrs, notes)?;
     let view = ImageView::parse(notes, machine, file_len)?;
-    if let Some(s) = &sums {
-        if s.has_data() {
-            let need = regions(&view, s.chunk_shift())
-                .map(|r| chunk_count(r.len, s.chunk_shift()))
-                .fold(0u64, u64::saturating_add);
-            if need != s.data_count() as u64 {
-                return Err(FormatError::BadChecksumNote);
+    if let Some(s) = sums.as_ref().filter(|s| s.has_data()) {
+        // The lengths straight from the tables (RunRecord::len at 8,
+        // FdRecord::data_len at 48).
+        let shift = s.chunk_shift();
+        let mut need = 0u64;
+        let tables = [(view.runs.bytes(), 24, 8), (view.fds.bytes(), 88, 48)];
+        for (bytes, size, at) in tables {
+            for r in bytes.chunks_exact(size) {
+                let mut len = [0u8; 8];
+                len.copy_from_slice(&r[at..at + 8]);
+                need = need.saturating_add(chunk_count(u64::from_le_bytes(len), shift));
             }
+        }
+        if need != s.data_count() as u64 {
+            return Err(FormatError::BadChecksumNote);
         }
     }
     Ok((view, sums))
@@ -621,7 +583,6 @@ mod tests {
     fn known_values() {
         assert_eq!(crc32c(b""), 0);
         assert_eq!(crc32c(b"123456789"), 0xe306_9283);
-        assert_eq!(crc32c_software(b"123456789"), 0xe306_9283);
         assert_eq!(chunk_sum(b""), crc32c(&[0u8; 16]));
     }
 }
