@@ -31,8 +31,8 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// An image with a 2.5 MiB memory run (three chunks), a one-page run and
-/// a descriptor with 1 MiB + 5 bytes of data (two chunks).
+/// An image with a 2.5 MiB memory run (several chunks), a one-page run
+/// and a descriptor with 1 MiB + 5 bytes of data (a short last chunk).
 fn image(name: &str, data_sums: bool) -> Vec<u8> {
     let path = temp_path(name);
     let file = File::options()
@@ -220,9 +220,12 @@ fn round_trip_verifies_every_checksum() {
     let bytes = image("round-trip", true);
     let sums = verify(&bytes).unwrap().expect("a 1.2 image has checksums");
     assert!(sums.has_data());
-    assert_eq!(sums.chunk_size(), MIB);
-    // 3 chunks + 1 + 2.
-    assert_eq!(sums.data_count(), 6);
+    let chunk = 1u64 << DEFAULT_CHUNK_SHIFT;
+    assert_eq!(sums.chunk_size(), chunk);
+    let want = chunk_count(5 * MIB / 2, DEFAULT_CHUNK_SHIFT)
+        + 1
+        + chunk_count(MIB + 5, DEFAULT_CHUNK_SHIFT);
+    assert_eq!(sums.data_count() as u64, want);
     assert_eq!(chunk_count(5 * MIB / 2, 20), 3);
     check(&bytes).unwrap();
     assert_eq!(bad_chunk(&bytes), None);
@@ -321,10 +324,13 @@ fn flipped_data_is_found_in_its_chunk() {
                     vma: 0,
                     addr: run.start,
                 },
-                2,
+                (2 * MIB + 17) >> DEFAULT_CHUNK_SHIFT,
             ),
         ),
-        (fd.data_offset + MIB + 4, (RegionKind::Fd { fd: 3 }, 1)),
+        (
+            fd.data_offset + MIB + 4,
+            (RegionKind::Fd { fd: 3 }, (MIB + 4) >> DEFAULT_CHUNK_SHIFT),
+        ),
     ] {
         let mut bad = good.clone();
         bad[at as usize] ^= 0x80;

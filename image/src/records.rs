@@ -582,8 +582,9 @@ pub const CHECKSUMS_SINCE_MINOR: u16 = 2;
 /// `ChecksumsRecord::algorithm`: CRC-32C, data in 4-lane chunks
 /// (`checksum::chunk_sum`).
 pub const CHECKSUM_CRC32C: u32 = 1;
-/// log2 of the data chunk size the writer uses (1 MiB).
-pub const DEFAULT_CHUNK_SHIFT: u32 = 20;
+/// log2 of the data chunk size the writer uses (256 KiB: a chunk read by
+/// the stub is checked while it is still in the CPU's cache).
+pub const DEFAULT_CHUNK_SHIFT: u32 = 18;
 /// Smallest `chunk_shift` a reader accepts (4 KiB chunks).
 pub const MIN_CHUNK_SHIFT: u32 = 12;
 /// Largest `chunk_shift` a reader accepts (1 MiB chunks: bounds the

@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, IoSliceMut};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
@@ -290,9 +291,10 @@ impl RunSums {
 /// Write the stored pages of every VMA into the image; returns the VMA and
 /// run tables (names added to `strings`).
 ///
-/// Two buffers alternate between this thread, which reads the target's
-/// memory and picks the pages to store, and a writer thread, so copying
-/// and disk writes overlap.
+/// Three buffers go round between this thread, which reads the target's
+/// memory and picks the pages to store, a writer thread and a thread that
+/// computes the chunk checksums of the runs (format 1.2) while the same
+/// buffer is being written, so copying, disk writes and hashing overlap.
 pub fn dump_memory(
     mem: &Memory,
     maps: &[MapEntry],
@@ -323,43 +325,65 @@ pub fn dump_memory_from<'m>(
         source,
     };
     let pid = maps.first().map(|e| source(e).pid).unwrap_or(0);
-    let buffers = [aligned_buffer(pid, CHUNK)?, aligned_buffer(pid, CHUNK)?];
+    let buffers = [
+        aligned_buffer(pid, CHUNK)?,
+        aligned_buffer(pid, CHUNK)?,
+        aligned_buffer(pid, CHUNK)?,
+    ];
     // Only for measuring what the checksums cost (scripts/bench.sh).
     if std::env::var_os("KCKPT_NO_CHECKSUM").is_some_and(|v| v == "1") {
         writer.without_data_sums();
     }
     let hashing = writer.data_sums();
     std::thread::scope(|scope| {
-        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Arc<Job>>(1);
+        let (hash_tx, hash_rx) = std::sync::mpsc::channel::<Arc<Job>>();
         let (free_tx, free_rx) = std::sync::mpsc::channel::<memmap2::MmapMut>();
         for b in buffers {
             let _ = free_tx.send(b);
         }
-        let writer_thread = scope.spawn(move || -> std::io::Result<RunSums> {
+        // A buffer goes back to the reader when both the writer and the
+        // hasher are done with it (whichever drops it last).
+        let release = |job: Arc<Job>, free: &std::sync::mpsc::Sender<memmap2::MmapMut>| {
+            Arc::into_inner(job).is_none_or(|job| free.send(job.buf).is_ok())
+        };
+        let free_hasher = free_tx.clone();
+        let hasher_thread = scope.spawn(move || {
             let mut sums = RunSums::default();
-            for job in job_rx {
+            for job in hash_rx {
                 for &(off, at, len, new_run) in &job.segments {
-                    let data = &job.buf[at..at + len];
-                    sink.write(off, data)?;
-                    if hashing {
-                        sums.add(off, data, new_run);
-                    }
+                    sums.add(off, &job.buf[at..at + len], new_run);
                 }
-                if free_tx.send(job.buf).is_err() {
+                if !release(job, &free_hasher) {
                     break;
                 }
             }
             sums.end_run();
-            Ok(sums)
+            sums
+        });
+        let writer_thread = scope.spawn(move || -> std::io::Result<()> {
+            for job in job_rx {
+                if hashing && hash_tx.send(job.clone()).is_err() {
+                    return Err(std::io::Error::other("the checksum thread stopped"));
+                }
+                for &(off, at, len, _) in &job.segments {
+                    sink.write(off, &job.buf[at..at + len])?;
+                }
+                if !release(job, &free_tx) {
+                    break;
+                }
+            }
+            Ok(())
         });
         let read = read_memory(source, maps, writer, strings, page, &free_rx, &job_tx);
         drop(job_tx);
         let written = writer_thread
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+        let sums = hasher_thread.join().unwrap_or_default();
         match (read, written) {
             (_, Err(e)) => Err(write_err(e)),
-            (r, Ok(sums)) => {
+            (r, Ok(())) => {
                 for (offset, len, s) in sums.done {
                     writer.add_sums(offset, len, s);
                 }
@@ -378,7 +402,7 @@ fn read_memory<'m>(
     strings: &mut StringTable,
     page: u64,
     free: &std::sync::mpsc::Receiver<memmap2::MmapMut>,
-    jobs: &std::sync::mpsc::SyncSender<Job>,
+    jobs: &std::sync::mpsc::SyncSender<Arc<Job>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let writer_gone = || Error::WriteImage {
         path: Default::default(),
@@ -456,7 +480,7 @@ fn read_memory<'m>(
                         stored += (q - p) as u64;
                         p = q;
                     }
-                    jobs.send(Job { buf, segments })
+                    jobs.send(Arc::new(Job { buf, segments }))
                         .map_err(|_| writer_gone())?;
                     i = j;
                 }
