@@ -54,28 +54,48 @@ fn fill_table() {
     }
 }
 
+/// How [`chunk_sum`] is computed on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The table (any CPU).
+    Table = 1,
+    /// The CRC instruction, four lanes at once (x86_64 SSE4.2, aarch64
+    /// CRC32).
+    Crc = 2,
+    /// x86_64 with AVX-512 and VPCLMULQDQ: the four lanes are folded with
+    /// carry-less multiplications, 64 bytes per step, about three times
+    /// the CRC instruction's rate; the last step still uses `crc32`.
+    Clmul = 3,
+}
+
 const UNKNOWN: u8 = 0;
-const SOFTWARE: u8 = 1;
-const HARDWARE: u8 = 2;
 static ENGINE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
 #[cfg(target_arch = "x86_64")]
-fn detect() -> u8 {
-    // CPUID leaf 1, ECX bit 20: SSE4.2 (the `crc32` instruction).
+fn detect() -> Engine {
+    use core::arch::x86_64::{__cpuid, __cpuid_count};
     #[allow(unused_unsafe)] // `__cpuid` is safe in newer compilers.
     // SAFETY: cpuid exists on every x86_64 CPU.
-    let ecx = unsafe { core::arch::x86_64::__cpuid(1) }.ecx;
-    if ecx & (1 << 20) != 0 {
-        HARDWARE
+    let (leaf1, leaf7) = unsafe { (__cpuid(1), __cpuid_count(7, 0)) };
+    // Leaf 1 ECX: bit 20 SSE4.2 (`crc32`), bit 27 OSXSAVE.
+    if leaf1.ecx & (1 << 20) == 0 {
+        return Engine::Table;
+    }
+    // Leaf 7 EBX bit 16 AVX512F, ECX bit 10 VPCLMULQDQ; and the OS saves
+    // the AVX-512 state (XCR0 bits 1, 2, 5, 6, 7).
+    let wide = leaf7.ebx & (1 << 16) != 0 && leaf7.ecx & (1 << 10) != 0;
+    // SAFETY: xgetbv exists when OSXSAVE is set (checked first).
+    if wide && leaf1.ecx & (1 << 27) != 0 && unsafe { clmul::xcr0() } & 0xe6 == 0xe6 {
+        Engine::Clmul
     } else {
-        SOFTWARE
+        Engine::Crc
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn detect() -> u8 {
+fn detect() -> Engine {
     // aarch64: only `use_hwcap` knows (AT_HWCAP is not readable here).
-    SOFTWARE
+    Engine::Table
 }
 
 /// aarch64: use the CRC32 instructions when `hwcap` (the process's
@@ -84,22 +104,31 @@ fn detect() -> u8 {
 pub fn use_hwcap(hwcap: u64) {
     if cfg!(target_arch = "aarch64") {
         let engine = if hwcap & (1 << 7) != 0 {
-            HARDWARE
+            Engine::Crc
         } else {
-            SOFTWARE
+            Engine::Table
         };
-        ENGINE.store(engine, Ordering::Relaxed);
+        ENGINE.store(engine as u8, Ordering::Relaxed);
     }
 }
 
-/// Does this process compute checksums with the CPU's CRC instruction?
-pub fn hardware() -> bool {
-    let mut e = ENGINE.load(Ordering::Relaxed);
-    if e == UNKNOWN {
-        e = detect();
-        ENGINE.store(e, Ordering::Relaxed);
+/// The engine this process uses.
+pub fn engine() -> Engine {
+    match ENGINE.load(Ordering::Relaxed) {
+        1 => Engine::Table,
+        2 => Engine::Crc,
+        3 => Engine::Clmul,
+        _ => {
+            let e = detect();
+            ENGINE.store(e as u8, Ordering::Relaxed);
+            e
+        }
     }
-    e == HARDWARE
+}
+
+/// Does this process compute checksums with the CPU's instructions?
+pub fn hardware() -> bool {
+    engine() != Engine::Table
 }
 
 /// Continue a raw (not inverted) CRC-32C state over `bytes`, with the table.
@@ -187,16 +216,154 @@ mod hw {
     }
 }
 
-fn lanes(lanes: &mut [u32; LANES], body: &[u8], hardware: bool) {
+fn lanes(lanes: &mut [u32; LANES], body: &[u8], engine: Engine) {
+    #[cfg(target_arch = "x86_64")]
+    if engine == Engine::Clmul {
+        // SAFETY: `Clmul` is only chosen when the CPU has AVX-512F,
+        // VPCLMULQDQ and SSE4.2 and the OS saves their state (`detect`);
+        // `body` is whole blocks (callers).
+        return unsafe { clmul::lanes(lanes, body) };
+    }
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    if hardware {
-        // SAFETY: `hardware` is only true when the CPU has the instruction
-        // (detected with cpuid, or AT_HWCAP on aarch64); `body` is whole
+    if engine != Engine::Table {
+        // SAFETY: `Crc` and `Clmul` are only chosen when the CPU has the
+        // CRC instruction (cpuid, or AT_HWCAP on aarch64); `body` is whole
         // blocks (callers).
         return unsafe { hw::lanes(lanes, body) };
     }
-    let _ = hardware;
     lanes_sw(lanes, body)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod clmul {
+    //! The four lanes folded with VPCLMULQDQ: each 128-bit slot of a
+    //! 512-bit register holds one lane's running remainder. Reflected
+    //! CRC-32C: folding a 128-bit remainder `T = H x^64 + L` (H the first
+    //! 8 bytes) forward by `d` bits is `H (x^(d+63) mod P) + L (x^(d-1) mod
+    //! P)` (carry-less products of bit-reflected operands carry an extra
+    //! factor x), and `crc32` of the final 16 bytes from state 0 turns the
+    //! remainder back into a CRC state.
+    use core::arch::x86_64::*;
+
+    const P: u64 = 0x1_1edc_6f41;
+
+    /// `x^n mod P` (n >= 32).
+    const fn xpow(n: u32) -> u64 {
+        let mut r: u64 = 1;
+        let mut i = 0;
+        while i < n {
+            r <<= 1;
+            if r & (1 << 32) != 0 {
+                r ^= P;
+            }
+            i += 1;
+        }
+        r
+    }
+
+    /// `x^n mod P`, bit-reflected in 64 bits (coefficient of x^d at bit 63 - d).
+    const fn k(n: u32) -> i64 {
+        (xpow(n).reverse_bits()) as i64
+    }
+
+    /// Slot constants for folding by `d` bits: low qword for H, high for L.
+    macro_rules! fold_by {
+        ($d:expr) => {{
+            // Constants: computed by the compiler.
+            const H: i64 = k($d + 63);
+            const L: i64 = k($d - 1);
+            _mm512_broadcast_i32x4(_mm_set_epi64x(L, H))
+        }};
+    }
+
+    /// # Safety
+    /// The CPU must have XSAVE enabled by the OS (CPUID.1:ECX.OSXSAVE).
+    #[target_feature(enable = "xsave")]
+    pub unsafe fn xcr0() -> u64 {
+        _xgetbv(0)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    fn fold(x: __m512i, k: __m512i, data: __m512i) -> __m512i {
+        let lo = _mm512_clmulepi64_epi128(x, k, 0x00);
+        let hi = _mm512_clmulepi64_epi128(x, k, 0x11);
+        // lo ^ hi ^ data
+        _mm512_ternarylogic_epi64(lo, hi, data, 0x96)
+    }
+
+    /// The 64 bytes of block pair `i`, each lane's two words side by side
+    /// (slot `j` = words `j` of both blocks).
+    ///
+    /// # Safety
+    /// `p + 64 * (i + 1)` must be inside the body.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(p: *const u8, i: usize) -> __m512i {
+        // SAFETY: inside the body (caller).
+        let v = unsafe { _mm512_loadu_si512(p.add(64 * i).cast()) };
+        // Qword order 0, 4, 1, 5, 2, 6, 3, 7 (one byte per index).
+        let order = _mm512_cvtepu8_epi64(_mm_set_epi64x(0, 0x0703_0602_0501_0400));
+        _mm512_permutexvar_epi64(order, v)
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F, VPCLMULQDQ and SSE4.2; `body.len()` is a
+    /// multiple of 32.
+    #[target_feature(enable = "avx512f,vpclmulqdq,sse4.2")]
+    pub unsafe fn lanes(lanes: &mut [u32; 4], body: &[u8]) {
+        let blocks = body.len() / 32;
+        let pairs = blocks / 2;
+        if pairs < 8 {
+            // SAFETY: SSE4.2 (caller).
+            return unsafe { super::hw::lanes(lanes, body) };
+        }
+        let p = body.as_ptr();
+        // A lane's state is its stream's first 4 bytes XORed with it.
+        let [s0, s1, s2, s3] = lanes.map(i64::from);
+        let init = _mm512_set_epi64(0, s3, 0, s2, 0, s1, 0, s0);
+        // SAFETY: pairs 0..4 lie inside `body` (pairs >= 8).
+        let mut acc = unsafe {
+            [
+                _mm512_xor_si512(load(p, 0), init),
+                load(p, 1),
+                load(p, 2),
+                load(p, 3),
+            ]
+        };
+        let by4 = fold_by!(512);
+        let mut i = 4;
+        while i + 4 <= pairs {
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: i + j < pairs.
+                *a = fold(*a, by4, unsafe { load(p, i + j) });
+            }
+            i += 4;
+        }
+        // acc[0] is furthest back: ((a0 x^128 + a1) x^128 + a2) x^128 + a3.
+        let by1 = fold_by!(128);
+        let mut x = fold(acc[0], by1, acc[1]);
+        x = fold(x, by1, acc[2]);
+        x = fold(x, by1, acc[3]);
+        while i < pairs {
+            // SAFETY: i < pairs.
+            x = fold(x, by1, unsafe { load(p, i) });
+            i += 1;
+        }
+        let mut q = [0u64; 8];
+        // SAFETY: `q` is 64 writable bytes.
+        unsafe { _mm512_storeu_si512(q.as_mut_ptr().cast(), x) };
+        for (j, lane) in lanes.iter_mut().enumerate() {
+            let mut c = _mm_crc32_u64(_mm_crc32_u64(0, q[2 * j]), q[2 * j + 1]);
+            if blocks % 2 == 1 {
+                let at = 32 * (blocks - 1) + 8 * j;
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&body[at..at + 8]);
+                c = _mm_crc32_u64(c, u64::from_le_bytes(w));
+            }
+            *lane = c as u32;
+        }
+    }
 }
 
 /// CRC-32C of `bytes` (initial value and final XOR `0xffffffff`,
@@ -211,7 +378,7 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkHasher {
     lanes: [u32; LANES],
-    hardware: bool,
+    engine: Engine,
 }
 
 impl Default for ChunkHasher {
@@ -225,7 +392,7 @@ impl ChunkHasher {
     pub fn new() -> ChunkHasher {
         ChunkHasher {
             lanes: [!0; LANES],
-            hardware: hardware(),
+            engine: engine(),
         }
     }
 
@@ -233,7 +400,7 @@ impl ChunkHasher {
     /// whole block is ignored: pass it to [`ChunkHasher::finish`]).
     pub fn update(&mut self, body: &[u8]) {
         let whole = body.len() - body.len() % BLOCK;
-        lanes(&mut self.lanes, &body[..whole], self.hardware);
+        lanes(&mut self.lanes, &body[..whole], self.engine);
     }
 
     /// The chunk's checksum, with `tail` (under [`BLOCK`] bytes) last.
@@ -251,11 +418,11 @@ fn combine(lanes: &[u32; LANES], tail: &[u8]) -> u32 {
     !update_sw(update_sw(!0, &bytes), tail)
 }
 
-fn chunk_sum_with(bytes: &[u8], hardware: bool) -> u32 {
+fn chunk_sum_with(bytes: &[u8], engine: Engine) -> u32 {
     let body = bytes.len() - bytes.len() % BLOCK;
     let (body, tail) = bytes.split_at(body);
     let mut l = [!0; LANES];
-    lanes(&mut l, body, hardware);
+    lanes(&mut l, body, engine);
     combine(&l, tail)
 }
 
@@ -266,12 +433,19 @@ fn chunk_sum_with(bytes: &[u8], hardware: bool) -> u32 {
 /// and the result is the CRC-32C of the four lane values (4 bytes each,
 /// little endian) followed by `tail`.
 pub fn chunk_sum(bytes: &[u8]) -> u32 {
-    chunk_sum_with(bytes, hardware())
+    chunk_sum_with(bytes, engine())
 }
 
-/// [`chunk_sum`] computed with the table only (for tests of both paths).
-pub fn chunk_sum_software(bytes: &[u8]) -> u32 {
-    chunk_sum_with(bytes, false)
+/// [`chunk_sum`] computed with `engine`, if this CPU has it (tests compare
+/// every engine with a reference).
+pub fn chunk_sum_by(bytes: &[u8], engine: Engine) -> Option<u32> {
+    let have = self::engine();
+    let ok = match engine {
+        Engine::Table => true,
+        Engine::Crc => have != Engine::Table,
+        Engine::Clmul => have == Engine::Clmul,
+    };
+    ok.then(|| chunk_sum_with(bytes, engine))
 }
 
 // ---------------------------------------------------------------------

@@ -174,27 +174,25 @@ pub fn read_run(
     }
 }
 
-/// Check `len` bytes at `offset` against the checksums from `first` on;
-/// the offset of the first bad chunk in the range, if any.
-fn bad_chunk(
-    img: &Image,
-    sums: &Sums<'_>,
-    buf: &mut [u8],
-    offset: u64,
-    len: u64,
-    first: u64,
-) -> Option<u64> {
-    let chunk = sums.chunk_size();
+/// Check `len` bytes at `offset` against the checksums from `first` on,
+/// reading them into `buf` a chunk at a time; the offset of the first bad
+/// chunk in the range, if any.
+fn bad_chunk(img: &Image, buf: &mut [u8], offset: u64, len: u64, first: u64) -> Option<u64> {
+    let whole = Expected::of(img, first, u64::MAX);
+    let chunk = whole.chunk as u64;
     let mut done = 0u64;
     while done < len {
         let n = (len - done).min(chunk) as usize;
-        match sys::pread(img.fd, &mut buf[..n], offset + done) {
+        let one = Expected {
+            sums: whole.from(done as usize).sums.get(..4).unwrap_or(&[]),
+            chunk: whole.chunk,
+        };
+        // SAFETY: `buf` holds a whole chunk and nothing else uses it.
+        match unsafe { read_checked(img.fd, buf.as_mut_ptr() as usize, n, offset + done, one) } {
             Ok(got) if got == n => {}
             Ok(_) => crate::load::refuse(img.path, "image is truncated"),
-            Err(e) => Msg::new().s("cannot read ").push(img.path).errno(e).fail(),
-        }
-        if Some(chunk_sum(&buf[..n])) != sums.data(first + done / chunk) {
-            return Some(done);
+            Err(ReadError::Io(e)) => Msg::new().s("cannot read ").push(img.path).errno(e).fail(),
+            Err(ReadError::Corrupt { .. }) => return Some(done),
         }
         done += n as u64;
     }
@@ -219,7 +217,7 @@ pub fn up_front(img: &Image, memory: bool) {
     for vma in img.view.vmas.iter() {
         for run in img.view.runs_of(&vma) {
             if memory {
-                if let Some(at) = bad_chunk(img, sums, buf, run.offset, run.len, next) {
+                if let Some(at) = bad_chunk(img, buf, run.offset, run.len, next) {
                     let n = sums.chunk_size().min(run.len - at);
                     let mut m = corrupt(img);
                     memory_text(&mut m, img, &vma, run.start + at, n, run.offset + at);
@@ -230,7 +228,7 @@ pub fn up_front(img: &Image, memory: bool) {
         }
     }
     for fd in img.view.fds.iter() {
-        if let Some(at) = bad_chunk(img, sums, buf, fd.data_offset, fd.data_len, next) {
+        if let Some(at) = bad_chunk(img, buf, fd.data_offset, fd.data_len, next) {
             corrupt(img)
                 .s("data of fd ")
                 .dec(fd.fd.into())

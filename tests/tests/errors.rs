@@ -141,6 +141,8 @@ fn non_elf_file_is_refused() {
 fn image_for_another_architecture_is_refused() {
     let mut bad = good_image().clone();
     bad[18..20].copy_from_slice(&183u16.to_le_bytes()); // e_machine = EM_AARCH64
+                                                        // Checksums recomputed: an image that says aarch64, not a corrupt one.
+    kckpt_image_write::reseal(&mut bad).expect("reseal");
     both_refuse("aarch64", &bad, &["architecture"]);
 }
 
