@@ -321,6 +321,7 @@ fn format_text(path: &Path, d: &Value) -> String {
 /// `kckpt info FILE [--json] [--verify]`: metadata checksums are checked
 /// always, the data's with `verify`.
 pub fn info(path: &Path, as_json: bool, verify: bool) -> Result<()> {
+    kckpt_image_write::init_checksums();
     let loaded = load(path)?;
     let bad = |error| Error::BadImage {
         path: path.to_path_buf(),

@@ -153,6 +153,17 @@ pub struct ImageWriter {
     data_sums: bool,
 }
 
+/// Tell the checksum code which CPU instructions it may use where `cpuid`
+/// cannot (aarch64: the CRC32 extension, from the auxiliary vector).
+pub fn init_checksums() {
+    #[cfg(target_arch = "aarch64")]
+    checksum::use_hwcap(if std::arch::is_aarch64_feature_detected!("crc") {
+        1 << 7
+    } else {
+        0
+    });
+}
+
 /// The chunk checksums of one data region held in memory (chunks of
 /// `1 << DEFAULT_CHUNK_SHIFT` bytes).
 pub fn chunk_sums(bytes: &[u8]) -> Vec<u32> {
@@ -209,6 +220,7 @@ impl RegionHasher {
 impl ImageWriter {
     /// Start writing into `file` (empty, opened for writing).
     pub fn new(file: File, machine: u16, page_size: u64) -> Self {
+        init_checksums();
         ImageWriter {
             file,
             machine,

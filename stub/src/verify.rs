@@ -18,6 +18,10 @@ use crate::report::Msg;
 use crate::statics::StaticBuf;
 use crate::sys::{self, Errno};
 
+/// Bytes read by one `pread` before its chunks are checked: small enough
+/// to be still in the CPU's caches, large enough that the system calls
+/// cost nothing (measured: 256 KiB reads cost more CPU than 4 MiB ones).
+const READ_PIECE: usize = 4 << 20;
 static BUF: StaticBuf<{ 1 << MAX_CHUNK_SHIFT }> = StaticBuf::new();
 
 /// Why a checked read stopped.
@@ -80,10 +84,10 @@ impl Expected {
     }
 }
 
-/// Read `len` bytes at `offset` of `fd` into memory at `dest`, a chunk at
-/// a time, each checked against `expected` right after it is read (when
-/// there are checksums). Returns the bytes read (short at the end of the
-/// file).
+/// Read `len` bytes at `offset` of `fd` into memory at `dest`, a few
+/// MiB at a time, each chunk checked against `expected` right after it is
+/// read (when there are checksums). Returns the bytes read (short at the
+/// end of the file).
 ///
 /// # Safety
 /// `[dest, dest + len)` must be writable memory nothing else uses.
@@ -99,23 +103,26 @@ pub unsafe fn read_checked(
         return unsafe { sys::pread_raw(fd, dest, len, offset) }.map_err(ReadError::Io);
     }
     let mut done = 0usize;
-    for want in expected.sums.chunks_exact(4) {
-        if done >= len {
-            break;
-        }
-        let n = expected.chunk.min(len - done);
+    let piece = READ_PIECE.max(expected.chunk);
+    let mut sums = expected.sums.chunks_exact(4);
+    while done < len && sums.len() > 0 {
+        let n = piece.min(len - done);
         // SAFETY: inside the caller's range.
         let got = unsafe { sys::pread_raw(fd, dest + done, n, offset + done as u64) }
             .map_err(ReadError::Io)?;
         if got != n {
+            // The file ended early: the caller refuses a short read.
             return Ok(done + got);
         }
         // SAFETY: the `n` bytes were just read into the caller's range.
         let bytes = unsafe { core::slice::from_raw_parts((dest + done) as *const u8, n) };
-        if chunk_sum(bytes).to_le_bytes() != *want {
-            return Err(ReadError::Corrupt { at: done });
+        for piece in bytes.chunks(expected.chunk) {
+            let Some(want) = sums.next() else { break };
+            if chunk_sum(piece).to_le_bytes() != *want {
+                return Err(ReadError::Corrupt { at: done });
+            }
+            done += piece.len();
         }
-        done += n;
     }
     if done < len {
         // SAFETY: inside the caller's range (more data than checksums:
