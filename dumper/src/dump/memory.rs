@@ -261,8 +261,9 @@ struct Job {
     segments: Vec<(u64, usize, usize, bool)>,
 }
 
-/// The chunk checksums of the runs, computed in the writer thread as the
-/// data goes out (format 1.2): (file offset, length, sums) per run.
+/// The chunk checksums of the runs, computed by the hashing thread while
+/// the writer thread writes the same buffers (format 1.2): (file offset,
+/// length, sums) per run.
 #[derive(Default)]
 struct RunSums {
     current: Option<(u64, RegionHasher)>,
