@@ -59,6 +59,10 @@ pub enum Command {
         /// Print a JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also check every stored data chunk (memory, descriptor data)
+        /// against its checksum; metadata checksums are checked always.
+        #[arg(long)]
+        verify: bool,
     },
     /// Manage the binfmt_misc entry that makes images executable.
     Binfmt {
@@ -107,7 +111,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             new_pid_ns,
             force,
         } => crate::restore::restore(&file, new_pid_ns, force),
-        Command::Info { file, json } => crate::info::info(&file, json),
+        Command::Info { file, json, verify } => crate::info::info(&file, json, verify),
         Command::Binfmt { action } => match action {
             BinfmtAction::Register { stub } => crate::binfmt::register(stub.as_deref()),
             BinfmtAction::Unregister => crate::binfmt::unregister(),

@@ -138,6 +138,15 @@ pub enum Error {
         /// The reader's verdict.
         error: kckpt_image::FormatError,
     },
+    /// Stored data does not match its checksum (`kckpt info --verify`).
+    #[error("{}: image is corrupt ({what} does not match its checksum)", .path.display())]
+    CorruptData {
+        /// The image.
+        path: PathBuf,
+        /// Which data: `memory 0x...-0x... ([heap]) at file offset N`,
+        /// `data of fd 5 at file offset N`.
+        what: String,
+    },
     /// The restore stub is missing or could not be executed.
     #[error("cannot run the restore stub {}: {}", .path.display(), io_text(.source))]
     Stub {
@@ -206,7 +215,10 @@ impl Error {
             Error::Usage(_) | Error::Output { .. } => libc::EINVAL,
             Error::Interrupted { .. } => libc::EINTR,
             Error::NoEmulator { .. } => libc::ENOENT,
-            Error::Parse { .. } | Error::BadImage { .. } | Error::Binfmt(_) => libc::EIO,
+            Error::Parse { .. }
+            | Error::BadImage { .. }
+            | Error::CorruptData { .. }
+            | Error::Binfmt(_) => libc::EIO,
         }
     }
 }

@@ -8,14 +8,17 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use kckpt_image::checksum::check_image;
 use kckpt_image::read::{machine_name, note_segment, parse_elf_header, EHDR_SIZE};
 use kckpt_image::records::*;
 use kckpt_image::ImageView;
 
 use crate::error::{Error, Result};
 
-/// The notes of a validated image, read from its file.
+/// The metadata of a validated image, read from its file.
 struct Loaded {
+    ehdr: Vec<u8>,
+    phdrs: Vec<u8>,
     notes: Vec<u8>,
     file_len: u64,
     /// The image's architecture: `kckpt info` describes images of every
@@ -69,9 +72,11 @@ fn load(file: &File, path: &Path) -> Result<Loaded> {
     let (off, size) = note_segment(&table, file_len).map_err(bad)?;
     let mut notes = vec![0u8; size as usize];
     file.read_exact_at(&mut notes, off).map_err(open_err)?;
-    // Validate now so callers only see good images.
-    ImageView::parse(&notes, machine, file_len).map_err(bad)?;
+    // Validate now (checksums first) so callers only see good images.
+    check_image(&ehdr, &table, &notes, machine, file_len).map_err(bad)?;
     Ok(Loaded {
+        ehdr,
+        phdrs: table,
         notes,
         file_len,
         machine,
@@ -284,6 +289,7 @@ fn format_text(path: &Path, d: &Value) -> String {
         );
     }
     crate::info_files::format_text(&mut out, &d["files"]);
+    crate::info_verify::format_text(&mut out, &d["checksums"]);
     let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(
         out,
@@ -319,8 +325,10 @@ fn format_text(path: &Path, d: &Value) -> String {
     out
 }
 
-/// `kckpt info FILE [--json]`.
-pub fn info(path: &Path, as_json: bool) -> Result<()> {
+/// `kckpt info FILE [--json] [--verify]`: metadata checksums are checked
+/// always, the data's with `verify`.
+pub fn info(path: &Path, as_json: bool, verify: bool) -> Result<()> {
+    kckpt_image_write::init_checksums();
     let input = crate::input::open(path, false)?;
     let path = input.name.as_path();
     let loaded = load(&input.file, path)?;
@@ -328,8 +336,21 @@ pub fn info(path: &Path, as_json: bool) -> Result<()> {
         path: path.to_path_buf(),
         error,
     };
-    let view = ImageView::parse(&loaded.notes, loaded.machine, loaded.file_len).map_err(bad)?;
-    let d = describe(&view, loaded.file_len).map_err(bad)?;
+    let (view, sums) = check_image(
+        &loaded.ehdr,
+        &loaded.phdrs,
+        &loaded.notes,
+        loaded.machine,
+        loaded.file_len,
+    )
+    .map_err(bad)?;
+    let mut data = crate::info_verify::DataState::Unchecked;
+    if let Some(s) = sums.as_ref().filter(|s| verify && s.has_data()) {
+        crate::info_verify::verify_data(&input.file, path, &view, s)?;
+        data = crate::info_verify::DataState::Ok;
+    }
+    let mut d = describe(&view, loaded.file_len).map_err(bad)?;
+    d["checksums"] = crate::info_verify::describe(sums.as_ref(), data);
     let text = if as_json {
         serde_json::to_string_pretty(&d).unwrap_or_default() + "\n"
     } else {

@@ -7,13 +7,24 @@
 //! and unstored pages are holes of a sparse file); then the note segment and
 //! the program header table at the end. Data is written first, metadata
 //! last, so the number of runs need not be known in advance.
+//!
+//! Format 1.2: [`ImageWriter::finish`] ends the notes with
+//! `NT_KCKPT_CHECKSUMS`, which holds the CRC-32C of the ELF header, of the
+//! program header table and of every note, and the chunk checksums of
+//! every stored data region. Those come from [`ImageWriter::write_data`]
+//! (which hashes what it writes) or, for data written elsewhere (the
+//! dumper's memory writer), from [`ImageWriter::add_sums`].
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::vec::Vec;
 
-use kckpt_image::read::{record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE};
+use kckpt_image::checksum::{self, chunk_sum, note_spans, ChunkHasher};
+use kckpt_image::read::{
+    note_segment, parse_elf_header, record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE,
+};
 use kckpt_image::records::*;
 
 /// A buffer of ELF notes.
@@ -136,17 +147,106 @@ pub struct ImageWriter {
     machine: u16,
     page_size: u64,
     next_offset: u64,
+    /// Chunk checksums of written data: file offset -> (length, sums).
+    sums: HashMap<u64, (u64, Vec<u32>)>,
+    /// False with `KCKPT_NO_CHECKSUM` (benchmarks): no data checksums.
+    data_sums: bool,
+}
+
+/// Tell the checksum code which CPU instructions it may use where `cpuid`
+/// cannot (aarch64: the CRC32 extension, from the auxiliary vector).
+pub fn init_checksums() {
+    #[cfg(target_arch = "aarch64")]
+    checksum::use_hwcap(if std::arch::is_aarch64_feature_detected!("crc") {
+        1 << 7
+    } else {
+        0
+    });
+}
+
+/// The chunk checksums of one data region held in memory (chunks of
+/// `1 << DEFAULT_CHUNK_SHIFT` bytes).
+pub fn chunk_sums(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks(1 << DEFAULT_CHUNK_SHIFT)
+        .map(chunk_sum)
+        .collect()
+}
+
+/// Chunk checksums of a region that arrives in pieces, in order: every
+/// piece but the last is a multiple of [`checksum::BLOCK`] bytes (pages).
+#[derive(Clone, Debug, Default)]
+pub struct RegionHasher {
+    hasher: ChunkHasher,
+    in_chunk: u64,
+    len: u64,
+    sums: Vec<u32>,
+}
+
+impl RegionHasher {
+    /// A new region.
+    pub fn new() -> RegionHasher {
+        RegionHasher::default()
+    }
+
+    /// Add the next piece.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        let chunk = 1u64 << DEFAULT_CHUNK_SHIFT;
+        self.len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let n = ((chunk - self.in_chunk) as usize).min(bytes.len());
+            let (now, rest) = bytes.split_at(n);
+            let whole = now.len() - now.len() % checksum::BLOCK;
+            self.hasher.update(&now[..whole]);
+            self.in_chunk += n as u64;
+            if self.in_chunk == chunk || whole != now.len() {
+                let done = std::mem::take(&mut self.hasher);
+                self.sums.push(done.finish(&now[whole..]));
+                self.in_chunk = 0;
+            }
+            bytes = rest;
+        }
+    }
+
+    /// The region's length and chunk checksums.
+    pub fn finish(mut self) -> (u64, Vec<u32>) {
+        if self.in_chunk > 0 {
+            self.sums.push(self.hasher.finish(&[]));
+        }
+        (self.len, self.sums)
+    }
 }
 
 impl ImageWriter {
     /// Start writing into `file` (empty, opened for writing).
     pub fn new(file: File, machine: u16, page_size: u64) -> Self {
+        init_checksums();
         ImageWriter {
             file,
             machine,
             page_size,
             next_offset: page_size,
+            sums: HashMap::new(),
+            data_sums: true,
         }
+    }
+
+    /// Write no data checksums (the image says so; its metadata is still
+    /// checked). Only for measuring what the checksums cost
+    /// (`KCKPT_NO_CHECKSUM=1`).
+    pub fn without_data_sums(&mut self) {
+        self.data_sums = false;
+    }
+
+    /// Does this writer record data checksums?
+    pub fn data_sums(&self) -> bool {
+        self.data_sums
+    }
+
+    /// The chunk checksums of `len` bytes of data written elsewhere at
+    /// `offset` (a memory run or descriptor data region).
+    pub fn add_sums(&mut self, offset: u64, len: u64, sums: Vec<u32>) {
+        self.sums.insert(offset, (len, sums));
     }
 
     /// Reserve a page-aligned data region of `len` bytes; returns its offset.
@@ -157,9 +257,40 @@ impl ImageWriter {
         offset
     }
 
-    /// Write memory bytes at `offset` (inside a reserved region).
-    pub fn write_data(&self, offset: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(bytes, offset)
+    /// Write data bytes at `offset` (inside a reserved region); they are
+    /// hashed as one data region (a memory run, or a descriptor's data).
+    pub fn write_data(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, offset)?;
+        if self.data_sums {
+            self.add_sums(offset, bytes.len() as u64, chunk_sums(bytes));
+        }
+        Ok(())
+    }
+
+    /// The data chunk checksums in the order of the checksum note.
+    fn data_sum_list(&mut self, meta: &ImageMetadata) -> io::Result<Vec<u32>> {
+        let mut out = Vec::new();
+        if !self.data_sums {
+            return Ok(out);
+        }
+        let regions = meta.runs.iter().map(|r| (r.offset, r.len)).chain(
+            meta.files
+                .fds
+                .iter()
+                .filter(|f| f.data_len > 0)
+                .map(|f| (f.data_offset, f.data_len)),
+        );
+        for (offset, len) in regions {
+            match self.sums.get(&offset) {
+                Some((l, sums)) if *l == len => out.extend_from_slice(sums),
+                _ => {
+                    return Err(io::Error::other(format!(
+                        "internal error: no checksum for the {len} bytes of data at offset {offset}"
+                    )))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The file being written.
@@ -168,10 +299,18 @@ impl ImageWriter {
     }
 
     /// Write notes, program headers and the ELF header; returns the file.
-    pub fn finish(self, mut meta: ImageMetadata) -> io::Result<File> {
+    pub fn finish(mut self, mut meta: ImageMetadata) -> io::Result<File> {
         meta.header.thread_count = meta.threads.len() as u32;
         meta.header.machine = self.machine;
-        let notes = encode_notes(&meta, self.page_size);
+        let data = self.data_sum_list(&meta)?;
+        let mut notes = encode_notes(&meta, self.page_size);
+        // The checksum note goes last; its size is known before its content.
+        let note_count = note_spans(&notes).count();
+        let sums_len = checksum::note_size(note_count, data.len());
+        let sums_at = notes.len();
+        let mut last = NoteBuf::default();
+        last.push(NOTE_OWNER, NT_KCKPT_CHECKSUMS, &vec![0; sums_len]);
+        notes.extend_from_slice(last.as_bytes());
         // The file covers every reserved region even if its tail is a hole.
         let notes_offset = self.next_offset;
         let phoff = (notes_offset + notes.len() as u64).next_multiple_of(8);
@@ -208,10 +347,37 @@ impl ImageWriter {
         }
         let phnum = u16::try_from(meta.vmas.len() + 1)
             .map_err(|_| io::Error::other("too many memory areas for one ELF file (over 65535)"))?;
+        let ehdr = elf_header(self.machine, phoff, phnum);
+        let record = ChecksumsRecord {
+            algorithm: CHECKSUM_CRC32C,
+            chunk_shift: DEFAULT_CHUNK_SHIFT,
+            flags: if self.data_sums {
+                0
+            } else {
+                checksum_flags::NO_DATA
+            },
+            note_count: note_count as u32,
+            data_count: u32::try_from(data.len())
+                .map_err(|_| io::Error::other("too much data for the checksum note"))?,
+            sums_offset: core::mem::size_of::<ChecksumsRecord>() as u32,
+            elf_header: chunk_sum(&ehdr),
+            program_headers: chunk_sum(&phdrs),
+        };
+        let desc_at = notes.len() - sums_len;
+        let mut desc = Vec::with_capacity(sums_len);
+        desc.extend_from_slice(record_bytes(&record));
+        for (_, span) in note_spans(&notes[..sums_at]) {
+            desc.extend_from_slice(&chunk_sum(span).to_le_bytes());
+        }
+        for sum in &data {
+            desc.extend_from_slice(&sum.to_le_bytes());
+        }
+        let own = chunk_sum(&desc);
+        desc.extend_from_slice(&own.to_le_bytes());
+        notes[desc_at..].copy_from_slice(&desc);
         self.file.write_all_at(&notes, notes_offset)?;
         self.file.write_all_at(&phdrs, phoff)?;
-        self.file
-            .write_all_at(&elf_header(self.machine, phoff, phnum), 0)?;
+        self.file.write_all_at(&ehdr, 0)?;
         Ok(self.file)
     }
 }
@@ -339,4 +505,55 @@ fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {
             .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
         n.push(NOTE_OWNER, NT_KCKPT_EPOLL, &bytes);
     }
+}
+
+/// Recompute the metadata checksums of an image in memory (ELF header,
+/// program header table, every note, the checksum note's own) after its
+/// metadata was edited on purpose; data checksums are left as they are.
+/// For tests that change one field and expect the reader to judge that
+/// field rather than a checksum.
+pub fn reseal(image: &mut [u8]) -> io::Result<()> {
+    let bad = |e: kckpt_image::FormatError| io::Error::other(e.to_string());
+    let len = image.len() as u64;
+    let machine = image
+        .get(18..20)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .unwrap_or(0);
+    let elf = parse_elf_header(image, len, machine).map_err(bad)?;
+    let phoff = elf.phoff as usize;
+    let phdrs = image[phoff..phoff + elf.phdrs_size()].to_vec();
+    let (off, size) = note_segment(&phdrs, len).map_err(bad)?;
+    let (off, size) = (off as usize, size as usize);
+    let notes = &image[off..off + size];
+    let spans: Vec<(usize, usize, bool)> = note_spans(notes)
+        .map(|(n, span)| {
+            let at = span.as_ptr() as usize - notes.as_ptr() as usize;
+            (at, span.len(), n.is(NOTE_OWNER, NT_KCKPT_CHECKSUMS))
+        })
+        .collect();
+    let Some(&(last_at, last_len, true)) = spans.last() else {
+        return Err(io::Error::other("no checksum note at the end"));
+    };
+    let desc_at = off + last_at + 12 + 8;
+    let desc_end = off + last_at + last_len;
+    let mut sums = Vec::new();
+    for &(at, len, _) in &spans[..spans.len() - 1] {
+        sums.extend_from_slice(&chunk_sum(&image[off + at..off + at + len]).to_le_bytes());
+    }
+    let ehdr_sum = chunk_sum(&image[..EHDR_SIZE]);
+    let phdr_sum = chunk_sum(&phdrs);
+    let desc = &mut image[desc_at..desc_end];
+    let record_len = core::mem::size_of::<ChecksumsRecord>();
+    if desc.len() < record_len + sums.len() + 4 {
+        return Err(io::Error::other("checksum note too short"));
+    }
+    let at = core::mem::offset_of!(ChecksumsRecord, elf_header);
+    desc[at..at + 4].copy_from_slice(&ehdr_sum.to_le_bytes());
+    let at = core::mem::offset_of!(ChecksumsRecord, program_headers);
+    desc[at..at + 4].copy_from_slice(&phdr_sum.to_le_bytes());
+    desc[record_len..record_len + sums.len()].copy_from_slice(&sums);
+    let body = desc.len() - 4;
+    let own = chunk_sum(&desc[..body]);
+    desc[body..].copy_from_slice(&own.to_le_bytes());
+    Ok(())
 }

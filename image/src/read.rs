@@ -60,6 +60,12 @@ pub enum FormatError {
     BadPendingSignal,
     /// The file descriptor, epoll or working-directory notes are malformed.
     BadFiles,
+    /// A checksum does not match (format 1.2): the ELF header, the program
+    /// header table or the note named (`note NT_KCKPT_FDS`).
+    BadChecksum(&'static str),
+    /// The checksum note is malformed, not last, or its counts do not fit
+    /// the image.
+    BadChecksumNote,
 }
 
 impl FormatError {
@@ -90,6 +96,8 @@ impl FormatError {
             FormatError::BadThreads => "image is corrupt (bad thread notes)",
             FormatError::BadPendingSignal => "image is corrupt (bad pending signal)",
             FormatError::BadFiles => "image is corrupt (bad file descriptor table)",
+            FormatError::BadChecksum(_) => "image is corrupt (a checksum does not match)",
+            FormatError::BadChecksumNote => "image is corrupt (bad checksum note)",
         }
     }
 }
@@ -112,6 +120,9 @@ impl core::fmt::Display for FormatError {
             }
             FormatError::BadRecordSize(which) => {
                 write!(f, "image is corrupt (bad size of note {which})")
+            }
+            FormatError::BadChecksum(which) => {
+                write!(f, "image is corrupt (checksum of {which} does not match)")
             }
             other => f.write_str(other.message()),
         }
@@ -587,6 +598,7 @@ impl<'a> ImageView<'a> {
         let mut process = None;
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
+        let mut checksums = None;
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -611,6 +623,7 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_FS => take_unique(&mut fs, note.desc, "fs")?,
                     NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
                     NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
+                    NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -626,6 +639,10 @@ impl<'a> ImageView<'a> {
         let minor = u16_at(header_desc, 10).ok_or(FormatError::BadHeader)?;
         if major != FORMAT_MAJOR || minor > FORMAT_MINOR {
             return Err(FormatError::UnsupportedVersion { major, minor });
+        }
+        // 1.2: metadata checksums (`checksum::verify_metadata` checks them).
+        if minor >= CHECKSUMS_SINCE_MINOR && checksums.is_none() {
+            return Err(FormatError::MissingNote("checksums"));
         }
         let header: ImageHeader = exact_record(Some(header_desc), "header")?;
         if header.machine != machine {

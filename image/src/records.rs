@@ -9,7 +9,7 @@
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: an image whose minor is greater than ours is refused;
 /// older minors are read (fields added in later minors read as zero).
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 
 /// Bytes 9..16 of `e_ident` (padding that ELF readers ignore): marks a core
 /// file as a kckpt image so binfmt_misc does not claim plain core dumps.
@@ -569,6 +569,65 @@ pub struct EpollItemRecord {
 // SAFETY: repr(C); 4*4 + 8 = 24, no padding.
 unsafe impl Record for EpollItemRecord {}
 
+// ---------------------------------------------------------------------
+// Format 1.2 (issue 7): checksums of all metadata and of stored data.
+// ---------------------------------------------------------------------
+
+/// Note type of the checksum note: a [`ChecksumsRecord`], the CRC-32C of
+/// every earlier note, the chunk checksums of the stored data, and its own
+/// CRC-32C. Always the last note of an image of format 1.2 or later.
+pub const NT_KCKPT_CHECKSUMS: u32 = 0x4b43_0030;
+/// First minor version whose images must carry [`NT_KCKPT_CHECKSUMS`].
+pub const CHECKSUMS_SINCE_MINOR: u16 = 2;
+/// `ChecksumsRecord::algorithm`: CRC-32C, data in 4-lane chunks
+/// (`checksum::chunk_sum`).
+pub const CHECKSUM_CRC32C: u32 = 1;
+/// log2 of the data chunk size the writer uses (256 KiB: a chunk read by
+/// the stub is checked while it is still in the CPU's cache).
+pub const DEFAULT_CHUNK_SHIFT: u32 = 18;
+/// Smallest `chunk_shift` a reader accepts (4 KiB chunks).
+pub const MIN_CHUNK_SHIFT: u32 = 12;
+/// Largest `chunk_shift` a reader accepts (1 MiB chunks: bounds the
+/// stub's verification buffer).
+pub const MAX_CHUNK_SHIFT: u32 = 20;
+
+/// `ChecksumsRecord::flags` bits.
+pub mod checksum_flags {
+    /// The data carries no checksums (written with `KCKPT_NO_CHECKSUM=1`,
+    /// for benchmarks); `data_count` is 0. Metadata is checked all the same.
+    pub const NO_DATA: u32 = 1 << 0;
+}
+
+/// The fixed part of the checksum note. The note's descriptor continues
+/// with `note_count` CRC-32Cs (one per earlier note, in order), then
+/// `data_count` chunk checksums (memory runs in run order, then descriptor
+/// data in descriptor order), then the CRC-32C of everything before it in
+/// the descriptor. All little-endian `u32`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChecksumsRecord {
+    /// [`CHECKSUM_CRC32C`].
+    pub algorithm: u32,
+    /// Data chunks are `1 << chunk_shift` bytes (the last one of a region
+    /// shorter).
+    pub chunk_shift: u32,
+    /// `checksum_flags::*`.
+    pub flags: u32,
+    /// Number of notes before this one (all of them).
+    pub note_count: u32,
+    /// Number of data chunk checksums.
+    pub data_count: u32,
+    /// Byte offset of the note checksums in the descriptor (32: the size
+    /// of this record).
+    pub sums_offset: u32,
+    /// CRC-32C of the 64-byte ELF header.
+    pub elf_header: u32,
+    /// CRC-32C of the program header table.
+    pub program_headers: u32,
+}
+// SAFETY: repr(C); 8 * 4 = 32, no padding.
+unsafe impl Record for ChecksumsRecord {}
+
 /// Fixed sizes, checked at compile time so the layout never drifts silently.
 const _: () = {
     assert!(core::mem::size_of::<ImageHeader>() == 176);
@@ -583,6 +642,7 @@ const _: () = {
     assert!(core::mem::size_of::<FsRecord>() == 32);
     assert!(core::mem::size_of::<FdRecord>() == 88);
     assert!(core::mem::size_of::<EpollItemRecord>() == 24);
+    assert!(core::mem::size_of::<ChecksumsRecord>() == 32);
 };
 
 /// FNV-1a 64-bit hash (used for the vDSO fingerprint).

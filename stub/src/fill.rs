@@ -6,6 +6,9 @@
 //! on); [`read`] splits a run of at least [`SPLIT_MIN`] bytes between them
 //! and the calling thread; [`stop`] ends them before the process's own
 //! threads are created. Without workers, [`read`] is a plain `pread`.
+//! Each thread checks the chunks of its own share against their checksums
+//! as it reads them (`verify::read_checked`); shares start at chunk
+//! boundaries.
 #![allow(unsafe_code)] // Worker threads share the stub's memory.
 
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -15,6 +18,7 @@ use linux_raw_sys::general as g;
 use crate::statics::StaticBuf;
 use crate::sys::{self, Errno};
 use crate::threads::THREAD_FLAGS;
+use crate::verify::{read_checked, Expected, ReadError};
 
 /// Most helper threads.
 pub const MAX_WORKERS: usize = 3;
@@ -37,8 +41,14 @@ struct Slot {
     dest: AtomicUsize,
     len: AtomicUsize,
     offset: AtomicU64,
-    /// Bytes read, or a negative errno.
+    /// Expected chunk checksums of the share (`verify::Expected`).
+    sums_ptr: AtomicUsize,
+    sums_len: AtomicUsize,
+    chunk: AtomicUsize,
+    /// Bytes read, or a negative errno, or [`CORRUPT`].
     result: AtomicI64,
+    /// With [`CORRUPT`]: offset of the bad chunk in the share.
+    bad_at: AtomicUsize,
     /// Non-zero while the thread exists: the kernel clears it when the
     /// thread has exited (`CLONE_CHILD_CLEARTID`).
     alive: AtomicU32,
@@ -51,9 +61,15 @@ const SLOT: Slot = Slot {
     dest: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     offset: AtomicU64::new(0),
+    sums_ptr: AtomicUsize::new(0),
+    sums_len: AtomicUsize::new(0),
+    chunk: AtomicUsize::new(0),
     result: AtomicI64::new(0),
+    bad_at: AtomicUsize::new(0),
     alive: AtomicU32::new(0),
 };
+/// `Slot::result` of a share with a chunk that does not match.
+const CORRUPT: i64 = i64::MIN;
 static SLOTS: [Slot; MAX_WORKERS] = [SLOT; MAX_WORKERS];
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
 static STACKS: StaticBuf<{ MAX_WORKERS * STACK_LEN }> = StaticBuf::new();
@@ -119,20 +135,37 @@ extern "C" fn worker(i: usize) -> ! {
         wait_while(&slot.state, IDLE);
         match slot.state.load(Ordering::Acquire) {
             WORK => {
+                // SAFETY: the main thread set these from a slice of the
+                // checksum note, a static buffer that outlives the workers.
+                let sums = unsafe {
+                    core::slice::from_raw_parts(
+                        slot.sums_ptr.load(Ordering::Acquire) as *const u8,
+                        slot.sums_len.load(Ordering::Acquire),
+                    )
+                };
+                let expected = Expected {
+                    sums,
+                    chunk: slot.chunk.load(Ordering::Acquire),
+                };
                 // SAFETY: the main thread handed this range of a freshly
                 // created writable VMA to this worker alone and waits for
                 // DONE before it touches the VMA again.
                 let r = unsafe {
-                    sys::pread_raw(
+                    read_checked(
                         slot.fd.load(Ordering::Acquire),
                         slot.dest.load(Ordering::Acquire),
                         slot.len.load(Ordering::Acquire),
                         slot.offset.load(Ordering::Acquire),
+                        expected,
                     )
                 };
                 let r = match r {
                     Ok(n) => n as i64,
-                    Err(e) => -i64::from(e.0),
+                    Err(ReadError::Io(e)) => -i64::from(e.0),
+                    Err(ReadError::Corrupt { at }) => {
+                        slot.bad_at.store(at, Ordering::Release);
+                        CORRUPT
+                    }
                 };
                 slot.result.store(r, Ordering::Release);
                 set(&slot.state, DONE);
@@ -147,47 +180,63 @@ extern "C" fn worker(i: usize) -> ! {
 }
 
 /// Read `len` bytes of `fd` at `offset` into memory at `dest`, split
-/// between the workers when the run is large; returns the bytes read.
+/// between the workers when the run is large, each share checked against
+/// `expected`; returns the bytes read, or the first error in address order.
 ///
 /// # Safety
 /// `[dest, dest + len)` must be writable memory nothing else uses.
-pub unsafe fn read(fd: usize, dest: usize, len: usize, offset: u64) -> Result<usize, Errno> {
+pub unsafe fn read(
+    fd: usize,
+    dest: usize,
+    len: usize,
+    offset: u64,
+    expected: Expected,
+) -> Result<usize, ReadError> {
     let workers = WORKERS.load(Ordering::Acquire);
     if workers == 0 || len < SPLIT_MIN {
         // SAFETY: forwarded to the caller.
-        return unsafe { sys::pread_raw(fd, dest, len, offset) };
+        return unsafe { read_checked(fd, dest, len, offset, expected) };
     }
-    let page = 4096usize;
-    let share = (len / (workers + 1)).next_multiple_of(page);
+    // Shares start at chunk boundaries (pages when nothing is checked).
+    let align = expected.chunk.max(4096);
+    let share = (len / (workers + 1)).next_multiple_of(align);
     for (i, slot) in SLOTS[..workers].iter().enumerate() {
-        let at = (i + 1) * share;
-        let n = share.min(len.saturating_sub(at));
+        let at = ((i + 1) * share).min(len);
+        let n = share.min(len - at);
+        let part = expected.from(at);
         slot.fd.store(fd, Ordering::Release);
-        slot.dest.store(dest + at.min(len), Ordering::Release);
+        slot.dest.store(dest + at, Ordering::Release);
         slot.len.store(n, Ordering::Release);
-        slot.offset
-            .store(offset + at.min(len) as u64, Ordering::Release);
+        slot.offset.store(offset + at as u64, Ordering::Release);
+        slot.sums_ptr
+            .store(part.sums.as_ptr() as usize, Ordering::Release);
+        slot.sums_len.store(part.sums.len(), Ordering::Release);
+        slot.chunk.store(part.chunk, Ordering::Release);
         set(&slot.state, WORK);
     }
     // SAFETY: the first share is the caller's range, not handed out.
-    let mine = unsafe { sys::pread_raw(fd, dest, share.min(len), offset) };
+    let mine = unsafe { read_checked(fd, dest, share.min(len), offset, expected) };
     let mut total = 0usize;
-    let mut error = None;
-    for slot in &SLOTS[..workers] {
+    let mut error = mine.err();
+    for (i, slot) in SLOTS[..workers].iter().enumerate() {
         wait_while(&slot.state, WORK);
         let r = slot.result.load(Ordering::Acquire);
         slot.state.store(IDLE, Ordering::Release);
-        if r < 0 {
-            error = Some(Errno((-r) as u32));
+        let at = ((i + 1) * share).min(len);
+        if r == CORRUPT {
+            let bad = at + slot.bad_at.load(Ordering::Acquire);
+            error = error.or(Some(ReadError::Corrupt { at: bad }));
+        } else if r < 0 {
+            error = error.or(Some(ReadError::Io(Errno((-r) as u32))));
         } else {
             total += r as usize;
         }
     }
-    let mine = mine?;
-    if let Some(e) = error {
-        return Err(e);
+    match (mine, error) {
+        (_, Some(e)) => Err(e),
+        (Ok(n), None) => Ok(n + total),
+        (Err(e), None) => Err(e),
     }
-    Ok(mine + total)
 }
 
 /// End the workers and wait until they have exited: none may run stub

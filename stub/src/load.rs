@@ -1,6 +1,7 @@
 //! Opening the image and validating all of it (with `kckpt-image`'s reader)
 //! into `.bss` buffers, before anything in the address space changes.
 
+use kckpt_image::checksum::{check_image, Sums};
 use kckpt_image::read::{
     note_segment, parse_elf_header, EHDR_SIZE, MAX_NOTES_SIZE, MAX_PHNUM, PHDR_SIZE,
 };
@@ -21,6 +22,8 @@ pub struct Image {
     pub fd: usize,
     /// The validated notes.
     pub view: ImageView<'static>,
+    /// Format 1.2: the checksum note (its metadata checksums verified).
+    pub sums: Option<Sums<'static>>,
 }
 
 /// `kckpt: PATH: <what>` and exit.
@@ -30,7 +33,14 @@ pub fn refuse(path: &[u8], what: &str) -> ! {
 
 fn format_error(path: &[u8], e: FormatError) -> ! {
     let mut m = Msg::new();
-    m.push(path).s(": ").s(e.message());
+    m.push(path).s(": ");
+    if let FormatError::BadChecksum(which) = e {
+        m.s("image is corrupt (checksum of ")
+            .s(which)
+            .s(" does not match)");
+    } else {
+        m.s(e.message());
+    }
     if let FormatError::UnsupportedVersion { major, minor } = e {
         m.s(" (image format ")
             .dec(major.into())
@@ -77,7 +87,13 @@ pub fn load(path: &'static [u8]) -> Image {
     let notes = &mut notes[..size as usize];
     read_exact(path, fd, notes, offset);
     let notes: &'static [u8] = notes;
-    let view = ImageView::parse(notes, kckpt_arch::ELF_MACHINE, len)
+    // Every metadata checksum, then the structure.
+    let (view, sums) = check_image(&ehdr, table, notes, kckpt_arch::ELF_MACHINE, len)
         .unwrap_or_else(|e| format_error(path, e));
-    Image { path, fd, view }
+    Image {
+        path,
+        fd,
+        view,
+        sums,
+    }
 }

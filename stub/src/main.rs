@@ -25,6 +25,7 @@ mod statics;
 mod sys;
 mod threads;
 mod tracer;
+mod verify;
 mod xsys;
 
 use report::Msg;
@@ -67,6 +68,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         mmap_mode: false,
         new_pid_ns: false,
         force: false,
+        verify: false,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -87,11 +89,14 @@ extern "C" fn stage2(sp: usize) -> ! {
     let path: &'static [u8] = &path_buf[..start.path_len + 1];
 
     // Validate everything first.
+    kckpt_image::checksum::use_hwcap(start.hwcap);
     let mut img = load::load(path);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
     threads::check(&img);
+    // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
+    verify::up_front(&img, start.verify);
     files::restore(&mut img, start.force);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;

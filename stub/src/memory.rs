@@ -123,7 +123,14 @@ pub fn replace_address_space(
         }
     }
     let vmas = img.view.vmas;
+    // Index of the next run's first data chunk checksum (format 1.2).
+    let shift = img.sums.as_ref().map_or(12, |s| s.chunk_shift());
+    let mut chunk = 0u64;
     for (i, vma) in vmas.iter().enumerate() {
+        let first_chunk = chunk;
+        for run in img.view.runs_of(&vma) {
+            chunk += kckpt_image::checksum::chunk_count(run.len, shift);
+        }
         match vma.kind {
             vma_kind::VDSO | vma_kind::VVAR | vma_kind::VVAR_VCLOCK => {
                 let cur = specials.find(vma.kind).ok_or(Failure {
@@ -139,14 +146,14 @@ pub fn replace_address_space(
             }
             vma_kind::VSYSCALL => {}
             _ if shmem::handles(img, &vma) => {
-                rebuild(img, &vma, Some(&mut *groups), false, mmap_mode)?
+                rebuild(img, &vma, Some(&mut *groups), false, mmap_mode, first_chunk)?
             }
             _ => {
                 let prev = i.checked_sub(1).and_then(|p| vmas.get(p));
                 let next = vmas.get(i + 1);
                 let separate = prev.is_some_and(|p| could_merge(&p, &vma))
                     || next.is_some_and(|n| could_merge(&vma, &n));
-                rebuild(img, &vma, None, separate, mmap_mode)?;
+                rebuild(img, &vma, None, separate, mmap_mode, first_chunk)?;
             }
         }
     }
@@ -199,13 +206,15 @@ fn open_backing_file(img: &Image, vma: &VmaRecord) -> Result<usize, Failure> {
 /// fresh spot and moved into place, so it gets its own anonymous pages and
 /// the kernel does not merge it with a neighbour the saved process kept
 /// apart. With `groups`, it is a view of a shared memory object
-/// ([`shmem`]).
+/// ([`shmem`]). `first_chunk` indexes the checksum of its first stored
+/// chunk: runs that are read are checked as they are read.
 fn rebuild(
     img: &Image,
     vma: &VmaRecord,
     groups: Option<&mut Groups>,
     separate: bool,
     mmap_mode: bool,
+    first_chunk: u64,
 ) -> Result<(), Failure> {
     let len = (vma.end - vma.start) as usize;
     let shared = vma.flags & vma_flags::SHARED != 0;
@@ -273,7 +282,11 @@ fn rebuild(
     // below can be huge pages again.
     advise(vma, addr);
 
+    let shift = img.sums.as_ref().map_or(12, |s| s.chunk_shift());
+    let mut chunk = first_chunk;
     for run in img.view.runs_of(vma) {
+        let first = chunk;
+        chunk += kckpt_image::checksum::chunk_count(run.len, shift);
         let dest = addr + (run.start - vma.start) as usize;
         if lazy {
             let flags = g::MAP_PRIVATE | g::MAP_FIXED;
@@ -291,16 +304,8 @@ fn rebuild(
             }
             .map_err(at("mapping saved pages", run.start))?;
         } else {
-            // SAFETY: writes inside the VMA just created, which is writable.
-            let n = unsafe { crate::fill::read(img.fd, dest, run.len as usize, run.offset) }
+            crate::verify::read_run(img, vma, &run, dest, first)
                 .map_err(at("reading saved pages", run.start))?;
-            if n != run.len as usize {
-                return Err(Failure {
-                    what: "reading saved pages (short read)",
-                    addr: run.start,
-                    errno: Errno(linux_raw_sys::errno::EIO),
-                });
-            }
         }
     }
     if separate && !has_runs && init_prot & prot::WRITE != 0 {

@@ -16,6 +16,8 @@ pub struct Startup {
     pub new_pid_ns: bool,
     /// `KCKPT_FORCE=1`: restore files that were deleted or shrank anyway.
     pub force: bool,
+    /// `KCKPT_VERIFY=1`: check all stored data before changing anything.
+    pub verify: bool,
     /// AT_PAGESZ.
     pub page_size: u64,
     /// AT_HWCAP.
@@ -71,6 +73,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_FORCE=1" {
                 out.force = true;
+            }
+            if var == b"KCKPT_VERIFY=1" {
+                out.verify = true;
             }
             envp = envp.add(1);
         }

@@ -175,9 +175,14 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
     );
     assert_bt_in_main("gdb-multiarch", &out);
 
-    // kckpt info describes images of either architecture.
+    // kckpt info describes images of either architecture; --verify
+    // checks here the data checksums the aarch64 dumper computed with the
+    // CRC32 extension under QEMU.
     let out = run(
-        Command::new(kckpt()).arg("info").arg(&image).arg("--json"),
+        Command::new(kckpt())
+            .arg("info")
+            .arg(&image)
+            .args(["--json", "--verify"]),
         CMD_TIMEOUT,
     );
     assert!(
@@ -187,6 +192,7 @@ fn aarch64_program_checkpoints_itself_under_qemu() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["arch"], "aarch64", "{json:#}");
+    assert_eq!(json["checksums"]["data"], "ok", "{json:#}");
 }
 
 /// Run `./IMAGE` as described in the test above; it must print `resumed`

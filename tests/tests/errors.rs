@@ -141,6 +141,8 @@ fn non_elf_file_is_refused() {
 fn image_for_another_architecture_is_refused() {
     let mut bad = good_image().clone();
     bad[18..20].copy_from_slice(&183u16.to_le_bytes()); // e_machine = EM_AARCH64
+                                                        // Checksums recomputed: an image that says aarch64, not a corrupt one.
+    kckpt_image_write::reseal(&mut bad).expect("reseal");
     both_refuse("aarch64", &bad, &["architecture"]);
 }
 
@@ -174,6 +176,8 @@ fn xstate_features_this_cpu_lacks_are_refused() {
     let xcr0 = u64::from_le_bytes(bad[at..at + 8].try_into().unwrap());
     assert_ne!(xcr0 & 0x3, 0, "the image's xcr0 {xcr0:#x} lacks x87/SSE");
     bad[at..at + 8].copy_from_slice(&(xcr0 | missing_xstate_bit(xcr0)).to_le_bytes());
+    // A consistent image (checksums recomputed) whose CPU features differ.
+    kckpt_image_write::reseal(&mut bad).expect("reseal");
     both_refuse("xstate", &bad, &["cpu", "xstate", "feature", "xcr0"]);
 }
 

@@ -8,12 +8,13 @@ use std::io::{IoSlice, IoSliceMut};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
 use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
-use kckpt_image_write::{ImageWriter, StringTable};
+use kckpt_image_write::{ImageWriter, RegionHasher, StringTable};
 
 use super::procfs::{proc_path, MapEntry};
 use crate::error::{Error, Result};
@@ -182,15 +183,23 @@ pub fn is_zero(bytes: &[u8]) -> bool {
 }
 
 /// Add a stored range to the run table, extending the last run when it
-/// continues it (same VMA: runs never cross `first_run`).
-pub fn push_run(runs: &mut Vec<RunRecord>, first_run: usize, start: u64, len: u64, offset: u64) {
+/// continues it (same VMA: runs never cross `first_run`). True when it
+/// starts a new run.
+pub fn push_run(
+    runs: &mut Vec<RunRecord>,
+    first_run: usize,
+    start: u64,
+    len: u64,
+    offset: u64,
+) -> bool {
     if let Some(last) = runs[first_run..].last_mut() {
         if last.start + last.len == start && last.offset + last.len == offset {
             last.len += len;
-            return;
+            return false;
         }
     }
     runs.push(RunRecord { start, len, offset });
+    true
 }
 
 /// Could the backing file of `e` not be opened as it was mapped?
@@ -371,19 +380,48 @@ pub struct MemStats {
 }
 
 /// A filled buffer and the parts of it to write: (file offset, buffer
-/// offset, length).
+/// offset, length, starts a new run).
 struct Job {
     buf: memmap2::MmapMut,
-    segments: Vec<(u64, usize, usize)>,
+    segments: Vec<(u64, usize, usize, bool)>,
+}
+
+/// The chunk checksums of the runs, computed by the hashing thread while
+/// the writer thread writes the same buffers (format 1.2): (file offset,
+/// length, sums) per run.
+#[derive(Default)]
+struct RunSums {
+    current: Option<(u64, RegionHasher)>,
+    done: Vec<(u64, u64, Vec<u32>)>,
+}
+
+impl RunSums {
+    fn add(&mut self, offset: u64, data: &[u8], new_run: bool) {
+        if new_run || self.current.is_none() {
+            self.end_run();
+            self.current = Some((offset, RegionHasher::new()));
+        }
+        if let Some((_, h)) = &mut self.current {
+            h.update(data);
+        }
+    }
+
+    fn end_run(&mut self) {
+        if let Some((offset, h)) = self.current.take() {
+            let (len, sums) = h.finish();
+            self.done.push((offset, len, sums));
+        }
+    }
 }
 
 /// Write the stored pages of every VMA into the image; returns the VMA and
 /// run tables (names added to `strings`). `heap` is `[start_brk, brk)`:
 /// image-backed areas inside it are recorded as heap.
 ///
-/// Two buffers alternate between this thread, which reads the target's
-/// memory and picks the pages to store, and a writer thread, so copying
-/// and disk writes overlap.
+/// Three buffers go round between this thread, which reads the target's
+/// memory and picks the pages to store, a writer thread and a thread that
+/// computes the chunk checksums of the runs (format 1.2) while the same
+/// buffer is being written, so copying, disk writes and hashing overlap.
 #[allow(clippy::too_many_arguments)]
 pub fn dump_memory(
     mem: &Memory,
@@ -417,19 +455,51 @@ pub fn dump_memory_from<'m>(
         source,
     };
     let pid = maps.first().map(|e| source(e).pid).unwrap_or(0);
-    let buffers = [aligned_buffer(pid, CHUNK)?, aligned_buffer(pid, CHUNK)?];
+    let buffers = [
+        aligned_buffer(pid, CHUNK)?,
+        aligned_buffer(pid, CHUNK)?,
+        aligned_buffer(pid, CHUNK)?,
+    ];
+    // Only for measuring what the checksums cost (scripts/bench.sh).
+    if std::env::var_os("KCKPT_NO_CHECKSUM").is_some_and(|v| v == "1") {
+        writer.without_data_sums();
+    }
+    let hashing = writer.data_sums();
     std::thread::scope(|scope| {
-        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(1);
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Arc<Job>>(1);
+        let (hash_tx, hash_rx) = std::sync::mpsc::channel::<Arc<Job>>();
         let (free_tx, free_rx) = std::sync::mpsc::channel::<memmap2::MmapMut>();
         for b in buffers {
             let _ = free_tx.send(b);
         }
+        // A buffer goes back to the reader when both the writer and the
+        // hasher are done with it (whichever drops it last).
+        let release = |job: Arc<Job>, free: &std::sync::mpsc::Sender<memmap2::MmapMut>| {
+            Arc::into_inner(job).is_none_or(|job| free.send(job.buf).is_ok())
+        };
+        let free_hasher = free_tx.clone();
+        let hasher_thread = scope.spawn(move || {
+            let mut sums = RunSums::default();
+            for job in hash_rx {
+                for &(off, at, len, new_run) in &job.segments {
+                    sums.add(off, &job.buf[at..at + len], new_run);
+                }
+                if !release(job, &free_hasher) {
+                    break;
+                }
+            }
+            sums.end_run();
+            sums
+        });
         let writer_thread = scope.spawn(move || -> std::io::Result<()> {
             for job in job_rx {
-                for &(off, at, len) in &job.segments {
+                if hashing && hash_tx.send(job.clone()).is_err() {
+                    return Err(std::io::Error::other("the checksum thread stopped"));
+                }
+                for &(off, at, len, _) in &job.segments {
                     sink.write(off, &job.buf[at..at + len])?;
                 }
-                if free_tx.send(job.buf).is_err() {
+                if !release(job, &free_tx) {
                     break;
                 }
             }
@@ -440,9 +510,15 @@ pub fn dump_memory_from<'m>(
         let written = writer_thread
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the writer thread panicked")));
+        let sums = hasher_thread.join().unwrap_or_default();
         match (read, written) {
             (_, Err(e)) => Err(write_err(e)),
-            (r, Ok(())) => r,
+            (r, Ok(())) => {
+                for (offset, len, s) in sums.done {
+                    writer.add_sums(offset, len, s);
+                }
+                r
+            }
         }
     })
 }
@@ -459,7 +535,7 @@ fn read_memory<'m>(
     page: u64,
     heap: Range<u64>,
     free: &std::sync::mpsc::Receiver<memmap2::MmapMut>,
-    jobs: &std::sync::mpsc::SyncSender<Job>,
+    jobs: &std::sync::mpsc::SyncSender<Arc<Job>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let writer_gone = || Error::WriteImage {
         path: Default::default(),
@@ -583,12 +659,12 @@ fn read_memory<'m>(
                         }
                         let a = addr + p as u64;
                         let off = region_off + (a - e.start);
-                        segments.push((off, p, q - p));
-                        push_run(&mut runs, first_run, a, (q - p) as u64, off);
+                        let new_run = push_run(&mut runs, first_run, a, (q - p) as u64, off);
+                        segments.push((off, p, q - p, new_run));
                         stored += (q - p) as u64;
                         p = q;
                     }
-                    jobs.send(Job { buf, segments })
+                    jobs.send(Arc::new(Job { buf, segments }))
                         .map_err(|_| writer_gone())?;
                     crate::testing::die_at("copy");
                     i = j;
