@@ -60,10 +60,19 @@ pub enum FormatError {
     BadPendingSignal,
     /// The file descriptor, epoll or working-directory notes are malformed.
     BadFiles,
+    /// A field holds a value the format does not allow (an unknown enum
+    /// value or flag, a non-zero reserved field, a value the kernel would
+    /// refuse at restore): `record: problem`, see [`crate::check`].
+    BadField(&'static str),
+    /// A thread's saved registers cannot be resumed (a segment selector,
+    /// flag or mode the kernel refuses or that traps): what is wrong, from
+    /// `kckpt_arch::check_user_regs`.
+    BadRegisters(&'static str),
 }
 
 impl FormatError {
-    /// One line describing the problem, for `kckpt: <message>`.
+    /// One line describing the problem, for `kckpt: <message>`, without
+    /// the details `Display` adds (which field, which version...).
     pub fn message(&self) -> &'static str {
         match self {
             FormatError::Truncated => "image is truncated",
@@ -90,6 +99,8 @@ impl FormatError {
             FormatError::BadThreads => "image is corrupt (bad thread notes)",
             FormatError::BadPendingSignal => "image is corrupt (bad pending signal)",
             FormatError::BadFiles => "image is corrupt (bad file descriptor table)",
+            FormatError::BadField(_) => "image is corrupt (a field has a value the format forbids)",
+            FormatError::BadRegisters(_) => "image is corrupt (saved registers cannot be resumed)",
         }
     }
 }
@@ -113,6 +124,8 @@ impl core::fmt::Display for FormatError {
             FormatError::BadRecordSize(which) => {
                 write!(f, "image is corrupt (bad size of note {which})")
             }
+            FormatError::BadField(what) => write!(f, "image is corrupt ({what})"),
+            FormatError::BadRegisters(what) => write!(f, "image is corrupt (registers: {what})"),
             other => f.write_str(other.message()),
         }
     }
@@ -674,6 +687,7 @@ impl<'a> ImageView<'a> {
             return Err(FormatError::BadThreads);
         }
         view.validate_pending()?;
+        crate::check::fields(&view)?;
         Ok(view)
     }
 

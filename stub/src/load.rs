@@ -28,9 +28,15 @@ pub fn refuse(path: &[u8], what: &str) -> ! {
     Msg::new().push(path).s(": ").s(what).fail()
 }
 
-fn format_error(path: &[u8], e: FormatError) -> ! {
+/// `kckpt: PATH: <the format error>` and exit.
+pub fn format_error(path: &[u8], e: FormatError) -> ! {
     let mut m = Msg::new();
-    m.push(path).s(": ").s(e.message());
+    m.push(path).s(": ");
+    match e {
+        FormatError::BadField(what) => m.s("image is corrupt (").s(what).s(")"),
+        FormatError::BadRegisters(what) => m.s("image is corrupt (registers: ").s(what).s(")"),
+        _ => m.s(e.message()),
+    };
     if let FormatError::UnsupportedVersion { major, minor } = e {
         m.s(" (image format ")
             .dec(major.into())

@@ -88,10 +88,10 @@ extern "C" fn stage2(sp: usize) -> ! {
 
     // Validate everything first.
     let mut img = load::load(path);
+    state::verify(&img);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
-    threads::check(&img);
     files::restore(&mut img, start.force);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;

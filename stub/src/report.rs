@@ -1,4 +1,6 @@
 //! One-line messages on stderr: `kckpt: ...`, built without allocation.
+//! Bytes from outside (paths, names read from the image) are escaped
+//! ([`Msg::push`]), so a message is always exactly one line.
 
 use crate::sys::{self, Errno};
 
@@ -20,13 +22,23 @@ impl Msg {
             buf: [0; 1024],
             len: 0,
         };
-        m.push(b"kckpt: ");
+        m.raw(b"kckpt: ");
         m
     }
 
-    /// Append bytes (a trailing NUL is dropped).
+    /// Append bytes from outside, a path or a string from the image (a
+    /// trailing NUL is dropped), escaped by `kckpt_image::escape`: control
+    /// bytes, backslashes and bytes that are not UTF-8 as `\xNN`.
     pub fn push(&mut self, bytes: &[u8]) -> &mut Msg {
         let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        kckpt_image::escape::escaped(bytes, |piece| {
+            self.raw(piece);
+        });
+        self
+    }
+
+    /// Append bytes as they are.
+    fn raw(&mut self, bytes: &[u8]) -> &mut Msg {
         // Keep room for the newline.
         let room = self.buf.len() - 1 - self.len;
         let n = bytes.len().min(room);
@@ -35,9 +47,9 @@ impl Msg {
         self
     }
 
-    /// Append text.
+    /// Append text (the stub's own, printed as it is).
     pub fn s(&mut self, text: &str) -> &mut Msg {
-        self.push(text.as_bytes())
+        self.raw(text.as_bytes())
     }
 
     /// Append `0x` and a hexadecimal number.
@@ -53,7 +65,7 @@ impl Msg {
                 break;
             }
         }
-        self.s("0x").push(&digits[16 - n..])
+        self.s("0x").raw(&digits[16 - n..])
     }
 
     /// Append a decimal number.
@@ -69,7 +81,7 @@ impl Msg {
                 break;
             }
         }
-        self.push(&digits[20 - n..])
+        self.raw(&digits[20 - n..])
     }
 
     /// Append `: <error text>`.
@@ -91,7 +103,7 @@ impl Msg {
     /// Print the line as a warning (`kckpt: warning: ...`) and go on.
     pub fn warn(&mut self) {
         let mut line = Msg::new();
-        line.s("warning: ").push(&self.buf[7..self.len]);
+        line.s("warning: ").raw(&self.buf[7..self.len]);
         line.buf[line.len] = b'\n';
         sys::write_all(2, &line.buf[..line.len + 1]);
     }

@@ -48,13 +48,6 @@ pub enum Tids {
     Require,
 }
 
-/// Check every thread but the main one (refuses with one line).
-pub fn check(img: &Image) {
-    for i in 1..img.view.header.thread_count as usize {
-        let _ = state::thread_state_at(img, i);
-    }
-}
-
 /// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]

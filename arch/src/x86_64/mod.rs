@@ -1,5 +1,6 @@
 //! x86_64 implementation of the `kckpt-arch` interface.
 
+pub mod check;
 pub mod frame;
 pub mod regs;
 pub mod regsets;
@@ -14,6 +15,7 @@ pub mod start;
 #[cfg(target_arch = "x86_64")]
 pub mod syscall;
 
+pub use check::*;
 pub use frame::*;
 pub use regs::*;
 pub use regsets::*;
