@@ -67,6 +67,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         mmap_mode: false,
         new_pid_ns: false,
         force: false,
+        debug_jump: 0,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -118,7 +119,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
         ids::drop_caps();
-        state::resume(&img, &thread, traced)
+        state::resume(&img, &thread, traced, start.debug_jump)
     })();
     match result {
         Ok(never) => match never {},

@@ -143,13 +143,22 @@ pub fn restore_thread(t: &kckpt_image::ThreadRecord) -> Result<(), Failure> {
 }
 
 /// Build the signal frame and return into the restored process.
+/// `debug_jump`: `KCKPT_DEBUG_JUMP` (`startup::DEBUG_*`).
 pub fn resume(
     img: &Image,
     thread: &ThreadState<'_>,
     traced: bool,
+    debug_jump: u8,
 ) -> Result<core::convert::Infallible, Failure> {
     let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
-    let sp = build_frame(img, thread, buf, FRAME_ADDR, 0, traced)?;
+    let mut thread = *thread;
+    if debug_jump == crate::startup::DEBUG_FAULT {
+        kckpt_arch::make_unresumable(&mut thread.regs);
+    }
+    let sp = build_frame(img, &thread, buf, FRAME_ADDR, 0, traced)?;
+    if debug_jump != 0 {
+        sys::write_all(2, b"kckpt: debug: jumping into the restored process\n");
+    }
     sys::close(img.fd);
     crate::threads::release();
     // SAFETY: `sp` points at the complete frame just built, in the window

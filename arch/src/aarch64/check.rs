@@ -28,6 +28,12 @@ pub fn check_user_regs(r: &UserRegs) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Make `r` registers the kernel refuses to return to user space with
+/// (`pstate` EL1h), for the stub's `KCKPT_DEBUG_JUMP=fault`.
+pub fn make_unresumable(r: &mut UserRegs) {
+    r.pstate = 0x5;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +70,8 @@ mod tests {
         }
         assert!(check_user_regs(&with(0, 0x40_1002)).is_err());
         assert!(check_user_regs(&with(0, 1 << 52)).is_err());
+        let mut r = with(0, 0x40_1000);
+        make_unresumable(&mut r);
+        assert!(check_user_regs(&r).is_err());
     }
 }

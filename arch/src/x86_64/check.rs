@@ -61,6 +61,13 @@ pub fn check_user_regs(r: &UserRegs) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Make `r` registers the kernel cannot return to user space with: the
+/// stack segment 0x2f (an LDT selector, the one-bit corruption of 0x2b that
+/// issue 7 found), for the stub's `KCKPT_DEBUG_JUMP=fault`.
+pub fn make_unresumable(r: &mut UserRegs) {
+    r.ss = 0x2f;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +147,8 @@ mod tests {
         for r in bad {
             assert!(check_user_regs(&r).is_err(), "{r:x?}");
         }
+        let mut r = good();
+        make_unresumable(&mut r);
+        assert!(check_user_regs(&r).is_err());
     }
 }
