@@ -127,9 +127,12 @@ fn mm(view: &ImageView<'_>) -> Result<(), FormatError> {
         m.env_end,
     ];
     // The pairs PR_SET_MM_MAP requires in order (start_code < end_code
-    // there; equal values are what a user-mode emulator reports).
+    // there; equal values are what a user-mode emulator reports), and no
+    // address in the first page (below vm.mmap_min_addr; 0 is what an
+    // emulator reports for what it does not know).
+    let page = u64::from(view.header.page_size);
     ensure(
-        all.iter().all(|&a| a < end)
+        all.iter().all(|&a| a < end && (a == 0 || a >= page))
             && m.start_code <= m.end_code
             && m.start_data <= m.end_data
             && m.start_brk <= m.brk
@@ -226,7 +229,25 @@ fn signals(s: &SignalsRecord) -> Result<(), FormatError> {
     )
 }
 
+/// Is `[addr, addr + len)` inside one writable saved VMA?
+fn in_writable_vma(view: &ImageView<'_>, addr: u64, len: u64) -> bool {
+    let end = addr.saturating_add(len);
+    view.vmas
+        .iter()
+        .any(|v| v.start <= addr && end <= v.end && v.prot & prot::WRITE != 0)
+}
+
+/// `MINSIGSTKSZ` of `machine`: the smallest alternate signal stack.
+fn min_altstack(machine: u16) -> u64 {
+    if machine == EM_X86_64 {
+        2048
+    } else {
+        5120
+    }
+}
+
 fn threads(view: &ImageView<'_>) -> Result<(), FormatError> {
+    let machine = view.header.machine;
     let mut prev = 0u32;
     for (i, t) in view.threads().enumerate() {
         let r = &t.record;
@@ -250,12 +271,22 @@ fn threads(view: &ImageView<'_>) -> Result<(), FormatError> {
         )?;
         prev = if i == 0 { 0 } else { r.tid };
         ensure(
-            r.altstack_flags & !SS_FLAGS_KNOWN == 0,
-            "thread: unknown signal stack flags",
+            r.altstack_flags & !SS_FLAGS_KNOWN == 0
+                && (r.altstack_flags & SS_DISABLE != 0 || r.altstack_size >= min_altstack(machine)),
+            "thread: bad signal stack",
         )?;
+        // rseq registration fails (EFAULT) unless the kernel can write it.
         ensure(
-            r.rseq_addr == 0 || (r.rseq_addr.is_multiple_of(32) && r.rseq_len >= 32),
+            r.rseq_addr == 0
+                || (r.rseq_addr.is_multiple_of(32)
+                    && r.rseq_len >= 32
+                    && in_writable_vma(view, r.rseq_addr, r.rseq_len.into())),
             "thread: bad rseq area",
+        )?;
+        // x86_64: arch_prctl(ARCH_SET_FS/GS) takes only user addresses.
+        ensure(
+            machine != EM_X86_64 || (r.tls < user_end(machine) && r.tls2 < user_end(machine)),
+            "thread: bad thread pointer",
         )?;
     }
     Ok(())

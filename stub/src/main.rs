@@ -116,10 +116,11 @@ extern "C" fn stage2(sp: usize) -> ! {
         fill::stop();
         rebuilt?;
         state::restore(&img, &thread)?;
+        let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
         ids::drop_caps();
-        state::resume(&img, &thread, traced, start.debug_jump)
+        state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
     match result {
         Ok(never) => match never {},

@@ -142,15 +142,29 @@ pub fn restore_thread(t: &kckpt_image::ThreadRecord) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Build the signal frame and return into the restored process.
-/// `debug_jump`: `KCKPT_DEBUG_JUMP` (`startup::DEBUG_*`).
+/// Map the memory of every thread's final signal frame (and the other
+/// threads' stacks): before the saved resource limits are set, since a
+/// process may well use more memory than its `RLIMIT_DATA` or `RLIMIT_AS`
+/// allows (limits only refuse growth). Returns the main thread's frame.
+pub fn map_frames(img: &Image) -> Result<&'static mut [u8], Failure> {
+    let n = img.view.header.thread_count as usize;
+    if n > 1 {
+        let area = crate::layout::THREADS_AREA;
+        let _ = memory::scratch_page(area, (n - 1) * crate::layout::THREAD_SLOT, false)?;
+    }
+    memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)
+}
+
+/// Build the signal frame in `buf` (from [`map_frames`]) and return into
+/// the restored process. `debug_jump`: `KCKPT_DEBUG_JUMP`
+/// (`startup::DEBUG_*`).
 pub fn resume(
     img: &Image,
     thread: &ThreadState<'_>,
     traced: bool,
     debug_jump: u8,
+    buf: &mut [u8],
 ) -> Result<core::convert::Infallible, Failure> {
-    let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
     let mut thread = *thread;
     if debug_jump == crate::startup::DEBUG_FAULT {
         kckpt_arch::make_unresumable(&mut thread.regs);

@@ -561,3 +561,32 @@ fn paths_with_newlines_and_control_bytes_are_printed_escaped() {
     );
     info_refuses("odd name", &odd, &["odd\\x0d\\x0aname\\x07"]);
 }
+
+// ---- found by the stub's mutation run ----
+
+#[test]
+fn a_data_limit_below_the_memory_in_use_does_not_break_the_restore() {
+    // Limits only refuse growth: a process may use more than its
+    // RLIMIT_DATA allows now. The stub sets the saved limits late, and maps
+    // its signal frames before that (it mapped them after, and failed).
+    let prlimit = require_tool("prlimit");
+    let dir = TestDir::new("rlimit-data");
+    let image = dir.join("counter.kckpt");
+    let mut p = Proc::start(prog::COUNTER_PIE, &[]);
+    p.wait_for("count 2", LINE_TIMEOUT, |l| l.starts_with("count 2 "));
+    let out = run(
+        Command::new(prlimit).args(["--pid", &p.pid().to_string(), "--data=65536"]),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let last = parse_counter(&dump_and_kill(&mut p, &image)).0;
+    let mut r = restore(&image);
+    expect_counter_from(&mut r, last, 3);
+    let limits = String::from_utf8(read_proc(r.pid(), "limits").unwrap()).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max data size") && l.contains("65536")),
+        "{limits}"
+    );
+}
