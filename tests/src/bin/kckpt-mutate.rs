@@ -340,16 +340,27 @@ fn run_stub(stub: &Path, path: &Path, as_root: bool) -> (Outcome, String) {
     let pid = child.id() as i32;
     let started = Instant::now();
     let mut jumped_at = None;
+    // The marker goes to the restored process's fd 2, which a mutant may
+    // have made a dup of its stdout: look for it in both.
+    let marked = |b: &Arc<Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&b.lock().unwrap())
+            .lines()
+            .any(|l| l == MARKER)
+    };
+    let printed = |b: &Arc<Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&b.lock().unwrap())
+            .lines()
+            .any(|l| l != MARKER)
+    };
     let status = loop {
         if let Ok(Some(status)) = child.try_wait() {
             break Some(status);
         }
-        let text = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
-        if jumped_at.is_none() && text.lines().any(|l| l == MARKER) {
+        if jumped_at.is_none() && (marked(&err) || marked(&out)) {
             jumped_at = Some(Instant::now());
         }
         match jumped_at {
-            Some(t) if !out.lock().unwrap().is_empty() || t.elapsed() > AFTER_JUMP => {
+            Some(t) if printed(&out) || t.elapsed() > AFTER_JUMP => {
                 kill(pid);
                 let _ = child.wait();
                 break None;
@@ -367,9 +378,9 @@ fn run_stub(stub: &Path, path: &Path, as_root: bool) -> (Outcome, String) {
     drained(&out_reader);
     drained(&err_reader);
     let text = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
-    let jumped = text.lines().any(|l| l == MARKER);
+    let jumped = marked(&err) || marked(&out);
     let outcome = match status {
-        None if !out.lock().unwrap().is_empty() => Outcome::RestoredRan,
+        None if printed(&out) => Outcome::RestoredRan,
         None => Outcome::RestoredQuiet,
         Some(_) if jumped => Outcome::RestoredEnded,
         Some(s) if s.code() == Some(126) => {
