@@ -477,6 +477,57 @@ fn a_final_jump_that_faults_ends_the_process_and_its_tracer() {
 }
 
 #[test]
+fn sigterm_during_a_restore_ends_it_and_its_tracer() {
+    // Every signal is blocked while the address space is rebuilt; a SIGTERM
+    // then waits for the restored program (whose default action ends it)
+    // instead of being lost, and nothing of the restore stays behind.
+    let dir = TestDir::new("sigterm-restore");
+    let image = dir.join("memfill-sigterm.kckpt");
+    let mut p = Proc::start(prog::MEMFILL, &["128"]);
+    p.wait_for("round 1", Duration::from_secs(60), |l| {
+        l.starts_with("round 1 ")
+    });
+    dump_and_kill(&mut p, &image);
+    for delay_ms in [0u64, 20, 60, 150, 400] {
+        let mut child = only_stdio(Command::new(stub()).arg(&image))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run the stub");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).expect("kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("SIGTERM after {delay_ms} ms did not end the restore within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(
+            status.signal(),
+            Some(15),
+            "SIGTERM after {delay_ms} ms: {status}"
+        );
+        let name = image.to_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes_mentioning(name).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "SIGTERM after {delay_ms} ms left {:?} running",
+                processes_mentioning(name)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
 fn jump_marker_comes_before_the_restored_output() {
     let dir = TestDir::new("jump-marker");
     let path = dir.join("counter.kckpt");
