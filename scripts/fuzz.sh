@@ -42,9 +42,10 @@ status=0
 for target in $(cargo fuzz list); do
     mkdir -p "$corpus/$target"
     echo "==== fuzz $target: ${seconds}s or $runs runs"
+    # (libFuzzer's progress lines, one per new input, are left out.)
     if ! cargo fuzz run -O "$target" "$corpus/$target" seeds -- \
-        -max_total_time="$seconds" -runs="$runs" -timeout=10 -print_final_stats=1 \
-        2> >(grep -v -E '^(#[0-9]+ .*(NEW|REDUCE|pulse)|")' >&2); then
+        -max_total_time="$seconds" -runs="$runs" -timeout=10 -print_final_stats=1 2>&1 |
+        grep --line-buffered -v -E '^(#[0-9]+ .*(NEW|REDUCE|pulse)|")'; then
         echo "==== fuzz $target: FAILED (input in fuzz/artifacts/$target/)" >&2
         status=1
     fi

@@ -128,11 +128,14 @@ fn mm(view: &ImageView<'_>) -> Result<(), FormatError> {
     ];
     // The pairs PR_SET_MM_MAP requires in order (start_code < end_code
     // there; equal values are what a user-mode emulator reports), and no
-    // address in the first page (below vm.mmap_min_addr; 0 is what an
-    // emulator reports for what it does not know).
+    // address in the first page (below vm.mmap_min_addr). QEMU's
+    // /proc/self/stat shows 0 for what it does not emulate, start_code
+    // first; the stub goes on without PR_SET_MM_MAP there.
     let page = u64::from(view.header.page_size);
+    let emulated = m.start_code == 0 && m.end_code == 0;
     ensure(
-        all.iter().all(|&a| a < end && (a == 0 || a >= page))
+        all.iter()
+            .all(|&a| a < end && (a >= page || (a == 0 && emulated)))
             && m.start_code <= m.end_code
             && m.start_data <= m.end_data
             && m.start_brk <= m.brk
@@ -336,8 +339,12 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             && (r.fd_flags & fd_flags::DELETED == 0 || r.kind == fd_kind::FILE),
         "fd: unknown descriptor flags",
     )?;
+    // Inherited descriptors and placeholders (restored as /dev/null) do
+    // not use their flags; a placeholder may carry flags of a kind kckpt
+    // does not restore (an old kernel's __FMODE_NONOTIFY of fanotify).
+    let flags_used = !matches!(r.kind, fd_kind::INHERITED | fd_kind::PLACEHOLDER);
     ensure(
-        r.flags & !O_FLAGS_KNOWN == 0,
+        !flags_used || r.flags & !O_FLAGS_KNOWN == 0,
         "fd: unknown file status flags",
     )?;
     ensure(
