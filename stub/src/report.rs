@@ -2,7 +2,33 @@
 //! Bytes from outside (paths, names read from the image) are escaped
 //! ([`Msg::push`]), so a message is always exactly one line.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::sys::{self, Errno};
+
+/// Where messages go: fd 2, or the caller's stderr kept at a higher
+/// descriptor while fd 2 is the restored process's own ([`keep_stderr`]).
+static ERR_FD: AtomicUsize = AtomicUsize::new(2);
+
+/// From now on, write messages to `fd` (a copy of the caller's stderr;
+/// close-on-exec).
+pub fn keep_stderr(fd: usize) {
+    ERR_FD.store(fd, Ordering::Relaxed);
+}
+
+/// Close the copy of stderr (right before the final jump: the restored
+/// process has exactly its saved descriptors).
+pub fn close_stderr() {
+    let fd = ERR_FD.swap(2, Ordering::Relaxed);
+    if fd != 2 {
+        sys::close(fd);
+    }
+}
+
+/// Write a whole line to the caller's stderr.
+pub fn line(text: &[u8]) {
+    sys::write_all(ERR_FD.load(Ordering::Relaxed), text);
+}
 
 /// Exit status of the stub when it refuses an image or a restore fails.
 pub const EXIT_REFUSED: i32 = 126;
@@ -96,7 +122,7 @@ impl Msg {
     /// Print the line on stderr and exit with `code`.
     pub fn exit(&mut self, code: i32) -> ! {
         self.buf[self.len] = b'\n';
-        sys::write_all(2, &self.buf[..self.len + 1]);
+        line(&self.buf[..self.len + 1]);
         sys::exit(code)
     }
 
@@ -105,7 +131,7 @@ impl Msg {
         let mut line = Msg::new();
         line.s("warning: ").raw(&self.buf[7..self.len]);
         line.buf[line.len] = b'\n';
-        sys::write_all(2, &line.buf[..line.len + 1]);
+        self::line(&line.buf[..line.len + 1]);
     }
 
     /// Print the line and exit with [`EXIT_REFUSED`].

@@ -171,9 +171,10 @@ pub fn resume(
     }
     let sp = build_frame(img, &thread, buf, FRAME_ADDR, 0, traced)?;
     if debug_jump != 0 {
-        sys::write_all(2, b"kckpt: debug: jumping into the restored process\n");
+        crate::report::line(b"kckpt: debug: jumping into the restored process\n");
     }
     sys::close(img.fd);
+    crate::report::close_stderr();
     crate::threads::release();
     // SAFETY: `sp` points at the complete frame just built, in the window
     // that stays mapped until the tracer removes it after rt_sigreturn.

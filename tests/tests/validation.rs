@@ -548,6 +548,43 @@ fn jump_marker_comes_before_the_restored_output() {
     );
 }
 
+#[test]
+fn stub_messages_go_to_the_callers_stderr_when_fd_2_is_rebuilt() {
+    // fd 2 saved as a dup of fd 0 (as if the program had done 2<&0): once
+    // the descriptors are rebuilt, fd 2 is the caller's stdin (a pipe's
+    // read end here). The stub's own lines still reach the caller's stderr
+    // (the mutation run found the marker, and so any late failure, lost).
+    let mut img = counter_image().clone();
+    let fds = note_desc_range(&img, NOTE_OWNER, NT_KCKPT_FDS);
+    let rec = fds.start + 2 * size_of::<FdRecord>();
+    assert_eq!(u32::from_le_bytes(img[rec..rec + 4].try_into().unwrap()), 2);
+    put_u32(&mut img, rec + offset_of!(FdRecord, dup_of), 0);
+    let dir = TestDir::new("stderr-rebuilt");
+    let path = write_image(&dir, &img);
+    let mut p = Proc::spawn(
+        "kckpt-stub with fd 2 a dup of fd 0",
+        Command::new(stub()).arg(&path).env("KCKPT_DEBUG_JUMP", "1"),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    assert!(line.starts_with("count "), "{line}");
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while p.stderr().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        p.stderr(),
+        "kckpt: debug: jumping into the restored process\n"
+    );
+    // The restored process has its saved descriptors and no more.
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{}/fd", p.pid()))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(fds.len(), 3, "{fds:?}");
+    let link = |fd: u32| fs::read_link(format!("/proc/{}/fd/{fd}", p.pid())).unwrap();
+    assert_eq!(link(2), link(0));
+}
+
 // ---- strings from the image ----
 
 #[test]
