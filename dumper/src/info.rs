@@ -79,10 +79,7 @@ fn load(path: &Path) -> Result<Loaded> {
     let mut notes = vec![0u8; size as usize];
     file.read_exact_at(&mut notes, off).map_err(open_err)?;
     // Validate now so callers only see good images.
-    let view = ImageView::parse(&notes, machine, file_len).map_err(bad)?;
-    for t in view.threads() {
-        check_regs(machine, t.prstatus).map_err(|what| bad(FormatError::BadRegisters(what)))?;
-    }
+    ImageView::parse(&notes, machine, file_len).map_err(bad)?;
     Ok(Loaded {
         notes,
         file_len,
@@ -378,6 +375,10 @@ pub fn render(path: &Path, as_json: bool) -> Result<String> {
         error,
     };
     let view = ImageView::parse(&loaded.notes, loaded.machine, loaded.file_len).map_err(bad)?;
+    for t in view.threads() {
+        check_regs(loaded.machine, t.prstatus)
+            .map_err(|what| bad(FormatError::BadRegisters(what)))?;
+    }
     let show = if as_json { Show::Json } else { Show::Text };
     let d = describe(&view, loaded.file_len, show).map_err(bad)?;
     Ok(if as_json {
