@@ -232,12 +232,21 @@ fn signals(s: &SignalsRecord) -> Result<(), FormatError> {
     )
 }
 
-/// Is `[addr, addr + len)` inside one writable saved VMA?
+/// Is `[addr, addr + len)` inside one writable saved VMA? (A binary
+/// search: the VMAs are sorted, and an image may have many threads.)
 fn in_writable_vma(view: &ImageView<'_>, addr: u64, len: u64) -> bool {
     let end = addr.saturating_add(len);
+    let (mut lo, mut hi) = (0usize, view.vmas.len());
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match view.vmas.get(mid) {
+            Some(v) if v.end <= addr => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
     view.vmas
-        .iter()
-        .any(|v| v.start <= addr && end <= v.end && v.prot & prot::WRITE != 0)
+        .get(lo)
+        .is_some_and(|v| v.start <= addr && end <= v.end && v.prot & prot::WRITE != 0)
 }
 
 /// `MINSIGSTKSZ` of `machine`: the smallest alternate signal stack.

@@ -697,11 +697,21 @@ impl<'a> ImageView<'a> {
                 return Err(FormatError::BadRecordSize("process"));
             }
         }
+        // The thread queues come in thread order (docs/FORMAT.md): one walk
+        // over the threads, whatever the number of records (a lookup from
+        // the start for each record took hours on a crafted 64 MiB image).
+        let mut threads = self.threads();
+        let mut current = None;
         for s in self.pending.iter() {
             let si_signo =
                 u32::from_le_bytes([s.siginfo[0], s.siginfo[1], s.siginfo[2], s.siginfo[3]]);
-            let known_thread =
-                s.tid == PENDING_SHARED || self.threads().any(|t| t.record.tid == s.tid);
+            if s.tid != PENDING_SHARED && current != Some(s.tid) {
+                current = threads
+                    .by_ref()
+                    .map(|t| t.record.tid)
+                    .find(|&tid| tid == s.tid);
+            }
+            let known_thread = s.tid == PENDING_SHARED || current == Some(s.tid);
             if !(1..=64).contains(&s.signo)
                 || s.signo == 9
                 || s.signo == 19
