@@ -475,6 +475,7 @@ fn rejects_field_values_the_format_forbids() {
             "memory area: contradictory",
         ),
         (NT_KCKPT_VMAS, 60, 4, 1 << 18, "memory area: contradictory"),
+        (NT_KCKPT_VMAS, 60, 4, 3, "memory area: contradictory"), // shared + growsdown
         (NT_KCKPT_VMAS, 16, 8, PAGE, "memory area: file fields"), // the heap's
         (
             NT_KCKPT_VMAS,

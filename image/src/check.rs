@@ -64,6 +64,11 @@ pub const SEALS_KNOWN: u64 = 0x3f;
 /// about 50; `PR_SET_MM_MAP` refuses more than it keeps).
 pub const MAX_AUXV_ENTRIES: usize = 64;
 
+/// Lowest address an image's `mm` fields may hold: the usual
+/// `vm.mmap_min_addr` (`PR_SET_MM_MAP` refuses addresses below the
+/// running kernel's).
+pub const MIN_ADDR: u64 = 0x1_0000;
+
 /// Longest path the stub opens (`PATH_MAX` with its NUL).
 pub const MAX_PATH: usize = 4095;
 
@@ -128,14 +133,14 @@ fn mm(view: &ImageView<'_>) -> Result<(), FormatError> {
     ];
     // The pairs PR_SET_MM_MAP requires in order (start_code < end_code
     // there; equal values are what a user-mode emulator reports), and no
-    // address in the first page (below vm.mmap_min_addr). QEMU's
-    // /proc/self/stat shows 0 for what it does not emulate, start_code
-    // first; the stub goes on without PR_SET_MM_MAP there.
-    let page = u64::from(view.header.page_size);
+    // address below vm.mmap_min_addr (64 KiB, the usual setting: nothing
+    // is mapped below it). QEMU's /proc/self/stat shows 0 for what it does
+    // not emulate, start_code first; the stub goes on without
+    // PR_SET_MM_MAP there.
     let emulated = m.start_code == 0 && m.end_code == 0;
     ensure(
         all.iter()
-            .all(|&a| a < end && (a >= page || (a == 0 && emulated)))
+            .all(|&a| a < end && (a >= MIN_ADDR || (a == 0 && emulated)))
             && m.start_code <= m.end_code
             && m.start_data <= m.end_data
             && m.start_brk <= m.brk
@@ -175,6 +180,7 @@ fn vmas(view: &ImageView<'_>) -> Result<(), FormatError> {
         ensure(
             !both(vma_flags::HUGEPAGE, vma_flags::NOHUGEPAGE)
                 && !both(vma_flags::SEQ_READ, vma_flags::RAND_READ)
+                && !both(vma_flags::SHARED, vma_flags::GROWSDOWN)
                 && (f & vma_flags::LOCKONFAULT == 0 || f & vma_flags::LOCKED != 0),
             "memory area: contradictory flags",
         )?;
