@@ -42,6 +42,8 @@ trap cleanup EXIT
 dump() {
     local name=$1 pattern=$2 pid i
     shift 2
+    # bash reports the killed job ("Killed") on stderr: not an error here.
+    exec 4>&2 2>/dev/null
     without_extra_fds "$@" > "$out/$name.out" 2>&1 < "${STDIN:-/dev/null}" &
     pid=$!
     pids+=("$pid")
@@ -49,9 +51,14 @@ dump() {
         grep -q "$pattern" "$out/$name.out" && break
         sleep 0.05
     done
-    grep -q "$pattern" "$out/$name.out" || { echo "error: $name printed no '$pattern'" >&2; return 1; }
-    "$kckpt" dump -p "$pid" -o "$out/$name.kckpt"
-    wait "$pid" 2>/dev/null || true
+    grep -q "$pattern" "$out/$name.out" || {
+        echo "error: $name printed no '$pattern'" >&4
+        exec 2>&4 4>&-
+        return 1
+    }
+    "$kckpt" dump -p "$pid" -o "$out/$name.kckpt" 2>&4
+    wait "$pid" || true
+    exec 2>&4 4>&-
     chmod 644 "$out/$name.kckpt"
     rm -f "$out/$name.out"
     echo "$out/$name.kckpt"
