@@ -699,7 +699,8 @@ impl<'a> ImageView<'a> {
         }
         // The thread queues come in thread order (docs/FORMAT.md): one walk
         // over the threads, whatever the number of records (a lookup from
-        // the start for each record took hours on a crafted 64 MiB image).
+        // the start for each record took 6 s for a crafted image of 4,000
+        // threads and 40,000 records, minutes for a 64 MiB one).
         let mut threads = self.threads();
         let mut current = None;
         for s in self.pending.iter() {
