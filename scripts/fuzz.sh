@@ -45,7 +45,7 @@ for target in $(cargo fuzz list); do
     # (libFuzzer's progress lines, one per new input, are left out.)
     if ! cargo fuzz run -O "$target" "$corpus/$target" seeds -- \
         -max_total_time="$seconds" -runs="$runs" -timeout=10 -print_final_stats=1 2>&1 |
-        grep --line-buffered -v -E '^(#[0-9]+ .*(NEW|REDUCE|pulse)|")'; then
+        grep --line-buffered -v -E '^(#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)|")'; then
         echo "==== fuzz $target: FAILED (input in fuzz/artifacts/$target/)" >&2
         status=1
     fi
