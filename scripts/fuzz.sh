@@ -30,14 +30,12 @@ command -v cargo-fuzz >/dev/null || {
 # refusals only.
 cargo test -q --release --lib
 cargo fuzz build -O
-scratch=
-if [ -n "${KCKPT_FUZZ_CORPUS:-}" ]; then
-    corpus=$KCKPT_FUZZ_CORPUS
-else
-    scratch=$(mktemp -d /tmp/kckpt-fuzz.XXXXXX)
-    corpus=$scratch
-fi
-trap '[ -z "$scratch" ] || rm -rf "$scratch"' EXIT
+scratch=$(mktemp -d /tmp/kckpt-fuzz.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+corpus=${KCKPT_FUZZ_CORPUS:-$scratch/corpus}
+# The info target writes each input to a file in the temporary directory.
+mkdir -p "$scratch/tmp"
+export TMPDIR=$scratch/tmp
 status=0
 for target in $(cargo fuzz list); do
     mkdir -p "$corpus/$target"
