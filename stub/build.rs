@@ -1,5 +1,6 @@
 //! Link the stub as a static, non-PIE program at the fixed address of its
-//! window (`layout::WINDOW_START`), without libc or start files.
+//! window (`kckpt_stub::window::WINDOW_START`), without libc, start files or
+//! unwind tables.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -8,6 +9,11 @@ fn main() {
         return;
     }
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    // Unwind tables are dropped at link time (panic = "abort", no unwinder):
+    // see no-unwind.ld.
+    let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let no_unwind = dir.join("no-unwind.ld");
+    println!("cargo:rerun-if-changed=no-unwind.ld");
     if arch == "aarch64" {
         // Linked by rust-lld directly (.cargo/config.toml): plain ld flags.
         for arg in [
@@ -17,9 +23,11 @@ fn main() {
             "noexecstack",
             "--gc-sections",
             "--build-id=none",
+            "--no-eh-frame-hdr",
         ] {
             println!("cargo:rustc-link-arg-bins={arg}");
         }
+        println!("cargo:rustc-link-arg-bins=-T{}", no_unwind.display());
         return;
     }
     for arg in [
@@ -31,12 +39,9 @@ fn main() {
         "-Wl,-z,noexecstack",
         "-Wl,--gc-sections",
         "-Wl,--build-id=none",
+        "-Wl,--no-eh-frame-hdr",
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
-    // No unwind tables (panic = abort; nothing unwinds): ~6 KiB less.
-    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default())
-        .join("no-unwind.ld");
-    println!("cargo:rerun-if-changed={}", script.display());
-    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", no_unwind.display());
 }

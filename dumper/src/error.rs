@@ -2,6 +2,7 @@
 //! `kckpt: <message>` prints on stderr.
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// The description of an OS error ("Operation not permitted") without Rust's
@@ -11,6 +12,15 @@ pub fn io_text(err: &io::Error) -> String {
         Some(code) => nix::Error::from_raw(code).desc().to_owned(),
         None => err.to_string(),
     }
+}
+
+/// `bytes` (a path, a string from an image) for a one-line message:
+/// control bytes, backslashes and bytes that are not UTF-8 as `\xNN`
+/// (`kckpt_image::escape`, the stub's rules).
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    kckpt_image::escape::escaped(bytes, |piece| out.extend_from_slice(piece));
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The description of an errno.
@@ -123,7 +133,7 @@ pub enum Error {
         source: io::Error,
     },
     /// An image could not be opened.
-    #[error("cannot open {}: {}", .path.display(), io_text(.source))]
+    #[error("cannot open {}: {}", escaped(.path.as_os_str().as_bytes()), io_text(.source))]
     OpenImage {
         /// The image.
         path: PathBuf,
@@ -131,7 +141,7 @@ pub enum Error {
         source: io::Error,
     },
     /// An image was refused by the format reader.
-    #[error("{}: {error}", .path.display())]
+    #[error("{}: {error}", escaped(.path.as_os_str().as_bytes()))]
     BadImage {
         /// The image.
         path: PathBuf,

@@ -1,6 +1,10 @@
-//! `kckpt info`: validate an image with the format reader and describe it,
-//! as text or as a JSON object (the image from a file, or `-` for standard
-//! input: `crate::input`).
+//! `kckpt info`: validate an image with the format reader (checksums
+//! first, then every record, and every thread's registers with the image
+//! architecture's `check_user_regs`, as the stub does) and describe it, as
+//! text or as a JSON object (the image from a file, or `-` for standard
+//! input: `crate::input`). Strings from the image are escaped in the text
+//! form (`kckpt_image::escape`: one item per line whatever they hold); JSON
+//! escapes by its own rules.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -11,9 +15,9 @@ use serde_json::{json, Value};
 use kckpt_image::checksum::check_image;
 use kckpt_image::read::{machine_name, note_segment, parse_elf_header, EHDR_SIZE};
 use kckpt_image::records::*;
-use kckpt_image::ImageView;
+use kckpt_image::{FormatError, ImageView};
 
-use crate::error::{Error, Result};
+use crate::error::{escaped, Error, Result};
 
 /// The metadata of a validated image, read from its file.
 struct Loaded {
@@ -33,6 +37,19 @@ fn image_machine(ehdr: &[u8]) -> u16 {
     match ehdr.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]])) {
         Some(m) if m == EM_X86_64 || m == EM_AARCH64 => m,
         _ => kckpt_arch::ELF_MACHINE,
+    }
+}
+
+/// Check the registers of an NT_PRSTATUS of `machine` as the stub would
+/// before resuming them (`Ok` when too short to hold registers: the reader
+/// leaves that to the stub, which refuses it).
+fn check_regs(machine: u16, prstatus: &[u8]) -> std::result::Result<(), &'static str> {
+    if machine == kckpt_image::read::EM_AARCH64 {
+        kckpt_arch::aarch64::regs_from_prstatus(prstatus)
+            .map_or(Ok(()), |r| kckpt_arch::aarch64::check_user_regs(&r))
+    } else {
+        kckpt_arch::x86_64::regs_from_prstatus(prstatus)
+            .map_or(Ok(()), |r| kckpt_arch::x86_64::check_user_regs(&r))
     }
 }
 
@@ -83,8 +100,37 @@ fn load(file: &File, path: &Path) -> Result<Loaded> {
     })
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// How strings from the image are shown: as JSON strings (non-UTF-8 bytes
+/// replaced) or for the text form (escaped, see the module documentation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Show {
+    /// `--json`.
+    Json,
+    /// The text form.
+    Text,
+}
+
+impl Show {
+    /// `bytes` as this form shows a string.
+    pub(crate) fn str(self, bytes: &[u8]) -> String {
+        match self {
+            Show::Json => String::from_utf8_lossy(bytes).into_owned(),
+            Show::Text => escaped(bytes),
+        }
+    }
+
+    /// A NUL-separated command line: the JSON string as stored, the text
+    /// form as its arguments separated by spaces.
+    fn cmdline(self, bytes: &[u8]) -> String {
+        match self {
+            Show::Json => self.str(bytes),
+            Show::Text => {
+                let args = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+                let args: Vec<String> = args.split(|&b| b == 0).map(escaped).collect();
+                args.join(" ")
+            }
+        }
+    }
 }
 
 fn prot_text(p: u32) -> String {
@@ -141,8 +187,14 @@ fn syscall_state_name(s: u32) -> &'static str {
     }
 }
 
-/// Everything `info` shows, as JSON (the text form is printed from it).
-fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::FormatError> {
+/// Everything `info` shows, as JSON (the text form is printed from it,
+/// with strings shown as `show` says).
+fn describe(
+    view: &ImageView<'_>,
+    file_len: u64,
+    show: Show,
+) -> Result<Value, kckpt_image::FormatError> {
+    let text = |bytes: &[u8]| show.str(bytes);
     let h = &view.header;
     let release_len = h
         .kernel_release
@@ -206,7 +258,7 @@ fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::F
         "format_version": format!("{}.{}", h.format_major, h.format_minor),
         "page_size": h.page_size,
         "pid": h.pid,
-        "cmdline": text(view.string(view.mm.cmdline)?),
+        "cmdline": show.cmdline(view.string(view.mm.cmdline)?),
         "exe": text(view.string(view.mm.exe)?),
         "kernel_release": text(&h.kernel_release[..release_len]),
         "created_unix": h.created_unix,
@@ -221,7 +273,7 @@ fn describe(view: &ImageView<'_>, file_len: u64) -> Result<Value, kckpt_image::F
         "file_size": file_len,
         "stored_bytes": view.stored_bytes(),
         "vmas": vmas,
-        "files": crate::info_files::describe(view),
+        "files": crate::info_files::describe(view, show),
     }))
 }
 
@@ -232,7 +284,11 @@ fn format_text(path: &Path, d: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let _ = writeln!(out, "image:          {}", path.display());
+    let _ = writeln!(
+        out,
+        "image:          {}",
+        escaped(path.as_os_str().as_encoded_bytes())
+    );
     let _ = writeln!(out, "architecture:   {}", s("arch"));
     let _ = writeln!(out, "format version: {}", s("format_version"));
     let _ = writeln!(out, "page size:      {}", s("page_size"));
@@ -325,9 +381,10 @@ fn format_text(path: &Path, d: &Value) -> String {
     out
 }
 
-/// `kckpt info FILE [--json] [--verify]`: metadata checksums are checked
-/// always, the data's with `verify`.
-pub fn info(path: &Path, as_json: bool, verify: bool) -> Result<()> {
+/// What `kckpt info FILE [--json] [--verify]` prints, or why the image is
+/// refused: metadata checksums are checked always, the data's with
+/// `verify`, every thread's registers as the stub checks them.
+pub fn render(path: &Path, as_json: bool, verify: bool) -> Result<String> {
     kckpt_image_write::init_checksums();
     let input = crate::input::open(path, false)?;
     let path = input.name.as_path();
@@ -344,18 +401,28 @@ pub fn info(path: &Path, as_json: bool, verify: bool) -> Result<()> {
         loaded.file_len,
     )
     .map_err(bad)?;
+    for t in view.threads() {
+        check_regs(loaded.machine, t.prstatus)
+            .map_err(|what| bad(FormatError::BadRegisters(what)))?;
+    }
     let mut data = crate::info_verify::DataState::Unchecked;
     if let Some(s) = sums.as_ref().filter(|s| verify && s.has_data()) {
         crate::info_verify::verify_data(&input.file, path, &view, s)?;
         data = crate::info_verify::DataState::Ok;
     }
-    let mut d = describe(&view, loaded.file_len).map_err(bad)?;
+    let show = if as_json { Show::Json } else { Show::Text };
+    let mut d = describe(&view, loaded.file_len, show).map_err(bad)?;
     d["checksums"] = crate::info_verify::describe(sums.as_ref(), data);
-    let text = if as_json {
+    Ok(if as_json {
         serde_json::to_string_pretty(&d).unwrap_or_default() + "\n"
     } else {
         format_text(path, &d)
-    };
+    })
+}
+
+/// `kckpt info FILE [--json] [--verify]`.
+pub fn info(path: &Path, as_json: bool, verify: bool) -> Result<()> {
+    let text = render(path, as_json, verify)?;
     // A closed pipe (`kckpt info | head`) is not an error worth a message.
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();

@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 use kckpt_image::records::*;
 use kckpt_image::ImageView;
 
+use crate::info::Show;
+
 fn kind_name(kind: u32) -> &'static str {
     match kind {
         fd_kind::INHERITED => "inherited",
@@ -22,12 +24,13 @@ fn kind_name(kind: u32) -> &'static str {
     }
 }
 
-/// `{"cwd", "umask", "fds": [...]}`, or null for a format 1.0 image.
-pub fn describe(view: &ImageView<'_>) -> Value {
+/// `{"cwd", "umask", "fds": [...]}`, or null for a format 1.0 image;
+/// strings as `show` says.
+pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
     let Some(fs) = view.fs else {
         return Value::Null;
     };
-    let text = |r| String::from_utf8_lossy(view.string(r).unwrap_or(&[])).into_owned();
+    let text = |r| show.str(view.string(r).unwrap_or(&[]));
     let fds: Vec<Value> = view
         .fds
         .iter()

@@ -524,7 +524,19 @@ pub fn reseal(image: &mut [u8]) -> io::Result<()> {
     let phdrs = image[phoff..phoff + elf.phdrs_size()].to_vec();
     let (off, size) = note_segment(&phdrs, len).map_err(bad)?;
     let (off, size) = (off as usize, size as usize);
-    let notes = &image[off..off + size];
+    let mut ehdr = [0u8; EHDR_SIZE];
+    ehdr.copy_from_slice(&image[..EHDR_SIZE]);
+    reseal_parts(&ehdr, &phdrs, &mut image[off..off + size])
+}
+
+/// [`reseal`] on the parts of an image: its ELF header, its program header
+/// table and its note segment, whose checksum note is rewritten (for
+/// callers that do not hold the whole file, such as a fuzz target of a
+/// sparse image).
+pub fn reseal_parts(ehdr: &[u8], phdrs: &[u8], notes: &mut [u8]) -> io::Result<()> {
+    let ehdr = ehdr
+        .get(..EHDR_SIZE)
+        .ok_or_else(|| io::Error::other("short ELF header"))?;
     let spans: Vec<(usize, usize, bool)> = note_spans(notes)
         .map(|(n, span)| {
             let at = span.as_ptr() as usize - notes.as_ptr() as usize;
@@ -534,15 +546,17 @@ pub fn reseal(image: &mut [u8]) -> io::Result<()> {
     let Some(&(last_at, last_len, true)) = spans.last() else {
         return Err(io::Error::other("no checksum note at the end"));
     };
-    let desc_at = off + last_at + 12 + 8;
-    let desc_end = off + last_at + last_len;
+    let desc_at = last_at + 12 + 8;
+    let desc_end = last_at + last_len;
     let mut sums = Vec::new();
     for &(at, len, _) in &spans[..spans.len() - 1] {
-        sums.extend_from_slice(&chunk_sum(&image[off + at..off + at + len]).to_le_bytes());
+        sums.extend_from_slice(&chunk_sum(&notes[at..at + len]).to_le_bytes());
     }
-    let ehdr_sum = chunk_sum(&image[..EHDR_SIZE]);
-    let phdr_sum = chunk_sum(&phdrs);
-    let desc = &mut image[desc_at..desc_end];
+    let ehdr_sum = chunk_sum(ehdr);
+    let phdr_sum = chunk_sum(phdrs);
+    let desc = notes
+        .get_mut(desc_at..desc_end)
+        .ok_or_else(|| io::Error::other("checksum note too short"))?;
     let record_len = core::mem::size_of::<ChecksumsRecord>();
     if desc.len() < record_len + sums.len() + 4 {
         return Err(io::Error::other("checksum note too short"));

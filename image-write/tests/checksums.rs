@@ -148,6 +148,8 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
             ],
             record: ThreadRecord {
                 tid: 77,
+                // No sigaltstack, as the dumpers write it.
+                altstack_flags: SS_DISABLE,
                 ..Default::default()
             },
         }],
@@ -388,8 +390,8 @@ fn the_version_is_judged_before_the_checksums() {
 fn reseal_makes_an_edited_image_verify_again() {
     let mut bytes = image("reseal", true);
     let (_, notes) = parts(&bytes);
-    let pid_at = notes.start + 12 + 8 + std::mem::offset_of!(ImageHeader, pid);
-    bytes[pid_at] ^= 1;
+    let time_at = notes.start + 12 + 8 + std::mem::offset_of!(ImageHeader, created_unix);
+    bytes[time_at] ^= 1;
     bytes[48] ^= 1; // e_flags
     assert!(verify(&bytes).is_err());
     reseal(&mut bytes).unwrap();

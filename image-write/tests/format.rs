@@ -107,6 +107,9 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
             record: ThreadRecord {
                 tid: 1234,
                 tls: 0x5000,
+                // No sigaltstack, as the dumpers write it (an enabled one
+                // must be at least MINSIGSTKSZ).
+                altstack_flags: SS_DISABLE,
                 ..Default::default()
             },
         }],
@@ -424,4 +427,104 @@ fn rejects_bad_pending_signals() {
     assert_eq!(parse(&patch(8, 35)), Err(FormatError::BadPendingSignal));
     assert_eq!(parse(&patch(4, 65)), Err(FormatError::BadPendingSignal));
     assert_eq!(parse(&patch(0, 1234)), Ok(()));
+}
+
+/// Offset in the file of the descriptor of the first KCKPT note `kind`.
+fn kckpt_desc_offset(bytes: &[u8], kind: u32) -> usize {
+    let elf = parse_elf_header(bytes, bytes.len() as u64, EM_X86_64).unwrap();
+    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
+    let (off, size) = note_segment(table, bytes.len() as u64).unwrap();
+    let segment = &bytes[off as usize..(off + size) as usize];
+    let note = Notes::new(segment)
+        .map(Result::unwrap)
+        .find(|n| n.is(NOTE_OWNER, kind))
+        .unwrap();
+    note.desc.as_ptr() as usize - bytes.as_ptr() as usize
+}
+
+#[test]
+fn rejects_field_values_the_format_forbids() {
+    let (path, bytes) = sample_image("fields");
+    fs::remove_file(path).unwrap();
+    assert_eq!(parse(&bytes), Ok(()));
+    let vma = std::mem::size_of::<VmaRecord>();
+    // (note, offset in its descriptor, field width, new value, problem)
+    let cases: &[(u32, usize, usize, u64, &str)] = &[
+        (NT_KCKPT_HEADER, 14, 2, 1, "header: reserved"),
+        (NT_KCKPT_HEADER, 44, 4, 1, "header: reserved"),
+        (NT_KCKPT_HEADER, 152, 8, 1, "header: reserved"),
+        (NT_KCKPT_HEADER, 20, 4, 2, "header: unknown flags"),
+        (NT_KCKPT_MM, 40, 8, 0x10_0000 - PAGE, "mm:"), // brk below start_brk
+        (NT_KCKPT_MM, 48, 8, 8, "mm:"),                // start_stack in page 0
+        (NT_KCKPT_VMAS, 64, 4, 9, "memory area: unknown kind"),
+        (
+            NT_KCKPT_VMAS,
+            vma + 64,
+            4,
+            0x42,
+            "memory area: unknown kind",
+        ),
+        (NT_KCKPT_VMAS, 68, 4, 1, "memory area: reserved"),
+        (NT_KCKPT_VMAS, 56, 4, 8, "memory area: unknown protection"),
+        (NT_KCKPT_VMAS, 60, 4, 1 << 12, "memory area: unknown flags"),
+        (
+            NT_KCKPT_VMAS,
+            60,
+            4,
+            (1 << 3) | (1 << 4),
+            "memory area: contradictory",
+        ),
+        (NT_KCKPT_VMAS, 60, 4, 1 << 18, "memory area: contradictory"),
+        (NT_KCKPT_VMAS, 60, 4, 3, "memory area: contradictory"), // shared + growsdown
+        (NT_KCKPT_VMAS, 16, 8, PAGE, "memory area: file fields"), // the heap's
+        (
+            NT_KCKPT_VMAS,
+            vma + 16,
+            8,
+            100,
+            "memory area: bad file offset",
+        ),
+        (NT_KCKPT_SIGNALS, 8, 8, 0x0020_0000, "signal action"),
+        (
+            NT_KCKPT_THREAD,
+            4,
+            4,
+            3,
+            "thread: unknown system call state",
+        ),
+        (NT_KCKPT_THREAD, 84, 4, 1, "thread: reserved"),
+        (NT_KCKPT_THREAD, 120, 8, 1, "thread: reserved"),
+        (NT_KCKPT_HEADER, 24, 4, 1235, "thread: ids"), // pid: not the main tid
+        (NT_KCKPT_THREAD, 64, 4, 0, "thread: bad signal stack"), // enabled, size 0
+        (NT_KCKPT_THREAD, 72, 8, 0x7000_0000, "thread: bad rseq"), // read-only area
+        (
+            NT_KCKPT_THREAD,
+            24,
+            8,
+            1 << 47,
+            "thread: bad thread pointer",
+        ),
+        (NT_KCKPT_PROCESS, 4, 4, 3, "process: bad personality"),
+        (
+            NT_KCKPT_PROCESS,
+            0,
+            4,
+            0x1000_0000,
+            "process: bad personality",
+        ),
+        (NT_KCKPT_PROCESS, 16, 8, 1, "process: reserved"),
+        (NT_KCKPT_PROCESS, 48 + 8, 8, 6, "process: resource limit"), // max 6 < cur 7
+    ];
+    for &(kind, at, width, value, problem) in cases {
+        let mut bad = bytes.clone();
+        let off = kckpt_desc_offset(&bad, kind) + at;
+        bad[off..off + width].copy_from_slice(&value.to_le_bytes()[..width]);
+        match parse(&bad) {
+            Err(FormatError::BadField(what)) => assert!(
+                what.starts_with(problem),
+                "{kind:#x}+{at}: {what:?}, expected {problem:?}"
+            ),
+            other => panic!("{kind:#x}+{at} = {value:#x}: {other:?}, expected {problem:?}"),
+        }
+    }
 }

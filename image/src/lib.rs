@@ -9,7 +9,9 @@
 #![no_std]
 #![allow(unsafe_code)] // Only `read::read_record` / `read::record_bytes`: Record is Pod.
 
+pub mod check;
 pub mod checksum;
+pub mod escape;
 pub mod files;
 pub mod read;
 pub mod records;

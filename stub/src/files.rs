@@ -104,11 +104,20 @@ pub fn restore(img: &mut Image, force: bool) {
     });
     sys::close(img.fd);
     img.fd = image_fd;
+    // The stub's messages keep going to the caller's stderr once fd 2 is
+    // the restored one (report.rs).
+    let err_fd = match sys::fcntl(2, F_DUPFD_CLOEXEC, image_fd + 1) {
+        Ok(fd) => {
+            crate::report::keep_stderr(fd);
+            fd
+        }
+        Err(_) => image_fd,
+    };
     if image_fd > 3 {
         let _ = sys::close_range(3, image_fd as u32 - 1);
     }
-    let _ = sys::close_from(image_fd as u32 + 1);
-    let park_floor = image_fd + 1;
+    let _ = sys::close_from(err_fd as u32 + 1);
+    let park_floor = err_fd + 1;
     let mut buf = [0u8; 4096];
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {

@@ -7,7 +7,7 @@
 //! and the calling thread; [`stop`] ends them before the process's own
 //! threads are created. Without workers, [`read`] is a plain `pread`.
 //! Each thread checks the chunks of its own share against their checksums
-//! as it reads them (`verify::read_checked`); shares start at chunk
+//! as it reads them (`data_check::read_checked`); shares start at chunk
 //! boundaries.
 #![allow(unsafe_code)] // Worker threads share the stub's memory.
 
@@ -15,10 +15,10 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 
 use linux_raw_sys::general as g;
 
+use crate::data_check::{read_checked, Expected, ReadError};
 use crate::statics::StaticBuf;
 use crate::sys::{self, Errno};
 use crate::threads::THREAD_FLAGS;
-use crate::verify::{read_checked, Expected, ReadError};
 
 /// Most helper threads.
 pub const MAX_WORKERS: usize = 3;
@@ -41,7 +41,7 @@ struct Slot {
     dest: AtomicUsize,
     len: AtomicUsize,
     offset: AtomicU64,
-    /// Expected chunk checksums of the share (`verify::Expected`).
+    /// Expected chunk checksums of the share (`data_check::Expected`).
     sums_ptr: AtomicUsize,
     sums_len: AtomicUsize,
     chunk: AtomicUsize,

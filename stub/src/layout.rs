@@ -9,23 +9,15 @@ use crate::report::Msg;
 use crate::statics::StaticBuf;
 use crate::sys;
 
-/// The stub is linked at this address (see `build.rs`), far from where
-/// Linux puts PIE programs, libraries, heaps and stacks.
-pub const WINDOW_START: usize = 0x6b6b_0000_0000;
-/// The stub's window: its program and `.bss` in the first half, scratch
-/// mappings (frame, tracer handshake, moved vDSO) in the second. Saved VMAs
-/// overlapping it are refused; the whole window is unmapped at the end.
-pub const WINDOW_LEN: usize = 0x1000_0000;
-/// End of the window.
-pub const WINDOW_END: usize = WINDOW_START + WINDOW_LEN;
+pub use kckpt_stub::window::{
+    FRAME_LEN, MAX_THREADS, USER_TOP, WINDOW_END, WINDOW_LEN, WINDOW_START,
+};
 /// Start of the scratch half of the window.
 pub const SCRATCH: usize = WINDOW_START + WINDOW_LEN / 2;
 /// The tracer handshake page.
 pub const HANDSHAKE_ADDR: usize = SCRATCH;
-/// The final signal frame (64 KiB).
+/// The final signal frame ([`FRAME_LEN`] bytes).
 pub const FRAME_ADDR: usize = SCRATCH + 0x10_0000;
-/// Bytes reserved for the frame.
-pub const FRAME_LEN: usize = 0x1_0000;
 /// Where the current vDSO and vvar pages wait while the old address space
 /// is unmapped.
 pub const SPECIAL_TEMP: usize = SCRATCH + 0x100_0000;
@@ -34,11 +26,7 @@ pub const SPECIAL_TEMP: usize = SCRATCH + 0x100_0000;
 pub const THREADS_AREA: usize = SCRATCH + 0x200_0000;
 /// Bytes of one thread slot: a 64 KiB stack, then a 64 KiB frame.
 pub const THREAD_SLOT: usize = 0x2_0000;
-/// Most threads an image may have (the main thread included).
-pub const MAX_THREADS: usize = 512;
 const _: () = assert!(THREADS_AREA + (MAX_THREADS - 1) * THREAD_SLOT <= WINDOW_END);
-/// Highest user address (4-level paging).
-pub const USER_TOP: usize = 0x7fff_ffff_f000;
 
 /// A special mapping of the running stub.
 #[derive(Clone, Copy, Debug, Default)]
@@ -209,8 +197,8 @@ fn is_special(kind: u32) -> bool {
 }
 
 /// Check that the image's layout can be rebuilt on this machine: page size,
-/// CPU features, thread count, the stub's window, the vDSO and every backing
-/// file. Refuses with one line otherwise.
+/// CPU features, the vDSO and every backing file (the thread count and the
+/// stub's window: `kckpt_stub::verify`). Refuses with one line otherwise.
 pub fn check(img: &Image, specials: &Specials, page_size: u64, hwcap: u64, hwcap2: u64) {
     let h = &img.view.header;
     if u64::from(h.page_size) != page_size {
@@ -225,28 +213,8 @@ pub fn check(img: &Image, specials: &Specials, page_size: u64, hwcap: u64, hwcap
     if let Some(what) = kckpt_arch::cpu::missing_features(h, hwcap, hwcap2) {
         refuse(img.path, what);
     }
-    if h.thread_count == 0 || h.thread_count as usize > MAX_THREADS {
-        refuse(
-            img.path,
-            "the image has more threads than kckpt restores (512)",
-        );
-    }
     for vma in img.view.vmas.iter() {
         let (s, e) = (vma.start as usize, vma.end as usize);
-        if s < WINDOW_END && e > WINDOW_START {
-            Msg::new()
-                .push(img.path)
-                .s(": the saved memory at ")
-                .hex(vma.start)
-                .s(" overlaps the addresses kckpt's stub runs at")
-                .fail();
-        }
-        if e > USER_TOP && vma.kind != vma_kind::VSYSCALL {
-            refuse(
-                img.path,
-                "the saved memory lies above the 47-bit user address space",
-            );
-        }
         if is_special(vma.kind) {
             match specials.find(vma.kind) {
                 Some(cur) if cur.len == e - s => {}
@@ -310,39 +278,65 @@ pub fn maps_file(vma: &VmaRecord) -> bool {
     vma.kind == vma_kind::FILE && vma.flags & vma_flags::FILE_UNAVAILABLE == 0
 }
 
+/// Open every mapped file as the restore will (read-write for a writable
+/// shared mapping), check it is the saved inode, and that no private
+/// mapping starts, or has stored pages, past the end of the file (a page
+/// there cannot be touched: SIGBUS). Mappings that only partly extend past
+/// the end occur in real processes and stay allowed.
 fn check_files(img: &Image) {
-    let mut last_name = b"".as_slice();
+    let page = u64::from(img.view.header.page_size);
+    let (mut last_name, mut last_write, mut size) = (b"".as_slice(), false, 0u64);
     for vma in img.view.vmas.iter() {
         if !maps_file(&vma) {
             continue;
         }
         let name = img.view.string(vma.name).unwrap_or(b"");
-        if name == last_name {
-            continue;
-        }
-        last_name = name;
+        let shared = vma.flags & vma_flags::SHARED != 0;
+        let write = shared && vma.prot & kckpt_image::prot::WRITE != 0;
         let mut buf = [0u8; 4096];
         let path = vma_path(img, &vma, &mut buf);
-        let fd = sys::open(path, linux_raw_sys::general::O_RDONLY).unwrap_or_else(|e| {
+        if name != last_name || write != last_write {
+            (last_name, last_write) = (name, write);
+            let mode = if write {
+                linux_raw_sys::general::O_RDWR
+            } else {
+                linux_raw_sys::general::O_RDONLY
+            };
+            let fd = sys::open(path, mode).unwrap_or_else(|e| {
+                Msg::new()
+                    .push(img.path)
+                    .s(": cannot open the mapped file ")
+                    .push(path)
+                    .errno(e)
+                    .fail()
+            });
+            let stat = sys::fstat(fd);
+            sys::close(fd);
+            // Compare the inode only: on overlay file systems the device in
+            // /proc/PID/maps is the lower layer's, not the one stat() reports.
+            match stat {
+                Ok((_, ino, len)) if ino == vma.inode => size = len,
+                _ => Msg::new()
+                    .push(img.path)
+                    .s(": the mapped file ")
+                    .push(path)
+                    .s(" changed since the checkpoint (other inode)")
+                    .fail(),
+            }
+        }
+        let eof = size.div_ceil(page) * page;
+        let past = vma.file_pgoff >= eof
+            || img.view.runs_of(&vma).any(|r| {
+                let end = vma.file_pgoff + (r.start - vma.start) + r.len;
+                end > eof
+            });
+        if !shared && past {
             Msg::new()
-                .push(img.path)
-                .s(": cannot open the mapped file ")
-                .push(path)
-                .errno(e)
-                .fail()
-        });
-        let stat = sys::fstat(fd);
-        sys::close(fd);
-        // Compare the inode only: on overlay file systems the device in
-        // /proc/PID/maps is the lower layer's, not the one stat() reports.
-        match stat {
-            Ok((_, ino, _)) if ino == vma.inode => {}
-            _ => Msg::new()
                 .push(img.path)
                 .s(": the mapped file ")
                 .push(path)
-                .s(" changed since the checkpoint (other inode)")
-                .fail(),
+                .s(" is shorter than its saved mapping")
+                .fail();
         }
     }
 }

@@ -31,16 +31,19 @@ pub fn refuse(path: &[u8], what: &str) -> ! {
     Msg::new().push(path).s(": ").s(what).fail()
 }
 
-fn format_error(path: &[u8], e: FormatError) -> ! {
+/// `kckpt: PATH: <the format error>` and exit.
+pub fn format_error(path: &[u8], e: FormatError) -> ! {
     let mut m = Msg::new();
     m.push(path).s(": ");
-    if let FormatError::BadChecksum(which) = e {
-        m.s("image is corrupt (checksum of ")
+    match e {
+        FormatError::BadChecksum(which) => m
+            .s("image is corrupt (checksum of ")
             .s(which)
-            .s(" does not match)");
-    } else {
-        m.s(e.message());
-    }
+            .s(" does not match)"),
+        FormatError::BadField(what) => m.s("image is corrupt (").s(what).s(")"),
+        FormatError::BadRegisters(what) => m.s("image is corrupt (registers: ").s(what).s(")"),
+        _ => m.s(e.message()),
+    };
     if let FormatError::UnsupportedVersion { major, minor } = e {
         m.s(" (image format ")
             .dec(major.into())

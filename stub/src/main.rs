@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod data_check;
 mod files;
 mod fill;
 mod ids;
@@ -25,7 +26,6 @@ mod statics;
 mod sys;
 mod threads;
 mod tracer;
-mod verify;
 mod xsys;
 
 use report::Msg;
@@ -69,6 +69,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         new_pid_ns: false,
         force: false,
         verify: false,
+        debug_jump: 0,
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
@@ -91,12 +92,12 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Validate everything first.
     kckpt_image::checksum::use_hwcap(start.hwcap);
     let mut img = load::load(path);
+    state::verify(&img);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
-    threads::check(&img);
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
-    verify::up_front(&img, start.verify);
+    data_check::up_front(&img, start.verify);
     files::restore(&mut img, start.force);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
@@ -120,10 +121,11 @@ extern "C" fn stage2(sp: usize) -> ! {
         fill::stop();
         rebuilt?;
         state::restore(&img, &thread)?;
+        let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
         ids::drop_caps();
-        state::resume(&img, &thread, traced)
+        state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
     match result {
         Ok(never) => match never {},

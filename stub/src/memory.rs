@@ -304,7 +304,7 @@ fn rebuild(
             }
             .map_err(at("mapping saved pages", run.start))?;
         } else {
-            crate::verify::read_run(img, vma, &run, dest, first)
+            crate::data_check::read_run(img, vma, &run, dest, first)
                 .map_err(at("reading saved pages", run.start))?;
         }
     }

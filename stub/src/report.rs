@@ -1,6 +1,34 @@
 //! One-line messages on stderr: `kckpt: ...`, built without allocation.
+//! Bytes from outside (paths, names read from the image) are escaped
+//! ([`Msg::push`]), so a message is always exactly one line.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sys::{self, Errno};
+
+/// Where messages go: fd 2, or the caller's stderr kept at a higher
+/// descriptor while fd 2 is the restored process's own ([`keep_stderr`]).
+static ERR_FD: AtomicUsize = AtomicUsize::new(2);
+
+/// From now on, write messages to `fd` (a copy of the caller's stderr;
+/// close-on-exec).
+pub fn keep_stderr(fd: usize) {
+    ERR_FD.store(fd, Ordering::Relaxed);
+}
+
+/// Close the copy of stderr (right before the final jump: the restored
+/// process has exactly its saved descriptors).
+pub fn close_stderr() {
+    let fd = ERR_FD.swap(2, Ordering::Relaxed);
+    if fd != 2 {
+        sys::close(fd);
+    }
+}
+
+/// Write a whole line to the caller's stderr.
+pub fn line(text: &[u8]) {
+    sys::write_all(ERR_FD.load(Ordering::Relaxed), text);
+}
 
 /// Exit status of the stub when it refuses an image or a restore fails.
 pub const EXIT_REFUSED: i32 = 126;
@@ -20,13 +48,23 @@ impl Msg {
             buf: [0; 1024],
             len: 0,
         };
-        m.push(b"kckpt: ");
+        m.raw(b"kckpt: ");
         m
     }
 
-    /// Append bytes (a trailing NUL is dropped).
+    /// Append bytes from outside, a path or a string from the image (a
+    /// trailing NUL is dropped), escaped by `kckpt_image::escape`: control
+    /// bytes, backslashes and bytes that are not UTF-8 as `\xNN`.
     pub fn push(&mut self, bytes: &[u8]) -> &mut Msg {
         let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        kckpt_image::escape::escaped(bytes, |piece| {
+            self.raw(piece);
+        });
+        self
+    }
+
+    /// Append bytes as they are.
+    fn raw(&mut self, bytes: &[u8]) -> &mut Msg {
         // Keep room for the newline.
         let room = self.buf.len() - 1 - self.len;
         let n = bytes.len().min(room);
@@ -35,9 +73,9 @@ impl Msg {
         self
     }
 
-    /// Append text.
+    /// Append text (the stub's own, printed as it is).
     pub fn s(&mut self, text: &str) -> &mut Msg {
-        self.push(text.as_bytes())
+        self.raw(text.as_bytes())
     }
 
     /// Append `0x` and a hexadecimal number.
@@ -53,7 +91,7 @@ impl Msg {
                 break;
             }
         }
-        self.s("0x").push(&digits[16 - n..])
+        self.s("0x").raw(&digits[16 - n..])
     }
 
     /// Append a decimal number.
@@ -69,7 +107,7 @@ impl Msg {
                 break;
             }
         }
-        self.push(&digits[20 - n..])
+        self.raw(&digits[20 - n..])
     }
 
     /// Append `: <error text>`.
@@ -84,16 +122,16 @@ impl Msg {
     /// Print the line on stderr and exit with `code`.
     pub fn exit(&mut self, code: i32) -> ! {
         self.buf[self.len] = b'\n';
-        sys::write_all(2, &self.buf[..self.len + 1]);
+        line(&self.buf[..self.len + 1]);
         sys::exit(code)
     }
 
     /// Print the line as a warning (`kckpt: warning: ...`) and go on.
     pub fn warn(&mut self) {
         let mut line = Msg::new();
-        line.s("warning: ").push(&self.buf[7..self.len]);
+        line.s("warning: ").raw(&self.buf[7..self.len]);
         line.buf[line.len] = b'\n';
-        sys::write_all(2, &line.buf[..line.len + 1]);
+        self::line(&line.buf[..line.len + 1]);
     }
 
     /// Print the line and exit with [`EXIT_REFUSED`].

@@ -18,6 +18,9 @@ pub struct Startup {
     pub force: bool,
     /// `KCKPT_VERIFY=1`: check all stored data before changing anything.
     pub verify: bool,
+    /// `KCKPT_DEBUG_JUMP`: 0 unset, [`DEBUG_MARK`] (`=1`) or
+    /// [`DEBUG_FAULT`] (`=fault`).
+    pub debug_jump: u8,
     /// AT_PAGESZ.
     pub page_size: u64,
     /// AT_HWCAP.
@@ -25,6 +28,15 @@ pub struct Startup {
     /// AT_HWCAP2.
     pub hwcap2: u64,
 }
+
+/// `KCKPT_DEBUG_JUMP=1`: one marker line on stderr right before the final
+/// `rt_sigreturn`, so whoever runs the stub can tell a refusal or a crash of
+/// the stub (no marker) from what the restored program does (after it).
+pub const DEBUG_MARK: u8 = 1;
+/// `KCKPT_DEBUG_JUMP=fault`: the marker, then a final jump into registers
+/// the kernel cannot return to (fault injection, to test that the tracer
+/// helper gives up instead of spinning).
+pub const DEBUG_FAULT: u8 = 2;
 
 const AT_NULL: usize = 0;
 const AT_PAGESZ: usize = 6;
@@ -76,6 +88,12 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_VERIFY=1" {
                 out.verify = true;
+            }
+            if var == b"KCKPT_DEBUG_JUMP=1" {
+                out.debug_jump = DEBUG_MARK;
+            }
+            if var == b"KCKPT_DEBUG_JUMP=fault" {
+                out.debug_jump = DEBUG_FAULT;
             }
             envp = envp.add(1);
         }

@@ -3,54 +3,49 @@
 //! frame and the final jump.
 #![allow(unsafe_code)] // Only the final jump (`resume`).
 
-use kckpt_image::{nt, CORE_OWNER, LINUX_OWNER};
+use kckpt_image::{nt, CORE_OWNER};
+use kckpt_stub::verify::Refusal;
 use linux_raw_sys::prctl::prctl_mm_map;
 
 use crate::layout::{FRAME_ADDR, FRAME_LEN};
 use crate::load::{refuse, Image};
 use crate::memory::{self, Failure};
+use crate::report::Msg;
 use crate::sys::{self, Errno, KernelSigaction};
 
-/// Everything about the (single) thread the frame needs, checked before the
-/// address space changes.
-pub struct ThreadState {
-    /// Registers to resume with.
-    pub regs: kckpt_arch::UserRegs,
-    /// FP/vector state note.
-    pub fpstate: &'static [u8],
-    /// kckpt's thread record.
-    pub record: kckpt_image::ThreadRecord,
+pub use kckpt_stub::verify::ThreadState;
+
+/// Every check of the image that needs no system call
+/// ([`kckpt_stub::verify`]: thread count, the stub's window, every
+/// thread's registers and FP state); refuses with one line.
+pub fn verify(img: &Image) {
+    if let Err(r) = kckpt_stub::verify::image(&img.view) {
+        refusal(img.path, r)
+    }
 }
 
-/// Pick the main thread's notes and check they can be restored.
-pub fn thread_state(img: &Image) -> ThreadState {
+/// Refuse with the text of `r`.
+pub fn refusal(path: &[u8], r: Refusal) -> ! {
+    match r {
+        Refusal::Format(e) => crate::load::format_error(path, e),
+        Refusal::Text(what) => refuse(path, what),
+        Refusal::Window(addr) => Msg::new()
+            .push(path)
+            .s(": the saved memory at ")
+            .hex(addr)
+            .s(" overlaps the addresses kckpt's stub runs at")
+            .fail(),
+    }
+}
+
+/// Pick the main thread's notes (checked by [`verify`]).
+pub fn thread_state(img: &Image) -> ThreadState<'static> {
     thread_state_at(img, 0)
 }
 
 /// The notes of thread `index` (0: main), checked.
-pub fn thread_state_at(img: &Image, index: usize) -> ThreadState {
-    let Some(thread) = img.view.threads().nth(index) else {
-        refuse(img.path, "image is corrupt (no thread)")
-    };
-    let Some(regs) = kckpt_arch::regs_from_prstatus(thread.prstatus) else {
-        refuse(img.path, "image is corrupt (bad NT_PRSTATUS)")
-    };
-    let fpstate = thread
-        .regset(LINUX_OWNER, nt::X86_XSTATE)
-        .or_else(|| thread.regset(CORE_OWNER, nt::PRFPREG));
-    let Some(fpstate) = fpstate else {
-        refuse(img.path, "image is corrupt (no floating-point state)")
-    };
-    if kckpt_arch::frame_size(fpstate.len()) > FRAME_LEN
-        || !kckpt_arch::fpstate_is_valid(fpstate, img.view.header.xcr0)
-    {
-        refuse(img.path, "image is corrupt (bad floating-point state)");
-    }
-    ThreadState {
-        regs,
-        fpstate,
-        record: thread.record,
-    }
+pub fn thread_state_at(img: &Image, index: usize) -> ThreadState<'static> {
+    kckpt_stub::verify::thread(&img.view, index).unwrap_or_else(|r| refusal(img.path, r))
 }
 
 fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
@@ -62,7 +57,7 @@ fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
 }
 
 /// Restore the per-process and per-thread kernel state.
-pub fn restore(img: &Image, thread: &ThreadState) -> Result<(), Failure> {
+pub fn restore(img: &Image, thread: &ThreadState<'_>) -> Result<(), Failure> {
     let v = &img.view;
     let mm = &v.mm;
     let map = prctl_mm_map {
@@ -147,15 +142,39 @@ pub fn restore_thread(t: &kckpt_image::ThreadRecord) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Build the signal frame and return into the restored process.
+/// Map the memory of every thread's final signal frame (and the other
+/// threads' stacks): before the saved resource limits are set, since a
+/// process may well use more memory than its `RLIMIT_DATA` or `RLIMIT_AS`
+/// allows (limits only refuse growth). Returns the main thread's frame.
+pub fn map_frames(img: &Image) -> Result<&'static mut [u8], Failure> {
+    let n = img.view.header.thread_count as usize;
+    if n > 1 {
+        let area = crate::layout::THREADS_AREA;
+        let _ = memory::scratch_page(area, (n - 1) * crate::layout::THREAD_SLOT, false)?;
+    }
+    memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)
+}
+
+/// Build the signal frame in `buf` (from [`map_frames`]) and return into
+/// the restored process. `debug_jump`: `KCKPT_DEBUG_JUMP`
+/// (`startup::DEBUG_*`).
 pub fn resume(
     img: &Image,
-    thread: &ThreadState,
+    thread: &ThreadState<'_>,
     traced: bool,
+    debug_jump: u8,
+    buf: &mut [u8],
 ) -> Result<core::convert::Infallible, Failure> {
-    let buf = memory::scratch_page(FRAME_ADDR, FRAME_LEN, false)?;
-    let sp = build_frame(img, thread, buf, FRAME_ADDR, 0, traced)?;
+    let mut thread = *thread;
+    if debug_jump == crate::startup::DEBUG_FAULT {
+        kckpt_arch::make_unresumable(&mut thread.regs);
+    }
+    let sp = build_frame(img, &thread, buf, FRAME_ADDR, 0, traced)?;
+    if debug_jump != 0 {
+        crate::report::line(b"kckpt: debug: jumping into the restored process\n");
+    }
     sys::close(img.fd);
+    crate::report::close_stderr();
     crate::threads::release();
     // SAFETY: `sp` points at the complete frame just built, in the window
     // that stays mapped until the tracer removes it after rt_sigreturn.
@@ -167,7 +186,7 @@ pub fn resume(
 /// image; `traced`: the tracer will set the saved mask at detach.
 pub fn build_frame(
     img: &Image,
-    thread: &ThreadState,
+    thread: &ThreadState<'_>,
     buf: &mut [u8],
     addr: usize,
     index: usize,

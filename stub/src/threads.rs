@@ -17,7 +17,7 @@ use linux_raw_sys::general as g;
 
 use crate::layout::{FRAME_LEN, THREADS_AREA, THREAD_SLOT};
 use crate::load::Image;
-use crate::memory::{self, Failure};
+use crate::memory::Failure;
 use crate::state;
 use crate::sys::{self, Errno};
 
@@ -46,13 +46,6 @@ pub enum Tids {
     Prefer,
     /// The saved tid or a failure (restore in a new PID namespace).
     Require,
-}
-
-/// Check every thread but the main one (refuses with one line).
-pub fn check(img: &Image) {
-    for i in 1..img.view.header.thread_count as usize {
-        let _ = state::thread_state_at(img, i);
-    }
 }
 
 /// `struct clone_args` (CLONE_ARGS_SIZE_VER2).
@@ -143,8 +136,8 @@ pub fn start(img: &Image, traced: bool, tids: Tids) -> Result<(), Failure> {
     if n <= 1 {
         return Ok(());
     }
-    // The slots; the slice is dropped at once, the threads use raw addresses.
-    let _ = memory::scratch_page(THREADS_AREA, (n - 1) * THREAD_SLOT, false)?;
+    // The slots were mapped by `state::map_frames`; the threads use them by
+    // address.
     for (i, thread) in img.view.threads().enumerate().skip(1) {
         let slot = THREADS_AREA + (i - 1) * THREAD_SLOT;
         let block = slot + STACK_LEN - 64;

@@ -10,6 +10,15 @@
 //! registers back and detaches. CRIU unmaps its restorer blob the same way.
 //! If the tracer cannot attach (ptrace forbidden), the window stays mapped.
 //!
+//! The tracer never spins and never outlives the process it serves: it
+//! sleeps in `wait4` until the threads reach their `int3`, ends when they
+//! are gone, and after the `int3` handshake it has a bounded number of stops
+//! per step ([`MAX_STOPS`]) and a 10-second alarm for the whole job. A
+//! thread that cannot get through `rt_sigreturn` and the injected `munmap`
+//! (registers the CPU refuses to return to fault again at every attempt)
+//! is not retried forever: the tracer kills the process, which could not
+//! run anyway. The stub waits a bounded time for the tracer to attach.
+//!
 //! With several threads the tracer follows the stub's clones
 //! (`PTRACE_O_TRACECLONE`), waits until every thread has stopped at its
 //! `int3`, lets each run `rt_sigreturn` to its exit stop, runs `munmap` in
@@ -18,6 +27,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use kckpt_arch::syscall::raw_syscall;
 use linux_raw_sys::general as g;
 use linux_raw_sys::ptrace as pt;
 
@@ -32,6 +42,21 @@ const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
 const PR_SET_PTRACER_ANY: usize = usize::MAX;
 const SIGTRAP: i32 = 5;
+const SIGKILL: usize = 9;
+const SIGALRM: u32 = 14;
+
+/// Most stops [`to_syscall_stop`] waits through. With every signal blocked
+/// only faults (and SIGSTOP) stop a thread between its `int3` and the end
+/// of the injected `munmap`; more stops than this means it cannot make
+/// progress (a fault at each return to user space).
+const MAX_STOPS: u32 = 16;
+/// Seconds the tracer allows itself from the `int3` handshake to the
+/// detach (it takes milliseconds): when the alarm fires the tracer dies
+/// (SIGALRM's default action) and the kernel detaches the threads.
+const JOB_SECONDS: usize = 10;
+/// Seconds the stub waits for the tracer to attach (it takes
+/// milliseconds; a tracer that died before saying so is not waited for).
+const ATTACH_SECONDS: u32 = 10;
 
 /// Offset in the handshake area of the table of blocked masks the threads
 /// resume with: `(tid, mask)` pairs, one per thread. The final frames block
@@ -96,10 +121,7 @@ pub fn start(threads: usize, pids: [u32; 2]) -> Result<bool, Failure> {
         }
         Ok(child) => {
             let _ = sys::wait4(child as i32, 0);
-            while word.load(Ordering::Acquire) == PENDING {
-                let _ = sys::futex(word, FUTEX_WAIT, PENDING);
-            }
-            word.load(Ordering::Acquire) == ATTACHED
+            wait_attached(word)
         }
         Err(_) => false,
     };
@@ -113,6 +135,36 @@ fn fork_as(pid: u32) -> sys::SysResult {
         return sys::fork();
     }
     crate::threads::fork_with_pid(pid)
+}
+
+/// Wait (at most [`ATTACH_SECONDS`]) for the tracer's answer; a tracer
+/// that did not answer in time is told it is too late and not used.
+fn wait_attached(word: &AtomicU32) -> bool {
+    let second = [1u64, 0];
+    for _ in 0..ATTACH_SECONDS {
+        if word.load(Ordering::Acquire) != PENDING {
+            break;
+        }
+        // SAFETY: FUTEX_WAIT on a live word with a relative timeout the
+        // kernel only reads.
+        let _ = unsafe {
+            raw_syscall(
+                g::__NR_futex as usize,
+                [
+                    word.as_ptr() as usize,
+                    FUTEX_WAIT as usize,
+                    PENDING as usize,
+                    second.as_ptr() as usize,
+                    0,
+                    0,
+                ],
+            )
+        };
+    }
+    match word.compare_exchange(PENDING, FAILED, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => false,
+        Err(state) => state == ATTACHED,
+    }
 }
 
 fn set_state(word: &AtomicU32, state: u32) {
@@ -130,11 +182,19 @@ fn run(stub: u32, word: &AtomicU32, threads: usize) -> ! {
         0,
         (pt::PTRACE_O_TRACESYSGOOD | pt::PTRACE_O_TRACECLONE) as usize,
     );
-    if seized.is_err() {
+    // The stub gave up waiting (exiting detaches it again).
+    let late = word
+        .compare_exchange(PENDING, ATTACHED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err();
+    if seized.is_err() || late {
         set_state(word, FAILED);
         sys::exit_thread(1);
     }
-    set_state(word, ATTACHED);
+    let _ = sys::futex(word, FUTEX_WAKE, 1);
+    // Nothing inherited may keep SIGALRM from ending a tracer that takes
+    // too long (an ignored or blocked SIGALRM survives execve).
+    let _ = sys::set_sigaction(SIGALRM, &sys::KernelSigaction::default());
+    let _ = sys::set_sigmask(0);
     let mut trapped = [0u32; MAX_THREADS];
     let mut count = 0usize;
     loop {
@@ -155,7 +215,8 @@ fn run(stub: u32, word: &AtomicU32, threads: usize) -> ! {
             trapped[count] = pid;
             count += 1;
             if count == threads {
-                unmap_window(&trapped[..count]);
+                alarm(JOB_SECONDS);
+                unmap_window(stub, &trapped[..count]);
                 sys::exit_thread(0);
             }
         } else {
@@ -192,22 +253,34 @@ fn wait(pid: u32) -> Option<i32> {
     }
 }
 
+/// `setitimer(ITIMER_REAL)`: SIGALRM in `seconds`.
+fn alarm(seconds: usize) {
+    let timer = [0usize, 0, seconds, 0];
+    // SAFETY: the kernel only reads the itimerval.
+    let _ = unsafe {
+        raw_syscall(
+            g::__NR_setitimer as usize,
+            [0, timer.as_ptr() as usize, 0, 0, 0, 0],
+        )
+    };
+}
+
 /// Resume with PTRACE_SYSCALL until the next syscall stop; a signal that
 /// arrives meanwhile is held back and returned for delivery at detach.
+/// `None` when the thread is gone or cannot get there ([`MAX_STOPS`]).
 fn to_syscall_stop(pid: u32, held: &mut usize) -> Option<()> {
-    let mut sig = 0usize;
-    loop {
-        sys::ptrace(pt::PTRACE_SYSCALL, pid, 0, sig).ok()?;
+    for _ in 0..MAX_STOPS {
+        sys::ptrace(pt::PTRACE_SYSCALL, pid, 0, 0).ok()?;
         let status = wait(pid)?;
         let stop = (status >> 8) & 0xffff;
         if stop == SIGTRAP | 0x80 {
             return Some(());
         }
-        sig = 0;
         if stop & 0xff00 == 0 && stop != SIGTRAP {
             *held = stop as usize;
         }
     }
+    None
 }
 
 fn regs(request: u32, pid: u32, regs: &mut kckpt_arch::UserRegs) -> Option<()> {
@@ -215,18 +288,25 @@ fn regs(request: u32, pid: u32, regs: &mut kckpt_arch::UserRegs) -> Option<()> {
 }
 
 /// Let every thread (stopped at its `int3`) run `rt_sigreturn`, unmap the
-/// window from the first, detach all.
-fn unmap_window(pids: &[u32]) {
+/// window from the first, detach all. A thread that cannot get through
+/// means the restored process cannot run: process `stub` is killed.
+fn unmap_window(stub: u32, pids: &[u32]) {
     let mut held = [0usize; MAX_THREADS];
     let mut r = kckpt_arch::UserRegs::default();
-    let syscall_pc =
-        regs(pt::PTRACE_GETREGSET, pids[0], &mut r).map(|_| kckpt_arch::syscall_pc_after_trap(&r));
-    for (i, &pid) in pids.iter().enumerate() {
-        // rt_sigreturn: entry, then exit with the restored registers.
-        let _ = to_syscall_stop(pid, &mut held[i]).and_then(|_| to_syscall_stop(pid, &mut held[i]));
-    }
-    if let Some(pc) = syscall_pc {
-        unmap_in(pids[0], pc, &mut held[0]);
+    let done = (|| {
+        regs(pt::PTRACE_GETREGSET, pids[0], &mut r)?;
+        let syscall_pc = kckpt_arch::syscall_pc_after_trap(&r);
+        for (i, &pid) in pids.iter().enumerate() {
+            // rt_sigreturn: entry, then exit with the restored registers.
+            to_syscall_stop(pid, &mut held[i])?;
+            to_syscall_stop(pid, &mut held[i])?;
+        }
+        unmap_in(pids[0], syscall_pc, &mut held[0])
+    })();
+    if done.is_none() {
+        // SAFETY: kill touches no memory.
+        let _ = unsafe { raw_syscall(g::__NR_kill as usize, [stub as usize, SIGKILL, 0, 0, 0, 0]) };
+        return;
     }
     for (i, &pid) in pids.iter().enumerate() {
         if let Some(mask) = final_mask(pid) {
@@ -238,18 +318,14 @@ fn unmap_window(pids: &[u32]) {
 
 /// Run `munmap(window)` in `pid`, stopped at the exit of its rt_sigreturn
 /// issued by the `syscall` instruction at `syscall_pc`.
-fn unmap_in(pid: u32, syscall_pc: u64, held: &mut usize) {
-    let done = (|| {
-        let mut restored = kckpt_arch::UserRegs::default();
-        regs(pt::PTRACE_GETREGSET, pid, &mut restored)?;
-        let mut call = restored;
-        let args = [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0];
-        kckpt_arch::set_syscall(&mut call, syscall_pc, u64::from(g::__NR_munmap), args);
-        regs(pt::PTRACE_SETREGSET, pid, &mut call)?;
-        to_syscall_stop(pid, held)?;
-        to_syscall_stop(pid, held)?;
-        regs(pt::PTRACE_SETREGSET, pid, &mut restored)?;
-        Some(())
-    })();
-    let _ = done;
+fn unmap_in(pid: u32, syscall_pc: u64, held: &mut usize) -> Option<()> {
+    let mut restored = kckpt_arch::UserRegs::default();
+    regs(pt::PTRACE_GETREGSET, pid, &mut restored)?;
+    let mut call = restored;
+    let args = [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0];
+    kckpt_arch::set_syscall(&mut call, syscall_pc, u64::from(g::__NR_munmap), args);
+    regs(pt::PTRACE_SETREGSET, pid, &mut call)?;
+    to_syscall_stop(pid, held)?;
+    to_syscall_stop(pid, held)?;
+    regs(pt::PTRACE_SETREGSET, pid, &mut restored)
 }

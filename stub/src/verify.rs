@@ -1,249 +1,87 @@
-//! Checking stored data against its checksums (format 1.2).
-//!
-//! Metadata is checked in `load` (`kckpt_image::checksum::check_image`).
-//! Data is checked as it is read: [`read_checked`] reads a run chunk by
-//! chunk and checks each chunk while it is still in the CPU's cache (the
-//! calling thread and `fill`'s helpers each on their own share). Descriptor
-//! data, and with `KCKPT_VERIFY=1` all memory too, is checked by
-//! [`up_front`] before anything changes, so a mismatch there is a clean
-//! refusal; a memory mismatch found while the address space is being
-//! rebuilt ends the restore with one line too, but the process is lost.
-#![allow(unsafe_code)] // Checking memory the stub has just filled.
+//! The stub's own checks of a validated image that need no system call:
+//! the thread count, the stub's window, and each thread's registers
+//! (`kckpt_arch::check_user_regs`) and FP state. The machine-dependent
+//! checks (page size, CPU features, vDSO, backing files) are in the
+//! program's `layout` module.
 
-use kckpt_image::checksum::{chunk_count, chunk_sum, Sums};
-use kckpt_image::{RunRecord, VmaRecord, MAX_CHUNK_SHIFT};
+use kckpt_image::read::ThreadNotes;
+use kckpt_image::{nt, vma_kind, FormatError, ImageView, CORE_OWNER, LINUX_OWNER};
 
-use crate::load::Image;
-use crate::report::Msg;
-use crate::statics::StaticBuf;
-use crate::sys::{self, Errno};
+use crate::window::{FRAME_LEN, MAX_THREADS, USER_TOP, WINDOW_END, WINDOW_START};
 
-/// Bytes read by one `pread` before its chunks are checked: small enough
-/// to be still in the CPU's second-level cache when they are checked (the
-/// checks took half the time they take after 4 MiB reads), large enough
-/// that the system calls cost little.
-const READ_PIECE: usize = 1 << 20;
-static BUF: StaticBuf<{ 1 << MAX_CHUNK_SHIFT }> = StaticBuf::new();
+/// Why the stub refuses an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A format error (the text of `FormatError`).
+    Format(FormatError),
+    /// A fixed sentence.
+    Text(&'static str),
+    /// Saved memory at this address lies in the stub's window.
+    Window(u64),
+}
 
-/// Why a checked read stopped.
+/// Everything about one thread the signal frame needs, checked.
 #[derive(Clone, Copy, Debug)]
-pub enum ReadError {
-    /// The read failed.
-    Io(Errno),
-    /// The chunk starting `at` bytes into the range does not match.
-    Corrupt {
-        /// Offset of the chunk in the range read.
-        at: usize,
-    },
+pub struct ThreadState<'a> {
+    /// Registers to resume with.
+    pub regs: kckpt_arch::UserRegs,
+    /// FP/vector state note.
+    pub fpstate: &'a [u8],
+    /// kckpt's thread record.
+    pub record: kckpt_image::ThreadRecord,
 }
 
-/// The expected checksums of the chunks of a range: little-endian `u32`s
-/// (a slice of the checksum note) and the chunk size. Empty: no check.
-#[derive(Clone, Copy)]
-pub struct Expected {
-    /// The checksums, 4 bytes each.
-    pub sums: &'static [u8],
-    /// Bytes per chunk.
-    pub chunk: usize,
+/// Check one thread's notes; `xcr0`: the image header's.
+pub fn thread_notes<'a>(t: &ThreadNotes<'a>, xcr0: u64) -> Result<ThreadState<'a>, Refusal> {
+    let regs = kckpt_arch::regs_from_prstatus(t.prstatus)
+        .ok_or(Refusal::Text("image is corrupt (bad NT_PRSTATUS)"))?;
+    kckpt_arch::check_user_regs(&regs)
+        .map_err(|what| Refusal::Format(FormatError::BadRegisters(what)))?;
+    let fpstate = t
+        .regset(LINUX_OWNER, nt::X86_XSTATE)
+        .or_else(|| t.regset(CORE_OWNER, nt::PRFPREG))
+        .ok_or(Refusal::Text("image is corrupt (no floating-point state)"))?;
+    if kckpt_arch::frame_size(fpstate.len()) > FRAME_LEN
+        || !kckpt_arch::fpstate_is_valid(fpstate, xcr0)
+    {
+        return Err(Refusal::Text("image is corrupt (bad floating-point state)"));
+    }
+    Ok(ThreadState {
+        regs,
+        fpstate,
+        record: t.record,
+    })
 }
 
-impl Expected {
-    /// No checksums (format 1.1 images, data written without them).
-    pub const NONE: Expected = Expected {
-        sums: &[],
-        chunk: 0,
-    };
+/// Thread `index` (0: the main thread), checked.
+pub fn thread<'a>(view: &ImageView<'a>, index: usize) -> Result<ThreadState<'a>, Refusal> {
+    let t = view
+        .threads()
+        .nth(index)
+        .ok_or(Refusal::Text("image is corrupt (no thread)"))?;
+    thread_notes(&t, view.header.xcr0)
+}
 
-    /// The checksums of `chunks` chunks from chunk `first` of the image.
-    pub fn of(img: &Image, first: u64, chunks: u64) -> Expected {
-        match &img.sums {
-            Some(s) if s.has_data() => {
-                let bytes = s.data_bytes();
-                let start = (first as usize).saturating_mul(4).min(bytes.len());
-                let end = start
-                    .saturating_add((chunks as usize).saturating_mul(4))
-                    .min(bytes.len());
-                Expected {
-                    sums: &bytes[start..end],
-                    chunk: s.chunk_size() as usize,
-                }
-            }
-            _ => Expected::NONE,
+/// Every check of this module, on a view `ImageView::parse` accepted.
+pub fn image(view: &ImageView<'_>) -> Result<(), Refusal> {
+    if view.header.thread_count as usize > MAX_THREADS {
+        return Err(Refusal::Text(
+            "the image has more threads than kckpt restores (512)",
+        ));
+    }
+    for vma in view.vmas.iter() {
+        let (s, e) = (vma.start, vma.end);
+        if s < WINDOW_END as u64 && e > WINDOW_START as u64 {
+            return Err(Refusal::Window(s));
+        }
+        if e > USER_TOP as u64 && vma.kind != vma_kind::VSYSCALL {
+            return Err(Refusal::Text(
+                "the saved memory lies above the 47-bit user address space",
+            ));
         }
     }
-
-    /// The part from byte `at` (a multiple of the chunk size) on.
-    pub fn from(&self, at: usize) -> Expected {
-        if self.sums.is_empty() {
-            return *self;
-        }
-        let start = (at / self.chunk).saturating_mul(4).min(self.sums.len());
-        Expected {
-            sums: &self.sums[start..],
-            chunk: self.chunk,
-        }
+    for t in view.threads() {
+        thread_notes(&t, view.header.xcr0)?;
     }
-}
-
-/// Read `len` bytes at `offset` of `fd` into memory at `dest`, a few
-/// MiB at a time, each chunk checked against `expected` right after it is
-/// read (when there are checksums). Returns the bytes read (short at the
-/// end of the file).
-///
-/// # Safety
-/// `[dest, dest + len)` must be writable memory nothing else uses.
-pub unsafe fn read_checked(
-    fd: usize,
-    dest: usize,
-    len: usize,
-    offset: u64,
-    expected: Expected,
-) -> Result<usize, ReadError> {
-    // The same reads with or without checksums, so their cost is only the
-    // checks (and pieces of a few MiB took less kernel time here than one
-    // read of the whole run).
-    let mut done = 0usize;
-    let chunk = expected.chunk.max(1);
-    let piece = READ_PIECE.max(chunk);
-    let mut sums = expected.sums.chunks_exact(4);
-    while done < len {
-        let n = piece.min(len - done);
-        // SAFETY: inside the caller's range.
-        let got = unsafe { sys::pread_raw(fd, dest + done, n, offset + done as u64) }
-            .map_err(ReadError::Io)?;
-        if got != n {
-            // The file ended early: the caller refuses a short read.
-            return Ok(done + got);
-        }
-        if !expected.sums.is_empty() {
-            // SAFETY: the `n` bytes were just read into the caller's range.
-            let bytes = unsafe { core::slice::from_raw_parts((dest + done) as *const u8, n) };
-            for (i, piece) in bytes.chunks(chunk).enumerate() {
-                // More data than checksums: not possible in a validated
-                // image; the rest is read unchecked.
-                let Some(want) = sums.next() else { break };
-                if chunk_sum(piece).to_le_bytes() != *want {
-                    return Err(ReadError::Corrupt {
-                        at: done + i * chunk,
-                    });
-                }
-            }
-        }
-        done += n;
-    }
-    Ok(done)
-}
-
-/// Append `memory START-END (NAME) at file offset N` for `len` bytes at
-/// address `addr` of `vma`.
-fn memory_text(m: &mut Msg, img: &Image, vma: &VmaRecord, addr: u64, len: u64, offset: u64) {
-    let name = img.view.string(vma.name).unwrap_or(&[]);
-    m.s("memory ")
-        .hex(addr)
-        .s("-")
-        .hex(addr + len)
-        .s(" (")
-        .push(if name.is_empty() { b"anonymous" } else { name })
-        .s(") at file offset ")
-        .dec(offset);
-}
-
-/// Read `run` of `vma` into memory at `dest` (inside the VMA being built),
-/// checking it chunk by chunk from checksum `first_chunk` on (helper
-/// threads take shares of large runs). A chunk that does not match ends
-/// the restore with one line: the address space is already replaced.
-#[inline(never)]
-pub fn read_run(
-    img: &Image,
-    vma: &VmaRecord,
-    run: &RunRecord,
-    dest: usize,
-    first_chunk: u64,
-) -> Result<(), Errno> {
-    let shift = img.sums.as_ref().map_or(12, Sums::chunk_shift);
-    let expected = Expected::of(img, first_chunk, chunk_count(run.len, shift));
-    let len = run.len as usize;
-    // SAFETY: `dest` is the run's place in the VMA just created, writable
-    // and used by nothing else (caller).
-    match unsafe { crate::fill::read(img.fd, dest, len, run.offset, expected) } {
-        Ok(n) if n == len => Ok(()),
-        Ok(_) => Err(Errno(linux_raw_sys::errno::EIO)),
-        Err(ReadError::Io(e)) => Err(e),
-        Err(ReadError::Corrupt { at }) => {
-            let at = at as u64;
-            let mut m = Msg::new();
-            m.push(img.path)
-                .s(": restore failed after the address space was replaced: image is corrupt (");
-            let n = (1u64 << shift).min(run.len - at);
-            memory_text(&mut m, img, vma, run.start + at, n, run.offset + at);
-            m.s(" does not match its checksum)").fail()
-        }
-    }
-}
-
-/// Check `len` bytes at `offset` against the checksums from `first` on,
-/// reading them into `buf` a chunk at a time; the offset of the first bad
-/// chunk in the range, if any.
-fn bad_chunk(img: &Image, buf: &mut [u8], offset: u64, len: u64, first: u64) -> Option<u64> {
-    let whole = Expected::of(img, first, u64::MAX);
-    let chunk = whole.chunk as u64;
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(chunk) as usize;
-        let one = Expected {
-            sums: whole.from(done as usize).sums.get(..4).unwrap_or(&[]),
-            chunk: whole.chunk,
-        };
-        // SAFETY: `buf` holds a whole chunk and nothing else uses it.
-        match unsafe { read_checked(img.fd, buf.as_mut_ptr() as usize, n, offset + done, one) } {
-            Ok(got) if got == n => {}
-            Ok(_) => crate::load::refuse(img.path, "image is truncated"),
-            Err(ReadError::Io(e)) => Msg::new().s("cannot read ").push(img.path).errno(e).fail(),
-            Err(ReadError::Corrupt { .. }) => return Some(done),
-        }
-        done += n as u64;
-    }
-    None
-}
-
-fn corrupt(img: &Image) -> Msg {
-    let mut m = Msg::new();
-    m.push(img.path).s(": image is corrupt (");
-    m
-}
-
-/// Check descriptor data (always) and, with `memory`, every memory run,
-/// before anything changes: the first mismatch is a refusal (exit 126).
-pub fn up_front(img: &Image, memory: bool) {
-    let Some(sums) = img.sums.as_ref().filter(|s| s.has_data()) else {
-        return;
-    };
-    let Some(buf) = BUF.take() else { return };
-    let shift = sums.chunk_shift();
-    let mut next = 0u64;
-    for vma in img.view.vmas.iter() {
-        for run in img.view.runs_of(&vma) {
-            if memory {
-                if let Some(at) = bad_chunk(img, buf, run.offset, run.len, next) {
-                    let n = sums.chunk_size().min(run.len - at);
-                    let mut m = corrupt(img);
-                    memory_text(&mut m, img, &vma, run.start + at, n, run.offset + at);
-                    m.s(" does not match its checksum)").fail();
-                }
-            }
-            next += chunk_count(run.len, shift);
-        }
-    }
-    for fd in img.view.fds.iter() {
-        if let Some(at) = bad_chunk(img, buf, fd.data_offset, fd.data_len, next) {
-            corrupt(img)
-                .s("data of fd ")
-                .dec(fd.fd.into())
-                .s(" at file offset ")
-                .dec(fd.data_offset + at)
-                .s(" does not match its checksum)")
-                .fail();
-        }
-        next += chunk_count(fd.data_len, shift);
-    }
+    Ok(())
 }

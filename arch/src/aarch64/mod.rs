@@ -2,6 +2,7 @@
 //! signal-frame layouts, raw system calls, the entry point and final jump
 //! (running on ARM is a later step).
 
+pub mod check;
 pub mod cpu;
 pub mod frame;
 pub mod inject;
@@ -16,6 +17,7 @@ pub mod start;
 #[cfg(target_arch = "aarch64")]
 pub mod syscall;
 
+pub use check::*;
 pub use frame::*;
 pub use inject::*;
 pub use regs::*;

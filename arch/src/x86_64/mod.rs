@@ -1,5 +1,6 @@
 //! x86_64 implementation of the `kckpt-arch` interface.
 
+pub mod check;
 pub mod frame;
 pub mod inject;
 pub mod regs;
@@ -15,6 +16,7 @@ pub mod start;
 #[cfg(target_arch = "x86_64")]
 pub mod syscall;
 
+pub use check::*;
 pub use frame::*;
 pub use inject::*;
 pub use regs::*;
