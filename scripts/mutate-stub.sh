@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The restore stub on mutated images (issue 7): real images of small
+# The restore stub and kckpt info on mutated images (issue 7): real images of small
 # programs (scripts/make-images.sh), mutated (bit flips, interesting values,
 # truncation, edits of record fields and saved registers) and run through
 # kckpt-stub by kckpt-mutate (tests/src/bin/kckpt-mutate.rs, which says what
@@ -26,4 +26,7 @@ bash scripts/make-images.sh "$work" > /dev/null
 keep=()
 if [ -n "${KCKPT_MUTATE_KEEP:-}" ]; then keep=(--keep "$KCKPT_MUTATE_KEEP"); fi
 target/release/kckpt-mutate --stub target/release/kckpt-stub --count "$count" --seed "$seed" \
+    "${keep[@]}" "$work"/*.kckpt
+# The other reader: kckpt info (text, and --json --verify) on as many mutants.
+target/release/kckpt-mutate --info target/release/kckpt --count "$count" --seed "$seed" \
     "${keep[@]}" "$work"/*.kckpt

@@ -1,9 +1,16 @@
-//! `kckpt-mutate`: runs `kckpt-stub` on mutated real images and checks that
-//! it never hangs, crashes or refuses untidily (issue 7).
+//! `kckpt-mutate`: runs `kckpt-stub` (or, with `--info`, `kckpt info`) on
+//! mutated real images and checks that it never hangs, crashes or refuses
+//! untidily (issue 7).
 //!
 //! ```text
 //! kckpt-mutate --stub PATH [--count N] [--seed S] [--keep DIR] [--as-root] IMAGE...
+//! kckpt-mutate --info KCKPT [--count N] [--seed S] [--keep DIR] IMAGE...
 //! ```
+//!
+//! With `--info`, each mutant goes through `kckpt info` and `kckpt info
+//! --json --verify`, which must each either describe it (exit 0, output on
+//! stdout, nothing on stderr) or refuse it (exit 1, exactly one `kckpt: `
+//! line on stderr), within 10 s and without a signal.
 //!
 //! Each mutant is a copy of one of the IMAGEs with one to three mutations:
 //! bit flips and byte or word overwrites with interesting values in the
@@ -266,6 +273,68 @@ enum Outcome {
     HelperLeft,
 }
 
+/// `kckpt info` (text, then `--json --verify`) on a mutant: described by
+/// both (`RestoredRan` stands for "described"), or refused in one line.
+fn run_info(kckpt: &Path, path: &Path) -> (Outcome, String) {
+    let mut described = true;
+    for args in [&["info"][..], &["info", "--json", "--verify"][..]] {
+        let mut child = match Command::new(kckpt)
+            .args(args)
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => return (Outcome::Crash, format!("cannot run kckpt: {e}")),
+        };
+        let (out, out_reader) = collect(child.stdout.take().unwrap());
+        let (err, err_reader) = collect(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            if started.elapsed() > STUB_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (Outcome::Hang, format!("kckpt {args:?} did not finish"));
+            }
+            thread::sleep(Duration::from_millis(1));
+        };
+        drained(&out_reader);
+        drained(&err_reader);
+        let text = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+        let printed = !out.lock().unwrap().is_empty();
+        let lines: Vec<&str> = text.lines().collect();
+        match (status.code(), status.signal()) {
+            (Some(0), _) if printed && lines.is_empty() => {}
+            (Some(1), _) if lines.len() == 1 && lines[0].starts_with("kckpt: ") => {
+                described = false
+            }
+            (Some(1), _) => return (Outcome::UntidyRefusal, format!("kckpt {args:?}: {text}")),
+            (_, Some(sig)) => {
+                return (
+                    Outcome::Crash,
+                    format!("kckpt {args:?}: signal {sig}\n{text}"),
+                )
+            }
+            (code, _) => {
+                return (
+                    Outcome::Crash,
+                    format!("kckpt {args:?}: exit {code:?}\n{text}"),
+                )
+            }
+        }
+    }
+    if described {
+        (Outcome::RestoredRan, String::new())
+    } else {
+        (Outcome::Refused, String::new())
+    }
+}
+
 impl Outcome {
     fn failed(self) -> bool {
         self >= Outcome::Hang
@@ -431,6 +500,8 @@ fn run_stub(stub: &Path, path: &Path, as_root: bool) -> (Outcome, String) {
 
 struct Args {
     stub: PathBuf,
+    /// `--info KCKPT`: the reader is `kckpt info`, not the stub.
+    info: Option<PathBuf>,
     count: usize,
     seed: u64,
     keep: Option<PathBuf>,
@@ -441,7 +512,7 @@ struct Args {
 fn usage(msg: &str) -> ! {
     eprintln!("kckpt-mutate: {msg}");
     eprintln!(
-        "usage: kckpt-mutate --stub PATH [--count N] [--seed S] [--keep DIR] [--as-root] IMAGE..."
+        "usage: kckpt-mutate (--stub PATH | --info KCKPT) [--count N] [--seed S] [--keep DIR] [--as-root] IMAGE..."
     );
     std::process::exit(2)
 }
@@ -449,6 +520,7 @@ fn usage(msg: &str) -> ! {
 fn args() -> Args {
     let mut a = Args {
         stub: PathBuf::new(),
+        info: None,
         count: 500,
         seed: 1,
         keep: None,
@@ -463,6 +535,7 @@ fn args() -> Args {
         };
         match arg.as_str() {
             "--stub" => a.stub = value("--stub").into(),
+            "--info" => a.info = Some(value("--info").into()),
             "--count" => {
                 a.count = value("--count")
                     .parse()
@@ -479,12 +552,16 @@ fn args() -> Args {
             _ => a.images.push(arg.into()),
         }
     }
-    if a.stub.as_os_str().is_empty() || a.images.is_empty() {
-        usage("--stub and at least one image are needed");
+    if (a.stub.as_os_str().is_empty() && a.info.is_none()) || a.images.is_empty() {
+        usage("--stub or --info, and at least one image, are needed");
     }
     // The stub runs in the work directory.
-    a.stub =
-        fs::canonicalize(&a.stub).unwrap_or_else(|e| usage(&format!("{}: {e}", a.stub.display())));
+    let absolute =
+        |p: &Path| fs::canonicalize(p).unwrap_or_else(|e| usage(&format!("{}: {e}", p.display())));
+    match &a.info {
+        Some(kckpt) => a.info = Some(absolute(kckpt)),
+        None => a.stub = absolute(&a.stub),
+    }
     a
 }
 
@@ -519,7 +596,10 @@ fn main() {
         fixup_checksums(&mut img, i % 2 == 0);
         let path = work.join(format!("mutant-{i:06}.kckpt"));
         write_sparse(&path, &img).expect("write mutant");
-        let (outcome, text) = run_stub(&a.stub, &path, a.as_root);
+        let (outcome, text) = match &a.info {
+            Some(kckpt) => run_info(kckpt, &path),
+            None => run_stub(&a.stub, &path, a.as_root),
+        };
         *counts.entry(outcome).or_default() += 1;
         if outcome.failed() {
             eprintln!(
@@ -559,14 +639,22 @@ fn main() {
         .map(|(_, n)| n)
         .sum();
     println!(
-        "kckpt-mutate: {} mutants of {} image(s), seed {}, {:.1} s",
+        "kckpt-mutate: {} mutants of {} image(s) through {}, seed {}, {:.1} s",
         a.count,
         bases.len(),
+        if a.info.is_some() {
+            "kckpt info"
+        } else {
+            "kckpt-stub"
+        },
         a.seed,
         started.elapsed().as_secs_f64()
     );
     for (o, n) in &counts {
-        println!("  {o:?}: {n}");
+        match o {
+            Outcome::RestoredRan if a.info.is_some() => println!("  Described: {n}"),
+            o => println!("  {o:?}: {n}"),
+        }
     }
     println!("{} passed, {failures} failed", a.count - failures);
     std::process::exit(if failures == 0 { 0 } else { 1 });
