@@ -12,11 +12,16 @@
               PR_SET_NO_NEW_PRIVS)
    sem_undo   SysV semaphore set, semop with SEM_UNDO    ready id N
    msgq       SysV message queue holding one message     ready id N
+   unix_unconn  unix stream socket, never connected     ready fd N
+                (and /dev/null open next to it: the dumper once took the
+                unconnected socket's "peer", inode 0, for that descriptor
+                and failed with EINVAL instead of naming the socket)
 
    A setup failure prints "FAILED <what>: <error>" and exits 2 (io_uring:
    with the value of /proc/sys/kernel/io_uring_disabled). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/io_uring.h>
 #include <linux/seccomp.h>
@@ -91,6 +96,11 @@ int main(int argc, char **argv) {
         struct sembuf op = {.sem_num = 0, .sem_op = 1, .sem_flg = SEM_UNDO};
         if (semop(id, &op, 1) != 0) fail("semop");
         printf("ready id %d\n", id);
+    } else if (!strcmp(mode, "unix_unconn")) {
+        fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0) fail("socket");
+        if (open("/dev/null", O_RDONLY) < 0) fail("open /dev/null");
+        printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "msgq")) {
         int id = msgget(IPC_PRIVATE, 0600);
         if (id < 0) fail("msgget");

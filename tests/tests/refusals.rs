@@ -136,6 +136,11 @@ fn udp_socket_is_refused_or_skipped_as_dev_null() {
 }
 
 #[test]
+fn unconnected_unix_socket_is_refused_or_skipped_as_dev_null() {
+    fd_refused_then_skipped("unix_unconn", "unix socket, not connected");
+}
+
+#[test]
 fn inotify_is_refused_or_skipped_as_dev_null() {
     fd_refused_then_skipped("inotify", "inotify");
 }

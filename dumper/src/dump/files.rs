@@ -618,9 +618,11 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                 } else if domain == libc::AF_UNIX {
                     let ty = ty as u32;
                     let peer = unix_peer(ino);
+                    // Inode 0 is no socket: the socket is not connected.
                     let peer_fd = peer
-                        .filter(|&(_, named)| !named)
-                        .and_then(|(p, _)| index_of_ino(&files.fds, p, i, None));
+                        .filter(|&(p, named)| !named && p != 0)
+                        .and_then(|(p, _)| index_of_ino(&files.fds, p, i, None))
+                        .filter(|&j| files.fds[j].rec.kind == fd_kind::SOCKETPAIR);
                     match peer_fd {
                         Some(j) if p_ok(ty) => {
                             files.fds[i].rec.peer = files.fds[j].rec.fd;
@@ -629,6 +631,9 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                         }
                         _ if peer.is_some_and(|(_, named)| named) => {
                             Some("named unix socket".to_owned())
+                        }
+                        _ if peer.is_some_and(|(p, _)| p == 0) => {
+                            Some("unix socket, not connected".to_owned())
                         }
                         _ => Some("unix socket connected outside the process".to_owned()),
                     }
