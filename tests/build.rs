@@ -33,6 +33,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),
     (
         "NOLIBC",
         "nolibc.c",

@@ -110,7 +110,14 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
-        let traced = tracer::start(nthreads, helper_pids)?;
+        let trap = &img.view.signals.actions[4]; // SIGTRAP
+        let sigtrap = sys::KernelSigaction {
+            handler: trap.handler,
+            flags: trap.flags,
+            restorer: trap.restorer,
+            mask: trap.mask,
+        };
+        let traced = tracer::start(nthreads, helper_pids, &sigtrap)?;
         let _ = sys::set_sigmask(!0);
         // Helper threads read large runs in parallel; none in a new PID
         // namespace, where their tids could be ones the process needs.
