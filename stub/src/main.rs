@@ -25,6 +25,7 @@ mod state;
 mod statics;
 mod sys;
 mod threads;
+mod timers;
 mod tracer;
 mod xsys;
 
@@ -69,6 +70,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         new_pid_ns: false,
         force: false,
         verify: false,
+        timer_ids_in_order: false,
         debug_jump: 0,
         page_size: 0,
         hwcap: 0,
@@ -98,6 +100,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     let thread = state::thread_state(&img);
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
+    timers::check(&img, start.timer_ids_in_order);
     files::restore(&mut img, start.force);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
@@ -131,6 +134,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
+        let tid_now = |saved| threads::tid_now(&img, saved);
+        timers::restore(&img, &tid_now, start.timer_ids_in_order)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
