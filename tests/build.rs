@@ -34,6 +34,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("TIMERS", "timers.c", &["-fPIE", "-pie", "-lpthread"]),
     (
         "NOLIBC",
         "nolibc.c",
