@@ -33,6 +33,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("TIMERS", "timers.c", &["-fPIE", "-pie", "-lpthread"]),
     (
         "NOLIBC",
         "nolibc.c",

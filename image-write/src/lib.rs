@@ -124,6 +124,18 @@ pub struct ImageMetadata {
     pub pending: Vec<PendingSignalRecord>,
     /// File descriptors, working directory, umask (format 1.1).
     pub files: FilesMeta,
+    /// Interval and POSIX timers (format 1.3).
+    pub timers: TimersMeta,
+}
+
+/// The timer notes (format 1.3): `NT_KCKPT_TIMERS` when `itimers` is set,
+/// `NT_KCKPT_POSIX_TIMERS` when the process has POSIX timers.
+#[derive(Clone, Debug, Default)]
+pub struct TimersMeta {
+    /// The interval timers and the timer-id mode.
+    pub itimers: Option<kckpt_image::timers::TimersRecord>,
+    /// POSIX timers, sorted by id.
+    pub posix: Vec<kckpt_image::timers::PosixTimerRecord>,
 }
 
 /// The file-descriptor notes (format 1.1); nothing is written for the
@@ -460,6 +472,7 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
             .for_each(|p| pending.extend_from_slice(record_bytes(p)));
         n.push(NOTE_OWNER, NT_KCKPT_PENDING, &pending);
     }
+    encode_timers(&mut n, &meta.timers);
     n.push(NOTE_OWNER, NT_KCKPT_STRINGS, meta.strings.as_bytes());
     let mut vmas = Vec::with_capacity(meta.vmas.len() * core::mem::size_of::<VmaRecord>());
     meta.vmas
@@ -483,6 +496,21 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
         n.push_record(NOTE_OWNER, NT_KCKPT_THREAD, &t.record);
     }
     n.bytes
+}
+
+fn encode_timers(n: &mut NoteBuf, timers: &TimersMeta) {
+    use kckpt_image::timers::{NT_KCKPT_POSIX_TIMERS, NT_KCKPT_TIMERS};
+    if let Some(t) = &timers.itimers {
+        n.push_record(NOTE_OWNER, NT_KCKPT_TIMERS, t);
+    }
+    if !timers.posix.is_empty() {
+        let mut bytes = Vec::new();
+        timers
+            .posix
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, NT_KCKPT_POSIX_TIMERS, &bytes);
+    }
 }
 
 fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {

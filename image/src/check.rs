@@ -104,6 +104,7 @@ pub fn fields(view: &ImageView<'_>) -> Result<(), FormatError> {
         process(&p)?;
     }
     files(view)?;
+    crate::timers::validate(view)?;
     auxv(view.auxv)
 }
 
@@ -388,7 +389,8 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             a[1] & !SEALS_KNOWN == 0 && r.data_len <= a[0] && !has_nul(view.string(r.path)?)
         }
         fd_kind::EVENTFD => a[1] <= 1,
-        fd_kind::TIMERFD => matches!(a[0], 0 | 1 | 7 | 8 | 9),
+        // Clock id, and (1.3) the settime flags in bits 32-33.
+        fd_kind::TIMERFD => matches!(a[0] as u32, 0 | 1 | 7 | 8 | 9) && a[0] >> 32 & !3 == 0,
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

@@ -15,6 +15,8 @@ pub mod escape;
 pub mod files;
 pub mod read;
 pub mod records;
+pub mod timers;
 
 pub use read::{FormatError, ImageView};
 pub use records::*;
+pub use timers::{PosixTimerRecord, TimersRecord, NT_KCKPT_POSIX_TIMERS, NT_KCKPT_TIMERS};

@@ -5,6 +5,7 @@
 //! all slicing goes through `get`, all arithmetic is checked.
 
 use crate::records::*;
+use crate::timers::{PosixTimerRecord, TimersRecord, NT_KCKPT_POSIX_TIMERS, NT_KCKPT_TIMERS};
 
 /// Why an image was refused. [`FormatError::message`] is the one-line text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -573,6 +574,11 @@ pub struct ImageView<'a> {
     pub fds: RecordTable<'a, FdRecord>,
     /// Epoll interest lists (format 1.1; empty in older images).
     pub epoll: RecordTable<'a, EpollItemRecord>,
+    /// Interval timers and the timer-id mode (format 1.3; `None` in older
+    /// images).
+    pub timers: Option<TimersRecord>,
+    /// POSIX timers, sorted by id (format 1.3; empty in older images).
+    pub posix_timers: RecordTable<'a, PosixTimerRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -611,6 +617,7 @@ impl<'a> ImageView<'a> {
         let mut process = None;
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
+        let (mut timers, mut posix_timers) = (None, None);
         let mut checksums = None;
         let mut thread_notes = 0u32;
         let mut first = true;
@@ -637,6 +644,10 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
                     NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
                     NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
+                    NT_KCKPT_TIMERS => take_unique(&mut timers, note.desc, "timers")?,
+                    NT_KCKPT_POSIX_TIMERS => {
+                        take_unique(&mut posix_timers, note.desc, "posix timers")?
+                    }
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -686,6 +697,11 @@ impl<'a> ImageView<'a> {
             },
             fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
             epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
+            timers: match timers {
+                Some(desc) => Some(exact_record(Some(desc), "timers")?),
+                None => None,
+            },
+            posix_timers: RecordTable::new(posix_timers.unwrap_or(&[]), "posix timers")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };

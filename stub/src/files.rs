@@ -217,18 +217,7 @@ pub fn restore(img: &mut Image, force: bool) {
                 sys::epoll_create(g::O_CLOEXEC).unwrap_or_else(|e| fail(img, r, "epoll_create1", e))
             }
             fd_kind::TIMERFD => {
-                let fd = sys::timerfd_create(r.args[0] as u32, g::O_CLOEXEC)
-                    .unwrap_or_else(|e| fail(img, r, "timerfd_create", e));
-                if r.args[1] != 0 {
-                    if let Err(e) = sys::timerfd_settime(fd, r.args[1], r.args[2]) {
-                        fail(img, r, "timerfd_settime", e);
-                    }
-                }
-                if r.args[3] != 0 {
-                    // Expirations not read yet (needs CONFIG_CHECKPOINT_RESTORE).
-                    let _ = sys::timerfd_set_ticks(fd, r.args[3]);
-                }
-                fd
+                crate::timers::timerfd(r).unwrap_or_else(|(what, e)| fail(img, r, what, e))
             }
             fd_kind::SIGNALFD => sys::signalfd(r.args[0], g::O_CLOEXEC)
                 .unwrap_or_else(|e| fail(img, r, "signalfd", e)),

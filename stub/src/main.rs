@@ -25,6 +25,7 @@ mod state;
 mod statics;
 mod sys;
 mod threads;
+mod timers;
 mod tracer;
 mod xsys;
 
@@ -69,6 +70,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         new_pid_ns: false,
         force: false,
         verify: false,
+        timer_ids_in_order: false,
         debug_jump: 0,
         page_size: 0,
         hwcap: 0,
@@ -98,6 +100,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     let thread = state::thread_state(&img);
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
+    timers::check(&img, start.timer_ids_in_order);
     files::restore(&mut img, start.force);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
@@ -110,7 +113,14 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
-        let traced = tracer::start(nthreads, helper_pids)?;
+        let trap = &img.view.signals.actions[4]; // SIGTRAP
+        let sigtrap = sys::KernelSigaction {
+            handler: trap.handler,
+            flags: trap.flags,
+            restorer: trap.restorer,
+            mask: trap.mask,
+        };
+        let traced = tracer::start(nthreads, helper_pids, &sigtrap)?;
         let _ = sys::set_sigmask(!0);
         // Helper threads read large runs in parallel; none in a new PID
         // namespace, where their tids could be ones the process needs.
@@ -124,6 +134,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
+        let tid_now = |saved| threads::tid_now(&img, saved);
+        timers::restore(&img, &tid_now, start.timer_ids_in_order)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();

@@ -97,6 +97,9 @@ pub fn queue_own(img: &Image, saved_tid: u32, shared: bool) -> Result<(), Failur
         } else {
             continue; // another thread's queue: queued by that thread
         };
+        if kckpt_image::timers::timer_of_signal(&img.view, s.signo, &s.siginfo) {
+            continue; // queued again by its POSIX timer (crate::timers)
+        }
         xsys::queue_signal(tgid, to, s.signo, &s.siginfo)
             .map_err(failed("queueing a pending signal", u64::from(s.signo)))?;
     }

@@ -18,6 +18,9 @@ pub struct Startup {
     pub force: bool,
     /// `KCKPT_VERIFY=1`: check all stored data before changing anything.
     pub verify: bool,
+    /// `KCKPT_TIMER_IDS=in-order`: give POSIX timers their ids by creating
+    /// them in order, as on kernels before 6.15 (for tests).
+    pub timer_ids_in_order: bool,
     /// `KCKPT_DEBUG_JUMP`: 0 unset, [`DEBUG_MARK`] (`=1`) or
     /// [`DEBUG_FAULT`] (`=fault`).
     pub debug_jump: u8,
@@ -88,6 +91,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_VERIFY=1" {
                 out.verify = true;
+            }
+            if var == b"KCKPT_TIMER_IDS=in-order" {
+                out.timer_ids_in_order = true;
             }
             if var == b"KCKPT_DEBUG_JUMP=1" {
                 out.debug_jump = DEBUG_MARK;

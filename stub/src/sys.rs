@@ -626,22 +626,6 @@ pub fn epoll_add(epfd: usize, fd: usize, events: u32, data: u64) -> SysResult {
     }
 }
 
-/// `timerfd_settime(fd, 0, {interval, value})` with nanosecond values.
-pub fn timerfd_settime(fd: usize, value_ns: u64, interval_ns: u64) -> SysResult {
-    let ts = |ns: u64| g::__kernel_timespec {
-        tv_sec: (ns / 1_000_000_000) as _,
-        tv_nsec: (ns % 1_000_000_000) as _,
-    };
-    let spec = [ts(interval_ns), ts(value_ns)];
-    // SAFETY: the kernel reads one `__kernel_itimerspec` (two timespecs).
-    unsafe {
-        sc(
-            g::__NR_timerfd_settime,
-            [fd, 0, spec.as_ptr() as usize, 0, 0, 0],
-        )
-    }
-}
-
 /// `ioctl(fd, TFD_IOC_SET_TICKS, &ticks)`.
 pub fn timerfd_set_ticks(fd: usize, ticks: u64) -> SysResult {
     const TFD_IOC_SET_TICKS: usize = 0x4008_5400;

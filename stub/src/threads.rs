@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use linux_raw_sys::general as g;
 
-use crate::layout::{FRAME_LEN, THREADS_AREA, THREAD_SLOT};
+use crate::layout::{FRAME_LEN, MAX_THREADS, THREADS_AREA, THREAD_SLOT};
 use crate::load::Image;
 use crate::memory::Failure;
 use crate::state;
@@ -23,6 +23,9 @@ use crate::sys::{self, Errno};
 
 /// Threads that have built their frames.
 static READY: AtomicU32 = AtomicU32::new(0);
+/// The tid of each thread now, by its place in the image (0: the main
+/// thread, which does not fill its slot).
+static TIDS: [AtomicU32; MAX_THREADS] = [const { AtomicU32::new(0) }; MAX_THREADS];
 /// Set once by the main thread: go.
 static GO: AtomicU32 = AtomicU32::new(0);
 
@@ -192,6 +195,16 @@ pub fn start(img: &Image, traced: bool, tids: Tids) -> Result<(), Failure> {
     }
 }
 
+/// The tid now of the thread whose saved tid is `saved` (call after
+/// [`start`]; a tid the image does not have is returned as it is).
+pub fn tid_now(img: &Image, saved: u32) -> u32 {
+    match img.view.threads().position(|t| t.record.tid == saved) {
+        Some(0) => crate::xsys::gettid(),
+        Some(i) if i < MAX_THREADS => TIDS[i].load(Ordering::Acquire),
+        _ => saved,
+    }
+}
+
 /// Let every thread go to its `rt_sigreturn` (called by the main thread
 /// right before its own).
 pub fn release() {
@@ -216,6 +229,9 @@ extern "C" fn thread_main(arg: usize) -> ! {
         let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
         let sp = state::build_frame(img, &thread, buf, st.frame, st.index, st.traced)?;
         crate::ids::drop_caps();
+        if st.index < MAX_THREADS {
+            TIDS[st.index].store(crate::xsys::gettid(), Ordering::Release);
+        }
         READY.fetch_add(1, Ordering::AcqRel);
         let _ = sys::futex(&READY, FUTEX_WAKE, 1);
         while GO.load(Ordering::Acquire) == 0 {

@@ -19,6 +19,13 @@
 //! is not retried forever: the tracer kills the process, which could not
 //! run anyway. The stub waits a bounded time for the tracer to attach.
 //!
+//! The `int3` raises SIGTRAP while every signal is blocked, and the kernel
+//! then resets SIGTRAP's disposition to the default (a forced signal that
+//! is blocked or ignored cannot stay so): the tracer, which discards that
+//! SIGTRAP, sets the saved SIGTRAP action again in the process (an
+//! `rt_sigaction` run like the `munmap`, with the action the stub left in
+//! the handshake area) once every thread is past its trap.
+//!
 //! With several threads the tracer follows the stub's clones
 //! (`PTRACE_O_TRACECLONE`), waits until every thread has stopped at its
 //! `int3`, lets each run `rt_sigreturn` to its exit stop, runs `munmap` in
@@ -64,7 +71,12 @@ const ATTACH_SECONDS: u32 = 10;
 /// (`PTRACE_SETSIGMASK`) when it detaches it, so no signal is delivered (or
 /// held back by the tracer, losing its siginfo) in between.
 const MASKS_OFFSET: usize = 64;
-/// Size of the shared handshake area: the state word and the mask table.
+/// Offset in the handshake area of the saved SIGTRAP action (a kernel
+/// `struct sigaction`, 32 bytes), read by the `rt_sigaction` the tracer
+/// runs in the process.
+const SIGTRAP_ACTION_OFFSET: usize = 8;
+/// Size of the shared handshake area: the state word, the SIGTRAP action
+/// and the mask table.
 const HANDSHAKE_LEN: usize = (MASKS_OFFSET + MAX_THREADS * 16).next_multiple_of(4096);
 
 fn mask_slot(i: usize) -> (&'static AtomicU64, &'static AtomicU64) {
@@ -96,12 +108,27 @@ fn final_mask(tid: u32) -> Option<u64> {
 
 /// Start the tracer for a process of `threads` threads; returns whether it
 /// attached. `pids`: the pids to give the helper child and grandchild
-/// (`clone3` with `set_tid`), or 0 for any.
-pub fn start(threads: usize, pids: [u32; 2]) -> Result<bool, Failure> {
+/// (`clone3` with `set_tid`), or 0 for any. `sigtrap`: the saved SIGTRAP
+/// action, which the tracer sets again after the `int3` handshake.
+pub fn start(
+    threads: usize,
+    pids: [u32; 2],
+    sigtrap: &sys::KernelSigaction,
+) -> Result<bool, Failure> {
     let page = memory::scratch_page(HANDSHAKE_ADDR, HANDSHAKE_LEN, true)?;
     // SAFETY: the area is at least 4096 bytes, page aligned, shared with the tracer
     // after fork; an AtomicU32 at its start is valid for any bit pattern.
     let word: &'static AtomicU32 = unsafe { &*(page.as_mut_ptr() as *const AtomicU32) };
+    let action = [
+        sigtrap.handler,
+        sigtrap.flags,
+        sigtrap.restorer,
+        sigtrap.mask,
+    ];
+    for (i, v) in action.iter().enumerate() {
+        let at = SIGTRAP_ACTION_OFFSET + i * 8;
+        page[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    }
     let stub = sys::getpid();
     let _ = sys::prctl(
         linux_raw_sys::prctl::PR_SET_PTRACER,
@@ -316,16 +343,43 @@ fn unmap_window(stub: u32, pids: &[u32]) {
     }
 }
 
-/// Run `munmap(window)` in `pid`, stopped at the exit of its rt_sigreturn
-/// issued by the `syscall` instruction at `syscall_pc`.
+/// Run `rt_sigaction(SIGTRAP, saved)` and `munmap(window)` in `pid`,
+/// stopped at the exit of its rt_sigreturn issued by the `syscall`
+/// instruction at `syscall_pc`.
 fn unmap_in(pid: u32, syscall_pc: u64, held: &mut usize) -> Option<()> {
     let mut restored = kckpt_arch::UserRegs::default();
     regs(pt::PTRACE_GETREGSET, pid, &mut restored)?;
-    let mut call = restored;
-    let args = [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0];
-    kckpt_arch::set_syscall(&mut call, syscall_pc, u64::from(g::__NR_munmap), args);
+    let action = (HANDSHAKE_ADDR + SIGTRAP_ACTION_OFFSET) as u64;
+    let sigtrap = [SIGTRAP as u64, action, 0, 8, 0, 0];
+    run_call(
+        pid,
+        &restored,
+        syscall_pc,
+        g::__NR_rt_sigaction,
+        sigtrap,
+        held,
+    )?;
+    let window = [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0];
+    run_call(pid, &restored, syscall_pc, g::__NR_munmap, window, held)?;
+    regs(pt::PTRACE_SETREGSET, pid, &mut restored)
+}
+
+/// Make `pid` (registers `base`) run system call `nr(args)` at the
+/// `syscall` instruction at `syscall_pc`, to its exit stop; `None` if it
+/// failed (the process would run with state missing: it is killed).
+fn run_call(
+    pid: u32,
+    base: &kckpt_arch::UserRegs,
+    syscall_pc: u64,
+    nr: u32,
+    args: [u64; 6],
+    held: &mut usize,
+) -> Option<()> {
+    let mut call = *base;
+    kckpt_arch::set_syscall(&mut call, syscall_pc, u64::from(nr), args);
     regs(pt::PTRACE_SETREGSET, pid, &mut call)?;
     to_syscall_stop(pid, held)?;
     to_syscall_stop(pid, held)?;
-    regs(pt::PTRACE_SETREGSET, pid, &mut restored)
+    regs(pt::PTRACE_GETREGSET, pid, &mut call)?;
+    (kckpt_arch::syscall_return(&call) >= 0).then_some(())
 }

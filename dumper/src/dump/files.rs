@@ -87,15 +87,6 @@ fn dec(v: Option<&str>) -> u64 {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-/// `(sec, nsec)` of a timerfd fdinfo value, in nanoseconds.
-fn timespec_ns(v: Option<&str>) -> u64 {
-    let Some(v) = v else { return 0 };
-    let v = v.trim().trim_start_matches('(').trim_end_matches(')');
-    let mut it = v.split(',').map(|s| s.trim().parse::<u64>().unwrap_or(0));
-    let (s, ns) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
-    s.saturating_mul(1_000_000_000).saturating_add(ns)
-}
-
 fn classify(pid: i32, fd: i32, link: &str) -> Class {
     if let Some(ino) = link
         .strip_prefix("pipe:[")
@@ -522,12 +513,7 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             }
             Class::Timerfd => {
                 d.rec.kind = fd_kind::TIMERFD;
-                d.rec.args = [
-                    dec(fdinfo_field(&info, "clockid")),
-                    timespec_ns(fdinfo_field(&info, "it_value")),
-                    timespec_ns(fdinfo_field(&info, "it_interval")),
-                    dec(fdinfo_field(&info, "ticks")),
-                ];
+                d.rec.args = super::timers::timerfd_args(pid, fd, &getfd(fd)?)?;
             }
             Class::Signalfd => {
                 d.rec.kind = fd_kind::SIGNALFD;

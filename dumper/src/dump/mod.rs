@@ -16,6 +16,7 @@ pub mod procfs;
 pub mod ptrace;
 pub mod shmem;
 pub mod threads;
+pub(crate) mod timers;
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -321,6 +322,7 @@ fn write_image(
     let site = inject::find_site(&mem, &maps, insn);
     crate::testing::die_at("seized");
     let state = in_process_state(tracee, &mem, &maps, site, &regsets)?;
+    let timers = timers::collect(tracee, others, &mem, &maps, site, &regsets, &pending)?;
     // One read of /proc/PID/stat serves every thread note and the mm record.
     let stat = procfs::stat(pid)?;
     let ppid = stat.ppid();
@@ -400,6 +402,7 @@ fn write_image(
         process: Some(process),
         pending,
         files,
+        timers,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),

@@ -13,7 +13,9 @@
 //!    &old)`), sigaltstack, `PR_GET_TID_ADDRESS`, rseq (glibc's
 //!    `__rseq_offset`/`__rseq_size`, confirmed by the kernel), the thread
 //!    pointers, the XSAVE area (`xsave64`), the descriptors (the external
-//!    dumper's code on `/proc/self`), limits, personality, dumpable;
+//!    dumper's code on `/proc/self`), limits, personality, dumpable, the
+//!    interval and POSIX timers (`getitimer`, `/proc/self/timers`,
+//!    `timer_gettime`);
 //! 3. take the memory snapshot: `clone` without `CLONE_VM` (a fork without
 //!    atfork handlers and without `SIGCHLD`) right after `brk(0)`. The
 //!    child only waits, so its memory stays exactly this process's memory
@@ -299,9 +301,10 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     // Refuse what is not a new name or a regular file before any work.
     crate::dump::destination(output)?;
     let status = String::from_utf8_lossy(&procfs::read(pid, "status")?).into_owned();
-    let pending = pending_signals(&status, pid as u32);
+    let mut pending = pending_signals(&status, pid as u32);
     let sigmask = sys::block_all()?;
     let _mask = MaskGuard(sigmask);
+    let timers = crate::dump::timers::collect_self(&mut pending, emu)?;
 
     // Thread and process state, from inside.
     let tls = kckpt_arch::selfsave::thread_pointers();
@@ -455,6 +458,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         process: Some(process),
         pending,
         files,
+        timers,
     };
     writer.finish(meta).map_err(write_err)?;
     tmp.commit(&|| Ok(()))

@@ -73,6 +73,10 @@ pub mod prog {
     /// Two threads checking registers, mask, altstack, tid address and a
     /// handler after every system call (`injectee.c`).
     pub const INJECTEE: &str = env!("KCKPT_PROG_INJECTEE");
+    /// A distinct disposition for every signal 1-64 (`handlers.c`).
+    pub const HANDLERS: &str = env!("KCKPT_PROG_HANDLERS");
+    /// Interval timers, POSIX timers, timerfds (`timers.c`).
+    pub const TIMERS: &str = env!("KCKPT_PROG_TIMERS");
     /// A static program without libc (`nolibc.c`).
     pub const NOLIBC: &str = env!("KCKPT_PROG_NOLIBC");
 }
