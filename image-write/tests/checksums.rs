@@ -163,6 +163,7 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
             fds,
             epoll: Vec::new(),
         },
+        kstate: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

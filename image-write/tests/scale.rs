@@ -71,6 +71,7 @@ fn many_threads_and_pending_signals_are_checked_in_linear_time() {
         process: None,
         pending: vec![last; PENDING],
         files: Default::default(),
+        kstate: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

@@ -573,6 +573,13 @@ pub struct ImageView<'a> {
     pub fds: RecordTable<'a, FdRecord>,
     /// Epoll interest lists (format 1.1; empty in older images).
     pub epoll: RecordTable<'a, EpollItemRecord>,
+    /// Process-wide kernel state (format 1.3, `crate::kstate`; `None` in
+    /// older images).
+    pub kstate: Option<crate::kstate::KstateRecord>,
+    /// Asynchronous I/O rings (format 1.3; empty in older images).
+    pub aio: RecordTable<'a, crate::kstate::AioRingRecord>,
+    /// cgroup membership (format 1.3; empty in older images).
+    pub cgroups: RecordTable<'a, crate::kstate::CgroupRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -612,6 +619,7 @@ impl<'a> ImageView<'a> {
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
         let mut checksums = None;
+        let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -637,6 +645,13 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
                     NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
                     NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
+                    crate::kstate::NT_KCKPT_KSTATE => {
+                        take_unique(&mut kstate, note.desc, "kstate")?
+                    }
+                    crate::kstate::NT_KCKPT_AIO => take_unique(&mut aio, note.desc, "aio")?,
+                    crate::kstate::NT_KCKPT_CGROUPS => {
+                        take_unique(&mut cgroups, note.desc, "cgroups")?
+                    }
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -686,6 +701,12 @@ impl<'a> ImageView<'a> {
             },
             fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
             epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
+            kstate: match kstate {
+                Some(desc) => Some(exact_record(Some(desc), "kstate")?),
+                None => None,
+            },
+            aio: RecordTable::new(aio.unwrap_or(&[]), "aio")?,
+            cgroups: RecordTable::new(cgroups.unwrap_or(&[]), "cgroups")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -704,6 +725,7 @@ impl<'a> ImageView<'a> {
             return Err(FormatError::BadThreads);
         }
         view.validate_pending()?;
+        crate::kstate::validate(&view)?;
         crate::check::fields(&view)?;
         Ok(view)
     }

@@ -10,10 +10,14 @@
 #![no_std]
 #![no_main]
 
+mod creds;
 mod data_check;
+mod exe;
 mod files;
 mod fill;
 mod ids;
+mod kstate;
+mod ksys;
 mod layout;
 mod load;
 mod memory;
@@ -98,20 +102,26 @@ extern "C" fn stage2(sp: usize) -> ! {
     let thread = state::thread_state(&img);
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
-    files::restore(&mut img, start.force);
-    let mut groups = shmem::Groups::new(&img);
-    let nthreads = img.view.header.thread_count as usize;
+    creds::check(&img, start.force, start.new_pid_ns && sys::geteuid() != 0);
+    // The original pid (a fork) before the descriptors, which belong to the
+    // process that becomes the restored one.
     let (tids, helper_pids) = if start.new_pid_ns {
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
+        ids::original_pid(&img);
         (threads::Tids::Prefer, [0, 0])
     };
+    files::restore(&mut img, start.force);
+    exe::prepare(&img);
+    let mut groups = shmem::Groups::new(&img);
+    let nthreads = img.view.header.thread_count as usize;
 
     // Then replace this process with the saved one.
     let result = (|| {
         memory::reserve_scratch()?;
         let traced = tracer::start(nthreads, helper_pids)?;
         let _ = sys::set_sigmask(!0);
+        kstate::before_memory(&img);
         // Helper threads read large runs in parallel; none in a new PID
         // namespace, where their tids could be ones the process needs.
         if !start.new_pid_ns {
@@ -121,9 +131,15 @@ extern "C" fn stage2(sp: usize) -> ! {
         fill::stop();
         rebuilt?;
         state::restore(&img, &thread)?;
+        creds::robust_list(&img, 0)?;
+        kstate::after_memory(&img)?;
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
+        // Last: the credentials (the other threads have taken theirs), then
+        // dumpable, which a change of credentials resets.
+        creds::restore(&img, 0)?;
+        process::restore_dumpable(&img)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();

@@ -455,6 +455,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         process: Some(process),
         pending,
         files,
+        kstate: Default::default(),
     };
     writer.finish(meta).map_err(write_err)?;
     tmp.commit(&|| Ok(()))
