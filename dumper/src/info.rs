@@ -274,6 +274,7 @@ fn describe(
         "stored_bytes": view.stored_bytes(),
         "vmas": vmas,
         "files": crate::info_files::describe(view, show),
+        "kernel_state": crate::info_kstate::describe(view, show),
     }))
 }
 
@@ -345,6 +346,7 @@ fn format_text(path: &Path, d: &Value) -> String {
         );
     }
     crate::info_files::format_text(&mut out, &d["files"]);
+    crate::info_kstate::format_text(&mut out, &d["kernel_state"]);
     crate::info_verify::format_text(&mut out, &d["checksums"]);
     let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(

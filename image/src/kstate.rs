@@ -216,41 +216,34 @@ fn ensure(ok: bool, what: &'static str) -> Result<(), FormatError> {
 
 /// Check the kernel-state notes of `view` (structure and field values).
 pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
-    if let Some(k) = view.kstate {
-        ensure(
-            k.reserved == [0; 3],
-            "kernel state: reserved field not zero",
-        )?;
-        ensure(
-            k.flags & !0x7 == 0
-                && k.child_subreaper <= 1
-                && k.membarrier & !MEMBARRIER_REGISTRATIONS == 0
-                && (-1000..=1000).contains(&k.oom_score_adj),
-            "kernel state: bad flags or values",
-        )?;
-    }
+    let k = view.kstate.unwrap_or_default();
+    ensure(
+        k.reserved == [0; 3]
+            && k.flags & !0x7 == 0
+            && k.child_subreaper <= 1
+            && k.membarrier & !MEMBARRIER_REGISTRATIONS == 0
+            && (-1000..=1000).contains(&k.oom_score_adj)
+            && view.aio.len() <= MAX_AIO_RINGS
+            && view.cgroups.len() <= MAX_CGROUPS,
+        "kernel state: bad values",
+    )?;
     for t in view.threads() {
         let Some(desc) = t.regset(crate::records::NOTE_OWNER, NT_KCKPT_TASK) else {
             continue;
         };
         let (r, _) = parse_task(desc).ok_or(FormatError::BadRecordSize("task"))?;
-        ensure(r.reserved == [0; 2], "task: reserved field not zero")?;
         ensure(
-            r.robust_list == 0 || r.robust_len == 24,
-            "task: bad robust futex list",
+            r.reserved == [0; 2] && (r.robust_list == 0 || r.robust_len == 24),
+            "task: bad robust futex list or reserved field",
         )?;
     }
     let page = u64::from(view.header.page_size);
-    ensure(
-        view.aio.len() <= MAX_AIO_RINGS && view.cgroups.len() <= MAX_CGROUPS,
-        "kernel state: too many aio rings or cgroups",
-    )?;
     for a in view.aio.iter() {
-        ensure(a.reserved == 0, "aio ring: reserved field not zero")?;
         // The ring must be a saved shared area of exactly its size.
         let nr = a.len.saturating_sub(AIO_RING_HEADER) / AIO_RING_HEADER;
         ensure(
-            a.len > 0
+            a.reserved == 0
+                && a.len > 0
                 && a.len.is_multiple_of(page)
                 && shared_area(view, a.addr, a.len)
                 && u64::from(a.ring_nr) == nr
@@ -265,7 +258,6 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
     let mut threads = view.threads().skip(1);
     let mut current = 0u32;
     for c in view.cgroups.iter() {
-        ensure(c.reserved == 0, "cgroup: reserved field not zero")?;
         let dir = view.string(c.dir)?;
         view.string(c.line)?;
         if c.tid != 0 && c.tid != current {
@@ -276,16 +268,15 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
                 .unwrap_or(0);
         }
         ensure(
-            c.flags & !cgroup_flags::V2 == 0
+            c.reserved == 0
+                && c.flags & !cgroup_flags::V2 == 0
                 && dir.first() == Some(&b'/')
                 && dir.len() < MAX_CGROUP_DIR
                 && !crate::check::has_nul(dir)
-                && (c.tid == 0 || c.tid == current),
-            "cgroup: bad flags, directory or thread",
+                // Process records (tid 0) before every thread's.
+                && c.tid == current,
+            "cgroup: bad flags, directory, thread or order",
         )?;
-        if c.tid == 0 {
-            ensure(current == 0, "cgroup: process records after thread records")?;
-        }
     }
     Ok(())
 }

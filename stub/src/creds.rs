@@ -191,6 +191,13 @@ pub fn restore(img: &Image, index: usize) -> Result<(), Failure> {
         // applied below).
         let _ = sys::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
         ksys::setresuid([t.uid[0], t.uid[1], t.uid[2]]).map_err(fail("setresuid"))?;
+        // The change cleared the effective set: CAP_SETUID back (if it is
+        // permitted) for another fsuid.
+        let now = ksys::capget();
+        let _ = ksys::capset(Caps {
+            effective: now.permitted,
+            ..now
+        });
         ksys::setfsuid(t.uid[3]);
     }
     capabilities(img, tid, &t);

@@ -6,9 +6,9 @@
 //! or the stub inside the user namespace of `--new-pid-ns`), and only
 //! while no mapping of the old executable remains (`EBUSY` otherwise). So
 //! [`prepare`], before the address space changes, opens the saved
-//! executable and replaces each of the stub's own file mappings (code,
-//! read-only data, data) by an anonymous copy of itself (`mremap` of the
-//! copy over the original: the code runs on from identical bytes);
+//! executable and replaces the stub's own file mappings (code, read-only
+//! data, data) by an anonymous copy of them (`mremap` of the copy over the
+//! originals: the code runs on from identical bytes);
 //! `state::restore` then passes the descriptor ([`fd`]) and closes it
 //! ([`done`]). Without the privilege nothing is done: the link stays the
 //! stub (documented). A saved executable that cannot be opened or is
@@ -20,7 +20,6 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use linux_raw_sys::general as g;
 
-use crate::layout::{SCRATCH, WINDOW_START};
 use crate::load::Image;
 use crate::report::Msg;
 use crate::sys;
@@ -88,62 +87,32 @@ pub fn prepare(img: &Image) {
     FD.store(fd, Ordering::Relaxed);
 }
 
-/// Replace every file mapping in the lower half of the stub's window (its
-/// ELF segments) by an anonymous copy.
+extern "C" {
+    /// The linker's start of the program (its ELF header, `WINDOW_START`).
+    static __executable_start: u8;
+    /// The linker's end of the initialised data: the last byte that comes
+    /// from the file.
+    static _edata: u8;
+}
+
+/// Replace the stub's file mappings (its ELF segments, from
+/// `__executable_start` to the page of `_edata`) by one anonymous copy,
+/// readable, writable and executable (the window is unmapped at the end).
 fn anonymize_own_mappings() -> Result<(), sys::Errno> {
-    let mut buf = [0u8; 16 << 10];
-    let fd = sys::open(b"/proc/self/maps\0", g::O_RDONLY)?;
-    let mut len = 0;
-    while len < buf.len() {
-        match crate::ksys::read(fd, &mut buf[len..]) {
-            Ok(n) if n > 0 => len += n,
-            _ => break,
-        }
-    }
-    sys::close(fd);
-    for line in buf[..len].split(|&c| c == b'\n') {
-        let mut f = line.split(|&c| c == b' ').filter(|s| !s.is_empty());
-        let (Some(range), Some(perms), _, _, Some(inode)) =
-            (f.next(), f.next(), f.next(), f.next(), f.next())
-        else {
-            continue;
-        };
-        let mut ends = range.split(|&c| c == b'-');
-        let (Some(start), Some(end)) = (ends.next().and_then(hex), ends.next().and_then(hex))
-        else {
-            continue;
-        };
-        if start < WINDOW_START || end > SCRATCH || end <= start || inode == b"0" {
-            continue;
-        }
-        let prot = |i: usize, bit: u32| if perms.get(i) != Some(&b'-') { bit } else { 0 };
-        let prot = prot(0, g::PROT_READ) | prot(1, g::PROT_WRITE) | prot(2, g::PROT_EXEC);
-        anonymize(start, end - start, prot)?;
-    }
-    Ok(())
-}
-
-fn hex(s: &[u8]) -> Option<usize> {
-    let mut v = 0usize;
-    for &c in s {
-        v = v.checked_mul(16)? + (c as char).to_digit(16)? as usize;
-    }
-    Some(v)
-}
-
-/// Replace `[start, start + len)` by an anonymous copy with `prot`.
-fn anonymize(start: usize, len: usize, prot: u32) -> Result<(), sys::Errno> {
+    let start = core::ptr::addr_of!(__executable_start) as usize;
+    let end = (core::ptr::addr_of!(_edata) as usize).next_multiple_of(4096);
+    let len = end - start;
     let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS;
     // SAFETY: a new mapping where the kernel chooses; replaces nothing.
     let copy = unsafe { sys::mmap(0, len, g::PROT_READ | g::PROT_WRITE, flags, usize::MAX, 0) }?;
-    // SAFETY: `start..start+len` is one of this program's readable ELF
-    // mappings (maps says so); `copy` is the fresh mapping of `len` bytes.
-    // The mremap replaces the original with the identical copy, so the
-    // code, constants and data in use stay the same bytes at the same
-    // addresses (x86_64 keeps instruction fetches coherent).
+    // SAFETY: `start..end` is this program's own code and data, all
+    // readable; `copy` is the fresh mapping of `len` bytes. The mremap
+    // replaces the original with the identical copy, so the code,
+    // constants and data in use stay the same bytes at the same addresses
+    // (x86_64 keeps instruction fetches coherent).
     unsafe {
         core::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, len);
-        sys::mprotect(copy, len, prot)?;
+        sys::mprotect(copy, len, g::PROT_READ | g::PROT_WRITE | g::PROT_EXEC)?;
         sys::mremap_fixed(copy, len, start)?;
     }
     Ok(())

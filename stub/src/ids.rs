@@ -248,20 +248,26 @@ fn zombie(pid: u32) -> bool {
 
 /// Give the restored process its saved pid when this user may choose pids
 /// (`CAP_CHECKPOINT_RESTORE` over the PID namespace, e.g. root) and it is
-/// free: fork with `clone3(set_tid = [pid])`; the child goes on with the
-/// restore and becomes the restored process, this process stays as its
-/// parent and relays ([`relay`]). Without the privilege nothing happens
-/// (the process gets the pid of whatever ran the image, as documented); a
-/// pid that is taken is a warning naming it. Returns in the process that
-/// becomes the restored one.
-pub fn original_pid(img: &Image) {
+/// free: fork with `clone3(set_tid = [pid])`; the child executes the stub
+/// again with the same arguments and environment (`argv`, `envp` of the
+/// initial stack; so it is a process that executed the stub, as after any
+/// restore, and finds it has its pid) and becomes the restored process;
+/// this process stays as its parent and relays ([`relay`]). Without the
+/// privilege nothing happens (the process gets the pid of whatever ran the
+/// image, as documented); a pid that is taken is a warning naming it.
+/// Returns in the process that becomes the restored one.
+pub fn original_pid(img: &Image, argv: usize, envp: usize) {
     let pid = img.view.header.pid;
-    if sys::getpid() == pid {
+    if sys::getpid() == pid || crate::layout::emulated() {
         return;
     }
     for attempt in 0.. {
         match crate::threads::fork_with_pid(pid) {
-            Ok(0) => return,
+            Ok(0) => {
+                // Only returns if it fails: then go on in this child.
+                crate::ksys::execve(b"/proc/self/exe\0", argv, envp);
+                return;
+            }
             Ok(child) => relay(img, child as u32),
             Err(sys::Errno(linux_raw_sys::errno::EEXIST))
                 if attempt < ZOMBIE_TRIES && zombie(pid) =>

@@ -287,3 +287,20 @@ pub fn sleep_ms(ms: u64) {
     // SAFETY: the kernel reads one timespec.
     let _ = unsafe { sc(g::__NR_nanosleep, [ts.as_ptr() as usize, 0, 0, 0, 0, 0]) };
 }
+
+/// `execve(path, argv, envp)` with the initial stack's vectors; returns
+/// only if it fails.
+pub fn execve(path: &[u8], argv: usize, envp: usize) {
+    if path.last() != Some(&0) {
+        return;
+    }
+    // SAFETY: `path` is NUL-terminated; `argv` and `envp` are the
+    // NULL-terminated vectors the kernel built on the initial stack, still
+    // mapped. On success this process image is replaced.
+    let _ = unsafe {
+        sc(
+            g::__NR_execve,
+            [path.as_ptr() as usize, argv, envp, 0, 0, 0],
+        )
+    };
+}

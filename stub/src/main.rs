@@ -77,6 +77,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
+        argv: 0,
+        envp: 0,
     };
     // SAFETY: `sp` is the initial stack pointer `_start` received.
     #[allow(unsafe_code)]
@@ -100,6 +102,12 @@ extern "C" fn stage2(sp: usize) -> ! {
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
+    if !start.new_pid_ns {
+        // A restorer that may choose pids executes the stub again in a
+        // child with the saved pid and waits for it (refusals above come
+        // from this process at once; the child checks everything again).
+        ids::original_pid(&img, start.argv, start.envp);
+    }
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
     creds::check(&img, start.force, start.new_pid_ns && sys::geteuid() != 0);
@@ -108,7 +116,6 @@ extern "C" fn stage2(sp: usize) -> ! {
     let (tids, helper_pids) = if start.new_pid_ns {
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
-        ids::original_pid(&img);
         (threads::Tids::Prefer, [0, 0])
     };
     files::restore(&mut img, start.force);

@@ -6,7 +6,8 @@
 //! - From `/proc`: `oom_score_adj`, `loginuid`, every thread's `Uid:`,
 //!   `Gid:`, `Groups:` and `Cap*:` (`/proc/PID/task/TID/status`), cgroups
 //!   (`/proc/PID/task/TID/cgroup`, the mount points from the dumper's own
-//!   `/proc/self/mountinfo`).
+//!   `/proc/self/mountinfo`); what about them cannot be restored is
+//!   refused with the other features ([`unsupported`]).
 //! - From the dumper, by system call: `get_robust_list(tid)` (allowed to a
 //!   tracer).
 //! - By harmless queries run inside the target ([`super::inject`]):
@@ -117,14 +118,17 @@ fn robust_list(pid: i32, tid: i32) -> Result<(u64, u64)> {
             &mut len as *mut u64,
         )
     };
-    if r != 0 {
-        return Err(Error::Ptrace {
+    match (r, nix::errno::Errno::last()) {
+        (0, _) => Ok((head, len)),
+        // QEMU user emulation has none (nor set_robust_list): nothing to
+        // restore there.
+        (_, nix::errno::Errno::ENOSYS) => Ok((0, 0)),
+        (_, source) => Err(Error::Ptrace {
             what: "get_robust_list",
             pid,
-            source: nix::errno::Errno::last(),
-        });
+            source,
+        }),
     }
-    Ok((head, len))
 }
 
 fn ids(status: &str, key: &str) -> Option<[u32; 4]> {
@@ -318,25 +322,20 @@ fn cgroup_line(line: &str) -> Option<(&str, &str, &str)> {
     Some((id, controllers, path))
 }
 
-/// The cgroups of the process and of its threads that are elsewhere,
-/// with where each cgroup is mounted here. A hierarchy mounted nowhere
-/// in the dumper's mount namespace is left out (kckpt could not put the
-/// process back there either; `kckpt info` lists what was saved). A
-/// process in another cgroup namespace is refused (namespaces are not
-/// restored).
-pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Vec<CgroupRecord>> {
-    let ns = |p: &str| fs::read_link(p).ok();
-    if let (Some(mine), Some(its)) = (
-        ns("/proc/self/ns/cgroup"),
-        ns(&format!("/proc/{pid}/ns/cgroup")),
-    ) {
-        if mine != its {
-            return Err(Error::Unsupported {
-                pid,
-                reason: "cgroup namespace: it runs in a cgroup namespace of its own".into(),
-            });
-        }
-    }
+/// One cgroup of the process (`tid` 0) or of a thread that is elsewhere.
+struct Cgroup {
+    tid: u32,
+    line: String,
+    dir: String,
+    path: String,
+    v2: bool,
+}
+
+/// The cgroups of the process and of its threads that are elsewhere, each
+/// with where it is mounted here. A hierarchy mounted nowhere in the
+/// dumper's mount namespace is left out: kckpt could not put the process
+/// back there either.
+fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|source| Error::Read {
         path: "/proc/self/mountinfo".into(),
         source,
@@ -348,37 +347,103 @@ pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Vec<
     };
     let main = read(pid)?;
     let mut out = Vec::new();
-    let add = |tid: u32, line: &str, out: &mut Vec<CgroupRecord>, strings: &mut StringTable| {
+    let mut add = |tid: u32, line: &str| {
         let Some((_, controllers, path)) = cgroup_line(line) else {
             return;
         };
-        let Some(dir) = cgroup_dir(&mounts, controllers, path) else {
-            return;
-        };
-        out.push(CgroupRecord {
-            tid,
-            flags: if controllers.is_empty() {
-                kckpt_image::kstate::cgroup_flags::V2
-            } else {
-                0
-            },
-            line: strings.add(line.as_bytes()),
-            dir: strings.add(dir.as_bytes()),
-            reserved: 0,
-        });
+        if let Some(dir) = cgroup_dir(&mounts, controllers, path) {
+            out.push(Cgroup {
+                tid,
+                line: line.to_owned(),
+                dir,
+                path: path.to_owned(),
+                v2: controllers.is_empty(),
+            });
+        }
     };
-    for line in main.lines() {
-        add(0, line, &mut out, strings);
-    }
+    main.lines().for_each(|line| add(0, line));
     for &tid in tids.iter().filter(|&&t| t != pid) {
         let Ok(text) = read(tid) else {
             continue; // it exited meanwhile: it is not in the image either
         };
         for line in text.lines().filter(|l| !main.lines().any(|m| m == *l)) {
-            add(tid as u32, line, &mut out, strings);
+            add(tid as u32, line);
         }
     }
     Ok(out)
+}
+
+/// What kckpt cannot restore about the process's cgroups, for the refusal
+/// line of the dump (`files::collect`): a cgroup namespace of its own, and
+/// cgroups of its that are a tree kckpt would not rebuild — one with
+/// sub-cgroups none of its threads is in (a process managing cgroups
+/// below its own), or one owned by another user than its parent cgroup (a
+/// delegated cgroup, whose ownership a re-created directory would lack).
+/// The root cgroup of a hierarchy is never refused.
+pub fn unsupported(pid: i32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| fs::read_link(p).ok();
+    let (mine, its) = (
+        ns("/proc/self/ns/cgroup"),
+        ns(&format!("/proc/{pid}/ns/cgroup")),
+    );
+    if mine.is_some() && its.is_some() && mine != its {
+        return vec!["cgroup namespace".to_owned()];
+    }
+    let tids = super::threads::task_ids(pid).unwrap_or_default();
+    let Ok(cgroups) = located_cgroups(pid, &tids) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in cgroups.iter().filter(|c| c.path != "/") {
+        let occupied = |sub: &std::path::Path| {
+            cgroups
+                .iter()
+                .any(|o| std::path::Path::new(&o.dir).starts_with(sub))
+        };
+        let subs = fs::read_dir(&c.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .any(|e| !occupied(&e.path()));
+        let owner = |p: &std::path::Path| fs::metadata(p).map(|m| (m.uid(), m.gid())).ok();
+        let dir = std::path::Path::new(&c.dir);
+        let parent = dir.parent().and_then(owner);
+        let delegated = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .chain(std::iter::once(dir.to_path_buf()))
+            .any(|p| owner(&p) != parent);
+        let what = match (subs, delegated) {
+            (true, _) => "with sub-cgroups",
+            (false, true) => "owned by another user than its parent",
+            (false, false) => continue,
+        };
+        out.push(format!("cgroup {} {what}", c.line));
+    }
+    out
+}
+
+/// The `NT_KCKPT_CGROUPS` records: the cgroups of the process and of its
+/// threads that are elsewhere ([`located_cgroups`]), the process's first.
+pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Vec<CgroupRecord>> {
+    Ok(located_cgroups(pid, tids)?
+        .into_iter()
+        .map(|c| CgroupRecord {
+            tid: c.tid,
+            flags: if c.v2 {
+                kckpt_image::kstate::cgroup_flags::V2
+            } else {
+                0
+            },
+            line: strings.add(c.line.as_bytes()),
+            dir: strings.add(c.dir.as_bytes()),
+            reserved: 0,
+        })
+        .collect())
 }
 
 #[cfg(test)]
