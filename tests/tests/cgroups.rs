@@ -39,10 +39,23 @@ fn v1_hierarchy() -> Option<(PathBuf, String)> {
 struct Cgroup(PathBuf);
 
 impl Drop for Cgroup {
+    /// Remove the directories once their processes are gone (a killed
+    /// process that init reaps stays in its cgroup until then: up to a
+    /// second on some machines).
     fn drop(&mut self) {
-        let _ = fs::remove_dir(self.0.join("sub"));
-        let _ = fs::remove_dir(self.0.join("empty"));
-        let _ = fs::remove_dir(&self.0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let _ = fs::remove_dir(self.0.join("sub"));
+            let _ = fs::remove_dir(self.0.join("empty"));
+            if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                eprintln!("cannot remove the test cgroup {}", self.0.display());
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
