@@ -27,6 +27,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("MALLOC_BRK", "malloc_brk.c", &["-fPIE", "-pie"]),
     ("MEMKINDS", "memkinds.c", &["-fPIE", "-pie"]),
     ("PROCSTATE", "procstate.c", &["-fPIE", "-pie"]),
+    ("KSTATE", "kstate.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("CREDS", "creds.c", &["-fPIE", "-pie", "-lpthread"]),
     ("FILES_LOG", "files_log.c", &["-fPIE", "-pie"]),
     ("FILES_EPOLL", "files_epoll.c", &["-fPIE", "-pie"]),
     ("THREADSIG", "threadsig.c", &["-fPIE", "-pie", "-lpthread"]),

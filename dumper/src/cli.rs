@@ -38,7 +38,8 @@ pub enum Command {
         skip_unsupported: bool,
     },
     /// Restore a process from an image (executes the restore stub in place
-    /// of kckpt, keeping the pid).
+    /// of kckpt; a user who may choose pids, such as root, gets the saved
+    /// pid, in a child this process waits for).
     Restore {
         /// The image.
         file: PathBuf,
@@ -48,7 +49,9 @@ pub enum Command {
         #[arg(long)]
         new_pid_ns: bool,
         /// Go on when a saved file was deleted or shrank (it is restored
-        /// as /dev/null, or at its saved offset past the end).
+        /// as /dev/null, or at its saved offset past the end), or when the
+        /// saved user and group ids cannot be taken (the process runs with
+        /// this user's).
         #[arg(long)]
         force: bool,
     },

@@ -275,6 +275,7 @@ fn describe(
         "vmas": vmas,
         "files": crate::info_files::describe(view, show),
         "timers": crate::info_timers::describe(view),
+        "kernel_state": crate::info_kstate::describe(view, show),
     }))
 }
 
@@ -347,6 +348,7 @@ fn format_text(path: &Path, d: &Value) -> String {
     }
     crate::info_files::format_text(&mut out, &d["files"]);
     crate::info_timers::format_text(&mut out, &d["timers"]);
+    crate::info_kstate::format_text(&mut out, &d["kernel_state"]);
     crate::info_verify::format_text(&mut out, &d["checksums"]);
     let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(

@@ -13,6 +13,7 @@ pub mod dump;
 pub mod error;
 pub mod info;
 mod info_files;
+mod info_kstate;
 mod info_timers;
 mod info_verify;
 pub mod input;

@@ -22,6 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::vec::Vec;
 
 use kckpt_image::checksum::{self, chunk_sum, note_spans, ChunkHasher};
+use kckpt_image::kstate;
 use kckpt_image::read::{
     note_segment, parse_elf_header, record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE,
 };
@@ -126,6 +127,8 @@ pub struct ImageMetadata {
     pub files: FilesMeta,
     /// Interval and POSIX timers (format 1.3).
     pub timers: TimersMeta,
+    /// Process-wide kernel state, aio rings, cgroups (format 1.3).
+    pub kstate: KstateMeta,
 }
 
 /// The timer notes (format 1.3): `NT_KCKPT_TIMERS` when `itimers` is set,
@@ -136,6 +139,32 @@ pub struct TimersMeta {
     pub itimers: Option<kckpt_image::timers::TimersRecord>,
     /// POSIX timers, sorted by id.
     pub posix: Vec<kckpt_image::timers::PosixTimerRecord>,
+}
+
+/// The process-wide kernel-state notes (format 1.3,
+/// `kckpt_image::kstate`); nothing is written for the parts left empty.
+/// Each thread's `NT_KCKPT_TASK` travels with its register notes
+/// ([`task_note`]).
+#[derive(Clone, Debug, Default)]
+pub struct KstateMeta {
+    /// `NT_KCKPT_KSTATE`.
+    pub kstate: Option<kstate::KstateRecord>,
+    /// `NT_KCKPT_AIO`.
+    pub aio: Vec<kstate::AioRingRecord>,
+    /// `NT_KCKPT_CGROUPS`: the process's records first, then the threads'
+    /// in thread order.
+    pub cgroups: Vec<kstate::CgroupRecord>,
+}
+
+/// The descriptor of a thread's `NT_KCKPT_TASK` note: `rec` (whose
+/// `group_count` is set here) and the groups.
+pub fn task_note(mut rec: kstate::TaskRecord, groups: &[u32]) -> Vec<u8> {
+    rec.group_count = groups.len() as u32;
+    let mut out = record_bytes(&rec).to_vec();
+    for g in groups {
+        out.extend_from_slice(&g.to_le_bytes());
+    }
+    out
 }
 
 /// The file-descriptor notes (format 1.1); nothing is written for the
@@ -485,6 +514,7 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
         .for_each(|r| runs.extend_from_slice(record_bytes(r)));
     n.push(NOTE_OWNER, NT_KCKPT_RUNS, &runs);
     encode_files(&mut n, &meta.files);
+    encode_kstate(&mut n, &meta.kstate);
     n.push(CORE_OWNER, nt::PRPSINFO, &meta.prpsinfo);
     n.push(CORE_OWNER, nt::AUXV, &meta.auxv);
     n.push(CORE_OWNER, nt::FILE, &file_note(meta, page_size));
@@ -510,6 +540,26 @@ fn encode_timers(n: &mut NoteBuf, timers: &TimersMeta) {
             .iter()
             .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
         n.push(NOTE_OWNER, NT_KCKPT_POSIX_TIMERS, &bytes);
+    }
+}
+
+fn encode_kstate(n: &mut NoteBuf, k: &KstateMeta) {
+    if let Some(rec) = &k.kstate {
+        n.push_record(NOTE_OWNER, kstate::NT_KCKPT_KSTATE, rec);
+    }
+    if !k.aio.is_empty() {
+        let mut bytes = Vec::new();
+        k.aio
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, kstate::NT_KCKPT_AIO, &bytes);
+    }
+    if !k.cgroups.is_empty() {
+        let mut bytes = Vec::new();
+        k.cgroups
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, kstate::NT_KCKPT_CGROUPS, &bytes);
     }
 }
 

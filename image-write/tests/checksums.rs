@@ -164,6 +164,7 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
             epoll: Vec::new(),
         },
         timers: Default::default(),
+        kstate: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

@@ -127,6 +127,7 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
         pending: vec![sample_pending(1234, 34), sample_pending(PENDING_SHARED, 10)],
         files: Default::default(),
         timers: Default::default(),
+        kstate: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

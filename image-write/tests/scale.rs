@@ -72,6 +72,7 @@ fn many_threads_and_pending_signals_are_checked_in_linear_time() {
         pending: vec![last; PENDING],
         files: Default::default(),
         timers: Default::default(),
+        kstate: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

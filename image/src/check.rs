@@ -154,7 +154,7 @@ fn mm(view: &ImageView<'_>) -> Result<(), FormatError> {
 /// Does `s` hold a NUL? (Not `contains`: its memchr is larger code, and
 /// the stub must stay small.)
 #[allow(clippy::manual_contains)]
-fn has_nul(s: &[u8]) -> bool {
+pub(crate) fn has_nul(s: &[u8]) -> bool {
     s.iter().any(|&b| b == 0)
 }
 

@@ -575,6 +575,10 @@ pub fn note_name(owner: &[u8], kind: u32) -> &'static str {
             NT_KCKPT_FDS => "note NT_KCKPT_FDS",
             NT_KCKPT_EPOLL => "note NT_KCKPT_EPOLL",
             NT_KCKPT_CHECKSUMS => "note NT_KCKPT_CHECKSUMS",
+            crate::kstate::NT_KCKPT_KSTATE => "note NT_KCKPT_KSTATE",
+            crate::kstate::NT_KCKPT_TASK => "note NT_KCKPT_TASK",
+            crate::kstate::NT_KCKPT_AIO => "note NT_KCKPT_AIO",
+            crate::kstate::NT_KCKPT_CGROUPS => "note NT_KCKPT_CGROUPS",
             _ => "a KCKPT note of unknown type",
         };
     }

@@ -13,6 +13,7 @@ pub mod check;
 pub mod checksum;
 pub mod escape;
 pub mod files;
+pub mod kstate;
 pub mod read;
 pub mod records;
 pub mod timers;

@@ -579,6 +579,13 @@ pub struct ImageView<'a> {
     pub timers: Option<TimersRecord>,
     /// POSIX timers, sorted by id (format 1.3; empty in older images).
     pub posix_timers: RecordTable<'a, PosixTimerRecord>,
+    /// Process-wide kernel state (format 1.3, `crate::kstate`; `None` in
+    /// older images).
+    pub kstate: Option<crate::kstate::KstateRecord>,
+    /// Asynchronous I/O rings (format 1.3; empty in older images).
+    pub aio: RecordTable<'a, crate::kstate::AioRingRecord>,
+    /// cgroup membership (format 1.3; empty in older images).
+    pub cgroups: RecordTable<'a, crate::kstate::CgroupRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -619,6 +626,7 @@ impl<'a> ImageView<'a> {
         let (mut fs, mut fds, mut epoll) = (None, None, None);
         let (mut timers, mut posix_timers) = (None, None);
         let mut checksums = None;
+        let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -647,6 +655,13 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_TIMERS => take_unique(&mut timers, note.desc, "timers")?,
                     NT_KCKPT_POSIX_TIMERS => {
                         take_unique(&mut posix_timers, note.desc, "posix timers")?
+                    }
+                    crate::kstate::NT_KCKPT_KSTATE => {
+                        take_unique(&mut kstate, note.desc, "kstate")?
+                    }
+                    crate::kstate::NT_KCKPT_AIO => take_unique(&mut aio, note.desc, "aio")?,
+                    crate::kstate::NT_KCKPT_CGROUPS => {
+                        take_unique(&mut cgroups, note.desc, "cgroups")?
                     }
                     _ => {}
                 }
@@ -702,6 +717,12 @@ impl<'a> ImageView<'a> {
                 None => None,
             },
             posix_timers: RecordTable::new(posix_timers.unwrap_or(&[]), "posix timers")?,
+            kstate: match kstate {
+                Some(desc) => Some(exact_record(Some(desc), "kstate")?),
+                None => None,
+            },
+            aio: RecordTable::new(aio.unwrap_or(&[]), "aio")?,
+            cgroups: RecordTable::new(cgroups.unwrap_or(&[]), "cgroups")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -720,6 +741,7 @@ impl<'a> ImageView<'a> {
             return Err(FormatError::BadThreads);
         }
         view.validate_pending()?;
+        crate::kstate::validate(&view)?;
         crate::check::fields(&view)?;
         Ok(view)
     }

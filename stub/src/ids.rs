@@ -13,6 +13,10 @@
 //! left in the namespace); `P` ends the same way as `G` (same exit code or
 //! signal). If `P` dies, `C` gets SIGKILL (`PR_SET_PDEATHSIG`), and with it
 //! the whole namespace.
+//!
+//! Without a new PID namespace, a restorer that may choose pids gets the
+//! saved pid too ([`original_pid`]): the stub forks the restored process
+//! with `clone3(set_tid)` and stays as its relay.
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use linux_raw_sys::general as g;
@@ -194,6 +198,146 @@ fn init(img: &Image, pid: u32, word: &AtomicU32) {
             Ok(_) => {}
             Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
             Err(_) => sys::exit(0),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// The original pid without a new PID namespace (issue 8).
+// ---------------------------------------------------------------------
+
+const SIGCHLD: u32 = 17;
+const SIGSTOP: u32 = 19;
+/// `si_code` of a signal the kernel generated (a terminal's SIGINT,
+/// SIGTSTP, SIGWINCH: they reach the restored process directly too).
+const SI_KERNEL: i32 = 0x80;
+const WNOHANG: u32 = 1;
+const WUNTRACED: u32 = 2;
+/// Attempts at the saved pid while its previous owner is a zombie, 50 ms
+/// apart (on some machines init reaps orphans about once a second).
+const ZOMBIE_TRIES: u32 = 60;
+
+/// Is `pid` a zombie (`/proc/PID/stat` state `Z`)?
+fn zombie(pid: u32) -> bool {
+    let mut path = [0u8; 32];
+    let mut n = 0;
+    for &b in b"/proc/" {
+        path[n] = b;
+        n += 1;
+    }
+    let (digits, len) = crate::kstate::decimal(false, pid.into());
+    path[n..n + len].copy_from_slice(&digits[..len]);
+    n += len;
+    for &b in b"/stat\0" {
+        path[n] = b;
+        n += 1;
+    }
+    let mut buf = [0u8; 512];
+    let Ok(fd) = sys::open(&path[..n], g::O_RDONLY) else {
+        return false;
+    };
+    let len = crate::ksys::read(fd, &mut buf).unwrap_or(0);
+    sys::close(fd);
+    let stat = &buf[..len];
+    // "pid (comm) S ...": the state follows the last ')'.
+    stat.iter()
+        .rposition(|&c| c == b')')
+        .and_then(|i| stat.get(i + 2))
+        .is_some_and(|&s| s == b'Z')
+}
+
+/// Give the restored process its saved pid when this user may choose pids
+/// (`CAP_CHECKPOINT_RESTORE` over the PID namespace, e.g. root) and it is
+/// free: fork with `clone3(set_tid = [pid])`; the child executes the stub
+/// again with the same arguments and environment (`argv`, `envp` of the
+/// initial stack; so it is a process that executed the stub, as after any
+/// restore, and finds it has its pid) and becomes the restored process;
+/// this process stays as its parent and relays ([`relay`]). Without the
+/// privilege nothing happens (the process gets the pid of whatever ran the
+/// image, as documented); a pid that is taken is a warning naming it.
+/// Returns in the process that becomes the restored one.
+pub fn original_pid(img: &Image, argv: usize, envp: usize) {
+    let pid = img.view.header.pid;
+    if sys::getpid() == pid || crate::layout::emulated() {
+        return;
+    }
+    for attempt in 0.. {
+        match crate::threads::fork_with_pid(pid) {
+            Ok(0) => {
+                // Only returns if it fails: then go on in this child.
+                crate::ksys::execve(b"/proc/self/exe\0", argv, envp);
+                return;
+            }
+            Ok(child) => relay(img, child as u32),
+            Err(sys::Errno(linux_raw_sys::errno::EEXIST))
+                if attempt < ZOMBIE_TRIES && zombie(pid) =>
+            {
+                crate::ksys::sleep_ms(50);
+            }
+            // Not allowed to choose pids: the documented default.
+            Err(sys::Errno(linux_raw_sys::errno::EPERM)) => return,
+            Err(e) => {
+                let mut m = Msg::new();
+                m.push(img.path).s(": the saved pid ").dec(pid.into());
+                if e.0 == linux_raw_sys::errno::EEXIST {
+                    m.s(" is taken by another process");
+                } else {
+                    m.s(" cannot be had").errno(e);
+                }
+                m.s("; the process gets pid ")
+                    .dec(sys::getpid().into())
+                    .s(" (kckpt restore --new-pid-ns gives it its pid in a new PID namespace)")
+                    .warn();
+                return;
+            }
+        }
+    }
+}
+
+/// The process that ran the image, once its child has the saved pid: it
+/// stands in for the restored process towards whoever started it (a
+/// shell, a service manager, `./IMAGE; echo $?`). It holds no descriptor,
+/// takes the saved command name, and until the child ends: forwards every
+/// signal sent to it (`kill`, `sigqueue`...) to the child, but not those a
+/// terminal sends to the whole process group (`SI_KERNEL`: the child gets
+/// them itself); stops when the child stops (so job control sees the job
+/// stopped; the `SIGCONT` of `fg` reaches both); and ends the way the child
+/// ends (its exit status, or its signal).
+fn relay(img: &Image, child: u32) -> ! {
+    let _ = sys::set_sigmask(!0);
+    let _ = sys::close_from(0);
+    let name = img
+        .view
+        .threads()
+        .next()
+        .map(|t| t.record.name)
+        .unwrap_or_default();
+    if name[0] != 0 {
+        let mut name = name;
+        name[15] = 0;
+        let _ = sys::set_name(&name);
+    }
+    let mut info = [0u8; 128];
+    loop {
+        loop {
+            match sys::wait4(child as i32, WNOHANG | WUNTRACED) {
+                Ok((0, _)) => break,
+                Ok((_, status)) if status & 0xff == 0x7f => {
+                    // Stopped: stop too, until a SIGCONT.
+                    let _ = crate::ksys::kill(sys::getpid(), SIGSTOP);
+                }
+                Ok((_, status)) => sys::exit_like(status),
+                Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
+                Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+            }
+        }
+        let all = !((1u64 << (9 - 1)) | (1u64 << (SIGSTOP - 1)));
+        match crate::ksys::sigwait(all, &mut info) {
+            Ok((SIGCHLD, _)) | Err(_) => {}
+            Ok((_, SI_KERNEL)) => {}
+            Ok((sig, _)) => {
+                let _ = crate::ksys::kill(child, sig);
+            }
         }
     }
 }

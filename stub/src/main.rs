@@ -10,10 +10,14 @@
 #![no_std]
 #![no_main]
 
+mod creds;
 mod data_check;
+mod exe;
 mod files;
 mod fill;
 mod ids;
+mod kstate;
+mod ksys;
 mod layout;
 mod load;
 mod memory;
@@ -75,6 +79,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
+        argv: 0,
+        envp: 0,
     };
     // SAFETY: `sp` is the initial stack pointer `_start` received.
     #[allow(unsafe_code)]
@@ -98,17 +104,25 @@ extern "C" fn stage2(sp: usize) -> ! {
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let thread = state::thread_state(&img);
+    if !start.new_pid_ns {
+        // A restorer that may choose pids executes the stub again in a
+        // child with the saved pid and waits for it (refusals above come
+        // from this process at once; the child checks everything again).
+        ids::original_pid(&img, start.argv, start.envp);
+    }
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
     timers::check(&img, start.timer_ids_in_order);
-    files::restore(&mut img, start.force);
-    let mut groups = shmem::Groups::new(&img);
-    let nthreads = img.view.header.thread_count as usize;
+    creds::check(&img, start.force, start.new_pid_ns && sys::geteuid() != 0);
     let (tids, helper_pids) = if start.new_pid_ns {
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
         (threads::Tids::Prefer, [0, 0])
     };
+    files::restore(&mut img, start.force);
+    exe::prepare(&img);
+    let mut groups = shmem::Groups::new(&img);
+    let nthreads = img.view.header.thread_count as usize;
 
     // Then replace this process with the saved one.
     let result = (|| {
@@ -122,6 +136,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         };
         let traced = tracer::start(nthreads, helper_pids, &sigtrap)?;
         let _ = sys::set_sigmask(!0);
+        kstate::before_memory(&img);
         // Helper threads read large runs in parallel; none in a new PID
         // namespace, where their tids could be ones the process needs.
         if !start.new_pid_ns {
@@ -131,11 +146,17 @@ extern "C" fn stage2(sp: usize) -> ! {
         fill::stop();
         rebuilt?;
         state::restore(&img, &thread)?;
+        creds::robust_list(&img, 0)?;
+        kstate::after_memory(&img)?;
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         threads::start(&img, traced, tids)?;
         let tid_now = |saved| threads::tid_now(&img, saved);
         timers::restore(&img, &tid_now, start.timer_ids_in_order)?;
+        // Last: the credentials (the other threads have taken theirs), then
+        // dumpable, which a change of credentials resets.
+        creds::restore(&img, 0)?;
+        process::restore_dumpable(&img)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();

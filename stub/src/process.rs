@@ -15,8 +15,11 @@
 //!    signal is blocked; they are delivered once the saved mask allows it.
 //!    Each other thread queues its own ([`queue_own`], from
 //!    `threads::thread_main`) once it exists, before it reports ready;
-//! 4. dumpable (`PR_SET_DUMPABLE`; the value 2 cannot be set by prctl and
-//!    stays 1), then no_new_privs, which cannot be undone, last.
+//! 4. no_new_privs, which cannot be undone (the other threads, created
+//!    next, inherit it);
+//! 5. dumpable (`PR_SET_DUMPABLE`; the value 2 cannot be set by prctl and
+//!    stays 1), at the very end ([`restore_dumpable`]): a change of
+//!    credentials (`crate::creds`) resets it.
 //!
 //! Images of format 1.0 have neither note and keep the stub's defaults.
 
@@ -35,8 +38,7 @@ fn failed(what: &'static str, addr: u64) -> impl FnOnce(Errno) -> Failure {
     move |errno| Failure { what, addr, errno }
 }
 
-/// Restore limits, personality, pending signals, dumpable and
-/// no_new_privs. `main_tid` is the saved thread id of this thread.
+/// Restore limits, personality, pending signals and no_new_privs. `main_tid` is the saved thread id of this thread.
 pub fn restore(img: &Image, main_tid: u32) -> Result<(), Failure> {
     let Some(p) = img.view.process else {
         return queue_pending(img, main_tid);
@@ -65,11 +67,20 @@ pub fn restore(img: &Image, main_tid: u32) -> Result<(), Failure> {
     }
     xsys::personality(p.personality).map_err(failed("setting the personality", 0))?;
     queue_pending(img, main_tid)?;
-    let dumpable = if p.dumpable == 0 { 0 } else { 1 };
-    sys::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0).map_err(failed("setting dumpable", 0))?;
     if p.no_new_privs != 0 {
         sys::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map_err(failed("setting no_new_privs", 0))?;
     }
+    Ok(())
+}
+
+/// `PR_SET_DUMPABLE` (the value 2 cannot be set and becomes 1): after
+/// every thread's credentials, since changing them resets it.
+pub fn restore_dumpable(img: &Image) -> Result<(), Failure> {
+    let Some(p) = img.view.process else {
+        return Ok(());
+    };
+    let dumpable = if p.dumpable == 0 { 0 } else { 1 };
+    sys::prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0).map_err(failed("setting dumpable", 0))?;
     Ok(())
 }
 

@@ -30,6 +30,11 @@ pub struct Startup {
     pub hwcap: u64,
     /// AT_HWCAP2.
     pub hwcap2: u64,
+    /// The initial stack's `argv` and `envp` (for executing the stub again
+    /// with the original pid, before the initial stack is unmapped).
+    pub argv: usize,
+    /// See `argv`.
+    pub envp: usize,
 }
 
 /// `KCKPT_DEBUG_JUMP=1`: one marker line on stderr right before the final
@@ -70,6 +75,8 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
     unsafe {
         let argc = *sp;
         let argv = sp.add(1);
+        out.argv = argv as usize;
+        out.envp = argv.add(argc + 1) as usize;
         if argc >= 2 {
             let arg = c_str(*argv.add(1) as *const u8);
             let n = arg.len().min(out.path.len() - 1);

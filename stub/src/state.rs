@@ -74,9 +74,20 @@ pub fn restore(img: &Image, thread: &ThreadState<'_>) -> Result<(), Failure> {
         env_end: mm.env_end,
         auxv: v.auxv.as_ptr() as *mut u64,
         auxv_size: v.auxv.len() as u32,
-        exe_fd: u32::MAX,
+        exe_fd: crate::exe::fd(),
     };
-    match sys::set_mm_map(&map) {
+    let mut r = sys::set_mm_map(&map);
+    if let (Err(e), true) = (r, map.exe_fd != u32::MAX) {
+        // The saved executable was refused (not executable, busy...): the
+        // link stays the stub's.
+        crate::exe::warn(img, e);
+        r = sys::set_mm_map(&prctl_mm_map {
+            exe_fd: u32::MAX,
+            ..map
+        });
+    }
+    crate::exe::done();
+    match r {
         // QEMU user emulation does not emulate PR_SET_MM (EINVAL): the
         // guest's /proc/self/{cmdline,environ} stay the stub's.
         Err(e) if e.0 == linux_raw_sys::errno::EINVAL && crate::layout::emulated() => {}

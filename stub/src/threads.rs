@@ -222,12 +222,16 @@ extern "C" fn thread_main(arg: usize) -> ! {
     let thread = state::thread_state_at(img, st.index);
     let result = (|| -> Result<core::convert::Infallible, Failure> {
         state::restore_thread(&thread.record)?;
+        crate::creds::robust_list(img, st.index)?;
+        crate::kstate::join_thread_cgroups(img, thread.record.tid)?;
         // Its own pending signals, to its (possibly new) tid, while every
         // signal is still blocked.
         crate::process::queue_own(img, thread.record.tid, false)?;
         // SAFETY: the frame half of this thread's slot, used by no one else.
         let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
         let sp = state::build_frame(img, &thread, buf, st.frame, st.index, st.traced)?;
+        // Last, its own credentials (per thread in Linux).
+        crate::creds::restore(img, st.index)?;
         crate::ids::drop_caps();
         if st.index < MAX_THREADS {
             TIDS[st.index].store(crate::xsys::gettid(), Ordering::Release);

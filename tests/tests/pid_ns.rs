@@ -57,9 +57,16 @@ fn ticks(line: &str) -> Vec<u64> {
     f.map(|n| n.parse().expect("counter")).collect()
 }
 
-/// Dump `threads 3`; returns (saved tids, cmdline, last counters).
-fn dumped(image: &Path) -> (Vec<i32>, Vec<u8>, Vec<u64>) {
-    let mut p = Proc::start(prog::THREADS, &["3"]);
+/// Dump `threads 3` (run by `prefix`, e.g. `setpriv` to another user);
+/// returns (saved tids, cmdline, last counters).
+fn dumped(image: &Path, prefix: &[&str]) -> (Vec<i32>, Vec<u8>, Vec<u64>) {
+    let mut p = match prefix {
+        [] => Proc::start(prog::THREADS, &["3"]),
+        [cmd, args @ ..] => Proc::spawn(
+            "threads 3",
+            Command::new(cmd).args(args).args([prog::THREADS, "3"]),
+        ),
+    };
     p.line(LINE_TIMEOUT);
     p.line(LINE_TIMEOUT);
     let saved = outer_tids(p.pid());
@@ -88,8 +95,16 @@ fn check_restored(r: &mut Proc, saved: &[i32], cmdline: &[u8], last: &[u64]) {
 fn new_pid_ns_unprivileged_gets_original_pid_and_tids() {
     require_tool("setpriv");
     let dir = TestDir::new("pidns-user");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let image = dir.join("threads.kckpt");
-    let (saved, cmdline, last) = dumped(&image);
+    // The process of that user (the restorer could not take root's ids).
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let (saved, cmdline, last) = dumped(&image, &nobody);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
     let mut r = Proc::spawn(
         "kckpt restore --new-pid-ns (uid 65534)",
@@ -117,7 +132,7 @@ fn new_pid_ns_unprivileged_gets_original_pid_and_tids() {
 fn new_pid_ns_binfmt_environment_variable() {
     let dir = TestDir::new("pidns-binfmt");
     let image = dir.join("threads.kckpt");
-    let (saved, cmdline, last) = dumped(&image);
+    let (saved, cmdline, last) = dumped(&image, &[]);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o700)).expect("chmod image");
     let script = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
                   && \"$KCKPT\" binfmt register --stub \"$KCKPT_STUB\" >&2 \

@@ -274,6 +274,7 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         out.push("SysV shared memory attached".to_owned());
     }
     out.extend(sysv_ipc(pid));
+    out.extend(super::kstate::unsupported(pid));
     out
 }
 

@@ -9,6 +9,7 @@ mod fdsys;
 pub mod files;
 pub mod inject;
 pub mod interrupt;
+pub mod kstate;
 pub mod memory;
 mod output;
 pub mod process;
@@ -22,6 +23,7 @@ use std::fs::{self, File};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use kckpt_image::kstate::KstateRecord;
 use kckpt_image::records::*;
 use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable};
 
@@ -172,6 +174,7 @@ struct InProcess {
     own: threads::ThreadSelf,
     brk: u64,
     dumpable: i64,
+    kstate: KstateRecord,
 }
 
 /// Run the process-wide queries (every signal's `rt_sigaction`, `brk`,
@@ -214,12 +217,14 @@ fn in_process_state(
     let own = threads::own_state(&mut session)?;
     let brk = session.call(nr::BRK, [0; 6])? as u64;
     let dumpable = session.call(nr::PRCTL, [nr::PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
+    let kstate = kstate::injected(&mut session, pid)?;
     session.close()?;
     Ok(InProcess {
         signals,
         own,
         brk,
         dumpable,
+        kstate,
     })
 }
 
@@ -326,13 +331,18 @@ fn write_image(
     // One read of /proc/PID/stat serves every thread note and the mm record.
     let stat = procfs::stat(pid)?;
     let ppid = stat.ppid();
-    let mut thread_notes = vec![threads::thread_notes(tracee, regsets, &state.own, ppid)?];
+    let mut thread_notes = vec![threads::thread_notes(
+        pid, tracee, regsets, &state.own, ppid,
+    )?];
     for t in others.iter_mut() {
         let regsets = threads::registers(t)?;
         let own = threads::thread_self(t, &mem, &maps, site, &regsets)?;
-        thread_notes.push(threads::thread_notes(t, regsets, &own, ppid)?);
+        thread_notes.push(threads::thread_notes(pid, t, regsets, &own, ppid)?);
     }
     let process = process::process_record(pid, state.dumpable)?;
+    let mut kstate_rec = state.kstate;
+    kstate::from_proc(pid, &mut kstate_rec)?;
+    let aio = kstate::aio_rings(pid, &mem, &maps)?;
 
     // /proc facts.
     let mut mm = stat.mm();
@@ -349,6 +359,10 @@ fn write_image(
     let mut strings = StringTable::default();
     mm.exe = strings.add(exe.as_os_str().as_encoded_bytes());
     mm.cmdline = strings.add(&procfs::cmdline_text(&cmdline_raw));
+    let tids: Vec<i32> = std::iter::once(pid)
+        .chain(others.iter().map(|t| t.pid()))
+        .collect();
+    let cgroups = kstate::cgroups(pid, &tids, &mut strings)?;
 
     // Memory data first, then metadata.
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
@@ -403,6 +417,11 @@ fn write_image(
         pending,
         files,
         timers,
+        kstate: kckpt_image_write::KstateMeta {
+            kstate: Some(kstate_rec),
+            aio,
+            cgroups,
+        },
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),

@@ -97,6 +97,8 @@ pub struct ThreadSelf {
     pub altstack: (u64, u64, u32),
     /// `PR_GET_TID_ADDRESS`.
     pub clear_child_tid: u64,
+    /// `PR_GET_SECUREBITS` (credentials are per thread).
+    pub securebits: u32,
 }
 
 /// Run `sigaltstack` and `PR_GET_TID_ADDRESS` in the thread `tracee`
@@ -122,6 +124,7 @@ pub fn own_state(session: &mut Session<'_>) -> Result<ThreadSelf> {
     let alt = session.read_out(24)?;
     session.call(nr::PRCTL, [nr::PR_GET_TID_ADDRESS, out, 0, 0, 0, 0])?;
     let tid_address = session.read_out(8)?;
+    let securebits = session.call(nr::PRCTL, [super::kstate::PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
     Ok(ThreadSelf {
         altstack: (
             super::u64_at(&alt, 0),
@@ -129,6 +132,7 @@ pub fn own_state(session: &mut Session<'_>) -> Result<ThreadSelf> {
             super::u64_at(&alt, 8) as u32,
         ),
         clear_child_tid: super::u64_at(&tid_address, 0),
+        securebits: securebits.max(0) as u32,
     })
 }
 
@@ -146,10 +150,12 @@ pub fn registers(tracee: &Tracee) -> Result<Regsets> {
     Ok(regsets)
 }
 
-/// The notes of one thread.
+/// The notes of one thread of process `pid`: its registers, its
+/// `NT_KCKPT_TASK` (credentials, robust list) and its `ThreadRecord`.
 pub fn thread_notes(
+    pid: i32,
     tracee: &Tracee,
-    regsets: Regsets,
+    mut regsets: Regsets,
     own: &ThreadSelf,
     ppid: u32,
 ) -> Result<ThreadNotesOut> {
@@ -159,6 +165,7 @@ pub fn thread_notes(
     let mut image_regs = live;
     let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
     let tid = tracee.pid() as u32;
+    let task = super::kstate::task_note(pid, tid as i32, own.securebits)?;
     let (syscall_nr, syscall_result, tls, tls2) = kckpt_arch::thread_values(&live, |note| {
         regsets
             .iter()
@@ -184,6 +191,12 @@ pub fn thread_notes(
         name: super::procfs::thread_name(tid as i32),
         reserved: [0; 2],
     };
+    // After the register sets, before the ThreadRecord that ends the group.
+    regsets.push((
+        kckpt_image::NOTE_OWNER,
+        kckpt_image::kstate::NT_KCKPT_TASK,
+        task,
+    ));
     Ok(ThreadNotesOut {
         prstatus: kckpt_arch::prstatus_bytes(&image_regs, tid, ppid, 0, sigmask).to_vec(),
         regsets,

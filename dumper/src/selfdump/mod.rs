@@ -407,6 +407,12 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     )?;
     drop(snapshot);
     let files = files.write(&mut writer, &mut strings).map_err(write_err)?;
+    let kstate = self_kstate(pid, &own_mem, &mut strings, emu)?;
+    regsets.push((
+        kckpt_image::NOTE_OWNER,
+        kckpt_image::kstate::NT_KCKPT_TASK,
+        crate::dump::kstate::task_note(pid, pid, sys::securebits())?,
+    ));
 
     let tid = pid as u32;
     let record = ThreadRecord {
@@ -459,9 +465,35 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         pending,
         files,
         timers,
+        kstate,
     };
     writer.finish(meta).map_err(write_err)?;
     tmp.commit(&|| Ok(()))
+}
+
+/// The kernel-state notes of the calling process (`crate::dump::kstate`,
+/// what it reports itself instead of injected queries). The aio rings are
+/// read from the process's own maps and memory (a fork's copy of a ring is
+/// no context).
+fn self_kstate(
+    pid: i32,
+    own_mem: &Memory,
+    strings: &mut StringTable,
+    emu: bool,
+) -> Result<kckpt_image_write::KstateMeta> {
+    use crate::dump::kstate;
+    let mut rec = if emu {
+        kckpt_image::kstate::KstateRecord::default()
+    } else {
+        sys::kernel_state()
+    };
+    kstate::from_proc(pid, &mut rec)?;
+    let aio = kstate::aio_rings(pid, own_mem, &procfs::maps(pid)?)?;
+    Ok(kckpt_image_write::KstateMeta {
+        kstate: Some(rec),
+        aio,
+        cgroups: kstate::cgroups(pid, &[pid], strings)?,
+    })
 }
 
 #[cfg(test)]

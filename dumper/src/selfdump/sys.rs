@@ -93,6 +93,38 @@ pub fn dumpable() -> u32 {
     u32::try_from(r).unwrap_or(1)
 }
 
+/// The process-wide kernel state the process reports itself (format
+/// 1.3): child subreaper, THP disable, membarrier registrations (unknown
+/// before Linux 6.3, and under emulation); `/proc` parts are added by the
+/// caller.
+pub fn kernel_state() -> kckpt_image::kstate::KstateRecord {
+    use kckpt_image::kstate::{kstate_flags, KstateRecord, MEMBARRIER_REGISTRATIONS};
+    let mut sub: libc::c_int = 0;
+    // SAFETY: the kernel writes one int to `sub`.
+    let _ = unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &raw mut sub) };
+    // SAFETY: integer arguments only.
+    let thp = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+    // SAFETY: MEMBARRIER_CMD_GET_REGISTRATIONS only reports.
+    let mb = unsafe { libc::syscall(libc::SYS_membarrier, 1 << 9, 0, 0) };
+    let mut rec = KstateRecord {
+        child_subreaper: u32::from(sub != 0),
+        thp_disable: thp.max(0) as u32,
+        ..KstateRecord::default()
+    };
+    if mb >= 0 && (mb as u32) & !MEMBARRIER_REGISTRATIONS == 0 {
+        rec.flags |= kstate_flags::HAVE_MEMBARRIER;
+        rec.membarrier = mb as u32;
+    }
+    rec
+}
+
+/// `prctl(PR_GET_SECUREBITS)` of the calling thread.
+pub fn securebits() -> u32 {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    r.max(0) as u32
+}
+
 /// The current program break (`brk(0)`), not glibc's `sbrk` view.
 pub fn brk() -> u64 {
     // SAFETY: brk(0) only reports the break.

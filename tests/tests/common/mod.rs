@@ -59,6 +59,10 @@ pub mod prog {
     pub const MEMKINDS: &str = env!("KCKPT_PROG_MEMKINDS");
     /// `procstate.c`.
     pub const PROCSTATE: &str = env!("KCKPT_PROG_PROCSTATE");
+    /// `kstate.c`: per-process and per-thread kernel state.
+    pub const KSTATE: &str = env!("KCKPT_PROG_KSTATE");
+    /// `creds.c`: per-thread credentials.
+    pub const CREDS: &str = env!("KCKPT_PROG_CREDS");
     /// `files_log.c`.
     pub const FILES_LOG: &str = env!("KCKPT_PROG_FILES_LOG");
     /// `files_epoll.c`.
@@ -371,7 +375,16 @@ impl Proc {
 
     /// Pid of the process the test is about (the spawned one, unless
     /// [`Proc::wait_restored`] found a child).
+    ///
+    /// A restore by root gives the process its original pid in a child of
+    /// the stub, which stays as a relay (docs/RESTORE.md section 8): once
+    /// that child is restored, it is the process the test is about.
     pub fn pid(&self) -> i32 {
+        if self.target == self.child.id() as i32 {
+            if let Some(c) = relayed_child(self.target) {
+                return c;
+            }
+        }
         self.target
     }
 
@@ -525,6 +538,45 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Is `pid` running `kckpt-stub` (its command line, which a restored
+/// process replaces with its own)?
+fn runs_stub(pid: i32) -> bool {
+    read_proc(pid, "cmdline").is_some_and(|c| {
+        let argv0 = c.split(|&b| b == 0).next().unwrap_or_default();
+        argv0.ends_with(b"kckpt-stub")
+    })
+}
+
+/// When `pid` is the stub relaying for a process restored with its
+/// original pid: that process, once restored (its command line is no
+/// longer the stub's).
+pub fn relayed_child(pid: i32) -> Option<i32> {
+    if !runs_stub(pid) {
+        return None;
+    }
+    match descendants_1(pid)[..] {
+        [c] if !runs_stub(c) && read_proc(c, "cmdline").is_some() => Some(c),
+        _ => None,
+    }
+}
+
+/// The children of `pid` (of all its threads).
+fn descendants_1(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let children = fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            children
+                .split_whitespace()
+                .filter_map(|s| s.parse::<i32>().ok()),
+        );
+    }
+    out
 }
 
 /// Every descendant of `pid` (children of all its threads, recursively).

@@ -1,0 +1,497 @@
+//! Per-process and per-thread kernel state (format 1.3, issue 8): what a
+//! process set with `prctl` or through `/proc/PID` and relies on, each
+//! thread's credentials and robust futex list, its asynchronous I/O
+//! contexts and its cgroups.
+//!
+//! - From `/proc`: `oom_score_adj`, `loginuid`, every thread's `Uid:`,
+//!   `Gid:`, `Groups:` and `Cap*:` (`/proc/PID/task/TID/status`), cgroups
+//!   (`/proc/PID/task/TID/cgroup`, the mount points from the dumper's own
+//!   `/proc/self/mountinfo`); what about them cannot be restored is
+//!   refused with the other features ([`unsupported`]).
+//! - From the dumper, by system call: `get_robust_list(tid)` (allowed to a
+//!   tracer).
+//! - By harmless queries run inside the target ([`super::inject`]):
+//!   `PR_GET_CHILD_SUBREAPER`, `PR_GET_THP_DISABLE`,
+//!   `membarrier(MEMBARRIER_CMD_GET_REGISTRATIONS)` in the main thread and
+//!   `PR_GET_SECUREBITS` in every thread (`threads::own_state`).
+//! - aio rings: the `/[aio] (deleted)` mappings, whose header (`nr`,
+//!   `head`, `tail`, magic) is read from the target's memory.
+
+#![allow(unsafe_code)] // get_robust_list (no wrapper in nix).
+
+use std::fs;
+
+use kckpt_image::kstate::{
+    kstate_flags, AioRingRecord, CgroupRecord, KstateRecord, TaskRecord, AIO_RING_HEADER,
+    LOGINUID_UNSET, MEMBARRIER_REGISTRATIONS,
+};
+use kckpt_image_write::StringTable;
+
+use super::inject::Session;
+use super::memory::Memory;
+use super::nr;
+use super::procfs::{self, MapEntry};
+use crate::error::{Error, Result};
+
+const PR_GET_CHILD_SUBREAPER: u64 = 37;
+const PR_GET_THP_DISABLE: u64 = 42;
+/// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3).
+const MEMBARRIER_CMD_GET_REGISTRATIONS: u64 = 1 << 9;
+/// `PR_GET_SECUREBITS`.
+pub const PR_GET_SECUREBITS: u64 = 27;
+
+/// Run the process-wide queries in the main thread's `session`:
+/// `PR_GET_CHILD_SUBREAPER`, `PR_GET_THP_DISABLE` and the membarrier
+/// registrations (unknown before Linux 6.3: `EINVAL`).
+pub fn injected(session: &mut Session<'_>, pid: i32) -> Result<KstateRecord> {
+    let out = session.out();
+    let r = session.call(nr::PRCTL, [PR_GET_CHILD_SUBREAPER, out, 0, 0, 0, 0])?;
+    let failed = |what: &str, r: i64| Error::Unsupported {
+        pid,
+        reason: format!("{what} in the process failed with {r}"),
+    };
+    if r < 0 {
+        return Err(failed("prctl(PR_GET_CHILD_SUBREAPER)", r));
+    }
+    let subreaper = super::u64_at(&session.read_out(8)?, 0) as u32;
+    let thp = session.call(nr::PRCTL, [PR_GET_THP_DISABLE, 0, 0, 0, 0, 0])?;
+    if thp < 0 {
+        return Err(failed("prctl(PR_GET_THP_DISABLE)", thp));
+    }
+    let membarrier = session.call(
+        nix::libc::SYS_membarrier as u64,
+        [MEMBARRIER_CMD_GET_REGISTRATIONS, 0, 0, 0, 0, 0],
+    )?;
+    let mut rec = KstateRecord {
+        child_subreaper: u32::from(subreaper & 1 != 0),
+        thp_disable: thp as u32,
+        ..KstateRecord::default()
+    };
+    if membarrier >= 0 {
+        rec.flags |= kstate_flags::HAVE_MEMBARRIER;
+        let regs = membarrier as u32;
+        if regs & !MEMBARRIER_REGISTRATIONS != 0 {
+            return Err(Error::Unsupported {
+                pid,
+                reason: format!(
+                    "membarrier registrations {regs:#x} (kckpt knows {MEMBARRIER_REGISTRATIONS:#x})"
+                ),
+            });
+        }
+        rec.membarrier = regs;
+    }
+    Ok(rec)
+}
+
+/// Complete `rec` with what `/proc/PID` shows: `oom_score_adj` and
+/// `loginuid`.
+pub fn from_proc(pid: i32, rec: &mut KstateRecord) -> Result<()> {
+    let text = |name: &str| -> Result<String> {
+        Ok(String::from_utf8_lossy(&procfs::read(pid, name)?)
+            .trim()
+            .to_owned())
+    };
+    let adj = text("oom_score_adj")?;
+    rec.oom_score_adj = adj.parse().map_err(|_| Error::Parse {
+        path: procfs::proc_path(pid, "oom_score_adj"),
+        what: format!("not a number: {adj:?}"),
+    })?;
+    rec.flags |= kstate_flags::HAVE_OOM_SCORE_ADJ;
+    // Without CONFIG_AUDIT there is no loginuid file.
+    if let Ok(uid) = text("loginuid") {
+        rec.loginuid = uid.parse().unwrap_or(LOGINUID_UNSET);
+        rec.flags |= kstate_flags::HAVE_LOGINUID;
+    }
+    Ok(())
+}
+
+/// `get_robust_list(tid)`: (head, length).
+fn robust_list(pid: i32, tid: i32) -> Result<(u64, u64)> {
+    let (mut head, mut len) = (0u64, 0u64);
+    // SAFETY: the kernel writes one pointer and one size_t into the two
+    // live locals.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_get_robust_list,
+            tid,
+            &mut head as *mut u64,
+            &mut len as *mut u64,
+        )
+    };
+    match (r, nix::errno::Errno::last()) {
+        (0, _) => Ok((head, len)),
+        // QEMU user emulation has none (nor set_robust_list): nothing to
+        // restore there.
+        (_, nix::errno::Errno::ENOSYS) => Ok((0, 0)),
+        (_, source) => Err(Error::Ptrace {
+            what: "get_robust_list",
+            pid,
+            source,
+        }),
+    }
+}
+
+fn ids(status: &str, key: &str) -> Option<[u32; 4]> {
+    let mut out = [0u32; 4];
+    let mut f = super::process::status_field(status, key)?.split_whitespace();
+    for v in &mut out {
+        *v = f.next()?.parse().ok()?;
+    }
+    Some(out)
+}
+
+fn caps(status: &str, key: &str) -> Option<u64> {
+    u64::from_str_radix(super::process::status_field(status, key)?, 16).ok()
+}
+
+/// Parse the credentials of a task's `status`: (record, groups).
+pub fn parse_creds(status: &str) -> Option<(TaskRecord, Vec<u32>)> {
+    let groups = super::process::status_field(status, "Groups")?
+        .split_whitespace()
+        .map(|g| g.parse().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    let rec = TaskRecord {
+        uid: ids(status, "Uid")?,
+        gid: ids(status, "Gid")?,
+        cap_inheritable: caps(status, "CapInh")?,
+        cap_permitted: caps(status, "CapPrm")?,
+        cap_effective: caps(status, "CapEff")?,
+        cap_bounding: caps(status, "CapBnd")?,
+        // Since Linux 4.3.
+        cap_ambient: caps(status, "CapAmb").unwrap_or(0),
+        ..TaskRecord::default()
+    };
+    Some((rec, groups))
+}
+
+/// The `NT_KCKPT_TASK` descriptor of thread `tid` of `pid`: its
+/// credentials (`securebits` from `PR_GET_SECUREBITS` run in it) and its
+/// robust futex list.
+pub fn task_note(pid: i32, tid: i32, securebits: u32) -> Result<Vec<u8>> {
+    let name = format!("task/{tid}/status");
+    let status = String::from_utf8_lossy(&procfs::read(pid, &name)?).into_owned();
+    let (mut rec, groups) = parse_creds(&status).ok_or_else(|| Error::Parse {
+        path: procfs::proc_path(pid, &name),
+        what: "no Uid, Gid, Groups or Cap lines".into(),
+    })?;
+    rec.securebits = securebits;
+    (rec.robust_list, rec.robust_len) = robust_list(pid, tid)?;
+    Ok(kckpt_image_write::task_note(rec, &groups))
+}
+
+/// The kernel's `AIO_RING_MAGIC`, `AIO_RING_COMPAT_FEATURES`,
+/// `AIO_RING_INCOMPAT_FEATURES`.
+const AIO_RING_MAGIC: u32 = 0xa10a_10a1;
+
+/// Is `m` an aio ring (`io_setup`)?
+pub fn is_aio_ring(m: &MapEntry) -> bool {
+    m.shared && m.name == "/[aio] (deleted)"
+}
+
+/// The aio rings of the process (mappings `/[aio] (deleted)`), their
+/// headers read from its memory. A ring whose header kckpt does not know
+/// is refused.
+pub fn aio_rings(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<Vec<AioRingRecord>> {
+    let mut out = Vec::new();
+    for m in maps.iter().filter(|m| is_aio_ring(m)) {
+        let mut h = [0u8; AIO_RING_HEADER as usize];
+        mem.read(m.start, &mut h)?;
+        let word = |i: usize| u32::from_le_bytes(h[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]));
+        let (nr, head, tail) = (word(1), word(2), word(3));
+        let expect = (m.len() - AIO_RING_HEADER) / AIO_RING_HEADER;
+        if word(4) != AIO_RING_MAGIC
+            || word(5) != 1
+            || word(6) != 0
+            || u64::from(word(7)) != AIO_RING_HEADER
+            || u64::from(nr) != expect
+            || head >= nr
+            || tail >= nr
+        {
+            return Err(Error::Unsupported {
+                pid,
+                reason: format!(
+                    "aio context {:#x}: a ring header kckpt does not know (nr {nr}, head {head}, tail {tail})",
+                    m.start
+                ),
+            });
+        }
+        out.push(AioRingRecord {
+            addr: m.start,
+            len: m.len(),
+            // io_setup(n) makes room for 2 * max(n, 4 * CPUs) + 2 events,
+            // rounded up to whole pages: (nr - 2) / 2 gives back this size
+            // (nr is what the pages hold) on any machine with up to nr / 8
+            // CPUs.
+            nr_events: ((nr.saturating_sub(2)) / 2).max(1),
+            ring_nr: nr,
+            head,
+            tail,
+            reserved: 0,
+        });
+    }
+    Ok(out)
+}
+
+/// A mounted cgroup hierarchy: its mount point, the cgroup path it
+/// shows (the mount's root), v2 or the v1 options naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CgroupMount {
+    point: String,
+    root: String,
+    v2: bool,
+    /// v1: controllers and `name=` of the super options.
+    names: Vec<String>,
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup mounts of `/proc/self/mountinfo` text.
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 5 || r.len() < 3 {
+            continue;
+        }
+        let v2 = r[0] == "cgroup2";
+        if !v2 && r[0] != "cgroup" {
+            continue;
+        }
+        out.push(CgroupMount {
+            point: unescape(l[4]),
+            root: unescape(l[3]),
+            v2,
+            names: r[2].split(',').map(str::to_owned).collect(),
+        });
+    }
+    out
+}
+
+/// Where the cgroup `path` of hierarchy `controllers` (`memory`,
+/// `name=systemd`, empty for v2) is in the file system: a mount of that
+/// hierarchy whose root is `path` or above it.
+fn cgroup_dir(mounts: &[CgroupMount], controllers: &str, path: &str) -> Option<String> {
+    let want: Vec<&str> = controllers.split(',').filter(|c| !c.is_empty()).collect();
+    mounts
+        .iter()
+        .filter(|m| {
+            if want.is_empty() {
+                m.v2
+            } else {
+                !m.v2 && want.iter().all(|c| m.names.iter().any(|n| n == c))
+            }
+        })
+        .find_map(|m| {
+            let rest = if m.root == "/" {
+                Some(path)
+            } else {
+                path.strip_prefix(m.root.as_str())
+                    .filter(|r| r.is_empty() || r.starts_with('/'))
+            }?;
+            let rest = rest.trim_end_matches('/');
+            Some(format!("{}{}", m.point.trim_end_matches('/'), rest))
+        })
+}
+
+/// One line of `/proc/PID/cgroup`: (hierarchy id, controllers, path).
+fn cgroup_line(line: &str) -> Option<(&str, &str, &str)> {
+    let (id, rest) = line.split_once(':')?;
+    let (controllers, path) = rest.split_once(':')?;
+    Some((id, controllers, path))
+}
+
+/// One cgroup of the process (`tid` 0) or of a thread that is elsewhere.
+struct Cgroup {
+    tid: u32,
+    line: String,
+    dir: String,
+    path: String,
+    v2: bool,
+}
+
+/// The cgroups of the process and of its threads that are elsewhere, each
+/// with where it is mounted here. A hierarchy mounted nowhere in the
+/// dumper's mount namespace is left out: kckpt could not put the process
+/// back there either.
+fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|source| Error::Read {
+        path: "/proc/self/mountinfo".into(),
+        source,
+    })?;
+    let mounts = cgroup_mounts(&mountinfo);
+    let read = |tid: i32| -> Result<String> {
+        let name = format!("task/{tid}/cgroup");
+        Ok(String::from_utf8_lossy(&procfs::read(pid, &name)?).into_owned())
+    };
+    let main = read(pid)?;
+    let mut out = Vec::new();
+    let mut add = |tid: u32, line: &str| {
+        let Some((_, controllers, path)) = cgroup_line(line) else {
+            return;
+        };
+        if let Some(dir) = cgroup_dir(&mounts, controllers, path) {
+            out.push(Cgroup {
+                tid,
+                line: line.to_owned(),
+                dir,
+                path: path.to_owned(),
+                v2: controllers.is_empty(),
+            });
+        }
+    };
+    main.lines().for_each(|line| add(0, line));
+    for &tid in tids.iter().filter(|&&t| t != pid) {
+        let Ok(text) = read(tid) else {
+            continue; // it exited meanwhile: it is not in the image either
+        };
+        for line in text.lines().filter(|l| !main.lines().any(|m| m == *l)) {
+            add(tid as u32, line);
+        }
+    }
+    Ok(out)
+}
+
+/// What kckpt cannot restore about the process's cgroups, for the refusal
+/// line of the dump (`files::collect`): a cgroup namespace of its own, and
+/// cgroups of its that are a tree kckpt would not rebuild — one with
+/// sub-cgroups none of its threads is in (a process managing cgroups
+/// below its own), or one owned by another user than its parent cgroup (a
+/// delegated cgroup, whose ownership a re-created directory would lack).
+/// The root cgroup of a hierarchy is never refused.
+pub fn unsupported(pid: i32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| fs::read_link(p).ok();
+    let (mine, its) = (
+        ns("/proc/self/ns/cgroup"),
+        ns(&format!("/proc/{pid}/ns/cgroup")),
+    );
+    if mine.is_some() && its.is_some() && mine != its {
+        return vec!["cgroup namespace".to_owned()];
+    }
+    let tids = super::threads::task_ids(pid).unwrap_or_default();
+    let Ok(cgroups) = located_cgroups(pid, &tids) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in cgroups.iter().filter(|c| c.path != "/") {
+        let occupied = |sub: &std::path::Path| {
+            cgroups
+                .iter()
+                .any(|o| std::path::Path::new(&o.dir).starts_with(sub))
+        };
+        let subs = fs::read_dir(&c.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .any(|e| !occupied(&e.path()));
+        let owner = |p: &std::path::Path| fs::metadata(p).map(|m| (m.uid(), m.gid())).ok();
+        let dir = std::path::Path::new(&c.dir);
+        let parent = dir.parent().and_then(owner);
+        let delegated = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .chain(std::iter::once(dir.to_path_buf()))
+            .any(|p| owner(&p) != parent);
+        let what = match (subs, delegated) {
+            (true, _) => "with sub-cgroups",
+            (false, true) => "owned by another user than its parent",
+            (false, false) => continue,
+        };
+        out.push(format!("cgroup {} {what}", c.line));
+    }
+    out
+}
+
+/// The `NT_KCKPT_CGROUPS` records: the cgroups of the process and of its
+/// threads that are elsewhere ([`located_cgroups`]), the process's first.
+pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Vec<CgroupRecord>> {
+    Ok(located_cgroups(pid, tids)?
+        .into_iter()
+        .map(|c| CgroupRecord {
+            tid: c.tid,
+            flags: if c.v2 {
+                kckpt_image::kstate::cgroup_flags::V2
+            } else {
+                0
+            },
+            line: strings.add(c.line.as_bytes()),
+            dir: strings.add(c.dir.as_bytes()),
+            reserved: 0,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_from_status() {
+        let status = "Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n\
+                      Groups:\t27 100 \nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\n\
+                      CapEff:\t0000000000000400\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n";
+        let (rec, groups) = parse_creds(status).unwrap();
+        assert_eq!(rec.uid, [1000, 1001, 1002, 1003]);
+        assert_eq!(rec.gid, [5, 6, 7, 8]);
+        assert_eq!(groups, [27, 100]);
+        assert_eq!(rec.cap_permitted, 0x1ff_ffff_ffff);
+        assert_eq!(rec.cap_effective, 0x400);
+        let none = status.replace("Groups:\t27 100 ", "Groups:\t");
+        assert_eq!(parse_creds(&none).unwrap().1, Vec::<u32>::new());
+    }
+
+    #[test]
+    fn cgroup_directories_from_mountinfo() {
+        let mi = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                  35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                  40 31 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n\
+                  50 31 0:39 /sub /mnt/my\\040cg rw - cgroup cgroup rw,cpu,cpuacct\n";
+        let m = cgroup_mounts(mi);
+        assert_eq!(m.len(), 4);
+        assert_eq!(
+            cgroup_dir(&m, "memory", "/a/b").as_deref(),
+            Some("/sys/fs/cgroup/memory/a/b")
+        );
+        assert_eq!(
+            cgroup_dir(&m, "name=systemd", "/").as_deref(),
+            Some("/sys/fs/cgroup/systemd")
+        );
+        assert_eq!(
+            cgroup_dir(&m, "", "/user.slice").as_deref(),
+            Some("/sys/fs/cgroup/unified/user.slice")
+        );
+        assert_eq!(
+            cgroup_dir(&m, "cpu,cpuacct", "/sub/x").as_deref(),
+            Some("/mnt/my cg/x")
+        );
+        assert_eq!(cgroup_dir(&m, "cpu,cpuacct", "/other"), None);
+        assert_eq!(cgroup_dir(&m, "pids", "/"), None);
+        assert_eq!(cgroup_line("4:memory:/a:b"), Some(("4", "memory", "/a:b")));
+    }
+}

@@ -1,0 +1,126 @@
+//! The kernel-state part of `kckpt info` (format 1.3): prctl and `/proc`
+//! settings, each thread's credentials and robust list, aio rings and
+//! cgroups. `null` (and no text) for images without them.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use kckpt_image::kstate::{group, kstate_flags, parse_task, NT_KCKPT_TASK};
+use kckpt_image::{ImageView, NOTE_OWNER};
+
+use crate::info::Show;
+
+/// The `kernel_state` object of `kckpt info --json`.
+pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
+    let threads: Vec<Value> = view
+        .threads()
+        .filter_map(|t| {
+            let (r, groups) = parse_task(t.regset(NOTE_OWNER, NT_KCKPT_TASK)?)?;
+            let groups: Vec<u32> = (0..r.group_count as usize)
+                .filter_map(|i| group(groups, i))
+                .collect();
+            Some(json!({
+                "tid": t.record.tid,
+                "uid": r.uid,
+                "gid": r.gid,
+                "groups": groups,
+                "cap_inheritable": format!("{:#x}", r.cap_inheritable),
+                "cap_permitted": format!("{:#x}", r.cap_permitted),
+                "cap_effective": format!("{:#x}", r.cap_effective),
+                "cap_bounding": format!("{:#x}", r.cap_bounding),
+                "cap_ambient": format!("{:#x}", r.cap_ambient),
+                "securebits": r.securebits,
+                "robust_list": r.robust_list,
+            }))
+        })
+        .collect();
+    let aio: Vec<Value> = view
+        .aio
+        .iter()
+        .map(|a| json!({ "addr": a.addr, "len": a.len, "nr": a.ring_nr, "head": a.head, "tail": a.tail }))
+        .collect();
+    let cgroups: Vec<Value> = view
+        .cgroups
+        .iter()
+        .map(|c| {
+            json!({
+                "tid": c.tid,
+                "cgroup": show.str(view.string(c.line).unwrap_or_default()),
+                "dir": show.str(view.string(c.dir).unwrap_or_default()),
+            })
+        })
+        .collect();
+    let Some(k) = view.kstate else {
+        return if threads.is_empty() {
+            Value::Null
+        } else {
+            json!({ "threads": threads })
+        };
+    };
+    let have = |bit: u32| k.flags & bit != 0;
+    json!({
+        "child_subreaper": k.child_subreaper,
+        "thp_disable": k.thp_disable,
+        "oom_score_adj": have(kstate_flags::HAVE_OOM_SCORE_ADJ).then_some(k.oom_score_adj),
+        "loginuid": have(kstate_flags::HAVE_LOGINUID).then_some(k.loginuid),
+        "membarrier": have(kstate_flags::HAVE_MEMBARRIER).then(|| format!("{:#x}", k.membarrier)),
+        "threads": threads,
+        "aio_rings": aio,
+        "cgroups": cgroups,
+    })
+}
+
+/// The text lines for `kernel_state`.
+pub(crate) fn format_text(out: &mut String, k: &Value) {
+    if k.is_null() {
+        return;
+    }
+    if !k["child_subreaper"].is_null() {
+        let _ = writeln!(
+            out,
+            "kernel state:   subreaper {}, thp_disable {}, oom_score_adj {}, loginuid {}, membarrier {}",
+            k["child_subreaper"], k["thp_disable"], k["oom_score_adj"], k["loginuid"],
+            k["membarrier"].as_str().unwrap_or("unknown")
+        );
+    }
+    for t in k["threads"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  tid {} uid {} gid {} groups {} caps eff {} prm {} inh {} bnd {} amb {} securebits {}",
+            t["tid"],
+            t["uid"],
+            t["gid"],
+            t["groups"],
+            t["cap_effective"].as_str().unwrap_or("?"),
+            t["cap_permitted"].as_str().unwrap_or("?"),
+            t["cap_inheritable"].as_str().unwrap_or("?"),
+            t["cap_bounding"].as_str().unwrap_or("?"),
+            t["cap_ambient"].as_str().unwrap_or("?"),
+            t["securebits"],
+        );
+    }
+    for a in k["aio_rings"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  aio ring {:#x} nr {} head {} tail {}",
+            a["addr"].as_u64().unwrap_or(0),
+            a["nr"],
+            a["head"],
+            a["tail"]
+        );
+    }
+    for c in k["cgroups"].as_array().into_iter().flatten() {
+        let who = if c["tid"] == 0 {
+            "process".to_owned()
+        } else {
+            format!("tid {}", c["tid"])
+        };
+        let _ = writeln!(
+            out,
+            "  cgroup {} ({who}): {}",
+            c["cgroup"].as_str().unwrap_or(""),
+            c["dir"].as_str().unwrap_or("")
+        );
+    }
+}

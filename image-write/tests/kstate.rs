@@ -1,0 +1,262 @@
+//! The kernel-state notes of format 1.3 (`kckpt_image::kstate`): a round
+//! trip through the writer and the reader, then one test per value the
+//! reader must refuse.
+
+use std::fs::{self, File};
+
+use kckpt_image::kstate::*;
+use kckpt_image::read::{note_segment, parse_elf_header, EM_X86_64};
+use kckpt_image::*;
+use kckpt_image_write::{
+    reseal, task_note, ImageMetadata, ImageWriter, KstateMeta, StringTable, ThreadNotesOut,
+};
+
+const PAGE: u64 = 4096;
+const RING: u64 = 0x7000_0000;
+
+/// What the sample image holds; tests change one thing.
+struct Sample {
+    kstate: KstateRecord,
+    task: TaskRecord,
+    groups: Vec<u32>,
+    aio: AioRingRecord,
+    /// (tid, line, dir) of each cgroup record.
+    cgroups: Vec<(u32, &'static str, &'static str)>,
+}
+
+fn sample() -> Sample {
+    Sample {
+        kstate: KstateRecord {
+            flags: kstate_flags::HAVE_MEMBARRIER | kstate_flags::HAVE_OOM_SCORE_ADJ,
+            child_subreaper: 1,
+            thp_disable: 3,
+            oom_score_adj: -17,
+            loginuid: LOGINUID_UNSET,
+            membarrier: (1 << 2) | (1 << 4),
+            reserved: [0; 3],
+        },
+        task: TaskRecord {
+            uid: [1, 2, 3, 4],
+            gid: [5, 6, 7, 8],
+            cap_permitted: 0x400,
+            robust_list: 0x5000_0000,
+            robust_len: 24,
+            ..TaskRecord::default()
+        },
+        groups: vec![27, 100],
+        aio: AioRingRecord {
+            addr: RING,
+            len: PAGE,
+            nr_events: 62,
+            ring_nr: 127,
+            head: 1,
+            tail: 3,
+            reserved: 0,
+        },
+        cgroups: vec![
+            (0, "4:memory:/a", "/sys/fs/cgroup/memory/a"),
+            (1236, "4:memory:/a/b", "/sys/fs/cgroup/memory/a/b"),
+        ],
+    }
+}
+
+fn thread(tid: u32, task: &[u8]) -> ThreadNotesOut {
+    ThreadNotesOut {
+        prstatus: vec![1; 336],
+        regsets: vec![(NOTE_OWNER, NT_KCKPT_TASK, task.to_vec())],
+        record: ThreadRecord {
+            tid,
+            altstack_flags: SS_DISABLE,
+            ..Default::default()
+        },
+    }
+}
+
+fn write(name: &str, s: &Sample) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!("kckpt-kstate-{}-{name}", std::process::id()));
+    let writer = ImageWriter::new(File::create(&path).unwrap(), EM_X86_64, PAGE);
+    let mut strings = StringTable::default();
+    let ring_name = strings.add(b"/[aio] (deleted)");
+    let cgroups = s
+        .cgroups
+        .iter()
+        .map(|&(tid, line, dir)| CgroupRecord {
+            tid,
+            flags: 0,
+            line: strings.add(line.as_bytes()),
+            dir: strings.add(dir.as_bytes()),
+            reserved: 0,
+        })
+        .collect();
+    let task = task_note(s.task, &s.groups);
+    let mut kernel_release = [0u8; 64];
+    kernel_release[..4].copy_from_slice(b"6.18");
+    let meta = ImageMetadata {
+        header: ImageHeader {
+            magic: HEADER_MAGIC,
+            format_major: FORMAT_MAJOR,
+            format_minor: FORMAT_MINOR,
+            machine: EM_X86_64,
+            reserved0: 0,
+            page_size: PAGE as u32,
+            flags: 0,
+            pid: 1234,
+            thread_count: 0,
+            xcr0: 7,
+            xstate_size: 832,
+            reserved1: 0,
+            hwcap: 0,
+            hwcap2: 0,
+            vdso_hash: 0,
+            created_unix: 1,
+            kernel_release,
+            reserved: [0; 4],
+        },
+        mm: MmRecord {
+            cmdline: ring_name,
+            exe: ring_name,
+            ..Default::default()
+        },
+        signals: SignalsRecord {
+            actions: [SigactionRecord::default(); 64],
+        },
+        vmas: vec![VmaRecord {
+            start: RING,
+            end: RING + PAGE,
+            prot: prot::READ | prot::WRITE,
+            flags: vma_flags::SHARED | vma_flags::FILE_UNAVAILABLE,
+            kind: vma_kind::FILE,
+            name: ring_name,
+            ..Default::default()
+        }],
+        runs: Vec::new(),
+        strings,
+        auxv: vec![0; 16],
+        prpsinfo: vec![0; 136],
+        threads: vec![thread(1234, &task), thread(1236, &task)],
+        process: None,
+        pending: Vec::new(),
+        files: Default::default(),
+        timers: Default::default(),
+        kstate: KstateMeta {
+            kstate: Some(s.kstate),
+            aio: vec![s.aio],
+            cgroups,
+        },
+    };
+    writer.finish(meta).unwrap();
+    let bytes = fs::read(&path).unwrap();
+    fs::remove_file(&path).unwrap();
+    bytes
+}
+
+fn with_view<T>(bytes: &[u8], f: impl FnOnce(&ImageView<'_>) -> T) -> Result<T, FormatError> {
+    let len = bytes.len() as u64;
+    let elf = parse_elf_header(bytes, len, EM_X86_64)?;
+    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
+    let (off, size) = note_segment(table, len)?;
+    let view = ImageView::parse(&bytes[off as usize..(off + size) as usize], EM_X86_64, len)?;
+    Ok(f(&view))
+}
+
+fn refused(name: &str, s: &Sample) -> FormatError {
+    let mut bytes = write(name, s);
+    reseal(&mut bytes).unwrap();
+    match with_view(&bytes, |_| ()) {
+        Ok(()) => panic!("{name}: accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn round_trip() {
+    let s = sample();
+    let bytes = write("round-trip", &s);
+    with_view(&bytes, |v| {
+        assert_eq!(v.kstate, Some(s.kstate));
+        assert_eq!(v.aio.get(0), Some(s.aio));
+        assert_eq!(v.cgroups.len(), 2);
+        let c = v.cgroups.get(1).unwrap();
+        assert_eq!(c.tid, 1236);
+        assert_eq!(v.string(c.dir).unwrap(), b"/sys/fs/cgroup/memory/a/b");
+        for t in v.threads() {
+            let (rec, groups) = parse_task(t.regset(NOTE_OWNER, NT_KCKPT_TASK).unwrap()).unwrap();
+            assert_eq!(rec.group_count, 2);
+            assert_eq!(
+                TaskRecord {
+                    group_count: 0,
+                    ..rec
+                },
+                s.task
+            );
+            assert_eq!((group(groups, 0), group(groups, 1)), (Some(27), Some(100)));
+        }
+    })
+    .unwrap();
+}
+
+#[test]
+fn bad_kernel_state_values_are_refused() {
+    let mut s = sample();
+    s.kstate.membarrier |= 1 << 3; // an execution command, not a registration
+    assert_eq!(
+        refused("membarrier", &s),
+        FormatError::BadField("kernel state: bad values")
+    );
+    let mut s = sample();
+    s.kstate.oom_score_adj = 1001;
+    assert!(matches!(refused("oom", &s), FormatError::BadField(_)));
+    let mut s = sample();
+    s.kstate.reserved[2] = 1;
+    assert!(matches!(refused("reserved", &s), FormatError::BadField(_)));
+}
+
+#[test]
+fn bad_task_records_are_refused() {
+    let mut s = sample();
+    s.task.robust_len = 16;
+    assert!(matches!(refused("robust", &s), FormatError::BadField(_)));
+    let mut s = sample();
+    s.groups = vec![0; MAX_GROUPS as usize + 1];
+    assert_eq!(
+        refused("groups", &s),
+        FormatError::BadRecordSize("task"),
+        "more groups than NGROUPS_MAX"
+    );
+}
+
+#[test]
+fn aio_rings_must_match_a_saved_shared_area() {
+    for (name, edit) in [
+        (
+            "head",
+            (|a: &mut AioRingRecord| a.head = 127) as fn(&mut AioRingRecord),
+        ),
+        ("tail", |a| a.tail = 200),
+        ("nr", |a| a.ring_nr = 255),
+        ("address", |a| a.addr += PAGE),
+        ("length", |a| a.len = 2 * PAGE),
+        ("events", |a| a.nr_events = 0),
+    ] {
+        let mut s = sample();
+        edit(&mut s.aio);
+        assert_eq!(
+            refused(name, &s),
+            FormatError::BadField("aio ring: bad address, size, head or tail"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn cgroup_records_come_in_order_and_name_saved_threads() {
+    let mut s = sample();
+    s.cgroups.reverse();
+    assert!(matches!(refused("order", &s), FormatError::BadField(_)));
+    let mut s = sample();
+    s.cgroups[1].0 = 999;
+    assert!(matches!(refused("thread", &s), FormatError::BadField(_)));
+    let mut s = sample();
+    s.cgroups[0].2 = "relative/dir";
+    assert!(matches!(refused("relative", &s), FormatError::BadField(_)));
+}

@@ -1,0 +1,119 @@
+//! `/proc/PID/exe`: the restored process's executable link, which would
+//! otherwise name `kckpt-stub`, the program the kernel executed.
+//!
+//! `PR_SET_MM_MAP` with an `exe_fd` changes it, for a caller with
+//! `CAP_CHECKPOINT_RESTORE` or `CAP_SYS_ADMIN` in its user namespace (root,
+//! or the stub inside the user namespace of `--new-pid-ns`), and only
+//! while no mapping of the old executable remains (`EBUSY` otherwise). So
+//! [`prepare`], before the address space changes, opens the saved
+//! executable and replaces the stub's own file mappings (code, read-only
+//! data, data) by an anonymous copy of them (`mremap` of the copy over the
+//! originals: the code runs on from identical bytes);
+//! `state::restore` then passes the descriptor ([`fd`]) and closes it
+//! ([`done`]). Without the privilege nothing is done: the link stays the
+//! stub (documented). A saved executable that cannot be opened or is
+//! refused by the kernel is a warning naming it. x86_64 only: aarch64
+//! would need its instruction cache synchronised for the copied code.
+#![allow(unsafe_code)] // Replacing the stub's own mappings by copies.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use linux_raw_sys::general as g;
+
+use crate::load::Image;
+use crate::report::Msg;
+use crate::sys;
+
+/// The saved executable, open, or `usize::MAX`.
+static FD: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_CHECKPOINT_RESTORE: u32 = 40;
+
+/// The descriptor for `prctl_mm_map::exe_fd` (`u32::MAX`: none).
+pub fn fd() -> u32 {
+    match FD.load(Ordering::Relaxed) {
+        usize::MAX => u32::MAX,
+        fd => fd as u32,
+    }
+}
+
+/// Close the executable once `PR_SET_MM_MAP` is done.
+pub fn done() {
+    let fd = FD.swap(usize::MAX, Ordering::Relaxed);
+    if fd != usize::MAX {
+        sys::close(fd);
+    }
+}
+
+/// Warn that the link stays the stub's, and why.
+pub fn warn(img: &Image, errno: sys::Errno) {
+    let exe = img.view.string(img.view.mm.exe).unwrap_or(b"");
+    Msg::new()
+        .push(img.path)
+        .s(": /proc/PID/exe stays kckpt-stub: cannot make it ")
+        .push(exe)
+        .errno(errno)
+        .warn();
+}
+
+/// Open the saved executable and detach the stub from its own file, when
+/// this process may change its executable link (see the module
+/// documentation).
+pub fn prepare(img: &Image) {
+    if !cfg!(target_arch = "x86_64") || crate::layout::emulated() {
+        return;
+    }
+    let caps = crate::ksys::capget().effective;
+    if caps & (1 << CAP_CHECKPOINT_RESTORE | 1 << CAP_SYS_ADMIN) == 0 {
+        return;
+    }
+    let Ok(exe) = img.view.string(img.view.mm.exe) else {
+        return;
+    };
+    let mut path = [0u8; 4096];
+    if exe.is_empty() || exe.len() >= path.len() {
+        return;
+    }
+    path[..exe.len()].copy_from_slice(exe);
+    let fd = match sys::open(&path[..exe.len() + 1], g::O_RDONLY) {
+        Ok(fd) => fd,
+        Err(e) => return warn(img, e),
+    };
+    if let Err(e) = anonymize_own_mappings() {
+        sys::close(fd);
+        return warn(img, e);
+    }
+    FD.store(fd, Ordering::Relaxed);
+}
+
+extern "C" {
+    /// The linker's start of the program (its ELF header, `WINDOW_START`).
+    static __executable_start: u8;
+    /// The linker's end of the initialised data: the last byte that comes
+    /// from the file.
+    static _edata: u8;
+}
+
+/// Replace the stub's file mappings (its ELF segments, from
+/// `__executable_start` to the page of `_edata`) by one anonymous copy,
+/// readable, writable and executable (the window is unmapped at the end).
+fn anonymize_own_mappings() -> Result<(), sys::Errno> {
+    let start = core::ptr::addr_of!(__executable_start) as usize;
+    let end = (core::ptr::addr_of!(_edata) as usize).next_multiple_of(4096);
+    let len = end - start;
+    let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS;
+    // SAFETY: a new mapping where the kernel chooses; replaces nothing.
+    let copy = unsafe { sys::mmap(0, len, g::PROT_READ | g::PROT_WRITE, flags, usize::MAX, 0) }?;
+    // SAFETY: `start..end` is this program's own code and data, all
+    // readable; `copy` is the fresh mapping of `len` bytes. The mremap
+    // replaces the original with the identical copy, so the code,
+    // constants and data in use stay the same bytes at the same addresses
+    // (x86_64 keeps instruction fetches coherent).
+    unsafe {
+        core::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, len);
+        sys::mprotect(copy, len, g::PROT_READ | g::PROT_WRITE | g::PROT_EXEC)?;
+        sys::mremap_fixed(copy, len, start)?;
+    }
+    Ok(())
+}

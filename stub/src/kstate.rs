@@ -1,0 +1,340 @@
+//! Process-wide kernel state of format 1.3 (`NT_KCKPT_KSTATE`,
+//! `NT_KCKPT_AIO`, `NT_KCKPT_CGROUPS`), restored in this order:
+//!
+//! 1. before memory: THP disable (`PR_SET_THP_DISABLE`, so the rebuilt
+//!    memory gets huge pages only as the saved process would);
+//! 2. after memory, before the other threads exist (they inherit what is
+//!    per thread): aio rings ([`aio`]), membarrier registrations,
+//!    `oom_score_adj`, `loginuid`, child subreaper, the process's cgroups;
+//! 3. each other thread joins its own cgroup when it differs
+//!    ([`join_thread_cgroups`]).
+//!
+//! What needs a privilege the restorer lacks is reported with one
+//! `kckpt: warning:` line naming it, and the restore goes on (lowering
+//! `oom_score_adj` needs `CAP_SYS_RESOURCE`, changing a set `loginuid`
+//! `CAP_AUDIT_CONTROL`, another cgroup write access to it): the restorer's
+//! own value stays, as for any program it starts. Membarrier registrations
+//! and aio rings need none; a failure there ends the restore.
+#![allow(unsafe_code)] // The aio ring the kernel maps: header words, events.
+
+use kckpt_image::kstate::{kstate_flags, AioRingRecord, CgroupRecord, AIO_RING_HEADER};
+use linux_raw_sys::general as g;
+
+use crate::ksys::{self, Iocb};
+use crate::load::Image;
+use crate::memory::Failure;
+use crate::report::Msg;
+use crate::sys::{self, Errno};
+
+const PR_SET_CHILD_SUBREAPER: u32 = 36;
+const PR_SET_THP_DISABLE: u32 = 41;
+const PR_GET_THP_DISABLE: u32 = 42;
+
+fn failed(what: &'static str, addr: u64) -> impl FnOnce(Errno) -> Failure {
+    move |errno| Failure { what, addr, errno }
+}
+
+/// THP disable, before the memory is rebuilt (a failure is a warning).
+pub fn before_memory(img: &Image) {
+    let Some(k) = img.view.kstate else { return };
+    let now = sys::prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0).unwrap_or(0) as u32;
+    if now != k.thp_disable {
+        let on = (k.thp_disable & 1) as usize;
+        let flags = (k.thp_disable & !1) as usize;
+        if let Err(e) = sys::prctl(PR_SET_THP_DISABLE, on, flags, 0, 0) {
+            Msg::new()
+                .push(img.path)
+                .s(": cannot set THP disable to ")
+                .dec(k.thp_disable.into())
+                .errno(e)
+                .warn();
+        }
+    }
+}
+
+/// The process-wide state restored once memory is back (see the module
+/// documentation).
+pub fn after_memory(img: &Image) -> Result<(), Failure> {
+    for ring in img.view.aio.iter() {
+        aio(&ring)?;
+    }
+    let Some(k) = img.view.kstate else {
+        return join_cgroups(img, 0);
+    };
+    if k.flags & kstate_flags::HAVE_MEMBARRIER != 0 {
+        for bit in [2u32, 4, 6, 8] {
+            if k.membarrier & (1 << bit) != 0 {
+                ksys::membarrier(1 << bit).map_err(failed("membarrier registration", 1 << bit))?;
+            }
+        }
+    }
+    if k.flags & kstate_flags::HAVE_OOM_SCORE_ADJ != 0 {
+        let v = k.oom_score_adj;
+        let (neg, abs) = (v < 0, u64::from(v.unsigned_abs()));
+        proc_value(
+            img,
+            b"/proc/self/oom_score_adj\0",
+            "oom_score_adj",
+            neg,
+            abs,
+        );
+    }
+    if k.flags & kstate_flags::HAVE_LOGINUID != 0 {
+        proc_value(
+            img,
+            b"/proc/self/loginuid\0",
+            "loginuid",
+            false,
+            k.loginuid.into(),
+        );
+    }
+    if k.child_subreaper != 0 {
+        sys::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            .map_err(failed("PR_SET_CHILD_SUBREAPER", 0))?;
+    }
+    join_cgroups(img, 0)
+}
+
+/// A decimal number as text: (buffer, length).
+pub fn decimal(neg: bool, v: u64) -> ([u8; 24], usize) {
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    let mut v = v;
+    loop {
+        digits[23 - n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        digits[23 - n] = b'-';
+        n += 1;
+    }
+    let mut out = [0u8; 24];
+    out[..n].copy_from_slice(&digits[24 - n..]);
+    (out, n)
+}
+
+/// Write the number to the `/proc/self` file `path` unless it holds it
+/// already; a refusal is a warning naming `what`.
+fn proc_value(img: &Image, path: &[u8], what: &str, neg: bool, v: u64) {
+    let (text, n) = decimal(neg, v);
+    let mut now = [0u8; 24];
+    let len = match sys::open(path, g::O_RDONLY) {
+        Ok(fd) => {
+            let r = ksys::read(fd, &mut now).unwrap_or(0);
+            sys::close(fd);
+            r
+        }
+        Err(_) => 0,
+    };
+    let current = now[..len].strip_suffix(b"\n").unwrap_or(&now[..len]);
+    if current == &text[..n] {
+        return;
+    }
+    let r = sys::open(path, g::O_WRONLY).and_then(|fd| {
+        let r = sys::write(fd, &text[..n]);
+        sys::close(fd);
+        r
+    });
+    if let Err(e) = r {
+        Msg::new()
+            .push(img.path)
+            .s(": cannot set ")
+            .s(what)
+            .s(" to ")
+            .push(&text[..n])
+            .errno(e)
+            .s("; it stays ")
+            .push(current)
+            .warn();
+    }
+}
+
+/// Batches of dummy requests submitted at once.
+const BATCH: usize = 64;
+
+/// Re-create one aio context at its saved address with its saved head and
+/// tail: `io_setup` of the same size, as many synchronous one-byte writes
+/// to `/dev/null` as move the in-kernel tail to the saved one (a full turn
+/// first when the tail had wrapped below the head, so the kernel counts
+/// completed events as before), the head set directly (as `io_getevents`
+/// would move it), the saved events copied over, and the ring moved onto
+/// the saved area with `mremap` (which replaces the copy the memory
+/// restore left there, and which the kernel follows: the context id is
+/// the ring's address).
+fn aio(r: &AioRingRecord) -> Result<(), Failure> {
+    let ctx = ksys::io_setup(r.nr_events).map_err(failed("io_setup", r.addr))?;
+    let ring = ctx as *mut u32;
+    // SAFETY: `ctx` is the kernel's new ring mapping, at least one page
+    // long; its header is four u32s then more.
+    let nr = unsafe { core::ptr::read_volatile(ring.add(1)) };
+    if nr != r.ring_nr {
+        return Err(Failure {
+            what: "re-creating an aio context of the saved size",
+            addr: r.addr,
+            errno: Errno(linux_raw_sys::errno::EINVAL),
+        });
+    }
+    let (head, tail) = (r.head, r.tail);
+    let count = if tail < head { nr + tail } else { tail } as usize;
+    if count > 0 {
+        let null =
+            sys::open(b"/dev/null\0", g::O_WRONLY).map_err(failed("opening /dev/null", 0))?;
+        let byte = [0u8; 1];
+        let iocb = Iocb {
+            fildes: null as u32,
+            opcode: 1, // IOCB_CMD_PWRITE
+            buf: byte.as_ptr() as u64,
+            nbytes: 1,
+            ..Iocb::default()
+        };
+        let list = [&iocb as *const Iocb; BATCH];
+        let mut done = 0usize;
+        while done < count {
+            let n = (count - done).min(BATCH).min(nr as usize - 1);
+            // SAFETY: every entry points at `iocb`, whose one-byte buffer
+            // outlives the synchronous write to /dev/null.
+            let r = unsafe { ksys::io_submit(ctx, &list[..n]) };
+            match r {
+                Ok(k) if k > 0 => done += k,
+                Ok(_) => {
+                    sys::close(null);
+                    return Err(failed("moving an aio ring's tail", ctx as u64)(Errno(
+                        linux_raw_sys::errno::EAGAIN,
+                    )));
+                }
+                Err(e) => {
+                    sys::close(null);
+                    return Err(failed("moving an aio ring's tail", ctx as u64)(e));
+                }
+            }
+            // Consume what was just completed (as io_getevents would), up
+            // to the saved head, so the ring never fills up.
+            let h = if done < head as usize {
+                done as u32
+            } else {
+                head
+            };
+            // SAFETY: the head word of the live ring.
+            unsafe { core::ptr::write_volatile(ring.add(2), h) };
+        }
+        sys::close(null);
+    }
+    // SAFETY: the head word of the live ring.
+    unsafe { core::ptr::write_volatile(ring.add(2), head) };
+    let len = r.len as usize;
+    let skip = AIO_RING_HEADER as usize;
+    // SAFETY: both areas are `len` bytes: the new ring, and the saved ring's
+    // copy that the memory restore mapped at `r.addr` (the reader checked
+    // that a shared area of exactly that size was saved there); they do
+    // not overlap (the kernel placed the new ring where nothing was).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            (r.addr as usize + skip) as *const u8,
+            (ctx + skip) as *mut u8,
+            len - skip,
+        );
+        sys::mremap_fixed(ctx, len, r.addr as usize)
+    }
+    .map_err(failed("moving an aio ring to its saved address", r.addr))?;
+    Ok(())
+}
+
+/// The cgroup records of the process (`tid` 0) or of saved thread `tid`.
+fn cgroups_of(img: &Image, tid: u32) -> impl Iterator<Item = CgroupRecord> + '_ {
+    img.view.cgroups.iter().filter(move |c| c.tid == tid)
+}
+
+/// Is `line` one of `/proc/thread-self/cgroup`'s (`self` for the process)?
+fn in_cgroup(line: &[u8], thread: bool) -> bool {
+    let path: &[u8] = if thread {
+        b"/proc/thread-self/cgroup\0"
+    } else {
+        b"/proc/self/cgroup\0"
+    };
+    let mut buf = [0u8; 4096];
+    let Ok(fd) = sys::open(path, g::O_RDONLY) else {
+        return false;
+    };
+    let mut len = 0;
+    while len < buf.len() {
+        match ksys::read(fd, &mut buf[len..]) {
+            Ok(n) if n > 0 => len += n,
+            _ => break,
+        }
+    }
+    sys::close(fd);
+    buf[..len].split(|&c| c == b'\n').any(|l| l == line)
+}
+
+/// Put the calling thread (`tid` != 0: only it) or the whole process
+/// (`tid` 0) into its saved cgroups where it is not there already,
+/// creating a cgroup directory that no longer exists. A cgroup that
+/// cannot be joined is a warning naming it.
+pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
+    for c in cgroups_of(img, tid) {
+        let (Ok(line), Ok(dir)) = (img.view.string(c.line), img.view.string(c.dir)) else {
+            continue;
+        };
+        if in_cgroup(line, tid != 0) {
+            continue;
+        }
+        let v2 = c.flags & kckpt_image::kstate::cgroup_flags::V2 != 0;
+        let file: &[u8] = match (tid != 0, v2) {
+            (false, _) => b"/cgroup.procs\0",
+            (true, true) => b"/cgroup.threads\0",
+            (true, false) => b"/tasks\0",
+        };
+        let mut path = [0u8; 4096];
+        let n = dir.len();
+        path[..n].copy_from_slice(dir);
+        // Create what is missing (mkdir -p), as the saved process's.
+        path[n] = 0;
+        mkdir_p(&mut path[..n + 1]);
+        path[n..n + file.len()].copy_from_slice(file);
+        // `0` in cgroup.procs or tasks moves the writer itself.
+        let r = sys::open(&path[..n + file.len()], g::O_WRONLY).and_then(|fd| {
+            let r = sys::write(fd, b"0");
+            sys::close(fd);
+            r
+        });
+        if let Err(e) = r {
+            Msg::new()
+                .push(img.path)
+                .s(": cannot put the process back into cgroup ")
+                .push(line)
+                .s(" (")
+                .push(dir)
+                .s(")")
+                .errno(e)
+                .s("; it stays in the restorer's")
+                .warn();
+        }
+    }
+    Ok(())
+}
+
+/// `mkdir -p` of the NUL-terminated `path` (mode 0755); errors are left to
+/// the join that follows.
+fn mkdir_p(path: &mut [u8]) {
+    if ksys::mkdir(path, 0o755).is_ok() || path.len() < 3 {
+        return;
+    }
+    let end = path.len() - 1;
+    for i in 1..end {
+        if path[i] == b'/' {
+            path[i] = 0;
+            let _ = ksys::mkdir(&path[..=i], 0o755);
+            path[i] = b'/';
+        }
+    }
+    let _ = ksys::mkdir(path, 0o755);
+}
+
+/// Join the thread's own cgroups (called by each other thread).
+pub fn join_thread_cgroups(img: &Image, saved_tid: u32) -> Result<(), Failure> {
+    join_cgroups(img, saved_tid)
+}

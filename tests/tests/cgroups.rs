@@ -1,0 +1,155 @@
+//! cgroup membership survives a checkpoint: a process and one of its
+//! threads in cgroups of their own (a cgroup v1 hierarchy of this machine,
+//! the thread in a cgroup below the process's) are put back into them by
+//! a root restore, which re-creates the directories removed meanwhile; a
+//! process whose cgroup has sub-cgroups none of its threads is in is
+//! refused at dump by name (kckpt restores membership, not cgroup trees).
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+
+/// A mounted cgroup v1 hierarchy with a controller (`pids` preferred):
+/// (mount point, controller).
+fn v1_hierarchy() -> Option<(PathBuf, String)> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut found = Vec::new();
+    for line in mountinfo.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if r.first() == Some(&"cgroup") && l.get(3) == Some(&"/") {
+            let controller = r[2]
+                .split(',')
+                .find(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("name="))
+                .map(str::to_owned);
+            if let Some(c) = controller {
+                found.push((PathBuf::from(l[4]), c));
+            }
+        }
+    }
+    found.sort_by_key(|(_, c)| c != "pids");
+    found.into_iter().next()
+}
+
+/// A cgroup directory removed (with its sub-directories) when dropped.
+struct Cgroup(PathBuf);
+
+impl Drop for Cgroup {
+    /// Remove the directories once their processes are gone (a killed
+    /// process that init reaps stays in its cgroup until then: up to a
+    /// second on some machines).
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let _ = fs::remove_dir(self.0.join("sub"));
+            let _ = fs::remove_dir(self.0.join("empty"));
+            if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            if std::time::Instant::now() > deadline {
+                eprintln!("cannot remove the test cgroup {}", self.0.display());
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+fn cgroup_line(pid: i32, tid: i32, controller: &str) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/cgroup")).expect("cgroup file");
+    text.lines()
+        .find(|l| l.split(':').nth(1) == Some(controller))
+        .unwrap_or_else(|| panic!("no {controller} line in {text}"))
+        .to_owned()
+}
+
+fn started_in(cg: &Cgroup) -> (Proc, i32) {
+    let mut p = Proc::start(prog::KSTATE, &[]);
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let pid = p.pid();
+    fs::write(cg.0.join("cgroup.procs"), pid.to_string()).expect("join the cgroup");
+    let thread = *tasks(pid)
+        .iter()
+        .find(|&&t| t != pid)
+        .expect("second thread");
+    (p, thread)
+}
+
+#[test]
+fn process_and_thread_cgroups_are_rejoined_and_recreated() {
+    let Some((mount, controller)) = v1_hierarchy() else {
+        panic!("no cgroup v1 hierarchy with a controller is mounted here");
+    };
+    let name = format!("kckpt-test-{}", std::process::id());
+    let cg = Cgroup(mount.join(&name));
+    fs::create_dir(&cg.0).expect("create a cgroup");
+    fs::create_dir(cg.0.join("sub")).expect("create a sub-cgroup");
+    let (mut p, thread) = started_in(&cg);
+    let pid = p.pid();
+    fs::write(cg.0.join("sub/tasks"), thread.to_string()).expect("move the thread");
+    let main_line = cgroup_line(pid, pid, &controller);
+    let thread_line = cgroup_line(pid, thread, &controller);
+    assert!(main_line.ends_with(&format!(":/{name}")), "{main_line}");
+    assert!(
+        thread_line.ends_with(&format!(":/{name}/sub")),
+        "{thread_line}"
+    );
+    let cmdline = read_proc(pid, "cmdline").expect("cmdline");
+    let dir = TestDir::new("cgroups");
+    let image = dir.join("kstate.kckpt");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    assert_eq!(
+        info["kernel_state"]["cgroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["cgroup"].as_str().unwrap_or("").contains(&name))
+            .count(),
+        2,
+        "{info}"
+    );
+    // Gone before the restore: the stub creates them again.
+    fs::remove_dir(cg.0.join("sub")).expect("remove the sub-cgroup");
+    fs::remove_dir(&cg.0).expect("remove the cgroup");
+
+    let mut r = restore(&image);
+    r.wait_restored(&cmdline);
+    // Its threads answer (the command line is back before they exist).
+    r.write_stdin("state\n");
+    assert!(r.line(LINE_TIMEOUT).starts_with("state "));
+    let pid = r.pid();
+    let thread = *tasks(pid)
+        .iter()
+        .find(|&&t| t != pid)
+        .expect("second thread");
+    assert_eq!(cgroup_line(pid, pid, &controller), main_line);
+    assert_eq!(cgroup_line(pid, thread, &controller), thread_line);
+    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+    r.kill();
+}
+
+#[test]
+fn a_cgroup_with_sub_cgroups_is_refused() {
+    let Some((mount, controller)) = v1_hierarchy() else {
+        panic!("no cgroup v1 hierarchy with a controller is mounted here");
+    };
+    let name = format!("kckpt-tree-{}", std::process::id());
+    let cg = Cgroup(mount.join(&name));
+    fs::create_dir(&cg.0).expect("create a cgroup");
+    fs::create_dir(cg.0.join("empty")).expect("create a sub-cgroup");
+    let (p, _) = started_in(&cg);
+    let dir = TestDir::new("cgroup-tree");
+    let out = dump_raw(p.pid(), &dir.join("img.kckpt"), false);
+    assert_refused(
+        "dump of a process managing sub-cgroups",
+        &out,
+        None,
+        &[&format!(":{controller}:/{name} with sub-cgroups")],
+    );
+    assert!(state(p.pid()).is_some_and(|s| s != 'Z'), "left running");
+}

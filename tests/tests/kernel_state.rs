@@ -1,0 +1,160 @@
+//! Per-process and per-thread kernel state survives a checkpoint
+//! (`tests/programs/kstate.c`): child subreaper, THP disable,
+//! `oom_score_adj`, `loginuid`, membarrier registrations, an aio context
+//! with its head and tail (and it still works: one more request moves the
+//! tail, `io_getevents` reads the events), every thread's robust futex
+//! list — restored by root and by an unprivileged user, and what an
+//! unprivileged user cannot set (`loginuid` that is set already) is a
+//! warning naming it.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::*;
+
+fn ask(p: &mut Proc, cmd: &str) -> String {
+    p.write_stdin(&format!("{cmd}\n"));
+    p.line(LINE_TIMEOUT)
+}
+
+/// Start `kstate` (through `prefix`, e.g. setpriv), wait for `ready`.
+fn started(prefix: &[&str], args: &[&str]) -> Proc {
+    let mut cmd = if prefix.is_empty() {
+        Command::new(prog::KSTATE)
+    } else {
+        let mut c = Command::new(prefix[0]);
+        c.args(&prefix[1..]).arg(prog::KSTATE);
+        c
+    };
+    let mut p = Proc::spawn("kstate", cmd.args(args));
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    p
+}
+
+/// The expected state line of a fresh `kstate` whose ring reads `nr`.
+fn check_reference(state: &str, loginuid: &str) {
+    for want in [
+        "subreaper 1 ",
+        "thp 1 ",
+        "oom 500 ",
+        "membarrier 0x14 ",
+        "head 1 tail 3 ",
+        "robust main same thread same",
+        &format!("loginuid {loginuid} "),
+    ] {
+        assert!(state.contains(want), "{want:?} not in {state:?}");
+    }
+}
+
+#[test]
+fn kernel_state_survives_a_root_restore() {
+    let dir = TestDir::new("kstate-root");
+    let image = dir.join("kstate.kckpt");
+    let mut p = started(&[], &["loginuid"]);
+    let before = ask(&mut p, "state");
+    check_reference(&before, "4242");
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    assert_eq!(info["kernel_state"]["child_subreaper"], 1, "{info}");
+    assert_eq!(
+        info["kernel_state"]["aio_rings"].as_array().map(Vec::len),
+        Some(1),
+        "{info}"
+    );
+
+    let mut r = restore(&image);
+    r.wait_restored(&cmdline);
+    let after = ask(&mut r, "state");
+    if after != before {
+        r.fail(&format!("state after restore {after:?}, before {before:?}"));
+    }
+    let aio = ask(&mut r, "aio");
+    assert_eq!(aio, "aio ok 3", "{aio}");
+    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+}
+
+#[test]
+fn kernel_state_survives_an_unprivileged_restore() {
+    require_tool("setpriv");
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let dir = TestDir::new("kstate-user");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let image = dir.join("kstate.kckpt");
+    let mut p = started(&nobody, &[]);
+    let before = ask(&mut p, "state");
+    let loginuid = String::from_utf8(read_proc(p.pid(), "loginuid").unwrap()).unwrap();
+    check_reference(&before, loginuid.trim());
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    dump_kills(&mut p, &image);
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
+
+    let mut r = Proc::spawn(
+        "kckpt restore (uid 65534)",
+        Command::new("setpriv")
+            .args(&nobody[1..])
+            .arg(kckpt())
+            .arg("restore")
+            .arg(&image),
+    );
+    r.wait_restored(&cmdline);
+    let after = ask(&mut r, "state");
+    if after != before {
+        r.fail(&format!("state after restore {after:?}, before {before:?}"));
+    }
+    assert_eq!(ask(&mut r, "aio"), "aio ok 3");
+    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+}
+
+/// A loginuid the restorer cannot set (it has one of its own, and no
+/// CAP_AUDIT_CONTROL): a warning naming it, and the process runs.
+#[test]
+fn loginuid_that_cannot_be_set_is_a_warning() {
+    require_tool("setpriv");
+    let dir = TestDir::new("kstate-loginuid");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let image = dir.join("kstate.kckpt");
+    // An unset loginuid may be set once without privilege: the process
+    // (uid 65534) sets 4242.
+    let nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let mut p = started(&nobody, &["loginuid"]);
+    assert!(ask(&mut p, "state").contains("loginuid 4242 "));
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    dump_kills(&mut p, &image);
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
+    // The restorer: loginuid 77 (set by root), then uid 65534.
+    let script = "echo 77 > /proc/self/loginuid && exec setpriv --reuid=65534 --regid=65534 \
+                  --clear-groups \"$KCKPT\" restore \"$IMAGE\"";
+    let mut r = Proc::spawn(
+        "kckpt restore (loginuid 77, uid 65534)",
+        Command::new("sh")
+            .args(["-c", script])
+            .env("KCKPT", kckpt())
+            .env("IMAGE", &image),
+    );
+    r.wait_restored(&cmdline);
+    let after = ask(&mut r, "state");
+    assert!(after.contains("loginuid 77 "), "{after}");
+    assert!(after.contains("subreaper 1 thp 1 oom 500 "), "{after}");
+    let err = r.stderr();
+    assert!(
+        err.lines().count() == 1
+            && err.starts_with("kckpt: warning: ")
+            && err.contains("loginuid to 4242")
+            && err.contains("it stays 77"),
+        "{err}"
+    );
+}
