@@ -575,6 +575,8 @@ pub fn note_name(owner: &[u8], kind: u32) -> &'static str {
             NT_KCKPT_FDS => "note NT_KCKPT_FDS",
             NT_KCKPT_EPOLL => "note NT_KCKPT_EPOLL",
             NT_KCKPT_CHECKSUMS => "note NT_KCKPT_CHECKSUMS",
+            crate::terminal::NT_KCKPT_TERMINALS => "note NT_KCKPT_TERMINALS",
+            crate::terminal::NT_KCKPT_JOB => "note NT_KCKPT_JOB",
             _ => "a KCKPT note of unknown type",
         };
     }

@@ -15,6 +15,7 @@ pub mod escape;
 pub mod files;
 pub mod read;
 pub mod records;
+pub mod terminal;
 
 pub use read::{FormatError, ImageView};
 pub use records::*;

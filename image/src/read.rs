@@ -573,6 +573,11 @@ pub struct ImageView<'a> {
     pub fds: RecordTable<'a, FdRecord>,
     /// Epoll interest lists (format 1.1; empty in older images).
     pub epoll: RecordTable<'a, EpollItemRecord>,
+    /// Modes of the terminals at fds 0-2 and of the controlling terminal
+    /// (format 1.3; empty in older images).
+    pub terminals: RecordTable<'a, crate::terminal::TerminalRecord>,
+    /// Process group and session (format 1.3; `None` in older images).
+    pub job: Option<crate::terminal::JobRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -611,6 +616,7 @@ impl<'a> ImageView<'a> {
         let mut process = None;
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
+        let (mut terminals, mut job) = (None, None);
         let mut checksums = None;
         let mut thread_notes = 0u32;
         let mut first = true;
@@ -637,6 +643,10 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
                     NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
                     NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
+                    crate::terminal::NT_KCKPT_TERMINALS => {
+                        take_unique(&mut terminals, note.desc, "terminals")?
+                    }
+                    crate::terminal::NT_KCKPT_JOB => take_unique(&mut job, note.desc, "job")?,
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -686,6 +696,11 @@ impl<'a> ImageView<'a> {
             },
             fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
             epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
+            terminals: RecordTable::new(terminals.unwrap_or(&[]), "terminals")?,
+            job: match job {
+                Some(desc) => Some(exact_record(Some(desc), "job")?),
+                None => None,
+            },
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -693,6 +708,7 @@ impl<'a> ImageView<'a> {
         view.string(view.mm.exe)?;
         view.string(view.mm.cmdline)?;
         crate::files::validate(&view, file_len)?;
+        crate::terminal::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

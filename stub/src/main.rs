@@ -24,6 +24,7 @@ mod startup;
 mod state;
 mod statics;
 mod sys;
+mod terminal;
 mod threads;
 mod tracer;
 mod xsys;
@@ -69,6 +70,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         new_pid_ns: false,
         force: false,
         verify: false,
+        stdio: startup::STDIO_AUTO,
         debug_jump: 0,
         page_size: 0,
         hwcap: 0,
@@ -88,6 +90,11 @@ extern "C" fn stage2(sp: usize) -> ! {
     };
     path_buf.copy_from_slice(&start.path);
     let path: &'static [u8] = &path_buf[..start.path_len + 1];
+    if start.stdio == startup::STDIO_BAD {
+        Msg::new()
+            .s("KCKPT_STDIO must be auto, inherit or saved")
+            .exit(report::EXIT_USAGE);
+    }
 
     // Validate everything first.
     kckpt_image::checksum::use_hwcap(start.hwcap);
@@ -98,7 +105,8 @@ extern "C" fn stage2(sp: usize) -> ! {
     let thread = state::thread_state(&img);
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
-    files::restore(&mut img, start.force);
+    terminal::note_caller();
+    files::restore(&mut img, start.force, start.stdio);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
     let (tids, helper_pids) = if start.new_pid_ns {
@@ -123,6 +131,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         state::restore(&img, &thread)?;
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
+        terminal::restore_job(&img);
+        terminal::queue_sigwinch(&img);
         threads::start(&img, traced, tids)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced, start.debug_jump, frame)

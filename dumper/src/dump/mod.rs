@@ -15,6 +15,7 @@ pub mod process;
 pub mod procfs;
 pub mod ptrace;
 pub mod shmem;
+pub mod terminal;
 pub mod threads;
 
 use std::fs::{self, File};
