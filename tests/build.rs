@@ -33,6 +33,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("STDIO_COPY", "stdio_copy.c", &["-fPIE", "-pie"]),
+    ("OFD", "ofd.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

@@ -102,9 +102,14 @@ extern "C" fn stage2(sp: usize) -> ! {
     state::verify(&img);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
-    let thread = state::thread_state(&img);
+    let mut thread = state::thread_state(&img);
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
+    terminal::check_job(
+        &img,
+        start.new_pid_ns || sys::getpid() == img.view.header.pid,
+        start.force,
+    );
     terminal::note_caller();
     files::restore(&mut img, start.force, start.stdio);
     let mut groups = shmem::Groups::new(&img);
@@ -132,7 +137,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
         terminal::restore_job(&img);
-        terminal::queue_sigwinch(&img);
+        terminal::queue_sigwinch(&img, &mut thread);
         threads::start(&img, traced, tids)?;
         ids::drop_caps();
         state::resume(&img, &thread, traced, start.debug_jump, frame)

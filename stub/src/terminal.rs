@@ -30,6 +30,7 @@ use linux_raw_sys::ioctl as io;
 
 use crate::load::Image;
 use crate::report::Msg;
+use crate::state::ThreadState;
 use crate::sys::{self, check, Errno, SysResult};
 
 /// Whoever ran the image had the terminal's foreground when the stub
@@ -164,16 +165,62 @@ fn apply(img: &Image, r: &FdRecord, t: &TerminalRecord, now: Termios2) {
 }
 
 /// Queue a `SIGWINCH` to the process when a terminal's mode was applied
-/// and it handles the signal (call while every signal is blocked).
-pub fn queue_sigwinch(img: &Image) {
-    let handler = img.view.signals.actions[SIGWINCH as usize - 1].handler;
-    if !SIGWINCH_DUE.load(Ordering::Relaxed) || handler <= 1 {
+/// and it handles the signal (call while every signal is blocked). The
+/// kernel gives such a signal to the main thread unless it blocks it: if
+/// that thread was saved inside a system call the handler interrupts
+/// (`read` without `SA_RESTART`, `poll`...), its registers are changed so
+/// that the call returns `-EINTR`, as it would have with the window
+/// resized then (`thread`: the main thread's state).
+pub fn queue_sigwinch(img: &Image, thread: &mut ThreadState<'_>) {
+    const SA_RESTART: u64 = 0x1000_0000;
+    let act = img.view.signals.actions[SIGWINCH as usize - 1];
+    if !SIGWINCH_DUE.load(Ordering::Relaxed) || act.handler <= 1 {
         return;
     }
     let mut info = [0u8; 128];
     info[..4].copy_from_slice(&(SIGWINCH as i32).to_ne_bytes());
     info[8..12].copy_from_slice(&SI_KERNEL.to_ne_bytes());
-    let _ = crate::xsys::queue_signal(sys::getpid(), 0, SIGWINCH, &info);
+    if crate::xsys::queue_signal(sys::getpid(), 0, SIGWINCH, &info).is_err() {
+        return;
+    }
+    if thread.record.sigmask & (1 << (SIGWINCH - 1)) == 0 {
+        let t = thread.record;
+        kckpt_arch::interrupt_syscall(
+            &mut thread.regs,
+            t.syscall_state,
+            t.syscall_result,
+            act.flags & SA_RESTART != 0,
+        );
+    }
+}
+
+/// Refuse, before anything changes, to restore a job-control shell with
+/// another pid (`saved_pid`: the restored process will have its saved
+/// one): it led its process group, ignores `SIGTSTP`, `SIGTTIN` and
+/// `SIGTTOU` as job-control shells do, and gives the terminal back to its
+/// saved group after each command, which would not exist. With `force`, a
+/// warning.
+pub fn check_job(img: &Image, saved_pid: bool, force: bool) {
+    const JOB_CONTROL: [u32; 3] = [20, 21, 22]; // SIGTSTP, SIGTTIN, SIGTTOU
+    let Some(job) = img.view.job else { return };
+    let actions = &img.view.signals.actions;
+    let shell = JOB_CONTROL
+        .iter()
+        .all(|&sig| actions[sig as usize - 1].handler == 1);
+    if saved_pid || !job.group_leader() || !shell || job.tty_nr == 0 {
+        return;
+    }
+    let mut m = Msg::new();
+    m.push(img.path)
+        .s(": the process is a job-control shell (it led process group ")
+        .dec(job.pgid.into())
+        .s(" on its terminal and ignores SIGTSTP, SIGTTIN and SIGTTOU): with another pid it ");
+    m.s("loses its terminal after its next command");
+    if !force {
+        m.s("; restore it with --new-pid-ns (KCKPT_NEW_PID_NS=1), or KCKPT_FORCE=1 goes on")
+            .fail();
+    }
+    m.s(" (forced)").warn();
 }
 
 /// In the process being restored: lead a process group again and take the
