@@ -242,7 +242,8 @@ fn bad_terminal_job_and_reopen_values_are_refused() {
     // (note, offset in its descriptor, width, value, expected)
     let bad_files = Err(FormatError::BadFiles);
     let field = |what| Err(FormatError::BadField(what));
-    let cases: Vec<(u32, usize, usize, u64, Result<(), FormatError>)> = vec![
+    type Case = (u32, usize, usize, u64, Result<(), FormatError>);
+    let cases: Vec<Case> = vec![
         // A REOPEN of a file (only pipes and memfds are reopened).
         (NT_KCKPT_FDS, 6 * fd_size + 56, 8, 0, bad_files),
         // ... of itself, of a missing descriptor.
