@@ -889,6 +889,13 @@ fn p_ok(ty: u32) -> bool {
 }
 
 impl Files {
+    /// The job's pid is `pid` (a self-checkpoint collects the descriptors
+    /// of its snapshot child, whose group, session and terminal are the
+    /// process's own).
+    pub fn set_job_pid(&mut self, pid: i32) {
+        self.job.pid = pid as u32;
+    }
+
     /// Store the data (page-aligned regions after the memory data) and the
     /// strings; returns the notes' contents.
     pub fn write(
