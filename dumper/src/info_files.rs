@@ -79,9 +79,9 @@ fn stdio(view: &ImageView<'_>, show: Show) -> Value {
                 return json!({"fd": fd, "was": "closed", "restore": "closed"});
             };
             let (was, restore) = match r.kind {
-                fd_kind::INHERITED if r.dup_of != FD_NO_DUP => (
+                fd_kind::INHERITED | fd_kind::TERMINAL if r.dup_of != FD_NO_DUP => (
+                    format!("fd {}'s open file", r.dup_of),
                     format!("a dup of fd {}", r.dup_of),
-                    "the caller's (a dup of it)".to_owned(),
                 ),
                 fd_kind::INHERITED => {
                     let what = text(r.path);
@@ -100,8 +100,8 @@ fn stdio(view: &ImageView<'_>, show: Show) -> Value {
                         .to_owned(),
                 ),
                 fd_kind::FILE | fd_kind::PATH if r.dup_of != FD_NO_DUP => (
-                    format!("{} (a dup of fd {})", text(r.path), r.dup_of),
-                    "a dup of it; --stdio=inherit: the caller's".to_owned(),
+                    format!("{} (fd {}'s open file)", text(r.path), r.dup_of),
+                    format!("a dup of fd {}; --stdio=inherit: the caller's", r.dup_of),
                 ),
                 fd_kind::FILE => (
                     format!("file {} at offset {}", text(r.path), r.pos),
