@@ -92,8 +92,7 @@ fn open_dev_null() -> Result<usize, Errno> {
 /// with `stdio` mode ([`crate::startup::STDIO_AUTO`]...)?
 fn from_caller(r: &FdRecord, stdio: u8) -> bool {
     match r.kind {
-        fd_kind::INHERITED => true,
-        fd_kind::TERMINAL => stdio != STDIO_SAVED,
+        fd_kind::INHERITED | fd_kind::TERMINAL => stdio != STDIO_SAVED,
         fd_kind::FILE | fd_kind::PATH => r.fd <= 2 && stdio == STDIO_INHERIT,
         _ => false,
     }

@@ -420,3 +420,110 @@ fn a_closed_stdin_stays_closed() {
         .unwrap()
         .ends_with("200: generated line 200 of 200\n"));
 }
+
+/// Everything read from a pseudo-terminal master until `until` shows up
+/// (carriage returns removed), on a thread; fails after a timeout.
+fn read_master(master: std::os::fd::OwnedFd) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut file = File::from(master);
+        let mut buf = [0u8; 4096];
+        loop {
+            match std::io::Read::read(&mut file, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let chunk: Vec<u8> = buf[..n].iter().copied().filter(|&b| b != b'\r').collect();
+                    if tx.send(chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+fn collect_until(rx: &std::sync::mpsc::Receiver<Vec<u8>>, got: &mut Vec<u8>, until: &str) {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while !String::from_utf8_lossy(got).contains(until) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => got.extend_from_slice(&chunk),
+            Err(_) => panic!(
+                "{until:?} never came through the terminal; got:\n{}",
+                String::from_utf8_lossy(got)
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_terminal_is_the_restorers_or_reopened_by_its_path_with_stdio_saved() {
+    let dir = TestDir::new("stdio-terminal");
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let rx = read_master(pty.master);
+    let slave = File::from(pty.slave);
+    let mut child = spawn(
+        Command::new(prog::STDIO_COPY).arg("200"),
+        Stdio::null(),
+        Stdio::from(slave.try_clone().unwrap()),
+        Stdio::piped(),
+    );
+    let mut seen = Vec::new();
+    collect_until(&rx, &mut seen, "20: generated line 20 ");
+    let image = dir.join("tty.kckpt");
+    dump(child.id() as i32, &image, false);
+    let _ = wait_child(&mut child, Duration::from_secs(10));
+    let info = info_json(&image);
+    let stdout = &info["files"]["stdio"][1];
+    assert!(
+        stdout["was"]
+            .as_str()
+            .unwrap()
+            .starts_with("terminal /dev/pts/"),
+        "{stdout}"
+    );
+
+    // Default: the restorer's stdout (a pipe here), with a warning that its
+    // terminal mode could not be applied.
+    let r = plain_restore(&image, &[]);
+    assert!(r.status.success(), "{}", show(&r));
+    assert!(
+        String::from_utf8_lossy(&r.stdout).ends_with("200: generated line 200 of 200\n"),
+        "{}",
+        show(&r)
+    );
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("not a terminal now"),
+        "{}",
+        show(&r)
+    );
+
+    // --stdio=saved: the terminal reopened by its path; nothing on the
+    // restorer's stdout; the stderr pipe to the test cannot be reopened.
+    let r = plain_restore(&image, &["--stdio=saved"]);
+    assert_refused(
+        "--stdio=saved with stderr a pipe to another process",
+        &r,
+        Some(126),
+        &["fd 2 (pipe to another process)"],
+    );
+    // The same program with stderr on the terminal too.
+    let mut child = spawn(
+        Command::new(prog::STDIO_COPY).arg("200"),
+        Stdio::null(),
+        Stdio::from(slave.try_clone().unwrap()),
+        Stdio::from(slave.try_clone().unwrap()),
+    );
+    seen.clear();
+    collect_until(&rx, &mut seen, "copied 20\n");
+    let image = dir.join("tty2.kckpt");
+    dump(child.id() as i32, &image, false);
+    let _ = wait_child(&mut child, Duration::from_secs(10));
+    let r = plain_restore(&image, &["--stdio=saved"]);
+    assert!(r.status.success(), "{}", show(&r));
+    assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{}", show(&r));
+    collect_until(&rx, &mut seen, "200: generated line 200 of 200\n");
+    assert!(String::from_utf8_lossy(&seen).contains("copied 200\n"));
+    drop(slave);
+}

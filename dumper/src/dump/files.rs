@@ -479,12 +479,20 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             other => other,
         };
         let class = match class {
+            // Above 2, only the controlling terminal when it is a pseudo-
+            // terminal (reopened as the restorer's /dev/tty).
             Class::Terminal(_, rdev)
                 if fd > 2
-                    && !terminal::is_dev_tty(rdev)
-                    && !terminal::is_ctty(rdev, files.job.tty_nr) =>
+                    && !(terminal::is_dev_tty(rdev)
+                        || terminal::is_ctty(rdev, files.job.tty_nr)
+                            && terminal::is_pty_slave(rdev)) =>
             {
-                Class::Unsupported(format!("terminal {link} (not the controlling terminal)"))
+                let why = if terminal::is_ctty(rdev, files.job.tty_nr) {
+                    "the controlling terminal, not a pseudo-terminal"
+                } else {
+                    "not the controlling terminal"
+                };
+                Class::Unsupported(format!("terminal {link} ({why})"))
             }
             other => other,
         };

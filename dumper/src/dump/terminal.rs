@@ -58,6 +58,14 @@ pub fn is_pty_master(rdev: u64) -> bool {
     nix::sys::stat::major(rdev) == 5 && nix::sys::stat::minor(rdev) == 2
 }
 
+/// A pseudo-terminal slave (`/dev/pts/N`: majors 136-143), the terminal of
+/// a terminal emulator, tmux or ssh session, which follows whoever
+/// restores; a virtual console or serial line (`/dev/tty5`, `/dev/ttyS0`)
+/// is a device of its own.
+pub fn is_pty_slave(rdev: u64) -> bool {
+    (136..=143).contains(&nix::sys::stat::major(rdev))
+}
+
 /// `/dev/tty` (device 5:0): whatever the opener's controlling terminal was.
 pub fn is_dev_tty(rdev: u64) -> bool {
     nix::sys::stat::major(rdev) == 5 && nix::sys::stat::minor(rdev) == 0
