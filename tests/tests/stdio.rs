@@ -527,3 +527,47 @@ fn a_terminal_is_the_restorers_or_reopened_by_its_path_with_stdio_saved() {
     assert!(String::from_utf8_lossy(&seen).contains("copied 200\n"));
     drop(slave);
 }
+
+#[test]
+fn an_unprivileged_user_restores_its_redirected_output() {
+    let setpriv = require_tool("setpriv");
+    let nobody = |cmd: &str| -> Command {
+        let mut c = Command::new(&setpriv);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", cmd]);
+        c
+    };
+    let dir = TestDir::new("stdio-nobody");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let out = dir.join("out.txt");
+    let file = File::create(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
+    let mut child = spawn(
+        nobody(prog::STDIO_COPY).arg("150"),
+        Stdio::null(),
+        Stdio::from(file),
+        Stdio::piped(),
+    );
+    wait_size(&out, 1500, "stdio_copy as nobody");
+    let image = dir.join("nobody.kckpt");
+    let d = run(
+        nobody(kckpt().to_str().unwrap())
+            .args(["dump", "-p", &child.id().to_string(), "-o"])
+            .arg(&image),
+        DUMP_TIMEOUT,
+    );
+    assert!(d.status.success(), "{}", show(&d));
+    let _ = wait_child(&mut child, Duration::from_secs(10));
+    let r = run(
+        nobody(kckpt().to_str().unwrap()).arg("restore").arg(&image),
+        Duration::from_secs(60),
+    );
+    assert!(r.status.success(), "{}", show(&r));
+    assert!(r.stdout.is_empty(), "{}", show(&r));
+    let expected: String = (1..=150)
+        .map(|i| format!("{i}: generated line {i} of 150\n"))
+        .collect();
+    assert_eq!(fs::read_to_string(&out).unwrap(), expected);
+}

@@ -281,7 +281,12 @@ fn a_job_control_shell_needs_its_pid_and_works_with_it() {
     t.wait("a", "before", |s| s.iter().any(|l| l == "before"));
     let pid = t.pane_pid("a");
     let image = dir.join("bash.kckpt");
-    dump_pane(&t, "a", &image);
+    let out = dump(pid, &image, false);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("job-control shell: it needs its pid"),
+        "the dump says how to restore it: {}",
+        show(&out)
+    );
 
     // With another pid, its next command would leave the terminal to a
     // process group that does not exist: refused by name.

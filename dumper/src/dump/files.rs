@@ -424,6 +424,13 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
     }
     files.cwd = cwd;
     files.job = terminal::job(pid, &procfs::stat(pid)?);
+    if terminal::job_control_shell(&files.job, &status) {
+        files.warnings.push(
+            "warning: the process is a job-control shell: it needs its pid again, \
+             restore it with kckpt restore --new-pid-ns (KCKPT_NEW_PID_NS=1)"
+                .to_owned(),
+        );
+    }
 
     let fd_dir = procfs::proc_path(pid, "fd");
     let mut numbers: Vec<i32> = fs::read_dir(&fd_dir)

@@ -99,6 +99,20 @@ pub fn job(pid: i32, stat: &Stat) -> JobRecord {
     }
 }
 
+/// A job-control shell: it leads its process group on a terminal and
+/// ignores `SIGTSTP`, `SIGTTIN` and `SIGTTOU` (`SigIgn:` of
+/// `/proc/PID/status`), as bash, zsh and dash do interactively. It keeps its
+/// process group id and needs its pid at restore (`stub/src/terminal.rs`).
+pub fn job_control_shell(job: &JobRecord, status: &str) -> bool {
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let stop_signals = (1 << (20 - 1)) | (1 << (21 - 1)) | (1 << (22 - 1));
+    job.group_leader() && job.tty_nr != 0 && ignored & stop_signals == stop_signals
+}
+
 /// `terminal_flags` of a terminal `rdev` of a process whose job is `job`.
 pub fn flags_for(rdev: u64, job: &JobRecord) -> u32 {
     let mut flags = 0;
