@@ -320,6 +320,15 @@ fn a_job_control_shell_needs_its_pid_and_works_with_it() {
     t.wait("b", "three", |s| s.iter().any(|l| l == "three"));
     t.keys("b", &["exit", "Enter"]);
     t.wait_text("b", "EXIT=0");
+    // The process that ran the image gave the terminal's foreground back
+    // to the group of the pane's shell.
+    let sh = t.pane_pid("b");
+    let stat = String::from_utf8(read_proc(sh, "stat").unwrap()).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    assert_eq!(
+        f[2], f[5],
+        "pgrp and the terminal's foreground group: {stat}"
+    );
 }
 
 #[test]
