@@ -421,12 +421,43 @@ fn a_closed_stdin_stays_closed() {
         .ends_with("200: generated line 200 of 200\n"));
 }
 
+/// A new pseudo-terminal: (master, slave), neither the controlling
+/// terminal of this process.
+#[allow(unsafe_code)]
+fn openpty() -> (File, File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |path: &str| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NOCTTY)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let master = open("/dev/ptmx");
+    let (mut unlock, mut n): (nix::libc::c_int, nix::libc::c_uint) = (0, 0);
+    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one unsigned int.
+    unsafe {
+        assert_eq!(
+            nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCSPTLCK, &raw mut unlock),
+            0
+        );
+        assert_eq!(
+            nix::libc::ioctl(master.as_raw_fd(), nix::libc::TIOCGPTN, &raw mut n),
+            0
+        );
+    }
+    let slave = open(&format!("/dev/pts/{n}"));
+    (master, slave)
+}
+
 /// Everything read from a pseudo-terminal master until `until` shows up
 /// (carriage returns removed), on a thread; fails after a timeout.
-fn read_master(master: std::os::fd::OwnedFd) -> std::sync::mpsc::Receiver<Vec<u8>> {
+fn read_master(master: File) -> std::sync::mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
-        let mut file = File::from(master);
+        let mut file = master;
         let mut buf = [0u8; 4096];
         loop {
             match std::io::Read::read(&mut file, &mut buf) {
@@ -460,9 +491,8 @@ fn collect_until(rx: &std::sync::mpsc::Receiver<Vec<u8>>, got: &mut Vec<u8>, unt
 #[test]
 fn a_terminal_is_the_restorers_or_reopened_by_its_path_with_stdio_saved() {
     let dir = TestDir::new("stdio-terminal");
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let rx = read_master(pty.master);
-    let slave = File::from(pty.slave);
+    let (master, slave) = openpty();
+    let rx = read_master(master);
     let mut child = spawn(
         Command::new(prog::STDIO_COPY).arg("200"),
         Stdio::null(),
