@@ -10,6 +10,8 @@ declare -A KCKPT_PKG_FOR=(
     [cc]=gcc
     [qemu-aarch64]=qemu-user [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
     [gdb-multiarch]=gdb-multiarch
+    [setsid]=util-linux [sort]=coreutils
+    [tmux]=tmux [nano]=nano [less]=less [gzip]=gzip [vim]=vim
 )
 
 apt_updated=0

@@ -37,6 +37,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),
     ("TIMERS", "timers.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("STDIO_COPY", "stdio_copy.c", &["-fPIE", "-pie"]),
+    ("OFD", "ofd.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

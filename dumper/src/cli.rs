@@ -54,6 +54,14 @@ pub enum Command {
         /// this user's).
         #[arg(long)]
         force: bool,
+        /// Descriptors 0-2: `auto` reopens the files and devices they were
+        /// from the image and takes terminals and pipes or sockets to other
+        /// processes from this command; `inherit` takes all of them from
+        /// this command; `saved` reopens terminals by their saved path too
+        /// (same as running the image with KCKPT_STDIO=MODE; default:
+        /// $KCKPT_STDIO, else auto).
+        #[arg(long, value_enum, value_name = "MODE")]
+        stdio: Option<Stdio>,
     },
     /// Check an image and describe it.
     Info {
@@ -73,6 +81,29 @@ pub enum Command {
         #[command(subcommand)]
         action: BinfmtAction,
     },
+}
+
+/// `kckpt restore --stdio`: where descriptors 0-2 come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stdio {
+    /// Files and devices from the image, terminals and outside pipes from
+    /// the caller.
+    Auto,
+    /// All from the caller.
+    Inherit,
+    /// All from the image (terminals by their saved path).
+    Saved,
+}
+
+impl Stdio {
+    /// The `KCKPT_STDIO` value.
+    pub fn env_value(self) -> &'static str {
+        match self {
+            Stdio::Auto => "auto",
+            Stdio::Inherit => "inherit",
+            Stdio::Saved => "saved",
+        }
+    }
 }
 
 /// `kckpt binfmt` operations.
@@ -113,7 +144,8 @@ pub fn execute(cli: Cli) -> Result<()> {
             file,
             new_pid_ns,
             force,
-        } => crate::restore::restore(&file, new_pid_ns, force),
+            stdio,
+        } => crate::restore::restore(&file, new_pid_ns, force, stdio),
         Command::Info { file, json, verify } => crate::info::info(&file, json, verify),
         Command::Binfmt { action } => match action {
             BinfmtAction::Register { stub } => crate::binfmt::register(stub.as_deref()),

@@ -20,6 +20,9 @@ fn kind_name(kind: u32) -> &'static str {
         fd_kind::TIMERFD => "timerfd",
         fd_kind::SIGNALFD => "signalfd",
         fd_kind::PLACEHOLDER => "/dev/null (unsupported)",
+        fd_kind::TERMINAL => "terminal",
+        fd_kind::CTTY => "ctty",
+        fd_kind::REOPEN => "reopen",
         _ => "?",
     }
 }
@@ -45,6 +48,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "dup_of": (r.dup_of != FD_NO_DUP).then_some(r.dup_of),
                 "peer": (r.peer != FD_NO_DUP).then_some(r.peer),
                 "data_bytes": r.data_len,
+                "reopens": (r.kind == fd_kind::REOPEN).then_some(r.args[0]),
             })
         })
         .collect();
@@ -53,7 +57,93 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         "umask": format!("{:03o}", fs.umask),
         "fds": fds,
         "epoll_items": view.epoll.len(),
+        "stdio": stdio(view, show),
+        "terminals": terminals(view),
+        "job": view.job.map(|j| json!({
+            "pid": j.pid,
+            "pgid": j.pgid,
+            "sid": j.sid,
+            "foreground": j.foreground(),
+            "tty_nr": j.tty_nr,
+        })),
     })
+}
+
+/// What each of fds 0-2 was and where the restore takes it from:
+/// `[{"fd", "was", "restore"}]`.
+fn stdio(view: &ImageView<'_>, show: Show) -> Value {
+    let text = |r| show.str(view.string(r).unwrap_or(&[]));
+    let list: Vec<Value> = (0..3u32)
+        .map(|fd| {
+            let Some(r) = kckpt_image::files::find_fd(view, fd) else {
+                return json!({"fd": fd, "was": "closed", "restore": "closed"});
+            };
+            let (was, restore) = match r.kind {
+                fd_kind::INHERITED | fd_kind::TERMINAL if r.dup_of != FD_NO_DUP => (
+                    format!("fd {}'s open file", r.dup_of),
+                    format!("a dup of fd {}", r.dup_of),
+                ),
+                fd_kind::INHERITED => {
+                    let what = text(r.path);
+                    (
+                        if what.is_empty() {
+                            "not recorded (an image older than format 1.3)".to_owned()
+                        } else {
+                            what
+                        },
+                        "the caller's".to_owned(),
+                    )
+                }
+                fd_kind::TERMINAL => (
+                    format!("terminal {}", text(r.path)),
+                    "the caller's, with the saved terminal mode; --stdio=saved: reopened"
+                        .to_owned(),
+                ),
+                fd_kind::FILE | fd_kind::PATH if r.dup_of != FD_NO_DUP => (
+                    format!("{} (fd {}'s open file)", text(r.path), r.dup_of),
+                    format!("a dup of fd {}; --stdio=inherit: the caller's", r.dup_of),
+                ),
+                fd_kind::FILE => (
+                    format!("file {} at offset {}", text(r.path), r.pos),
+                    "reopened from the image; --stdio=inherit: the caller's".to_owned(),
+                ),
+                fd_kind::PATH => (
+                    text(r.path),
+                    "reopened from the image; --stdio=inherit: the caller's".to_owned(),
+                ),
+                kind => (
+                    kind_name(kind).to_owned(),
+                    "rebuilt from the image".to_owned(),
+                ),
+            };
+            json!({"fd": fd, "was": was, "restore": restore})
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// The saved terminal modes: `[{"fd", "rows", "cols", "raw", "echo", ...}]`.
+fn terminals(view: &ImageView<'_>) -> Value {
+    use kckpt_image::terminal::terminal_flags;
+    const ICANON: u32 = 0o2;
+    const ECHO: u32 = 0o10;
+    let list: Vec<Value> = view
+        .terminals
+        .iter()
+        .map(|t| {
+            json!({
+                "fd": t.fd,
+                "rows": t.winsize[0],
+                "cols": t.winsize[1],
+                "canonical": t.lflag & ICANON != 0,
+                "echo": t.lflag & ECHO != 0,
+                "controlling": t.flags & terminal_flags::CTTY != 0,
+                "lflag": format!("{:o}", t.lflag),
+                "iflag": format!("{:o}", t.iflag),
+            })
+        })
+        .collect();
+    Value::Array(list)
 }
 
 /// Text lines for [`describe`]'s value.
@@ -68,6 +158,54 @@ pub fn format_text(out: &mut String, d: &Value) {
         d["cwd"].as_str().unwrap_or(""),
         d["umask"].as_str().unwrap_or("")
     );
+    let names = ["stdin:", "stdout:", "stderr:"];
+    for s in d["stdio"].as_array().into_iter().flatten() {
+        let fd = s["fd"].as_u64().unwrap_or(0) as usize;
+        let _ = writeln!(
+            out,
+            "{:<15} {} ({})",
+            names.get(fd).unwrap_or(&"?"),
+            s["was"].as_str().unwrap_or(""),
+            s["restore"].as_str().unwrap_or("")
+        );
+    }
+    for t in d["terminals"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "terminal:       fd {} {}x{}, {}{}{}",
+            t["fd"],
+            t["cols"],
+            t["rows"],
+            if t["canonical"] == true {
+                "line mode"
+            } else {
+                "raw (-icanon)"
+            },
+            if t["echo"] == true {
+                ", echo"
+            } else {
+                ", -echo"
+            },
+            if t["controlling"] == true {
+                ", controlling terminal"
+            } else {
+                ""
+            },
+        );
+    }
+    if let Some(j) = d["job"].as_object() {
+        let _ = writeln!(
+            out,
+            "job:            pgid {} sid {}{}",
+            j["pgid"],
+            j["sid"],
+            if j["foreground"] == true {
+                ", the terminal's foreground"
+            } else {
+                ""
+            }
+        );
+    }
     let fds = d["fds"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(out, "descriptors:    {}", fds.len());
     for f in &fds {
@@ -77,6 +215,9 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if let Some(n) = f["peer"].as_u64() {
             let _ = write!(extra, " peer {n}");
+        }
+        if let Some(n) = f["reopens"].as_u64() {
+            let _ = write!(extra, " of fd {n}");
         }
         if f["data_bytes"].as_u64().unwrap_or(0) > 0 {
             let _ = write!(extra, " data {} bytes", f["data_bytes"]);

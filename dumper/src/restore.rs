@@ -97,11 +97,18 @@ fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
 /// Execute the stub on `image`; returns only on failure. With
 /// `new_pid_ns` the stub restores the original pid and tids in a new PID
 /// namespace (`KCKPT_NEW_PID_NS=1`, see `stub/src/ids.rs`); `force` sets
-/// `KCKPT_FORCE=1` (go on when a saved file was deleted or shrank).
+/// `KCKPT_FORCE=1` (go on when a saved file was deleted or shrank);
+/// `stdio` sets `KCKPT_STDIO` (where descriptors 0-2 come from; `None`
+/// leaves a `KCKPT_STDIO` of the environment as it is).
 ///
 /// `-` reads the image from standard input into a memfd that the stub
 /// inherits and opens as `/proc/self/fd/N`.
-pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
+pub fn restore(
+    image: &Path,
+    new_pid_ns: bool,
+    force: bool,
+    stdio: Option<crate::cli::Stdio>,
+) -> Result<()> {
     let input = crate::input::open(image, true)?;
     let machine = image_machine(&input.file);
     // The stub opens the image by path: the memfd's own for `-`.
@@ -117,6 +124,9 @@ pub fn restore(image: &Path, new_pid_ns: bool, force: bool) -> Result<()> {
     };
     if force {
         std::env::set_var("KCKPT_FORCE", "1");
+    }
+    if let Some(stdio) = stdio {
+        std::env::set_var("KCKPT_STDIO", stdio.env_value());
     }
     let (emulator, stub) = match foreign(machine) {
         Some(f) => {

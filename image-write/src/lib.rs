@@ -177,6 +177,10 @@ pub struct FilesMeta {
     pub fds: Vec<FdRecord>,
     /// Epoll interest lists (`NT_KCKPT_EPOLL`).
     pub epoll: Vec<EpollItemRecord>,
+    /// Terminal modes, sorted by descriptor (`NT_KCKPT_TERMINALS`, 1.3).
+    pub terminals: Vec<kckpt_image::terminal::TerminalRecord>,
+    /// Process group and session (`NT_KCKPT_JOB`, 1.3).
+    pub job: Option<kckpt_image::terminal::JobRecord>,
 }
 
 /// Writes an image: memory data through [`ImageWriter::write_data`] into
@@ -582,6 +586,22 @@ fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {
             .iter()
             .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
         n.push(NOTE_OWNER, NT_KCKPT_EPOLL, &bytes);
+    }
+    encode_terminals(n, files);
+}
+
+fn encode_terminals(n: &mut NoteBuf, files: &FilesMeta) {
+    use kckpt_image::terminal::{NT_KCKPT_JOB, NT_KCKPT_TERMINALS};
+    if !files.terminals.is_empty() {
+        let mut bytes = Vec::new();
+        files
+            .terminals
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, NT_KCKPT_TERMINALS, &bytes);
+    }
+    if let Some(job) = &files.job {
+        n.push_record(NOTE_OWNER, NT_KCKPT_JOB, job);
     }
 }
 

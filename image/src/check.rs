@@ -105,6 +105,7 @@ pub fn fields(view: &ImageView<'_>) -> Result<(), FormatError> {
     }
     files(view)?;
     crate::timers::validate(view)?;
+    crate::terminal::check_fields(view)?;
     auxv(view.auxv)
 }
 
@@ -364,7 +365,9 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         "fd: unknown file status flags",
     )?;
     ensure(
-        r.kind != fd_kind::INHERITED || r.fd <= 2 || r.dup_of != FD_NO_DUP,
+        !matches!(r.kind, fd_kind::INHERITED | fd_kind::TERMINAL)
+            || r.fd <= 2
+            || r.dup_of != FD_NO_DUP,
         "fd: inherited descriptor above 2",
     )?;
     let with_data = matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR | fd_kind::MEMFD);
@@ -376,8 +379,15 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         },
         "fd: bad data offset",
     )?;
-    if matches!(r.kind, fd_kind::FILE | fd_kind::PATH) {
+    if matches!(r.kind, fd_kind::FILE | fd_kind::PATH | fd_kind::CTTY) {
         ensure(path_like(view.string(r.path)?), "fd: no usable path")?;
+    }
+    if r.kind == fd_kind::TERMINAL && r.dup_of == FD_NO_DUP {
+        // Reopened by this path with --stdio=saved.
+        ensure(
+            path_like(view.string(r.path)?),
+            "fd: terminal without a path",
+        )?;
     }
     if r.dup_of != FD_NO_DUP {
         return Ok(()); // the original's fields, checked there
@@ -391,6 +401,8 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         fd_kind::EVENTFD => a[1] <= 1,
         // Clock id, and (1.3) the settime flags in bits 32-33.
         fd_kind::TIMERFD => matches!(a[0] as u32, 0 | 1 | 7 | 8 | 9) && a[0] >> 32 & !3 == 0,
+        fd_kind::REOPEN => a[1..] == [0; 3],
+        fd_kind::TERMINAL | fd_kind::CTTY => a == [0; 4],
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

@@ -22,7 +22,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             return Err(bad);
         }
         prev = Some(r.fd);
-        if !(fd_kind::INHERITED..=fd_kind::PLACEHOLDER).contains(&r.kind) {
+        if !fd_kind::known(r.kind) {
             return Err(bad);
         }
         view.string(r.path).map_err(|_| bad)?;
@@ -33,6 +33,17 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         if r.dup_of != FD_NO_DUP {
             let orig = find_fd(view, r.dup_of).ok_or(bad)?;
             if r.dup_of >= r.fd || orig.dup_of != FD_NO_DUP || orig.kind != r.kind {
+                return Err(bad);
+            }
+        } else if r.kind == fd_kind::REOPEN {
+            // The object of a lower or higher primary descriptor of a kind
+            // that can be opened again through /proc/self/fd.
+            let fd = u32::try_from(r.args[0]).map_err(|_| bad)?;
+            let of = find_fd(view, fd).ok_or(bad)?;
+            if fd == r.fd
+                || of.dup_of != FD_NO_DUP
+                || !matches!(of.kind, fd_kind::PIPE | fd_kind::MEMFD)
+            {
                 return Err(bad);
             }
         } else if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) {

@@ -16,6 +16,7 @@ pub mod files;
 pub mod kstate;
 pub mod read;
 pub mod records;
+pub mod terminal;
 pub mod timers;
 
 pub use read::{FormatError, ImageView};

@@ -586,6 +586,11 @@ pub struct ImageView<'a> {
     pub aio: RecordTable<'a, crate::kstate::AioRingRecord>,
     /// cgroup membership (format 1.3; empty in older images).
     pub cgroups: RecordTable<'a, crate::kstate::CgroupRecord>,
+    /// Modes of the terminals at fds 0-2 and of the controlling terminal
+    /// (format 1.3; empty in older images).
+    pub terminals: RecordTable<'a, crate::terminal::TerminalRecord>,
+    /// Process group and session (format 1.3; `None` in older images).
+    pub job: Option<crate::terminal::JobRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -625,6 +630,7 @@ impl<'a> ImageView<'a> {
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
         let (mut timers, mut posix_timers) = (None, None);
+        let (mut terminals, mut job) = (None, None);
         let mut checksums = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut thread_notes = 0u32;
@@ -663,6 +669,10 @@ impl<'a> ImageView<'a> {
                     crate::kstate::NT_KCKPT_CGROUPS => {
                         take_unique(&mut cgroups, note.desc, "cgroups")?
                     }
+                    crate::terminal::NT_KCKPT_TERMINALS => {
+                        take_unique(&mut terminals, note.desc, "terminals")?
+                    }
+                    crate::terminal::NT_KCKPT_JOB => take_unique(&mut job, note.desc, "job")?,
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -723,6 +733,11 @@ impl<'a> ImageView<'a> {
             },
             aio: RecordTable::new(aio.unwrap_or(&[]), "aio")?,
             cgroups: RecordTable::new(cgroups.unwrap_or(&[]), "cgroups")?,
+            terminals: RecordTable::new(terminals.unwrap_or(&[]), "terminals")?,
+            job: match job {
+                Some(desc) => Some(exact_record(Some(desc), "job")?),
+                None => None,
+            },
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -730,6 +745,7 @@ impl<'a> ImageView<'a> {
         view.string(view.mm.exe)?;
         view.string(view.mm.cmdline)?;
         crate::files::validate(&view, file_len)?;
+        crate::terminal::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

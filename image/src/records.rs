@@ -475,7 +475,9 @@ pub mod fs_flags {
 /// `FdRecord::kind`: what a descriptor refers to and how it is rebuilt.
 pub mod fd_kind {
     /// Not restored: the descriptor of whoever runs the image is kept
-    /// (fds 0-2 connected to the outside: terminals, pipes, files).
+    /// (fds 0-2 connected to the outside: pipes and sockets to other
+    /// processes; before 1.3 also terminals and files). From 1.3 `path`
+    /// says what it was ("pipe to another process").
     pub const INHERITED: u32 = 1;
     /// A regular file, reopened by path; refused if missing or shorter
     /// than the saved offset.
@@ -505,6 +507,25 @@ pub mod fd_kind {
     /// `--skip-unsupported`: restored as `/dev/null` with a warning; `path`
     /// says what it was.
     pub const PLACEHOLDER: u32 = 11;
+    /// A terminal at fd 0-2 (1.3): taken from whoever restores, as
+    /// `INHERITED`, with its saved mode (`NT_KCKPT_TERMINALS`) applied to
+    /// the restorer's terminal; `path` is the terminal at dump time
+    /// (reopened by that path with `--stdio=saved`).
+    pub const TERMINAL: u32 = 20;
+    /// The controlling terminal at fd 3 or above, opened as `/dev/tty` or
+    /// by its own path (1.3): reopened as `/dev/tty`, the restorer's
+    /// controlling terminal; `path` is what it was.
+    pub const CTTY: u32 = 21;
+    /// Another open file description of the object of descriptor
+    /// `args[0]` (1.3): a pipe end or memfd opened again through
+    /// `/proc/self/fd/N`, with its own flags and offset. Restored by
+    /// opening `/proc/self/fd/<args[0]>` once that descriptor exists.
+    pub const REOPEN: u32 = 22;
+
+    /// A kind this reader knows.
+    pub const fn known(kind: u32) -> bool {
+        matches!(kind, INHERITED..=PLACEHOLDER | TERMINAL..=REOPEN)
+    }
 }
 
 /// `FdRecord::fd_flags` bits.

@@ -7,8 +7,17 @@
 //! every saved descriptor is rebuilt at a free number and moved to its
 //! own with `dup3` (pairs of pipe or socket ends are first parked above
 //! the image descriptor, so neither end lands on the other's number),
-//! duplicates follow, then epoll interest lists, the working directory and
-//! the umask. Descriptors 0-2 recorded as inherited stay the caller's.
+//! other open file descriptions of pipes and memfds (`REOPEN`, through
+//! `/proc/self/fd`) and duplicates follow, then epoll interest lists,
+//! terminal modes, the working directory and the umask.
+//!
+//! Descriptors 0-2 (issue 8): files and devices are reopened from the
+//! image like any other descriptor; terminals and what led outside the
+//! process (`INHERITED`) are the caller's; a descriptor 0-2 the process
+//! had closed is closed. `KCKPT_STDIO=inherit` keeps the caller's files
+//! and devices at 0-2 instead (and its descriptors the process had
+//! closed), `KCKPT_STDIO=saved` reopens terminals by their saved path and
+//! refuses what led outside.
 
 use kckpt_image::files::find_fd;
 use kckpt_image::{fd_flags, fd_kind, fs_flags, FdRecord, FD_NO_DUP};
@@ -16,6 +25,7 @@ use linux_raw_sys::general as g;
 
 use crate::load::Image;
 use crate::report::Msg;
+use crate::startup::{STDIO_INHERIT, STDIO_SAVED};
 use crate::sys::{self, Errno};
 
 const F_DUPFD_CLOEXEC: u32 = 1030;
@@ -78,10 +88,30 @@ fn open_dev_null() -> Result<usize, Errno> {
     sys::open(b"/dev/null\0", g::O_RDWR)
 }
 
+/// Is record `r` (not a dup) taken from the caller rather than rebuilt,
+/// with `stdio` mode ([`crate::startup::STDIO_AUTO`]...)?
+fn from_caller(r: &FdRecord, stdio: u8) -> bool {
+    match r.kind {
+        fd_kind::INHERITED | fd_kind::TERMINAL => stdio != STDIO_SAVED,
+        fd_kind::FILE | fd_kind::PATH => r.fd <= 2 && stdio == STDIO_INHERIT,
+        _ => false,
+    }
+}
+
+/// The hint of a refusal about fd 0-2: how to take the caller's instead.
+fn stdio_hint(m: &mut Msg, r: &FdRecord) {
+    if r.fd <= 2 {
+        m.s(
+            " (kckpt restore --stdio=inherit or KCKPT_STDIO=inherit takes the caller's fd instead)",
+        );
+    }
+}
+
 /// Rebuild every saved descriptor, the working directory and the umask.
 /// Refuses (exit 126, one line) on anything that cannot be restored,
 /// except deleted or shrunk files when `force` is set (then a warning).
-pub fn restore(img: &mut Image, force: bool) {
+/// `stdio` is the `KCKPT_STDIO` mode for fds 0-2.
+pub fn restore(img: &mut Image, force: bool, stdio: u8) {
     let v = img.view;
     if v.fds.is_empty() && v.fs.is_none() {
         return; // format 1.0 image: descriptors 0-2 inherited, as before
@@ -119,12 +149,36 @@ pub fn restore(img: &mut Image, force: bool) {
     let _ = sys::close_from(err_fd as u32 + 1);
     let park_floor = err_fd + 1;
     let mut buf = [0u8; 4096];
+    if stdio != STDIO_INHERIT {
+        // fds 0-2 the process had closed are closed (their number is the
+        // next one it opens).
+        for fd in 0..3u32 {
+            if find_fd(&v, fd).is_none() {
+                sys::close(fd as usize);
+            }
+        }
+    }
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
         let r = &r;
         let path = v.string(r.path).unwrap_or(&[]);
+        if from_caller(r, stdio) {
+            continue;
+        }
         let tmp = match r.kind {
-            fd_kind::INHERITED => continue,
+            fd_kind::INHERITED => {
+                let mut m = fd_msg(img, r);
+                m.s(": led outside the process and cannot be reopened (KCKPT_STDIO=saved); ")
+                    .s("without --stdio=saved the caller's fd is used")
+                    .fail()
+            }
+            fd_kind::TERMINAL => {
+                let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC) | g::O_NOCTTY;
+                sys::open(c_string(path, &mut buf), flags)
+                    .unwrap_or_else(|e| fail(img, r, "cannot reopen the terminal", e))
+            }
+            fd_kind::CTTY => ctty(img, r, force),
+            fd_kind::REOPEN => continue, // once its object exists, below
             fd_kind::FILE | fd_kind::PATH => {
                 let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
                 let opened = if r.fd_flags & fd_flags::DELETED != 0 {
@@ -143,8 +197,9 @@ pub fn restore(img: &mut Image, force: bool) {
                                     .s(" bytes) than the saved offset ")
                                     .dec(r.pos);
                                 if !force {
-                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it anyway")
-                                        .fail();
+                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it anyway");
+                                    stdio_hint(&mut m, r);
+                                    m.fail();
                                 }
                                 m.s("; restored at that offset (forced)").warn();
                             }
@@ -160,13 +215,19 @@ pub fn restore(img: &mut Image, force: bool) {
                         if !force {
                             m.s(
                                 "; KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null",
-                            )
-                            .fail();
+                            );
+                            stdio_hint(&mut m, r);
+                            m.fail();
                         }
                         m.s("; restored as /dev/null (forced)").warn();
                         open_dev_null().unwrap_or_else(|e| fail(img, r, "cannot open /dev/null", e))
                     }
-                    Err(e) => fail(img, r, "cannot reopen it", e),
+                    Err(e) => {
+                        let mut m = fd_msg(img, r);
+                        m.s(": cannot reopen it").errno(e);
+                        stdio_hint(&mut m, r);
+                        m.fail()
+                    }
                 }
             }
             fd_kind::PIPE | fd_kind::SOCKETPAIR => {
@@ -231,8 +292,18 @@ pub fn restore(img: &mut Image, force: bool) {
         place(tmp, r).unwrap_or_else(|e| fail(img, r, "cannot move it to its number", e));
     }
 
+    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
+        if r.kind == fd_kind::REOPEN {
+            let fd = reopen(img, &r, &mut buf);
+            place(fd, &r).unwrap_or_else(|e| fail(img, &r, "cannot move it to its number", e));
+        }
+    }
+
     for r in v.fds.iter().filter(|r| r.dup_of != FD_NO_DUP) {
         let r = &r;
+        if r.fd <= 2 && stdio == STDIO_INHERIT {
+            continue; // the caller's
+        }
         let cloexec = if r.fd_flags & fd_flags::CLOEXEC != 0 {
             g::O_CLOEXEC
         } else {
@@ -273,6 +344,8 @@ pub fn restore(img: &mut Image, force: bool) {
         }
     }
 
+    crate::terminal::apply_modes(img);
+
     if let Some(fs) = v.fs {
         let cwd = v.string(fs.cwd).unwrap_or(&[]);
         let r = if fs.flags & fs_flags::CWD_DELETED != 0 {
@@ -294,6 +367,60 @@ pub fn restore(img: &mut Image, force: bool) {
         }
         let _ = sys::umask(fs.umask & 0o777);
     }
+}
+
+/// The controlling terminal at fd 3 or above: `/dev/tty` of whoever runs
+/// the image, with the saved flags. Without one the restore is refused,
+/// or with `force` the descriptor is `/dev/null`, with a warning.
+fn ctty(img: &Image, r: &FdRecord, force: bool) -> usize {
+    let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC) | g::O_NOCTTY;
+    match sys::open(b"/dev/tty\0", flags) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let mut m = fd_msg(img, r);
+            m.s(": the controlling terminal; none to reopen here (/dev/tty)")
+                .errno(e);
+            if !force {
+                m.s("; run the image in a terminal, or KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null")
+                    .fail();
+            }
+            m.s("; restored as /dev/null (forced)").warn();
+            open_dev_null().unwrap_or_else(|e| fail(img, r, "cannot open /dev/null", e))
+        }
+    }
+}
+
+/// Another open file description of the object at descriptor `args[0]`
+/// (which exists by now): `/proc/self/fd/N` opened with the saved flags,
+/// at the saved offset.
+fn reopen(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
+    let mut path = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut n = prefix.len();
+    let mut digits = [0u8; 20];
+    let mut k = 0;
+    let mut v = r.args[0];
+    loop {
+        digits[k] = b'0' + (v % 10) as u8;
+        k += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        path[n] = digits[k];
+        n += 1;
+    }
+    let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC) | g::O_NOCTTY;
+    let fd = sys::open(c_string(&path[..n], buf), flags)
+        .unwrap_or_else(|e| fail(img, r, "cannot open it again through /proc/self/fd", e));
+    if r.pos != 0 {
+        let _ = sys::lseek(fd, r.pos);
+    }
+    fd
 }
 
 /// Create a pipe or socketpair for `r` and `peer` (`r.fd < peer.fd`),

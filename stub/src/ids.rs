@@ -155,6 +155,7 @@ fn parent(child: usize, word: &AtomicU32) -> ! {
             Err(_) => sys::exit(crate::report::EXIT_REFUSED),
         }
     };
+    crate::terminal::take_back_foreground();
     let w = word.load(Ordering::Acquire);
     let status = if w & HAVE_STATUS != 0 {
         (w & 0xffff) as i32

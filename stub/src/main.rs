@@ -28,6 +28,7 @@ mod startup;
 mod state;
 mod statics;
 mod sys;
+mod terminal;
 mod threads;
 mod timers;
 mod tracer;
@@ -75,6 +76,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         force: false,
         verify: false,
         timer_ids_in_order: false,
+        stdio: startup::STDIO_AUTO,
         debug_jump: 0,
         page_size: 0,
         hwcap: 0,
@@ -96,6 +98,11 @@ extern "C" fn stage2(sp: usize) -> ! {
     };
     path_buf.copy_from_slice(&start.path);
     let path: &'static [u8] = &path_buf[..start.path_len + 1];
+    if start.stdio == startup::STDIO_BAD {
+        Msg::new()
+            .s("KCKPT_STDIO must be auto, inherit or saved")
+            .exit(report::EXIT_USAGE);
+    }
 
     // Validate everything first.
     kckpt_image::checksum::use_hwcap(start.hwcap);
@@ -103,7 +110,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     state::verify(&img);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
-    let thread = state::thread_state(&img);
+    let mut thread = state::thread_state(&img);
     if !start.new_pid_ns {
         // A restorer that may choose pids executes the stub again in a
         // child with the saved pid and waits for it (refusals above come
@@ -114,12 +121,18 @@ extern "C" fn stage2(sp: usize) -> ! {
     data_check::up_front(&img, start.verify);
     timers::check(&img, start.timer_ids_in_order);
     creds::check(&img, start.force, start.new_pid_ns && sys::geteuid() != 0);
+    terminal::check_job(
+        &img,
+        start.new_pid_ns || sys::getpid() == img.view.header.pid,
+        start.force,
+    );
+    terminal::note_caller();
     let (tids, helper_pids) = if start.new_pid_ns {
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
         (threads::Tids::Prefer, [0, 0])
     };
-    files::restore(&mut img, start.force);
+    files::restore(&mut img, start.force, start.stdio);
     exe::prepare(&img);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
@@ -150,6 +163,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         kstate::after_memory(&img)?;
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;
+        terminal::restore_job(&img);
+        terminal::queue_sigwinch(&img, &mut thread);
         threads::start(&img, traced, tids)?;
         let tid_now = |saved| threads::tid_now(&img, saved);
         timers::restore(&img, &tid_now, start.timer_ids_in_order)?;

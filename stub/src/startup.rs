@@ -21,6 +21,9 @@ pub struct Startup {
     /// `KCKPT_TIMER_IDS=in-order`: give POSIX timers their ids by creating
     /// them in order, as on kernels before 6.15 (for tests).
     pub timer_ids_in_order: bool,
+    /// `KCKPT_STDIO`: [`STDIO_AUTO`] (unset or `auto`), [`STDIO_INHERIT`],
+    /// [`STDIO_SAVED`], or [`STDIO_BAD`] for another value.
+    pub stdio: u8,
     /// `KCKPT_DEBUG_JUMP`: 0 unset, [`DEBUG_MARK`] (`=1`) or
     /// [`DEBUG_FAULT`] (`=fault`).
     pub debug_jump: u8,
@@ -45,6 +48,19 @@ pub const DEBUG_MARK: u8 = 1;
 /// the kernel cannot return to (fault injection, to test that the tracer
 /// helper gives up instead of spinning).
 pub const DEBUG_FAULT: u8 = 2;
+
+/// `KCKPT_STDIO=auto` (the default): fds 0-2 that were files or devices
+/// are reopened from the image, terminals and what led outside the process
+/// are the restorer's.
+pub const STDIO_AUTO: u8 = 0;
+/// `KCKPT_STDIO=inherit`: fds 0-2 that were files, devices or terminals
+/// are the restorer's (what was inside the process is still rebuilt).
+pub const STDIO_INHERIT: u8 = 1;
+/// `KCKPT_STDIO=saved`: every fd 0-2 from the image, terminals reopened by
+/// their saved path; one that led outside the process is refused.
+pub const STDIO_SAVED: u8 = 2;
+/// `KCKPT_STDIO` with a value that is none of those (refused).
+pub const STDIO_BAD: u8 = 3;
 
 const AT_NULL: usize = 0;
 const AT_PAGESZ: usize = 6;
@@ -101,6 +117,14 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_TIMER_IDS=in-order" {
                 out.timer_ids_in_order = true;
+            }
+            if let Some(v) = var.strip_prefix(b"KCKPT_STDIO=") {
+                out.stdio = match v {
+                    b"auto" | b"" => STDIO_AUTO,
+                    b"inherit" => STDIO_INHERIT,
+                    b"saved" => STDIO_SAVED,
+                    _ => STDIO_BAD,
+                };
             }
             if var == b"KCKPT_DEBUG_JUMP=1" {
                 out.debug_jump = DEBUG_MARK;

@@ -52,6 +52,18 @@ pub fn rewind_for_image(_regs: &mut UserRegs) -> u32 {
     kckpt_image::syscall_state::NONE
 }
 
+/// See the x86_64 version: on aarch64 the kernel has already rewound the
+/// call when ptrace sees it (`rewind_for_image` records no state), so
+/// there is nothing to turn into `-EINTR`.
+pub fn interrupt_syscall(
+    _regs: &mut UserRegs,
+    _state: u32,
+    _result: i64,
+    _sa_restart: bool,
+) -> bool {
+    false
+}
+
 /// See the x86_64 version: nothing to do on aarch64.
 pub fn rewind_for_live_resume(regs: &UserRegs) -> UserRegs {
     *regs

@@ -106,6 +106,30 @@ pub fn rewind_for_image(regs: &mut UserRegs) -> u32 {
     state
 }
 
+/// A signal with a handler arrives for a thread saved inside a system call
+/// (`state`, `result`: its `ThreadRecord` fields; `regs` rewound by
+/// [`rewind_for_image`]): make the call return `-EINTR` instead of being
+/// issued again, as the kernel does when a handler runs during
+/// `-ERESTARTSYS` without `SA_RESTART`, `-ERESTARTNOHAND` or
+/// `-ERESTART_RESTARTBLOCK`. Returns whether the registers changed.
+pub fn interrupt_syscall(regs: &mut UserRegs, state: u32, result: i64, sa_restart: bool) -> bool {
+    use kckpt_image::syscall_state;
+    const EINTR: i64 = 4;
+    let interrupted = match state {
+        syscall_state::RESTART => {
+            result == -ERESTARTNOHAND || (result == -ERESTARTSYS && !sa_restart)
+        }
+        syscall_state::RESTART_BLOCK => true,
+        _ => false,
+    };
+    if interrupted {
+        regs.rip = regs.rip.wrapping_add(SYSCALL_INSN_LEN);
+        regs.rax = (-EINTR) as u64;
+        regs.orig_rax = u64::MAX;
+    }
+    interrupted
+}
+
 /// Registers to put back into a live thread before detaching after the
 /// dumper ran system calls in it: the same rewind the kernel would have
 /// applied, with `-ERESTART_RESTARTBLOCK` going through `restart_syscall`

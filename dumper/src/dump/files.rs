@@ -17,10 +17,12 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket::{self, MsgFlags};
 
 use kckpt_image::records::*;
+use kckpt_image::terminal::{JobRecord, TerminalRecord};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
 use super::fdsys;
 use super::procfs;
+use super::terminal;
 use super::threads::task_ids;
 use crate::error::{Error, Result};
 
@@ -44,6 +46,10 @@ struct Fd {
     data: Vec<u8>,
     /// Pipe or socket inode.
     ino: u64,
+    /// Memfd inode (two open files of one memfd: `REOPEN`).
+    memfd_ino: u64,
+    /// TERMINAL, CTTY: the terminal's mode (its `fd` filled in at write).
+    term: Option<TerminalRecord>,
 }
 
 /// What [`collect`] found: the records without string references and data
@@ -54,17 +60,25 @@ pub struct Files {
     epoll: Vec<EpollItemRecord>,
     cwd: Vec<u8>,
     fs: FsRecord,
+    job: JobRecord,
     /// One line per descriptor or feature dumped with `--skip-unsupported`.
     pub warnings: Vec<String>,
 }
 
 /// What a `/proc/PID/fd/N` link says.
 enum Class {
-    File { deleted: bool },
+    File {
+        deleted: bool,
+    },
     Path,
     Pipe(u64),
     Socket(u64),
-    Memfd(Vec<u8>),
+    Memfd(Vec<u8>, u64),
+    /// A character device other than the [`DEVICES`]: a terminal or not
+    /// (`TCGETS2` on a copy decides) with its device number.
+    CharDev(u64),
+    /// A terminal: its mode and device number.
+    Terminal(TerminalRecord, u64),
     Eventfd,
     Epoll,
     Timerfd,
@@ -113,7 +127,8 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
     }
     if let Some(name) = link.strip_prefix("/memfd:") {
         let name = name.strip_suffix(" (deleted)").unwrap_or(name);
-        return Class::Memfd(name.as_bytes().to_vec());
+        let ino = fs::metadata(format!("/proc/{pid}/fd/{fd}")).map_or(0, |m| m.ino());
+        return Class::Memfd(name.as_bytes().to_vec(), ino);
     }
     if !link.starts_with('/') {
         return Class::Unsupported(link.to_owned());
@@ -130,9 +145,8 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
         Class::Path
     } else if ft.is_fifo() {
         Class::Unsupported(format!("named pipe {link}"))
-    } else if ft.is_char_device() && (link.starts_with("/dev/pts/") || link.starts_with("/dev/tty"))
-    {
-        Class::Unsupported(format!("terminal {link}"))
+    } else if ft.is_char_device() {
+        Class::CharDev(meta.rdev())
     } else {
         Class::Unsupported(format!("device {link}"))
     }
@@ -401,6 +415,14 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
         }
     }
     files.cwd = cwd;
+    files.job = terminal::job(pid, &procfs::stat(pid)?);
+    if terminal::job_control_shell(&files.job, &status) {
+        files.warnings.push(
+            "warning: the process is a job-control shell: it needs its pid again, \
+             restore it with kckpt restore --new-pid-ns (KCKPT_NEW_PID_NS=1)"
+                .to_owned(),
+        );
+    }
 
     let fd_dir = procfs::proc_path(pid, "fd");
     let mut numbers: Vec<i32> = fs::read_dir(&fd_dir)
@@ -451,7 +473,28 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             rec,
             ..Default::default()
         };
-        let class = classify(pid, fd, &link);
+        let class = match classify(pid, fd, &link) {
+            Class::CharDev(rdev) => char_device(&getfd(fd)?, rdev, &link),
+            other => other,
+        };
+        let class = match class {
+            // Above 2, only the controlling terminal when it is a pseudo-
+            // terminal (reopened as the restorer's /dev/tty).
+            Class::Terminal(_, rdev)
+                if fd > 2
+                    && !(terminal::is_dev_tty(rdev)
+                        || terminal::is_ctty(rdev, files.job.tty_nr)
+                            && terminal::is_pty_slave(rdev)) =>
+            {
+                let why = if terminal::is_ctty(rdev, files.job.tty_nr) {
+                    "the controlling terminal, not a pseudo-terminal"
+                } else {
+                    "not the controlling terminal"
+                };
+                Class::Unsupported(format!("terminal {link} ({why})"))
+            }
+            other => other,
+        };
         match &class {
             Class::File { deleted } => {
                 d.rec.kind = fd_kind::FILE;
@@ -473,9 +516,24 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                 d.ino = *ino;
                 d.rec.kind = fd_kind::SOCKETPAIR;
             }
-            Class::Memfd(name) => {
+            Class::Memfd(name, ino) => {
                 d.rec.kind = fd_kind::MEMFD;
                 d.path = name.clone();
+                d.memfd_ino = *ino;
+            }
+            Class::Terminal(t, rdev) => {
+                // fd 0-2: the restorer's terminal with this mode; above:
+                // the controlling terminal, reopened as /dev/tty.
+                d.rec.kind = if fd <= 2 {
+                    fd_kind::TERMINAL
+                } else {
+                    fd_kind::CTTY
+                };
+                d.path = link.as_bytes().to_vec();
+                d.term = Some(TerminalRecord {
+                    flags: terminal::flags_for(*rdev, &files.job),
+                    ..*t
+                });
             }
             Class::Eventfd => {
                 d.rec.kind = fd_kind::EVENTFD;
@@ -520,7 +578,7 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                 d.rec.kind = fd_kind::SIGNALFD;
                 d.rec.args[0] = hex(fdinfo_field(&info, "sigmask"));
             }
-            Class::Unsupported(_) => d.rec.kind = fd_kind::PLACEHOLDER,
+            Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
         classes.push(class);
         links.push(link);
@@ -546,6 +604,7 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             k != skip
                 && f.ino == ino
                 && f.rec.dup_of == FD_NO_DUP
+                && f.rec.kind != fd_kind::REOPEN
                 && want_write.is_none_or(|w| (f.rec.flags & 3 == 1) == w)
         })
     };
@@ -561,10 +620,11 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
         match kind {
             fd_kind::PIPE => {
                 let write = files.fds[i].rec.flags & 3 == 1;
-                // A second description of the same end (reopened through
-                // /proc): restored as a dup of the first.
+                // Another open file description of an end the process
+                // already holds (opened again through /proc/PID/fd): its
+                // own flags (O_NONBLOCK) and identity.
                 if let Some(j) = index_of_ino(&files.fds, ino, i, Some(write)).filter(|&j| j < i) {
-                    files.fds[i].rec.dup_of = files.fds[j].rec.fd;
+                    reopen_of(&mut files.fds, i, j);
                     continue;
                 }
                 match index_of_ino(&files.fds, ino, i, Some(!write)) {
@@ -651,6 +711,16 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                 }
             }
             fd_kind::MEMFD => {
+                let same = files.fds[..i].iter().position(|f| {
+                    f.rec.kind == fd_kind::MEMFD
+                        && f.rec.dup_of == FD_NO_DUP
+                        && f.memfd_ino != 0
+                        && f.memfd_ino == files.fds[i].memfd_ino
+                });
+                if let Some(j) = same {
+                    reopen_of(&mut files.fds, i, j);
+                    continue;
+                }
                 let copy = fs::File::from(getfd(files.fds[i].rec.fd as i32)?);
                 let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
                 if size > MAX_MEMFD {
@@ -685,19 +755,35 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                 files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
             }
         }
+        if r.kind == fd_kind::REOPEN && r.dup_of == FD_NO_DUP {
+            let of = files.fds.iter().position(|f| f.rec.fd as u64 == r.args[0]);
+            if of.is_none_or(|j| !matches!(files.fds[j].rec.kind, fd_kind::PIPE | fd_kind::MEMFD)) {
+                classes[i] = Class::Unsupported(format!(
+                    "another open file description of fd {}, which is unsupported",
+                    r.args[0]
+                ));
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                files.fds[i].rec.args = [0; 4];
+            }
+        }
     }
 
-    // Standard descriptors connected to the outside stay the restorer's;
-    // descriptors duplicated from them follow.
+    // Standard descriptors: files and devices are reopened like any other
+    // descriptor (`--stdio=inherit` at restore takes the restorer's
+    // instead), terminals are the restorer's with their saved mode, and
+    // what led outside the process (a pipe or socket to another process, a
+    // named pipe, another device) is the restorer's: `INHERITED`, with
+    // what it was in `path` for `kckpt info`.
     for i in 0..files.fds.len() {
         let r = files.fds[i].rec;
-        let outside = matches!(
-            files.fds[i].rec.kind,
-            fd_kind::FILE | fd_kind::PATH | fd_kind::PLACEHOLDER
-        );
-        if r.fd <= 2 && r.dup_of == FD_NO_DUP && outside {
+        if r.fd <= 2 && r.dup_of == FD_NO_DUP && r.kind == fd_kind::PLACEHOLDER {
+            let what = match &classes[i] {
+                Class::Unsupported(what) => what.clone(),
+                _ => String::new(),
+            };
             files.fds[i].rec.kind = fd_kind::INHERITED;
-            files.fds[i].path.clear();
+            files.fds[i].rec.args = [0; 4];
+            files.fds[i].path = what.into_bytes();
             files.fds[i].data.clear();
             classes[i] = Class::Path;
         }
@@ -722,9 +808,10 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
         files.fds[i].path = o.path.clone();
         files.fds[i].data.clear();
         files.fds[i].rec.args = o.rec.args;
-        if r.fd <= 2 && o.rec.kind == fd_kind::INHERITED {
+        if r.fd <= 2 && matches!(o.rec.kind, fd_kind::INHERITED | fd_kind::TERMINAL) {
             // `2>&1`: fd 2 stays the restorer's own stderr, not its stdout.
             files.fds[i].rec.dup_of = FD_NO_DUP;
+            files.fds[i].term = o.term;
         }
         // Reported (or inherited) through the original.
         classes[i] = Class::Path;
@@ -777,6 +864,31 @@ fn skip_consequence(unsupported: &[(Option<i32>, String)]) -> &'static str {
     }
 }
 
+/// A character device other than the known ones: a terminal (its mode;
+/// not a pseudo-terminal master), or a device kckpt cannot restore.
+fn char_device(copy: &OwnedFd, rdev: u64, link: &str) -> Class {
+    if terminal::is_pty_master(rdev) {
+        return Class::Unsupported(format!("pseudo-terminal master {link}"));
+    }
+    match terminal::terminal_state(copy) {
+        Some(t) => Class::Terminal(t, rdev),
+        None => Class::Unsupported(format!("device {link}")),
+    }
+}
+
+/// Make descriptor `i` another open file description of the object of
+/// descriptor `j` (`REOPEN`): no data of its own.
+fn reopen_of(fds: &mut [Fd], i: usize, j: usize) {
+    let of = fds[j].rec.fd;
+    let path = fds[j].path.clone();
+    let f = &mut fds[i];
+    f.rec.kind = fd_kind::REOPEN;
+    f.rec.args = [u64::from(of), 0, 0, 0];
+    f.rec.peer = FD_NO_DUP;
+    f.path = path;
+    f.data.clear();
+}
+
 /// Socket types of a socketpair kckpt restores: stream, datagram,
 /// seqpacket.
 fn p_ok(ty: u32) -> bool {
@@ -784,6 +896,13 @@ fn p_ok(ty: u32) -> bool {
 }
 
 impl Files {
+    /// The job's pid is `pid` (a self-checkpoint collects the descriptors
+    /// of its snapshot child, whose group, session and terminal are the
+    /// process's own).
+    pub fn set_job_pid(&mut self, pid: i32) {
+        self.job.pid = pid as u32;
+    }
+
     /// Store the data (page-aligned regions after the memory data) and the
     /// strings; returns the notes' contents.
     pub fn write(
@@ -792,7 +911,11 @@ impl Files {
         strings: &mut StringTable,
     ) -> std::io::Result<FilesMeta> {
         let mut fds = Vec::with_capacity(self.fds.len());
+        let mut terminals = Vec::new();
         for mut f in self.fds {
+            if let (Some(t), FD_NO_DUP) = (f.term, f.rec.dup_of) {
+                terminals.push(TerminalRecord { fd: f.rec.fd, ..t });
+            }
             f.rec.path = strings.add(&f.path);
             if !f.data.is_empty() {
                 let offset = writer.reserve_region(f.data.len() as u64);
@@ -810,6 +933,8 @@ impl Files {
             fs: Some(fs),
             fds,
             epoll: self.epoll,
+            terminals,
+            job: Some(self.job),
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod process;
 pub mod procfs;
 pub mod ptrace;
 pub mod shmem;
+pub mod terminal;
 pub mod threads;
 pub(crate) mod timers;
 

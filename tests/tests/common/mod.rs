@@ -83,6 +83,10 @@ pub mod prog {
     pub const TIMERS: &str = env!("KCKPT_PROG_TIMERS");
     /// A static program without libc (`nolibc.c`).
     pub const NOLIBC: &str = env!("KCKPT_PROG_NOLIBC");
+    /// Copies stdin to stdout slowly, numbering lines (`stdio_copy.c`).
+    pub const STDIO_COPY: &str = env!("KCKPT_PROG_STDIO_COPY");
+    /// Several open file descriptions of pipes and a memfd (`ofd.c`).
+    pub const OFD: &str = env!("KCKPT_PROG_OFD");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
