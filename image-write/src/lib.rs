@@ -26,6 +26,7 @@ use kckpt_image::read::{
     note_segment, parse_elf_header, record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE,
 };
 use kckpt_image::records::*;
+use kckpt_image::{ExtentRecord, GhostRecord, LockRecord};
 
 /// A buffer of ELF notes.
 #[derive(Clone, Debug, Default)]
@@ -136,6 +137,12 @@ pub struct FilesMeta {
     pub fds: Vec<FdRecord>,
     /// Epoll interest lists (`NT_KCKPT_EPOLL`).
     pub epoll: Vec<EpollItemRecord>,
+    /// Files whose content is in the image (`NT_KCKPT_GHOSTS`, 1.3).
+    pub ghosts: Vec<GhostRecord>,
+    /// Their stored ranges (`NT_KCKPT_EXTENTS`, 1.3), in ghost order.
+    pub extents: Vec<ExtentRecord>,
+    /// File locks (`NT_KCKPT_LOCKS`, 1.3).
+    pub locks: Vec<LockRecord>,
 }
 
 /// Writes an image: memory data through [`ImageWriter::write_data`] into
@@ -273,13 +280,18 @@ impl ImageWriter {
         if !self.data_sums {
             return Ok(out);
         }
-        let regions = meta.runs.iter().map(|r| (r.offset, r.len)).chain(
-            meta.files
-                .fds
-                .iter()
-                .filter(|f| f.data_len > 0)
-                .map(|f| (f.data_offset, f.data_len)),
-        );
+        let regions = meta
+            .runs
+            .iter()
+            .map(|r| (r.offset, r.len))
+            .chain(
+                meta.files
+                    .fds
+                    .iter()
+                    .filter(|f| f.data_len > 0)
+                    .map(|f| (f.data_offset, f.data_len)),
+            )
+            .chain(meta.files.extents.iter().map(|e| (e.data_offset, e.len)));
         for (offset, len) in regions {
             match self.sums.get(&offset) {
                 Some((l, sums)) if *l == len => out.extend_from_slice(sums),
@@ -504,6 +516,20 @@ fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {
             .iter()
             .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
         n.push(NOTE_OWNER, NT_KCKPT_EPOLL, &bytes);
+    }
+    push_table(n, kckpt_image::ghosts::NT_KCKPT_GHOSTS, &files.ghosts);
+    push_table(n, kckpt_image::ghosts::NT_KCKPT_EXTENTS, &files.extents);
+    push_table(n, kckpt_image::locks::NT_KCKPT_LOCKS, &files.locks);
+}
+
+/// A note holding `records`, none when empty.
+fn push_table<T: Record>(n: &mut NoteBuf, kind: u32, records: &[T]) {
+    if !records.is_empty() {
+        let mut bytes = Vec::new();
+        records
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, kind, &bytes);
     }
 }
 

@@ -161,7 +161,7 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
                 ..Default::default()
             }),
             fds,
-            epoll: Vec::new(),
+            ..Default::default()
         },
     };
     writer.finish(meta).unwrap();

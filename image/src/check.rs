@@ -8,6 +8,7 @@
 //! Registers are checked per architecture (`kckpt_arch::check_user_regs`),
 //! file sizes against the backing files by the stub (it opens them).
 
+use crate::ghosts::ghost_fd_kind;
 use crate::read::{FormatError, ImageView, EM_X86_64};
 use crate::records::*;
 
@@ -25,7 +26,9 @@ pub const VMA_FLAGS_KNOWN: u32 = vma_flags::SHARED
     | vma_flags::RAND_READ
     | vma_flags::LOCKONFAULT
     | vma_flags::NORESERVE
-    | vma_flags::MERGEABLE;
+    | vma_flags::MERGEABLE
+    | vma_flags::MAYWRITE
+    | vma_flags::GHOST;
 
 /// `prot` bits the format defines.
 pub const PROT_KNOWN: u32 = prot::READ | prot::WRITE | prot::EXEC;
@@ -186,6 +189,10 @@ fn vmas(view: &ImageView<'_>) -> Result<(), FormatError> {
         )?;
         let shared = f & vma_flags::SHARED != 0;
         let unavailable = f & vma_flags::FILE_UNAVAILABLE != 0;
+        ensure(
+            f & vma_flags::MAYWRITE == 0 || (shared && v.kind == vma_kind::FILE),
+            "memory area: may-write flag on a private or anonymous area",
+        )?;
         let name = view.string(v.name)?;
         if v.kind == vma_kind::FILE {
             ensure(
@@ -366,7 +373,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         r.kind != fd_kind::INHERITED || r.fd <= 2 || r.dup_of != FD_NO_DUP,
         "fd: inherited descriptor above 2",
     )?;
-    let with_data = matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR | fd_kind::MEMFD);
+    let with_data = matches!(
+        r.kind,
+        fd_kind::PIPE | fd_kind::SOCKETPAIR | fd_kind::MEMFD | ghost_fd_kind::SHMEM
+    );
     ensure(
         if r.data_len == 0 {
             r.data_offset == 0
@@ -375,7 +385,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         },
         "fd: bad data offset",
     )?;
-    if matches!(r.kind, fd_kind::FILE | fd_kind::PATH) {
+    if matches!(
+        r.kind,
+        fd_kind::FILE | fd_kind::PATH | ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS
+    ) {
         ensure(path_like(view.string(r.path)?), "fd: no usable path")?;
     }
     if r.dup_of != FD_NO_DUP {
@@ -389,6 +402,8 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         }
         fd_kind::EVENTFD => a[1] <= 1,
         fd_kind::TIMERFD => matches!(a[0], 0 | 1 | 7 | 8 | 9),
+        ghost_fd_kind::SHMEM => r.data_len <= a[0],
+        ghost_fd_kind::PROCFS => view.string(r.path)?.starts_with(b"/proc/"),
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

@@ -573,6 +573,12 @@ pub struct ImageView<'a> {
     pub fds: RecordTable<'a, FdRecord>,
     /// Epoll interest lists (format 1.1; empty in older images).
     pub epoll: RecordTable<'a, EpollItemRecord>,
+    /// Files whose content is in the image (format 1.3; empty before).
+    pub ghosts: RecordTable<'a, crate::ghosts::GhostRecord>,
+    /// The stored ranges of their content (format 1.3).
+    pub extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
+    /// File locks (format 1.3; empty before).
+    pub locks: RecordTable<'a, crate::locks::LockRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -611,6 +617,7 @@ impl<'a> ImageView<'a> {
         let mut process = None;
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
+        let (mut ghosts, mut extents, mut locks) = (None, None, None);
         let mut checksums = None;
         let mut thread_notes = 0u32;
         let mut first = true;
@@ -636,6 +643,13 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_FS => take_unique(&mut fs, note.desc, "fs")?,
                     NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
                     NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
+                    crate::ghosts::NT_KCKPT_GHOSTS => {
+                        take_unique(&mut ghosts, note.desc, "ghosts")?
+                    }
+                    crate::ghosts::NT_KCKPT_EXTENTS => {
+                        take_unique(&mut extents, note.desc, "extents")?
+                    }
+                    crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
                     NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
                     _ => {}
                 }
@@ -686,6 +700,9 @@ impl<'a> ImageView<'a> {
             },
             fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
             epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
+            ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
+            extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
+            locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -693,6 +710,8 @@ impl<'a> ImageView<'a> {
         view.string(view.mm.exe)?;
         view.string(view.mm.cmdline)?;
         crate::files::validate(&view, file_len)?;
+        crate::ghosts::validate(&view, file_len)?;
+        crate::locks::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

@@ -243,6 +243,16 @@ pub mod vma_flags {
     pub const NORESERVE: u32 = 1 << 19;
     /// `VM_MERGEABLE` (`mg`): `madvise(MADV_MERGEABLE)` (KSM).
     pub const MERGEABLE: u32 = 1 << 20;
+
+    // --- Format 1.3 (issue 8): file mappings. ---
+    /// `VM_MAYWRITE` (`mw`) of a shared file mapping: the file was opened
+    /// for writing, so the mapping may be made writable with `mprotect`
+    /// (the stub opens the file read-write for it).
+    pub const MAYWRITE: u32 = 1 << 21;
+    /// A mapping of a deleted file whose content is in the image
+    /// (`NT_KCKPT_GHOSTS`, matched by `dev` and `inode`): mapped from the
+    /// re-created file; private mappings store only the pages written.
+    pub const GHOST: u32 = 1 << 22;
 }
 
 /// One VMA of the saved address space.

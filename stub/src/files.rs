@@ -11,7 +11,7 @@
 //! the umask. Descriptors 0-2 recorded as inherited stay the caller's.
 
 use kckpt_image::files::find_fd;
-use kckpt_image::{fd_flags, fd_kind, fs_flags, FdRecord, FD_NO_DUP};
+use kckpt_image::{fd_flags, fd_kind, fs_flags, ghost_fd_kind, FdRecord, FD_NO_DUP};
 use linux_raw_sys::general as g;
 
 use crate::load::Image;
@@ -119,6 +119,7 @@ pub fn restore(img: &mut Image, force: bool) {
     let _ = sys::close_from(err_fd as u32 + 1);
     let park_floor = err_fd + 1;
     let mut buf = [0u8; 4096];
+    crate::ghosts::create_all(img, park_floor);
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
         let r = &r;
@@ -232,6 +233,8 @@ pub fn restore(img: &mut Image, force: bool) {
             }
             fd_kind::SIGNALFD => sys::signalfd(r.args[0], g::O_CLOEXEC)
                 .unwrap_or_else(|e| fail(img, r, "signalfd", e)),
+            ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
+            ghost_fd_kind::SHMEM => shmem_fd(img, r),
             _ => {
                 fd_msg(img, r)
                     .s(": not saved (dumped with --skip-unsupported); restored as /dev/null")
@@ -284,10 +287,16 @@ pub fn restore(img: &mut Image, force: bool) {
         }
     }
 
+    crate::flocks::take(img, force, true);
+    crate::ghosts::finish_all(img);
+
     if let Some(fs) = v.fs {
         let cwd = v.string(fs.cwd).unwrap_or(&[]);
         let r = if fs.flags & fs_flags::CWD_DELETED != 0 {
-            Err(Errno(linux_raw_sys::errno::ENOENT))
+            match crate::ghosts::cwd_fd(img) {
+                Some(fd) => crate::gsys::fchdir(fd),
+                None => Err(Errno(linux_raw_sys::errno::ENOENT)),
+            }
         } else {
             sys::chdir(c_string(cwd, &mut buf))
         };
@@ -305,6 +314,43 @@ pub fn restore(img: &mut Image, force: bool) {
         }
         let _ = sys::umask(fs.umask & 0o777);
     }
+}
+
+/// A deleted file (through its re-created copy's `/proc/self/fd/N`) or a
+/// procfs file (its path, `/proc/self/...`) opened again with the saved
+/// flags, at the saved offset.
+fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
+    let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
+    let mut via = crate::ghosts::PathBuf::new();
+    let target = if r.kind == ghost_fd_kind::GHOST {
+        match crate::ghosts::proc_path(r.args[0] as usize) {
+            Some(p) => via = p,
+            None => fail(img, r, "its re-created file is missing", Errno(2)),
+        }
+        via.c()
+    } else {
+        via.push(path);
+        via.c()
+    };
+    let fd = sys::open(target, flags).unwrap_or_else(|e| fail(img, r, "cannot reopen it", e));
+    if r.pos != 0 {
+        let _ = sys::lseek(fd, r.pos);
+    }
+    fd
+}
+
+/// Shared anonymous memory held by a descriptor: a memfd with the saved
+/// content (its link reads `/memfd:kckpt-shmem (deleted)`).
+fn shmem_fd(img: &Image, r: &FdRecord) -> usize {
+    let fd = sys::memfd_create(b"kckpt-shmem\0", MFD_CLOEXEC)
+        .unwrap_or_else(|e| fail(img, r, "memfd_create", e));
+    let filled = sys::ftruncate(fd, r.args[0])
+        .and_then(|_| sys::sendfile_all(fd, img.fd, r.data_offset, r.data_len))
+        .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
+    if let Err(e) = filled {
+        fail(img, r, "cannot fill the shared memory", e);
+    }
+    fd
 }
 
 /// Create a pipe or socketpair for `r` and `peer` (`r.fd < peer.fd`),

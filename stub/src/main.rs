@@ -13,6 +13,9 @@
 mod data_check;
 mod files;
 mod fill;
+mod flocks;
+mod ghosts;
+mod gsys;
 mod ids;
 mod layout;
 mod load;
@@ -120,6 +123,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         let rebuilt = memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode);
         fill::stop();
         rebuilt?;
+        ghosts::close_all();
+        flocks::take(&img, start.force, false);
         state::restore(&img, &thread)?;
         let frame = state::map_frames(&img)?;
         process::restore(&img, thread.record.tid)?;

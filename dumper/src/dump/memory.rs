@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
 use kckpt_image_write::{ImageWriter, RegionHasher, StringTable};
 
+use super::ghosts::Ghosts;
 use super::procfs::{proc_path, MapEntry};
 use crate::error::{Error, Result};
 
@@ -432,8 +433,19 @@ pub fn dump_memory(
     page: u64,
     image: &Path,
     heap: Range<u64>,
+    ghosts: &Ghosts,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
-    dump_memory_from(&|_| mem, maps, writer, sink, strings, page, image, heap)
+    dump_memory_from(
+        &|_| mem,
+        maps,
+        writer,
+        sink,
+        strings,
+        page,
+        image,
+        heap,
+        ghosts,
+    )
 }
 
 /// [`dump_memory`] with the memory of each VMA read from `source(vma)`
@@ -449,6 +461,7 @@ pub fn dump_memory_from<'m>(
     page: u64,
     image: &Path,
     heap: Range<u64>,
+    ghosts: &Ghosts,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let write_err = |source| Error::WriteImage {
         path: image.to_path_buf(),
@@ -505,7 +518,9 @@ pub fn dump_memory_from<'m>(
             }
             Ok(())
         });
-        let read = read_memory(source, maps, writer, strings, page, heap, &free_rx, &job_tx);
+        let read = read_memory(
+            source, maps, writer, strings, page, heap, ghosts, &free_rx, &job_tx,
+        );
         drop(job_tx);
         let written = writer_thread
             .join()
@@ -534,6 +549,7 @@ fn read_memory<'m>(
     strings: &mut StringTable,
     page: u64,
     heap: Range<u64>,
+    ghosts: &Ghosts,
     free: &std::sync::mpsc::Receiver<memmap2::MmapMut>,
     jobs: &std::sync::mpsc::SyncSender<Arc<Job>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
@@ -554,7 +570,20 @@ fn read_memory<'m>(
         let mut flags = e.flags();
         let mut name = e.name.as_str();
         let mut backing = None;
-        if kind == vma_kind::FILE {
+        let ghost = if kind == vma_kind::FILE {
+            ghosts.for_mapping(e)
+        } else {
+            None
+        };
+        if kind == vma_kind::FILE && e.shared && e.vm_flags.iter().any(|f| f == "mw") {
+            flags |= vma_flags::MAYWRITE;
+        }
+        if ghost.is_some() {
+            // Mapped from the re-created deleted file, whose content is
+            // saved: a shared area stores nothing, a private one what the
+            // process wrote.
+            flags |= vma_flags::GHOST;
+        } else if kind == vma_kind::FILE {
             let unavailable = file_unavailable(e);
             if unavailable {
                 flags |= vma_flags::FILE_UNAVAILABLE;
@@ -675,12 +704,13 @@ fn read_memory<'m>(
         stats.stored += stored;
         let name = strings.add(name.as_bytes());
         let file_backed = kind == vma_kind::FILE;
+        let (dev, inode) = ghost.unwrap_or((e.dev, e.inode));
         vmas.push(VmaRecord {
             start: e.start,
             end: e.end,
             file_pgoff: if file_backed { e.offset } else { 0 },
-            dev: if file_backed { e.dev } else { 0 },
-            inode: if file_backed { e.inode } else { 0 },
+            dev: if file_backed { dev } else { 0 },
+            inode: if file_backed { inode } else { 0 },
             stored_bytes: stored,
             first_run: first_run as u32,
             run_count: (runs.len() - first_run) as u32,

@@ -355,7 +355,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     let guest_maps = if emu { read_guest_maps()? } else { Vec::new() };
     let (snapshot, brk) = sys::Snapshot::take(if emu { nix::libc::SIGCHLD } else { 0 })?;
     let child = snapshot.pid();
-    let files = files::collect(child, false)?;
+    let files = files::collect(child, false, crate::dump::ghosts::DEFAULT_GHOST_LIMIT)?;
     let mut tmp = TempImage::create(output)?;
     let child_mem = Memory::open(child)?;
     let own_mem = Memory::open(pid)?;
@@ -401,6 +401,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         page,
         output,
         mm.start_brk..mm.brk,
+        &files.ghosts,
     )?;
     drop(snapshot);
     let files = files.write(&mut writer, &mut strings).map_err(write_err)?;
