@@ -33,6 +33,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PINGPONG", "pingpong.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
+    ("GHOSTS", "ghosts.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

@@ -320,7 +320,12 @@ pub fn restore(img: &mut Image, force: bool) {
 /// procfs file (its path, `/proc/self/...`) opened again with the saved
 /// flags, at the saved offset.
 fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
-    let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
+    let mut flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
+    if flags & g::O_TMPFILE == g::O_TMPFILE {
+        // A file made with O_TMPFILE keeps the flag (and O_DIRECTORY, part
+        // of it); it is reopened as the regular file it is.
+        flags &= !g::O_TMPFILE;
+    }
     let mut via = crate::ghosts::PathBuf::new();
     let target = if r.kind == ghost_fd_kind::GHOST {
         match crate::ghosts::proc_path(r.args[0] as usize) {

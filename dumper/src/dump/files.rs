@@ -628,9 +628,29 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 let path = link.strip_suffix(" (deleted)").unwrap_or(&link);
                 d.path = path.as_bytes().to_vec();
                 d.rec.kind = ghost_fd_kind::GHOST;
-                match ghost_fd(&mut files.ghosts, pid, fd, path, d.rec.flags, &getfd) {
-                    Ok(i) => d.rec.args[0] = i,
-                    Err(what) => refused = Some(what),
+                let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
+                if meta.as_ref().is_some_and(|m| m.nlink() > 0 && m.is_file()) {
+                    // Unlinked from this name, linked under another.
+                    match meta
+                        .as_ref()
+                        .and_then(|m| super::ghosts::other_link(path, m))
+                    {
+                        Some(other) => {
+                            d.rec.kind = fd_kind::FILE;
+                            d.path = other.into_bytes();
+                        }
+                        None => {
+                            refused = Some(format!(
+                                "file {path} unlinked from that name but linked elsewhere, \
+                                 under a name kckpt cannot find"
+                            ))
+                        }
+                    }
+                } else {
+                    match ghost_fd(&mut files.ghosts, pid, fd, path, d.rec.flags, &getfd) {
+                        Ok(i) => d.rec.args[0] = i,
+                        Err(what) => refused = Some(what),
+                    }
                 }
             }
             Class::Procfs(path) => {

@@ -329,6 +329,18 @@ impl Ghosts {
     }
 }
 
+/// Another name of the file `meta` that was unlinked from `path` but
+/// still has links: a name in the same directory with the same inode
+/// (`link(a, b); unlink(a)`). Other directories are not searched.
+pub fn other_link(path: &str, meta: &fs::Metadata) -> Option<String> {
+    let dir = std::path::Path::new(path).parent()?;
+    fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let m = fs::symlink_metadata(e.path()).ok()?;
+        (m.is_file() && m.ino() == meta.ino() && m.dev() == meta.dev())
+            .then(|| e.path().to_string_lossy().into_owned())
+    })
+}
+
 /// The description of a descriptor on the target's own procfs entries, as
 /// the path to reopen in the restored process, or why it cannot be.
 /// `/proc/PID/task/PID/...` becomes `/proc/thread-self/...` and
