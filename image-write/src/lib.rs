@@ -26,7 +26,7 @@ use kckpt_image::read::{
     note_segment, parse_elf_header, record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE,
 };
 use kckpt_image::records::*;
-use kckpt_image::{ExtentRecord, GhostRecord, LockRecord};
+use kckpt_image::{ExtentRecord, GhostRecord, GuardRecord, LockRecord};
 
 /// A buffer of ELF notes.
 #[derive(Clone, Debug, Default)]
@@ -143,6 +143,9 @@ pub struct FilesMeta {
     pub extents: Vec<ExtentRecord>,
     /// File locks (`NT_KCKPT_LOCKS`, 1.3).
     pub locks: Vec<LockRecord>,
+    /// Guard regions of the memory (`NT_KCKPT_GUARDS`, 1.3), sorted;
+    /// written with these notes because they are found with them.
+    pub guards: Vec<GuardRecord>,
 }
 
 /// Writes an image: memory data through [`ImageWriter::write_data`] into
@@ -520,6 +523,7 @@ fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {
     push_table(n, kckpt_image::ghosts::NT_KCKPT_GHOSTS, &files.ghosts);
     push_table(n, kckpt_image::ghosts::NT_KCKPT_EXTENTS, &files.extents);
     push_table(n, kckpt_image::locks::NT_KCKPT_LOCKS, &files.locks);
+    push_table(n, kckpt_image::guards::NT_KCKPT_GUARDS, &files.guards);
 }
 
 /// A note holding `records`, none when empty.

@@ -28,7 +28,8 @@ pub const VMA_FLAGS_KNOWN: u32 = vma_flags::SHARED
     | vma_flags::NORESERVE
     | vma_flags::MERGEABLE
     | vma_flags::MAYWRITE
-    | vma_flags::GHOST;
+    | vma_flags::GHOST
+    | vma_flags::DROPPABLE;
 
 /// `prot` bits the format defines.
 pub const PROT_KNOWN: u32 = prot::READ | prot::WRITE | prot::EXEC;
@@ -403,7 +404,7 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         fd_kind::EVENTFD => a[1] <= 1,
         fd_kind::TIMERFD => matches!(a[0], 0 | 1 | 7 | 8 | 9),
         ghost_fd_kind::SHMEM => r.data_len <= a[0],
-        ghost_fd_kind::PROCFS => view.string(r.path)?.starts_with(b"/proc/"),
+
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

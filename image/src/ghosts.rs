@@ -22,10 +22,11 @@ pub mod ghost_fd_kind {
     /// A descriptor of a ghost: `args[0]` is the index of its
     /// [`super::GhostRecord`]; `flags` and `pos` as for `FILE`.
     pub const GHOST: u32 = 12;
-    /// A file of procfs: `path` is its path with the process's own
-    /// `/proc/PID/task/PID` written `/proc/thread-self` and `/proc/PID`
-    /// written `/proc/self`, reopened there with the saved flags and
-    /// offset and no size check.
+    /// A file of a pseudo file system (procfs, sysfs, cgroupfs, debugfs,
+    /// tracefs): reopened by path with the saved flags and offset, with
+    /// no size check (such files have none); in procfs the process's own
+    /// `/proc/PID/task/PID` is written `/proc/thread-self` and `/proc/PID`
+    /// `/proc/self`.
     pub const PROCFS: u32 = 13;
     /// A descriptor of shared anonymous memory (`/dev/zero (deleted)`,
     /// opened through `/proc/PID/map_files`): restored as a memfd with the

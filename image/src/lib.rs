@@ -14,11 +14,13 @@ pub mod checksum;
 pub mod escape;
 pub mod files;
 pub mod ghosts;
+pub mod guards;
 pub mod locks;
 pub mod read;
 pub mod records;
 
 pub use ghosts::{ghost_fd_kind, ghost_flags, ExtentRecord, GhostRecord};
+pub use guards::GuardRecord;
 pub use locks::{lock_kind, lock_type, LockRecord};
 pub use read::{FormatError, ImageView};
 pub use records::*;

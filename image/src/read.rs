@@ -579,6 +579,8 @@ pub struct ImageView<'a> {
     pub extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
     /// File locks (format 1.3; empty before).
     pub locks: RecordTable<'a, crate::locks::LockRecord>,
+    /// Guard regions (format 1.3; empty before).
+    pub guards: RecordTable<'a, crate::guards::GuardRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -618,6 +620,7 @@ impl<'a> ImageView<'a> {
         let mut pending = None;
         let (mut fs, mut fds, mut epoll) = (None, None, None);
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
+        let mut guards = None;
         let mut checksums = None;
         let mut thread_notes = 0u32;
         let mut first = true;
@@ -650,6 +653,9 @@ impl<'a> ImageView<'a> {
                         take_unique(&mut extents, note.desc, "extents")?
                     }
                     crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
+                    crate::guards::NT_KCKPT_GUARDS => {
+                        take_unique(&mut guards, note.desc, "guards")?
+                    }
                     NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
                     _ => {}
                 }
@@ -703,6 +709,7 @@ impl<'a> ImageView<'a> {
             ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
+            guards: RecordTable::new(guards.unwrap_or(&[]), "guards")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -712,6 +719,7 @@ impl<'a> ImageView<'a> {
         crate::files::validate(&view, file_len)?;
         crate::ghosts::validate(&view, file_len)?;
         crate::locks::validate(&view)?;
+        crate::guards::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

@@ -157,6 +157,12 @@ pub fn replace_address_space(
             }
         }
     }
+    // Guard regions (1.3), once the contents are in place.
+    const MADV_GUARD_INSTALL: u32 = 102;
+    for guard in img.view.guards.iter() {
+        sys::madvise(guard.start as usize, guard.len as usize, MADV_GUARD_INSTALL)
+            .map_err(at("installing a guard region", guard.start))?;
+    }
     Ok(())
 }
 
@@ -177,8 +183,11 @@ fn could_merge(a: &VmaRecord, b: &VmaRecord) -> bool {
 }
 
 fn map_flags(vma: &VmaRecord) -> u32 {
+    const MAP_DROPPABLE: u32 = 0x08;
     let mut flags = if vma.flags & vma_flags::SHARED != 0 {
         g::MAP_SHARED
+    } else if vma.flags & vma_flags::DROPPABLE != 0 {
+        MAP_DROPPABLE
     } else {
         g::MAP_PRIVATE
     };

@@ -170,10 +170,23 @@ fn classify_special(pid: i32, fd: i32, link: &str, meta: &fs::Metadata) -> Optio
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    const DEBUGFS_MAGIC: i64 = 0x6462_6720;
+    const TRACEFS_MAGIC: i64 = 0x7472_6163;
     let fs_type = nix::sys::statfs::statfs(format!("/proc/{pid}/fd/{fd}").as_str())
         .map(|s| s.filesystem_type().0)
         .unwrap_or(0);
+    let deleted = link.ends_with(" (deleted)");
     if fs_type == PROC_SUPER_MAGIC && link.starts_with("/proc/") {
+        if deleted {
+            // The directory of a process that has exited: as any deleted
+            // directory.
+            return Some(if meta.is_dir() {
+                Class::Ghost
+            } else {
+                Class::Unsupported(format!("procfs file {link} of a process that has exited"))
+            });
+        }
         let tids = task_ids(pid).unwrap_or_default();
         return Some(match super::ghosts::procfs_path(pid, &tids, link) {
             Ok(path) => Class::Procfs(path),
@@ -183,13 +196,23 @@ fn classify_special(pid: i32, fd: i32, link: &str, meta: &fs::Metadata) -> Optio
     if meta.is_dir() && matches!(fs_type, CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC) {
         return Some(Class::Unsupported(format!("cgroup directory {link}")));
     }
+    if meta.is_file()
+        && !deleted
+        && matches!(
+            fs_type,
+            CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC | SYSFS_MAGIC | DEBUGFS_MAGIC | TRACEFS_MAGIC
+        )
+    {
+        // Files of pseudo file systems have no size: reopened by path
+        // without the size check of regular files.
+        return Some(Class::Procfs(link.to_owned()));
+    }
     if link == "/dev/zero (deleted)" && meta.is_file() {
         return Some(Class::Shmem);
     }
     if link.starts_with("/SYSV") && meta.is_file() {
         return Some(Class::Unsupported("SysV shared memory segment".to_owned()));
     }
-    let deleted = link.ends_with(" (deleted)");
     if deleted && (meta.is_file() || meta.is_dir()) {
         return Some(Class::Ghost);
     }
@@ -419,6 +442,17 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         out.push(format!("ptrace of pid {tid}"));
     }
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let private_shmem = maps.lines().any(|l| {
+        l.ends_with(" /dev/zero (deleted)")
+            && l.split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.ends_with('p'))
+    });
+    if private_shmem {
+        // Opened through /proc/PID/map_files and mapped privately: kckpt
+        // restores shared anonymous memory as shared mappings only.
+        out.push("private mapping of shared anonymous memory".to_owned());
+    }
     if maps.lines().any(|l| l.contains(" /SYSV")) {
         out.push("SysV shared memory attached".to_owned());
     }
@@ -546,9 +580,14 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
     })?;
     let mut cwd = cwd.as_os_str().as_encoded_bytes().to_vec();
     if let Some(stripped) = cwd.strip_suffix(b" (deleted)") {
+        let cwd_fs = nix::sys::statfs::statfs(format!("/proc/{pid}/cwd").as_str())
+            .map(|s| s.filesystem_type().0)
+            .unwrap_or(0);
+        // A removed directory, or that of a process that has exited
+        // (procfs keeps its link count).
         if let Some(m) = fs::metadata(format!("/proc/{pid}/cwd"))
             .ok()
-            .filter(|m| m.nlink() == 0)
+            .filter(|m| m.nlink() == 0 || cwd_fs == 0x9fa0)
         {
             files.fs.flags |= fs_flags::CWD_DELETED;
             cwd = stripped.to_vec();
@@ -890,6 +929,8 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                     continue;
                 }
                 let seals = fcntl(copy.as_fd(), FcntlArg::F_GET_SEALS).unwrap_or(1);
+                // 1.3: its inode, so areas mapping it use the same memfd.
+                files.fds[i].rec.args[3] = copy.metadata().map(|m| m.ino()).unwrap_or(0);
                 files.fds[i].rec.args[0] = size;
                 files.fds[i].rec.args[1] = seals as u64;
                 files.fds[i].data = read_memfd(&copy, size).map_err(|e| Error::Unsupported {
@@ -1045,6 +1086,7 @@ impl Files {
             ghosts,
             extents,
             locks: self.locks,
+            guards: Vec::new(),
         })
     }
 }

@@ -374,10 +374,12 @@ fn aligned_buffer(pid: i32, len: usize) -> Result<memmap2::MmapMut> {
 }
 
 /// Statistics of a memory dump.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemStats {
     /// Bytes stored.
     pub stored: u64,
+    /// Guard regions found (1.3), sorted.
+    pub guards: Vec<kckpt_image::GuardRecord>,
 }
 
 /// A filled buffer and the parts of it to write: (file offset, buffer
@@ -632,6 +634,15 @@ fn read_memory<'m>(
         // Without its file, every page of a `Full` area is read from the
         // process.
         let every_page = pol == Policy::Full && backing.is_none();
+        // Guard pages (1.3): never read (any access faults), saved as
+        // ranges.
+        let guards = super::guards::scan(&mem.pagemap, e.start, e.end);
+        stats
+            .guards
+            .extend(guards.iter().map(|&(start, end)| kckpt_image::GuardRecord {
+                start,
+                len: end - start,
+            }));
         let first_run = runs.len();
         let mut region: Option<u64> = None;
         let mut stored = 0u64;
@@ -643,7 +654,11 @@ fn read_memory<'m>(
                 let batch_start = e.start + idx as u64 * page;
                 mem.pagemap(batch_start, n, page, &mut pm)?;
                 let cand = |k: usize| {
-                    let listed = || super::shmem::contains(&data, batch_start + k as u64 * page);
+                    let addr = batch_start + k as u64 * page;
+                    if super::shmem::contains(&guards, addr) {
+                        return false;
+                    }
+                    let listed = || super::shmem::contains(&data, addr);
                     match pol {
                         Policy::Full if !every_page => {
                             candidate(Policy::NonZero, pm[k]) || listed()

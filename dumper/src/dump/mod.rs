@@ -8,6 +8,7 @@
 mod fdsys;
 pub mod files;
 pub mod ghosts;
+mod guards;
 pub mod inject;
 pub mod interrupt;
 pub mod memory;
@@ -367,13 +368,14 @@ fn write_image(
         &files.ghosts,
     )?;
     let warnings = files.warnings.clone();
-    let files = files
+    let mut files = files
         .write(&mut writer, &mut strings)
         .map_err(|source| Error::WriteImage {
             path: output.to_path_buf(),
             source,
         })?;
 
+    files.guards = stats.guards.clone();
     let mut header = image_header(
         pid as u32,
         page,

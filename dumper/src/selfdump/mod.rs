@@ -392,7 +392,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
             &child_mem
         }
     };
-    let (vmas, runs, _stats) = memory::dump_memory_from(
+    let (vmas, runs, stats) = memory::dump_memory_from(
         &source,
         &maps,
         &mut writer,
@@ -404,7 +404,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         &files.ghosts,
     )?;
     drop(snapshot);
-    let files = files.write(&mut writer, &mut strings).map_err(write_err)?;
+    let mut files = files.write(&mut writer, &mut strings).map_err(write_err)?;
+    files.guards = stats.guards;
 
     let tid = pid as u32;
     let record = ThreadRecord {
