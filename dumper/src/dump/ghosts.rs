@@ -49,6 +49,9 @@ struct Ghost {
 pub struct Ghosts {
     list: Vec<Ghost>,
     limit: u64,
+    /// Inodes of the memfds descriptors hold (their content is saved with
+    /// the descriptor, and areas mapping them map the restored memfd).
+    memfds: Vec<u64>,
 }
 
 /// `st_dev` as `/proc/PID/maps` writes it (`major << 32 | minor`).
@@ -137,7 +140,20 @@ impl Ghosts {
         Ghosts {
             list: Vec::new(),
             limit,
+            memfds: Vec::new(),
         }
+    }
+
+    /// A descriptor holds the memfd `inode` (its content is saved).
+    pub fn add_memfd(&mut self, inode: u64) {
+        self.memfds.push(inode);
+    }
+
+    /// Is the memfd an area maps held by a descriptor? A private area of
+    /// it then stores only the pages the process wrote: the others come
+    /// from the restored memfd, as they came from the memfd.
+    pub fn holds_memfd(&self, inode: u64) -> bool {
+        self.memfds.contains(&inode)
     }
 
     /// Is there anything to write?

@@ -615,7 +615,10 @@ fn read_memory<'m>(
                 }
             }
         }
-        let pol = if backing.is_some()
+        let held_memfd = e.name.starts_with("/memfd:") && ghosts.holds_memfd(e.inode);
+        let pol = if kind == vma_kind::FILE && !e.shared && held_memfd {
+            Policy::Cow
+        } else if backing.is_some()
             || (kind == vma_kind::FILE && !e.shared && flags & vma_flags::FILE_UNAVAILABLE != 0)
         {
             Policy::Full
