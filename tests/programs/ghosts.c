@@ -159,10 +159,16 @@ static void check_all(void)
 	off_t hole = lseek(4, 0, SEEK_HOLE);
 	if (hole != HOLE_AT && hole != FILE_SIZE)
 		fail("first hole at %ld", (long)hole);
-	/* The mapping is the same inode as the descriptors. */
+	lseek(4, 100, SEEK_SET);
+	/* The mapping is the same inode as the descriptors (then put back as
+	 * it was, times included: the check can run again). */
 	memcpy(map1 + 20, "after", 5);
 	if (pread(4, buf, 5, 20) != 5 || memcmp(buf, "after", 5))
 		fail("mapping and descriptors are different files");
+	memcpy(map1 + 20, "AAAAA", 5);
+	msync(map1, 4096, MS_SYNC);
+	struct timeval tv[2] = {{1000000, 0}, {1234567, 0}};
+	futimes(3, tv);
 	ssize_t n = readlink("/proc/self/fd/3", link, sizeof(link) - 1);
 	link[n > 0 ? n : 0] = 0;
 	if (!strstr(link, "data.bin (deleted)"))
