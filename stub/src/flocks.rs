@@ -46,7 +46,7 @@ pub fn take(img: &Image, force: bool, first: bool) {
         m.s(if write { " write lock" } else { " read lock" });
         m.s(" again").errno(e);
         if first && !force {
-            m.s(" (another process holds a conflicting lock); KCKPT_FORCE=1 or kckpt restore --force restores it without the lock, which lets the program write where it believes no one else does")
+            m.s(" (held by another process?); --force goes on without it: the program then believes it holds a lock it does not")
                 .fail();
         }
         m.s("; restored without it").warn();

@@ -30,9 +30,14 @@ use crate::sys::{self, Errno};
 
 /// Most ghosts an image may have.
 const MAX_GHOSTS: usize = 256;
-const NONE: usize = usize::MAX;
-/// The open descriptor of each ghost, by index.
-static FDS: [AtomicUsize; MAX_GHOSTS] = [const { AtomicUsize::new(NONE) }; MAX_GHOSTS];
+/// The open descriptor of each ghost plus one, by index (0: none; zero
+/// keeps the table in `.bss`, out of the stub's file).
+static FDS: [AtomicUsize; MAX_GHOSTS] = [const { AtomicUsize::new(0) }; MAX_GHOSTS];
+
+/// The descriptor of ghost `index`, if created.
+fn fd_of(index: usize) -> Option<usize> {
+    FDS.get(index)?.load(Ordering::Relaxed).checked_sub(1)
+}
 
 /// A NUL-terminated path built in a fixed buffer.
 pub struct PathBuf {
@@ -79,10 +84,7 @@ impl PathBuf {
 /// `/proc/self/fd/N` of ghost `index`, to open it again; `None` when it
 /// was not created.
 pub fn proc_path(index: usize) -> Option<PathBuf> {
-    let fd = FDS.get(index)?.load(Ordering::Relaxed);
-    if fd == NONE {
-        return None;
-    }
+    let fd = fd_of(index)?;
     let mut p = PathBuf::new();
     p.push(b"/proc/self/fd/").dec(fd as u64);
     Some(p)
@@ -95,8 +97,7 @@ pub fn cwd_fd(img: &Image) -> Option<usize> {
         .ghosts
         .iter()
         .position(|g| g.flags & ghost_flags::CWD != 0)?;
-    let fd = FDS.get(i)?.load(Ordering::Relaxed);
-    (fd != NONE).then_some(fd)
+    fd_of(i)
 }
 
 fn ghost_msg(img: &Image, gh: &GhostRecord) -> Msg {
@@ -267,7 +268,7 @@ pub fn create_all(img: &Image, floor: usize) {
                     .errno(e)
                     .fail()
             });
-        FDS[i].store(fd, Ordering::Relaxed);
+        FDS[i].store(fd + 1, Ordering::Relaxed);
     }
 }
 
@@ -277,10 +278,7 @@ pub fn create_all(img: &Image, floor: usize) {
 /// warning.
 pub fn finish_all(img: &Image) {
     for (i, gh) in img.view.ghosts.iter().enumerate() {
-        let fd = FDS[i].load(Ordering::Relaxed);
-        if fd == NONE {
-            continue;
-        }
+        let Some(fd) = fd_of(i) else { continue };
         if gsys::fchown(fd, gh.uid, gh.gid).is_err() {
             ghost_msg(img, &gh)
                 .s(" belonged to uid ")
@@ -302,8 +300,7 @@ pub fn finish_all(img: &Image) {
 /// Close the parked descriptors (after the memory is rebuilt).
 pub fn close_all() {
     for slot in &FDS {
-        let fd = slot.swap(NONE, Ordering::Relaxed);
-        if fd != NONE {
+        if let Some(fd) = slot.swap(0, Ordering::Relaxed).checked_sub(1) {
             sys::close(fd);
         }
     }
