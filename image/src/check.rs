@@ -399,7 +399,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
     let ok = match r.kind {
         fd_kind::SOCKETPAIR => matches!(a[0], 1 | 2 | 5),
         fd_kind::MEMFD => {
-            a[1] & !SEALS_KNOWN == 0 && r.data_len <= a[0] && !has_nul(view.string(r.path)?)
+            a[1] & !SEALS_KNOWN == 0
+                && r.data_len <= a[0]
+                && (a[2] == 0 || a[2] & !0o7777 == 1 << 32)
+                && !has_nul(view.string(r.path)?)
         }
         fd_kind::EVENTFD => a[1] <= 1,
         fd_kind::TIMERFD => matches!(a[0], 0 | 1 | 7 | 8 | 9),

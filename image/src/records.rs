@@ -503,8 +503,9 @@ pub mod fd_kind {
     /// `args[0]` is the socket type.
     pub const SOCKETPAIR: u32 = 5;
     /// A memfd: `path` is its name, the data its content, `args[0]` its
-    /// size, `args[1]` its seals, `args[2]` the `memfd_create` flags,
-    /// `args[3]` (1.3) its inode: memory areas of that inode map it.
+    /// size, `args[1]` its seals, `args[2]` (1.3) its permission bits
+    /// with bit 32 set (0: not recorded), `args[3]` (1.3) its inode:
+    /// memory areas of that inode map it.
     pub const MEMFD: u32 = 6;
     /// An eventfd: `args[0]` the counter, `args[1]` 1 for `EFD_SEMAPHORE`.
     pub const EVENTFD: u32 = 7;

@@ -144,7 +144,7 @@ pub fn restore(img: &mut Image, force: bool) {
                                     .s(" bytes) than the saved offset ")
                                     .dec(r.pos);
                                 if !force {
-                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it anyway")
+                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it at that offset: the program then reads nothing there and what it writes leaves a hole")
                                         .fail();
                                 }
                                 m.s("; restored at that offset (forced)").warn();
@@ -157,11 +157,13 @@ pub fn restore(img: &mut Image, force: bool) {
                     }
                     Err(e) if e.0 == linux_raw_sys::errno::ENOENT && r.kind == fd_kind::FILE => {
                         let mut m = fd_msg(img, r);
-                        m.s(": the file was deleted");
+                        m.s(if r.fd_flags & fd_flags::DELETED != 0 {
+                            ": the file was deleted before the dump (an image older than format 1.3 does not hold it)"
+                        } else {
+                            ": the file was deleted since the dump"
+                        });
                         if !force {
-                            m.s(
-                                "; KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null",
-                            )
+                            m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null: the program then reads nothing from it and what it writes there is lost (a database loses its journal)")
                             .fail();
                         }
                         m.s("; restored as /dev/null (forced)").warn();
@@ -197,6 +199,9 @@ pub fn restore(img: &mut Image, force: bool) {
                     .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
                 if let Err(e) = filled {
                     fail(img, r, "cannot fill the memfd", e);
+                }
+                if r.args[2] >> 32 == 1 {
+                    let _ = crate::gsys::fchmod(fd, (r.args[2] & 0o7777) as u32);
                 }
                 if sealing != 0 && seals != 0 {
                     let _ = sys::fcntl(fd, F_ADD_SEALS, seals as usize);

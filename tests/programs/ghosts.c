@@ -9,6 +9,8 @@
  *   ghosts vanish DIR  a 32 KiB file mapped shared and written (as a JVM's
  *                      hsperfdata file), counting
  *   ghosts big DIR N   a deleted file holding N bytes of data
+ *   ghosts lease DIR   a read lease (F_SETLEASE) on fd 3, /proc/1/status
+ *                      open on fd 4 (both refused at dump)
  *
  * Prints "ready", then a line per 100 ms. On SIGUSR1 it checks everything
  * and prints "check ok" or "FAIL ..." lines then "check done".
@@ -215,6 +217,14 @@ int main(int argc, char **argv)
 			die("mmap perfdata");
 		close(fd);
 		memcpy(perf, "perf", 4);
+	} else if (!strcmp(mode, "lease")) {
+		char p[4096];
+		snprintf(p, sizeof(p), "%s/leased", argv[2]);
+		int fd = open(p, O_RDONLY | O_CREAT, 0600);
+		if (fd != 3 || fcntl(fd, F_SETLEASE, F_RDLCK))
+			die("lease");
+		if (open("/proc/1/status", O_RDONLY) != 4)
+			die("fd 4");
 	} else if (!strcmp(mode, "big") && argc > 3) {
 		char p[4096], buf[65536];
 		long size = atol(argv[3]);

@@ -186,6 +186,25 @@ fn a_deleted_file_over_the_limit_is_refused_before_the_process_is_touched() {
 }
 
 #[test]
+fn leases_and_other_processes_procfs_files_are_refused_by_name() {
+    let dir = TestDir::new("ghosts-lease");
+    let image = dir.join("lease.kckpt");
+    let work = dir.path().to_str().unwrap().to_owned();
+    let mut p = Proc::start(GHOSTS, &["lease", &work]);
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let out = dump_raw(p.pid(), &image, false);
+    assert_refused("lease", &out, Some(1), &["lease"]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("fd 3 (file lease)")
+            && msg.contains("fd 4 (procfs file /proc/1/status of another process)"),
+        "{msg}"
+    );
+    assert!(!image.exists());
+    p.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+}
+
+#[test]
 fn a_shared_file_that_vanished_is_recreated_at_each_restore() {
     let dir = TestDir::new("ghosts-vanish");
     let image = dir.join("vanish.kckpt");

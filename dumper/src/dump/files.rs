@@ -930,7 +930,13 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 }
                 let seals = fcntl(copy.as_fd(), FcntlArg::F_GET_SEALS).unwrap_or(1);
                 // 1.3: its inode, so areas mapping it use the same memfd.
-                files.fds[i].rec.args[3] = copy.metadata().map(|m| m.ino()).unwrap_or(0);
+                let meta = copy.metadata().ok();
+                files.fds[i].rec.args[3] = meta.as_ref().map(|m| m.ino()).unwrap_or(0);
+                // 1.3: its permissions (fchmod works on memfds), marked
+                // present by bit 32.
+                files.fds[i].rec.args[2] = meta
+                    .map(|m| (1 << 32) | u64::from(m.mode() & 0o7777))
+                    .unwrap_or(0);
                 files.ghosts.add_memfd(files.fds[i].rec.args[3]);
                 files.fds[i].rec.args[0] = size;
                 files.fds[i].rec.args[1] = seals as u64;
