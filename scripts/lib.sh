@@ -10,6 +10,7 @@ declare -A KCKPT_PKG_FOR=(
     [cc]=gcc
     [qemu-aarch64]=qemu-user [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
     [gdb-multiarch]=gdb-multiarch
+    [java]=default-jre-headless [javac]=default-jdk-headless
 )
 
 apt_updated=0

@@ -40,7 +40,7 @@ summary() {
 
 # --- setup ---
 ensure_tools gdb gcore readelf strip unshare setpriv prlimit python3 cc g++ bindfs \
-    qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch || exit 1
+    qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch java javac || exit 1
 ensure_rust || exit 1
 # cargo-fuzz (libFuzzer; g++ builds it) for scripts/fuzz.sh.
 if ! command -v cargo-fuzz >/dev/null; then

@@ -185,6 +185,76 @@ fn a_deleted_file_over_the_limit_is_refused_before_the_process_is_touched() {
     assert!(content.iter().all(|&b| b == b'x'));
 }
 
+/// A Java virtual machine maps `/tmp/hsperfdata_USER/PID` (32 KiB) shared
+/// and deletes it when it exits: its image restores again and again, the
+/// file re-created when missing.
+#[test]
+fn a_java_process_restores_more_than_once() {
+    let java = require_tool("java");
+    let javac = require_tool("javac");
+    let dir = TestDir::new("ghosts-java");
+    fs::write(
+        dir.join("Counter.java"),
+        "public class Counter { public static void main(String[] a) throws Exception {\n\
+         for (long i = 0; i < 100000; i++) { System.out.println(\"n \" + i); Thread.sleep(100); } } }\n",
+    )
+    .unwrap();
+    let out = run(
+        Command::new(&javac)
+            .arg("Counter.java")
+            .current_dir(dir.path()),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "javac: {}", show(&out));
+    let image = dir.join("java.kckpt");
+    let cp = dir.path().to_str().unwrap().to_owned();
+    let mut p = Proc::spawn(
+        "java Counter",
+        Command::new(&java).args(["-Xint", "-XX:+UseSerialGC", "-cp", &cp, "Counter"]),
+    );
+    p.wait_for("n 3", Duration::from_secs(60), |l| l == "n 3");
+    let perf = format!("/tmp/hsperfdata_{}/{}", whoami(), p.pid());
+    assert!(
+        maps(p.pid()).iter().any(|l| l.ends_with(&perf)),
+        "the JVM does not map {perf}"
+    );
+    let last = dump_and_kill(&mut p, &image);
+    let n: u64 = last.trim_start_matches("n ").parse().unwrap();
+    for round in 0..3 {
+        let mut r = restore(&image);
+        let line = r.line(Duration::from_secs(30));
+        assert_eq!(line, format!("n {}", n + 1), "round {round}");
+        r.wait_for("two more lines", LINE_TIMEOUT, |l| {
+            l == format!("n {}", n + 3)
+        });
+        if round > 0 {
+            assert!(
+                r.stderr().contains("re-created"),
+                "round {round}: {}",
+                r.stderr()
+            );
+        }
+        // SIGTERM: the JVM exits normally and deletes its file.
+        kill(Pid::from_raw(r.pid()), Signal::SIGTERM).unwrap();
+        r.drain(Duration::from_secs(30));
+        let _ = r.wait_exit(Duration::from_secs(30));
+        assert!(
+            !std::path::Path::new(&perf).exists(),
+            "round {round}: the JVM left {perf}"
+        );
+    }
+}
+
+/// The user name of this process (as the JVM names its directory).
+fn whoami() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
 #[test]
 fn leases_and_other_processes_procfs_files_are_refused_by_name() {
     let dir = TestDir::new("ghosts-lease");
