@@ -17,6 +17,10 @@ pub const NT_KCKPT_GHOSTS: u32 = 0x4b43_0060;
 /// [`ExtentRecord`], partitioned among the ghosts.
 pub const NT_KCKPT_EXTENTS: u32 = 0x4b43_0061;
 
+/// Most ghosts an image may hold (the stub keeps a table of this size;
+/// the dumper refuses more deleted files and saves fewer vanishing ones).
+pub const MAX_GHOSTS: usize = 256;
+
 /// `fd_kind` values of this module.
 pub mod ghost_fd_kind {
     /// A descriptor of a ghost: `args[0]` is the index of its

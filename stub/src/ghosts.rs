@@ -28,8 +28,7 @@ use crate::load::Image;
 use crate::report::Msg;
 use crate::sys::{self, Errno};
 
-/// Most ghosts an image may have.
-const MAX_GHOSTS: usize = 256;
+use kckpt_image::ghosts::MAX_GHOSTS;
 /// The open descriptor of each ghost plus one, by index (0: none; zero
 /// keeps the table in `.bss`, out of the stub's file).
 static FDS: [AtomicUsize; MAX_GHOSTS] = [const { AtomicUsize::new(0) }; MAX_GHOSTS];

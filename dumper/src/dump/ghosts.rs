@@ -18,7 +18,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 
 use nix::unistd::{lseek, Whence};
 
-use kckpt_image::ghosts::{ghost_flags, ExtentRecord, GhostRecord, S_IFDIR, S_IFMT};
+use kckpt_image::ghosts::{ghost_flags, ExtentRecord, GhostRecord, MAX_GHOSTS, S_IFDIR, S_IFMT};
 use kckpt_image_write::{ImageWriter, StringTable};
 
 use super::procfs::MapEntry;
@@ -203,6 +203,11 @@ impl Ghosts {
         if let Some(i) = self.find(dev, meta.ino()) {
             return Ok(i as u64);
         }
+        if self.list.len() >= MAX_GHOSTS {
+            return Err(format!(
+                "deleted file, one more than the {MAX_GHOSTS} kckpt saves"
+            ));
+        }
         let mut g = Ghost {
             rec: Self::record(meta, ghost_flags::DELETED),
             path: path.to_vec(),
@@ -270,6 +275,9 @@ impl Ghosts {
                 .any(|g| g.rec.inode == e.inode && g.path == e.name.as_bytes())
             {
                 continue;
+            }
+            if self.list.len() >= MAX_GHOSTS / 2 {
+                break; // the rest is left for deleted files
             }
             let Ok(file) = File::open(&e.name) else {
                 continue;
