@@ -12,6 +12,7 @@ declare -A KCKPT_PKG_FOR=(
     [gdb-multiarch]=gdb-multiarch
     [setsid]=util-linux [sort]=coreutils
     [tmux]=tmux [nano]=nano [less]=less [gzip]=gzip [vim]=vim
+    [java]=default-jre-headless [javac]=default-jdk-headless
 )
 
 apt_updated=0

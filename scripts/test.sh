@@ -41,7 +41,7 @@ summary() {
 # --- setup ---
 ensure_tools gdb gcore readelf strip unshare setpriv prlimit python3 cc g++ bindfs \
     qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch \
-    setsid sort gzip tmux nano less vim || exit 1
+    setsid sort gzip tmux nano less vim java javac || exit 1
 ensure_rust || exit 1
 # cargo-fuzz (libFuzzer; g++ builds it) for scripts/fuzz.sh.
 if ! command -v cargo-fuzz >/dev/null; then

@@ -39,6 +39,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TIMERS", "timers.c", &["-fPIE", "-pie", "-lpthread"]),
     ("STDIO_COPY", "stdio_copy.c", &["-fPIE", "-pie"]),
     ("OFD", "ofd.c", &["-fPIE", "-pie"]),
+    ("GHOSTS", "ghosts.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

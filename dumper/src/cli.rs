@@ -36,6 +36,11 @@ pub enum Command {
         /// inotify, ...) anyway: they are restored as /dev/null.
         #[arg(long)]
         skip_unsupported: bool,
+        /// Most bytes of data saved for each deleted file the process
+        /// holds open (K, M, G suffixes; default 1M): a larger one is
+        /// refused before the process is touched.
+        #[arg(long, value_name = "SIZE", value_parser = crate::dump::ghosts::parse_size)]
+        ghost_limit: Option<u64>,
     },
     /// Restore a process from an image (executes the restore stub in place
     /// of kckpt; a user who may choose pids, such as root, gets the saved
@@ -129,10 +134,12 @@ pub fn execute(cli: Cli) -> Result<()> {
             output,
             leave_running,
             skip_unsupported,
+            ghost_limit,
         } => {
             let options = crate::dump::DumpOptions {
                 leave_running,
                 skip_unsupported,
+                ghost_limit,
             };
             let summary = crate::dump::dump(pid, &output, &options)?;
             for w in &summary.warnings {

@@ -171,6 +171,9 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
         (vma_flags::LOCKONFAULT, "lockonfault"),
         (vma_flags::NORESERVE, "noreserve"),
         (vma_flags::MERGEABLE, "mergeable"),
+        (vma_flags::MAYWRITE, "maywrite"),
+        (vma_flags::GHOST, "deleted_saved"),
+        (vma_flags::DROPPABLE, "droppable"),
     ]
     .iter()
     .filter(|(bit, _)| flags & bit != 0)

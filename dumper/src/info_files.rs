@@ -2,8 +2,9 @@
 
 use serde_json::{json, Value};
 
+use kckpt_image::ghosts::{extents_of, ghost_fd_kind, S_IFDIR, S_IFMT};
 use kckpt_image::records::*;
-use kckpt_image::ImageView;
+use kckpt_image::{ghost_flags, lock_kind, ImageView};
 
 use crate::info::Show;
 
@@ -23,6 +24,9 @@ fn kind_name(kind: u32) -> &'static str {
         fd_kind::TERMINAL => "terminal",
         fd_kind::CTTY => "ctty",
         fd_kind::REOPEN => "reopen",
+        ghost_fd_kind::GHOST => "deleted",
+        ghost_fd_kind::PROCFS => "procfs",
+        ghost_fd_kind::SHMEM => "shmem",
         _ => "?",
     }
 }
@@ -52,6 +56,39 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
             })
         })
         .collect();
+    let ghosts: Vec<Value> = view
+        .ghosts
+        .iter()
+        .map(|g| {
+            let stored: u64 = extents_of(view, &g).map(|e| e.len).sum();
+            json!({
+                "path": text(g.path),
+                "kind": if g.mode & S_IFMT == S_IFDIR { "directory" } else { "file" },
+                "deleted": g.flags & ghost_flags::DELETED != 0,
+                "cwd": g.flags & ghost_flags::CWD != 0,
+                "mode": format!("{:o}", g.mode & 0o7777),
+                "size": g.size,
+                "stored_bytes": stored,
+            })
+        })
+        .collect();
+    let locks: Vec<Value> = view
+        .locks
+        .iter()
+        .map(|l| {
+            json!({
+                "fd": l.fd,
+                "kind": match l.kind {
+                    lock_kind::FLOCK => "flock",
+                    lock_kind::POSIX => "posix",
+                    _ => "ofd",
+                },
+                "type": if l.lock_type == 0 { "read" } else { "write" },
+                "start": l.start,
+                "len": l.len,
+            })
+        })
+        .collect();
     json!({
         "cwd": text(fs.cwd),
         "umask": format!("{:03o}", fs.umask),
@@ -66,6 +103,8 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
             "foreground": j.foreground(),
             "tty_nr": j.tty_nr,
         })),
+        "saved_files": ghosts,
+        "locks": locks,
     })
 }
 
@@ -232,6 +271,40 @@ pub fn format_text(out: &mut String, d: &Value) {
             if f["cloexec"] == true { " cloexec" } else { "" },
             extra,
             f["path"].as_str().unwrap_or(""),
+        );
+    }
+    for g in d["saved_files"].as_array().cloned().unwrap_or_default() {
+        let what = match (g["deleted"] == true, g["kind"].as_str()) {
+            (true, Some("directory")) if g["cwd"] == true => "deleted working directory",
+            (true, Some("directory")) => "deleted directory",
+            (true, _) => "deleted file",
+            (false, _) => "shared file (re-created if missing)",
+        };
+        let _ = writeln!(
+            out,
+            "saved file:     {} {} (mode {}, {} bytes, {} stored)",
+            what,
+            g["path"].as_str().unwrap_or(""),
+            g["mode"].as_str().unwrap_or(""),
+            g["size"],
+            g["stored_bytes"],
+        );
+    }
+    for l in d["locks"].as_array().cloned().unwrap_or_default() {
+        let range = if l["kind"] == "flock" {
+            String::new()
+        } else if l["len"] == 0 {
+            format!(" from {} to the end", l["start"])
+        } else {
+            format!(" bytes {}+{}", l["start"], l["len"])
+        };
+        let _ = writeln!(
+            out,
+            "lock:           fd {} {} {}{}",
+            l["fd"],
+            l["kind"].as_str().unwrap_or(""),
+            l["type"].as_str().unwrap_or(""),
+            range
         );
     }
 }

@@ -72,6 +72,18 @@ fn region_text(view: &ImageView<'_>, kind: &RegionKind, at: u64, len: u64, offse
             )
         }
         RegionKind::Fd { fd } => format!("data of fd {fd} at file offset {offset}"),
+        RegionKind::Ghost { ghost, file_offset } => {
+            let name = view
+                .ghosts
+                .get(ghost)
+                .and_then(|g| view.string(g.path).ok())
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
+            format!(
+                "content of the deleted file {name} at its offset {} (file offset {offset})",
+                file_offset + at
+            )
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use kckpt_image::read::{
     note_segment, parse_elf_header, record_bytes, EHDR_SIZE, ET_CORE, PHDR_SIZE, PT_LOAD, PT_NOTE,
 };
 use kckpt_image::records::*;
+use kckpt_image::{ExtentRecord, GhostRecord, GuardRecord, LockRecord};
 
 /// A buffer of ELF notes.
 #[derive(Clone, Debug, Default)]
@@ -181,6 +182,15 @@ pub struct FilesMeta {
     pub terminals: Vec<kckpt_image::terminal::TerminalRecord>,
     /// Process group and session (`NT_KCKPT_JOB`, 1.3).
     pub job: Option<kckpt_image::terminal::JobRecord>,
+    /// Files whose content is in the image (`NT_KCKPT_GHOSTS`, 1.3).
+    pub ghosts: Vec<GhostRecord>,
+    /// Their stored ranges (`NT_KCKPT_EXTENTS`, 1.3), in ghost order.
+    pub extents: Vec<ExtentRecord>,
+    /// File locks (`NT_KCKPT_LOCKS`, 1.3).
+    pub locks: Vec<LockRecord>,
+    /// Guard regions of the memory (`NT_KCKPT_GUARDS`, 1.3), sorted;
+    /// written with these notes because they are found with them.
+    pub guards: Vec<GuardRecord>,
 }
 
 /// Writes an image: memory data through [`ImageWriter::write_data`] into
@@ -318,13 +328,18 @@ impl ImageWriter {
         if !self.data_sums {
             return Ok(out);
         }
-        let regions = meta.runs.iter().map(|r| (r.offset, r.len)).chain(
-            meta.files
-                .fds
-                .iter()
-                .filter(|f| f.data_len > 0)
-                .map(|f| (f.data_offset, f.data_len)),
-        );
+        let regions = meta
+            .runs
+            .iter()
+            .map(|r| (r.offset, r.len))
+            .chain(
+                meta.files
+                    .fds
+                    .iter()
+                    .filter(|f| f.data_len > 0)
+                    .map(|f| (f.data_offset, f.data_len)),
+            )
+            .chain(meta.files.extents.iter().map(|e| (e.data_offset, e.len)));
         for (offset, len) in regions {
             match self.sums.get(&offset) {
                 Some((l, sums)) if *l == len => out.extend_from_slice(sums),
@@ -602,6 +617,21 @@ fn encode_terminals(n: &mut NoteBuf, files: &FilesMeta) {
     }
     if let Some(job) = &files.job {
         n.push_record(NOTE_OWNER, NT_KCKPT_JOB, job);
+    }
+    push_table(n, kckpt_image::ghosts::NT_KCKPT_GHOSTS, &files.ghosts);
+    push_table(n, kckpt_image::ghosts::NT_KCKPT_EXTENTS, &files.extents);
+    push_table(n, kckpt_image::locks::NT_KCKPT_LOCKS, &files.locks);
+    push_table(n, kckpt_image::guards::NT_KCKPT_GUARDS, &files.guards);
+}
+
+/// A note holding `records`, none when empty.
+fn push_table<T: Record>(n: &mut NoteBuf, kind: u32, records: &[T]) {
+    if !records.is_empty() {
+        let mut bytes = Vec::new();
+        records
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        n.push(NOTE_OWNER, kind, &bytes);
     }
 }
 

@@ -169,6 +169,7 @@ fn sample() -> Vec<u8> {
                 tty_nr: 34819,
                 ..Default::default()
             }),
+            ..Default::default()
         },
         timers: Default::default(),
         kstate: Default::default(),

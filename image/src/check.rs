@@ -8,6 +8,7 @@
 //! Registers are checked per architecture (`kckpt_arch::check_user_regs`),
 //! file sizes against the backing files by the stub (it opens them).
 
+use crate::ghosts::ghost_fd_kind;
 use crate::read::{FormatError, ImageView, EM_X86_64};
 use crate::records::*;
 
@@ -25,7 +26,10 @@ pub const VMA_FLAGS_KNOWN: u32 = vma_flags::SHARED
     | vma_flags::RAND_READ
     | vma_flags::LOCKONFAULT
     | vma_flags::NORESERVE
-    | vma_flags::MERGEABLE;
+    | vma_flags::MERGEABLE
+    | vma_flags::MAYWRITE
+    | vma_flags::GHOST
+    | vma_flags::DROPPABLE;
 
 /// `prot` bits the format defines.
 pub const PROT_KNOWN: u32 = prot::READ | prot::WRITE | prot::EXEC;
@@ -188,6 +192,10 @@ fn vmas(view: &ImageView<'_>) -> Result<(), FormatError> {
         )?;
         let shared = f & vma_flags::SHARED != 0;
         let unavailable = f & vma_flags::FILE_UNAVAILABLE != 0;
+        ensure(
+            f & vma_flags::MAYWRITE == 0 || (shared && v.kind == vma_kind::FILE),
+            "memory area: may-write flag on a private or anonymous area",
+        )?;
         let name = view.string(v.name)?;
         if v.kind == vma_kind::FILE {
             ensure(
@@ -370,7 +378,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             || r.dup_of != FD_NO_DUP,
         "fd: inherited descriptor above 2",
     )?;
-    let with_data = matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR | fd_kind::MEMFD);
+    let with_data = matches!(
+        r.kind,
+        fd_kind::PIPE | fd_kind::SOCKETPAIR | fd_kind::MEMFD | ghost_fd_kind::SHMEM
+    );
     ensure(
         if r.data_len == 0 {
             r.data_offset == 0
@@ -379,7 +390,14 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         },
         "fd: bad data offset",
     )?;
-    if matches!(r.kind, fd_kind::FILE | fd_kind::PATH | fd_kind::CTTY) {
+    if matches!(
+        r.kind,
+        fd_kind::FILE
+            | fd_kind::PATH
+            | fd_kind::CTTY
+            | ghost_fd_kind::GHOST
+            | ghost_fd_kind::PROCFS
+    ) {
         ensure(path_like(view.string(r.path)?), "fd: no usable path")?;
     }
     if r.kind == fd_kind::TERMINAL && r.dup_of == FD_NO_DUP {
@@ -396,13 +414,17 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
     let ok = match r.kind {
         fd_kind::SOCKETPAIR => matches!(a[0], 1 | 2 | 5),
         fd_kind::MEMFD => {
-            a[1] & !SEALS_KNOWN == 0 && r.data_len <= a[0] && !has_nul(view.string(r.path)?)
+            a[1] & !SEALS_KNOWN == 0
+                && r.data_len <= a[0]
+                && (a[2] == 0 || a[2] & !0o7777 == 1 << 32)
+                && !has_nul(view.string(r.path)?)
         }
         fd_kind::EVENTFD => a[1] <= 1,
         // Clock id, and (1.3) the settime flags in bits 32-33.
         fd_kind::TIMERFD => matches!(a[0] as u32, 0 | 1 | 7 | 8 | 9) && a[0] >> 32 & !3 == 0,
         fd_kind::REOPEN => a[1..] == [0; 3],
         fd_kind::TERMINAL | fd_kind::CTTY => a == [0; 4],
+        ghost_fd_kind::SHMEM => r.data_len <= a[0],
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

@@ -486,11 +486,20 @@ pub enum RegionKind {
         /// The descriptor.
         fd: u32,
     },
+    /// An extent of ghost file `ghost` (format 1.3), at `file_offset` in
+    /// that file.
+    Ghost {
+        /// Index of the ghost record.
+        ghost: usize,
+        /// Offset of the extent in the file.
+        file_offset: u64,
+    },
 }
 
 /// Every stored data region of `view`, in checksum order: the memory runs
 /// in run-table order (VMA by VMA), then the data of every descriptor
-/// record with `data_len > 0`, in descriptor order.
+/// record with `data_len > 0`, in descriptor order, then (format 1.3) every
+/// ghost file extent in extent-table order.
 pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = Region> + 'v {
     let memory = view
         .vmas
@@ -512,8 +521,19 @@ pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = 
         len: r.data_len,
         first_chunk: 0,
     });
+    let ghosts = view.ghosts.iter().enumerate().flat_map(move |(i, g)| {
+        crate::ghosts::extents_of(view, &g).map(move |e| Region {
+            kind: RegionKind::Ghost {
+                ghost: i,
+                file_offset: e.file_offset,
+            },
+            offset: e.data_offset,
+            len: e.len,
+            first_chunk: 0,
+        })
+    });
     let mut next = 0u64;
-    memory.chain(fds).map(move |mut r| {
+    memory.chain(fds).chain(ghosts).map(move |mut r| {
         r.first_chunk = next;
         next = next.saturating_add(chunk_count(r.len, shift));
         r
@@ -723,10 +743,14 @@ pub fn check_image<'a>(
     let view = ImageView::parse(notes, machine, file_len)?;
     if let Some(s) = sums.as_ref().filter(|s| s.has_data()) {
         // The lengths straight from the tables (RunRecord::len at 8,
-        // FdRecord::data_len at 48).
+        // FdRecord::data_len at 48, ExtentRecord::len at 8).
         let shift = s.chunk_shift();
         let mut need = 0u64;
-        let tables = [(view.runs.bytes(), 24, 8), (view.fds.bytes(), 88, 48)];
+        let tables = [
+            (view.runs.bytes(), 24, 8),
+            (view.fds.bytes(), 88, 48),
+            (view.extents.bytes(), 24, 8),
+        ];
         for (bytes, size, at) in tables {
             for r in bytes.chunks_exact(size) {
                 let mut len = [0u8; 8];

@@ -2,6 +2,7 @@
 //! `NT_KCKPT_FDS` and `NT_KCKPT_EPOLL`. All three are optional; an image
 //! without them restores only the inherited descriptors 0-2.
 
+use crate::ghosts::ghost_fd_kind;
 use crate::read::{FormatError, ImageView};
 use crate::records::*;
 
@@ -22,7 +23,9 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             return Err(bad);
         }
         prev = Some(r.fd);
-        if !fd_kind::known(r.kind) {
+        let known = fd_kind::known(r.kind)
+            || (ghost_fd_kind::GHOST..=ghost_fd_kind::SHMEM).contains(&r.kind);
+        if !known {
             return Err(bad);
         }
         view.string(r.path).map_err(|_| bad)?;

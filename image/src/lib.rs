@@ -13,12 +13,18 @@ pub mod check;
 pub mod checksum;
 pub mod escape;
 pub mod files;
+pub mod ghosts;
+pub mod guards;
 pub mod kstate;
+pub mod locks;
 pub mod read;
 pub mod records;
 pub mod terminal;
 pub mod timers;
 
+pub use ghosts::{ghost_fd_kind, ghost_flags, ExtentRecord, GhostRecord};
+pub use guards::GuardRecord;
+pub use locks::{lock_kind, lock_type, LockRecord};
 pub use read::{FormatError, ImageView};
 pub use records::*;
 pub use timers::{PosixTimerRecord, TimersRecord, NT_KCKPT_POSIX_TIMERS, NT_KCKPT_TIMERS};

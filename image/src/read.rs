@@ -591,6 +591,14 @@ pub struct ImageView<'a> {
     pub terminals: RecordTable<'a, crate::terminal::TerminalRecord>,
     /// Process group and session (format 1.3; `None` in older images).
     pub job: Option<crate::terminal::JobRecord>,
+    /// Files whose content is in the image (format 1.3; empty before).
+    pub ghosts: RecordTable<'a, crate::ghosts::GhostRecord>,
+    /// The stored ranges of their content (format 1.3).
+    pub extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
+    /// File locks (format 1.3; empty before).
+    pub locks: RecordTable<'a, crate::locks::LockRecord>,
+    /// Guard regions (format 1.3; empty before).
+    pub guards: RecordTable<'a, crate::guards::GuardRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -631,6 +639,8 @@ impl<'a> ImageView<'a> {
         let (mut fs, mut fds, mut epoll) = (None, None, None);
         let (mut timers, mut posix_timers) = (None, None);
         let (mut terminals, mut job) = (None, None);
+        let (mut ghosts, mut extents, mut locks) = (None, None, None);
+        let mut guards = None;
         let mut checksums = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut thread_notes = 0u32;
@@ -657,6 +667,16 @@ impl<'a> ImageView<'a> {
                     NT_KCKPT_FS => take_unique(&mut fs, note.desc, "fs")?,
                     NT_KCKPT_FDS => take_unique(&mut fds, note.desc, "fds")?,
                     NT_KCKPT_EPOLL => take_unique(&mut epoll, note.desc, "epoll")?,
+                    crate::ghosts::NT_KCKPT_GHOSTS => {
+                        take_unique(&mut ghosts, note.desc, "ghosts")?
+                    }
+                    crate::ghosts::NT_KCKPT_EXTENTS => {
+                        take_unique(&mut extents, note.desc, "extents")?
+                    }
+                    crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
+                    crate::guards::NT_KCKPT_GUARDS => {
+                        take_unique(&mut guards, note.desc, "guards")?
+                    }
                     NT_KCKPT_CHECKSUMS => take_unique(&mut checksums, note.desc, "checksums")?,
                     NT_KCKPT_TIMERS => take_unique(&mut timers, note.desc, "timers")?,
                     NT_KCKPT_POSIX_TIMERS => {
@@ -738,6 +758,10 @@ impl<'a> ImageView<'a> {
                 Some(desc) => Some(exact_record(Some(desc), "job")?),
                 None => None,
             },
+            ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
+            extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
+            locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
+            guards: RecordTable::new(guards.unwrap_or(&[]), "guards")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -746,6 +770,9 @@ impl<'a> ImageView<'a> {
         view.string(view.mm.cmdline)?;
         crate::files::validate(&view, file_len)?;
         crate::terminal::validate(&view)?;
+        crate::ghosts::validate(&view, file_len)?;
+        crate::locks::validate(&view)?;
+        crate::guards::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

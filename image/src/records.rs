@@ -243,6 +243,19 @@ pub mod vma_flags {
     pub const NORESERVE: u32 = 1 << 19;
     /// `VM_MERGEABLE` (`mg`): `madvise(MADV_MERGEABLE)` (KSM).
     pub const MERGEABLE: u32 = 1 << 20;
+
+    // --- Format 1.3 (issue 8): file mappings. ---
+    /// `VM_MAYWRITE` (`mw`) of a shared file mapping: the file was opened
+    /// for writing, so the mapping may be made writable with `mprotect`
+    /// (the stub opens the file read-write for it).
+    pub const MAYWRITE: u32 = 1 << 21;
+    /// A mapping of a deleted file whose content is in the image
+    /// (`NT_KCKPT_GHOSTS`, matched by `dev` and `inode`): mapped from the
+    /// re-created file; private mappings store only the pages written.
+    pub const GHOST: u32 = 1 << 22;
+    /// `VM_DROPPABLE` (`dp`): `MAP_DROPPABLE`, memory the kernel may
+    /// free under pressure (reads as zeros then).
+    pub const DROPPABLE: u32 = 1 << 23;
 }
 
 /// One VMA of the saved address space.
@@ -492,7 +505,9 @@ pub mod fd_kind {
     /// `args[0]` is the socket type.
     pub const SOCKETPAIR: u32 = 5;
     /// A memfd: `path` is its name, the data its content, `args[0]` its
-    /// size, `args[1]` its seals, `args[2]` the `memfd_create` flags.
+    /// size, `args[1]` its seals, `args[2]` (1.3) its permission bits
+    /// with bit 32 set (0: not recorded), `args[3]` (1.3) its inode:
+    /// memory areas of that inode map it.
     pub const MEMFD: u32 = 6;
     /// An eventfd: `args[0]` the counter, `args[1]` 1 for `EFD_SEMAPHORE`.
     pub const EVENTFD: u32 = 7;

@@ -246,4 +246,14 @@ pub fn up_front(img: &Image, memory: bool) {
         }
         next += chunk_count(fd.data_len, shift);
     }
+    for e in img.view.extents.iter() {
+        if let Some(at) = bad_chunk(img, buf, e.data_offset, e.len, next) {
+            corrupt(img)
+                .s("content of a saved file at file offset ")
+                .dec(e.data_offset + at)
+                .s(" does not match its checksum)")
+                .fail();
+        }
+        next += chunk_count(e.len, shift);
+    }
 }

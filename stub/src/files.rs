@@ -20,7 +20,7 @@
 //! refuses what led outside.
 
 use kckpt_image::files::find_fd;
-use kckpt_image::{fd_flags, fd_kind, fs_flags, FdRecord, FD_NO_DUP};
+use kckpt_image::{fd_flags, fd_kind, fs_flags, ghost_fd_kind, FdRecord, FD_NO_DUP};
 use linux_raw_sys::general as g;
 
 use crate::load::Image;
@@ -149,6 +149,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
     let _ = sys::close_from(err_fd as u32 + 1);
     let park_floor = err_fd + 1;
     let mut buf = [0u8; 4096];
+    crate::ghosts::create_all(img, park_floor);
     if stdio != STDIO_INHERIT {
         // fds 0-2 the process had closed are closed (their number is the
         // next one it opens).
@@ -197,7 +198,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
                                     .s(" bytes) than the saved offset ")
                                     .dec(r.pos);
                                 if !force {
-                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it anyway");
+                                    m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it at that offset: the program then reads nothing there and what it writes leaves a hole");
                                     stdio_hint(&mut m, r);
                                     m.fail();
                                 }
@@ -211,11 +212,13 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
                     }
                     Err(e) if e.0 == linux_raw_sys::errno::ENOENT && r.kind == fd_kind::FILE => {
                         let mut m = fd_msg(img, r);
-                        m.s(": the file was deleted");
+                        m.s(if r.fd_flags & fd_flags::DELETED != 0 {
+                            ": the file was deleted before the dump (an image older than format 1.3 does not hold it)"
+                        } else {
+                            ": the file was deleted since the dump"
+                        });
                         if !force {
-                            m.s(
-                                "; KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null",
-                            );
+                            m.s("; KCKPT_FORCE=1 or kckpt restore --force restores it as /dev/null: the program then reads nothing from it and what it writes there is lost (a database loses its journal)");
                             stdio_hint(&mut m, r);
                             m.fail();
                         }
@@ -258,6 +261,9 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
                 if let Err(e) = filled {
                     fail(img, r, "cannot fill the memfd", e);
                 }
+                if r.args[2] >> 32 == 1 {
+                    let _ = crate::gsys::fchmod(fd, (r.args[2] & 0o7777) as u32);
+                }
                 if sealing != 0 && seals != 0 {
                     let _ = sys::fcntl(fd, F_ADD_SEALS, seals as usize);
                 }
@@ -282,6 +288,8 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
             }
             fd_kind::SIGNALFD => sys::signalfd(r.args[0], g::O_CLOEXEC)
                 .unwrap_or_else(|e| fail(img, r, "signalfd", e)),
+            ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
+            ghost_fd_kind::SHMEM => shmem_fd(img, r),
             _ => {
                 fd_msg(img, r)
                     .s(": not saved (dumped with --skip-unsupported); restored as /dev/null")
@@ -294,7 +302,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
         if r.kind == fd_kind::REOPEN {
-            let fd = reopen(img, &r, &mut buf);
+            let fd = reopen_description(img, &r, &mut buf);
             place(fd, &r).unwrap_or_else(|e| fail(img, &r, "cannot move it to its number", e));
         }
     }
@@ -345,11 +353,16 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
     }
 
     crate::terminal::apply_modes(img);
+    crate::flocks::take(img, force, true);
+    crate::ghosts::finish_all(img);
 
     if let Some(fs) = v.fs {
         let cwd = v.string(fs.cwd).unwrap_or(&[]);
         let r = if fs.flags & fs_flags::CWD_DELETED != 0 {
-            Err(Errno(linux_raw_sys::errno::ENOENT))
+            match crate::ghosts::cwd_fd(img) {
+                Some(fd) => crate::gsys::fchdir(fd),
+                None => Err(Errno(linux_raw_sys::errno::ENOENT)),
+            }
         } else {
             sys::chdir(c_string(cwd, &mut buf))
         };
@@ -390,10 +403,10 @@ fn ctty(img: &Image, r: &FdRecord, force: bool) -> usize {
     }
 }
 
-/// Another open file description of the object at descriptor `args[0]`
+/// Another open file description (`REOPEN`) of the object at descriptor `args[0]`
 /// (which exists by now): `/proc/self/fd/N` opened with the saved flags,
 /// at the saved offset.
-fn reopen(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
+fn reopen_description(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
     let mut path = [0u8; 32];
     let prefix = b"/proc/self/fd/";
     path[..prefix.len()].copy_from_slice(prefix);
@@ -419,6 +432,48 @@ fn reopen(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
         .unwrap_or_else(|e| fail(img, r, "cannot open it again through /proc/self/fd", e));
     if r.pos != 0 {
         let _ = sys::lseek(fd, r.pos);
+    }
+    fd
+}
+
+/// A deleted file (through its re-created copy's `/proc/self/fd/N`) or a
+/// procfs file (its path, `/proc/self/...`) opened again with the saved
+/// flags, at the saved offset.
+fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
+    let mut flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
+    if flags & g::O_TMPFILE == g::O_TMPFILE {
+        // A file made with O_TMPFILE keeps the flag (and O_DIRECTORY, part
+        // of it); it is reopened as the regular file it is.
+        flags &= !g::O_TMPFILE;
+    }
+    let mut via = crate::ghosts::PathBuf::new();
+    let target = if r.kind == ghost_fd_kind::GHOST {
+        match crate::ghosts::proc_path(r.args[0] as usize) {
+            Some(p) => via = p,
+            None => fail(img, r, "its re-created file is missing", Errno(2)),
+        }
+        via.c()
+    } else {
+        via.push(path);
+        via.c()
+    };
+    let fd = sys::open(target, flags).unwrap_or_else(|e| fail(img, r, "cannot reopen it", e));
+    if r.pos != 0 {
+        let _ = sys::lseek(fd, r.pos);
+    }
+    fd
+}
+
+/// Shared anonymous memory held by a descriptor: a memfd with the saved
+/// content (its link reads `/memfd:kckpt-shmem (deleted)`).
+fn shmem_fd(img: &Image, r: &FdRecord) -> usize {
+    let fd = sys::memfd_create(b"kckpt-shmem\0", MFD_CLOEXEC)
+        .unwrap_or_else(|e| fail(img, r, "memfd_create", e));
+    let filled = sys::ftruncate(fd, r.args[0])
+        .and_then(|_| sys::sendfile_all(fd, img.fd, r.data_offset, r.data_len))
+        .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
+    if let Err(e) = filled {
+        fail(img, r, "cannot fill the shared memory", e);
     }
     fd
 }

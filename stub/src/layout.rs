@@ -273,6 +273,14 @@ pub fn vma_path<'b>(img: &Image, vma: &VmaRecord, buf: &'b mut [u8; 4096]) -> &'
     &buf[..name.len() + 1]
 }
 
+/// Whether the file of a mapping is opened read-write: a shared mapping
+/// that is writable, or may be made writable (`MAYWRITE`, format 1.3: the
+/// file was opened for writing).
+pub fn opens_for_write(vma: &VmaRecord) -> bool {
+    vma.flags & vma_flags::SHARED != 0
+        && (vma.prot & kckpt_image::prot::WRITE != 0 || vma.flags & vma_flags::MAYWRITE != 0)
+}
+
 /// Whether the VMA is mapped from its file at restore.
 pub fn maps_file(vma: &VmaRecord) -> bool {
     vma.kind == vma_kind::FILE && vma.flags & vma_flags::FILE_UNAVAILABLE == 0
@@ -287,12 +295,12 @@ fn check_files(img: &Image) {
     let page = u64::from(img.view.header.page_size);
     let (mut last_name, mut last_write, mut size) = (b"".as_slice(), false, 0u64);
     for vma in img.view.vmas.iter() {
-        if !maps_file(&vma) {
-            continue;
+        if !maps_file(&vma) || vma.flags & vma_flags::GHOST != 0 {
+            continue; // ghosts: re-created from the image
         }
         let name = img.view.string(vma.name).unwrap_or(b"");
         let shared = vma.flags & vma_flags::SHARED != 0;
-        let write = shared && vma.prot & kckpt_image::prot::WRITE != 0;
+        let write = opens_for_write(&vma);
         let mut buf = [0u8; 4096];
         let path = vma_path(img, &vma, &mut buf);
         if name != last_name || write != last_write {
@@ -302,14 +310,22 @@ fn check_files(img: &Image) {
             } else {
                 linux_raw_sys::general::O_RDONLY
             };
-            let fd = sys::open(path, mode).unwrap_or_else(|e| {
-                Msg::new()
+            let vanishing = kckpt_image::ghosts::find_ghost(&img.view, vma.dev, vma.inode)
+                .filter(|(_, g)| g.flags & kckpt_image::ghost_flags::VANISHING != 0);
+            let fd = match (sys::open(path, mode), vanishing) {
+                (Ok(fd), _) => fd,
+                (Err(e), Some((_, g))) if e.0 == linux_raw_sys::errno::ENOENT => {
+                    // Re-created from the image (ghosts.rs).
+                    size = g.size;
+                    continue;
+                }
+                (Err(e), _) => Msg::new()
                     .push(img.path)
                     .s(": cannot open the mapped file ")
                     .push(path)
                     .errno(e)
-                    .fail()
-            });
+                    .fail(),
+            };
             let stat = sys::fstat(fd);
             sys::close(fd);
             // Compare the inode only: on overlay file systems the device in

@@ -15,6 +15,9 @@ mod data_check;
 mod exe;
 mod files;
 mod fill;
+mod flocks;
+mod ghosts;
+mod gsys;
 mod ids;
 mod kstate;
 mod ksys;
@@ -158,6 +161,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         let rebuilt = memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode);
         fill::stop();
         rebuilt?;
+        ghosts::close_all();
+        flocks::take(&img, start.force, false);
         state::restore(&img, &thread)?;
         creds::robust_list(&img, 0)?;
         kstate::after_memory(&img)?;

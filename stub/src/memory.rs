@@ -157,6 +157,12 @@ pub fn replace_address_space(
             }
         }
     }
+    // Guard regions (1.3), once the contents are in place.
+    const MADV_GUARD_INSTALL: u32 = 102;
+    for guard in img.view.guards.iter() {
+        sys::madvise(guard.start as usize, guard.len as usize, MADV_GUARD_INSTALL)
+            .map_err(at("installing a guard region", guard.start))?;
+    }
     Ok(())
 }
 
@@ -177,8 +183,11 @@ fn could_merge(a: &VmaRecord, b: &VmaRecord) -> bool {
 }
 
 fn map_flags(vma: &VmaRecord) -> u32 {
+    const MAP_DROPPABLE: u32 = 0x08;
     let mut flags = if vma.flags & vma_flags::SHARED != 0 {
         g::MAP_SHARED
+    } else if vma.flags & vma_flags::DROPPABLE != 0 {
+        MAP_DROPPABLE
     } else {
         g::MAP_PRIVATE
     };
@@ -195,10 +204,24 @@ fn map_flags(vma: &VmaRecord) -> u32 {
 }
 
 fn open_backing_file(img: &Image, vma: &VmaRecord) -> Result<usize, Failure> {
+    let mode = if layout::opens_for_write(vma) {
+        g::O_RDWR
+    } else {
+        g::O_RDONLY
+    };
+    if vma.flags & vma_flags::GHOST != 0 {
+        // The re-created deleted file (validation found its record).
+        let mut p = kckpt_image::ghosts::find_ghost(&img.view, vma.dev, vma.inode)
+            .and_then(|(i, _)| crate::ghosts::proc_path(i))
+            .ok_or(Failure {
+                what: "finding a re-created deleted file",
+                addr: vma.start,
+                errno: Errno(linux_raw_sys::errno::ENOENT),
+            })?;
+        return sys::open(p.c(), mode).map_err(at("opening a deleted mapped file", vma.start));
+    }
     let mut buf = [0u8; 4096];
     let path = layout::vma_path(img, vma, &mut buf);
-    let write = vma.flags & vma_flags::SHARED != 0 && vma.prot & prot::WRITE != 0;
-    let mode = if write { g::O_RDWR } else { g::O_RDONLY };
     sys::open(path, mode).map_err(at("opening a mapped file", vma.start))
 }
 

@@ -128,7 +128,19 @@ impl Groups {
         })?;
         let len = (vma.end - vma.start) as usize;
         if !self.list[i].created {
-            self.list[i].handle = if self.list[i].memfd {
+            let restored = img.view.fds.iter().find(|r| {
+                r.kind == kckpt_image::fd_kind::MEMFD
+                    && r.dup_of == kckpt_image::FD_NO_DUP
+                    && r.args[3] != 0
+                    && r.args[3] == vma.inode
+            });
+            self.list[i].handle = if let (true, Some(r)) = (self.list[i].memfd, restored) {
+                // The memfd a descriptor holds (restored with its content):
+                // one object for the descriptor and the areas.
+                const F_DUPFD_CLOEXEC: u32 = 1030;
+                sys::fcntl(r.fd as usize, F_DUPFD_CLOEXEC, 0)
+                    .map_err(at("sharing a restored memfd"))?
+            } else if self.list[i].memfd {
                 let mut name = [0u8; 256];
                 let n = memfd_name(img, vma).unwrap_or(b"");
                 name[..n.len()].copy_from_slice(n);

@@ -16,6 +16,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket::{self, MsgFlags};
 
+use kckpt_image::ghost_fd_kind;
 use kckpt_image::records::*;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
@@ -63,6 +64,10 @@ pub struct Files {
     job: JobRecord,
     /// One line per descriptor or feature dumped with `--skip-unsupported`.
     pub warnings: Vec<String>,
+    /// Deleted files and small shared files whose content is saved (1.3).
+    pub ghosts: super::ghosts::Ghosts,
+    /// File locks (1.3).
+    locks: Vec<kckpt_image::LockRecord>,
 }
 
 /// What a `/proc/PID/fd/N` link says.
@@ -71,6 +76,12 @@ enum Class {
         deleted: bool,
     },
     Path,
+    /// A deleted file or directory (1.3: its content is saved).
+    Ghost,
+    /// A procfs file: the path to reopen (1.3).
+    Procfs(String),
+    /// Shared anonymous memory (`/dev/zero (deleted)`, 1.3).
+    Shmem,
     Pipe(u64),
     Socket(u64),
     Memfd(Vec<u8>, u64),
@@ -137,6 +148,9 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
         Ok(m) => m,
         Err(_) => return Class::Unsupported(link.to_owned()),
     };
+    if let Some(class) = classify_special(pid, fd, link, &meta) {
+        return class;
+    }
     let ft = meta.file_type();
     if ft.is_file() {
         let deleted = meta.nlink() == 0 && link.ends_with(" (deleted)");
@@ -150,6 +164,62 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
     } else {
         Class::Unsupported(format!("device {link}"))
     }
+}
+
+/// Kinds of format 1.3 told apart by the file system or the name: procfs
+/// files, cgroup directories (refused), shared anonymous memory, SysV
+/// shared memory (refused) and deleted files and directories (ghosts).
+fn classify_special(pid: i32, fd: i32, link: &str, meta: &fs::Metadata) -> Option<Class> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    const DEBUGFS_MAGIC: i64 = 0x6462_6720;
+    const TRACEFS_MAGIC: i64 = 0x7472_6163;
+    let fs_type = nix::sys::statfs::statfs(format!("/proc/{pid}/fd/{fd}").as_str())
+        .map(|s| s.filesystem_type().0)
+        .unwrap_or(0);
+    let deleted = link.ends_with(" (deleted)");
+    if fs_type == PROC_SUPER_MAGIC && link.starts_with("/proc/") {
+        if deleted {
+            // The directory of a process that has exited: as any deleted
+            // directory.
+            return Some(if meta.is_dir() {
+                Class::Ghost
+            } else {
+                Class::Unsupported(format!("procfs file {link} of a process that has exited"))
+            });
+        }
+        let tids = task_ids(pid).unwrap_or_default();
+        return Some(match super::ghosts::procfs_path(pid, &tids, link) {
+            Ok(path) => Class::Procfs(path),
+            Err(what) => Class::Unsupported(what),
+        });
+    }
+    if meta.is_dir() && matches!(fs_type, CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC) {
+        return Some(Class::Unsupported(format!("cgroup directory {link}")));
+    }
+    if meta.is_file()
+        && !deleted
+        && matches!(
+            fs_type,
+            CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC | SYSFS_MAGIC | DEBUGFS_MAGIC | TRACEFS_MAGIC
+        )
+    {
+        // Files of pseudo file systems have no size: reopened by path
+        // without the size check of regular files.
+        return Some(Class::Procfs(link.to_owned()));
+    }
+    if link == "/dev/zero (deleted)" && meta.is_file() {
+        return Some(Class::Shmem);
+    }
+    if link.starts_with("/SYSV") && meta.is_file() {
+        return Some(Class::Unsupported("SysV shared memory segment".to_owned()));
+    }
+    if deleted && (meta.is_file() || meta.is_dir()) {
+        return Some(Class::Ghost);
+    }
+    None
 }
 
 /// Peer inode and whether the socket has a name, from `sock_diag`
@@ -253,6 +323,97 @@ fn read_memfd(file: &fs::File, size: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A copy of the target's descriptor `fd` (status flags `flags`) that can
+/// be read: `pidfd_getfd` unless it is write-only or `O_PATH`, then
+/// `/proc/PID/fd/FD` opened for reading.
+fn readable_copy(
+    pid: i32,
+    fd: i32,
+    flags: u32,
+    getfd: &dyn Fn(i32) -> Result<OwnedFd>,
+) -> Result<fs::File> {
+    let path_only = flags & OFlag::O_PATH.bits() as u32 != 0;
+    if flags & 3 != 1 && !path_only {
+        return Ok(fs::File::from(getfd(fd)?));
+    }
+    fs::File::open(format!("/proc/{pid}/fd/{fd}")).map_err(|e| Error::Unsupported {
+        pid,
+        reason: format!(
+            "cannot read the file at fd {fd}: {}",
+            crate::error::io_text(&e)
+        ),
+    })
+}
+
+/// Save the deleted file or directory `path` at descriptor `fd` as a
+/// ghost: its index, or why it cannot be.
+fn ghost_fd(
+    ghosts: &mut super::ghosts::Ghosts,
+    pid: i32,
+    fd: i32,
+    path: &str,
+    flags: u32,
+    getfd: &dyn Fn(i32) -> Result<OwnedFd>,
+) -> std::result::Result<u64, String> {
+    let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+        .map_err(|e| format!("deleted file {path}: {}", crate::error::io_text(&e)))?;
+    let readable = flags & 3 != 1 && flags & OFlag::O_PATH.bits() as u32 == 0;
+    ghosts.add_fd(pid, fd, path.as_bytes(), &meta, || {
+        readable
+            .then(|| getfd(fd).ok().map(fs::File::from))
+            .flatten()
+    })
+}
+
+/// The locks an `fdinfo` text lists for descriptor `fd` (those taken
+/// through its open file description), or why they cannot be restored
+/// (a lease). Lines of waiters (`->`) are left out: the waiting thread
+/// makes its call again after a restore.
+fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRecord>, String> {
+    use kckpt_image::{lock_kind, lock_type, LockRecord};
+    let mut out = Vec::new();
+    for line in info.lines().filter_map(|l| l.strip_prefix("lock:")) {
+        // 1: POSIX  ADVISORY  WRITE 123 fe:00:456 10 19
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.get(1) == Some(&"->") {
+            continue;
+        }
+        let kind = match w.get(1).copied() {
+            Some("FLOCK") => lock_kind::FLOCK,
+            Some("POSIX") => lock_kind::POSIX,
+            Some("OFDLCK") => lock_kind::OFD,
+            Some("LEASE") | Some("DELEG") => return Err("file lease".to_owned()),
+            other => return Err(format!("file lock of kind {}", other.unwrap_or("?"))),
+        };
+        let ty = match w.get(3).copied() {
+            Some("READ") => lock_type::READ,
+            Some("WRITE") => lock_type::WRITE,
+            other => return Err(format!("file lock of type {}", other.unwrap_or("?"))),
+        };
+        let (start, len) = if kind == lock_kind::FLOCK {
+            (0, 0)
+        } else {
+            let start: u64 = w.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
+            match w.get(7).copied() {
+                Some("EOF") | None => (start, 0),
+                Some(end) => {
+                    let end: u64 = end.parse().unwrap_or(start);
+                    (start, end.saturating_sub(start) + 1)
+                }
+            }
+        };
+        out.push(LockRecord {
+            fd,
+            kind,
+            lock_type: ty,
+            reserved: 0,
+            start,
+            len,
+        });
+    }
+    Ok(out)
+}
+
 /// Things about the process (not one descriptor) that kckpt cannot restore.
 fn unsupported_features(pid: i32) -> Vec<String> {
     let mut out = Vec::new();
@@ -284,6 +445,17 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         out.push(format!("ptrace of pid {tid}"));
     }
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let private_shmem = maps.lines().any(|l| {
+        l.ends_with(" /dev/zero (deleted)")
+            && l.split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.ends_with('p'))
+    });
+    if private_shmem {
+        // Opened through /proc/PID/map_files and mapped privately: kckpt
+        // restores shared anonymous memory as shared mappings only.
+        out.push("private mapping of shared anonymous memory".to_owned());
+    }
     if maps.lines().any(|l| l.contains(" /SYSV")) {
         out.push("SysV shared memory attached".to_owned());
     }
@@ -391,8 +563,11 @@ fn sysv_ipc(pid: i32) -> Vec<String> {
 /// a placeholder (`/dev/null` at restore) plus a warning.
 // The loops walk `files.fds` and `classes` (parallel) by index.
 #[allow(clippy::needless_range_loop)]
-pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
-    let mut files = Files::default();
+pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Files> {
+    let mut files = Files {
+        ghosts: super::ghosts::Ghosts::new(ghost_limit),
+        ..Files::default()
+    };
     let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid)
         .into_iter()
         .map(|f| (None, f))
@@ -409,9 +584,18 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
     })?;
     let mut cwd = cwd.as_os_str().as_encoded_bytes().to_vec();
     if let Some(stripped) = cwd.strip_suffix(b" (deleted)") {
-        if fs::metadata(format!("/proc/{pid}/cwd")).is_ok_and(|m| m.nlink() == 0) {
+        let cwd_fs = nix::sys::statfs::statfs(format!("/proc/{pid}/cwd").as_str())
+            .map(|s| s.filesystem_type().0)
+            .unwrap_or(0);
+        // A removed directory, or that of a process that has exited
+        // (procfs keeps its link count).
+        if let Some(m) = fs::metadata(format!("/proc/{pid}/cwd"))
+            .ok()
+            .filter(|m| m.nlink() == 0 || cwd_fs == 0x9fa0)
+        {
             files.fs.flags |= fs_flags::CWD_DELETED;
             cwd = stripped.to_vec();
+            files.ghosts.add_cwd(&cwd, &m);
         }
     }
     files.cwd = cwd;
@@ -422,6 +606,9 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
              restore it with kckpt restore --new-pid-ns (KCKPT_NEW_PID_NS=1)"
                 .to_owned(),
         );
+    }
+    if let Ok(maps) = procfs::maps(pid) {
+        files.ghosts.add_vanishing(&maps);
     }
 
     let fd_dir = procfs::proc_path(pid, "fd");
@@ -477,7 +664,7 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             Class::CharDev(rdev) => char_device(&getfd(fd)?, rdev, &link),
             other => other,
         };
-        let class = match class {
+        let mut class = match class {
             // Above 2, only the controlling terminal when it is a pseudo-
             // terminal (reopened as the restorer's /dev/tty).
             Class::Terminal(_, rdev)
@@ -495,6 +682,7 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             }
             other => other,
         };
+        let mut refused: Option<String> = None;
         match &class {
             Class::File { deleted } => {
                 d.rec.kind = fd_kind::FILE;
@@ -507,6 +695,57 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             Class::Path => {
                 d.rec.kind = fd_kind::PATH;
                 d.path = link.as_bytes().to_vec();
+            }
+            Class::Ghost => {
+                let path = link.strip_suffix(" (deleted)").unwrap_or(&link);
+                d.path = path.as_bytes().to_vec();
+                d.rec.kind = ghost_fd_kind::GHOST;
+                let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
+                if meta.as_ref().is_some_and(|m| m.nlink() > 0 && m.is_file()) {
+                    // Unlinked from this name, linked under another.
+                    match meta
+                        .as_ref()
+                        .and_then(|m| super::ghosts::other_link(path, m))
+                    {
+                        Some(other) => {
+                            d.rec.kind = fd_kind::FILE;
+                            d.path = other.into_bytes();
+                        }
+                        None => {
+                            refused = Some(format!(
+                                "file {path} unlinked from that name but linked elsewhere, \
+                                 under a name kckpt cannot find"
+                            ))
+                        }
+                    }
+                } else {
+                    match ghost_fd(&mut files.ghosts, pid, fd, path, d.rec.flags, &getfd) {
+                        Ok(i) => d.rec.args[0] = i,
+                        Err(what) => refused = Some(what),
+                    }
+                }
+            }
+            Class::Procfs(path) => {
+                d.rec.kind = ghost_fd_kind::PROCFS;
+                d.path = path.as_bytes().to_vec();
+            }
+            Class::Shmem => {
+                d.rec.kind = ghost_fd_kind::SHMEM;
+                d.path = b"/dev/zero (deleted)".to_vec();
+                let copy = readable_copy(pid, fd, d.rec.flags, &getfd)?;
+                let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
+                if size > MAX_MEMFD {
+                    refused = Some(format!("shared memory of {size} bytes"));
+                } else {
+                    d.rec.args[0] = size;
+                    d.data = read_memfd(&copy, size).map_err(|e| Error::Unsupported {
+                        pid,
+                        reason: format!(
+                            "cannot read the shared memory at fd {fd}: {}",
+                            crate::error::io_text(&e)
+                        ),
+                    })?;
+                }
             }
             Class::Pipe(ino) => {
                 d.rec.kind = fd_kind::PIPE;
@@ -580,6 +819,10 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             }
             Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
+        if let Some(what) = refused {
+            class = Class::Unsupported(what);
+            d.rec.kind = fd_kind::PLACEHOLDER;
+        }
         classes.push(class);
         links.push(link);
         files.fds.push(d);
@@ -594,6 +837,23 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
             {
                 files.fds[i].rec.dup_of = files.fds[j].rec.fd;
                 break;
+            }
+        }
+    }
+
+    // File locks (1.3), through the descriptor that took each.
+    for i in 0..files.fds.len() {
+        let r = files.fds[i].rec;
+        let lockable = matches!(r.kind, fd_kind::FILE | fd_kind::PATH | ghost_fd_kind::GHOST);
+        if r.dup_of != FD_NO_DUP || !lockable {
+            continue;
+        }
+        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", r.fd)).unwrap_or_default();
+        match locks_of(r.fd, &info) {
+            Ok(mut l) => files.locks.append(&mut l),
+            Err(what) => {
+                classes[i] = Class::Unsupported(what);
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
             }
         }
     }
@@ -729,6 +989,15 @@ pub fn collect(pid: i32, skip_unsupported: bool) -> Result<Files> {
                     continue;
                 }
                 let seals = fcntl(copy.as_fd(), FcntlArg::F_GET_SEALS).unwrap_or(1);
+                // 1.3: its inode, so areas mapping it use the same memfd.
+                let meta = copy.metadata().ok();
+                files.fds[i].rec.args[3] = meta.as_ref().map(|m| m.ino()).unwrap_or(0);
+                // 1.3: its permissions (fchmod works on memfds), marked
+                // present by bit 32.
+                files.fds[i].rec.args[2] = meta
+                    .map(|m| (1 << 32) | u64::from(m.mode() & 0o7777))
+                    .unwrap_or(0);
+                files.ghosts.add_memfd(files.fds[i].rec.args[3]);
                 files.fds[i].rec.args[0] = size;
                 files.fds[i].rec.args[1] = seals as u64;
                 files.fds[i].data = read_memfd(&copy, size).map_err(|e| Error::Unsupported {
@@ -929,12 +1198,17 @@ impl Files {
             cwd: strings.add(&self.cwd),
             ..self.fs
         };
+        let (ghosts, extents) = self.ghosts.write(writer, strings)?;
         Ok(FilesMeta {
             fs: Some(fs),
             fds,
             epoll: self.epoll,
             terminals,
             job: Some(self.job),
+            ghosts,
+            extents,
+            locks: self.locks,
+            guards: Vec::new(),
         })
     }
 }
@@ -942,6 +1216,24 @@ impl Files {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_lines_are_parsed() {
+        let info = "pos:\t0\nlock:\t1: FLOCK  ADVISORY  WRITE 20119 fe:00:10117329 0 EOF\n\
+                    lock:\t2: POSIX  ADVISORY  WRITE 20119 fe:00:10117346 10 19\n\
+                    lock:\t3: OFDLCK ADVISORY  READ -1 fe:00:10117361 0 EOF\n\
+                    lock:\t4: -> POSIX  ADVISORY  WRITE 20120 fe:00:10117346 0 EOF\n";
+        let l = locks_of(9, info).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!((l[0].kind, l[0].lock_type), (1, 1));
+        assert_eq!((l[1].kind, l[1].start, l[1].len), (2, 10, 10));
+        assert_eq!((l[2].kind, l[2].lock_type, l[2].len), (3, 0, 0));
+        assert!(
+            locks_of(4, "lock:\t1: LEASE  ACTIVE    READ 1 fe:00:1 0 EOF\n")
+                .unwrap_err()
+                .contains("lease")
+        );
+    }
 
     #[test]
     fn the_refusal_says_what_skipping_does() {

@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
 use kckpt_image_write::{ImageWriter, RegionHasher, StringTable};
 
+use super::ghosts::Ghosts;
 use super::procfs::{proc_path, MapEntry};
 use crate::error::{Error, Result};
 
@@ -373,10 +374,12 @@ fn aligned_buffer(pid: i32, len: usize) -> Result<memmap2::MmapMut> {
 }
 
 /// Statistics of a memory dump.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MemStats {
     /// Bytes stored.
     pub stored: u64,
+    /// Guard regions found (1.3), sorted.
+    pub guards: Vec<kckpt_image::GuardRecord>,
 }
 
 /// A filled buffer and the parts of it to write: (file offset, buffer
@@ -432,8 +435,19 @@ pub fn dump_memory(
     page: u64,
     image: &Path,
     heap: Range<u64>,
+    ghosts: &Ghosts,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
-    dump_memory_from(&|_| mem, maps, writer, sink, strings, page, image, heap)
+    dump_memory_from(
+        &|_| mem,
+        maps,
+        writer,
+        sink,
+        strings,
+        page,
+        image,
+        heap,
+        ghosts,
+    )
 }
 
 /// [`dump_memory`] with the memory of each VMA read from `source(vma)`
@@ -449,6 +463,7 @@ pub fn dump_memory_from<'m>(
     page: u64,
     image: &Path,
     heap: Range<u64>,
+    ghosts: &Ghosts,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let write_err = |source| Error::WriteImage {
         path: image.to_path_buf(),
@@ -505,7 +520,9 @@ pub fn dump_memory_from<'m>(
             }
             Ok(())
         });
-        let read = read_memory(source, maps, writer, strings, page, heap, &free_rx, &job_tx);
+        let read = read_memory(
+            source, maps, writer, strings, page, heap, ghosts, &free_rx, &job_tx,
+        );
         drop(job_tx);
         let written = writer_thread
             .join()
@@ -534,6 +551,7 @@ fn read_memory<'m>(
     strings: &mut StringTable,
     page: u64,
     heap: Range<u64>,
+    ghosts: &Ghosts,
     free: &std::sync::mpsc::Receiver<memmap2::MmapMut>,
     jobs: &std::sync::mpsc::SyncSender<Arc<Job>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
@@ -554,7 +572,20 @@ fn read_memory<'m>(
         let mut flags = e.flags();
         let mut name = e.name.as_str();
         let mut backing = None;
-        if kind == vma_kind::FILE {
+        let ghost = if kind == vma_kind::FILE {
+            ghosts.for_mapping(e)
+        } else {
+            None
+        };
+        if kind == vma_kind::FILE && e.shared && e.vm_flags.iter().any(|f| f == "mw") {
+            flags |= vma_flags::MAYWRITE;
+        }
+        if ghost.is_some() {
+            // Mapped from the re-created deleted file, whose content is
+            // saved: a shared area stores nothing, a private one what the
+            // process wrote.
+            flags |= vma_flags::GHOST;
+        } else if kind == vma_kind::FILE {
             let unavailable = file_unavailable(e);
             if unavailable {
                 flags |= vma_flags::FILE_UNAVAILABLE;
@@ -584,7 +615,10 @@ fn read_memory<'m>(
                 }
             }
         }
-        let pol = if backing.is_some()
+        let held_memfd = e.name.starts_with("/memfd:") && ghosts.holds_memfd(e.inode);
+        let pol = if kind == vma_kind::FILE && !e.shared && held_memfd {
+            Policy::Cow
+        } else if backing.is_some()
             || (kind == vma_kind::FILE && !e.shared && flags & vma_flags::FILE_UNAVAILABLE != 0)
         {
             Policy::Full
@@ -603,6 +637,15 @@ fn read_memory<'m>(
         // Without its file, every page of a `Full` area is read from the
         // process.
         let every_page = pol == Policy::Full && backing.is_none();
+        // Guard pages (1.3): never read (any access faults), saved as
+        // ranges.
+        let guards = super::guards::scan(&mem.pagemap, e.start, e.end);
+        stats
+            .guards
+            .extend(guards.iter().map(|&(start, end)| kckpt_image::GuardRecord {
+                start,
+                len: end - start,
+            }));
         let first_run = runs.len();
         let mut region: Option<u64> = None;
         let mut stored = 0u64;
@@ -614,7 +657,11 @@ fn read_memory<'m>(
                 let batch_start = e.start + idx as u64 * page;
                 mem.pagemap(batch_start, n, page, &mut pm)?;
                 let cand = |k: usize| {
-                    let listed = || super::shmem::contains(&data, batch_start + k as u64 * page);
+                    let addr = batch_start + k as u64 * page;
+                    if super::shmem::contains(&guards, addr) {
+                        return false;
+                    }
+                    let listed = || super::shmem::contains(&data, addr);
                     match pol {
                         Policy::Full if !every_page => {
                             candidate(Policy::NonZero, pm[k]) || listed()
@@ -675,12 +722,13 @@ fn read_memory<'m>(
         stats.stored += stored;
         let name = strings.add(name.as_bytes());
         let file_backed = kind == vma_kind::FILE;
+        let (dev, inode) = ghost.unwrap_or((e.dev, e.inode));
         vmas.push(VmaRecord {
             start: e.start,
             end: e.end,
             file_pgoff: if file_backed { e.offset } else { 0 },
-            dev: if file_backed { e.dev } else { 0 },
-            inode: if file_backed { e.inode } else { 0 },
+            dev: if file_backed { dev } else { 0 },
+            inode: if file_backed { inode } else { 0 },
             stored_bytes: stored,
             first_run: first_run as u32,
             run_count: (runs.len() - first_run) as u32,

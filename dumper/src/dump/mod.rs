@@ -7,6 +7,8 @@
 
 mod fdsys;
 pub mod files;
+pub mod ghosts;
+mod guards;
 pub mod inject;
 pub mod interrupt;
 pub mod kstate;
@@ -42,6 +44,9 @@ pub struct DumpOptions {
     /// Dump descriptors of unsupported kinds as placeholders (`/dev/null`
     /// at restore) instead of refusing.
     pub skip_unsupported: bool,
+    /// Bytes of data saved at most per deleted file the process holds
+    /// (`--ghost-limit`); `None`: [`ghosts::DEFAULT_GHOST_LIMIT`].
+    pub ghost_limit: Option<u64>,
 }
 
 /// What a successful dump did.
@@ -141,7 +146,8 @@ fn dump_into(
         ) if tracer != std::process::id() as i32 => traced(tid, tracer, &comm),
         _ => e,
     })?;
-    let files = files::collect(pid, options.skip_unsupported)?;
+    let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
+    let files = files::collect(pid, options.skip_unsupported, ghost_limit)?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
@@ -376,15 +382,17 @@ fn write_image(
         page,
         output,
         mm.start_brk..mm.brk,
+        &files.ghosts,
     )?;
     let warnings = files.warnings.clone();
-    let files = files
+    let mut files = files
         .write(&mut writer, &mut strings)
         .map_err(|source| Error::WriteImage {
             path: output.to_path_buf(),
             source,
         })?;
 
+    files.guards = stats.guards.clone();
     let mut header = image_header(
         pid as u32,
         page,

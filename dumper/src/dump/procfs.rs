@@ -111,6 +111,7 @@ impl MapEntry {
                 "lf" => vma_flags::LOCKONFAULT,
                 "nr" => vma_flags::NORESERVE,
                 "mg" => vma_flags::MERGEABLE,
+                "dp" => vma_flags::DROPPABLE,
                 _ => 0,
             };
         }

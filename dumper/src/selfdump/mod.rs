@@ -358,7 +358,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     let guest_maps = if emu { read_guest_maps()? } else { Vec::new() };
     let (snapshot, brk) = sys::Snapshot::take(if emu { nix::libc::SIGCHLD } else { 0 })?;
     let child = snapshot.pid();
-    let mut files = files::collect(child, false)?;
+    let mut files = files::collect(child, false, crate::dump::ghosts::DEFAULT_GHOST_LIMIT)?;
     files.set_job_pid(pid);
     let mut tmp = TempImage::create(output)?;
     let child_mem = Memory::open(child)?;
@@ -396,7 +396,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
             &child_mem
         }
     };
-    let (vmas, runs, _stats) = memory::dump_memory_from(
+    let (vmas, runs, stats) = memory::dump_memory_from(
         &source,
         &maps,
         &mut writer,
@@ -405,15 +405,17 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         page,
         output,
         mm.start_brk..mm.brk,
+        &files.ghosts,
     )?;
     drop(snapshot);
-    let files = files.write(&mut writer, &mut strings).map_err(write_err)?;
+    let mut files = files.write(&mut writer, &mut strings).map_err(write_err)?;
     let kstate = self_kstate(pid, &own_mem, &mut strings, emu)?;
     regsets.push((
         kckpt_image::NOTE_OWNER,
         kckpt_image::kstate::NT_KCKPT_TASK,
         crate::dump::kstate::task_note(pid, pid, sys::securebits())?,
     ));
+    files.guards = stats.guards;
 
     let tid = pid as u32;
     let record = ThreadRecord {

@@ -1,0 +1,220 @@
+//! Files whose content travels in the image (format 1.3): deleted files and
+//! directories the process still holds ("ghosts"), and small files it maps
+//! shared and writable that may vanish before a restore (a JVM's
+//! `/tmp/hsperfdata_USER/PID`). Records, note types, descriptor kinds and
+//! their validation; `docs/FORMAT.md` describes them.
+//!
+//! A ghost is one inode: every descriptor (`fd_kind::GHOST`), memory area
+//! (`vma_flags::GHOST`) and the working directory (`ghost_flags::CWD`) that
+//! used it at dump time use the one file the stub re-creates.
+
+use crate::read::{FormatError, ImageView};
+use crate::records::*;
+
+/// Note type of the ghost table: an array of [`GhostRecord`].
+pub const NT_KCKPT_GHOSTS: u32 = 0x4b43_0060;
+/// Note type of the extents of the ghosts' content: an array of
+/// [`ExtentRecord`], partitioned among the ghosts.
+pub const NT_KCKPT_EXTENTS: u32 = 0x4b43_0061;
+
+/// Most ghosts an image may hold (the stub keeps a table of this size;
+/// the dumper refuses more deleted files and saves fewer vanishing ones).
+pub const MAX_GHOSTS: usize = 256;
+
+/// `fd_kind` values of this module.
+pub mod ghost_fd_kind {
+    /// A descriptor of a ghost: `args[0]` is the index of its
+    /// [`super::GhostRecord`]; `flags` and `pos` as for `FILE`.
+    pub const GHOST: u32 = 12;
+    /// A file of a pseudo file system (procfs, sysfs, cgroupfs, debugfs,
+    /// tracefs): reopened by path with the saved flags and offset, with
+    /// no size check (such files have none); in procfs the process's own
+    /// `/proc/PID/task/PID` is written `/proc/thread-self` and `/proc/PID`
+    /// `/proc/self`.
+    pub const PROCFS: u32 = 13;
+    /// A descriptor of shared anonymous memory (`/dev/zero (deleted)`,
+    /// opened through `/proc/PID/map_files`): restored as a memfd with the
+    /// content; `args[0]` its size.
+    pub const SHMEM: u32 = 14;
+}
+
+/// `GhostRecord::flags` bits.
+pub mod ghost_flags {
+    /// The file had been deleted: re-created unlinked.
+    pub const DELETED: u32 = 1 << 0;
+    /// Not deleted, mapped shared: re-created at its path with the saved
+    /// content only when that path is missing at restore.
+    pub const VANISHING: u32 = 1 << 1;
+    /// The process's working directory is this (deleted) directory.
+    pub const CWD: u32 = 1 << 2;
+}
+
+/// Every `ghost_flags` bit.
+pub const GHOST_FLAGS_KNOWN: u32 = ghost_flags::DELETED | ghost_flags::VANISHING | ghost_flags::CWD;
+
+/// `GhostRecord::mode` file types (`S_IFMT` bits).
+pub const S_IFMT: u32 = 0o170000;
+/// A regular file.
+pub const S_IFREG: u32 = 0o100000;
+/// A directory.
+pub const S_IFDIR: u32 = 0o040000;
+
+/// One file whose content is stored in the image.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GhostRecord {
+    /// Device, encoded as in `/proc/PID/maps` (`major << 32 | minor`).
+    pub dev: u64,
+    /// Inode number at dump time.
+    pub inode: u64,
+    /// File size (`st_size`); regular files only, 0 for directories.
+    pub size: u64,
+    /// `st_mode`: `S_IFREG` or `S_IFDIR` and the permission bits (07777).
+    pub mode: u32,
+    /// `ghost_flags::*`.
+    pub flags: u32,
+    /// Owner (`st_uid`), restored when the restorer may.
+    pub uid: u32,
+    /// Group (`st_gid`).
+    pub gid: u32,
+    /// Access time, seconds since the epoch.
+    pub atime_sec: i64,
+    /// Access time, nanoseconds.
+    pub atime_nsec: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime_sec: i64,
+    /// Modification time, nanoseconds.
+    pub mtime_nsec: u64,
+    /// The path it had (without ` (deleted)`).
+    pub path: StrRef,
+    /// Index of its first [`ExtentRecord`].
+    pub first_extent: u32,
+    /// Number of extents.
+    pub extent_count: u32,
+    /// Reserved, zero.
+    pub reserved: [u64; 2],
+}
+// SAFETY: repr(C); 3*8 + 4*4 + 4*8 + 8 + 2*4 + 16 = 104, all fields
+// naturally aligned, no padding.
+unsafe impl Record for GhostRecord {}
+
+/// One stored range of a ghost's content: `len` bytes at `file_offset` in
+/// the file are in the image at `data_offset` (page aligned). The ranges of
+/// the file outside every extent are holes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExtentRecord {
+    /// Offset in the file.
+    pub file_offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Offset of the data in the image.
+    pub data_offset: u64,
+}
+// SAFETY: repr(C), three u64.
+unsafe impl Record for ExtentRecord {}
+
+/// The extents of ghost `g`.
+pub fn extents_of<'v>(
+    view: &'v ImageView<'_>,
+    g: &GhostRecord,
+) -> impl Iterator<Item = ExtentRecord> + 'v {
+    let first = g.first_extent as usize;
+    (first..first + g.extent_count as usize).filter_map(move |i| view.extents.get(i))
+}
+
+/// The ghost whose (dev, inode) is the saved file's, if any.
+pub fn find_ghost(view: &ImageView<'_>, dev: u64, inode: u64) -> Option<(usize, GhostRecord)> {
+    view.ghosts
+        .iter()
+        .enumerate()
+        .find(|(_, g)| g.dev == dev && g.inode == inode)
+}
+
+/// Structure and fields: extents partition the extent table in order,
+/// inside the file's size and the image, page-aligned data; a directory
+/// has none; a known type and flags; descriptors of kind `GHOST` and areas
+/// flagged `GHOST` name an existing ghost of the right type.
+pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> {
+    let bad = |what| FormatError::BadField(what);
+    let page = u64::from(view.header.page_size);
+    let mut next = 0u32;
+    let mut cwd = 0;
+    for g in view.ghosts.iter() {
+        let kind = g.mode & S_IFMT;
+        if g.reserved != [0; 2]
+            || g.flags & !GHOST_FLAGS_KNOWN != 0
+            || g.mode & !(S_IFMT | 0o7777) != 0
+            || !(kind == S_IFREG || kind == S_IFDIR)
+            || (g.flags & ghost_flags::DELETED == 0) == (g.flags & ghost_flags::VANISHING == 0)
+            || (g.flags & ghost_flags::CWD != 0
+                && (kind != S_IFDIR || g.flags & ghost_flags::DELETED == 0))
+            || (kind == S_IFDIR && (g.size != 0 || g.extent_count != 0))
+            || g.atime_nsec >= 1_000_000_000
+            || g.mtime_nsec >= 1_000_000_000
+        {
+            return Err(bad("ghost file: bad type, flags or times"));
+        }
+        if g.flags & ghost_flags::CWD != 0 {
+            cwd += 1;
+        }
+        let name = view.string(g.path)?;
+        if name.is_empty() || name.len() > 4095 || name.contains(&0) {
+            return Err(bad("ghost file: no usable path"));
+        }
+        if g.first_extent != next {
+            return Err(bad("ghost file: extents out of order"));
+        }
+        next = next
+            .checked_add(g.extent_count)
+            .ok_or(bad("ghost file: extents out of order"))?;
+        let mut end = 0u64;
+        for i in g.first_extent..next {
+            let e = view
+                .extents
+                .get(i as usize)
+                .ok_or(bad("ghost file: extents out of order"))?;
+            let file_end = e.file_offset.checked_add(e.len);
+            let data_end = e.data_offset.checked_add(e.len);
+            if e.len == 0
+                || e.file_offset < end
+                || file_end.is_none_or(|x| x > g.size)
+                || !e.data_offset.is_multiple_of(page)
+                || e.data_offset == 0
+            {
+                return Err(bad("ghost file: bad extent"));
+            }
+            if data_end.is_none_or(|x| x > file_len) {
+                return Err(FormatError::Truncated);
+            }
+            end = file_end.unwrap_or(u64::MAX);
+        }
+    }
+    if next as usize != view.extents.len() || cwd > 1 {
+        return Err(bad("ghost file: extents out of order"));
+    }
+    for r in view.fds.iter() {
+        if r.kind == ghost_fd_kind::GHOST {
+            let g = usize::try_from(r.args[0])
+                .ok()
+                .and_then(|i| view.ghosts.get(i))
+                .ok_or(bad("fd: no such ghost file"))?;
+            if g.flags & ghost_flags::DELETED == 0 {
+                return Err(bad("fd: no such ghost file"));
+            }
+        }
+    }
+    for v in view.vmas.iter() {
+        if v.flags & vma_flags::GHOST != 0 {
+            let ok = v.kind == vma_kind::FILE
+                && v.flags & vma_flags::FILE_UNAVAILABLE == 0
+                && find_ghost(view, v.dev, v.inode).is_some_and(|(_, g)| {
+                    g.mode & S_IFMT == S_IFREG && g.flags & ghost_flags::DELETED != 0
+                });
+            if !ok {
+                return Err(bad("memory area: no such ghost file"));
+            }
+        }
+    }
+    Ok(())
+}
