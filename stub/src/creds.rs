@@ -41,6 +41,7 @@ const CAP_SETUID: u32 = 7;
 const PR_CAPBSET_READ: u32 = 23;
 const PR_CAPBSET_DROP: u32 = 24;
 const PR_SET_KEEPCAPS: u32 = 8;
+const PR_SET_PDEATHSIG: u32 = 1;
 const PR_GET_SECUREBITS: u32 = 27;
 const PR_SET_SECUREBITS: u32 = 28;
 const PR_CAP_AMBIENT: u32 = 47;
@@ -169,6 +170,18 @@ pub fn restore(img: &Image, index: usize) -> Result<(), Failure> {
         return Ok(());
     };
     let tid = img.view.threads().nth(index).map_or(0, |t| t.record.tid);
+    // A change of ids clears the parent-death signal, which ties a process
+    // restored with its original pid to its relay (`ids.rs`): set again.
+    let death_signal = sys::parent_death_signal();
+    let result = change_ids(img, tid, &t, groups);
+    if death_signal != 0 {
+        let _ = sys::prctl(PR_SET_PDEATHSIG, death_signal as usize, 0, 0, 0);
+    }
+    result
+}
+
+/// The ids, groups and capabilities of `t` for the calling thread.
+fn change_ids(img: &Image, tid: u32, t: &TaskRecord, groups: &[u8]) -> Result<(), Failure> {
     bounding_set(img, tid, t.cap_bounding);
     if !same_groups(groups) {
         if let Err(e) = ksys::setgroups(groups) {
@@ -200,7 +213,7 @@ pub fn restore(img: &Image, index: usize) -> Result<(), Failure> {
         });
         ksys::setfsuid(t.uid[3]);
     }
-    capabilities(img, tid, &t);
+    capabilities(img, tid, t);
     Ok(())
 }
 

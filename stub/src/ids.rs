@@ -218,7 +218,8 @@ const WUNTRACED: u32 = 2;
 /// apart (on some machines init reaps orphans about once a second).
 const ZOMBIE_TRIES: u32 = 60;
 
-/// Is `pid` a zombie (`/proc/PID/stat` state `Z`)?
+/// Is `pid` on its way out: a zombie (`/proc/PID/stat` state `Z` or `X`),
+/// or gone since `clone3` found it taken (reaped meanwhile)?
 fn zombie(pid: u32) -> bool {
     let mut path = [0u8; 32];
     let mut n = 0;
@@ -234,8 +235,9 @@ fn zombie(pid: u32) -> bool {
         n += 1;
     }
     let mut buf = [0u8; 512];
-    let Ok(fd) = sys::open(&path[..n], g::O_RDONLY) else {
-        return false;
+    let fd = match sys::open(&path[..n], g::O_RDONLY) {
+        Ok(fd) => fd,
+        Err(e) => return e.0 == linux_raw_sys::errno::ENOENT,
     };
     let len = crate::ksys::read(fd, &mut buf).unwrap_or(0);
     sys::close(fd);
@@ -244,7 +246,7 @@ fn zombie(pid: u32) -> bool {
     stat.iter()
         .rposition(|&c| c == b')')
         .and_then(|i| stat.get(i + 2))
-        .is_some_and(|&s| s == b'Z')
+        .is_some_and(|&s| s == b'Z' || s == b'X')
 }
 
 /// Give the restored process its saved pid when this user may choose pids
@@ -262,9 +264,17 @@ pub fn original_pid(img: &Image, argv: usize, envp: usize) {
     if sys::getpid() == pid || crate::layout::emulated() {
         return;
     }
+    let relay_pid = sys::getpid();
     for attempt in 0.. {
         match crate::threads::fork_with_pid(pid) {
             Ok(0) => {
+                // The relay stands in for the process: killed (even with
+                // SIGKILL, which it cannot forward), it takes the process
+                // with it. A relay that died before this line is noticed.
+                let _ = sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                if sys::getppid() != relay_pid {
+                    sys::exit_like(SIGKILL as i32);
+                }
                 // Only returns if it fails: then go on in this child.
                 crate::ksys::execve(b"/proc/self/exe\0", argv, envp);
                 return;

@@ -205,6 +205,20 @@ pub fn prctl(option: u32, a2: usize, a3: usize, a4: usize, a5: usize) -> SysResu
     unsafe { sc(g::__NR_prctl, [option as usize, a2, a3, a4, a5, 0]) }
 }
 
+/// `prctl(PR_GET_PDEATHSIG)`: the signal this thread gets when its parent
+/// dies, 0 for none.
+pub fn parent_death_signal() -> u32 {
+    let mut sig: i32 = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one int to the pointer given.
+    let _ = unsafe {
+        sc(
+            g::__NR_prctl,
+            [2, &raw mut sig as usize, 0, 0, 0, 0], // PR_GET_PDEATHSIG
+        )
+    };
+    sig as u32
+}
+
 /// `prctl(PR_SET_MM, PR_SET_MM_MAP, map)`.
 pub fn set_mm_map(map: &linux_raw_sys::prctl::prctl_mm_map) -> SysResult {
     use linux_raw_sys::prctl::{PR_SET_MM, PR_SET_MM_MAP};
@@ -311,6 +325,12 @@ pub fn rseq_register(addr: u64, len: u32, sig: u32) -> SysResult {
 pub fn getpid() -> u32 {
     // SAFETY: no arguments.
     unsafe { sc(g::__NR_getpid, [0; 6]) }.unwrap_or(0) as u32
+}
+
+/// `getppid()`.
+pub fn getppid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { sc(g::__NR_getppid, [0; 6]) }.unwrap_or(0) as u32
 }
 
 /// `fork()` via `clone(SIGCHLD)`: 0 in the child, its pid in the parent.

@@ -530,6 +530,12 @@ impl Proc {
 
     /// Kill (SIGKILL) and reap.
     pub fn kill(&mut self) {
+        if self.target == self.child.id() as i32 {
+            // A relay whose restored child was never looked up.
+            if let Some(c) = relayed_child(self.target) {
+                self.target = c;
+            }
+        }
         if self.target != self.child.id() as i32 {
             let _ = kill(Pid::from_raw(self.target), Signal::SIGKILL);
         }
