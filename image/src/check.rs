@@ -421,7 +421,12 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         }
         fd_kind::EVENTFD => a[1] <= 1,
         // Clock id, and (1.3) the settime flags in bits 32-33.
-        fd_kind::TIMERFD => matches!(a[0] as u32, 0 | 1 | 7 | 8 | 9) && a[0] >> 32 & !3 == 0,
+        fd_kind::TIMERFD => {
+            matches!(a[0] as u32, 0 | 1 | 7 | 8 | 9)
+                && a[0] >> 32 & !3 == 0
+                && a[1] <= i64::MAX as u64
+                && a[2] <= i64::MAX as u64
+        }
         fd_kind::REOPEN => a[1..] == [0; 3],
         fd_kind::TERMINAL | fd_kind::CTTY => a == [0; 4],
         ghost_fd_kind::SHMEM => r.data_len <= a[0],

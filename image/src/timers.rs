@@ -167,6 +167,11 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
                 i.value_ns <= MAX_NS && i.interval_ns <= MAX_NS,
                 "timers: time out of range",
             )?;
+            // setitimer takes microseconds: whole ones, as getitimer gave.
+            ensure(
+                i.value_ns % 1000 == 0 && i.interval_ns % 1000 == 0,
+                "timers: interval timer not in whole microseconds",
+            )?;
         }
     }
     let mut prev: Option<u32> = None;

@@ -131,7 +131,31 @@ fn refuse_timer(img: &Image, t: &PosixTimerRecord, what: &str, e: Errno) -> ! {
 /// cannot be. Nothing is checked on kernels without
 /// `PR_TIMER_CREATE_RESTORE_IDS` (a test timer would take an id).
 pub fn check(img: &Image, in_order: bool) {
-    if img.view.posix_timers.is_empty() || in_order || restore_ids(true).is_err() {
+    let saved_mode = img
+        .view
+        .timers
+        .is_some_and(|r| r.flags & kckpt_image::timers::timers_flags::RESTORE_IDS != 0);
+    if saved_mode && restore_ids(true).is_err() {
+        Msg::new()
+            .push(img.path)
+            .s(": the process had asked to choose its POSIX timer ids (PR_TIMER_CREATE_RESTORE_IDS); this kernel cannot (Linux 6.15 or later can)")
+            .fail();
+    }
+    let _ = restore_ids(false);
+    if img.view.posix_timers.is_empty() {
+        return;
+    }
+    if in_order || restore_ids(true).is_err() {
+        // A test timer would take an id here: the one privilege an alarm
+        // clock needs is checked instead.
+        const CAP_WAKE_ALARM: u32 = 35;
+        let may_alarm = crate::ksys::capget().effective & 1 << CAP_WAKE_ALARM != 0;
+        for t in img.view.posix_timers.iter() {
+            if matches!(t.clock, 8 | 9) && !may_alarm {
+                // CLOCK_REALTIME_ALARM, CLOCK_BOOTTIME_ALARM
+                refuse_timer(img, &t, "an alarm clock needs CAP_WAKE_ALARM", Errno(1));
+            }
+        }
         return;
     }
     let main = crate::xsys::gettid();

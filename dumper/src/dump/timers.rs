@@ -158,7 +158,10 @@ pub fn parse_proc_timers(text: &str) -> Option<Vec<ProcTimer>> {
         match key {
             "signal" => {
                 let (signo, v) = value.split_once('/')?;
-                t.signo = signo.parse().ok()?;
+                // Any int for a timer without a signal (negative too):
+                // out of range here, refused by name below unless unused.
+                let n: i64 = signo.parse().ok()?;
+                t.signo = u32::try_from(n).unwrap_or(u32::MAX);
                 t.value = u64::from_str_radix(v, 16).ok()?;
             }
             "notify" => {
@@ -290,7 +293,13 @@ fn posix_timer(q: &mut impl Query, pid: i32, t: &ProcTimer) -> Result<PosixTimer
         id: t.id,
         clock: t.clock,
         notify: t.notify,
-        signo: t.signo,
+        // A timer that sends no signal keeps whatever number it was given,
+        // which nothing reads back; out of range it is written as 0.
+        signo: if t.notify == sigev::NONE && t.signo > 64 {
+            0
+        } else {
+            t.signo
+        },
         value: t.value,
         tid: if t.notify == sigev::THREAD_ID {
             t.target
@@ -617,6 +626,16 @@ ClockID: 7
         assert_eq!(t[2].clock, -44246);
         assert!(parse_proc_timers("ID: x\n").is_none());
         assert!(parse_proc_timers("signal: 1/0\n").is_none());
+    }
+
+    #[test]
+    fn a_signal_number_out_of_range_is_parsed_and_named_only_when_used() {
+        let text = "ID: 0\nsignal: -5/0\nnotify: none/pid.7\nClockID: 1\n\
+                    ID: 1\nsignal: 99/0\nnotify: signal/pid.7\nClockID: 1\n";
+        let t = parse_proc_timers(text).unwrap();
+        assert_eq!(t[0].signo, u32::MAX);
+        assert_eq!(unsupported(&t[0], &[7]), None, "no signal is sent");
+        assert!(unsupported(&t[1], &[7]).is_some_and(|why| why.contains("signal 99")));
     }
 
     #[test]
