@@ -291,9 +291,29 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
         let mut path = [0u8; 4096];
         let n = dir.len();
         path[..n].copy_from_slice(dir);
-        // Create what is missing (mkdir -p), as the saved process's.
+        // Create what is missing (mkdir -p), as the saved process's, only
+        // inside a mounted cgroup hierarchy; say so (its settings, limits
+        // and controllers' values, were not saved: the defaults apply).
         path[n] = 0;
-        mkdir_p(&mut path[..n + 1]);
+        if ksys::fs_type(&path[..n + 1]).is_err() {
+            if !mkdir_p(&mut path[..n + 1]) {
+                Msg::new()
+                    .push(img.path)
+                    .s(": cgroup ")
+                    .push(line)
+                    .s(": its hierarchy is not mounted at ")
+                    .push(dir)
+                    .s(" here; the process stays in the restorer's cgroup")
+                    .warn();
+                continue;
+            }
+            Msg::new()
+                .push(img.path)
+                .s(": cgroup ")
+                .push(line)
+                .s(" was missing: created again with default settings (kckpt saves membership, not a cgroup's settings)")
+                .warn();
+        }
         path[n..n + file.len()].copy_from_slice(file);
         // `0` in cgroup.procs or tasks moves the writer itself.
         let r = sys::open(&path[..n + file.len()], g::O_WRONLY).and_then(|fd| {
@@ -317,21 +337,40 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `mkdir -p` of the NUL-terminated `path` (mode 0755); errors are left to
-/// the join that follows.
-fn mkdir_p(path: &mut [u8]) {
-    if ksys::mkdir(path, 0o755).is_ok() || path.len() < 3 {
-        return;
-    }
+/// `mkdir -p` of the NUL-terminated `path` (mode 0755), only below an
+/// existing directory of a cgroup file system (v1 or v2): false, creating
+/// nothing, when the deepest existing ancestor is not one.
+fn mkdir_p(path: &mut [u8]) -> bool {
+    const CGROUP_SUPER_MAGIC: u64 = 0x27e0eb;
+    const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
     let end = path.len() - 1;
-    for i in 1..end {
+    // The deepest existing ancestor.
+    let mut cut = end;
+    while cut > 1 {
+        cut -= 1;
+        if path[cut] != b'/' {
+            continue;
+        }
+        path[cut] = 0;
+        let t = ksys::fs_type(&path[..=cut]);
+        path[cut] = b'/';
+        match t {
+            Ok(CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC) => break,
+            Ok(_) => return false,
+            Err(_) => {}
+        }
+    }
+    if cut <= 1 {
+        return false;
+    }
+    for i in cut + 1..end {
         if path[i] == b'/' {
             path[i] = 0;
             let _ = ksys::mkdir(&path[..=i], 0o755);
             path[i] = b'/';
         }
     }
-    let _ = ksys::mkdir(path, 0o755);
+    ksys::mkdir(path, 0o755).is_ok()
 }
 
 /// Join the thread's own cgroups (called by each other thread).

@@ -223,6 +223,32 @@ pub unsafe fn io_submit(ctx: usize, list: &[*const Iocb]) -> SysResult {
     }
 }
 
+/// The file system type (`f_type` of `statfs`) of `path`, which ends with
+/// a NUL.
+pub fn fs_type(path: &[u8]) -> Result<u64, Errno> {
+    if path.last() != Some(&0) {
+        return Err(Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // struct statfs: 120 bytes on x86_64 and aarch64, f_type first.
+    let mut buf = [0u64; 16];
+    // SAFETY: the kernel reads the NUL-terminated path and writes at most
+    // 120 bytes to `buf` (128 bytes).
+    unsafe {
+        sc(
+            g::__NR_statfs,
+            [
+                path.as_ptr() as usize,
+                buf.as_mut_ptr() as usize,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    }?;
+    Ok(buf[0])
+}
+
 /// `mkdir(path, mode)`; `path` ends with a NUL.
 pub fn mkdir(path: &[u8], mode: u32) -> SysResult {
     if path.last() != Some(&0) {
