@@ -4,7 +4,9 @@
 //! fdinfo names a watched inode by device, inode number and file handle.
 //! The inode is found again, cheapest first: a descriptor of the process
 //! open on it (restored as `/proc/self/fd/N`: this covers deleted files),
-//! the working directory, then `open_by_handle_at` on a mount of that
+//! the working directory, the directories above it and above the files the
+//! process has open and their entries (one level: what a user without
+//! privileges can find), then `open_by_handle_at` on a mount of that
 //! device (needs `CAP_DAC_READ_SEARCH`) and the path of what it opened.
 //! Events already queued and not read cannot be saved without consuming
 //! them: such an instance is refused.
@@ -140,6 +142,60 @@ fn path_by_handle(pid: i32, w: &Watch) -> Option<String> {
     None
 }
 
+/// Most directories whose entries [`nearby`] lists, and most entries.
+const NEARBY_DIRS: usize = 64;
+const NEARBY_ENTRIES: usize = 1 << 16;
+
+/// Paths near the process, with their (device, inode): its working
+/// directory, the directories above it and above its open files, and the
+/// entries of the working directory and of the open files' directories.
+fn nearby(pid: i32, open: &[(u32, u64, u64)]) -> Vec<(u64, u64, String)> {
+    let link = |what: String| {
+        fs::read_link(format!("/proc/{pid}/{what}"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+            .filter(|p| p.starts_with('/') && !p.ends_with(" (deleted)"))
+    };
+    let mut dirs: Vec<String> = Vec::new();
+    let mut add_dir = |d: &str| {
+        if !dirs.iter().any(|x| x == d) && dirs.len() < NEARBY_DIRS {
+            dirs.push(d.to_owned());
+        }
+    };
+    let cwd = link("cwd".into());
+    if let Some(c) = &cwd {
+        add_dir(c);
+    }
+    for (fd, _, _) in open {
+        let Ok(p) = fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
+            continue;
+        };
+        let p = p.to_string_lossy();
+        let p = p.strip_suffix(" (deleted)").unwrap_or(&p);
+        if let Some(parent) = std::path::Path::new(p).parent() {
+            add_dir(&parent.to_string_lossy());
+        }
+    }
+    let mut out = Vec::new();
+    let mut push = |p: String| {
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            out.push((m.dev(), m.ino(), p));
+        }
+    };
+    for d in &dirs {
+        for a in std::path::Path::new(d).ancestors() {
+            push(a.to_string_lossy().into_owned());
+        }
+        let Ok(entries) = fs::read_dir(d) else {
+            continue;
+        };
+        for e in entries.flatten().take(NEARBY_ENTRIES) {
+            push(e.path().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
 /// Records for the watches of inotify fd `fd`: `open` lists the
 /// descriptors of the process a watch may be restored through (fd,
 /// device, inode). A watch whose inode cannot be found is an error naming
@@ -150,9 +206,7 @@ pub fn resolve(
     watches: &[Watch],
     open: &[(u32, u64, u64)],
 ) -> Result<Vec<Resolved>, String> {
-    let cwd = fs::read_link(format!("/proc/{pid}/cwd"))
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned());
+    let mut near: Option<Vec<(u64, u64, String)>> = None;
     let mut out = Vec::new();
     for w in watches {
         if w.wd == 0 || w.wd > MAX_WD {
@@ -181,8 +235,12 @@ pub fn resolve(
             fs::read_link(format!("/proc/{pid}/fd/{t}"))
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default()
-        } else if let Some(c) = cwd.as_ref().filter(|c| matches(c, w)) {
-            c.clone()
+        } else if let Some(p) = near
+            .get_or_insert_with(|| nearby(pid, open))
+            .iter()
+            .find(|n| n.0 == w.dev && n.1 == w.ino)
+        {
+            p.2.clone()
         } else if let Some(p) = path_by_handle(pid, w) {
             p
         } else {
