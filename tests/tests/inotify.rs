@@ -171,3 +171,32 @@ fn a_bad_watch_record_is_refused() {
         );
     }
 }
+
+#[test]
+fn force_leaves_a_gone_watch_out_and_keeps_the_other_wds() {
+    let dir = TestDir::new("inotify-force");
+    let image = dir.join("inotify.kckpt");
+    let (mut p, args) = start(&dir, &[]);
+    dump_kills(&mut p, &image);
+    let file = dir.join("watched/f");
+    fs::remove_file(&file).unwrap();
+    let mut r = Proc::spawn(
+        "restore --force",
+        std::process::Command::new(kckpt())
+            .args(["restore", "--force"])
+            .arg(&image),
+    );
+    r.wait_restored(format!("{}\0{args}", prog::INOTIFY).as_bytes());
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "watches 4:80000008 1:300 (2 watches)");
+    assert_eq!(r.line(LINE_TIMEOUT), "flags nonblock");
+    // The program re-creates f only by opening it: no watch, no events.
+    let events = r.line(LINE_TIMEOUT);
+    assert!(events.starts_with("events 1:100 "), "{events}");
+    assert!(!events.contains(" 3:"), "{events}");
+    let err = r.stderr();
+    assert!(
+        err.contains("kckpt: warning: ") && err.contains(&format!("watch 3 on {}", file.display())),
+        "{err}"
+    );
+}
