@@ -27,6 +27,7 @@ fn kind_name(kind: u32) -> &'static str {
         ghost_fd_kind::GHOST => "deleted",
         ghost_fd_kind::PROCFS => "procfs",
         ghost_fd_kind::SHMEM => "shmem",
+        kckpt_image::inotify::INOTIFY_FD_KIND => "inotify",
         _ => "?",
     }
 }
@@ -105,7 +106,25 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         })),
         "saved_files": ghosts,
         "locks": locks,
+        "inotify_watches": inotify(view, show),
     })
+}
+
+/// `[{"fd", "wd", "mask", "path", "by_fd"}]`: the inotify watches.
+fn inotify(view: &ImageView<'_>, show: Show) -> Value {
+    use kckpt_image::inotify::watch_flags;
+    view.inotify
+        .iter()
+        .map(|w| {
+            json!({
+                "fd": w.fd,
+                "wd": w.wd,
+                "mask": format!("{:#x}", w.mask),
+                "path": show.str(view.string(w.path).unwrap_or(&[])),
+                "by_fd": (w.flags & watch_flags::BY_FD != 0).then_some(w.target_fd),
+            })
+        })
+        .collect()
 }
 
 /// What each of fds 0-2 was and where the restore takes it from:

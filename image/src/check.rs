@@ -430,6 +430,8 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         fd_kind::REOPEN => a[1..] == [0; 3],
         fd_kind::TERMINAL | fd_kind::CTTY => a == [0; 4],
         ghost_fd_kind::SHMEM => r.data_len <= a[0],
+        // Watches are in NT_KCKPT_INOTIFY (`inotify::validate`).
+        crate::inotify::INOTIFY_FD_KIND => a == [0; 4],
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

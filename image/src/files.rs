@@ -24,7 +24,8 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         }
         prev = Some(r.fd);
         let known = fd_kind::known(r.kind)
-            || (ghost_fd_kind::GHOST..=ghost_fd_kind::SHMEM).contains(&r.kind);
+            || (ghost_fd_kind::GHOST..=ghost_fd_kind::SHMEM).contains(&r.kind)
+            || r.kind == crate::inotify::INOTIFY_FD_KIND;
         if !known {
             return Err(bad);
         }

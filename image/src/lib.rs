@@ -15,6 +15,7 @@ pub mod escape;
 pub mod files;
 pub mod ghosts;
 pub mod guards;
+pub mod inotify;
 pub mod kstate;
 pub mod locks;
 pub mod read;

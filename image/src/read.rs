@@ -599,6 +599,8 @@ pub struct ImageView<'a> {
     pub locks: RecordTable<'a, crate::locks::LockRecord>,
     /// Guard regions (format 1.3; empty before).
     pub guards: RecordTable<'a, crate::guards::GuardRecord>,
+    /// Inotify watches (format 1.3; empty before).
+    pub inotify: RecordTable<'a, crate::inotify::InotifyWatchRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -640,7 +642,7 @@ impl<'a> ImageView<'a> {
         let (mut timers, mut posix_timers) = (None, None);
         let (mut terminals, mut job) = (None, None);
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
-        let mut guards = None;
+        let (mut guards, mut inotify) = (None, None);
         let mut checksums = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut thread_notes = 0u32;
@@ -674,6 +676,9 @@ impl<'a> ImageView<'a> {
                         take_unique(&mut extents, note.desc, "extents")?
                     }
                     crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
+                    crate::inotify::NT_KCKPT_INOTIFY => {
+                        take_unique(&mut inotify, note.desc, "inotify")?
+                    }
                     crate::guards::NT_KCKPT_GUARDS => {
                         take_unique(&mut guards, note.desc, "guards")?
                     }
@@ -761,6 +766,7 @@ impl<'a> ImageView<'a> {
             ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
+            inotify: RecordTable::new(inotify.unwrap_or(&[]), "inotify")?,
             guards: RecordTable::new(guards.unwrap_or(&[]), "guards")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
@@ -772,6 +778,7 @@ impl<'a> ImageView<'a> {
         crate::terminal::validate(&view)?;
         crate::ghosts::validate(&view, file_len)?;
         crate::locks::validate(&view)?;
+        crate::inotify::validate(&view)?;
         crate::guards::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {

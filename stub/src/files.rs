@@ -9,7 +9,7 @@
 //! the image descriptor, so neither end lands on the other's number),
 //! other open file descriptions of pipes and memfds (`REOPEN`, through
 //! `/proc/self/fd`) and duplicates follow, then epoll interest lists,
-//! terminal modes, the working directory and the umask.
+//! inotify watches, terminal modes, the working directory and the umask.
 //!
 //! Descriptors 0-2 (issue 8): files and devices are reopened from the
 //! image like any other descriptor; terminals and what led outside the
@@ -288,6 +288,8 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
             }
             fd_kind::SIGNALFD => sys::signalfd(r.args[0], g::O_CLOEXEC)
                 .unwrap_or_else(|e| fail(img, r, "signalfd", e)),
+            kckpt_image::inotify::INOTIFY_FD_KIND => sys::inotify_init1(g::O_CLOEXEC)
+                .unwrap_or_else(|e| fail(img, r, "inotify_init1", e)),
             ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
             ghost_fd_kind::SHMEM => shmem_fd(img, r),
             _ => {
@@ -352,6 +354,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
         }
     }
 
+    crate::inotify::check_paths(img, force);
     crate::terminal::apply_modes(img);
     crate::flocks::take(img, force, true);
     crate::ghosts::finish_all(img);

@@ -19,6 +19,7 @@ mod flocks;
 mod ghosts;
 mod gsys;
 mod ids;
+mod inotify;
 mod kstate;
 mod ksys;
 mod layout;
@@ -163,6 +164,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         rebuilt?;
         ghosts::close_all();
         flocks::take(&img, start.force, false);
+        inotify::add_watches(&img, start.force);
         state::restore(&img, &thread)?;
         creds::robust_list(&img, 0)?;
         kstate::after_memory(&img)?;

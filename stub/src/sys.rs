@@ -556,6 +556,30 @@ pub fn eventfd(flags: u32) -> SysResult {
     fd_call(g::__NR_eventfd2, [0, flags as usize, 0, 0, 0, 0])
 }
 
+/// `inotify_init1(flags)`.
+pub fn inotify_init1(flags: u32) -> SysResult {
+    fd_call(g::__NR_inotify_init1, [flags as usize, 0, 0, 0, 0, 0])
+}
+
+/// `inotify_rm_watch(fd, wd)`.
+pub fn inotify_rm_watch(fd: usize, wd: usize) -> SysResult {
+    fd_call(g::__NR_inotify_rm_watch, [fd, wd, 0, 0, 0, 0])
+}
+
+/// `inotify_add_watch(fd, path, mask)`; `path` must end with a NUL.
+pub fn inotify_add_watch(fd: usize, path: &[u8], mask: u32) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // SAFETY: `path` is a NUL-terminated live slice the kernel only reads.
+    unsafe {
+        sc(
+            g::__NR_inotify_add_watch,
+            [fd, path.as_ptr() as usize, mask as usize, 0, 0, 0],
+        )
+    }
+}
+
 /// `epoll_create1(flags)`.
 pub fn epoll_create(flags: u32) -> SysResult {
     fd_call(g::__NR_epoll_create1, [flags as usize, 0, 0, 0, 0, 0])

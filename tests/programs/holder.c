@@ -5,7 +5,7 @@
 
    MODE       resource                                   ready line
    udp        UDP socket bound to 127.0.0.1              ready fd N
-   inotify    inotify instance watching /tmp             ready fd N
+   inotify    inotify instance with 2 unread events      ready fd N
    io_uring   io_uring instance (raw io_uring_setup)     ready fd N
    tracer P   PTRACE_SEIZE of pid P                      ready
    seccomp    allow-all seccomp filter (after            ready
@@ -60,9 +60,16 @@ int main(int argc, char **argv) {
         if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("bind");
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "inotify")) {
+        /* An event queued and not read (kckpt cannot save it without
+         * consuming it): IN_OPEN of a private directory, then the
+         * IN_IGNORED of its removal. */
+        char dir[] = "/tmp/holder-inotify-XXXXXX";
+        if (!mkdtemp(dir)) fail("mkdtemp");
         fd = inotify_init1(0);
         if (fd < 0) fail("inotify_init1");
-        if (inotify_add_watch(fd, "/tmp", IN_CREATE) < 0) fail("inotify_add_watch");
+        if (inotify_add_watch(fd, dir, IN_OPEN) < 0) fail("inotify_add_watch");
+        close(open(dir, O_RDONLY));
+        rmdir(dir);
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "io_uring")) {
         struct io_uring_params p;

@@ -1,6 +1,6 @@
 //! The dump refusals of issue 3, one test per kind, each against a real
 //! process holding the resource (`programs/holder.c`): a UDP socket, an
-//! inotify instance, an io_uring instance, a ptrace relationship (both
+//! inotify instance with unread events, an io_uring instance, a ptrace relationship (both
 //! sides), a seccomp filter, a SysV semaphore set it last operated on
 //! (`semop` with `SEM_UNDO`) and a SysV message queue. Each refusal is one
 //! `kckpt: ` line with exit status 1 naming the descriptor or feature, no
@@ -141,8 +141,8 @@ fn unconnected_unix_socket_is_refused_or_skipped_as_dev_null() {
 }
 
 #[test]
-fn inotify_is_refused_or_skipped_as_dev_null() {
-    fd_refused_then_skipped("inotify", "inotify");
+fn inotify_with_unread_events_is_refused_or_skipped_as_dev_null() {
+    fd_refused_then_skipped("inotify", "inotify with 32 bytes of unread events");
 }
 
 #[test]

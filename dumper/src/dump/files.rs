@@ -17,6 +17,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket::{self, MsgFlags};
 
 use kckpt_image::ghost_fd_kind;
+use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
@@ -51,6 +52,8 @@ struct Fd {
     memfd_ino: u64,
     /// TERMINAL, CTTY: the terminal's mode (its `fd` filled in at write).
     term: Option<TerminalRecord>,
+    /// Inotify: its watches as fdinfo lists them (1.3).
+    watches: Vec<super::inotify::Watch>,
 }
 
 /// What [`collect`] found: the records without string references and data
@@ -68,6 +71,8 @@ pub struct Files {
     pub ghosts: super::ghosts::Ghosts,
     /// File locks (1.3).
     locks: Vec<kckpt_image::LockRecord>,
+    /// Inotify watches and their paths (1.3).
+    inotify: Vec<(InotifyWatchRecord, Vec<u8>)>,
 }
 
 /// What a `/proc/PID/fd/N` link says.
@@ -94,6 +99,8 @@ enum Class {
     Epoll,
     Timerfd,
     Signalfd,
+    /// An inotify instance (1.3).
+    Inotify,
     Unsupported(String),
 }
 
@@ -131,7 +138,7 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
             "[eventpoll]" => Class::Epoll,
             "[timerfd]" => Class::Timerfd,
             "[signalfd]" => Class::Signalfd,
-            "inotify" => Class::Unsupported("inotify".into()),
+            "inotify" => Class::Inotify,
             "[io_uring]" => Class::Unsupported("io_uring".into()),
             other => Class::Unsupported(other.trim_matches(['[', ']']).to_owned()),
         };
@@ -817,6 +824,14 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 d.rec.kind = fd_kind::SIGNALFD;
                 d.rec.args[0] = hex(fdinfo_field(&info, "sigmask"));
             }
+            Class::Inotify => {
+                d.rec.kind = INOTIFY_FD_KIND;
+                let queued = super::inotify::unread(&getfd(fd)?);
+                if queued > 0 {
+                    refused = Some(format!("inotify with {queued} bytes of unread events"));
+                }
+                d.watches = super::inotify::parse(&info);
+            }
             Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
         if let Some(what) = refused {
@@ -851,6 +866,37 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", r.fd)).unwrap_or_default();
         match locks_of(r.fd, &info) {
             Ok(mut l) => files.locks.append(&mut l),
+            Err(what) => {
+                classes[i] = Class::Unsupported(what);
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+        }
+    }
+
+    // Inotify watches (1.3): each inode through a descriptor of the
+    // process open on it, or a path.
+    let open: Vec<(u32, u64, u64)> = files
+        .fds
+        .iter()
+        .filter(|f| {
+            f.rec.dup_of == FD_NO_DUP
+                && matches!(
+                    f.rec.kind,
+                    fd_kind::FILE | fd_kind::PATH | ghost_fd_kind::GHOST
+                )
+        })
+        .filter_map(|f| {
+            let m = fs::metadata(format!("/proc/{pid}/fd/{}", f.rec.fd)).ok()?;
+            Some((f.rec.fd, m.dev(), m.ino()))
+        })
+        .collect();
+    for i in 0..files.fds.len() {
+        let r = files.fds[i].rec;
+        if r.dup_of != FD_NO_DUP || r.kind != INOTIFY_FD_KIND {
+            continue;
+        }
+        match super::inotify::resolve(pid, r.fd, &files.fds[i].watches, &open) {
+            Ok(w) => files.inotify.extend(w.into_iter().map(|w| (w.rec, w.path))),
             Err(what) => {
                 classes[i] = Class::Unsupported(what);
                 files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
@@ -1199,6 +1245,19 @@ impl Files {
             ..self.fs
         };
         let (ghosts, extents) = self.ghosts.write(writer, strings)?;
+        // Watches of instances still restored as such (not placeholders).
+        let inotify = self
+            .inotify
+            .into_iter()
+            .filter(|(w, _)| {
+                fds.iter()
+                    .any(|f| f.fd == w.fd && f.kind == INOTIFY_FD_KIND)
+            })
+            .map(|(w, path)| InotifyWatchRecord {
+                path: strings.add(&path),
+                ..w
+            })
+            .collect();
         Ok(FilesMeta {
             fs: Some(fs),
             fds,
@@ -1208,6 +1267,7 @@ impl Files {
             ghosts,
             extents,
             locks: self.locks,
+            inotify,
             guards: Vec::new(),
         })
     }

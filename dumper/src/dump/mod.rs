@@ -10,6 +10,7 @@ pub mod files;
 pub mod ghosts;
 mod guards;
 pub mod inject;
+mod inotify;
 pub mod interrupt;
 pub mod kstate;
 pub mod memory;

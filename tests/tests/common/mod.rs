@@ -87,6 +87,8 @@ pub mod prog {
     pub const STDIO_COPY: &str = env!("KCKPT_PROG_STDIO_COPY");
     /// Several open file descriptions of pipes and a memfd (`ofd.c`).
     pub const OFD: &str = env!("KCKPT_PROG_OFD");
+    /// An inotify instance with watch holes and a deleted file (`inotify.c`).
+    pub const INOTIFY: &str = env!("KCKPT_PROG_INOTIFY");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
