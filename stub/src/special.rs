@@ -238,7 +238,7 @@ pub fn device(img: &Image, r: &FdRecord) -> usize {
         .dec(minor)
         .s(" cannot be opened at that path (deleted, missing or another file; making a node needs CAP_MKNOD): opened as ")
         .push(&std[..std.len() - 1])
-        .s(", the same device with that node's permissions")
+        .s(": the same device, with that file's permissions and inode")
         .warn();
     sys::open(std, flags).unwrap_or_else(|e| fail(img, r, "cannot open the device", e))
 }

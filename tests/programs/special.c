@@ -12,6 +12,10 @@
  *     fd 9  DIR/link, a symbolic link to "target-text", O_PATH|O_NOFOLLOW
  *     fd 10 a deleted symbolic link to "gone-target", O_PATH|O_NOFOLLOW
  *   special open PATH  PATH opened O_RDWR at fd 3 (a named pipe or device)
+ *   special null DIR   a deleted device node 1:3 at fd 3 and a deleted
+ *                      named pipe at fds 4 (read-only) and 5 (write-only),
+ *                      with 10 bytes; the check reads them back and checks
+ *                      fd 3's device number and type, not its mode
  *
  * Prints "ready", then a line per 100 ms. On SIGUSR1 it checks everything
  * (reading the buffered bytes and writing them back) and prints
@@ -140,6 +144,39 @@ static void want_link(int fd, const char *target)
 		fail("fd %d: link reads \"%s\", want \"%s\"", fd, buf, target);
 }
 
+static void setup_null(void)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/n", dir);
+	if (mknod(p, S_IFCHR | 0600, makedev(1, 3)))
+		die("mknod");
+	at(3, open(p, O_RDWR));
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/f", dir);
+	if (mkfifo(p, 0600))
+		die("mkfifo");
+	at(4, open(p, O_RDONLY | O_NONBLOCK));
+	at(5, open(p, O_WRONLY));
+	unlink(p);
+	if (write(5, "0123456789", 10) != 10)
+		die("write");
+}
+
+static void check_null(void)
+{
+	struct stat st;
+	char buf[16];
+	if (fstat(3, &st) || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
+		fail("fd 3: not /dev/null's device");
+	if (write(3, "x", 1) != 1)
+		fail("fd 3: write");
+	if (read(4, buf, sizeof(buf)) != 10 || memcmp(buf, "0123456789", 10))
+		fail("fd 4: the 10 bytes");
+	if (write(5, "0123456789", 10) != 10)
+		fail("fd 5: write");
+	want_stat(4, S_IFIFO | 0600, 0, 0);
+}
+
 static void check_all(void)
 {
 	char buf[1000], p[4096];
@@ -190,9 +227,11 @@ int main(int argc, char **argv)
 		die("usage");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(dir, sizeof(dir), "%s", argv[2]);
-	int all = !strcmp(argv[1], "all");
+	int all = !strcmp(argv[1], "all"), null = !strcmp(argv[1], "null");
 	if (all)
 		setup_all();
+	else if (null)
+		setup_null();
 	else
 		at(3, open(argv[2], O_RDWR));
 	signal(SIGUSR1, on_usr1);
@@ -203,6 +242,8 @@ int main(int argc, char **argv)
 			failures = 0;
 			if (all)
 				check_all();
+			if (null)
+				check_null();
 			if (!failures)
 				printf("check ok\n");
 			printf("check done\n");

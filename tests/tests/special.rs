@@ -180,3 +180,30 @@ fn another_device_stays_refused_by_name() {
     check(&mut p);
     p.kill();
 }
+
+#[test]
+fn without_cap_mknod_a_deleted_device_node_is_the_standard_one_with_a_warning() {
+    let dir = TestDir::new("special-null");
+    let image = dir.join("null.kckpt");
+    let mut p = start(&["null", dir.path().to_str().unwrap()]);
+    check(&mut p);
+    dump_kills(&mut p, &image);
+    // Root of a new user namespace: no CAP_MKNOD for device nodes.
+    let mut r = Proc::spawn(
+        "restore in a user namespace",
+        Command::new("unshare")
+            .args(["--user", "--map-root-user"])
+            .arg(kckpt())
+            .arg("restore")
+            .arg(&image),
+    );
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    // The same device (fstat's st_rdev), the deleted pipe's bytes.
+    check(&mut r);
+    let err = r.stderr();
+    assert!(
+        err.contains("fd 3") && err.contains("opened as /dev/null"),
+        "expected a warning naming fd 3 and /dev/null: {err}"
+    );
+    r.kill();
+}

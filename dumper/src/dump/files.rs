@@ -1288,6 +1288,7 @@ fn reopen_of(fds: &mut [Fd], i: usize, j: usize) {
     let path = fds[j].path.clone();
     let f = &mut fds[i];
     f.rec.kind = fd_kind::REOPEN;
+    f.rec.fd_flags &= !fd_flags::DELETED;
     f.rec.args = [u64::from(of), 0, 0, 0];
     f.rec.peer = FD_NO_DUP;
     f.path = path;
