@@ -41,6 +41,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("OFD", "ofd.c", &["-fPIE", "-pie"]),
     ("GHOSTS", "ghosts.c", &["-fPIE", "-pie"]),
     ("INOTIFY", "inotify.c", &["-fPIE", "-pie"]),
+    ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

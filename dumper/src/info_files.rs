@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use kckpt_image::ghosts::{extents_of, ghost_fd_kind, S_IFDIR, S_IFMT};
 use kckpt_image::records::*;
-use kckpt_image::{ghost_flags, lock_kind, ImageView};
+use kckpt_image::{ghost_flags, lock_kind, special_fd_kind, ImageView};
 
 use crate::info::Show;
 
@@ -28,6 +28,9 @@ fn kind_name(kind: u32) -> &'static str {
         ghost_fd_kind::PROCFS => "procfs",
         ghost_fd_kind::SHMEM => "shmem",
         kckpt_image::inotify::INOTIFY_FD_KIND => "inotify",
+        special_fd_kind::FIFO => "named pipe",
+        special_fd_kind::DEVICE => "device",
+        special_fd_kind::SYMLINK => "symlink",
         _ => "?",
     }
 }
@@ -54,6 +57,9 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "peer": (r.peer != FD_NO_DUP).then_some(r.peer),
                 "data_bytes": r.data_len,
                 "reopens": (r.kind == fd_kind::REOPEN).then_some(r.args[0]),
+                "deleted": r.fd_flags & fd_flags::DELETED != 0,
+                "device": (r.kind == special_fd_kind::DEVICE)
+                    .then(|| format!("{}:{}", r.args[0], r.args[1])),
             })
         })
         .collect();
@@ -279,6 +285,12 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if f["data_bytes"].as_u64().unwrap_or(0) > 0 {
             let _ = write!(extra, " data {} bytes", f["data_bytes"]);
+        }
+        if let Some(dev) = f["device"].as_str() {
+            let _ = write!(extra, " device {dev}");
+        }
+        if f["deleted"] == true {
+            extra.push_str(" deleted");
         }
         let _ = writeln!(
             out,

@@ -11,6 +11,7 @@
 use crate::ghosts::ghost_fd_kind;
 use crate::read::{FormatError, ImageView, EM_X86_64};
 use crate::records::*;
+use crate::special::special_fd_kind;
 
 /// `vma_flags` bits the format defines.
 pub const VMA_FLAGS_KNOWN: u32 = vma_flags::SHARED
@@ -361,7 +362,14 @@ fn files(view: &ImageView<'_>) -> Result<(), FormatError> {
 fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> {
     ensure(
         r.fd_flags & !(fd_flags::CLOEXEC | fd_flags::DELETED) == 0
-            && (r.fd_flags & fd_flags::DELETED == 0 || r.kind == fd_kind::FILE),
+            && (r.fd_flags & fd_flags::DELETED == 0
+                || matches!(
+                    r.kind,
+                    fd_kind::FILE
+                        | special_fd_kind::FIFO
+                        | special_fd_kind::DEVICE
+                        | special_fd_kind::SYMLINK
+                )),
         "fd: unknown descriptor flags",
     )?;
     // Inherited descriptors and placeholders (restored as /dev/null) do
@@ -380,7 +388,12 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
     )?;
     let with_data = matches!(
         r.kind,
-        fd_kind::PIPE | fd_kind::SOCKETPAIR | fd_kind::MEMFD | ghost_fd_kind::SHMEM
+        fd_kind::PIPE
+            | fd_kind::SOCKETPAIR
+            | fd_kind::MEMFD
+            | ghost_fd_kind::SHMEM
+            | special_fd_kind::FIFO
+            | special_fd_kind::SYMLINK
     );
     ensure(
         if r.data_len == 0 {
@@ -397,6 +410,9 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             | fd_kind::CTTY
             | ghost_fd_kind::GHOST
             | ghost_fd_kind::PROCFS
+            | special_fd_kind::FIFO
+            | special_fd_kind::DEVICE
+            | special_fd_kind::SYMLINK
     ) {
         ensure(path_like(view.string(r.path)?), "fd: no usable path")?;
     }
@@ -432,6 +448,9 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         ghost_fd_kind::SHMEM => r.data_len <= a[0],
         // Watches are in NT_KCKPT_INOTIFY (`inotify::validate`).
         crate::inotify::INOTIFY_FD_KIND => a == [0; 4],
+        special_fd_kind::FIFO | special_fd_kind::DEVICE | special_fd_kind::SYMLINK => {
+            crate::special::args_ok(r.kind, a, r.data_len)
+        }
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

@@ -5,6 +5,7 @@
 use crate::ghosts::ghost_fd_kind;
 use crate::read::{FormatError, ImageView};
 use crate::records::*;
+use crate::special::special_fd_kind;
 
 /// Largest descriptor number an image may hold (the kernel's `NR_OPEN`).
 pub const MAX_FD: u32 = 1 << 20;
@@ -25,7 +26,8 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         prev = Some(r.fd);
         let known = fd_kind::known(r.kind)
             || (ghost_fd_kind::GHOST..=ghost_fd_kind::SHMEM).contains(&r.kind)
-            || r.kind == crate::inotify::INOTIFY_FD_KIND;
+            || r.kind == crate::inotify::INOTIFY_FD_KIND
+            || (special_fd_kind::FIFO..=special_fd_kind::SYMLINK).contains(&r.kind);
         if !known {
             return Err(bad);
         }
@@ -46,7 +48,10 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             let of = find_fd(view, fd).ok_or(bad)?;
             if fd == r.fd
                 || of.dup_of != FD_NO_DUP
-                || !matches!(of.kind, fd_kind::PIPE | fd_kind::MEMFD)
+                || !matches!(
+                    of.kind,
+                    fd_kind::PIPE | fd_kind::MEMFD | special_fd_kind::FIFO
+                )
             {
                 return Err(bad);
             }

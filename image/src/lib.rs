@@ -20,6 +20,7 @@ pub mod kstate;
 pub mod locks;
 pub mod read;
 pub mod records;
+pub mod special;
 pub mod terminal;
 pub mod timers;
 
@@ -28,4 +29,5 @@ pub use guards::GuardRecord;
 pub use locks::{lock_kind, lock_type, LockRecord};
 pub use read::{FormatError, ImageView};
 pub use records::*;
+pub use special::special_fd_kind;
 pub use timers::{PosixTimerRecord, TimersRecord, NT_KCKPT_POSIX_TIMERS, NT_KCKPT_TIMERS};

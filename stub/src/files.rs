@@ -20,7 +20,9 @@
 //! refuses what led outside.
 
 use kckpt_image::files::find_fd;
-use kckpt_image::{fd_flags, fd_kind, fs_flags, ghost_fd_kind, FdRecord, FD_NO_DUP};
+use kckpt_image::{
+    fd_flags, fd_kind, fs_flags, ghost_fd_kind, special_fd_kind, FdRecord, FD_NO_DUP,
+};
 use linux_raw_sys::general as g;
 
 use crate::load::Image;
@@ -38,7 +40,7 @@ const MFD_CLOEXEC: u32 = 1;
 const MFD_ALLOW_SEALING: u32 = 2;
 
 /// `kckpt: IMAGE: fd N (...)` prefix.
-fn fd_msg(img: &Image, r: &FdRecord) -> Msg {
+pub(crate) fn fd_msg(img: &Image, r: &FdRecord) -> Msg {
     let mut m = Msg::new();
     m.push(img.path).s(": fd ").dec(r.fd.into());
     let path = img.view.string(r.path).unwrap_or(&[]);
@@ -48,7 +50,7 @@ fn fd_msg(img: &Image, r: &FdRecord) -> Msg {
     m
 }
 
-fn fail(img: &Image, r: &FdRecord, what: &str, e: Errno) -> ! {
+pub(crate) fn fail(img: &Image, r: &FdRecord, what: &str, e: Errno) -> ! {
     fd_msg(img, r).s(": ").s(what).errno(e).fail()
 }
 
@@ -61,7 +63,7 @@ fn c_string<'b>(bytes: &[u8], buf: &'b mut [u8; 4096]) -> &'b [u8] {
 }
 
 /// Move `tmp` to number `fd` with the saved close-on-exec flag.
-fn place(tmp: usize, r: &FdRecord) -> Result<(), Errno> {
+pub(crate) fn place(tmp: usize, r: &FdRecord) -> Result<(), Errno> {
     let fd = r.fd as usize;
     let cloexec = r.fd_flags & fd_flags::CLOEXEC != 0;
     if tmp == fd {
@@ -84,7 +86,7 @@ fn park(tmp: usize, floor: usize) -> Result<usize, Errno> {
     Ok(high)
 }
 
-fn open_dev_null() -> Result<usize, Errno> {
+pub(crate) fn open_dev_null() -> Result<usize, Errno> {
     sys::open(b"/dev/null\0", g::O_RDWR)
 }
 
@@ -93,7 +95,9 @@ fn open_dev_null() -> Result<usize, Errno> {
 fn from_caller(r: &FdRecord, stdio: u8) -> bool {
     match r.kind {
         fd_kind::INHERITED | fd_kind::TERMINAL => stdio != STDIO_SAVED,
-        fd_kind::FILE | fd_kind::PATH => r.fd <= 2 && stdio == STDIO_INHERIT,
+        fd_kind::FILE | fd_kind::PATH | special_fd_kind::DEVICE => {
+            r.fd <= 2 && stdio == STDIO_INHERIT
+        }
         _ => false,
     }
 }
@@ -292,6 +296,12 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
                 .unwrap_or_else(|e| fail(img, r, "inotify_init1", e)),
             ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
             ghost_fd_kind::SHMEM => shmem_fd(img, r),
+            special_fd_kind::FIFO => {
+                crate::special::fifo(img, r, force, park_floor, &mut buf);
+                continue;
+            }
+            special_fd_kind::DEVICE => crate::special::device(img, r),
+            special_fd_kind::SYMLINK => crate::special::symlink(img, r, force),
             _ => {
                 fd_msg(img, r)
                     .s(": not saved (dumped with --skip-unsupported); restored as /dev/null")
@@ -303,7 +313,9 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
     }
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
-        if r.kind == fd_kind::REOPEN {
+        let of_fifo =
+            find_fd(&v, r.args[0] as u32).is_some_and(|o| o.kind == special_fd_kind::FIFO);
+        if r.kind == fd_kind::REOPEN && !of_fifo {
             let fd = reopen_description(img, &r, &mut buf);
             place(fd, &r).unwrap_or_else(|e| fail(img, &r, "cannot move it to its number", e));
         }
@@ -409,7 +421,7 @@ fn ctty(img: &Image, r: &FdRecord, force: bool) -> usize {
 /// Another open file description (`REOPEN`) of the object at descriptor `args[0]`
 /// (which exists by now): `/proc/self/fd/N` opened with the saved flags,
 /// at the saved offset.
-fn reopen_description(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
+pub(crate) fn reopen_description(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
     let mut path = [0u8; 32];
     let prefix = b"/proc/self/fd/";
     path[..prefix.len()].copy_from_slice(prefix);

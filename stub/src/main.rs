@@ -28,6 +28,7 @@ mod memory;
 mod process;
 mod report;
 mod shmem;
+mod special;
 mod startup;
 mod state;
 mod statics;

@@ -19,6 +19,7 @@ use nix::sys::socket::{self, MsgFlags};
 use kckpt_image::ghost_fd_kind;
 use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
+use kckpt_image::special_fd_kind;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
@@ -50,6 +51,8 @@ struct Fd {
     ino: u64,
     /// Memfd inode (two open files of one memfd: `REOPEN`).
     memfd_ino: u64,
+    /// Named pipe: (device, inode) (two open files of one: `REOPEN`).
+    fifo: Option<(u64, u64)>,
     /// TERMINAL, CTTY: the terminal's mode (its `fd` filled in at write).
     term: Option<TerminalRecord>,
     /// Inotify: its watches as fdinfo lists them (1.3).
@@ -90,6 +93,18 @@ enum Class {
     Pipe(u64),
     Socket(u64),
     Memfd(Vec<u8>, u64),
+    /// A named pipe (1.3): whether its name was removed, its device and
+    /// inode, its permission bits.
+    Fifo {
+        deleted: bool,
+        key: (u64, u64),
+        mode: u32,
+    },
+    /// A memory device at another path than the [`DEVICES`] (1.3):
+    /// major, minor, permission bits, whether its name was removed.
+    MemDevice(u64, u64, u32, bool),
+    /// A symbolic link held with `O_PATH` (1.3), whether it was removed.
+    Symlink(bool),
     /// A character device other than the [`DEVICES`]: a terminal or not
     /// (`TCGETS2` on a copy decides) with its device number.
     CharDev(u64),
@@ -159,13 +174,27 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
         return class;
     }
     let ft = meta.file_type();
+    let gone = meta.nlink() == 0 && link.ends_with(" (deleted)");
+    if ft.is_fifo() {
+        return Class::Fifo {
+            deleted: gone,
+            key: (meta.dev(), meta.ino()),
+            mode: meta.mode() & 0o7777,
+        };
+    }
+    if ft.is_symlink() {
+        return Class::Symlink(gone);
+    }
+    if ft.is_char_device() && !DEVICES.contains(&link) {
+        if let Some((major, minor)) = super::special::mem_device(meta.rdev()) {
+            return Class::MemDevice(major, minor, meta.mode() & 0o7777, gone);
+        }
+    }
     if ft.is_file() {
         let deleted = meta.nlink() == 0 && link.ends_with(" (deleted)");
         Class::File { deleted }
     } else if ft.is_dir() || (ft.is_char_device() && DEVICES.contains(&link)) {
         Class::Path
-    } else if ft.is_fifo() {
-        Class::Unsupported(format!("named pipe {link}"))
     } else if ft.is_char_device() {
         Class::CharDev(meta.rdev())
     } else {
@@ -286,7 +315,7 @@ fn unix_peer(ino: u64) -> Option<(u64, bool)> {
 
 /// Copy the bytes waiting in a pipe without consuming them: `tee` into a
 /// scratch pipe of the same capacity, then read that.
-fn peek_pipe(read_end: &OwnedFd) -> std::io::Result<Vec<u8>> {
+pub(super) fn peek_pipe(read_end: &OwnedFd) -> std::io::Result<Vec<u8>> {
     let size = fcntl(read_end.as_fd(), FcntlArg::F_GETPIPE_SZ)? as usize;
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     fcntl(w.as_fd(), FcntlArg::F_SETPIPE_SZ(size as i32))?;
@@ -758,6 +787,37 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 d.rec.kind = fd_kind::PIPE;
                 d.ino = *ino;
             }
+            Class::Fifo { deleted, key, mode } => {
+                d.rec.kind = special_fd_kind::FIFO;
+                d.path = strip_deleted(&link, *deleted);
+                d.fifo = Some(*key);
+                d.rec.args[1] = u64::from(*mode);
+                if *deleted {
+                    d.rec.fd_flags |= fd_flags::DELETED;
+                }
+            }
+            Class::MemDevice(major, minor, mode, deleted) => {
+                d.rec.kind = special_fd_kind::DEVICE;
+                d.path = strip_deleted(&link, *deleted);
+                d.rec.args[..3].copy_from_slice(&[*major, *minor, u64::from(*mode)]);
+                if *deleted {
+                    d.rec.fd_flags |= fd_flags::DELETED;
+                }
+            }
+            Class::Symlink(deleted) => {
+                d.rec.kind = special_fd_kind::SYMLINK;
+                d.path = strip_deleted(&link, *deleted);
+                if *deleted {
+                    d.rec.fd_flags |= fd_flags::DELETED;
+                }
+                let copy = getfd(fd)?;
+                match nix::fcntl::readlinkat(copy.as_fd(), "") {
+                    Ok(t) if !t.is_empty() && t.len() < 4096 => {
+                        d.data = t.as_encoded_bytes().to_vec()
+                    }
+                    _ => refused = Some(format!("symbolic link {link} (its target unreadable)")),
+                }
+            }
             Class::Socket(ino) => {
                 d.ino = *ino;
                 d.rec.kind = fd_kind::SOCKETPAIR;
@@ -837,6 +897,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         if let Some(what) = refused {
             class = Class::Unsupported(what);
             d.rec.kind = fd_kind::PLACEHOLDER;
+            d.rec.fd_flags &= !fd_flags::DELETED;
         }
         classes.push(class);
         links.push(link);
@@ -873,6 +934,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         }
     }
 
+    fifos(pid, &mut files, &mut classes, &getfd)?;
     // Inotify watches (1.3): each inode through a descriptor of the
     // process open on it, or a path.
     let open: Vec<(u32, u64, u64)> = files
@@ -1072,7 +1134,9 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         }
         if r.kind == fd_kind::REOPEN && r.dup_of == FD_NO_DUP {
             let of = files.fds.iter().position(|f| f.rec.fd as u64 == r.args[0]);
-            if of.is_none_or(|j| !matches!(files.fds[j].rec.kind, fd_kind::PIPE | fd_kind::MEMFD)) {
+            let reopenable =
+                |k| matches!(k, fd_kind::PIPE | fd_kind::MEMFD | special_fd_kind::FIFO);
+            if of.is_none_or(|j| !reopenable(files.fds[j].rec.kind)) {
                 classes[i] = Class::Unsupported(format!(
                     "another open file description of fd {}, which is unsupported",
                     r.args[0]
@@ -1191,6 +1255,77 @@ fn char_device(copy: &OwnedFd, rdev: u64, link: &str) -> Class {
     }
 }
 
+/// `link` without its ` (deleted)` when `deleted`.
+fn strip_deleted(link: &str, deleted: bool) -> Vec<u8> {
+    let p = link.strip_suffix(" (deleted)").filter(|_| deleted);
+    p.unwrap_or(link).as_bytes().to_vec()
+}
+
+/// Named pipes: the first descriptor of each holds its buffered bytes, the
+/// others (not `dup`s) become `REOPEN` of it; one another process also
+/// holds is refused by name.
+#[allow(clippy::needless_range_loop)]
+fn fifos(
+    pid: i32,
+    files: &mut Files,
+    classes: &mut [Class],
+    getfd: &dyn Fn(i32) -> Result<OwnedFd>,
+) -> Result<()> {
+    let mut keys = std::collections::HashSet::new();
+    for i in 0..files.fds.len() {
+        let f = &files.fds[i];
+        let Some(key) = f.fifo else { continue };
+        if f.rec.dup_of != FD_NO_DUP || f.rec.kind != special_fd_kind::FIFO {
+            continue;
+        }
+        let first = files.fds[..i].iter().position(|o| {
+            o.fifo == Some(key) && o.rec.dup_of == FD_NO_DUP && o.rec.kind == special_fd_kind::FIFO
+        });
+        if let Some(j) = first {
+            reopen_of(&mut files.fds, i, j);
+            continue;
+        }
+        keys.insert(key);
+        let fd = f.rec.fd as i32;
+        let copy = getfd(fd)?;
+        let (data, size) = super::special::fifo_data(pid, fd, f.rec.flags, &copy).map_err(|e| {
+            Error::Unsupported {
+                pid,
+                reason: format!(
+                    "cannot read the named pipe at fd {fd}: {}",
+                    crate::error::io_text(&e)
+                ),
+            }
+        })?;
+        files.fds[i].data = data;
+        files.fds[i].rec.args[0] = size;
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let shared = super::special::other_holders(pid, &keys);
+    for i in 0..files.fds.len() {
+        let Some(key) = files.fds[i].fifo else {
+            continue;
+        };
+        let r = files.fds[i].rec;
+        if r.dup_of != FD_NO_DUP || !matches!(r.kind, special_fd_kind::FIFO | fd_kind::REOPEN) {
+            continue;
+        }
+        if let Some((other, _)) = shared.iter().find(|(_, k)| *k == key) {
+            let path = String::from_utf8_lossy(&files.fds[i].path).into_owned();
+            classes[i] = Class::Unsupported(format!(
+                "named pipe {path} shared with another process (pid {other})"
+            ));
+            files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            files.fds[i].rec.args = [0; 4];
+            files.fds[i].rec.fd_flags &= !fd_flags::DELETED;
+            files.fds[i].data.clear();
+        }
+    }
+    Ok(())
+}
+
 /// Make descriptor `i` another open file description of the object of
 /// descriptor `j` (`REOPEN`): no data of its own.
 fn reopen_of(fds: &mut [Fd], i: usize, j: usize) {
@@ -1198,6 +1333,7 @@ fn reopen_of(fds: &mut [Fd], i: usize, j: usize) {
     let path = fds[j].path.clone();
     let f = &mut fds[i];
     f.rec.kind = fd_kind::REOPEN;
+    f.rec.fd_flags &= !fd_flags::DELETED;
     f.rec.args = [u64::from(of), 0, 0, 0];
     f.rec.peer = FD_NO_DUP;
     f.path = path;

@@ -19,6 +19,7 @@ pub mod process;
 pub mod procfs;
 pub mod ptrace;
 pub mod shmem;
+mod special;
 pub mod terminal;
 pub mod threads;
 pub(crate) mod timers;
