@@ -27,6 +27,8 @@ fn kind_name(kind: u32) -> &'static str {
         ghost_fd_kind::GHOST => "deleted",
         ghost_fd_kind::PROCFS => "procfs",
         ghost_fd_kind::SHMEM => "shmem",
+        kckpt_image::self_fd_kind::PIDFD => "pidfd of itself",
+        kckpt_image::self_fd_kind::NSFD => "own namespace",
         _ => "?",
     }
 }

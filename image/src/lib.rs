@@ -19,6 +19,7 @@ pub mod kstate;
 pub mod locks;
 pub mod read;
 pub mod records;
+pub mod selffd;
 pub mod terminal;
 pub mod timers;
 
@@ -27,4 +28,5 @@ pub use guards::GuardRecord;
 pub use locks::{lock_kind, lock_type, LockRecord};
 pub use read::{FormatError, ImageView};
 pub use records::*;
+pub use selffd::{self_fd_kind, EPOLL_SRC_CLOSED};
 pub use timers::{PosixTimerRecord, TimersRecord, NT_KCKPT_POSIX_TIMERS, NT_KCKPT_TIMERS};

@@ -19,6 +19,7 @@ use nix::sys::socket::{self, MsgFlags};
 use kckpt_image::ghost_fd_kind;
 use kckpt_image::records::*;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
+use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
 use super::fdsys;
@@ -92,6 +93,11 @@ enum Class {
     Terminal(TerminalRecord, u64),
     Eventfd,
     Epoll,
+    /// A pidfd (1.3: of the process itself only).
+    Pidfd,
+    /// A namespace descriptor (`net:[ino]`, 1.3): the `/proc/self/ns`
+    /// path of the process's own namespace, and its inode.
+    Ns(String, u64),
     Timerfd,
     Signalfd,
     Unsupported(String),
@@ -131,6 +137,7 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
             "[eventpoll]" => Class::Epoll,
             "[timerfd]" => Class::Timerfd,
             "[signalfd]" => Class::Signalfd,
+            "[pidfd]" => Class::Pidfd,
             "inotify" => Class::Unsupported("inotify".into()),
             "[io_uring]" => Class::Unsupported("io_uring".into()),
             other => Class::Unsupported(other.trim_matches(['[', ']']).to_owned()),
@@ -140,6 +147,9 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
         let name = name.strip_suffix(" (deleted)").unwrap_or(name);
         let ino = fs::metadata(format!("/proc/{pid}/fd/{fd}")).map_or(0, |m| m.ino());
         return Class::Memfd(name.as_bytes().to_vec(), ino);
+    }
+    if let Some(class) = namespace(pid, link) {
+        return class;
     }
     if !link.starts_with('/') {
         return Class::Unsupported(link.to_owned());
@@ -164,6 +174,32 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
     } else {
         Class::Unsupported(format!("device {link}"))
     }
+}
+
+/// A namespace descriptor (`net:[4026531833]`): the process's own
+/// namespace of that kind (the same link as `/proc/PID/ns/NAME`) is
+/// reopened as `/proc/self/ns/NAME`; another one is refused.
+fn namespace(pid: i32, link: &str) -> Option<Class> {
+    let (kind, rest) = link.split_once(":[")?;
+    let ino: u64 = rest.strip_suffix(']')?.parse().ok()?;
+    let names = kckpt_image::selffd::NS_NAMES;
+    if !names.contains(&kind.as_bytes()) {
+        return None;
+    }
+    // Its own kind first: `pid:[X]` is `pid`, or `pid_for_children`
+    // when only that one matches.
+    let own = names
+        .iter()
+        .filter_map(|n| std::str::from_utf8(n).ok())
+        .filter(|n| n.starts_with(kind))
+        .find(|n| {
+            fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .is_ok_and(|l| l.as_os_str().as_encoded_bytes() == link.as_bytes())
+        });
+    Some(match own {
+        Some(name) => Class::Ns(format!("/proc/self/ns/{name}"), ino),
+        None => Class::Unsupported(format!("namespace {link}, not one of the process's own")),
+    })
 }
 
 /// Kinds of format 1.3 told apart by the file system or the name: procfs
@@ -781,29 +817,36 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
             }
             Class::Epoll => {
                 d.rec.kind = fd_kind::EPOLL;
+                let mut inodes = None;
+                let mut seen: Vec<u32> = Vec::new();
                 for line in info.lines().filter(|l| l.starts_with("tfd:")) {
                     let f: Vec<&str> = line.split_whitespace().collect();
                     // tfd: N events: X data: Y  pos:P ino:I sdev:S
                     let get = |k: &str| f.iter().position(|w| *w == k).and_then(|i| f.get(i + 1));
                     let tfd: u32 = get("tfd:").and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let ino = f
+                        .iter()
+                        .find_map(|w| w.strip_prefix("ino:"))
+                        .map_or(0, |s| u64::from_str_radix(s, 16).unwrap_or(0));
+                    // Items added with the same number: the kernel (and
+                    // kcmp's `toff`) counts them in this order.
+                    let toff = seen.iter().filter(|&&t| t == tfd).count() as u32;
+                    seen.push(tfd);
+                    let src = epoll_source(pid, fd, tfd, toff, ino, &numbers, &mut inodes);
                     let item = EpollItemRecord {
                         epfd: fd as u32,
                         tfd,
                         events: hex(get("events:").copied()) as u32,
-                        reserved: 0,
+                        src: src.unwrap_or(0),
                         data: hex(get("data:").copied()),
                     };
-                    let ino = f
-                        .iter()
-                        .find_map(|w| w.strip_prefix("ino:"))
-                        .map(|s| u64::from_str_radix(s, 16).unwrap_or(0));
-                    let now = fs::read_to_string(format!("/proc/{pid}/fdinfo/{tfd}"))
-                        .ok()
-                        .map(|i| dec(fdinfo_field(&i, "ino")));
-                    if now.is_none() || now != ino {
+                    if src.is_none() {
                         unsupported.push((
                             Some(fd),
-                            format!("epoll watching fd {tfd}, which was closed since"),
+                            format!(
+                                "epoll watching fd {tfd}, which was closed since, \
+                                 with its file at no other descriptor"
+                            ),
                         ));
                     }
                     files.epoll.push(item);
@@ -816,6 +859,16 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
             Class::Signalfd => {
                 d.rec.kind = fd_kind::SIGNALFD;
                 d.rec.args[0] = hex(fdinfo_field(&info, "sigmask"));
+            }
+            Class::Pidfd => {
+                d.rec.kind = self_fd_kind::PIDFD;
+                d.rec.pos = 0;
+                refused = pidfd_refusal(pid, &info, d.rec.flags);
+            }
+            Class::Ns(path, ino) => {
+                d.rec.kind = self_fd_kind::NSFD;
+                d.path = path.as_bytes().to_vec();
+                d.rec.args[0] = *ino;
             }
             Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
@@ -1131,6 +1184,56 @@ fn skip_consequence(unsupported: &[(Option<i32>, String)]) -> &'static str {
         (false, _) => "without saving them",
         (true, true) => "with such descriptors restored as /dev/null and the rest not saved",
     }
+}
+
+/// `EpollItemRecord::src` of the `toff`-th item added with number `tfd`
+/// to epoll `epfd` (fdinfo `ino` `ino`): 0 when `tfd` is still its file,
+/// else `EPOLL_SRC_CLOSED | N` for the lowest descriptor `N` of `numbers`
+/// holding the file (`kcmp(KCMP_EPOLL_TFD)`); `None` when no descriptor
+/// holds it. Without kcmp, the inode of `tfd` decides as before 1.3.
+/// `inodes` caches each descriptor's inode.
+fn epoll_source(
+    pid: i32,
+    epfd: i32,
+    tfd: u32,
+    toff: u32,
+    ino: u64,
+    numbers: &[i32],
+    inodes: &mut Option<Vec<(u64, i32)>>,
+) -> Option<u32> {
+    let ino_of = |n: i32| fs::metadata(format!("/proc/{pid}/fd/{n}")).map_or(0, |m| m.ino());
+    match fdsys::epoll_target_is(pid, tfd as i32, epfd, tfd, toff) {
+        Some(true) => return Some(0),
+        Some(false) => {}
+        None => return (i32::try_from(tfd).is_ok_and(|t| ino_of(t) == ino)).then_some(0),
+    }
+    let inodes = inodes.get_or_insert_with(|| numbers.iter().map(|&n| (ino_of(n), n)).collect());
+    inodes
+        .iter()
+        .filter(|&&(i, n)| i == ino && n != epfd)
+        .find(|&&(_, n)| fdsys::epoll_target_is(pid, n, epfd, tfd, toff) == Some(true))
+        .map(|&(_, n)| EPOLL_SRC_CLOSED | n as u32)
+}
+
+/// Why the pidfd with `fdinfo` text `info` and status `flags` cannot be
+/// restored, if it cannot: only a pidfd of the process itself can (the
+/// restored process opens one of itself), without `PIDFD_THREAD`.
+fn pidfd_refusal(pid: i32, info: &str, flags: u32) -> Option<String> {
+    let of: i64 = fdinfo_field(info, "Pid")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1);
+    if of != i64::from(pid) {
+        return Some(if of <= 0 {
+            "pidfd of a process that has exited or is outside its PID namespace".to_owned()
+        } else {
+            format!("pidfd of process {of}")
+        });
+    }
+    // PIDFD_THREAD is O_EXCL; pidfds are read-write.
+    if flags & !(OFlag::O_NONBLOCK.bits() as u32) != OFlag::O_RDWR.bits() as u32 {
+        return Some("pidfd of the process with PIDFD_THREAD".to_owned());
+    }
+    None
 }
 
 /// A character device other than the known ones: a terminal (its mode;
