@@ -40,6 +40,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("STDIO_COPY", "stdio_copy.c", &["-fPIE", "-pie"]),
     ("OFD", "ofd.c", &["-fPIE", "-pie"]),
     ("GHOSTS", "ghosts.c", &["-fPIE", "-pie"]),
+    ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

@@ -481,16 +481,19 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         out.push(format!("ptrace of pid {tid}"));
     }
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let private_shmem = maps.lines().any(|l| {
-        l.ends_with(" /dev/zero (deleted)")
-            && l.split_whitespace()
-                .nth(1)
-                .is_some_and(|p| p.ends_with('p'))
+    let entries = procfs::maps(pid).unwrap_or_default();
+    let uncovered = entries.iter().find(|e| {
+        !e.shared
+            && e.name == "/dev/zero (deleted)"
+            && !super::memory::covered_by_shared(&entries, e)
     });
-    if private_shmem {
-        // Opened through /proc/PID/map_files and mapped privately: kckpt
-        // restores shared anonymous memory as shared mappings only.
-        out.push("private mapping of shared anonymous memory".to_owned());
+    if let Some(at) = uncovered.map(|e| e.start) {
+        // Opened through /proc/PID/map_files and mapped privately: the
+        // pages it has not written are the object's, saved only through
+        // its shared mappings.
+        out.push(format!(
+            "private mapping of shared anonymous memory at {at:#x} whose object is not mapped shared over it"
+        ));
     }
     if maps.lines().any(|l| l.contains(" /SYSV")) {
         out.push("SysV shared memory attached".to_owned());
