@@ -390,7 +390,10 @@ fn watch(img: &Image, item: &kckpt_image::EpollItemRecord, floor: usize) {
     let (tfd, src) = (item.tfd as usize, watched as usize);
     let add = || sys::epoll_add(item.epfd as usize, tfd, item.events, item.data);
     let r = if closed {
-        let held = find_fd(&v, item.tfd).map(|_| park_copy(tfd, floor));
+        // Whatever is open at that number now (a saved descriptor, or
+        // with KCKPT_STDIO=inherit the caller's 0-2) is put back after.
+        const F_GETFD: u32 = 1;
+        let held = sys::fcntl(tfd, F_GETFD, 0).ok().map(|_| park_copy(tfd, floor));
         let r = sys::dup3(src, tfd, g::O_CLOEXEC).and_then(|_| add());
         match held {
             Some(Ok((copy, fd_flags))) => {
