@@ -393,7 +393,9 @@ fn watch(img: &Image, item: &kckpt_image::EpollItemRecord, floor: usize) {
         // Whatever is open at that number now (a saved descriptor, or
         // with KCKPT_STDIO=inherit the caller's 0-2) is put back after.
         const F_GETFD: u32 = 1;
-        let held = sys::fcntl(tfd, F_GETFD, 0).ok().map(|_| park_copy(tfd, floor));
+        let held = sys::fcntl(tfd, F_GETFD, 0)
+            .ok()
+            .map(|_| park_copy(tfd, floor));
         let r = sys::dup3(src, tfd, g::O_CLOEXEC).and_then(|_| add());
         match held {
             Some(Ok((copy, fd_flags))) => {

@@ -74,3 +74,11 @@ pub fn epoll_target_is(pid: i32, fd: i32, epfd: i32, tfd: u32, toff: u32) -> Opt
         Err(_) => None,
     }
 }
+
+/// Close a descriptor the kernel installed in this process with a received
+/// (or peeked) `SCM_RIGHTS` message.
+pub fn close_received(fd: RawFd) {
+    // SAFETY: the kernel just installed `fd` for this process's recvmsg;
+    // nothing else owns it, and it is used nowhere after this.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}

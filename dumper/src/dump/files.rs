@@ -336,21 +336,36 @@ fn peek_pipe(read_end: &OwnedFd) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Bytes waiting in a socket's receive queue (`MSG_PEEK`).
-fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<Vec<u8>>> {
+/// Bytes waiting in a socket's receive queue (`MSG_PEEK`), and whether
+/// descriptors are in flight among them (`SCM_RIGHTS`: the peek installs
+/// copies in this process, closed at once; kckpt cannot send them again).
+fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<(Vec<u8>, bool)>> {
+    use std::io::IoSliceMut;
     let mut buf = vec![0u8; 16 << 20];
-    match socket::recv(
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let got = socket::recvmsg::<()>(
         sock.as_raw_fd(),
-        &mut buf,
-        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-    ) {
-        Ok(n) => {
-            buf.truncate(n);
-            Ok(Some(buf))
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    );
+    let (n, rights) = match got {
+        Ok(msg) => {
+            let mut rights = false;
+            for c in msg.cmsgs()? {
+                if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                    rights = true;
+                    fds.into_iter().for_each(fdsys::close_received);
+                }
+            }
+            (msg.bytes, rights)
         }
-        Err(nix::errno::Errno::EAGAIN) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    buf.truncate(n);
+    Ok(Some((buf, rights)))
 }
 
 fn read_memfd(file: &fs::File, size: u64) -> std::io::Result<Vec<u8>> {
@@ -1018,7 +1033,13 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 })?;
                 let stream = files.fds[i].rec.args[0] == 1;
                 match queued {
-                    Some(bytes) if stream => files.fds[i].data = bytes,
+                    Some((_, true)) => {
+                        classes[i] = Class::Unsupported(
+                            "socketpair with descriptors in flight, SCM_RIGHTS".into(),
+                        );
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                    }
+                    Some((bytes, false)) if stream => files.fds[i].data = bytes,
                     Some(_) => {
                         classes[i] = Class::Unsupported("socketpair with unread datagrams".into());
                         files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
