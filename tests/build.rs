@@ -42,6 +42,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("GHOSTS", "ghosts.c", &["-fPIE", "-pie"]),
     ("INOTIFY", "inotify.c", &["-fPIE", "-pie"]),
     ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
+    ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

@@ -31,6 +31,8 @@ fn kind_name(kind: u32) -> &'static str {
         special_fd_kind::FIFO => "named pipe",
         special_fd_kind::DEVICE => "device",
         special_fd_kind::SYMLINK => "symlink",
+        kckpt_image::self_fd_kind::PIDFD => "pidfd of itself",
+        kckpt_image::self_fd_kind::NSFD => "own namespace",
         _ => "?",
     }
 }

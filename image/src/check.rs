@@ -350,7 +350,10 @@ fn files(view: &ImageView<'_>) -> Result<(), FormatError> {
         fd(view, &r, page)?;
     }
     for e in view.epoll.iter() {
-        ensure(e.reserved == 0, "epoll item: reserved field not zero")?;
+        ensure(
+            e.src == 0 || e.src & crate::EPOLL_SRC_CLOSED != 0,
+            "epoll item: bad source descriptor",
+        )?;
         ensure(
             e.events & !EPOLL_EVENTS_KNOWN == 0 && e.tfd != e.epfd,
             "epoll item: unknown events or watching itself",
@@ -416,6 +419,12 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
     ) {
         ensure(path_like(view.string(r.path)?), "fd: no usable path")?;
     }
+    if r.kind == crate::self_fd_kind::NSFD {
+        ensure(
+            crate::selffd::ns_path_ok(view.string(r.path)?),
+            "fd: namespace descriptor without a /proc/self/ns path",
+        )?;
+    }
     if r.kind == fd_kind::TERMINAL && r.dup_of == FD_NO_DUP {
         // Reopened by this path with --stdio=saved.
         ensure(
@@ -451,6 +460,9 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         special_fd_kind::FIFO | special_fd_kind::DEVICE | special_fd_kind::SYMLINK => {
             crate::special::args_ok(r.kind, a, r.data_len)
         }
+        // Read-write, maybe O_NONBLOCK (PIDFD_NONBLOCK), no offset.
+        crate::self_fd_kind::PIDFD => a == [0; 4] && r.flags & !0o4003 == 0 && r.pos == 0,
+        crate::self_fd_kind::NSFD => a[1..] == [0; 3],
         _ => true,
     };
     ensure(ok, "fd: bad kind-specific values")

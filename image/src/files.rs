@@ -5,6 +5,7 @@
 use crate::ghosts::ghost_fd_kind;
 use crate::read::{FormatError, ImageView};
 use crate::records::*;
+use crate::selffd::{self_fd_kind, EPOLL_SRC_CLOSED};
 use crate::special::special_fd_kind;
 
 /// Largest descriptor number an image may hold (the kernel's `NR_OPEN`).
@@ -27,7 +28,8 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         let known = fd_kind::known(r.kind)
             || (ghost_fd_kind::GHOST..=ghost_fd_kind::SHMEM).contains(&r.kind)
             || r.kind == crate::inotify::INOTIFY_FD_KIND
-            || (special_fd_kind::FIFO..=special_fd_kind::SYMLINK).contains(&r.kind);
+            || (special_fd_kind::FIFO..=special_fd_kind::SYMLINK).contains(&r.kind)
+            || matches!(r.kind, self_fd_kind::PIDFD | self_fd_kind::NSFD);
         if !known {
             return Err(bad);
         }
@@ -68,7 +70,16 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
     }
     for item in view.epoll.iter() {
         let ep = find_fd(view, item.epfd).ok_or(bad)?;
-        if ep.kind != fd_kind::EPOLL || find_fd(view, item.tfd).is_none() {
+        // The watched file's descriptor: `tfd`, or (1.3) another one
+        // when `tfd` was closed since.
+        let watched = if item.src == 0 {
+            item.tfd
+        } else if item.src & EPOLL_SRC_CLOSED != 0 && item.tfd < MAX_FD {
+            item.src & !EPOLL_SRC_CLOSED
+        } else {
+            return Err(bad);
+        };
+        if ep.kind != fd_kind::EPOLL || watched == item.epfd || find_fd(view, watched).is_none() {
             return Err(bad);
         }
     }

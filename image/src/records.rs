@@ -593,12 +593,15 @@ unsafe impl Record for FdRecord {}
 pub struct EpollItemRecord {
     /// The epoll descriptor.
     pub epfd: u32,
-    /// The watched descriptor.
+    /// The descriptor number the item was added with.
     pub tfd: u32,
     /// `epoll_event.events`.
     pub events: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// 0: the item watches descriptor `tfd` itself. (1.3)
+    /// [`crate::EPOLL_SRC_CLOSED`]` | N`: `tfd` was closed after the item
+    /// was added (the epoll set keeps the file); descriptor `N` holds the
+    /// watched file.
+    pub src: u32,
     /// `epoll_event.data`.
     pub data: u64,
 }

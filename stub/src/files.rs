@@ -21,7 +21,8 @@
 
 use kckpt_image::files::find_fd;
 use kckpt_image::{
-    fd_flags, fd_kind, fs_flags, ghost_fd_kind, special_fd_kind, FdRecord, FD_NO_DUP,
+    fd_flags, fd_kind, fs_flags, ghost_fd_kind, self_fd_kind, special_fd_kind, FdRecord,
+    EPOLL_SRC_CLOSED, FD_NO_DUP,
 };
 use linux_raw_sys::general as g;
 
@@ -120,10 +121,13 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
     if v.fds.is_empty() && v.fs.is_none() {
         return; // format 1.0 image: descriptors 0-2 inherited, as before
     }
+    // Epoll items whose number was closed are added with that number
+    // for a moment: it must be free of the stub's own descriptors too.
     let max = v
         .fds
         .iter()
         .map(|r| r.fd as usize)
+        .chain(v.epoll.iter().map(|e| e.tfd as usize))
         .max()
         .unwrap_or(2)
         .max(2);
@@ -302,6 +306,10 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
             }
             special_fd_kind::DEVICE => crate::special::device(img, r),
             special_fd_kind::SYMLINK => crate::special::symlink(img, r, force),
+            // A pidfd of the process itself: of the restored process.
+            self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)
+                .unwrap_or_else(|e| fail(img, r, "pidfd_open", e)),
+            self_fd_kind::NSFD => namespace(img, r, path),
             _ => {
                 fd_msg(img, r)
                     .s(": not saved (dumped with --skip-unsupported); restored as /dev/null")
@@ -341,29 +349,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
     }
 
     for item in v.epoll.iter() {
-        let Some(target) = find_fd(&v, item.tfd) else {
-            continue;
-        };
-        if target.kind == fd_kind::PLACEHOLDER {
-            continue;
-        }
-        let r = sys::epoll_add(
-            item.epfd as usize,
-            item.tfd as usize,
-            item.events,
-            item.data,
-        );
-        if let (Err(e), Some(ep)) = (r, find_fd(&v, item.epfd)) {
-            let mut m = fd_msg(img, &ep);
-            m.s(": cannot watch fd ").dec(item.tfd.into());
-            if target.kind == fd_kind::INHERITED {
-                m.errno(e)
-                    .s(" (an inherited descriptor; not watched)")
-                    .warn();
-            } else {
-                m.errno(e).fail();
-            }
-        }
+        watch(img, &item, park_floor);
     }
 
     crate::inotify::check_paths(img, force);
@@ -395,6 +381,92 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
         }
         let _ = sys::umask(fs.umask & 0o777);
     }
+}
+
+/// Add epoll item `item`. One whose number was closed after it was added
+/// (`src`) is added with that number for a moment: the file of its source
+/// descriptor is put there (the descriptor saved there, if any, is parked
+/// above `floor` and put back), added, and the number closed again.
+fn watch(img: &Image, item: &kckpt_image::EpollItemRecord, floor: usize) {
+    let v = img.view;
+    let closed = item.src & EPOLL_SRC_CLOSED != 0;
+    let watched = if closed {
+        item.src & !EPOLL_SRC_CLOSED
+    } else {
+        item.tfd
+    };
+    let Some(target) = find_fd(&v, watched) else {
+        return;
+    };
+    if target.kind == fd_kind::PLACEHOLDER {
+        return;
+    }
+    let (tfd, src) = (item.tfd as usize, watched as usize);
+    let add = || sys::epoll_add(item.epfd as usize, tfd, item.events, item.data);
+    let r = if closed {
+        // Whatever is open at that number now (a saved descriptor, or
+        // with KCKPT_STDIO=inherit the caller's 0-2) is put back after.
+        const F_GETFD: u32 = 1;
+        let held = sys::fcntl(tfd, F_GETFD, 0)
+            .ok()
+            .map(|_| park_copy(tfd, floor));
+        let r = sys::dup3(src, tfd, g::O_CLOEXEC).and_then(|_| add());
+        match held {
+            Some(Ok((copy, fd_flags))) => {
+                let back = sys::dup3(copy, tfd, 0).and_then(|_| sys::fcntl(tfd, F_SETFD, fd_flags));
+                sys::close(copy);
+                if let Err(e) = back {
+                    fail(
+                        img,
+                        &target,
+                        "cannot put a descriptor back after an epoll item",
+                        e,
+                    );
+                }
+            }
+            Some(Err(e)) => fail(img, &target, "cannot park a descriptor", e),
+            None => sys::close(tfd),
+        }
+        r
+    } else {
+        add()
+    };
+    if let (Err(e), Some(ep)) = (r, find_fd(&v, item.epfd)) {
+        let mut m = fd_msg(img, &ep);
+        m.s(": cannot watch fd ").dec(item.tfd.into());
+        if target.kind == fd_kind::INHERITED {
+            m.errno(e)
+                .s(" (an inherited descriptor; not watched)")
+                .warn();
+        } else {
+            m.errno(e).fail();
+        }
+    }
+}
+
+/// A copy of descriptor `fd` above `floor`, and `fd`'s `F_GETFD` flags.
+fn park_copy(fd: usize, floor: usize) -> Result<(usize, usize), Errno> {
+    const F_GETFD: u32 = 1;
+    let flags = sys::fcntl(fd, F_GETFD, 0)?;
+    Ok((sys::fcntl(fd, F_DUPFD_CLOEXEC, floor)?, flags))
+}
+
+/// One of the process's own namespaces: `/proc/self/ns/NAME` of the
+/// restored process. When that is another namespace than at dump time
+/// (another inode: a restore in new namespaces), a warning says so.
+fn namespace(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
+    let mut buf = [0u8; 4096];
+    let fd = sys::open(
+        c_string(path, &mut buf),
+        r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC),
+    )
+    .unwrap_or_else(|e| fail(img, r, "cannot open the namespace", e));
+    if sys::fstat(fd).map(|s| s.1).unwrap_or(0) != r.args[0] {
+        fd_msg(img, r)
+            .s(": the restored process is in another namespace of that kind than at dump time; the descriptor is its namespace now")
+            .warn();
+    }
+    fd
 }
 
 /// The controlling terminal at fd 3 or above: `/dev/tty` of whoever runs

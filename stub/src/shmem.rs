@@ -11,7 +11,14 @@
 //!   `mremap(base + offset, 0, len)`, the base unmapped after the group's
 //!   last VMA. The object keeps the name `/dev/zero (deleted)`.
 //!
-//! Stored pages are then written through each VMA (they land in the object).
+//! A group of shared anonymous memory that is also mapped privately (1.3:
+//! `/dev/zero (deleted)` opened through `/proc/PID/map_files` and mapped
+//! `MAP_PRIVATE`) is a memfd named `kckpt-shmem` instead (an anonymous
+//! area can be mapped privately only through a descriptor): the private
+//! VMA sees the object's pages it has not written, as before.
+//!
+//! Stored pages are then written through each VMA (they land in the object;
+//! those of a private VMA are its own copies).
 #![allow(unsafe_code)] // Maps memory by address.
 
 use kckpt_image::{prot, vma_flags, vma_kind, VmaRecord};
@@ -33,8 +40,15 @@ pub fn handles(img: &Image, vma: &VmaRecord) -> bool {
     if vma.kind != vma_kind::FILE || vma.flags & vma_flags::FILE_UNAVAILABLE == 0 {
         return false;
     }
-    vma.flags & vma_flags::SHARED != 0 || memfd_name(img, vma).is_some()
+    vma.flags & vma_flags::SHARED != 0 || memfd_name(img, vma).is_some() || private_shmem(img, vma)
 }
+
+/// A private mapping of shared anonymous memory (`/dev/zero (deleted)`).
+fn private_shmem(img: &Image, vma: &VmaRecord) -> bool {
+    vma.flags & vma_flags::SHARED == 0 && img.view.string(vma.name).ok() == Some(SHMEM_NAME)
+}
+
+const SHMEM_NAME: &[u8] = b"/dev/zero (deleted)";
 
 /// `NAME` of `/memfd:NAME (deleted)`.
 fn memfd_name(img: &Image, vma: &VmaRecord) -> Option<&'static [u8]> {
@@ -99,6 +113,7 @@ impl Groups {
                 }
             };
             let grp = &mut out.list[i];
+            grp.memfd |= private_shmem(img, &vma);
             grp.size = grp.size.max(end);
             grp.left += 1;
         }
@@ -142,7 +157,7 @@ impl Groups {
                     .map_err(at("sharing a restored memfd"))?
             } else if self.list[i].memfd {
                 let mut name = [0u8; 256];
-                let n = memfd_name(img, vma).unwrap_or(b"");
+                let n = memfd_name(img, vma).unwrap_or(b"kckpt-shmem");
                 name[..n.len()].copy_from_slice(n);
                 let fd = sys::memfd_create(&name[..n.len() + 1], g::MFD_CLOEXEC)
                     .map_err(at("creating a memfd"))?;

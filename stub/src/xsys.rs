@@ -114,3 +114,14 @@ pub fn ptrace_setsigmask(pid: u32, mask: u64) -> SysResult {
         )
     })
 }
+
+/// `pidfd_open(pid, flags)` (close-on-exec, read-write).
+pub fn pidfd_open(pid: u32, flags: u32) -> SysResult {
+    // SAFETY: integer arguments only.
+    check(unsafe {
+        raw_syscall(
+            g::__NR_pidfd_open as usize,
+            [pid as usize, flags as usize, 0, 0, 0, 0],
+        )
+    })
+}

@@ -373,10 +373,15 @@ fn non_zero_reserved_fields_are_refused() {
         let at = field_at(i, NT_KCKPT_FS, offset_of!(FsRecord, reserved));
         put_u64(i, at, 1);
     });
-    refused("epoll-reserved", files, &["reserved"], |i| {
-        let at = field_at(i, NT_KCKPT_EPOLL, offset_of!(EpollItemRecord, reserved));
-        put_u32(i, at, 1);
-    });
+    refused(
+        "epoll-src",
+        files,
+        &["source descriptor", "descriptor table"],
+        |i| {
+            let at = field_at(i, NT_KCKPT_EPOLL, offset_of!(EpollItemRecord, src));
+            put_u32(i, at, 1);
+        },
+    );
 }
 
 // ---- other enums and flags ----

@@ -56,3 +56,29 @@ pub fn sem_last_pid(semid: i32, semnum: i32) -> Option<i32> {
     let r = unsafe { libc::semctl(semid, semnum, libc::GETPID) };
     (r >= 0).then_some(r)
 }
+
+/// `kcmp(pid, pid, KCMP_EPOLL_TFD, fd, {epfd, tfd, toff})`: `Some(true)`
+/// when descriptor `fd` of process `pid` is the file of the `toff`-th item
+/// added with descriptor number `tfd` to its epoll `epfd`; `None` when the
+/// kernel cannot tell (no `CONFIG_CHECKPOINT_RESTORE`, no such item).
+pub fn epoll_target_is(pid: i32, fd: i32, epfd: i32, tfd: u32, toff: u32) -> Option<bool> {
+    const KCMP_EPOLL_TFD: libc::c_long = 7;
+    let slot: [u32; 3] = [epfd as u32, tfd, toff];
+    // SAFETY: the kernel reads one `struct kcmp_epoll_slot` (three u32)
+    // from `slot`, which outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) };
+    match Errno::result(r) {
+        Ok(v) => Some(v == 0),
+        // EBADF: `fd` is not open; the item exists.
+        Err(Errno::EBADF) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// Close a descriptor the kernel installed in this process with a received
+/// (or peeked) `SCM_RIGHTS` message.
+pub fn close_received(fd: RawFd) {
+    // SAFETY: the kernel just installed `fd` for this process's recvmsg;
+    // nothing else owns it, and it is used nowhere after this.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}

@@ -21,6 +21,7 @@ use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::special_fd_kind;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
+use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
 use super::fdsys;
@@ -112,6 +113,11 @@ enum Class {
     Terminal(TerminalRecord, u64),
     Eventfd,
     Epoll,
+    /// A pidfd (1.3: of the process itself only).
+    Pidfd,
+    /// A namespace descriptor (`net:[ino]`, 1.3): the `/proc/self/ns`
+    /// path of the process's own namespace, and its inode.
+    Ns(String, u64),
     Timerfd,
     Signalfd,
     /// An inotify instance (1.3).
@@ -153,6 +159,7 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
             "[eventpoll]" => Class::Epoll,
             "[timerfd]" => Class::Timerfd,
             "[signalfd]" => Class::Signalfd,
+            "[pidfd]" => Class::Pidfd,
             "inotify" => Class::Inotify,
             "[io_uring]" => Class::Unsupported("io_uring".into()),
             other => Class::Unsupported(other.trim_matches(['[', ']']).to_owned()),
@@ -162,6 +169,9 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
         let name = name.strip_suffix(" (deleted)").unwrap_or(name);
         let ino = fs::metadata(format!("/proc/{pid}/fd/{fd}")).map_or(0, |m| m.ino());
         return Class::Memfd(name.as_bytes().to_vec(), ino);
+    }
+    if let Some(class) = namespace(pid, link) {
+        return class;
     }
     if !link.starts_with('/') {
         return Class::Unsupported(link.to_owned());
@@ -200,6 +210,32 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
     } else {
         Class::Unsupported(format!("device {link}"))
     }
+}
+
+/// A namespace descriptor (`net:[4026531833]`): the process's own
+/// namespace of that kind (the same link as `/proc/PID/ns/NAME`) is
+/// reopened as `/proc/self/ns/NAME`; another one is refused.
+fn namespace(pid: i32, link: &str) -> Option<Class> {
+    let (kind, rest) = link.split_once(":[")?;
+    let ino: u64 = rest.strip_suffix(']')?.parse().ok()?;
+    let names = kckpt_image::selffd::NS_NAMES;
+    if !names.contains(&kind.as_bytes()) {
+        return None;
+    }
+    // Its own kind first: `pid:[X]` is `pid`, or `pid_for_children`
+    // when only that one matches.
+    let own = names
+        .iter()
+        .filter_map(|n| std::str::from_utf8(n).ok())
+        .filter(|n| n.starts_with(kind))
+        .find(|n| {
+            fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .is_ok_and(|l| l.as_os_str().as_encoded_bytes() == link.as_bytes())
+        });
+    Some(match own {
+        Some(name) => Class::Ns(format!("/proc/self/ns/{name}"), ino),
+        None => Class::Unsupported(format!("namespace {link}, not one of the process's own")),
+    })
 }
 
 /// Kinds of format 1.3 told apart by the file system or the name: procfs
@@ -336,21 +372,36 @@ pub(super) fn peek_pipe(read_end: &OwnedFd) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Bytes waiting in a socket's receive queue (`MSG_PEEK`).
-fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<Vec<u8>>> {
+/// Bytes waiting in a socket's receive queue (`MSG_PEEK`), and whether
+/// descriptors are in flight among them (`SCM_RIGHTS`: the peek installs
+/// copies in this process, closed at once; kckpt cannot send them again).
+fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<(Vec<u8>, bool)>> {
+    use std::io::IoSliceMut;
     let mut buf = vec![0u8; 16 << 20];
-    match socket::recv(
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let got = socket::recvmsg::<()>(
         sock.as_raw_fd(),
-        &mut buf,
-        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-    ) {
-        Ok(n) => {
-            buf.truncate(n);
-            Ok(Some(buf))
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    );
+    let (n, rights) = match got {
+        Ok(msg) => {
+            let mut rights = false;
+            for c in msg.cmsgs()? {
+                if let socket::ControlMessageOwned::ScmRights(fds) = c {
+                    rights = true;
+                    fds.into_iter().for_each(fdsys::close_received);
+                }
+            }
+            (msg.bytes, rights)
         }
-        Err(nix::errno::Errno::EAGAIN) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    buf.truncate(n);
+    Ok(Some((buf, rights)))
 }
 
 fn read_memfd(file: &fs::File, size: u64) -> std::io::Result<Vec<u8>> {
@@ -481,16 +532,19 @@ fn unsupported_features(pid: i32) -> Vec<String> {
         out.push(format!("ptrace of pid {tid}"));
     }
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let private_shmem = maps.lines().any(|l| {
-        l.ends_with(" /dev/zero (deleted)")
-            && l.split_whitespace()
-                .nth(1)
-                .is_some_and(|p| p.ends_with('p'))
+    let entries = procfs::maps(pid).unwrap_or_default();
+    let uncovered = entries.iter().find(|e| {
+        !e.shared
+            && e.name == "/dev/zero (deleted)"
+            && !super::memory::covered_by_shared(&entries, e)
     });
-    if private_shmem {
-        // Opened through /proc/PID/map_files and mapped privately: kckpt
-        // restores shared anonymous memory as shared mappings only.
-        out.push("private mapping of shared anonymous memory".to_owned());
+    if let Some(at) = uncovered.map(|e| e.start) {
+        // Opened through /proc/PID/map_files and mapped privately: the
+        // pages it has not written are the object's, saved only through
+        // its shared mappings.
+        out.push(format!(
+            "private mapping of shared anonymous memory at {at:#x} whose object is not mapped shared over it"
+        ));
     }
     if maps.lines().any(|l| l.contains(" /SYSV")) {
         out.push("SysV shared memory attached".to_owned());
@@ -848,29 +902,36 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
             }
             Class::Epoll => {
                 d.rec.kind = fd_kind::EPOLL;
+                let mut inodes = None;
+                let mut seen: Vec<u32> = Vec::new();
                 for line in info.lines().filter(|l| l.starts_with("tfd:")) {
                     let f: Vec<&str> = line.split_whitespace().collect();
                     // tfd: N events: X data: Y  pos:P ino:I sdev:S
                     let get = |k: &str| f.iter().position(|w| *w == k).and_then(|i| f.get(i + 1));
                     let tfd: u32 = get("tfd:").and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let ino = f
+                        .iter()
+                        .find_map(|w| w.strip_prefix("ino:"))
+                        .map_or(0, |s| u64::from_str_radix(s, 16).unwrap_or(0));
+                    // Items added with the same number: the kernel (and
+                    // kcmp's `toff`) counts them in this order.
+                    let toff = seen.iter().filter(|&&t| t == tfd).count() as u32;
+                    seen.push(tfd);
+                    let src = epoll_source(pid, fd, tfd, toff, ino, &numbers, &mut inodes);
                     let item = EpollItemRecord {
                         epfd: fd as u32,
                         tfd,
                         events: hex(get("events:").copied()) as u32,
-                        reserved: 0,
+                        src: src.unwrap_or(0),
                         data: hex(get("data:").copied()),
                     };
-                    let ino = f
-                        .iter()
-                        .find_map(|w| w.strip_prefix("ino:"))
-                        .map(|s| u64::from_str_radix(s, 16).unwrap_or(0));
-                    let now = fs::read_to_string(format!("/proc/{pid}/fdinfo/{tfd}"))
-                        .ok()
-                        .map(|i| dec(fdinfo_field(&i, "ino")));
-                    if now.is_none() || now != ino {
+                    if src.is_none() {
                         unsupported.push((
                             Some(fd),
-                            format!("epoll watching fd {tfd}, which was closed since"),
+                            format!(
+                                "epoll watching fd {tfd}, which was closed since, \
+                                 with its file at no other descriptor"
+                            ),
                         ));
                     }
                     files.epoll.push(item);
@@ -891,6 +952,16 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                     refused = Some(format!("inotify with {queued} bytes of unread events"));
                 }
                 d.watches = super::inotify::parse(&info);
+            }
+            Class::Pidfd => {
+                d.rec.kind = self_fd_kind::PIDFD;
+                d.rec.pos = 0;
+                refused = pidfd_refusal(pid, &info, d.rec.flags);
+            }
+            Class::Ns(path, ino) => {
+                d.rec.kind = self_fd_kind::NSFD;
+                d.path = path.as_bytes().to_vec();
+                d.rec.args[0] = *ino;
             }
             Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
@@ -1070,7 +1141,13 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 })?;
                 let stream = files.fds[i].rec.args[0] == 1;
                 match queued {
-                    Some(bytes) if stream => files.fds[i].data = bytes,
+                    Some((_, true)) => {
+                        classes[i] = Class::Unsupported(
+                            "socketpair with descriptors in flight, SCM_RIGHTS".into(),
+                        );
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                    }
+                    Some((bytes, false)) if stream => files.fds[i].data = bytes,
                     Some(_) => {
                         classes[i] = Class::Unsupported("socketpair with unread datagrams".into());
                         files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
@@ -1241,6 +1318,56 @@ fn skip_consequence(unsupported: &[(Option<i32>, String)]) -> &'static str {
         (false, _) => "without saving them",
         (true, true) => "with such descriptors restored as /dev/null and the rest not saved",
     }
+}
+
+/// `EpollItemRecord::src` of the `toff`-th item added with number `tfd`
+/// to epoll `epfd` (fdinfo `ino` `ino`): 0 when `tfd` is still its file,
+/// else `EPOLL_SRC_CLOSED | N` for the lowest descriptor `N` of `numbers`
+/// holding the file (`kcmp(KCMP_EPOLL_TFD)`); `None` when no descriptor
+/// holds it. Without kcmp, the inode of `tfd` decides as before 1.3.
+/// `inodes` caches each descriptor's inode.
+fn epoll_source(
+    pid: i32,
+    epfd: i32,
+    tfd: u32,
+    toff: u32,
+    ino: u64,
+    numbers: &[i32],
+    inodes: &mut Option<Vec<(u64, i32)>>,
+) -> Option<u32> {
+    let ino_of = |n: i32| fs::metadata(format!("/proc/{pid}/fd/{n}")).map_or(0, |m| m.ino());
+    match fdsys::epoll_target_is(pid, tfd as i32, epfd, tfd, toff) {
+        Some(true) => return Some(0),
+        Some(false) => {}
+        None => return (i32::try_from(tfd).is_ok_and(|t| ino_of(t) == ino)).then_some(0),
+    }
+    let inodes = inodes.get_or_insert_with(|| numbers.iter().map(|&n| (ino_of(n), n)).collect());
+    inodes
+        .iter()
+        .filter(|&&(i, n)| i == ino && n != epfd)
+        .find(|&&(_, n)| fdsys::epoll_target_is(pid, n, epfd, tfd, toff) == Some(true))
+        .map(|&(_, n)| EPOLL_SRC_CLOSED | n as u32)
+}
+
+/// Why the pidfd with `fdinfo` text `info` and status `flags` cannot be
+/// restored, if it cannot: only a pidfd of the process itself can (the
+/// restored process opens one of itself), without `PIDFD_THREAD`.
+fn pidfd_refusal(pid: i32, info: &str, flags: u32) -> Option<String> {
+    let of: i64 = fdinfo_field(info, "Pid")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1);
+    if of != i64::from(pid) {
+        return Some(if of <= 0 {
+            "pidfd of a process that has exited or is outside its PID namespace".to_owned()
+        } else {
+            format!("pidfd of process {of}")
+        });
+    }
+    // PIDFD_THREAD is O_EXCL; pidfds are read-write.
+    if flags & !(OFlag::O_NONBLOCK.bits() as u32) != OFlag::O_RDWR.bits() as u32 {
+        return Some("pidfd of the process with PIDFD_THREAD".to_owned());
+    }
+    None
 }
 
 /// A character device other than the known ones: a terminal (its mode;

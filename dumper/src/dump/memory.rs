@@ -254,6 +254,24 @@ fn open_backing(pid: i32, e: &MapEntry) -> Option<File> {
     ))
 }
 
+/// Do shared mappings of the object `e` maps (same device and inode) in
+/// `maps` cover every offset of `e`?
+pub fn covered_by_shared(maps: &[MapEntry], e: &MapEntry) -> bool {
+    let mut shared: Vec<(u64, u64)> = maps
+        .iter()
+        .filter(|m| m.shared && m.dev == e.dev && m.inode == e.inode && m.name == e.name)
+        .map(|m| (m.offset, m.offset + m.len()))
+        .collect();
+    shared.sort_unstable();
+    let mut at = e.offset;
+    for (s, end) in shared {
+        if s <= at && end > at {
+            at = end;
+        }
+    }
+    at >= e.offset + e.len()
+}
+
 /// Does `file` start with a kckpt image header?
 fn is_image(file: &File) -> bool {
     let mut head = [0u8; 20];
@@ -616,7 +634,14 @@ fn read_memory<'m>(
             }
         }
         let held_memfd = e.name.starts_with("/memfd:") && ghosts.holds_memfd(e.inode);
-        let pol = if kind == vma_kind::FILE && !e.shared && held_memfd {
+        // A private mapping of shared anonymous memory or of a memfd whose
+        // shared mappings cover it (1.3): the pages it wrote; the others
+        // are the object's, saved through those (for `/dev/zero (deleted)`
+        // `files::unsupported_features` refuses the rest).
+        let private_shmem = (e.name == "/dev/zero (deleted)" || e.name.starts_with("/memfd:"))
+            && !e.shared
+            && covered_by_shared(maps, e);
+        let pol = if kind == vma_kind::FILE && !e.shared && (held_memfd || private_shmem) {
             Policy::Cow
         } else if backing.is_some()
             || (kind == vma_kind::FILE && !e.shared && flags & vma_flags::FILE_UNAVAILABLE != 0)

@@ -85,6 +85,9 @@ pub mod prog {
     pub const NOLIBC: &str = env!("KCKPT_PROG_NOLIBC");
     /// Copies stdin to stdout slowly, numbering lines (`stdio_copy.c`).
     pub const STDIO_COPY: &str = env!("KCKPT_PROG_STDIO_COPY");
+    /// `self_objects.c`: epoll items on closed numbers, a pidfd of itself,
+    /// its own namespaces, a private mapping of shared anonymous memory.
+    pub const SELF_OBJECTS: &str = env!("KCKPT_PROG_SELF_OBJECTS");
     /// Several open file descriptions of pipes and a memfd (`ofd.c`).
     pub const OFD: &str = env!("KCKPT_PROG_OFD");
     /// An inotify instance with watch holes and a deleted file (`inotify.c`).
