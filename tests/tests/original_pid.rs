@@ -42,7 +42,7 @@ fn wait_state(pid: i32, want: char) {
 
 /// `(restored pid, relay pid)` of a restore run as root.
 fn restored(r: &mut Proc, cmdline: &[u8]) -> (i32, i32) {
-    let relay = r.pid();
+    let relay = r.spawned_pid();
     r.wait_restored(cmdline);
     (r.pid(), relay)
 }

@@ -389,12 +389,18 @@ impl Proc {
     /// the stub, which stays as a relay (docs/RESTORE.md section 8): once
     /// that child is restored, it is the process the test is about.
     pub fn pid(&self) -> i32 {
-        if self.target == self.child.id() as i32 {
+        if self.target == self.spawned_pid() {
             if let Some(c) = relayed_child(self.target) {
                 return c;
             }
         }
         self.target
+    }
+
+    /// Pid of the process spawned (for a restore: the stub, which may stay
+    /// as the relay).
+    pub fn spawned_pid(&self) -> i32 {
+        self.child.id() as i32
     }
 
     /// For a restore run: wait until the restored process shows `cmdline`
