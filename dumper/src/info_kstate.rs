@@ -43,11 +43,27 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
     let cgroups: Vec<Value> = view
         .cgroups
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
+            // Its saved settings (file name: content), for a re-created cgroup.
+            let settings: serde_json::Map<String, Value> = view
+                .cgroup_props
+                .iter()
+                .filter(|p| p.cgroup as usize == i)
+                .map(|p| {
+                    let name = view.string(p.name).unwrap_or_default();
+                    let value = view.string(p.value).unwrap_or_default();
+                    (
+                        String::from_utf8_lossy(name).into_owned(),
+                        show.str(value).into(),
+                    )
+                })
+                .collect();
             json!({
                 "tid": c.tid,
                 "cgroup": show.str(view.string(c.line).unwrap_or_default()),
                 "dir": show.str(view.string(c.dir).unwrap_or_default()),
+                "settings": settings,
             })
         })
         .collect();
@@ -118,9 +134,10 @@ pub(crate) fn format_text(out: &mut String, k: &Value) {
         };
         let _ = writeln!(
             out,
-            "  cgroup {} ({who}): {}",
+            "  cgroup {} ({who}): {}, {} saved settings",
             c["cgroup"].as_str().unwrap_or(""),
-            c["dir"].as_str().unwrap_or("")
+            c["dir"].as_str().unwrap_or(""),
+            c["settings"].as_object().map_or(0, |m| m.len())
         );
     }
 }

@@ -155,6 +155,8 @@ pub struct KstateMeta {
     /// `NT_KCKPT_CGROUPS`: the process's records first, then the threads'
     /// in thread order.
     pub cgroups: Vec<kstate::CgroupRecord>,
+    /// `NT_KCKPT_CGROUP_PROPS`: settings of the cgroups above.
+    pub cgroup_props: Vec<kckpt_image::cgroup_props::CgroupPropRecord>,
 }
 
 /// The descriptor of a thread's `NT_KCKPT_TASK` note: `rec` (whose
@@ -581,6 +583,14 @@ fn encode_kstate(n: &mut NoteBuf, k: &KstateMeta) {
             .iter()
             .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
         n.push(NOTE_OWNER, kstate::NT_KCKPT_CGROUPS, &bytes);
+    }
+    if !k.cgroup_props.is_empty() {
+        let mut bytes = Vec::new();
+        k.cgroup_props
+            .iter()
+            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+        use kckpt_image::cgroup_props::NT_KCKPT_CGROUP_PROPS;
+        n.push(NOTE_OWNER, NT_KCKPT_CGROUP_PROPS, &bytes);
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 
+use kckpt_image::cgroup_props::CgroupPropRecord;
 use kckpt_image::kstate::*;
 use kckpt_image::read::{note_segment, parse_elf_header, EM_X86_64};
 use kckpt_image::*;
@@ -22,6 +23,8 @@ struct Sample {
     aio: AioRingRecord,
     /// (tid, line, dir) of each cgroup record.
     cgroups: Vec<(u32, &'static str, &'static str)>,
+    /// (cgroup index, name, value) of each cgroup setting.
+    props: Vec<(u32, &'static str, &'static str)>,
 }
 
 fn sample() -> Sample {
@@ -57,6 +60,10 @@ fn sample() -> Sample {
             (0, "4:memory:/a", "/sys/fs/cgroup/memory/a"),
             (1236, "4:memory:/a/b", "/sys/fs/cgroup/memory/a/b"),
         ],
+        props: vec![
+            (0, "memory.limit_in_bytes", "1048576\n"),
+            (1, "notify_on_release", "1\n"),
+        ],
     }
 }
 
@@ -86,6 +93,17 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
             line: strings.add(line.as_bytes()),
             dir: strings.add(dir.as_bytes()),
             reserved: 0,
+        })
+        .collect();
+    let cgroup_props = s
+        .props
+        .iter()
+        .map(|&(cgroup, name, value)| CgroupPropRecord {
+            cgroup,
+            flags: 0,
+            name: strings.add(name.as_bytes()),
+            value: strings.add(value.as_bytes()),
+            reserved: [0; 2],
         })
         .collect();
     let task = task_note(s.task, &s.groups);
@@ -142,6 +160,7 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
             kstate: Some(s.kstate),
             aio: vec![s.aio],
             cgroups,
+            cgroup_props,
         },
     };
     writer.finish(meta).unwrap();
@@ -179,6 +198,11 @@ fn round_trip() {
         let c = v.cgroups.get(1).unwrap();
         assert_eq!(c.tid, 1236);
         assert_eq!(v.string(c.dir).unwrap(), b"/sys/fs/cgroup/memory/a/b");
+        assert_eq!(v.cgroup_props.len(), 2);
+        let p = v.cgroup_props.get(1).unwrap();
+        assert_eq!(p.cgroup, 1);
+        assert_eq!(v.string(p.name).unwrap(), b"notify_on_release");
+        assert_eq!(v.string(p.value).unwrap(), b"1\n");
         for t in v.threads() {
             let (rec, groups) = parse_task(t.regset(NOTE_OWNER, NT_KCKPT_TASK).unwrap()).unwrap();
             assert_eq!(rec.group_count, 2);
@@ -259,4 +283,29 @@ fn cgroup_records_come_in_order_and_name_saved_threads() {
     let mut s = sample();
     s.cgroups[0].2 = "relative/dir";
     assert!(matches!(refused("relative", &s), FormatError::BadField(_)));
+}
+
+#[test]
+fn bad_cgroup_settings_are_refused() {
+    let bad =
+        FormatError::BadField("cgroup setting: bad cgroup index, name, value or reserved field");
+    let mut s = sample();
+    s.props[1].0 = 2; // only 2 cgroup records
+    assert_eq!(refused("prop-index", &s), bad);
+    let mut s = sample();
+    s.props[0].1 = "../../etc/passwd";
+    assert_eq!(refused("prop-slash", &s), bad);
+    let mut s = sample();
+    s.props[0].1 = "..";
+    assert_eq!(refused("prop-dotdot", &s), bad);
+    let mut s = sample();
+    s.props[0].1 = "";
+    assert_eq!(refused("prop-empty", &s), bad);
+    let mut s = sample();
+    s.props[0].2 = "1\u{0}2";
+    assert_eq!(refused("prop-nul", &s), bad);
+    let long = "7\n".repeat(2049);
+    let mut s = sample();
+    s.props[0].2 = long.leak();
+    assert_eq!(refused("prop-long", &s), bad);
 }

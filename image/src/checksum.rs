@@ -599,6 +599,7 @@ pub fn note_name(owner: &[u8], kind: u32) -> &'static str {
             crate::kstate::NT_KCKPT_TASK => "note NT_KCKPT_TASK",
             crate::kstate::NT_KCKPT_AIO => "note NT_KCKPT_AIO",
             crate::kstate::NT_KCKPT_CGROUPS => "note NT_KCKPT_CGROUPS",
+            crate::cgroup_props::NT_KCKPT_CGROUP_PROPS => "note NT_KCKPT_CGROUP_PROPS",
             crate::terminal::NT_KCKPT_TERMINALS => "note NT_KCKPT_TERMINALS",
             crate::terminal::NT_KCKPT_JOB => "note NT_KCKPT_JOB",
             _ => "a KCKPT note of unknown type",

@@ -9,6 +9,7 @@
 #![no_std]
 #![allow(unsafe_code)] // Only `read::read_record` / `read::record_bytes`: Record is Pod.
 
+pub mod cgroup_props;
 pub mod check;
 pub mod checksum;
 pub mod escape;

@@ -586,6 +586,8 @@ pub struct ImageView<'a> {
     pub aio: RecordTable<'a, crate::kstate::AioRingRecord>,
     /// cgroup membership (format 1.3; empty in older images).
     pub cgroups: RecordTable<'a, crate::kstate::CgroupRecord>,
+    /// Settings of the saved cgroups (format 1.3; empty in older images).
+    pub cgroup_props: RecordTable<'a, crate::cgroup_props::CgroupPropRecord>,
     /// Modes of the terminals at fds 0-2 and of the controlling terminal
     /// (format 1.3; empty in older images).
     pub terminals: RecordTable<'a, crate::terminal::TerminalRecord>,
@@ -645,6 +647,7 @@ impl<'a> ImageView<'a> {
         let (mut guards, mut inotify) = (None, None);
         let mut checksums = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
+        let mut cgroup_props = None;
         let mut thread_notes = 0u32;
         let mut first = true;
         for note in Notes::new(notes) {
@@ -693,6 +696,9 @@ impl<'a> ImageView<'a> {
                     crate::kstate::NT_KCKPT_AIO => take_unique(&mut aio, note.desc, "aio")?,
                     crate::kstate::NT_KCKPT_CGROUPS => {
                         take_unique(&mut cgroups, note.desc, "cgroups")?
+                    }
+                    crate::cgroup_props::NT_KCKPT_CGROUP_PROPS => {
+                        take_unique(&mut cgroup_props, note.desc, "cgroup settings")?
                     }
                     crate::terminal::NT_KCKPT_TERMINALS => {
                         take_unique(&mut terminals, note.desc, "terminals")?
@@ -758,6 +764,7 @@ impl<'a> ImageView<'a> {
             },
             aio: RecordTable::new(aio.unwrap_or(&[]), "aio")?,
             cgroups: RecordTable::new(cgroups.unwrap_or(&[]), "cgroups")?,
+            cgroup_props: RecordTable::new(cgroup_props.unwrap_or(&[]), "cgroup settings")?,
             terminals: RecordTable::new(terminals.unwrap_or(&[]), "terminals")?,
             job: match job {
                 Some(desc) => Some(exact_record(Some(desc), "job")?),
@@ -792,6 +799,7 @@ impl<'a> ImageView<'a> {
         }
         view.validate_pending()?;
         crate::kstate::validate(&view)?;
+        crate::cgroup_props::validate(&view)?;
         crate::check::fields(&view)?;
         Ok(view)
     }

@@ -256,18 +256,9 @@ fn in_cgroup(line: &[u8], thread: bool) -> bool {
         b"/proc/self/cgroup\0"
     };
     let mut buf = [0u8; 4096];
-    let Ok(fd) = sys::open(path, g::O_RDONLY) else {
-        return false;
-    };
-    let mut len = 0;
-    while len < buf.len() {
-        match ksys::read(fd, &mut buf[len..]) {
-            Ok(n) if n > 0 => len += n,
-            _ => break,
-        }
-    }
-    sys::close(fd);
-    buf[..len].split(|&c| c == b'\n').any(|l| l == line)
+    read_small(path, &mut buf)
+        .split(|&c| c == b'\n')
+        .any(|l| l == line)
 }
 
 /// Put the calling thread (`tid` != 0: only it) or the whole process
@@ -288,12 +279,14 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
             (true, true) => b"/cgroup.threads\0",
             (true, false) => b"/tasks\0",
         };
-        let mut path = [0u8; 4096];
+        // A directory below 4000 bytes, `/`, a name of at most 255 and NUL.
+        let mut path = [0u8; 4352];
         let n = dir.len();
         path[..n].copy_from_slice(dir);
         // Create what is missing (mkdir -p), as the saved process's, only
-        // inside a mounted cgroup hierarchy; say so (its settings, limits
-        // and controllers' values, were not saved: the defaults apply).
+        // inside a mounted cgroup hierarchy, and write its saved settings
+        // back before the process joins; say so. A cgroup that exists
+        // keeps the settings it has now.
         path[n] = 0;
         if ksys::fs_type(&path[..n + 1]).is_err() {
             if !mkdir_p(&mut path[..n + 1]) {
@@ -307,12 +300,20 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
                     .warn();
                 continue;
             }
-            Msg::new()
-                .push(img.path)
+            let (saved, failed) = write_settings(img, line, dir, &mut path);
+            let mut m = Msg::new();
+            m.push(img.path)
                 .s(": cgroup ")
                 .push(line)
-                .s(" was missing: created again with default settings (kckpt saves membership, not a cgroup's settings)")
-                .warn();
+                .s(" was missing: created again with its ")
+                .dec(saved)
+                .s(" saved settings");
+            if failed > 0 {
+                m.s(", ")
+                    .dec(failed)
+                    .s(" of them not written back (see above)");
+            }
+            m.warn();
         }
         path[n..n + file.len()].copy_from_slice(file);
         // `0` in cgroup.procs or tasks moves the writer itself.
@@ -335,6 +336,79 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Up to 4 KiB of the file at the NUL-terminated `path` (empty when it
+/// cannot be read).
+fn read_small<'b>(path: &[u8], buf: &'b mut [u8; 4096]) -> &'b [u8] {
+    let mut len = 0;
+    if let Ok(fd) = sys::open(path, g::O_RDONLY) {
+        while len < buf.len() {
+            match ksys::read(fd, &mut buf[len..]) {
+                Ok(k) if k > 0 => len += k,
+                _ => break,
+            }
+        }
+        sys::close(fd);
+    }
+    &buf[..len]
+}
+
+/// Write the saved settings of the cgroup directory `dir` (just created
+/// again: `path` holds it) back, one line per `write` (without its
+/// newline), skipping the lines the new cgroup shows already (its
+/// defaults). A line the kernel refuses (a `net_prio.ifpriomap` line of
+/// an interface gone, a value shown in a form it does not take back) is a
+/// warning naming it. Gives the number of settings and of those not
+/// written back in full.
+fn write_settings(img: &Image, line: &[u8], dir: &[u8], path: &mut [u8; 4352]) -> (u64, u64) {
+    let (mut saved, mut failed) = (0, 0);
+    let n = dir.len();
+    for p in img.view.cgroup_props.iter() {
+        let owner = img.view.cgroups.get(p.cgroup as usize);
+        if owner.and_then(|c| img.view.string(c.dir).ok()) != Some(dir) {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (img.view.string(p.name), img.view.string(p.value)) else {
+            continue;
+        };
+        saved += 1;
+        let end = n + 1 + name.len();
+        path[n] = b'/';
+        path[n + 1..end].copy_from_slice(name);
+        path[end] = 0;
+        let file = &path[..=end];
+        let mut buf = [0u8; 4096];
+        let now = read_small(file, &mut buf);
+        let mut ok = true;
+        for l in value.split(|&c| c == b'\n') {
+            if l.is_empty() || now.split(|&c| c == b'\n').any(|x| x == l) {
+                continue;
+            }
+            let r = sys::open(file, g::O_WRONLY).and_then(|fd| {
+                let r = sys::write(fd, l);
+                sys::close(fd);
+                r
+            });
+            if let Err(e) = r {
+                ok = false;
+                Msg::new()
+                    .push(img.path)
+                    .s(": cgroup ")
+                    .push(line)
+                    .s(": cannot write its setting ")
+                    .push(name)
+                    .s(" \"")
+                    .push(l)
+                    .s("\" back")
+                    .errno(e)
+                    .warn();
+            }
+        }
+        failed += u64::from(!ok);
+    }
+    path[n] = 0;
+    (saved, failed)
 }
 
 /// `mkdir -p` of the NUL-terminated `path` (mode 0755), only below an

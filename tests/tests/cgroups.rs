@@ -129,15 +129,86 @@ fn process_and_thread_cgroups_are_rejoined_and_recreated() {
         .expect("second thread");
     assert_eq!(cgroup_line(pid, pid, &controller), main_line);
     assert_eq!(cgroup_line(pid, thread, &controller), thread_line);
-    // The removed cgroups were made again, each with a warning that their
-    // settings are the defaults.
+    // The removed cgroups were made again, each with a warning saying so
+    // (their saved settings, defaults here, all written back).
     let err = r.stderr();
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 2, "{err}");
     assert!(
         lines
             .iter()
-            .all(|l| l.contains("was missing: created again with default settings")),
+            .all(|l| l.contains("was missing: created again with its ")
+                && l.ends_with(" saved settings")),
+        "{err}"
+    );
+    r.kill();
+}
+
+/// A setting of `controller`'s v1 hierarchy other than its default:
+/// (file, value written, value read back).
+fn a_setting(controller: &str) -> (&'static str, &'static str, &'static str) {
+    match controller {
+        "pids" => ("pids.max", "7", "7"),
+        "cpu" => ("cpu.shares", "512", "512"),
+        "memory" => ("memory.limit_in_bytes", "268435456", "268435456"),
+        "blkio" => ("blkio.weight", "300", "300"),
+        _ => ("notify_on_release", "1", "1"),
+    }
+}
+
+#[test]
+fn a_recreated_cgroup_gets_its_saved_settings_back() {
+    let Some((mount, controller)) = v1_hierarchy() else {
+        panic!("no cgroup v1 hierarchy with a controller is mounted here");
+    };
+    let name = format!("kckpt-settings-{}", std::process::id());
+    let cg = Cgroup(mount.join(&name));
+    fs::create_dir(&cg.0).expect("create a cgroup");
+    let (file, value, shown) = a_setting(&controller);
+    fs::write(cg.0.join(file), value).expect("set a setting");
+    fs::write(cg.0.join("notify_on_release"), "1").expect("set notify_on_release");
+    let (mut p, _) = started_in(&cg);
+    let line = cgroup_line(p.pid(), p.pid(), &controller);
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    let dir = TestDir::new("cgroup-settings");
+    let image = dir.join("img.kckpt");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let saved = info["kernel_state"]["cgroups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cgroup"].as_str().unwrap_or("").contains(&name))
+        .unwrap_or_else(|| panic!("{info}"))["settings"]
+        .clone();
+    assert_eq!(
+        saved[file].as_str(),
+        Some(format!("{shown}\n").as_str()),
+        "{saved}"
+    );
+    assert!(saved.get("cgroup.procs").is_none() && saved.get("tasks").is_none());
+    // Removed before the restore (the dump killed the process): the stub
+    // makes it again with the saved settings before the process joins.
+    drop(cg);
+    assert!(!mount.join(&name).exists(), "the cgroup is still there");
+    let cg = Cgroup(mount.join(&name));
+
+    let mut r = restore(&image);
+    r.wait_restored(&cmdline);
+    // It answers: the restore is done (cgroups are joined after the
+    // command line is back).
+    r.write_stdin("state\n");
+    assert!(r.line(LINE_TIMEOUT).starts_with("state "));
+    let pid = r.pid();
+    assert_eq!(cgroup_line(pid, pid, &controller), line);
+    let read = |f: &str| fs::read_to_string(cg.0.join(f)).expect("read a setting");
+    assert_eq!(read(file).trim_end(), shown);
+    assert_eq!(read("notify_on_release").trim_end(), "1");
+    let err = r.stderr();
+    assert!(
+        err.contains("was missing: created again with its ")
+            && !err.contains("not written back")
+            && !err.contains("cannot write"),
         "{err}"
     );
     r.kill();

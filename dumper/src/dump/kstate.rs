@@ -427,10 +427,33 @@ pub fn unsupported(pid: i32) -> Vec<String> {
     out
 }
 
+/// What [`cgroups`] saves: the `NT_KCKPT_CGROUPS` records, the settings
+/// of those cgroups (`NT_KCKPT_CGROUP_PROPS`) and warnings about settings
+/// left out.
+pub type SavedCgroups = (
+    Vec<CgroupRecord>,
+    Vec<kckpt_image::cgroup_props::CgroupPropRecord>,
+    Vec<String>,
+);
+
 /// The `NT_KCKPT_CGROUPS` records: the cgroups of the process and of its
-/// threads that are elsewhere ([`located_cgroups`]), the process's first.
-pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Vec<CgroupRecord>> {
-    Ok(located_cgroups(pid, tids)?
+/// threads that are elsewhere ([`located_cgroups`]), the process's first;
+/// and the settings of each cgroup directory but a hierarchy's root
+/// (saved once per directory, for its first record).
+pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<SavedCgroups> {
+    let located = located_cgroups(pid, tids)?;
+    let (mut props, mut warnings) = (Vec::new(), Vec::new());
+    for (i, c) in located.iter().enumerate() {
+        if c.path != "/" && !located[..i].iter().any(|o| o.dir == c.dir) {
+            props.extend(super::cgroup_props::settings(
+                i as u32,
+                std::path::Path::new(&c.dir),
+                strings,
+                &mut warnings,
+            ));
+        }
+    }
+    let records = located
         .into_iter()
         .map(|c| CgroupRecord {
             tid: c.tid,
@@ -443,7 +466,8 @@ pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Vec<
             dir: strings.add(c.dir.as_bytes()),
             reserved: 0,
         })
-        .collect())
+        .collect();
+    Ok((records, props, warnings))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! Ctrl-C cancels the dump and leaves the target as it was: `interrupt`,
 //! `output`).
 
+mod cgroup_props;
 mod fdsys;
 pub mod files;
 pub mod ghosts;
@@ -371,7 +372,7 @@ fn write_image(
     let tids: Vec<i32> = std::iter::once(pid)
         .chain(others.iter().map(|t| t.pid()))
         .collect();
-    let cgroups = kstate::cgroups(pid, &tids, &mut strings)?;
+    let (cgroups, cgroup_props, cgroup_warnings) = kstate::cgroups(pid, &tids, &mut strings)?;
 
     // Memory data first, then metadata.
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);
@@ -386,7 +387,8 @@ fn write_image(
         mm.start_brk..mm.brk,
         &files.ghosts,
     )?;
-    let warnings = files.warnings.clone();
+    let mut warnings = files.warnings.clone();
+    warnings.extend(cgroup_warnings);
     let mut files = files
         .write(&mut writer, &mut strings)
         .map_err(|source| Error::WriteImage {
@@ -432,6 +434,7 @@ fn write_image(
             kstate: Some(kstate_rec),
             aio,
             cgroups,
+            cgroup_props,
         },
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
