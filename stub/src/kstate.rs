@@ -5,7 +5,8 @@
 //!    memory gets huge pages only as the saved process would);
 //! 2. after memory, before the other threads exist (they inherit what is
 //!    per thread): aio rings ([`aio`]), membarrier registrations,
-//!    `oom_score_adj`, `loginuid`, child subreaper, the process's cgroups;
+//!    `oom_score_adj`, `loginuid`, child subreaper, the process's cgroups
+//!    (a re-created one with its saved settings, [`join_cgroups`]);
 //! 3. each other thread joins its own cgroup when it differs
 //!    ([`join_thread_cgroups`]).
 //!

@@ -1,9 +1,11 @@
 //! cgroup membership survives a checkpoint: a process and one of its
 //! threads in cgroups of their own (a cgroup v1 hierarchy of this machine,
 //! the thread in a cgroup below the process's) are put back into them by
-//! a root restore, which re-creates the directories removed meanwhile; a
-//! process whose cgroup has sub-cgroups none of its threads is in is
-//! refused at dump by name (kckpt restores membership, not cgroup trees).
+//! a root restore, which re-creates the directories removed meanwhile
+//! with their saved settings (a saved value the kernel refuses is a
+//! warning naming it); a process whose cgroup has sub-cgroups none of its
+//! threads is in is refused at dump by name (kckpt restores membership,
+//! not cgroup trees).
 
 mod common;
 
@@ -156,12 +158,14 @@ fn a_setting(controller: &str) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-#[test]
-fn a_recreated_cgroup_gets_its_saved_settings_back() {
+/// Dump a process in a cgroup with two settings changed, remove the
+/// cgroup, restore; with `refused` the saved `notify_on_release` is made
+/// a value the kernel refuses (`z`) in the image first.
+fn recreated_with_settings(tag: &str, refused: bool) {
     let Some((mount, controller)) = v1_hierarchy() else {
         panic!("no cgroup v1 hierarchy with a controller is mounted here");
     };
-    let name = format!("kckpt-settings-{}", std::process::id());
+    let name = format!("kckpt-{tag}-{}", std::process::id());
     let cg = Cgroup(mount.join(&name));
     fs::create_dir(&cg.0).expect("create a cgroup");
     let (file, value, shown) = a_setting(&controller);
@@ -170,7 +174,7 @@ fn a_recreated_cgroup_gets_its_saved_settings_back() {
     let (mut p, _) = started_in(&cg);
     let line = cgroup_line(p.pid(), p.pid(), &controller);
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
-    let dir = TestDir::new("cgroup-settings");
+    let dir = TestDir::new(tag);
     let image = dir.join("img.kckpt");
     dump_kills(&mut p, &image);
     let info = info_json(&image);
@@ -187,6 +191,17 @@ fn a_recreated_cgroup_gets_its_saved_settings_back() {
         "{saved}"
     );
     assert!(saved.get("cgroup.procs").is_none() && saved.get("tasks").is_none());
+    if refused {
+        let mut bytes = fs::read(&image).unwrap();
+        let key = b"notify_on_release\x001\n\x00";
+        let at = bytes
+            .windows(key.len())
+            .position(|w| w == key)
+            .expect("the saved notify_on_release");
+        bytes[at + key.len() - 3] = b'z';
+        kckpt_image_write::reseal(&mut bytes).expect("reseal");
+        fs::write(&image, bytes).unwrap();
+    }
     // Removed before the restore (the dump killed the process): the stub
     // makes it again with the saved settings before the process joins.
     drop(cg);
@@ -203,15 +218,37 @@ fn a_recreated_cgroup_gets_its_saved_settings_back() {
     assert_eq!(cgroup_line(pid, pid, &controller), line);
     let read = |f: &str| fs::read_to_string(cg.0.join(f)).expect("read a setting");
     assert_eq!(read(file).trim_end(), shown);
-    assert_eq!(read("notify_on_release").trim_end(), "1");
     let err = r.stderr();
-    assert!(
-        err.contains("was missing: created again with its ")
-            && !err.contains("not written back")
-            && !err.contains("cannot write"),
-        "{err}"
-    );
+    if refused {
+        // The default stays, and a warning names the cgroup, file, line.
+        assert_eq!(read("notify_on_release").trim_end(), "0");
+        assert!(
+            err.contains(&format!(
+                "cgroup {line}: cannot write its setting notify_on_release \"z\" back"
+            )) && err.contains("saved settings, 1 of them not written back"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(read("notify_on_release").trim_end(), "1");
+        assert!(
+            err.contains(&format!(
+                "cgroup {line} was missing: created again with its "
+            )) && !err.contains("not written back")
+                && !err.contains("cannot write"),
+            "{err}"
+        );
+    }
     r.kill();
+}
+
+#[test]
+fn a_recreated_cgroup_gets_its_saved_settings_back() {
+    recreated_with_settings("cg-settings", false);
+}
+
+#[test]
+fn a_saved_setting_the_kernel_refuses_is_a_warning_naming_it() {
+    recreated_with_settings("cg-bad-setting", true);
 }
 
 #[test]
