@@ -4,6 +4,8 @@
 //! name, flipped data found in its chunk, images without data checksums,
 //! format 1.1 images without any, and `reseal`.
 
+mod common;
+
 use std::fs::{self, File};
 use std::path::PathBuf;
 
@@ -108,24 +110,9 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
     }];
     let meta = ImageMetadata {
         header: ImageHeader {
-            magic: HEADER_MAGIC,
-            format_major: FORMAT_MAJOR,
-            format_minor: FORMAT_MINOR,
-            machine: EM_X86_64,
-            reserved0: 0,
-            page_size: PAGE as u32,
-            flags: 0,
             pid: 77,
-            thread_count: 0,
-            xcr0: 7,
-            xstate_size: 832,
-            reserved1: 0,
-            hwcap: 0,
-            hwcap2: 0,
-            vdso_hash: 0,
-            created_unix: 1,
             kernel_release: [0; 64],
-            reserved: [0; 4],
+            ..common::x86_64_header()
         },
         mm: MmRecord {
             exe: heap,

@@ -1,6 +1,8 @@
 //! The image format: one round trip through the writer and the reader, then
 //! one test per way the reader must refuse an image.
 
+mod common;
+
 use std::fs::{self, File};
 use std::path::PathBuf;
 
@@ -63,28 +65,11 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
             ..Default::default()
         },
     ];
-    let mut kernel_release = [0u8; 64];
-    kernel_release[..4].copy_from_slice(b"6.18");
     let meta = ImageMetadata {
         header: ImageHeader {
-            magic: HEADER_MAGIC,
-            format_major: FORMAT_MAJOR,
-            format_minor: FORMAT_MINOR,
-            machine: EM_X86_64,
-            reserved0: 0,
-            page_size: PAGE as u32,
             flags: HEADER_DID_EXEC,
-            pid: 1234,
-            thread_count: 0,
-            xcr0: 7,
-            xstate_size: 832,
-            reserved1: 0,
-            hwcap: 0,
-            hwcap2: 0,
             vdso_hash: 99,
-            created_unix: 1,
-            kernel_release,
-            reserved: [0; 4],
+            ..common::x86_64_header()
         },
         mm: MmRecord {
             start_brk: base,

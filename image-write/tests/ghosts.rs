@@ -3,6 +3,8 @@
 //! descriptors and areas naming them, file locks, guard regions; and the
 //! reader's refusal of each kind of inconsistent record.
 
+mod common;
+
 use std::fs::{self, File};
 
 use kckpt_image::checksum::{check_image, regions, RegionKind};
@@ -126,28 +128,10 @@ fn image(name: &str, edit: impl FnOnce(&mut Vec<VmaRecord>, &mut FilesMeta)) -> 
         ..Default::default()
     };
     edit(&mut vmas, &mut files);
-    let mut kernel_release = [0u8; 64];
-    kernel_release[..4].copy_from_slice(b"6.18");
     let meta = ImageMetadata {
         header: ImageHeader {
-            magic: HEADER_MAGIC,
-            format_major: FORMAT_MAJOR,
-            format_minor: FORMAT_MINOR,
-            machine: EM_X86_64,
-            reserved0: 0,
-            page_size: PAGE as u32,
-            flags: 0,
-            pid: 1234,
-            thread_count: 0,
-            xcr0: 7,
             xstate_size: 0,
-            reserved1: 0,
-            hwcap: 0,
-            hwcap2: 0,
-            vdso_hash: 0,
-            created_unix: 1,
-            kernel_release,
-            reserved: [0; 4],
+            ..common::x86_64_header()
         },
         mm: MmRecord {
             start_brk: BASE,

@@ -2,6 +2,8 @@
 //! trip through the writer and the reader, then one test per value the
 //! reader must refuse.
 
+mod common;
+
 use std::fs::{self, File};
 
 use kckpt_image::cgroup_props::CgroupPropRecord;
@@ -107,28 +109,9 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
         })
         .collect();
     let task = task_note(s.task, &s.groups);
-    let mut kernel_release = [0u8; 64];
-    kernel_release[..4].copy_from_slice(b"6.18");
     let meta = ImageMetadata {
         header: ImageHeader {
-            magic: HEADER_MAGIC,
-            format_major: FORMAT_MAJOR,
-            format_minor: FORMAT_MINOR,
-            machine: EM_X86_64,
-            reserved0: 0,
-            page_size: PAGE as u32,
-            flags: 0,
-            pid: 1234,
-            thread_count: 0,
-            xcr0: 7,
-            xstate_size: 832,
-            reserved1: 0,
-            hwcap: 0,
-            hwcap2: 0,
-            vdso_hash: 0,
-            created_unix: 1,
-            kernel_release,
-            reserved: [0; 4],
+            ..common::x86_64_header()
         },
         mm: MmRecord {
             cmdline: ring_name,
