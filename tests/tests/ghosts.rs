@@ -18,24 +18,6 @@ use nix::unistd::Pid;
 
 const GHOSTS: &str = env!("KCKPT_PROG_GHOSTS");
 
-/// The program's own check (SIGUSR1): `check ok` or the failures.
-fn check(p: &mut Proc) {
-    kill(Pid::from_raw(p.pid()), Signal::SIGUSR1).expect("SIGUSR1");
-    let mut failures = Vec::new();
-    loop {
-        let l = p.line(LINE_TIMEOUT);
-        if l == "check done" {
-            break;
-        }
-        if l.starts_with("FAIL") {
-            failures.push(l);
-        }
-    }
-    if !failures.is_empty() {
-        p.fail(&format!("restored with wrong state: {failures:?}"));
-    }
-}
-
 /// `prefix` + kckpt + args (`prefix` runs kckpt as another user).
 fn kckpt_as(prefix: &[&str]) -> Command {
     match prefix.split_first() {
@@ -67,7 +49,7 @@ fn all_kinds(prefix: &[&str], name: &str) {
     };
     let mut p = Proc::spawn("ghosts all", cmd.args(["all", work.to_str().unwrap()]));
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
-    check(&mut p);
+    p.self_check();
     let out = run(
         kckpt_as(prefix)
             .args(["dump", "-p", &p.pid().to_string(), "-o"])
@@ -94,7 +76,7 @@ fn all_kinds(prefix: &[&str], name: &str) {
 
     let mut r = Proc::spawn("restore", kckpt_as(prefix).arg("restore").arg(&image));
     r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
-    check(&mut r);
+    r.self_check();
     // The locks are real: another open file description cannot take them.
     let f = fs::OpenOptions::new()
         .read(true)
@@ -122,7 +104,7 @@ fn all_kinds(prefix: &[&str], name: &str) {
     r.kill();
     let mut again = Proc::spawn("restore again", kckpt_as(prefix).arg("restore").arg(&image));
     again.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
-    check(&mut again);
+    again.self_check();
 }
 
 #[test]
@@ -290,7 +272,7 @@ fn a_shared_file_that_vanished_is_recreated_at_each_restore() {
         fs::remove_file(&perf).unwrap();
         let mut r = restore(&image);
         r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
-        check(&mut r);
+        r.self_check();
         let warning = r.stderr();
         assert!(
             warning.contains("re-created") && warning.contains("perfdata"),

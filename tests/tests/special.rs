@@ -11,29 +11,9 @@ use std::fs;
 use std::process::Command;
 
 use common::*;
-use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use nix::unistd::Pid;
 
 const SPECIAL: &str = env!("KCKPT_PROG_SPECIAL");
-
-/// The program's own check (SIGUSR1): `check ok` or the failures.
-fn check(p: &mut Proc) {
-    kill(Pid::from_raw(p.pid()), Signal::SIGUSR1).expect("SIGUSR1");
-    let mut failures = Vec::new();
-    loop {
-        let l = p.line(LINE_TIMEOUT);
-        if l == "check done" {
-            break;
-        }
-        if l.starts_with("FAIL") {
-            failures.push(l);
-        }
-    }
-    if !failures.is_empty() {
-        p.fail(&format!("wrong state: {failures:?}"));
-    }
-}
 
 fn start(args: &[&str]) -> Proc {
     let mut p = Proc::spawn("special", Command::new(SPECIAL).args(args));
@@ -52,7 +32,7 @@ fn named_pipes_devices_and_symlinks_come_back() {
     let dir = TestDir::new("special-all");
     let image = dir.join("special.kckpt");
     let mut p = start(&["all", dir.path().to_str().unwrap()]);
-    check(&mut p);
+    p.self_check();
     dump_kills(&mut p, &image);
     let info = info_json(&image);
     let fds = info["files"]["fds"].as_array().expect("fds");
@@ -68,13 +48,13 @@ fn named_pipes_devices_and_symlinks_come_back() {
 
     let mut r = restored(&image);
     // Twice: each check reads the buffered bytes and writes them back.
-    check(&mut r);
-    check(&mut r);
+    r.self_check();
+    r.self_check();
     // Nothing the restore needs was consumed: a second restore works once
     // the first has let go of the named pipe.
     r.kill();
     let mut again = restored(&image);
-    check(&mut again);
+    again.self_check();
     // The deleted pipe, node and link were made again and unlinked.
     let left: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
@@ -98,7 +78,7 @@ fn a_leave_running_dump_keeps_the_bytes_and_a_restore_beside_it_is_refused() {
     let mut p = start(&["all", dir.path().to_str().unwrap()]);
     dump(p.pid(), &image, true);
     // The original still has every byte of its pipes.
-    check(&mut p);
+    p.self_check();
     // Its named pipe still holds them: the restored process would read
     // them twice.
     let out = run(
@@ -137,7 +117,7 @@ fn a_named_pipe_another_process_holds_is_refused_at_dump() {
     );
     drop(held);
     // Refused before anything was done to it.
-    check(&mut p);
+    p.self_check();
     p.kill();
 }
 
@@ -177,7 +157,7 @@ fn another_device_stays_refused_by_name() {
     let mut p = start(&["open", node.to_str().unwrap()]);
     let out = dump_raw(p.pid(), &dir.join("x.kckpt"), false);
     assert_refused("kmsg", &out, None, &["device"]);
-    check(&mut p);
+    p.self_check();
     p.kill();
 }
 
@@ -186,7 +166,7 @@ fn without_cap_mknod_a_deleted_device_node_is_the_standard_one_with_a_warning() 
     let dir = TestDir::new("special-null");
     let image = dir.join("null.kckpt");
     let mut p = start(&["null", dir.path().to_str().unwrap()]);
-    check(&mut p);
+    p.self_check();
     dump_kills(&mut p, &image);
     // Root of a new user namespace: no CAP_MKNOD for device nodes.
     let mut r = Proc::spawn(
@@ -199,7 +179,7 @@ fn without_cap_mknod_a_deleted_device_node_is_the_standard_one_with_a_warning() 
     );
     r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
     // The same device (fstat's st_rdev), the deleted pipe's bytes.
-    check(&mut r);
+    r.self_check();
     let err = r.stderr();
     assert!(
         err.contains("fd 3") && err.contains("opened as /dev/null"),

@@ -397,6 +397,27 @@ impl Proc {
         self.target
     }
 
+    /// Ask a self-checking test program for its own check (`SIGUSR1`): it
+    /// prints `FAIL ...` lines for what is wrong, then `check done`; fail
+    /// the test with them.
+    pub fn self_check(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).expect("SIGUSR1");
+        let mut failures = Vec::new();
+        loop {
+            let l = self.line(LINE_TIMEOUT);
+            if l == "check done" {
+                break;
+            }
+            if l.starts_with("FAIL") {
+                failures.push(l);
+            }
+        }
+        if !failures.is_empty() {
+            self.fail(&format!("wrong state: {failures:?}"));
+        }
+    }
+
     /// Pid of the process spawned (for a restore: the stub, which may stay
     /// as the relay).
     pub fn spawned_pid(&self) -> i32 {
