@@ -47,18 +47,20 @@ ls -l "$work/counter.kckpt"
 say "kckpt info counter.kckpt"
 "$kckpt" info "$work/counter.kckpt"
 
-say "kckpt restore counter.kckpt   (runs for 1 s)"
+say "kckpt restore counter.kckpt   (runs for 1 s; its stdout was counter.log, reopened at its offset)"
 timeout -s KILL 1 "$kckpt" restore "$work/counter.kckpt" || true
+echo "counter.log now ends with:"
+tail -n 3 "$work/counter.log"
 
-say "./counter.kckpt   (binfmt_misc in a private user namespace; runs for 1 s)"
+say "KCKPT_STDIO=inherit ./counter.kckpt   (binfmt_misc in a private user namespace; runs for 1 s; stdout: this terminal)"
 cd "$work"
 chmod +x counter.kckpt
 KCKPT=$kckpt STUB=$stub unshare --user --map-root-user --mount sh -c '
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
     "$KCKPT" binfmt register --stub "$STUB"
     "$KCKPT" binfmt status
-    timeout -s KILL 1 ./counter.kckpt
+    KCKPT_STDIO=inherit timeout -s KILL 1 ./counter.kckpt
 ' || true
 cd - >/dev/null
 
-say "done: both restores continued from the count after the last one above"
+say "done: both restores continued from the count of the last line before the dump"
