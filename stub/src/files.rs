@@ -301,7 +301,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
             ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
             ghost_fd_kind::SHMEM => shmem_fd(img, r),
             special_fd_kind::FIFO => {
-                crate::special::fifo(img, r, force, park_floor, &mut buf);
+                crate::special::fifo(img, r, force, park_floor);
                 continue;
             }
             special_fd_kind::DEVICE => crate::special::device(img, r),
@@ -324,7 +324,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
         let of_fifo =
             find_fd(&v, r.args[0] as u32).is_some_and(|o| o.kind == special_fd_kind::FIFO);
         if r.kind == fd_kind::REOPEN && !of_fifo {
-            let fd = reopen_description(img, &r, &mut buf);
+            let fd = reopen_description(img, &r);
             place(fd, &r).unwrap_or_else(|e| fail(img, &r, "cannot move it to its number", e));
         }
     }
@@ -493,29 +493,10 @@ fn ctty(img: &Image, r: &FdRecord, force: bool) -> usize {
 /// Another open file description (`REOPEN`) of the object at descriptor `args[0]`
 /// (which exists by now): `/proc/self/fd/N` opened with the saved flags,
 /// at the saved offset.
-pub(crate) fn reopen_description(img: &Image, r: &FdRecord, buf: &mut [u8; 4096]) -> usize {
-    let mut path = [0u8; 32];
-    let prefix = b"/proc/self/fd/";
-    path[..prefix.len()].copy_from_slice(prefix);
-    let mut n = prefix.len();
-    let mut digits = [0u8; 20];
-    let mut k = 0;
-    let mut v = r.args[0];
-    loop {
-        digits[k] = b'0' + (v % 10) as u8;
-        k += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    while k > 0 {
-        k -= 1;
-        path[n] = digits[k];
-        n += 1;
-    }
+pub(crate) fn reopen_description(img: &Image, r: &FdRecord) -> usize {
+    let mut path = crate::ghosts::PathBuf::proc_fd(r.args[0]);
     let flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC) | g::O_NOCTTY;
-    let fd = sys::open(c_string(&path[..n], buf), flags)
+    let fd = sys::open(path.c(), flags)
         .unwrap_or_else(|e| fail(img, r, "cannot open it again through /proc/self/fd", e));
     if r.pos != 0 {
         let _ = sys::lseek(fd, r.pos);

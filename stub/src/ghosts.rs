@@ -52,6 +52,12 @@ impl PathBuf {
             len: 0,
         }
     }
+    /// `/proc/self/fd/N`.
+    pub fn proc_fd(fd: u64) -> PathBuf {
+        let mut p = PathBuf::new();
+        p.push(b"/proc/self/fd/").dec(fd);
+        p
+    }
     /// Append bytes (cut at the buffer's end).
     pub fn push(&mut self, bytes: &[u8]) -> &mut PathBuf {
         let n = bytes.len().min(self.buf.len() - 1 - self.len);
@@ -60,18 +66,8 @@ impl PathBuf {
         self
     }
     /// Append a decimal number.
-    pub fn dec(&mut self, mut v: u64) -> &mut PathBuf {
-        let mut digits = [0u8; 20];
-        let mut n = 0;
-        loop {
-            digits[19 - n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(&digits[20 - n..])
+    pub fn dec(&mut self, v: u64) -> &mut PathBuf {
+        self.push(crate::report::decimal(v, &mut [0; 20]))
     }
     /// The path with its NUL.
     pub fn c(&mut self) -> &[u8] {
@@ -83,10 +79,7 @@ impl PathBuf {
 /// `/proc/self/fd/N` of ghost `index`, to open it again; `None` when it
 /// was not created.
 pub fn proc_path(index: usize) -> Option<PathBuf> {
-    let fd = fd_of(index)?;
-    let mut p = PathBuf::new();
-    p.push(b"/proc/self/fd/").dec(fd as u64);
-    Some(p)
+    Some(PathBuf::proc_fd(fd_of(index)? as u64))
 }
 
 /// The descriptor of the deleted working directory, if the image has one.

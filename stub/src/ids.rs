@@ -221,21 +221,10 @@ const ZOMBIE_TRIES: u32 = 60;
 /// Is `pid` on its way out: a zombie (`/proc/PID/stat` state `Z` or `X`),
 /// or gone since `clone3` found it taken (reaped meanwhile)?
 fn zombie(pid: u32) -> bool {
-    let mut path = [0u8; 32];
-    let mut n = 0;
-    for &b in b"/proc/" {
-        path[n] = b;
-        n += 1;
-    }
-    let (digits, len) = crate::kstate::decimal(false, pid.into());
-    path[n..n + len].copy_from_slice(&digits[..len]);
-    n += len;
-    for &b in b"/stat\0" {
-        path[n] = b;
-        n += 1;
-    }
+    let mut path = crate::ghosts::PathBuf::new();
+    path.push(b"/proc/").dec(pid.into()).push(b"/stat");
     let mut buf = [0u8; 512];
-    let fd = match sys::open(&path[..n], g::O_RDONLY) {
+    let fd = match sys::open(path.c(), g::O_RDONLY) {
         Ok(fd) => fd,
         Err(e) => return e.0 == linux_raw_sys::errno::ENOENT,
     };

@@ -17,6 +17,7 @@ use kckpt_image::files::find_fd;
 use kckpt_image::inotify::{watch_flags, InotifyWatchRecord};
 use linux_raw_sys::general as g;
 
+use crate::ghosts::PathBuf;
 use crate::load::Image;
 use crate::report::Msg;
 use crate::sys::{self, Errno};
@@ -25,27 +26,6 @@ const F_SETFL: u32 = 4;
 const IN_OPEN: u32 = 0x20;
 const IN_DONT_FOLLOW: u32 = 0x0200_0000;
 const MFD_CLOEXEC: u32 = 1;
-
-/// `/proc/self/fd/N` + NUL in `buf`.
-fn fd_path(fd: u64, buf: &mut [u8; 64]) -> &[u8] {
-    let mut digits = [0u8; 20];
-    let (mut n, mut v) = (0, fd);
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let head = b"/proc/self/fd/";
-    buf[..head.len()].copy_from_slice(head);
-    for i in 0..n {
-        buf[head.len() + i] = digits[n - 1 - i];
-    }
-    buf[head.len() + n] = 0;
-    &buf[..head.len() + n + 1]
-}
 
 fn msg(img: &Image, w: &InotifyWatchRecord) -> Msg {
     let mut m = Msg::new();
@@ -85,20 +65,17 @@ fn skip(img: &Image, w: &InotifyWatchRecord, dummy: &[u8], wd: u32) {
 }
 
 /// Add one saved watch; `Err` when the kernel refuses it.
-fn add(img: &Image, w: &InotifyWatchRecord, buf: &mut [u8; 4096]) -> Result<usize, Errno> {
-    let mut small = [0u8; 64];
-    let (path, mask) = if w.flags & watch_flags::BY_FD != 0 {
-        (fd_path(w.target_fd.into(), &mut small), w.mask)
+fn add(img: &Image, w: &InotifyWatchRecord) -> Result<usize, Errno> {
+    let (mut path, mask) = if w.flags & watch_flags::BY_FD != 0 {
+        (PathBuf::proc_fd(w.target_fd.into()), w.mask)
     } else {
-        let p = img.view.string(w.path).unwrap_or(&[]);
-        let n = p.len().min(buf.len() - 1);
-        buf[..n].copy_from_slice(&p[..n]);
-        buf[n] = 0;
+        let mut p = PathBuf::new();
+        p.push(img.view.string(w.path).unwrap_or(&[]));
         // The saved path names the inode itself: never follow a final
         // symbolic link.
-        (&buf[..n + 1], w.mask | IN_DONT_FOLLOW)
+        (p, w.mask | IN_DONT_FOLLOW)
     };
-    sys::inotify_add_watch(w.fd as usize, path, mask)
+    sys::inotify_add_watch(w.fd as usize, path.c(), mask)
 }
 
 /// Try every watched path on a scratch instance: a path the kernel
@@ -111,7 +88,6 @@ pub fn check_paths(img: &Image, force: bool) {
     let Ok(scratch) = sys::inotify_init1(g::O_CLOEXEC) else {
         return; // the instances themselves were created: not expected
     };
-    let mut buf = [0u8; 4096];
     for w in img.view.inotify.iter() {
         if w.flags & watch_flags::BY_FD != 0 {
             continue;
@@ -120,7 +96,7 @@ pub fn check_paths(img: &Image, force: bool) {
             fd: scratch as u32,
             ..w
         };
-        if let Err(e) = add(img, &scratch_w, &mut buf) {
+        if let Err(e) = add(img, &scratch_w) {
             msg(img, &w)
                 .s(": cannot watch it")
                 .errno(e)
@@ -146,9 +122,8 @@ pub fn add_watches(img: &Image, force: bool) {
             .errno(e)
             .fail()
     });
-    let mut dbuf = [0u8; 64];
-    let dummy = fd_path(dummy_fd as u64, &mut dbuf);
-    let mut buf = [0u8; 4096];
+    let mut dummy = PathBuf::proc_fd(dummy_fd as u64);
+    let dummy = dummy.c();
     let mut current: Option<(u32, u32)> = None; // (fd, saved flags)
     let mut next = 1u32;
     for w in v.inotify.iter() {
@@ -166,7 +141,7 @@ pub fn add_watches(img: &Image, force: bool) {
             skip(img, &w, dummy, next);
             next += 1;
         }
-        match add(img, &w, &mut buf) {
+        match add(img, &w) {
             Ok(got) if got == w.wd as usize => {}
             Ok(got) => msg(img, &w)
                 .s(": the kernel gave it number ")

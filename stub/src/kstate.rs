@@ -70,24 +70,15 @@ pub fn after_memory(img: &Image) -> Result<(), Failure> {
         }
     }
     if k.flags & kstate_flags::HAVE_OOM_SCORE_ADJ != 0 {
-        let v = k.oom_score_adj;
-        let (neg, abs) = (v < 0, u64::from(v.unsigned_abs()));
         proc_value(
             img,
             b"/proc/self/oom_score_adj\0",
             "oom_score_adj",
-            neg,
-            abs,
+            k.oom_score_adj.into(),
         );
     }
     if k.flags & kstate_flags::HAVE_LOGINUID != 0 {
-        proc_value(
-            img,
-            b"/proc/self/loginuid\0",
-            "loginuid",
-            false,
-            k.loginuid.into(),
-        );
+        proc_value(img, b"/proc/self/loginuid\0", "loginuid", k.loginuid.into());
     }
     if k.child_subreaper != 0 {
         sys::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -96,32 +87,15 @@ pub fn after_memory(img: &Image) -> Result<(), Failure> {
     join_cgroups(img, 0)
 }
 
-/// A decimal number as text: (buffer, length).
-pub fn decimal(neg: bool, v: u64) -> ([u8; 24], usize) {
-    let mut digits = [0u8; 24];
-    let mut n = 0;
-    let mut v = v;
-    loop {
-        digits[23 - n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if neg {
-        digits[23 - n] = b'-';
-        n += 1;
-    }
-    let mut out = [0u8; 24];
-    out[..n].copy_from_slice(&digits[24 - n..]);
-    (out, n)
-}
-
 /// Write the number to the `/proc/self` file `path` unless it holds it
 /// already; a refusal is a warning naming `what`.
-fn proc_value(img: &Image, path: &[u8], what: &str, neg: bool, v: u64) {
-    let (text, n) = decimal(neg, v);
+fn proc_value(img: &Image, path: &[u8], what: &str, v: i64) {
+    let mut digits = [0; 20];
+    let digits = crate::report::decimal(v.unsigned_abs(), &mut digits);
+    let n = digits.len();
+    let mut buf = [b'-'; 21];
+    buf[1..=n].copy_from_slice(digits);
+    let text = &buf[usize::from(v >= 0)..=n];
     let mut now = [0u8; 24];
     let len = match sys::open(path, g::O_RDONLY) {
         Ok(fd) => {
@@ -132,11 +106,11 @@ fn proc_value(img: &Image, path: &[u8], what: &str, neg: bool, v: u64) {
         Err(_) => 0,
     };
     let current = now[..len].strip_suffix(b"\n").unwrap_or(&now[..len]);
-    if current == &text[..n] {
+    if current == text {
         return;
     }
     let r = sys::open(path, g::O_WRONLY).and_then(|fd| {
-        let r = sys::write(fd, &text[..n]);
+        let r = sys::write(fd, text);
         sys::close(fd);
         r
     });
@@ -146,7 +120,7 @@ fn proc_value(img: &Image, path: &[u8], what: &str, neg: bool, v: u64) {
             .s(": cannot set ")
             .s(what)
             .s(" to ")
-            .push(&text[..n])
+            .push(text)
             .errno(e)
             .s("; it stays ")
             .push(current)

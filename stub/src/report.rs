@@ -30,6 +30,19 @@ pub fn line(text: &[u8]) {
     sys::write_all(ERR_FD.load(Ordering::Relaxed), text);
 }
 
+/// `v` in decimal: the digits, written at the end of `buf`.
+pub fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// Exit status of the stub when it refuses an image or a restore fails.
 pub const EXIT_REFUSED: i32 = 126;
 /// Exit status for a usage error.
@@ -96,18 +109,7 @@ impl Msg {
 
     /// Append a decimal number.
     pub fn dec(&mut self, v: u64) -> &mut Msg {
-        let mut digits = [0u8; 20];
-        let mut n = 0;
-        let mut v = v;
-        loop {
-            digits[19 - n] = b'0' + (v % 10) as u8;
-            n += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.raw(&digits[20 - n..])
+        self.raw(decimal(v, &mut [0; 20]))
     }
 
     /// Append `: <error text>`.

@@ -127,7 +127,7 @@ fn c(path: &[u8]) -> PathBuf {
 
 /// A named pipe and every other open file description of it (`REOPEN`),
 /// placed at their numbers, with the saved bytes buffered again.
-pub fn fifo(img: &Image, r: &FdRecord, force: bool, floor: usize, buf: &mut [u8; 4096]) {
+pub fn fifo(img: &Image, r: &FdRecord, force: bool, floor: usize) {
     let v = img.view;
     let path = v.string(r.path).unwrap_or(&[]);
     let rw = g::O_RDWR | g::O_NONBLOCK;
@@ -174,7 +174,7 @@ pub fn fifo(img: &Image, r: &FdRecord, force: bool, floor: usize, buf: &mut [u8;
             }
             let mut own = *r;
             own.args[0] = tmp as u64;
-            let fd = reopen_description(img, &own, buf);
+            let fd = reopen_description(img, &own);
             place(fd, r).unwrap_or_else(|e| fail(img, r, "cannot move it to its number", e));
             Some(tmp)
         }
@@ -196,7 +196,7 @@ pub fn fifo(img: &Image, r: &FdRecord, force: bool, floor: usize, buf: &mut [u8;
     };
     for o in v.fds.iter() {
         if o.kind == fd_kind::REOPEN && o.dup_of == FD_NO_DUP && o.args[0] == u64::from(r.fd) {
-            let n = reopen_description(img, &o, buf);
+            let n = reopen_description(img, &o);
             place(n, &o).unwrap_or_else(|e| fail(img, &o, "cannot move it to its number", e));
         }
     }
