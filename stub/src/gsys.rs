@@ -7,15 +7,7 @@
 use kckpt_arch::syscall::raw_syscall;
 use linux_raw_sys::general as g;
 
-use crate::sys::{check, Errno, SysResult};
-
-fn nul_terminated(path: &[u8]) -> Result<(), Errno> {
-    if path.last() == Some(&0) {
-        Ok(())
-    } else {
-        Err(Errno(linux_raw_sys::errno::EINVAL))
-    }
-}
+use crate::sys::{check, nul_terminated, SysResult};
 
 fn call(nr: u32, a: [usize; 6]) -> SysResult {
     // SAFETY: every caller passes integers or pointers to live values the

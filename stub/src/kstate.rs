@@ -415,11 +415,11 @@ fn mkdir_p(path: &mut [u8]) -> bool {
     for i in cut + 1..end {
         if path[i] == b'/' {
             path[i] = 0;
-            let _ = ksys::mkdir(&path[..=i], 0o755);
+            let _ = crate::gsys::mkdir(&path[..=i], 0o755);
             path[i] = b'/';
         }
     }
-    ksys::mkdir(path, 0o755).is_ok()
+    crate::gsys::mkdir(path, 0o755).is_ok()
 }
 
 /// Join the thread's own cgroups (called by each other thread).

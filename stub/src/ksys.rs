@@ -5,17 +5,9 @@
 //! replace memory.
 #![allow(unsafe_code)]
 
-use kckpt_arch::syscall::raw_syscall;
 use linux_raw_sys::general as g;
 
-use crate::sys::{check, Errno, SysResult};
-
-/// # Safety
-/// See [`raw_syscall`].
-unsafe fn sc(nr: u32, a: [usize; 6]) -> SysResult {
-    // SAFETY: forwarded to the caller.
-    check(unsafe { raw_syscall(nr as usize, a) })
-}
+use crate::sys::{nul_terminated, sc, Errno, SysResult};
 
 /// A system call with integer arguments only, which touches no memory of
 /// this process (id changes, prctl with integer options, membarrier).
@@ -226,9 +218,7 @@ pub unsafe fn io_submit(ctx: usize, list: &[*const Iocb]) -> SysResult {
 /// The file system type (`f_type` of `statfs`) of `path`, which ends with
 /// a NUL.
 pub fn fs_type(path: &[u8]) -> Result<u64, Errno> {
-    if path.last() != Some(&0) {
-        return Err(Errno(linux_raw_sys::errno::EINVAL));
-    }
+    nul_terminated(path)?;
     // struct statfs: 120 bytes on x86_64 and aarch64, f_type first.
     let mut buf = [0u64; 16];
     // SAFETY: the kernel reads the NUL-terminated path and writes at most
@@ -247,27 +237,6 @@ pub fn fs_type(path: &[u8]) -> Result<u64, Errno> {
         )
     }?;
     Ok(buf[0])
-}
-
-/// `mkdir(path, mode)`; `path` ends with a NUL.
-pub fn mkdir(path: &[u8], mode: u32) -> SysResult {
-    if path.last() != Some(&0) {
-        return Err(Errno(linux_raw_sys::errno::EINVAL));
-    }
-    // SAFETY: the kernel reads the NUL-terminated path.
-    unsafe {
-        sc(
-            g::__NR_mkdirat,
-            [
-                g::AT_FDCWD as isize as usize,
-                path.as_ptr() as usize,
-                mode as usize,
-                0,
-                0,
-                0,
-            ],
-        )
-    }
 }
 
 /// `read(fd, buf)` once.

@@ -23,9 +23,18 @@ pub(crate) fn check(r: isize) -> SysResult {
     }
 }
 
+/// `Err(EINVAL)` unless `path` ends with a NUL.
+pub(crate) fn nul_terminated(path: &[u8]) -> Result<(), Errno> {
+    if path.last() == Some(&0) {
+        Ok(())
+    } else {
+        Err(Errno(linux_raw_sys::errno::EINVAL))
+    }
+}
+
 /// # Safety
 /// See [`raw_syscall`].
-unsafe fn sc(nr: u32, a: [usize; 6]) -> SysResult {
+pub(crate) unsafe fn sc(nr: u32, a: [usize; 6]) -> SysResult {
     // SAFETY: forwarded to the caller.
     check(unsafe { raw_syscall(nr as usize, a) })
 }
@@ -58,9 +67,7 @@ pub fn exit_thread(code: i32) -> ! {
 
 /// `openat(AT_FDCWD, path, flags)`; `path` must end with a NUL.
 pub fn open(path: &[u8], flags: u32) -> SysResult {
-    if path.last() != Some(&0) {
-        return Err(Errno(linux_raw_sys::errno::EINVAL));
-    }
+    nul_terminated(path)?;
     // SAFETY: `path` is a NUL-terminated live slice.
     unsafe {
         sc(
@@ -568,9 +575,7 @@ pub fn inotify_rm_watch(fd: usize, wd: usize) -> SysResult {
 
 /// `inotify_add_watch(fd, path, mask)`; `path` must end with a NUL.
 pub fn inotify_add_watch(fd: usize, path: &[u8], mask: u32) -> SysResult {
-    if path.last() != Some(&0) {
-        return Err(Errno(linux_raw_sys::errno::EINVAL));
-    }
+    nul_terminated(path)?;
     // SAFETY: `path` is a NUL-terminated live slice the kernel only reads.
     unsafe {
         sc(
@@ -618,9 +623,7 @@ pub fn fd_pair(socket_type: Option<u32>, flags: u32) -> Result<[usize; 2], Errno
 
 /// `memfd_create(name, flags)`; `name` must end with a NUL.
 pub fn memfd_create(name: &[u8], flags: u32) -> SysResult {
-    if name.last() != Some(&0) {
-        return Err(Errno(linux_raw_sys::errno::EINVAL));
-    }
+    nul_terminated(name)?;
     // SAFETY: the kernel reads a NUL-terminated string from a live slice.
     unsafe {
         sc(
@@ -709,9 +712,7 @@ pub fn signalfd(mask: u64, flags: u32) -> SysResult {
 
 /// `chdir(path)`; `path` must end with a NUL.
 pub fn chdir(path: &[u8]) -> SysResult {
-    if path.last() != Some(&0) {
-        return Err(Errno(linux_raw_sys::errno::EINVAL));
-    }
+    nul_terminated(path)?;
     // SAFETY: the kernel reads a NUL-terminated string from a live slice.
     unsafe { sc(g::__NR_chdir, [path.as_ptr() as usize, 0, 0, 0, 0, 0]) }
 }
