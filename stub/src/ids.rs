@@ -47,17 +47,6 @@ const MS_PRIVATE: usize = 1 << 18;
 /// Status word flag: `C` stored `G`'s wait status.
 const HAVE_STATUS: u32 = 1 << 31;
 
-fn write_file(path: &[u8], text: &[u8]) -> Result<(), sys::Errno> {
-    let fd = sys::open(path, g::O_WRONLY)?;
-    let r = sys::write(fd, text);
-    sys::close(fd);
-    match r {
-        Ok(n) if n == text.len() => Ok(()),
-        Ok(_) => Err(sys::Errno(linux_raw_sys::errno::EIO)),
-        Err(e) => Err(e),
-    }
-}
-
 /// `"ID ID 1"` for uid_map/gid_map.
 fn id_map(id: u32, out: &mut [u8; 40]) -> &[u8] {
     let mut digits = [0u8; 10];
@@ -118,9 +107,9 @@ pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
         let (uid, gid) = (sys::geteuid(), sys::getegid());
         sys::unshare(g::CLONE_NEWUSER).unwrap_or_else(|e| fail("no new user namespace", e));
         let mut buf = [0u8; 40];
-        write_file(b"/proc/self/setgroups\0", b"deny")
-            .and_then(|_| write_file(b"/proc/self/uid_map\0", id_map(uid, &mut buf)))
-            .and_then(|_| write_file(b"/proc/self/gid_map\0", id_map(gid, &mut buf)))
+        sys::write_file(b"/proc/self/setgroups\0", b"deny")
+            .and_then(|_| sys::write_file(b"/proc/self/uid_map\0", id_map(uid, &mut buf)))
+            .and_then(|_| sys::write_file(b"/proc/self/gid_map\0", id_map(gid, &mut buf)))
             .unwrap_or_else(|e| fail("cannot map the user namespace's ids", e));
         DROP_CAPS.store(true, Ordering::Relaxed);
     }

@@ -97,24 +97,12 @@ fn proc_value(img: &Image, path: &[u8], what: &str, v: i64) {
     buf[1..=n].copy_from_slice(digits);
     let text = &buf[usize::from(v >= 0)..=n];
     let mut now = [0u8; 24];
-    let len = match sys::open(path, g::O_RDONLY) {
-        Ok(fd) => {
-            let r = ksys::read(fd, &mut now).unwrap_or(0);
-            sys::close(fd);
-            r
-        }
-        Err(_) => 0,
-    };
-    let current = now[..len].strip_suffix(b"\n").unwrap_or(&now[..len]);
+    let now = sys::read_small(path, &mut now);
+    let current = now.strip_suffix(b"\n").unwrap_or(now);
     if current == text {
         return;
     }
-    let r = sys::open(path, g::O_WRONLY).and_then(|fd| {
-        let r = sys::write(fd, text);
-        sys::close(fd);
-        r
-    });
-    if let Err(e) = r {
+    if let Err(e) = sys::write_file(path, text) {
         Msg::new()
             .push(img.path)
             .s(": cannot set ")
@@ -231,7 +219,7 @@ fn in_cgroup(line: &[u8], thread: bool) -> bool {
         b"/proc/self/cgroup\0"
     };
     let mut buf = [0u8; 4096];
-    read_small(path, &mut buf)
+    sys::read_small(path, &mut buf)
         .split(|&c| c == b'\n')
         .any(|l| l == line)
 }
@@ -292,12 +280,7 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
         }
         path[n..n + file.len()].copy_from_slice(file);
         // `0` in cgroup.procs or tasks moves the writer itself.
-        let r = sys::open(&path[..n + file.len()], g::O_WRONLY).and_then(|fd| {
-            let r = sys::write(fd, b"0");
-            sys::close(fd);
-            r
-        });
-        if let Err(e) = r {
+        if let Err(e) = sys::write_file(&path[..n + file.len()], b"0") {
             Msg::new()
                 .push(img.path)
                 .s(": cannot put the process back into cgroup ")
@@ -311,22 +294,6 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// Up to 4 KiB of the file at the NUL-terminated `path` (empty when it
-/// cannot be read).
-fn read_small<'b>(path: &[u8], buf: &'b mut [u8; 4096]) -> &'b [u8] {
-    let mut len = 0;
-    if let Ok(fd) = sys::open(path, g::O_RDONLY) {
-        while len < buf.len() {
-            match ksys::read(fd, &mut buf[len..]) {
-                Ok(k) if k > 0 => len += k,
-                _ => break,
-            }
-        }
-        sys::close(fd);
-    }
-    &buf[..len]
 }
 
 /// Write the saved settings of the cgroup directory `dir` (just created
@@ -354,18 +321,13 @@ fn write_settings(img: &Image, line: &[u8], dir: &[u8], path: &mut [u8; 4352]) -
         path[end] = 0;
         let file = &path[..=end];
         let mut buf = [0u8; 4096];
-        let now = read_small(file, &mut buf);
+        let now = sys::read_small(file, &mut buf);
         let mut ok = true;
         for l in value.split(|&c| c == b'\n') {
             if l.is_empty() || now.split(|&c| c == b'\n').any(|x| x == l) {
                 continue;
             }
-            let r = sys::open(file, g::O_WRONLY).and_then(|fd| {
-                let r = sys::write(fd, l);
-                sys::close(fd);
-                r
-            });
-            if let Err(e) = r {
+            if let Err(e) = sys::write_file(file, l) {
                 ok = false;
                 Msg::new()
                     .push(img.path)

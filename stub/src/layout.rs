@@ -89,28 +89,13 @@ fn map_range(line: &[u8]) -> Option<(usize, usize)> {
     Some((ends.next().and_then(hex)?, ends.next().and_then(hex)?))
 }
 
-fn read_small(path: &[u8], buf: &mut [u8]) -> usize {
-    let Ok(fd) = sys::open(path, linux_raw_sys::general::O_RDONLY) else {
-        return 0;
-    };
-    let mut len = 0;
-    while len < buf.len() {
-        match sys::pread(fd, &mut buf[len..], len as u64) {
-            Ok(n) if n > 0 => len += n,
-            _ => break,
-        }
-    }
-    sys::close(fd);
-    len
-}
-
 /// Running under user-mode emulation (`qemu-aarch64` on an x86_64 host):
 /// `/proc/sys/kernel/arch`, which QEMU passes through, names another
 /// architecture than the stub's.
 pub fn emulated() -> bool {
     let mut buf = [0u8; 32];
-    let len = read_small(b"/proc/sys/kernel/arch\0", &mut buf);
-    let arch = buf[..len].strip_suffix(b"\n").unwrap_or(&buf[..len]);
+    let arch = sys::read_small(b"/proc/sys/kernel/arch\0", &mut buf);
+    let arch = arch.strip_suffix(b"\n").unwrap_or(arch);
     !arch.is_empty() && arch != kckpt_arch::NAME.as_bytes()
 }
 
@@ -126,11 +111,11 @@ pub fn guest_areas_outside_window(
     let Some(buf) = GUEST_MAPS.take() else {
         return Err(sys::Errno(linux_raw_sys::errno::EBUSY));
     };
-    let len = read_small(b"/proc/self/maps\0", buf);
-    if len == 0 {
+    let maps = sys::read_small(b"/proc/self/maps\0", buf);
+    if maps.is_empty() {
         return Err(sys::Errno(linux_raw_sys::errno::EIO));
     }
-    for line in buf[..len].split(|&c| c == b'\n') {
+    for line in maps.split(|&c| c == b'\n') {
         let Some((start, end)) = map_range(line) else {
             continue;
         };

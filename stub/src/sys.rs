@@ -745,3 +745,32 @@ pub fn sched_getaffinity(mask: &mut [u64; 16]) -> SysResult {
         )
     }
 }
+
+/// The start of file `path` (NUL-terminated), as much as fits in `buf`;
+/// empty when it cannot be opened.
+pub fn read_small<'b>(path: &[u8], buf: &'b mut [u8]) -> &'b [u8] {
+    let mut len = 0;
+    if let Ok(fd) = open(path, g::O_RDONLY) {
+        while len < buf.len() {
+            match pread(fd, &mut buf[len..], len as u64) {
+                Ok(n) if n > 0 => len += n,
+                _ => break,
+            }
+        }
+        close(fd);
+    }
+    &buf[..len]
+}
+
+/// Write `text` to file `path` (NUL-terminated) in one call, as `/proc`
+/// and cgroup files want; a short write is `EIO`.
+pub fn write_file(path: &[u8], text: &[u8]) -> Result<(), Errno> {
+    let fd = open(path, g::O_WRONLY)?;
+    let r = write(fd, text);
+    close(fd);
+    match r {
+        Ok(n) if n == text.len() => Ok(()),
+        Ok(_) => Err(Errno(linux_raw_sys::errno::EIO)),
+        Err(e) => Err(e),
+    }
+}
