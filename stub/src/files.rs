@@ -263,12 +263,7 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
                 let fd = sys::memfd_create(&name[..name.len().min(250)], MFD_CLOEXEC | sealing)
                     .or_else(|_| sys::memfd_create(b"kckpt\0", MFD_CLOEXEC | sealing))
                     .unwrap_or_else(|e| fail(img, r, "memfd_create", e));
-                let filled = sys::ftruncate(fd, r.args[0])
-                    .and_then(|_| sys::sendfile_all(fd, img.fd, r.data_offset, r.data_len))
-                    .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
-                if let Err(e) = filled {
-                    fail(img, r, "cannot fill the memfd", e);
-                }
+                fill_memfd(img, r, fd, "cannot fill the memfd");
                 if r.args[2] >> 32 == 1 {
                     let _ = crate::gsys::fchmod(fd, (r.args[2] & 0o7777) as u32);
                 }
@@ -537,13 +532,19 @@ fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
 fn shmem_fd(img: &Image, r: &FdRecord) -> usize {
     let fd = sys::memfd_create(b"kckpt-shmem\0", MFD_CLOEXEC)
         .unwrap_or_else(|e| fail(img, r, "memfd_create", e));
+    fill_memfd(img, r, fd, "cannot fill the shared memory");
+    fd
+}
+
+/// Give the new memfd `fd` the saved size (`args[0]`), content and offset
+/// of `r`; a failure fails the restore with `what`.
+fn fill_memfd(img: &Image, r: &FdRecord, fd: usize, what: &str) {
     let filled = sys::ftruncate(fd, r.args[0])
         .and_then(|_| sys::sendfile_all(fd, img.fd, r.data_offset, r.data_len))
         .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
     if let Err(e) = filled {
-        fail(img, r, "cannot fill the shared memory", e);
+        fail(img, r, what, e);
     }
-    fd
 }
 
 /// Create a pipe or socketpair for `r` and `peer` (`r.fd < peer.fd`),
