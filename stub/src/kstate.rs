@@ -8,7 +8,7 @@
 //!    `oom_score_adj`, `loginuid`, child subreaper, the process's cgroups
 //!    (a re-created one with its saved settings, [`join_cgroups`]);
 //! 3. each other thread joins its own cgroup when it differs
-//!    ([`join_thread_cgroups`]).
+//!    ([`join_cgroups`] with its tid).
 //!
 //! What needs a privilege the restorer lacks is reported with one
 //! `kckpt: warning:` line naming it, and the restore goes on (lowering
@@ -382,9 +382,4 @@ fn mkdir_p(path: &mut [u8]) -> bool {
         }
     }
     crate::gsys::mkdir(path, 0o755).is_ok()
-}
-
-/// Join the thread's own cgroups (called by each other thread).
-pub fn join_thread_cgroups(img: &Image, saved_tid: u32) -> Result<(), Failure> {
-    join_cgroups(img, saved_tid)
 }

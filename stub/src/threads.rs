@@ -223,7 +223,7 @@ extern "C" fn thread_main(arg: usize) -> ! {
     let result = (|| -> Result<core::convert::Infallible, Failure> {
         state::restore_thread(&thread.record)?;
         crate::creds::robust_list(img, st.index)?;
-        crate::kstate::join_thread_cgroups(img, thread.record.tid)?;
+        crate::kstate::join_cgroups(img, thread.record.tid)?;
         // Its own pending signals, to its (possibly new) tid, while every
         // signal is still blocked.
         crate::process::queue_own(img, thread.record.tid, false)?;
