@@ -1178,7 +1178,8 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                     continue;
                 }
                 let copy = fs::File::from(getfd(files.fds[i].rec.fd as i32)?);
-                let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
+                let meta = copy.metadata().ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
                 if size > MAX_MEMFD {
                     classes[i] = Class::Unsupported(format!("memfd of {size} bytes"));
                     files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
@@ -1186,7 +1187,6 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 }
                 let seals = fcntl(copy.as_fd(), FcntlArg::F_GET_SEALS).unwrap_or(1);
                 // 1.3: its inode, so areas mapping it use the same memfd.
-                let meta = copy.metadata().ok();
                 files.fds[i].rec.args[3] = meta.as_ref().map(|m| m.ino()).unwrap_or(0);
                 // 1.3: its permissions (fchmod works on memfds), marked
                 // present by bit 32.
