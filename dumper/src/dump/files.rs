@@ -504,8 +504,9 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
     Ok(out)
 }
 
-/// Things about the process (not one descriptor) that kckpt cannot restore.
-fn unsupported_features(pid: i32) -> Vec<String> {
+/// Things about the process (not one descriptor) that kckpt cannot restore,
+/// from its `status` text and its mappings `entries` among others.
+fn unsupported_features(pid: i32, status: &str, entries: &[procfs::MapEntry]) -> Vec<String> {
     let mut out = Vec::new();
     let children: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -517,8 +518,7 @@ fn unsupported_features(pid: i32) -> Vec<String> {
     if !children.is_empty() {
         out.push(format!("child process {}", children.join(", ")));
     }
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    match fdinfo_field(&status, "Seccomp") {
+    match fdinfo_field(status, "Seccomp") {
         Some("1") => out.push("seccomp strict mode".to_owned()),
         Some("0") | None => {}
         Some(_) => out.push("seccomp filter".to_owned()),
@@ -534,12 +534,10 @@ fn unsupported_features(pid: i32) -> Vec<String> {
     for tid in traced {
         out.push(format!("ptrace of pid {tid}"));
     }
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let entries = procfs::maps(pid).unwrap_or_default();
     let uncovered = entries.iter().find(|e| {
         !e.shared
             && e.name == "/dev/zero (deleted)"
-            && !super::memory::covered_by_shared(&entries, e)
+            && !super::memory::covered_by_shared(entries, e)
     });
     if let Some(at) = uncovered.map(|e| e.start) {
         // Opened through /proc/PID/map_files and mapped privately: the
@@ -549,7 +547,7 @@ fn unsupported_features(pid: i32) -> Vec<String> {
             "private mapping of shared anonymous memory at {at:#x} whose object is not mapped shared over it"
         ));
     }
-    if maps.lines().any(|l| l.contains(" /SYSV")) {
+    if entries.iter().any(|e| e.name.starts_with("/SYSV")) {
         out.push("SysV shared memory attached".to_owned());
     }
     out.extend(sysv_ipc(pid));
@@ -661,12 +659,13 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
     };
-    let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid)
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let maps = procfs::maps(pid).unwrap_or_default();
+    let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid, &status, &maps)
         .into_iter()
         .map(|f| (None, f))
         .collect();
 
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     files.fs.umask = fdinfo_field(&status, "Umask")
         .and_then(|v| u32::from_str_radix(v, 8).ok())
         .unwrap_or(0o022);
@@ -700,9 +699,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 .to_owned(),
         );
     }
-    if let Ok(maps) = procfs::maps(pid) {
-        files.ghosts.add_vanishing(&maps);
-    }
+    files.ghosts.add_vanishing(&maps);
 
     let fd_dir = procfs::proc_path(pid, "fd");
     let mut numbers: Vec<i32> = fs::read_dir(&fd_dir)
