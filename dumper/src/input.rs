@@ -48,19 +48,7 @@ pub fn open(path: &Path, inheritable: bool) -> Result<Input> {
         .map_err(open_err)?;
     let ft = file.metadata().map_err(open_err)?.file_type();
     if !ft.is_file() {
-        let what = if ft.is_dir() {
-            "a directory"
-        } else if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else {
-            "not a regular file"
-        };
+        let what = crate::dump::output::kind_name(ft);
         let hint = if ft.is_fifo() || ft.is_char_device() {
             "; use - to read an image from standard input"
         } else {

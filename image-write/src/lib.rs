@@ -517,25 +517,12 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
     if let Some(process) = &meta.process {
         n.push_record(NOTE_OWNER, NT_KCKPT_PROCESS, process);
     }
-    if !meta.pending.is_empty() {
-        let mut pending = Vec::new();
-        meta.pending
-            .iter()
-            .for_each(|p| pending.extend_from_slice(record_bytes(p)));
-        n.push(NOTE_OWNER, NT_KCKPT_PENDING, &pending);
-    }
+    push_table(&mut n, NT_KCKPT_PENDING, &meta.pending);
     encode_timers(&mut n, &meta.timers);
     n.push(NOTE_OWNER, NT_KCKPT_STRINGS, meta.strings.as_bytes());
-    let mut vmas = Vec::with_capacity(meta.vmas.len() * core::mem::size_of::<VmaRecord>());
-    meta.vmas
-        .iter()
-        .for_each(|v| vmas.extend_from_slice(record_bytes(v)));
-    n.push(NOTE_OWNER, NT_KCKPT_VMAS, &vmas);
-    let mut runs = Vec::with_capacity(meta.runs.len() * core::mem::size_of::<RunRecord>());
-    meta.runs
-        .iter()
-        .for_each(|r| runs.extend_from_slice(record_bytes(r)));
-    n.push(NOTE_OWNER, NT_KCKPT_RUNS, &runs);
+    // Present even when empty.
+    n.push(NOTE_OWNER, NT_KCKPT_VMAS, &table_bytes(&meta.vmas));
+    n.push(NOTE_OWNER, NT_KCKPT_RUNS, &table_bytes(&meta.runs));
     encode_files(&mut n, &meta.files);
     encode_kstate(&mut n, &meta.kstate);
     n.push(CORE_OWNER, nt::PRPSINFO, &meta.prpsinfo);
@@ -556,77 +543,31 @@ fn encode_timers(n: &mut NoteBuf, timers: &TimersMeta) {
     if let Some(t) = &timers.itimers {
         n.push_record(NOTE_OWNER, NT_KCKPT_TIMERS, t);
     }
-    if !timers.posix.is_empty() {
-        let mut bytes = Vec::new();
-        timers
-            .posix
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, NT_KCKPT_POSIX_TIMERS, &bytes);
-    }
+    push_table(n, NT_KCKPT_POSIX_TIMERS, &timers.posix);
 }
 
 fn encode_kstate(n: &mut NoteBuf, k: &KstateMeta) {
     if let Some(rec) = &k.kstate {
         n.push_record(NOTE_OWNER, kstate::NT_KCKPT_KSTATE, rec);
     }
-    if !k.aio.is_empty() {
-        let mut bytes = Vec::new();
-        k.aio
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, kstate::NT_KCKPT_AIO, &bytes);
-    }
-    if !k.cgroups.is_empty() {
-        let mut bytes = Vec::new();
-        k.cgroups
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, kstate::NT_KCKPT_CGROUPS, &bytes);
-    }
-    if !k.cgroup_props.is_empty() {
-        let mut bytes = Vec::new();
-        k.cgroup_props
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        use kckpt_image::cgroup_props::NT_KCKPT_CGROUP_PROPS;
-        n.push(NOTE_OWNER, NT_KCKPT_CGROUP_PROPS, &bytes);
-    }
+    push_table(n, kstate::NT_KCKPT_AIO, &k.aio);
+    push_table(n, kstate::NT_KCKPT_CGROUPS, &k.cgroups);
+    use kckpt_image::cgroup_props::NT_KCKPT_CGROUP_PROPS;
+    push_table(n, NT_KCKPT_CGROUP_PROPS, &k.cgroup_props);
 }
 
 fn encode_files(n: &mut NoteBuf, files: &FilesMeta) {
     if let Some(fs) = &files.fs {
         n.push_record(NOTE_OWNER, NT_KCKPT_FS, fs);
     }
-    if !files.fds.is_empty() {
-        let mut bytes = Vec::new();
-        files
-            .fds
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, NT_KCKPT_FDS, &bytes);
-    }
-    if !files.epoll.is_empty() {
-        let mut bytes = Vec::new();
-        files
-            .epoll
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, NT_KCKPT_EPOLL, &bytes);
-    }
+    push_table(n, NT_KCKPT_FDS, &files.fds);
+    push_table(n, NT_KCKPT_EPOLL, &files.epoll);
     encode_terminals(n, files);
 }
 
 fn encode_terminals(n: &mut NoteBuf, files: &FilesMeta) {
     use kckpt_image::terminal::{NT_KCKPT_JOB, NT_KCKPT_TERMINALS};
-    if !files.terminals.is_empty() {
-        let mut bytes = Vec::new();
-        files
-            .terminals
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, NT_KCKPT_TERMINALS, &bytes);
-    }
+    push_table(n, NT_KCKPT_TERMINALS, &files.terminals);
     if let Some(job) = &files.job {
         n.push_record(NOTE_OWNER, NT_KCKPT_JOB, job);
     }
@@ -640,12 +581,17 @@ fn encode_terminals(n: &mut NoteBuf, files: &FilesMeta) {
 /// A note holding `records`, none when empty.
 fn push_table<T: Record>(n: &mut NoteBuf, kind: u32, records: &[T]) {
     if !records.is_empty() {
-        let mut bytes = Vec::new();
-        records
-            .iter()
-            .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
-        n.push(NOTE_OWNER, kind, &bytes);
+        n.push(NOTE_OWNER, kind, &table_bytes(records));
     }
+}
+
+/// The bytes of `records`, one after the other.
+fn table_bytes<T: Record>(records: &[T]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(core::mem::size_of_val(records));
+    records
+        .iter()
+        .for_each(|r| bytes.extend_from_slice(record_bytes(r)));
+    bytes
 }
 
 /// Recompute the metadata checksums of an image in memory (ELF header,

@@ -249,10 +249,9 @@ fn signals(s: &SignalsRecord) -> Result<(), FormatError> {
     )
 }
 
-/// Is `[addr, addr + len)` inside one writable saved VMA? (A binary
-/// search: the VMAs are sorted, and an image may have many threads.)
-fn in_writable_vma(view: &ImageView<'_>, addr: u64, len: u64) -> bool {
-    let end = addr.saturating_add(len);
+/// The first saved VMA ending after `addr` (a binary search: the VMAs
+/// are sorted, and an image may have many threads).
+pub(crate) fn vma_from(view: &ImageView<'_>, addr: u64) -> Option<VmaRecord> {
     let (mut lo, mut hi) = (0usize, view.vmas.len());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
@@ -261,8 +260,13 @@ fn in_writable_vma(view: &ImageView<'_>, addr: u64, len: u64) -> bool {
             _ => hi = mid,
         }
     }
-    view.vmas
-        .get(lo)
+    view.vmas.get(lo)
+}
+
+/// Is `[addr, addr + len)` inside one writable saved VMA?
+fn in_writable_vma(view: &ImageView<'_>, addr: u64, len: u64) -> bool {
+    let end = addr.saturating_add(len);
+    vma_from(view, addr)
         .is_some_and(|v| v.start <= addr && end <= v.end && v.prot & prot::WRITE != 0)
 }
 

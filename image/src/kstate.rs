@@ -190,18 +190,9 @@ pub const MAX_CGROUPS: usize = 4096;
 /// 4096-byte path).
 pub const MAX_CGROUP_DIR: usize = 4000;
 
-/// Is `[addr, addr + len)` exactly one saved shared area? (Binary search:
-/// the areas are sorted.)
+/// Is `[addr, addr + len)` exactly one saved shared area?
 fn shared_area(view: &ImageView<'_>, addr: u64, len: u64) -> bool {
-    let (mut lo, mut hi) = (0usize, view.vmas.len());
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match view.vmas.get(mid) {
-            Some(v) if v.end <= addr => lo = mid + 1,
-            _ => hi = mid,
-        }
-    }
-    view.vmas.get(lo).is_some_and(|v| {
+    crate::check::vma_from(view, addr).is_some_and(|v| {
         v.start == addr && v.end.wrapping_sub(v.start) == len && v.flags & vma_flags::SHARED != 0
     })
 }

@@ -627,6 +627,14 @@ fn exact_record<T: Record>(desc: Option<&[u8]>, what: &'static str) -> Result<T,
     read_record(desc).ok_or(FormatError::BadRecordSize(what))
 }
 
+/// [`exact_record`] of a note that may be absent (`None`).
+fn optional_record<T: Record>(
+    desc: Option<&[u8]>,
+    what: &'static str,
+) -> Result<Option<T>, FormatError> {
+    desc.map(|d| exact_record(Some(d), what)).transpose()
+}
+
 impl<'a> ImageView<'a> {
     /// Parse and validate the note segment of an image for `machine` whose
     /// file is `file_len` bytes long.
@@ -742,34 +750,19 @@ impl<'a> ImageView<'a> {
             vmas: RecordTable::new(vmas.ok_or(FormatError::MissingNote("vmas"))?, "vmas")?,
             runs: RecordTable::new(runs.ok_or(FormatError::MissingNote("runs"))?, "runs")?,
             auxv: auxv.unwrap_or(&[]),
-            process: match process {
-                Some(desc) => Some(exact_record(Some(desc), "process")?),
-                None => None,
-            },
+            process: optional_record(process, "process")?,
             pending: RecordTable::new(pending.unwrap_or(&[]), "pending")?,
-            fs: match fs {
-                Some(desc) => Some(exact_record(Some(desc), "fs")?),
-                None => None,
-            },
+            fs: optional_record(fs, "fs")?,
             fds: RecordTable::new(fds.unwrap_or(&[]), "fds")?,
             epoll: RecordTable::new(epoll.unwrap_or(&[]), "epoll")?,
-            timers: match timers {
-                Some(desc) => Some(exact_record(Some(desc), "timers")?),
-                None => None,
-            },
+            timers: optional_record(timers, "timers")?,
             posix_timers: RecordTable::new(posix_timers.unwrap_or(&[]), "posix timers")?,
-            kstate: match kstate {
-                Some(desc) => Some(exact_record(Some(desc), "kstate")?),
-                None => None,
-            },
+            kstate: optional_record(kstate, "kstate")?,
             aio: RecordTable::new(aio.unwrap_or(&[]), "aio")?,
             cgroups: RecordTable::new(cgroups.unwrap_or(&[]), "cgroups")?,
             cgroup_props: RecordTable::new(cgroup_props.unwrap_or(&[]), "cgroup settings")?,
             terminals: RecordTable::new(terminals.unwrap_or(&[]), "terminals")?,
-            job: match job {
-                Some(desc) => Some(exact_record(Some(desc), "job")?),
-                None => None,
-            },
+            job: optional_record(job, "job")?,
             ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,

@@ -58,6 +58,8 @@ struct Fd {
     term: Option<TerminalRecord>,
     /// Inotify: its watches as fdinfo lists them (1.3).
     watches: Vec<super::inotify::Watch>,
+    /// (device, inode) of the file at a path (link starting with `/`).
+    dev_ino: Option<(u64, u64)>,
 }
 
 /// What [`collect`] found: the records without string references and data
@@ -140,7 +142,10 @@ fn dec(v: Option<&str>) -> u64 {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-fn classify(pid: i32, fd: i32, link: &str) -> Class {
+/// The class of descriptor `fd` with link `link` and, for a link starting
+/// with `/`, the metadata of `/proc/PID/fd/FD` (`None` if it cannot be
+/// read).
+fn classify(pid: i32, fd: i32, link: &str, meta: Option<&fs::Metadata>) -> Class {
     if let Some(ino) = link
         .strip_prefix("pipe:[")
         .and_then(|s| s.strip_suffix(']'))
@@ -167,7 +172,7 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
     }
     if let Some(name) = link.strip_prefix("/memfd:") {
         let name = name.strip_suffix(" (deleted)").unwrap_or(name);
-        let ino = fs::metadata(format!("/proc/{pid}/fd/{fd}")).map_or(0, |m| m.ino());
+        let ino = meta.map_or(0, |m| m.ino());
         return Class::Memfd(name.as_bytes().to_vec(), ino);
     }
     if let Some(class) = namespace(pid, link) {
@@ -176,11 +181,10 @@ fn classify(pid: i32, fd: i32, link: &str) -> Class {
     if !link.starts_with('/') {
         return Class::Unsupported(link.to_owned());
     }
-    let meta = match fs::metadata(format!("/proc/{pid}/fd/{fd}")) {
-        Ok(m) => m,
-        Err(_) => return Class::Unsupported(link.to_owned()),
+    let Some(meta) = meta else {
+        return Class::Unsupported(link.to_owned());
     };
-    if let Some(class) = classify_special(pid, fd, link, &meta) {
+    if let Some(class) = classify_special(pid, fd, link, meta) {
         return class;
     }
     let ft = meta.file_type();
@@ -432,20 +436,19 @@ fn readable_copy(
     })
 }
 
-/// Save the deleted file or directory `path` at descriptor `fd` as a
-/// ghost: its index, or why it cannot be.
+/// Save the deleted file or directory `path` at descriptor `fd` (its
+/// metadata `meta`) as a ghost: its index, or why it cannot be.
 fn ghost_fd(
     ghosts: &mut super::ghosts::Ghosts,
     pid: i32,
     fd: i32,
     path: &str,
+    meta: &fs::Metadata,
     flags: u32,
     getfd: &dyn Fn(i32) -> Result<OwnedFd>,
 ) -> std::result::Result<u64, String> {
-    let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}"))
-        .map_err(|e| format!("deleted file {path}: {}", crate::error::io_text(&e)))?;
     let readable = flags & 3 != 1 && flags & OFlag::O_PATH.bits() as u32 == 0;
-    ghosts.add_fd(pid, fd, path.as_bytes(), &meta, || {
+    ghosts.add_fd(pid, fd, path.as_bytes(), meta, || {
         readable
             .then(|| getfd(fd).ok().map(fs::File::from))
             .flatten()
@@ -501,8 +504,9 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
     Ok(out)
 }
 
-/// Things about the process (not one descriptor) that kckpt cannot restore.
-fn unsupported_features(pid: i32) -> Vec<String> {
+/// Things about the process (not one descriptor) that kckpt cannot restore,
+/// from its `status` text and its mappings `entries` among others.
+fn unsupported_features(pid: i32, status: &str, entries: &[procfs::MapEntry]) -> Vec<String> {
     let mut out = Vec::new();
     let children: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -514,8 +518,7 @@ fn unsupported_features(pid: i32) -> Vec<String> {
     if !children.is_empty() {
         out.push(format!("child process {}", children.join(", ")));
     }
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    match fdinfo_field(&status, "Seccomp") {
+    match fdinfo_field(status, "Seccomp") {
         Some("1") => out.push("seccomp strict mode".to_owned()),
         Some("0") | None => {}
         Some(_) => out.push("seccomp filter".to_owned()),
@@ -531,12 +534,10 @@ fn unsupported_features(pid: i32) -> Vec<String> {
     for tid in traced {
         out.push(format!("ptrace of pid {tid}"));
     }
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let entries = procfs::maps(pid).unwrap_or_default();
     let uncovered = entries.iter().find(|e| {
         !e.shared
             && e.name == "/dev/zero (deleted)"
-            && !super::memory::covered_by_shared(&entries, e)
+            && !super::memory::covered_by_shared(entries, e)
     });
     if let Some(at) = uncovered.map(|e| e.start) {
         // Opened through /proc/PID/map_files and mapped privately: the
@@ -546,7 +547,7 @@ fn unsupported_features(pid: i32) -> Vec<String> {
             "private mapping of shared anonymous memory at {at:#x} whose object is not mapped shared over it"
         ));
     }
-    if maps.lines().any(|l| l.contains(" /SYSV")) {
+    if entries.iter().any(|e| e.name.starts_with("/SYSV")) {
         out.push("SysV shared memory attached".to_owned());
     }
     out.extend(sysv_ipc(pid));
@@ -651,19 +652,20 @@ fn sysv_ipc(pid: i32) -> Vec<String> {
 /// Anything kckpt cannot restore is refused with one error naming every
 /// offending descriptor and feature, or with `skip_unsupported` recorded as
 /// a placeholder (`/dev/null` at restore) plus a warning.
-// The loops walk `files.fds` and `classes` (parallel) by index.
+// The loops walk `files.fds`, `classes` and `infos` (parallel) by index.
 #[allow(clippy::needless_range_loop)]
 pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Files> {
     let mut files = Files {
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
     };
-    let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid)
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let maps = procfs::maps(pid).unwrap_or_default();
+    let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid, &status, &maps)
         .into_iter()
         .map(|f| (None, f))
         .collect();
 
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     files.fs.umask = fdinfo_field(&status, "Umask")
         .and_then(|v| u32::from_str_radix(v, 8).ok())
         .unwrap_or(0o022);
@@ -697,9 +699,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 .to_owned(),
         );
     }
-    if let Ok(maps) = procfs::maps(pid) {
-        files.ghosts.add_vanishing(&maps);
-    }
+    files.ghosts.add_vanishing(&maps);
 
     let fd_dir = procfs::proc_path(pid, "fd");
     let mut numbers: Vec<i32> = fs::read_dir(&fd_dir)
@@ -724,6 +724,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
     };
     let mut classes = Vec::new();
     let mut links = Vec::new();
+    let mut infos = Vec::new();
     for &fd in &numbers {
         let Ok(link) = fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
             continue; // closed meanwhile (cannot happen while stopped)
@@ -746,11 +747,19 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
             peer: FD_NO_DUP,
             ..Default::default()
         };
+        // One stat per descriptor at a path: its class, a ghost and the
+        // inotify watches on it use it.
+        let meta = if link.starts_with('/') {
+            fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()
+        } else {
+            None
+        };
         let mut d = Fd {
             rec,
+            dev_ino: meta.as_ref().map(|m| (m.dev(), m.ino())),
             ..Default::default()
         };
-        let class = match classify(pid, fd, &link) {
+        let class = match classify(pid, fd, &link, meta.as_ref()) {
             Class::CharDev(rdev) => char_device(&getfd(fd)?, rdev, &link),
             other => other,
         };
@@ -790,29 +799,31 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 let path = link.strip_suffix(" (deleted)").unwrap_or(&link);
                 d.path = path.as_bytes().to_vec();
                 d.rec.kind = ghost_fd_kind::GHOST;
-                let meta = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
-                if meta.as_ref().is_some_and(|m| m.nlink() > 0 && m.is_file()) {
+                match meta.as_ref() {
                     // Unlinked from this name, linked under another.
-                    match meta
-                        .as_ref()
-                        .and_then(|m| super::ghosts::other_link(path, m))
-                    {
-                        Some(other) => {
-                            d.rec.kind = fd_kind::FILE;
-                            d.path = other.into_bytes();
-                        }
-                        None => {
-                            refused = Some(format!(
-                                "file {path} unlinked from that name but linked elsewhere, \
-                                 under a name kckpt cannot find"
-                            ))
+                    Some(m) if m.nlink() > 0 && m.is_file() => {
+                        match super::ghosts::other_link(path, m) {
+                            Some(other) => {
+                                d.rec.kind = fd_kind::FILE;
+                                d.path = other.into_bytes();
+                            }
+                            None => {
+                                refused = Some(format!(
+                                    "file {path} unlinked from that name but linked \
+                                     elsewhere, under a name kckpt cannot find"
+                                ))
+                            }
                         }
                     }
-                } else {
-                    match ghost_fd(&mut files.ghosts, pid, fd, path, d.rec.flags, &getfd) {
-                        Ok(i) => d.rec.args[0] = i,
-                        Err(what) => refused = Some(what),
+                    Some(m) => {
+                        let flags = d.rec.flags;
+                        match ghost_fd(&mut files.ghosts, pid, fd, path, m, flags, &getfd) {
+                            Ok(i) => d.rec.args[0] = i,
+                            Err(what) => refused = Some(what),
+                        }
                     }
+                    // Not reached: a ghost is classed from its metadata.
+                    None => refused = Some(format!("deleted file {path}: no metadata")),
                 }
             }
             Class::Procfs(path) => {
@@ -972,6 +983,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         }
         classes.push(class);
         links.push(link);
+        infos.push(info);
         files.fds.push(d);
     }
 
@@ -995,8 +1007,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
         if r.dup_of != FD_NO_DUP || !lockable {
             continue;
         }
-        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", r.fd)).unwrap_or_default();
-        match locks_of(r.fd, &info) {
+        match locks_of(r.fd, &infos[i]) {
             Ok(mut l) => files.locks.append(&mut l),
             Err(what) => {
                 classes[i] = Class::Unsupported(what);
@@ -1018,10 +1029,7 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                     fd_kind::FILE | fd_kind::PATH | ghost_fd_kind::GHOST
                 )
         })
-        .filter_map(|f| {
-            let m = fs::metadata(format!("/proc/{pid}/fd/{}", f.rec.fd)).ok()?;
-            Some((f.rec.fd, m.dev(), m.ino()))
-        })
+        .filter_map(|f| f.dev_ino.map(|(dev, ino)| (f.rec.fd, dev, ino)))
         .collect();
     for i in 0..files.fds.len() {
         let r = files.fds[i].rec;
@@ -1167,7 +1175,8 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                     continue;
                 }
                 let copy = fs::File::from(getfd(files.fds[i].rec.fd as i32)?);
-                let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
+                let meta = copy.metadata().ok();
+                let size = meta.as_ref().map_or(0, |m| m.len());
                 if size > MAX_MEMFD {
                     classes[i] = Class::Unsupported(format!("memfd of {size} bytes"));
                     files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
@@ -1175,7 +1184,6 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Fil
                 }
                 let seals = fcntl(copy.as_fd(), FcntlArg::F_GET_SEALS).unwrap_or(1);
                 // 1.3: its inode, so areas mapping it use the same memfd.
-                let meta = copy.metadata().ok();
                 files.fds[i].rec.args[3] = meta.as_ref().map(|m| m.ino()).unwrap_or(0);
                 // 1.3: its permissions (fchmod works on memfds), marked
                 // present by bit 32.

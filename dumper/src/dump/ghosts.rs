@@ -13,10 +13,7 @@
 //! file is refused by name before anything happens to the target.
 
 use std::fs::{self, File};
-use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-
-use nix::unistd::{lseek, Whence};
 
 use kckpt_image::ghosts::{ghost_flags, ExtentRecord, GhostRecord, MAX_GHOSTS, S_IFDIR, S_IFMT};
 use kckpt_image_write::{ImageWriter, StringTable};
@@ -62,31 +59,14 @@ fn maps_dev(dev: u64) -> u64 {
 /// Data ranges `(offset, len)` of `file` up to `size`, from
 /// `SEEK_DATA`/`SEEK_HOLE`, cut into pieces of at most [`MAX_EXTENT`].
 fn data_ranges(file: &File, size: u64) -> Vec<(u64, u64)> {
-    let fd = file.as_fd();
     let mut out = Vec::new();
-    let mut pos = 0u64;
-    while pos < size {
-        let Ok(data) = lseek(fd, pos as i64, Whence::SeekData) else {
-            break; // ENXIO: nothing after pos
-        };
-        let data = data as u64;
-        if data >= size {
-            break;
-        }
-        let hole = lseek(fd, data as i64, Whence::SeekHole)
-            .map(|h| h as u64)
-            .unwrap_or(size)
-            .min(size);
-        if hole <= data {
-            break;
-        }
+    for (data, hole) in super::shmem::data_segments(file, 0, size) {
         let mut at = data;
         while at < hole {
             let n = (hole - at).min(MAX_EXTENT);
             out.push((at, n));
             at += n;
         }
-        pos = hole;
     }
     out
 }

@@ -15,7 +15,7 @@ mod inotify;
 pub mod interrupt;
 pub mod kstate;
 pub mod memory;
-mod output;
+pub(crate) mod output;
 pub mod process;
 pub mod procfs;
 pub mod ptrace;

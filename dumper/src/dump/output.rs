@@ -36,7 +36,7 @@ use super::interrupt;
 use crate::error::{Error, Result};
 
 /// What a file is, for messages ("a FIFO").
-fn kind_name(ft: fs::FileType) -> &'static str {
+pub(crate) fn kind_name(ft: fs::FileType) -> &'static str {
     if ft.is_dir() {
         "a directory"
     } else if ft.is_char_device() {

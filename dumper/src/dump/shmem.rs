@@ -25,28 +25,39 @@ pub fn data_ranges(pid: i32, e: &MapEntry, page: u64) -> Option<Vec<(u64, u64)>>
 /// Address ranges `[start, end)` of `e` (page aligned) backed by data in
 /// `file`, the object it maps.
 pub fn file_data_ranges(file: &File, e: &MapEntry, page: u64) -> Vec<(u64, u64)> {
-    let fd = file.as_fd();
     let (first, last) = (e.offset, e.offset + e.len());
+    data_segments(file, first, last)
+        .into_iter()
+        .map(|(data, hole)| {
+            let start = data / page * page;
+            let end = hole.div_ceil(page) * page;
+            (e.start + (start - first), e.start + (end.min(last) - first))
+        })
+        .collect()
+}
+
+/// The byte ranges `[data, hole)` of `file` within `[from, to)` that hold
+/// data, from `lseek(SEEK_DATA/SEEK_HOLE)`.
+pub fn data_segments(file: &File, from: u64, to: u64) -> Vec<(u64, u64)> {
+    let fd = file.as_fd();
     let mut out = Vec::new();
-    let mut pos = first;
-    while pos < last {
+    let mut pos = from;
+    while pos < to {
         let Ok(data) = lseek(fd, pos as i64, Whence::SeekData) else {
             break; // ENXIO: no data after pos
         };
         let data = data as u64;
-        if data >= last {
+        if data >= to {
             break;
         }
         let hole = lseek(fd, data as i64, Whence::SeekHole)
             .map(|h| h as u64)
-            .unwrap_or(last)
-            .min(last);
-        let start = data / page * page;
-        let end = hole.div_ceil(page) * page;
-        out.push((e.start + (start - first), e.start + (end.min(last) - first)));
-        if hole <= pos {
+            .unwrap_or(to)
+            .min(to);
+        if hole <= data {
             break;
         }
+        out.push((data, hole));
         pos = hole;
     }
     out
