@@ -560,12 +560,8 @@ fn a_terminal_is_the_restorers_or_reopened_by_its_path_with_stdio_saved() {
 
 #[test]
 fn an_unprivileged_user_restores_its_redirected_output() {
-    let setpriv = require_tool("setpriv");
-    let nobody = |cmd: &str| -> Command {
-        let mut c = Command::new(&setpriv);
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", cmd]);
-        c
-    };
+    require_tool("setpriv");
+    let nobody = |cmd: &str| command_as(&NOBODY, cmd);
     let dir = TestDir::new("stdio-nobody");
     {
         use std::os::unix::fs::PermissionsExt;

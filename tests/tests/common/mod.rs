@@ -7,6 +7,7 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -155,6 +156,34 @@ pub fn require_tool(name: &str) -> PathBuf {
         }
     }
     panic!("`{name}` is not installed; bash scripts/test.sh installs every tool the tests need");
+}
+
+/// A command prefix that runs the rest as nobody (uid and gid 65534, no
+/// supplementary groups). A test using it calls `require_tool("setpriv")`
+/// first, so that a missing `setpriv` fails it by name.
+pub const NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// `program` run through `prefix` (a command and its arguments that execute
+/// the rest, e.g. [`NOBODY`]), or directly when `prefix` is empty.
+pub fn command_as(prefix: &[&str], program: impl AsRef<OsStr>) -> Command {
+    match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The `kckpt` CLI run through `prefix` (see [`command_as`]).
+pub fn kckpt_as(prefix: &[&str]) -> Command {
+    command_as(prefix, kckpt())
 }
 
 /// A scratch directory under `/tmp/kckpt-tests`, removed on drop. When the
@@ -701,6 +730,17 @@ pub fn dump_raw(pid: i32, path: &Path, leave_running: bool) -> Output {
         cmd.arg("--leave-running");
     }
     run(&mut cmd, DUMP_TIMEOUT)
+}
+
+/// `kckpt dump -p PID -o PATH` run through `prefix` (see [`command_as`]),
+/// whatever its outcome.
+pub fn dump_as(prefix: &[&str], pid: i32, path: &Path) -> Output {
+    run(
+        kckpt_as(prefix)
+            .args(["dump", "-p", &pid.to_string(), "-o"])
+            .arg(path),
+        DUMP_TIMEOUT,
+    )
 }
 
 /// `kckpt dump --skip-unsupported -p PID -o PATH`, whatever its outcome.
