@@ -343,35 +343,13 @@ fn stdio_inherit_takes_the_restorers_descriptors() {
     // The same through the environment, for `./IMAGE`.
     let (image, out) = generated_dumped(&dir, &[]);
     let at_dump = fs::read(&out).unwrap();
-    let mut p = restore_binfmt_env(&image, "KCKPT_STDIO", "inherit");
+    let mut p = restore_binfmt_env(&image, &[("KCKPT_STDIO", "inherit")]);
     let lines = p.drain(Duration::from_secs(30));
     assert_eq!(
         lines.last().map(String::as_str),
         Some("200: generated line 200 of 200")
     );
     assert_eq!(fs::read(&out).unwrap(), at_dump);
-}
-
-/// [`restore_binfmt`] with one more environment variable.
-fn restore_binfmt_env(path: &Path, var: &str, value: &str) -> Proc {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
-    let dir = path.parent().unwrap();
-    let name = path.file_name().unwrap();
-    let script = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
-                  && \"$KCKPT\" binfmt register --stub \"$KCKPT_STUB\" >&2 \
-                  && exec \"./$KCKPT_IMAGE\"";
-    require_tool("unshare");
-    Proc::spawn(
-        "binfmt restore",
-        Command::new("unshare")
-            .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
-            .current_dir(dir)
-            .env("KCKPT", kckpt())
-            .env("KCKPT_STUB", stub())
-            .env("KCKPT_IMAGE", name)
-            .env(var, value),
-    )
 }
 
 #[test]

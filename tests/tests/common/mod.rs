@@ -686,6 +686,21 @@ pub fn read_proc(pid: i32, name: &str) -> Option<Vec<u8>> {
     fs::read(format!("/proc/{pid}/{name}")).ok()
 }
 
+/// The size of an unnamed (`O_TMPFILE`) file in `dir` that process `pid`
+/// holds open (`/proc/PID/fd/N` -> `DIR/#INODE (deleted)`).
+pub fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
+    let prefix = format!("{}/#", dir.display());
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find_map(|fd| {
+            let link = fs::read_link(fd.path()).ok()?;
+            let link = link.to_string_lossy();
+            (link.starts_with(&prefix) && link.ends_with(" (deleted)"))
+                .then(|| fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0))
+        })
+}
+
 /// `/proc/PID/maps` as lines.
 pub fn maps(pid: i32) -> Vec<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -810,6 +825,12 @@ pub fn restore(path: &Path) -> Proc {
 /// in a new user and mount namespace with its own binfmt_misc instance where
 /// `kckpt binfmt register --stub <stub>` installed the handler.
 pub fn restore_binfmt(path: &Path) -> Proc {
+    restore_binfmt_env(path, &[])
+}
+
+/// [`restore_binfmt`] with more environment variables.
+pub fn restore_binfmt_env(path: &Path, env: &[(&str, &str)]) -> Proc {
+    require_tool("unshare");
     fs::set_permissions(path, fs::Permissions::from_mode(0o700)).expect("chmod image");
     let dir = path.parent().expect("image directory");
     let name = path.file_name().expect("image name");
@@ -823,7 +844,8 @@ pub fn restore_binfmt(path: &Path) -> Proc {
             .current_dir(dir)
             .env("KCKPT", kckpt())
             .env("KCKPT_STUB", stub())
-            .env("KCKPT_IMAGE", name),
+            .env("KCKPT_IMAGE", name)
+            .envs(env.iter().copied()),
     )
 }
 
