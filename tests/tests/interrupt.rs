@@ -47,17 +47,10 @@ fn finish(mut dumper: Child) -> (Option<i32>, String) {
         let _ = stderr.read_to_string(&mut err);
         err
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = dumper.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = dumper.kill();
-            let _ = dumper.wait();
-            panic!("the interrupted dump does not end");
-        }
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = wait_timeout(&mut dumper, Duration::from_secs(30)) else {
+        let _ = dumper.kill();
+        let _ = dumper.wait();
+        panic!("the interrupted dump does not end");
     };
     (status.code(), reader.join().unwrap())
 }

@@ -53,16 +53,9 @@ fn wait_size(path: &Path, bytes: u64, what: &str) {
 
 /// Wait for a child, failing after `timeout`.
 fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "did not finish within {timeout:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
+    match wait_timeout(child, timeout) {
+        Some(s) => s,
+        None => panic!("did not finish within {timeout:?}"),
     }
 }
 

@@ -267,7 +267,7 @@ fn collect<R: Read + Send + 'static>(mut r: R) -> Receiver<Vec<u8>> {
 }
 
 /// Wait for `child` up to `timeout`; `None` if it is still running.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("waitpid") {
