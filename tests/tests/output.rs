@@ -135,8 +135,7 @@ fn output_paths_are_created_replaced_or_refused() {
     // A FIFO: refused before it is opened for writing, so a reader
     // waiting in open(2) is never woken.
     let fifo = dir.join("fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
-    assert!(made.success());
+    mkfifo(&fifo);
     let mut reader = Command::new("cat")
         .arg(&fifo)
         .stdout(Stdio::piped())

@@ -274,11 +274,7 @@ fn a_failed_stream_leaves_the_target_running() {
 fn images_that_are_not_regular_files_are_refused_at_once() {
     let dir = TestDir::new("stream-inputs");
     let fifo = dir.join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let missing = dir.join("missing.kckpt");
     let cases: [(&Path, &[&str]); 4] = [
         (&fifo, &["FIFO"]),

@@ -701,6 +701,12 @@ pub fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
         })
 }
 
+/// Make a named pipe at `path` (mode 0600).
+pub fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
 /// `/proc/PID/maps` as lines.
 pub fn maps(pid: i32) -> Vec<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/maps"))
