@@ -177,17 +177,23 @@ fn stdout_appended_and_stderr_shared_with_it_are_identical() {
     copy_dumped_mid_way("stdio-append", true, true);
 }
 
+/// The xorshift64 numbers after `seed` (test data, the same every run).
+fn xorshift(seed: u64) -> impl Iterator<Item = u64> {
+    std::iter::successors(Some(seed), |&x| {
+        let x = x ^ (x << 13);
+        let x = x ^ (x >> 7);
+        Some(x ^ (x << 17))
+    })
+    .skip(1)
+}
+
 #[test]
 fn sort_output_file_is_written_by_the_restored_sort() {
     let sort = require_tool("sort");
     let dir = TestDir::new("stdio-sort");
     let input = dir.join("in.txt");
     let mut text = String::with_capacity(24 << 20);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..1_200_000u64 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+    for (i, x) in xorshift(0x9e37_79b9_7f4a_7c15).take(1_200_000).enumerate() {
         text.push_str(&format!("{:016x} {i}\n", x));
     }
     fs::write(&input, &text).unwrap();
@@ -255,11 +261,9 @@ fn gzip_to_a_redirected_stdout_is_byte_identical() {
     let dir = TestDir::new("stdio-gzip");
     let input = dir.join("data.bin");
     let mut data = Vec::with_capacity(12 << 20);
-    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut xs = xorshift(0x1234_5678_9abc_def1);
     while data.len() < 12 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = xs.next().unwrap();
         // Compressible but not trivially: a few distinct bytes.
         data.extend_from_slice(&[b'a' + (x % 7) as u8, b' ', b'0' + (x % 10) as u8]);
     }
