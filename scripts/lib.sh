@@ -5,9 +5,9 @@
 declare -A KCKPT_PKG_FOR=(
     [gdb]=gdb [gcore]=gdb
     [readelf]=binutils [strip]=binutils
-    [unshare]=util-linux [setpriv]=util-linux [prlimit]=util-linux
+    [unshare]=util-linux [setpriv]=util-linux [prlimit]=util-linux [ipcrm]=util-linux
     [g++]=g++
-    [cc]=gcc
+    [cc]=gcc [gcc]=gcc
     [qemu-aarch64]=qemu-user [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
     [gdb-multiarch]=gdb-multiarch
     [setsid]=util-linux [sort]=coreutils

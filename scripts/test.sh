@@ -39,7 +39,7 @@ summary() {
 }
 
 # --- setup ---
-ensure_tools gdb gcore readelf strip unshare setpriv prlimit python3 cc g++ bindfs \
+ensure_tools gdb gcore readelf strip unshare setpriv prlimit ipcrm python3 cc gcc g++ bindfs \
     qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch \
     setsid sort gzip tmux nano less vim java javac || exit 1
 ensure_rust || exit 1

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::path::PathBuf;
 
 use kckpt_image::checksum::{
@@ -24,7 +24,7 @@ const PAGE: u64 = 4096;
 const MIB: u64 = 1 << 20;
 
 fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("kckpt-sums-{}-{name}", std::process::id()))
+    common::temp_image("sums", name)
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -153,10 +153,7 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
         timers: Default::default(),
         kstate: Default::default(),
     };
-    writer.finish(meta).unwrap();
-    let bytes = fs::read(&path).unwrap();
-    fs::remove_file(&path).unwrap();
-    bytes
+    common::finish_and_read(writer, meta, &path)
 }
 
 /// The three metadata parts of an image: ELF header, program headers,
@@ -187,15 +184,7 @@ fn check(bytes: &[u8]) -> Result<(), FormatError> {
 
 /// The first data chunk that does not match, as (region, chunk) indexes.
 fn bad_chunk(bytes: &[u8]) -> Option<(RegionKind, u64)> {
-    let (ph, notes) = parts(bytes);
-    let (view, sums) = check_image(
-        &bytes[..EHDR_SIZE],
-        &bytes[ph],
-        &bytes[notes],
-        EM_X86_64,
-        bytes.len() as u64,
-    )
-    .unwrap();
+    let (view, sums) = common::check(bytes).unwrap();
     let sums = sums.unwrap();
     for r in regions(&view, sums.chunk_shift()) {
         let data = &bytes[r.offset as usize..(r.offset + r.len) as usize];
@@ -285,15 +274,7 @@ fn a_flip_in_the_elf_header_or_program_headers_is_refused() {
 #[test]
 fn flipped_data_is_found_in_its_chunk() {
     let good = image("data", true);
-    let (_, notes) = parts(&good);
-    let (view, _) = check_image(
-        &good[..EHDR_SIZE],
-        &good[parts(&good).0],
-        &good[notes],
-        EM_X86_64,
-        good.len() as u64,
-    )
-    .unwrap();
+    let (view, _) = common::check(&good).unwrap();
     let run = view.runs.get(0).unwrap();
     let fd = view.fds.get(0).unwrap();
     // Metadata stays good: only `info --verify` and the stub's reads see it.

@@ -13,7 +13,7 @@ use kckpt_image_write::{ImageMetadata, ImageWriter, StringTable, ThreadNotesOut}
 const PAGE: u64 = 4096;
 
 fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("kckpt-format-{}-{name}", std::process::id()))
+    common::temp_image("format", name)
 }
 
 /// Writes a small image: two VMAs, the first with two runs of data.
@@ -138,12 +138,7 @@ fn parse_with(
     bytes: &[u8],
     check: impl FnOnce(&ImageView) -> Result<(), FormatError>,
 ) -> Result<(), FormatError> {
-    let len = bytes.len() as u64;
-    let elf = parse_elf_header(bytes, len, EM_X86_64)?;
-    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
-    let (off, size) = note_segment(table, len)?;
-    let view = ImageView::parse(&bytes[off as usize..(off + size) as usize], EM_X86_64, len)?;
-    check(&view)
+    check(&common::view(bytes)?)
 }
 
 /// Offset of the KCKPT header note's descriptor in the file.
@@ -416,19 +411,6 @@ fn rejects_bad_pending_signals() {
     assert_eq!(parse(&patch(0, 1234)), Ok(()));
 }
 
-/// Offset in the file of the descriptor of the first KCKPT note `kind`.
-fn kckpt_desc_offset(bytes: &[u8], kind: u32) -> usize {
-    let elf = parse_elf_header(bytes, bytes.len() as u64, EM_X86_64).unwrap();
-    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
-    let (off, size) = note_segment(table, bytes.len() as u64).unwrap();
-    let segment = &bytes[off as usize..(off + size) as usize];
-    let note = Notes::new(segment)
-        .map(Result::unwrap)
-        .find(|n| n.is(NOTE_OWNER, kind))
-        .unwrap();
-    note.desc.as_ptr() as usize - bytes.as_ptr() as usize
-}
-
 #[test]
 fn rejects_field_values_the_format_forbids() {
     let (path, bytes) = sample_image("fields");
@@ -504,7 +486,7 @@ fn rejects_field_values_the_format_forbids() {
     ];
     for &(kind, at, width, value, problem) in cases {
         let mut bad = bytes.clone();
-        let off = kckpt_desc_offset(&bad, kind) + at;
+        let off = common::kckpt_desc_offset(&bad, kind) + at;
         bad[off..off + width].copy_from_slice(&value.to_le_bytes()[..width]);
         match parse(&bad) {
             Err(FormatError::BadField(what)) => assert!(

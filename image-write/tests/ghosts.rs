@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs::File;
 
-use kckpt_image::checksum::{check_image, regions, RegionKind};
+use kckpt_image::checksum::{regions, RegionKind};
 use kckpt_image::ghosts::{ghost_fd_kind, S_IFDIR, S_IFREG};
-use kckpt_image::read::{note_segment, parse_elf_header, EM_X86_64};
+use kckpt_image::read::EM_X86_64;
 use kckpt_image::*;
 use kckpt_image_write::{FilesMeta, ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
 
@@ -20,7 +20,7 @@ const BASE: u64 = 0x10_0000;
 /// ghost for that file (two extents) and a deleted directory, descriptors
 /// of both, a lock and a guard region; `edit` changes the records first.
 fn image(name: &str, edit: impl FnOnce(&mut Vec<VmaRecord>, &mut FilesMeta)) -> Vec<u8> {
-    let path = std::env::temp_dir().join(format!("kckpt-ghosts-{}-{name}", std::process::id()));
+    let path = common::temp_image("ghosts", name);
     let mut writer = ImageWriter::new(File::create(&path).unwrap(), EM_X86_64, PAGE);
     let mut strings = StringTable::default();
     let heap = strings.add(b"[heap]");
@@ -163,21 +163,12 @@ fn image(name: &str, edit: impl FnOnce(&mut Vec<VmaRecord>, &mut FilesMeta)) -> 
         timers: Default::default(),
         kstate: Default::default(),
     };
-    writer.finish(meta).unwrap();
-    let bytes = fs::read(&path).unwrap();
-    fs::remove_file(&path).unwrap();
-    bytes
+    common::finish_and_read(writer, meta, &path)
 }
 
 /// The reader's verdict: checksums, structure and fields (registers apart).
 fn read(bytes: &[u8]) -> Result<(usize, usize, usize, Vec<RegionKind>), FormatError> {
-    let len = bytes.len() as u64;
-    let elf = parse_elf_header(bytes, len, EM_X86_64)?;
-    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
-    let (off, size) = note_segment(table, len)?;
-    let notes = &bytes[off as usize..(off + size) as usize];
-    let ehdr = &bytes[..64];
-    let (view, sums) = check_image(ehdr, table, notes, EM_X86_64, len)?;
+    let (view, sums) = common::check(bytes)?;
     let shift = sums.map(|s| s.chunk_shift()).unwrap_or(18);
     let kinds = regions(&view, shift).map(|r| r.kind).collect();
     Ok((

@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs::File;
 
 use kckpt_image::cgroup_props::CgroupPropRecord;
 use kckpt_image::kstate::*;
-use kckpt_image::read::{note_segment, parse_elf_header, EM_X86_64};
+use kckpt_image::read::EM_X86_64;
 use kckpt_image::*;
 use kckpt_image_write::{
     reseal, task_note, ImageMetadata, ImageWriter, KstateMeta, StringTable, ThreadNotesOut,
@@ -82,7 +82,7 @@ fn thread(tid: u32, task: &[u8]) -> ThreadNotesOut {
 }
 
 fn write(name: &str, s: &Sample) -> Vec<u8> {
-    let path = std::env::temp_dir().join(format!("kckpt-kstate-{}-{name}", std::process::id()));
+    let path = common::temp_image("kstate", name);
     let writer = ImageWriter::new(File::create(&path).unwrap(), EM_X86_64, PAGE);
     let mut strings = StringTable::default();
     let ring_name = strings.add(b"/[aio] (deleted)");
@@ -146,19 +146,11 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
             cgroup_props,
         },
     };
-    writer.finish(meta).unwrap();
-    let bytes = fs::read(&path).unwrap();
-    fs::remove_file(&path).unwrap();
-    bytes
+    common::finish_and_read(writer, meta, &path)
 }
 
 fn with_view<T>(bytes: &[u8], f: impl FnOnce(&ImageView<'_>) -> T) -> Result<T, FormatError> {
-    let len = bytes.len() as u64;
-    let elf = parse_elf_header(bytes, len, EM_X86_64)?;
-    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
-    let (off, size) = note_segment(table, len)?;
-    let view = ImageView::parse(&bytes[off as usize..(off + size) as usize], EM_X86_64, len)?;
-    Ok(f(&view))
+    common::view(bytes).map(|v| f(&v))
 }
 
 fn refused(name: &str, s: &Sample) -> FormatError {

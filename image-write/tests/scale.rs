@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::time::{Duration, Instant};
 
 use kckpt_image::read::{note_segment, parse_elf_header, EM_X86_64};
@@ -17,7 +17,7 @@ const PENDING: usize = 40_000;
 
 #[test]
 fn many_threads_and_pending_signals_are_checked_in_linear_time() {
-    let path = std::env::temp_dir().join(format!("kckpt-scale-{}", std::process::id()));
+    let path = common::temp_image("scale", "pending");
     let writer = ImageWriter::new(File::create(&path).unwrap(), EM_X86_64, 4096);
     let pid = 1000;
     let threads = (0..THREADS)
@@ -64,9 +64,7 @@ fn many_threads_and_pending_signals_are_checked_in_linear_time() {
         timers: Default::default(),
         kstate: Default::default(),
     };
-    writer.finish(meta).unwrap();
-    let bytes = fs::read(&path).unwrap();
-    fs::remove_file(&path).unwrap();
+    let bytes = common::finish_and_read(writer, meta, &path);
 
     let started = Instant::now();
     let len = bytes.len() as u64;

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs::File;
 
-use kckpt_image::read::{note_segment, parse_elf_header, Notes, EM_X86_64};
+use kckpt_image::read::EM_X86_64;
 use kckpt_image::terminal::*;
 use kckpt_image::*;
 use kckpt_image_write::{FilesMeta, ImageMetadata, ImageWriter, StringTable, ThreadNotesOut};
@@ -32,7 +32,7 @@ fn fd(fd: u32, kind: u32, path: StrRef) -> FdRecord {
 fn sample() -> Vec<u8> {
     static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("kckpt-terminal-{}-{seq}", std::process::id()));
+    let path = common::temp_image("terminal", &seq.to_string());
     let mut writer = ImageWriter::new(File::create(&path).unwrap(), EM_X86_64, PAGE);
     let mut strings = StringTable::default();
     let heap = strings.add(b"[heap]");
@@ -161,34 +161,11 @@ fn sample() -> Vec<u8> {
         timers: Default::default(),
         kstate: Default::default(),
     };
-    writer.finish(meta).unwrap();
-    let bytes = fs::read(&path).unwrap();
-    fs::remove_file(&path).unwrap();
-    bytes
+    common::finish_and_read(writer, meta, &path)
 }
 
 fn parse_then<T>(bytes: &[u8], f: impl FnOnce(&ImageView) -> T) -> Result<T, FormatError> {
-    let len = bytes.len() as u64;
-    let elf = parse_elf_header(bytes, len, EM_X86_64)?;
-    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
-    let (off, size) = note_segment(table, len)?;
-    let notes = &bytes[off as usize..(off + size) as usize];
-    let ehdr = &bytes[..kckpt_image::read::EHDR_SIZE];
-    let (view, _) = kckpt_image::checksum::check_image(ehdr, table, notes, EM_X86_64, len)?;
-    Ok(f(&view))
-}
-
-/// Offset in the file of the descriptor of KCKPT note `kind`.
-fn desc_offset(bytes: &[u8], kind: u32) -> usize {
-    let elf = parse_elf_header(bytes, bytes.len() as u64, EM_X86_64).unwrap();
-    let table = &bytes[elf.phoff as usize..elf.phoff as usize + elf.phdrs_size()];
-    let (off, size) = note_segment(table, bytes.len() as u64).unwrap();
-    let segment = &bytes[off as usize..(off + size) as usize];
-    let note = Notes::new(segment)
-        .map(Result::unwrap)
-        .find(|n| n.is(NOTE_OWNER, kind))
-        .unwrap();
-    note.desc.as_ptr() as usize - bytes.as_ptr() as usize
+    common::check(bytes).map(|(view, _)| f(&view))
 }
 
 #[test]
@@ -294,7 +271,7 @@ fn bad_terminal_job_and_reopen_values_are_refused() {
     ];
     for (kind, at, width, value, expected) in cases {
         let mut bad = bytes.clone();
-        let off = desc_offset(&bad, kind) + at;
+        let off = common::kckpt_desc_offset(&bad, kind) + at;
         bad[off..off + width].copy_from_slice(&value.to_le_bytes()[..width]);
         kckpt_image_write::reseal(&mut bad).unwrap();
         let got = parse_then(&bad, |_| ());

@@ -40,6 +40,23 @@ fn v1_hierarchy() -> Option<(PathBuf, String)> {
 /// A cgroup directory removed (with its sub-directories) when dropped.
 struct Cgroup(PathBuf);
 
+impl Cgroup {
+    /// A new cgroup `kckpt-TAG-PID` in the first cgroup v1 hierarchy with a
+    /// controller, with the sub-cgroups `subs`; its name and the controller.
+    fn create(tag: &str, subs: &[&str]) -> (Cgroup, String, String) {
+        let Some((mount, controller)) = v1_hierarchy() else {
+            panic!("no cgroup v1 hierarchy with a controller is mounted here");
+        };
+        let name = format!("kckpt-{tag}-{}", std::process::id());
+        let cg = Cgroup(mount.join(&name));
+        fs::create_dir(&cg.0).expect("create a cgroup");
+        for sub in subs {
+            fs::create_dir(cg.0.join(sub)).expect("create a sub-cgroup");
+        }
+        (cg, name, controller)
+    }
+}
+
 impl Drop for Cgroup {
     /// Remove the directories once their processes are gone (a killed
     /// process that init reaps stays in its cgroup until then: up to a
@@ -83,13 +100,7 @@ fn started_in(cg: &Cgroup) -> (Proc, i32) {
 
 #[test]
 fn process_and_thread_cgroups_are_rejoined_and_recreated() {
-    let Some((mount, controller)) = v1_hierarchy() else {
-        panic!("no cgroup v1 hierarchy with a controller is mounted here");
-    };
-    let name = format!("kckpt-test-{}", std::process::id());
-    let cg = Cgroup(mount.join(&name));
-    fs::create_dir(&cg.0).expect("create a cgroup");
-    fs::create_dir(cg.0.join("sub")).expect("create a sub-cgroup");
+    let (cg, name, controller) = Cgroup::create("test", &["sub"]);
     let (mut p, thread) = started_in(&cg);
     let pid = p.pid();
     fs::write(cg.0.join("sub/tasks"), thread.to_string()).expect("move the thread");
@@ -162,12 +173,7 @@ fn a_setting(controller: &str) -> (&'static str, &'static str, &'static str) {
 /// cgroup, restore; with `refused` the saved `notify_on_release` is made
 /// a value the kernel refuses (`z`) in the image first.
 fn recreated_with_settings(tag: &str, refused: bool) {
-    let Some((mount, controller)) = v1_hierarchy() else {
-        panic!("no cgroup v1 hierarchy with a controller is mounted here");
-    };
-    let name = format!("kckpt-{tag}-{}", std::process::id());
-    let cg = Cgroup(mount.join(&name));
-    fs::create_dir(&cg.0).expect("create a cgroup");
+    let (cg, name, controller) = Cgroup::create(tag, &[]);
     let (file, value, shown) = a_setting(&controller);
     fs::write(cg.0.join(file), value).expect("set a setting");
     fs::write(cg.0.join("notify_on_release"), "1").expect("set notify_on_release");
@@ -204,9 +210,10 @@ fn recreated_with_settings(tag: &str, refused: bool) {
     }
     // Removed before the restore (the dump killed the process): the stub
     // makes it again with the saved settings before the process joins.
+    let path = cg.0.clone();
     drop(cg);
-    assert!(!mount.join(&name).exists(), "the cgroup is still there");
-    let cg = Cgroup(mount.join(&name));
+    assert!(!path.exists(), "the cgroup is still there");
+    let cg = Cgroup(path);
 
     let mut r = restore(&image);
     r.wait_restored(&cmdline);
@@ -253,13 +260,7 @@ fn a_saved_setting_the_kernel_refuses_is_a_warning_naming_it() {
 
 #[test]
 fn a_cgroup_with_sub_cgroups_is_refused() {
-    let Some((mount, controller)) = v1_hierarchy() else {
-        panic!("no cgroup v1 hierarchy with a controller is mounted here");
-    };
-    let name = format!("kckpt-tree-{}", std::process::id());
-    let cg = Cgroup(mount.join(&name));
-    fs::create_dir(&cg.0).expect("create a cgroup");
-    fs::create_dir(cg.0.join("empty")).expect("create a sub-cgroup");
+    let (cg, name, controller) = Cgroup::create("tree", &["empty"]);
     let (p, _) = started_in(&cg);
     let dir = TestDir::new("cgroup-tree");
     let out = dump_raw(p.pid(), &dir.join("img.kckpt"), false);

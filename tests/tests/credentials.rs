@@ -11,16 +11,8 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use common::*;
-
-const NOBODY: [&str; 4] = [
-    "setpriv",
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-];
 
 /// Both threads' `cred` lines.
 fn creds(p: &mut Proc) -> (String, String) {
@@ -32,14 +24,7 @@ fn creds(p: &mut Proc) -> (String, String) {
 }
 
 fn started(prefix: &[&str], args: &[&str]) -> Proc {
-    let mut cmd = if prefix.is_empty() {
-        Command::new(prog::CREDS)
-    } else {
-        let mut c = Command::new(prefix[0]);
-        c.args(&prefix[1..]).arg(prog::CREDS);
-        c
-    };
-    let mut p = Proc::spawn("creds", cmd.args(args));
+    let mut p = Proc::spawn("creds", command_as(prefix, prog::CREDS).args(args));
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     p
 }
@@ -56,12 +41,7 @@ fn restore_as(prefix: &[&str], extra: &[&str], image: &std::path::Path) -> Proc 
     fs::set_permissions(image, fs::Permissions::from_mode(0o644)).expect("chmod image");
     Proc::spawn(
         "kckpt restore (another user)",
-        Command::new(prefix[0])
-            .args(&prefix[1..])
-            .arg(kckpt())
-            .arg("restore")
-            .args(extra)
-            .arg(image),
+        kckpt_as(prefix).arg("restore").args(extra).arg(image),
     )
 }
 
@@ -111,14 +91,7 @@ fn ids_another_user_cannot_take_are_refused_or_forced() {
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     dump_kills(&mut p, &image);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
-    let out = run(
-        Command::new(NOBODY[0])
-            .args(&NOBODY[1..])
-            .arg(kckpt())
-            .arg("restore")
-            .arg(&image),
-        CMD_TIMEOUT,
-    );
+    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
     assert_refused(
         "restore of another user's process",
         &out,

@@ -16,18 +16,11 @@ use common::*;
 /// `/proc/PID/fd/N` shows as `DIR/#INODE (deleted)`, or a named
 /// `.image.kckpt.tmp.PID` where the file system has no `O_TMPFILE`.
 fn temp_file_size(dir: &std::path::Path) -> Option<u64> {
-    let unnamed = format!("{}/#", dir.display());
-    let procs = fs::read_dir("/proc").ok()?.flatten();
-    let held = procs
-        .filter(|p| p.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|p| fs::read_dir(p.path().join("fd")).ok())
-        .flat_map(|fds| fds.flatten())
-        .find_map(|fd| {
-            let link = fs::read_link(fd.path()).ok()?;
-            let link = link.to_string_lossy();
-            (link.starts_with(&unnamed) && link.ends_with(" (deleted)"))
-                .then(|| fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0))
-        });
+    let held = fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+        .find_map(|pid| unnamed_file_size(pid, dir));
     held.or_else(|| {
         fs::read_dir(dir).ok()?.flatten().find_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();

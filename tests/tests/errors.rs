@@ -242,7 +242,7 @@ fn dump_of_nonexistent_pid_is_refused() {
 
 #[test]
 fn dump_of_untraceable_pid_is_refused() {
-    let setpriv = require_tool("setpriv");
+    require_tool("setpriv");
     let dir = TestDir::new("untraceable");
     // Writable for the unprivileged user: only tracing may fail.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
@@ -250,9 +250,7 @@ fn dump_of_untraceable_pid_is_refused() {
     p.line(LINE_TIMEOUT);
     let image = dir.join("x.kckpt");
     let out = run(
-        Command::new(setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(kckpt())
+        kckpt_as(&NOBODY)
             .args(["dump", "-p", &p.pid().to_string(), "-o"])
             .arg(&image),
         CMD_TIMEOUT,

@@ -18,18 +18,6 @@ use nix::unistd::Pid;
 
 const GHOSTS: &str = env!("KCKPT_PROG_GHOSTS");
 
-/// `prefix` + kckpt + args (`prefix` runs kckpt as another user).
-fn kckpt_as(prefix: &[&str]) -> Command {
-    match prefix.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(kckpt());
-            c
-        }
-        None => Command::new(kckpt()),
-    }
-}
-
 /// Start `ghosts all DIR` (as `prefix`), dump it (killing it), restore
 /// it, check it from inside and from outside.
 fn all_kinds(prefix: &[&str], name: &str) {
@@ -39,23 +27,13 @@ fn all_kinds(prefix: &[&str], name: &str) {
     fs::create_dir(&work).unwrap();
     fs::set_permissions(&work, fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("ghosts.kckpt");
-    let mut cmd = match prefix.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(GHOSTS);
-            c
-        }
-        None => Command::new(GHOSTS),
-    };
-    let mut p = Proc::spawn("ghosts all", cmd.args(["all", work.to_str().unwrap()]));
+    let mut p = Proc::spawn(
+        "ghosts all",
+        command_as(prefix, GHOSTS).args(["all", work.to_str().unwrap()]),
+    );
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     p.self_check();
-    let out = run(
-        kckpt_as(prefix)
-            .args(["dump", "-p", &p.pid().to_string(), "-o"])
-            .arg(&image),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_as(prefix, p.pid(), &image);
     assert!(out.status.success(), "kckpt dump: {}", show(&out));
     assert!(out.stderr.is_empty(), "no warning expected: {}", show(&out));
     p.drain(Duration::from_secs(10));
@@ -114,14 +92,8 @@ fn deleted_files_directories_cwd_procfs_locks_and_mappings_come_back() {
 
 #[test]
 fn an_unprivileged_user_restores_its_deleted_files() {
-    let setpriv = require_tool("setpriv").to_string_lossy().into_owned();
-    let nobody = [
-        setpriv.as_str(),
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
-    all_kinds(&nobody, "ghosts-nobody");
+    require_tool("setpriv");
+    all_kinds(&NOBODY, "ghosts-nobody");
 }
 
 #[test]

@@ -26,14 +26,7 @@ fn lazy_restore(image: &Path, cmdline: &[u8], prefix: &[&str]) -> Proc {
 
 /// `kckpt restore IMAGE` (lazily or not) through `prefix`.
 fn restore_as(image: &Path, cmdline: &[u8], prefix: &[&str], lazy: bool) -> Proc {
-    let mut cmd = match prefix.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(kckpt());
-            c
-        }
-        None => Command::new(kckpt()),
-    };
+    let mut cmd = kckpt_as(prefix);
     cmd.arg("restore").arg(image);
     if lazy {
         cmd.env("KCKPT_RESTORE_MODE", "mmap");
@@ -76,20 +69,8 @@ fn areas_naming(image: &Path, file: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Dump `p` (killing it), as `prefix` (e.g. setpriv) when given.
-fn dump_as(p: &mut Proc, image: &Path, prefix: &[&str]) {
-    let mut cmd = match prefix.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(kckpt());
-            c
-        }
-        None => Command::new(kckpt()),
-    };
-    let out = run(
-        cmd.args(["dump", "-p", &p.pid().to_string(), "-o"])
-            .arg(image),
-        DUMP_TIMEOUT,
-    );
+fn dump_kill_as(p: &mut Proc, image: &Path, prefix: &[&str]) {
+    let out = dump_as(prefix, p.pid(), image);
     assert!(out.status.success(), "kckpt dump: {}", show(&out));
     assert!(out.stderr.is_empty(), "no warning expected: {}", show(&out));
     p.drain(Duration::from_secs(30));
@@ -126,7 +107,7 @@ fn a_lazily_restored_process_dumps_onto_its_own_image() {
     memfill_ok(&mut r);
 
     // Onto the same name: replaced atomically, and self-contained.
-    dump_as(&mut r, &image, &[]);
+    dump_kill_as(&mut r, &image, &[]);
     let naming = areas_naming(&image, &image);
     assert!(naming.is_empty(), "areas still name the image: {naming:?}");
     let stored = info_json(&image)["stored_bytes"].as_u64().unwrap();
@@ -138,7 +119,7 @@ fn a_lazily_restored_process_dumps_onto_its_own_image() {
     fs::remove_file(&image).unwrap();
     memfill_ok(&mut r);
     // The image is deleted: read through /proc/PID/map_files (root).
-    dump_as(&mut r, &other, &[]);
+    dump_kill_as(&mut r, &other, &[]);
     let naming = areas_naming(&other, &image);
     assert!(naming.is_empty(), "areas still name the image: {naming:?}");
     let mut r = restore(&other);
@@ -168,7 +149,7 @@ fn lazily_restored_heap_stays_heap() {
         .unwrap()
         .parse()
         .unwrap();
-    dump_as(&mut r, &image, &[]);
+    dump_kill_as(&mut r, &image, &[]);
     let brk = r
         .last_seen()
         .and_then(|l| l.split(" brk ").nth(1))
@@ -198,22 +179,14 @@ fn lazily_restored_heap_stays_heap() {
 
 #[test]
 fn an_unprivileged_user_dumps_a_process_whose_image_is_deleted() {
-    let setpriv = require_tool("setpriv").to_string_lossy().into_owned();
-    let nobody = [
-        setpriv.as_str(),
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
+    require_tool("setpriv");
     let dir = TestDir::new("image-backed-user");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("image.kckpt");
     let other = dir.join("other.kckpt");
     let mut p = Proc::spawn(
         "memfill as nobody",
-        Command::new(nobody[0])
-            .args(&nobody[1..])
-            .args([prog::MEMFILL, "16"]),
+        command_as(&NOBODY, prog::MEMFILL).arg("16"),
     );
     p.wait_for("a round", Duration::from_secs(60), |l| {
         l.starts_with("round ")
@@ -221,24 +194,17 @@ fn an_unprivileged_user_dumps_a_process_whose_image_is_deleted() {
     // setpriv executes memfill: same pid.
     let pid = p.pid();
     let cmdline = read_proc(pid, "cmdline").unwrap();
-    let out = run(
-        Command::new(nobody[0])
-            .args(&nobody[1..])
-            .arg(kckpt())
-            .args(["dump", "-p", &pid.to_string(), "-o"])
-            .arg(&image),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_as(&NOBODY, pid, &image);
     assert!(out.status.success(), "{}", show(&out));
     p.drain(Duration::from_secs(30));
 
-    let mut r = lazy_restore(&image, &cmdline, &nobody);
+    let mut r = lazy_restore(&image, &cmdline, &NOBODY);
     memfill_ok(&mut r);
     assert!(maps_image(&r, &image), "the restore was not lazy");
     fs::remove_file(&image).unwrap();
     // Without map_files access the deleted image cannot be opened: every
     // page of those areas is read from the process.
-    dump_as(&mut r, &other, &nobody);
+    dump_kill_as(&mut r, &other, &NOBODY);
     let naming = areas_naming(&other, &image);
     assert!(
         naming
@@ -246,6 +212,6 @@ fn an_unprivileged_user_dumps_a_process_whose_image_is_deleted() {
             .all(|v| v["kind"] != "file" || v["flags"].to_string().contains("file_unavailable")),
         "{naming:?}"
     );
-    let mut r = restore_as(&other, &cmdline, &nobody, false);
+    let mut r = restore_as(&other, &cmdline, &NOBODY, false);
     memfill_ok(&mut r);
 }

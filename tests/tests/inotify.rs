@@ -95,8 +95,7 @@ fn a_watched_path_gone_at_restore_is_refused_by_name() {
 
 #[test]
 fn an_unprivileged_user_dumps_and_restores_its_watches() {
-    let setpriv = require_tool("setpriv").to_string_lossy().into_owned();
-    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    require_tool("setpriv");
     let dir = TestDir::new("inotify-nobody");
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
@@ -104,18 +103,16 @@ fn an_unprivileged_user_dumps_and_restores_its_watches() {
     fs::create_dir(&d).unwrap();
     fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("inotify.kckpt");
-    let as_nobody = |prog: &str| {
-        let mut c = std::process::Command::new(&setpriv);
-        c.args(nobody).arg(prog);
-        c
-    };
-    let mut p = Proc::spawn("inotify as nobody", as_nobody(prog::INOTIFY).arg(&d));
+    let mut p = Proc::spawn(
+        "inotify as nobody",
+        command_as(&NOBODY, prog::INOTIFY).arg(&d),
+    );
     assert_eq!(p.line(LINE_TIMEOUT), "ready 1 3 4");
     let before = p.line(LINE_TIMEOUT);
     // Without CAP_DAC_READ_SEARCH: the file handles cannot be opened, the
     // paths are found near the process's open files.
     let out = run(
-        as_nobody(kckpt().to_str().unwrap())
+        kckpt_as(&NOBODY)
             .args(["dump", "-p", &p.pid().to_string(), "-o"])
             .arg(&image),
         LINE_TIMEOUT,
@@ -125,9 +122,7 @@ fn an_unprivileged_user_dumps_and_restores_its_watches() {
     let _ = p.wait_exit(std::time::Duration::from_secs(10));
     let mut r = Proc::spawn(
         "restore as nobody",
-        as_nobody(kckpt().to_str().unwrap())
-            .arg("restore")
-            .arg(&image),
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
     );
     r.wait_restored(format!("{}\0{}\0", prog::INOTIFY, d.display()).as_bytes());
     r.write_stdin("go\n");

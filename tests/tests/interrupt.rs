@@ -20,21 +20,6 @@ use nix::unistd::Pid;
 
 use common::*;
 
-/// The size of an unnamed (`O_TMPFILE`) file in `dir` that process `pid`
-/// holds open (`/proc/PID/fd/N` -> `DIR/#INODE (deleted)`).
-fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
-    let prefix = format!("{}/#", dir.display());
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
-        .flatten()
-        .find_map(|fd| {
-            let link = fs::read_link(fd.path()).ok()?;
-            let link = link.to_string_lossy();
-            (link.starts_with(&prefix) && link.ends_with(" (deleted)"))
-                .then(|| fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0))
-        })
-}
-
 /// Start `kckpt dump` of `pid` into `dir/image.kckpt`, or to a pipe with
 /// its temporary file in `dir` (`$TMPDIR`) when `stream`.
 fn start_dump(pid: i32, dir: &Path, leave_running: bool, stream: bool) -> Child {
@@ -62,17 +47,10 @@ fn finish(mut dumper: Child) -> (Option<i32>, String) {
         let _ = stderr.read_to_string(&mut err);
         err
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = dumper.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = dumper.kill();
-            let _ = dumper.wait();
-            panic!("the interrupted dump does not end");
-        }
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = wait_timeout(&mut dumper, Duration::from_secs(30)) else {
+        let _ = dumper.kill();
+        let _ = dumper.wait();
+        panic!("the interrupted dump does not end");
     };
     (status.code(), reader.join().unwrap())
 }

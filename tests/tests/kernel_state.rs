@@ -22,14 +22,7 @@ fn ask(p: &mut Proc, cmd: &str) -> String {
 
 /// Start `kstate` (through `prefix`, e.g. setpriv), wait for `ready`.
 fn started(prefix: &[&str], args: &[&str]) -> Proc {
-    let mut cmd = if prefix.is_empty() {
-        Command::new(prog::KSTATE)
-    } else {
-        let mut c = Command::new(prefix[0]);
-        c.args(&prefix[1..]).arg(prog::KSTATE);
-        c
-    };
-    let mut p = Proc::spawn("kstate", cmd.args(args));
+    let mut p = Proc::spawn("kstate", command_as(prefix, prog::KSTATE).args(args));
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     p
 }
@@ -80,16 +73,10 @@ fn kernel_state_survives_a_root_restore() {
 #[test]
 fn kernel_state_survives_an_unprivileged_restore() {
     require_tool("setpriv");
-    let nobody = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
     let dir = TestDir::new("kstate-user");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let image = dir.join("kstate.kckpt");
-    let mut p = started(&nobody, &[]);
+    let mut p = started(&NOBODY, &[]);
     let before = ask(&mut p, "state");
     let loginuid = String::from_utf8(read_proc(p.pid(), "loginuid").unwrap()).unwrap();
     check_reference(&before, loginuid.trim());
@@ -99,11 +86,7 @@ fn kernel_state_survives_an_unprivileged_restore() {
 
     let mut r = Proc::spawn(
         "kckpt restore (uid 65534)",
-        Command::new("setpriv")
-            .args(&nobody[1..])
-            .arg(kckpt())
-            .arg("restore")
-            .arg(&image),
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
     );
     r.wait_restored(&cmdline);
     let after = ask(&mut r, "state");
@@ -124,13 +107,7 @@ fn loginuid_that_cannot_be_set_is_a_warning() {
     let image = dir.join("kstate.kckpt");
     // An unset loginuid may be set once without privilege: the process
     // (uid 65534) sets 4242.
-    let nobody = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
-    let mut p = started(&nobody, &["loginuid"]);
+    let mut p = started(&NOBODY, &["loginuid"]);
     assert!(ask(&mut p, "state").contains("loginuid 4242 "));
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     dump_kills(&mut p, &image);

@@ -10,7 +10,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -164,22 +163,14 @@ fn unprivileged_restore_keeps_the_restorers_pid() {
     let dir = TestDir::new("origpid-user");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let image = dir.join("kstate.kckpt");
-    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
-    let mut p = Proc::spawn(
-        "kstate (uid 65534)",
-        Command::new("setpriv").args(nobody).arg(prog::KSTATE),
-    );
+    let mut p = Proc::spawn("kstate (uid 65534)", &mut command_as(&NOBODY, prog::KSTATE));
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     dump_kills(&mut p, &image);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
     let mut r = Proc::spawn(
         "kckpt restore (uid 65534)",
-        Command::new("setpriv")
-            .args(nobody)
-            .arg(kckpt())
-            .arg("restore")
-            .arg(&image),
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
     );
     let (pid, relay) = restored(&mut r, &cmdline);
     assert_eq!(pid, relay);

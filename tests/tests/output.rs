@@ -135,8 +135,7 @@ fn output_paths_are_created_replaced_or_refused() {
     // A FIFO: refused before it is opened for writing, so a reader
     // waiting in open(2) is never woken.
     let fifo = dir.join("fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
-    assert!(made.success());
+    mkfifo(&fifo);
     let mut reader = Command::new("cat")
         .arg(&fifo)
         .stdout(Stdio::piped())
@@ -154,21 +153,6 @@ fn output_paths_are_created_replaced_or_refused() {
     after.retain(|n| n != "dir-link" && n != "fifo");
     assert_eq!(after, before, "a refused dump changed the directory");
     still_running(&mut p);
-}
-
-/// The size of an unnamed (`O_TMPFILE`) file in `dir` that process `pid`
-/// holds open (`/proc/PID/fd/N` -> `DIR/#INODE (deleted)`).
-fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
-    let prefix = format!("{}/#", dir.display());
-    fs::read_dir(format!("/proc/{pid}/fd"))
-        .ok()?
-        .flatten()
-        .find_map(|fd| {
-            let link = fs::read_link(fd.path()).ok()?;
-            let link = link.to_string_lossy();
-            (link.starts_with(&prefix) && link.ends_with(" (deleted)"))
-                .then(|| fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0))
-        })
 }
 
 /// Start `kckpt dump --leave-running` of `pid` into `image`.

@@ -60,13 +60,7 @@ fn ticks(line: &str) -> Vec<u64> {
 /// Dump `threads 3` (run by `prefix`, e.g. `setpriv` to another user);
 /// returns (saved tids, cmdline, last counters).
 fn dumped(image: &Path, prefix: &[&str]) -> (Vec<i32>, Vec<u8>, Vec<u64>) {
-    let mut p = match prefix {
-        [] => Proc::start(prog::THREADS, &["3"]),
-        [cmd, args @ ..] => Proc::spawn(
-            "threads 3",
-            Command::new(cmd).args(args).args([prog::THREADS, "3"]),
-        ),
-    };
+    let mut p = Proc::spawn("threads 3", command_as(prefix, prog::THREADS).arg("3"));
     p.line(LINE_TIMEOUT);
     p.line(LINE_TIMEOUT);
     let saved = outer_tids(p.pid());
@@ -98,19 +92,11 @@ fn new_pid_ns_unprivileged_gets_original_pid_and_tids() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let image = dir.join("threads.kckpt");
     // The process of that user (the restorer could not take root's ids).
-    let nobody = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
-    let (saved, cmdline, last) = dumped(&image, &nobody);
+    let (saved, cmdline, last) = dumped(&image, &NOBODY);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
     let mut r = Proc::spawn(
         "kckpt restore --new-pid-ns (uid 65534)",
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(kckpt())
+        kckpt_as(&NOBODY)
             .args(["restore", "--new-pid-ns"])
             .arg(&image),
     );

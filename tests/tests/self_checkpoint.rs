@@ -156,11 +156,7 @@ fn a_path_that_is_not_a_regular_file_is_refused_with_einval() {
     let dir = TestDir::new("self-output");
     let program = c_program(&dir);
     let fifo = dir.join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     for (path, what) in [
         (Path::new("/dev/null"), "character device"),
         (fifo.as_path(), "FIFO"),

@@ -101,7 +101,7 @@ fn a_leave_running_dump_keeps_the_bytes_and_a_restore_beside_it_is_refused() {
 fn a_named_pipe_another_process_holds_is_refused_at_dump() {
     let dir = TestDir::new("special-shared");
     let fifo = dir.join("shared");
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+    mkfifo(&fifo);
     let mut p = start(&["open", fifo.to_str().unwrap()]);
     let held = fs::OpenOptions::new()
         .read(true)
@@ -125,7 +125,7 @@ fn a_named_pipe_another_process_holds_is_refused_at_dump() {
 fn a_named_pipe_missing_at_restore_is_refused_by_name() {
     let dir = TestDir::new("special-missing");
     let fifo = dir.join("gone");
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+    mkfifo(&fifo);
     let image = dir.join("x.kckpt");
     let mut p = start(&["open", fifo.to_str().unwrap()]);
     dump_kills(&mut p, &image);

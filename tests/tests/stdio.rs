@@ -53,16 +53,9 @@ fn wait_size(path: &Path, bytes: u64, what: &str) {
 
 /// Wait for a child, failing after `timeout`.
 fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "did not finish within {timeout:?}"
-        );
-        thread::sleep(Duration::from_millis(10));
+    match wait_timeout(child, timeout) {
+        Some(s) => s,
+        None => panic!("did not finish within {timeout:?}"),
     }
 }
 
@@ -184,17 +177,23 @@ fn stdout_appended_and_stderr_shared_with_it_are_identical() {
     copy_dumped_mid_way("stdio-append", true, true);
 }
 
+/// The xorshift64 numbers after `seed` (test data, the same every run).
+fn xorshift(seed: u64) -> impl Iterator<Item = u64> {
+    std::iter::successors(Some(seed), |&x| {
+        let x = x ^ (x << 13);
+        let x = x ^ (x >> 7);
+        Some(x ^ (x << 17))
+    })
+    .skip(1)
+}
+
 #[test]
 fn sort_output_file_is_written_by_the_restored_sort() {
     let sort = require_tool("sort");
     let dir = TestDir::new("stdio-sort");
     let input = dir.join("in.txt");
     let mut text = String::with_capacity(24 << 20);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..1_200_000u64 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+    for (i, x) in xorshift(0x9e37_79b9_7f4a_7c15).take(1_200_000).enumerate() {
         text.push_str(&format!("{:016x} {i}\n", x));
     }
     fs::write(&input, &text).unwrap();
@@ -262,11 +261,9 @@ fn gzip_to_a_redirected_stdout_is_byte_identical() {
     let dir = TestDir::new("stdio-gzip");
     let input = dir.join("data.bin");
     let mut data = Vec::with_capacity(12 << 20);
-    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut xs = xorshift(0x1234_5678_9abc_def1);
     while data.len() < 12 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = xs.next().unwrap();
         // Compressible but not trivially: a few distinct bytes.
         data.extend_from_slice(&[b'a' + (x % 7) as u8, b' ', b'0' + (x % 10) as u8]);
     }
@@ -343,35 +340,13 @@ fn stdio_inherit_takes_the_restorers_descriptors() {
     // The same through the environment, for `./IMAGE`.
     let (image, out) = generated_dumped(&dir, &[]);
     let at_dump = fs::read(&out).unwrap();
-    let mut p = restore_binfmt_env(&image, "KCKPT_STDIO", "inherit");
+    let mut p = restore_binfmt_env(&image, &[("KCKPT_STDIO", "inherit")]);
     let lines = p.drain(Duration::from_secs(30));
     assert_eq!(
         lines.last().map(String::as_str),
         Some("200: generated line 200 of 200")
     );
     assert_eq!(fs::read(&out).unwrap(), at_dump);
-}
-
-/// [`restore_binfmt`] with one more environment variable.
-fn restore_binfmt_env(path: &Path, var: &str, value: &str) -> Proc {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).unwrap();
-    let dir = path.parent().unwrap();
-    let name = path.file_name().unwrap();
-    let script = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
-                  && \"$KCKPT\" binfmt register --stub \"$KCKPT_STUB\" >&2 \
-                  && exec \"./$KCKPT_IMAGE\"";
-    require_tool("unshare");
-    Proc::spawn(
-        "binfmt restore",
-        Command::new("unshare")
-            .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
-            .current_dir(dir)
-            .env("KCKPT", kckpt())
-            .env("KCKPT_STUB", stub())
-            .env("KCKPT_IMAGE", name)
-            .env(var, value),
-    )
 }
 
 #[test]
@@ -560,12 +535,8 @@ fn a_terminal_is_the_restorers_or_reopened_by_its_path_with_stdio_saved() {
 
 #[test]
 fn an_unprivileged_user_restores_its_redirected_output() {
-    let setpriv = require_tool("setpriv");
-    let nobody = |cmd: &str| -> Command {
-        let mut c = Command::new(&setpriv);
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", cmd]);
-        c
-    };
+    require_tool("setpriv");
+    let nobody = |cmd: &str| command_as(&NOBODY, cmd);
     let dir = TestDir::new("stdio-nobody");
     {
         use std::os::unix::fs::PermissionsExt;

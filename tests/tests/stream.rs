@@ -274,11 +274,7 @@ fn a_failed_stream_leaves_the_target_running() {
 fn images_that_are_not_regular_files_are_refused_at_once() {
     let dir = TestDir::new("stream-inputs");
     let fifo = dir.join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    mkfifo(&fifo);
     let missing = dir.join("missing.kckpt");
     let cases: [(&Path, &[&str]); 4] = [
         (&fifo, &["FIFO"]),
@@ -304,10 +300,8 @@ fn images_that_are_not_regular_files_are_refused_at_once() {
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
     for sub in ["info", "restore"] {
         let mut cmd = if nix::unistd::geteuid().is_root() {
-            let mut c = Command::new(require_tool("setpriv"));
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-                .arg(kckpt());
-            c
+            require_tool("setpriv");
+            kckpt_as(&NOBODY)
         } else {
             Command::new(kckpt())
         };

@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -80,27 +79,15 @@ fn round_trip(
     env: &[(&str, &str)],
 ) -> (Proc, Report, Report, i64) {
     let image = dir.join("timers.kckpt");
-    let command = |program: &Path| {
-        let mut c = Command::new(prefix.first().map_or(program, |p| Path::new(p)));
-        if !prefix.is_empty() {
-            c.args(&prefix[1..]).arg(program);
-        }
-        c
-    };
-    let mut p = Proc::spawn(mode, command(Path::new(prog::TIMERS)).arg(mode));
+    let mut p = Proc::spawn(mode, command_as(prefix, prog::TIMERS).arg(mode));
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     let before = report(&mut p);
     let start = Instant::now();
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
-    let out = run(
-        command(&kckpt())
-            .args(["dump", "-p", &p.pid().to_string(), "-o"])
-            .arg(&image),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_as(prefix, p.pid(), &image);
     assert!(out.status.success(), "kckpt dump: {}", show(&out));
     p.drain(std::time::Duration::from_secs(10));
-    let mut cmd = command(&kckpt());
+    let mut cmd = kckpt_as(prefix);
     cmd.arg("restore").arg(&image).envs(env.iter().copied());
     let mut r = Proc::spawn("restore", &mut cmd);
     r.wait_restored(&cmdline);
@@ -181,20 +168,14 @@ fn posix_timers_get_their_ids_in_order_without_the_prctl() {
 
 #[test]
 fn an_unprivileged_user_restores_timers() {
-    let setpriv = require_tool("setpriv").to_string_lossy().into_owned();
-    let nobody = [
-        setpriv.as_str(),
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-    ];
+    require_tool("setpriv");
     let dir = TestDir::new("posix-timers-user");
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    let (r, before, after, elapsed) = round_trip(&dir, "posix", &nobody, &[]);
+    let (r, before, after, elapsed) = round_trip(&dir, "posix", &NOBODY, &[]);
     check_posix(r, &before, &after, elapsed);
 }
 

@@ -442,6 +442,19 @@ fn processes_mentioning(what: &str) -> Vec<i32> {
     out
 }
 
+/// Wait up to 5 s for every process mentioning `what` to end; the ones
+/// still running then (empty when all ended).
+fn left_running(what: &str) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_mentioning(what);
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_final_jump_that_faults_ends_the_process_and_its_tracer() {
     // `KCKPT_DEBUG_JUMP=fault` resumes the main thread with the stack
@@ -474,16 +487,11 @@ fn a_final_jump_that_faults_ends_the_process_and_its_tracer() {
         "the restore took {took:?} to end"
     );
     // The tracer (a copy of the stub, same command line) is gone too.
-    let name = path.to_str().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !processes_mentioning(name).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "processes of the failed restore are still running: {:?}",
-            processes_mentioning(name)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let left = left_running(path.to_str().unwrap());
+    assert!(
+        left.is_empty(),
+        "processes of the failed restore are still running: {left:?}"
+    );
 }
 
 #[test]
@@ -508,32 +516,20 @@ fn sigterm_during_a_restore_ends_it_and_its_tracer() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::SIGTERM).expect("kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = child.try_wait().expect("wait") {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("SIGTERM after {delay_ms} ms did not end the restore within 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let Some(status) = wait_timeout(&mut child, Duration::from_secs(20)) else {
+            let _ = child.kill();
+            panic!("SIGTERM after {delay_ms} ms did not end the restore within 20 s");
         };
         assert_eq!(
             status.signal(),
             Some(15),
             "SIGTERM after {delay_ms} ms: {status}"
         );
-        let name = image.to_str().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !processes_mentioning(name).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "SIGTERM after {delay_ms} ms left {:?} running",
-                processes_mentioning(name)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let left = left_running(image.to_str().unwrap());
+        assert!(
+            left.is_empty(),
+            "SIGTERM after {delay_ms} ms left {left:?} running"
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -157,6 +158,34 @@ pub fn require_tool(name: &str) -> PathBuf {
     panic!("`{name}` is not installed; bash scripts/test.sh installs every tool the tests need");
 }
 
+/// A command prefix that runs the rest as nobody (uid and gid 65534, no
+/// supplementary groups). A test using it calls `require_tool("setpriv")`
+/// first, so that a missing `setpriv` fails it by name.
+pub const NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// `program` run through `prefix` (a command and its arguments that execute
+/// the rest, e.g. [`NOBODY`]), or directly when `prefix` is empty.
+pub fn command_as(prefix: &[&str], program: impl AsRef<OsStr>) -> Command {
+    match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// The `kckpt` CLI run through `prefix` (see [`command_as`]).
+pub fn kckpt_as(prefix: &[&str]) -> Command {
+    command_as(prefix, kckpt())
+}
+
 /// A scratch directory under `/tmp/kckpt-tests`, removed on drop. When the
 /// test fails it is kept (and named); a later test run removes it after an
 /// hour.
@@ -238,7 +267,7 @@ fn collect<R: Read + Send + 'static>(mut r: R) -> Receiver<Vec<u8>> {
 }
 
 /// Wait for `child` up to `timeout`; `None` if it is still running.
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("waitpid") {
@@ -657,6 +686,27 @@ pub fn read_proc(pid: i32, name: &str) -> Option<Vec<u8>> {
     fs::read(format!("/proc/{pid}/{name}")).ok()
 }
 
+/// The size of an unnamed (`O_TMPFILE`) file in `dir` that process `pid`
+/// holds open (`/proc/PID/fd/N` -> `DIR/#INODE (deleted)`).
+pub fn unnamed_file_size(pid: u32, dir: &Path) -> Option<u64> {
+    let prefix = format!("{}/#", dir.display());
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .find_map(|fd| {
+            let link = fs::read_link(fd.path()).ok()?;
+            let link = link.to_string_lossy();
+            (link.starts_with(&prefix) && link.ends_with(" (deleted)"))
+                .then(|| fs::metadata(fd.path()).map(|m| m.len()).unwrap_or(0))
+        })
+}
+
+/// Make a named pipe at `path` (mode 0600).
+pub fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+}
+
 /// `/proc/PID/maps` as lines.
 pub fn maps(pid: i32) -> Vec<String> {
     let text = fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -701,6 +751,17 @@ pub fn dump_raw(pid: i32, path: &Path, leave_running: bool) -> Output {
         cmd.arg("--leave-running");
     }
     run(&mut cmd, DUMP_TIMEOUT)
+}
+
+/// `kckpt dump -p PID -o PATH` run through `prefix` (see [`command_as`]),
+/// whatever its outcome.
+pub fn dump_as(prefix: &[&str], pid: i32, path: &Path) -> Output {
+    run(
+        kckpt_as(prefix)
+            .args(["dump", "-p", &pid.to_string(), "-o"])
+            .arg(path),
+        DUMP_TIMEOUT,
+    )
 }
 
 /// `kckpt dump --skip-unsupported -p PID -o PATH`, whatever its outcome.
@@ -770,6 +831,12 @@ pub fn restore(path: &Path) -> Proc {
 /// in a new user and mount namespace with its own binfmt_misc instance where
 /// `kckpt binfmt register --stub <stub>` installed the handler.
 pub fn restore_binfmt(path: &Path) -> Proc {
+    restore_binfmt_env(path, &[])
+}
+
+/// [`restore_binfmt`] with more environment variables.
+pub fn restore_binfmt_env(path: &Path, env: &[(&str, &str)]) -> Proc {
+    require_tool("unshare");
     fs::set_permissions(path, fs::Permissions::from_mode(0o700)).expect("chmod image");
     let dir = path.parent().expect("image directory");
     let name = path.file_name().expect("image name");
@@ -783,7 +850,8 @@ pub fn restore_binfmt(path: &Path) -> Proc {
             .current_dir(dir)
             .env("KCKPT", kckpt())
             .env("KCKPT_STUB", stub())
-            .env("KCKPT_IMAGE", name),
+            .env("KCKPT_IMAGE", name)
+            .envs(env.iter().copied()),
     )
 }
 
