@@ -130,6 +130,22 @@ pub struct ImageMetadata {
     pub timers: TimersMeta,
     /// Process-wide kernel state, aio rings, cgroups (format 1.3).
     pub kstate: KstateMeta,
+    /// The process tree (format 1.4): only in the image of a tree's first
+    /// process; `None` for a single-process image.
+    pub tree: Option<TreeMeta>,
+}
+
+/// The tree notes (format 1.4, `kckpt_image::tree`).
+#[derive(Clone, Debug, Default)]
+pub struct TreeMeta {
+    /// `NT_KCKPT_TREE`.
+    pub tree: kckpt_image::tree::TreeRecord,
+    /// `NT_KCKPT_TREE_PROCS`, parents first, index 0 this image.
+    pub procs: Vec<kckpt_image::tree::TreeProcRecord>,
+    /// `NT_KCKPT_TREE_SLOTS`.
+    pub slots: Vec<kckpt_image::tree::TreeSlotRecord>,
+    /// `NT_KCKPT_TREE_USES`, sorted by process then descriptor.
+    pub uses: Vec<kckpt_image::tree::TreeUseRecord>,
 }
 
 /// The timer notes (format 1.3): `NT_KCKPT_TIMERS` when `itimers` is set,
@@ -525,6 +541,13 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
     n.push(NOTE_OWNER, NT_KCKPT_RUNS, &table_bytes(&meta.runs));
     encode_files(&mut n, &meta.files);
     encode_kstate(&mut n, &meta.kstate);
+    if let Some(t) = &meta.tree {
+        use kckpt_image::tree::*;
+        n.push_record(NOTE_OWNER, NT_KCKPT_TREE, &t.tree);
+        n.push(NOTE_OWNER, NT_KCKPT_TREE_PROCS, &table_bytes(&t.procs));
+        n.push(NOTE_OWNER, NT_KCKPT_TREE_SLOTS, &table_bytes(&t.slots));
+        n.push(NOTE_OWNER, NT_KCKPT_TREE_USES, &table_bytes(&t.uses));
+    }
     n.push(CORE_OWNER, nt::PRPSINFO, &meta.prpsinfo);
     n.push(CORE_OWNER, nt::AUXV, &meta.auxv);
     n.push(CORE_OWNER, nt::FILE, &file_note(meta, page_size));

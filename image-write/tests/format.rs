@@ -113,6 +113,7 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
         files: Default::default(),
         timers: Default::default(),
         kstate: Default::default(),
+        tree: None,
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

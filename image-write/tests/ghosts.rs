@@ -162,6 +162,7 @@ fn image(name: &str, edit: impl FnOnce(&mut Vec<VmaRecord>, &mut FilesMeta)) -> 
         files,
         timers: Default::default(),
         kstate: Default::default(),
+        tree: None,
     };
     common::finish_and_read(writer, meta, &path)
 }

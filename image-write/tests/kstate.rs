@@ -145,6 +145,7 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
             cgroups,
             cgroup_props,
         },
+        tree: None,
     };
     common::finish_and_read(writer, meta, &path)
 }

@@ -63,6 +63,7 @@ fn many_threads_and_pending_signals_are_checked_in_linear_time() {
         files: Default::default(),
         timers: Default::default(),
         kstate: Default::default(),
+        tree: None,
     };
     let bytes = common::finish_and_read(writer, meta, &path);
 

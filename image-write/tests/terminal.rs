@@ -160,6 +160,7 @@ fn sample() -> Vec<u8> {
         },
         timers: Default::default(),
         kstate: Default::default(),
+        tree: None,
     };
     common::finish_and_read(writer, meta, &path)
 }

@@ -461,6 +461,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         ghost_fd_kind::SHMEM => r.data_len <= a[0],
         // Watches are in NT_KCKPT_INOTIFY (`inotify::validate`).
         crate::inotify::INOTIFY_FD_KIND => a == [0; 4],
+        // The slot (`tree::validate` matches it with the tree's uses).
+        crate::tree::TREE_SHARED_FD_KIND => {
+            a[0] < u64::from(crate::tree::MAX_SLOTS) && a[1..] == [0; 3]
+        }
         special_fd_kind::FIFO | special_fd_kind::DEVICE | special_fd_kind::SYMLINK => {
             crate::special::args_ok(r.kind, a, r.data_len)
         }

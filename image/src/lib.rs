@@ -25,6 +25,7 @@ pub mod selffd;
 pub mod special;
 pub mod terminal;
 pub mod timers;
+pub mod tree;
 
 pub use ghosts::{ghost_fd_kind, ghost_flags, ExtentRecord, GhostRecord};
 pub use guards::GuardRecord;

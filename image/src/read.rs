@@ -603,6 +603,15 @@ pub struct ImageView<'a> {
     pub guards: RecordTable<'a, crate::guards::GuardRecord>,
     /// Inotify watches (format 1.3; empty before).
     pub inotify: RecordTable<'a, crate::inotify::InotifyWatchRecord>,
+    /// Process tree header (format 1.4; `None` in a single-process image).
+    pub tree: Option<crate::tree::TreeRecord>,
+    /// The tree's processes, index 0 this image (format 1.4; empty in a
+    /// single-process image).
+    pub tree_procs: RecordTable<'a, crate::tree::TreeProcRecord>,
+    /// Open file descriptions shared between processes of the tree.
+    pub tree_slots: RecordTable<'a, crate::tree::TreeSlotRecord>,
+    /// Which descriptor of which process is which slot.
+    pub tree_uses: RecordTable<'a, crate::tree::TreeUseRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -653,6 +662,7 @@ impl<'a> ImageView<'a> {
         let (mut terminals, mut job) = (None, None);
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
         let (mut guards, mut inotify) = (None, None);
+        let (mut tree, mut tree_procs, mut tree_slots, mut tree_uses) = (None, None, None, None);
         let mut checksums = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut cgroup_props = None;
@@ -712,6 +722,16 @@ impl<'a> ImageView<'a> {
                         take_unique(&mut terminals, note.desc, "terminals")?
                     }
                     crate::terminal::NT_KCKPT_JOB => take_unique(&mut job, note.desc, "job")?,
+                    crate::tree::NT_KCKPT_TREE => take_unique(&mut tree, note.desc, "tree")?,
+                    crate::tree::NT_KCKPT_TREE_PROCS => {
+                        take_unique(&mut tree_procs, note.desc, "tree processes")?
+                    }
+                    crate::tree::NT_KCKPT_TREE_SLOTS => {
+                        take_unique(&mut tree_slots, note.desc, "tree slots")?
+                    }
+                    crate::tree::NT_KCKPT_TREE_USES => {
+                        take_unique(&mut tree_uses, note.desc, "tree uses")?
+                    }
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -768,6 +788,10 @@ impl<'a> ImageView<'a> {
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
             inotify: RecordTable::new(inotify.unwrap_or(&[]), "inotify")?,
             guards: RecordTable::new(guards.unwrap_or(&[]), "guards")?,
+            tree: optional_record(tree, "tree")?,
+            tree_procs: RecordTable::new(tree_procs.unwrap_or(&[]), "tree processes")?,
+            tree_slots: RecordTable::new(tree_slots.unwrap_or(&[]), "tree slots")?,
+            tree_uses: RecordTable::new(tree_uses.unwrap_or(&[]), "tree uses")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -780,6 +804,7 @@ impl<'a> ImageView<'a> {
         crate::locks::validate(&view)?;
         crate::inotify::validate(&view)?;
         crate::guards::validate(&view)?;
+        crate::tree::validate(&view, file_len)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

@@ -436,6 +436,7 @@ fn write_image(
             cgroups,
             cgroup_props,
         },
+        tree: None,
     };
     writer.finish(meta).map_err(|source| Error::WriteImage {
         path: output.to_path_buf(),

@@ -469,6 +469,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         files,
         timers,
         kstate,
+        tree: None,
     };
     writer.finish(meta).map_err(write_err)?;
     tmp.commit(&|| Ok(()))
