@@ -24,6 +24,7 @@ mod special;
 pub mod terminal;
 pub mod threads;
 pub(crate) mod timers;
+pub mod tree_memory;
 
 use std::fs::{self, File};
 use std::path::Path;
