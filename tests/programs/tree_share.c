@@ -14,7 +14,9 @@
  *            whose read end only "b" holds;
  *   session  the root makes a session of its own and forks a child;
  *   badsession as session, and the child forks a grandchild, then makes
- *            a session of its own (the grandchild stays in the root's). */
+ *            a session of its own (the grandchild stays in the root's);
+ *   vfork    the root vforks a child that says its pid and "ready" and
+ *            waits (the root is suspended meanwhile). */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -184,6 +186,21 @@ int main(int argc, char **argv)
         say("root", -1, -1);
         if (write(1, "ready\n", 6) != 6)
             return 1;
+        idle();
+    }
+    if (!strcmp(mode, "vfork")) {
+        say("root", -1, -1);
+        pid_t c = vfork();
+        if (c < 0)
+            return 1;
+        if (c == 0) {
+            char line[64];
+            int n = snprintf(line, sizeof line, "child %d -1 -1\nready\n", (int)getpid());
+            if (write(1, line, n) != n)
+                _exit(1);
+            for (;;)
+                pause();
+        }
         idle();
     }
     return 2;

@@ -92,3 +92,13 @@ pub fn same_file_of(a_pid: i32, a: i32, b_pid: i32, b: i32) -> bool {
     let r = unsafe { libc::syscall(libc::SYS_kcmp, a_pid, b_pid, KCMP_FILE, a, b) };
     r == 0
 }
+
+/// `kcmp(a, b, kind, 0, 0) == 0` for the whole-process kinds: do processes
+/// `a` and `b` share that object? `kind`: 1 memory (`KCMP_VM`), 2
+/// descriptor table (`KCMP_FILES`), 3 cwd and umask (`KCMP_FS`), 4 signal
+/// handlers (`KCMP_SIGHAND`). False when the kernel cannot tell.
+pub fn shares(a: i32, b: i32, kind: libc::c_long) -> bool {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, kind, 0, 0) };
+    r == 0
+}

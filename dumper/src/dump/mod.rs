@@ -98,7 +98,14 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     let stream = output.as_os_str() == "-";
     let mut tmp = if stream {
         output::check_stdout()?;
-        output::check_stdout_not_used_by(pid)?;
+        let scope = options.group.unwrap_or(tree::Scope::Pid(pid));
+        if options.no_children {
+            output::check_stdout_not_used_by(pid)?;
+        } else {
+            for p in tree::all_pids(scope) {
+                output::check_stdout_not_used_by(p)?;
+            }
+        }
         TempImage::for_stream()?
     } else {
         TempImage::create(output)?
@@ -147,6 +154,7 @@ fn dump_into(
     let frozen = match options.group {
         Some(scope) => tree::freeze(scope, Vec::new())?,
         None => {
+            tree::refuse_vfork_parent(pid)?;
             let tracees = seize_target(pid)?;
             if options.no_children {
                 return dump_one(pid, before, tracees, tmp, options);

@@ -236,6 +236,41 @@ impl Scope {
     }
 }
 
+/// Refuse a process suspended in `vfork` (its child shares its memory
+/// until it execs or exits): `PTRACE_INTERRUPT` cannot stop it (it sleeps
+/// killably until the child is done), and separate processes could not
+/// rebuild the pair. Checked before it is seized.
+pub fn refuse_vfork_parent(pid: i32) -> Result<()> {
+    for c in children(pid) {
+        if super::fdsys::shares(c, pid, 1) {
+            return Err(Error::Unsupported {
+                pid: c,
+                reason: format!(
+                    "not supported: it shares its memory with its parent {pid} (vfork or \
+                     CLONE_VM), which separate processes cannot rebuild"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The pids of the trees of `scope` now (roots and all descendants).
+pub fn all_pids(scope: Scope) -> Vec<i32> {
+    let mut out = scope.roots();
+    let mut at = 0;
+    while at < out.len() && out.len() <= kckpt_image::tree::MAX_PROCS as usize {
+        let kids = children(out[at]);
+        out.extend(
+            kids.into_iter()
+                .filter(|k| !out.contains(k))
+                .collect::<Vec<_>>(),
+        );
+        at += 1;
+    }
+    out
+}
+
 /// Seize every live process of the trees of `scope` (`seized`: processes
 /// already seized, with their stat from before), listing them again until
 /// no newcomer appears. Every error resumes whatever was seized (the
@@ -286,6 +321,7 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
                     ),
                 });
             }
+            refuse_vfork_parent(n.pid)?;
             let before = procfs::stat(n.pid).ok();
             match threads::seize_all(n.pid) {
                 Ok(t) => {
@@ -334,13 +370,35 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
 }
 
 /// Refuse, by name, what `fork`, `setsid` and `setpgid` in table order
-/// cannot rebuild: a process in the session of a process of the tree that
+/// cannot rebuild: a process sharing its memory, descriptor table, `fs` or
+/// signal handlers with its parent (`kcmp`: a vfork child, a `clone`
+/// without `CLONE_THREAD`), a process in the session of a process of the tree that
 /// is neither itself nor inherited from its parent (its parent changed
 /// session after forking it), or in the group of a process of the tree
 /// that comes later in the table.
 fn check_rebuildable(nodes: &[Node]) -> Result<()> {
     let index = |pid: u32| nodes.iter().position(|n| n.pid as u32 == pid);
     for (i, n) in nodes.iter().enumerate() {
+        if n.parent != NO_PARENT && n.zombie.is_none() {
+            let parent = nodes[n.parent as usize].pid;
+            let shared = [
+                (1, "its memory (vfork or CLONE_VM)"),
+                (2, "its descriptor table (CLONE_FILES)"),
+                (3, "its working directory and umask (CLONE_FS)"),
+                (4, "its signal handlers (CLONE_SIGHAND)"),
+            ];
+            for (kind, what) in shared {
+                if super::fdsys::shares(n.pid, parent, kind) {
+                    return Err(Error::Unsupported {
+                        pid: n.pid,
+                        reason: format!(
+                            "not supported: it shares {what} with its parent {parent}, \
+                             which separate processes cannot rebuild"
+                        ),
+                    });
+                }
+            }
+        }
         let sid = n.stat.num(6) as u32;
         let pgid = n.pgid();
         let parent_sid =
