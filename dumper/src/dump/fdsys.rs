@@ -1,7 +1,9 @@
-//! The three system calls the descriptor dump needs that nix does not wrap:
-//! `pidfd_open`, `pidfd_getfd` (a copy of one of the target's descriptors,
-//! to peek at pipe and socket contents and read memfds) and `kcmp` (do two
-//! descriptors share an open file description?). Integer arguments only.
+//! The system calls the descriptor dump needs that nix does not wrap (or
+//! not with the features enabled here): `pidfd_open`, `pidfd_getfd` (a
+//! copy of one of the target's descriptors, to peek at pipe and socket
+//! contents and read memfds), `kcmp` (do two descriptors share an open file
+//! description? do two processes share an object?), `getsockopt`,
+//! `semctl`, and `RLIMIT_NOFILE` for a process tree's many sub-images.
 #![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -101,4 +103,18 @@ pub fn shares(a: i32, b: i32, kind: libc::c_long) -> bool {
     // SAFETY: integer arguments only.
     let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, kind, 0, 0) };
     r == 0
+}
+
+/// Raise this process's soft `RLIMIT_NOFILE` to its hard limit.
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: the kernel writes one `struct rlimit` to `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0 {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: the kernel reads one `struct rlimit` from `lim`.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+    }
 }

@@ -262,6 +262,9 @@ fn dump_tree(
     let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
     let tree::Frozen { nodes, mut tracees } = frozen;
+    // One unnamed file per sub-image stays open until the root's image
+    // takes them all: allow as many descriptors as the hard limit does.
+    fdsys::raise_nofile();
     let sharing = shared::analyze(&nodes)?;
     interrupt::check()?;
     let mut all_files = Vec::with_capacity(nodes.len());

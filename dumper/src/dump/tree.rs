@@ -407,7 +407,10 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
             return Err(Error::Unsupported {
                 pid: n.pid,
                 reason: format!(
-                    "not supported: it is in session {sid}, which it did not inherit from its                      parent (the parent changed session after forking it): setsid cannot                      rebuild that"
+                    "not supported: it is in session {sid} (led by process {sid} of the \
+                     tree) but did not inherit it from a parent in the tree (its parent \
+                     changed session after forking it, or it was reparented): setsid cannot \
+                     rebuild that"
                 ),
             });
         }
@@ -416,7 +419,9 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
                 return Err(Error::Unsupported {
                     pid: n.pid,
                     reason: format!(
-                        "not supported: it is in process group {pgid}, whose leader comes                          after it in the process tree (not its ancestor nor an earlier                          sibling's subtree): setpgid cannot rebuild that"
+                        "not supported: it is in process group {pgid}, whose leader comes \
+                         after it in the process tree (neither its ancestor nor in an earlier \
+                         subtree): setpgid cannot rebuild that"
                     ),
                 });
             }
