@@ -20,16 +20,25 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Checkpoint a running process into an image (kills it unless
-    /// --leave-running).
+    /// Checkpoint a running process and its descendants into an image
+    /// (kills them unless --leave-running).
     Dump {
-        /// Process to checkpoint.
-        #[arg(short, long)]
-        pid: i32,
+        /// Process to checkpoint, with all its descendants.
+        #[arg(short, long, required_unless_present_any = ["pgid", "session"])]
+        pid: Option<i32>,
+        /// Checkpoint a process group (a job, e.g. a shell pipeline): every
+        /// member whose parent is not a member, with its descendants.
+        #[arg(long, value_name = "PGID", conflicts_with_all = ["pid", "session", "no_children"])]
+        pgid: Option<i32>,
+        /// Checkpoint a session: every member whose parent is not a
+        /// member, with its descendants.
+        #[arg(long, value_name = "SID", conflicts_with_all = ["pid", "pgid", "no_children"])]
+        session: Option<i32>,
         /// Image file to write.
         #[arg(short, long)]
         output: PathBuf,
-        /// Resume the process after the dump instead of killing it.
+        /// Resume the process (all the processes dumped) after the dump
+        /// instead of killing it.
         #[arg(long)]
         leave_running: bool,
         /// Dump descriptors kckpt cannot restore (TCP/UDP sockets,
@@ -41,6 +50,9 @@ pub enum Command {
         /// refused before the process is touched.
         #[arg(long, value_name = "SIZE", value_parser = crate::dump::ghosts::parse_size)]
         ghost_limit: Option<u64>,
+        /// Checkpoint the process alone (refused when it has children).
+        #[arg(long)]
+        no_children: bool,
     },
     /// Restore a process from an image (executes the restore stub in place
     /// of kckpt; a user who may choose pids, such as root, gets the saved
@@ -135,13 +147,20 @@ pub fn execute(cli: Cli) -> Result<()> {
             leave_running,
             skip_unsupported,
             ghost_limit,
+            no_children,
+            pgid,
+            session,
         } => {
+            use crate::dump::tree::Scope;
+            let group = pgid.map(Scope::Pgid).or(session.map(Scope::Session));
             let options = crate::dump::DumpOptions {
                 leave_running,
                 skip_unsupported,
                 ghost_limit,
+                no_children,
+                group,
             };
-            let summary = crate::dump::dump(pid, &output, &options)?;
+            let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options)?;
             for w in &summary.warnings {
                 eprintln!("kckpt: {w}");
             }

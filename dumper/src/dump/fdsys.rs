@@ -1,7 +1,9 @@
-//! The three system calls the descriptor dump needs that nix does not wrap:
-//! `pidfd_open`, `pidfd_getfd` (a copy of one of the target's descriptors,
-//! to peek at pipe and socket contents and read memfds) and `kcmp` (do two
-//! descriptors share an open file description?). Integer arguments only.
+//! The system calls the descriptor dump needs that nix does not wrap (or
+//! not with the features enabled here): `pidfd_open`, `pidfd_getfd` (a
+//! copy of one of the target's descriptors, to peek at pipe and socket
+//! contents and read memfds), `kcmp` (do two descriptors share an open file
+//! description? do two processes share an object?), `getsockopt`,
+//! `semctl`, and `RLIMIT_NOFILE` for a process tree's many sub-images.
 #![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -81,4 +83,38 @@ pub fn close_received(fd: RawFd) {
     // SAFETY: the kernel just installed `fd` for this process's recvmsg;
     // nothing else owns it, and it is used nowhere after this.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
+/// `kcmp(a_pid, b_pid, KCMP_FILE, a, b) == 0`: descriptor `a` of process
+/// `a_pid` and descriptor `b` of process `b_pid` are the same open file
+/// description.
+pub fn same_file_of(a_pid: i32, a: i32, b_pid: i32, b: i32) -> bool {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a_pid, b_pid, KCMP_FILE, a, b) };
+    r == 0
+}
+
+/// `kcmp(a, b, kind, 0, 0) == 0` for the whole-process kinds: do processes
+/// `a` and `b` share that object? `kind`: 1 memory (`KCMP_VM`), 2
+/// descriptor table (`KCMP_FILES`), 3 cwd and umask (`KCMP_FS`), 4 signal
+/// handlers (`KCMP_SIGHAND`). False when the kernel cannot tell.
+pub fn shares(a: i32, b: i32, kind: libc::c_long) -> bool {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, kind, 0, 0) };
+    r == 0
+}
+
+/// Raise this process's soft `RLIMIT_NOFILE` to its hard limit.
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: the kernel writes one `struct rlimit` to `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0 {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: the kernel reads one `struct rlimit` from `lim`.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+    }
 }

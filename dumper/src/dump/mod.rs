@@ -19,11 +19,13 @@ pub(crate) mod output;
 pub mod process;
 pub mod procfs;
 pub mod ptrace;
+pub mod shared;
 pub mod shmem;
 mod special;
 pub mod terminal;
 pub mod threads;
 pub(crate) mod timers;
+pub mod tree;
 pub mod tree_memory;
 
 use std::fs::{self, File};
@@ -51,6 +53,12 @@ pub struct DumpOptions {
     /// Bytes of data saved at most per deleted file the process holds
     /// (`--ghost-limit`); `None`: [`ghosts::DEFAULT_GHOST_LIMIT`].
     pub ghost_limit: Option<u64>,
+    /// Dump the process alone and refuse it when it has children
+    /// (`--no-children`; the default dumps its descendants too).
+    pub no_children: bool,
+    /// Dump a process group or session instead of the process `pid`
+    /// (`--pgid`, `--session`).
+    pub group: Option<tree::Scope>,
 }
 
 /// What a successful dump did.
@@ -70,6 +78,19 @@ pub struct DumpSummary {
 /// SIGINT, SIGTERM, SIGHUP or SIGQUIT before that ([`Error::Interrupted`]),
 /// the target is resumed as it was and no file is left behind.
 pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummary> {
+    // A group or session: its first root stands for it in messages.
+    let pid = match options.group {
+        Some(scope) => match scope.roots().first() {
+            Some(&root) => root,
+            None => {
+                return Err(Error::Usage(format!(
+                    "no process to dump in {}",
+                    scope.describe()
+                )))
+            }
+        },
+        None => pid,
+    };
     if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(Error::NoProcess(pid));
     }
@@ -78,7 +99,14 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     let stream = output.as_os_str() == "-";
     let mut tmp = if stream {
         output::check_stdout()?;
-        output::check_stdout_not_used_by(pid)?;
+        let scope = options.group.unwrap_or(tree::Scope::Pid(pid));
+        if options.no_children {
+            output::check_stdout_not_used_by(pid)?;
+        } else {
+            for p in tree::all_pids(scope) {
+                output::check_stdout_not_used_by(p)?;
+            }
+        }
         TempImage::for_stream()?
     } else {
         TempImage::create(output)?
@@ -123,8 +151,32 @@ fn dump_into(
     tmp: &mut TempImage,
     options: &DumpOptions,
 ) -> Result<DumpSummary> {
-    let output = tmp.path();
     interrupt::check()?;
+    let frozen = match options.group {
+        Some(scope) => tree::freeze(scope, Vec::new())?,
+        None => {
+            tree::refuse_vfork_parent(pid)?;
+            let tracees = seize_target(pid)?;
+            if options.no_children {
+                return dump_one(pid, before, tracees, tmp, options);
+            }
+            tree::freeze(tree::Scope::Pid(pid), vec![(pid, before.clone(), tracees)])?
+        }
+    };
+    if frozen.nodes.len() > 1 {
+        return dump_tree(frozen, tmp, options);
+    }
+    let tree::Frozen { nodes, tracees } = frozen;
+    let tracees = tracees
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or(Error::NoProcess(pid))?;
+    dump_one(nodes[0].pid, &nodes[0].stat, tracees, tmp, options)
+}
+
+/// Seize every thread of `pid`, refusing a process someone else traces.
+fn seize_target(pid: i32) -> Result<Vec<Tracee>> {
     let traced = |tid: i32, tracer: i32, comm: &str| Error::Unsupported {
         pid,
         reason: format!(
@@ -139,7 +191,7 @@ fn dump_into(
     if let Some((tid, tracer, comm)) = files::traced_by(pid) {
         return Err(traced(tid, tracer, &comm));
     }
-    let mut tracees = threads::seize_all(pid).map_err(|e| match (&e, files::traced_by(pid)) {
+    threads::seize_all(pid).map_err(|e| match (&e, files::traced_by(pid)) {
         // Someone attached between the check and the seize.
         (
             Error::Trace {
@@ -149,23 +201,174 @@ fn dump_into(
             Some((tid, tracer, comm)),
         ) if tracer != std::process::id() as i32 => traced(tid, tracer, &comm),
         _ => e,
-    })?;
+    })
+}
+
+/// Write the single-process image of the frozen `pid` (format 1.3 layout),
+/// commit it, then kill or resume it.
+fn dump_one(
+    pid: i32,
+    before: &procfs::Stat,
+    mut tracees: Vec<Tracee>,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<DumpSummary> {
+    let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
-    let files = files::collect(pid, options.skip_unsupported, ghost_limit)?;
+    let files = files::collect(pid, options.skip_unsupported, ghost_limit, None)?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
-    let summary = write_image(&mut tracees, before, file, sink, &output, files)?;
+    let written = write_image(&mut tracees, before, file, sink, &output, files, None)?;
+    finish(vec![Some(tracees)], tmp, options)?;
+    Ok(written.summary)
+}
+
+/// Commit the written image, then kill (children first) or resume every
+/// process of `tracees`.
+fn finish(
+    tracees: Vec<Option<Vec<Tracee>>>,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<()> {
     crate::testing::die_at("written");
     interrupt::check()?;
     tmp.commit(&interrupt::check)?;
     crate::testing::die_at("committed");
     if options.leave_running {
-        threads::resume_all(tracees)?;
+        let mut first_err = None;
+        for t in tracees.into_iter().flatten() {
+            if let Err(e) = threads::resume_all(t) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     } else {
-        threads::kill_all(tracees);
+        for t in tracees.into_iter().rev().flatten() {
+            threads::kill_all(t);
+        }
+        Ok(())
     }
-    Ok(summary)
+}
+
+/// [`dump_into`] for a process with descendants, all frozen: the
+/// descriptors of every process are checked (refusals) before any image is
+/// written; then every live process but the root is written into an
+/// unnamed file of its own, and the root's image carries them all.
+fn dump_tree(
+    frozen: tree::Frozen,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<DumpSummary> {
+    let output = tmp.path();
+    let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
+    let tree::Frozen { nodes, mut tracees } = frozen;
+    // One unnamed file per sub-image stays open until the root's image
+    // takes them all: allow as many descriptors as the hard limit does.
+    fdsys::raise_nofile();
+    let sharing = shared::analyze(&nodes)?;
+    interrupt::check()?;
+    let mut all_files = Vec::with_capacity(nodes.len());
+    for ((n, t), fds) in nodes.iter().zip(&tracees).zip(&sharing.per_proc) {
+        all_files.push(match t {
+            Some(_) => Some(files::collect(
+                n.pid,
+                options.skip_unsupported,
+                ghost_limit,
+                Some(fds),
+            )?),
+            None => None,
+        });
+        interrupt::check()?;
+    }
+    let slot_base = all_files
+        .iter()
+        .flatten()
+        .map(files::Files::max_fd)
+        .max()
+        .unwrap_or(-1)
+        + 1;
+    let mut warnings = Vec::new();
+    let mut stored = 0;
+    let mut subs = std::collections::HashMap::new();
+    for i in 1..nodes.len() {
+        let (Some(t), Some(f)) = (tracees[i].as_mut(), all_files[i].take()) else {
+            continue;
+        };
+        let file = tmp.scratch()?;
+        let sink = memory::DataSink::new(None, clone_file(&file, &output)?);
+        let w = write_image(t, &nodes[i].stat, file, sink, &output, f, None)?;
+        let len = w
+            .file
+            .metadata()
+            .map_err(|source| Error::WriteImage {
+                path: output.clone(),
+                source,
+            })?
+            .len();
+        stored += w.summary.stored_bytes;
+        warnings.extend(
+            w.summary
+                .warnings
+                .iter()
+                .map(|l| format!("process {}: {l}", nodes[i].pid)),
+        );
+        subs.insert(
+            i,
+            tree::SubImage {
+                file: w.file,
+                len,
+                sum: w.sum,
+            },
+        );
+        interrupt::check()?;
+    }
+    let threads = tracees
+        .iter()
+        .map(|t| t.as_ref().map_or(0, |t| t.len() as u32))
+        .collect();
+    let root_files = all_files[0].take().ok_or(Error::NoProcess(nodes[0].pid))?;
+    let status_proc = tree::status_proc(&nodes, options.group);
+    let root_stat = nodes[0].stat.clone();
+    let plan = tree::TreePlan {
+        nodes,
+        threads,
+        subs,
+        sharing,
+        slot_base: slot_base as u32,
+        status_proc,
+        flags: options.group.map_or(0, tree::Scope::flags),
+    };
+    let file = tmp.file()?;
+    let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
+    let root = tracees[0]
+        .as_mut()
+        .ok_or(Error::NoProcess(plan.nodes[0].pid))?;
+    let w = write_image(
+        root,
+        &root_stat,
+        file,
+        sink,
+        &output,
+        root_files,
+        Some(&plan),
+    )?;
+    drop(plan);
+    finish(tracees, tmp, options)?;
+    let mut all_warnings = w.summary.warnings;
+    all_warnings.extend(warnings);
+    Ok(DumpSummary {
+        stored_bytes: stored + w.summary.stored_bytes,
+        warnings: all_warnings,
+    })
+}
+
+/// A second descriptor of `file`.
+fn clone_file(file: &File, output: &Path) -> Result<File> {
+    file.try_clone().map_err(|source| Error::WriteImage {
+        path: output.to_path_buf(),
+        source,
+    })
 }
 
 /// Syscall numbers used in the target.
@@ -306,7 +509,17 @@ fn syscall_site(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<(u64, u64)>
     })
 }
 
-/// Collect everything and write the image into `file`.
+/// A written image: what the dump did, its file, and the CRC-32C of its
+/// checksum note's descriptor (its `image_sum` as a sub-image).
+struct Written {
+    summary: DumpSummary,
+    file: File,
+    sum: u32,
+}
+
+/// Collect everything and write the image of one process into `file`;
+/// with `tree`, the image is a tree's root and carries the other
+/// processes' images.
 fn write_image(
     tracees: &mut [Tracee],
     before: &procfs::Stat,
@@ -314,7 +527,8 @@ fn write_image(
     sink: memory::DataSink,
     output: &Path,
     files: files::Files,
-) -> Result<DumpSummary> {
+    tree: Option<&tree::TreePlan>,
+) -> Result<Written> {
     // Before any system call runs in the target (it could dequeue some).
     let pending = process::pending_signals(tracees)?;
     let (tracee, others) = tracees.split_first_mut().ok_or(Error::NoProcess(0))?;
@@ -439,13 +653,22 @@ fn write_image(
         },
         tree: None,
     };
-    writer.finish(meta).map_err(|source| Error::WriteImage {
+    let write_err = |source| Error::WriteImage {
         path: output.to_path_buf(),
         source,
-    })?;
-    Ok(DumpSummary {
-        stored_bytes: stats.stored,
-        warnings,
+    };
+    let mut meta = meta;
+    if let Some(plan) = tree {
+        meta.tree = Some(tree::place(&mut writer, plan).map_err(write_err)?);
+    }
+    let (file, sum) = writer.finish_summed(meta).map_err(write_err)?;
+    Ok(Written {
+        summary: DumpSummary {
+            stored_bytes: stats.stored,
+            warnings,
+        },
+        file,
+        sum,
     })
 }
 
