@@ -43,6 +43,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("INOTIFY", "inotify.c", &["-fPIE", "-pie"]),
     ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
     ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
+    ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

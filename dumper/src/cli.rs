@@ -20,10 +20,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Checkpoint a running process into an image (kills it unless
-    /// --leave-running).
+    /// Checkpoint a running process and its descendants into an image
+    /// (kills them unless --leave-running).
     Dump {
-        /// Process to checkpoint.
+        /// Process to checkpoint, with all its descendants.
         #[arg(short, long)]
         pid: i32,
         /// Image file to write.
@@ -41,6 +41,9 @@ pub enum Command {
         /// refused before the process is touched.
         #[arg(long, value_name = "SIZE", value_parser = crate::dump::ghosts::parse_size)]
         ghost_limit: Option<u64>,
+        /// Checkpoint the process alone (refused when it has children).
+        #[arg(long)]
+        no_children: bool,
     },
     /// Restore a process from an image (executes the restore stub in place
     /// of kckpt; a user who may choose pids, such as root, gets the saved
@@ -151,11 +154,13 @@ pub fn execute(cli: Cli) -> Result<()> {
             leave_running,
             skip_unsupported,
             ghost_limit,
+            no_children,
         } => {
             let options = crate::dump::DumpOptions {
                 leave_running,
                 skip_unsupported,
                 ghost_limit,
+                no_children,
             };
             let summary = crate::dump::dump(pid, &output, &options)?;
             for w in &summary.warnings {

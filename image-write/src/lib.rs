@@ -379,7 +379,14 @@ impl ImageWriter {
     }
 
     /// Write notes, program headers and the ELF header; returns the file.
-    pub fn finish(mut self, mut meta: ImageMetadata) -> io::Result<File> {
+    pub fn finish(self, meta: ImageMetadata) -> io::Result<File> {
+        self.finish_summed(meta).map(|(file, _)| file)
+    }
+
+    /// [`ImageWriter::finish`], also returning the CRC-32C of the
+    /// `NT_KCKPT_CHECKSUMS` note descriptor (a process tree's
+    /// `TreeProcRecord::image_sum` of this image as a sub-image).
+    pub fn finish_summed(mut self, mut meta: ImageMetadata) -> io::Result<(File, u32)> {
         meta.header.thread_count = meta.threads.len() as u32;
         meta.header.machine = self.machine;
         let data = self.data_sum_list(&meta)?;
@@ -458,7 +465,7 @@ impl ImageWriter {
         self.file.write_all_at(&notes, notes_offset)?;
         self.file.write_all_at(&phdrs, phoff)?;
         self.file.write_all_at(&ehdr, 0)?;
-        Ok(self.file)
+        Ok((self.file, checksum::crc32c(&desc)))
     }
 }
 

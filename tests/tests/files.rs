@@ -235,7 +235,7 @@ fn tcp_socket_is_refused_or_skipped_as_dev_null() {
 }
 
 #[test]
-fn process_with_a_child_is_refused() {
+fn process_with_a_child_is_refused_with_no_children() {
     let dir = TestDir::new("files-child");
     let image = dir.join("child.kckpt");
     let script = "import os,time\npid=os.fork()\nif pid==0:\n  time.sleep(1000)\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
@@ -243,7 +243,14 @@ fn process_with_a_child_is_refused() {
     // Dropped before `p`: kills the sleeping child even when the test fails.
     let _children = KillChildren(p.pid());
     p.wait_for("2", LINE_TIMEOUT, |l| l == "2");
-    let out = dump_raw(p.pid(), &image, false);
+    // Since issue 9 a child is dumped with its parent, unless
+    // --no-children asks for the process alone.
+    let out = run(
+        std::process::Command::new(kckpt())
+            .args(["dump", "--no-children", "-p", &p.pid().to_string(), "-o"])
+            .arg(&image),
+        DUMP_TIMEOUT,
+    );
     assert_refused("child", &out, Some(1), &["child process"]);
     // No descriptor is involved: the line does not talk about any.
     let line = String::from_utf8_lossy(&out.stderr);

@@ -506,7 +506,12 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
 
 /// Things about the process (not one descriptor) that kckpt cannot restore,
 /// from its `status` text and its mappings `entries` among others.
-fn unsupported_features(pid: i32, status: &str, entries: &[procfs::MapEntry]) -> Vec<String> {
+fn unsupported_features(
+    pid: i32,
+    status: &str,
+    entries: &[procfs::MapEntry],
+    in_tree: bool,
+) -> Vec<String> {
     let mut out = Vec::new();
     let children: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -515,7 +520,7 @@ fn unsupported_features(pid: i32, status: &str, entries: &[procfs::MapEntry]) ->
         .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
         .flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
         .collect();
-    if !children.is_empty() {
+    if !children.is_empty() && !in_tree {
         out.push(format!("child process {}", children.join(", ")));
     }
     match fdinfo_field(status, "Seccomp") {
@@ -651,20 +656,23 @@ fn sysv_ipc(pid: i32) -> Vec<String> {
 /// Inspect the stopped target's descriptors, working directory and umask.
 /// Anything kckpt cannot restore is refused with one error naming every
 /// offending descriptor and feature, or with `skip_unsupported` recorded as
-/// a placeholder (`/dev/null` at restore) plus a warning.
+/// a placeholder (`/dev/null` at restore) plus a warning. `in_tree`: the
+/// process is dumped with its children (a process tree), which are not
+/// refused then.
 // The loops walk `files.fds`, `classes` and `infos` (parallel) by index.
 #[allow(clippy::needless_range_loop)]
-pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64) -> Result<Files> {
+pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64, in_tree: bool) -> Result<Files> {
     let mut files = Files {
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
     };
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let maps = procfs::maps(pid).unwrap_or_default();
-    let mut unsupported: Vec<(Option<i32>, String)> = unsupported_features(pid, &status, &maps)
-        .into_iter()
-        .map(|f| (None, f))
-        .collect();
+    let mut unsupported: Vec<(Option<i32>, String)> =
+        unsupported_features(pid, &status, &maps, in_tree)
+            .into_iter()
+            .map(|f| (None, f))
+            .collect();
 
     files.fs.umask = fdinfo_field(&status, "Umask")
         .and_then(|v| u32::from_str_radix(v, 8).ok())
@@ -1482,6 +1490,15 @@ fn p_ok(ty: u32) -> bool {
 }
 
 impl Files {
+    /// The highest descriptor number (-1 without any).
+    pub fn max_fd(&self) -> i64 {
+        self.fds
+            .iter()
+            .map(|f| i64::from(f.rec.fd))
+            .max()
+            .unwrap_or(-1)
+    }
+
     /// The job's pid is `pid` (a self-checkpoint collects the descriptors
     /// of its snapshot child, whose group, session and terminal are the
     /// process's own).

@@ -24,6 +24,7 @@ mod special;
 pub mod terminal;
 pub mod threads;
 pub(crate) mod timers;
+pub mod tree;
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -50,6 +51,9 @@ pub struct DumpOptions {
     /// Bytes of data saved at most per deleted file the process holds
     /// (`--ghost-limit`); `None`: [`ghosts::DEFAULT_GHOST_LIMIT`].
     pub ghost_limit: Option<u64>,
+    /// Dump the process alone and refuse it when it has children
+    /// (`--no-children`; the default dumps its descendants too).
+    pub no_children: bool,
 }
 
 /// What a successful dump did.
@@ -150,21 +154,165 @@ fn dump_into(
         _ => e,
     })?;
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
-    let files = files::collect(pid, options.skip_unsupported, ghost_limit)?;
+    if !options.no_children {
+        let frozen = tree::freeze(pid, before, tracees)?;
+        if frozen.nodes.len() > 1 {
+            return dump_tree(frozen, tmp, options);
+        }
+        tracees = frozen
+            .tracees
+            .into_iter()
+            .next()
+            .flatten()
+            .ok_or(Error::NoProcess(pid))?;
+    }
+    let files = files::collect(pid, options.skip_unsupported, ghost_limit, false)?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
-    let summary = write_image(&mut tracees, before, file, sink, &output, files)?;
+    let written = write_image(&mut tracees, before, file, sink, &output, files, None)?;
+    finish(vec![Some(tracees)], tmp, options)?;
+    Ok(written.summary)
+}
+
+/// Commit the written image, then kill (children first) or resume every
+/// process of `tracees`.
+fn finish(
+    tracees: Vec<Option<Vec<Tracee>>>,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<()> {
     crate::testing::die_at("written");
     interrupt::check()?;
     tmp.commit(&interrupt::check)?;
     crate::testing::die_at("committed");
     if options.leave_running {
-        threads::resume_all(tracees)?;
+        let mut first_err = None;
+        for t in tracees.into_iter().flatten() {
+            if let Err(e) = threads::resume_all(t) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     } else {
-        threads::kill_all(tracees);
+        for t in tracees.into_iter().rev().flatten() {
+            threads::kill_all(t);
+        }
+        Ok(())
     }
-    Ok(summary)
+}
+
+/// [`dump_into`] for a process with descendants, all frozen: the
+/// descriptors of every process are checked (refusals) before any image is
+/// written; then every live process but the root is written into an
+/// unnamed file of its own, and the root's image carries them all.
+fn dump_tree(
+    frozen: tree::Frozen,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<DumpSummary> {
+    let output = tmp.path();
+    let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
+    let tree::Frozen { nodes, mut tracees } = frozen;
+    let mut all_files = Vec::with_capacity(nodes.len());
+    for (n, t) in nodes.iter().zip(&tracees) {
+        all_files.push(match t {
+            Some(_) => Some(files::collect(
+                n.pid,
+                options.skip_unsupported,
+                ghost_limit,
+                true,
+            )?),
+            None => None,
+        });
+        interrupt::check()?;
+    }
+    let slot_base = all_files
+        .iter()
+        .flatten()
+        .map(files::Files::max_fd)
+        .max()
+        .unwrap_or(-1)
+        + 1;
+    let mut warnings = Vec::new();
+    let mut stored = 0;
+    let mut subs = std::collections::HashMap::new();
+    for i in 1..nodes.len() {
+        let (Some(t), Some(f)) = (tracees[i].as_mut(), all_files[i].take()) else {
+            continue;
+        };
+        let file = tmp.scratch()?;
+        let sink = memory::DataSink::new(None, clone_file(&file, &output)?);
+        let w = write_image(t, &nodes[i].stat, file, sink, &output, f, None)?;
+        let len = w
+            .file
+            .metadata()
+            .map_err(|source| Error::WriteImage {
+                path: output.clone(),
+                source,
+            })?
+            .len();
+        stored += w.summary.stored_bytes;
+        warnings.extend(
+            w.summary
+                .warnings
+                .iter()
+                .map(|l| format!("process {}: {l}", nodes[i].pid)),
+        );
+        subs.insert(
+            i,
+            tree::SubImage {
+                file: w.file,
+                len,
+                sum: w.sum,
+            },
+        );
+        interrupt::check()?;
+    }
+    let threads = tracees
+        .iter()
+        .map(|t| t.as_ref().map_or(0, |t| t.len() as u32))
+        .collect();
+    let root_files = all_files[0].take().ok_or(Error::NoProcess(nodes[0].pid))?;
+    let root_stat = nodes[0].stat.clone();
+    let plan = tree::TreePlan {
+        nodes,
+        threads,
+        subs,
+        slot_base: slot_base as u32,
+        status_proc: 0,
+        flags: 0,
+    };
+    let file = tmp.file()?;
+    let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
+    let root = tracees[0]
+        .as_mut()
+        .ok_or(Error::NoProcess(plan.nodes[0].pid))?;
+    let w = write_image(
+        root,
+        &root_stat,
+        file,
+        sink,
+        &output,
+        root_files,
+        Some(&plan),
+    )?;
+    drop(plan);
+    finish(tracees, tmp, options)?;
+    let mut all_warnings = w.summary.warnings;
+    all_warnings.extend(warnings);
+    Ok(DumpSummary {
+        stored_bytes: stored + w.summary.stored_bytes,
+        warnings: all_warnings,
+    })
+}
+
+/// A second descriptor of `file`.
+fn clone_file(file: &File, output: &Path) -> Result<File> {
+    file.try_clone().map_err(|source| Error::WriteImage {
+        path: output.to_path_buf(),
+        source,
+    })
 }
 
 /// Syscall numbers used in the target.
@@ -305,7 +453,17 @@ fn syscall_site(pid: i32, mem: &Memory, maps: &[MapEntry]) -> Result<(u64, u64)>
     })
 }
 
-/// Collect everything and write the image into `file`.
+/// A written image: what the dump did, its file, and the CRC-32C of its
+/// checksum note's descriptor (its `image_sum` as a sub-image).
+struct Written {
+    summary: DumpSummary,
+    file: File,
+    sum: u32,
+}
+
+/// Collect everything and write the image of one process into `file`;
+/// with `tree`, the image is a tree's root and carries the other
+/// processes' images.
 fn write_image(
     tracees: &mut [Tracee],
     before: &procfs::Stat,
@@ -313,7 +471,8 @@ fn write_image(
     sink: memory::DataSink,
     output: &Path,
     files: files::Files,
-) -> Result<DumpSummary> {
+    tree: Option<&tree::TreePlan>,
+) -> Result<Written> {
     // Before any system call runs in the target (it could dequeue some).
     let pending = process::pending_signals(tracees)?;
     let (tracee, others) = tracees.split_first_mut().ok_or(Error::NoProcess(0))?;
@@ -438,13 +597,22 @@ fn write_image(
         },
         tree: None,
     };
-    writer.finish(meta).map_err(|source| Error::WriteImage {
+    let write_err = |source| Error::WriteImage {
         path: output.to_path_buf(),
         source,
-    })?;
-    Ok(DumpSummary {
-        stored_bytes: stats.stored,
-        warnings,
+    };
+    let mut meta = meta;
+    if let Some(plan) = tree {
+        meta.tree = Some(tree::place(&mut writer, plan).map_err(write_err)?);
+    }
+    let (file, sum) = writer.finish_summed(meta).map_err(write_err)?;
+    Ok(Written {
+        summary: DumpSummary {
+            stored_bytes: stats.stored,
+            warnings,
+        },
+        file,
+        sum,
     })
 }
 

@@ -397,6 +397,36 @@ impl TempImage {
         })
     }
 
+    /// Another unnamed file, for a part of the image written before it is
+    /// copied in (a process tree's sub-images): in the destination's
+    /// directory when it supports `O_TMPFILE`, else (and for `-o -`) in
+    /// `$TMPDIR`. Nothing remains of it once closed.
+    pub(crate) fn scratch(&self) -> Result<File> {
+        let mode = Mode::from_bits_truncate(0o600);
+        let rw = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+        if let Place::Dir { dir, .. } = &self.place {
+            if let Ok(fd) = openat(dir.as_fd(), ".", OFlag::O_TMPFILE | rw, mode) {
+                return Ok(File::from(fd));
+            }
+        }
+        let dir_path = std::env::temp_dir();
+        let create_err = |source: io::Error| Error::CreateImage {
+            dir: dir_path.clone(),
+            source,
+        };
+        match nix::fcntl::open(&dir_path, OFlag::O_TMPFILE | rw, mode) {
+            Ok(fd) => Ok(File::from(fd)),
+            Err(e) if no_tmpfile(e) => {
+                let name = dir_path.join(format!(".kckpt-part.tmp.{}", std::process::id()));
+                let fd = nix::fcntl::open(&name, OFlag::O_CREAT | OFlag::O_EXCL | rw, mode)
+                    .map_err(|e| create_err(e.into()))?;
+                let _ = fs::remove_file(&name);
+                Ok(File::from(fd))
+            }
+            Err(e) => Err(create_err(e.into())),
+        }
+    }
+
     /// The final path, or for `-o -` the temporary file (for messages).
     pub(crate) fn path(&self) -> PathBuf {
         match &self.place {

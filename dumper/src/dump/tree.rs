@@ -1,0 +1,364 @@
+//! Process trees (format 1.4): finding the processes of a tree, freezing
+//! them all before any is read, and placing the other processes' images
+//! (sub-images) inside the root's image file.
+//!
+//! Order of the process table: parents before children, depth first;
+//! siblings by pid, except that a process-group leader comes before the
+//! members of its group among its siblings (they sort at the leader's pid),
+//! so `setpgid` at restore finds the group.
+//!
+//! Freezing: the root's threads are seized first (by the caller); then the
+//! children of every seized process are listed again
+//! (`/proc/PID/task/*/children`) and the newcomers seized, until a round
+//! finds none (a stopped process creates no children). Zombies are not
+//! seized: their exit status (field 52 of `/proc/PID/stat`) is recorded.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::fd::AsFd;
+
+use kckpt_image::tree::{proc_state, TreeProcRecord, TreeRecord, NO_PARENT, SUB_IMAGE_ALIGN};
+use kckpt_image_write::{ImageWriter, TreeMeta};
+
+use super::procfs;
+use super::ptrace::Tracee;
+use super::threads;
+use crate::error::{Error, Result};
+
+/// One process of the tree, as found.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Its pid.
+    pub pid: i32,
+    /// Index of its parent in the table, or [`NO_PARENT`].
+    pub parent: u32,
+    /// `/proc/PID/stat` before it was seized (zombies: when found).
+    pub stat: procfs::Stat,
+    /// A zombie: its wait status.
+    pub zombie: Option<u32>,
+    /// Its command name, NUL-padded.
+    pub comm: [u8; 16],
+}
+
+impl Node {
+    fn pgid(&self) -> u32 {
+        self.stat.num(5) as u32
+    }
+}
+
+/// The children of `pid` (of all its threads), sorted.
+pub fn children(pid: i32) -> Vec<i32> {
+    let mut out: Vec<i32> = fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Does `pid` have a child (live or zombie)?
+pub fn has_children(pid: i32) -> bool {
+    !children(pid).is_empty()
+}
+
+/// Siblings in table order: by pid, a group leader before its members.
+fn order_siblings(kids: &mut [(i32, procfs::Stat)]) {
+    let pids: Vec<i32> = kids.iter().map(|k| k.0).collect();
+    kids.sort_by_key(|(pid, st)| {
+        let pgid = st.num(5) as i32;
+        let group = if pids.contains(&pgid) { pgid } else { *pid };
+        (group, *pid != pgid, *pid)
+    });
+}
+
+/// The tree under `root` as `/proc` shows it now: `stats` holds the stat
+/// read before a process was seized (kept), others are read here.
+fn discover(root: i32, stats: &HashMap<i32, procfs::Stat>) -> Result<Vec<Node>> {
+    let root_stat = match stats.get(&root) {
+        Some(s) => s.clone(),
+        None => procfs::stat(root).map_err(|_| Error::NoProcess(root))?,
+    };
+    let mut nodes = vec![Node {
+        pid: root,
+        parent: NO_PARENT,
+        stat: root_stat,
+        zombie: None,
+        comm: comm_of(root),
+    }];
+    visit(0, &mut nodes, stats);
+    Ok(nodes)
+}
+
+/// Append the descendants of `nodes[at]`, depth first.
+fn visit(at: usize, nodes: &mut Vec<Node>, stats: &HashMap<i32, procfs::Stat>) {
+    if nodes.len() > kckpt_image::tree::MAX_PROCS as usize {
+        return;
+    }
+    let mut kids: Vec<(i32, procfs::Stat)> = children(nodes[at].pid)
+        .into_iter()
+        .filter_map(|c| {
+            let fresh = procfs::stat(c).ok();
+            // Once seized, its stat of before is the one kept; a zombie's
+            // state is always read afresh.
+            let st = match (stats.get(&c), &fresh) {
+                (_, Some(f)) if f.state() == b'Z' => fresh.clone(),
+                (Some(s), _) => Some(s.clone()),
+                _ => fresh,
+            }?;
+            Some((c, st))
+        })
+        .collect();
+    order_siblings(&mut kids);
+    for (pid, stat) in kids {
+        let zombie = (stat.state() == b'Z').then(|| stat.num(52) as u32);
+        nodes.push(Node {
+            pid,
+            parent: at as u32,
+            stat,
+            zombie,
+            comm: comm_of(pid),
+        });
+        let me = nodes.len() - 1;
+        if zombie.is_none() {
+            visit(me, nodes, stats);
+        }
+    }
+}
+
+/// The frozen tree: its processes in table order and, for each live one,
+/// its seized threads (main thread first); `None` for zombies.
+pub struct Frozen {
+    /// The processes.
+    pub nodes: Vec<Node>,
+    /// Parallel to `nodes`.
+    pub tracees: Vec<Option<Vec<Tracee>>>,
+}
+
+/// Seize every live process under `root` (whose threads `root_tracees`
+/// are already seized; `root_stat` its stat from before), listing the tree
+/// again until no newcomer appears. Every error resumes whatever was
+/// seized (the tracees' `Drop`).
+pub fn freeze(root: i32, root_stat: &procfs::Stat, root_tracees: Vec<Tracee>) -> Result<Frozen> {
+    let mut seized: HashMap<i32, Vec<Tracee>> = HashMap::new();
+    let mut stats: HashMap<i32, procfs::Stat> = HashMap::new();
+    seized.insert(root, root_tracees);
+    stats.insert(root, root_stat.clone());
+    for _round in 0..1000 {
+        let nodes = discover(root, &stats)?;
+        if nodes.len() > kckpt_image::tree::MAX_PROCS as usize {
+            return Err(Error::Unsupported {
+                pid: root,
+                reason: format!(
+                    "the process tree has more than {} processes",
+                    kckpt_image::tree::MAX_PROCS
+                ),
+            });
+        }
+        let mut added = false;
+        for n in nodes.iter().filter(|n| n.zombie.is_none()) {
+            if seized.contains_key(&n.pid) {
+                continue;
+            }
+            if let Some((tid, tracer, comm)) = super::files::traced_by(n.pid) {
+                return Err(Error::Unsupported {
+                    pid: n.pid,
+                    reason: format!(
+                        "ptrace: {} is traced by pid {tracer} ({comm}), which must detach first",
+                        if tid == n.pid {
+                            "it".to_owned()
+                        } else {
+                            format!("its thread {tid}")
+                        }
+                    ),
+                });
+            }
+            let before = procfs::stat(n.pid).ok();
+            match threads::seize_all(n.pid) {
+                Ok(t) => {
+                    seized.insert(n.pid, t);
+                    if let Some(b) = before {
+                        stats.insert(n.pid, b);
+                    }
+                    added = true;
+                }
+                // It exited (or became a zombie) meanwhile: the next round
+                // sees it as it is now.
+                Err(_) if procfs::stat(n.pid).is_ok_and(|s| s.state() != b'Z') => {
+                    return Err(Error::Unsupported {
+                        pid: n.pid,
+                        reason: "it could not be stopped (ptrace seize failed)".into(),
+                    });
+                }
+                Err(_) => added = true,
+            }
+        }
+        if !added {
+            let mut tracees = Vec::with_capacity(nodes.len());
+            for n in &nodes {
+                tracees.push(if n.zombie.is_some() {
+                    None
+                } else {
+                    seized.remove(&n.pid)
+                });
+            }
+            // Seized processes that left the tree (their parent died) are
+            // resumed by the drop of `seized`.
+            return Ok(Frozen { nodes, tracees });
+        }
+    }
+    Err(Error::Unsupported {
+        pid: root,
+        reason: "its descendants kept multiplying while they were being stopped".into(),
+    })
+}
+
+/// A written sub-image: its file, length and `image_sum`.
+pub struct SubImage {
+    /// The unnamed file holding it.
+    pub file: File,
+    /// Its length.
+    pub len: u64,
+    /// CRC-32C of its `NT_KCKPT_CHECKSUMS` descriptor.
+    pub sum: u32,
+}
+
+/// What the root's image needs to carry the tree: the processes, their
+/// sub-images (by table index) and the slot base.
+pub struct TreePlan {
+    /// The processes, in table order.
+    pub nodes: Vec<Node>,
+    /// Thread counts, parallel to `nodes` (0 for zombies).
+    pub threads: Vec<u32>,
+    /// Sub-images of the live processes but the root, by table index.
+    pub subs: HashMap<usize, SubImage>,
+    /// `TreeRecord::slot_base`.
+    pub slot_base: u32,
+    /// `TreeRecord::status_proc`.
+    pub status_proc: u32,
+    /// `TreeRecord::flags`.
+    pub flags: u32,
+}
+
+/// Reserve a 64 KiB-aligned region for every sub-image in `writer`, copy
+/// each in, and return the tree notes.
+pub fn place(writer: &mut ImageWriter, plan: &TreePlan) -> std::io::Result<TreeMeta> {
+    let mut procs = Vec::with_capacity(plan.nodes.len());
+    for (i, n) in plan.nodes.iter().enumerate() {
+        let mut rec = TreeProcRecord {
+            pid: n.pid as u32,
+            parent: n.parent,
+            pgid: n.pgid(),
+            sid: n.stat.num(6) as u32,
+            exit_signal: n.stat.num(38) as u32,
+            state: if n.zombie.is_some() {
+                proc_state::ZOMBIE
+            } else {
+                proc_state::LIVE
+            },
+            wait_status: n.zombie.unwrap_or(0),
+            threads: plan.threads[i],
+            name: n.comm,
+            ..TreeProcRecord::default()
+        };
+        if let Some(sub) = plan.subs.get(&i) {
+            let at = writer.reserve_region(sub.len + SUB_IMAGE_ALIGN);
+            let at = at.next_multiple_of(SUB_IMAGE_ALIGN);
+            copy_into(&sub.file, writer.file(), at, sub.len)?;
+            rec.image_offset = at;
+            rec.image_len = sub.len;
+            rec.image_sum = sub.sum;
+        }
+        procs.push(rec);
+    }
+    Ok(TreeMeta {
+        tree: TreeRecord {
+            procs: procs.len() as u32,
+            slots: 0,
+            slot_base: plan.slot_base,
+            status_proc: plan.status_proc,
+            flags: plan.flags,
+            reserved: [0; 3],
+        },
+        procs,
+        slots: Vec::new(),
+        uses: Vec::new(),
+    })
+}
+
+/// The command name of `pid`, NUL-padded (empty if it is gone).
+fn comm_of(pid: i32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    if let Ok(c) = procfs::comm(pid) {
+        let n = c.len().min(15);
+        out[..n].copy_from_slice(&c[..n]);
+    }
+    out
+}
+
+/// Copy `len` bytes of `from` (from its start) to `to` at `at`: only its
+/// data ranges (`SEEK_DATA`/`SEEK_HOLE`: the holes of unstored pages stay
+/// holes), each with `copy_file_range`, falling back to reads and writes.
+fn copy_into(from: &File, to: &File, at: u64, len: u64) -> std::io::Result<()> {
+    use nix::unistd::{lseek, Whence};
+    let mut pos = 0u64;
+    while pos < len {
+        let start = match lseek(from.as_fd(), pos as i64, Whence::SeekData) {
+            Ok(s) => s as u64,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(_) => pos,
+        };
+        if start >= len {
+            break;
+        }
+        let end = lseek(from.as_fd(), start as i64, Whence::SeekHole)
+            .map_or(len, |e| e as u64)
+            .min(len);
+        copy_range(from, to, start, at + start, end - start)?;
+        pos = end;
+    }
+    Ok(())
+}
+
+/// Copy `len` bytes of `from` at `src` to `to` at `dst`.
+fn copy_range(from: &File, to: &File, src: u64, dst: u64, len: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0u64;
+    while done < len {
+        let mut off_in = (src + done) as i64;
+        let mut off_out = (dst + done) as i64;
+        let want = (len - done).min(1 << 30) as usize;
+        match nix::fcntl::copy_file_range(
+            from.as_fd(),
+            Some(&mut off_in),
+            to.as_fd(),
+            Some(&mut off_out),
+            want,
+        ) {
+            Ok(0) => {
+                return Err(std::io::Error::other(
+                    "a process's image ended before its length",
+                ))
+            }
+            Ok(n) => done += n as u64,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => {
+                let mut buf = vec![0u8; 1 << 20];
+                while done < len {
+                    let n = (len - done).min(buf.len() as u64) as usize;
+                    from.read_exact_at(&mut buf[..n], src + done)?;
+                    to.write_all_at(&buf[..n], dst + done)?;
+                    done += n as u64;
+                }
+            }
+        }
+    }
+    Ok(())
+}
