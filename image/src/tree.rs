@@ -157,6 +157,13 @@ pub mod slot_kind {
     /// which restores it from its own image as any descriptor and copies
     /// it to the slot before it forks its children.
     pub const HOLDER_FD: u32 = 3;
+    /// A memory object only the kernel holds (shared anonymous memory, a
+    /// memfd, a SysV segment, a deleted file) that several processes of the
+    /// tree map: `dev`/`inode` as in their VMA records, `size` its size.
+    /// The holder creates one memfd of that size at the slot descriptor;
+    /// every process maps its VMAs of that (`dev`, `inode`) from it (and
+    /// writes its stored pages through them, before the barrier).
+    pub const MEMORY: u32 = 4;
 }
 
 /// One open file description shared by several processes of the tree.
@@ -183,8 +190,14 @@ pub struct TreeSlotRecord {
     pub data_offset: u64,
     /// PIPE_READ: their length (at most `pipe_size`); 0 otherwise.
     pub data_len: u64,
+    /// MEMORY: the object's device at dump time; 0 otherwise.
+    pub dev: u64,
+    /// MEMORY: its inode at dump time; 0 otherwise.
+    pub inode: u64,
+    /// MEMORY: its size in bytes (a multiple of the page size); 0 otherwise.
+    pub size: u64,
 }
-// SAFETY: repr(C); 6 * 4 + 2 * 8 = 40, no padding.
+// SAFETY: repr(C); 6 * 4 + 5 * 8 = 64, no padding.
 unsafe impl Record for TreeSlotRecord {}
 
 /// One descriptor of one process that is a slot.
@@ -337,7 +350,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                 } else {
                     s.data_offset == 0 && s.data_len == 0 && s.pipe_size == 0
                 };
-                peer_ok && data_ok && s.holder_fd == FD_NO_DUP && s.flags & !0o44000 == 0
+                peer_ok
+                    && data_ok
+                    && s.holder_fd == FD_NO_DUP
+                    && s.flags & !0o44000 == 0
+                    && (s.dev, s.inode, s.size) == (0, 0, 0)
             }
             slot_kind::HOLDER_FD => {
                 s.holder != HOLDER_RESTORER
@@ -347,6 +364,19 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.pipe_size == 0
                     && s.data_offset == 0
                     && s.data_len == 0
+                    && (s.dev, s.inode, s.size) == (0, 0, 0)
+            }
+            slot_kind::MEMORY => {
+                s.holder != HOLDER_RESTORER
+                    && s.holder_fd == FD_NO_DUP
+                    && s.peer == u32::MAX
+                    && s.flags == 0
+                    && s.pipe_size == 0
+                    && s.data_offset == 0
+                    && s.data_len == 0
+                    && s.size > 0
+                    && s.size.is_multiple_of(u64::from(view.header.page_size))
+                    && s.size <= 1 << 47
             }
             _ => false,
         };
