@@ -97,9 +97,11 @@ fn check_output(file: &File, name: &Path) -> Result<()> {
 }
 
 /// Write the root of the tree image `whole` alone to `out`: its own bytes
-/// (everything but the sub-images, the tree's pipe data and the old note
-/// segment), then the notes without the tree notes, resealed, and the
-/// program header table with the note segment's new size.
+/// (its data, without the sub-images, the tree's pipe data and the old
+/// notes and program headers), then right after its data the notes
+/// without the tree notes and the program header table (the note
+/// segment's new place and size), the ELF header pointing at it, all
+/// resealed.
 fn root_without_tree(
     whole: &Part<'_>,
     loaded: &Loaded,
@@ -116,12 +118,10 @@ fn root_without_tree(
         .ok_or_else(|| io::Error::other("no note segment"))?;
     let at = entry * PHDR_SIZE + 32;
     phdrs[at..at + 8].copy_from_slice(&(notes.len() as u64).to_le_bytes());
-    kckpt_image_write::reseal_parts(&loaded.ehdr, &phdrs, &mut notes)?;
-    let phoff = u64::from_le_bytes(loaded.ehdr[32..40].try_into().unwrap_or([0; 8]));
-    // The end of the root's own bytes.
-    let mut end = (EHDR_SIZE as u64)
-        .max(phoff + phdrs.len() as u64)
-        .max(note_off + notes.len() as u64);
+    let old_phoff = u64::from_le_bytes(loaded.ehdr[32..40].try_into().unwrap_or([0; 8]));
+    // The end of the root's own data; the notes and the program header
+    // table go right after it (as the writer puts them after the data).
+    let mut end = EHDR_SIZE as u64;
     for p in program_headers(&phdrs).filter(|p| p.p_type == PT_LOAD && p.p_filesz > 0) {
         end = end.max(p.p_offset + p.p_filesz);
     }
@@ -130,13 +130,21 @@ fn root_without_tree(
     }
     let mut skip: Vec<Range<u64>> = tree_ranges(view);
     skip.push(note_off..note_off + note_size);
-    skip.push(phoff..phoff + phdrs.len() as u64);
+    skip.push(old_phoff..old_phoff + phdrs.len() as u64);
+    let notes_at = end.next_multiple_of(8);
+    let phoff = (notes_at + notes.len() as u64).next_multiple_of(8);
+    let at = entry * PHDR_SIZE + 8;
+    phdrs[at..at + 8].copy_from_slice(&notes_at.to_le_bytes());
+    let mut ehdr = loaded.ehdr.clone();
+    ehdr[32..40].copy_from_slice(&phoff.to_le_bytes());
+    kckpt_image_write::reseal_parts(&ehdr, &phdrs, &mut notes)?;
     for keep in complement(0..end, skip) {
         copy_data(whole, keep, out)?;
     }
-    out.write_all_at(&notes, note_off)?;
+    out.write_all_at(&ehdr[..EHDR_SIZE], 0)?;
+    out.write_all_at(&notes, notes_at)?;
     out.write_all_at(&phdrs, phoff)?;
-    out.set_len(end)
+    out.set_len(phoff + phdrs.len() as u64)
 }
 
 /// The byte ranges of the tree image `view` that belong to the tree, not

@@ -171,6 +171,7 @@ fn slot_kind_name(kind: u32) -> &'static str {
         slot_kind::PIPE_READ => "pipe_read",
         slot_kind::PIPE_WRITE => "pipe_write",
         slot_kind::HOLDER_FD => "holder_fd",
+        slot_kind::MEMORY => "memory",
         _ => "?",
     }
 }
@@ -228,18 +229,24 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 .filter(|u| u.slot as usize == k)
                 .map(|u| format!("{}:{}", pid_of(u.proc).unwrap_or(0), u.fd))
                 .collect();
-            let pipe = s.kind != slot_kind::HOLDER_FD;
+            let pipe = matches!(s.kind, slot_kind::PIPE_READ | slot_kind::PIPE_WRITE);
+            let memory = s.kind == slot_kind::MEMORY;
             json!({
                 "slot": k,
                 "fd": u64::from(t.slot_base) + k as u64,
                 "kind": slot_kind_name(s.kind),
                 "holder": (s.holder != HOLDER_RESTORER).then_some(s.holder),
                 "holder_pid": (s.holder != HOLDER_RESTORER).then(|| pid_of(s.holder)).flatten(),
-                "holder_fd": (!pipe).then_some(s.holder_fd),
+                "holder_fd": (s.kind == slot_kind::HOLDER_FD).then_some(s.holder_fd),
                 "peer": (pipe && s.peer != u32::MAX).then_some(s.peer),
                 "flags": format!("{:o}", s.flags),
                 "pipe_size": (s.kind == slot_kind::PIPE_READ).then_some(s.pipe_size),
                 "data_bytes": s.data_len,
+                "memory": memory.then(|| json!({
+                    "dev": format!("{}:{}", s.dev >> 32, s.dev & 0xffff_ffff),
+                    "inode": s.inode,
+                    "size": s.size,
+                })),
                 "users": users,
             })
         })
@@ -335,6 +342,12 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
         let kind = match s["kind"].as_str() {
             Some("pipe_read") => "pipe read end".to_owned(),
             Some("pipe_write") => "pipe write end".to_owned(),
+            Some("memory") => format!(
+                "shared memory (device {}, inode {}, {} bytes)",
+                s["memory"]["dev"].as_str().unwrap_or("?"),
+                s["memory"]["inode"],
+                s["memory"]["size"]
+            ),
             _ => format!("fd {} of its holder", s["holder_fd"]),
         };
         let holder = match s["holder_pid"].as_u64() {

@@ -612,3 +612,85 @@ fn extract_refusals_are_one_line() {
         &["single-process image"],
     );
 }
+
+/// The pids `tree_basic` (the dump tests' tree) reports, by name: root,
+/// zombie, a, g, b; once all are there and the root said `ready`.
+fn start_tree_basic() -> (Proc, std::collections::HashMap<String, u32>) {
+    let mut p = Proc::start(env!("KCKPT_PROG_TREE_BASIC"), &[]);
+    let mut seen = std::collections::HashMap::new();
+    let mut ready = false;
+    while !(ready && ["a", "g", "b"].iter().all(|k| seen.contains_key(*k))) {
+        let line = p.line(LINE_TIMEOUT);
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["ready"] => ready = true,
+            ["root", r, "zombie", z] => {
+                seen.insert("root".to_owned(), r.parse().unwrap());
+                seen.insert("zombie".to_owned(), z.parse().unwrap());
+            }
+            [name, pid] => {
+                seen.insert((*name).to_owned(), pid.parse().unwrap());
+            }
+            _ => p.fail(&format!("unexpected line {line:?}")),
+        }
+    }
+    (p, seen)
+}
+
+#[test]
+fn a_dumped_tree_is_listed_and_extracted() {
+    let dir = TestDir::new("tree-info-dumped");
+    let (mut p, pids) = start_tree_basic();
+    let image = dir.join("tree.kckpt");
+    dump_kills(&mut p, &image);
+    let v = info_json(&image);
+    let procs = v["tree"]["processes"].as_array().expect("tree.processes");
+    let listed: Vec<u64> = procs.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    for name in ["root", "zombie", "a", "g", "b"] {
+        assert!(
+            listed.contains(&u64::from(pids[name])),
+            "{name} not listed: {v}"
+        );
+    }
+    let by_pid = |name: &str| {
+        procs
+            .iter()
+            .find(|p| p["pid"] == pids[name])
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert_eq!(by_pid("g")["ppid"], pids["a"]);
+    assert_eq!(by_pid("zombie")["exit"], "exit status 7");
+    assert_eq!(by_pid("b")["pgid"], pids["b"]);
+    let text = ok_text(
+        "info --verify",
+        &kckpt_out(&["info", "--verify"], &[&image]),
+    );
+    assert!(text.contains("tree:           5 processes"), "{text}");
+    // The grandchild alone, for gdb and kckpt info.
+    let g = dir.join("g.core");
+    let out = kckpt_out(&["extract", "--pid", &pids["g"].to_string()], &[&image, &g]);
+    ok_text("extract g", &out);
+    let gv = info_json(&g);
+    assert_eq!(gv["pid"], pids["g"]);
+    gdb_sees_main(env!("KCKPT_PROG_TREE_BASIC"), &g);
+    // The root alone.
+    let r = dir.join("root.core");
+    let out = kckpt_out(
+        &["extract", "--pid", &pids["root"].to_string()],
+        &[&image, &r],
+    );
+    ok_text("extract root", &out);
+    assert_eq!(info_json(&r)["tree"], serde_json::Value::Null);
+    assert!(fs::metadata(&r).unwrap().len() < fs::metadata(&image).unwrap().len());
+    gdb_sees_main(env!("KCKPT_PROG_TREE_BASIC"), &r);
+    let out = kckpt_out(
+        &["extract", "--pid", &pids["zombie"].to_string()],
+        &[&image, &dir.join("z.core")],
+    );
+    assert_refused(
+        "extract the zombie",
+        &out,
+        Some(1),
+        &["zombie", "exit status 7"],
+    );
+}
