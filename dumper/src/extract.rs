@@ -23,9 +23,9 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::unistd::{lseek, Whence};
 
-use kckpt_image::checksum::{note_spans, regions};
+use kckpt_image::checksum::{chunk_count, note_spans, regions};
 use kckpt_image::read::{program_headers, read_record, record_bytes, EHDR_SIZE, PT_LOAD};
-use kckpt_image::records::{ChecksumsRecord, NOTE_OWNER, NT_KCKPT_CHECKSUMS};
+use kckpt_image::records::{checksum_flags, ChecksumsRecord, NOTE_OWNER, NT_KCKPT_CHECKSUMS};
 use kckpt_image::tree::{
     proc_state, slot_kind, NT_KCKPT_TREE, NT_KCKPT_TREE_PROCS, NT_KCKPT_TREE_SLOTS,
     NT_KCKPT_TREE_USES,
@@ -111,7 +111,7 @@ fn root_without_tree(
     let bad = |e: kckpt_image::FormatError| io::Error::other(e.to_string());
     let (note_off, note_size) =
         kckpt_image::read::note_segment(&loaded.phdrs, loaded.file_len).map_err(bad)?;
-    let mut notes = without_tree_notes(&loaded.notes)?;
+    let mut notes = without_tree_notes(&loaded.notes, view)?;
     let mut phdrs = loaded.phdrs.clone();
     let entry = program_headers(&phdrs)
         .position(|p| p.p_type == PT_NOTE)
@@ -185,10 +185,11 @@ fn complement(all: Range<u64>, mut skip: Vec<Range<u64>>) -> Vec<Range<u64>> {
     out
 }
 
-/// The note segment `notes` without the four tree notes, ending with a
-/// checksum note sized for the notes that remain (its checksums are filled
-/// by `reseal_parts`).
-pub(crate) fn without_tree_notes(notes: &[u8]) -> io::Result<Vec<u8>> {
+/// The note segment `notes` (of the image `view`) without the four tree
+/// notes, ending with a checksum note sized for the notes that remain (its
+/// checksums are filled by `reseal_parts`) and without the data checksums
+/// of the tree's pipe data (the last ones: `checksum::regions`).
+pub(crate) fn without_tree_notes(notes: &[u8], view: &ImageView<'_>) -> io::Result<Vec<u8>> {
     let tree_kinds = [
         NT_KCKPT_TREE,
         NT_KCKPT_TREE_PROCS,
@@ -213,6 +214,19 @@ pub(crate) fn without_tree_notes(notes: &[u8]) -> io::Result<Vec<u8>> {
     let data = desc
         .get(data_at..desc.len().saturating_sub(4))
         .ok_or_else(|| io::Error::other("short checksum note"))?;
+    let tree_chunks: u64 = if record.flags & checksum_flags::NO_DATA != 0 {
+        0
+    } else {
+        view.tree_slots
+            .iter()
+            .map(|s| chunk_count(s.data_len, record.chunk_shift))
+            .sum()
+    };
+    let keep = (data.len() / 4)
+        .checked_sub(tree_chunks as usize)
+        .ok_or_else(|| io::Error::other("fewer data checksums than the tree's pipe data needs"))?;
+    let data = &data[..keep * 4];
+    record.data_count = keep as u32;
     record.note_count = kept as u32;
     let mut new = record_bytes(&record).to_vec();
     new.resize(record.sums_offset as usize + 4 * kept, 0);

@@ -242,6 +242,7 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "flags": format!("{:o}", s.flags),
                 "pipe_size": (s.kind == slot_kind::PIPE_READ).then_some(s.pipe_size),
                 "data_bytes": s.data_len,
+                "data_offset": (s.data_len > 0).then_some(s.data_offset),
                 "memory": memory.then(|| json!({
                     "dev": format!("{}:{}", s.dev >> 32, s.dev & 0xffff_ffff),
                     "inode": s.inode,

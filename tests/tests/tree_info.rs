@@ -224,7 +224,9 @@ fn assemble(root: &Path, child: &Path) -> (Vec<u8>, Vec<(u32, u32)>) {
         NT_KCKPT_TREE_USES,
         &table(uses.iter().map(record_bytes).collect()),
     );
-    let mut notes = with_notes(a.notes(), extra.as_bytes());
+    // The pipe data is a data region of the tree image (checksummed last).
+    let pipe_sum = kckpt_image::checksum::chunk_sum(PIPE_DATA);
+    let mut notes = with_notes(a.notes(), extra.as_bytes(), &[pipe_sum]);
     // Notes and program headers after everything, as the writer does.
     let notes_at = out.len().next_multiple_of(8);
     let phoff = (notes_at + notes.len()).next_multiple_of(8);
@@ -247,8 +249,9 @@ fn assemble(root: &Path, child: &Path) -> (Vec<u8>, Vec<(u32, u32)>) {
 }
 
 /// The note segment `notes` with `extra` (encoded notes) before its
-/// checksum note, which grows by one note checksum per note added.
-fn with_notes(notes: &[u8], extra: &[u8]) -> Vec<u8> {
+/// checksum note, which grows by one note checksum per note added and by
+/// the data checksums `data_sums` (appended).
+fn with_notes(notes: &[u8], extra: &[u8], data_sums: &[u32]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut sums = None;
     for (n, span) in note_spans(notes) {
@@ -265,9 +268,13 @@ fn with_notes(notes: &[u8], extra: &[u8]) -> Vec<u8> {
     let data_at = rec.sums_offset as usize + 4 * rec.note_count as usize;
     let data = &desc[data_at..desc.len() - 4];
     rec.note_count += added as u32;
+    rec.data_count += data_sums.len() as u32;
     let mut new = record_bytes(&rec).to_vec();
     new.resize(rec.sums_offset as usize + 4 * rec.note_count as usize, 0);
     new.extend_from_slice(data);
+    for s in data_sums {
+        new.extend_from_slice(&s.to_le_bytes());
+    }
     new.extend_from_slice(&[0; 4]);
     let mut last = NoteBuf::default();
     last.push(NOTE_OWNER, NT_KCKPT_CHECKSUMS, &new);
@@ -467,6 +474,15 @@ fn verify_covers_every_sub_image() {
         Some(1),
         &[&format!("(process 1, pid {child})")],
     );
+    // A byte of the pipe's bytes in flight: --verify names the slot's
+    // descriptor.
+    let pipe_at = v["tree"]["slots"][1]["data_offset"].as_u64().unwrap() as usize;
+    let mut bad = good.clone();
+    bad[pipe_at] ^= 0x01;
+    fs::write(&path, &bad).unwrap();
+    ok_text("info without --verify", &kckpt_out(&["info"], &[&path]));
+    let out = kckpt_out(&["info", "--verify"], &[&path]);
+    assert_refused("pipe data", &out, Some(1), &["data of fd 1001"]);
     // A byte of the child's notes: refused at once.
     let mut bad = good.clone();
     bad[sub_at + b.notes_at + 40] ^= 0x01;
@@ -693,4 +709,84 @@ fn a_dumped_tree_is_listed_and_extracted() {
         Some(1),
         &["zombie", "exit status 7"],
     );
+}
+
+#[test]
+fn a_dumped_pipe_is_listed_and_its_ends_named_when_extracted() {
+    let dir = TestDir::new("tree-info-pipe");
+    // tree_share pipe: the root holds the read end (fd R), its child the
+    // write end (fd W) and wrote "in-flight" into it.
+    let mut p = Proc::start(env!("KCKPT_PROG_TREE_SHARE"), &["pipe"]);
+    let mut said = std::collections::HashMap::new();
+    loop {
+        let line = p.line(LINE_TIMEOUT);
+        if line == "ready" {
+            break;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [name, pid, fd, _] = w.as_slice() else {
+            p.fail(&format!("unexpected line {line:?}"));
+        };
+        said.insert(
+            (*name).to_owned(),
+            (pid.parse::<u32>().unwrap(), fd.parse::<u32>().unwrap()),
+        );
+    }
+    let ((root, r_fd), (child, w_fd)) = (said["root"], said["child"]);
+    let image = dir.join("pipe.kckpt");
+    dump_kills(&mut p, &image);
+    let text = ok_text("kckpt info", &kckpt_out(&["info"], &[&image]));
+    let slot_line = |what: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("slot") && l.contains(what))
+            .unwrap_or_else(|| panic!("no {what} slot:\n{text}"))
+            .to_owned()
+    };
+    let read = slot_line("pipe read end");
+    assert!(
+        read.contains(&format!("held by pid {root}"))
+            && read.contains(&format!("{root}:{r_fd}"))
+            && read.contains("9 bytes in flight"),
+        "{read}"
+    );
+    assert!(
+        slot_line("pipe write end").contains(&format!("{child}:{w_fd}")),
+        "{text}"
+    );
+    // Each process alone names its shared end.
+    for (pid, fd, name) in [(root, r_fd, "root"), (child, w_fd, "child")] {
+        let out_path = dir.join(&format!("{name}.core"));
+        let out = kckpt_out(
+            &["extract", "--pid", &pid.to_string()],
+            &[&image, &out_path],
+        );
+        ok_text("extract", &out);
+        let text = ok_text(
+            "info of an extracted process",
+            &kckpt_out(&["info"], &[&out_path]),
+        );
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("tree:"))
+            .unwrap_or_else(|| panic!("{name}: no tree line:\n{text}"));
+        assert!(
+            line.contains("extracted from a process tree") && line.contains(&format!("fd {fd} ")),
+            "{name}: {line}"
+        );
+        if pid == root {
+            // The root's file without the tree's pipe data where it was.
+            let slots = &info_json(&image)["tree"]["slots"];
+            let at = slots[0]["data_offset"]
+                .as_u64()
+                .or_else(|| slots[1]["data_offset"].as_u64())
+                .expect("the pipe's data offset") as usize;
+            let bytes = fs::read(&out_path).unwrap();
+            assert_ne!(
+                bytes.get(at..at + 9),
+                Some(&b"in-flight"[..]),
+                "the tree's pipe data is in the extracted root"
+            );
+        }
+        gdb_sees_main(env!("KCKPT_PROG_TREE_SHARE"), &out_path);
+    }
 }
