@@ -552,6 +552,29 @@ fn extract_a_child_for_gdb_and_info() {
         CMD_TIMEOUT,
     );
     assert_refused("extract as nobody", &out, Some(1), &["permission denied"]);
+    // As nobody, an image it may read, to a directory it may write: works.
+    use std::os::unix::fs::PermissionsExt;
+    let open = dir.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&tree, fs::Permissions::from_mode(0o644)).unwrap();
+    let mine = open.join("child.core");
+    let out = run(
+        kckpt_as(&NOBODY)
+            .args(["extract", "--pid", &child.to_string()])
+            .arg(&tree)
+            .arg(&mine),
+        CMD_TIMEOUT,
+    );
+    ok_text("extract as nobody", &out);
+    assert_eq!(fs::read(&mine).unwrap(), extracted);
+    let out = run(
+        kckpt_as(&NOBODY)
+            .args(["info", "--verify", "--pid", &child.to_string()])
+            .arg(&tree),
+        CMD_TIMEOUT,
+    );
+    assert!(ok_text("info --pid as nobody", &out).contains(&format!("\npid:            {child}\n")));
 }
 
 #[test]
