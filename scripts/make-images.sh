@@ -5,12 +5,13 @@
 #
 #   bash scripts/make-images.sh OUTDIR
 #
-# Builds tests/programs/{counter,threads,files_epoll,procstate}.c into
+# Builds tests/programs/{counter,threads,files_epoll,procstate,tree_basic}.c into
 # OUTDIR/bin, runs each, dumps it with target/release/kckpt (run
 # `cargo build --release` first) and leaves OUTDIR/counter.kckpt (a
 # counter), threads.kckpt (3 threads), files.kckpt (epoll, timerfd,
 # eventfd, pipe and socketpair with unread data, signalfd, memfd) and
-# procstate.kckpt (pending signals, rlimits, personality). Everything in
+# procstate.kckpt (pending signals, rlimits, personality), tree.kckpt (a
+# process tree: tests/programs/tree_basic.c). Everything in
 # OUTDIR is readable by every user (the mutation run restores as nobody).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ cc -O2 -o "$out/bin/counter" tests/programs/counter.c
 cc -O2 -o "$out/bin/threads" tests/programs/threads.c -lpthread
 cc -O2 -o "$out/bin/files_epoll" tests/programs/files_epoll.c
 cc -O2 -o "$out/bin/procstate" tests/programs/procstate.c
+cc -O2 -o "$out/bin/tree_basic" tests/programs/tree_basic.c
 chmod 755 "$out"/bin/*
 
 pids=()
@@ -72,3 +74,6 @@ mkfifo "$out/procstate.in"
 exec 7<>"$out/procstate.in"
 STDIN=$out/procstate.in dump procstate '^ready' "$out/bin/procstate"
 exec 7>&-
+# A process tree (format 1.4): a root, a zombie, two children and a
+# grandchild ("g" prints last).
+dump tree '^g ' "$out/bin/tree_basic"

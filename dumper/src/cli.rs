@@ -88,9 +88,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Also check every stored data chunk (memory, descriptor data)
-        /// against its checksum; metadata checksums are checked always.
+        /// against its checksum, in every process of a tree; metadata
+        /// checksums are checked always.
         #[arg(long)]
         verify: bool,
+        /// Of a process tree image: show the details (memory, descriptors,
+        /// threads...) of the process with this pid rather than the root's.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+    },
+    /// Write the core image of one process of a process tree image, for
+    /// gdb or kckpt info (a zombie has none).
+    Extract {
+        /// The process (its pid, as `kckpt info` lists them).
+        #[arg(short, long)]
+        pid: u32,
+        /// The tree image (`-`: standard input).
+        file: PathBuf,
+        /// The image to write (`-`: standard output).
+        out: PathBuf,
     },
     /// Manage the binfmt_misc entry that makes images executable.
     Binfmt {
@@ -172,7 +188,13 @@ pub fn execute(cli: Cli) -> Result<()> {
             force,
             stdio,
         } => crate::restore::restore(&file, new_pid_ns, force, stdio),
-        Command::Info { file, json, verify } => crate::info::info(&file, json, verify),
+        Command::Info {
+            file,
+            json,
+            verify,
+            pid,
+        } => crate::info::info(&file, json, verify, pid),
+        Command::Extract { pid, file, out } => crate::extract::extract(&file, pid, &out),
         Command::Binfmt { action } => match action {
             BinfmtAction::Register { stub } => crate::binfmt::register(stub.as_deref()),
             BinfmtAction::Unregister => crate::binfmt::unregister(),

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use kckpt_image::checksum::check_image;
+use kckpt_image::checksum::{check_image, Sums};
 use kckpt_image::read::{machine_name, note_segment, parse_elf_header, EHDR_SIZE};
 use kckpt_image::records::*;
 use kckpt_image::{FormatError, ImageView};
@@ -20,14 +20,18 @@ use kckpt_image::{FormatError, ImageView};
 use crate::error::{escaped, Error, Result};
 
 /// The metadata of a validated image, read from its file.
-struct Loaded {
-    ehdr: Vec<u8>,
-    phdrs: Vec<u8>,
-    notes: Vec<u8>,
-    file_len: u64,
+pub(crate) struct Loaded {
+    /// Its ELF header.
+    pub ehdr: Vec<u8>,
+    /// Its program header table.
+    pub phdrs: Vec<u8>,
+    /// Its note segment.
+    pub notes: Vec<u8>,
+    /// Its length.
+    pub file_len: u64,
     /// The image's architecture: `kckpt info` describes images of every
     /// architecture kckpt knows, not only this machine's.
-    machine: u16,
+    pub machine: u16,
 }
 
 /// The architecture an image says it is for, if kckpt knows it; this
@@ -66,10 +70,49 @@ fn pc_sp(machine: u16, prstatus: &[u8]) -> Option<(u64, u64)> {
 /// -` does first, so its refusals name `standard input` rather than the
 /// memfd the stub reads).
 pub(crate) fn validate(file: &File, path: &Path) -> Result<()> {
-    load(file, path).map(drop)
+    let part = Part::whole(file, path)?;
+    load(&part, path).map(drop)
 }
 
-fn load(file: &File, path: &Path) -> Result<Loaded> {
+/// An image inside a file: the whole file, or a sub-image of a process
+/// tree (`len` bytes at `base`), whose offsets count from `base`.
+#[derive(Clone, Copy)]
+pub(crate) struct Part<'a> {
+    /// The file.
+    pub file: &'a File,
+    /// Where the image starts in it.
+    pub base: u64,
+    /// Its length.
+    pub len: u64,
+}
+
+impl<'a> Part<'a> {
+    /// The whole of `file`.
+    pub fn whole(file: &'a File, path: &Path) -> Result<Part<'a>> {
+        let len = file
+            .metadata()
+            .map_err(|source| Error::OpenImage {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        Ok(Part { file, base: 0, len })
+    }
+
+    /// Read `buf.len()` bytes at `offset` of the image (never past its
+    /// end).
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.file.read_exact_at(buf, self.base + offset)
+    }
+}
+
+/// Read the metadata of the image `part` and check it (checksums and
+/// structure, [`check_image`]): only good images get further.
+pub(crate) fn load(part: &Part<'_>, path: &Path) -> Result<Loaded> {
     let open_err = |source| Error::OpenImage {
         path: path.to_path_buf(),
         source,
@@ -78,17 +121,17 @@ fn load(file: &File, path: &Path) -> Result<Loaded> {
         path: path.to_path_buf(),
         error,
     };
-    let file_len = file.metadata().map_err(open_err)?.len();
+    let file_len = part.len;
     let mut ehdr = vec![0u8; EHDR_SIZE.min(file_len as usize)];
-    file.read_exact_at(&mut ehdr, 0).map_err(open_err)?;
+    part.read_exact_at(&mut ehdr, 0).map_err(open_err)?;
     let machine = image_machine(&ehdr);
     let elf = parse_elf_header(&ehdr, file_len, machine).map_err(bad)?;
     let mut table = vec![0u8; elf.phdrs_size()];
-    file.read_exact_at(&mut table, elf.phoff)
+    part.read_exact_at(&mut table, elf.phoff)
         .map_err(open_err)?;
     let (off, size) = note_segment(&table, file_len).map_err(bad)?;
     let mut notes = vec![0u8; size as usize];
-    file.read_exact_at(&mut notes, off).map_err(open_err)?;
+    part.read_exact_at(&mut notes, off).map_err(open_err)?;
     // Validate now (checksums first) so callers only see good images.
     check_image(&ehdr, &table, &notes, machine, file_len).map_err(bad)?;
     Ok(Loaded {
@@ -98,6 +141,32 @@ fn load(file: &File, path: &Path) -> Result<Loaded> {
         file_len,
         machine,
     })
+}
+
+/// The checked view of a loaded image: its metadata
+/// ([`check_image`]) and every thread's registers as the stub checks
+/// them.
+pub(crate) fn checked<'a>(
+    loaded: &'a Loaded,
+    path: &Path,
+) -> Result<(ImageView<'a>, Option<Sums<'a>>)> {
+    let bad = |error| Error::BadImage {
+        path: path.to_path_buf(),
+        error,
+    };
+    let (view, sums) = check_image(
+        &loaded.ehdr,
+        &loaded.phdrs,
+        &loaded.notes,
+        loaded.machine,
+        loaded.file_len,
+    )
+    .map_err(bad)?;
+    for t in view.threads() {
+        check_regs(loaded.machine, t.prstatus)
+            .map_err(|what| bad(FormatError::BadRegisters(what)))?;
+    }
+    Ok((view, sums))
 }
 
 /// How strings from the image are shown: as JSON strings (non-UTF-8 bytes
@@ -294,6 +363,14 @@ fn format_text(path: &Path, d: &Value) -> String {
         "image:          {}",
         escaped(path.as_os_str().as_encoded_bytes())
     );
+    if let Some(sub) = d["sub_image"].as_object() {
+        let _ = writeln!(
+            out,
+            "sub-image:      process {} of the tree, {} bytes at offset {}",
+            sub["index"], sub["len"], sub["offset"]
+        );
+    }
+    crate::info_tree::format_text(&mut out, &d["tree"], d["pid"].as_u64());
     let _ = writeln!(out, "architecture:   {}", s("arch"));
     let _ = writeln!(out, "format version: {}", s("format_version"));
     let _ = writeln!(out, "page size:      {}", s("page_size"));
@@ -392,34 +469,66 @@ fn format_text(path: &Path, d: &Value) -> String {
 /// refused: metadata checksums are checked always, the data's with
 /// `verify`, every thread's registers as the stub checks them.
 pub fn render(path: &Path, as_json: bool, verify: bool) -> Result<String> {
+    render_process(path, as_json, verify, None)
+}
+
+/// [`render`] showing the details of process `pid` of a process tree
+/// (`kckpt info --pid N`; `None`: the image's own process, the root). The
+/// whole image is checked whichever process is shown: every sub-image's
+/// metadata and `image_sum` always, their data with `verify`.
+pub fn render_process(
+    path: &Path,
+    as_json: bool,
+    verify: bool,
+    pid: Option<u32>,
+) -> Result<String> {
     kckpt_image_write::init_checksums();
     let input = crate::input::open(path, false)?;
     let path = input.name.as_path();
-    let loaded = load(&input.file, path)?;
-    let bad = |error| Error::BadImage {
-        path: path.to_path_buf(),
-        error,
-    };
-    let (view, sums) = check_image(
-        &loaded.ehdr,
-        &loaded.phdrs,
-        &loaded.notes,
-        loaded.machine,
-        loaded.file_len,
-    )
-    .map_err(bad)?;
-    for t in view.threads() {
-        check_regs(loaded.machine, t.prstatus)
-            .map_err(|what| bad(FormatError::BadRegisters(what)))?;
-    }
+    let whole = Part::whole(&input.file, path)?;
+    let loaded = load(&whole, path)?;
+    let (view, sums) = checked(&loaded, path)?;
     let mut data = crate::info_verify::DataState::Unchecked;
     if let Some(s) = sums.as_ref().filter(|s| verify && s.has_data()) {
-        crate::info_verify::verify_data(&input.file, path, &view, s)?;
+        crate::info_verify::verify_data(&whole, path, &view, s)?;
         data = crate::info_verify::DataState::Ok;
     }
+    crate::info_tree::check_subimages(&whole, path, &view, verify)?;
     let show = if as_json { Show::Json } else { Show::Text };
-    let mut d = describe(&view, loaded.file_len, show).map_err(bad)?;
-    d["checksums"] = crate::info_verify::describe(sums.as_ref(), data);
+    let tree = crate::info_tree::describe(&view, show);
+    let chosen = match pid {
+        Some(pid) => crate::info_tree::select(&whole, &view, path, pid)?,
+        None => crate::info_tree::Selected::Own,
+    };
+    let mut d = match chosen {
+        crate::info_tree::Selected::Own => {
+            let mut d =
+                describe(&view, loaded.file_len, show).map_err(|error| bad_image(path, error))?;
+            d["checksums"] = crate::info_verify::describe(sums.as_ref(), data);
+            d
+        }
+        crate::info_tree::Selected::Sub { index, part } => {
+            let name = crate::info_tree::sub_name(path, index, &view);
+            let sub = load(&part, &name)?;
+            let (sview, ssums) = checked(&sub, &name)?;
+            let mut d =
+                describe(&sview, sub.file_len, show).map_err(|error| bad_image(&name, error))?;
+            // check_subimages verified its data with the rest.
+            let sdata = if verify {
+                crate::info_verify::DataState::Ok
+            } else {
+                crate::info_verify::DataState::Unchecked
+            };
+            d["checksums"] = crate::info_verify::describe(ssums.as_ref(), sdata);
+            d["sub_image"] = json!({
+                "index": index,
+                "offset": part.base,
+                "len": part.len,
+            });
+            d
+        }
+    };
+    d["tree"] = tree;
     Ok(if as_json {
         serde_json::to_string_pretty(&d).unwrap_or_default() + "\n"
     } else {
@@ -427,9 +536,17 @@ pub fn render(path: &Path, as_json: bool, verify: bool) -> Result<String> {
     })
 }
 
-/// `kckpt info FILE [--json] [--verify]`.
-pub fn info(path: &Path, as_json: bool, verify: bool) -> Result<()> {
-    let text = render(path, as_json, verify)?;
+/// The error of an image `path` the format reader refused.
+fn bad_image(path: &Path, error: FormatError) -> Error {
+    Error::BadImage {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// `kckpt info FILE [--json] [--verify] [--pid N]`.
+pub fn info(path: &Path, as_json: bool, verify: bool, pid: Option<u32>) -> Result<()> {
+    let text = render_process(path, as_json, verify, pid)?;
     // A closed pipe (`kckpt info | head`) is not an error worth a message.
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();

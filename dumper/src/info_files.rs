@@ -33,6 +33,7 @@ fn kind_name(kind: u32) -> &'static str {
         special_fd_kind::SYMLINK => "symlink",
         kckpt_image::self_fd_kind::PIDFD => "pidfd of itself",
         kckpt_image::self_fd_kind::NSFD => "own namespace",
+        kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
         _ => "?",
     }
 }
@@ -62,6 +63,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "deleted": r.fd_flags & fd_flags::DELETED != 0,
                 "device": (r.kind == special_fd_kind::DEVICE)
                     .then(|| format!("{}:{}", r.args[0], r.args[1])),
+                "slot": (r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND).then_some(r.args[0]),
             })
         })
         .collect();
@@ -177,6 +179,13 @@ fn stdio(view: &ImageView<'_>, show: Show) -> Value {
                     text(r.path),
                     "reopened from the image; --stdio=inherit: the caller's".to_owned(),
                 ),
+                kckpt_image::tree::TREE_SHARED_FD_KIND => (
+                    format!(
+                        "shared with other processes of the tree (slot {})",
+                        r.args[0]
+                    ),
+                    "the tree's shared description; refused when restored alone".to_owned(),
+                ),
                 kind => (
                     kind_name(kind).to_owned(),
                     "rebuilt from the image".to_owned(),
@@ -287,6 +296,9 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if f["data_bytes"].as_u64().unwrap_or(0) > 0 {
             let _ = write!(extra, " data {} bytes", f["data_bytes"]);
+        }
+        if let Some(n) = f["slot"].as_u64() {
+            let _ = write!(extra, " slot {n}");
         }
         if let Some(dev) = f["device"].as_str() {
             let _ = write!(extra, " device {dev}");

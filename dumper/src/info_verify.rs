@@ -2,8 +2,6 @@
 //! and with `--verify` the check of every stored data chunk (memory runs,
 //! descriptor data) against its checksum, naming the first bad one.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -12,6 +10,7 @@ use kckpt_image::checksum::{check_chunks, regions, RegionKind, Sums};
 use kckpt_image::ImageView;
 
 use crate::error::{Error, Result};
+use crate::info::Part;
 
 /// Bytes read at once (a whole number of chunks).
 const READ: u64 = 8 << 20;
@@ -25,9 +24,14 @@ pub enum DataState {
     Ok,
 }
 
-/// Check every data chunk of the image at `path`; the first that does not
+/// Check every data chunk of the image at `path` (`file`: where it is); the first that does not
 /// match is an [`Error::CorruptData`] naming it.
-pub fn verify_data(file: &File, path: &Path, view: &ImageView<'_>, sums: &Sums<'_>) -> Result<()> {
+pub(crate) fn verify_data(
+    file: &Part<'_>,
+    path: &Path,
+    view: &ImageView<'_>,
+    sums: &Sums<'_>,
+) -> Result<()> {
     let chunk = sums.chunk_size();
     let mut buf = vec![0u8; READ as usize];
     for r in regions(view, sums.chunk_shift()) {

@@ -51,14 +51,39 @@ fn reseal(file: &kckpt_fuzz::VirtualFile<'_>) -> Option<()> {
 }
 
 fn render_both() {
+    let mut sub_pid = None;
     for json in [false, true] {
         match kckpt::info::render(path(), json, false) {
             Ok(text) => {
                 if json {
                     assert!(text.starts_with('{'), "JSON output: {text}");
+                    sub_pid = second_pid(&text);
                 }
             }
             Err(e) => assert!(!e.to_string().contains('\n'), "a two-line error: {e}"),
         }
     }
+    // A process tree: another process's details, and its extraction.
+    if let Some(pid) = sub_pid {
+        if let Err(e) = kckpt::info::render_process(path(), false, false, Some(pid)) {
+            assert!(!e.to_string().contains('\n'), "a two-line error: {e}");
+        }
+        let out = path().with_extension("extracted");
+        if let Err(e) = kckpt::extract::extract(path(), pid, &out) {
+            assert!(!e.to_string().contains('\n'), "a two-line error: {e}");
+        }
+        let _ = std::fs::remove_file(&out);
+    }
+}
+
+/// The pid of the second process of the tree `kckpt info --json` printed.
+fn second_pid(json: &str) -> Option<u32> {
+    let at = json.find("\"processes\"")?;
+    let rest = &json[at..];
+    let second = rest.match_indices("\"pid\": ").nth(1)?.0;
+    let digits: String = rest[second + 7..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }

@@ -8,7 +8,12 @@
 //! between reads as zeros, as the holes of a real image do. The readers
 //! never read memory data, only check its offsets against the file length,
 //! so a sparse input of a few kilobytes stands for an image of any size
-//! (`scripts/fuzz-corpus.sh` makes them from real images).
+//! (`scripts/fuzz-corpus.sh` makes them from real images). A process-tree
+//! image (format 1.4) also has metadata inside the file, that of its
+//! sub-images: its input is `KSPARSE2`, the file length (u64), then
+//! extents, each a file offset (u64), a length (u32) and that many bytes
+//! (the ELF header and the end of the file, and the same of every
+//! sub-image); a later extent wins where two overlap.
 
 use kckpt_image::read::{note_segment, parse_elf_header, EHDR_SIZE};
 use kckpt_image::{FormatError, ImageView};
@@ -16,42 +21,67 @@ use kckpt_stub::verify::Refusal;
 
 /// Magic of a sparse input.
 pub const SPARSE_MAGIC: &[u8; 8] = b"KSPARSE1";
+/// Magic of a sparse input with extents (a process-tree image, whose
+/// sub-images' metadata is inside the file).
+pub const EXTENTS_MAGIC: &[u8; 8] = b"KSPARSE2";
 /// Largest file length a sparse input may claim (1 TiB): the `info` target
 /// writes the file out, sparse.
 pub const MAX_LEN: u64 = 1 << 40;
+/// Most extents a `KSPARSE2` input may hold.
+const MAX_EXTENTS: usize = 64;
 
 /// The image file an input stands for.
 pub struct VirtualFile<'a> {
     /// File length.
     pub len: u64,
-    head: &'a [u8],
-    tail: &'a [u8],
+    /// The bytes that are not zero: (file offset, bytes); a later extent
+    /// wins where two overlap.
+    extents: Vec<(u64, &'a [u8])>,
 }
 
 impl<'a> VirtualFile<'a> {
     /// Decode a fuzz input (see the module documentation).
     pub fn new(data: &'a [u8]) -> Self {
+        if let Some(rest) = data.strip_prefix(EXTENTS_MAGIC.as_slice()) {
+            return Self::with_extents(rest);
+        }
         match data.strip_prefix(SPARSE_MAGIC.as_slice()) {
             Some(rest) => {
-                let len = rest
-                    .get(..8)
-                    .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                    .min(MAX_LEN);
+                let len = le64(rest).min(MAX_LEN);
                 let rest = rest.get(8..).unwrap_or(&[]);
                 let (head, tail) = rest.split_at(rest.len().min(EHDR_SIZE));
-                VirtualFile { len, head, tail }
+                let tail_at = len.saturating_sub(tail.len() as u64);
+                VirtualFile {
+                    len,
+                    extents: vec![(0, head), (tail_at, tail)],
+                }
             }
             None => VirtualFile {
                 len: data.len() as u64,
-                head: data,
-                tail: &[],
+                extents: vec![(0, data)],
             },
         }
     }
 
-    /// Where the tail starts in the file.
-    fn tail_at(&self) -> u64 {
-        self.len.saturating_sub(self.tail.len() as u64)
+    /// `KSPARSE2`: the file length (u64), then extents, each its file
+    /// offset (u64), its length (u32) and its bytes; a short last extent
+    /// keeps what there is.
+    fn with_extents(rest: &'a [u8]) -> Self {
+        let len = le64(rest).min(MAX_LEN);
+        let mut rest = rest.get(8..).unwrap_or(&[]);
+        let mut extents = Vec::new();
+        while rest.len() >= 12 && extents.len() < MAX_EXTENTS {
+            let at = le64(rest);
+            let n = u32::from_le_bytes(rest[8..12].try_into().unwrap_or([0; 4])) as usize;
+            let bytes = &rest[12..];
+            let (bytes, next) = bytes.split_at(n.min(bytes.len()));
+            if at < len {
+                let keep = (len - at).min(bytes.len() as u64) as usize;
+                extents.push((at, &bytes[..keep]));
+            }
+            rest = next;
+        }
+        VirtualFile { len, extents }
     }
 
     /// Read at `offset` like `pread`: the number of bytes read (short at
@@ -65,13 +95,12 @@ impl<'a> VirtualFile<'a> {
     }
 
     fn byte(&self, at: u64) -> u8 {
-        let tail_at = self.tail_at();
-        if at >= tail_at {
-            if let Some(&b) = self.tail.get((at - tail_at) as usize) {
+        for &(start, bytes) in self.extents.iter().rev() {
+            if let Some(&b) = at.checked_sub(start).and_then(|i| bytes.get(i as usize)) {
                 return b;
             }
         }
-        self.head.get(at as usize).copied().unwrap_or(0)
+        0
     }
 
     /// Write the file out at `path` (sparse).
@@ -79,13 +108,20 @@ impl<'a> VirtualFile<'a> {
         use std::os::unix::fs::FileExt;
         let f = std::fs::File::create(path)?;
         f.set_len(self.len)?;
-        let head = &self.head[..self.head.len().min(self.len as usize)];
-        f.write_all_at(head, 0)?;
-        // The tail wins where the two overlap (as `byte` reads it).
-        let tail = &self.tail[..self.tail.len().min(self.len as usize)];
-        f.write_all_at(tail, self.tail_at())?;
+        // In order: a later extent wins where two overlap (as `byte` reads).
+        for &(at, bytes) in &self.extents {
+            let keep = self.len.saturating_sub(at).min(bytes.len() as u64) as usize;
+            f.write_all_at(&bytes[..keep], at)?;
+        }
         Ok(())
     }
+}
+
+/// The u64 (little endian) `bytes` start with, 0 when too short.
+fn le64(bytes: &[u8]) -> u64 {
+    bytes
+        .get(..8)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
 }
 
 /// What `kckpt-stub` does before changing anything, minus the system
@@ -164,5 +200,23 @@ mod tests {
         assert!(buf[64..97].iter().all(|&b| b == 0));
         assert_eq!(&buf[97..100], b"END");
         assert_eq!(f.read_at(&mut buf, 98), 2);
+    }
+
+    #[test]
+    fn extents_read_as_a_sparse_file() {
+        let mut input = EXTENTS_MAGIC.to_vec();
+        input.extend_from_slice(&100u64.to_le_bytes());
+        for (at, bytes) in [(0u64, &b"ab"[..]), (50, b"xyz"), (51, b"Q"), (98, b"ENDS")] {
+            input.extend_from_slice(&at.to_le_bytes());
+            input.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            input.extend_from_slice(bytes);
+        }
+        let f = VirtualFile::new(&input);
+        let mut buf = [1u8; 110];
+        assert_eq!(f.read_at(&mut buf, 0), 100);
+        assert_eq!(&buf[..3], b"ab\0");
+        assert_eq!(&buf[50..53], b"xQz");
+        assert_eq!(&buf[98..100], b"EN");
+        assert_eq!(buf[..100].iter().filter(|&&b| b != 0).count(), 7);
     }
 }

@@ -774,7 +774,11 @@ pub fn check_image<'a>(
             (view.runs.bytes(), 24, 8),
             (view.fds.bytes(), 88, 48),
             (view.extents.bytes(), 24, 8),
-            (view.tree_slots.bytes(), 40, 32),
+            (
+                view.tree_slots.bytes(),
+                core::mem::size_of::<crate::tree::TreeSlotRecord>(),
+                core::mem::offset_of!(crate::tree::TreeSlotRecord, data_len),
+            ),
         ];
         for (bytes, size, at) in tables {
             for r in bytes.chunks_exact(size) {

@@ -354,6 +354,7 @@ fn pipe_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()> 
             pipe_size: size,
             data_offset: 0,
             data_len: 0,
+            ..Default::default()
         });
         out.data.push(data);
         use_slot(out, d, slot);

@@ -86,6 +86,55 @@ struct Layout {
     metadata: Vec<(usize, usize)>,
     /// Note descriptors: (owner, type, start, len).
     notes: Vec<(Vec<u8>, u32, usize, usize)>,
+    /// A process tree's sub-images (format 1.4), each with its own layout
+    /// (offsets relative to the sub-image).
+    subs: Vec<Sub>,
+}
+
+/// One sub-image of a process-tree image.
+struct Sub {
+    /// Its offset in the file.
+    base: usize,
+    /// Its length.
+    len: usize,
+    /// File offset of its `TreeProcRecord::image_sum`.
+    sum_at: usize,
+    /// Its pid.
+    pid: u32,
+    /// Where its parts are.
+    lay: Layout,
+}
+
+/// The sub-images of the tree image `img` whose notes `notes` lists.
+fn sub_images(img: &[u8], notes: &[(Vec<u8>, u32, usize, usize)]) -> Vec<Sub> {
+    use kckpt_image::tree::{proc_state, TreeProcRecord, NT_KCKPT_TREE_PROCS};
+    let Some(&(_, _, start, len)) = notes
+        .iter()
+        .find(|n| n.0 == NOTE_OWNER && n.1 == NT_KCKPT_TREE_PROCS)
+    else {
+        return Vec::new();
+    };
+    let size = std::mem::size_of::<TreeProcRecord>();
+    let mut subs = Vec::new();
+    for (i, rec) in img[start..start + len].chunks_exact(size).enumerate() {
+        let Some(p) = kckpt_image::read::read_record::<TreeProcRecord>(rec) else {
+            continue;
+        };
+        let (base, sub_len) = (p.image_offset as usize, p.image_len as usize);
+        if i == 0 || p.state != proc_state::LIVE || base + sub_len > img.len() {
+            continue;
+        }
+        if let Ok(lay) = layout(&img[base..base + sub_len]) {
+            subs.push(Sub {
+                base,
+                len: sub_len,
+                sum_at: start + i * size + std::mem::offset_of!(TreeProcRecord, image_sum),
+                pid: p.pid,
+                lay,
+            });
+        }
+    }
+    subs
 }
 
 fn layout(img: &[u8]) -> Result<Layout, String> {
@@ -101,6 +150,7 @@ fn layout(img: &[u8]) -> Result<Layout, String> {
         let start = n.desc.as_ptr() as usize - img.as_ptr() as usize;
         notes.push((n.owner.to_vec(), n.kind, start, n.desc.len()));
     }
+    let subs = sub_images(img, &notes);
     Ok(Layout {
         metadata: vec![
             (0, 64),
@@ -108,6 +158,7 @@ fn layout(img: &[u8]) -> Result<Layout, String> {
             (off, off + size),
         ],
         notes,
+        subs,
     })
 }
 
@@ -154,8 +205,19 @@ fn interesting(rng: &mut Rng, old: u64, file_len: u64) -> u64 {
     }
 }
 
-/// One mutation of `img` in place; returns what it did.
+/// One mutation of `img` in place; returns what it did. In a tree image,
+/// a third of the mutations go to a sub-image (its tree notes are kckpt
+/// notes, mutated as the others).
 fn mutate_once(rng: &mut Rng, img: &mut Vec<u8>, lay: &Layout) -> String {
+    if !lay.subs.is_empty() && rng.chance(33) {
+        let sub = &lay.subs[rng.below(lay.subs.len())];
+        let mut part = img[sub.base..sub.base + sub.len].to_vec();
+        let what = mutate_once(rng, &mut part, &sub.lay);
+        // A truncated sub-image: its tail zeroed.
+        part.resize(sub.len, 0);
+        img[sub.base..sub.base + sub.len].copy_from_slice(&part);
+        return format!("sub-image of pid {} at {:#x}: {what}", sub.pid, sub.base);
+    }
     let file_len = img.len() as u64;
     let pick_meta = |rng: &mut Rng| {
         let (s, e) = lay.metadata[rng.below(lay.metadata.len())];
@@ -230,10 +292,37 @@ fn mutate_once(rng: &mut Rng, img: &mut Vec<u8>, lay: &Layout) -> String {
 /// caught by a checksum every time; data checksums are left as they were,
 /// so a mutated data byte is still caught, by the stub as it reads. Half
 /// of the mutants are left unsealed to exercise the checksum refusals too.
-fn fixup_checksums(img: &mut [u8], seal: bool) {
-    if seal {
-        let _ = kckpt_image_write::reseal(img);
+/// In a tree image (`lay`) each sub-image is resealed first and its
+/// `image_sum` in the tree record rewritten.
+fn fixup_checksums(img: &mut [u8], seal: bool, lay: &Layout) {
+    if !seal {
+        return;
     }
+    for sub in &lay.subs {
+        if sub.base + sub.len > img.len() || sub.sum_at + 4 > img.len() {
+            continue;
+        }
+        let part = &mut img[sub.base..sub.base + sub.len];
+        let _ = kckpt_image_write::reseal(part);
+        if let Some(sum) = checksum_note_sum(part) {
+            img[sub.sum_at..sub.sum_at + 4].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+    let _ = kckpt_image_write::reseal(img);
+}
+
+/// CRC-32C of the descriptor of the image's `NT_KCKPT_CHECKSUMS` note (a
+/// tree's `image_sum` of it), if it can be found.
+fn checksum_note_sum(img: &[u8]) -> Option<u32> {
+    let len = img.len() as u64;
+    let elf = parse_elf_header(img, len, EM_X86_64).ok()?;
+    let phoff = elf.phoff as usize;
+    let table = img.get(phoff..phoff + elf.phdrs_size())?;
+    let (off, size) = note_segment(table, len).ok()?;
+    let notes = img.get(off as usize..(off + size) as usize)?;
+    kckpt_image::checksum::note_spans(notes)
+        .find(|(n, _)| n.is(NOTE_OWNER, kckpt_image::records::NT_KCKPT_CHECKSUMS))
+        .map(|(n, _)| kckpt_image::checksum::crc32c(n.desc))
 }
 
 /// Write `bytes` leaving all-zero pages as holes (images are sparse).
@@ -274,13 +363,27 @@ enum Outcome {
 }
 
 /// `kckpt info` (text, then `--json --verify`) on a mutant: described by
-/// both (`RestoredRan` stands for "described"), or refused in one line.
-fn run_info(kckpt: &Path, path: &Path) -> (Outcome, String) {
+/// both (`RestoredRan` stands for "described"), or refused in one line. Of
+/// a tree image (`sub`: the pid of a process with a sub-image), also
+/// `kckpt info --pid` and `kckpt extract --pid` of that process.
+fn run_info(kckpt: &Path, path: &Path, sub: Option<u32>) -> (Outcome, String) {
     let mut described = true;
-    for args in [&["info"][..], &["info", "--json", "--verify"][..]] {
-        let mut child = match Command::new(kckpt)
-            .args(args)
-            .arg(path)
+    let extracted = path.with_extension("extracted");
+    let mut runs: Vec<Vec<String>> = vec![
+        vec!["info".into()],
+        vec!["info".into(), "--json".into(), "--verify".into()],
+    ];
+    if let Some(pid) = sub {
+        runs.push(vec!["info".into(), "--pid".into(), pid.to_string()]);
+        runs.push(vec!["extract".into(), "--pid".into(), pid.to_string()]);
+    }
+    for args in &runs {
+        let mut cmd = Command::new(kckpt);
+        cmd.args(args).arg(path);
+        if args[0] == "extract" {
+            cmd.arg(&extracted);
+        }
+        let mut child = match cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -308,8 +411,10 @@ fn run_info(kckpt: &Path, path: &Path) -> (Outcome, String) {
         let text = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
         let printed = !out.lock().unwrap().is_empty();
         let lines: Vec<&str> = text.lines().collect();
+        let _ = fs::remove_file(&extracted);
+        let extract = args[0] == "extract";
         match (status.code(), status.signal()) {
-            (Some(0), _) if printed && lines.is_empty() => {}
+            (Some(0), _) if (printed || extract) && lines.is_empty() => {}
             (Some(1), _) if lines.len() == 1 && lines[0].starts_with("kckpt: ") => {
                 described = false
             }
@@ -593,11 +698,11 @@ fn main() {
             }
             done.push(mutate_once(&mut rng, &mut img, lay));
         }
-        fixup_checksums(&mut img, i % 2 == 0);
+        fixup_checksums(&mut img, i % 2 == 0, lay);
         let path = work.join(format!("mutant-{i:06}.kckpt"));
         write_sparse(&path, &img).expect("write mutant");
         let (outcome, text) = match &a.info {
-            Some(kckpt) => run_info(kckpt, &path),
+            Some(kckpt) => run_info(kckpt, &path, lay.subs.first().map(|s| s.pid)),
             None => run_stub(&a.stub, &path, a.as_root),
         };
         *counts.entry(outcome).or_default() += 1;
