@@ -71,8 +71,10 @@ pub struct TreeRecord {
     /// slots (`slot_base + slots` and up).
     pub slot_base: u32,
     /// Index of the process whose end is the image's (`./IMAGE; echo $?`):
-    /// the root for `kckpt dump -p`, the group or session leader for
-    /// `--pgid`/`--session` when it is in the tree, else the first root.
+    /// the root for `kckpt dump -p`; for `--pgid` the last root in table
+    /// order (the last stage of a pipeline, whose status a shell reports);
+    /// for `--session` the session leader when it is in the tree, else the
+    /// first root.
     pub status_proc: u32,
     /// `tree_flags::*`.
     pub flags: u32,

@@ -427,7 +427,30 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
             }
         }
     }
-    Ok(())
+    check_shared_memory(nodes)
+}
+
+/// Refuse a tree whose processes map the same kernel-only memory object
+/// (shared anonymous memory, a memfd, a SysV segment, a deleted file):
+/// each would come back with a copy of its own
+/// ([`super::tree_memory`]).
+fn check_shared_memory(nodes: &[Node]) -> Result<()> {
+    let live: Vec<(i32, Vec<procfs::MapEntry>)> = nodes
+        .iter()
+        .filter(|n| n.zombie.is_none())
+        .map(|n| Ok((n.pid, procfs::maps(n.pid)?)))
+        .collect::<Result<_>>()?;
+    if live.len() < 2 {
+        return Ok(());
+    }
+    let reasons = super::tree_memory::shared_memory_reasons(&live);
+    match reasons.first() {
+        None => Ok(()),
+        Some(_) => Err(Error::Unsupported {
+            pid: nodes[0].pid,
+            reason: format!("not supported: {}", reasons.join(", ")),
+        }),
+    }
 }
 
 /// `TreeRecord::status_proc`: the root for `-p`; the last root in table
