@@ -35,7 +35,6 @@ chmod 755 "$out"/bin/*
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -f "$out/procstate.in"
 }
 trap cleanup EXIT
 
@@ -62,7 +61,9 @@ dump() {
     wait "$pid" || true
     exec 2>&4 4>&-
     chmod 644 "$out/$name.kckpt"
-    rm -f "$out/$name.out"
+    # The program's stdout is a file the image reopens: it stays, writable
+    # by whoever restores (the mutation run restores as nobody).
+    chmod 666 "$out/$name.out"
     echo "$out/$name.kckpt"
 }
 
@@ -70,7 +71,8 @@ dump counter '^count 3 ' "$out/bin/counter"
 dump threads '^tick ' "$out/bin/threads" 3
 dump files '^tick 3 ' "$out/bin/files_epoll"
 # procstate waits for commands on stdin: a FIFO held open here.
-mkfifo "$out/procstate.in"
+# It stays (the image reopens it), readable and writable by everyone.
+mkfifo -m 666 "$out/procstate.in"
 exec 7<>"$out/procstate.in"
 STDIN=$out/procstate.in dump procstate '^ready' "$out/bin/procstate"
 exec 7>&-

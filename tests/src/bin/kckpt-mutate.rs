@@ -502,6 +502,11 @@ fn run_stub(stub: &Path, path: &Path, as_root: bool) -> (Outcome, String) {
     cmd.arg(path)
         .env_clear()
         .env("KCKPT_DEBUG_JUMP", "1")
+        // Images made by root restored as nobody: with this user's ids.
+        .env("KCKPT_FORCE", "1")
+        // Descriptors 0-2 from this run, so the marker and the output
+        // come here, whatever the saved process had there.
+        .env("KCKPT_STDIO", "inherit")
         .current_dir(path.parent().unwrap())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -670,6 +675,29 @@ fn args() -> Args {
     a
 }
 
+/// Every unmutated image must restore (and run) the way its mutants are
+/// restored: a base the stub refuses as it is would make every mutant a
+/// refusal, and the run would test nothing.
+fn baseline(a: &Args, bases: &[(PathBuf, Vec<u8>, Layout)], work: &Path) {
+    for (path, bytes, _) in bases {
+        let copy = work.join("baseline.kckpt");
+        write_sparse(&copy, bytes).expect("write the unmutated image");
+        let (outcome, text) = run_stub(&a.stub, &copy, a.as_root);
+        let _ = fs::remove_file(&copy);
+        if !matches!(
+            outcome,
+            Outcome::RestoredRan | Outcome::RestoredEnded | Outcome::RestoredQuiet
+        ) {
+            eprintln!(
+                "kckpt-mutate: the unmutated image {} does not restore ({outcome:?}): {}",
+                path.display(),
+                text.trim_end()
+            );
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
     let a = args();
     let mut bases = Vec::new();
@@ -684,6 +712,9 @@ fn main() {
     fs::set_permissions(&work, fs::Permissions::from_mode(0o755)).expect("chmod");
     if let Some(keep) = &a.keep {
         fs::create_dir_all(keep).expect("create --keep directory");
+    }
+    if a.info.is_none() {
+        baseline(&a, &bases, &work);
     }
     let mut rng = Rng(a.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut counts: BTreeMap<Outcome, usize> = BTreeMap::new();
