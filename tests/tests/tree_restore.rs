@@ -321,6 +321,21 @@ fn sub_image(bytes: &[u8], pid: i32) -> std::ops::Range<usize> {
     panic!("pid {pid} not in the tree");
 }
 
+/// The offset of the first stored memory byte in the image `bytes`.
+fn first_run(bytes: &[u8]) -> usize {
+    use kckpt_image::checksum::check_image;
+    use kckpt_image::read::{parse_elf_header, EHDR_SIZE};
+    let machine = u16::from_le_bytes([bytes[18], bytes[19]]);
+    let len = bytes.len() as u64;
+    let elf = parse_elf_header(&bytes[..EHDR_SIZE], len, machine).expect("ELF header");
+    let phoff = elf.phoff as usize;
+    let phdrs = &bytes[phoff..phoff + elf.phdrs_size()];
+    let notes = &bytes[notes_range(bytes)];
+    let (view, _) = check_image(&bytes[..EHDR_SIZE], phdrs, notes, machine, len).expect("valid");
+    let run = view.runs.iter().find(|r| r.len > 0).expect("a memory run");
+    run.offset as usize
+}
+
 /// Restore `image` and expect a one-line refusal naming `keywords`, with
 /// status 126, and no process of the tree ever started (nothing on stdout).
 fn assert_tree_refused(image: &Path, keywords: &[&str]) -> Output {
@@ -357,6 +372,23 @@ fn a_corrupt_sub_image_is_refused_before_anything_runs() {
     let bad_path = dir.join("bad2.kckpt");
     fs::write(&bad_path, &bad).unwrap();
     assert_tree_refused(&bad_path, &["corrupt", "checksums"]);
+
+    // A byte of the grandchild's saved memory: its data checksum, checked
+    // by that process while it rebuilds its memory, before the barrier;
+    // it says why, the others are killed, nothing resumed.
+    let mut bad = good.clone();
+    let run = first_run(&bad[g.clone()]);
+    bad[g.start + run] ^= 0x01;
+    let bad_path = dir.join("bad3.kckpt");
+    fs::write(&bad_path, &bad).unwrap();
+    assert_tree_refused(&bad_path, &["checksum"]);
+    for name in ["root", "a", "g", "b"] {
+        let pid = pids[name];
+        assert!(
+            read_proc(pid, "cmdline").is_none_or(|c| !c.starts_with(TREER_TREE.as_bytes())),
+            "process {name} ({pid}) is still there"
+        );
+    }
 
     // The good image still restores.
     let mut r = restore(&image);
