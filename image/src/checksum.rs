@@ -481,7 +481,9 @@ pub enum RegionKind {
         /// Virtual address of the run's first byte.
         addr: u64,
     },
-    /// The data of descriptor `fd`.
+    /// The data of descriptor `fd`; or (format 1.4) the bytes in flight
+    /// of pipe slot `k` of a process tree, descriptor `fd` = `slot_base +
+    /// k` at restore.
     Fd {
         /// The descriptor.
         fd: u32,
@@ -499,7 +501,8 @@ pub enum RegionKind {
 /// Every stored data region of `view`, in checksum order: the memory runs
 /// in run-table order (VMA by VMA), then the data of every descriptor
 /// record with `data_len > 0`, in descriptor order, then (format 1.3) every
-/// ghost file extent in extent-table order.
+/// ghost file extent in extent-table order, then (format 1.4) the bytes in
+/// flight of every pipe slot with `data_len > 0`, in slot order.
 pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = Region> + 'v {
     let memory = view
         .vmas
@@ -532,12 +535,32 @@ pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = 
             first_chunk: 0,
         })
     });
+    // Format 1.4: the bytes in flight of pipe slots, in slot order; slot
+    // `k` is descriptor `slot_base + k` at restore.
+    let base = view.tree.map_or(0, |t| t.slot_base);
+    let slots = view
+        .tree_slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.data_len > 0)
+        .map(move |(k, s)| Region {
+            kind: RegionKind::Fd {
+                fd: base.saturating_add(k as u32),
+            },
+            offset: s.data_offset,
+            len: s.data_len,
+            first_chunk: 0,
+        });
     let mut next = 0u64;
-    memory.chain(fds).chain(ghosts).map(move |mut r| {
-        r.first_chunk = next;
-        next = next.saturating_add(chunk_count(r.len, shift));
-        r
-    })
+    memory
+        .chain(fds)
+        .chain(ghosts)
+        .chain(slots)
+        .map(move |mut r| {
+            r.first_chunk = next;
+            next = next.saturating_add(chunk_count(r.len, shift));
+            r
+        })
 }
 
 /// The verified checksum note of an image.
@@ -751,6 +774,7 @@ pub fn check_image<'a>(
             (view.runs.bytes(), 24, 8),
             (view.fds.bytes(), 88, 48),
             (view.extents.bytes(), 24, 8),
+            (view.tree_slots.bytes(), 40, 32),
         ];
         for (bytes, size, at) in tables {
             for r in bytes.chunks_exact(size) {

@@ -19,6 +19,26 @@ use kckpt_image::tree::{proc_state, TreeProcRecord, NO_PARENT};
 
 const TREE_BASIC: &str = env!("KCKPT_PROG_TREE_BASIC");
 
+/// SIGKILLs the given processes when dropped (a failed or refusing test
+/// leaves no tree behind; `Proc` kills only the root).
+struct KillAll(Vec<i32>);
+
+impl Drop for KillAll {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// A [`KillAll`] of the descendants of `pid` now.
+fn kill_tree_later(pid: i32) -> KillAll {
+    KillAll(descendants(pid))
+}
+
 /// The pids `tree_basic` reports: root, zombie, a, g, b.
 struct Pids {
     root: i32,
@@ -172,6 +192,7 @@ fn a_tree_is_dumped_and_killed() {
     let dir = TestDir::new("tree_kill");
     let image = dir.join("tree.kckpt");
     let (mut p, pids) = start_tree();
+    let _kill = kill_tree_later(pids.root);
     dump(pids.root, &image, false);
     let status = p.wait_exit(Duration::from_secs(10));
     assert!(!status.success(), "the root was not killed: {status}");
@@ -212,6 +233,7 @@ fn a_tree_left_running_keeps_running() {
     let dir = TestDir::new("tree_leave");
     let image = dir.join("tree.kckpt");
     let (mut p, pids) = start_tree();
+    let _kill = kill_tree_later(pids.root);
     dump(pids.root, &image, true);
     check_tree(&image, &pids);
     for pid in [pids.root, pids.a, pids.g, pids.b] {
@@ -231,6 +253,7 @@ fn no_children_refuses_a_parent_by_name() {
     let dir = TestDir::new("tree_nochildren");
     let image = dir.join("tree.kckpt");
     let (mut p, pids) = start_tree();
+    let _kill = kill_tree_later(pids.root);
     let out = run(
         Command::new(kckpt())
             .args(["dump", "--no-children", "-p", &pids.root.to_string(), "-o"])
@@ -251,4 +274,215 @@ fn a_single_process_has_no_tree_notes() {
     let bytes = fs::read(&image).unwrap();
     let v = view(&bytes);
     assert!(v.tree.is_none() && v.tree_procs.is_empty());
+}
+
+const TREE_SHARE: &str = env!("KCKPT_PROG_TREE_SHARE");
+
+/// One line of `tree_share`: name, pid and two numbers (descriptors).
+#[derive(Clone, Copy, Debug)]
+struct Said {
+    pid: i32,
+    a: i32,
+}
+
+/// Start `tree_share MODE ARGS...` and read its lines up to `ready`.
+fn start_share(args: &[&str]) -> (Proc, Vec<(String, Said)>) {
+    let mut p = Proc::start(TREE_SHARE, args);
+    let mut said = Vec::new();
+    loop {
+        let line = p.line(LINE_TIMEOUT);
+        if line == "ready" {
+            break;
+        }
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [name, pid, a, _b] = w.as_slice() else {
+            p.fail(&format!("unexpected line {line:?}"));
+        };
+        said.push((
+            (*name).to_owned(),
+            Said {
+                pid: pid.parse().unwrap(),
+                a: a.parse().unwrap(),
+            },
+        ));
+    }
+    (p, said)
+}
+
+fn said<'a>(all: &'a [(String, Said)], name: &str) -> &'a Said {
+    &all.iter().find(|(n, _)| n == name).expect(name).1
+}
+
+/// The image's tree tables and each process's descriptor records, by pid.
+struct TreeView {
+    procs: Vec<TreeProcRecord>,
+    slots: Vec<kckpt_image::tree::TreeSlotRecord>,
+    uses: Vec<kckpt_image::tree::TreeUseRecord>,
+    fds: HashMap<u32, Vec<kckpt_image::records::FdRecord>>,
+    bytes: Vec<u8>,
+}
+
+fn tree_view(image: &Path) -> TreeView {
+    let bytes = fs::read(image).expect("read the image");
+    let v = view(&bytes);
+    let procs: Vec<TreeProcRecord> = v.tree_procs.iter().collect();
+    let slots = v.tree_slots.iter().collect();
+    let uses = v.tree_uses.iter().collect();
+    let mut fds = HashMap::new();
+    fds.insert(v.header.pid, v.fds.iter().collect());
+    for p in procs.iter().filter(|p| p.image_len > 0) {
+        let sub = &bytes[p.image_offset as usize..(p.image_offset + p.image_len) as usize];
+        fds.insert(p.pid, view(sub).fds.iter().collect());
+    }
+    TreeView {
+        procs,
+        slots,
+        uses,
+        fds,
+        bytes,
+    }
+}
+
+impl TreeView {
+    fn index(&self, pid: i32) -> u32 {
+        self.procs
+            .iter()
+            .position(|p| p.pid as i32 == pid)
+            .unwrap_or_else(|| panic!("pid {pid} not in {:?}", self.procs)) as u32
+    }
+    fn fd(&self, pid: i32, fd: i32) -> kckpt_image::records::FdRecord {
+        *self.fds[&(pid as u32)]
+            .iter()
+            .find(|r| r.fd as i32 == fd)
+            .unwrap_or_else(|| panic!("no fd {fd} in process {pid}"))
+    }
+    /// The slot process `pid` uses at `fd` (its record says the same).
+    fn slot_of(&self, pid: i32, fd: i32) -> u32 {
+        let proc = self.index(pid);
+        let u = self
+            .uses
+            .iter()
+            .find(|u| u.proc == proc && u.fd as i32 == fd)
+            .unwrap_or_else(|| panic!("no use of fd {fd} by {pid}: {:?}", self.uses));
+        let r = self.fd(pid, fd);
+        assert_eq!(r.kind, kckpt_image::tree::TREE_SHARED_FD_KIND, "{r:?}");
+        assert_eq!(r.args[0], u64::from(u.slot));
+        u.slot
+    }
+}
+
+#[test]
+fn a_pipe_between_parent_and_child_keeps_its_bytes() {
+    use kckpt_image::tree::slot_kind;
+    let dir = TestDir::new("tree_pipe");
+    let image = dir.join("tree.kckpt");
+    let (mut p, all) = start_share(&["pipe"]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, child) = (*said(&all, "root"), *said(&all, "child"));
+    dump(root.pid, &image, true);
+    let t = tree_view(&image);
+    assert_eq!(t.slots.len(), 2, "{:?}", t.slots);
+    let r = t.slot_of(root.pid, root.a) as usize;
+    let w = t.slot_of(child.pid, child.a) as usize;
+    let (rs, ws) = (t.slots[r], t.slots[w]);
+    assert_eq!(rs.kind, slot_kind::PIPE_READ);
+    assert_eq!(ws.kind, slot_kind::PIPE_WRITE);
+    assert_eq!((rs.peer as usize, ws.peer as usize), (w, r));
+    assert_eq!((rs.holder, ws.holder), (0, 0), "the root holds the pipe");
+    assert!(rs.pipe_size >= 4096);
+    let data = &t.bytes[rs.data_offset as usize..(rs.data_offset + rs.data_len) as usize];
+    assert_eq!(data, b"in-flight");
+    // Nothing was consumed: the root still reads the bytes.
+    p.write_stdin("go\n");
+    assert_eq!(p.line(LINE_TIMEOUT), "got in-flight");
+    p.kill();
+}
+
+#[test]
+fn a_file_opened_before_fork_is_held_by_the_parent() {
+    use kckpt_image::tree::slot_kind;
+    let dir = TestDir::new("tree_file");
+    let image = dir.join("tree.kckpt");
+    let data = dir.join("shared.txt");
+    let (mut p, all) = start_share(&["file", data.to_str().unwrap()]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, child) = (*said(&all, "root"), *said(&all, "child"));
+    dump(root.pid, &image, false);
+    p.wait_exit(Duration::from_secs(10));
+    let t = tree_view(&image);
+    assert_eq!(t.slots.len(), 1, "{:?}", t.slots);
+    let s = t.slots[0];
+    assert_eq!(s.kind, slot_kind::HOLDER_FD);
+    assert_eq!((s.holder, s.holder_fd as i32), (0, root.a));
+    // The holder's own record is the file; the child's is the slot, with
+    // the shared offset for information.
+    let own = t.fd(root.pid, root.a);
+    assert_eq!(own.kind, kckpt_image::records::fd_kind::FILE);
+    assert_eq!(own.pos, 5);
+    assert_eq!(t.slot_of(child.pid, child.a), 0);
+    assert_eq!(t.fd(child.pid, child.a).pos, 5);
+    assert!(t.uses.iter().all(|u| u.proc != 0), "{:?}", t.uses);
+}
+
+#[test]
+fn a_pipe_between_siblings_is_held_by_their_parent() {
+    use kckpt_image::tree::slot_kind;
+    let dir = TestDir::new("tree_siblings");
+    let image = dir.join("tree.kckpt");
+    let (mut p, all) = start_share(&["siblings"]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, a, b) = (*said(&all, "root"), *said(&all, "a"), *said(&all, "b"));
+    dump(root.pid, &image, false);
+    p.wait_exit(Duration::from_secs(10));
+    let t = tree_view(&image);
+    assert_eq!(t.slots.len(), 2, "{:?}", t.slots);
+    let w = t.slot_of(a.pid, a.a) as usize;
+    let r = t.slot_of(b.pid, b.a) as usize;
+    assert_eq!(t.slots[w].kind, slot_kind::PIPE_WRITE);
+    assert_eq!(t.slots[r].kind, slot_kind::PIPE_READ);
+    assert_eq!((t.slots[r].holder, t.slots[w].holder), (0, 0));
+    let s = t.slots[r];
+    assert_eq!(
+        &t.bytes[s.data_offset as usize..(s.data_offset + s.data_len) as usize],
+        b"xyz"
+    );
+    assert!(
+        t.fds[&(root.pid as u32)]
+            .iter()
+            .all(|f| f.kind != kckpt_image::tree::TREE_SHARED_FD_KIND),
+        "the root uses no slot"
+    );
+}
+
+#[test]
+fn a_file_shared_by_siblings_only_is_refused_by_name() {
+    let dir = TestDir::new("tree_sibfile");
+    let image = dir.join("tree.kckpt");
+    let data = dir.join("shared.txt");
+    let (mut p, all) = start_share(&["sibfile", data.to_str().unwrap()]);
+    let _kill = kill_tree_later(p.pid());
+    let root = *said(&all, "root");
+    let kids: Vec<i32> = all
+        .iter()
+        .filter(|(n, _)| n == "child")
+        .map(|(_, s)| s.pid)
+        .collect();
+    let out = dump_raw(root.pid, &image, false);
+    assert_refused(
+        "a file shared by siblings",
+        &out,
+        Some(1),
+        &[
+            "shared with process",
+            "no common ancestor holds it",
+            "shared.txt",
+        ],
+    );
+    let line = String::from_utf8_lossy(&out.stderr);
+    assert!(kids.iter().all(|k| line.contains(&k.to_string())), "{line}");
+    assert!(!image.exists());
+    for pid in kids.iter().chain([&root.pid]) {
+        assert!(matches!(state(*pid), Some('S') | Some('R')), "{pid}");
+    }
+    p.kill();
 }

@@ -82,3 +82,13 @@ pub fn close_received(fd: RawFd) {
     // nothing else owns it, and it is used nowhere after this.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
+
+/// `kcmp(a_pid, b_pid, KCMP_FILE, a, b) == 0`: descriptor `a` of process
+/// `a_pid` and descriptor `b` of process `b_pid` are the same open file
+/// description.
+pub fn same_file_of(a_pid: i32, a: i32, b_pid: i32, b: i32) -> bool {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a_pid, b_pid, KCMP_FILE, a, b) };
+    r == 0
+}

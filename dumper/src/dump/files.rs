@@ -656,12 +656,19 @@ fn sysv_ipc(pid: i32) -> Vec<String> {
 /// Inspect the stopped target's descriptors, working directory and umask.
 /// Anything kckpt cannot restore is refused with one error naming every
 /// offending descriptor and feature, or with `skip_unsupported` recorded as
-/// a placeholder (`/dev/null` at restore) plus a warning. `in_tree`: the
+/// a placeholder (`/dev/null` at restore) plus a warning. `tree`: the
 /// process is dumped with its children (a process tree), which are not
-/// refused then.
+/// refused then; its descriptors shared with other processes of the tree
+/// are `TREE_SHARED` records of their slots.
 // The loops walk `files.fds`, `classes` and `infos` (parallel) by index.
 #[allow(clippy::needless_range_loop)]
-pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64, in_tree: bool) -> Result<Files> {
+pub fn collect(
+    pid: i32,
+    skip_unsupported: bool,
+    ghost_limit: u64,
+    tree: Option<&super::shared::TreeFds>,
+) -> Result<Files> {
+    let in_tree = tree.is_some();
     let mut files = Files {
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
@@ -767,6 +774,17 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64, in_tree: bool
             dev_ino: meta.as_ref().map(|m| (m.dev(), m.ino())),
             ..Default::default()
         };
+        if let Some(&slot) = tree.and_then(|t| t.slots.get(&(fd as u32))) {
+            // Shared with other processes of the tree: the inherited slot.
+            d.rec.kind = kckpt_image::tree::TREE_SHARED_FD_KIND;
+            d.rec.args[0] = u64::from(slot);
+            d.path = link.as_bytes().to_vec();
+            classes.push(Class::Path);
+            links.push(link);
+            infos.push(info);
+            files.fds.push(d);
+            continue;
+        }
         let class = match classify(pid, fd, &link, meta.as_ref()) {
             Class::CharDev(rdev) => char_device(&getfd(fd)?, rdev, &link),
             other => other,
@@ -1024,7 +1042,8 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64, in_tree: bool
         }
     }
 
-    fifos(pid, &mut files, &mut classes, &getfd)?;
+    let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+    fifos(pid, &mut files, &mut classes, &getfd, tree_pids)?;
     // Inotify watches (1.3): each inode through a descriptor of the
     // process open on it, or a path.
     let open: Vec<(u32, u64, u64)> = files
@@ -1085,7 +1104,11 @@ pub fn collect(pid: i32, skip_unsupported: bool, ghost_limit: u64, in_tree: bool
                 match index_of_ino(&files.fds, ino, i, Some(!write)) {
                     Some(j) => files.fds[i].rec.peer = files.fds[j].rec.fd,
                     None => {
-                        classes[i] = Class::Unsupported("pipe to another process".into());
+                        let other = tree
+                            .and_then(|t| t.outside.get(&ino))
+                            .map(|(p, comm)| format!(" (pid {p}, {comm})"))
+                            .unwrap_or_default();
+                        classes[i] = Class::Unsupported(format!("pipe to another process{other}"));
                         files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
                     }
                 }
@@ -1406,13 +1429,15 @@ fn strip_deleted(link: &str, deleted: bool) -> Vec<u8> {
 
 /// Named pipes: the first descriptor of each holds its buffered bytes, the
 /// others (not `dup`s) become `REOPEN` of it; one another process also
-/// holds is refused by name.
+/// holds is refused by name (not one of `tree_pids`, processes of the same
+/// tree sharing the description).
 #[allow(clippy::needless_range_loop)]
 fn fifos(
     pid: i32,
     files: &mut Files,
     classes: &mut [Class],
     getfd: &dyn Fn(i32) -> Result<OwnedFd>,
+    tree_pids: &[i32],
 ) -> Result<()> {
     let mut keys = std::collections::HashSet::new();
     for i in 0..files.fds.len() {
@@ -1446,7 +1471,10 @@ fn fifos(
     if keys.is_empty() {
         return Ok(());
     }
-    let shared = super::special::other_holders(pid, &keys);
+    // Processes of the tree hold it through the same open file description
+    // (`shared::analyze` refuses separate opens).
+    let mut shared = super::special::other_holders(pid, &keys);
+    shared.retain(|(p, _)| !tree_pids.contains(p));
     for i in 0..files.fds.len() {
         let Some(key) = files.fds[i].fifo else {
             continue;

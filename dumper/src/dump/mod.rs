@@ -19,6 +19,7 @@ pub(crate) mod output;
 pub mod process;
 pub mod procfs;
 pub mod ptrace;
+pub mod shared;
 pub mod shmem;
 mod special;
 pub mod terminal;
@@ -166,7 +167,7 @@ fn dump_into(
             .flatten()
             .ok_or(Error::NoProcess(pid))?;
     }
-    let files = files::collect(pid, options.skip_unsupported, ghost_limit, false)?;
+    let files = files::collect(pid, options.skip_unsupported, ghost_limit, None)?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
@@ -214,14 +215,16 @@ fn dump_tree(
     let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
     let tree::Frozen { nodes, mut tracees } = frozen;
+    let sharing = shared::analyze(&nodes)?;
+    interrupt::check()?;
     let mut all_files = Vec::with_capacity(nodes.len());
-    for (n, t) in nodes.iter().zip(&tracees) {
+    for ((n, t), fds) in nodes.iter().zip(&tracees).zip(&sharing.per_proc) {
         all_files.push(match t {
             Some(_) => Some(files::collect(
                 n.pid,
                 options.skip_unsupported,
                 ghost_limit,
-                true,
+                Some(fds),
             )?),
             None => None,
         });
@@ -279,6 +282,7 @@ fn dump_tree(
         nodes,
         threads,
         subs,
+        sharing,
         slot_base: slot_base as u32,
         status_proc: 0,
         flags: 0,

@@ -239,6 +239,8 @@ pub struct TreePlan {
     pub threads: Vec<u32>,
     /// Sub-images of the live processes but the root, by table index.
     pub subs: HashMap<usize, SubImage>,
+    /// The shared descriptions (slots) and their uses.
+    pub sharing: super::shared::Sharing,
     /// `TreeRecord::slot_base`.
     pub slot_base: u32,
     /// `TreeRecord::status_proc`.
@@ -278,18 +280,28 @@ pub fn place(writer: &mut ImageWriter, plan: &TreePlan) -> std::io::Result<TreeM
         }
         procs.push(rec);
     }
+    // The bytes in flight of split pipes, checksummed as data regions.
+    let mut slots = plan.sharing.slots.clone();
+    for (slot, data) in slots.iter_mut().zip(&plan.sharing.data) {
+        if !data.is_empty() {
+            let at = writer.reserve_region(data.len() as u64);
+            writer.write_data(at, data)?;
+            slot.data_offset = at;
+            slot.data_len = data.len() as u64;
+        }
+    }
     Ok(TreeMeta {
         tree: TreeRecord {
             procs: procs.len() as u32,
-            slots: 0,
+            slots: slots.len() as u32,
             slot_base: plan.slot_base,
             status_proc: plan.status_proc,
             flags: plan.flags,
             reserved: [0; 3],
         },
         procs,
-        slots: Vec::new(),
-        uses: Vec::new(),
+        slots,
+        uses: plan.sharing.uses.clone(),
     })
 }
 

@@ -1,0 +1,407 @@
+//! Open file descriptions shared between processes of a tree (format 1.4
+//! slots).
+//!
+//! Every descriptor of every live process is grouped by the object it is
+//! open on (`stat` of `/proc/PID/fd/N`: device and inode), then by open
+//! file description (`kcmp(KCMP_FILE)`). A description used by one process
+//! only is dumped as before. Otherwise:
+//!
+//! - a pipe used by several processes (either end), whose ends nobody
+//!   outside the tree holds, becomes a `PIPE_READ`/`PIPE_WRITE` slot pair
+//!   held by the lowest common ancestor of all its users (the restorer
+//!   when they are in different root subtrees); its bytes in flight are
+//!   peeked (`tee` from a `pidfd_getfd` copy: nothing is consumed) and
+//!   every user's descriptors are `TREE_SHARED`;
+//! - a pipe that also leads outside the tree is left to each process's own
+//!   dump (standard descriptors: the restorer's; others refused as "pipe
+//!   to another process", naming the outside process when found);
+//! - any other description becomes a `HOLDER_FD` slot when the lowest
+//!   common ancestor of its users is itself a user (the holder restores it
+//!   as its own descriptor; the other users' descriptors are
+//!   `TREE_SHARED`); otherwise it is refused by name;
+//! - a named pipe opened separately by several processes of the tree is
+//!   refused: each open would be restored on its own and its buffered
+//!   bytes could not come back exactly once.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use nix::fcntl::{fcntl, FcntlArg};
+
+use kckpt_image::records::FD_NO_DUP;
+use kckpt_image::tree::{slot_kind, TreeSlotRecord, TreeUseRecord, HOLDER_RESTORER, NO_PARENT};
+
+use super::fdsys;
+use super::tree::Node;
+use crate::error::{Error, Result};
+
+/// What one process's descriptor dump needs to know about its tree.
+#[derive(Clone, Debug, Default)]
+pub struct TreeFds {
+    /// Pids of the tree's live processes.
+    pub pids: Vec<i32>,
+    /// Its descriptors that are slots (descriptor -> slot): recorded as
+    /// `TREE_SHARED`.
+    pub slots: HashMap<u32, u32>,
+    /// Pipes that lead outside the tree: inode -> a process outside holding
+    /// it (pid, command name).
+    pub outside: HashMap<u64, (i32, String)>,
+}
+
+/// The tree's shared descriptions.
+#[derive(Debug, Default)]
+pub struct Sharing {
+    /// The slots (`data_offset` not yet set).
+    pub slots: Vec<TreeSlotRecord>,
+    /// The bytes in flight of each slot (empty but for pipe read ends).
+    pub data: Vec<Vec<u8>>,
+    /// The uses, sorted by process and descriptor.
+    pub uses: Vec<TreeUseRecord>,
+    /// Per process (parallel to the nodes; zombies: default).
+    pub per_proc: Vec<TreeFds>,
+}
+
+/// One descriptor of one process.
+#[derive(Clone, Debug)]
+struct Entry {
+    proc: usize,
+    pid: i32,
+    fd: i32,
+    link: String,
+    flags: u32,
+    fifo: bool,
+}
+
+/// Every descriptor of every live process, grouped by (device, inode).
+fn entries(nodes: &[Node]) -> BTreeMap<(u64, u64), Vec<Entry>> {
+    let mut groups: BTreeMap<(u64, u64), Vec<Entry>> = BTreeMap::new();
+    for (i, n) in nodes.iter().enumerate().filter(|(_, n)| n.zombie.is_none()) {
+        let Ok(dir) = fs::read_dir(format!("/proc/{}/fd", n.pid)) else {
+            continue;
+        };
+        let mut fds: Vec<i32> = dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        for fd in fds {
+            let path = format!("/proc/{}/fd/{fd}", n.pid);
+            let (Ok(link), Ok(meta)) = (fs::read_link(&path), fs::metadata(&path)) else {
+                continue;
+            };
+            let info =
+                fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", n.pid)).unwrap_or_default();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+                .unwrap_or(0);
+            let link = link.to_string_lossy().into_owned();
+            groups
+                .entry((meta.dev(), meta.ino()))
+                .or_default()
+                .push(Entry {
+                    proc: i,
+                    pid: n.pid,
+                    fd,
+                    fifo: meta.file_type().is_fifo() && link.starts_with('/'),
+                    link,
+                    flags,
+                });
+        }
+    }
+    groups
+}
+
+/// Split `group` into open file descriptions (kcmp).
+fn descriptions(group: &[Entry]) -> Vec<Vec<Entry>> {
+    let mut out: Vec<Vec<Entry>> = Vec::new();
+    for e in group {
+        match out
+            .iter_mut()
+            .find(|d| fdsys::same_file_of(d[0].pid, d[0].fd, e.pid, e.fd))
+        {
+            Some(d) => d.push(e.clone()),
+            None => out.push(vec![e.clone()]),
+        }
+    }
+    out
+}
+
+/// Is `a` an ancestor of `b`, or `b` itself?
+fn ancestor_or_self(nodes: &[Node], a: usize, mut b: usize) -> bool {
+    loop {
+        if a == b {
+            return true;
+        }
+        match nodes[b].parent {
+            NO_PARENT => return false,
+            p => b = p as usize,
+        }
+    }
+}
+
+/// The lowest common ancestor of `procs` (each counts as its own
+/// ancestor), `None` when they are in different root subtrees.
+fn lca(nodes: &[Node], procs: &[usize]) -> Option<usize> {
+    let mut at = *procs.first()?;
+    loop {
+        if procs.iter().all(|&p| ancestor_or_self(nodes, at, p)) {
+            return Some(at);
+        }
+        match nodes[at].parent {
+            NO_PARENT => return None,
+            p => at = p as usize,
+        }
+    }
+}
+
+/// The distinct processes of `entries`, in table order.
+fn procs_of(entries: &[Entry]) -> Vec<usize> {
+    let mut p: Vec<usize> = entries.iter().map(|e| e.proc).collect();
+    p.sort_unstable();
+    p.dedup();
+    p
+}
+
+/// `pipe:[INODE]` -> INODE.
+fn pipe_ino(link: &str) -> Option<u64> {
+    link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Processes outside the tree (not `tree`, not this one) holding one of
+/// the pipes `inodes`: inode -> (pid, command name). Processes whose
+/// descriptors this user cannot read are missed.
+fn outside_holders(tree: &HashSet<i32>, inodes: &HashSet<u64>) -> HashMap<u64, (i32, String)> {
+    let mut out = HashMap::new();
+    if inodes.is_empty() {
+        return out;
+    }
+    let me = std::process::id() as i32;
+    let procs = fs::read_dir("/proc").into_iter().flatten().flatten();
+    for p in procs.filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok()) {
+        if p == me || tree.contains(&p) {
+            continue;
+        }
+        let Ok(dir) = fs::read_dir(format!("/proc/{p}/fd")) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let Some(ino) = fs::read_link(e.path())
+                .ok()
+                .and_then(|l| pipe_ino(&l.to_string_lossy()))
+            else {
+                continue;
+            };
+            if inodes.contains(&ino) && !out.contains_key(&ino) {
+                let comm = fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+                out.insert(ino, (p, comm.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Find the tree's shared descriptions (see the module documentation);
+/// refusals name the process and the descriptor.
+pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
+    let groups = entries(nodes);
+    let tree: HashSet<i32> = nodes
+        .iter()
+        .filter(|n| n.zombie.is_none())
+        .map(|n| n.pid)
+        .collect();
+    // Pipes the tree does not hold entirely in one process with both ends.
+    let mut open_pipes = HashSet::new();
+    for g in groups.values() {
+        let Some(ino) = g.first().and_then(|e| pipe_ino(&e.link)) else {
+            continue;
+        };
+        let both_in_one = procs_of(g).len() == 1
+            && g.iter().any(|e| e.flags & 3 == 1)
+            && g.iter().any(|e| e.flags & 3 != 1);
+        if !both_in_one {
+            open_pipes.insert(ino);
+        }
+    }
+    let outside = outside_holders(&tree, &open_pipes);
+    let mut out = Sharing {
+        per_proc: nodes
+            .iter()
+            .map(|_| TreeFds {
+                pids: tree.iter().copied().collect(),
+                outside: outside.clone(),
+                ..TreeFds::default()
+            })
+            .collect(),
+        ..Sharing::default()
+    };
+    for g in groups.values() {
+        if procs_of(g).len() < 2 {
+            continue;
+        }
+        match pipe_ino(&g[0].link) {
+            Some(ino) if outside.contains_key(&ino) => {}
+            Some(_) => pipe_slots(nodes, g, &mut out)?,
+            None => holder_slots(nodes, g, &mut out)?,
+        }
+    }
+    out.uses.sort_unstable_by_key(|u| (u.proc, u.fd));
+    Ok(out)
+}
+
+/// Record `entries` as uses of `slot`.
+fn use_slot(out: &mut Sharing, entries: &[Entry], slot: u32) {
+    for e in entries {
+        out.uses.push(TreeUseRecord {
+            proc: e.proc as u32,
+            fd: e.fd as u32,
+            slot,
+            reserved: 0,
+        });
+        out.per_proc[e.proc].slots.insert(e.fd as u32, slot);
+    }
+}
+
+/// A pipe used by several processes of the tree: a slot per end held.
+fn pipe_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()> {
+    let descs = descriptions(group);
+    let end = |d: &Vec<Entry>| d[0].flags & 3;
+    if let Some(d) = descs.iter().find(|d| end(d) == 2) {
+        return Err(Error::Unsupported {
+            pid: d[0].pid,
+            reason: format!(
+                "not supported: fd {} ({}) is a pipe opened for reading and writing, shared \
+                 with other processes",
+                d[0].fd, d[0].link
+            ),
+        });
+    }
+    let reads: Vec<&Vec<Entry>> = descs.iter().filter(|d| end(d) == 0).collect();
+    let writes: Vec<&Vec<Entry>> = descs.iter().filter(|d| end(d) == 1).collect();
+    if reads.len() > 1 || writes.len() > 1 {
+        let e = &group[0];
+        return Err(Error::Unsupported {
+            pid: e.pid,
+            reason: format!(
+                "not supported: fd {} ({}) is a pipe with several open file descriptions of \
+                 one end (opened again through /proc), shared with other processes",
+                e.fd, e.link
+            ),
+        });
+    }
+    let holder = lca(nodes, &procs_of(group)).map_or(HOLDER_RESTORER, |h| h as u32);
+    let base = out.slots.len() as u32;
+    let read_slot = reads.first().map(|_| base);
+    let write_slot = writes
+        .first()
+        .map(|_| base + u32::from(read_slot.is_some()));
+    if let (Some(d), Some(slot)) = (reads.first(), read_slot) {
+        let e = &d[0];
+        let (data, size) = peek(e)?;
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::PIPE_READ,
+            holder,
+            holder_fd: FD_NO_DUP,
+            peer: write_slot.unwrap_or(u32::MAX),
+            flags: e.flags & 0o44000,
+            pipe_size: size,
+            data_offset: 0,
+            data_len: 0,
+        });
+        out.data.push(data);
+        use_slot(out, d, slot);
+    }
+    if let (Some(d), Some(slot)) = (writes.first(), write_slot) {
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::PIPE_WRITE,
+            holder,
+            holder_fd: FD_NO_DUP,
+            peer: read_slot.unwrap_or(u32::MAX),
+            flags: d[0].flags & 0o44000,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
+        use_slot(out, d, slot);
+    }
+    Ok(())
+}
+
+/// The bytes in flight of the pipe whose read end is `e` (not consumed)
+/// and its capacity.
+fn peek(e: &Entry) -> Result<(Vec<u8>, u32)> {
+    let fail = |what: String| Error::Unsupported {
+        pid: e.pid,
+        reason: format!("cannot read the pipe at fd {}: {what}", e.fd),
+    };
+    let pidfd = fdsys::pidfd_open(e.pid).map_err(|err| fail(err.desc().to_owned()))?;
+    let copy =
+        fdsys::pidfd_getfd(pidfd.as_raw_fd(), e.fd).map_err(|err| fail(err.desc().to_owned()))?;
+    let data = super::files::peek_pipe(&copy).map_err(|err| fail(crate::error::io_text(&err)))?;
+    let size = fcntl(copy.as_fd(), FcntlArg::F_GETPIPE_SZ)
+        .unwrap_or(0)
+        .max(0) as u32;
+    Ok((data, size))
+}
+
+/// Any other object used by several processes: a `HOLDER_FD` slot per
+/// description used by several, when a user is the common ancestor.
+fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()> {
+    let descs = descriptions(group);
+    if group[0].fifo && descs.len() > 1 {
+        let procs: Vec<String> = procs_of(group)
+            .iter()
+            .map(|&p| nodes[p].pid.to_string())
+            .collect();
+        let e = &group[0];
+        return Err(Error::Unsupported {
+            pid: e.pid,
+            reason: format!(
+                "not supported: fd {} (named pipe {}) opened separately by processes {} of \
+                 the tree: its buffered bytes could not be restored exactly once",
+                e.fd,
+                e.link,
+                procs.join(", ")
+            ),
+        });
+    }
+    for d in descs {
+        let procs = procs_of(&d);
+        if procs.len() < 2 {
+            continue;
+        }
+        let holder = lca(nodes, &procs).filter(|h| procs.contains(h));
+        let Some(holder) = holder else {
+            let e = &d[0];
+            let other = d.iter().find(|o| o.proc != e.proc).map_or(0, |o| o.pid);
+            return Err(Error::Unsupported {
+                pid: e.pid,
+                reason: format!(
+                    "not supported: fd {} ({}) shared with process {other}, and no common \
+                     ancestor holds it",
+                    e.fd, e.link
+                ),
+            });
+        };
+        let holder_fd = d
+            .iter()
+            .filter(|e| e.proc == holder)
+            .map(|e| e.fd)
+            .min()
+            .unwrap_or(0);
+        let slot = out.slots.len() as u32;
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::HOLDER_FD,
+            holder: holder as u32,
+            holder_fd: holder_fd as u32,
+            peer: u32::MAX,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
+        let users: Vec<Entry> = d.into_iter().filter(|e| e.proc != holder).collect();
+        use_slot(out, &users, slot);
+    }
+    Ok(())
+}

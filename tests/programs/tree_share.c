@@ -1,0 +1,119 @@
+/* Open file descriptions shared across a process tree, for the tree dump
+ * tests. argv[1] picks the case; every process prints "NAME PID [FD...]"
+ * once set up, the root last after "ready" lines of its children:
+ *   pipe     root keeps the read end, its child the write end and writes
+ *            "in-flight" (nobody reads); on "go" on stdin the root reads
+ *            the pipe and prints "got DATA";
+ *   file     the root opens argv[2], writes "12345", forks a child: both
+ *            share the description (and its offset);
+ *   siblings the root makes a pipe, forks "a" (write end, writes "xyz")
+ *            and "b" (read end) and closes both ends itself;
+ *   sibfile  the root opens argv[2], forks two children and closes it. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void idle(void)
+{
+    for (;;)
+        pause();
+}
+
+static void say(const char *name, int a, int b)
+{
+    char line[96];
+    int n = snprintf(line, sizeof line, "%s %d %d %d\n", name, (int)getpid(), a, b);
+    if (write(1, line, n) != n)
+        exit(1);
+}
+
+/* Fork a child that prints its line and idles; the parent waits for the
+ * line to be out (a pipe of its own, closed at once). */
+static pid_t child(const char *name, int a, int b, int close_fd, const char *data, int wfd)
+{
+    int sync[2];
+    if (pipe(sync) < 0)
+        exit(1);
+    pid_t p = fork();
+    if (p < 0)
+        exit(1);
+    if (p == 0) {
+        close(sync[0]);
+        if (close_fd >= 0)
+            close(close_fd);
+        if (data && write(wfd, data, strlen(data)) != (ssize_t)strlen(data))
+            exit(1);
+        say(name, a, b);
+        close(sync[1]);
+        idle();
+    }
+    close(sync[1]);
+    char c;
+    if (read(sync[0], &c, 1) != 0)
+        exit(1);
+    close(sync[0]);
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    const char *mode = argv[1];
+    if (!strcmp(mode, "pipe")) {
+        int p[2];
+        if (pipe(p) < 0)
+            return 1;
+        child("child", p[1], -1, p[0], "in-flight", p[1]);
+        close(p[1]);
+        say("root", p[0], -1);
+        if (write(1, "ready\n", 6) != 6)
+            return 1;
+        char line[16];
+        if (!fgets(line, sizeof line, stdin))
+            return 1;
+        char buf[64];
+        ssize_t n = read(p[0], buf, sizeof buf - 1);
+        if (n < 0)
+            return 1;
+        buf[n] = 0;
+        printf("got %s\n", buf);
+        fflush(stdout);
+        idle();
+    }
+    if (!strcmp(mode, "file") || !strcmp(mode, "sibfile")) {
+        if (argc < 3)
+            return 2;
+        int fd = open(argv[2], O_RDWR | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0 || write(fd, "12345", 5) != 5)
+            return 1;
+        child("child", fd, -1, -1, NULL, -1);
+        if (!strcmp(mode, "sibfile")) {
+            child("child", fd, -1, -1, NULL, -1);
+            close(fd);
+        }
+        say("root", fd, -1);
+        if (write(1, "ready\n", 6) != 6)
+            return 1;
+        idle();
+    }
+    if (!strcmp(mode, "siblings")) {
+        int p[2];
+        if (pipe(p) < 0)
+            return 1;
+        child("a", p[1], -1, p[0], "xyz", p[1]);
+        child("b", p[0], -1, p[1], NULL, -1);
+        close(p[0]);
+        close(p[1]);
+        say("root", -1, -1);
+        if (write(1, "ready\n", 6) != 6)
+            return 1;
+        idle();
+    }
+    return 2;
+}
