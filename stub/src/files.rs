@@ -151,11 +151,13 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>
         .max()
         .unwrap_or(2)
         .max(2);
-    let image_fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, max + 1).unwrap_or_else(|e| {
+    // In a tree process, above the slots and the barrier too.
+    let floor = kept.map_or(max + 1, |k| (max + 1).max(k.1 as usize));
+    let image_fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, floor).unwrap_or_else(|e| {
         Msg::new()
             .push(img.path)
             .s(": cannot use descriptor numbers up to ")
-            .dec(max as u64 + 1)
+            .dec(floor as u64)
             .s(" (RLIMIT_NOFILE)")
             .errno(e)
             .fail()

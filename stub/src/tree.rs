@@ -339,10 +339,26 @@ pub fn enter(path: &'static [u8], start: &Startup) -> (Image, Tree) {
         );
     }
     crate::report::tree_failures_to(tree.barrier_base() as usize + 1, index);
+    raise_nofile();
+    // The image above the slots and the barrier, whose numbers are taken
+    // next.
+    let mut img = img;
+    match sys::fcntl(img.fd, F_DUPFD_CLOEXEC, tree.barrier_base() as usize + 4) {
+        Ok(fd) => {
+            sys::close(img.fd);
+            img.fd = fd;
+        }
+        Err(e) => Msg::new()
+            .push(path)
+            .s(": cannot use descriptor numbers up to ")
+            .dec(u64::from(tree.barrier_base()) + 4)
+            .s(" (RLIMIT_NOFILE)")
+            .errno(e)
+            .fail(),
+    }
     if exec.userns {
         crate::ids::set_drop_caps();
     }
-    raise_nofile();
     (img, tree)
 }
 

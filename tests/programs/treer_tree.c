@@ -5,7 +5,7 @@
  * process group and session, prints "NAME PID", and waits. The root then
  * prints "ready" and reads a line from stdin; on it, it sends SIGUSR1 to
  * "a" and "b" ("a" passes it on to "g"), and each process compares its
- * ids with the noted ones: "ok NAME" or "FAIL NAME what". Parents reap
+ * ids and capabilities with the noted ones: "ok NAME" or "FAIL NAME what". Parents reap
  * their children and check how they ended; the root checks the zombie's
  * status (exit 7), prints "done" and exits with status 3. */
 #include <signal.h>
@@ -18,11 +18,29 @@
 
 struct ids {
     pid_t pid, ppid, pgid, sid;
+    char caps[256]; /* the Cap* lines of /proc/self/status */
 };
+
+static void read_caps(char *out, size_t size)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t used = 0;
+    out[0] = 0;
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Cap", 3) == 0 && used + strlen(line) < size) {
+            strcpy(out + used, line);
+            used += strlen(line);
+        }
+    fclose(f);
+}
 
 static struct ids noted(void)
 {
-    struct ids i = {getpid(), getppid(), getpgid(0), getsid(0)};
+    struct ids i = {getpid(), getppid(), getpgid(0), getsid(0), ""};
+    read_caps(i.caps, sizeof i.caps);
     return i;
 }
 
@@ -56,6 +74,13 @@ static int check(const char *name, struct ids then, int root)
         say("FAIL %s pgid %ld\n", name, now.pgid), bad++;
     if (now.sid != then.sid)
         say("FAIL %s sid %ld\n", name, now.sid), bad++;
+    if (strcmp(now.caps, then.caps) != 0) {
+        for (char *c = now.caps; (c = strchr(c, '\n')); c++)
+            *c = ' ';
+        say("FAIL %s capabilities %ld: ", name, 0L);
+        put(now.caps, "");
+        bad++;
+    }
     if (!bad)
         put("ok ", name);
     return bad;
