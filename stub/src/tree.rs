@@ -508,6 +508,11 @@ pub fn spawn(outer: &ImageView<'_>, exec: Exec, i: u32) -> Result<usize, Errno> 
         }
     };
     if child != 0 {
+        // The group from this side too (as shells do), so that a sibling
+        // forked next can join it whichever runs first.
+        if rec.sid != rec.pid && joins_group(outer, &rec) {
+            let _ = xsys::setpgid(rec.pid, rec.pgid);
+        }
         return Ok(child);
     }
     if rec.state == proc_state::ZOMBIE {
@@ -515,6 +520,8 @@ pub fn spawn(outer: &ImageView<'_>, exec: Exec, i: u32) -> Result<usize, Errno> 
         let mut name = rec.name;
         name[15] = 0;
         let _ = sys::set_name(&name);
+        // A zombie may lead a group other processes of the tree are in.
+        let _ = join_groups(outer, &rec);
         sys::exit_like(rec.wait_status as i32);
     }
     let b = outer.tree.map_or(0, |t| t.slot_base + t.slots) as usize;
@@ -542,10 +549,16 @@ pub fn spawn(outer: &ImageView<'_>, exec: Exec, i: u32) -> Result<usize, Errno> 
 fn join_groups(outer: &ImageView<'_>, rec: &TreeProcRecord) -> Result<(), Errno> {
     if rec.sid == rec.pid {
         xsys::setsid()?;
-    } else if rec.pgid == rec.pid || outer.tree_procs.iter().any(|p| p.pid == rec.pgid) {
+    } else if joins_group(outer, rec) {
         xsys::setpgid(0, rec.pgid)?;
     }
     Ok(())
+}
+
+/// Does `rec` lead its process group, or is it led by a process of the
+/// tree (else it keeps its parent's group)?
+fn joins_group(outer: &ImageView<'_>, rec: &TreeProcRecord) -> bool {
+    rec.pgid == rec.pid || outer.tree_procs.iter().any(|p| p.pid == rec.pgid)
 }
 
 /// Execute the stub (`/proc/self/exe`) for tree process `i`: argv with

@@ -247,6 +247,39 @@ fn pipeline_output(dir: &Path, n: u32) -> Vec<u8> {
 }
 
 #[test]
+fn a_shell_pipeline_dumped_with_its_shell_writes_the_same_file() {
+    let dir = TestDir::new("treer_shell_pipeline");
+    let image = dir.join("job.kckpt");
+    let out = dir.join("out.txt");
+    let expected = pipeline_output(dir.path(), 150);
+    let mut sh = Proc::spawn(
+        "shell pipeline",
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "\"$P\" produce 150 | \"$P\" filter > {}; echo end",
+                out.display()
+            ))
+            .env("P", TREER_PIPE),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let dumped = dump(sh.spawned_pid(), &image, false);
+    assert!(dumped.status.success(), "{}", show(&dumped));
+    sh.wait_exit(EXIT_TIMEOUT);
+    let partial = fs::read(&out).unwrap();
+    assert!(
+        !partial.is_empty() && partial.len() < expected.len(),
+        "dumped too early or too late ({} of {} bytes)",
+        partial.len(),
+        expected.len()
+    );
+    let mut r = restore(&image);
+    assert_eq!(r.line(Duration::from_secs(30)), "end");
+    assert!(r.wait_exit(EXIT_TIMEOUT).success());
+    assert!(fs::read(&out).unwrap() == expected, "the output differs");
+}
+
+#[test]
 fn a_pipeline_dumped_by_group_writes_the_same_file() {
     let dir = TestDir::new("treer_pipeline");
     let image = dir.join("job.kckpt");
