@@ -78,6 +78,7 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
     // Above the slots and the barrier, which may take its number.
     sys::close(img.fd);
     img.fd = fd;
+    let exec = exec.through(fd);
     let v = &img.view;
     if let Err((k, e)) = tree::create_pipe_slots(v, HOLDER_RESTORER, fd) {
         Msg::new()
@@ -160,7 +161,7 @@ fn barrier_pipes(path: &[u8], b: u32) {
             .fail()
     };
     for at in [b, b + 2] {
-        let ends = sys::fd_pair(None, g::O_CLOEXEC).unwrap_or_else(|e| fail(e));
+        let ends = tree::pipe_above(0, b + 4).unwrap_or_else(|e| fail(e));
         for (end, to) in [(ends[0], at), (ends[1], at + 1)] {
             if let Err(e) = tree::put(end, to) {
                 fail(e)

@@ -74,6 +74,23 @@ pub struct Exec {
     pub ns_max: u32,
     /// In a user namespace the stub created (`KCKPT_TREE_USERNS=1`).
     pub userns: bool,
+    /// The image is a `/proc/self/fd/N` path (`kckpt restore -`): the
+    /// children open it as `/proc/self/fd/<this>`, an inherited copy.
+    pub via_fd: Option<u32>,
+}
+
+impl Exec {
+    /// The children's copy of the image path, when it names a descriptor
+    /// of this process (`kckpt restore -`, which the restore closes): the
+    /// image descriptor `fd` is left open across `execve` and named
+    /// instead (each stub closes it again with the descriptors it does
+    /// not restore).
+    pub fn through(mut self, fd: usize) -> Exec {
+        if self.path.starts_with(b"/proc/self/fd/") && sys::fcntl(fd, F_SETFD, 0).is_ok() {
+            self.via_fd = Some(fd as u32);
+        }
+        self
+    }
 }
 
 impl Tree {
@@ -257,6 +274,7 @@ pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
         envp: start.envp,
         ns_max: 0,
         userns: false,
+        via_fd: None,
     };
     let privileged = !start.new_pid_ns && ids.all_free && sys::geteuid() == 0;
     if privileged {
@@ -314,6 +332,7 @@ pub fn enter(path: &'static [u8], start: &Startup) -> (Image, Tree) {
         envp: start.envp,
         ns_max: start.tree_ns_max,
         userns: start.tree_userns,
+        via_fd: None,
     };
     let (img, outer) = if index == 0 {
         let img = load::load(path);
@@ -382,6 +401,20 @@ pub fn put(fd: usize, at: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// A new pipe (`flags` and close-on-exec) with both ends at `floor` or
+/// above, so that moving either end to its number below `floor` never
+/// replaces the other.
+pub fn pipe_above(flags: u32, floor: u32) -> Result<[usize; 2], Errno> {
+    let ends = sys::fd_pair(None, g::O_CLOEXEC | flags)?;
+    let mut high = [0usize; 2];
+    for (h, end) in high.iter_mut().zip(ends) {
+        let moved = sys::fcntl(end, F_DUPFD_CLOEXEC, floor as usize);
+        sys::close(end);
+        *h = moved?;
+    }
+    Ok(high)
+}
+
 /// Create the pipe slots held by `holder` (a process index or
 /// [`HOLDER_RESTORER`]): both ends at their slot numbers (an end no slot
 /// needs is closed), its size and the bytes in flight (outer image
@@ -413,7 +446,7 @@ pub fn create_pipe_slots(
         let flags_of =
             |e: Option<(u32, kckpt_image::tree::TreeSlotRecord)>| e.map_or(0, |e| e.1.flags);
         let direct = (flags_of(read) | flags_of(write)) & g::O_DIRECT;
-        let ends = sys::fd_pair(None, g::O_CLOEXEC | direct).map_err(|e| (k, e))?;
+        let ends = pipe_above(direct, t.slot_base + t.slots + 4).map_err(|e| (k, e))?;
         if let Some((_, r)) = read {
             if r.pipe_size != 0 {
                 let _ = sys::fcntl(ends[1], F_SETPIPE_SZ, r.pipe_size as usize);
@@ -473,9 +506,10 @@ pub fn after_files(tree: &Tree, img: &Image) {
             }
         }
     }
+    let exec = tree.exec.through(img.fd);
     for (i, rec) in tree.outer.tree_procs.iter().enumerate() {
         if rec.parent == tree.index && rec.parent != NO_PARENT {
-            spawn(&tree.outer, tree.exec, i as u32).unwrap_or_else(|e| {
+            spawn(&tree.outer, exec, i as u32).unwrap_or_else(|e| {
                 proc_msg(img.path, i as u32, rec.pid)
                     .s(": cannot have its pid")
                     .errno(e)
@@ -572,8 +606,20 @@ fn exec_stub(exec: Exec, i: u32) {
     let mut path = [0u8; 4097];
     // The new variables, alive until the execve.
     let (mut var, mut ns) = ([0u8; 40], [0u8; 40]);
-    let n = exec.path.len().min(4096);
-    path[..n].copy_from_slice(&exec.path[..n]);
+    let mut digits = [0u8; 20];
+    let mut via = [0u8; 40];
+    let source = match exec.via_fd {
+        Some(fd) => {
+            let d = crate::report::decimal(fd.into(), &mut digits);
+            let head = b"/proc/self/fd/";
+            via[..head.len()].copy_from_slice(head);
+            via[head.len()..head.len() + d.len()].copy_from_slice(d);
+            &via[..head.len() + d.len()]
+        }
+        None => exec.path,
+    };
+    let n = source.len().min(4096);
+    path[..n].copy_from_slice(&source[..n]);
     let path = if path[..n].last() == Some(&0) {
         &path[..n]
     } else {

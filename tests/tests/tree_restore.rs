@@ -246,9 +246,12 @@ fn pipeline_output(dir: &Path, n: u32) -> Vec<u8> {
     fs::read(out).unwrap()
 }
 
-#[test]
-fn a_shell_pipeline_dumped_with_its_shell_writes_the_same_file() {
-    let dir = TestDir::new("treer_shell_pipeline");
+/// A pipeline `produce | filter > out` under a shell, dumped with the
+/// shell (`-p`: the pipe between the siblings is held by the shell) while
+/// it runs, restored by `restore`: the shell says `end`, and the output
+/// file is that of an uninterrupted run.
+fn shell_pipeline(name: &str, restore: impl Fn(&Path) -> Proc) {
+    let dir = TestDir::new(name);
     let image = dir.join("job.kckpt");
     let out = dir.join("out.txt");
     let expected = pipeline_output(dir.path(), 150);
@@ -277,6 +280,27 @@ fn a_shell_pipeline_dumped_with_its_shell_writes_the_same_file() {
     assert_eq!(r.line(Duration::from_secs(30)), "end");
     assert!(r.wait_exit(EXIT_TIMEOUT).success());
     assert!(fs::read(&out).unwrap() == expected, "the output differs");
+}
+
+#[test]
+fn a_shell_pipeline_dumped_with_its_shell_writes_the_same_file() {
+    shell_pipeline("treer_shell_pipeline", restore);
+}
+
+#[test]
+fn a_tree_restores_from_standard_input() {
+    // `kckpt restore -`: the image is a memfd the stub reads as
+    // /proc/self/fd/N, which each tree process passes on to its children.
+    shell_pipeline("treer_stdin", |image| {
+        Proc::spawn(
+            "kckpt restore - < image",
+            Command::new("sh")
+                .arg("-c")
+                .arg("exec \"$KCKPT\" restore - < \"$IMAGE\"")
+                .env("KCKPT", kckpt())
+                .env("IMAGE", image),
+        )
+    });
 }
 
 #[test]
