@@ -24,8 +24,16 @@ pub enum Command {
     /// (kills them unless --leave-running).
     Dump {
         /// Process to checkpoint, with all its descendants.
-        #[arg(short, long)]
-        pid: i32,
+        #[arg(short, long, required_unless_present_any = ["pgid", "session"])]
+        pid: Option<i32>,
+        /// Checkpoint a process group (a job, e.g. a shell pipeline): every
+        /// member whose parent is not a member, with its descendants.
+        #[arg(long, value_name = "PGID", conflicts_with_all = ["pid", "session", "no_children"])]
+        pgid: Option<i32>,
+        /// Checkpoint a session: every member whose parent is not a
+        /// member, with its descendants.
+        #[arg(long, value_name = "SID", conflicts_with_all = ["pid", "pgid", "no_children"])]
+        session: Option<i32>,
         /// Image file to write.
         #[arg(short, long)]
         output: PathBuf,
@@ -139,14 +147,19 @@ pub fn execute(cli: Cli) -> Result<()> {
             skip_unsupported,
             ghost_limit,
             no_children,
+            pgid,
+            session,
         } => {
+            use crate::dump::tree::Scope;
+            let group = pgid.map(Scope::Pgid).or(session.map(Scope::Session));
             let options = crate::dump::DumpOptions {
                 leave_running,
                 skip_unsupported,
                 ghost_limit,
                 no_children,
+                group,
             };
-            let summary = crate::dump::dump(pid, &output, &options)?;
+            let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options)?;
             for w in &summary.warnings {
                 eprintln!("kckpt: {w}");
             }

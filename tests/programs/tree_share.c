@@ -8,7 +8,13 @@
  *            share the description (and its offset);
  *   siblings the root makes a pipe, forks "a" (write end, writes "xyz")
  *            and "b" (read end) and closes both ends itself;
- *   sibfile  the root opens argv[2], forks two children and closes it. */
+ *   sibfile  the root opens argv[2], forks two children and closes it;
+ *   pipeline the root forks "a" and "b" into a new process group led by
+ *            "a" (the root stays outside it), "a" writes "xyz" into a pipe
+ *            whose read end only "b" holds;
+ *   session  the root makes a session of its own and forks a child;
+ *   badsession as session, and the child forks a grandchild, then makes
+ *            a session of its own (the grandchild stays in the root's). */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -110,6 +116,71 @@ int main(int argc, char **argv)
         child("b", p[0], -1, p[1], NULL, -1);
         close(p[0]);
         close(p[1]);
+        say("root", -1, -1);
+        if (write(1, "ready\n", 6) != 6)
+            return 1;
+        idle();
+    }
+    if (!strcmp(mode, "pipeline")) {
+        int p[2];
+        if (pipe(p) < 0)
+            return 1;
+        pid_t a = fork();
+        if (a < 0)
+            return 1;
+        if (a == 0) {
+            setpgid(0, 0);
+            close(p[0]);
+            if (write(p[1], "xyz", 3) != 3)
+                exit(1);
+            say("a", p[1], -1);
+            idle();
+        }
+        setpgid(a, a);
+        pid_t b = child("b", p[0], (int)a, p[1], NULL, -1);
+        /* b joins a's group before the root says "ready". */
+        if (setpgid(b, a) < 0)
+            return 1;
+        close(p[0]);
+        close(p[1]);
+        say("root", (int)a, -1);
+        if (write(1, "ready\n", 6) != 6)
+            return 1;
+        idle();
+    }
+    if (!strcmp(mode, "session") || !strcmp(mode, "badsession")) {
+        if (setsid() < 0)
+            return 1;
+        if (!strcmp(mode, "badsession")) {
+            int sync[2];
+            if (pipe(sync) < 0)
+                return 1;
+            pid_t c = fork();
+            if (c < 0)
+                return 1;
+            if (c == 0) {
+                close(sync[0]);
+                pid_t g = fork();
+                if (g < 0)
+                    exit(1);
+                if (g == 0) {
+                    close(sync[1]);
+                    idle();
+                }
+                if (setsid() < 0)
+                    exit(1);
+                say("child", (int)g, -1);
+                close(sync[1]);
+                idle();
+            }
+            close(sync[1]);
+            char ch;
+            if (read(sync[0], &ch, 1) != 0)
+                return 1;
+            close(sync[0]);
+        } else {
+            child("child", -1, -1, -1, NULL, -1);
+        }
         say("root", -1, -1);
         if (write(1, "ready\n", 6) != 6)
             return 1;

@@ -175,6 +175,15 @@ fn check_tree(image: &Path, pids: &Pids) -> Vec<TreeProcRecord> {
     procs
 }
 
+/// A clean one-line refusal (exit 1) that mentions every one of `words`.
+fn refused_with_all(what: &str, out: &std::process::Output, words: &[&str]) {
+    assert_refused(what, out, Some(1), &words[..1]);
+    let line = String::from_utf8_lossy(&out.stderr);
+    for w in words {
+        assert!(line.contains(w), "{what}: {w:?} not in {line}");
+    }
+}
+
 /// Wait until `pid` is gone (reaped).
 fn gone(pid: i32) -> bool {
     let until = Instant::now() + Duration::from_secs(10);
@@ -485,4 +494,166 @@ fn a_file_shared_by_siblings_only_is_refused_by_name() {
         assert!(matches!(state(*pid), Some('S') | Some('R')), "{pid}");
     }
     p.kill();
+}
+
+/// `kckpt dump ARGS... -o IMAGE`, whatever its outcome.
+fn dump_args(args: &[&str], image: &Path) -> std::process::Output {
+    run(
+        Command::new(kckpt())
+            .arg("dump")
+            .args(args)
+            .arg("-o")
+            .arg(image),
+        DUMP_TIMEOUT,
+    )
+}
+
+#[test]
+fn a_process_group_is_dumped_with_pgid() {
+    use kckpt_image::tree::{slot_kind, tree_flags, HOLDER_RESTORER};
+    let dir = TestDir::new("tree_pgid");
+    let image = dir.join("job.kckpt");
+    let (mut p, all) = start_share(&["pipeline"]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, a, b) = (*said(&all, "root"), *said(&all, "a"), *said(&all, "b"));
+    let out = dump_args(&["--pgid", &a.pid.to_string()], &image);
+    assert!(out.status.success(), "{}", show(&out));
+    // Both stages are gone; their parent, outside the group, is not.
+    assert!(gone_or_zombie(a.pid) && gone_or_zombie(b.pid));
+    assert!(matches!(state(root.pid), Some('S') | Some('R')));
+    let t = tree_view(&image);
+    let bytes = fs::read(&image).unwrap();
+    let tree = view(&bytes).tree.unwrap();
+    assert_eq!(tree.flags, tree_flags::PGID);
+    assert_eq!(t.procs.len(), 2);
+    assert_eq!(t.index(a.pid), 0, "the group leader first");
+    assert_eq!(t.index(b.pid), 1);
+    assert!(t.procs.iter().all(|p| p.parent == NO_PARENT));
+    assert!(t.procs.iter().all(|p| p.pgid as i32 == a.pid));
+    assert_eq!(tree.status_proc, 1, "the last stage's status");
+    let w = t.slot_of(a.pid, a.a) as usize;
+    let r = t.slot_of(b.pid, b.a) as usize;
+    assert_eq!(t.slots[w].kind, slot_kind::PIPE_WRITE);
+    assert_eq!(t.slots[r].kind, slot_kind::PIPE_READ);
+    assert_eq!(t.slots[r].holder, HOLDER_RESTORER);
+    let s = t.slots[r];
+    assert_eq!(
+        &t.bytes[s.data_offset as usize..(s.data_offset + s.data_len) as usize],
+        b"xyz"
+    );
+    p.kill();
+}
+
+/// `pid` is reaped or a zombie (its parent is alive and did not wait).
+fn gone_or_zombie(pid: i32) -> bool {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if matches!(state(pid), None | Some('Z')) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_session_is_dumped_with_session() {
+    use kckpt_image::tree::tree_flags;
+    let dir = TestDir::new("tree_session");
+    let image = dir.join("session.kckpt");
+    let (mut p, all) = start_share(&["session"]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, child) = (*said(&all, "root"), *said(&all, "child"));
+    let out = dump_args(
+        &["--session", &root.pid.to_string(), "--leave-running"],
+        &image,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let t = tree_view(&image);
+    let bytes = fs::read(&image).unwrap();
+    let tree = view(&bytes).tree.unwrap();
+    assert_eq!(tree.flags, tree_flags::SESSION);
+    assert_eq!(tree.status_proc, 0);
+    assert_eq!((t.index(root.pid), t.index(child.pid)), (0, 1));
+    assert!(t.procs.iter().all(|p| p.sid as i32 == root.pid));
+    p.kill();
+}
+
+#[test]
+fn a_session_not_inherited_from_the_parent_is_refused() {
+    let dir = TestDir::new("tree_badsession");
+    let image = dir.join("session.kckpt");
+    let (mut p, all) = start_share(&["badsession"]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, child) = (*said(&all, "root"), *said(&all, "child"));
+    let grandchild = child.a;
+    for args in [
+        vec!["--session".to_owned(), root.pid.to_string()],
+        vec!["-p".to_owned(), root.pid.to_string()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = dump_args(&args, &image);
+        refused_with_all(
+            "a session changed after fork",
+            &out,
+            &[
+                &format!("cannot dump pid {grandchild}:"),
+                &format!("session {}", root.pid),
+                "setsid",
+            ],
+        );
+        assert!(!image.exists());
+    }
+    for pid in [root.pid, child.pid, grandchild] {
+        assert!(matches!(state(pid), Some('S') | Some('R')), "{pid}");
+    }
+    p.kill();
+}
+
+#[test]
+fn an_empty_group_is_refused() {
+    let dir = TestDir::new("tree_nogroup");
+    let image = dir.join("none.kckpt");
+    // Pid 0 of no group; a pid far above pid_max.
+    for id in ["0", "2147483600"] {
+        let out = dump_args(&["--pgid", id], &image);
+        assert_refused("an empty group", &out, Some(1), &["no process"]);
+    }
+}
+
+#[test]
+fn an_unprivileged_user_dumps_its_own_tree() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    require_tool("setpriv");
+    let dir = TestDir::new("tree_nobody");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let image = dir.join("tree.kckpt");
+    let mut p = Proc::spawn("tree_share", command_as(&NOBODY, TREE_SHARE).arg("pipe"));
+    let _kill = kill_tree_later(p.pid());
+    let mut said = Vec::new();
+    loop {
+        let line = p.line(LINE_TIMEOUT);
+        if line == "ready" {
+            break;
+        }
+        said.push(line);
+    }
+    let pid_of = |name: &str| -> i32 {
+        let l = said.iter().find(|l| l.starts_with(name)).expect(name);
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let (root, child) = (pid_of("root "), pid_of("child "));
+    let out = run(
+        kckpt_as(&NOBODY)
+            .args(["dump", "-p", &root.to_string(), "-o"])
+            .arg(&image),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(gone(child));
+    p.wait_exit(Duration::from_secs(10));
+    let t = tree_view(&image);
+    assert_eq!(t.procs.len(), 2, "{:?} {said:?}", t.procs);
+    assert_eq!(t.slots.len(), 2);
+    assert!(fs::metadata(&image).unwrap().uid() == 65534);
 }

@@ -1106,7 +1106,10 @@ pub fn collect(
                     None => {
                         let other = tree
                             .and_then(|t| t.outside.get(&ino))
-                            .map(|(p, comm)| format!(" (pid {p}, {comm})"))
+                            .map(|(p, comm)| match p {
+                                0 => " (held by a process kckpt cannot see)".to_owned(),
+                                _ => format!(" (pid {p}, {comm})"),
+                            })
                             .unwrap_or_default();
                         classes[i] = Class::Unsupported(format!("pipe to another process{other}"));
                         files.fds[i].rec.kind = fd_kind::PLACEHOLDER;

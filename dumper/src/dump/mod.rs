@@ -55,6 +55,9 @@ pub struct DumpOptions {
     /// Dump the process alone and refuse it when it has children
     /// (`--no-children`; the default dumps its descendants too).
     pub no_children: bool,
+    /// Dump a process group or session instead of the process `pid`
+    /// (`--pgid`, `--session`).
+    pub group: Option<tree::Scope>,
 }
 
 /// What a successful dump did.
@@ -74,6 +77,19 @@ pub struct DumpSummary {
 /// SIGINT, SIGTERM, SIGHUP or SIGQUIT before that ([`Error::Interrupted`]),
 /// the target is resumed as it was and no file is left behind.
 pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummary> {
+    // A group or session: its first root stands for it in messages.
+    let pid = match options.group {
+        Some(scope) => match scope.roots().first() {
+            Some(&root) => root,
+            None => {
+                return Err(Error::Usage(format!(
+                    "no process to dump in {}",
+                    scope.describe()
+                )))
+            }
+        },
+        None => pid,
+    };
     if pid <= 0 || !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(Error::NoProcess(pid));
     }
@@ -127,8 +143,31 @@ fn dump_into(
     tmp: &mut TempImage,
     options: &DumpOptions,
 ) -> Result<DumpSummary> {
-    let output = tmp.path();
     interrupt::check()?;
+    let frozen = match options.group {
+        Some(scope) => tree::freeze(scope, Vec::new())?,
+        None => {
+            let tracees = seize_target(pid)?;
+            if options.no_children {
+                return dump_one(pid, before, tracees, tmp, options);
+            }
+            tree::freeze(tree::Scope::Pid(pid), vec![(pid, before.clone(), tracees)])?
+        }
+    };
+    if frozen.nodes.len() > 1 {
+        return dump_tree(frozen, tmp, options);
+    }
+    let tree::Frozen { nodes, tracees } = frozen;
+    let tracees = tracees
+        .into_iter()
+        .next()
+        .flatten()
+        .ok_or(Error::NoProcess(pid))?;
+    dump_one(nodes[0].pid, &nodes[0].stat, tracees, tmp, options)
+}
+
+/// Seize every thread of `pid`, refusing a process someone else traces.
+fn seize_target(pid: i32) -> Result<Vec<Tracee>> {
     let traced = |tid: i32, tracer: i32, comm: &str| Error::Unsupported {
         pid,
         reason: format!(
@@ -143,7 +182,7 @@ fn dump_into(
     if let Some((tid, tracer, comm)) = files::traced_by(pid) {
         return Err(traced(tid, tracer, &comm));
     }
-    let mut tracees = threads::seize_all(pid).map_err(|e| match (&e, files::traced_by(pid)) {
+    threads::seize_all(pid).map_err(|e| match (&e, files::traced_by(pid)) {
         // Someone attached between the check and the seize.
         (
             Error::Trace {
@@ -153,20 +192,20 @@ fn dump_into(
             Some((tid, tracer, comm)),
         ) if tracer != std::process::id() as i32 => traced(tid, tracer, &comm),
         _ => e,
-    })?;
+    })
+}
+
+/// Write the single-process image of the frozen `pid` (format 1.3 layout),
+/// commit it, then kill or resume it.
+fn dump_one(
+    pid: i32,
+    before: &procfs::Stat,
+    mut tracees: Vec<Tracee>,
+    tmp: &mut TempImage,
+    options: &DumpOptions,
+) -> Result<DumpSummary> {
+    let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
-    if !options.no_children {
-        let frozen = tree::freeze(pid, before, tracees)?;
-        if frozen.nodes.len() > 1 {
-            return dump_tree(frozen, tmp, options);
-        }
-        tracees = frozen
-            .tracees
-            .into_iter()
-            .next()
-            .flatten()
-            .ok_or(Error::NoProcess(pid))?;
-    }
     let files = files::collect(pid, options.skip_unsupported, ghost_limit, None)?;
     interrupt::check()?;
     let file = tmp.file()?;
@@ -277,6 +316,7 @@ fn dump_tree(
         .map(|t| t.as_ref().map_or(0, |t| t.len() as u32))
         .collect();
     let root_files = all_files[0].take().ok_or(Error::NoProcess(nodes[0].pid))?;
+    let status_proc = tree::status_proc(&nodes, options.group);
     let root_stat = nodes[0].stat.clone();
     let plan = tree::TreePlan {
         nodes,
@@ -284,8 +324,8 @@ fn dump_tree(
         subs,
         sharing,
         slot_base: slot_base as u32,
-        status_proc: 0,
-        flags: 0,
+        status_proc,
+        flags: options.group.map_or(0, tree::Scope::flags),
     };
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);

@@ -14,7 +14,12 @@
 //!   every user's descriptors are `TREE_SHARED`;
 //! - a pipe that also leads outside the tree is left to each process's own
 //!   dump (standard descriptors: the restorer's; others refused as "pipe
-//!   to another process", naming the outside process when found);
+//!   to another process", naming the outside process when found). It
+//!   leads outside when a process outside holds it (a `/proc/*/fd` scan)
+//!   or, when the tree holds only one of its ends, when that end still has
+//!   a partner (`poll` on a copy: processes of other users are invisible
+//!   to an unprivileged dump). A pipe whose two ends are both in the tree
+//!   and also held by a process the dumper cannot see is not detected;
 //! - any other description becomes a `HOLDER_FD` slot when the lowest
 //!   common ancestor of its users is itself a user (the holder restores it
 //!   as its own descriptor; the other users' descriptors are
@@ -46,7 +51,8 @@ pub struct TreeFds {
     /// `TREE_SHARED`.
     pub slots: HashMap<u32, u32>,
     /// Pipes that lead outside the tree: inode -> a process outside holding
-    /// it (pid, command name).
+    /// it (pid, command name), or (0, "") when the other end is open in a
+    /// process this user cannot see.
     pub outside: HashMap<u64, (i32, String)>,
 }
 
@@ -204,6 +210,31 @@ fn outside_holders(tree: &HashSet<i32>, inodes: &HashSet<u64>) -> HashMap<u64, (
     out
 }
 
+/// Does the pipe end `e` have a partner end open anywhere (a reader for a
+/// write end, a writer for a read end)? Asked of a `pidfd_getfd` copy
+/// with `poll`: a write end without readers reports `POLLERR`, a read end
+/// without writers `POLLHUP`. In doubt (no copy), yes.
+fn partner_alive(e: &Entry) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let Ok(pidfd) = fdsys::pidfd_open(e.pid) else {
+        return true;
+    };
+    let Ok(copy) = fdsys::pidfd_getfd(pidfd.as_raw_fd(), e.fd) else {
+        return true;
+    };
+    let mut fds = [PollFd::new(copy.as_fd(), PollFlags::empty())];
+    if poll(&mut fds, PollTimeout::ZERO).is_err() {
+        return true;
+    }
+    let got = fds[0].revents().unwrap_or(PollFlags::empty());
+    let gone = if e.flags & 3 == 1 {
+        PollFlags::POLLERR
+    } else {
+        PollFlags::POLLHUP
+    };
+    !got.contains(gone)
+}
+
 /// Find the tree's shared descriptions (see the module documentation);
 /// refusals name the process and the descriptor.
 pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
@@ -226,7 +257,20 @@ pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
             open_pipes.insert(ino);
         }
     }
-    let outside = outside_holders(&tree, &open_pipes);
+    let mut outside = outside_holders(&tree, &open_pipes);
+    // Holders this user cannot see in /proc: a pipe whose only end in the
+    // tree still has a partner (poll: no POLLERR on a write end, no
+    // POLLHUP on a read end) leads outside.
+    for g in groups.values() {
+        let Some(ino) = g.first().and_then(|e| pipe_ino(&e.link)) else {
+            continue;
+        };
+        let writes = g.iter().filter(|e| e.flags & 3 == 1).count();
+        let one_end = writes == 0 || writes == g.len();
+        if one_end && !outside.contains_key(&ino) && partner_alive(&g[0]) {
+            outside.insert(ino, (0, String::new()));
+        }
+    }
     let mut out = Sharing {
         per_proc: nodes
             .iter()

@@ -79,22 +79,32 @@ fn order_siblings(kids: &mut [(i32, procfs::Stat)]) {
     });
 }
 
-/// The tree under `root` as `/proc` shows it now: `stats` holds the stat
-/// read before a process was seized (kept), others are read here.
-fn discover(root: i32, stats: &HashMap<i32, procfs::Stat>) -> Result<Vec<Node>> {
-    let root_stat = match stats.get(&root) {
-        Some(s) => s.clone(),
-        None => procfs::stat(root).map_err(|_| Error::NoProcess(root))?,
-    };
-    let mut nodes = vec![Node {
-        pid: root,
-        parent: NO_PARENT,
-        stat: root_stat,
-        zombie: None,
-        comm: comm_of(root),
-    }];
-    visit(0, &mut nodes, stats);
-    Ok(nodes)
+/// The trees under `roots` as `/proc` shows them now: `stats` holds the
+/// stat read before a process was seized (kept), others are read here. A
+/// root that is gone, or already found under an earlier root, is left out.
+fn discover(roots: &[i32], stats: &HashMap<i32, procfs::Stat>) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for &root in roots {
+        if nodes.iter().any(|n| n.pid == root) {
+            continue;
+        }
+        let stat = match stats.get(&root) {
+            Some(s) => s.clone(),
+            None => match procfs::stat(root) {
+                Ok(s) if s.state() != b'Z' => s,
+                _ => continue,
+            },
+        };
+        nodes.push(Node {
+            pid: root,
+            parent: NO_PARENT,
+            stat,
+            zombie: None,
+            comm: comm_of(root),
+        });
+        visit(nodes.len() - 1, &mut nodes, stats);
+    }
+    nodes
 }
 
 /// Append the descendants of `nodes[at]`, depth first.
@@ -142,20 +152,116 @@ pub struct Frozen {
     pub tracees: Vec<Option<Vec<Tracee>>>,
 }
 
-/// Seize every live process under `root` (whose threads `root_tracees`
-/// are already seized; `root_stat` its stat from before), listing the tree
-/// again until no newcomer appears. Every error resumes whatever was
-/// seized (the tracees' `Drop`).
-pub fn freeze(root: i32, root_stat: &procfs::Stat, root_tracees: Vec<Tracee>) -> Result<Frozen> {
-    let mut seized: HashMap<i32, Vec<Tracee>> = HashMap::new();
+/// What to dump: one process and its descendants, or a process group or
+/// session (every member whose parent is not in it, with descendants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `-p PID`.
+    Pid(i32),
+    /// `--pgid PGID`.
+    Pgid(i32),
+    /// `--session SID`.
+    Session(i32),
+}
+
+impl Scope {
+    /// `TreeRecord::flags` of a tree dumped this way.
+    pub fn flags(self) -> u32 {
+        match self {
+            Scope::Pid(_) => 0,
+            Scope::Pgid(_) => kckpt_image::tree::tree_flags::PGID,
+            Scope::Session(_) => kckpt_image::tree::tree_flags::SESSION,
+        }
+    }
+
+    /// The roots of the tree now: for a group or session, its live
+    /// members none of whose ancestors is a member, the one whose tree
+    /// holds the group or session leader first, then by pid.
+    pub fn roots(self) -> Vec<i32> {
+        let (field, id) = match self {
+            Scope::Pid(pid) => return vec![pid],
+            Scope::Pgid(id) => (5, id),
+            Scope::Session(id) => (6, id),
+        };
+        if id <= 0 {
+            return Vec::new();
+        }
+        let mut parent: HashMap<i32, i32> = HashMap::new();
+        let mut members = Vec::new();
+        let procs = fs::read_dir("/proc").into_iter().flatten().flatten();
+        for pid in procs.filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok()) {
+            let Ok(st) = procfs::stat(pid) else { continue };
+            parent.insert(pid, st.ppid() as i32);
+            if st.num(field) as i32 == id && st.state() != b'Z' {
+                members.push(pid);
+            }
+        }
+        let mut roots: Vec<i32> = members
+            .iter()
+            .copied()
+            .filter(|&m| {
+                let mut at = parent.get(&m).copied().unwrap_or(0);
+                for _ in 0..parent.len() {
+                    if at <= 1 {
+                        return true;
+                    }
+                    if members.contains(&at) {
+                        return false;
+                    }
+                    at = parent.get(&at).copied().unwrap_or(0);
+                }
+                true
+            })
+            .collect();
+        // The root whose tree holds the leader first (it must exist before
+        // the members join its group or session), then by pid.
+        let mut leader_root = id;
+        for _ in 0..parent.len() {
+            if roots.contains(&leader_root) || leader_root <= 1 {
+                break;
+            }
+            leader_root = parent.get(&leader_root).copied().unwrap_or(0);
+        }
+        roots.sort_unstable_by_key(|&r| (r != leader_root, r));
+        roots
+    }
+
+    /// What the scope names, for messages.
+    pub fn describe(self) -> String {
+        match self {
+            Scope::Pid(pid) => format!("process {pid}"),
+            Scope::Pgid(id) => format!("process group {id}"),
+            Scope::Session(id) => format!("session {id}"),
+        }
+    }
+}
+
+/// Seize every live process of the trees of `scope` (`seized`: processes
+/// already seized, with their stat from before), listing them again until
+/// no newcomer appears. Every error resumes whatever was seized (the
+/// tracees' `Drop`).
+pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Result<Frozen> {
     let mut stats: HashMap<i32, procfs::Stat> = HashMap::new();
-    seized.insert(root, root_tracees);
-    stats.insert(root, root_stat.clone());
+    let mut held: HashMap<i32, Vec<Tracee>> = HashMap::new();
+    for (pid, stat, t) in seized {
+        stats.insert(pid, stat);
+        held.insert(pid, t);
+    }
+    let first = scope.roots().first().copied().unwrap_or(0);
     for _round in 0..1000 {
-        let nodes = discover(root, &stats)?;
+        let nodes = discover(&scope.roots(), &stats);
+        let me = std::process::id() as i32;
+        if let Some(n) = nodes.iter().find(|n| n.pid == me) {
+            return Err(Error::Usage(format!(
+                "kckpt itself (pid {}) would be in the dump of {}: run it from outside \
+                 (another session or process group)",
+                n.pid,
+                scope.describe()
+            )));
+        }
         if nodes.len() > kckpt_image::tree::MAX_PROCS as usize {
             return Err(Error::Unsupported {
-                pid: root,
+                pid: first,
                 reason: format!(
                     "the process tree has more than {} processes",
                     kckpt_image::tree::MAX_PROCS
@@ -164,7 +270,7 @@ pub fn freeze(root: i32, root_stat: &procfs::Stat, root_tracees: Vec<Tracee>) ->
         }
         let mut added = false;
         for n in nodes.iter().filter(|n| n.zombie.is_none()) {
-            if seized.contains_key(&n.pid) {
+            if held.contains_key(&n.pid) {
                 continue;
             }
             if let Some((tid, tracer, comm)) = super::files::traced_by(n.pid) {
@@ -183,7 +289,7 @@ pub fn freeze(root: i32, root_stat: &procfs::Stat, root_tracees: Vec<Tracee>) ->
             let before = procfs::stat(n.pid).ok();
             match threads::seize_all(n.pid) {
                 Ok(t) => {
-                    seized.insert(n.pid, t);
+                    held.insert(n.pid, t);
                     if let Some(b) = before {
                         stats.insert(n.pid, b);
                     }
@@ -201,23 +307,79 @@ pub fn freeze(root: i32, root_stat: &procfs::Stat, root_tracees: Vec<Tracee>) ->
             }
         }
         if !added {
+            if nodes.is_empty() {
+                return Err(Error::Usage(format!(
+                    "no process to dump in {}",
+                    scope.describe()
+                )));
+            }
             let mut tracees = Vec::with_capacity(nodes.len());
             for n in &nodes {
                 tracees.push(if n.zombie.is_some() {
                     None
                 } else {
-                    seized.remove(&n.pid)
+                    held.remove(&n.pid)
                 });
             }
+            check_rebuildable(&nodes)?;
             // Seized processes that left the tree (their parent died) are
-            // resumed by the drop of `seized`.
+            // resumed by the drop of `held`.
             return Ok(Frozen { nodes, tracees });
         }
     }
     Err(Error::Unsupported {
-        pid: root,
+        pid: first,
         reason: "its descendants kept multiplying while they were being stopped".into(),
     })
+}
+
+/// Refuse, by name, what `fork`, `setsid` and `setpgid` in table order
+/// cannot rebuild: a process in the session of a process of the tree that
+/// is neither itself nor inherited from its parent (its parent changed
+/// session after forking it), or in the group of a process of the tree
+/// that comes later in the table.
+fn check_rebuildable(nodes: &[Node]) -> Result<()> {
+    let index = |pid: u32| nodes.iter().position(|n| n.pid as u32 == pid);
+    for (i, n) in nodes.iter().enumerate() {
+        let sid = n.stat.num(6) as u32;
+        let pgid = n.pgid();
+        let parent_sid =
+            (n.parent != NO_PARENT).then(|| nodes[n.parent as usize].stat.num(6) as u32);
+        if index(sid).is_some() && sid != n.pid as u32 && parent_sid != Some(sid) {
+            return Err(Error::Unsupported {
+                pid: n.pid,
+                reason: format!(
+                    "not supported: it is in session {sid}, which it did not inherit from its                      parent (the parent changed session after forking it): setsid cannot                      rebuild that"
+                ),
+            });
+        }
+        if let Some(leader) = index(pgid) {
+            if leader > i {
+                return Err(Error::Unsupported {
+                    pid: n.pid,
+                    reason: format!(
+                        "not supported: it is in process group {pgid}, whose leader comes                          after it in the process tree (not its ancestor nor an earlier                          sibling's subtree): setpgid cannot rebuild that"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `TreeRecord::status_proc`: the root for `-p`; the last root in table
+/// order for `--pgid` (the last stage of a pipeline, whose status a shell
+/// reports); the session leader for `--session` when it is in the tree,
+/// else the first root.
+pub fn status_proc(nodes: &[Node], group: Option<Scope>) -> u32 {
+    match group {
+        None | Some(Scope::Pid(_)) => 0,
+        Some(Scope::Pgid(_)) => nodes
+            .iter()
+            .rposition(|n| n.parent == NO_PARENT)
+            .unwrap_or(0) as u32,
+        Some(Scope::Session(sid)) => nodes.iter().position(|n| n.pid == sid).unwrap_or(0) as u32,
+    }
 }
 
 /// A written sub-image: its file, length and `image_sum`.
