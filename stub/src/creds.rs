@@ -170,8 +170,11 @@ pub fn restore(img: &Image, index: usize) -> Result<(), Failure> {
     if KEEP.load(Ordering::Relaxed) {
         // In a user namespace the stub made: the same ids, and the
         // capabilities go with `ids::drop_caps`; the bounding set (full in
-        // a new user namespace) is the saved one again.
-        bounding_set(img, tid, t.cap_bounding);
+        // a new user namespace) is the saved one again. (Kept for another
+        // reason, forced: nothing here may change it.)
+        if crate::ids::in_own_user_ns() {
+            bounding_set(img, tid, t.cap_bounding);
+        }
         return Ok(());
     }
     // A change of ids clears the parent-death signal, which ties a process

@@ -39,6 +39,7 @@ const F_SETFL: u32 = 4;
 const F_SETPIPE_SZ: u32 = 1031;
 const F_DUPFD_CLOEXEC: u32 = 1030;
 const PR_SET_PDEATHSIG: u32 = 1;
+const PR_SET_DUMPABLE: u32 = 4;
 const SIGKILL: usize = 9;
 const RLIMIT_NOFILE: u32 = 7;
 /// Attempts at a pid whose previous owner is a zombie, 50 ms apart.
@@ -556,6 +557,8 @@ pub fn spawn(outer: &ImageView<'_>, exec: Exec, i: u32) -> Result<usize, Errno> 
         let _ = sys::set_name(&name);
         // A zombie may lead a group other processes of the tree are in.
         let _ = join_groups(outer, &rec);
+        // Killed by a signal that dumps core: no core file of the stub.
+        let _ = sys::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         sys::exit_like(rec.wait_status as i32);
     }
     let b = outer.tree.map_or(0, |t| t.slot_base + t.slots) as usize;

@@ -1,13 +1,13 @@
 /* Process-tree restore check (issue 9). The root leads its own session
- * and forks: a child that exits at once with code 7 and is not reaped (a
- * zombie), child "a" (which forks grandchild "g") and child "b" (a
+ * and forks: a child that exits at once with code 7 and one killed at once
+ * by SIGUSR2, neither reaped (zombies), child "a" (which forks grandchild "g") and child "b" (a
  * process group of its own). Each live process notes its pid, parent,
  * process group and session, prints "NAME PID", and waits. The root then
  * prints "ready" and reads a line from stdin; on it, it sends SIGUSR1 to
  * "a" and "b" ("a" passes it on to "g"), and each process compares its
- * ids and capabilities with the noted ones: "ok NAME" or "FAIL NAME what". Parents reap
- * their children and check how they ended; the root checks the zombie's
- * status (exit 7), prints "done" and exits with status 3. */
+ * ids and capabilities with the noted ones: "ok NAME" or "FAIL NAME
+ * what". Parents reap their children and check how they ended; the root checks the zombies'
+ * statuses (exit 7, SIGUSR2), prints "done" and exits with status 3. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +118,15 @@ int main(void)
         return 1;
     if (z == 0)
         _exit(7);
+    pid_t z2 = fork();
+    if (z2 < 0)
+        return 1;
+    if (z2 == 0) {
+        signal(SIGUSR2, SIG_DFL);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        raise(SIGUSR2);
+        _exit(1);
+    }
     pid_t a = fork();
     if (a < 0)
         return 1;
@@ -154,6 +163,7 @@ int main(void)
     /* Let the zombie be one before the test dumps. */
     siginfo_t si;
     waitid(P_PID, z, &si, WEXITED | WNOWAIT);
+    waitid(P_PID, z2, &si, WEXITED | WNOWAIT);
     say("%s %ld\n", "root", me.pid);
     say("%s %ld\n", "zombie", z);
     put("ready", "");
@@ -168,6 +178,8 @@ int main(void)
     int st;
     if (waitpid(z, &st, 0) != z || !WIFEXITED(st) || WEXITSTATUS(st) != 7)
         say("FAIL %s zombie status %ld\n", "root", (long)st);
+    if (waitpid(z2, &st, 0) != z2 || !WIFSIGNALED(st) || WTERMSIG(st) != SIGUSR2)
+        say("FAIL %s zombie killed by a signal: status %ld\n", "root", (long)st);
     put("done", "");
     return 3;
 }
