@@ -1,13 +1,14 @@
 /* Process-tree restore check (issue 9). The root leads its own session
- * and forks: a child that exits at once with code 7 and one killed at once
- * by SIGUSR2, neither reaped (zombies), child "a" (which forks grandchild "g") and child "b" (a
- * process group of its own). Each live process notes its pid, parent,
- * process group and session, prints "NAME PID", and waits. The root then
- * prints "ready" and reads a line from stdin; on it, it sends SIGUSR1 to
- * "a" and "b" ("a" passes it on to "g"), and each process compares its
- * ids and capabilities with the noted ones: "ok NAME" or "FAIL NAME
- * what". Parents reap their children and check how they ended; the root checks the zombies'
- * statuses (exit 7, SIGUSR2), prints "done" and exits with status 3. */
+ * and forks: a child that exits at once with code 7 and one killed at
+ * once by SIGUSR2, neither reaped (zombies), child "a" (which forks
+ * grandchild "g") and child "b" (a process group of its own). Each live
+ * process notes its pid, parent, process group, session and capabilities,
+ * prints "NAME PID", and waits. The root then prints "ready" and reads a
+ * line from stdin; on it, it sends SIGUSR1 to "a" and "b" ("a" passes it
+ * on to "g"), and each process compares its state with the noted one:
+ * "ok NAME" or "FAIL NAME what". Parents reap their children and check
+ * how they ended; the root checks the zombies' statuses (exit 7,
+ * SIGUSR2), prints "done" and exits with status 3. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -134,6 +134,35 @@ fn a_tree_comes_back_with_its_pids_groups_sessions_and_zombie() {
 }
 
 #[test]
+fn the_restorer_passes_signals_on_to_the_root_and_ends_like_it() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TestDir::new("treer_relay");
+    let image = dir.join("tree.kckpt");
+    let (mut p, pids) = start_tree(&[]);
+    dump_tree(&[], &mut p, &pids, "root", &image);
+    let mut r = restore(&image);
+    for name in ["root", "a", "g", "b"] {
+        wait_for_pid(&mut r, pids[name]);
+    }
+    // SIGTERM to the process that ran the image reaches the root (default
+    // action: it dies), and the restorer ends the same way.
+    kill(Pid::from_raw(r.spawned_pid()), Signal::SIGTERM).unwrap();
+    let status = r.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(status.signal(), Some(15), "{status}");
+    assert!(
+        read_proc(pids["root"], "cmdline").is_none(),
+        "the root is still there"
+    );
+    // The others were not its to end.
+    for name in ["a", "g", "b"] {
+        assert!(read_proc(pids[name], "cmdline").is_some(), "{name} is gone");
+        let _ = kill(Pid::from_raw(pids[name]), Signal::SIGKILL);
+    }
+}
+
+#[test]
 fn a_forced_new_pid_namespace_restores_the_tree() {
     let dir = TestDir::new("treer_ns");
     let image = dir.join("tree.kckpt");
