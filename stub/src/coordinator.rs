@@ -309,15 +309,23 @@ fn reap_namespace(v: &ImageView<'_>, word: &'static AtomicU32) -> ! {
     crate::ids::end_namespace(word, status)
 }
 
-/// Privileged mode: stand in for the status root (relay its signals,
-/// stop when it stops), wait for every root, end like the status root.
+/// Privileged mode: stand in for the status root (take its command name,
+/// relay its signals, stop when it stops), wait for every root, end like
+/// the status root.
 fn relay(v: &ImageView<'_>) -> ! {
     let _ = sys::set_sigmask(!0);
     let _ = sys::close_from(0);
-    let root_pid = v
+    let root = v
         .tree_procs
         .get(status_root(v) as usize)
-        .map_or(0, |p| p.pid);
+        .unwrap_or_default();
+    let root_pid = root.pid;
+    // Its command name, as the single-process relay takes (`ps`, `jobs`).
+    let mut name = root.name;
+    name[15] = 0;
+    if name[0] != 0 {
+        let _ = sys::set_name(&name);
+    }
     let mut status = 0;
     let mut info = [0u8; 128];
     loop {

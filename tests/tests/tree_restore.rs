@@ -146,6 +146,15 @@ fn the_restorer_passes_signals_on_to_the_root_and_ends_like_it() {
     for name in ["root", "a", "g", "b"] {
         wait_for_pid(&mut r, pids[name]);
     }
+    // It shows the root's command name (once the tree resumed).
+    let until = std::time::Instant::now() + LINE_TIMEOUT;
+    while read_proc(r.spawned_pid(), "comm").as_deref() != Some(&b"treer_tree\n"[..]) {
+        assert!(
+            std::time::Instant::now() < until,
+            "the restorer keeps its name"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SIGTERM to the process that ran the image reaches the root (default
     // action: it dies), and the restorer ends the same way.
     kill(Pid::from_raw(r.spawned_pid()), Signal::SIGTERM).unwrap();
