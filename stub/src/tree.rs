@@ -264,10 +264,40 @@ pub fn check_all(img: &Image) -> Ids {
     ids
 }
 
+/// `P`: refuse, by name, a session or process group that `fork`,
+/// `setsid` and `setpgid` in table order cannot give back (the dump
+/// refuses them too; an image from elsewhere is checked here): a process
+/// whose session is neither its own nor its parent's (a root: nor the
+/// restorer's), or whose group is neither its own, nor led by a process
+/// of the tree, nor its parent's.
+fn check_groups(img: &Image) {
+    let procs = img.view.tree_procs;
+    let in_tree = |pid: u32| procs.iter().any(|p| p.pid == pid);
+    for (i, rec) in procs.iter().enumerate() {
+        let parent = procs.get(rec.parent as usize);
+        let sid_ok = rec.sid == rec.pid
+            || match parent {
+                Some(p) => p.sid == rec.sid,
+                None => !in_tree(rec.sid),
+            };
+        let pgid_ok =
+            rec.pgid == rec.pid || in_tree(rec.pgid) || parent.is_none_or(|p| p.pgid == rec.pgid);
+        let what = if !sid_ok {
+            ": its session cannot be rebuilt (its parent changed session after forking it)"
+        } else if !pgid_ok {
+            ": its process group cannot be rebuilt (led by a process outside the tree and not its parent's)"
+        } else {
+            continue;
+        };
+        proc_msg(img.path, i as u32, rec.pid).s(what).fail();
+    }
+}
+
 /// `P`: restore the whole tree; never returns. `img` is the validated
 /// outer image.
 pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
     crate::state::verify(&img);
+    check_groups(&img);
     let ids = check_all(&img);
     let mut exec = Exec {
         path: absolute(path),

@@ -502,6 +502,43 @@ fn a_corrupt_sub_image_is_refused_before_anything_runs() {
     check_tree(&mut r);
 }
 
+#[test]
+fn a_group_or_session_that_cannot_be_rebuilt_is_refused() {
+    let dir = TestDir::new("treer_groups");
+    let image = dir.join("tree.kckpt");
+    let (mut p, pids) = start_tree(&[]);
+    dump_tree(&[], &mut p, &pids, "root", &image);
+    let good = fs::read(&image).unwrap();
+    let table = note_desc_range(
+        &good,
+        kckpt_image::NOTE_OWNER,
+        kckpt_image::tree::NT_KCKPT_TREE_PROCS,
+    );
+    let size = std::mem::size_of::<kckpt_image::tree::TreeProcRecord>();
+    let at = good[table.clone()]
+        .chunks_exact(size)
+        .position(|r| i32::from_le_bytes(r[..4].try_into().unwrap()) == pids["a"])
+        .expect("a in the table")
+        * size
+        + table.start;
+    // "a" in a group no process of the tree leads, not its parent's (as
+    // when its group's leader has exited), then in a session that is not
+    // its parent's: fork/setsid/setpgid cannot give either back.
+    for (field, keyword) in [(8, "process group"), (12, "session")] {
+        let mut bad = good.clone();
+        bad[at + field..at + field + 4].copy_from_slice(&1u32.to_le_bytes());
+        kckpt_image_write::reseal(&mut bad).expect("reseal");
+        let path = dir.join("bad.kckpt");
+        fs::write(&path, &bad).unwrap();
+        let out = assert_tree_refused(&path, &[keyword]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot be rebuilt"),
+            "{}",
+            show(&out)
+        );
+    }
+}
+
 /// Wait until `pid` is restored: its command line is the program's.
 fn wait_for_pid(r: &mut Proc, pid: i32) {
     let until = std::time::Instant::now() + LINE_TIMEOUT;
