@@ -37,7 +37,8 @@ pub enum Command {
         /// Image file to write.
         #[arg(short, long)]
         output: PathBuf,
-        /// Resume the process after the dump instead of killing it.
+        /// Resume the process (all the processes dumped) after the dump
+        /// instead of killing it.
         #[arg(long)]
         leave_running: bool,
         /// Dump descriptors kckpt cannot restore (TCP/UDP sockets,

@@ -14,7 +14,11 @@
  *            whose read end only "b" holds;
  *   session  the root makes a session of its own and forks a child;
  *   badsession as session, and the child forks a grandchild, then makes
- *            a session of its own (the grandchild stays in the root's). */
+ *            a session of its own (the grandchild stays in the root's);
+ *   fifo     the root and its child each open the named pipe argv[2]
+ *            (read-write) on their own;
+ *   vfork    the root vforks a child that says its pid and "ready" and
+ *            waits (the root is suspended meanwhile). */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -184,6 +188,51 @@ int main(int argc, char **argv)
         say("root", -1, -1);
         if (write(1, "ready\n", 6) != 6)
             return 1;
+        idle();
+    }
+    if (!strcmp(mode, "fifo")) {
+        if (argc < 3)
+            return 2;
+        int fd = open(argv[2], O_RDWR);
+        int sync[2];
+        if (fd < 0 || pipe(sync) < 0)
+            return 1;
+        pid_t c = fork();
+        if (c < 0)
+            return 1;
+        if (c == 0) {
+            close(fd);
+            close(sync[0]);
+            int own = open(argv[2], O_RDWR);
+            if (own < 0)
+                exit(1);
+            say("child", own, -1);
+            close(sync[1]);
+            idle();
+        }
+        close(sync[1]);
+        char ch;
+        if (read(sync[0], &ch, 1) != 0)
+            return 1;
+        close(sync[0]);
+        say("root", fd, -1);
+        if (write(1, "ready\n", 6) != 6)
+            return 1;
+        idle();
+    }
+    if (!strcmp(mode, "vfork")) {
+        say("root", -1, -1);
+        pid_t c = vfork();
+        if (c < 0)
+            return 1;
+        if (c == 0) {
+            char line[64];
+            int n = snprintf(line, sizeof line, "child %d -1 -1\nready\n", (int)getpid());
+            if (write(1, line, n) != n)
+                _exit(1);
+            for (;;)
+                pause();
+        }
         idle();
     }
     return 2;

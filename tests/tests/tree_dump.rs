@@ -657,3 +657,49 @@ fn an_unprivileged_user_dumps_its_own_tree() {
     assert_eq!(t.slots.len(), 2);
     assert!(fs::metadata(&image).unwrap().uid() == 65534);
 }
+
+#[test]
+fn a_vfork_child_is_refused_by_name() {
+    let dir = TestDir::new("tree_vfork");
+    let image = dir.join("tree.kckpt");
+    let (mut p, all) = start_share(&["vfork"]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, child) = (*said(&all, "root"), *said(&all, "child"));
+    let out = dump_raw(root.pid, &image, false);
+    refused_with_all(
+        "a vfork child",
+        &out,
+        &[
+            &format!("cannot dump pid {}:", child.pid),
+            "shares its memory",
+            &format!("parent {}", root.pid),
+        ],
+    );
+    assert!(!image.exists());
+    assert!(state(child.pid).is_some_and(|s| s != 'Z'));
+    p.kill();
+}
+
+#[test]
+fn a_named_pipe_opened_by_two_processes_is_refused() {
+    let dir = TestDir::new("tree_fifo");
+    let image = dir.join("tree.kckpt");
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let (mut p, all) = start_share(&["fifo", fifo.to_str().unwrap()]);
+    let _kill = kill_tree_later(p.pid());
+    let (root, child) = (*said(&all, "root"), *said(&all, "child"));
+    let out = dump_raw(root.pid, &image, false);
+    refused_with_all(
+        "a FIFO opened twice",
+        &out,
+        &[
+            "named pipe",
+            fifo.to_str().unwrap(),
+            "opened separately",
+            &format!("{}, {}", root.pid, child.pid),
+        ],
+    );
+    assert!(!image.exists());
+    p.kill();
+}

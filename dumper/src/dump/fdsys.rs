@@ -1,7 +1,9 @@
-//! The three system calls the descriptor dump needs that nix does not wrap:
-//! `pidfd_open`, `pidfd_getfd` (a copy of one of the target's descriptors,
-//! to peek at pipe and socket contents and read memfds) and `kcmp` (do two
-//! descriptors share an open file description?). Integer arguments only.
+//! The system calls the descriptor dump needs that nix does not wrap (or
+//! not with the features enabled here): `pidfd_open`, `pidfd_getfd` (a
+//! copy of one of the target's descriptors, to peek at pipe and socket
+//! contents and read memfds), `kcmp` (do two descriptors share an open file
+//! description? do two processes share an object?), `getsockopt`,
+//! `semctl`, and `RLIMIT_NOFILE` for a process tree's many sub-images.
 #![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -91,4 +93,28 @@ pub fn same_file_of(a_pid: i32, a: i32, b_pid: i32, b: i32) -> bool {
     // SAFETY: integer arguments only.
     let r = unsafe { libc::syscall(libc::SYS_kcmp, a_pid, b_pid, KCMP_FILE, a, b) };
     r == 0
+}
+
+/// `kcmp(a, b, kind, 0, 0) == 0` for the whole-process kinds: do processes
+/// `a` and `b` share that object? `kind`: 1 memory (`KCMP_VM`), 2
+/// descriptor table (`KCMP_FILES`), 3 cwd and umask (`KCMP_FS`), 4 signal
+/// handlers (`KCMP_SIGHAND`). False when the kernel cannot tell.
+pub fn shares(a: i32, b: i32, kind: libc::c_long) -> bool {
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, kind, 0, 0) };
+    r == 0
+}
+
+/// Raise this process's soft `RLIMIT_NOFILE` to its hard limit.
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: the kernel writes one `struct rlimit` to `lim`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } == 0 {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: the kernel reads one `struct rlimit` from `lim`.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+    }
 }

@@ -98,7 +98,14 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     let stream = output.as_os_str() == "-";
     let mut tmp = if stream {
         output::check_stdout()?;
-        output::check_stdout_not_used_by(pid)?;
+        let scope = options.group.unwrap_or(tree::Scope::Pid(pid));
+        if options.no_children {
+            output::check_stdout_not_used_by(pid)?;
+        } else {
+            for p in tree::all_pids(scope) {
+                output::check_stdout_not_used_by(p)?;
+            }
+        }
         TempImage::for_stream()?
     } else {
         TempImage::create(output)?
@@ -147,6 +154,7 @@ fn dump_into(
     let frozen = match options.group {
         Some(scope) => tree::freeze(scope, Vec::new())?,
         None => {
+            tree::refuse_vfork_parent(pid)?;
             let tracees = seize_target(pid)?;
             if options.no_children {
                 return dump_one(pid, before, tracees, tmp, options);
@@ -254,6 +262,9 @@ fn dump_tree(
     let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
     let tree::Frozen { nodes, mut tracees } = frozen;
+    // One unnamed file per sub-image stays open until the root's image
+    // takes them all: allow as many descriptors as the hard limit does.
+    fdsys::raise_nofile();
     let sharing = shared::analyze(&nodes)?;
     interrupt::check()?;
     let mut all_files = Vec::with_capacity(nodes.len());

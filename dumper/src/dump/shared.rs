@@ -449,3 +449,42 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(pid: i32, parent: u32) -> Node {
+        let fields = vec!["0"; 52].join(" ");
+        Node {
+            pid,
+            parent,
+            stat: super::super::procfs::Stat::parse(&format!("{pid} (x) S {fields}")).unwrap(),
+            zombie: None,
+            comm: [0; 16],
+        }
+    }
+
+    #[test]
+    fn lowest_common_ancestors() {
+        // 0 -> 1 -> 3, 0 -> 2; 4 another root.
+        let nodes = [
+            node(10, NO_PARENT),
+            node(11, 0),
+            node(12, 0),
+            node(13, 1),
+            node(14, NO_PARENT),
+        ];
+        assert_eq!(lca(&nodes, &[3, 2]), Some(0));
+        assert_eq!(lca(&nodes, &[1, 3]), Some(1));
+        assert_eq!(lca(&nodes, &[3]), Some(3));
+        assert_eq!(lca(&nodes, &[2, 4]), None);
+    }
+
+    #[test]
+    fn pipe_inodes_from_links() {
+        assert_eq!(pipe_ino("pipe:[123]"), Some(123));
+        assert_eq!(pipe_ino("socket:[123]"), None);
+        assert_eq!(pipe_ino("/tmp/pipe:[1]"), None);
+    }
+}
