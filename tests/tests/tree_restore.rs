@@ -188,6 +188,25 @@ fn a_forced_new_pid_namespace_restores_the_tree() {
 }
 
 #[test]
+fn sub_images_restore_with_mapped_pages_and_full_verification() {
+    // Every sub-image offset (memory mapped from the file, every chunk
+    // checked up front) is relative to the sub-image.
+    let dir = TestDir::new("treer_mmap");
+    let image = dir.join("tree.kckpt");
+    let (mut p, pids) = start_tree(&[]);
+    dump_tree(&[], &mut p, &pids, "root", &image);
+    let mut r = Proc::spawn(
+        "kckpt restore (mmap, verify)",
+        Command::new(kckpt())
+            .arg("restore")
+            .arg(&image)
+            .env("KCKPT_RESTORE_MODE", "mmap")
+            .env("KCKPT_VERIFY", "1"),
+    );
+    check_tree(&mut r);
+}
+
+#[test]
 fn nobody_restores_a_tree_in_new_pid_and_user_namespaces() {
     require_tool("setpriv");
     let dir = TestDir::new("treer_nobody");
