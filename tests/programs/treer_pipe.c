@@ -11,7 +11,7 @@
  * `treer_pipe produce N`: writes lines "line I" for I = 1..N to stdout,
  * one every 20 ms. `treer_pipe filter`: copies stdin to stdout with each
  * line reversed and a running byte count, until the end of stdin: for a
- * pipeline `produce | filter > out`. */
+ * pipeline `produce | filter > out`. `treer_pipe big MB`: see big(). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,8 +85,34 @@ static int filter(void)
     return 0;
 }
 
+/* `treer_pipe big MB`: a child holding MB MiB of data it wrote; both say
+ * "NAME PID", the parent "ready"; both wait for signals. */
+static int big(int mb)
+{
+    pid_t c = fork();
+    if (c < 0)
+        return 1;
+    if (c == 0) {
+        size_t len = (size_t)mb << 20;
+        unsigned char *p = malloc(len);
+        if (!p)
+            exit(1);
+        for (size_t i = 0; i < len; i++)
+            p[i] = (unsigned char)(i * 31 + (i >> 12));
+        put("child %ld\n", (long)getpid());
+        for (;;)
+            pause();
+    }
+    put("parent %ld\n", (long)getpid());
+    text("ready\n");
+    for (;;)
+        pause();
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "big") == 0)
+        return big(atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "produce") == 0)
         return produce(atoi(argv[2]));
     if (argc == 2 && strcmp(argv[1], "filter") == 0)

@@ -410,6 +410,45 @@ fn a_pipeline_dumped_by_group_writes_the_same_file() {
     assert!(fs::read(&out).unwrap() == expected, "the output differs");
 }
 
+#[test]
+fn a_process_killed_during_the_restore_fails_it_and_the_tree_is_killed() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = TestDir::new("treer_killed");
+    let image = dir.join("big.kckpt");
+    let mut p = Proc::start(TREER_PIPE, &["big", "128"]);
+    let pids = pids_until(&mut p, "ready", &["parent", "child"]);
+    dump_tree(&[], &mut p, &pids, "parent", &image);
+    let mut r = restore(&image);
+    // The child (128 MiB to read back) is killed as soon as it exists: a
+    // stub that dies without a word (as a crash would).
+    let child = pids["child"];
+    let until = std::time::Instant::now() + LINE_TIMEOUT;
+    while !Path::new(&format!("/proc/{child}")).exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the child was never forked"
+        );
+        std::thread::yield_now();
+    }
+    kill(Pid::from_raw(child), Signal::SIGKILL).unwrap();
+    let status = r.wait_exit(EXIT_TIMEOUT);
+    assert_eq!(status.code(), Some(126), "{}", r.stderr());
+    let err = r.stderr();
+    assert!(
+        err.lines().count() == 1 && err.contains("ended during the restore"),
+        "{err}"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", pids["parent"])).exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the parent was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The byte range of the note segment of the image `bytes`.
 fn notes_range(bytes: &[u8]) -> std::ops::Range<usize> {
     use kckpt_image::read::{note_segment, parse_elf_header, EHDR_SIZE};
