@@ -283,7 +283,7 @@ fn check_groups(img: &Image) {
         let pgid_ok =
             rec.pgid == rec.pid || in_tree(rec.pgid) || parent.is_none_or(|p| p.pgid == rec.pgid);
         let what = if !sid_ok {
-            ": its session cannot be rebuilt (its parent changed session after forking it)"
+            ": its session cannot be rebuilt (neither its own nor its parent's)"
         } else if !pgid_ok {
             ": its process group cannot be rebuilt (led by a process outside the tree and not its parent's)"
         } else {

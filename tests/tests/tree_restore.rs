@@ -449,6 +449,36 @@ fn a_process_killed_during_the_restore_fails_it_and_the_tree_is_killed() {
     }
 }
 
+#[test]
+fn a_bash_loop_of_subshells_and_commands_finishes_as_if_uninterrupted() {
+    let bash = require_tool("bash");
+    let dir = TestDir::new("treer_bash");
+    let image = dir.join("script.kckpt");
+    let out = dir.join("out.txt");
+    let script =
+        "for i in $(seq 1 40); do (echo \"line $i\" | tr a-z A-Z; sleep 0.05); done; echo end";
+    let mut sh = Proc::spawn(
+        "bash loop",
+        Command::new(&bash).args(["-c", &format!("exec > {}; {script}", out.display())]),
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let dumped = dump(sh.spawned_pid(), &image, false);
+    assert!(dumped.status.success(), "{}", show(&dumped));
+    sh.wait_exit(EXIT_TIMEOUT);
+    let partial = fs::read_to_string(&out).unwrap();
+    assert!(
+        partial.contains("LINE 1\n") && !partial.contains("end"),
+        "dumped too early or too late: {partial:?}"
+    );
+    let restored = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    assert!(restored.status.success(), "{}", show(&restored));
+    let expected: String = (1..=40).map(|i| format!("LINE {i}\n")).collect::<String>() + "end\n";
+    assert_eq!(fs::read_to_string(&out).unwrap(), expected);
+}
+
 /// The byte range of the note segment of the image `bytes`.
 fn notes_range(bytes: &[u8]) -> std::ops::Range<usize> {
     use kckpt_image::read::{note_segment, parse_elf_header, EHDR_SIZE};
