@@ -45,6 +45,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),
     ("TREE_SHARE", "tree_share.c", &["-fPIE", "-pie"]),
+    ("TREER_TREE", "treer_tree.c", &["-fPIE", "-pie"]),
+    ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     (
         "NOLIBC",
         "nolibc.c",

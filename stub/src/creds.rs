@@ -163,13 +163,20 @@ fn warn(img: &Image, tid: u32, what: &str, e: Errno) {
 /// Take the saved credentials of thread `index` (see the module
 /// documentation); the calling thread only.
 pub fn restore(img: &Image, index: usize) -> Result<(), Failure> {
-    if KEEP.load(Ordering::Relaxed) {
-        return Ok(());
-    }
     let Some((t, groups)) = task_of(img, index) else {
         return Ok(());
     };
     let tid = img.view.threads().nth(index).map_or(0, |t| t.record.tid);
+    if KEEP.load(Ordering::Relaxed) {
+        // In a user namespace the stub made: the same ids, and the
+        // capabilities go with `ids::drop_caps`; the bounding set (full in
+        // a new user namespace) is the saved one again. (Kept for another
+        // reason, forced: nothing here may change it.)
+        if crate::ids::in_own_user_ns() {
+            bounding_set(img, tid, t.cap_bounding);
+        }
+        return Ok(());
+    }
     // A change of ids clears the parent-death signal, which ties a process
     // restored with its original pid to its relay (`ids.rs`): set again.
     let death_signal = sys::parent_death_signal();

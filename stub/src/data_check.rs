@@ -165,7 +165,7 @@ pub fn read_run(
     let len = run.len as usize;
     // SAFETY: `dest` is the run's place in the VMA just created, writable
     // and used by nothing else (caller).
-    match unsafe { crate::fill::read(img.fd, dest, len, run.offset, expected) } {
+    match unsafe { crate::fill::read(img.fd, dest, len, img.at(run.offset), expected) } {
         Ok(n) if n == len => Ok(()),
         Ok(_) => Err(Errno(linux_raw_sys::errno::EIO)),
         Err(ReadError::Io(e)) => Err(e),
@@ -195,7 +195,15 @@ fn bad_chunk(img: &Image, buf: &mut [u8], offset: u64, len: u64, first: u64) -> 
             chunk: whole.chunk,
         };
         // SAFETY: `buf` holds a whole chunk and nothing else uses it.
-        match unsafe { read_checked(img.fd, buf.as_mut_ptr() as usize, n, offset + done, one) } {
+        match unsafe {
+            read_checked(
+                img.fd,
+                buf.as_mut_ptr() as usize,
+                n,
+                img.at(offset + done),
+                one,
+            )
+        } {
             Ok(got) if got == n => {}
             Ok(_) => crate::load::refuse(img.path, "image is truncated"),
             Err(ReadError::Io(e)) => Msg::new().s("cannot read ").push(img.path).errno(e).fail(),

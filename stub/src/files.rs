@@ -112,11 +112,31 @@ fn stdio_hint(m: &mut Msg, r: &FdRecord) {
     }
 }
 
+/// Close every descriptor from 3 on except the ranges `[from, to)` of
+/// `keep`.
+fn close_others(keep: &mut [(u32, u32)]) {
+    keep.sort_unstable();
+    let mut lo = 3u32;
+    for &(from, to) in keep.iter() {
+        if from > lo {
+            let _ = sys::close_range(lo, from - 1);
+        }
+        lo = lo.max(to);
+    }
+    if lo != u32::MAX {
+        let _ = sys::close_from(lo);
+    }
+}
+
 /// Rebuild every saved descriptor, the working directory and the umask.
 /// Refuses (exit 126, one line) on anything that cannot be restored,
 /// except deleted or shrunk files when `force` is set (then a warning).
 /// `stdio` is the `KCKPT_STDIO` mode for fds 0-2.
-pub fn restore(img: &mut Image, force: bool, stdio: u8) {
+///
+/// `kept`: in a tree process, the descriptors `[from, to)` of the tree's
+/// slots and barrier, which stay open; `TREE_SHARED` records are copies of
+/// those slots.
+pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>) {
     let v = img.view;
     if v.fds.is_empty() && v.fs.is_none() {
         return; // format 1.0 image: descriptors 0-2 inherited, as before
@@ -131,11 +151,13 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
         .max()
         .unwrap_or(2)
         .max(2);
-    let image_fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, max + 1).unwrap_or_else(|e| {
+    // In a tree process, above the slots and the barrier too.
+    let floor = kept.map_or(max + 1, |k| (max + 1).max(k.1 as usize));
+    let image_fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, floor).unwrap_or_else(|e| {
         Msg::new()
             .push(img.path)
             .s(": cannot use descriptor numbers up to ")
-            .dec(max as u64 + 1)
+            .dec(floor as u64)
             .s(" (RLIMIT_NOFILE)")
             .errno(e)
             .fail()
@@ -151,10 +173,12 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
         }
         Err(_) => image_fd,
     };
-    if image_fd > 3 {
-        let _ = sys::close_range(3, image_fd as u32 - 1);
-    }
-    let _ = sys::close_from(err_fd as u32 + 1);
+    let (from, to) = kept.unwrap_or((u32::MAX, u32::MAX));
+    close_others(&mut [
+        (image_fd as u32, image_fd as u32 + 1),
+        (err_fd as u32, err_fd as u32 + 1),
+        (from, to),
+    ]);
     let park_floor = err_fd + 1;
     let mut buf = [0u8; 4096];
     crate::ghosts::create_all(img, park_floor);
@@ -305,6 +329,11 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8) {
             self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)
                 .unwrap_or_else(|e| fail(img, r, "pidfd_open", e)),
             self_fd_kind::NSFD => namespace(img, r, path),
+            kckpt_image::tree::TREE_SHARED_FD_KIND => match kept {
+                Some(kept) => crate::tree::shared_fd(kept, r.args[0])
+                    .unwrap_or_else(|e| fail(img, r, "cannot copy the shared descriptor", e)),
+                None => crate::tree::shared_refusal(img, r.fd),
+            },
             _ => {
                 fd_msg(img, r)
                     .s(": not saved (dumped with --skip-unsupported); restored as /dev/null")
@@ -540,7 +569,7 @@ fn shmem_fd(img: &Image, r: &FdRecord) -> usize {
 /// of `r`; a failure fails the restore with `what`.
 fn fill_memfd(img: &Image, r: &FdRecord, fd: usize, what: &str) {
     let filled = sys::ftruncate(fd, r.args[0])
-        .and_then(|_| sys::sendfile_all(fd, img.fd, r.data_offset, r.data_len))
+        .and_then(|_| sys::sendfile_all(fd, img.fd, img.at(r.data_offset), r.data_len))
         .and_then(|_| sys::lseek(fd, r.pos).map(|_| ()));
     if let Err(e) = filled {
         fail(img, r, what, e);
@@ -561,14 +590,14 @@ fn pair(img: &Image, r: &FdRecord, peer: &FdRecord, floor: usize) -> Result<(), 
     };
     if socket {
         // What `r` had not read was sent by its peer, and the other way.
-        sys::sendfile_all(theirs, img.fd, r.data_offset, r.data_len)?;
-        sys::sendfile_all(mine, img.fd, peer.data_offset, peer.data_len)?;
+        sys::sendfile_all(theirs, img.fd, img.at(r.data_offset), r.data_len)?;
+        sys::sendfile_all(mine, img.fd, img.at(peer.data_offset), peer.data_len)?;
     } else {
         let reader = if r.flags & 3 == 1 { peer } else { r };
         if reader.args[0] != 0 {
             let _ = sys::fcntl(b, F_SETPIPE_SZ, reader.args[0] as usize);
         }
-        sys::sendfile_all(b, img.fd, reader.data_offset, reader.data_len)?;
+        sys::sendfile_all(b, img.fd, img.at(reader.data_offset), reader.data_len)?;
     }
     place(mine, r)?;
     place(theirs, peer)

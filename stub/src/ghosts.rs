@@ -165,7 +165,7 @@ fn fill(img: &Image, gh: &GhostRecord, fd: usize) -> Result<(), Errno> {
     sys::ftruncate(fd, gh.size)?;
     for e in extents_of(&img.view, gh) {
         sys::lseek(fd, e.file_offset)?;
-        sys::sendfile_all(fd, img.fd, e.data_offset, e.len)?;
+        sys::sendfile_all(fd, img.fd, img.at(e.data_offset), e.len)?;
     }
     sys::lseek(fd, 0)?;
     Ok(())

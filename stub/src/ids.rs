@@ -33,7 +33,39 @@ static DROP_CAPS: AtomicBool = AtomicBool::new(false);
 /// user namespace it runs in.
 pub fn drop_caps() {
     if DROP_CAPS.load(Ordering::Relaxed) {
+        // The ambient set first (a tree process got its capabilities
+        // through it), then everything else.
+        let _ = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
         sys::drop_caps();
+    }
+}
+
+/// A tree process restored in a user namespace the stub created: its
+/// capabilities there are dropped too before it resumes.
+pub fn set_drop_caps() {
+    DROP_CAPS.store(true, Ordering::Relaxed);
+}
+
+const PR_CAP_AMBIENT: u32 = 47;
+const PR_CAP_AMBIENT_RAISE: usize = 2;
+const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
+/// Highest capability number tried (`CAP_CHECKPOINT_RESTORE`, 40, and
+/// room for later ones: raising an unknown one just fails).
+const CAP_LAST: usize = 63;
+
+/// Keep every capability this process has across `execve`: in a user
+/// namespace where its uid is not 0, `execve` would clear them, and the
+/// stubs of a process tree need them there (`clone3(set_tid)`, their
+/// credentials, limits). Inheritable = permitted, then each permitted one
+/// raised into the ambient set. [`drop_caps`] clears them all again.
+pub fn keep_caps_across_exec() {
+    let mut caps = crate::ksys::capget();
+    caps.inheritable = caps.permitted;
+    let _ = crate::ksys::capset(caps);
+    for cap in 0..=CAP_LAST {
+        if caps.permitted & (1u64 << cap) != 0 {
+            let _ = sys::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+        }
     }
 }
 
@@ -95,9 +127,18 @@ fn saved_ids(img: &Image) -> (u32, u32) {
 /// every saved tid, so they cannot take one).
 pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
     let (pid, max) = saved_ids(img);
+    let word = new_namespaces(img.path);
+    init(img, pid, word);
+    [max + 1, max + 2]
+}
+
+/// Create the new user (when not root) and PID namespaces and fork `C`,
+/// their pid 1; returns in `C` with the word `C` passes the restored
+/// process's wait status through (`P` waits for `C` and ends like it).
+pub fn new_namespaces(path: &[u8]) -> &'static AtomicU32 {
     let fail = |what: &str, e: sys::Errno| -> ! {
         Msg::new()
-            .push(img.path)
+            .push(path)
             .s(": cannot restore the original pid: ")
             .s(what)
             .errno(e)
@@ -116,13 +157,40 @@ pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
     sys::unshare(g::CLONE_NEWPID | g::CLONE_NEWNS)
         .unwrap_or_else(|e| fail("no new PID namespace", e));
     let page = sys::map_shared_page().unwrap_or_else(|e| fail("no shared page", e));
-    let word: &AtomicU32 = page;
+    let word: &'static AtomicU32 = page;
     match sys::fork() {
-        Ok(0) => init(img, pid, word),
+        Ok(0) => {
+            let _ = sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            mount_proc();
+            word
+        }
         Ok(child) => parent(child, word),
         Err(e) => fail("fork", e),
     }
-    [max + 1, max + 2]
+}
+
+/// Did the stub create the user namespace it runs in?
+pub fn in_own_user_ns() -> bool {
+    DROP_CAPS.load(Ordering::Relaxed)
+}
+
+/// `C`: end the namespace, `P` ending with wait status `status`.
+pub fn end_namespace(word: &AtomicU32, status: i32) -> ! {
+    word.store(HAVE_STATUS | (status as u32 & 0xffff), Ordering::Release);
+    sys::exit(0)
+}
+
+/// A /proc of the new namespace, so /proc/PID of the restored process
+/// matches its pid. Best effort: /proc/self works either way.
+fn mount_proc() {
+    if sys::mount(None, b"/\0", None, MS_REC | MS_PRIVATE).is_ok() {
+        let _ = sys::mount(
+            Some(b"proc\0"),
+            b"/proc\0",
+            Some(b"proc\0"),
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        );
+    }
 }
 
 /// `P`: wait for `C`, then end like `G`.
@@ -156,17 +224,6 @@ fn parent(child: usize, word: &AtomicU32) -> ! {
 
 /// `C`, pid 1 of the new namespace; returns only in `G`.
 fn init(img: &Image, pid: u32, word: &AtomicU32) {
-    let _ = sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    // A /proc of the new namespace, so /proc/PID of the restored process
-    // matches its pid. Best effort: /proc/self works either way.
-    if sys::mount(None, b"/\0", None, MS_REC | MS_PRIVATE).is_ok() {
-        let _ = sys::mount(
-            Some(b"proc\0"),
-            b"/proc\0",
-            Some(b"proc\0"),
-            MS_NOSUID | MS_NODEV | MS_NOEXEC,
-        );
-    }
     let restored = match crate::threads::fork_with_pid(pid) {
         Ok(0) => return,
         Ok(g) => g,
@@ -181,10 +238,7 @@ fn init(img: &Image, pid: u32, word: &AtomicU32) {
     let _ = sys::close_from(0);
     loop {
         match sys::wait4(-1, g::__WALL) {
-            Ok((p, status)) if p == restored => {
-                word.store(HAVE_STATUS | (status as u32 & 0xffff), Ordering::Release);
-                sys::exit(0);
-            }
+            Ok((p, status)) if p == restored => end_namespace(word, status),
             Ok(_) => {}
             Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
             Err(_) => sys::exit(0),
@@ -209,7 +263,7 @@ const ZOMBIE_TRIES: u32 = 60;
 
 /// Is `pid` on its way out: a zombie (`/proc/PID/stat` state `Z` or `X`),
 /// or gone since `clone3` found it taken (reaped meanwhile)?
-fn zombie(pid: u32) -> bool {
+pub(crate) fn zombie(pid: u32) -> bool {
     let mut path = crate::ghosts::PathBuf::new();
     path.push(b"/proc/").dec(pid.into()).push(b"/stat");
     let mut buf = [0u8; 512];

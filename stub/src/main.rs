@@ -10,6 +10,7 @@
 #![no_std]
 #![no_main]
 
+mod coordinator;
 mod creds;
 mod data_check;
 mod exe;
@@ -37,6 +38,7 @@ mod terminal;
 mod threads;
 mod timers;
 mod tracer;
+mod tree;
 mod xsys;
 
 use report::Msg;
@@ -86,6 +88,9 @@ extern "C" fn stage2(sp: usize) -> ! {
         page_size: 0,
         hwcap: 0,
         hwcap2: 0,
+        tree_proc: startup::NOT_TREE_PROC,
+        tree_ns_max: 0,
+        tree_userns: false,
         argv: 0,
         envp: 0,
     };
@@ -111,12 +116,23 @@ extern "C" fn stage2(sp: usize) -> ! {
 
     // Validate everything first.
     kckpt_image::checksum::use_hwcap(start.hwcap);
-    let mut img = load::load(path);
+    let (mut img, tree) = if start.tree_proc != startup::NOT_TREE_PROC {
+        // One process of a tree (the stub forked it with its pid).
+        let (img, tree) = tree::enter(path, &start);
+        (img, Some(tree))
+    } else {
+        let img = load::load(path);
+        if img.view.tree.is_some() {
+            tree::entry(img, &start, path);
+        }
+        tree::refuse_shared(&img);
+        (img, None)
+    };
     state::verify(&img);
     let specials = layout::current_specials(&img);
     layout::check(&img, &specials, start.page_size, start.hwcap, start.hwcap2);
     let mut thread = state::thread_state(&img);
-    if !start.new_pid_ns {
+    if !start.new_pid_ns && tree.is_none() {
         // A restorer that may choose pids executes the stub again in a
         // child with the saved pid and waits for it (refusals above come
         // from this process at once; the child checks everything again).
@@ -125,19 +141,33 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
     timers::check(&img, start.timer_ids_in_order);
-    creds::check(&img, start.force, start.new_pid_ns && sys::geteuid() != 0);
+    let own_userns = (start.new_pid_ns && sys::geteuid() != 0) || start.tree_userns;
+    creds::check(&img, start.force, own_userns);
     terminal::check_job(
         &img,
         start.new_pid_ns || sys::getpid() == img.view.header.pid,
         start.force,
     );
     terminal::note_caller();
-    let (tids, helper_pids) = if start.new_pid_ns {
+    let (tids, helper_pids) = if let Some(t) = &tree {
+        (threads::Tids::Require, t.helper_pids())
+    } else if start.new_pid_ns {
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
         (threads::Tids::Prefer, [0, 0])
     };
-    files::restore(&mut img, start.force, start.stdio);
+    if let Some(t) = &tree {
+        tree::before_files(t, &img);
+    }
+    files::restore(
+        &mut img,
+        start.force,
+        start.stdio,
+        tree.as_ref().map(tree::Tree::kept),
+    );
+    if let Some(t) = &tree {
+        tree::after_files(t, &img);
+    }
     exe::prepare(&img);
     let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
@@ -157,7 +187,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         kstate::before_memory(&img);
         // Helper threads read large runs in parallel; none in a new PID
         // namespace, where their tids could be ones the process needs.
-        if !start.new_pid_ns {
+        // Nor in a tree, whose other processes are being created.
+        if !start.new_pid_ns && tree.is_none() {
             fill::start();
         }
         let rebuilt = memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode);
@@ -181,6 +212,9 @@ extern "C" fn stage2(sp: usize) -> ! {
         creds::restore(&img, 0)?;
         process::restore_dumpable(&img)?;
         ids::drop_caps();
+        if let Some(t) = &tree {
+            tree::barrier(t);
+        }
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
     match result {

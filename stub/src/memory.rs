@@ -322,7 +322,7 @@ fn rebuild(
                     final_prot,
                     flags,
                     img.fd,
-                    run.offset,
+                    img.at(run.offset),
                 )
             }
             .map_err(at("mapping saved pages", run.start))?;

@@ -10,6 +10,27 @@ use crate::sys::{self, Errno};
 /// descriptor while fd 2 is the restored process's own ([`keep_stderr`]).
 static ERR_FD: AtomicUsize = AtomicUsize::new(2);
 
+/// A tree process: the ready pipe's write end and its index (index in
+/// the low 31 bits, bit 31 set: "failed"); 0 when none.
+static TREE_READY: AtomicUsize = AtomicUsize::new(0);
+static TREE_INDEX: AtomicUsize = AtomicUsize::new(0);
+
+/// A tree process: from now on a failure also tells the coordinator
+/// (`F` and the index on the ready pipe `fd`) before the process exits.
+pub fn tree_failures_to(fd: usize, index: u32) {
+    TREE_INDEX.store(index as usize, Ordering::Relaxed);
+    TREE_READY.store(fd, Ordering::Relaxed);
+}
+
+/// Tell the coordinator that this tree process failed (it printed why).
+pub fn tree_failed() {
+    let fd = TREE_READY.swap(0, Ordering::Relaxed);
+    if fd != 0 {
+        let word = TREE_INDEX.load(Ordering::Relaxed) as u32 | 1 << 31;
+        let _ = sys::write(fd, &word.to_le_bytes());
+    }
+}
+
 /// From now on, write messages to `fd` (a copy of the caller's stderr;
 /// close-on-exec).
 pub fn keep_stderr(fd: usize) {
@@ -63,6 +84,11 @@ impl Msg {
         };
         m.raw(b"kckpt: ");
         m
+    }
+
+    /// Nothing after `kckpt: ` yet?
+    pub fn is_empty(&self) -> bool {
+        self.len <= 7
     }
 
     /// Append bytes from outside, a path or a string from the image (a
@@ -125,6 +151,7 @@ impl Msg {
     pub fn exit(&mut self, code: i32) -> ! {
         self.buf[self.len] = b'\n';
         line(&self.buf[..self.len + 1]);
+        tree_failed();
         sys::exit(code)
     }
 

@@ -169,7 +169,7 @@ pub fn fifo(img: &Image, r: &FdRecord, force: bool, floor: usize) {
             if r.args[0] != 0 {
                 let _ = sys::fcntl(tmp, F_SETPIPE_SZ as u32, r.args[0] as usize);
             }
-            if let Err(e) = sys::sendfile_all(tmp, img.fd, r.data_offset, r.data_len) {
+            if let Err(e) = sys::sendfile_all(tmp, img.fd, img.at(r.data_offset), r.data_len) {
                 fail(img, r, "cannot refill the named pipe", e);
             }
             let mut own = *r;
@@ -251,7 +251,7 @@ pub fn symlink(img: &Image, r: &FdRecord, force: bool) -> usize {
     let opened = if r.fd_flags & fd_flags::DELETED != 0 {
         let mut target = [0u8; 4095];
         let n = (r.data_len as usize).min(target.len());
-        let read = sys::pread(img.fd, &mut target[..n], r.data_offset);
+        let read = sys::pread(img.fd, &mut target[..n], img.at(r.data_offset));
         match read {
             Ok(_) => recreate(path, r, 0, 0, Some(&target[..n]), flags),
             Err(e) => Err(e),

@@ -33,11 +33,40 @@ pub struct Startup {
     pub hwcap: u64,
     /// AT_HWCAP2.
     pub hwcap2: u64,
+    /// `KCKPT_TREE_PROC=<index>`: this stub restores process `index` of a
+    /// process tree (set by the stub itself when it forks the tree);
+    /// [`NOT_TREE_PROC`] when unset.
+    pub tree_proc: u32,
+    /// `KCKPT_TREE_NS=<max id>`: the tree is restored in a new PID
+    /// namespace whose highest saved pid or tid is this (0: unset).
+    pub tree_ns_max: u32,
+    /// `KCKPT_TREE_USERNS=1`: the tree is restored in a user namespace the
+    /// stub created (set by the stub itself).
+    pub tree_userns: bool,
     /// The initial stack's `argv` and `envp` (for executing the stub again
     /// with the original pid, before the initial stack is unmapped).
     pub argv: usize,
     /// See `argv`.
     pub envp: usize,
+}
+
+/// `Startup::tree_proc` when this is not a tree process.
+pub const NOT_TREE_PROC: u32 = u32::MAX;
+
+/// `KCKPT_TREE_PROC=` value: a decimal index below [`NOT_TREE_PROC`].
+fn index(v: &[u8]) -> u32 {
+    let mut n: u64 = 0;
+    for &c in v {
+        if !c.is_ascii_digit() || v.len() > 9 {
+            return NOT_TREE_PROC - 1; // refused as out of range
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    if v.is_empty() {
+        NOT_TREE_PROC - 1
+    } else {
+        n as u32
+    }
 }
 
 /// `KCKPT_DEBUG_JUMP=1`: one marker line on stderr right before the final
@@ -125,6 +154,15 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
                     b"saved" => STDIO_SAVED,
                     _ => STDIO_BAD,
                 };
+            }
+            if let Some(v) = var.strip_prefix(b"KCKPT_TREE_PROC=") {
+                out.tree_proc = index(v);
+            }
+            if let Some(v) = var.strip_prefix(b"KCKPT_TREE_NS=") {
+                out.tree_ns_max = index(v);
+            }
+            if var == b"KCKPT_TREE_USERNS=1" {
+                out.tree_userns = true;
             }
             if var == b"KCKPT_DEBUG_JUMP=1" {
                 out.debug_jump = DEBUG_MARK;

@@ -110,9 +110,15 @@ unsafe fn clone3_with_tid(flags: u64, low: usize, sp: usize, tid: u32) -> Result
 /// `fork` as `clone3` with `set_tid = [pid]`: 0 in the child, its pid in
 /// the parent.
 pub fn fork_with_pid(pid: u32) -> Result<usize, Errno> {
+    fork_with_pid_signal(pid, g::SIGCHLD)
+}
+
+/// [`fork_with_pid`] with `exit_signal` (the signal the parent gets when
+/// the child ends; 0 for none).
+pub fn fork_with_pid_signal(pid: u32, exit_signal: u32) -> Result<usize, Errno> {
     let set_tid = [pid as i32];
     let args = CloneArgs {
-        exit_signal: u64::from(g::SIGCHLD),
+        exit_signal: u64::from(exit_signal),
         set_tid: set_tid.as_ptr() as u64,
         set_tid_size: 1,
         ..CloneArgs::default()

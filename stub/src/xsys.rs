@@ -125,3 +125,47 @@ pub fn pidfd_open(pid: u32, flags: u32) -> SysResult {
         )
     })
 }
+
+/// `setsid()`.
+pub fn setsid() -> SysResult {
+    // SAFETY: no arguments.
+    check(unsafe { raw_syscall(g::__NR_setsid as usize, [0; 6]) })
+}
+
+/// `setpgid(pid, pgid)`.
+pub fn setpgid(pid: u32, pgid: u32) -> SysResult {
+    // SAFETY: integer arguments only.
+    check(unsafe {
+        raw_syscall(
+            g::__NR_setpgid as usize,
+            [pid as usize, pgid as usize, 0, 0, 0, 0],
+        )
+    })
+}
+
+/// `poll` on one descriptor for `events`, at most `ms` milliseconds: the
+/// returned events (0 on timeout).
+pub fn poll_one(fd: usize, events: i16, ms: i32) -> Result<i16, Errno> {
+    let mut pfd = [fd as i32, i32::from(events as u16)];
+    let ts = [i64::from(ms / 1000), i64::from(ms % 1000) * 1_000_000];
+    // SAFETY: the kernel reads and writes one `struct pollfd` (`pfd`, two
+    // ints: fd, then events and revents as shorts) and reads `ts`.
+    let n = check(unsafe {
+        raw_syscall(
+            g::__NR_ppoll as usize,
+            [pfd.as_mut_ptr() as usize, 1, ts.as_ptr() as usize, 0, 0, 0],
+        )
+    })?;
+    Ok(if n == 0 { 0 } else { (pfd[1] >> 16) as i16 })
+}
+
+/// `getcwd(buf)`: the length written, its NUL included.
+pub fn getcwd(buf: &mut [u8]) -> SysResult {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    check(unsafe {
+        raw_syscall(
+            g::__NR_getcwd as usize,
+            [buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0, 0],
+        )
+    })
+}
