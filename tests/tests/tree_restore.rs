@@ -422,9 +422,19 @@ fn a_process_killed_during_the_restore_fails_it_and_the_tree_is_killed() {
     let mut r = restore(&image);
     // The child (128 MiB to read back) is killed as soon as it exists: a
     // stub that dies without a word (as a crash would).
+    // Root restores with the original pids: the child is the process with
+    // its pid whose parent has the parent's (not another test's process
+    // that took the pid meanwhile).
     let child = pids["child"];
+    let ppid_of = |pid: i32| {
+        read_proc(pid, "stat").and_then(|s| {
+            let s = String::from_utf8_lossy(&s).into_owned();
+            let rest = s.rsplit(')').next()?.to_owned();
+            rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+        })
+    };
     let until = std::time::Instant::now() + LINE_TIMEOUT;
-    while !Path::new(&format!("/proc/{child}")).exists() {
+    while ppid_of(child) != Some(pids["parent"]) {
         assert!(
             std::time::Instant::now() < until,
             "the child was never forked"
