@@ -286,6 +286,27 @@ fn a_pipe_between_parent_and_child_keeps_its_bytes_in_flight() {
     assert!(r.wait_exit(EXIT_TIMEOUT).success());
 }
 
+#[test]
+fn a_sub_image_alone_with_a_shared_descriptor_is_refused_by_name() {
+    let dir = TestDir::new("treer_alone");
+    let image = dir.join("pipe.kckpt");
+    let mut p = Proc::start(TREER_PIPE, &[]);
+    let pids = pids_until(&mut p, "ready", &["parent", "child"]);
+    dump_tree(&[], &mut p, &pids, "parent", &image);
+    // The child's sub-image copied out as it is (what `kckpt extract`
+    // writes): a complete image whose pipe end is a slot of the tree.
+    let bytes = fs::read(&image).unwrap();
+    let sub = dir.join("child.kckpt");
+    fs::write(&sub, &bytes[sub_image(&bytes, pids["child"])]).unwrap();
+    let out = run(Command::new(kckpt()).arg("restore").arg(&sub), CMD_TIMEOUT);
+    assert_refused(
+        "a sub-image alone",
+        &out,
+        Some(126),
+        &["is shared with another process of the tree: restore the whole image"],
+    );
+}
+
 /// `sh -c 'treer_pipe produce N | treer_pipe filter > out'` run through:
 /// the expected output.
 fn pipeline_output(dir: &Path, n: u32) -> Vec<u8> {
