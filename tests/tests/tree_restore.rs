@@ -287,6 +287,32 @@ fn a_pipe_between_parent_and_child_keeps_its_bytes_in_flight() {
 }
 
 #[test]
+fn a_file_opened_before_fork_keeps_one_offset_for_parent_and_child() {
+    let dir = TestDir::new("treer_share");
+    let image = dir.join("share.kckpt");
+    let file = dir.join("shared.txt");
+    let mut p = Proc::start(TREER_PIPE, &["share", file.to_str().unwrap()]);
+    let pids = pids_until(&mut p, "ready", &["parent", "child"]);
+    dump_tree(&[], &mut p, &pids, "parent", &image);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "P0\nC0\n");
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    loop {
+        let line = r.line(LINE_TIMEOUT);
+        assert!(!line.starts_with("FAIL"), "{line}");
+        if line == "done" {
+            break;
+        }
+    }
+    assert!(r.wait_exit(EXIT_TIMEOUT).success());
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "P0\nC0\nP1\nC1\nP2\n",
+        "the parent and the child do not share the file's offset"
+    );
+}
+
+#[test]
 fn a_sub_image_alone_with_a_shared_descriptor_is_refused_by_name() {
     let dir = TestDir::new("treer_alone");
     let image = dir.join("pipe.kckpt");
