@@ -11,6 +11,8 @@
 //!   mode and window size; the shell leads its session on it again and the
 //!   job's group is the foreground one; bytes flow both ways. As root
 //!   (original pids) and as nobody (new PID and user namespaces).
+//! - `script -q -c LOOP /dev/null` and the shell it runs on its pair go on
+//!   counting after the restore, on a pseudo-terminal again.
 
 mod common;
 
@@ -61,8 +63,7 @@ fn tick(line: &str) -> Option<u64> {
 /// free.
 fn dump_pty(p: &mut Proc, pids: [i32; 3], image: &Path) -> u64 {
     let last = p.wait_for("a shell report", LINE_TIMEOUT, |l| tick(l).is_some());
-    let out = dump(pids[0], image, false);
-    let _ = out;
+    dump(pids[0], image, false);
     let status = p.wait_exit(EXIT_TIMEOUT);
     assert!(
         !status.success(),
@@ -291,4 +292,46 @@ fn a_shell_job_is_restored_in_the_foreground_of_the_restorers_terminal() {
         f[2], f[5],
         "pgrp and the terminal's foreground group: {f:?}"
     );
+}
+
+#[test]
+fn script_and_the_shell_on_its_pseudo_terminal_are_restored() {
+    let script = require_tool("script");
+    let mut p = Proc::spawn(
+        "script",
+        Command::new(script).args([
+            "-q",
+            "-c",
+            "n=0; while :; do n=$((n+1)); echo tick $n $(tty); sleep 0.2; done",
+            "/dev/null",
+        ]),
+    );
+    let count =
+        |l: &str| -> Option<u64> { l.strip_prefix("tick ")?.split(' ').next()?.parse().ok() };
+    let first = p.wait_for("a tick", LINE_TIMEOUT, |l| count(l).is_some());
+    let dir = TestDir::new("treet_script");
+    let image = dir.join("script.kckpt");
+    let pid = p.spawned_pid();
+    let _ = dump(pid, &image, false);
+    let last = p
+        .drain(EXIT_TIMEOUT)
+        .iter()
+        .filter_map(|l| count(l))
+        .max()
+        .unwrap_or_else(|| count(&first).unwrap());
+    // Reaped, so that its pid is free for the restore.
+    let status = p.wait_exit(EXIT_TIMEOUT);
+    assert!(!status.success(), "script was not killed: {status}");
+    let mut r = restore(&image);
+    let line = r.wait_for("a later tick", LINE_TIMEOUT, |l| {
+        count(l).is_some_and(|n| n > last)
+    });
+    assert!(
+        line.trim_end()
+            .split(' ')
+            .nth(2)
+            .is_some_and(|t| t.starts_with("/dev/pts/")),
+        "the shell's stdin is a pseudo-terminal again: {line}"
+    );
+    r.kill();
 }
