@@ -85,7 +85,7 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
             .push(img.path)
             .s(": shared descriptor slot ")
             .dec(k.into())
-            .s(": cannot create the pipe")
+            .s(": cannot create the pipe or pseudo-terminal")
             .errno(e)
             .fail();
     }
@@ -136,6 +136,7 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
         .iter()
         .filter(|p| p.state == proc_state::LIVE)
         .count();
+    crate::terminal::give_foreground(v);
     let go = [b'G'; 64];
     let mut left = live;
     while left > 0 {
@@ -343,7 +344,10 @@ fn relay(v: &ImageView<'_>) -> ! {
                     }
                 }
                 Err(Errno(linux_raw_sys::errno::EINTR)) => {}
-                Err(_) => sys::exit_like(status),
+                Err(_) => {
+                    crate::terminal::take_back_foreground();
+                    sys::exit_like(status)
+                }
             }
         }
         let all = !((1u64 << (SIGKILL - 1)) | (1u64 << (SIGSTOP - 1)));
