@@ -10,7 +10,7 @@ declare -A KCKPT_PKG_FOR=(
     [cc]=gcc [gcc]=gcc
     [qemu-aarch64]=qemu-user [aarch64-linux-gnu-gcc]=gcc-aarch64-linux-gnu
     [gdb-multiarch]=gdb-multiarch
-    [setsid]=util-linux [sort]=coreutils
+    [setsid]=util-linux [sort]=coreutils [script]=bsdutils [make]=make
     [tmux]=tmux [nano]=nano [less]=less [gzip]=gzip [vim]=vim
     [java]=default-jre-headless [javac]=default-jdk-headless
 )
