@@ -48,6 +48,11 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREER_TREE", "treer_tree.c", &["-fPIE", "-pie"]),
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     (
+        "TREEM_SHARE",
+        "treem_share.c",
+        &["-fPIE", "-pie", "-lpthread"],
+    ),
+    (
         "NOLIBC",
         "nolibc.c",
         &["-nostdlib", "-static", "-fno-stack-protector"],
