@@ -7,6 +7,12 @@
 //! status 126, with nothing changed — then start the unmapping helper
 //! ([`tracer`]), replace the address space ([`memory`]), restore kernel
 //! state ([`state`]) and `rt_sigreturn` into the saved registers.
+//!
+//! An image of a process tree (format 1.4) is restored by [`tree`] and
+//! [`coordinator`]: the process that ran it validates every process's
+//! image, forks the tree with this program executed again in each process
+//! (`KCKPT_TREE_PROC`), which goes through the same order with its own
+//! sub-image and waits at a barrier before its final jump.
 #![no_std]
 #![no_main]
 
@@ -141,7 +147,8 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
     timers::check(&img, start.timer_ids_in_order);
-    let own_userns = (start.new_pid_ns && sys::geteuid() != 0) || start.tree_userns;
+    let own_userns =
+        (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);
     creds::check(&img, start.force, own_userns);
     terminal::check_job(
         &img,

@@ -11,13 +11,15 @@
  * `treer_pipe produce N`: writes lines "line I" for I = 1..N to stdout,
  * one every 20 ms. `treer_pipe filter`: copies stdin to stdout with each
  * line reversed and a running byte count, until the end of stdin: for a
- * pipeline `produce | filter > out`. `treer_pipe big MB`: see big(). */
+ * pipeline `produce | filter > out`. `treer_pipe big MB`: see big();
+ * `treer_pipe share PATH`: see share(). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,8 +111,55 @@ static int big(int mb)
         pause();
 }
 
+/* `treer_pipe share PATH`: a file opened once (no O_APPEND) and written
+ * by the parent and its child through the same open file description,
+ * in turns: "P0 C0" before the dump, "P1 C1 P2" after; with the offset
+ * shared the file reads P0 C0 P1 C1 P2, one per line. */
+static int share(const char *path)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int sig;
+    if (fd < 0 || write(fd, "P0\n", 3) != 3)
+        return 1;
+    pid_t parent = getpid();
+    pid_t c = fork();
+    if (c < 0)
+        return 1;
+    if (c == 0) {
+        if (write(fd, "C0\n", 3) != 3)
+            exit(1);
+        put("child %ld\n", (long)getpid());
+        kill(parent, SIGUSR2);
+        while (sigwait(&set, &sig) != 0 || sig != SIGUSR1)
+            ;
+        exit(write(fd, "C1\n", 3) == 3 ? 0 : 1);
+    }
+    while (sigwait(&set, &sig) != 0 || sig != SIGUSR2)
+        ;
+    put("parent %ld\n", (long)getpid());
+    text("ready\n");
+    char line[64];
+    if (read(0, line, sizeof line) <= 0 || write(fd, "P1\n", 3) != 3)
+        return 1;
+    kill(c, SIGUSR1);
+    int st;
+    if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        put("FAIL parent child status %ld\n", st);
+    if (write(fd, "P2\n", 3) != 3)
+        return 1;
+    text("done\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "share") == 0)
+        return share(argv[2]);
     if (argc == 3 && strcmp(argv[1], "big") == 0)
         return big(atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "produce") == 0)

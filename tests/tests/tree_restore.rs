@@ -286,6 +286,53 @@ fn a_pipe_between_parent_and_child_keeps_its_bytes_in_flight() {
     assert!(r.wait_exit(EXIT_TIMEOUT).success());
 }
 
+#[test]
+fn a_file_opened_before_fork_keeps_one_offset_for_parent_and_child() {
+    let dir = TestDir::new("treer_share");
+    let image = dir.join("share.kckpt");
+    let file = dir.join("shared.txt");
+    let mut p = Proc::start(TREER_PIPE, &["share", file.to_str().unwrap()]);
+    let pids = pids_until(&mut p, "ready", &["parent", "child"]);
+    dump_tree(&[], &mut p, &pids, "parent", &image);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "P0\nC0\n");
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    loop {
+        let line = r.line(LINE_TIMEOUT);
+        assert!(!line.starts_with("FAIL"), "{line}");
+        if line == "done" {
+            break;
+        }
+    }
+    assert!(r.wait_exit(EXIT_TIMEOUT).success());
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "P0\nC0\nP1\nC1\nP2\n",
+        "the parent and the child do not share the file's offset"
+    );
+}
+
+#[test]
+fn a_sub_image_alone_with_a_shared_descriptor_is_refused_by_name() {
+    let dir = TestDir::new("treer_alone");
+    let image = dir.join("pipe.kckpt");
+    let mut p = Proc::start(TREER_PIPE, &[]);
+    let pids = pids_until(&mut p, "ready", &["parent", "child"]);
+    dump_tree(&[], &mut p, &pids, "parent", &image);
+    // The child's sub-image copied out as it is (what `kckpt extract`
+    // writes): a complete image whose pipe end is a slot of the tree.
+    let bytes = fs::read(&image).unwrap();
+    let sub = dir.join("child.kckpt");
+    fs::write(&sub, &bytes[sub_image(&bytes, pids["child"])]).unwrap();
+    let out = run(Command::new(kckpt()).arg("restore").arg(&sub), CMD_TIMEOUT);
+    assert_refused(
+        "a sub-image alone",
+        &out,
+        Some(126),
+        &["is shared with another process of the tree: restore the whole image"],
+    );
+}
+
 /// `sh -c 'treer_pipe produce N | treer_pipe filter > out'` run through:
 /// the expected output.
 fn pipeline_output(dir: &Path, n: u32) -> Vec<u8> {
@@ -422,9 +469,19 @@ fn a_process_killed_during_the_restore_fails_it_and_the_tree_is_killed() {
     let mut r = restore(&image);
     // The child (128 MiB to read back) is killed as soon as it exists: a
     // stub that dies without a word (as a crash would).
+    // Root restores with the original pids: the child is the process with
+    // its pid whose parent has the parent's (not another test's process
+    // that took the pid meanwhile).
     let child = pids["child"];
+    let ppid_of = |pid: i32| {
+        read_proc(pid, "stat").and_then(|s| {
+            let s = String::from_utf8_lossy(&s).into_owned();
+            let rest = s.rsplit(')').next()?.to_owned();
+            rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+        })
+    };
     let until = std::time::Instant::now() + LINE_TIMEOUT;
-    while !Path::new(&format!("/proc/{child}")).exists() {
+    while ppid_of(child) != Some(pids["parent"]) {
         assert!(
             std::time::Instant::now() < until,
             "the child was never forked"

@@ -358,6 +358,7 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
                 });
             }
             check_rebuildable(&nodes)?;
+            check_shared_memory(&nodes)?;
             // Seized processes that left the tree (their parent died) are
             // resumed by the drop of `held`.
             return Ok(Frozen { nodes, tracees });
@@ -427,7 +428,7 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
             }
         }
     }
-    check_shared_memory(nodes)
+    Ok(())
 }
 
 /// Refuse a tree whose processes map the same kernel-only memory object
