@@ -4,6 +4,9 @@
  *  - anon:  MAP_SHARED|MAP_ANONYMOUS, atomic increments;
  *  - memfd: a memfd the root keeps open (the children inherit it too),
  *           mapped shared, atomic increments;
+ *  - reopen: as memfd, and each child opens the memfd again through
+ *           /proc/ROOT/fd/N (a second open file description: the dump
+ *           refuses it by name);
  *  - deleted: a file of /tmp opened, unlinked and mapped shared, its
  *           descriptor kept (the dump refuses it by name);
  *  - sem:   shared anonymous counters incremented under a POSIX
@@ -92,7 +95,7 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "anon";
     int memfd = -1;
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (strcmp(mode, "memfd") == 0) {
+    if (strcmp(mode, "memfd") == 0 || strcmp(mode, "reopen") == 0) {
         memfd = memfd_create("treem", 0);
         if (memfd < 0 || ftruncate(memfd, 8192) != 0)
             fail("memfd");
@@ -119,8 +122,15 @@ int main(int argc, char **argv)
         kids[i - 1] = fork();
         if (kids[i - 1] < 0)
             fail("fork");
-        if (kids[i - 1] == 0)
+        if (kids[i - 1] == 0) {
+            if (strcmp(mode, "reopen") == 0) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getppid(), memfd);
+                if (open(path, O_RDWR) < 0)
+                    fail("reopen");
+            }
             child(i, getppid());
+        }
     }
     while (__atomic_load_n(&a->count[1], __ATOMIC_SEQ_CST) == 0 ||
            __atomic_load_n(&a->count[2], __ATOMIC_SEQ_CST) == 0) {

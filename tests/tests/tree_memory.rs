@@ -177,3 +177,22 @@ fn a_deleted_file_kept_open_and_mapped_by_the_tree_is_refused_by_name() {
     // Nothing was killed: it still counts and checks itself.
     check(&mut p);
 }
+
+#[test]
+fn a_memfd_opened_again_by_a_child_is_refused_by_name() {
+    // The child's own open of the root's memfd would come back as a copy.
+    let dir = TestDir::new("treem_reopen");
+    let image = dir.join("tree.kckpt");
+    let mut p = start(&[], "reopen");
+    let out = dump_raw(p.pid(), &image, false);
+    assert_refused(
+        "a memfd opened again through /proc by a child",
+        &out,
+        None,
+        &["separate opens"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/memfd:treem"), "names the memfd: {stderr}");
+    assert!(!image.exists(), "no image after a refusal");
+    check(&mut p);
+}

@@ -413,6 +413,28 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
             ),
         });
     }
+    // Objects only the kernel holds (a memfd, shared anonymous memory, a
+    // deleted file): several descriptions of one come back as one object
+    // only when one process, the holder of each, restores them all (as a
+    // single process's descriptors of one memfd or deleted file);
+    // otherwise each would be a copy of its own.
+    let link = &group[0].link;
+    let kernel_only =
+        link.starts_with("/memfd:") || (link.starts_with('/') && link.ends_with(" (deleted)"));
+    let one_holder = lca(nodes, &procs_of(group))
+        .is_some_and(|h| descs.iter().all(|d| d.iter().any(|e| e.proc == h)));
+    if kernel_only && descs.len() > 1 && !one_holder {
+        let (a, b) = (&descs[0][0], &descs[1][0]);
+        return Err(Error::Unsupported {
+            pid: a.pid,
+            reason: format!(
+                "not supported: fd {} ({}) and fd {} of process {} are separate opens of one \
+                 object only the kernel holds (a memfd or a deleted file): each would come back \
+                 as a copy of its own",
+                a.fd, a.link, b.fd, b.pid
+            ),
+        });
+    }
     for d in descs {
         let procs = procs_of(&d);
         if procs.len() < 2 {
