@@ -47,6 +47,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREE_SHARE", "tree_share.c", &["-fPIE", "-pie"]),
     ("TREER_TREE", "treer_tree.c", &["-fPIE", "-pie"]),
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
+    ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     (
         "TREEM_SHARE",
         "treem_share.c",

@@ -27,8 +27,7 @@ use kckpt_image::checksum::{chunk_count, note_spans, regions};
 use kckpt_image::read::{program_headers, read_record, record_bytes, EHDR_SIZE, PT_LOAD};
 use kckpt_image::records::{checksum_flags, ChecksumsRecord, NOTE_OWNER, NT_KCKPT_CHECKSUMS};
 use kckpt_image::tree::{
-    proc_state, slot_kind, NT_KCKPT_TREE, NT_KCKPT_TREE_PROCS, NT_KCKPT_TREE_SLOTS,
-    NT_KCKPT_TREE_USES,
+    proc_state, NT_KCKPT_TREE, NT_KCKPT_TREE_PROCS, NT_KCKPT_TREE_SLOTS, NT_KCKPT_TREE_USES,
 };
 use kckpt_image::ImageView;
 
@@ -148,7 +147,8 @@ fn root_without_tree(
 }
 
 /// The byte ranges of the tree image `view` that belong to the tree, not
-/// to the root: the sub-images and the bytes in flight of shared pipes.
+/// to the root: the sub-images, the bytes in flight of shared pipes and the
+/// state of pseudo-terminal pairs.
 fn tree_ranges(view: &ImageView<'_>) -> Vec<Range<u64>> {
     let subs = view
         .tree_procs
@@ -159,7 +159,7 @@ fn tree_ranges(view: &ImageView<'_>) -> Vec<Range<u64>> {
     let pipes = view
         .tree_slots
         .iter()
-        .filter(|s| s.kind == slot_kind::PIPE_READ && s.data_len > 0)
+        .filter(|s| s.data_len > 0)
         .map(|s| s.data_offset..s.data_offset + s.data_len);
     subs.chain(pipes).collect()
 }

@@ -172,6 +172,8 @@ fn slot_kind_name(kind: u32) -> &'static str {
         slot_kind::PIPE_WRITE => "pipe_write",
         slot_kind::HOLDER_FD => "holder_fd",
         slot_kind::MEMORY => "memory",
+        slot_kind::PTY_MASTER => "pty_master",
+        slot_kind::PTY_SLAVE => "pty_slave",
         _ => "?",
     }
 }
@@ -229,7 +231,10 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 .filter(|u| u.slot as usize == k)
                 .map(|u| format!("{}:{}", pid_of(u.proc).unwrap_or(0), u.fd))
                 .collect();
-            let pipe = matches!(s.kind, slot_kind::PIPE_READ | slot_kind::PIPE_WRITE);
+            let pipe = matches!(
+                s.kind,
+                slot_kind::PIPE_READ | slot_kind::PIPE_WRITE | slot_kind::PTY_SLAVE
+            );
             let memory = s.kind == slot_kind::MEMORY;
             json!({
                 "slot": k,
@@ -343,6 +348,8 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
         let kind = match s["kind"].as_str() {
             Some("pipe_read") => "pipe read end".to_owned(),
             Some("pipe_write") => "pipe write end".to_owned(),
+            Some("pty_master") => "pseudo-terminal master (mode and window size saved)".to_owned(),
+            Some("pty_slave") => format!("pseudo-terminal slave of slot {}", s["peer"]),
             Some("memory") => format!(
                 "shared memory (device {}, inode {}, {} bytes)",
                 s["memory"]["dev"].as_str().unwrap_or("?"),
@@ -362,7 +369,7 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
             .filter_map(Value::as_str)
             .collect();
         let data = match s["data_bytes"].as_u64() {
-            Some(n) if n > 0 => format!(", {n} bytes in flight"),
+            Some(n) if n > 0 && s["kind"] == "pipe_read" => format!(", {n} bytes in flight"),
             _ => String::new(),
         };
         let used = if s["kind"] == "memory" {

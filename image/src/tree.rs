@@ -166,7 +166,48 @@ pub mod slot_kind {
     /// every process maps its VMAs of that (`dev`, `inode`) from it (and
     /// writes its stored pages through them, before the barrier).
     pub const MEMORY: u32 = 4;
+    /// The master of a pseudo-terminal pair held inside the tree (issue
+    /// 9). The holder opens a new pair (`/dev/ptmx`), applies the
+    /// [`PtyRecord`] stored at `data_offset` (`data_len` is its size):
+    /// mode, window size, packet mode, then opens every `PTY_SLAVE` slot
+    /// whose `peer` is this slot (`TIOCGPTPEER`) and locks the pair again
+    /// when it was locked. `flags`: `O_NONBLOCK` of the master (read-write
+    /// implied).
+    pub const PTY_MASTER: u32 = 5;
+    /// One open file description of the slave (`/dev/pts/N`) of the pair
+    /// whose master is slot `peer`, opened by the same holder with `flags`
+    /// (access mode and `O_NONBLOCK`).
+    pub const PTY_SLAVE: u32 = 6;
 }
+
+/// The saved state of a pseudo-terminal pair: the data of its
+/// `PTY_MASTER` slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PtyRecord {
+    /// Mode and window size of the pair (`fd` and `flags` zero).
+    pub term: crate::terminal::TerminalRecord,
+    /// Its number at dump time (`/dev/pts/N`); the restored pair has the
+    /// number the kernel gives it.
+    pub index: u32,
+    /// Packet mode (`TIOCGPKT`): 0 or 1.
+    pub packet: u32,
+    /// Locked (`TIOCGPTLCK`): 0 or 1.
+    pub locked: u32,
+    /// Index of the session leader whose controlling terminal the slave
+    /// was (it takes it again with `TIOCSCTTY`), or [`NO_PARENT`].
+    pub session: u32,
+    /// The terminal's foreground process group (a pid of the tree), 0
+    /// when it had no session. The first live process of that group in
+    /// table order makes it the foreground group (`TIOCSPGRP`).
+    pub fg_pgid: u32,
+    /// Reserved, zero.
+    pub reserved: [u32; 3],
+}
+// SAFETY: repr(C); 96 + 8 * 4 = 128, no padding.
+unsafe impl Record for PtyRecord {}
+
+const _: () = assert!(core::mem::size_of::<PtyRecord>() == 128);
 
 /// One open file description shared by several processes of the tree.
 #[repr(C)]
@@ -363,6 +404,29 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.holder_fd < t.slot_base
                     && s.peer == u32::MAX
                     && s.flags == 0
+                    && s.pipe_size == 0
+                    && s.data_offset == 0
+                    && s.data_len == 0
+                    && (s.dev, s.inode, s.size) == (0, 0, 0)
+            }
+            slot_kind::PTY_MASTER => {
+                s.holder_fd == FD_NO_DUP
+                    && s.peer == u32::MAX
+                    && s.flags & !0o4000 == 0
+                    && s.pipe_size == 0
+                    && s.data_len == core::mem::size_of::<PtyRecord>() as u64
+                    && s.data_offset
+                        .checked_add(s.data_len)
+                        .is_some_and(|e| e <= file_len)
+                    && (s.dev, s.inode, s.size) == (0, 0, 0)
+            }
+            slot_kind::PTY_SLAVE => {
+                s.holder_fd == FD_NO_DUP
+                    && slots
+                        .get(s.peer as usize)
+                        .is_some_and(|m| m.kind == slot_kind::PTY_MASTER && m.holder == s.holder)
+                    && s.flags & !0o4003 == 0
+                    && s.flags & 3 != 3
                     && s.pipe_size == 0
                     && s.data_offset == 0
                     && s.data_len == 0

@@ -85,7 +85,7 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
             .push(img.path)
             .s(": shared descriptor slot ")
             .dec(k.into())
-            .s(": cannot create the pipe")
+            .s(": cannot create the pipe or pseudo-terminal")
             .errno(e)
             .fail();
     }
@@ -136,6 +136,7 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
         .iter()
         .filter(|p| p.state == proc_state::LIVE)
         .count();
+    crate::terminal::give_foreground(v);
     let go = [b'G'; 64];
     let mut left = live;
     while left > 0 {
@@ -275,38 +276,24 @@ fn status_root(v: &ImageView<'_>) -> u32 {
     i
 }
 
-/// pid 1 of the namespace: reap every process until all roots ended,
+/// pid 1 of the namespace: reap every process and pass on the signals
+/// the image's process relays to the status root until all roots ended,
 /// then end the namespace with the status root's wait status.
 fn reap_namespace(v: &ImageView<'_>, word: &'static AtomicU32) -> ! {
     let _ = sys::close_from(0);
+    crate::ids::set_namespace_word(word);
     let root_pid = v
         .tree_procs
         .get(status_root(v) as usize)
         .map_or(0, |p| p.pid);
-    let mut roots = v
-        .tree_procs
-        .iter()
-        .filter(|p| p.parent == NO_PARENT)
-        .count();
-    let mut status = 0;
-    while roots > 0 {
-        match sys::wait4(-1, g::__WALL) {
-            Ok((pid, st)) => {
-                if v.tree_procs
-                    .iter()
-                    .any(|p| p.pid == pid as u32 && p.parent == NO_PARENT)
-                {
-                    roots -= 1;
-                }
-                if pid as u32 == root_pid {
-                    status = st;
-                }
-            }
-            Err(Errno(linux_raw_sys::errno::EINTR)) => {}
-            Err(_) => break,
+    let procs = v.tree_procs;
+    let mut roots = procs.iter().filter(|p| p.parent == NO_PARENT).count();
+    crate::ids::forward_from_init(root_pid, move |pid, _| {
+        if procs.iter().any(|p| p.pid == pid && p.parent == NO_PARENT) {
+            roots -= 1;
         }
-    }
-    crate::ids::end_namespace(word, status)
+        roots == 0
+    })
 }
 
 /// Privileged mode: stand in for the status root (take its command name,
@@ -343,7 +330,10 @@ fn relay(v: &ImageView<'_>) -> ! {
                     }
                 }
                 Err(Errno(linux_raw_sys::errno::EINTR)) => {}
-                Err(_) => sys::exit_like(status),
+                Err(_) => {
+                    crate::terminal::take_back_foreground();
+                    sys::exit_like(status)
+                }
             }
         }
         let all = !((1u64 << (SIGKILL - 1)) | (1u64 << (SIGSTOP - 1)));

@@ -161,6 +161,9 @@ pub fn new_namespaces(path: &[u8]) -> &'static AtomicU32 {
     match sys::fork() {
         Ok(0) => {
             let _ = sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            // Signals `P` relays wait here until there is a process to
+            // pass them to (pid 1 of a namespace would drop them).
+            let _ = sys::set_sigmask(!0);
             mount_proc();
             word
         }
@@ -180,6 +183,28 @@ pub fn end_namespace(word: &AtomicU32, status: i32) -> ! {
     sys::exit(0)
 }
 
+/// The status word of [`end_namespace`], for [`forward_from_init`].
+static NS_WORD: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Remember `C`'s status word (tree restores).
+pub fn set_namespace_word(word: &'static AtomicU32) {
+    NS_WORD.store(word as *const AtomicU32 as usize, Ordering::Relaxed);
+}
+
+/// [`end_namespace`] with the remembered status word.
+fn end_namespace_now(status: i32) -> ! {
+    let word = NS_WORD.load(Ordering::Relaxed) as *const AtomicU32;
+    // SAFETY: the word is the shared page `enter_new_pid_ns` mapped for
+    // the life of this process, stored by `init` or the tree coordinator
+    // before any call; a null one (never stored) is not dereferenced.
+    #[allow(unsafe_code)]
+    let word = unsafe { word.as_ref() };
+    match word {
+        Some(w) => end_namespace(w, status),
+        None => sys::exit(0),
+    }
+}
+
 /// A /proc of the new namespace, so /proc/PID of the restored process
 /// matches its pid. Best effort: /proc/self works either way.
 fn mount_proc() {
@@ -193,23 +218,30 @@ fn mount_proc() {
     }
 }
 
-/// `P`: wait for `C`, then end like `G`.
+/// `P`: stand in for the restored process until `C` ends, then end like
+/// `G`. Every signal sent to `P` (`kill`, a supervisor's SIGTERM) goes on
+/// to `C`, which passes it to the restored process ([`forward_from_init`]);
+/// those a terminal sends to the whole process group (`SI_KERNEL`: SIGINT,
+/// SIGQUIT, SIGWINCH...) reach the restored process directly and are not
+/// passed on twice.
 fn parent(child: usize, word: &AtomicU32) -> ! {
-    for sig in [2u32, 3] {
-        // SIGINT and SIGQUIT from the terminal reach the restored process
-        // too: it decides, and this process ends as it does.
-        let ignore = sys::KernelSigaction {
-            handler: 1,
-            ..Default::default()
-        };
-        let _ = sys::set_sigaction(sig, &ignore);
-    }
+    let _ = sys::set_sigmask(!0);
     let _ = sys::close_from(0);
-    let status = loop {
-        match sys::wait4(child as i32, 0) {
-            Ok((_, status)) => break status,
-            Err(sys::Errno(linux_raw_sys::errno::EINTR)) => continue,
-            Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+    let mut info = [0u8; 128];
+    let status = 'wait: loop {
+        loop {
+            match sys::wait4(child as i32, WNOHANG) {
+                Ok((0, _)) => break,
+                Ok((_, status)) => break 'wait status,
+                Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
+                Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+            }
+        }
+        match crate::ksys::sigwait(RELAYED, &mut info) {
+            Ok((SIGCHLD, _)) | Err(_) | Ok((_, SI_KERNEL)) => {}
+            Ok((sig, _)) => {
+                let _ = crate::ksys::kill(child as u32, sig);
+            }
         }
     };
     crate::terminal::take_back_foreground();
@@ -220,6 +252,46 @@ fn parent(child: usize, word: &AtomicU32) -> ! {
         status
     };
     sys::exit_like(status)
+}
+
+/// Every signal a relay passes on: all but SIGKILL and SIGSTOP.
+const RELAYED: u64 = !((1u64 << (SIGKILL as u32 - 1)) | (1u64 << (SIGSTOP - 1)));
+
+/// `C`, pid 1 of the namespace, once the restored processes exist: with
+/// every signal blocked (pid 1 of a namespace gets a signal from the
+/// parent namespace only when it does not leave it to the default
+/// action, and a blocked one is kept), reap every process of the
+/// namespace, pass each signal `P` relays to `target` (the restored
+/// process, or the tree's status root), and return the wait status of
+/// `target` once `done` says the namespace's work is over (it is given
+/// each reaped pid and wait status).
+pub fn forward_from_init(target: u32, mut done: impl FnMut(u32, i32) -> bool) -> ! {
+    let _ = sys::set_sigmask(!0);
+    let mut info = [0u8; 128];
+    let mut status = 0;
+    loop {
+        loop {
+            match sys::wait4(-1, WNOHANG | g::__WALL) {
+                Ok((0, _)) => break,
+                Ok((pid, st)) => {
+                    if pid as u32 == target {
+                        status = st;
+                    }
+                    if done(pid as u32, st) {
+                        crate::ids::end_namespace_now(status)
+                    }
+                }
+                Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
+                Err(_) => crate::ids::end_namespace_now(status),
+            }
+        }
+        match crate::ksys::sigwait(RELAYED, &mut info) {
+            Ok((SIGCHLD, _)) | Err(_) => {}
+            Ok((sig, _)) => {
+                let _ = crate::ksys::kill(target, sig);
+            }
+        }
+    }
 }
 
 /// `C`, pid 1 of the new namespace; returns only in `G`.
@@ -236,14 +308,8 @@ fn init(img: &Image, pid: u32, word: &AtomicU32) {
             .fail(),
     };
     let _ = sys::close_from(0);
-    loop {
-        match sys::wait4(-1, g::__WALL) {
-            Ok((p, status)) if p == restored => end_namespace(word, status),
-            Ok(_) => {}
-            Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
-            Err(_) => sys::exit(0),
-        }
-    }
+    NS_WORD.store(word as *const AtomicU32 as usize, Ordering::Relaxed);
+    forward_from_init(restored as u32, |pid, _| pid == restored as u32)
 }
 
 // ---------------------------------------------------------------------

@@ -33,6 +33,7 @@ mod layout;
 mod load;
 mod memory;
 mod process;
+mod pty;
 mod report;
 mod shmem;
 mod special;

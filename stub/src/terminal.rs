@@ -61,7 +61,7 @@ struct Termios2 {
     ospeed: u32,
 }
 
-fn ioctl(fd: usize, request: u32, arg: usize) -> SysResult {
+pub(crate) fn ioctl(fd: usize, request: u32, arg: usize) -> SysResult {
     // SAFETY: every caller passes a request whose argument is `arg`: a
     // pointer to a live value of the size the request reads or writes.
     check(unsafe { raw_syscall(g::__NR_ioctl as usize, [fd, request as usize, arg, 0, 0, 0]) })
@@ -111,6 +111,38 @@ pub fn note_caller() {
 /// it (see the module comment). A `TERMINAL` whose descriptor is no
 /// longer a terminal (the image was run with `< file`) gets a warning.
 pub fn apply_modes(img: &Image) {
+    // A process of a restored tree is in a background group until the
+    // coordinator gives its job the terminal: changing the mode from there
+    // sends SIGTTOU (which stops it) unless the signal is blocked.
+    let old = block_sigttou();
+    apply_all(img);
+    if let Some(old) = old {
+        let _ = sys::set_sigmask(old);
+    }
+}
+
+/// Block `SIGTTOU`; the previous mask.
+pub(crate) fn block_sigttou() -> Option<u64> {
+    let add: u64 = 1 << (SIGTTOU - 1);
+    let mut old: u64 = 0;
+    // SAFETY: the kernel reads 8 bytes from `add` and writes 8 to `old`.
+    let r = unsafe {
+        raw_syscall(
+            g::__NR_rt_sigprocmask as usize,
+            [
+                g::SIG_BLOCK as usize,
+                &add as *const u64 as usize,
+                &mut old as *mut u64 as usize,
+                8,
+                0,
+                0,
+            ],
+        )
+    };
+    check(r).ok().map(|_| old)
+}
+
+fn apply_all(img: &Image) {
     for t in img.view.terminals.iter() {
         let Some(r) = kckpt_image::files::find_fd(&img.view, t.fd) else {
             continue;
@@ -162,6 +194,24 @@ fn apply(img: &Image, r: &FdRecord, t: &TerminalRecord, now: Termios2) {
         let _ = ioctl(fd, io::TIOCSWINSZ, t.winsize.as_ptr() as usize);
     }
     SIGWINCH_DUE.store(true, Ordering::Relaxed);
+}
+
+/// Set the whole saved mode `t` (speed and line discipline included) on
+/// `fd`: a new pseudo-terminal pair of a tree (`crate::pty`).
+pub(crate) fn set_full_mode(fd: usize, t: &TerminalRecord) -> Result<(), Errno> {
+    let mut cc = [0u8; NCCS];
+    cc.copy_from_slice(&t.cc[..NCCS]);
+    let mode = Termios2 {
+        iflag: t.iflag,
+        oflag: t.oflag,
+        cflag: t.cflag,
+        lflag: t.lflag,
+        line: 0,
+        cc,
+        ispeed: t.ispeed,
+        ospeed: t.ospeed,
+    };
+    ioctl(fd, io::TCSETS2, &mode as *const Termios2 as usize).map(|_| ())
 }
 
 /// Queue a `SIGWINCH` to the process when a terminal's mode was applied
@@ -240,6 +290,30 @@ pub fn restore_job(img: &Image) {
             sys::close(fd);
         }
     }
+}
+
+/// The coordinator of a tree restore, once every process is ready and
+/// before any resumes: when the tree was the foreground job of the
+/// terminal it ran in (process 0's saved job: the terminal's foreground
+/// group was a group led by a process of the tree) and whoever ran the
+/// image has the foreground, that group takes the terminal
+/// ([`take_back_foreground`] gives it back at the end).
+pub fn give_foreground(v: &kckpt_image::ImageView<'_>) {
+    let Some(job) = v.job else { return };
+    let fg = job.tpgid;
+    if job.tty_nr == 0 || fg == 0 || !CALLER_FOREGROUND.load(Ordering::Relaxed) {
+        return;
+    }
+    if !v.tree_procs.iter().any(|p| p.pid == fg && p.pgid == fg) {
+        return;
+    }
+    let Some(fd) = open_tty() else { return };
+    let old = block_sigttou();
+    let _ = tcsetpgrp(fd, fg as usize);
+    if let Some(old) = old {
+        let _ = sys::set_sigmask(old);
+    }
+    sys::close(fd);
 }
 
 /// In the process that ran the image, once the restored process (its

@@ -298,6 +298,8 @@ fn check_groups(img: &Image) {
 pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
     crate::state::verify(&img);
     check_groups(&img);
+    crate::pty::check_all(img.path, img.fd, &img.view);
+    crate::terminal::note_caller();
     let ids = check_all(&img);
     let mut exec = Exec {
         path: absolute(path),
@@ -446,10 +448,10 @@ pub fn pipe_above(flags: u32, floor: u32) -> Result<[usize; 2], Errno> {
     Ok(high)
 }
 
-/// Create the pipe slots held by `holder` (a process index or
-/// [`HOLDER_RESTORER`]): both ends at their slot numbers (an end no slot
-/// needs is closed), its size and the bytes in flight (outer image
-/// offsets, read from `fd`).
+/// Create the pipe and pseudo-terminal slots held by `holder` (a process
+/// index or [`HOLDER_RESTORER`]): both ends of each pipe at their slot
+/// numbers (an end no slot needs is closed), its size and the bytes in
+/// flight (outer image offsets, read from `fd`); pairs: `crate::pty`.
 pub fn create_pipe_slots(
     outer: &ImageView<'_>,
     holder: u32,
@@ -458,7 +460,10 @@ pub fn create_pipe_slots(
     let Some(t) = outer.tree else { return Ok(()) };
     for (k, s) in outer.tree_slots.iter().enumerate() {
         let k = k as u32;
-        if s.holder != holder || s.kind == slot_kind::HOLDER_FD {
+        if s.holder != holder || !matches!(s.kind, slot_kind::PIPE_READ | slot_kind::PIPE_WRITE) {
+            if s.holder == holder && s.kind == slot_kind::PTY_MASTER {
+                crate::pty::create(outer, k, &s, fd, t.slot_base, t.slot_base + t.slots + 4)?;
+            }
             continue;
         }
         // Each pipe once: from its read end, or its write end when no
@@ -497,12 +502,14 @@ pub fn create_pipe_slots(
     Ok(())
 }
 
-/// A tree process, before `files::restore`: the pipe slots it holds (its
-/// own descriptors may be copies of them).
+/// A tree process, before `files::restore`: the pipe and pseudo-terminal
+/// slots it holds (its own descriptors may be copies of them), then the
+/// controlling terminal of the session it leads and the foreground group.
 pub fn before_files(tree: &Tree, img: &Image) {
     if let Err((k, e)) = create_pipe_slots(&tree.outer, tree.index, img.fd) {
-        slot_fail(img.path, k, "cannot create the pipe", e);
+        slot_fail(img.path, k, "cannot create the pipe or pseudo-terminal", e);
     }
+    crate::pty::take_terminal(&tree.outer, tree.index, img.fd, tree.slot_base(), img.path);
 }
 
 fn slot_fail(path: &[u8], k: u32, what: &str, e: Errno) -> ! {

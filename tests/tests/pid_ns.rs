@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -132,4 +133,36 @@ fn new_pid_ns_binfmt_environment_variable() {
             .env("KCKPT_STUB", stub()),
     );
     check_restored(&mut r, &saved, &cmdline, &last);
+}
+
+/// In a new PID namespace the process that ran the image stands in for
+/// the restored one: a signal sent to it (as a supervisor would, knowing
+/// only that pid) reaches the restored process's handler, and a SIGTERM
+/// ends the restore the way it ends the restored process.
+#[test]
+fn new_pid_ns_relays_signals_to_the_restored_process() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let dir = TestDir::new("pidns-relay");
+    let image = dir.join("sigusr1.kckpt");
+    let mut p = Proc::start(prog::SIGUSR1, &[]);
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    dump_and_kill(&mut p, &image);
+    let mut r = Proc::spawn(
+        "kckpt restore --new-pid-ns",
+        Command::new(kckpt())
+            .args(["restore", "--new-pid-ns"])
+            .arg(&image),
+    );
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick"));
+    let outer = Pid::from_raw(r.spawned_pid());
+    kill(outer, Signal::SIGUSR1).expect("SIGUSR1 to the image's process");
+    let line = r.wait_for("got SIGUSR1", LINE_TIMEOUT, |l| !l.starts_with("tick"));
+    assert_eq!(line, "got SIGUSR1 signo 10 altstack yes");
+    r.wait_for("a tick after the handler", LINE_TIMEOUT, |l| {
+        l.starts_with("tick")
+    });
+    kill(outer, Signal::SIGTERM).expect("SIGTERM");
+    let status = r.wait_exit(LINE_TIMEOUT);
+    assert_eq!(status.signal(), Some(15), "ended with {status}");
 }

@@ -19,6 +19,7 @@ pub(crate) mod output;
 pub mod process;
 pub mod procfs;
 pub mod ptrace;
+mod pty;
 pub mod shared;
 pub mod shmem;
 mod special;

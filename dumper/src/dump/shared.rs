@@ -78,6 +78,12 @@ struct Entry {
     link: String,
     flags: u32,
     fifo: bool,
+    /// Device number of a character device (0 otherwise).
+    rdev: u64,
+    /// A terminal outside the tree, or a pseudo-terminal slave.
+    tty: bool,
+    /// A pseudo-terminal master.
+    master: bool,
 }
 
 /// Every descriptor of every live process, grouped by (device, inode).
@@ -104,6 +110,8 @@ fn entries(nodes: &[Node]) -> BTreeMap<(u64, u64), Vec<Entry>> {
                 .find_map(|l| l.strip_prefix("flags:"))
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
                 .unwrap_or(0);
+            let chr = meta.file_type().is_char_device();
+            let rdev = if chr { meta.rdev() } else { 0 };
             let link = link.to_string_lossy().into_owned();
             groups
                 .entry((meta.dev(), meta.ino()))
@@ -115,10 +123,27 @@ fn entries(nodes: &[Node]) -> BTreeMap<(u64, u64), Vec<Entry>> {
                     fifo: meta.file_type().is_fifo() && link.starts_with('/'),
                     link,
                     flags,
+                    rdev,
+                    tty: chr && terminal_dev(rdev),
+                    master: chr && super::terminal::is_pty_master(rdev),
                 });
         }
     }
     groups
+}
+
+/// A terminal device: a pseudo-terminal slave, `/dev/tty`, the console, a
+/// virtual console or serial line. Unless it is the slave of a pair whose
+/// master the tree holds, it is a terminal outside the tree (the terminal
+/// a shell job runs in): each process records it as its own
+/// `TERMINAL`/`CTTY` descriptor, restored from the restorer's terminal,
+/// never as a slot.
+fn terminal_dev(rdev: u64) -> bool {
+    let major = nix::sys::stat::major(rdev);
+    major == 4
+        || super::terminal::is_dev_tty(rdev)
+        || (major == 5 && nix::sys::stat::minor(rdev) == 1)
+        || super::terminal::is_pty_slave(rdev)
 }
 
 /// Split `group` into open file descriptions (kcmp).
@@ -282,7 +307,11 @@ pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
             .collect(),
         ..Sharing::default()
     };
+    let masters = pty_masters(&groups)?;
     for g in groups.values() {
+        if g[0].master || g[0].tty {
+            continue; // pseudo-terminal pairs below; other terminals: each its own
+        }
         if procs_of(g).len() < 2 {
             continue;
         }
@@ -292,9 +321,169 @@ pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
             None => holder_slots(nodes, g, &mut out)?,
         }
     }
+    for (master, n) in masters {
+        let dev = super::pty::slave_dev(n);
+        let slaves: Vec<Entry> = groups
+            .values()
+            .flatten()
+            .filter(|e| e.tty && !e.master && devno(e.rdev) == dev)
+            .cloned()
+            .collect();
+        pty_slots(nodes, &master, n, &slaves, &mut out)?;
+    }
     memory_slots(nodes, &groups, &mut out)?;
     out.uses.sort_unstable_by_key(|u| (u.proc, u.fd));
     Ok(out)
+}
+
+fn devno(rdev: u64) -> (u64, u64) {
+    (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev))
+}
+
+/// A `pidfd_getfd` copy of descriptor `e`.
+fn copy_of(e: &Entry) -> Result<std::os::fd::OwnedFd> {
+    let fail = |err: nix::Error| Error::Unsupported {
+        pid: e.pid,
+        reason: format!("cannot copy its fd {} ({}): {}", e.fd, e.link, err.desc()),
+    };
+    let pidfd = fdsys::pidfd_open(e.pid).map_err(fail)?;
+    fdsys::pidfd_getfd(pidfd.as_raw_fd(), e.fd).map_err(fail)
+}
+
+/// Every pseudo-terminal master description the tree holds, with the
+/// number of its pair.
+fn pty_masters(groups: &BTreeMap<(u64, u64), Vec<Entry>>) -> Result<Vec<(Vec<Entry>, u32)>> {
+    let mut out = Vec::new();
+    for g in groups.values().filter(|g| g[0].master) {
+        for d in descriptions(g) {
+            let copy = copy_of(&d[0])?;
+            let n = super::pty::number(&copy).map_err(|err| Error::Unsupported {
+                pid: d[0].pid,
+                reason: format!(
+                    "fd {} ({}): pseudo-terminal master without a number: {}",
+                    d[0].fd,
+                    d[0].link,
+                    err.desc()
+                ),
+            })?;
+            out.push((d, n));
+        }
+    }
+    Ok(out)
+}
+
+/// The session whose controlling terminal is pair `n`: (index of its
+/// leader, foreground process group), `None` when no process of the tree
+/// has it; refused when the leader is not a live process of the tree, or
+/// when no live process of the tree is in the foreground group.
+fn pty_session(nodes: &[Node], n: u32, master: &Entry) -> Result<Option<(usize, u32)>> {
+    let (major, minor) = super::pty::slave_dev(n);
+    let rdev = nix::sys::stat::makedev(major, minor);
+    let live = |i: &usize| nodes[*i].zombie.is_none();
+    let Some(member) = (0..nodes.len())
+        .filter(live)
+        .find(|&i| super::terminal::is_ctty(rdev, nodes[i].stat.num(7)))
+    else {
+        return Ok(None);
+    };
+    let sid = nodes[member].stat.num(6) as i32;
+    let refuse = |why: String| Error::Unsupported {
+        pid: master.pid,
+        reason: format!(
+            "not supported: fd {} is the master of pseudo-terminal /dev/pts/{n}, {why}",
+            master.fd
+        ),
+    };
+    let Some(leader) = (0..nodes.len()).filter(live).find(|&i| nodes[i].pid == sid) else {
+        return Err(refuse(format!(
+            "the controlling terminal of session {sid}, whose leader is not a live process              of the tree"
+        )));
+    };
+    let fg = nodes[leader].stat.text(8).parse::<i64>().unwrap_or(-1);
+    let fg = u32::try_from(fg).unwrap_or(0);
+    let in_fg = (0..nodes.len())
+        .filter(live)
+        .any(|i| nodes[i].stat.num(5) == u64::from(fg) && nodes[i].stat.num(6) == sid as u64);
+    if fg != 0 && !in_fg {
+        return Err(refuse(format!(
+            "whose foreground process group {fg} has no live process in the tree"
+        )));
+    }
+    Ok(Some((leader, fg)))
+}
+
+/// A pseudo-terminal pair whose master the tree holds: a `PTY_MASTER`
+/// slot (its state as data) and a `PTY_SLAVE` slot per description of
+/// the slave, held by the lowest common ancestor of their users and of
+/// the session leader whose controlling terminal it is. Refused when bytes
+/// are buffered in either direction (they cannot be read without being
+/// consumed).
+fn pty_slots(
+    nodes: &[Node],
+    master: &[Entry],
+    n: u32,
+    slaves: &[Entry],
+    out: &mut Sharing,
+) -> Result<()> {
+    let m = &master[0];
+    let refuse = |e: &Entry, why: String| Error::Unsupported {
+        pid: e.pid,
+        reason: format!("not supported: fd {} ({}): {why}", e.fd, e.link),
+    };
+    let copy = copy_of(m)?;
+    let mut state = super::pty::state(&copy, n)
+        .ok_or_else(|| refuse(m, "cannot read the pseudo-terminal's mode".to_owned()))?;
+    let pending = super::pty::unread(&copy).unwrap_or(0);
+    if pending > 0 {
+        return Err(refuse(
+            m,
+            format!("pseudo-terminal master with {pending} bytes its reader has not read"),
+        ));
+    }
+    let slave_descs = descriptions(slaves);
+    if let Some(s) = slave_descs.first() {
+        let pending = super::pty::unread(&copy_of(&s[0])?).unwrap_or(0);
+        if pending > 0 {
+            return Err(refuse(
+                &s[0],
+                format!("pseudo-terminal /dev/pts/{n} with {pending} bytes of input not read"),
+            ));
+        }
+    }
+    let mut users: Vec<usize> = procs_of(master);
+    users.extend(procs_of(slaves));
+    if let Some((leader, fg)) = pty_session(nodes, n, m)? {
+        state.session = leader as u32;
+        state.fg_pgid = fg;
+        users.push(leader);
+    }
+    let holder = lca(nodes, &users).map_or(HOLDER_RESTORER, |h| h as u32);
+    let master_slot = out.slots.len() as u32;
+    out.slots.push(TreeSlotRecord {
+        kind: slot_kind::PTY_MASTER,
+        holder,
+        holder_fd: FD_NO_DUP,
+        peer: u32::MAX,
+        flags: m.flags & 0o4000,
+        ..TreeSlotRecord::default()
+    });
+    out.data
+        .push(kckpt_image::read::record_bytes(&state).to_vec());
+    use_slot(out, master, master_slot);
+    for d in &slave_descs {
+        let slot = out.slots.len() as u32;
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::PTY_SLAVE,
+            holder,
+            holder_fd: FD_NO_DUP,
+            peer: master_slot,
+            flags: d[0].flags & 0o4003,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
+        use_slot(out, d, slot);
+    }
+    Ok(())
 }
 
 /// Record `entries` as uses of `slot`.

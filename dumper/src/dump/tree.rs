@@ -404,14 +404,29 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
         let pgid = n.pgid();
         let parent_sid =
             (n.parent != NO_PARENT).then(|| nodes[n.parent as usize].stat.num(6) as u32);
-        if index(sid).is_some() && sid != n.pid as u32 && parent_sid != Some(sid) {
+        // A session that is neither its own nor its parent's (for a root:
+        // one led by a process of the tree) cannot be had by fork+setsid.
+        let foreign_sid = sid != n.pid as u32
+            && match parent_sid {
+                Some(p) => p != sid,
+                None => index(sid).is_some(),
+            };
+        if foreign_sid {
             return Err(Error::Unsupported {
                 pid: n.pid,
                 reason: format!(
-                    "not supported: it is in session {sid} (led by process {sid} of the \
-                     tree) but did not inherit it from a parent in the tree (its parent \
-                     changed session after forking it, or it was reparented): setsid cannot \
-                     rebuild that"
+                    "not supported: it is in session {sid}, neither its own nor inherited \
+                     from a parent in the tree (its parent changed session after forking it, \
+                     or it was reparented): setsid cannot rebuild that"
+                ),
+            });
+        }
+        let parent_pgid = (n.parent != NO_PARENT).then(|| nodes[n.parent as usize].pgid());
+        if index(pgid).is_none() && pgid != n.pid as u32 && parent_pgid.is_some_and(|p| p != pgid) {
+            return Err(Error::Unsupported {
+                pid: n.pid,
+                reason: format!(
+                    "not supported: it is in process group {pgid}, led by a process outside                      the tree (exited, or not saved) and not its parent's group: setpgid                      cannot rebuild that"
                 ),
             });
         }
@@ -711,5 +726,14 @@ mod tests {
             e.contains("pid 4194431") && e.contains("group 4194432"),
             "{e}"
         );
+        // 41 is in group 7, whose leader is outside the tree and which is
+        // not its parent's group (a zombie whose group leader exited).
+        let gone = [node(4194440, NO_PARENT, 1, 1), node(4194441, 0, 7, 1)];
+        let e = check_rebuildable(&gone).unwrap_err().to_string();
+        assert!(e.contains("pid 4194441") && e.contains("group 7"), "{e}");
+        // 51, a child in session 9 while its parent is in session 1.
+        let moved = [node(4194450, NO_PARENT, 1, 1), node(4194451, 0, 1, 9)];
+        let e = check_rebuildable(&moved).unwrap_err().to_string();
+        assert!(e.contains("pid 4194451") && e.contains("session 9"), "{e}");
     }
 }
