@@ -150,7 +150,10 @@ impl Groups {
             let Some(i) = self.find(s.dev, s.inode) else {
                 continue;
             };
-            match sys::fcntl(fd, F_DUPFD_CLOEXEC, 0) {
+            // Above the slots and the barrier: a lower free number may be
+            // a slot created next, or one closed after the children are
+            // forked.
+            match sys::fcntl(fd, F_DUPFD_CLOEXEC, tree.barrier_base() as usize + 4) {
                 Ok(copy) => {
                     let grp = &mut self.list[i];
                     grp.memfd = true;
