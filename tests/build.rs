@@ -49,6 +49,11 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     (
+        "TREEM_SHARE",
+        "treem_share.c",
+        &["-fPIE", "-pie", "-lpthread"],
+    ),
+    (
         "NOLIBC",
         "nolibc.c",
         &["-nostdlib", "-static", "-fno-stack-protector"],

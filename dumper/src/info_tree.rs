@@ -372,15 +372,19 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
             Some(n) if n > 0 && s["kind"] == "pipe_read" => format!(", {n} bytes in flight"),
             _ => String::new(),
         };
+        let used = if s["kind"] == "memory" {
+            // No descriptor uses it: the processes of the holder's subtree
+            // map their VMAs of that object from it.
+            "mapped from it by its subtree's VMAs of that object".to_owned()
+        } else if users.is_empty() {
+            "used by nobody".to_owned()
+        } else {
+            format!("used by {}", users.join(" "))
+        };
         let _ = writeln!(
             out,
-            "  slot {:<3} {kind}, held by {holder}, used by {}{data}",
+            "  slot {:<3} {kind}, held by {holder}, {used}{data}",
             s["slot"],
-            if users.is_empty() {
-                "nobody".to_owned()
-            } else {
-                users.join(" ")
-            }
         );
     }
     if let Some(pid) = shown {

@@ -173,11 +173,11 @@ extern "C" fn stage2(sp: usize) -> ! {
         start.stdio,
         tree.as_ref().map(tree::Tree::kept),
     );
+    let mut groups = shmem::Groups::new(&img);
     if let Some(t) = &tree {
-        tree::after_files(t, &img);
+        tree::after_files(t, &img, &mut groups);
     }
     exe::prepare(&img);
-    let mut groups = shmem::Groups::new(&img);
     let nthreads = img.view.header.thread_count as usize;
 
     // Then replace this process with the saved one.

@@ -19,6 +19,14 @@
 //!
 //! Stored pages are then written through each VMA (they land in the object;
 //! those of a private VMA are its own copies).
+//!
+//! In a process tree (format 1.4), an object several processes use is a
+//! `MEMORY` slot ([`Groups::tree_slots`]): its holder creates it as one
+//! memfd of the slot's size at the slot descriptor before it forks its
+//! children (or copies there its own restored descriptor of that memfd),
+//! and every process whose group has the slot's (device, inode) maps its
+//! VMAs from the inherited slot instead of a new object of its own. All of
+//! them write their stored pages before the tree's barrier.
 #![allow(unsafe_code)] // Maps memory by address.
 
 use kckpt_image::{prot, vma_flags, vma_kind, VmaRecord};
@@ -28,7 +36,10 @@ use crate::layout::{WINDOW_END, WINDOW_START};
 use crate::load::{refuse, Image};
 use crate::memory::Failure;
 use crate::sys::{self, Errno};
+use crate::tree::Tree;
 use crate::xsys;
+
+const F_DUPFD_CLOEXEC: u32 = 1030;
 
 /// Most shared objects an image may have.
 const MAX_GROUPS: usize = 64;
@@ -120,6 +131,40 @@ impl Groups {
         out
     }
 
+    /// A tree process, after its descriptors are restored and before it
+    /// forks its children: create the `MEMORY` slots it holds, then take
+    /// the slot of every group that is one (a close-on-exec copy, closed
+    /// after the group's last VMA). Fails with one line.
+    pub fn tree_slots(&mut self, tree: &Tree, img: &Image) {
+        let base = tree.slot_base() as usize;
+        for (k, s) in tree.outer.tree_slots.iter().enumerate() {
+            if s.kind != kckpt_image::tree::slot_kind::MEMORY {
+                continue;
+            }
+            let fd = base + k;
+            if s.holder == tree.index {
+                if let Err(e) = create_slot(img, s.inode, s.size, fd) {
+                    slot_fail(img, k, "cannot create the shared memory", e);
+                }
+            }
+            let Some(i) = self.find(s.dev, s.inode) else {
+                continue;
+            };
+            // Above the slots and the barrier: a lower free number may be
+            // a slot created next, or one closed after the children are
+            // forked.
+            match sys::fcntl(fd, F_DUPFD_CLOEXEC, tree.barrier_base() as usize + 4) {
+                Ok(copy) => {
+                    let grp = &mut self.list[i];
+                    grp.memfd = true;
+                    grp.handle = copy;
+                    grp.created = true;
+                }
+                Err(e) => slot_fail(img, k, "the shared memory is not inherited", e),
+            }
+        }
+    }
+
     fn find(&self, dev: u64, inode: u64) -> Option<usize> {
         self.list[..self.count]
             .iter()
@@ -152,7 +197,6 @@ impl Groups {
             self.list[i].handle = if let (true, Some(r)) = (self.list[i].memfd, restored) {
                 // The memfd a descriptor holds (restored with its content):
                 // one object for the descriptor and the areas.
-                const F_DUPFD_CLOEXEC: u32 = 1030;
                 sys::fcntl(r.fd as usize, F_DUPFD_CLOEXEC, 0)
                     .map_err(at("sharing a restored memfd"))?
             } else if self.list[i].memfd {
@@ -253,4 +297,46 @@ fn base_area(img: &Image, size: usize) -> Result<usize, Errno> {
         }
     }
     last
+}
+
+/// The holder's `MEMORY` slot at descriptor `at`: its own restored
+/// descriptor of that memfd (inode `inode`) when it has one, else a new
+/// memfd of `size` bytes, named as its own VMAs of the object name it
+/// (`kckpt-shmem` when it maps none or they are not memfds). Inherited
+/// across `execve` by the children.
+fn create_slot(img: &Image, inode: u64, size: u64, at: usize) -> Result<(), Errno> {
+    let restored = img.view.fds.iter().find(|r| {
+        r.kind == kckpt_image::fd_kind::MEMFD
+            && r.dup_of == kckpt_image::FD_NO_DUP
+            && r.args[3] == inode
+    });
+    if let Some(r) = restored {
+        sys::dup3(r.fd as usize, at, 0)?;
+        return Ok(());
+    }
+    let mut name = [0u8; 256];
+    let n = img
+        .view
+        .vmas
+        .iter()
+        .filter(|v| v.inode == inode)
+        .find_map(|v| memfd_name(img, &v))
+        .filter(|n| n.len() <= 249)
+        .unwrap_or(b"kckpt-shmem");
+    name[..n.len()].copy_from_slice(n);
+    let fd = sys::memfd_create(&name[..n.len() + 1], g::MFD_CLOEXEC)?;
+    sys::ftruncate(fd, size)?;
+    crate::tree::put(fd, at as u32)
+}
+
+/// `shared memory slot K: WHAT: ERRNO` and exit.
+fn slot_fail(img: &Image, k: usize, what: &str, e: Errno) -> ! {
+    crate::report::Msg::new()
+        .push(img.path)
+        .s(": shared memory slot ")
+        .dec(k as u64)
+        .s(": ")
+        .s(what)
+        .errno(e)
+        .fail()
 }

@@ -533,9 +533,10 @@ pub fn shared_fd(kept: (u32, u32), slot: u64) -> Result<usize, Errno> {
     sys::fcntl(fd as usize, F_DUPFD_CLOEXEC, 0)
 }
 
-/// A tree process, after `files::restore`: the descriptor slots it holds,
-/// then its children in table order, then every slot descriptor closed.
-pub fn after_files(tree: &Tree, img: &Image) {
+/// A tree process, after `files::restore`: the descriptor and memory
+/// slots it holds (and its copies of the memory slots it maps), then its
+/// children in table order, then every slot descriptor closed.
+pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) {
     let base = tree.slot_base();
     for (k, s) in tree.outer.tree_slots.iter().enumerate() {
         if s.holder == tree.index && s.kind == slot_kind::HOLDER_FD {
@@ -544,6 +545,7 @@ pub fn after_files(tree: &Tree, img: &Image) {
             }
         }
     }
+    groups.tree_slots(tree, img);
     let exec = tree.exec.through(img.fd);
     for (i, rec) in tree.outer.tree_procs.iter().enumerate() {
         if rec.parent == tree.index && rec.parent != NO_PARENT {

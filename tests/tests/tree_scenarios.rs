@@ -199,7 +199,6 @@ if __name__ == "__main__":
 "#;
 
 #[test]
-#[ignore = "multiprocessing's semaphores are memory shared across the tree: refused until MEMORY slots land"]
 fn python_multiprocessing_pool_sum() {
     let dir = TestDir::new("tree-pool");
     let script = dir.join("pool.py");

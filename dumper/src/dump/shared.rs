@@ -176,7 +176,7 @@ fn ancestor_or_self(nodes: &[Node], a: usize, mut b: usize) -> bool {
 
 /// The lowest common ancestor of `procs` (each counts as its own
 /// ancestor), `None` when they are in different root subtrees.
-fn lca(nodes: &[Node], procs: &[usize]) -> Option<usize> {
+pub(super) fn lca(nodes: &[Node], procs: &[usize]) -> Option<usize> {
     let mut at = *procs.first()?;
     loop {
         if procs.iter().all(|&p| ancestor_or_self(nodes, at, p)) {
@@ -331,6 +331,7 @@ pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
             .collect();
         pty_slots(nodes, &master, n, &slaves, &mut out)?;
     }
+    memory_slots(nodes, &groups, &mut out)?;
     out.uses.sort_unstable_by_key(|u| (u.proc, u.fd));
     Ok(out)
 }
@@ -601,6 +602,28 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
             ),
         });
     }
+    // Objects only the kernel holds (a memfd, shared anonymous memory, a
+    // deleted file): several descriptions of one come back as one object
+    // only when one process, the holder of each, restores them all (as a
+    // single process's descriptors of one memfd or deleted file);
+    // otherwise each would be a copy of its own.
+    let link = &group[0].link;
+    let kernel_only =
+        link.starts_with("/memfd:") || (link.starts_with('/') && link.ends_with(" (deleted)"));
+    let one_holder = lca(nodes, &procs_of(group))
+        .is_some_and(|h| descs.iter().all(|d| d.iter().any(|e| e.proc == h)));
+    if kernel_only && descs.len() > 1 && !one_holder {
+        let (a, b) = (&descs[0][0], &descs[1][0]);
+        return Err(Error::Unsupported {
+            pid: a.pid,
+            reason: format!(
+                "not supported: fd {} ({}) and fd {} of process {} are separate opens of one \
+                 object only the kernel holds (a memfd or a deleted file): each would come back \
+                 as a copy of its own",
+                a.fd, a.link, b.fd, b.pid
+            ),
+        });
+    }
     for d in descs {
         let procs = procs_of(&d);
         if procs.len() < 2 {
@@ -636,6 +659,92 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         out.data.push(Vec::new());
         let users: Vec<Entry> = d.into_iter().filter(|e| e.proc != holder).collect();
         use_slot(out, &users, slot);
+    }
+    Ok(())
+}
+
+/// `(dev, inode)` of `stat` as `/proc/PID/maps` writes the device
+/// (major << 32 | minor).
+fn maps_key(key: (u64, u64)) -> (u64, u64) {
+    let (dev, ino) = key;
+    let major = u64::from(nix::sys::stat::major(dev) as u32);
+    let minor = u64::from(nix::sys::stat::minor(dev) as u32);
+    ((major << 32) | minor, ino)
+}
+
+/// A `MEMORY` slot for every kernel-only memory object that two or more
+/// processes of the tree use (map, or hold as a descriptor while another
+/// maps it), held by the lowest common ancestor of them all. A memfd that
+/// is also a descriptor is the holder's descriptor (one open file
+/// description, which the holder restores itself): the stub uses it for
+/// the slot. Refused by name: any other object that is also a descriptor
+/// (a deleted file, shared anonymous memory opened through
+/// `/proc/PID/map_files`), and a memfd descriptor the holder does not
+/// hold or that is opened more than once.
+fn memory_slots(
+    nodes: &[Node],
+    groups: &BTreeMap<(u64, u64), Vec<Entry>>,
+    out: &mut Sharing,
+) -> Result<()> {
+    let maps = super::tree::tree_maps(nodes)?;
+    let objects = super::tree_memory::memory_objects(&maps, super::page_size());
+    let by_key: HashMap<(u64, u64), &Vec<Entry>> =
+        groups.iter().map(|(k, v)| (maps_key(*k), v)).collect();
+    for o in objects {
+        let fds: &[Entry] = by_key.get(&o.key).map_or(&[], |v| v.as_slice());
+        let mut users = o.procs.clone();
+        users.extend(procs_of(fds));
+        users.sort_unstable();
+        users.dedup();
+        if users.len() < 2 {
+            continue;
+        }
+        let Some(holder) = lca(nodes, &users) else {
+            let e = &nodes[users[0]];
+            return Err(Error::Unsupported {
+                pid: e.pid,
+                reason: format!(
+                    "not supported: shared memory {} used by processes of different root \
+                     subtrees ({}), which have no common ancestor in the tree to hold it",
+                    o.name,
+                    o.pids(nodes)
+                ),
+            });
+        };
+        if let Some(e) = fds.first() {
+            let held = fds.iter().any(|f| f.proc == holder);
+            if !o.memfd() || !held || descriptions(fds).len() > 1 {
+                let why = if !o.memfd() {
+                    "a descriptor of a deleted object"
+                } else if !held {
+                    "a memfd descriptor that their common ancestor does not hold"
+                } else {
+                    "a memfd opened more than once"
+                };
+                return Err(Error::Unsupported {
+                    pid: e.pid,
+                    reason: format!(
+                        "not supported: fd {} ({}) is the shared memory {} mapped by {}: {why} \
+                         cannot be shared again with the mappings",
+                        e.fd,
+                        e.link,
+                        o.name,
+                        o.pids(nodes)
+                    ),
+                });
+            }
+        }
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::MEMORY,
+            holder: holder as u32,
+            holder_fd: FD_NO_DUP,
+            peer: u32::MAX,
+            dev: o.key.0,
+            inode: o.key.1,
+            size: o.size,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
     }
     Ok(())
 }

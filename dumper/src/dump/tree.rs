@@ -447,19 +447,13 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
 }
 
 /// Refuse a tree whose processes map the same kernel-only memory object
-/// (shared anonymous memory, a memfd, a SysV segment, a deleted file):
-/// each would come back with a copy of its own
-/// ([`super::tree_memory`]).
+/// that a `MEMORY` slot cannot carry (a SysV segment, or processes with no
+/// common ancestor in the tree: [`super::tree_memory`]); the others become
+/// slots (`shared::analyze`).
 fn check_shared_memory(nodes: &[Node]) -> Result<()> {
-    let live: Vec<(i32, Vec<procfs::MapEntry>)> = nodes
-        .iter()
-        .filter(|n| n.zombie.is_none())
-        .map(|n| Ok((n.pid, procfs::maps(n.pid)?)))
-        .collect::<Result<_>>()?;
-    if live.len() < 2 {
-        return Ok(());
-    }
-    let reasons = super::tree_memory::shared_memory_reasons(&live);
+    let maps = tree_maps(nodes)?;
+    let objects = super::tree_memory::memory_objects(&maps, super::page_size());
+    let reasons = super::tree_memory::shared_memory_reasons(nodes, &objects);
     match reasons.first() {
         None => Ok(()),
         Some(_) => Err(Error::Unsupported {
@@ -467,6 +461,17 @@ fn check_shared_memory(nodes: &[Node]) -> Result<()> {
             reason: format!("not supported: {}", reasons.join(", ")),
         }),
     }
+}
+
+/// The mappings of every live process of the tree (`None` for zombies).
+pub fn tree_maps(nodes: &[Node]) -> Result<Vec<Option<Vec<procfs::MapEntry>>>> {
+    nodes
+        .iter()
+        .map(|n| match n.zombie {
+            Some(_) => Ok(None),
+            None => Ok(Some(procfs::maps(n.pid)?)),
+        })
+        .collect()
 }
 
 /// `TreeRecord::status_proc`: the root for `-p`; the last root in table
