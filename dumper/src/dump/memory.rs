@@ -131,7 +131,10 @@ impl Memory {
 /// Which pages of a VMA are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// Nothing (shared file mappings, vDSO, vvar, vsyscall).
+    /// Nothing (shared file mappings, vDSO, vvar, vsyscall, and
+    /// `MAP_DROPPABLE` memory: the kernel may drop its pages at any time,
+    /// and what programs keep there — glibc's `getrandom` state — must not
+    /// come back twice from one image).
     Nothing,
     /// Present or swapped pages that are not all zero (anonymous memory, and
     /// file mappings whose file is unavailable: restored as anonymous).
@@ -149,6 +152,9 @@ pub enum Policy {
 
 /// The storage policy for a VMA of `kind` with `flags` (`vma_flags::*`).
 pub fn policy(kind: u32, flags: u32) -> Policy {
+    if flags & vma_flags::DROPPABLE != 0 {
+        return Policy::Nothing;
+    }
     match kind {
         vma_kind::VDSO | vma_kind::VVAR | vma_kind::VVAR_VCLOCK | vma_kind::VSYSCALL => {
             Policy::Nothing
@@ -792,6 +798,10 @@ mod tests {
             Policy::NonZero
         );
         assert_eq!(policy(vma_kind::VDSO, 0), Policy::Nothing);
+        assert_eq!(
+            policy(vma_kind::ANONYMOUS, vma_flags::DROPPABLE),
+            Policy::Nothing
+        );
         assert_eq!(policy(vma_kind::VVAR_VCLOCK, 0), Policy::Nothing);
         assert_eq!(
             policy(vma_kind::ANONYMOUS, vma_flags::SHARED),
