@@ -265,7 +265,7 @@ fn abort(v: &ImageView<'_>, word: Option<&'static AtomicU32>, mut m: Msg) -> ! {
 
 /// The index of the root whose end is the image's: `status_proc` or the
 /// root above it.
-fn status_root(v: &ImageView<'_>) -> u32 {
+pub fn status_root(v: &ImageView<'_>) -> u32 {
     let mut i = v.tree.map_or(0, |t| t.status_proc);
     for _ in 0..v.tree_procs.len() {
         match v.tree_procs.get(i as usize) {

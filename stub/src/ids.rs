@@ -127,15 +127,23 @@ fn saved_ids(img: &Image) -> (u32, u32) {
 /// every saved tid, so they cannot take one).
 pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
     let (pid, max) = saved_ids(img);
-    let word = new_namespaces(img.path);
+    let name = img
+        .view
+        .threads()
+        .next()
+        .map(|t| t.record.name)
+        .unwrap_or_default();
+    let word = new_namespaces(img.path, name);
     init(img, pid, word);
     [max + 1, max + 2]
 }
 
 /// Create the new user (when not root) and PID namespaces and fork `C`,
 /// their pid 1; returns in `C` with the word `C` passes the restored
-/// process's wait status through (`P` waits for `C` and ends like it).
-pub fn new_namespaces(path: &[u8]) -> &'static AtomicU32 {
+/// process's wait status through (`P` waits for `C` and ends like it, and
+/// takes the command `name` of the process it stands in for, as the
+/// relay does: `ps`, `jobs`, `pgrep` see that name).
+pub fn new_namespaces(path: &[u8], name: [u8; 16]) -> &'static AtomicU32 {
     let fail = |what: &str, e: sys::Errno| -> ! {
         Msg::new()
             .push(path)
@@ -167,7 +175,14 @@ pub fn new_namespaces(path: &[u8]) -> &'static AtomicU32 {
             mount_proc();
             word
         }
-        Ok(child) => parent(child, word),
+        Ok(child) => {
+            let mut name = name;
+            name[15] = 0;
+            if name[0] != 0 {
+                let _ = sys::set_name(&name);
+            }
+            parent(child, word)
+        }
         Err(e) => fail("fork", e),
     }
 }

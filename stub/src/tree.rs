@@ -321,7 +321,13 @@ pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
             "a process of the tree has pid or tid 1, which kckpt keeps for the new PID namespace's init",
         );
     }
-    let word = crate::ids::new_namespaces(img.path);
+    let name = img
+        .view
+        .tree_procs
+        .get(crate::coordinator::status_root(&img.view) as usize)
+        .unwrap_or_default()
+        .name;
+    let word = crate::ids::new_namespaces(img.path, name);
     exec.ns_max = ids.max;
     if crate::ids::in_own_user_ns() {
         exec.userns = true;
