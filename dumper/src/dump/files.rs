@@ -667,6 +667,7 @@ pub fn collect(
     skip_unsupported: bool,
     ghost_limit: u64,
     tree: Option<&super::shared::TreeFds>,
+    external: &[u32],
 ) -> Result<Files> {
     let in_tree = tree.is_some();
     let mut files = Files {
@@ -1266,6 +1267,8 @@ pub fn collect(
         }
     }
 
+    mark_external(pid, &mut files.fds, &mut classes, external)?;
+
     // Standard descriptors: files and devices are reopened like any other
     // descriptor (`--stdio=inherit` at restore takes the restorer's
     // instead), terminals are the restorer's with their saved mode, and
@@ -1331,10 +1334,18 @@ pub fn collect(
             })
             .collect();
         if !skip_unsupported {
+            // A descriptor that leads outside: `--external` (the first).
+            let outside = unsupported.iter().find_map(|(fd, what)| {
+                let leads_out = what.contains("another process") || what.contains("outside");
+                fd.filter(|_| leads_out)
+            });
+            let hint = outside.map_or(String::new(), |fd| {
+                format!("; --external {pid}:{fd} takes such a descriptor from the restorer")
+            });
             return Err(Error::Unsupported {
                 pid,
                 reason: format!(
-                    "not supported: {}; --skip-unsupported dumps anyway, {}",
+                    "not supported: {}{hint}; --skip-unsupported dumps anyway, {}",
                     list.join(", "),
                     skip_consequence(&unsupported)
                 ),
@@ -1348,6 +1359,56 @@ pub fn collect(
         }
     }
     Ok(files)
+}
+
+/// `kckpt dump --external`: the descriptors `external` of `pid` (a
+/// duplicate stands for its original) become `EXTERNAL` records keyed by
+/// what `/proc/PID/fd/FD` reads, instead of being refused. Only a
+/// descriptor kckpt would otherwise refuse (one that leads outside the
+/// dumped processes) may be external: naming another one, or one the
+/// process does not have, is refused.
+fn mark_external(pid: i32, fds: &mut [Fd], classes: &mut [Class], external: &[u32]) -> Result<()> {
+    use kckpt_image::external::{key_ok, EXTERNAL_FD_KIND};
+    let usage = |fd: u32, what: &str| Error::Usage(format!("--external {pid}:{fd}: {what}"));
+    for &fd in external {
+        let Some(mut i) = fds.iter().position(|f| f.rec.fd == fd) else {
+            return Err(usage(fd, &format!("process {pid} has no descriptor {fd}")));
+        };
+        if fds[i].rec.dup_of != FD_NO_DUP {
+            let orig = fds[i].rec.dup_of;
+            i = fds.iter().position(|f| f.rec.fd == orig).unwrap_or(i);
+        }
+        if fds[i].rec.kind == EXTERNAL_FD_KIND {
+            continue; // named twice, or through a duplicate
+        }
+        if !matches!(classes[i], Class::Unsupported(_)) {
+            return Err(usage(
+                fd,
+                "it does not lead outside the dumped processes (kckpt restores it); \
+                 only a descriptor the dump would refuse can be external",
+            ));
+        }
+        let link = fs::read_link(format!("/proc/{pid}/fd/{}", fds[i].rec.fd))
+            .map_err(|e| usage(fd, &crate::error::io_text(&e)))?;
+        let key = link.as_os_str().as_encoded_bytes().to_vec();
+        if !key_ok(&key) {
+            return Err(usage(
+                fd,
+                "its name contains a comma or is too long to be a key",
+            ));
+        }
+        let f = &mut fds[i];
+        f.rec.kind = EXTERNAL_FD_KIND;
+        f.rec.args = [0; 4];
+        f.rec.pos = 0;
+        f.rec.peer = FD_NO_DUP;
+        f.rec.fd_flags &= fd_flags::CLOEXEC;
+        f.path = key;
+        f.data.clear();
+        f.term = None;
+        classes[i] = Class::Path;
+    }
+    Ok(())
 }
 
 /// What `--skip-unsupported` would do with `unsupported` (descriptors:
