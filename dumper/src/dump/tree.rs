@@ -377,6 +377,13 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
 /// session after forking it), or in the group of a process of the tree
 /// that comes later in the table.
 fn check_rebuildable(nodes: &[Node]) -> Result<()> {
+    check_relations(nodes)?;
+    check_shared_memory(nodes)
+}
+
+/// [`check_rebuildable`] but for memory: what it shares with its parent,
+/// its session and its group.
+fn check_relations(nodes: &[Node]) -> Result<()> {
     let index = |pid: u32| nodes.iter().position(|n| n.pid as u32 == pid);
     for (i, n) in nodes.iter().enumerate() {
         if n.parent != NO_PARENT && n.zombie.is_none() {
@@ -414,6 +421,29 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
                 ),
             });
         }
+        // What the restore checks (`stub/src/tree.rs` `check_groups`), so
+        // that no tree is killed whose image the restore would refuse.
+        let parent = (n.parent != NO_PARENT).then(|| &nodes[n.parent as usize]);
+        if parent.is_some_and(|p| p.stat.num(6) as u32 != sid) && sid != n.pid as u32 {
+            return Err(Error::Unsupported {
+                pid: n.pid,
+                reason: format!(
+                    "not supported: it is in session {sid}, neither its own nor its \
+                     parent's: setsid cannot rebuild that"
+                ),
+            });
+        }
+        if pgid != n.pid as u32 && index(pgid).is_none() && parent.is_some_and(|p| p.pgid() != pgid)
+        {
+            return Err(Error::Unsupported {
+                pid: n.pid,
+                reason: format!(
+                    "not supported: it is in process group {pgid}, whose leader is not \
+                     dumped (it exited) and which is not its parent's: setpgid cannot \
+                     rebuild that"
+                ),
+            });
+        }
         if let Some(leader) = index(pgid) {
             if leader > i {
                 return Err(Error::Unsupported {
@@ -427,7 +457,7 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
             }
         }
     }
-    check_shared_memory(nodes)
+    Ok(())
 }
 
 /// Refuse a tree whose processes map the same kernel-only memory object
@@ -682,13 +712,13 @@ mod tests {
             node(4194420, NO_PARENT, 4194420, 4194420),
             node(4194421, 0, 4194420, 4194420),
         ];
-        assert!(check_rebuildable(&ok).is_ok());
+        check_relations(&ok).unwrap();
         let bad = [
             node(4194420, NO_PARENT, 4194420, 4194420),
             node(4194421, 0, 4194421, 4194421),
             node(4194422, 1, 4194420, 4194420),
         ];
-        let e = check_rebuildable(&bad).unwrap_err().to_string();
+        let e = check_relations(&bad).unwrap_err().to_string();
         assert!(
             e.contains("pid 4194422") && e.contains("session 4194420"),
             "{e}"
@@ -700,10 +730,28 @@ mod tests {
             node(4194433, 0, 1, 1),
             node(4194432, 2, 4194432, 1),
         ];
-        let e = check_rebuildable(&late).unwrap_err().to_string();
+        let e = check_relations(&late).unwrap_err().to_string();
         assert!(
             e.contains("pid 4194431") && e.contains("group 4194432"),
             "{e}"
         );
+        // zdtm's zombie01: 42, a zombie child of 40, is in the group of
+        // 41, which exited (not in the tree), and 40 is not in it.
+        let gone = [
+            node(4194440, NO_PARENT, 4194440, 1),
+            node(4194442, 0, 4194441, 1),
+        ];
+        let e = check_relations(&gone).unwrap_err().to_string();
+        assert!(
+            e.contains("pid 4194442") && e.contains("group 4194441") && e.contains("exited"),
+            "{e}"
+        );
+        // A session neither its own nor its parent's (not in the tree).
+        let sess = [
+            node(4194450, NO_PARENT, 4194450, 4194450),
+            node(4194451, 0, 4194451, 7),
+        ];
+        let e = check_relations(&sess).unwrap_err().to_string();
+        assert!(e.contains("pid 4194451") && e.contains("session 7"), "{e}");
     }
 }
