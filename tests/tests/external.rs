@@ -243,3 +243,78 @@ fn inherit_fd_usage() {
     );
     assert!(!out.status.success(), "{}", show(&out));
 }
+
+/// An unprivileged user (nobody) dumps its reader of a pipe the test
+/// feeds, with `--external 5`, and restores it, by running the stub with
+/// `KCKPT_INHERIT_FD`, onto another pipe (opened at fd 5 by a root shell
+/// before `setpriv`).
+#[test]
+fn external_pipe_as_nobody() {
+    use std::os::unix::fs::PermissionsExt;
+    require_tool("setpriv");
+    let dir = TestDir::new("external-nobody");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("ext.kckpt");
+    let (old_r, mut old_w) = pipe();
+    let (new_r, mut new_w) = pipe();
+    let key = key_of(&old_r);
+    let as_nobody = |fd: &OwnedFd, program: &Path| {
+        let mut c = with_fd(fd, 5, '<', Path::new(NOBODY[0]));
+        c.args(&NOBODY[1..]).arg(program);
+        c
+    };
+    let mut p = Proc::spawn("ext_reader", &mut as_nobody(&old_r, Path::new(EXT_READER)));
+    let ready = p.line(LINE_TIMEOUT);
+    assert!(ready.starts_with("ready "), "{ready}");
+    old_w.write_all(b"before\n").unwrap();
+    p.wait_for("got: before", LINE_TIMEOUT, |l| l == "got: before");
+
+    let dump = |extra: &[&str]| {
+        run(
+            kckpt_as(&NOBODY)
+                .args(["dump", "-p", &p.pid().to_string(), "-o"])
+                .arg(&image)
+                .args(extra),
+            DUMP_TIMEOUT,
+        )
+    };
+    let out = dump(&[]);
+    assert_refused(
+        "nobody's dump without --external",
+        &out,
+        None,
+        &["pipe to another process"],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--external"),
+        "the refusal names --external: {}",
+        show(&out)
+    );
+    let out = dump(&["--external", "5"]);
+    assert!(
+        out.status.success(),
+        "nobody's dump --external 5: {}",
+        show(&out)
+    );
+    let _ = p.wait_exit(LINE_TIMEOUT);
+
+    // Without the variable: refused; with it, the new pipe is read.
+    let out = run(as_nobody(&new_r, &stub()).arg(&image), CMD_TIMEOUT);
+    assert_refused(
+        "nobody's restore without KCKPT_INHERIT_FD",
+        &out,
+        Some(126),
+        &["KCKPT_INHERIT_FD"],
+    );
+    let mut restore = as_nobody(&new_r, &stub());
+    restore
+        .arg(&image)
+        .env("KCKPT_INHERIT_FD", format!("{key}=5"));
+    let mut r = Proc::spawn("nobody's restore", &mut restore);
+    new_w.write_all(b"after\n").unwrap();
+    r.wait_for("got: after", LINE_TIMEOUT, |l| l == "got: after");
+    drop(new_w);
+    r.wait_for("eof", LINE_TIMEOUT, |l| l == "eof");
+    let status = r.wait_exit(LINE_TIMEOUT);
+    assert!(status.success(), "restored process ended with {status}");
+}
