@@ -557,6 +557,57 @@ fn unsupported_features(
     }
     out.extend(sysv_ipc(pid));
     out.extend(super::kstate::unsupported(pid));
+    out.extend(unreadable_mapped_files(status, entries));
+    out
+}
+
+/// Mapped files the process's own user may not read (an execute-only
+/// program it executed: mode 0111): the restore reopens every mapped
+/// file, and a restore by that user would be refused after the dump
+/// killed the process. A process with `CAP_DAC_OVERRIDE` or
+/// `CAP_DAC_READ_SEARCH` (root) is not checked.
+fn unreadable_mapped_files(status: &str, entries: &[procfs::MapEntry]) -> Vec<String> {
+    let ids = |key| -> Vec<u32> {
+        fdinfo_field(status, key)
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    };
+    let caps = fdinfo_field(status, "CapEff")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0);
+    let (uid, gid, groups) = (ids("Uid"), ids("Gid"), ids("Groups"));
+    let (Some(&fsuid), Some(&fsgid)) = (uid.get(3), gid.get(3)) else {
+        return Vec::new();
+    };
+    if caps & 0b110 != 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for e in entries.iter().filter(|e| e.name.starts_with('/')) {
+        let Ok(m) = fs::metadata(&e.name) else {
+            continue; // deleted or replaced: other checks name it
+        };
+        if m.ino() != e.inode || !m.is_file() {
+            continue;
+        }
+        let bit = if m.uid() == fsuid {
+            0o400
+        } else if m.gid() == fsgid || groups.contains(&m.gid()) {
+            0o040
+        } else {
+            0o004
+        };
+        let what = format!(
+            "mapped file {} (mode {:04o}) not readable by the process's user (uid {fsuid}): a restore by that user could not map it",
+            e.name,
+            m.mode() & 0o7777
+        );
+        if m.mode() & bit == 0 && !out.contains(&what) {
+            out.push(what);
+        }
+    }
     out
 }
 
