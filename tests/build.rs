@@ -44,6 +44,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
     ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),
+    ("EXT_READER", "ext_reader.c", &["-fPIE", "-pie"]),
     ("TREE_SHARE", "tree_share.c", &["-fPIE", "-pie"]),
     ("TREER_TREE", "treer_tree.c", &["-fPIE", "-pie"]),
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),

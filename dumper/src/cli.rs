@@ -53,6 +53,13 @@ pub enum Command {
         /// Checkpoint the process alone (refused when it has children).
         #[arg(long)]
         no_children: bool,
+        /// A descriptor that leads to a process outside the dump (a pipe,
+        /// socket or named pipe): saved as external, keyed by its name
+        /// (`pipe:[INODE]`), for the restorer to provide (`kckpt restore
+        /// --inherit-fd KEY=N`) instead of being refused. `FD` alone: of
+        /// the root process. Repeatable.
+        #[arg(long, value_name = "[PID:]FD", value_parser = parse_external)]
+        external: Vec<(Option<i32>, u32)>,
     },
     /// Restore a process from an image (executes the restore stub in place
     /// of kckpt; a user who may choose pids, such as root, gets the saved
@@ -79,6 +86,11 @@ pub enum Command {
         /// $KCKPT_STDIO, else auto).
         #[arg(long, value_enum, value_name = "MODE")]
         stdio: Option<Stdio>,
+        /// Put descriptor N of this command where the image has the
+        /// external descriptor KEY (as `kckpt info` lists it, e.g.
+        /// `pipe:[1234]=5`); repeatable; added to $KCKPT_INHERIT_FD.
+        #[arg(long, value_name = "KEY=N", value_parser = parse_inherit)]
+        inherit_fd: Vec<String>,
     },
     /// Check an image and describe it.
     Info {
@@ -114,6 +126,29 @@ pub enum Command {
         #[command(subcommand)]
         action: BinfmtAction,
     },
+}
+
+/// `--external [PID:]FD`.
+fn parse_external(s: &str) -> std::result::Result<(Option<i32>, u32), String> {
+    let bad = || format!("`{s}` is not [PID:]FD");
+    let (pid, fd) = match s.split_once(':') {
+        Some((p, fd)) => (Some(p.parse::<i32>().map_err(|_| bad())?), fd),
+        None => (None, s),
+    };
+    if pid.is_some_and(|p| p <= 0) {
+        return Err(bad());
+    }
+    Ok((pid, fd.parse().map_err(|_| bad())?))
+}
+
+/// `--inherit-fd KEY=N`.
+fn parse_inherit(s: &str) -> std::result::Result<String, String> {
+    match kckpt_image::external::parse_entry(s.as_bytes()) {
+        Some((key, _)) if kckpt_image::external::key_ok(key) => Ok(s.to_owned()),
+        _ => Err(format!(
+            "`{s}` is not KEY=N (KEY as `kckpt info` lists it, without commas)"
+        )),
+    }
 }
 
 /// `kckpt restore --stdio`: where descriptors 0-2 come from.
@@ -166,6 +201,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             no_children,
             pgid,
             session,
+            external,
         } => {
             use crate::dump::tree::Scope;
             let group = pgid.map(Scope::Pgid).or(session.map(Scope::Session));
@@ -175,6 +211,7 @@ pub fn execute(cli: Cli) -> Result<()> {
                 ghost_limit,
                 no_children,
                 group,
+                external: Vec::leak(external),
             };
             let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options)?;
             for w in &summary.warnings {
@@ -187,7 +224,11 @@ pub fn execute(cli: Cli) -> Result<()> {
             new_pid_ns,
             force,
             stdio,
-        } => crate::restore::restore(&file, new_pid_ns, force, stdio),
+            inherit_fd,
+        } => {
+            crate::restore::add_inherit_fds(&inherit_fd)?;
+            crate::restore::restore(&file, new_pid_ns, force, stdio)
+        }
         Command::Info {
             file,
             json,

@@ -34,6 +34,7 @@ fn kind_name(kind: u32) -> &'static str {
         kckpt_image::self_fd_kind::PIDFD => "pidfd of itself",
         kckpt_image::self_fd_kind::NSFD => "own namespace",
         kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
+        kckpt_image::external::EXTERNAL_FD_KIND => "external",
         _ => "?",
     }
 }
@@ -64,6 +65,8 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "device": (r.kind == special_fd_kind::DEVICE)
                     .then(|| format!("{}:{}", r.args[0], r.args[1])),
                 "slot": (r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND).then_some(r.args[0]),
+                "external_key": (r.kind == kckpt_image::external::EXTERNAL_FD_KIND)
+                    .then(|| text(r.path)),
             })
         })
         .collect();
@@ -186,6 +189,10 @@ fn stdio(view: &ImageView<'_>, show: Show) -> Value {
                     ),
                     "the tree's shared description; refused when restored alone".to_owned(),
                 ),
+                kckpt_image::external::EXTERNAL_FD_KIND => (
+                    format!("external {}", text(r.path)),
+                    format!("the caller's fd named by --inherit-fd {}=N", text(r.path)),
+                ),
                 kind => (
                     kind_name(kind).to_owned(),
                     "rebuilt from the image".to_owned(),
@@ -305,6 +312,9 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if f["deleted"] == true {
             extra.push_str(" deleted");
+        }
+        if let Some(key) = f["external_key"].as_str() {
+            let _ = write!(extra, " (restore with --inherit-fd {key}=N)");
         }
         let _ = writeln!(
             out,

@@ -94,6 +94,38 @@ fn cstring(bytes: &[u8], path: &Path) -> Result<CString> {
     })
 }
 
+/// `kckpt restore --inherit-fd KEY=N...`: added to `KCKPT_INHERIT_FD`
+/// (before the entries already there, which they override), after
+/// checking that each `N` is an open descriptor of this process.
+pub fn add_inherit_fds(entries: &[String]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    for e in entries {
+        let (_, fd) = kckpt_image::external::parse_entry(e.as_bytes())
+            .ok_or_else(|| Error::Usage(format!("--inherit-fd {e}: not KEY=N")))?;
+        if std::fs::read_link(format!("/proc/self/fd/{fd}")).is_err() {
+            return Err(Error::Usage(format!(
+                "--inherit-fd {e}: descriptor {fd} is not open"
+            )));
+        }
+    }
+    let mut list = entries.join(",");
+    if let Some(old) = std::env::var_os("KCKPT_INHERIT_FD").filter(|v| !v.is_empty()) {
+        list.push(',');
+        list.push_str(&old.to_string_lossy());
+    }
+    let count = kckpt_image::external::entries(list.as_bytes()).count();
+    if count > kckpt_image::external::MAX_INHERIT {
+        return Err(Error::Usage(format!(
+            "at most {} descriptors can be inherited (--inherit-fd and KCKPT_INHERIT_FD)",
+            kckpt_image::external::MAX_INHERIT
+        )));
+    }
+    std::env::set_var("KCKPT_INHERIT_FD", list);
+    Ok(())
+}
+
 /// Execute the stub on `image`; returns only on failure. With
 /// `new_pid_ns` the stub restores the original pid and tids in a new PID
 /// namespace (`KCKPT_NEW_PID_NS=1`, see `stub/src/ids.rs`); `force` sets

@@ -465,6 +465,14 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         crate::tree::TREE_SHARED_FD_KIND => {
             a[0] < u64::from(crate::tree::MAX_SLOTS) && a[1..] == [0; 3]
         }
+        // The key in `path`; nothing else.
+        crate::external::EXTERNAL_FD_KIND => {
+            a == [0; 4]
+                && r.pos == 0
+                && r.data_len == 0
+                && r.peer == FD_NO_DUP
+                && crate::external::key_ok(view.string(r.path)?)
+        }
         special_fd_kind::FIFO | special_fd_kind::DEVICE | special_fd_kind::SYMLINK => {
             crate::special::args_ok(r.kind, a, r.data_len)
         }

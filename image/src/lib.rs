@@ -13,6 +13,7 @@ pub mod cgroup_props;
 pub mod check;
 pub mod checksum;
 pub mod escape;
+pub mod external;
 pub mod files;
 pub mod ghosts;
 pub mod guards;

@@ -66,11 +66,12 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
     let Some(t) = img.view.tree else { return };
     let b = t.slot_base + t.slots;
     tree::raise_nofile();
-    let fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, b as usize + 4).unwrap_or_else(|e| {
+    let end = tree::kept_end(b);
+    let fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, end as usize).unwrap_or_else(|e| {
         Msg::new()
             .push(img.path)
             .s(": cannot use descriptor numbers up to ")
-            .dec(u64::from(b) + 4)
+            .dec(end.into())
             .s(" (RLIMIT_NOFILE)")
             .errno(e)
             .fail()
@@ -79,6 +80,9 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
     sys::close(img.fd);
     img.fd = fd;
     let exec = exec.through(fd);
+    // The restorer's external descriptors, before the slots may take
+    // their numbers.
+    crate::external::place_for_tree(b + 4);
     let v = &img.view;
     if let Err((k, e)) = tree::create_pipe_slots(v, HOLDER_RESTORER, fd) {
         Msg::new()
@@ -112,6 +116,7 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
     if t.slots > 0 {
         let _ = sys::close_range(t.slot_base, b - 1);
     }
+    crate::external::close_tree_copies(b + 4);
     sys::close(b as usize + 1);
     sys::close(b as usize + 2);
     sys::close(img.fd);

@@ -134,9 +134,16 @@ fn close_others(keep: &mut [(u32, u32)]) {
 /// `stdio` is the `KCKPT_STDIO` mode for fds 0-2.
 ///
 /// `kept`: in a tree process, the descriptors `[from, to)` of the tree's
-/// slots and barrier, which stay open; `TREE_SHARED` records are copies of
-/// those slots.
-pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>) {
+/// slots, barrier and external copies, which stay open; `TREE_SHARED`
+/// records are copies of those slots. `who`: in a tree process, its index
+/// and pid (messages about external descriptors name it).
+pub fn restore(
+    img: &mut Image,
+    force: bool,
+    stdio: u8,
+    kept: Option<(u32, u32)>,
+    who: Option<(u32, u32)>,
+) {
     let v = img.view;
     if v.fds.is_empty() && v.fs.is_none() {
         return; // format 1.0 image: descriptors 0-2 inherited, as before
@@ -153,6 +160,13 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>
         .max(2);
     // In a tree process, above the slots and the barrier too.
     let floor = kept.map_or(max + 1, |k| (max + 1).max(k.1 as usize));
+    // External descriptors: the caller's, before they are closed.
+    let ext_base = kept.map(|k| k.1 - kckpt_image::external::MAX_INHERIT as u32);
+    let held = crate::external::Held::take(
+        img,
+        floor,
+        ext_base.zip(who).map(|(b, (i, pid))| (b, i, pid)),
+    );
     let image_fd = sys::fcntl(img.fd, F_DUPFD_CLOEXEC, floor).unwrap_or_else(|e| {
         Msg::new()
             .push(img.path)
@@ -174,11 +188,14 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>
         Err(_) => image_fd,
     };
     let (from, to) = kept.unwrap_or((u32::MAX, u32::MAX));
-    close_others(&mut [
-        (image_fd as u32, image_fd as u32 + 1),
-        (err_fd as u32, err_fd as u32 + 1),
-        (from, to),
-    ]);
+    let mut keep = [(u32::MAX, u32::MAX); 3 + kckpt_image::external::MAX_INHERIT];
+    keep[0] = (image_fd as u32, image_fd as u32 + 1);
+    keep[1] = (err_fd as u32, err_fd as u32 + 1);
+    keep[2] = (from, to);
+    for (k, range) in keep[3..].iter_mut().zip(held.keep()) {
+        *k = range;
+    }
+    close_others(&mut keep);
     let park_floor = err_fd + 1;
     let mut buf = [0u8; 4096];
     crate::ghosts::create_all(img, park_floor);
@@ -329,6 +346,9 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>
             self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)
                 .unwrap_or_else(|e| fail(img, r, "pidfd_open", e)),
             self_fd_kind::NSFD => namespace(img, r, path),
+            kckpt_image::external::EXTERNAL_FD_KIND => held
+                .copy(path)
+                .unwrap_or_else(|e| fail(img, r, "cannot copy the restorer's descriptor", e)),
             kckpt_image::tree::TREE_SHARED_FD_KIND => match kept {
                 Some(kept) => crate::tree::shared_fd(kept, r.args[0])
                     .unwrap_or_else(|e| fail(img, r, "cannot copy the shared descriptor", e)),
@@ -343,6 +363,8 @@ pub fn restore(img: &mut Image, force: bool, stdio: u8, kept: Option<(u32, u32)>
         };
         place(tmp, r).unwrap_or_else(|e| fail(img, r, "cannot move it to its number", e));
     }
+
+    held.close();
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
         let of_fifo =

@@ -20,6 +20,7 @@ mod coordinator;
 mod creds;
 mod data_check;
 mod exe;
+mod external;
 mod files;
 mod fill;
 mod flocks;
@@ -121,6 +122,7 @@ extern "C" fn stage2(sp: usize) -> ! {
             .exit(report::EXIT_USAGE);
     }
 
+    external::check_list();
     // Validate everything first.
     kckpt_image::checksum::use_hwcap(start.hwcap);
     let (mut img, tree) = if start.tree_proc != startup::NOT_TREE_PROC {
@@ -133,6 +135,7 @@ extern "C" fn stage2(sp: usize) -> ! {
             tree::entry(img, &start, path);
         }
         tree::refuse_shared(&img);
+        external::check(&img);
         (img, None)
     };
     state::verify(&img);
@@ -172,6 +175,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         start.force,
         start.stdio,
         tree.as_ref().map(tree::Tree::kept),
+        tree.as_ref().map(tree::Tree::who),
     );
     let mut groups = shmem::Groups::new(&img);
     if let Some(t) = &tree {

@@ -155,6 +155,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
                     _ => STDIO_BAD,
                 };
             }
+            if let Some(v) = var.strip_prefix(b"KCKPT_INHERIT_FD=") {
+                crate::external::set_list(v);
+            }
             if let Some(v) = var.strip_prefix(b"KCKPT_TREE_PROC=") {
                 out.tree_proc = index(v);
             }

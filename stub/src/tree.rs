@@ -108,9 +108,14 @@ impl Tree {
         self.slot_base() + self.slots()
     }
     /// The descriptors a tree process keeps through `files::restore`:
-    /// `[slot_base, B + 4)`.
+    /// `[slot_base, B + 4 + MAX_INHERIT)` (the slots, the barrier, the
+    /// restorer's external descriptors: `crate::external`).
     pub fn kept(&self) -> (u32, u32) {
-        (self.slot_base(), self.barrier_base() + 4)
+        (self.slot_base(), kept_end(self.barrier_base()))
+    }
+    /// Its index and saved pid.
+    pub fn who(&self) -> (u32, u32) {
+        (self.index, self.me().pid)
     }
     /// This process's record.
     fn me(&self) -> TreeProcRecord {
@@ -129,6 +134,13 @@ impl Tree {
         let at = self.exec.ns_max + 1 + 2 * self.index;
         [at, at + 1]
     }
+}
+
+/// The end of the descriptors a tree restore uses at fixed numbers, with
+/// the barrier at `b`: the barrier (4), then one per `KCKPT_INHERIT_FD`
+/// entry.
+pub fn kept_end(b: u32) -> u32 {
+    b + 4 + kckpt_image::external::MAX_INHERIT as u32
 }
 
 /// `kckpt: PATH: process I (pid P) of the tree` prefix.
@@ -401,7 +413,7 @@ pub fn enter(path: &'static [u8], start: &Startup) -> (Image, Tree) {
     // The image above the slots and the barrier, whose numbers are taken
     // next.
     let mut img = img;
-    match sys::fcntl(img.fd, F_DUPFD_CLOEXEC, tree.barrier_base() as usize + 4) {
+    match sys::fcntl(img.fd, F_DUPFD_CLOEXEC, tree.kept().1 as usize) {
         Ok(fd) => {
             sys::close(img.fd);
             img.fd = fd;
@@ -409,7 +421,7 @@ pub fn enter(path: &'static [u8], start: &Startup) -> (Image, Tree) {
         Err(e) => Msg::new()
             .push(path)
             .s(": cannot use descriptor numbers up to ")
-            .dec(u64::from(tree.barrier_base()) + 4)
+            .dec(tree.kept().1.into())
             .s(" (RLIMIT_NOFILE)")
             .errno(e)
             .fail(),
@@ -566,6 +578,7 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
     if tree.slots() > 0 {
         let _ = sys::close_range(base, tree.barrier_base() - 1);
     }
+    crate::external::close_tree_copies(tree.barrier_base() + 4);
 }
 
 /// Fork process `i` of the tree with its saved pid and exit signal; a

@@ -245,3 +245,27 @@ fn sysv_semaphore_set_is_refused() {
 fn sysv_message_queue_is_refused() {
     sysv_refused("msgq", "-q", "SysV message queue", "SysV message queue");
 }
+
+/// A program its user may execute but not read (mode 0111, as zdtm's
+/// dumpable02 runs itself): a restore by that user could not map it
+/// again, so the dump (even by root) refuses it by name, and the process
+/// goes on.
+#[test]
+fn execute_only_program_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    require_tool("setpriv");
+    let dir = TestDir::new("exec-only");
+    let bin_dir = TestDir::new("exec-only-bin");
+    fs::set_permissions(bin_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let program = bin_dir.join("counter");
+    fs::copy(prog::COUNTER_PIE, &program).unwrap();
+    fs::set_permissions(&program, fs::Permissions::from_mode(0o111)).unwrap();
+    let mut p = Proc::spawn("counter as nobody", &mut command_as(&NOBODY, &program));
+    p.line(LINE_TIMEOUT);
+    let msg = refused(&dir, p.pid(), "not readable");
+    assert!(
+        msg.contains("mode 0111") && msg.contains("uid 65534"),
+        "{msg}"
+    );
+    still_running(&mut p);
+}

@@ -557,6 +557,57 @@ fn unsupported_features(
     }
     out.extend(sysv_ipc(pid));
     out.extend(super::kstate::unsupported(pid));
+    out.extend(unreadable_mapped_files(status, entries));
+    out
+}
+
+/// Mapped files the process's own user may not read (an execute-only
+/// program it executed: mode 0111): the restore reopens every mapped
+/// file, and a restore by that user would be refused after the dump
+/// killed the process. A process with `CAP_DAC_OVERRIDE` or
+/// `CAP_DAC_READ_SEARCH` (root) is not checked.
+fn unreadable_mapped_files(status: &str, entries: &[procfs::MapEntry]) -> Vec<String> {
+    let ids = |key| -> Vec<u32> {
+        fdinfo_field(status, key)
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    };
+    let caps = fdinfo_field(status, "CapEff")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0);
+    let (uid, gid, groups) = (ids("Uid"), ids("Gid"), ids("Groups"));
+    let (Some(&fsuid), Some(&fsgid)) = (uid.get(3), gid.get(3)) else {
+        return Vec::new();
+    };
+    if caps & 0b110 != 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for e in entries.iter().filter(|e| e.name.starts_with('/')) {
+        let Ok(m) = fs::metadata(&e.name) else {
+            continue; // deleted or replaced: other checks name it
+        };
+        if m.ino() != e.inode || !m.is_file() {
+            continue;
+        }
+        let bit = if m.uid() == fsuid {
+            0o400
+        } else if m.gid() == fsgid || groups.contains(&m.gid()) {
+            0o040
+        } else {
+            0o004
+        };
+        let what = format!(
+            "mapped file {} (mode {:04o}) not readable by the process's user (uid {fsuid}): a restore by that user could not map it",
+            e.name,
+            m.mode() & 0o7777
+        );
+        if m.mode() & bit == 0 && !out.contains(&what) {
+            out.push(what);
+        }
+    }
     out
 }
 
@@ -667,6 +718,7 @@ pub fn collect(
     skip_unsupported: bool,
     ghost_limit: u64,
     tree: Option<&super::shared::TreeFds>,
+    external: &[u32],
 ) -> Result<Files> {
     let in_tree = tree.is_some();
     let mut files = Files {
@@ -1266,6 +1318,8 @@ pub fn collect(
         }
     }
 
+    mark_external(pid, &mut files.fds, &mut classes, external)?;
+
     // Standard descriptors: files and devices are reopened like any other
     // descriptor (`--stdio=inherit` at restore takes the restorer's
     // instead), terminals are the restorer's with their saved mode, and
@@ -1331,10 +1385,18 @@ pub fn collect(
             })
             .collect();
         if !skip_unsupported {
+            // A descriptor that leads outside: `--external` (the first).
+            let outside = unsupported.iter().find_map(|(fd, what)| {
+                let leads_out = what.contains("another process") || what.contains("outside");
+                fd.filter(|_| leads_out)
+            });
+            let hint = outside.map_or(String::new(), |fd| {
+                format!("; --external {pid}:{fd} takes such a descriptor from the restorer")
+            });
             return Err(Error::Unsupported {
                 pid,
                 reason: format!(
-                    "not supported: {}; --skip-unsupported dumps anyway, {}",
+                    "not supported: {}{hint}; --skip-unsupported dumps anyway, {}",
                     list.join(", "),
                     skip_consequence(&unsupported)
                 ),
@@ -1348,6 +1410,56 @@ pub fn collect(
         }
     }
     Ok(files)
+}
+
+/// `kckpt dump --external`: the descriptors `external` of `pid` (a
+/// duplicate stands for its original) become `EXTERNAL` records keyed by
+/// what `/proc/PID/fd/FD` reads, instead of being refused. Only a
+/// descriptor kckpt would otherwise refuse (one that leads outside the
+/// dumped processes) may be external: naming another one, or one the
+/// process does not have, is refused.
+fn mark_external(pid: i32, fds: &mut [Fd], classes: &mut [Class], external: &[u32]) -> Result<()> {
+    use kckpt_image::external::{key_ok, EXTERNAL_FD_KIND};
+    let usage = |fd: u32, what: &str| Error::Usage(format!("--external {pid}:{fd}: {what}"));
+    for &fd in external {
+        let Some(mut i) = fds.iter().position(|f| f.rec.fd == fd) else {
+            return Err(usage(fd, &format!("process {pid} has no descriptor {fd}")));
+        };
+        if fds[i].rec.dup_of != FD_NO_DUP {
+            let orig = fds[i].rec.dup_of;
+            i = fds.iter().position(|f| f.rec.fd == orig).unwrap_or(i);
+        }
+        if fds[i].rec.kind == EXTERNAL_FD_KIND {
+            continue; // named twice, or through a duplicate
+        }
+        if !matches!(classes[i], Class::Unsupported(_)) {
+            return Err(usage(
+                fd,
+                "it does not lead outside the dumped processes (kckpt restores it); \
+                 only a descriptor the dump would refuse can be external",
+            ));
+        }
+        let link = fs::read_link(format!("/proc/{pid}/fd/{}", fds[i].rec.fd))
+            .map_err(|e| usage(fd, &crate::error::io_text(&e)))?;
+        let key = link.as_os_str().as_encoded_bytes().to_vec();
+        if !key_ok(&key) {
+            return Err(usage(
+                fd,
+                "its name contains a comma or is too long to be a key",
+            ));
+        }
+        let f = &mut fds[i];
+        f.rec.kind = EXTERNAL_FD_KIND;
+        f.rec.args = [0; 4];
+        f.rec.pos = 0;
+        f.rec.peer = FD_NO_DUP;
+        f.rec.fd_flags &= fd_flags::CLOEXEC;
+        f.path = key;
+        f.data.clear();
+        f.term = None;
+        classes[i] = Class::Path;
+    }
+    Ok(())
 }
 
 /// What `--skip-unsupported` would do with `unsupported` (descriptors:

@@ -60,6 +60,32 @@ pub struct DumpOptions {
     /// Dump a process group or session instead of the process `pid`
     /// (`--pgid`, `--session`).
     pub group: Option<tree::Scope>,
+    /// Descriptors that lead outside the dumped processes and that the
+    /// restorer provides (`--external [PID:]FD`; no pid: the root).
+    pub external: &'static [(Option<i32>, u32)],
+}
+
+/// The descriptors of `pid` named by `--external` (`root`: the process a
+/// bare `FD` means).
+fn external_of(options: &DumpOptions, root: i32, pid: i32) -> Vec<u32> {
+    options
+        .external
+        .iter()
+        .filter(|(p, _)| p.unwrap_or(root) == pid)
+        .map(|&(_, fd)| fd)
+        .collect()
+}
+
+/// Refuse an `--external PID:FD` whose process is not among `pids`.
+fn check_external_pids(options: &DumpOptions, pids: &[i32]) -> Result<()> {
+    for (p, fd) in options.external {
+        if let Some(p) = p.filter(|p| !pids.contains(p)) {
+            return Err(Error::Usage(format!(
+                "--external {p}:{fd}: process {p} is not dumped"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What a successful dump did.
@@ -216,7 +242,14 @@ fn dump_one(
 ) -> Result<DumpSummary> {
     let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
-    let files = files::collect(pid, options.skip_unsupported, ghost_limit, None)?;
+    check_external_pids(options, &[pid])?;
+    let files = files::collect(
+        pid,
+        options.skip_unsupported,
+        ghost_limit,
+        None,
+        &external_of(options, pid, pid),
+    )?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
@@ -267,6 +300,12 @@ fn dump_tree(
     // One unnamed file per sub-image stays open until the root's image
     // takes them all: allow as many descriptors as the hard limit does.
     fdsys::raise_nofile();
+    let live: Vec<i32> = nodes
+        .iter()
+        .filter(|n| n.zombie.is_none())
+        .map(|n| n.pid)
+        .collect();
+    check_external_pids(options, &live)?;
     let sharing = shared::analyze(&nodes)?;
     interrupt::check()?;
     let mut all_files = Vec::with_capacity(nodes.len());
@@ -277,6 +316,7 @@ fn dump_tree(
                 options.skip_unsupported,
                 ghost_limit,
                 Some(fds),
+                &external_of(options, nodes[0].pid, n.pid),
             )?),
             None => None,
         });

@@ -378,6 +378,13 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
 /// session after forking it), or in the group of a process of the tree
 /// that comes later in the table.
 fn check_rebuildable(nodes: &[Node]) -> Result<()> {
+    check_relations(nodes)?;
+    check_shared_memory(nodes)
+}
+
+/// [`check_rebuildable`] but for memory: what it shares with its parent,
+/// its session and its group.
+fn check_relations(nodes: &[Node]) -> Result<()> {
     let index = |pid: u32| nodes.iter().position(|n| n.pid as u32 == pid);
     for (i, n) in nodes.iter().enumerate() {
         if n.parent != NO_PARENT && n.zombie.is_none() {
@@ -421,12 +428,17 @@ fn check_rebuildable(nodes: &[Node]) -> Result<()> {
                 ),
             });
         }
-        let parent_pgid = (n.parent != NO_PARENT).then(|| nodes[n.parent as usize].pgid());
-        if index(pgid).is_none() && pgid != n.pid as u32 && parent_pgid.is_some_and(|p| p != pgid) {
+        // What the restore checks (`stub/src/tree.rs` `check_groups`), so
+        // that no tree is killed whose image the restore would refuse.
+        let parent = (n.parent != NO_PARENT).then(|| &nodes[n.parent as usize]);
+        if pgid != n.pid as u32 && index(pgid).is_none() && parent.is_some_and(|p| p.pgid() != pgid)
+        {
             return Err(Error::Unsupported {
                 pid: n.pid,
                 reason: format!(
-                    "not supported: it is in process group {pgid}, led by a process outside                      the tree (exited, or not saved) and not its parent's group: setpgid                      cannot rebuild that"
+                    "not supported: it is in process group {pgid}, whose leader is not \
+                     dumped (it exited) and which is not its parent's: setpgid cannot \
+                     rebuild that"
                 ),
             });
         }
@@ -703,13 +715,13 @@ mod tests {
             node(4194420, NO_PARENT, 4194420, 4194420),
             node(4194421, 0, 4194420, 4194420),
         ];
-        assert!(check_rebuildable(&ok).is_ok());
+        check_relations(&ok).unwrap();
         let bad = [
             node(4194420, NO_PARENT, 4194420, 4194420),
             node(4194421, 0, 4194421, 4194421),
             node(4194422, 1, 4194420, 4194420),
         ];
-        let e = check_rebuildable(&bad).unwrap_err().to_string();
+        let e = check_relations(&bad).unwrap_err().to_string();
         assert!(
             e.contains("pid 4194422") && e.contains("session 4194420"),
             "{e}"
@@ -721,19 +733,28 @@ mod tests {
             node(4194433, 0, 1, 1),
             node(4194432, 2, 4194432, 1),
         ];
-        let e = check_rebuildable(&late).unwrap_err().to_string();
+        let e = check_relations(&late).unwrap_err().to_string();
         assert!(
             e.contains("pid 4194431") && e.contains("group 4194432"),
             "{e}"
         );
-        // 41 is in group 7, whose leader is outside the tree and which is
-        // not its parent's group (a zombie whose group leader exited).
-        let gone = [node(4194440, NO_PARENT, 1, 1), node(4194441, 0, 7, 1)];
-        let e = check_rebuildable(&gone).unwrap_err().to_string();
-        assert!(e.contains("pid 4194441") && e.contains("group 7"), "{e}");
-        // 51, a child in session 9 while its parent is in session 1.
-        let moved = [node(4194450, NO_PARENT, 1, 1), node(4194451, 0, 1, 9)];
-        let e = check_rebuildable(&moved).unwrap_err().to_string();
-        assert!(e.contains("pid 4194451") && e.contains("session 9"), "{e}");
+        // zdtm's zombie01: 42, a zombie child of 40, is in the group of
+        // 41, which exited (not in the tree), and 40 is not in it.
+        let gone = [
+            node(4194440, NO_PARENT, 4194440, 1),
+            node(4194442, 0, 4194441, 1),
+        ];
+        let e = check_relations(&gone).unwrap_err().to_string();
+        assert!(
+            e.contains("pid 4194442") && e.contains("group 4194441") && e.contains("exited"),
+            "{e}"
+        );
+        // A session neither its own nor its parent's (not in the tree).
+        let sess = [
+            node(4194450, NO_PARENT, 4194450, 4194450),
+            node(4194451, 0, 4194451, 7),
+        ];
+        let e = check_relations(&sess).unwrap_err().to_string();
+        assert!(e.contains("pid 4194451") && e.contains("session 7"), "{e}");
     }
 }

@@ -358,7 +358,13 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     let guest_maps = if emu { read_guest_maps()? } else { Vec::new() };
     let (snapshot, brk) = sys::Snapshot::take(if emu { nix::libc::SIGCHLD } else { 0 })?;
     let child = snapshot.pid();
-    let mut files = files::collect(child, false, crate::dump::ghosts::DEFAULT_GHOST_LIMIT, None)?;
+    let mut files = files::collect(
+        child,
+        false,
+        crate::dump::ghosts::DEFAULT_GHOST_LIMIT,
+        None,
+        &[],
+    )?;
     files.set_job_pid(pid);
     let mut tmp = TempImage::create(output)?;
     let child_mem = Memory::open(child)?;
