@@ -150,10 +150,11 @@ impl Groups {
             let Some(i) = self.find(s.dev, s.inode) else {
                 continue;
             };
-            // Above the slots and the barrier: a lower free number may be
-            // a slot created next, or one closed after the children are
-            // forked.
-            match sys::fcntl(fd, F_DUPFD_CLOEXEC, tree.barrier_base() as usize + 4) {
+            // Above every fixed descriptor of the tree restore (slots,
+            // barrier, external copies): a lower free number may be a slot
+            // created next, or one closed after the children are forked.
+            let above = crate::tree::kept_end(tree.barrier_base());
+            match sys::fcntl(fd, F_DUPFD_CLOEXEC, above as usize) {
                 Ok(copy) => {
                     let grp = &mut self.list[i];
                     grp.memfd = true;
