@@ -209,6 +209,7 @@ fn check_attached(t: &Tmux, (seen, file): ((u64, u64), (u32, u32)), r: &mut Proc
     t.wait_screen("w:0", |s| s.lines().any(|l| l.trim_end() == "P>"));
     t.run(&["send-keys", "-t", "w:0", "echo hi-$((40+2))", "Enter"]);
     t.wait_screen("w:0", |s| s.lines().any(|l| l.trim_end() == "hi-42"));
+    attach_and_detach(t);
     let pid = t.server_pid();
     let mut pids = descendants(pid);
     pids.push(pid);
@@ -225,6 +226,46 @@ fn check_attached(t: &Tmux, (seen, file): ((u64, u64), (u32, u32)), r: &mut Proc
         );
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A client on a terminal of its own (`script`) attaches to the restored
+/// server (it passes its terminal's descriptors over the socket), sees
+/// window 1, and detaches.
+fn attach_and_detach(t: &Tmux) {
+    require_tool("script");
+    let attach = format!("tmux -S {} attach -t w:1", t.socket.display());
+    let mut c = Proc::spawn(
+        "tmux attach",
+        command_as(&t.prefix, "script")
+            .args(["-q", "-c", &attach, "/dev/null"])
+            .env("TERM", "xterm")
+            .env_remove("TMUX"),
+    );
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    let client = loop {
+        let list = t.run(&["list-clients", "-F", "#{client_tty} #{session_name}"]);
+        if let Some(tty) = list.split_whitespace().next() {
+            assert!(
+                list.trim_end().ends_with(" w"),
+                "the client's session: {list}"
+            );
+            break tty.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no client attached: {}",
+            c.stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    t.run(&["detach-client", "-t", &client]);
+    let lines = c.drain(Duration::from_secs(5));
+    assert!(
+        lines.iter().any(|l| l.contains("[detached")),
+        "the client says it was detached: {lines:?}"
+    );
+    let status = c.wait_exit(EXIT_TIMEOUT);
+    assert!(status.success(), "the client after detaching: {status}");
 }
 
 #[test]
