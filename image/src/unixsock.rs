@@ -56,3 +56,30 @@ pub fn args_ok(args: [u64; 4], name_len: usize, data_len: u64) -> bool {
         && name_len as u64 <= MAX_NAME
         && data_len == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_the_values_of_a_listener() {
+        let ok = [1, 128, unix_opts::PASSCRED, MODE_RECORDED | 0o600];
+        assert!(args_ok(ok, 10, 0));
+        assert!(args_ok([5 | unix_flags::ABSTRACT, 0, 0, 0], 1, 0));
+        // Datagram, unknown flag bits, option bits, mode bits, a mode on
+        // an abstract name, no name, a long name, data.
+        assert!(!args_ok([2, 128, 0, 0], 10, 0));
+        assert!(!args_ok([1 | 1 << 33, 128, 0, 0], 10, 0));
+        assert!(!args_ok([1, 128, 4, 0], 10, 0));
+        assert!(!args_ok([1, 128, 0, 0o600], 10, 0));
+        assert!(!args_ok(
+            [1 | unix_flags::ABSTRACT, 1, 0, MODE_RECORDED],
+            10,
+            0
+        ));
+        assert!(!args_ok(ok, 0, 0));
+        assert!(!args_ok(ok, 108, 0));
+        assert!(!args_ok(ok, 10, 1));
+        assert!(!args_ok([1, 1 << 31, 0, 0], 10, 0));
+    }
+}

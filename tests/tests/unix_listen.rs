@@ -198,3 +198,71 @@ fn a_path_taken_by_a_file_or_a_live_listener_refuses_the_restore() {
     );
     assert_eq!(fs::read(Path::new(&name)).unwrap(), b"data");
 }
+
+/// A pre-forked server: parent and child accept on one listening socket.
+const PREFORK: &str = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(5)
+who = "child" if os.fork() == 0 else "parent"
+if who == "parent":
+    print("ready", flush=True)
+n = 0
+while True:
+    c, _ = s.accept()
+    n += 1
+    c.sendall(f"{who} {n}\n".encode())
+    c.close()
+"#;
+
+/// Ask until both processes answered; the last count of each.
+fn both_answer(name: &str, after: (u64, u64)) -> (u64, u64) {
+    let (mut parent, mut child) = (0, 0);
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    while parent == 0 || child == 0 {
+        assert!(Instant::now() < deadline, "both processes answer");
+        let answer = ask(name);
+        let (who, n) = answer.split_once(' ').expect("WHO N");
+        let n: u64 = n.parse().expect("count");
+        let (last, floor) = match who {
+            "parent" => (&mut parent, after.0),
+            _ => (&mut child, after.1),
+        };
+        assert!(n > floor && n > *last, "{who} counts on: {n} after {floor}");
+        *last = n;
+    }
+    (parent, child)
+}
+
+#[test]
+fn a_listening_socket_shared_by_a_parent_and_its_child_comes_back_shared() {
+    let dir = TestDir::new("unix_listen_prefork");
+    let name = dir.join("server.sock").display().to_string();
+    let mut p = Proc::spawn(
+        "prefork server",
+        Command::new(PYTHON3).args(["-c", PREFORK, &name]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let before = both_answer(&name, (0, 0));
+    let image = dir.join("prefork.kckpt");
+    dump_kills(&mut p, &image);
+    let text = String::from_utf8_lossy(
+        &run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT).stdout,
+    )
+    .into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("slot") && l.contains("fd 3 of its holder")),
+        "the listener is a slot of the tree: {text}"
+    );
+    let mut r = restore(&image);
+    both_answer(&name, before);
+    for pid in descendants(r.spawned_pid()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    r.kill();
+}
