@@ -266,3 +266,59 @@ fn a_listening_socket_shared_by_a_parent_and_its_child_comes_back_shared() {
     }
     r.kill();
 }
+
+/// Refused at dump, the process left running: what the restore would
+/// refuse once the process is gone (a holder outside the dump still
+/// listening; another file at the path).
+#[test]
+fn a_listener_the_restore_could_not_bind_again_is_refused_at_dump() {
+    let dir = TestDir::new("unix_listen_refused");
+    let name = dir.join("server.sock").display().to_string();
+    let mut p = Proc::spawn(
+        "prefork server",
+        Command::new(PYTHON3).args(["-c", PREFORK, &name]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let child = descendants(p.pid())[0];
+    let image = dir.join("child.kckpt");
+    let out = dump_raw(child, &image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused");
+    assert!(
+        err.contains(&format!(
+            "listening unix socket also held by pid {} (python3), outside the dump",
+            p.pid()
+        )),
+        "{err}"
+    );
+    let answer = ask(&name);
+    assert!(
+        answer.starts_with("parent ") || answer.starts_with("child "),
+        "{answer}"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    p.kill();
+
+    let mut p = start(&dir.join("two.sock").display().to_string(), "accept");
+    let two = dir.join("two.sock");
+    fs::remove_file(&two).unwrap();
+    fs::create_dir(&two).unwrap();
+    let out = dump_raw(p.pid(), &image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused");
+    assert!(
+        err.contains(&format!(
+            "listening unix socket {} (a directory at its path now)",
+            two.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        p.exited().is_none(),
+        "a refused dump left the server running"
+    );
+    p.kill();
+}

@@ -1094,7 +1094,16 @@ pub fn collect(
                     let ty = ty as u32;
                     let diag = unixsock::diag(ino);
                     if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
-                        match unixsock::listener(pid, &copy, d) {
+                        let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+                        let outside = unixsock::outside_holder(ino, pid, tree_pids);
+                        let got = match outside {
+                            Some((p, comm)) => Err(format!(
+                                "listening unix socket also held by pid {p} ({comm}), \
+                                 outside the dump"
+                            )),
+                            None => unixsock::listener(pid, &copy, d),
+                        };
+                        match got {
                             Ok((name, args)) => {
                                 files.fds[i].rec.kind = UNIX_LISTEN_FD_KIND;
                                 files.fds[i].rec.args = args;

@@ -173,24 +173,77 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
     if abstract_name {
         args[0] |= unix_flags::ABSTRACT;
     } else {
-        args[3] = file_mode(pid, &name, d.vfs).unwrap_or(0);
+        args[3] = match file_mode(pid, &name, d.vfs) {
+            Ok(mode) => mode,
+            // The restore would refuse the path: refused before any kill.
+            Err(kind) => {
+                return Err(format!(
+                    "listening unix socket {shown} ({kind} at its path now)"
+                ))
+            }
+        };
     }
     Ok((name, args))
 }
 
+/// A process outside the dump (not `pid`, not in `tree`, not this one)
+/// holding socket inode `ino`: (pid, command name). Processes whose
+/// descriptors this user cannot read are missed.
+pub fn outside_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<(i32, String)> {
+    let me = std::process::id() as i32;
+    let want = format!("socket:[{ino}]");
+    let procs = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    for p in procs.filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok()) {
+        if p == me || p == pid || tree.contains(&p) {
+            continue;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
+            continue;
+        };
+        let holds = dir
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()));
+        if holds {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            return Some((p, comm.trim().to_owned()));
+        }
+    }
+    None
+}
+
 /// The permission bits of the socket file at `name` in `pid`'s root,
-/// with [`MODE_RECORDED`], when it is still the socket's own file.
-fn file_mode(pid: i32, name: &[u8], vfs: Option<(u32, u32)>) -> Option<u64> {
+/// with [`MODE_RECORDED`], when it is still the socket's own file; 0 when
+/// the path is free or holds another socket file (a stale one is replaced
+/// at restore); what else is there otherwise.
+fn file_mode(pid: i32, name: &[u8], vfs: Option<(u32, u32)>) -> Result<u64, &'static str> {
     use std::os::unix::ffi::OsStrExt;
-    let (dev, ino) = vfs?;
+    use std::os::unix::fs::FileTypeExt;
     let mut path = format!("/proc/{pid}/root").into_bytes();
     path.extend_from_slice(name);
-    let meta = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&path)).ok()?;
+    let Ok(meta) = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&path)) else {
+        return Ok(0);
+    };
+    let ft = meta.file_type();
+    if !ft.is_socket() {
+        return Err(if ft.is_dir() {
+            "a directory"
+        } else if ft.is_symlink() {
+            "a symbolic link"
+        } else {
+            "another kind of file"
+        });
+    }
+    let Some((dev, ino)) = vfs else {
+        return Ok(0);
+    };
     // sock_diag gives the kernel's own encoding (major << 20 | minor).
     let (major, minor) = (dev >> 20, dev & 0xf_ffff);
     let dev_ok = libc::major(meta.dev()) == major && libc::minor(meta.dev()) == minor;
-    (meta.ino() == u64::from(ino) && dev_ok)
-        .then(|| MODE_RECORDED | u64::from(meta.mode() & 0o7777))
+    Ok(if meta.ino() == u64::from(ino) && dev_ok {
+        MODE_RECORDED | u64::from(meta.mode() & 0o7777)
+    } else {
+        0
+    })
 }
 
 #[cfg(test)]
