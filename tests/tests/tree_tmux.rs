@@ -12,7 +12,10 @@
 //! socket (fd kind 41, bound again to the same path): `list-windows` shows
 //! both windows, each counter goes on from where it was (its earlier lines
 //! still on the screen, no restart at 1), `send-keys` reaches window 0's
-//! shell, and `kill-server` ends the restored tree.
+//! shell, a client on a terminal of its own (`script`) attaches and
+//! detaches, and `kill-server` ends the restored tree. Before that, with
+//! a client attached, the dump is refused naming the client's connection
+//! and the server goes on.
 
 mod common;
 
@@ -228,13 +231,12 @@ fn check_attached(t: &Tmux, (seen, file): ((u64, u64), (u32, u32)), r: &mut Proc
     }
 }
 
-/// A client on a terminal of its own (`script`) attaches to the restored
-/// server (it passes its terminal's descriptors over the socket), sees
-/// window 1, and detaches.
-fn attach_and_detach(t: &Tmux) {
+/// A client on a terminal of its own (`script`) attached to window 1
+/// (it passes its terminal's descriptors over the socket), and its tty.
+fn attach(t: &Tmux) -> (Proc, String) {
     require_tool("script");
     let attach = format!("tmux -S {} attach -t w:1", t.socket.display());
-    let mut c = Proc::spawn(
+    let c = Proc::spawn(
         "tmux attach",
         command_as(&t.prefix, "script")
             .args(["-q", "-c", &attach, "/dev/null"])
@@ -242,14 +244,14 @@ fn attach_and_detach(t: &Tmux) {
             .env_remove("TMUX"),
     );
     let deadline = Instant::now() + LINE_TIMEOUT;
-    let client = loop {
+    loop {
         let list = t.run(&["list-clients", "-F", "#{client_tty} #{session_name}"]);
         if let Some(tty) = list.split_whitespace().next() {
             assert!(
                 list.trim_end().ends_with(" w"),
                 "the client's session: {list}"
             );
-            break tty.to_owned();
+            return (c, tty.to_owned());
         }
         assert!(
             Instant::now() < deadline,
@@ -257,8 +259,12 @@ fn attach_and_detach(t: &Tmux) {
             c.stderr()
         );
         thread::sleep(Duration::from_millis(50));
-    };
-    t.run(&["detach-client", "-t", &client]);
+    }
+}
+
+/// Detach the client `(c, tty)`; it says so and ends.
+fn detach(t: &Tmux, (mut c, tty): (Proc, String)) {
+    t.run(&["detach-client", "-t", &tty]);
     let lines = c.drain(Duration::from_secs(5));
     assert!(
         lines.iter().any(|l| l.contains("[detached")),
@@ -268,11 +274,38 @@ fn attach_and_detach(t: &Tmux) {
     assert!(status.success(), "the client after detaching: {status}");
 }
 
+fn attach_and_detach(t: &Tmux) {
+    let client = attach(t);
+    detach(t, client);
+}
+
+/// With a client attached, the dump is refused naming the client's
+/// connection (it cannot come back without its client), and the server
+/// goes on.
+fn refused_with_a_client(t: &Tmux, image: &Path) {
+    let client = attach(t);
+    let pid = t.server_pid();
+    let out = dump_raw(pid, image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the dump was refused");
+    assert!(
+        err.contains(&format!(
+            "named unix socket accepted on {}, its client pid",
+            t.socket.display()
+        )) && err.contains("(tmux: client) outside the dump"),
+        "the refusal names the client's connection: {err}"
+    );
+    assert!(!image.exists(), "no image after a refusal");
+    detach(t, client);
+    assert_eq!(t.server_pid(), pid, "the server goes on");
+}
+
 #[test]
 fn a_tmux_server_with_two_windows_is_attached_again_after_running_its_image() {
     let dir = TestDir::new("tree_tmux");
     let image = dir.join("tmux.kckpt");
     let t = Tmux::start(dir.path(), &[]);
+    refused_with_a_client(&t, &image);
     let seen = dump_server(&t, &image);
     let info = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
     let text = String::from_utf8_lossy(&info.stdout);

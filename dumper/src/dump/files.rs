@@ -1116,6 +1116,14 @@ pub fn collect(
                         }
                         continue;
                     }
+                    if let Some(what) = diag.as_ref().and_then(|d| {
+                        let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+                        unixsock::accepted_refusal(d, pid, tree_pids)
+                    }) {
+                        classes[i] = Class::Unsupported(what);
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                        continue;
+                    }
                     let peer = diag.map(|d| (d.peer, d.name.is_some()));
                     // Inode 0 is no socket: the socket is not connected.
                     let peer_fd = peer

@@ -186,6 +186,30 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
     Ok((name, args))
 }
 
+/// How a name is shown: a path as it is, an abstract name after `@`.
+fn shown(raw: &[u8]) -> String {
+    match raw.strip_prefix(&[0]) {
+        Some(rest) => format!("@{}", String::from_utf8_lossy(rest)),
+        None => String::from_utf8_lossy(raw.split(|&b| b == 0).next().unwrap_or(raw)).into_owned(),
+    }
+}
+
+/// The refusal of a connected socket that has a name and a peer held
+/// outside the dump: a connection accepted on a listener (the listener's
+/// name) whose client is another process (e.g. a tmux client attached
+/// to its server). `None` for anything else.
+pub fn accepted_refusal(d: &UnixDiag, pid: i32, tree: &[i32]) -> Option<String> {
+    let name = d.name.as_deref().filter(|n| !n.is_empty())?;
+    if is_listener(d) || d.peer == 0 {
+        return None;
+    }
+    let (p, comm) = outside_holder(d.peer, pid, tree)?;
+    Some(format!(
+        "named unix socket accepted on {}, its client pid {p} ({comm}) outside the dump",
+        shown(name)
+    ))
+}
+
 /// A process outside the dump (not `pid`, not in `tree`, not this one)
 /// holding socket inode `ino`: (pid, command name). Processes whose
 /// descriptors this user cannot read are missed.
