@@ -6,7 +6,8 @@
 //! abstract name: its bytes after the leading NUL); `flags` the file
 //! status flags (`O_RDWR`, maybe `O_NONBLOCK`);
 //! - `args[0]`: the socket type (1 stream, 5 seqpacket), with
-//!   [`unix_flags::ABSTRACT`] set for an abstract name;
+//!   [`unix_flags::ABSTRACT`] set for an abstract name,
+//!   [`unix_flags::RELATIVE`] for a relative path;
 //! - `args[1]`: the backlog given to `listen` (`sock_diag` reports it);
 //! - `args[2]`: [`unix_opts`] bits, the socket options restored;
 //! - `args[3]`: the socket file's permission bits (07777) with bit 32 set
@@ -24,6 +25,9 @@ pub const UNIX_LISTEN_FD_KIND: u32 = 41;
 pub mod unix_flags {
     /// The name is abstract (no file): `path` is the name after its NUL.
     pub const ABSTRACT: u64 = 1 << 32;
+    /// The name is a relative path: bound from the process's working
+    /// directory (`NT_KCKPT_FS`), as it was at dump time.
+    pub const RELATIVE: u64 = 1 << 33;
 }
 
 /// Socket options kept (`args[2]`).
@@ -47,8 +51,10 @@ pub const MAX_NAME: u64 = 107;
 pub fn args_ok(args: [u64; 4], name_len: usize, data_len: u64) -> bool {
     let ty = args[0] & 0xffff_ffff;
     let abstract_name = args[0] & unix_flags::ABSTRACT != 0;
+    let relative = args[0] & unix_flags::RELATIVE != 0;
     matches!(ty, 1 | 5)
-        && args[0] >> 32 & !1 == 0
+        && args[0] >> 32 & !3 == 0
+        && !(abstract_name && relative)
         && args[1] <= i32::MAX as u64
         && args[2] & !unix_opts::KNOWN == 0
         && (args[3] == 0 || (!abstract_name && args[3] & !0o7777 == MODE_RECORDED))
@@ -69,7 +75,10 @@ mod tests {
         // Datagram, unknown flag bits, option bits, mode bits, a mode on
         // an abstract name, no name, a long name, data.
         assert!(!args_ok([2, 128, 0, 0], 10, 0));
-        assert!(!args_ok([1 | 1 << 33, 128, 0, 0], 10, 0));
+        assert!(args_ok([1 | unix_flags::RELATIVE, 128, 0, 0], 10, 0));
+        assert!(!args_ok([1 | 1 << 34, 128, 0, 0], 10, 0));
+        let both = unix_flags::ABSTRACT | unix_flags::RELATIVE;
+        assert!(!args_ok([1 | both, 128, 0, 0], 10, 0));
         assert!(!args_ok([1, 128, 4, 0], 10, 0));
         assert!(!args_ok([1, 128, 0, 0o600], 10, 0));
         assert!(!args_ok(

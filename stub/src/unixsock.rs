@@ -8,12 +8,14 @@
 //! gets `ECONNREFUSED`: the file of the process that was dumped) is
 //! removed and the name bound again; anything else there (another kind
 //! of file, a live listener) refuses the restore with one line naming
-//! the path. Then the kept socket options and `listen(backlog)`.
+//! the path. Then the kept socket options and `listen(backlog)`. A
+//! relative name is bound from the saved working directory, entered
+//! first.
 #![allow(unsafe_code)]
 
 use kckpt_arch::syscall::raw_syscall;
 use kckpt_image::unixsock::{unix_flags, unix_opts, MODE_RECORDED};
-use kckpt_image::FdRecord;
+use kckpt_image::{fs_flags, FdRecord};
 use linux_raw_sys::general as g;
 
 use crate::files::{fail, fd_msg};
@@ -119,12 +121,44 @@ fn bind(fd: usize, a: &Addr, r: &FdRecord) -> SysResult {
     res
 }
 
+/// A relative name is bound from the saved working directory: enter it
+/// now (entered again, as for every process, after the descriptors).
+fn enter_cwd(img: &Image, r: &FdRecord) {
+    let fs = img
+        .view
+        .fs
+        .filter(|fs| fs.flags & fs_flags::CWD_DELETED == 0);
+    let Some(fs) = fs else {
+        fail(
+            img,
+            r,
+            "bound to a relative path in a deleted working directory",
+            Errno(linux_raw_sys::errno::ENOENT),
+        )
+    };
+    let cwd = img.view.string(fs.cwd).unwrap_or(&[]);
+    let mut buf = [0u8; 4096];
+    let n = cwd.len().min(4095);
+    buf[..n].copy_from_slice(&cwd[..n]);
+    if let Err(e) = sys::chdir(&buf[..n + 1]) {
+        let mut m = fd_msg(img, r);
+        m.s(": cannot enter ")
+            .push(cwd)
+            .s(", where its relative name is bound")
+            .errno(e);
+        m.fail()
+    }
+}
+
 /// The listening socket of record `r` (not yet at its number).
 pub fn listener(img: &Image, r: &FdRecord) -> usize {
     let name = img.view.string(r.path).unwrap_or(&[]);
     let abstract_name = r.args[0] & unix_flags::ABSTRACT != 0;
     let a = addr_of(name, abstract_name);
     let ty = (r.args[0] & 0xffff_ffff) as u32;
+    if r.args[0] & unix_flags::RELATIVE != 0 {
+        enter_cwd(img, r);
+    }
     let fd = socket(ty).unwrap_or_else(|e| fail(img, r, "socket", e));
     let mut bound = bind(fd, &a, r);
     if matches!(bound, Err(e) if e.0 == EADDRINUSE) && !abstract_name {

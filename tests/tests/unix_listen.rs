@@ -48,7 +48,7 @@ while True:
     acc = s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
     nb = 1 if fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK else 0
     try:
-        c.sendall(f"served {n} type {ty} listening {acc} passcred {opt} nonblock {nb}\n".encode())
+        c.sendall(f"served {n} type {ty} listening {acc} passcred {opt} nonblock {nb} name {s.getsockname()!r}\n".encode())
     except OSError:
         pass  # a client that went away (the restore's probe)
     c.close()
@@ -56,9 +56,16 @@ while True:
 "#;
 
 fn start(name: &str, mode: &str) -> Proc {
+    start_in(Path::new("/"), name, mode)
+}
+
+/// [`start`] in working directory `cwd`.
+fn start_in(cwd: &Path, name: &str, mode: &str) -> Proc {
     let mut p = Proc::spawn(
         "unix server",
-        Command::new(PYTHON3).args(["-c", SERVER, name, mode]),
+        Command::new(PYTHON3)
+            .args(["-c", SERVER, name, mode])
+            .current_dir(cwd),
     );
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     p
@@ -109,9 +116,10 @@ fn comes_back(dir: &TestDir, name: &str) {
     assert_eq!(l["listen"]["abstract"], name.starts_with('@'));
     assert_eq!(l["listen"]["options"], serde_json::json!(["SO_PASSCRED"]));
     let mut r = restore(&image);
-    assert_eq!(
-        ask(name),
-        "served 3 type 1 listening 1 passcred 1 nonblock 1"
+    let answer = ask(name);
+    assert!(
+        answer.starts_with("served 3 type 1 listening 1 passcred 1 nonblock 1 name "),
+        "{answer}"
     );
     r.wait_for("served 3", LINE_TIMEOUT, |l| l == "served 3");
     r.kill();
@@ -319,6 +327,40 @@ fn a_listener_the_restore_could_not_bind_again_is_refused_at_dump() {
     assert!(
         p.exited().is_none(),
         "a refused dump left the server running"
+    );
+    p.kill();
+}
+
+/// A name bound relative to the working directory is bound again from
+/// the saved working directory, whoever restores it from where: the
+/// program still sees its relative name.
+#[test]
+fn a_listening_socket_bound_to_a_relative_path_comes_back_there() {
+    let dir = TestDir::new("unix_listen_relative");
+    let mut p = start_in(dir.path(), "server.sock", "accept");
+    let full = dir.join("server.sock").display().to_string();
+    assert!(ask(&full).starts_with("served 1 "));
+    let image = dir.join("server.kckpt");
+    dump_kills(&mut p, &image);
+    let mut r = restore(&image);
+    let answer = ask(&full);
+    assert!(
+        answer.starts_with("served 2 ") && answer.ends_with(" name 'server.sock'"),
+        "{answer}"
+    );
+    r.kill();
+    // Moved away from where its name leads: refused at dump.
+    let mut p = start_in(dir.path(), "two.sock", "accept");
+    fs::create_dir(dir.join("elsewhere")).unwrap();
+    fs::rename(dir.join("two.sock"), dir.join("elsewhere/two.sock")).unwrap();
+    let out = dump_raw(p.pid(), &image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "listening unix socket two.sock (bound to a relative path that does not lead to it"
+            ),
+        "{err}"
     );
     p.kill();
 }

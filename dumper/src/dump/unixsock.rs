@@ -140,11 +140,7 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
             "listening unix socket {shown} (its name holds a NUL)"
         ));
     }
-    if !abstract_name && !name.starts_with(b"/") {
-        return Err(format!(
-            "listening unix socket {shown} (bound to a relative path)"
-        ));
-    }
+    let relative = !abstract_name && !name.starts_with(b"/");
     if d.rqueue > 0 {
         return Err(format!(
             "listening unix socket {shown} with {} connection(s) waiting to be accepted",
@@ -173,7 +169,15 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
     if abstract_name {
         args[0] |= unix_flags::ABSTRACT;
     } else {
-        args[3] = match file_mode(pid, &name, d.vfs) {
+        // A relative name is bound again from the working directory: it
+        // must lead to the socket's own file from there now.
+        let base = if relative { "cwd/" } else { "root" };
+        args[3] = match file_mode(pid, base, &name, d.vfs) {
+            Ok(0) if relative => {
+                return Err(format!(
+                    "listening unix socket {shown} (bound to a relative path that does not lead to it from its working directory)"
+                ))
+            }
             Ok(mode) => mode,
             // The restore would refuse the path: refused before any kill.
             Err(kind) => {
@@ -182,6 +186,9 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
                 ))
             }
         };
+        if relative {
+            args[0] |= unix_flags::RELATIVE;
+        }
     }
     Ok((name, args))
 }
@@ -235,14 +242,20 @@ pub fn outside_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<(i32, String)>
     None
 }
 
-/// The permission bits of the socket file at `name` in `pid`'s root,
+/// The permission bits of the socket file at `name` in `pid`'s root
+/// (`base` "root") or working directory ("cwd/"),
 /// with [`MODE_RECORDED`], when it is still the socket's own file; 0 when
 /// the path is free or holds another socket file (a stale one is replaced
 /// at restore); what else is there otherwise.
-fn file_mode(pid: i32, name: &[u8], vfs: Option<(u32, u32)>) -> Result<u64, &'static str> {
+fn file_mode(
+    pid: i32,
+    base: &str,
+    name: &[u8],
+    vfs: Option<(u32, u32)>,
+) -> Result<u64, &'static str> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::FileTypeExt;
-    let mut path = format!("/proc/{pid}/root").into_bytes();
+    let mut path = format!("/proc/{pid}/{base}").into_bytes();
     path.extend_from_slice(name);
     let Ok(meta) = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&path)) else {
         return Ok(0);
