@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use kckpt_image::ghosts::{extents_of, ghost_fd_kind, S_IFDIR, S_IFMT};
 use kckpt_image::records::*;
+use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
 use kckpt_image::{ghost_flags, lock_kind, special_fd_kind, ImageView};
 
 use crate::info::Show;
@@ -35,8 +36,28 @@ fn kind_name(kind: u32) -> &'static str {
         kckpt_image::self_fd_kind::NSFD => "own namespace",
         kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
         kckpt_image::external::EXTERNAL_FD_KIND => "external",
+        UNIX_LISTEN_FD_KIND => "unix listen",
         _ => "?",
     }
+}
+
+/// A listening Unix socket's values (fd kind 41) for `--json`.
+fn listen_json(a: [u64; 4]) -> Value {
+    use kckpt_image::unixsock::{unix_flags, unix_opts, MODE_RECORDED};
+    let mut options = Vec::new();
+    if a[2] & unix_opts::PASSCRED != 0 {
+        options.push("SO_PASSCRED");
+    }
+    if a[2] & unix_opts::PASSSEC != 0 {
+        options.push("SO_PASSSEC");
+    }
+    json!({
+        "type": if a[0] & 0xffff_ffff == 5 { "seqpacket" } else { "stream" },
+        "abstract": a[0] & unix_flags::ABSTRACT != 0,
+        "backlog": a[1],
+        "options": options,
+        "mode": (a[3] & MODE_RECORDED != 0).then(|| format!("{:o}", a[3] & 0o7777)),
+    })
 }
 
 /// `{"cwd", "umask", "fds": [...]}`, or null for a format 1.0 image;
@@ -67,6 +88,8 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "slot": (r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND).then_some(r.args[0]),
                 "external_key": (r.kind == kckpt_image::external::EXTERNAL_FD_KIND)
                     .then(|| text(r.path)),
+                "listen": (r.kind == UNIX_LISTEN_FD_KIND && r.dup_of == FD_NO_DUP)
+                    .then(|| listen_json(r.args)),
             })
         })
         .collect();
@@ -309,6 +332,26 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if let Some(dev) = f["device"].as_str() {
             let _ = write!(extra, " device {dev}");
+        }
+        if let Some(l) = f["listen"].as_object() {
+            let _ = write!(
+                extra,
+                " {} backlog {}{}{}",
+                l["type"].as_str().unwrap_or(""),
+                l["backlog"],
+                if l["abstract"] == true {
+                    " abstract"
+                } else {
+                    ""
+                },
+                l["mode"]
+                    .as_str()
+                    .map(|m| format!(" mode {m}"))
+                    .unwrap_or_default(),
+            );
+            for o in l["options"].as_array().into_iter().flatten() {
+                let _ = write!(extra, " {}", o.as_str().unwrap_or(""));
+            }
         }
         if f["deleted"] == true {
             extra.push_str(" deleted");

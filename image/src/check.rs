@@ -476,6 +476,16 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         special_fd_kind::FIFO | special_fd_kind::DEVICE | special_fd_kind::SYMLINK => {
             crate::special::args_ok(r.kind, a, r.data_len)
         }
+        crate::unixsock::UNIX_LISTEN_FD_KIND => {
+            let name = view.string(r.path)?;
+            // A path name is a C string; an abstract one may not hold a
+            // NUL either (kckpt keeps it as a string).
+            let flags =
+                crate::unixsock::unix_flags::ABSTRACT | crate::unixsock::unix_flags::RELATIVE;
+            // A path name is absolute unless marked relative.
+            let absolute = a[0] & flags != 0 || name.first() == Some(&b'/');
+            crate::unixsock::args_ok(a, name.len(), r.data_len) && !has_nul(name) && absolute
+        }
         // Read-write, maybe O_NONBLOCK (PIDFD_NONBLOCK), no offset.
         crate::self_fd_kind::PIDFD => a == [0; 4] && r.flags & !0o4003 == 0 && r.pos == 0,
         crate::self_fd_kind::NSFD => a[1..] == [0; 3],

@@ -30,6 +30,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             || r.kind == crate::inotify::INOTIFY_FD_KIND
             || r.kind == crate::tree::TREE_SHARED_FD_KIND
             || r.kind == crate::external::EXTERNAL_FD_KIND
+            || r.kind == crate::unixsock::UNIX_LISTEN_FD_KIND
             || (special_fd_kind::FIFO..=special_fd_kind::SYMLINK).contains(&r.kind)
             || matches!(r.kind, self_fd_kind::PIDFD | self_fd_kind::NSFD);
         if !known {

@@ -27,6 +27,7 @@ pub mod special;
 pub mod terminal;
 pub mod timers;
 pub mod tree;
+pub mod unixsock;
 
 pub use ghosts::{ghost_fd_kind, ghost_flags, ExtentRecord, GhostRecord};
 pub use guards::GuardRecord;

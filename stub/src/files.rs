@@ -341,6 +341,7 @@ pub fn restore(
                 continue;
             }
             special_fd_kind::DEVICE => crate::special::device(img, r),
+            kckpt_image::unixsock::UNIX_LISTEN_FD_KIND => crate::unixsock::listener(img, r),
             special_fd_kind::SYMLINK => crate::special::symlink(img, r, force),
             // A pidfd of the process itself: of the restored process.
             self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)

@@ -47,6 +47,7 @@ mod threads;
 mod timers;
 mod tracer;
 mod tree;
+mod unixsock;
 mod xsys;
 
 use report::Msg;

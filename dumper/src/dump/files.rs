@@ -21,6 +21,7 @@ use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::special_fd_kind;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
+use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
 use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
@@ -28,6 +29,7 @@ use super::fdsys;
 use super::procfs;
 use super::terminal;
 use super::threads::task_ids;
+use super::unixsock;
 use crate::error::{Error, Result};
 
 /// Devices reopened by path.
@@ -296,61 +298,6 @@ fn classify_special(pid: i32, fd: i32, link: &str, meta: &fs::Metadata) -> Optio
         return Some(Class::Ghost);
     }
     None
-}
-
-/// Peer inode and whether the socket has a name, from `sock_diag`
-/// (`UNIX_DIAG_PEER`, `UNIX_DIAG_NAME`).
-fn unix_peer(ino: u64) -> Option<(u64, bool)> {
-    use socket::{AddressFamily, SockFlag, SockProtocol, SockType};
-    let nl = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )
-    .ok()?;
-    const SOCK_DIAG_BY_FAMILY: u16 = 20;
-    const NLM_F_REQUEST: u16 = 1;
-    const UDIAG_SHOW_NAME: u32 = 1;
-    const UDIAG_SHOW_PEER: u32 = 4;
-    let mut req = Vec::with_capacity(40);
-    req.extend_from_slice(&40u32.to_le_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
-    req.extend_from_slice(&NLM_F_REQUEST.to_le_bytes());
-    req.extend_from_slice(&1u32.to_le_bytes()); // seq
-    req.extend_from_slice(&0u32.to_le_bytes()); // pid
-    req.extend_from_slice(&[1, 0, 0, 0]); // AF_UNIX, protocol, pad
-    req.extend_from_slice(&u32::MAX.to_le_bytes()); // all states
-    req.extend_from_slice(&(ino as u32).to_le_bytes());
-    req.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER).to_le_bytes());
-    req.extend_from_slice(&u32::MAX.to_le_bytes()); // no cookie
-    req.extend_from_slice(&u32::MAX.to_le_bytes());
-    socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
-    let mut buf = vec![0u8; 8192];
-    let n = socket::recv(nl.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;
-    let msg = buf.get(..n)?;
-    let u16_at = |o: usize| Some(u16::from_le_bytes(msg.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(msg.get(o..o + 4)?.try_into().ok()?));
-    if u16_at(4)? != SOCK_DIAG_BY_FAMILY {
-        return None;
-    }
-    let len = (u32_at(0)? as usize).min(msg.len());
-    let (mut peer, mut named) = (0u64, false);
-    let mut at = 16 + 16; // nlmsghdr + unix_diag_msg
-    while at + 4 <= len {
-        let alen = usize::from(u16_at(at)?);
-        let kind = u16_at(at + 2)?;
-        if alen < 4 {
-            break;
-        }
-        match kind {
-            0 => named = true, // only bound sockets have UNIX_DIAG_NAME
-            2 => peer = u64::from(u32_at(at + 4)?),
-            _ => {}
-        }
-        at += (alen + 3) & !3;
-    }
-    Some((peer, named))
 }
 
 /// Copy the bytes waiting in a pipe without consuming them: `tee` into a
@@ -1197,7 +1144,39 @@ pub fn collect(
                     Some("UDP socket".to_owned())
                 } else if domain == libc::AF_UNIX {
                     let ty = ty as u32;
-                    let peer = unix_peer(ino);
+                    let diag = unixsock::diag(ino);
+                    if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
+                        let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+                        let outside = unixsock::outside_holder(ino, pid, tree_pids);
+                        let got = match outside {
+                            Some((p, comm)) => Err(format!(
+                                "listening unix socket also held by pid {p} ({comm}), \
+                                 outside the dump"
+                            )),
+                            None => unixsock::listener(pid, &copy, d),
+                        };
+                        match got {
+                            Ok((name, args)) => {
+                                files.fds[i].rec.kind = UNIX_LISTEN_FD_KIND;
+                                files.fds[i].rec.args = args;
+                                files.fds[i].path = name;
+                            }
+                            Err(what) => {
+                                classes[i] = Class::Unsupported(what);
+                                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some(what) = diag.as_ref().and_then(|d| {
+                        let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+                        unixsock::accepted_refusal(d, pid, tree_pids)
+                    }) {
+                        classes[i] = Class::Unsupported(what);
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                        continue;
+                    }
+                    let peer = diag.map(|d| (d.peer, d.name.is_some()));
                     // Inode 0 is no socket: the socket is not connected.
                     let peer_fd = peer
                         .filter(|&(p, named)| !named && p != 0)

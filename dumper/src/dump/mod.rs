@@ -28,6 +28,7 @@ pub mod threads;
 pub(crate) mod timers;
 pub mod tree;
 pub mod tree_memory;
+mod unixsock;
 
 use std::fs::{self, File};
 use std::path::Path;

@@ -1,0 +1,318 @@
+//! Unix sockets as `sock_diag` reports them, and listening Unix sockets
+//! bound to a name (format 1.4, fd kind 41,
+//! `kckpt_image::unixsock`).
+//!
+//! `sock_diag` (`SOCK_DIAG_BY_FAMILY`, `AF_UNIX`, one inode) gives the
+//! state, the bound name (`UNIX_DIAG_NAME`), the peer (`UNIX_DIAG_PEER`),
+//! the socket file's device and inode (`UNIX_DIAG_VFS`) and, for a
+//! listener, the connections waiting to be accepted and the backlog
+//! (`UNIX_DIAG_RQLEN`: receive queue length, `sk_max_ack_backlog`).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::libc;
+use nix::sys::socket::{self, sockopt, MsgFlags};
+
+use kckpt_image::unixsock::{unix_flags, unix_opts, MAX_NAME, MODE_RECORDED};
+
+use super::fdsys;
+
+/// `TCP_LISTEN`, the state of a listening Unix socket.
+const LISTEN: u8 = 10;
+
+/// What `sock_diag` says about one Unix socket.
+#[derive(Clone, Debug, Default)]
+pub struct UnixDiag {
+    /// Socket type (`SOCK_STREAM`...).
+    pub ty: u8,
+    /// State (`TCP_LISTEN`, `TCP_ESTABLISHED`...).
+    pub state: u8,
+    /// Bound name, as the kernel holds it (abstract: starts with NUL).
+    pub name: Option<Vec<u8>>,
+    /// Peer socket inode (0: none).
+    pub peer: u64,
+    /// Socket file (device, inode), for a socket bound to a path.
+    pub vfs: Option<(u32, u32)>,
+    /// Receive queue: for a listener, the connections not yet accepted.
+    pub rqueue: u32,
+    /// For a listener, its backlog.
+    pub wqueue: u32,
+}
+
+/// `sock_diag` of Unix socket inode `ino`.
+pub fn diag(ino: u64) -> Option<UnixDiag> {
+    use socket::{AddressFamily, SockFlag, SockProtocol, SockType};
+    let nl = socket::socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )
+    .ok()?;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 1;
+    const UDIAG_SHOW_NAME: u32 = 1;
+    const UDIAG_SHOW_VFS: u32 = 2;
+    const UDIAG_SHOW_PEER: u32 = 4;
+    const UDIAG_SHOW_RQLEN: u32 = 16;
+    let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+    let mut req = Vec::with_capacity(40);
+    req.extend_from_slice(&40u32.to_le_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
+    req.extend_from_slice(&NLM_F_REQUEST.to_le_bytes());
+    req.extend_from_slice(&1u32.to_le_bytes()); // seq
+    req.extend_from_slice(&0u32.to_le_bytes()); // pid
+    req.extend_from_slice(&[1, 0, 0, 0]); // AF_UNIX, protocol, pad
+    req.extend_from_slice(&u32::MAX.to_le_bytes()); // all states
+    req.extend_from_slice(&(ino as u32).to_le_bytes());
+    req.extend_from_slice(&show.to_le_bytes());
+    req.extend_from_slice(&u32::MAX.to_le_bytes()); // no cookie
+    req.extend_from_slice(&u32::MAX.to_le_bytes());
+    socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
+    let mut buf = vec![0u8; 8192];
+    let n = socket::recv(nl.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;
+    parse(buf.get(..n)?)
+}
+
+/// Parse one `SOCK_DIAG_BY_FAMILY` answer (`nlmsghdr`, `unix_diag_msg`,
+/// attributes).
+fn parse(msg: &[u8]) -> Option<UnixDiag> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(msg.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(msg.get(o..o + 4)?.try_into().ok()?));
+    if u16_at(4)? != SOCK_DIAG_BY_FAMILY {
+        return None;
+    }
+    let len = (u32_at(0)? as usize).min(msg.len());
+    let mut d = UnixDiag {
+        ty: *msg.get(17)?,
+        state: *msg.get(18)?,
+        ..UnixDiag::default()
+    };
+    let mut at = 16 + 16; // nlmsghdr + unix_diag_msg
+    while at + 4 <= len {
+        let alen = usize::from(u16_at(at)?);
+        let kind = u16_at(at + 2)?;
+        if alen < 4 || at + alen > len {
+            break;
+        }
+        match kind {
+            0 => d.name = Some(msg[at + 4..at + alen].to_vec()),
+            1 => d.vfs = Some((u32_at(at + 8)?, u32_at(at + 4)?)),
+            2 => d.peer = u64::from(u32_at(at + 4)?),
+            4 => (d.rqueue, d.wqueue) = (u32_at(at + 4)?, u32_at(at + 8)?),
+            _ => {}
+        }
+        at += (alen + 3) & !3;
+    }
+    Some(d)
+}
+
+/// Whether `d` is a listening socket (kind 41 or a refusal of one).
+pub fn is_listener(d: &UnixDiag) -> bool {
+    d.state == LISTEN
+}
+
+/// A listening socket's record fields: (name for `path`, `args`), or the
+/// reason it is refused. `sock` is a copy of the descriptor, `pid` its
+/// process (its root directory holds the socket file).
+pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64; 4]), String> {
+    let Some(raw) = d.name.as_deref().filter(|n| !n.is_empty()) else {
+        return Err("listening unix socket without a name".into());
+    };
+    let (abstract_name, name) = match raw.strip_prefix(&[0]) {
+        Some(rest) => (true, rest.to_vec()),
+        // The kernel keeps a path name with its NUL.
+        None => (false, raw.split(|&b| b == 0).next().unwrap_or(raw).to_vec()),
+    };
+    let shown = String::from_utf8_lossy(&name).into_owned();
+    let shown = if abstract_name {
+        format!("@{shown}")
+    } else {
+        shown
+    };
+    if !matches!(i32::from(d.ty), libc::SOCK_STREAM | libc::SOCK_SEQPACKET) {
+        return Err(format!("listening unix socket {shown} of type {}", d.ty));
+    }
+    if name.contains(&0) || name.len() as u64 > MAX_NAME {
+        return Err(format!(
+            "listening unix socket {shown} (its name holds a NUL)"
+        ));
+    }
+    let relative = !abstract_name && !name.starts_with(b"/");
+    if d.rqueue > 0 {
+        return Err(format!(
+            "listening unix socket {shown} with {} connection(s) waiting to be accepted",
+            d.rqueue
+        ));
+    }
+    let fd = sock.as_raw_fd();
+    let on = |o| fdsys::sockopt_int(fd, o).is_ok_and(|v| v != 0);
+    let mut opts = 0;
+    if on(libc::SO_PASSCRED) {
+        opts |= unix_opts::PASSCRED;
+    }
+    if on(libc::SO_PASSSEC) {
+        opts |= unix_opts::PASSSEC;
+    }
+    // Options that change what accept() does and are not restored.
+    let timeo = socket::getsockopt(sock, sockopt::ReceiveTimeout)
+        .map(|t| t.tv_sec() != 0 || t.tv_usec() != 0)
+        .unwrap_or(true);
+    if timeo {
+        return Err(format!(
+            "listening unix socket {shown} with SO_RCVTIMEO (not restored)"
+        ));
+    }
+    let mut args = [u64::from(d.ty), u64::from(d.wqueue), opts, 0];
+    if abstract_name {
+        args[0] |= unix_flags::ABSTRACT;
+    } else {
+        // A relative name is bound again from the working directory: it
+        // must lead to the socket's own file from there now.
+        let base = if relative { "cwd/" } else { "root" };
+        args[3] = match file_mode(pid, base, &name, d.vfs) {
+            Ok(0) if relative => {
+                return Err(format!(
+                    "listening unix socket {shown} (bound to a relative path that does not lead to it from its working directory)"
+                ))
+            }
+            Ok(mode) => mode,
+            // The restore would refuse the path: refused before any kill.
+            Err(kind) => {
+                return Err(format!(
+                    "listening unix socket {shown} ({kind} at its path now)"
+                ))
+            }
+        };
+        if relative {
+            args[0] |= unix_flags::RELATIVE;
+        }
+    }
+    Ok((name, args))
+}
+
+/// How a name is shown: a path as it is, an abstract name after `@`.
+fn shown(raw: &[u8]) -> String {
+    match raw.strip_prefix(&[0]) {
+        Some(rest) => format!("@{}", String::from_utf8_lossy(rest)),
+        None => String::from_utf8_lossy(raw.split(|&b| b == 0).next().unwrap_or(raw)).into_owned(),
+    }
+}
+
+/// The refusal of a connected socket that has a name and a peer held
+/// outside the dump: a connection accepted on a listener (the listener's
+/// name) whose client is another process (e.g. a tmux client attached
+/// to its server). `None` for anything else.
+pub fn accepted_refusal(d: &UnixDiag, pid: i32, tree: &[i32]) -> Option<String> {
+    let name = d.name.as_deref().filter(|n| !n.is_empty())?;
+    if is_listener(d) || d.peer == 0 {
+        return None;
+    }
+    let (p, comm) = outside_holder(d.peer, pid, tree)?;
+    Some(format!(
+        "named unix socket accepted on {}, its client pid {p} ({comm}) outside the dump",
+        shown(name)
+    ))
+}
+
+/// A process outside the dump (not `pid`, not in `tree`, not this one)
+/// holding socket inode `ino`: (pid, command name). Processes whose
+/// descriptors this user cannot read are missed.
+pub fn outside_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<(i32, String)> {
+    let me = std::process::id() as i32;
+    let want = format!("socket:[{ino}]");
+    let procs = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    for p in procs.filter_map(|p| p.file_name().to_str()?.parse::<i32>().ok()) {
+        if p == me || p == pid || tree.contains(&p) {
+            continue;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
+            continue;
+        };
+        let holds = dir
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()));
+        if holds {
+            let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+            return Some((p, comm.trim().to_owned()));
+        }
+    }
+    None
+}
+
+/// The permission bits of the socket file at `name` in `pid`'s root
+/// (`base` "root") or working directory ("cwd/"),
+/// with [`MODE_RECORDED`], when it is still the socket's own file; 0 when
+/// the path is free or holds another socket file (a stale one is replaced
+/// at restore); what else is there otherwise.
+fn file_mode(
+    pid: i32,
+    base: &str,
+    name: &[u8],
+    vfs: Option<(u32, u32)>,
+) -> Result<u64, &'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+    let mut path = format!("/proc/{pid}/{base}").into_bytes();
+    path.extend_from_slice(name);
+    let Ok(meta) = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&path)) else {
+        return Ok(0);
+    };
+    let ft = meta.file_type();
+    if !ft.is_socket() {
+        return Err(if ft.is_dir() {
+            "a directory"
+        } else if ft.is_symlink() {
+            "a symbolic link"
+        } else {
+            "another kind of file"
+        });
+    }
+    let Some((dev, ino)) = vfs else {
+        return Ok(0);
+    };
+    // sock_diag gives the kernel's own encoding (major << 20 | minor).
+    let (major, minor) = (dev >> 20, dev & 0xf_ffff);
+    let dev_ok = libc::major(meta.dev()) == major && libc::minor(meta.dev()) == minor;
+    Ok(if meta.ino() == u64::from(ino) && dev_ok {
+        MODE_RECORDED | u64::from(meta.mode() & 0o7777)
+    } else {
+        0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_listener_answer() {
+        let mut m = vec![0u8; 32];
+        m[0..4].copy_from_slice(&72u32.to_le_bytes());
+        m[4..6].copy_from_slice(&20u16.to_le_bytes());
+        m[16] = 1; // AF_UNIX
+        m[17] = 1; // stream
+        m[18] = LISTEN;
+        // UNIX_DIAG_NAME "/t/s"
+        m.extend_from_slice(&8u16.to_le_bytes());
+        m.extend_from_slice(&0u16.to_le_bytes());
+        m.extend_from_slice(b"/t/s");
+        // UNIX_DIAG_VFS ino 7 dev 9
+        m.extend_from_slice(&12u16.to_le_bytes());
+        m.extend_from_slice(&1u16.to_le_bytes());
+        m.extend_from_slice(&7u32.to_le_bytes());
+        m.extend_from_slice(&9u32.to_le_bytes());
+        // UNIX_DIAG_RQLEN 2 waiting, backlog 128
+        m.extend_from_slice(&12u16.to_le_bytes());
+        m.extend_from_slice(&4u16.to_le_bytes());
+        m.extend_from_slice(&2u32.to_le_bytes());
+        m.extend_from_slice(&128u32.to_le_bytes());
+        let d = parse(&m).unwrap();
+        assert!(is_listener(&d));
+        assert_eq!(d.name.as_deref(), Some(&b"/t/s"[..]));
+        assert_eq!(d.vfs, Some((9, 7)));
+        assert_eq!((d.rqueue, d.wqueue), (2, 128));
+    }
+}

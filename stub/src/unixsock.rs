@@ -1,0 +1,209 @@
+//! Listening Unix sockets bound to a name (format 1.4, fd kind 41,
+//! `kckpt_image::unixsock`).
+//!
+//! `socket`, then `bind` to the saved name with the saved permission bits
+//! (the umask is set for the `bind` only; the process's own umask is put
+//! back with the working directory, after every descriptor). When the
+//! path is taken: a socket file nobody listens on (a probe `connect`
+//! gets `ECONNREFUSED`: the file of the process that was dumped) is
+//! removed and the name bound again; anything else there (another kind
+//! of file, a live listener) refuses the restore with one line naming
+//! the path. Then the kept socket options and `listen(backlog)`. A
+//! relative name is bound from the saved working directory, entered
+//! first.
+#![allow(unsafe_code)]
+
+use kckpt_arch::syscall::raw_syscall;
+use kckpt_image::unixsock::{unix_flags, unix_opts, MODE_RECORDED};
+use kckpt_image::{fs_flags, FdRecord};
+use linux_raw_sys::general as g;
+
+use crate::files::{fail, fd_msg};
+use crate::load::Image;
+use crate::sys::{self, check, Errno, SysResult};
+
+const AF_UNIX: usize = 1;
+const SOL_SOCKET: usize = 1;
+const SO_PASSCRED: usize = 16;
+const SO_PASSSEC: usize = 34;
+const SOCK_NONBLOCK: u32 = 0o4000;
+const SOCK_STREAM: u32 = 1;
+const S_IFMT: u32 = 0o170000;
+const S_IFSOCK: u32 = 0o140000;
+use linux_raw_sys::errno::{EADDRINUSE, ECONNREFUSED, ENOENT};
+
+/// `struct sockaddr_un` (`family`, `path`: what the kernel reads) and
+/// the length to pass.
+#[repr(C)]
+struct Addr {
+    /// Read by the kernel only.
+    #[allow(dead_code)]
+    family: u16,
+    path: [u8; 108],
+    len: usize,
+}
+
+fn call(nr: u32, a: [usize; 6]) -> SysResult {
+    // SAFETY: every caller passes integers or pointers to live values the
+    // kernel only reads within their given size.
+    check(unsafe { raw_syscall(nr as usize, a) })
+}
+
+fn addr_of(name: &[u8], abstract_name: bool) -> Addr {
+    let mut a = Addr {
+        family: AF_UNIX as u16,
+        path: [0; 108],
+        len: 0,
+    };
+    let at = usize::from(abstract_name);
+    let n = name.len().min(107);
+    a.path[at..at + n].copy_from_slice(&name[..n]);
+    // A path counts its NUL; an abstract name its leading NUL only.
+    a.len = 2 + n + 1;
+    a
+}
+
+fn socket(ty: u32) -> SysResult {
+    call(
+        g::__NR_socket,
+        [AF_UNIX, (ty | g::O_CLOEXEC) as usize, 0, 0, 0, 0],
+    )
+}
+
+fn with_addr(nr: u32, fd: usize, a: &Addr) -> SysResult {
+    call(nr, [fd, a as *const Addr as usize, a.len, 0, 0, 0])
+}
+
+fn set_opt(fd: usize, opt: usize) -> SysResult {
+    let one: i32 = 1;
+    call(
+        g::__NR_setsockopt,
+        [fd, SOL_SOCKET, opt, &one as *const i32 as usize, 4, 0],
+    )
+}
+
+/// The type bits of the file at `path` (NUL-terminated), not following
+/// a final symbolic link.
+fn file_type(path: &[u8]) -> Result<u32, Errno> {
+    let fd = sys::open(path, g::O_PATH | g::O_NOFOLLOW)?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: g::stat = unsafe { core::mem::zeroed() };
+    let r = call(
+        g::__NR_fstat,
+        [fd, &mut st as *mut g::stat as usize, 0, 0, 0, 0],
+    );
+    sys::close(fd);
+    r.map(|_| st.st_mode & S_IFMT)
+}
+
+/// Whether a socket at `a` accepts connections (`Ok(false)`: a stale
+/// socket file nobody listens on).
+fn live(a: &Addr) -> Result<bool, Errno> {
+    // Non-blocking: a listener with a full backlog answers EAGAIN.
+    let probe = socket(SOCK_STREAM | SOCK_NONBLOCK)?;
+    let r = with_addr(g::__NR_connect, probe, a);
+    sys::close(probe);
+    match r {
+        Err(e) if e.0 == ECONNREFUSED || e.0 == ENOENT => Ok(false),
+        _ => Ok(true), // connected, in progress, full backlog, other type
+    }
+}
+
+/// `bind` with the permission bits of `r` (umask set for the call).
+fn bind(fd: usize, a: &Addr, r: &FdRecord) -> SysResult {
+    if r.args[3] & MODE_RECORDED == 0 {
+        return with_addr(g::__NR_bind, fd, a);
+    }
+    let mode = (r.args[3] & 0o777) as u32;
+    let old = sys::umask(!mode & 0o777)?;
+    let res = with_addr(g::__NR_bind, fd, a);
+    let _ = sys::umask(old as u32);
+    res
+}
+
+/// A relative name is bound from the saved working directory: enter it
+/// now (entered again, as for every process, after the descriptors).
+fn enter_cwd(img: &Image, r: &FdRecord) {
+    let fs = img
+        .view
+        .fs
+        .filter(|fs| fs.flags & fs_flags::CWD_DELETED == 0);
+    let Some(fs) = fs else {
+        fail(
+            img,
+            r,
+            "bound to a relative path in a deleted working directory",
+            Errno(linux_raw_sys::errno::ENOENT),
+        )
+    };
+    let cwd = img.view.string(fs.cwd).unwrap_or(&[]);
+    let mut buf = [0u8; 4096];
+    let n = cwd.len().min(4095);
+    buf[..n].copy_from_slice(&cwd[..n]);
+    if let Err(e) = sys::chdir(&buf[..n + 1]) {
+        let mut m = fd_msg(img, r);
+        m.s(": cannot enter ")
+            .push(cwd)
+            .s(", where its relative name is bound")
+            .errno(e);
+        m.fail()
+    }
+}
+
+/// The listening socket of record `r` (not yet at its number).
+pub fn listener(img: &Image, r: &FdRecord) -> usize {
+    let name = img.view.string(r.path).unwrap_or(&[]);
+    let abstract_name = r.args[0] & unix_flags::ABSTRACT != 0;
+    let a = addr_of(name, abstract_name);
+    let ty = (r.args[0] & 0xffff_ffff) as u32;
+    if r.args[0] & unix_flags::RELATIVE != 0 {
+        enter_cwd(img, r);
+    }
+    let fd = socket(ty).unwrap_or_else(|e| fail(img, r, "socket", e));
+    let mut bound = bind(fd, &a, r);
+    if matches!(bound, Err(e) if e.0 == EADDRINUSE) && !abstract_name {
+        let mut path = [0u8; 109];
+        path[..name.len().min(107)].copy_from_slice(&name[..name.len().min(107)]);
+        let path = &path[..name.len().min(107) + 1];
+        let taken = |what: &str| -> ! {
+            let mut m = fd_msg(img, r);
+            m.s(": cannot listen on ").push(name).s(" again: ").s(what);
+            m.fail()
+        };
+        match file_type(path) {
+            Ok(S_IFSOCK) => {}
+            Ok(_) => taken("another kind of file is there (not a socket)"),
+            Err(e) => fail(img, r, "cannot look at the socket path", e),
+        }
+        match live(&a) {
+            Ok(false) => {}
+            Ok(true) => taken("a live socket listens there (is the dumped process still running?)"),
+            Err(e) => fail(img, r, "cannot probe the socket path", e),
+        }
+        match crate::gsys::unlink(path, 0) {
+            Err(e) if e.0 != ENOENT => fail(img, r, "cannot remove the stale socket file", e),
+            _ => {}
+        }
+        bound = bind(fd, &a, r);
+    }
+    if let Err(e) = bound {
+        let mut m = fd_msg(img, r);
+        m.s(": cannot bind the listening socket to ")
+            .s(if abstract_name { "@" } else { "" })
+            .push(name)
+            .errno(e);
+        m.fail()
+    }
+    let opts = [
+        (unix_opts::PASSCRED, SO_PASSCRED),
+        (unix_opts::PASSSEC, SO_PASSSEC),
+    ];
+    for (bit, opt) in opts {
+        if r.args[2] & bit != 0 {
+            set_opt(fd, opt).unwrap_or_else(|e| fail(img, r, "cannot set a socket option", e));
+        }
+    }
+    call(g::__NR_listen, [fd, r.args[1] as usize, 0, 0, 0, 0])
+        .unwrap_or_else(|e| fail(img, r, "listen", e));
+    fd
+}
