@@ -470,12 +470,20 @@ fn unsupported_features(
     if !children.is_empty() && !in_tree {
         out.push(format!("child process {}", children.join(", ")));
     }
-    match fdinfo_field(status, "Seccomp") {
-        Some("1") => out.push("seccomp strict mode".to_owned()),
-        Some("0") | None => {}
-        Some(_) => out.push("seccomp filter".to_owned()),
-    }
     let tids = task_ids(pid).unwrap_or_default();
+    // Seccomp is per thread: a filter installed by one thread (without
+    // TSYNC) is in no other's status.
+    let mut seccomp = vec![fdinfo_field(status, "Seccomp").map(str::to_owned)];
+    for tid in tids.iter().filter(|&&t| t != pid) {
+        let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+        seccomp.push(fdinfo_field(&text, "Seccomp").map(str::to_owned));
+    }
+    if seccomp.iter().flatten().any(|m| m == "1") {
+        out.push("seccomp strict mode".to_owned());
+    }
+    if seccomp.iter().flatten().any(|m| m != "0" && m != "1") {
+        out.push("seccomp filter".to_owned());
+    }
     let mut traced: Vec<i32> = Vec::new();
     for (tid, tracer) in all_tracers() {
         if tids.contains(&tracer) && !traced.contains(&tid) {
