@@ -126,6 +126,22 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
             })
         })
         .collect();
+    let owners: Vec<Value> = view
+        .fowners
+        .iter()
+        .map(|o| {
+            json!({
+                "fd": o.fd,
+                "owner_type": match o.owner_type {
+                    kckpt_image::owner_type::TID => "thread",
+                    kckpt_image::owner_type::PGRP => "process group",
+                    _ => "process",
+                },
+                "owner": o.owner,
+                "signal": o.signal,
+            })
+        })
+        .collect();
     json!({
         "cwd": text(fs.cwd),
         "umask": format!("{:03o}", fs.umask),
@@ -142,6 +158,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         })),
         "saved_files": ghosts,
         "locks": locks,
+        "file_owners": owners,
         "inotify_watches": inotify(view, show),
     })
 }
@@ -386,6 +403,20 @@ pub fn format_text(out: &mut String, d: &Value) {
             g["mode"].as_str().unwrap_or(""),
             g["size"],
             g["stored_bytes"],
+        );
+    }
+    for o in d["file_owners"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "signal owner:   fd {} -> {} {} (signal {})",
+            o["fd"],
+            o["owner_type"].as_str().unwrap_or(""),
+            o["owner"],
+            if o["signal"] == 0 {
+                "SIGIO".to_owned()
+            } else {
+                o["signal"].to_string()
+            },
         );
     }
     for l in d["locks"].as_array().cloned().unwrap_or_default() {
