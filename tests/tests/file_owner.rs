@@ -1,6 +1,7 @@
 //! Owners of descriptors' I/O signals (issue 9, format 1.4,
-//! `NT_KCKPT_FOWNERS`): a pipe and a socketpair with `O_ASYNC`, an owner
-//! (`F_SETOWN` process, `F_SETOWN_EX` thread) and a signal (`F_SETSIG`)
+//! `NT_KCKPT_FOWNERS`): a pipe and socketpairs with `O_ASYNC`, an owner
+//! (`F_SETOWN` process, `F_SETOWN_EX` thread, `F_SETOWN` of its own
+//! process group) and a signal (`F_SETSIG`)
 //! send it again after a restore, with the siginfo naming the descriptor;
 //! when the restore gives new pids, the process's own owners follow it and
 //! an outside owner is named in a warning (zdtm file_fown).
@@ -13,7 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use common::*;
 
 /// What `fown_signals.c` prints about its own descriptors.
-const OWN: &str = "owners pipe=pid:self/sig10/async sock=tid:self/sig0/async";
+const OWN: &str =
+    "owners pipe=pid:self/sig10/async sock=tid:self/sig0/async group=pgrp:self/sig12/async";
 
 fn go(r: &mut Proc) -> (String, String) {
     r.write_stdin("go\n");
@@ -34,19 +36,27 @@ fn async_descriptors_signal_their_owner_after_restore() {
     dump_kills(&mut p, &image);
     let info = info_json(&image);
     let owners = info["files"]["file_owners"].as_array().unwrap();
-    assert_eq!(owners.len(), 2, "{owners:?}");
+    assert_eq!(owners.len(), 3, "{owners:?}");
     assert_eq!(owners[0]["owner_type"], "process", "{owners:?}");
     assert_eq!(owners[0]["owner"], pid, "{owners:?}");
     assert_eq!(owners[0]["signal"], 10, "{owners:?}");
     assert_eq!(owners[1]["owner_type"], "thread", "{owners:?}");
     assert_eq!(owners[1]["signal"], 0, "{owners:?}");
+    assert_eq!(owners[2]["owner_type"], "process group", "{owners:?}");
+    assert_eq!(owners[2]["owner"], pid, "{owners:?}");
+    assert_eq!(owners[2]["signal"], 12, "{owners:?}");
 
     let mut r = restore(&image);
     r.wait_restored(&cmdline);
     let (owners, signals) = go(&mut r);
     assert_eq!(owners, OWN);
     // SIGUSR1 (F_SETSIG) with si_fd the pipe's read end, SIGIO on the socket.
-    assert_eq!(signals, "signals usr1=1 fd=ok io=1", "{}", r.stderr());
+    assert_eq!(
+        signals,
+        "signals usr1=1 fd=ok io=1 usr2=1",
+        "{}",
+        r.stderr()
+    );
     assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
     r.kill();
 }
@@ -68,6 +78,7 @@ fn new_pids_move_own_owners_and_name_an_outside_one() {
     assert_eq!(p.line(LINE_TIMEOUT), before);
     assert_eq!(p.line(LINE_TIMEOUT), "ready");
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    let saved = p.pid();
     dump_kills(&mut p, &image);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
 
@@ -78,18 +89,27 @@ fn new_pids_move_own_owners_and_name_an_outside_one() {
     );
     r.wait_restored(&cmdline);
     let (owners, signals) = go(&mut r);
-    // Its own pipe and socket follow it to its new pid and thread id; the
-    // outside owner is left out (signal and O_ASYNC kept)...
-    assert_eq!(owners, format!("{OWN} outside=none/sig28/async"));
-    assert_eq!(signals, "signals usr1=1 fd=ok io=1", "{}", r.stderr());
-    // ... and named.
-    let err = r.stderr();
-    assert!(
-        err.contains(&format!(
-            "its I/O signals went to process {outside}, which this restore"
-        )),
-        "{err}"
+    // Its own pipe and socket follow it to its new pid and thread id; its
+    // process group does not come back (a new pid leads no group: the
+    // restorer's group is not its own), and the outside owner is left out
+    // (signals and O_ASYNC kept)...
+    let own = OWN.replace("group=pgrp:self", "group=none");
+    assert_eq!(owners, format!("{own} outside=none/sig28/async"));
+    assert_eq!(
+        signals,
+        "signals usr1=1 fd=ok io=1 usr2=0",
+        "{}",
+        r.stderr()
     );
-    assert_eq!(err.lines().count(), 1, "{err}");
+    // ... and both are named.
+    let err = r.stderr();
+    for owner in [
+        format!("process group {saved}"),
+        format!("process {outside}"),
+    ] {
+        let line = format!("its I/O signals went to {owner}, which this restore");
+        assert!(err.contains(&line), "{line}: {err}");
+    }
+    assert_eq!(err.lines().count(), 2, "{err}");
     r.kill();
 }
