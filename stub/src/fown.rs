@@ -61,9 +61,54 @@ fn set(fd: usize, kind: u32, id: u32, signal: u32) -> Result<(), Errno> {
     sys::fcntl(fd, F_SETSIG, signal as usize).map(|_| ())
 }
 
-/// Set every saved owner again; one that cannot be is a warning.
-pub fn restore(img: &Image, tid_now: &dyn Fn(u32) -> u32) {
+/// The owner id `F_GETOWN_EX` reports for `fd` now (0: none).
+fn current_owner(fd: usize) -> u32 {
+    const F_GETOWN_EX: usize = 16;
+    let mut owner: [i32; 2] = [0; 2];
+    // SAFETY: F_GETOWN_EX writes one `struct f_owner_ex` (two ints) to
+    // `owner`, which outlives the call.
+    let r = check(unsafe {
+        raw_syscall(
+            g::__NR_fcntl as usize,
+            [fd, F_GETOWN_EX, owner.as_mut_ptr() as usize, 0, 0, 0],
+        )
+    });
+    if r.is_ok() {
+        owner[1] as u32
+    } else {
+        0
+    }
+}
+
+/// Set every saved owner again; one that cannot be is a warning. In a
+/// process tree (`tree`), an owner that does not exist yet (another
+/// process of the tree, forked later) is left for [`retry`] after the
+/// barrier, when every process exists.
+pub fn restore(img: &Image, tid_now: &dyn Fn(u32) -> u32, tree: bool) {
+    set_all(img, tid_now, if tree { Pass::Defer } else { Pass::Only });
+}
+
+/// After a tree's barrier: the owners [`restore`] left because they did
+/// not exist yet.
+pub fn retry(img: &Image, tid_now: &dyn Fn(u32) -> u32) {
+    set_all(img, tid_now, Pass::Retry);
+}
+
+#[derive(PartialEq)]
+enum Pass {
+    /// The only one (a single process).
+    Only,
+    /// A tree's first: missing owners wait for [`Pass::Retry`].
+    Defer,
+    /// After the barrier: only the owners still missing.
+    Retry,
+}
+
+fn set_all(img: &Image, tid_now: &dyn Fn(u32) -> u32, pass: Pass) {
     for o in img.view.fowners.iter() {
+        if pass == Pass::Retry && (o.owner == 0 || current_owner(o.fd as usize) != 0) {
+            continue; // set by the first pass (or warned about)
+        }
         let now = owner_now(img, o.owner_type, o.owner, tid_now);
         let r = match now {
             Some(id) => set(o.fd as usize, o.owner_type, id, o.signal),
@@ -72,6 +117,9 @@ pub fn restore(img: &Image, tid_now: &dyn Fn(u32) -> u32) {
                 .and(Err(Errno(linux_raw_sys::errno::ESRCH))),
         };
         let Err(e) = r else { continue };
+        if pass == Pass::Defer && now.is_some() && e.0 == linux_raw_sys::errno::ESRCH {
+            continue;
+        }
         let mut m = Msg::new();
         m.push(img.path).s(": fd ").dec(o.fd.into());
         if let Some(path) = find_fd(&img.view, o.fd).and_then(|r| img.view.string(r.path).ok()) {

@@ -113,3 +113,48 @@ fn new_pids_move_own_owners_and_name_an_outside_one() {
     assert_eq!(err.lines().count(), 2, "{err}");
     r.kill();
 }
+
+/// Read `NAME PID` lines until "ready": the pids of `fown_tree.c`.
+fn tree_pids(p: &mut Proc) -> Vec<(String, i32)> {
+    let mut pids = Vec::new();
+    loop {
+        let line = p.line(LINE_TIMEOUT);
+        if line == "ready" {
+            return pids;
+        }
+        let (name, pid) = line.split_once(' ').expect("NAME PID");
+        pids.push((name.to_owned(), pid.parse().expect("a pid")));
+    }
+}
+
+#[test]
+fn an_owner_forked_later_in_the_tree_gets_the_signal_after_restore() {
+    let dir = TestDir::new("fown-tree");
+    let image = dir.join("fown-tree.kckpt");
+    let mut p = Proc::start(prog::FOWN_TREE, &[]);
+    let pids = tree_pids(&mut p);
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    let root = pids.iter().find(|(n, _)| n == "root").expect("root").1;
+    let out = dump(root, &image, false);
+    assert!(out.status.success(), "{}", show(&out));
+    p.wait_exit(LINE_TIMEOUT);
+    let info = info_json(&image);
+    let procs = info["tree"]["processes"].as_array().expect("a tree image");
+    assert_eq!(procs.len(), 3, "{procs:?}");
+
+    // "b" keeps its pid, so "a" sets its saved owner as it is (were "b"
+    // not forked yet then, "a" would set it after the tree's barrier).
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    let mut got = [r.line(LINE_TIMEOUT), r.line(LINE_TIMEOUT)];
+    got.sort();
+    assert_eq!(got, ["a owner b", "b usr1"], "{}", r.stderr());
+    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+    r.write_stdin("quit\n");
+    let status = r.wait_exit(LINE_TIMEOUT);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the image ends like its root: {status}"
+    );
+}

@@ -96,6 +96,8 @@ pub mod prog {
     /// Pipe and socket descriptors with O_ASYNC, owners and signals
     /// (`fown_signals.c`).
     pub const FOWN_SIGNALS: &str = env!("KCKPT_PROG_FOWN_SIGNALS");
+    /// A pipe whose I/O signal owner is a younger sibling (`fown_tree.c`).
+    pub const FOWN_TREE: &str = env!("KCKPT_PROG_FOWN_TREE");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
