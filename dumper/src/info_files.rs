@@ -54,6 +54,7 @@ fn listen_json(a: [u64; 4]) -> Value {
     json!({
         "type": if a[0] & 0xffff_ffff == 5 { "seqpacket" } else { "stream" },
         "abstract": a[0] & unix_flags::ABSTRACT != 0,
+        "detached": a[0] & unix_flags::DETACHED != 0,
         "backlog": a[1],
         "options": options,
         "mode": (a[3] & MODE_RECORDED != 0).then(|| format!("{:o}", a[3] & 0o7777)),
@@ -368,6 +369,9 @@ pub fn format_text(out: &mut String, d: &Value) {
             );
             for o in l["options"].as_array().into_iter().flatten() {
                 let _ = write!(extra, " {}", o.as_str().unwrap_or(""));
+            }
+            if l["detached"] == true {
+                let _ = write!(extra, " (path no longer its own: bound without a file)");
             }
         }
         if f["deleted"] == true {
