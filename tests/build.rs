@@ -41,6 +41,8 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("OFD", "ofd.c", &["-fPIE", "-pie"]),
     ("GHOSTS", "ghosts.c", &["-fPIE", "-pie"]),
     ("INOTIFY", "inotify.c", &["-fPIE", "-pie"]),
+    ("FOWN_SIGNALS", "fown_signals.c", &["-fPIE", "-pie"]),
+    ("FOWN_TREE", "fown_tree.c", &["-fPIE", "-pie"]),
     ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
     ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),

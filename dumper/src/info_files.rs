@@ -54,6 +54,7 @@ fn listen_json(a: [u64; 4]) -> Value {
     json!({
         "type": if a[0] & 0xffff_ffff == 5 { "seqpacket" } else { "stream" },
         "abstract": a[0] & unix_flags::ABSTRACT != 0,
+        "detached": a[0] & unix_flags::DETACHED != 0,
         "backlog": a[1],
         "options": options,
         "mode": (a[3] & MODE_RECORDED != 0).then(|| format!("{:o}", a[3] & 0o7777)),
@@ -126,6 +127,22 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
             })
         })
         .collect();
+    let owners: Vec<Value> = view
+        .fowners
+        .iter()
+        .map(|o| {
+            json!({
+                "fd": o.fd,
+                "owner_type": match o.owner_type {
+                    kckpt_image::owner_type::TID => "thread",
+                    kckpt_image::owner_type::PGRP => "process group",
+                    _ => "process",
+                },
+                "owner": o.owner,
+                "signal": o.signal,
+            })
+        })
+        .collect();
     json!({
         "cwd": text(fs.cwd),
         "umask": format!("{:03o}", fs.umask),
@@ -142,6 +159,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         })),
         "saved_files": ghosts,
         "locks": locks,
+        "file_owners": owners,
         "inotify_watches": inotify(view, show),
     })
 }
@@ -352,6 +370,9 @@ pub fn format_text(out: &mut String, d: &Value) {
             for o in l["options"].as_array().into_iter().flatten() {
                 let _ = write!(extra, " {}", o.as_str().unwrap_or(""));
             }
+            if l["detached"] == true {
+                let _ = write!(extra, " (path no longer its own: bound without a file)");
+            }
         }
         if f["deleted"] == true {
             extra.push_str(" deleted");
@@ -386,6 +407,20 @@ pub fn format_text(out: &mut String, d: &Value) {
             g["mode"].as_str().unwrap_or(""),
             g["size"],
             g["stored_bytes"],
+        );
+    }
+    for o in d["file_owners"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "signal owner:   fd {} -> {} {} (signal {})",
+            o["fd"],
+            o["owner_type"].as_str().unwrap_or(""),
+            o["owner"],
+            if o["signal"] == 0 {
+                "SIGIO".to_owned()
+            } else {
+                o["signal"].to_string()
+            },
         );
     }
     for l in d["locks"].as_array().cloned().unwrap_or_default() {

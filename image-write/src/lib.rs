@@ -206,6 +206,9 @@ pub struct FilesMeta {
     pub extents: Vec<ExtentRecord>,
     /// File locks (`NT_KCKPT_LOCKS`, 1.3).
     pub locks: Vec<LockRecord>,
+    /// Owners of descriptors' I/O signals (`NT_KCKPT_FOWNERS`, 1.4),
+    /// sorted by fd.
+    pub fowners: Vec<kckpt_image::FownRecord>,
     /// Inotify watches (`NT_KCKPT_INOTIFY`, 1.3), sorted by fd and wd.
     pub inotify: Vec<kckpt_image::inotify::InotifyWatchRecord>,
     /// Guard regions of the memory (`NT_KCKPT_GUARDS`, 1.3), sorted;
@@ -611,6 +614,7 @@ fn encode_terminals(n: &mut NoteBuf, files: &FilesMeta) {
     push_table(n, kckpt_image::ghosts::NT_KCKPT_GHOSTS, &files.ghosts);
     push_table(n, kckpt_image::ghosts::NT_KCKPT_EXTENTS, &files.extents);
     push_table(n, kckpt_image::locks::NT_KCKPT_LOCKS, &files.locks);
+    push_table(n, kckpt_image::fown::NT_KCKPT_FOWNERS, &files.fowners);
     push_table(n, kckpt_image::inotify::NT_KCKPT_INOTIFY, &files.inotify);
     push_table(n, kckpt_image::guards::NT_KCKPT_GUARDS, &files.guards);
 }

@@ -15,6 +15,7 @@ pub mod checksum;
 pub mod escape;
 pub mod external;
 pub mod files;
+pub mod fown;
 pub mod ghosts;
 pub mod guards;
 pub mod inotify;
@@ -29,6 +30,7 @@ pub mod timers;
 pub mod tree;
 pub mod unixsock;
 
+pub use fown::{owner_type, FownRecord};
 pub use ghosts::{ghost_fd_kind, ghost_flags, ExtentRecord, GhostRecord};
 pub use guards::GuardRecord;
 pub use locks::{lock_kind, lock_type, LockRecord};

@@ -599,6 +599,8 @@ pub struct ImageView<'a> {
     pub extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
     /// File locks (format 1.3; empty before).
     pub locks: RecordTable<'a, crate::locks::LockRecord>,
+    /// Owners of descriptors' I/O signals (format 1.4; empty before).
+    pub fowners: RecordTable<'a, crate::fown::FownRecord>,
     /// Guard regions (format 1.3; empty before).
     pub guards: RecordTable<'a, crate::guards::GuardRecord>,
     /// Inotify watches (format 1.3; empty before).
@@ -661,7 +663,7 @@ impl<'a> ImageView<'a> {
         let (mut timers, mut posix_timers) = (None, None);
         let (mut terminals, mut job) = (None, None);
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
-        let (mut guards, mut inotify) = (None, None);
+        let (mut guards, mut inotify, mut fowners) = (None, None, None);
         let (mut tree, mut tree_procs, mut tree_slots, mut tree_uses) = (None, None, None, None);
         let mut checksums = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
@@ -697,6 +699,9 @@ impl<'a> ImageView<'a> {
                         take_unique(&mut extents, note.desc, "extents")?
                     }
                     crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
+                    crate::fown::NT_KCKPT_FOWNERS => {
+                        take_unique(&mut fowners, note.desc, "file owners")?
+                    }
                     crate::inotify::NT_KCKPT_INOTIFY => {
                         take_unique(&mut inotify, note.desc, "inotify")?
                     }
@@ -786,6 +791,7 @@ impl<'a> ImageView<'a> {
             ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
+            fowners: RecordTable::new(fowners.unwrap_or(&[]), "file owners")?,
             inotify: RecordTable::new(inotify.unwrap_or(&[]), "inotify")?,
             guards: RecordTable::new(guards.unwrap_or(&[]), "guards")?,
             tree: optional_record(tree, "tree")?,
@@ -802,6 +808,7 @@ impl<'a> ImageView<'a> {
         crate::terminal::validate(&view)?;
         crate::ghosts::validate(&view, file_len)?;
         crate::locks::validate(&view)?;
+        crate::fown::validate(&view)?;
         crate::inotify::validate(&view)?;
         crate::guards::validate(&view)?;
         crate::tree::validate(&view, file_len)?;

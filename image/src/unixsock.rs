@@ -7,7 +7,9 @@
 //! status flags (`O_RDWR`, maybe `O_NONBLOCK`);
 //! - `args[0]`: the socket type (1 stream, 5 seqpacket), with
 //!   [`unix_flags::ABSTRACT`] set for an abstract name,
-//!   [`unix_flags::RELATIVE`] for a relative path;
+//!   [`unix_flags::RELATIVE`] for a relative path,
+//!   [`unix_flags::DETACHED`] for a path that no longer led to the
+//!   socket's own file;
 //! - `args[1]`: the backlog given to `listen` (`sock_diag` reports it);
 //! - `args[2]`: [`unix_opts`] bits, the socket options restored;
 //! - `args[3]`: the socket file's permission bits (07777) with bit 32 set
@@ -16,7 +18,10 @@
 //!
 //! No data region. Restored by `socket`, `bind` to the name (a stale
 //! socket file nobody listens on is removed first; anything else at the
-//! path refuses the restore), `listen(backlog)`.
+//! path refuses the restore), `listen(backlog)`. A `DETACHED` one is
+//! bound with whatever is at its path moved aside for the moment (a
+//! rename in the same directory), and the file `bind` made is removed
+//! again.
 
 /// The fd kind of a listening Unix socket.
 pub const UNIX_LISTEN_FD_KIND: u32 = 41;
@@ -28,6 +33,10 @@ pub mod unix_flags {
     /// The name is a relative path: bound from the process's working
     /// directory (`NT_KCKPT_FS`), as it was at dump time.
     pub const RELATIVE: u64 = 1 << 33;
+    /// The path no longer led to the socket's own file at dump (removed,
+    /// or replaced by another socket's file): the socket gets its name
+    /// back and the path is left as the restore finds it (format 1.4).
+    pub const DETACHED: u64 = 1 << 34;
 }
 
 /// Socket options kept (`args[2]`).
@@ -52,9 +61,11 @@ pub fn args_ok(args: [u64; 4], name_len: usize, data_len: u64) -> bool {
     let ty = args[0] & 0xffff_ffff;
     let abstract_name = args[0] & unix_flags::ABSTRACT != 0;
     let relative = args[0] & unix_flags::RELATIVE != 0;
+    let detached = args[0] & unix_flags::DETACHED != 0;
     matches!(ty, 1 | 5)
-        && args[0] >> 32 & !3 == 0
+        && args[0] >> 32 & !7 == 0
         && !(abstract_name && relative)
+        && !(detached && (abstract_name || relative || args[3] != 0))
         && args[1] <= i32::MAX as u64
         && args[2] & !unix_opts::KNOWN == 0
         && (args[3] == 0 || (!abstract_name && args[3] & !0o7777 == MODE_RECORDED))
@@ -76,7 +87,21 @@ mod tests {
         // an abstract name, no name, a long name, data.
         assert!(!args_ok([2, 128, 0, 0], 10, 0));
         assert!(args_ok([1 | unix_flags::RELATIVE, 128, 0, 0], 10, 0));
-        assert!(!args_ok([1 | 1 << 34, 128, 0, 0], 10, 0));
+        assert!(!args_ok([1 | 1 << 35, 128, 0, 0], 10, 0));
+        // Detached: a path, no mode, not relative.
+        let detached = unix_flags::DETACHED;
+        assert!(args_ok([1 | detached, 128, 0, 0], 10, 0));
+        assert!(!args_ok([1 | detached, 128, 0, MODE_RECORDED], 10, 0));
+        assert!(!args_ok(
+            [1 | detached | unix_flags::ABSTRACT, 1, 0, 0],
+            10,
+            0
+        ));
+        assert!(!args_ok(
+            [1 | detached | unix_flags::RELATIVE, 1, 0, 0],
+            10,
+            0
+        ));
         let both = unix_flags::ABSTRACT | unix_flags::RELATIVE;
         assert!(!args_ok([1 | both, 128, 0, 0], 10, 0));
         assert!(!args_ok([1, 128, 4, 0], 10, 0));

@@ -24,6 +24,7 @@ mod external;
 mod files;
 mod fill;
 mod flocks;
+mod fown;
 mod ghosts;
 mod gsys;
 mod ids;
@@ -219,6 +220,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         terminal::queue_sigwinch(&img, &mut thread);
         threads::start(&img, traced, tids)?;
         let tid_now = |saved| threads::tid_now(&img, saved);
+        fown::restore(&img, &tid_now, tree.is_some());
         timers::restore(&img, &tid_now, start.timer_ids_in_order)?;
         // Last: the credentials (the other threads have taken theirs), then
         // dumpable, which a change of credentials resets.
@@ -227,6 +229,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         ids::drop_caps();
         if let Some(t) = &tree {
             tree::barrier(t);
+            fown::retry(&img, &tid_now);
         }
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();

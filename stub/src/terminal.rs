@@ -67,7 +67,7 @@ pub(crate) fn ioctl(fd: usize, request: u32, arg: usize) -> SysResult {
     check(unsafe { raw_syscall(g::__NR_ioctl as usize, [fd, request as usize, arg, 0, 0, 0]) })
 }
 
-fn getpgid(pid: usize) -> SysResult {
+pub(crate) fn getpgid(pid: usize) -> SysResult {
     // SAFETY: integer arguments only.
     check(unsafe { raw_syscall(g::__NR_getpgid as usize, [pid, 0, 0, 0, 0, 0]) })
 }

@@ -10,7 +10,10 @@
 //! of file, a live listener) refuses the restore with one line naming
 //! the path. Then the kept socket options and `listen(backlog)`. A
 //! relative name is bound from the saved working directory, entered
-//! first.
+//! first. A detached listener (its path removed or taken by another
+//! socket's file at dump) gets its name back without a file: whatever is
+//! at the path is renamed aside for the `bind`, the new file removed, the
+//! other put back.
 #![allow(unsafe_code)]
 
 use kckpt_arch::syscall::raw_syscall;
@@ -160,6 +163,10 @@ pub fn listener(img: &Image, r: &FdRecord) -> usize {
         enter_cwd(img, r);
     }
     let fd = socket(ty).unwrap_or_else(|e| fail(img, r, "socket", e));
+    if r.args[0] & unix_flags::DETACHED != 0 {
+        bind_detached(img, r, fd, &a, name);
+        return listen(img, r, fd);
+    }
     let mut bound = bind(fd, &a, r);
     if matches!(bound, Err(e) if e.0 == EADDRINUSE) && !abstract_name {
         let mut path = [0u8; 109];
@@ -187,13 +194,95 @@ pub fn listener(img: &Image, r: &FdRecord) -> usize {
         bound = bind(fd, &a, r);
     }
     if let Err(e) = bound {
-        let mut m = fd_msg(img, r);
-        m.s(": cannot bind the listening socket to ")
-            .s(if abstract_name { "@" } else { "" })
-            .push(name)
-            .errno(e);
-        m.fail()
+        bind_failed(img, r, name, abstract_name, e)
     }
+    listen(img, r, fd)
+}
+
+fn bind_failed(img: &Image, r: &FdRecord, name: &[u8], abstract_name: bool, e: Errno) -> ! {
+    let mut m = fd_msg(img, r);
+    m.s(": cannot bind the listening socket to ")
+        .s(if abstract_name { "@" } else { "" })
+        .push(name)
+        .errno(e);
+    m.fail()
+}
+
+/// `renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE)`.
+fn rename(from: &[u8], to: &[u8]) -> SysResult {
+    const RENAME_NOREPLACE: usize = 1;
+    let cwd = g::AT_FDCWD as isize as usize;
+    call(
+        g::__NR_renameat2,
+        [
+            cwd,
+            from.as_ptr() as usize,
+            cwd,
+            to.as_ptr() as usize,
+            RENAME_NOREPLACE,
+            0,
+        ],
+    )
+}
+
+/// Bind a detached listener (`unix_flags::DETACHED`) to its name and
+/// leave the path as it is: whatever is there is renamed aside
+/// (`NAME.kckpt-aside`, same directory) for the `bind`, the file `bind`
+/// made is removed, and the other file is put back.
+fn bind_detached(img: &Image, r: &FdRecord, fd: usize, a: &Addr, name: &[u8]) {
+    const SUFFIX: &[u8] = b".kckpt-aside\0";
+    let n = name.len().min(107);
+    let mut path = [0u8; 108];
+    path[..n].copy_from_slice(&name[..n]);
+    let path = &path[..n + 1];
+    let mut aside = [0u8; 108 + SUFFIX.len()];
+    aside[..n].copy_from_slice(&name[..n]);
+    aside[n..n + SUFFIX.len()].copy_from_slice(SUFFIX);
+    let aside = &aside[..n + SUFFIX.len()];
+    let mut moved = false;
+    let mut bound = bind(fd, a, r);
+    if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
+        if let Err(e) = rename(path, aside) {
+            let mut m = fd_msg(img, r);
+            m.s(": cannot move ")
+                .push(name)
+                .s(" aside to give the socket its name back")
+                .errno(e);
+            m.fail()
+        }
+        moved = true;
+        bound = bind(fd, a, r);
+    }
+    let removed = if bound.is_ok() {
+        crate::gsys::unlink(path, 0)
+    } else {
+        Ok(0)
+    };
+    if moved {
+        if let Err(e) = rename(aside, path) {
+            let mut m = fd_msg(img, r);
+            m.s(": cannot put ")
+                .push(name)
+                .s(".kckpt-aside back")
+                .errno(e);
+            m.fail()
+        }
+    }
+    if let Err(e) = bound {
+        bind_failed(img, r, name, false, e)
+    }
+    if let Err(e) = removed {
+        fail(
+            img,
+            r,
+            "cannot remove the socket file of a detached listener",
+            e,
+        )
+    }
+}
+
+/// The kept socket options, then `listen(backlog)`; returns `fd`.
+fn listen(img: &Image, r: &FdRecord, fd: usize) -> usize {
     let opts = [
         (unix_opts::PASSCRED, SO_PASSCRED),
         (unix_opts::PASSSEC, SO_PASSSEC),

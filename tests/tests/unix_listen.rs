@@ -8,6 +8,8 @@
 //! type, options and flags it sees. Refused: at dump, a connection
 //! waiting to be accepted (the server left running); at restore, a
 //! regular file at the path (left as it was), a live listener there.
+//! Listeners whose path was removed or taken by another socket's file
+//! (zdtm del_standalone_un) get their name back without a file.
 
 mod common;
 
@@ -362,5 +364,115 @@ fn a_listening_socket_bound_to_a_relative_path_comes_back_there() {
             ),
         "{err}"
     );
+    p.kill();
+}
+
+/// Three listeners (zdtm del_standalone_un): `a` on DIR/sock; `b` bound
+/// to DIR/sock while `a`'s file was moved aside, then `a`'s file moved
+/// back over `b`'s (b's path leads to `a`); `c` bound to DIR/gone, which
+/// was removed. On each stdin line: every socket's name and whether it
+/// listens, what DIR holds, and which socket accepts a client of DIR/sock.
+const DETACHED: &str = r#"
+import os, socket, sys
+d = sys.argv[1]
+path, tmp, gone = d + "/sock", d + "/tmp", d + "/gone"
+def listener(p):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(p)
+    s.listen(3)
+    s.setblocking(False)
+    return s
+a = listener(path)
+os.rename(path, tmp)
+b = listener(path)
+os.rename(tmp, path)
+c = listener(gone)
+os.unlink(gone)
+print("ready", flush=True)
+for _ in sys.stdin:
+    out = []
+    for n, s in (("a", a), ("b", b), ("c", c)):
+        acc = s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        out.append(f"{n}={os.path.basename(s.getsockname())}:{acc}")
+    out.append("dir=" + ",".join(sorted(os.listdir(d))))
+    k = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    k.connect(path)
+    for n, s in (("a", a), ("b", b), ("c", c)):
+        try:
+            s.accept()[0].close()
+            out.append("accepted-by=" + n)
+        except BlockingIOError:
+            pass
+    k.close()
+    print(" ".join(out), flush=True)
+"#;
+
+/// What `DETACHED` prints, before the dump and after the restore.
+const DETACHED_STATE: &str = "a=sock:1 b=sock:1 c=gone:1 dir=sock accepted-by=a";
+
+#[test]
+fn listeners_whose_path_was_removed_or_taken_come_back_without_a_file() {
+    let dir = TestDir::new("unix_listen_detached");
+    let d = dir.join("d");
+    fs::create_dir(&d).unwrap();
+    let d = d.display().to_string();
+    let mut p = Proc::spawn(
+        "detached listeners",
+        Command::new(PYTHON3).args(["-c", DETACHED, &d]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    p.write_stdin("check\n");
+    assert_eq!(p.line(LINE_TIMEOUT), DETACHED_STATE);
+    let image = dir.join("detached.kckpt");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let fds = info["files"]["fds"].as_array().expect("fds");
+    let detached: Vec<bool> = fds
+        .iter()
+        .filter(|f| f["kind"] == "unix listen")
+        .map(|f| f["listen"]["detached"] == true)
+        .collect();
+    // `a` leads from its path; `b` (path taken) and `c` (removed) do not.
+    assert_eq!(detached, [false, true, true], "{fds:?}");
+
+    let mut r = restore(&image);
+    r.write_stdin("check\n");
+    // Every socket has its name and listens; the directory holds only the
+    // file of `a` (no file for `c`, nothing left aside), which leads to `a`.
+    assert_eq!(r.line(LINE_TIMEOUT), DETACHED_STATE, "{}", r.stderr());
+    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+    r.kill();
+}
+
+#[test]
+fn a_detached_listener_leaves_a_live_socket_at_its_path_alone() {
+    let dir = TestDir::new("unix_listen_detached_live");
+    let d = dir.join("d");
+    fs::create_dir(&d).unwrap();
+    let d = d.display().to_string();
+    let mut p = Proc::spawn(
+        "detached listeners",
+        Command::new(PYTHON3).args(["-c", DETACHED, &d]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let image = dir.join("detached.kckpt");
+    // Left running: its `a` still listens at DIR/sock during the restore,
+    // which then refuses `a` by name, and leaves the path to it.
+    dump(p.pid(), &image, true);
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {d}/sock again: a live socket listens there"
+        )),
+        "{err}"
+    );
+    p.write_stdin("check\n");
+    let after = p.line(LINE_TIMEOUT);
+    assert!(after.ends_with("dir=sock accepted-by=a"), "{after}");
     p.kill();
 }

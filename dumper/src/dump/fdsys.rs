@@ -118,3 +118,24 @@ pub fn raise_nofile() {
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
     }
 }
+
+/// The signal owner of the open file description behind `fd` (a copy of
+/// the target's descriptor: the owner belongs to the description):
+/// `F_GETOWN_EX` type and id, and `F_GETSIG`. `None` when it has neither
+/// an owner nor a signal, or the kernel refuses (`O_PATH`).
+pub fn file_owner(fd: RawFd) -> Option<(u32, i32, u32)> {
+    // Not in the libc crate: <linux/fcntl.h> values.
+    const F_GETSIG: libc::c_int = 11;
+    const F_GETOWN_EX: libc::c_int = 16;
+    // `struct f_owner_ex { int type; pid_t pid; }`.
+    let mut owner: [libc::c_int; 2] = [0; 2];
+    // SAFETY: F_GETOWN_EX writes one `struct f_owner_ex` (two ints) to
+    // `owner`.
+    let r = unsafe { libc::fcntl(fd, F_GETOWN_EX, owner.as_mut_ptr()) };
+    Errno::result(r).ok()?;
+    // SAFETY: F_GETSIG takes no argument and writes no memory.
+    let sig = unsafe { libc::fcntl(fd, F_GETSIG) };
+    let sig = u32::try_from(sig).ok()?;
+    let [kind, id] = owner;
+    (id != 0 || sig != 0).then_some((kind as u32, id, sig))
+}

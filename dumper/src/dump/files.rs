@@ -81,6 +81,8 @@ pub struct Files {
     locks: Vec<kckpt_image::LockRecord>,
     /// Inotify watches and their paths (1.3).
     inotify: Vec<(InotifyWatchRecord, Vec<u8>)>,
+    /// Owners of the descriptors' I/O signals (1.4).
+    fowners: Vec<kckpt_image::FownRecord>,
 }
 
 /// What a `/proc/PID/fd/N` link says.
@@ -1356,6 +1358,8 @@ pub fn collect(
         classes[i] = Class::Path;
     }
 
+    files.fowners = file_owners(&files.fds, &getfd);
+
     for (i, class) in classes.iter().enumerate() {
         if let Class::Unsupported(what) = class {
             let fd = files.fds[i].rec.fd as i32;
@@ -1397,6 +1401,28 @@ pub fn collect(
         }
     }
     Ok(files)
+}
+
+/// The signal owner (`F_SETOWN_EX`, `F_SETSIG`) of each open file
+/// description, read through a copy of its first descriptor (dups share
+/// it). Descriptors that cannot be copied or asked have none.
+fn file_owners(
+    fds: &[Fd],
+    getfd: &impl Fn(i32) -> Result<OwnedFd>,
+) -> Vec<kckpt_image::FownRecord> {
+    fds.iter()
+        .filter(|f| f.rec.dup_of == FD_NO_DUP)
+        .filter_map(|f| {
+            let copy = getfd(f.rec.fd as i32).ok()?;
+            let (owner_type, owner, signal) = fdsys::file_owner(copy.as_raw_fd())?;
+            Some(kckpt_image::FownRecord {
+                fd: f.rec.fd,
+                owner_type,
+                owner: owner.max(0) as u32,
+                signal,
+            })
+        })
+        .collect()
 }
 
 /// `kckpt dump --external`: the descriptors `external` of `pid` (a
@@ -1685,6 +1711,7 @@ impl Files {
             ghosts,
             extents,
             locks: self.locks,
+            fowners: self.fowners,
             inotify,
             guards: Vec::new(),
         })

@@ -173,12 +173,17 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
         // must lead to the socket's own file from there now.
         let base = if relative { "cwd/" } else { "root" };
         args[3] = match file_mode(pid, base, &name, d.vfs) {
-            Ok(0) if relative => {
+            Ok(None) if relative => {
                 return Err(format!(
                     "listening unix socket {shown} (bound to a relative path that does not lead to it from its working directory)"
                 ))
             }
-            Ok(mode) => mode,
+            Ok(Some(mode)) => mode,
+            // Removed or replaced: its name comes back without a file.
+            Ok(None) => {
+                args[0] |= unix_flags::DETACHED;
+                0
+            }
             // The restore would refuse the path: refused before any kill.
             Err(kind) => {
                 return Err(format!(
@@ -244,21 +249,22 @@ pub fn outside_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<(i32, String)>
 
 /// The permission bits of the socket file at `name` in `pid`'s root
 /// (`base` "root") or working directory ("cwd/"),
-/// with [`MODE_RECORDED`], when it is still the socket's own file; 0 when
-/// the path is free or holds another socket file (a stale one is replaced
-/// at restore); what else is there otherwise.
+/// with [`MODE_RECORDED`], when it is still the socket's own file;
+/// `None` when the path is free or holds another socket's file (the
+/// socket is detached from its path); 0 when `sock_diag` gave no inode
+/// to compare; what else is there otherwise.
 fn file_mode(
     pid: i32,
     base: &str,
     name: &[u8],
     vfs: Option<(u32, u32)>,
-) -> Result<u64, &'static str> {
+) -> Result<Option<u64>, &'static str> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::FileTypeExt;
     let mut path = format!("/proc/{pid}/{base}").into_bytes();
     path.extend_from_slice(name);
     let Ok(meta) = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&path)) else {
-        return Ok(0);
+        return Ok(None);
     };
     let ft = meta.file_type();
     if !ft.is_socket() {
@@ -271,16 +277,13 @@ fn file_mode(
         });
     }
     let Some((dev, ino)) = vfs else {
-        return Ok(0);
+        return Ok(Some(0));
     };
     // sock_diag gives the kernel's own encoding (major << 20 | minor).
     let (major, minor) = (dev >> 20, dev & 0xf_ffff);
     let dev_ok = libc::major(meta.dev()) == major && libc::minor(meta.dev()) == minor;
-    Ok(if meta.ino() == u64::from(ino) && dev_ok {
-        MODE_RECORDED | u64::from(meta.mode() & 0o7777)
-    } else {
-        0
-    })
+    Ok((meta.ino() == u64::from(ino) && dev_ok)
+        .then(|| MODE_RECORDED | u64::from(meta.mode() & 0o7777)))
 }
 
 #[cfg(test)]

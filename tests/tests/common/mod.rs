@@ -93,6 +93,11 @@ pub mod prog {
     pub const OFD: &str = env!("KCKPT_PROG_OFD");
     /// An inotify instance with watch holes and a deleted file (`inotify.c`).
     pub const INOTIFY: &str = env!("KCKPT_PROG_INOTIFY");
+    /// Pipe and socket descriptors with O_ASYNC, owners and signals
+    /// (`fown_signals.c`).
+    pub const FOWN_SIGNALS: &str = env!("KCKPT_PROG_FOWN_SIGNALS");
+    /// A pipe whose I/O signal owner is a younger sibling (`fown_tree.c`).
+    pub const FOWN_TREE: &str = env!("KCKPT_PROG_FOWN_TREE");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
