@@ -167,7 +167,7 @@ pub fn parse_creds(status: &str) -> Option<(TaskRecord, Vec<u32>)> {
 /// The `NT_KCKPT_TASK` descriptor of thread `tid` of `pid`: its
 /// credentials (`securebits` from `PR_GET_SECUREBITS` run in it) and its
 /// robust futex list.
-pub fn task_note(pid: i32, tid: i32, securebits: u32) -> Result<Vec<u8>> {
+pub fn task_note(pid: i32, tid: i32, securebits: u32, pdeath_signal: u32) -> Result<Vec<u8>> {
     let name = format!("task/{tid}/status");
     let status = String::from_utf8_lossy(&procfs::read(pid, &name)?).into_owned();
     let (mut rec, groups) = parse_creds(&status).ok_or_else(|| Error::Parse {
@@ -176,7 +176,54 @@ pub fn task_note(pid: i32, tid: i32, securebits: u32) -> Result<Vec<u8>> {
     })?;
     rec.securebits = securebits;
     (rec.robust_list, rec.robust_len) = robust_list(pid, tid)?;
+    rec.pdeath_signal = pdeath_signal;
+    (rec.sched_policy, rec.sched_priority, rec.nice) = scheduling(pid, tid)?;
     Ok(kckpt_image_write::task_note(rec, &groups))
+}
+
+/// Thread `tid`'s scheduling policy ([`kckpt_image::kstate::SCHED_SAVED`]
+/// set), real-time priority and nice value, read from outside.
+/// `SCHED_DEADLINE` (its runtime and period) is refused.
+fn scheduling(pid: i32, tid: i32) -> Result<(u32, u32, i32)> {
+    use kckpt_image::kstate::{SCHED_RESET_ON_FORK, SCHED_SAVED};
+    let gone = |what: &str| Error::Unsupported {
+        pid,
+        reason: format!(
+            "{what} of thread {tid} failed: {}",
+            std::io::Error::last_os_error()
+        ),
+    };
+    // SAFETY: plain system calls on a thread id; no memory is passed.
+    let policy = unsafe { nix::libc::sched_getscheduler(tid) };
+    if policy < 0 {
+        return Err(gone("sched_getscheduler"));
+    }
+    let policy = policy as u32;
+    let base = policy & !SCHED_RESET_ON_FORK;
+    if !matches!(base, 0 | 1 | 2 | 3 | 5) {
+        return Err(Error::Unsupported {
+            pid,
+            reason: format!(
+                "thread {tid} runs with scheduling policy {base} (SCHED_DEADLINE is not supported)"
+            ),
+        });
+    }
+    let mut param = nix::libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param the call fills.
+    if unsafe { nix::libc::sched_getparam(tid, &mut param) } < 0 {
+        return Err(gone("sched_getparam"));
+    }
+    nix::errno::Errno::clear();
+    // SAFETY: a plain system call; -1 is a valid nice value, errno tells.
+    let nice = unsafe { nix::libc::getpriority(nix::libc::PRIO_PROCESS, tid as u32) };
+    if nice == -1 && nix::errno::Errno::last_raw() != 0 {
+        return Err(gone("getpriority"));
+    }
+    Ok((
+        SCHED_SAVED | policy,
+        param.sched_priority.max(0) as u32,
+        nice,
+    ))
 }
 
 /// The kernel's `AIO_RING_MAGIC`, `AIO_RING_COMPAT_FEATURES`,

@@ -609,6 +609,10 @@ fn write_image(
     let process = process::process_record(pid, state.dumpable)?;
     let mut kstate_rec = state.kstate;
     kstate::from_proc(pid, &mut kstate_rec)?;
+    if before.state() == b'T' {
+        // In group stop before kckpt came: stopped again at restore.
+        kstate_rec.stop_signal = tracee.group_stop().unwrap_or(nix::libc::SIGSTOP) as u32;
+    }
     let aio = kstate::aio_rings(pid, &mem, &maps)?;
 
     // /proc facts.
