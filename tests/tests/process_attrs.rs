@@ -187,3 +187,45 @@ fn a_lower_nice_value_than_the_restorer_may_set_is_refused_or_forced() {
     assert!(r.stderr().contains("nice"), "no warning: {}", r.stderr());
     r.kill();
 }
+
+#[test]
+fn sched_deadline_is_named_at_dump_and_skipped_with_a_warning() {
+    let chrt = require_tool("chrt");
+    let dir = TestDir::new("attrs_deadline");
+    let image = dir.join("deadline.kckpt");
+    let mut p = Proc::spawn(
+        "chrt -d sleep",
+        Command::new(chrt).args([
+            "-d",
+            "--sched-runtime",
+            "1000000",
+            "--sched-deadline",
+            "10000000",
+            "--sched-period",
+            "10000000",
+            "0",
+            "sleep",
+            "100",
+        ]),
+    );
+    let pid = p.spawned_pid();
+    let until = std::time::Instant::now() + LINE_TIMEOUT;
+    while read_proc(pid, "comm").as_deref() != Some(&b"sleep\n"[..]) {
+        assert!(
+            std::time::Instant::now() < until,
+            "chrt did not start sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = dump_raw(pid, &image, false);
+    assert_refused("SCHED_DEADLINE", &out, None, &["SCHED_DEADLINE"]);
+    assert!(p.exited().is_none(), "a refused dump killed the process");
+    let out = dump_skip_unsupported(pid, &image);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SCHED_DEADLINE scheduling of thread"),
+        "no warning: {}",
+        show(&out)
+    );
+    p.kill();
+}

@@ -37,6 +37,11 @@ const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
 /// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3).
 const MEMBARRIER_CMD_GET_REGISTRATIONS: u64 = 1 << 9;
+/// `SCHED_DEADLINE`.
+const SCHED_DEADLINE: i32 = 6;
+/// `SCHED_RESET_ON_FORK`.
+const SCHED_RESET_ON_FORK: u32 = kckpt_image::kstate::SCHED_RESET_ON_FORK;
+
 /// `PR_GET_SECUREBITS`.
 pub const PR_GET_SECUREBITS: u64 = 27;
 
@@ -183,9 +188,9 @@ pub fn task_note(pid: i32, tid: i32, securebits: u32, pdeath_signal: u32) -> Res
 
 /// Thread `tid`'s scheduling policy ([`kckpt_image::kstate::SCHED_SAVED`]
 /// set), real-time priority and nice value, read from outside.
-/// `SCHED_DEADLINE` (its runtime and period) is refused.
+/// `SCHED_DEADLINE` (its runtime and period) is not saved: all 0.
 fn scheduling(pid: i32, tid: i32) -> Result<(u32, u32, i32)> {
-    use kckpt_image::kstate::{SCHED_RESET_ON_FORK, SCHED_SAVED};
+    use kckpt_image::kstate::SCHED_SAVED;
     let gone = |what: &str| Error::Unsupported {
         pid,
         reason: format!(
@@ -199,14 +204,10 @@ fn scheduling(pid: i32, tid: i32) -> Result<(u32, u32, i32)> {
         return Err(gone("sched_getscheduler"));
     }
     let policy = policy as u32;
-    let base = policy & !SCHED_RESET_ON_FORK;
-    if !matches!(base, 0 | 1 | 2 | 3 | 5) {
-        return Err(Error::Unsupported {
-            pid,
-            reason: format!(
-                "thread {tid} runs with scheduling policy {base} (SCHED_DEADLINE is not supported)"
-            ),
-        });
+    if !matches!(policy & !SCHED_RESET_ON_FORK, 0 | 1 | 2 | 3 | 5) {
+        // SCHED_DEADLINE: named by `unsupported` (refused, or with
+        // --skip-unsupported the thread gets the restorer's policy).
+        return Ok((0, 0, 0));
     }
     let mut param = nix::libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` is a valid sched_param the call fills.
@@ -426,7 +427,8 @@ fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
 /// sub-cgroups none of its threads is in (a process managing cgroups
 /// below its own), or one owned by another user than its parent cgroup (a
 /// delegated cgroup, whose ownership a re-created directory would lack).
-/// The root cgroup of a hierarchy is never refused.
+/// The root cgroup of a hierarchy is never refused. Also a thread under
+/// `SCHED_DEADLINE` (its runtime, deadline and period are not saved).
 pub fn unsupported(pid: i32) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let ns = |p: &str| fs::read_link(p).ok();
@@ -434,14 +436,23 @@ pub fn unsupported(pid: i32) -> Vec<String> {
         ns("/proc/self/ns/cgroup"),
         ns(&format!("/proc/{pid}/ns/cgroup")),
     );
-    if mine.is_some() && its.is_some() && mine != its {
-        return vec!["cgroup namespace".to_owned()];
-    }
     let tids = super::threads::task_ids(pid).unwrap_or_default();
+    let mut out: Vec<String> = tids
+        .iter()
+        .filter(|&&tid| {
+            // SAFETY: a plain system call on a thread id.
+            let policy = unsafe { nix::libc::sched_getscheduler(tid) };
+            policy >= 0 && policy & !(SCHED_RESET_ON_FORK as i32) == SCHED_DEADLINE
+        })
+        .map(|tid| format!("SCHED_DEADLINE scheduling of thread {tid}"))
+        .collect();
+    if mine.is_some() && its.is_some() && mine != its {
+        out.push("cgroup namespace".to_owned());
+        return out;
+    }
     let Ok(cgroups) = located_cgroups(pid, &tids) else {
-        return Vec::new();
+        return out;
     };
-    let mut out = Vec::new();
     for c in cgroups.iter().filter(|c| c.path != "/") {
         let occupied = |sub: &std::path::Path| {
             cgroups
