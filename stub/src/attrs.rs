@@ -179,11 +179,18 @@ fn pending() -> u64 {
 /// A process that was stopped when dumped stops again here, with the same
 /// signal, so that its parent's `waitpid(WUNTRACED)` sees it; `SIGCONT`
 /// resumes it (every signal is blocked: the `SIGCONT` stays pending and is
-/// handled as the process would). A `SIGTSTP`, `SIGTTIN` or `SIGTTOU` the
+/// handled as the process would). `SIGSTOP` with the tracer attached
+/// (`traced`): the tracer sends it right before it detaches instead. A `SIGTSTP`, `SIGTTIN` or `SIGTTOU` the
 /// kernel discards (the process group is orphaned here) is `SIGSTOP`.
-pub fn stop(img: &Image) {
+pub fn stop(img: &Image, traced: bool) {
     let sig = img.view.kstate.map_or(0, |k| k.stop_signal);
     if sig == 0 {
+        return;
+    }
+    if sig == SIGSTOP && traced {
+        // The tracer sends it once it has put everything back, right
+        // before it detaches: the process stops untraced (state `T`).
+        crate::tracer::set_stop_signal(SIGSTOP);
         return;
     }
     if sig != SIGSTOP {

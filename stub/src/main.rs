@@ -232,7 +232,7 @@ extern "C" fn stage2(sp: usize) -> ! {
             tree::barrier(t);
         }
         attrs::death_signal(&img, 0);
-        attrs::stop(&img);
+        attrs::stop(&img, traced);
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
     match result {

@@ -75,12 +75,24 @@ fn round_trip(prefix: &[&str], stopsig: i32, name: &str) {
     // nobody writes the image there.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("attrs.kckpt");
-    let (mut p, _) = start(prefix, stopsig);
+    let (mut p, child) = start(prefix, stopsig);
     dump_it(prefix, &mut p, &image);
     let mut r = Proc::spawn(
         "kckpt restore",
         command_as(prefix, kckpt()).arg("restore").arg(&image),
     );
+    if prefix.is_empty() && stopsig == Signal::SIGSTOP as i32 {
+        // Root: the child has its pid again, and stops untraced (`T`).
+        let until = std::time::Instant::now() + LINE_TIMEOUT;
+        while state(child) != Some('T') {
+            assert!(
+                std::time::Instant::now() < until,
+                "the restored child is not stopped: {:?}",
+                state(child)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     check(&mut r);
 }
 
@@ -133,8 +145,9 @@ fn a_single_stopped_process_comes_back_stopped_with_its_nice_value() {
     let mut r = restore(&image);
     r.wait_restored(format!("{}\0", prog::COUNTER_PIE).as_bytes());
     let restored = r.pid();
+    // Stopped untraced (the stub's tracer sent SIGSTOP as it detached).
     let until = std::time::Instant::now() + LINE_TIMEOUT;
-    while !matches!(state(restored), Some('T' | 't')) {
+    while state(restored) != Some('T') {
         assert!(
             std::time::Instant::now() < until,
             "the restored process is not stopped: {:?}",
@@ -146,6 +159,16 @@ fn a_single_stopped_process_comes_back_stopped_with_its_nice_value() {
     assert!(
         r.next_line(Duration::from_millis(1500)).is_none(),
         "a stopped process printed"
+    );
+    // Stopped and no longer traced: it can be dumped again as it is.
+    let again = dir.join("again.kckpt");
+    let out = dump_raw(restored, &again, true);
+    assert!(out.status.success(), "second dump: {}", show(&out));
+    assert_eq!(state(restored), Some('T'), "left stopped");
+    assert_eq!(
+        info_json(&again)["kernel_state"]["stop_signal"],
+        19,
+        "the second image records the stop"
     );
     for target in [r.spawned_pid(), restored] {
         let _ = kill(Pid::from_raw(target), Signal::SIGCONT);
