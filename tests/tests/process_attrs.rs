@@ -2,7 +2,9 @@
 //! pdeath_sig, sched_policy00, sched_prio00): a process in group stop comes
 //! back stopped by the same signal (its parent's `waitpid(WUNTRACED)` sees
 //! it; `SIGCONT` resumes it); every thread keeps its parent-death signal,
-//! scheduling policy and nice value; a nice value the restorer may not set
+//! scheduling policy (`SCHED_BATCH`, `SCHED_IDLE`, `SCHED_FIFO` as root)
+//! and nice value, as root and as nobody; `SCHED_DEADLINE` is named at
+//! dump; a nice value the restorer may not set
 //! is refused by name, or with `KCKPT_FORCE=1` a warning.
 //!
 //! `tests/programs/attrs_tree.c` checks itself: `ok NAME` or `FAIL NAME`.
@@ -24,9 +26,9 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Start `attrs_tree STOPSIG` through `prefix`; its pid and its child's
 /// once the child is stopped.
-fn start(prefix: &[&str], stopsig: i32) -> (Proc, i32) {
+fn start(prefix: &[&str], stopsig: i32, extra: &[&str]) -> (Proc, i32) {
     let mut cmd = command_as(prefix, ATTRS_TREE);
-    cmd.arg(stopsig.to_string());
+    cmd.arg(stopsig.to_string()).args(extra);
     let mut p = Proc::spawn("attrs_tree", &mut cmd);
     let line = p.line(LINE_TIMEOUT);
     let child = line
@@ -71,11 +73,15 @@ fn check(r: &mut Proc) {
 }
 
 fn round_trip(prefix: &[&str], stopsig: i32, name: &str) {
+    round_trip_with(prefix, stopsig, name, &[]);
+}
+
+fn round_trip_with(prefix: &[&str], stopsig: i32, name: &str, extra: &[&str]) {
     let dir = TestDir::new(name);
     // nobody writes the image there.
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("attrs.kckpt");
-    let (mut p, child) = start(prefix, stopsig);
+    let (mut p, child) = start(prefix, stopsig, extra);
     dump_it(prefix, &mut p, &image);
     let mut r = Proc::spawn(
         "kckpt restore",
@@ -104,6 +110,12 @@ fn a_child_stopped_by_sigstop_comes_back_stopped_with_its_attributes() {
 #[test]
 fn a_child_stopped_by_sigtstp_comes_back_stopped_by_sigtstp() {
     round_trip(&[], libc_sig(Signal::SIGTSTP), "attrs_tstp");
+}
+
+#[test]
+fn a_real_time_policy_comes_back_for_root() {
+    // The root runs SCHED_FIFO 1 (only a privileged user may).
+    round_trip_with(&[], libc_sig(Signal::SIGSTOP), "attrs_rt", &["rt"]);
 }
 
 #[test]
