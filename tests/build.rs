@@ -52,6 +52,11 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     (
+        "ATTRS_TREE",
+        "attrs_tree.c",
+        &["-fPIE", "-pie", "-lpthread"],
+    ),
+    (
         "TREEM_SHARE",
         "treem_share.c",
         &["-fPIE", "-pie", "-lpthread"],

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use kckpt_image::kstate::{group, kstate_flags, parse_task, NT_KCKPT_TASK};
+use kckpt_image::kstate::{
+    group, kstate_flags, parse_task, NT_KCKPT_TASK, SCHED_RESET_ON_FORK, SCHED_SAVED,
+};
 use kckpt_image::{ImageView, NOTE_OWNER};
 
 use crate::info::Show;
@@ -32,6 +34,13 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "cap_ambient": format!("{:#x}", r.cap_ambient),
                 "securebits": r.securebits,
                 "robust_list": r.robust_list,
+                "pdeath_signal": r.pdeath_signal,
+                "sched": (r.sched_policy & SCHED_SAVED != 0).then(|| json!({
+                    "policy": r.sched_policy & !(SCHED_SAVED | SCHED_RESET_ON_FORK),
+                    "reset_on_fork": r.sched_policy & SCHED_RESET_ON_FORK != 0,
+                    "priority": r.sched_priority,
+                    "nice": r.nice,
+                })),
             }))
         })
         .collect();
@@ -81,6 +90,7 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
         "oom_score_adj": have(kstate_flags::HAVE_OOM_SCORE_ADJ).then_some(k.oom_score_adj),
         "loginuid": have(kstate_flags::HAVE_LOGINUID).then_some(k.loginuid),
         "membarrier": have(kstate_flags::HAVE_MEMBARRIER).then(|| format!("{:#x}", k.membarrier)),
+        "stop_signal": k.stop_signal,
         "threads": threads,
         "aio_rings": aio,
         "cgroups": cgroups,
@@ -100,6 +110,9 @@ pub(crate) fn format_text(out: &mut String, k: &Value) {
             k["membarrier"].as_str().unwrap_or("unknown")
         );
     }
+    if k["stop_signal"].as_u64().is_some_and(|s| s != 0) {
+        let _ = writeln!(out, "  stopped (group stop) by signal {}", k["stop_signal"]);
+    }
     for t in k["threads"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
@@ -114,6 +127,27 @@ pub(crate) fn format_text(out: &mut String, k: &Value) {
             t["cap_bounding"].as_str().unwrap_or("?"),
             t["cap_ambient"].as_str().unwrap_or("?"),
             t["securebits"],
+        );
+        let s = &t["sched"];
+        let _ = writeln!(
+            out,
+            "    pdeathsig {} sched {}",
+            t["pdeath_signal"],
+            if s.is_null() {
+                "not saved".to_owned()
+            } else {
+                format!(
+                    "policy {} priority {} nice {}{}",
+                    s["policy"],
+                    s["priority"],
+                    s["nice"],
+                    if s["reset_on_fork"] == true {
+                        " reset-on-fork"
+                    } else {
+                        ""
+                    }
+                )
+            }
         );
     }
     for a in k["aio_rings"].as_array().into_iter().flatten() {

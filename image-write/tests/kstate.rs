@@ -38,7 +38,8 @@ fn sample() -> Sample {
             oom_score_adj: -17,
             loginuid: LOGINUID_UNSET,
             membarrier: (1 << 2) | (1 << 4),
-            reserved: [0; 3],
+            stop_signal: 20,
+            ..KstateRecord::default()
         },
         task: TaskRecord {
             uid: [1, 2, 3, 4],
@@ -46,6 +47,9 @@ fn sample() -> Sample {
             cap_permitted: 0x400,
             robust_list: 0x5000_0000,
             robust_len: 24,
+            pdeath_signal: 10,
+            sched_policy: kckpt_image::kstate::SCHED_SAVED | 3,
+            nice: 5,
             ..TaskRecord::default()
         },
         groups: vec![27, 100],
@@ -207,8 +211,11 @@ fn bad_kernel_state_values_are_refused() {
     s.kstate.oom_score_adj = 1001;
     assert!(matches!(refused("oom", &s), FormatError::BadField(_)));
     let mut s = sample();
-    s.kstate.reserved[2] = 1;
+    s.kstate.reserved[1] = 1;
     assert!(matches!(refused("reserved", &s), FormatError::BadField(_)));
+    let mut s = sample();
+    s.kstate.stop_signal = 10; // SIGUSR1 stops nothing
+    assert!(matches!(refused("stop", &s), FormatError::BadField(_)));
 }
 
 #[test]
@@ -216,6 +223,26 @@ fn bad_task_records_are_refused() {
     let mut s = sample();
     s.task.robust_len = 16;
     assert!(matches!(refused("robust", &s), FormatError::BadField(_)));
+    for (name, edit) in [
+        (
+            "pdeathsig",
+            (|t: &mut TaskRecord| t.pdeath_signal = 65) as fn(&mut TaskRecord),
+        ),
+        ("deadline", |t| t.sched_policy = SCHED_SAVED | 6),
+        ("nice", |t| t.nice = 20),
+        ("priority", |t| t.sched_priority = 1),
+        ("fifo without priority", |t| {
+            t.sched_policy = SCHED_SAVED | 1
+        }),
+        ("unsaved", |t| t.sched_policy = 3),
+    ] {
+        let mut s = sample();
+        edit(&mut s.task);
+        assert!(
+            matches!(refused(name, &s), FormatError::BadField(_)),
+            "{name}"
+        );
+    }
     let mut s = sample();
     s.groups = vec![0; MAX_GROUPS as usize + 1];
     assert_eq!(

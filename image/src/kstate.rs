@@ -56,8 +56,15 @@ pub struct KstateRecord {
     pub loginuid: u32,
     /// `membarrier` registrations: a subset of [`MEMBARRIER_REGISTRATIONS`].
     pub membarrier: u32,
+    /// The process was in group stop (state `T` before kckpt seized it):
+    /// the signal that stopped it (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`,
+    /// `SIGTTOU`); 0: running. The restored process stops again with it
+    /// right before it resumes.
+    pub stop_signal: u32,
     /// Reserved, zero.
-    pub reserved: [u64; 3],
+    pub reserved0: u32,
+    /// Reserved, zero.
+    pub reserved: [u64; 2],
 }
 // SAFETY: repr(C); 6 * 4 + 24 = 48, no padding.
 unsafe impl Record for KstateRecord {}
@@ -90,11 +97,51 @@ pub struct TaskRecord {
     pub robust_list: u64,
     /// `get_robust_list`: its length.
     pub robust_len: u64,
-    /// Reserved, zero.
-    pub reserved: [u64; 2],
+    /// `PR_GET_PDEATHSIG`: the thread's parent-death signal (0: none).
+    pub pdeath_signal: u32,
+    /// `sched_getscheduler`: [`SCHED_SAVED`] | the policy (`SCHED_OTHER`
+    /// 0, `FIFO` 1, `RR` 2, `BATCH` 3, `IDLE` 5) | [`SCHED_RESET_ON_FORK`];
+    /// 0 (no [`SCHED_SAVED`]): not saved, the thread keeps the restorer's
+    /// policy and nice value.
+    pub sched_policy: u32,
+    /// `sched_getparam`: the real-time priority (1..=99 for FIFO and RR,
+    /// else 0).
+    pub sched_priority: u32,
+    /// `getpriority(PRIO_PROCESS, tid)`: the nice value, -20..=19.
+    pub nice: i32,
 }
 // SAFETY: repr(C); 32 + 5 * 8 + 8 + 16 + 16 = 112, every field naturally aligned.
 unsafe impl Record for TaskRecord {}
+
+/// `TaskRecord::sched_policy`: the scheduling fields hold saved values.
+pub const SCHED_SAVED: u32 = 1 << 31;
+/// `TaskRecord::sched_policy`: `SCHED_RESET_ON_FORK` (the kernel's value).
+pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
+/// `SCHED_FIFO`, `SCHED_RR`: the real-time policies (priority 1..=99).
+pub const SCHED_FIFO: u32 = 1;
+/// See [`SCHED_FIFO`].
+pub const SCHED_RR: u32 = 2;
+
+/// Are the scheduling fields of `r` consistent?
+fn sched_ok(r: &TaskRecord) -> bool {
+    if r.sched_policy & SCHED_SAVED == 0 {
+        return r.sched_policy == 0 && r.sched_priority == 0 && r.nice == 0;
+    }
+    let policy = r.sched_policy & !(SCHED_SAVED | SCHED_RESET_ON_FORK);
+    let rt = policy == SCHED_FIFO || policy == SCHED_RR;
+    matches!(policy, 0 | 1 | 2 | 3 | 5)
+        && (-20..=19).contains(&r.nice)
+        && if rt {
+            (1..=99).contains(&r.sched_priority)
+        } else {
+            r.sched_priority == 0
+        }
+}
+
+/// Signals that put a process in group stop.
+pub fn is_stop_signal(sig: u32) -> bool {
+    (19..=22).contains(&sig)
+}
 
 /// Most supplementary groups a thread may have (`NGROUPS_MAX`).
 pub const MAX_GROUPS: u32 = 65536;
@@ -209,7 +256,9 @@ fn ensure(ok: bool, what: &'static str) -> Result<(), FormatError> {
 pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
     let k = view.kstate.unwrap_or_default();
     ensure(
-        k.reserved == [0; 3]
+        k.reserved == [0; 2]
+            && k.reserved0 == 0
+            && (k.stop_signal == 0 || is_stop_signal(k.stop_signal))
             && k.flags & !0x7 == 0
             && k.child_subreaper <= 1
             && k.membarrier & !MEMBARRIER_REGISTRATIONS == 0
@@ -224,8 +273,8 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
         };
         let (r, _) = parse_task(desc).ok_or(FormatError::BadRecordSize("task"))?;
         ensure(
-            r.reserved == [0; 2] && (r.robust_list == 0 || r.robust_len == 24),
-            "task: bad robust futex list or reserved field",
+            (r.robust_list == 0 || r.robust_len == 24) && r.pdeath_signal <= 64 && sched_ok(&r),
+            "task: bad robust futex list, parent-death signal or scheduling policy",
         )?;
     }
     let page = u64::from(view.header.page_size);

@@ -16,6 +16,7 @@
 #![no_std]
 #![no_main]
 
+mod attrs;
 mod coordinator;
 mod creds;
 mod data_check;
@@ -156,6 +157,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     let own_userns =
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);
     creds::check(&img, start.force, own_userns);
+    attrs::check(&img, start.force, own_userns);
     terminal::check_job(
         &img,
         start.new_pid_ns || sys::getpid() == img.view.header.pid,
@@ -222,6 +224,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         let tid_now = |saved| threads::tid_now(&img, saved);
         fown::restore(&img, &tid_now, tree.is_some());
         timers::restore(&img, &tid_now, start.timer_ids_in_order)?;
+        attrs::scheduling(&img, 0);
         // Last: the credentials (the other threads have taken theirs), then
         // dumpable, which a change of credentials resets.
         creds::restore(&img, 0)?;
@@ -231,6 +234,8 @@ extern "C" fn stage2(sp: usize) -> ! {
             tree::barrier(t);
             fown::retry(&img, &tid_now);
         }
+        attrs::death_signal(&img, 0);
+        attrs::stop(&img, traced);
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
     match result {

@@ -236,8 +236,10 @@ extern "C" fn thread_main(arg: usize) -> ! {
         // SAFETY: the frame half of this thread's slot, used by no one else.
         let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
         let sp = state::build_frame(img, &thread, buf, st.frame, st.index, st.traced)?;
+        crate::attrs::scheduling(img, st.index);
         // Last, its own credentials (per thread in Linux).
         crate::creds::restore(img, st.index)?;
+        crate::attrs::death_signal(img, st.index);
         crate::ids::drop_caps();
         if st.index < MAX_THREADS {
             TIDS[st.index].store(crate::xsys::gettid(), Ordering::Release);

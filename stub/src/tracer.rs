@@ -26,6 +26,10 @@
 //! `rt_sigaction` run like the `munmap`, with the action the stub left in
 //! the handshake area) once every thread is past its trap.
 //!
+//! A process saved stopped by `SIGSTOP` gets that signal from the tracer
+//! right before the detach ([`set_stop_signal`]), so that it stops
+//! untraced before it runs any of its own instructions.
+//!
 //! With several threads the tracer follows the stub's clones
 //! (`PTRACE_O_TRACECLONE`), waits until every thread has stopped at its
 //! `int3`, lets each run `rt_sigreturn` to its exit stop, runs `munmap` in
@@ -75,6 +79,9 @@ const MASKS_OFFSET: usize = 64;
 /// `struct sigaction`, 32 bytes), read by the `rt_sigaction` the tracer
 /// runs in the process.
 const SIGTRAP_ACTION_OFFSET: usize = 8;
+/// Offset in the handshake area of the signal the tracer sends the
+/// process right before it detaches it (0: none; [`set_stop_signal`]).
+const STOP_OFFSET: usize = 48;
 /// Size of the shared handshake area: the state word, the SIGTRAP action
 /// and the mask table.
 const HANDSHAKE_LEN: usize = (MASKS_OFFSET + MAX_THREADS * 16).next_multiple_of(4096);
@@ -97,6 +104,20 @@ pub fn set_final_mask(index: usize, tid: u32, mask: u64) {
         m.store(mask, Ordering::Release);
         t.store(u64::from(tid), Ordering::Release);
     }
+}
+
+fn stop_word() -> &'static AtomicU64 {
+    // SAFETY: as in `mask_slot`: inside the mapped handshake area, 8-byte
+    // aligned, valid for any bit pattern.
+    unsafe { &*((HANDSHAKE_ADDR + STOP_OFFSET) as *const AtomicU64) }
+}
+
+/// Have the tracer send `sig` (`SIGSTOP`) to the process while it still
+/// holds every thread at its last stop, right before it detaches them: the
+/// signal is then taken, untraced, before any instruction of the restored
+/// program runs (call after [`start`] attached).
+pub fn set_stop_signal(sig: u32) {
+    stop_word().store(u64::from(sig), Ordering::Release);
 }
 
 /// The saved mask of thread `tid`, if it left one.
@@ -334,6 +355,11 @@ fn unmap_window(stub: u32, pids: &[u32]) {
         // SAFETY: kill touches no memory.
         let _ = unsafe { raw_syscall(g::__NR_kill as usize, [stub as usize, SIGKILL, 0, 0, 0, 0]) };
         return;
+    }
+    let stop = stop_word().load(Ordering::Acquire) as usize;
+    if stop != 0 {
+        // SAFETY: kill touches no memory.
+        let _ = unsafe { raw_syscall(g::__NR_kill as usize, [stub as usize, stop, 0, 0, 0, 0]) };
     }
     for (i, &pid) in pids.iter().enumerate() {
         if let Some(mask) = final_mask(pid) {

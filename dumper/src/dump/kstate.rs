@@ -37,6 +37,11 @@ const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
 /// `MEMBARRIER_CMD_GET_REGISTRATIONS` (Linux 6.3).
 const MEMBARRIER_CMD_GET_REGISTRATIONS: u64 = 1 << 9;
+/// `SCHED_DEADLINE`.
+const SCHED_DEADLINE: i32 = 6;
+/// `SCHED_RESET_ON_FORK`.
+const SCHED_RESET_ON_FORK: u32 = kckpt_image::kstate::SCHED_RESET_ON_FORK;
+
 /// `PR_GET_SECUREBITS`.
 pub const PR_GET_SECUREBITS: u64 = 27;
 
@@ -167,7 +172,7 @@ pub fn parse_creds(status: &str) -> Option<(TaskRecord, Vec<u32>)> {
 /// The `NT_KCKPT_TASK` descriptor of thread `tid` of `pid`: its
 /// credentials (`securebits` from `PR_GET_SECUREBITS` run in it) and its
 /// robust futex list.
-pub fn task_note(pid: i32, tid: i32, securebits: u32) -> Result<Vec<u8>> {
+pub fn task_note(pid: i32, tid: i32, securebits: u32, pdeath_signal: u32) -> Result<Vec<u8>> {
     let name = format!("task/{tid}/status");
     let status = String::from_utf8_lossy(&procfs::read(pid, &name)?).into_owned();
     let (mut rec, groups) = parse_creds(&status).ok_or_else(|| Error::Parse {
@@ -176,7 +181,50 @@ pub fn task_note(pid: i32, tid: i32, securebits: u32) -> Result<Vec<u8>> {
     })?;
     rec.securebits = securebits;
     (rec.robust_list, rec.robust_len) = robust_list(pid, tid)?;
+    rec.pdeath_signal = pdeath_signal;
+    (rec.sched_policy, rec.sched_priority, rec.nice) = scheduling(pid, tid)?;
     Ok(kckpt_image_write::task_note(rec, &groups))
+}
+
+/// Thread `tid`'s scheduling policy ([`kckpt_image::kstate::SCHED_SAVED`]
+/// set), real-time priority and nice value, read from outside.
+/// `SCHED_DEADLINE` (its runtime and period) is not saved: all 0.
+fn scheduling(pid: i32, tid: i32) -> Result<(u32, u32, i32)> {
+    use kckpt_image::kstate::SCHED_SAVED;
+    let gone = |what: &str| Error::Unsupported {
+        pid,
+        reason: format!(
+            "{what} of thread {tid} failed: {}",
+            std::io::Error::last_os_error()
+        ),
+    };
+    // SAFETY: plain system calls on a thread id; no memory is passed.
+    let policy = unsafe { nix::libc::sched_getscheduler(tid) };
+    if policy < 0 {
+        return Err(gone("sched_getscheduler"));
+    }
+    let policy = policy as u32;
+    if !matches!(policy & !SCHED_RESET_ON_FORK, 0 | 1 | 2 | 3 | 5) {
+        // SCHED_DEADLINE: named by `unsupported` (refused, or with
+        // --skip-unsupported the thread gets the restorer's policy).
+        return Ok((0, 0, 0));
+    }
+    let mut param = nix::libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param the call fills.
+    if unsafe { nix::libc::sched_getparam(tid, &mut param) } < 0 {
+        return Err(gone("sched_getparam"));
+    }
+    nix::errno::Errno::clear();
+    // SAFETY: a plain system call; -1 is a valid nice value, errno tells.
+    let nice = unsafe { nix::libc::getpriority(nix::libc::PRIO_PROCESS, tid as u32) };
+    if nice == -1 && nix::errno::Errno::last_raw() != 0 {
+        return Err(gone("getpriority"));
+    }
+    Ok((
+        SCHED_SAVED | policy,
+        param.sched_priority.max(0) as u32,
+        nice,
+    ))
 }
 
 /// The kernel's `AIO_RING_MAGIC`, `AIO_RING_COMPAT_FEATURES`,
@@ -379,7 +427,8 @@ fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
 /// sub-cgroups none of its threads is in (a process managing cgroups
 /// below its own), or one owned by another user than its parent cgroup (a
 /// delegated cgroup, whose ownership a re-created directory would lack).
-/// The root cgroup of a hierarchy is never refused.
+/// The root cgroup of a hierarchy is never refused. Also a thread under
+/// `SCHED_DEADLINE` (its runtime, deadline and period are not saved).
 pub fn unsupported(pid: i32) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let ns = |p: &str| fs::read_link(p).ok();
@@ -387,14 +436,23 @@ pub fn unsupported(pid: i32) -> Vec<String> {
         ns("/proc/self/ns/cgroup"),
         ns(&format!("/proc/{pid}/ns/cgroup")),
     );
-    if mine.is_some() && its.is_some() && mine != its {
-        return vec!["cgroup namespace".to_owned()];
-    }
     let tids = super::threads::task_ids(pid).unwrap_or_default();
+    let mut out: Vec<String> = tids
+        .iter()
+        .filter(|&&tid| {
+            // SAFETY: a plain system call on a thread id.
+            let policy = unsafe { nix::libc::sched_getscheduler(tid) };
+            policy >= 0 && policy & !(SCHED_RESET_ON_FORK as i32) == SCHED_DEADLINE
+        })
+        .map(|tid| format!("SCHED_DEADLINE scheduling of thread {tid}"))
+        .collect();
+    if mine.is_some() && its.is_some() && mine != its {
+        out.push("cgroup namespace".to_owned());
+        return out;
+    }
     let Ok(cgroups) = located_cgroups(pid, &tids) else {
-        return Vec::new();
+        return out;
     };
-    let mut out = Vec::new();
     for c in cgroups.iter().filter(|c| c.path != "/") {
         let occupied = |sub: &std::path::Path| {
             cgroups

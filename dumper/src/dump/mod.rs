@@ -609,6 +609,15 @@ fn write_image(
     let process = process::process_record(pid, state.dumpable)?;
     let mut kstate_rec = state.kstate;
     kstate::from_proc(pid, &mut kstate_rec)?;
+    // In group stop before kckpt came (or stopping as it came: the
+    // interrupt stop reports the stop signal): stopped again at restore.
+    if before.state() == b'T' || tracee.group_stop().is_some() {
+        kstate_rec.stop_signal = tracee
+            .group_stop()
+            .map(|sig| sig as u32)
+            .filter(|&sig| kckpt_image::kstate::is_stop_signal(sig))
+            .unwrap_or(nix::libc::SIGSTOP as u32);
+    }
     let aio = kstate::aio_rings(pid, &mem, &maps)?;
 
     // /proc facts.

@@ -84,6 +84,9 @@ pub struct Tracee {
     attached: bool,
     /// `orig` was read (registers may be written back).
     regs_valid: bool,
+    /// The signal of the group stop the target was in when seized (the
+    /// interrupt stop reports it instead of SIGTRAP).
+    group_stop: Option<i32>,
 }
 
 impl Tracee {
@@ -97,11 +100,17 @@ impl Tracee {
             orig: UserRegs::default(),
             attached: true,
             regs_valid: false,
+            group_stop: None,
         };
         ptrace::interrupt(p).map_err(|e| t.err("PTRACE_INTERRUPT", e))?;
         loop {
             match t.wait()? {
-                WaitStatus::PtraceEvent(_, _, ev) if ev == libc::PTRACE_EVENT_STOP => break,
+                WaitStatus::PtraceEvent(_, sig, ev) if ev == libc::PTRACE_EVENT_STOP => {
+                    if sig != nix::sys::signal::Signal::SIGTRAP {
+                        t.group_stop = Some(sig as i32);
+                    }
+                    break;
+                }
                 WaitStatus::Stopped(_, sig) => {
                     // A signal-delivery-stop before the interrupt stop:
                     // deliver it (the interrupt stop follows).
@@ -115,6 +124,12 @@ impl Tracee {
         t.orig = t.getregs()?;
         t.regs_valid = true;
         Ok(t)
+    }
+
+    /// The signal that had stopped the target (group stop) when it was
+    /// seized; `None`: it was running.
+    pub fn group_stop(&self) -> Option<i32> {
+        self.group_stop
     }
 
     /// The target's pid.

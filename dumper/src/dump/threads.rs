@@ -99,6 +99,8 @@ pub struct ThreadSelf {
     pub clear_child_tid: u64,
     /// `PR_GET_SECUREBITS` (credentials are per thread).
     pub securebits: u32,
+    /// `PR_GET_PDEATHSIG` (per thread).
+    pub pdeath_signal: u32,
 }
 
 /// Run `sigaltstack` and `PR_GET_TID_ADDRESS` in the thread `tracee`
@@ -125,6 +127,13 @@ pub fn own_state(session: &mut Session<'_>) -> Result<ThreadSelf> {
     session.call(nr::PRCTL, [nr::PR_GET_TID_ADDRESS, out, 0, 0, 0, 0])?;
     let tid_address = session.read_out(8)?;
     let securebits = session.call(nr::PRCTL, [super::kstate::PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
+    // PR_GET_PDEATHSIG (2) writes an int.
+    let pdeath = session.call(nr::PRCTL, [2, out, 0, 0, 0, 0])?;
+    let pdeath_signal = if pdeath < 0 {
+        0
+    } else {
+        super::u64_at(&session.read_out(8)?, 0) as u32
+    };
     Ok(ThreadSelf {
         altstack: (
             super::u64_at(&alt, 0),
@@ -133,6 +142,7 @@ pub fn own_state(session: &mut Session<'_>) -> Result<ThreadSelf> {
         ),
         clear_child_tid: super::u64_at(&tid_address, 0),
         securebits: securebits.max(0) as u32,
+        pdeath_signal,
     })
 }
 
@@ -165,7 +175,7 @@ pub fn thread_notes(
     let mut image_regs = live;
     let syscall_state = kckpt_arch::rewind_for_image(&mut image_regs);
     let tid = tracee.pid() as u32;
-    let task = super::kstate::task_note(pid, tid as i32, own.securebits)?;
+    let task = super::kstate::task_note(pid, tid as i32, own.securebits, own.pdeath_signal)?;
     let (syscall_nr, syscall_result, tls, tls2) = kckpt_arch::thread_values(&live, |note| {
         regsets
             .iter()

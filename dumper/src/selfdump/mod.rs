@@ -419,7 +419,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     regsets.push((
         kckpt_image::NOTE_OWNER,
         kckpt_image::kstate::NT_KCKPT_TASK,
-        crate::dump::kstate::task_note(pid, pid, sys::securebits())?,
+        crate::dump::kstate::task_note(pid, pid, sys::securebits(), sys::pdeath_signal())?,
     ));
     files.guards = stats.guards;
 

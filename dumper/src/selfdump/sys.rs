@@ -315,3 +315,15 @@ pub fn set_mask(mask: u64) {
         );
     }
 }
+
+/// `PR_GET_PDEATHSIG` of the calling thread (0: none).
+pub fn pdeath_signal() -> u32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one int to the pointer given.
+    let r = unsafe { libc::prctl(libc::PR_GET_PDEATHSIG, &raw mut sig) };
+    if r < 0 {
+        0
+    } else {
+        sig as u32
+    }
+}
