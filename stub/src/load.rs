@@ -124,24 +124,23 @@ pub fn read_view<'a>(
 /// Open and validate the image at `path` (NUL-terminated); refuses with one
 /// line and exit status 126 on any problem.
 pub fn load(path: &'static [u8]) -> Image {
-    let (fd, len) = open(path);
-    let (notes, phdrs) = take(path, &NOTES, &PHDRS);
-    let (view, sums, _) =
-        read_view(path, fd, 0, len, notes, phdrs).unwrap_or_else(|e| format_error(path, e));
-    Image {
-        path,
-        fd,
-        base: 0,
-        view,
-        sums,
-    }
+    load_whole(path, &NOTES, &PHDRS)
 }
 
 /// A tree process: the outer image (its tree tables), in the second set
 /// of buffers, so that [`load_sub`] can use the first.
 pub fn load_outer(path: &'static [u8]) -> Image {
+    load_whole(path, &TREE_NOTES, &TREE_PHDRS)
+}
+
+/// [`load`] into the given buffers.
+fn load_whole<const N: usize, const P: usize>(
+    path: &'static [u8],
+    notes: &'static StaticBuf<N>,
+    phdrs: &'static StaticBuf<P>,
+) -> Image {
     let (fd, len) = open(path);
-    let (notes, phdrs) = take(path, &TREE_NOTES, &TREE_PHDRS);
+    let (notes, phdrs) = take(path, notes, phdrs);
     let (view, sums, _) =
         read_view(path, fd, 0, len, notes, phdrs).unwrap_or_else(|e| format_error(path, e));
     Image {
