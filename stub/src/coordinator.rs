@@ -33,9 +33,7 @@ const POLLHUP: i16 = 0x10;
 const WNOHANG: u32 = 1;
 const WUNTRACED: u32 = 2;
 const SIGKILL: u32 = 9;
-const SIGCHLD: u32 = 17;
 const SIGSTOP: u32 = 19;
-const SI_KERNEL: i32 = 0x80;
 /// Bit 31 of a ready word: the process failed.
 const FAILED: u32 = 1 << 31;
 
@@ -305,7 +303,6 @@ fn reap_namespace(v: &ImageView<'_>, word: &'static AtomicU32) -> ! {
 /// relay its signals, stop when it stops), wait for every root, end like
 /// the status root.
 fn relay(v: &ImageView<'_>) -> ! {
-    let _ = sys::set_sigmask(!0);
     let _ = sys::close_from(0);
     let root = v
         .tree_procs
@@ -313,41 +310,27 @@ fn relay(v: &ImageView<'_>) -> ! {
         .unwrap_or_default();
     let root_pid = root.pid;
     // Its command name, as the single-process relay takes (`ps`, `jobs`).
-    let mut name = root.name;
-    name[15] = 0;
-    if name[0] != 0 {
-        let _ = sys::set_name(&name);
-    }
+    crate::ids::take_name(root.name);
     let mut status = 0;
-    let mut info = [0u8; 128];
-    loop {
-        loop {
-            match sys::wait4(-1, WNOHANG | WUNTRACED | g::__WALL) {
-                Ok((0, _)) => break,
-                Ok((pid, st)) if st & 0xff == 0x7f => {
-                    if pid as u32 == root_pid {
-                        let _ = crate::ksys::kill(sys::getpid(), SIGSTOP);
-                    }
-                }
-                Ok((pid, st)) => {
-                    if pid as u32 == root_pid {
-                        status = st;
-                    }
-                }
-                Err(Errno(linux_raw_sys::errno::EINTR)) => {}
-                Err(_) => {
-                    crate::terminal::take_back_foreground();
-                    sys::exit_like(status)
+    crate::ids::relay_loop(
+        root_pid,
+        -1,
+        WUNTRACED | g::__WALL,
+        &mut |waited| match waited {
+            Ok((pid, st)) if st & 0xff == 0x7f => {
+                if pid == root_pid {
+                    let _ = crate::ksys::kill(sys::getpid(), SIGSTOP);
                 }
             }
-        }
-        let all = !((1u64 << (SIGKILL - 1)) | (1u64 << (SIGSTOP - 1)));
-        match crate::ksys::sigwait(all, &mut info) {
-            Ok((SIGCHLD, _)) | Err(_) => {}
-            Ok((_, SI_KERNEL)) => {}
-            Ok((sig, _)) => {
-                let _ = crate::ksys::kill(root_pid, sig);
+            Ok((pid, st)) => {
+                if pid == root_pid {
+                    status = st;
+                }
             }
-        }
-    }
+            Err(_) => {
+                crate::terminal::take_back_foreground();
+                sys::exit_like(status)
+            }
+        },
+    )
 }

@@ -176,11 +176,7 @@ pub fn new_namespaces(path: &[u8], name: [u8; 16]) -> &'static AtomicU32 {
             word
         }
         Ok(child) => {
-            let mut name = name;
-            name[15] = 0;
-            if name[0] != 0 {
-                let _ = sys::set_name(&name);
-            }
+            take_name(name);
             parent(child, word)
         }
         Err(e) => fail("fork", e),
@@ -240,33 +236,54 @@ fn mount_proc() {
 /// SIGQUIT, SIGWINCH...) reach the restored process directly and are not
 /// passed on twice.
 fn parent(child: usize, word: &AtomicU32) -> ! {
-    let _ = sys::set_sigmask(!0);
     let _ = sys::close_from(0);
+    relay_loop(child as u32, child as i32, 0, &mut |waited| {
+        let status = match waited {
+            Ok((_, status)) => status,
+            Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+        };
+        crate::terminal::take_back_foreground();
+        let w = word.load(Ordering::Acquire);
+        let status = if w & HAVE_STATUS != 0 {
+            (w & 0xffff) as i32
+        } else {
+            status
+        };
+        sys::exit_like(status)
+    })
+}
+
+/// Stand in for process `to`, with every signal blocked: hand each wait
+/// status of `wait_for` (`wait4` with `flags | WNOHANG`; `Err` once there
+/// is nothing to wait for) to `on_wait`, which ends this process when the
+/// relay is over; pass every other signal sent to this process on to `to`,
+/// but SIGCHLD and those a terminal sends to the whole process group
+/// (`SI_KERNEL`: `to` gets them itself). The relays of [`relay`],
+/// `parent`, [`forward_from_init`] and the tree coordinator.
+pub fn relay_loop(
+    to: u32,
+    wait_for: i32,
+    flags: u32,
+    on_wait: &mut dyn FnMut(Result<(u32, i32), sys::Errno>),
+) -> ! {
+    let _ = sys::set_sigmask(!0);
     let mut info = [0u8; 128];
-    let status = 'wait: loop {
+    loop {
         loop {
-            match sys::wait4(child as i32, WNOHANG) {
+            match sys::wait4(wait_for, flags | WNOHANG) {
                 Ok((0, _)) => break,
-                Ok((_, status)) => break 'wait status,
+                Ok((pid, status)) => on_wait(Ok((pid as u32, status))),
                 Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
-                Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+                Err(e) => on_wait(Err(e)),
             }
         }
         match crate::ksys::sigwait(RELAYED, &mut info) {
             Ok((SIGCHLD, _)) | Err(_) | Ok((_, SI_KERNEL)) => {}
             Ok((sig, _)) => {
-                let _ = crate::ksys::kill(child as u32, sig);
+                let _ = crate::ksys::kill(to, sig);
             }
         }
-    };
-    crate::terminal::take_back_foreground();
-    let w = word.load(Ordering::Acquire);
-    let status = if w & HAVE_STATUS != 0 {
-        (w & 0xffff) as i32
-    } else {
-        status
-    };
-    sys::exit_like(status)
+    }
 }
 
 /// Every signal a relay passes on: all but SIGKILL and SIGSTOP.
@@ -281,32 +298,18 @@ const RELAYED: u64 = !((1u64 << (SIGKILL as u32 - 1)) | (1u64 << (SIGSTOP - 1)))
 /// `target` once `done` says the namespace's work is over (it is given
 /// each reaped pid and wait status).
 pub fn forward_from_init(target: u32, mut done: impl FnMut(u32, i32) -> bool) -> ! {
-    let _ = sys::set_sigmask(!0);
-    let mut info = [0u8; 128];
     let mut status = 0;
-    loop {
-        loop {
-            match sys::wait4(-1, WNOHANG | g::__WALL) {
-                Ok((0, _)) => break,
-                Ok((pid, st)) => {
-                    if pid as u32 == target {
-                        status = st;
-                    }
-                    if done(pid as u32, st) {
-                        crate::ids::end_namespace_now(status)
-                    }
-                }
-                Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
-                Err(_) => crate::ids::end_namespace_now(status),
+    relay_loop(target, -1, g::__WALL, &mut |waited| match waited {
+        Ok((pid, st)) => {
+            if pid == target {
+                status = st;
+            }
+            if done(pid, st) {
+                end_namespace_now(status)
             }
         }
-        match crate::ksys::sigwait(RELAYED, &mut info) {
-            Ok((SIGCHLD, _)) | Err(_) => {}
-            Ok((sig, _)) => {
-                let _ = crate::ksys::kill(target, sig);
-            }
-        }
-    }
+        Err(_) => end_namespace_now(status),
+    })
 }
 
 /// `C`, pid 1 of the new namespace; returns only in `G`.
@@ -428,7 +431,6 @@ pub fn original_pid(img: &Image, argv: usize, envp: usize) {
 /// stopped; the `SIGCONT` of `fg` reaches both); and ends the way the child
 /// ends (its exit status, or its signal).
 fn relay(img: &Image, child: u32) -> ! {
-    let _ = sys::set_sigmask(!0);
     let _ = sys::close_from(0);
     let name = img
         .view
@@ -436,32 +438,22 @@ fn relay(img: &Image, child: u32) -> ! {
         .next()
         .map(|t| t.record.name)
         .unwrap_or_default();
+    take_name(name);
+    relay_loop(child, child as i32, WUNTRACED, &mut |waited| match waited {
+        // Stopped: stop too, until a SIGCONT.
+        Ok((_, status)) if status & 0xff == 0x7f => {
+            let _ = crate::ksys::kill(sys::getpid(), SIGSTOP);
+        }
+        Ok((_, status)) => sys::exit_like(status),
+        Err(_) => sys::exit(crate::report::EXIT_REFUSED),
+    })
+}
+
+/// Take the command name (`comm`) `name` of the process a relay stands in
+/// for (`ps`, `jobs`, `pgrep` see it); nothing for an empty one.
+pub fn take_name(mut name: [u8; 16]) {
+    name[15] = 0;
     if name[0] != 0 {
-        let mut name = name;
-        name[15] = 0;
         let _ = sys::set_name(&name);
-    }
-    let mut info = [0u8; 128];
-    loop {
-        loop {
-            match sys::wait4(child as i32, WNOHANG | WUNTRACED) {
-                Ok((0, _)) => break,
-                Ok((_, status)) if status & 0xff == 0x7f => {
-                    // Stopped: stop too, until a SIGCONT.
-                    let _ = crate::ksys::kill(sys::getpid(), SIGSTOP);
-                }
-                Ok((_, status)) => sys::exit_like(status),
-                Err(sys::Errno(linux_raw_sys::errno::EINTR)) => {}
-                Err(_) => sys::exit(crate::report::EXIT_REFUSED),
-            }
-        }
-        let all = !((1u64 << (9 - 1)) | (1u64 << (SIGSTOP - 1)));
-        match crate::ksys::sigwait(all, &mut info) {
-            Ok((SIGCHLD, _)) | Err(_) => {}
-            Ok((_, SI_KERNEL)) => {}
-            Ok((sig, _)) => {
-                let _ = crate::ksys::kill(child, sig);
-            }
-        }
     }
 }
