@@ -194,7 +194,7 @@ fn dump_into(
     if frozen.nodes.len() > 1 {
         return dump_tree(frozen, tmp, options);
     }
-    let tree::Frozen { nodes, tracees } = frozen;
+    let tree::Frozen { nodes, tracees, .. } = frozen;
     let tracees = tracees
         .into_iter()
         .next()
@@ -297,7 +297,11 @@ fn dump_tree(
 ) -> Result<DumpSummary> {
     let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
-    let tree::Frozen { nodes, mut tracees } = frozen;
+    let tree::Frozen {
+        nodes,
+        mut tracees,
+        maps,
+    } = frozen;
     // One unnamed file per sub-image stays open until the root's image
     // takes them all: allow as many descriptors as the hard limit does.
     fdsys::raise_nofile();
@@ -307,7 +311,7 @@ fn dump_tree(
         .map(|n| n.pid)
         .collect();
     check_external_pids(options, &live)?;
-    let sharing = shared::analyze(&nodes)?;
+    let sharing = shared::analyze(&nodes, &maps)?;
     interrupt::check()?;
     let mut all_files = Vec::with_capacity(nodes.len());
     for ((n, t), fds) in nodes.iter().zip(&tracees).zip(&sharing.per_proc) {

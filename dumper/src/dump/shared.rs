@@ -39,6 +39,7 @@ use kckpt_image::records::FD_NO_DUP;
 use kckpt_image::tree::{slot_kind, TreeSlotRecord, TreeUseRecord, HOLDER_RESTORER, NO_PARENT};
 
 use super::fdsys;
+use super::procfs::MapEntry;
 use super::tree::Node;
 use crate::error::{Error, Result};
 
@@ -262,7 +263,7 @@ fn partner_alive(e: &Entry) -> bool {
 
 /// Find the tree's shared descriptions (see the module documentation);
 /// refusals name the process and the descriptor.
-pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
+pub fn analyze(nodes: &[Node], maps: &[Option<Vec<MapEntry>>]) -> Result<Sharing> {
     let groups = entries(nodes);
     let tree: HashSet<i32> = nodes
         .iter()
@@ -331,7 +332,7 @@ pub fn analyze(nodes: &[Node]) -> Result<Sharing> {
             .collect();
         pty_slots(nodes, &master, n, &slaves, &mut out)?;
     }
-    memory_slots(nodes, &groups, &mut out)?;
+    memory_slots(nodes, maps, &groups, &mut out)?;
     out.uses.sort_unstable_by_key(|u| (u.proc, u.fd));
     Ok(out)
 }
@@ -683,11 +684,11 @@ fn maps_key(key: (u64, u64)) -> (u64, u64) {
 /// hold or that is opened more than once.
 fn memory_slots(
     nodes: &[Node],
+    maps: &[Option<Vec<MapEntry>>],
     groups: &BTreeMap<(u64, u64), Vec<Entry>>,
     out: &mut Sharing,
 ) -> Result<()> {
-    let maps = super::tree::tree_maps(nodes)?;
-    let objects = super::tree_memory::memory_objects(&maps, super::page_size());
+    let objects = super::tree_memory::memory_objects(maps, super::page_size());
     let by_key: HashMap<(u64, u64), &Vec<Entry>> =
         groups.iter().map(|(k, v)| (maps_key(*k), v)).collect();
     for o in objects {

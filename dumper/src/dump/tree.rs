@@ -150,6 +150,10 @@ pub struct Frozen {
     pub nodes: Vec<Node>,
     /// Parallel to `nodes`.
     pub tracees: Vec<Option<Vec<Tracee>>>,
+    /// Parallel to `nodes`: the mappings of each live process, read once
+    /// for the memory objects they share (empty for a single process,
+    /// which shares nothing).
+    pub maps: Vec<Option<Vec<procfs::MapEntry>>>,
 }
 
 /// What to dump: one process and its descendants, or a process group or
@@ -357,11 +361,21 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
                     held.remove(&n.pid)
                 });
             }
-            check_rebuildable(&nodes)?;
-            check_shared_memory(&nodes)?;
+            check_relations(&nodes)?;
+            let live = nodes.iter().filter(|n| n.zombie.is_none()).count();
+            let maps = if live > 1 {
+                tree_maps(&nodes)?
+            } else {
+                Vec::new()
+            };
+            check_shared_memory(&nodes, &maps)?;
             // Seized processes that left the tree (their parent died) are
             // resumed by the drop of `held`.
-            return Ok(Frozen { nodes, tracees });
+            return Ok(Frozen {
+                nodes,
+                tracees,
+                maps,
+            });
         }
     }
     Err(Error::Unsupported {
@@ -377,13 +391,6 @@ pub fn freeze(scope: Scope, seized: Vec<(i32, procfs::Stat, Vec<Tracee>)>) -> Re
 /// is neither itself nor inherited from its parent (its parent changed
 /// session after forking it), or in the group of a process of the tree
 /// that comes later in the table.
-fn check_rebuildable(nodes: &[Node]) -> Result<()> {
-    check_relations(nodes)?;
-    check_shared_memory(nodes)
-}
-
-/// [`check_rebuildable`] but for memory: what it shares with its parent,
-/// its session and its group.
 fn check_relations(nodes: &[Node]) -> Result<()> {
     let index = |pid: u32| nodes.iter().position(|n| n.pid as u32 == pid);
     for (i, n) in nodes.iter().enumerate() {
@@ -462,9 +469,8 @@ fn check_relations(nodes: &[Node]) -> Result<()> {
 /// that a `MEMORY` slot cannot carry (a SysV segment, or processes with no
 /// common ancestor in the tree: [`super::tree_memory`]); the others become
 /// slots (`shared::analyze`).
-fn check_shared_memory(nodes: &[Node]) -> Result<()> {
-    let maps = tree_maps(nodes)?;
-    let objects = super::tree_memory::memory_objects(&maps, super::page_size());
+fn check_shared_memory(nodes: &[Node], maps: &[Option<Vec<procfs::MapEntry>>]) -> Result<()> {
+    let objects = super::tree_memory::memory_objects(maps, super::page_size());
     let reasons = super::tree_memory::shared_memory_reasons(nodes, &objects);
     match reasons.first() {
         None => Ok(()),
@@ -476,7 +482,7 @@ fn check_shared_memory(nodes: &[Node]) -> Result<()> {
 }
 
 /// The mappings of every live process of the tree (`None` for zombies).
-pub fn tree_maps(nodes: &[Node]) -> Result<Vec<Option<Vec<procfs::MapEntry>>>> {
+fn tree_maps(nodes: &[Node]) -> Result<Vec<Option<Vec<procfs::MapEntry>>>> {
     nodes
         .iter()
         .map(|n| match n.zombie {
