@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use kckpt_image::checksum::{check_image, crc32c, note_spans};
@@ -186,14 +186,7 @@ fn refused_with_all(what: &str, out: &std::process::Output, words: &[&str]) {
 
 /// Wait until `pid` is gone (reaped).
 fn gone(pid: i32) -> bool {
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    all_gone(&[pid], Duration::from_secs(10))
 }
 
 #[test]
@@ -546,14 +539,9 @@ fn a_process_group_is_dumped_with_pgid() {
 
 /// `pid` is reaped or a zombie (its parent is alive and did not wait).
 fn gone_or_zombie(pid: i32) -> bool {
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        if matches!(state(pid), None | Some('Z')) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    eventually(Duration::from_secs(10), || {
+        matches!(state(pid), None | Some('Z'))
+    })
 }
 
 #[test]

@@ -12,17 +12,13 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
 /// Wait until `cond` holds, or fail with `what`.
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
+    assert!(eventually(timeout, cond), "timed out waiting for {what}");
 }
 
 fn lines_in(path: &Path) -> usize {

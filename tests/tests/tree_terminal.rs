@@ -69,14 +69,10 @@ fn dump_pty(p: &mut Proc, pids: [i32; 3], image: &Path) -> u64 {
         !status.success(),
         "the multiplexer was not killed: {status}"
     );
-    let until = Instant::now() + Duration::from_secs(10);
-    while pids
-        .iter()
-        .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
-    {
-        assert!(Instant::now() < until, "a dumped process is still there");
-        thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        all_gone(&pids, Duration::from_secs(10)),
+        "a dumped process is still there"
+    );
     tick(&last).unwrap()
 }
 

@@ -161,14 +161,10 @@ fn dump_server(t: &Tmux, image: &Path) -> ((u64, u64), (u32, u32)) {
     let seen = running(t);
     let file = socket_file(t);
     dump(pid, image, false);
-    let until = Instant::now() + Duration::from_secs(10);
-    while pids
-        .iter()
-        .any(|p| Path::new(&format!("/proc/{p}")).exists())
-    {
-        assert!(Instant::now() < until, "a dumped process is still there");
-        thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        all_gone(&pids, Duration::from_secs(10)),
+        "a dumped process is still there"
+    );
     // Killed: its socket file stays, with nobody listening.
     assert_eq!(socket_file(t), file);
     (seen, file)

@@ -271,6 +271,29 @@ fn collect<R: Read + Send + 'static>(mut r: R) -> Receiver<Vec<u8>> {
     rx
 }
 
+/// Poll `cond` every 20 ms until it holds (`true`) or `timeout` passes
+/// (`false`).
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Are all of `pids` gone from /proc within `timeout`?
+pub fn all_gone(pids: &[i32], timeout: Duration) -> bool {
+    eventually(timeout, || {
+        pids.iter()
+            .all(|p| !Path::new(&format!("/proc/{p}")).exists())
+    })
+}
+
 /// Wait for `child` up to `timeout`; `None` if it is still running.
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
