@@ -69,7 +69,10 @@ impl Tmux {
                 .arg(&self.socket)
                 .args(["-f", "/dev/null"])
                 .args(args)
-                .env_remove("TMUX"),
+                .env_remove("TMUX")
+                // Without SHELL, tmux runs panes with the user's login
+                // shell: nobody's is nologin (CI runs with no SHELL).
+                .env("SHELL", "/bin/sh"),
             CMD_TIMEOUT,
         )
     }
@@ -237,6 +240,7 @@ fn attach(t: &Tmux) -> (Proc, String) {
         command_as(&t.prefix, "script")
             .args(["-q", "-c", &attach, "/dev/null"])
             .env("TERM", "xterm")
+            .env("SHELL", "/bin/sh")
             .env_remove("TMUX"),
     );
     let deadline = Instant::now() + LINE_TIMEOUT;
