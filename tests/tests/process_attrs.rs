@@ -29,6 +29,10 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 fn start(prefix: &[&str], stopsig: i32, extra: &[&str]) -> (Proc, i32) {
     let mut cmd = command_as(prefix, ATTRS_TREE);
     cmd.arg(stopsig.to_string()).args(extra);
+    // A group of its own, whose leader's parent (this test) is in the same
+    // session: never an orphaned process group, where the kernel discards
+    // SIGTSTP (a test run whose starting shell has exited would hang).
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut p = Proc::spawn("attrs_tree", &mut cmd);
     let line = p.line(LINE_TIMEOUT);
     let child = line
