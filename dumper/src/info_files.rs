@@ -81,6 +81,9 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "pos": r.pos,
                 "dup_of": (r.dup_of != FD_NO_DUP).then_some(r.dup_of),
                 "peer": (r.peer != FD_NO_DUP).then_some(r.peer),
+                "other_end_closed": r.kind == fd_kind::PIPE
+                    && r.dup_of == FD_NO_DUP
+                    && r.peer == FD_NO_DUP,
                 "data_bytes": r.data_len,
                 "reopens": (r.kind == fd_kind::REOPEN).then_some(r.args[0]),
                 "deleted": r.fd_flags & fd_flags::DELETED != 0,
@@ -335,6 +338,9 @@ pub fn format_text(out: &mut String, d: &Value) {
         let mut extra = String::new();
         if let Some(n) = f["dup_of"].as_u64() {
             let _ = write!(extra, " dup of {n}");
+        }
+        if f["other_end_closed"] == true {
+            extra.push_str(" other end closed");
         }
         if let Some(n) = f["peer"].as_u64() {
             let _ = write!(extra, " peer {n}");

@@ -60,6 +60,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             {
                 return Err(bad);
             }
+        } else if r.kind == fd_kind::PIPE && r.peer == FD_NO_DUP {
+            // (1.5) A pipe end whose other end was closed everywhere.
+            if view.header.format_minor < 5 {
+                return Err(bad);
+            }
         } else if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) {
             let peer = find_fd(view, r.peer).ok_or(bad)?;
             if r.peer == r.fd

@@ -282,6 +282,11 @@ pub fn restore(
                     }
                 }
             }
+            fd_kind::PIPE if r.peer == FD_NO_DUP => {
+                alone(img, r, park_floor)
+                    .unwrap_or_else(|e| fail(img, r, "cannot rebuild the pipe", e));
+                continue;
+            }
             fd_kind::PIPE | fd_kind::SOCKETPAIR => {
                 if r.peer < r.fd {
                     continue; // created with its peer
@@ -601,6 +606,23 @@ fn fill_memfd(img: &Image, r: &FdRecord, fd: usize, what: &str) {
 
 /// Create a pipe or socketpair for `r` and `peer` (`r.fd < peer.fd`),
 /// refill what each end had not read yet, and put both ends in place.
+/// (1.5) A pipe end whose other end was closed everywhere: a new pipe, the
+/// unread bytes written into it (read end), the other end closed.
+fn alone(img: &Image, r: &FdRecord, floor: usize) -> Result<(), Errno> {
+    let ends = sys::fd_pair(None, g::O_CLOEXEC)?;
+    let (read, write) = (park(ends[0], floor)?, park(ends[1], floor)?);
+    if r.flags & 3 == 1 {
+        sys::close(read);
+        return place(write, r);
+    }
+    if r.args[0] != 0 {
+        let _ = sys::fcntl(write, F_SETPIPE_SZ, r.args[0] as usize);
+    }
+    sys::sendfile_all(write, img.fd, img.at(r.data_offset), r.data_len)?;
+    sys::close(write);
+    place(read, r)
+}
+
 fn pair(img: &Image, r: &FdRecord, peer: &FdRecord, floor: usize) -> Result<(), Errno> {
     let socket = r.kind == fd_kind::SOCKETPAIR;
     let ends = sys::fd_pair(socket.then_some(r.args[0] as u32), g::O_CLOEXEC)?;

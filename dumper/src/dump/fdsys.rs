@@ -6,7 +6,7 @@
 //! `semctl`, and `RLIMIT_NOFILE` for a process tree's many sub-images.
 #![allow(unsafe_code)]
 
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -138,4 +138,21 @@ pub fn file_owner(fd: RawFd) -> Option<(u32, i32, u32)> {
     let sig = u32::try_from(sig).ok()?;
     let [kind, id] = owner;
     (id != 0 || sig != 0).then_some((kind as u32, id, sig))
+}
+
+/// Is the other end of the pipe end `fd` (a copy of it) closed everywhere:
+/// no reader left for a write end (`poll` reports `POLLERR`), no writer
+/// left for a read end (`POLLHUP`)? In doubt, no.
+pub fn pipe_partner_gone(fd: BorrowedFd<'_>, write_end: bool) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(fd, PollFlags::empty())];
+    if poll(&mut fds, PollTimeout::ZERO).is_err() {
+        return false;
+    }
+    let got = fds[0].revents().unwrap_or(PollFlags::empty());
+    got.contains(if write_end {
+        PollFlags::POLLERR
+    } else {
+        PollFlags::POLLHUP
+    })
 }

@@ -1110,11 +1110,23 @@ pub fn collect(
                     reopen_of(&mut files.fds, i, j);
                     continue;
                 }
+                let outside = tree.and_then(|t| t.outside.get(&ino));
                 match index_of_ino(&files.fds, ino, i, Some(!write)) {
                     Some(j) => files.fds[i].rec.peer = files.fds[j].rec.fd,
+                    // (1.5) The other end is closed everywhere (a reader
+                    // whose writers all exited, e.g. make's pipe from a
+                    // job that just ended): restored as a pipe whose other
+                    // end is closed, with the bytes still unread.
+                    None if outside.is_none()
+                        && fdsys::pipe_partner_gone(
+                            getfd(files.fds[i].rec.fd as i32)?.as_fd(),
+                            write,
+                        ) =>
+                    {
+                        files.fds[i].rec.peer = FD_NO_DUP;
+                    }
                     None => {
-                        let other = tree
-                            .and_then(|t| t.outside.get(&ino))
+                        let other = outside
                             .map(|(p, comm)| match p {
                                 0 => " (held by a process kckpt cannot see)".to_owned(),
                                 _ => format!(" (pid {p}, {comm})"),
@@ -1284,7 +1296,9 @@ pub fn collect(
     // A peer that became a placeholder takes its partner with it.
     for i in (0..files.fds.len()).chain(0..files.fds.len()) {
         let r = files.fds[i].rec;
-        if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) && r.dup_of == FD_NO_DUP {
+        let alone = r.kind == fd_kind::PIPE && r.peer == FD_NO_DUP;
+        if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) && r.dup_of == FD_NO_DUP && !alone
+        {
             let peer = files.fds.iter().position(|f| f.rec.fd == r.peer);
             if peer.is_none_or(|j| files.fds[j].rec.kind != r.kind) {
                 classes[i] =

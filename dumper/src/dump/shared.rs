@@ -237,28 +237,16 @@ fn outside_holders(tree: &HashSet<i32>, inodes: &HashSet<u64>) -> HashMap<u64, (
 }
 
 /// Does the pipe end `e` have a partner end open anywhere (a reader for a
-/// write end, a writer for a read end)? Asked of a `pidfd_getfd` copy
-/// with `poll`: a write end without readers reports `POLLERR`, a read end
-/// without writers `POLLHUP`. In doubt (no copy), yes.
+/// write end, a writer for a read end)? Asked of a `pidfd_getfd` copy. In
+/// doubt (no copy), yes.
 fn partner_alive(e: &Entry) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let Ok(pidfd) = fdsys::pidfd_open(e.pid) else {
         return true;
     };
     let Ok(copy) = fdsys::pidfd_getfd(pidfd.as_raw_fd(), e.fd) else {
         return true;
     };
-    let mut fds = [PollFd::new(copy.as_fd(), PollFlags::empty())];
-    if poll(&mut fds, PollTimeout::ZERO).is_err() {
-        return true;
-    }
-    let got = fds[0].revents().unwrap_or(PollFlags::empty());
-    let gone = if e.flags & 3 == 1 {
-        PollFlags::POLLERR
-    } else {
-        PollFlags::POLLHUP
-    };
-    !got.contains(gone)
+    !fdsys::pipe_partner_gone(copy.as_fd(), e.flags & 3 == 1)
 }
 
 /// Find the tree's shared descriptions (see the module documentation);
