@@ -77,7 +77,9 @@ pub fn after_memory(img: &Image) -> Result<(), Failure> {
             k.oom_score_adj.into(),
         );
     }
-    if k.flags & kstate_flags::HAVE_LOGINUID != 0 {
+    if k.flags & kstate_flags::HAVE_LOGINUID != 0
+        && !LOGINUID_SET.load(core::sync::atomic::Ordering::Relaxed)
+    {
         proc_value(img, b"/proc/self/loginuid\0", "loginuid", k.loginuid.into());
     }
     if k.child_subreaper != 0 {
@@ -86,6 +88,30 @@ pub fn after_memory(img: &Image) -> Result<(), Failure> {
     }
     join_cgroups(img, 0)
 }
+
+/// Before the restore enters a user namespace it created, where
+/// `/proc/self/loginuid` cannot be written: set the saved `loginuid` now
+/// (children inherit it); a failure is reported later, where it is
+/// restored as usual.
+pub fn loginuid_before_userns(view: &kckpt_image::ImageView<'_>) {
+    let Some(k) = view.kstate else { return };
+    if k.flags & kstate_flags::HAVE_LOGINUID != 0 && sys::geteuid() != 0 {
+        let mut digits = [0; 20];
+        let text = crate::report::decimal(k.loginuid.into(), &mut digits);
+        let mut now = [0u8; 24];
+        let now = sys::read_small(b"/proc/self/loginuid\0", &mut now);
+        if now.strip_suffix(b"\n").unwrap_or(now) == text
+            || sys::write_file(b"/proc/self/loginuid\0", text).is_ok()
+        {
+            // Inside the namespace the file shows it as the overflow id
+            // when it is not mapped there: not read again.
+            LOGINUID_SET.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// The saved loginuid was set before entering the user namespace.
+static LOGINUID_SET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Write the number to the `/proc/self` file `path` unless it holds it
 /// already; a refusal is a warning naming `what`.

@@ -167,6 +167,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     let (tids, helper_pids) = if let Some(t) = &tree {
         (threads::Tids::Require, t.helper_pids())
     } else if start.new_pid_ns {
+        kstate::loginuid_before_userns(&img.view);
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
         (threads::Tids::Prefer, [0, 0])

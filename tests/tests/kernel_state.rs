@@ -135,3 +135,33 @@ fn loginuid_that_cannot_be_set_is_a_warning() {
         "{err}"
     );
 }
+
+/// A restore in a new user namespace (`--new-pid-ns` as an unprivileged
+/// user), where `/proc/self/loginuid` cannot be written: the stub sets the
+/// saved loginuid before it creates the namespace (seen from outside;
+/// inside, a loginuid the namespace does not map reads as unset).
+#[test]
+fn loginuid_is_set_before_a_new_user_namespace() {
+    require_tool("setpriv");
+    let dir = TestDir::new("kstate-userns");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+    let image = dir.join("kstate.kckpt");
+    let mut p = started(&NOBODY, &["loginuid"]);
+    assert!(ask(&mut p, "state").contains("loginuid 4242 "));
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    dump_kills(&mut p, &image);
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
+    // The restorer: unset loginuid (as the test's own), uid 65534.
+    let mut r = Proc::spawn(
+        "kckpt restore --new-pid-ns (uid 65534)",
+        kckpt_as(&NOBODY)
+            .arg("restore")
+            .arg("--new-pid-ns")
+            .arg(&image),
+    );
+    r.wait_restored(&cmdline);
+    let outside = String::from_utf8(read_proc(r.pid(), "loginuid").unwrap()).unwrap();
+    assert_eq!(outside.trim(), "4242", "the restored process's loginuid");
+    assert!(ask(&mut r, "state").contains("subreaper 1 thp 1 oom 500 "));
+    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+}
