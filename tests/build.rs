@@ -22,6 +22,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("SIGUSR1", "sigusr1.c", &["-fPIE", "-pie"]),
     ("PIPE_READ", "pipe_read.c", &["-fPIE", "-pie"]),
     ("PIPE_ALONE", "pipe_alone.c", &["-fPIE", "-pie"]),
+    ("CHROOTED", "chrooted.c", &["-static"]),
     ("SLEEPER", "sleeper.c", &["-fPIE", "-pie"]),
     ("YMM", "ymm.c", &["-fPIE", "-pie"]),
     ("ZMM", "zmm.c", &["-fPIE", "-pie"]),

@@ -38,6 +38,7 @@ mod memory;
 mod process;
 mod pty;
 mod report;
+mod root;
 mod shmem;
 mod special;
 mod startup;
@@ -158,6 +159,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);
     creds::check(&img, start.force, own_userns);
     attrs::check(&img, start.force, own_userns);
+    root::check(&img, own_userns);
     terminal::check_job(
         &img,
         start.new_pid_ns || sys::getpid() == img.view.header.pid,
@@ -226,6 +228,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         fown::restore(&img, &tid_now, tree.is_some());
         timers::restore(&img, &tid_now, start.timer_ids_in_order)?;
         attrs::scheduling(&img, 0);
+        // Nothing is opened by path from here on.
+        root::enter(&img)?;
         // Last: the credentials (the other threads have taken theirs), then
         // dumpable, which a change of credentials resets.
         creds::restore(&img, 0)?;

@@ -717,6 +717,13 @@ pub fn chdir(path: &[u8]) -> SysResult {
     unsafe { sc(g::__NR_chdir, [path.as_ptr() as usize, 0, 0, 0, 0, 0]) }
 }
 
+/// `chroot(path)`; `path` must end with a NUL.
+pub fn chroot(path: &[u8]) -> SysResult {
+    nul_terminated(path)?;
+    // SAFETY: the kernel reads a NUL-terminated string from a live slice.
+    unsafe { sc(g::__NR_chroot, [path.as_ptr() as usize, 0, 0, 0, 0, 0]) }
+}
+
 /// `close_range(first, last, 0)`.
 pub fn close_range(first: u32, last: u32) -> SysResult {
     // SAFETY: closing descriptors touches no memory.

@@ -71,6 +71,8 @@ pub struct Files {
     fds: Vec<Fd>,
     epoll: Vec<EpollItemRecord>,
     cwd: Vec<u8>,
+    /// The root directory when it is not `/` (1.5).
+    root: Vec<u8>,
     fs: FsRecord,
     job: JobRecord,
     /// One line per descriptor or feature dumped with `--skip-unsupported`.
@@ -715,6 +717,25 @@ pub fn collect(
         }
     }
     files.cwd = cwd;
+    // The root directory (1.5): changed by `chroot`, restored with it.
+    let root_path = procfs::proc_path(pid, "root");
+    let root = fs::read_link(&root_path).map_err(|source| Error::Read {
+        path: root_path,
+        source,
+    })?;
+    let root = root.as_os_str().as_encoded_bytes();
+    if root.ends_with(b" (deleted)") {
+        return Err(Error::Unsupported {
+            pid,
+            reason: format!(
+                "its root directory (chroot) {} was deleted",
+                String::from_utf8_lossy(root)
+            ),
+        });
+    }
+    if root != b"/" {
+        files.root = root.to_vec();
+    }
     files.job = terminal::job(pid, &procfs::stat(pid)?);
     if terminal::job_control_shell(&files.job, &status) {
         files.warnings.push(
@@ -1700,6 +1721,11 @@ impl Files {
         }
         let fs = FsRecord {
             cwd: strings.add(&self.cwd),
+            root: if self.root.is_empty() {
+                StrRef::default()
+            } else {
+                strings.add(&self.root)
+            },
             ..self.fs
         };
         let (ghosts, extents) = self.ghosts.write(writer, strings)?;

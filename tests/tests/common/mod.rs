@@ -48,6 +48,8 @@ pub mod prog {
     pub const SIGUSR1: &str = env!("KCKPT_PROG_SIGUSR1");
     /// `pipe_read.c`.
     pub const PIPE_READ: &str = env!("KCKPT_PROG_PIPE_READ");
+    /// `chrooted.c`, static: a process in a chroot.
+    pub const CHROOTED: &str = env!("KCKPT_PROG_CHROOTED");
     /// `pipe_alone.c`: pipe ends whose other end is closed.
     pub const PIPE_ALONE: &str = env!("KCKPT_PROG_PIPE_ALONE");
     /// `sleeper.c`.
