@@ -11,7 +11,7 @@
 //! originals: the code runs on from identical bytes);
 //! `state::restore` then passes the descriptor ([`fd`]) and closes it
 //! ([`done`]). Without the privilege nothing is done: the link stays the
-//! stub (documented). A saved executable that cannot be opened or is
+//! stub, and a warning says so (`ids::report_new_ids`). A saved executable that cannot be opened or is
 //! refused by the kernel is a warning naming it. x86_64 only: aarch64
 //! would need its instruction cache synchronised for the copied code.
 #![allow(unsafe_code)] // Replacing the stub's own mappings by copies.
@@ -55,6 +55,19 @@ pub fn warn(img: &Image, errno: sys::Errno) {
         .push(exe)
         .errno(errno)
         .warn();
+}
+
+/// Does the restored process's executable link stay the stub's because
+/// this process may not change it (and it would otherwise)?
+pub fn stays_stub(img: &Image) -> bool {
+    cfg!(target_arch = "x86_64")
+        && !crate::layout::emulated()
+        && FD.load(Ordering::Relaxed) == usize::MAX
+        && crate::ksys::capget().effective & (1 << CAP_CHECKPOINT_RESTORE | 1 << CAP_SYS_ADMIN) == 0
+        && img
+            .view
+            .string(img.view.mm.exe)
+            .is_ok_and(|e| !e.is_empty())
 }
 
 /// Open the saved executable and detach the stub from its own file, when

@@ -401,8 +401,12 @@ pub fn original_pid(img: &Image, argv: usize, envp: usize) {
             {
                 crate::ksys::sleep_ms(50);
             }
-            // Not allowed to choose pids: the documented default.
-            Err(sys::Errno(linux_raw_sys::errno::EPERM)) => return,
+            // Not allowed to choose pids: the documented default, which
+            // [`report_new_ids`] names.
+            Err(sys::Errno(linux_raw_sys::errno::EPERM)) => {
+                NEW_PID.store(true, Ordering::Relaxed);
+                return;
+            }
             Err(e) => {
                 let mut m = Msg::new();
                 m.push(img.path).s(": the saved pid ").dec(pid.into());
@@ -419,6 +423,44 @@ pub fn original_pid(img: &Image, argv: usize, envp: usize) {
             }
         }
     }
+}
+
+/// Set when this user may not choose pids: the process gets a new pid.
+static NEW_PID: AtomicBool = AtomicBool::new(false);
+
+/// One warning naming what an unprivileged restore without a new PID
+/// namespace gives the process instead of its saved values: another pid
+/// and new thread ids (this user may not choose pids), and an executable
+/// link (`/proc/PID/exe`) that names the stub (it may not change it).
+/// Nothing when it has them all.
+pub fn report_new_ids(img: &Image) {
+    let pid = NEW_PID.load(Ordering::Relaxed);
+    let exe = crate::exe::stays_stub(img);
+    if !pid && !exe {
+        return;
+    }
+    let mut m = Msg::new();
+    m.push(img.path).s(": this user may not ");
+    if pid {
+        m.s("choose pids: the process gets pid ")
+            .dec(sys::getpid().into())
+            .s(" (saved ")
+            .dec(img.view.header.pid.into())
+            .s(")");
+        if img.view.header.thread_count > 1 {
+            m.s(" and new thread ids");
+        }
+        if exe {
+            m.s(", nor ");
+        }
+    }
+    if exe {
+        m.s("change its executable link: /proc/PID/exe names kckpt-stub");
+    }
+    m.s(" (kckpt restore --new-pid-ns keeps ")
+        .s(if pid && exe { "them" } else { "it" })
+        .s(", in new PID and user namespaces)")
+        .warn();
 }
 
 /// The process that ran the image, once its child has the saved pid: it

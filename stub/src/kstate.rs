@@ -93,8 +93,8 @@ pub fn after_memory(img: &Image) -> Result<(), Failure> {
 /// `/proc/self/loginuid` cannot be written: set the saved `loginuid` now
 /// (children inherit it); a failure is reported later, where it is
 /// restored as usual.
-pub fn loginuid_before_userns(view: &kckpt_image::ImageView<'_>) {
-    let Some(k) = view.kstate else { return };
+pub fn loginuid_before_userns(img: &Image) {
+    let Some(k) = img.view.kstate else { return };
     if k.flags & kstate_flags::HAVE_LOGINUID != 0 && sys::geteuid() != 0 {
         let mut digits = [0; 20];
         let text = crate::report::decimal(k.loginuid.into(), &mut digits);
@@ -106,6 +106,15 @@ pub fn loginuid_before_userns(view: &kckpt_image::ImageView<'_>) {
             // Inside the namespace the file shows it as the overflow id
             // when it is not mapped there: not read again.
             LOGINUID_SET.store(true, core::sync::atomic::Ordering::Relaxed);
+        }
+        // The new namespace maps only this user's uid.
+        if k.loginuid != u32::MAX && k.loginuid != sys::geteuid() {
+            Msg::new()
+                .push(img.path)
+                .s(": the process's loginuid ")
+                .dec(k.loginuid.into())
+                .s(" is not mapped in the new user namespace: it reads /proc/self/loginuid as unset (4294967295)")
+                .warn();
         }
     }
 }

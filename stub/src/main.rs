@@ -169,7 +169,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     let (tids, helper_pids) = if let Some(t) = &tree {
         (threads::Tids::Require, t.helper_pids())
     } else if start.new_pid_ns {
-        kstate::loginuid_before_userns(&img.view);
+        kstate::loginuid_before_userns(&img);
         (threads::Tids::Require, ids::enter_new_pid_ns(&img))
     } else {
         (threads::Tids::Prefer, [0, 0])
@@ -189,6 +189,9 @@ extern "C" fn stage2(sp: usize) -> ! {
         tree::after_files(t, &img, &mut groups);
     }
     exe::prepare(&img);
+    if !start.new_pid_ns && tree.is_none() {
+        ids::report_new_ids(&img);
+    }
     let nthreads = img.view.header.thread_count as usize;
 
     // Then replace this process with the saved one.

@@ -339,7 +339,7 @@ pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
         .get(crate::coordinator::status_root(&img.view) as usize)
         .unwrap_or_default()
         .name;
-    crate::kstate::loginuid_before_userns(&img.view);
+    crate::kstate::loginuid_before_userns(&img);
     let word = crate::ids::new_namespaces(img.path, name);
     exec.ns_max = ids.max;
     if crate::ids::in_own_user_ns() {

@@ -102,7 +102,7 @@ fn new_pids_move_own_owners_and_name_an_outside_one() {
         r.stderr()
     );
     // ... and both are named.
-    let err = r.stderr();
+    let err = r.stderr_but_new_ids();
     for owner in [
         format!("process group {saved}"),
         format!("process {outside}"),

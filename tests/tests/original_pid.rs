@@ -175,5 +175,12 @@ fn unprivileged_restore_keeps_the_restorers_pid() {
     let (pid, relay) = restored(&mut r, &cmdline);
     assert_eq!(pid, relay);
     assert!(ask(&mut r, "state").starts_with("state subreaper 1 "));
-    assert!(r.stderr().is_empty(), "no warning expected: {}", r.stderr());
+    // Said once, with both pids.
+    let err = r.stderr_but_new_ids();
+    assert!(err.is_empty(), "no other warning expected: {err}");
+    let saved = format!(
+        "the process gets pid {pid} (saved {}) and new thread ids",
+        p.spawned_pid()
+    );
+    assert!(r.stderr().contains(&saved), "{saved}: {}", r.stderr());
 }

@@ -609,6 +609,22 @@ impl Proc {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// The stderr of an unprivileged restore without a new PID namespace,
+    /// which names the new pid (and the executable link) in one warning:
+    /// that warning is checked, the other lines returned.
+    pub fn stderr_but_new_ids(&self) -> String {
+        let err = self.stderr();
+        let (ids, rest): (Vec<&str>, Vec<&str>) = err.lines().partition(|l| {
+            l.starts_with("kckpt: warning: ")
+                && l.contains(": this user may not choose pids: the process gets pid ")
+                && l.ends_with(
+                    "(kckpt restore --new-pid-ns keeps them, in new PID and user namespaces)",
+                )
+        });
+        assert_eq!(ids.len(), 1, "one warning naming the new pid: {err}");
+        rest.iter().map(|l| format!("{l}\n")).collect()
+    }
+
     /// Fail the test with the process's recent output.
     pub fn fail(&self, msg: &str) -> ! {
         let start = self.seen.len().saturating_sub(15);
