@@ -201,9 +201,17 @@ pub struct PtyRecord {
     /// when it had no session. The first live process of that group in
     /// table order makes it the foreground group (`TIOCSPGRP`).
     pub fg_pgid: u32,
-    /// Reserved, zero.
-    pub reserved: [u32; 3],
+    /// (1.5) The slave's owner and permissions: [`PTY_OWNER_SAVED`] |
+    /// its mode bits (`0o7777`), or 0 when not recorded (1.4 images).
+    pub owner: u32,
+    /// (1.5) The slave's owner uid (0 when `owner` is 0).
+    pub uid: u32,
+    /// (1.5) The slave's group (0 when `owner` is 0).
+    pub gid: u32,
 }
+
+/// [`PtyRecord::owner`]: the slave's uid, gid and mode were recorded.
+pub const PTY_OWNER_SAVED: u32 = 0x8000_0000;
 // SAFETY: repr(C); 96 + 8 * 4 = 128, no padding.
 unsafe impl Record for PtyRecord {}
 
@@ -293,7 +301,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
     };
     let procs = view.tree_procs;
     let slots = view.tree_slots;
-    if t.procs < 2
+    // A tree of one process (1.5): a process alone that holds a
+    // pseudo-terminal pair.
+    let one_ok = slots.iter().any(|s| s.kind == slot_kind::PTY_MASTER);
+    if t.procs < 1
+        || (t.procs == 1 && !one_ok)
         || t.procs > MAX_PROCS
         || procs.len() != t.procs as usize
         || t.slots > MAX_SLOTS

@@ -40,7 +40,9 @@ pub fn check_all(path: &[u8], fd: usize, v: &ImageView<'_>) {
             continue;
         }
         let ok = read(fd, &s).is_ok_and(|p| {
-            p.reserved == [0; 3]
+            (p.owner & !(kckpt_image::tree::PTY_OWNER_SAVED | 0o7777) == 0)
+                && (p.owner != 0 || (p.uid, p.gid) == (0, 0))
+                && (p.owner == 0 || p.owner & kckpt_image::tree::PTY_OWNER_SAVED != 0)
                 && p.term.fd == 0
                 && p.term.flags == 0
                 && p.term.reserved0 == 0
@@ -92,6 +94,16 @@ pub fn create(
         Ok(())
     };
     setup().map_err(|e| (k, e))?;
+    if rec.owner != 0 {
+        // The slave's owner and mode (its inode in devpts, shared by
+        // every description of it).
+        let flags = (g::O_RDWR | g::O_NOCTTY | g::O_CLOEXEC | g::O_NONBLOCK) as usize;
+        let slave = ioctl(master, io::TIOCGPTPEER, flags).map_err(|e| (k, e))?;
+        let r = crate::gsys::fchown(slave, rec.uid, rec.gid)
+            .and_then(|_| crate::gsys::fchmod(slave, rec.owner & 0o7777));
+        sys::close(slave);
+        r.map_err(|e| (k, e))?;
+    }
     for (j, sl) in v.tree_slots.iter().enumerate() {
         if sl.kind != slot_kind::PTY_SLAVE || sl.peer != k {
             continue;

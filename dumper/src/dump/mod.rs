@@ -191,7 +191,9 @@ fn dump_into(
             tree::freeze(tree::Scope::Pid(pid), vec![(pid, before.clone(), tracees)])?
         }
     };
-    if frozen.nodes.len() > 1 {
+    // A process alone that holds a pseudo-terminal master is a tree of
+    // one: its pair is a `PTY_MASTER` slot like a tree's.
+    if frozen.nodes.len() > 1 || pty::holds_master(frozen.nodes[0].pid) {
         return dump_tree(frozen, tmp, options);
     }
     let tree::Frozen { nodes, tracees, .. } = frozen;

@@ -422,6 +422,15 @@ fn pty_slots(
     let copy = copy_of(m)?;
     let mut state = super::pty::state(&copy, n)
         .ok_or_else(|| refuse(m, "cannot read the pseudo-terminal's mode".to_owned()))?;
+    let (uid, gid, mode) = super::pty::slave_owner(&copy).map_err(|err| {
+        refuse(
+            m,
+            format!("cannot read the owner of /dev/pts/{n}: {}", err.desc()),
+        )
+    })?;
+    state.owner = kckpt_image::tree::PTY_OWNER_SAVED | mode;
+    state.uid = uid;
+    state.gid = gid;
     let pending = super::pty::unread(&copy).unwrap_or(0);
     if pending > 0 {
         return Err(refuse(
