@@ -172,7 +172,10 @@ pub mod slot_kind {
     /// mode, window size, packet mode, then opens every `PTY_SLAVE` slot
     /// whose `peer` is this slot (`TIOCGPTPEER`) and locks the pair again
     /// when it was locked. `flags`: `O_NONBLOCK` of the master (read-write
-    /// implied).
+    /// implied). (1.5) The record is followed by the bytes the master's
+    /// reader had not read (`pipe_size` of them) and by the slave's unread
+    /// input as it is written back (`size` bytes, see
+    /// [`pty_inject_mode`]); `data_len` is the sum.
     pub const PTY_MASTER: u32 = 5;
     /// One open file description of the slave (`/dev/pts/N`) of the pair
     /// whose master is slot `peer`, opened by the same holder with `flags`
@@ -208,6 +211,55 @@ pub struct PtyRecord {
     pub uid: u32,
     /// (1.5) The slave's group (0 when `owner` is 0).
     pub gid: u32,
+}
+
+/// (1.5) Longest unread output of a pair's slave (bytes its master's
+/// reader had not read: `TreeSlotRecord::pipe_size` of a `PTY_MASTER`
+/// slot) and longest escaped unread input (`size`) an image may carry.
+pub const PTY_MAX_OUT: u32 = 4096;
+/// See [`PTY_MAX_OUT`].
+pub const PTY_MAX_IN: u64 = 8192;
+
+const ICANON: u32 = 0o2;
+const IEXTEN: u32 = 0o100000;
+const EXTPROC: u32 = 0o200000;
+const VTIME: usize = 5;
+const VMIN: usize = 6;
+const VEOF: usize = 4;
+const VEOL: usize = 11;
+const VLNEXT: usize = 15;
+const VEOL2: usize = 16;
+
+/// (1.5) The literal-next character of [`pty_inject_mode`]: the first of
+/// `0x16..=0x19` that is none of the saved mode's end-of-file and
+/// end-of-line characters.
+pub fn pty_lnext(t: &crate::terminal::TerminalRecord) -> u8 {
+    let ends = [t.cc[VEOF], t.cc[VEOL], t.cc[VEOL2], b'\n'];
+    (0x16u8..=0x19).find(|c| !ends.contains(c)).unwrap_or(0x16)
+}
+
+/// (1.5) The mode a pair's slave is given while its unread bytes are put
+/// back (saved mode `t`): no input or output processing, no echo, no
+/// signals, no flow control; in canonical mode (the saved `ICANON`), only
+/// the saved end-of-file and end-of-line characters and
+/// [`pty_lnext`] (with `IEXTEN`) are special, so a line written with
+/// every other special byte escaped by it comes back as the same line.
+pub fn pty_inject_mode(t: &crate::terminal::TerminalRecord) -> crate::terminal::TerminalRecord {
+    let mut m = *t;
+    m.iflag = 0;
+    m.oflag = 0;
+    let canon = t.lflag & ICANON != 0;
+    m.lflag = (t.lflag & (ICANON | EXTPROC)) | if canon { IEXTEN } else { 0 };
+    m.cc = [0; 32];
+    if canon {
+        m.cc[VEOF] = t.cc[VEOF];
+        m.cc[VEOL] = t.cc[VEOL];
+        m.cc[VEOL2] = t.cc[VEOL2];
+        m.cc[VLNEXT] = pty_lnext(t);
+    }
+    m.cc[VMIN] = 1;
+    m.cc[VTIME] = 0;
+    m
 }
 
 /// [`PtyRecord::owner`]: the slave's uid, gid and mode were recorded.
@@ -425,12 +477,16 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                 s.holder_fd == FD_NO_DUP
                     && s.peer == u32::MAX
                     && s.flags & !0o4000 == 0
-                    && s.pipe_size == 0
-                    && s.data_len == core::mem::size_of::<PtyRecord>() as u64
+                    && s.pipe_size <= PTY_MAX_OUT
+                    && s.size <= PTY_MAX_IN
+                    && s.data_len
+                        == core::mem::size_of::<PtyRecord>() as u64
+                            + u64::from(s.pipe_size)
+                            + s.size
                     && s.data_offset
                         .checked_add(s.data_len)
                         .is_some_and(|e| e <= file_len)
-                    && (s.dev, s.inode, s.size) == (0, 0, 0)
+                    && (s.dev, s.inode) == (0, 0)
             }
             slot_kind::PTY_SLAVE => {
                 s.holder_fd == FD_NO_DUP

@@ -68,6 +68,8 @@ pub struct Sharing {
     pub uses: Vec<TreeUseRecord>,
     /// Per process (parallel to the nodes; zombies: default).
     pub per_proc: Vec<TreeFds>,
+    /// Bytes taken out of pseudo-terminal pairs, put back unless kept.
+    pub drained: Vec<super::pty::Drained>,
 }
 
 /// One descriptor of one process.
@@ -431,22 +433,87 @@ fn pty_slots(
     state.owner = kckpt_image::tree::PTY_OWNER_SAVED | mode;
     state.uid = uid;
     state.gid = gid;
+    // Bytes unread in either direction are taken out (reading is the
+    // only way to see them) and put back if the dump fails or the
+    // process keeps running (`pty::Drained`).
+    let read_err = |e: &Entry, err: nix::Error| {
+        refuse(
+            e,
+            format!(
+                "cannot read the unread bytes of /dev/pts/{n}: {}",
+                err.desc()
+            ),
+        )
+    };
     let pending = super::pty::unread(&copy).unwrap_or(0);
-    if pending > 0 {
+    if pending > 0 && state.packet != 0 {
         return Err(refuse(
             m,
-            format!("pseudo-terminal master with {pending} bytes its reader has not read"),
+            format!("pseudo-terminal master in packet mode with {pending} bytes its reader has not read"),
         ));
     }
     let slave_descs = descriptions(slaves);
-    if let Some(s) = slave_descs.first() {
-        let pending = super::pty::unread(&copy_of(&s[0])?).unwrap_or(0);
-        if pending > 0 {
-            return Err(refuse(
-                &s[0],
-                format!("pseudo-terminal /dev/pts/{n} with {pending} bytes of input not read"),
-            ));
+    let slave_copy = match slave_descs.first() {
+        Some(s) => Some(copy_of(&s[0])?),
+        None => super::pty::open_slave(&copy).ok(),
+    };
+    let canon = state.term.lflag & nix::libc::ICANON != 0;
+    let out_bytes: Vec<u8> = if pending > 0 {
+        super::pty::drain(&copy, kckpt_image::tree::PTY_MAX_OUT as usize, false)
+            .map_err(|err| read_err(m, err))?
+            .concat()
+    } else {
+        Vec::new()
+    };
+    let mut lines = Vec::new();
+    if let Some(sc) = &slave_copy {
+        match super::pty::drain(sc, 4095, !canon) {
+            Ok(l) => lines = l,
+            Err(err) => {
+                drop(super::pty::Drained::new(
+                    copy,
+                    state.term,
+                    out_bytes,
+                    Vec::new(),
+                    0,
+                ));
+                return Err(read_err(m, err));
+            }
         }
+    }
+    let count: usize = lines.iter().map(Vec::len).sum();
+    let escaped = if state.term.lflag & nix::libc::EXTPROC != 0 && !lines.is_empty() {
+        None
+    } else {
+        super::pty::escape_input(&state.term, &lines)
+    };
+    let drained = (!out_bytes.is_empty() || !lines.is_empty()).then(|| {
+        super::pty::Drained::new(
+            copy,
+            state.term,
+            out_bytes.clone(),
+            escaped.clone().unwrap_or_default(),
+            count as u32,
+        )
+    });
+    let Some(input) = escaped else {
+        return Err(refuse(
+            m,
+            format!(
+                "pseudo-terminal /dev/pts/{n} with {count} bytes of input not read, in a mode \
+                 (external processing, or a line ended by an end-of-file character no longer \
+                 set) they cannot be put back in"
+            ),
+        ));
+    };
+    if input.len() as u64 > kckpt_image::tree::PTY_MAX_IN {
+        return Err(refuse(
+            m,
+            format!("pseudo-terminal /dev/pts/{n} with {count} bytes of input not read (too many)"),
+        ));
+    }
+    if let Some(d) = drained {
+        out.drained.push(d);
     }
     let mut users: Vec<usize> = procs_of(master);
     users.extend(procs_of(slaves));
@@ -463,10 +530,14 @@ fn pty_slots(
         holder_fd: FD_NO_DUP,
         peer: u32::MAX,
         flags: m.flags & 0o4000,
+        pipe_size: out_bytes.len() as u32,
+        size: input.len() as u64,
         ..TreeSlotRecord::default()
     });
-    out.data
-        .push(kckpt_image::read::record_bytes(&state).to_vec());
+    let mut data = kckpt_image::read::record_bytes(&state).to_vec();
+    data.extend_from_slice(&out_bytes);
+    data.extend_from_slice(&input);
+    out.data.push(data);
     use_slot(out, master, master_slot);
     for d in &slave_descs {
         let slot = out.slots.len() as u32;
