@@ -248,6 +248,10 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "pipe_size": (s.kind == slot_kind::PIPE_READ).then_some(s.pipe_size),
                 "data_bytes": s.data_len,
                 "data_offset": (s.data_len > 0).then_some(s.data_offset),
+                "pty_unread": (s.kind == slot_kind::PTY_MASTER).then(|| json!({
+                    "master": s.pipe_size,
+                    "slave_input": s.size,
+                })),
                 "memory": memory.then(|| json!({
                     "dev": format!("{}:{}", s.dev >> 32, s.dev & 0xffff_ffff),
                     "inode": s.inode,
@@ -348,7 +352,11 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
         let kind = match s["kind"].as_str() {
             Some("pipe_read") => "pipe read end".to_owned(),
             Some("pipe_write") => "pipe write end".to_owned(),
-            Some("pty_master") => "pseudo-terminal master (mode and window size saved)".to_owned(),
+            Some("pty_master") => format!(
+                "pseudo-terminal master (mode and window size saved; unread: {} bytes on the \
+                 master, {} bytes of slave input as written back)",
+                s["pty_unread"]["master"], s["pty_unread"]["slave_input"]
+            ),
             Some("pty_slave") => format!("pseudo-terminal slave of slot {}", s["peer"]),
             Some("memory") => format!(
                 "shared memory (device {}, inode {}, {} bytes)",
