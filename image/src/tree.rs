@@ -262,6 +262,12 @@ pub fn pty_inject_mode(t: &crate::terminal::TerminalRecord) -> crate::terminal::
     m
 }
 
+/// (1.5) `TreeSlotRecord::flags` bit of a `PTY_MASTER` slot: the master
+/// was closed everywhere (the slave descriptions are hung up). The holder
+/// opens a new pair and its `PTY_SLAVE` slots, then closes the master,
+/// which hangs them up; its `PtyRecord` is all zero but `index`.
+pub const PTY_MASTER_CLOSED: u32 = 0x8000_0000;
+
 /// [`PtyRecord::owner`]: the slave's uid, gid and mode were recorded.
 pub const PTY_OWNER_SAVED: u32 = 0x8000_0000;
 // SAFETY: repr(C); 96 + 8 * 4 = 128, no padding.
@@ -476,7 +482,8 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             slot_kind::PTY_MASTER => {
                 s.holder_fd == FD_NO_DUP
                     && s.peer == u32::MAX
-                    && s.flags & !0o4000 == 0
+                    && s.flags & !(0o4000 | PTY_MASTER_CLOSED) == 0
+                    && (s.flags & PTY_MASTER_CLOSED == 0 || (s.pipe_size, s.size) == (0, 0))
                     && s.pipe_size <= PTY_MAX_OUT
                     && s.size <= PTY_MAX_IN
                     && s.data_len

@@ -84,6 +84,14 @@ pub fn create(
     let master = master.map_err(|e| (k, e))?;
     let zero: i32 = 0;
     let one: i32 = 1;
+    if s.flags & kckpt_image::tree::PTY_MASTER_CLOSED != 0 {
+        // Its slaves, hung up when the master is closed.
+        let r = ioctl(master, io::TIOCSPTLCK, &zero as *const i32 as usize)
+            .map_err(|e| (k, e))
+            .and_then(|_| open_slaves(v, k, master, base));
+        sys::close(master);
+        return r;
+    }
     let setup = || -> Result<(), Errno> {
         ioctl(master, io::TIOCSPTLCK, &zero as *const i32 as usize)?;
         set_full_mode(master, &rec.term)?;
@@ -104,14 +112,7 @@ pub fn create(
         sys::close(slave);
         r.map_err(|e| (k, e))?;
     }
-    for (j, sl) in v.tree_slots.iter().enumerate() {
-        if sl.kind != slot_kind::PTY_SLAVE || sl.peer != k {
-            continue;
-        }
-        let flags = sl.flags | g::O_NOCTTY | g::O_CLOEXEC;
-        let peer = ioctl(master, io::TIOCGPTPEER, flags as usize).map_err(|e| (j as u32, e))?;
-        crate::tree::put(peer, base + j as u32).map_err(|e| (j as u32, e))?;
-    }
+    open_slaves(v, k, master, base)?;
     if s.pipe_size != 0 || s.size != 0 {
         put_back(fd, s, master, &rec).map_err(|e| (k, e))?;
     }
@@ -255,4 +256,18 @@ fn put_back(fd: usize, s: &TreeSlotRecord, master: usize, rec: &PtyRecord) -> Re
     sys::close(slave);
     r?;
     set_full_mode(master, t)
+}
+
+/// Open every `PTY_SLAVE` slot of master slot `k` (at `master`) at
+/// `base + slot`.
+fn open_slaves(v: &ImageView<'_>, k: u32, master: usize, base: u32) -> Result<(), (u32, Errno)> {
+    for (j, sl) in v.tree_slots.iter().enumerate() {
+        if sl.kind != slot_kind::PTY_SLAVE || sl.peer != k {
+            continue;
+        }
+        let flags = sl.flags | g::O_NOCTTY | g::O_CLOEXEC;
+        let peer = ioctl(master, io::TIOCGPTPEER, flags as usize).map_err(|e| (j as u32, e))?;
+        crate::tree::put(peer, base + j as u32).map_err(|e| (j as u32, e))?;
+    }
+    Ok(())
 }

@@ -5,6 +5,9 @@
  * "two", "three" ended by ^D, and one holding a literal ^D typed after
  * ^V) and the echo and output "out1\nout2" on the master.
  * `pty_alone udp` also holds a UDP socket (a dump refuses it).
+ * `pty_alone hangup` closes the master instead (the slave, hung up, was
+ * its controlling terminal) and reports what a read and a write of the
+ * slave return, and its session's terminal.
  *
  * Prints "ready PID", then on each stdin line "go" reports what it finds:
  * the master's unread bytes, each slave read, the slave's owner, mode,
@@ -12,6 +15,8 @@
  * the master after that as the slave reads it; then "end". */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,11 +64,13 @@ int main(int argc, char **argv) {
     ioctl(m, TIOCSWINSZ, &ws);
     static const char in[] = "one\ntwo\nthree\004a\026\004b\n";
     static const char out[] = "out1\nout2";
-    if (write(m, in, sizeof in - 1) != sizeof in - 1 || write(s, out, sizeof out - 1) != sizeof out - 1) {
-        perror("write");
+    /* The echo reaches the master from a kernel work queue: let it come
+     * before the output, so that every run has the same bytes. */
+    if (write(m, in, sizeof in - 1) != sizeof in - 1)
         return 1;
-    }
     usleep(100000);
+    if (write(s, out, sizeof out - 1) != sizeof out - 1)
+        return 1;
     if (argc > 1 && !strcmp(argv[1], "udp")) {
         int u = socket(AF_INET, SOCK_DGRAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -71,6 +78,26 @@ int main(int argc, char **argv) {
             perror("udp");
             return 1;
         }
+    }
+    if (argc > 1 && !strcmp(argv[1], "hangup")) {
+        signal(SIGHUP, SIG_IGN);
+        close(m);
+        printf("ready %d\n", getpid());
+        fflush(stdout);
+        char line[64], b[64];
+        while (fgets(line, sizeof line, stdin)) {
+            errno = 0;
+            ssize_t r = read(s, b, sizeof b);
+            int re = errno;
+            errno = 0;
+            ssize_t w = write(s, "x", 1);
+            int we = errno;
+            int tty = open("/dev/tty", O_RDWR);
+            printf("read %zd %d write %zd %d sid %d tty %d\nend\n", r, re, w, we, tcgetsid(s) == getpid(),
+                   tty >= 0);
+            fflush(stdout);
+        }
+        return 0;
     }
     printf("ready %d\n", getpid());
     fflush(stdout);

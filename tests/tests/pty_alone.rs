@@ -6,7 +6,8 @@
 //! owner, mode and window, the slave as its controlling terminal, and a
 //! working pair, exactly as a run never dumped reports them. A dump that
 //! fails after taking those bytes out, and a `--leave-running` dump, put
-//! them back.
+//! them back. A slave whose master was closed (hung up) comes back hung
+//! up.
 
 mod common;
 
@@ -88,4 +89,24 @@ fn a_dump_that_leaves_the_process_running_puts_the_unread_bytes_back() {
     dump(p.pid(), &dir.join("pty.kckpt"), true);
     assert_eq!(report(&mut p), want, "the pair after the dump");
     p.kill();
+}
+
+#[test]
+fn a_slave_whose_master_was_closed_comes_back_hung_up() {
+    let mut p = start(&["hangup"]);
+    let want = report(&mut p);
+    p.kill();
+    assert_eq!(
+        want,
+        ["read 0 0 write -1 5 sid 0 tty 0"],
+        "a hung-up slave before any dump"
+    );
+    let dir = TestDir::new("pty_alone_hangup");
+    let image = dir.join("pty.kckpt");
+    let mut p = start(&["hangup"]);
+    dump(p.pid(), &image, false);
+    p.wait_exit(Duration::from_secs(30));
+    let mut r = restore(&image);
+    assert_eq!(report(&mut r), want, "the restored slave");
+    r.kill();
 }

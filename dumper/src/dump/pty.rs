@@ -19,7 +19,8 @@ fn get_int(fd: &OwnedFd, request: libc::Ioctl) -> nix::Result<i32> {
     Errno::result(r).map(|_| v)
 }
 
-/// Does process `pid` hold a pseudo-terminal master (device 5:2)?
+/// Does process `pid` hold a pseudo-terminal master (device 5:2), or the
+/// slave of a pair whose master is closed (`/dev/pts/N (deleted)`)?
 pub fn holds_master(pid: i32) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -27,7 +28,12 @@ pub fn holds_master(pid: i32) -> bool {
     };
     dir.flatten().any(|e| {
         std::fs::metadata(e.path()).is_ok_and(|m| {
-            m.file_type().is_char_device() && super::terminal::is_pty_master(m.rdev())
+            let rdev = m.rdev();
+            m.file_type().is_char_device()
+                && (super::terminal::is_pty_master(rdev)
+                    || (super::terminal::is_pty_slave(rdev)
+                        && std::fs::read_link(e.path())
+                            .is_ok_and(|l| l.to_string_lossy().ends_with(" (deleted)"))))
         })
     })
 }

@@ -312,6 +312,20 @@ pub fn analyze(nodes: &[Node], maps: &[Option<Vec<MapEntry>>]) -> Result<Sharing
             None => holder_slots(nodes, g, &mut out)?,
         }
     }
+    let live_pairs: HashSet<(u64, u64)> = masters
+        .iter()
+        .map(|(_, n)| super::pty::slave_dev(*n))
+        .collect();
+    for g in groups.values() {
+        let e = &g[0];
+        if e.tty
+            && super::terminal::is_pty_slave(e.rdev)
+            && e.link.ends_with(" (deleted)")
+            && !live_pairs.contains(&devno(e.rdev))
+        {
+            hung_up_slots(nodes, g, &mut out);
+        }
+    }
     for (master, n) in masters {
         let dev = super::pty::slave_dev(n);
         let slaves: Vec<Entry> = groups
@@ -553,6 +567,44 @@ fn pty_slots(
         use_slot(out, d, slot);
     }
     Ok(())
+}
+
+/// The slave of a pair whose master was closed everywhere (its devpts
+/// node is gone, `/dev/pts/N (deleted)`; every description of it is hung
+/// up): a `PTY_MASTER` slot flagged `PTY_MASTER_CLOSED` and a `PTY_SLAVE`
+/// slot per description, held by the lowest common ancestor of their
+/// users; the restore opens a pair and its slaves, then closes the master.
+fn hung_up_slots(nodes: &[Node], slaves: &[Entry], out: &mut Sharing) {
+    let holder = lca(nodes, &procs_of(slaves)).map_or(HOLDER_RESTORER, |h| h as u32);
+    let state = kckpt_image::tree::PtyRecord {
+        index: nix::sys::stat::minor(slaves[0].rdev) as u32,
+        session: NO_PARENT,
+        ..Default::default()
+    };
+    let master_slot = out.slots.len() as u32;
+    out.slots.push(TreeSlotRecord {
+        kind: slot_kind::PTY_MASTER,
+        holder,
+        holder_fd: FD_NO_DUP,
+        peer: u32::MAX,
+        flags: kckpt_image::tree::PTY_MASTER_CLOSED,
+        ..TreeSlotRecord::default()
+    });
+    out.data
+        .push(kckpt_image::read::record_bytes(&state).to_vec());
+    for d in descriptions(slaves) {
+        let slot = out.slots.len() as u32;
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::PTY_SLAVE,
+            holder,
+            holder_fd: FD_NO_DUP,
+            peer: master_slot,
+            flags: d[0].flags & 0o4003,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
+        use_slot(out, &d, slot);
+    }
 }
 
 /// Record `entries` as uses of `slot`.
