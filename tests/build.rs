@@ -53,6 +53,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     ("PTY_ALONE", "pty_alone.c", &["-fPIE", "-pie"]),
+    ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
     (
         "ATTRS_TREE",
         "attrs_tree.c",

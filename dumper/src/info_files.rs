@@ -148,6 +148,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         .collect();
     json!({
         "cwd": text(fs.cwd),
+        "root": (fs.root.len > 0).then(|| text(fs.root)),
         "umask": format!("{:03o}", fs.umask),
         "fds": fds,
         "epoll_items": view.epoll.len(),
@@ -284,6 +285,9 @@ pub fn format_text(out: &mut String, d: &Value) {
         d["cwd"].as_str().unwrap_or(""),
         d["umask"].as_str().unwrap_or("")
     );
+    if let Some(root) = d["root"].as_str() {
+        let _ = writeln!(out, "root:           {root} (chroot)");
+    }
     let names = ["stdin:", "stdout:", "stderr:"];
     for s in d["stdio"].as_array().into_iter().flatten() {
         let fd = s["fd"].as_u64().unwrap_or(0) as usize;

@@ -342,7 +342,12 @@ fn process(p: &ProcessRecord) -> Result<(), FormatError> {
 fn files(view: &ImageView<'_>) -> Result<(), FormatError> {
     let page = u64::from(view.header.page_size);
     if let Some(fs) = view.fs {
-        ensure(fs.reserved == [0; 2], "cwd: reserved field not zero")?;
+        ensure(fs.reserved == 0, "cwd: reserved field not zero")?;
+        let root = view.string(fs.root)?;
+        ensure(
+            root.is_empty() || path_like(root),
+            "root directory: bad path",
+        )?;
         ensure(
             fs.flags & !fs_flags::CWD_DELETED == 0
                 && fs.umask & !0o777 == 0

@@ -473,10 +473,13 @@ pub struct FsRecord {
     pub flags: u32,
     /// String-table reference to the working directory.
     pub cwd: StrRef,
+    /// (1.5) String-table reference to the root directory (`chroot`),
+    /// empty when it was the dumper's own.
+    pub root: StrRef,
     /// Reserved, zero.
-    pub reserved: [u64; 2],
+    pub reserved: u64,
 }
-// SAFETY: repr(C); 4 + 4 + 8 + 16 = 32, no padding.
+// SAFETY: repr(C); 4 + 4 + 8 + 8 + 8 = 32, no padding.
 unsafe impl Record for FsRecord {}
 
 /// `FsRecord::flags` bits.

@@ -647,3 +647,50 @@ fn pair(img: &Image, r: &FdRecord, peer: &FdRecord, floor: usize) -> Result<(), 
     place(mine, r)?;
     place(theirs, peer)
 }
+
+/// (1.5) The saved root directory (`chroot`), empty when it was the
+/// dumper's own.
+fn saved_root(img: &Image) -> &[u8] {
+    img.view
+        .fs
+        .and_then(|fs| img.view.string(fs.root).ok())
+        .unwrap_or(&[])
+}
+
+/// `P`: the saved root directory is a directory here (before anything
+/// changes).
+pub fn check_root(img: &Image) {
+    let root = saved_root(img);
+    if root.is_empty() {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    let flags = linux_raw_sys::general::O_PATH | linux_raw_sys::general::O_DIRECTORY;
+    match sys::open(c_string(root, &mut buf), flags) {
+        Ok(fd) => sys::close(fd),
+        Err(e) => Msg::new()
+            .push(img.path)
+            .s(": cannot use the root directory (chroot) ")
+            .push(root)
+            .errno(e)
+            .fail(),
+    }
+}
+
+/// Enter the saved root directory (`chroot`), last of everything that
+/// opens paths (descriptors, memory), before the credentials change.
+pub fn enter_root(img: &Image) {
+    let root = saved_root(img);
+    if root.is_empty() {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    if let Err(e) = crate::gsys::chroot(c_string(root, &mut buf)) {
+        Msg::new()
+            .push(img.path)
+            .s(": cannot enter the root directory (chroot) ")
+            .push(root)
+            .errno(e)
+            .fail();
+    }
+}

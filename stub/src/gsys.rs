@@ -88,6 +88,14 @@ pub fn futimens(fd: usize, atime: (i64, u64), mtime: (i64, u64)) -> SysResult {
     call(g::__NR_utimensat, [fd, 0, times.as_ptr() as usize, 0, 0, 0])
 }
 
+/// `chroot(path)`; `path` must end with a NUL.
+pub fn chroot(path: &[u8]) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(crate::sys::Errno(linux_raw_sys::errno::EINVAL));
+    }
+    call(g::__NR_chroot, [path.as_ptr() as usize, 0, 0, 0, 0, 0])
+}
+
 /// `fchdir(fd)`.
 pub fn fchdir(fd: usize) -> SysResult {
     call(g::__NR_fchdir, [fd, 0, 0, 0, 0, 0])

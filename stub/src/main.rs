@@ -158,6 +158,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);
     creds::check(&img, start.force, own_userns);
     attrs::check(&img, start.force, own_userns);
+    files::check_root(&img);
     terminal::check_job(
         &img,
         start.new_pid_ns || sys::getpid() == img.view.header.pid,
@@ -227,6 +228,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         attrs::scheduling(&img, 0);
         // Last: the credentials (the other threads have taken theirs), then
         // dumpable, which a change of credentials resets.
+        files::enter_root(&img);
         creds::restore(&img, 0)?;
         process::restore_dumpable(&img)?;
         ids::drop_caps();

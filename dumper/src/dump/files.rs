@@ -71,6 +71,8 @@ pub struct Files {
     fds: Vec<Fd>,
     epoll: Vec<EpollItemRecord>,
     cwd: Vec<u8>,
+    /// The root directory, empty when it is the dumper's.
+    root: Vec<u8>,
     fs: FsRecord,
     job: JobRecord,
     /// One line per descriptor or feature dumped with `--skip-unsupported`.
@@ -715,6 +717,21 @@ pub fn collect(
         }
     }
     files.cwd = cwd;
+    // The root directory (`chroot`), as the dumper sees it.
+    if let Ok(root) = fs::read_link(procfs::proc_path(pid, "root")) {
+        let root = root.as_os_str().as_encoded_bytes().to_vec();
+        if root.ends_with(b" (deleted)") {
+            unsupported.push((
+                None,
+                format!(
+                    "its root directory (chroot) {} was removed",
+                    String::from_utf8_lossy(&root)
+                ),
+            ));
+        } else if root != b"/" {
+            files.root = root;
+        }
+    }
     files.job = terminal::job(pid, &procfs::stat(pid)?);
     if terminal::job_control_shell(&files.job, &status) {
         files.warnings.push(
@@ -1700,6 +1717,7 @@ impl Files {
         }
         let fs = FsRecord {
             cwd: strings.add(&self.cwd),
+            root: strings.add(&self.root),
             ..self.fs
         };
         let (ghosts, extents) = self.ghosts.write(writer, strings)?;
