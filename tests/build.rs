@@ -54,6 +54,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     ("PTY_ALONE", "pty_alone.c", &["-fPIE", "-pie"]),
     ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
+    ("PIPE_IN_FLIGHT", "pipe_in_flight.c", &["-fPIE", "-pie"]),
     (
         "ATTRS_TREE",
         "attrs_tree.c",

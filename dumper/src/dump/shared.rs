@@ -208,7 +208,10 @@ fn pipe_ino(link: &str) -> Option<u64> {
 /// Processes outside the tree (not `tree`, not this one) holding one of
 /// the pipes `inodes`: inode -> (pid, command name). Processes whose
 /// descriptors this user cannot read are missed.
-fn outside_holders(tree: &HashSet<i32>, inodes: &HashSet<u64>) -> HashMap<u64, (i32, String)> {
+pub(super) fn outside_holders(
+    tree: &HashSet<i32>,
+    inodes: &HashSet<u64>,
+) -> HashMap<u64, (i32, String)> {
     let mut out = HashMap::new();
     if inodes.is_empty() {
         return out;
