@@ -55,6 +55,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PTY_ALONE", "pty_alone.c", &["-fPIE", "-pie"]),
     ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
     ("PIPE_IN_FLIGHT", "pipe_in_flight.c", &["-fPIE", "-pie"]),
+    ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
     (
         "ATTRS_TREE",
         "attrs_tree.c",

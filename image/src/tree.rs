@@ -181,7 +181,21 @@ pub mod slot_kind {
     /// whose master is slot `peer`, opened by the same holder with `flags`
     /// (access mode and `O_NONBLOCK`).
     pub const PTY_SLAVE: u32 = 6;
+    /// (1.5) An open file description of a regular file shared by
+    /// processes that have no common ancestor holding it (`(a | b) 2> log`
+    /// dumped with `--pgid`): held by the restorer only. The data (1 to
+    /// 4095 bytes, no NUL) is its path; `flags` its access mode and status
+    /// flags ([`FILE_SLOT_FLAGS`]); `size` its file position. Opened with
+    /// those flags (never created nor truncated) and positioned before the
+    /// roots are forked.
+    pub const FILE: u32 = 7;
 }
+
+/// (1.5) Flags a `FILE` slot may have: access mode, `O_APPEND`,
+/// `O_NONBLOCK`, `O_DSYNC`, `O_LARGEFILE`, `O_DIRECT`, `O_NOATIME`,
+/// `O_SYNC`.
+pub const FILE_SLOT_FLAGS: u32 =
+    0o3 | 0o2000 | 0o4000 | 0o10000 | 0o100000 | 0o40000 | 0o1000000 | 0o4010000;
 
 /// The saved state of a pseudo-terminal pair: the data of its
 /// `PTY_MASTER` slot.
@@ -506,6 +520,20 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.data_offset == 0
                     && s.data_len == 0
                     && (s.dev, s.inode, s.size) == (0, 0, 0)
+            }
+            slot_kind::FILE => {
+                s.holder == HOLDER_RESTORER
+                    && s.holder_fd == FD_NO_DUP
+                    && s.peer == u32::MAX
+                    && s.flags & !FILE_SLOT_FLAGS == 0
+                    && s.flags & 3 != 3
+                    && s.pipe_size == 0
+                    && (1..4096).contains(&s.data_len)
+                    && s.data_offset
+                        .checked_add(s.data_len)
+                        .is_some_and(|e| e <= file_len)
+                    && (s.dev, s.inode) == (0, 0)
+                    && s.size <= i64::MAX as u64
             }
             slot_kind::MEMORY => {
                 s.holder != HOLDER_RESTORER

@@ -755,6 +755,12 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         }
         let holder = lca(nodes, &procs).filter(|h| procs.contains(h));
         let Some(holder) = holder else {
+            if let Some(slot) = file_slot(&d[0]) {
+                out.slots.push(slot.0);
+                out.data.push(slot.1);
+                use_slot(out, &d, out.slots.len() as u32 - 1);
+                continue;
+            }
             let e = &d[0];
             let other = d.iter().find(|o| o.proc != e.proc).map_or(0, |o| o.pid);
             return Err(Error::Unsupported {
@@ -785,6 +791,42 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         use_slot(out, &users, slot);
     }
     Ok(())
+}
+
+/// (1.5) A `FILE` slot held by the restorer for the description of `e`
+/// (its path as data) when it is a regular file opened by an absolute path
+/// that still leads to it: the users of a description with no common
+/// ancestor holding it share it through the restorer (`(a | b) 2> log`).
+fn file_slot(e: &Entry) -> Option<(TreeSlotRecord, Vec<u8>)> {
+    let fd_path = format!("/proc/{}/fd/{}", e.pid, e.fd);
+    let meta = fs::metadata(&fd_path).ok()?;
+    let at_path = fs::metadata(&e.link).ok()?;
+    let usable = meta.is_file()
+        && e.link.starts_with('/')
+        && e.link.len() < 4096
+        && !e.link.contains('\0')
+        && (at_path.dev(), at_path.ino()) == (meta.dev(), meta.ino());
+    let flags = e.flags & kckpt_image::tree::FILE_SLOT_FLAGS;
+    if !usable || flags & 3 == 3 {
+        return None;
+    }
+    let info = fs::read_to_string(format!("/proc/{}/fdinfo/{}", e.pid, e.fd)).ok()?;
+    let pos = info
+        .lines()
+        .find_map(|l| l.strip_prefix("pos:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())?;
+    Some((
+        TreeSlotRecord {
+            kind: slot_kind::FILE,
+            holder: HOLDER_RESTORER,
+            holder_fd: FD_NO_DUP,
+            peer: u32::MAX,
+            flags,
+            size: pos,
+            ..TreeSlotRecord::default()
+        },
+        e.link.as_bytes().to_vec(),
+    ))
 }
 
 /// `(dev, inode)` of `stat` as `/proc/PID/maps` writes the device
