@@ -495,7 +495,7 @@ pub fn render_process(
     }
     crate::info_tree::check_subimages(&whole, path, &view, verify)?;
     let show = if as_json { Show::Json } else { Show::Text };
-    let tree = crate::info_tree::describe(&view, show);
+    let tree = crate::info_tree::describe(&view, show, &whole);
     let chosen = match pid {
         Some(pid) => crate::info_tree::select(&whole, &view, path, pid)?,
         None => crate::info_tree::Selected::Own,

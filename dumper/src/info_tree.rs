@@ -166,6 +166,15 @@ pub(crate) fn check_subimages(
     Ok(())
 }
 
+/// The path of a `FILE` slot (its data), lossily.
+fn file_path(whole: &crate::info::Part<'_>, s: &kckpt_image::tree::TreeSlotRecord) -> String {
+    let mut buf = vec![0u8; s.data_len.min(4096) as usize];
+    match whole.read_exact_at(&mut buf, s.data_offset) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => "?".to_owned(),
+    }
+}
+
 fn slot_kind_name(kind: u32) -> &'static str {
     match kind {
         slot_kind::PIPE_READ => "pipe_read",
@@ -174,6 +183,7 @@ fn slot_kind_name(kind: u32) -> &'static str {
         slot_kind::MEMORY => "memory",
         slot_kind::PTY_MASTER => "pty_master",
         slot_kind::PTY_SLAVE => "pty_slave",
+        slot_kind::FILE => "file",
         _ => "?",
     }
 }
@@ -181,7 +191,7 @@ fn slot_kind_name(kind: u32) -> &'static str {
 /// The `tree` object of `kckpt info --json` (null for a single-process
 /// image); and, for an image holding descriptors shared with a tree it no
 /// longer has (an extracted sub-image), `{"shared_fds": [...]}`.
-pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
+pub(crate) fn describe(view: &ImageView<'_>, show: Show, whole: &crate::info::Part<'_>) -> Value {
     let Some(t) = view.tree else {
         let shared: Vec<Value> = view
             .fds
@@ -248,6 +258,14 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "pipe_size": (s.kind == slot_kind::PIPE_READ).then_some(s.pipe_size),
                 "data_bytes": s.data_len,
                 "data_offset": (s.data_len > 0).then_some(s.data_offset),
+                "file": (s.kind == slot_kind::FILE).then(|| json!({
+                    "path": file_path(whole, &s),
+                    "pos": s.size,
+                })),
+                "pty_unread": (s.kind == slot_kind::PTY_MASTER).then(|| json!({
+                    "master": s.pipe_size,
+                    "slave_input": s.size,
+                })),
                 "memory": memory.then(|| json!({
                     "dev": format!("{}:{}", s.dev >> 32, s.dev & 0xffff_ffff),
                     "inode": s.inode,
@@ -348,8 +366,18 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
         let kind = match s["kind"].as_str() {
             Some("pipe_read") => "pipe read end".to_owned(),
             Some("pipe_write") => "pipe write end".to_owned(),
-            Some("pty_master") => "pseudo-terminal master (mode and window size saved)".to_owned(),
+            Some("pty_master") => format!(
+                "pseudo-terminal master (mode and window size saved; unread: {} bytes on the \
+                 master, {} bytes of slave input as written back)",
+                s["pty_unread"]["master"], s["pty_unread"]["slave_input"]
+            ),
             Some("pty_slave") => format!("pseudo-terminal slave of slot {}", s["peer"]),
+            Some("file") => format!(
+                "file {} (flags {}, position {})",
+                s["file"]["path"].as_str().unwrap_or("?"),
+                s["flags"].as_str().unwrap_or("?"),
+                s["file"]["pos"]
+            ),
             Some("memory") => format!(
                 "shared memory (device {}, inode {}, {} bytes)",
                 s["memory"]["dev"].as_str().unwrap_or("?"),

@@ -18,6 +18,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
     let bad = FormatError::BadFiles;
     if let Some(fs) = view.fs {
         view.string(fs.cwd).map_err(|_| bad)?;
+        view.string(fs.root).map_err(|_| bad)?;
     }
     let mut prev: Option<u32> = None;
     for r in view.fds.iter() {

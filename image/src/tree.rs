@@ -172,13 +172,30 @@ pub mod slot_kind {
     /// mode, window size, packet mode, then opens every `PTY_SLAVE` slot
     /// whose `peer` is this slot (`TIOCGPTPEER`) and locks the pair again
     /// when it was locked. `flags`: `O_NONBLOCK` of the master (read-write
-    /// implied).
+    /// implied). (1.5) The record is followed by the bytes the master's
+    /// reader had not read (`pipe_size` of them) and by the slave's unread
+    /// input as it is written back (`size` bytes, see
+    /// [`pty_inject_mode`]); `data_len` is the sum.
     pub const PTY_MASTER: u32 = 5;
     /// One open file description of the slave (`/dev/pts/N`) of the pair
     /// whose master is slot `peer`, opened by the same holder with `flags`
     /// (access mode and `O_NONBLOCK`).
     pub const PTY_SLAVE: u32 = 6;
+    /// (1.5) An open file description of a regular file shared by
+    /// processes that have no common ancestor holding it (`(a | b) 2> log`
+    /// dumped with `--pgid`): held by the restorer only. The data (1 to
+    /// 4095 bytes, no NUL) is its path; `flags` its access mode and status
+    /// flags ([`FILE_SLOT_FLAGS`]); `size` its file position. Opened with
+    /// those flags (never created nor truncated) and positioned before the
+    /// roots are forked.
+    pub const FILE: u32 = 7;
 }
+
+/// (1.5) Flags a `FILE` slot may have: access mode, `O_APPEND`,
+/// `O_NONBLOCK`, `O_DSYNC`, `O_LARGEFILE`, `O_DIRECT`, `O_NOATIME`,
+/// `O_SYNC`.
+pub const FILE_SLOT_FLAGS: u32 =
+    0o3 | 0o2000 | 0o4000 | 0o10000 | 0o100000 | 0o40000 | 0o1000000 | 0o4010000;
 
 /// The saved state of a pseudo-terminal pair: the data of its
 /// `PTY_MASTER` slot.
@@ -201,9 +218,72 @@ pub struct PtyRecord {
     /// when it had no session. The first live process of that group in
     /// table order makes it the foreground group (`TIOCSPGRP`).
     pub fg_pgid: u32,
-    /// Reserved, zero.
-    pub reserved: [u32; 3],
+    /// (1.5) The slave's owner and permissions: [`PTY_OWNER_SAVED`] |
+    /// its mode bits (`0o7777`), or 0 when not recorded (1.4 images).
+    pub owner: u32,
+    /// (1.5) The slave's owner uid (0 when `owner` is 0).
+    pub uid: u32,
+    /// (1.5) The slave's group (0 when `owner` is 0).
+    pub gid: u32,
 }
+
+/// (1.5) Longest unread output of a pair's slave (bytes its master's
+/// reader had not read: `TreeSlotRecord::pipe_size` of a `PTY_MASTER`
+/// slot) and longest escaped unread input (`size`) an image may carry.
+pub const PTY_MAX_OUT: u32 = 4096;
+/// See [`PTY_MAX_OUT`].
+pub const PTY_MAX_IN: u64 = 8192;
+
+const ICANON: u32 = 0o2;
+const IEXTEN: u32 = 0o100000;
+const EXTPROC: u32 = 0o200000;
+const VTIME: usize = 5;
+const VMIN: usize = 6;
+const VEOF: usize = 4;
+const VEOL: usize = 11;
+const VLNEXT: usize = 15;
+const VEOL2: usize = 16;
+
+/// (1.5) The literal-next character of [`pty_inject_mode`]: the first of
+/// `0x16..=0x19` that is none of the saved mode's end-of-file and
+/// end-of-line characters.
+pub fn pty_lnext(t: &crate::terminal::TerminalRecord) -> u8 {
+    let ends = [t.cc[VEOF], t.cc[VEOL], t.cc[VEOL2], b'\n'];
+    (0x16u8..=0x19).find(|c| !ends.contains(c)).unwrap_or(0x16)
+}
+
+/// (1.5) The mode a pair's slave is given while its unread bytes are put
+/// back (saved mode `t`): no input or output processing, no echo, no
+/// signals, no flow control; in canonical mode (the saved `ICANON`), only
+/// the saved end-of-file and end-of-line characters and
+/// [`pty_lnext`] (with `IEXTEN`) are special, so a line written with
+/// every other special byte escaped by it comes back as the same line.
+pub fn pty_inject_mode(t: &crate::terminal::TerminalRecord) -> crate::terminal::TerminalRecord {
+    let mut m = *t;
+    m.iflag = 0;
+    m.oflag = 0;
+    let canon = t.lflag & ICANON != 0;
+    m.lflag = (t.lflag & (ICANON | EXTPROC)) | if canon { IEXTEN } else { 0 };
+    m.cc = [0; 32];
+    if canon {
+        m.cc[VEOF] = t.cc[VEOF];
+        m.cc[VEOL] = t.cc[VEOL];
+        m.cc[VEOL2] = t.cc[VEOL2];
+        m.cc[VLNEXT] = pty_lnext(t);
+    }
+    m.cc[VMIN] = 1;
+    m.cc[VTIME] = 0;
+    m
+}
+
+/// (1.5) `TreeSlotRecord::flags` bit of a `PTY_MASTER` slot: the master
+/// was closed everywhere (the slave descriptions are hung up). The holder
+/// opens a new pair and its `PTY_SLAVE` slots, then closes the master,
+/// which hangs them up; its `PtyRecord` is all zero but `index`.
+pub const PTY_MASTER_CLOSED: u32 = 0x8000_0000;
+
+/// [`PtyRecord::owner`]: the slave's uid, gid and mode were recorded.
+pub const PTY_OWNER_SAVED: u32 = 0x8000_0000;
 // SAFETY: repr(C); 96 + 8 * 4 = 128, no padding.
 unsafe impl Record for PtyRecord {}
 
@@ -293,7 +373,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
     };
     let procs = view.tree_procs;
     let slots = view.tree_slots;
-    if t.procs < 2
+    // A tree of one process (1.5): a process alone that holds a
+    // pseudo-terminal pair.
+    let one_ok = slots.iter().any(|s| s.kind == slot_kind::PTY_MASTER);
+    if t.procs < 1
+        || (t.procs == 1 && !one_ok)
         || t.procs > MAX_PROCS
         || procs.len() != t.procs as usize
         || t.slots > MAX_SLOTS
@@ -412,13 +496,18 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             slot_kind::PTY_MASTER => {
                 s.holder_fd == FD_NO_DUP
                     && s.peer == u32::MAX
-                    && s.flags & !0o4000 == 0
-                    && s.pipe_size == 0
-                    && s.data_len == core::mem::size_of::<PtyRecord>() as u64
+                    && s.flags & !(0o4000 | PTY_MASTER_CLOSED) == 0
+                    && (s.flags & PTY_MASTER_CLOSED == 0 || (s.pipe_size, s.size) == (0, 0))
+                    && s.pipe_size <= PTY_MAX_OUT
+                    && s.size <= PTY_MAX_IN
+                    && s.data_len
+                        == core::mem::size_of::<PtyRecord>() as u64
+                            + u64::from(s.pipe_size)
+                            + s.size
                     && s.data_offset
                         .checked_add(s.data_len)
                         .is_some_and(|e| e <= file_len)
-                    && (s.dev, s.inode, s.size) == (0, 0, 0)
+                    && (s.dev, s.inode) == (0, 0)
             }
             slot_kind::PTY_SLAVE => {
                 s.holder_fd == FD_NO_DUP
@@ -431,6 +520,20 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.data_offset == 0
                     && s.data_len == 0
                     && (s.dev, s.inode, s.size) == (0, 0, 0)
+            }
+            slot_kind::FILE => {
+                s.holder == HOLDER_RESTORER
+                    && s.holder_fd == FD_NO_DUP
+                    && s.peer == u32::MAX
+                    && s.flags & !FILE_SLOT_FLAGS == 0
+                    && s.flags & 3 != 3
+                    && s.pipe_size == 0
+                    && (1..4096).contains(&s.data_len)
+                    && s.data_offset
+                        .checked_add(s.data_len)
+                        .is_some_and(|e| e <= file_len)
+                    && (s.dev, s.inode) == (0, 0)
+                    && s.size <= i64::MAX as u64
             }
             slot_kind::MEMORY => {
                 s.holder != HOLDER_RESTORER

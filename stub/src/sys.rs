@@ -104,6 +104,20 @@ pub fn fstat(fd: usize) -> Result<(u64, u64, u64), Errno> {
     Ok((st.st_dev as u64, st.st_ino as u64, st.st_size as u64))
 }
 
+/// `fstat(fd)`: its `st_mode`.
+pub fn fstat_mode(fd: usize) -> Result<u32, Errno> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: g::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: the kernel writes one `struct stat` into `st`.
+    unsafe {
+        sc(
+            g::__NR_fstat,
+            [fd, &mut st as *mut g::stat as usize, 0, 0, 0, 0],
+        )?
+    };
+    Ok(st.st_mode as u32)
+}
+
 /// `pread64` into a slice, retrying until it is full or the file ends;
 /// returns the bytes read.
 pub fn pread(fd: usize, buf: &mut [u8], offset: u64) -> SysResult {

@@ -311,6 +311,7 @@ pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
     crate::state::verify(&img);
     check_groups(&img);
     crate::pty::check_all(img.path, img.fd, &img.view);
+    check_file_slots(&img);
     crate::terminal::note_caller();
     let ids = check_all(&img);
     let mut exec = Exec {
@@ -483,6 +484,12 @@ pub fn create_pipe_slots(
             if s.holder == holder && s.kind == slot_kind::PTY_MASTER {
                 crate::pty::create(outer, k, &s, fd, t.slot_base, t.slot_base + t.slots + 4)?;
             }
+            if s.holder == holder && s.kind == slot_kind::FILE {
+                let f = open_file_slot(fd, &s).map_err(|e| (k, e))?;
+                let high = sys::fcntl(f, F_DUPFD_CLOEXEC, (t.slot_base + t.slots + 4) as usize);
+                sys::close(f);
+                put(high.map_err(|e| (k, e))?, t.slot_base + k).map_err(|e| (k, e))?;
+            }
             continue;
         }
         // Each pipe once: from its read end, or its write end when no
@@ -519,6 +526,57 @@ pub fn create_pipe_slots(
         }
     }
     Ok(())
+}
+
+/// (1.5) Open the file of `FILE` slot `s` (path read from the image file
+/// `fd`) with its flags, at its position; refused when it is not a
+/// regular file or is shorter than the position.
+fn open_file_slot(fd: usize, s: &kckpt_image::tree::TreeSlotRecord) -> Result<usize, Errno> {
+    let mut path = [0u8; 4096];
+    let n = s.data_len as usize;
+    if n == 0
+        || n >= path.len()
+        || sys::pread(fd, &mut path[..n], s.data_offset)? != n
+        || path[..n].contains(&0)
+    {
+        return Err(Errno(linux_raw_sys::errno::EIO));
+    }
+    // O_NONBLOCK: a path that is a named pipe now must not block the
+    // open; the saved status flags are set once it is a regular file.
+    let f = sys::open(
+        &path[..=n],
+        s.flags | g::O_CLOEXEC | g::O_NOCTTY | g::O_NONBLOCK,
+    )?;
+    let ok = (|| {
+        let (_, _, size) = sys::fstat(f)?;
+        if sys::fstat_mode(f)? & g::S_IFMT != g::S_IFREG || size < s.size {
+            return Err(Errno(linux_raw_sys::errno::EINVAL));
+        }
+        const SETTABLE: u32 = g::O_APPEND | g::O_NONBLOCK | g::O_DIRECT | g::O_NOATIME;
+        sys::fcntl(f, F_SETFL, (s.flags & SETTABLE) as usize)?;
+        sys::lseek(f, s.size).map(drop)
+    })();
+    match ok {
+        Ok(()) => Ok(f),
+        Err(e) => {
+            sys::close(f);
+            Err(e)
+        }
+    }
+}
+
+/// `P`: the file of every `FILE` slot opens here, as a regular file not
+/// shorter than its position (before anything changes).
+pub fn check_file_slots(img: &Image) {
+    for (k, s) in img.view.tree_slots.iter().enumerate() {
+        if s.kind != slot_kind::FILE {
+            continue;
+        }
+        match open_file_slot(img.fd, &s) {
+            Ok(f) => sys::close(f),
+            Err(e) => slot_fail(img.path, k as u32, "cannot open the shared file", e),
+        }
+    }
 }
 
 /// A tree process, before `files::restore`: the pipe and pseudo-terminal

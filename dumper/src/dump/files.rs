@@ -1147,13 +1147,31 @@ pub fn collect(
                         files.fds[i].rec.peer = FD_NO_DUP;
                     }
                     None => {
-                        let other = outside
-                            .map(|(p, comm)| match p {
-                                0 => " (held by a process kckpt cannot see)".to_owned(),
-                                _ => format!(" (pid {p}, {comm})"),
-                            })
-                            .unwrap_or_default();
-                        classes[i] = Class::Unsupported(format!("pipe to another process{other}"));
+                        // A single process: look for the holder now.
+                        let found = match outside {
+                            Some(o) => Some(o.clone()),
+                            None => super::shared::outside_holders(
+                                &std::collections::HashSet::from([pid]),
+                                &std::collections::HashSet::from([ino]),
+                            )
+                            .remove(&ino),
+                        };
+                        let why = match found {
+                            Some((p, comm)) if p != 0 => match outside {
+                                Some(_) => format!("pipe to another process (pid {p}, {comm})"),
+                                None => "pipe to another process".to_owned(),
+                            },
+                            // Root sees every process: nobody holds the
+                            // other end, only the kernel does.
+                            _ if nix::unistd::geteuid().is_root() => "pipe whose other end no \
+                                process holds (in flight in a Unix socket message, SCM_RIGHTS, \
+                                or registered in an io_uring)"
+                                .to_owned(),
+                            _ => "pipe to another process (held by a process kckpt cannot see, \
+                                  or in flight in a Unix socket message)"
+                                .to_owned(),
+                        };
+                        classes[i] = Class::Unsupported(why);
                         files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
                     }
                 }

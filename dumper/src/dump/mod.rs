@@ -191,7 +191,9 @@ fn dump_into(
             tree::freeze(tree::Scope::Pid(pid), vec![(pid, before.clone(), tracees)])?
         }
     };
-    if frozen.nodes.len() > 1 {
+    // A process alone that holds a pseudo-terminal master is a tree of
+    // one: its pair is a `PTY_MASTER` slot like a tree's.
+    if frozen.nodes.len() > 1 || pty::holds_master(frozen.nodes[0].pid) {
         return dump_tree(frozen, tmp, options);
     }
     let tree::Frozen { nodes, tracees, .. } = frozen;
@@ -311,7 +313,10 @@ fn dump_tree(
         .map(|n| n.pid)
         .collect();
     check_external_pids(options, &live)?;
-    let sharing = shared::analyze(&nodes, &maps)?;
+    let mut sharing = shared::analyze(&nodes, &maps)?;
+    // Bytes taken out of pseudo-terminal pairs: put back (on drop) unless
+    // the image holds them and the processes are gone.
+    let mut drained = std::mem::take(&mut sharing.drained);
     interrupt::check()?;
     let mut all_files = Vec::with_capacity(nodes.len());
     for ((n, t), fds) in nodes.iter().zip(&tracees).zip(&sharing.per_proc) {
@@ -400,7 +405,11 @@ fn dump_tree(
         Some(&plan),
     )?;
     drop(plan);
+    if options.leave_running {
+        drained.clear(); // put back while the processes are still stopped
+    }
     finish(tracees, tmp, options)?;
+    drained.into_iter().for_each(pty::Drained::keep);
     let mut all_warnings = w.summary.warnings;
     all_warnings.extend(warnings);
     Ok(DumpSummary {

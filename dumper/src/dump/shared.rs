@@ -68,6 +68,8 @@ pub struct Sharing {
     pub uses: Vec<TreeUseRecord>,
     /// Per process (parallel to the nodes; zombies: default).
     pub per_proc: Vec<TreeFds>,
+    /// Bytes taken out of pseudo-terminal pairs, put back unless kept.
+    pub drained: Vec<super::pty::Drained>,
 }
 
 /// One descriptor of one process.
@@ -206,7 +208,10 @@ fn pipe_ino(link: &str) -> Option<u64> {
 /// Processes outside the tree (not `tree`, not this one) holding one of
 /// the pipes `inodes`: inode -> (pid, command name). Processes whose
 /// descriptors this user cannot read are missed.
-fn outside_holders(tree: &HashSet<i32>, inodes: &HashSet<u64>) -> HashMap<u64, (i32, String)> {
+pub(super) fn outside_holders(
+    tree: &HashSet<i32>,
+    inodes: &HashSet<u64>,
+) -> HashMap<u64, (i32, String)> {
     let mut out = HashMap::new();
     if inodes.is_empty() {
         return out;
@@ -308,6 +313,20 @@ pub fn analyze(nodes: &[Node], maps: &[Option<Vec<MapEntry>>]) -> Result<Sharing
             Some(ino) if outside.contains_key(&ino) => {}
             Some(_) => pipe_slots(nodes, g, &mut out)?,
             None => holder_slots(nodes, g, &mut out)?,
+        }
+    }
+    let live_pairs: HashSet<(u64, u64)> = masters
+        .iter()
+        .map(|(_, n)| super::pty::slave_dev(*n))
+        .collect();
+    for g in groups.values() {
+        let e = &g[0];
+        if e.tty
+            && super::terminal::is_pty_slave(e.rdev)
+            && e.link.ends_with(" (deleted)")
+            && !live_pairs.contains(&devno(e.rdev))
+        {
+            hung_up_slots(nodes, g, &mut out);
         }
     }
     for (master, n) in masters {
@@ -422,22 +441,96 @@ fn pty_slots(
     let copy = copy_of(m)?;
     let mut state = super::pty::state(&copy, n)
         .ok_or_else(|| refuse(m, "cannot read the pseudo-terminal's mode".to_owned()))?;
+    let (uid, gid, mode) = super::pty::slave_owner(&copy).map_err(|err| {
+        refuse(
+            m,
+            format!("cannot read the owner of /dev/pts/{n}: {}", err.desc()),
+        )
+    })?;
+    state.owner = kckpt_image::tree::PTY_OWNER_SAVED | mode;
+    state.uid = uid;
+    state.gid = gid;
+    // Bytes unread in either direction are taken out (reading is the
+    // only way to see them) and put back if the dump fails or the
+    // process keeps running (`pty::Drained`).
+    let read_err = |e: &Entry, err: nix::Error| {
+        refuse(
+            e,
+            format!(
+                "cannot read the unread bytes of /dev/pts/{n}: {}",
+                err.desc()
+            ),
+        )
+    };
     let pending = super::pty::unread(&copy).unwrap_or(0);
-    if pending > 0 {
+    if pending > 0 && state.packet != 0 {
         return Err(refuse(
             m,
-            format!("pseudo-terminal master with {pending} bytes its reader has not read"),
+            format!("pseudo-terminal master in packet mode with {pending} bytes its reader has not read"),
         ));
     }
     let slave_descs = descriptions(slaves);
-    if let Some(s) = slave_descs.first() {
-        let pending = super::pty::unread(&copy_of(&s[0])?).unwrap_or(0);
-        if pending > 0 {
-            return Err(refuse(
-                &s[0],
-                format!("pseudo-terminal /dev/pts/{n} with {pending} bytes of input not read"),
-            ));
+    let slave_copy = match slave_descs.first() {
+        Some(s) => Some(copy_of(&s[0])?),
+        None => super::pty::open_slave(&copy).ok(),
+    };
+    let canon = state.term.lflag & nix::libc::ICANON != 0;
+    let out_bytes: Vec<u8> = if pending > 0 {
+        super::pty::drain(&copy, kckpt_image::tree::PTY_MAX_OUT as usize, false)
+            .map_err(|err| read_err(m, err))?
+            .concat()
+    } else {
+        Vec::new()
+    };
+    let mut lines = Vec::new();
+    if let Some(sc) = &slave_copy {
+        match super::pty::drain(sc, 4095, !canon) {
+            Ok(l) => lines = l,
+            Err(err) => {
+                drop(super::pty::Drained::new(
+                    copy,
+                    state.term,
+                    out_bytes,
+                    Vec::new(),
+                    0,
+                ));
+                return Err(read_err(m, err));
+            }
         }
+    }
+    let count: usize = lines.iter().map(Vec::len).sum();
+    let escaped = if state.term.lflag & nix::libc::EXTPROC != 0 && !lines.is_empty() {
+        None
+    } else {
+        super::pty::escape_input(&state.term, &lines)
+    };
+    let drained = (!out_bytes.is_empty() || !lines.is_empty()).then(|| {
+        super::pty::Drained::new(
+            copy,
+            state.term,
+            out_bytes.clone(),
+            escaped.clone().unwrap_or_default(),
+            count as u32,
+        )
+    });
+    let Some(input) = escaped else {
+        return Err(refuse(
+            m,
+            format!(
+                "pseudo-terminal /dev/pts/{n} with {count} bytes of input not read, in a mode \
+                 (external processing, or a line ended by an end-of-file character no longer \
+                 set) they cannot be put back in"
+            ),
+        ));
+    };
+    if input.len() as u64 > kckpt_image::tree::PTY_MAX_IN {
+        return Err(refuse(
+            m,
+            format!("pseudo-terminal /dev/pts/{n} with {count} bytes of input not read (too many)"),
+        ));
+    }
+    if let Some(d) = drained {
+        out.drained.push(d);
     }
     let mut users: Vec<usize> = procs_of(master);
     users.extend(procs_of(slaves));
@@ -454,10 +547,14 @@ fn pty_slots(
         holder_fd: FD_NO_DUP,
         peer: u32::MAX,
         flags: m.flags & 0o4000,
+        pipe_size: out_bytes.len() as u32,
+        size: input.len() as u64,
         ..TreeSlotRecord::default()
     });
-    out.data
-        .push(kckpt_image::read::record_bytes(&state).to_vec());
+    let mut data = kckpt_image::read::record_bytes(&state).to_vec();
+    data.extend_from_slice(&out_bytes);
+    data.extend_from_slice(&input);
+    out.data.push(data);
     use_slot(out, master, master_slot);
     for d in &slave_descs {
         let slot = out.slots.len() as u32;
@@ -473,6 +570,44 @@ fn pty_slots(
         use_slot(out, d, slot);
     }
     Ok(())
+}
+
+/// The slave of a pair whose master was closed everywhere (its devpts
+/// node is gone, `/dev/pts/N (deleted)`; every description of it is hung
+/// up): a `PTY_MASTER` slot flagged `PTY_MASTER_CLOSED` and a `PTY_SLAVE`
+/// slot per description, held by the lowest common ancestor of their
+/// users; the restore opens a pair and its slaves, then closes the master.
+fn hung_up_slots(nodes: &[Node], slaves: &[Entry], out: &mut Sharing) {
+    let holder = lca(nodes, &procs_of(slaves)).map_or(HOLDER_RESTORER, |h| h as u32);
+    let state = kckpt_image::tree::PtyRecord {
+        index: nix::sys::stat::minor(slaves[0].rdev) as u32,
+        session: NO_PARENT,
+        ..Default::default()
+    };
+    let master_slot = out.slots.len() as u32;
+    out.slots.push(TreeSlotRecord {
+        kind: slot_kind::PTY_MASTER,
+        holder,
+        holder_fd: FD_NO_DUP,
+        peer: u32::MAX,
+        flags: kckpt_image::tree::PTY_MASTER_CLOSED,
+        ..TreeSlotRecord::default()
+    });
+    out.data
+        .push(kckpt_image::read::record_bytes(&state).to_vec());
+    for d in descriptions(slaves) {
+        let slot = out.slots.len() as u32;
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::PTY_SLAVE,
+            holder,
+            holder_fd: FD_NO_DUP,
+            peer: master_slot,
+            flags: d[0].flags & 0o4003,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
+        use_slot(out, &d, slot);
+    }
 }
 
 /// Record `entries` as uses of `slot`.
@@ -620,6 +755,12 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         }
         let holder = lca(nodes, &procs).filter(|h| procs.contains(h));
         let Some(holder) = holder else {
+            if let Some(slot) = file_slot(&d[0]) {
+                out.slots.push(slot.0);
+                out.data.push(slot.1);
+                use_slot(out, &d, out.slots.len() as u32 - 1);
+                continue;
+            }
             let e = &d[0];
             let other = d.iter().find(|o| o.proc != e.proc).map_or(0, |o| o.pid);
             return Err(Error::Unsupported {
@@ -650,6 +791,42 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         use_slot(out, &users, slot);
     }
     Ok(())
+}
+
+/// (1.5) A `FILE` slot held by the restorer for the description of `e`
+/// (its path as data) when it is a regular file opened by an absolute path
+/// that still leads to it: the users of a description with no common
+/// ancestor holding it share it through the restorer (`(a | b) 2> log`).
+fn file_slot(e: &Entry) -> Option<(TreeSlotRecord, Vec<u8>)> {
+    let fd_path = format!("/proc/{}/fd/{}", e.pid, e.fd);
+    let meta = fs::metadata(&fd_path).ok()?;
+    let at_path = fs::metadata(&e.link).ok()?;
+    let usable = meta.is_file()
+        && e.link.starts_with('/')
+        && e.link.len() < 4096
+        && !e.link.contains('\0')
+        && (at_path.dev(), at_path.ino()) == (meta.dev(), meta.ino());
+    let flags = e.flags & kckpt_image::tree::FILE_SLOT_FLAGS;
+    if !usable || flags & 3 == 3 {
+        return None;
+    }
+    let info = fs::read_to_string(format!("/proc/{}/fdinfo/{}", e.pid, e.fd)).ok()?;
+    let pos = info
+        .lines()
+        .find_map(|l| l.strip_prefix("pos:"))
+        .and_then(|v| v.trim().parse::<u64>().ok())?;
+    Some((
+        TreeSlotRecord {
+            kind: slot_kind::FILE,
+            holder: HOLDER_RESTORER,
+            holder_fd: FD_NO_DUP,
+            peer: u32::MAX,
+            flags,
+            size: pos,
+            ..TreeSlotRecord::default()
+        },
+        e.link.as_bytes().to_vec(),
+    ))
 }
 
 /// `(dev, inode)` of `stat` as `/proc/PID/maps` writes the device
