@@ -133,7 +133,9 @@ pub(crate) fn load(part: &Part<'_>, path: &Path) -> Result<Loaded> {
     let mut notes = vec![0u8; size as usize];
     part.read_exact_at(&mut notes, off).map_err(open_err)?;
     // Validate now (checksums first) so callers only see good images.
-    check_image(&ehdr, &table, &notes, machine, file_len).map_err(bad)?;
+    let (view, _) = check_image(&ehdr, &table, &notes, machine, file_len).map_err(bad)?;
+    // Pages shared with earlier processes of a tree lie before the image.
+    kckpt_image::pagerefs::check_base(&view, part.base).map_err(bad)?;
     Ok(Loaded {
         ehdr,
         phdrs: table,
