@@ -495,9 +495,9 @@ pub fn render_process(
         crate::info_verify::verify_data(&whole, path, &view, s)?;
         data = crate::info_verify::DataState::Ok;
     }
-    crate::info_tree::check_subimages(&whole, path, &view, verify)?;
+    let shared = crate::info_tree::check_subimages(&whole, path, &view, verify)?;
     let show = if as_json { Show::Json } else { Show::Text };
-    let tree = crate::info_tree::describe(&view, show);
+    let tree = crate::info_tree::describe(&view, show, &shared);
     let chosen = match pid {
         Some(pid) => crate::info_tree::select(&whole, &view, path, pid)?,
         None => crate::info_tree::Selected::Own,
