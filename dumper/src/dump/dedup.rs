@@ -6,7 +6,11 @@
 //! Two pages are the same when `/proc/PID/pagemap` gives both the same
 //! non-zero page frame (readable with `CAP_SYS_ADMIN`; every process of
 //! the tree is stopped, so frames stay put): such a page is not even
-//! read. Without frame numbers (an unprivileged dump) a page is read, and
+//! read. (A page can still migrate to another frame, and its frame be
+//! reused, while processes are stopped: each reference found by frame is
+//! confirmed by reading the earlier process's pagemap again after the
+//! later one's; a page that moved fails the dump, which can be run again.)
+//! Without frame numbers (an unprivileged dump) a page is read, and
 //! one whose content hash (its four CRC-32C lanes) matches a stored page
 //! is compared byte for byte with that page's bytes in the file before it
 //! is shared; a hash alone is never trusted.
@@ -23,6 +27,8 @@ use std::os::unix::fs::FileExt;
 
 use kckpt_image::checksum::{crc32c_raw, finish_lanes, zero_lanes, LANES};
 use kckpt_image::pagerefs::PageRefRecord;
+
+use crate::error::{Error, Result};
 
 /// The raw CRC-32C lane states of one page (from the state 0).
 pub type Lanes = [u32; LANES];
@@ -45,17 +51,36 @@ pub fn pfn(pm: u64) -> u64 {
 pub struct Stored {
     /// Page frame number, 0 if not readable.
     pub pfn: u64,
+    /// Its address in the process.
+    pub addr: u64,
     /// Offset in the image that stored it (relative to its start).
     pub offset: u64,
     /// Lane states of its bytes.
     pub lanes: Lanes,
 }
 
+/// A stored page found by its frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    /// Its bytes' offset in the file.
+    pub at: u64,
+    /// Their lanes.
+    pub lanes: Lanes,
+    /// The process that stored it (index of its pagemap).
+    src: u32,
+    /// Its address there.
+    addr: u64,
+    /// The frame.
+    pfn: u64,
+}
+
 /// Every page stored so far in the tree's file, by frame or by content.
 pub struct Index {
     /// Frames are readable: pages are matched by frame.
     by_frame: Option<bool>,
-    frames: HashMap<u64, (u64, Lanes)>,
+    frames: HashMap<u64, Frame>,
+    /// The pagemap of each process added, by frame (pid, file).
+    pagemaps: Vec<(i32, File)>,
     contents: HashMap<Lanes, u64>,
     /// The file being written (pages compared byte for byte).
     outer: File,
@@ -76,6 +101,7 @@ impl Index {
         Index {
             by_frame: None,
             frames: HashMap::new(),
+            pagemaps: Vec::new(),
             contents: HashMap::new(),
             outer,
             page: page as usize,
@@ -86,27 +112,34 @@ impl Index {
     /// Add the pages a process stored in its image at file offset `base`.
     /// The first process (the root) decides how pages are matched: by
     /// frame when its pagemap showed frame numbers.
-    pub fn add(&mut self, stored: &[Stored], base: u64) {
+    /// `pid`: the process, whose pagemap confirms references by frame.
+    pub fn add(&mut self, stored: &[Stored], base: u64, pid: i32) -> Result<()> {
         let by_frame = *self
             .by_frame
             .get_or_insert_with(|| stored.iter().any(|s| s.pfn != 0));
-        if std::env::var_os("KCKPT_DEBUG_DEDUP").is_some() {
-            eprintln!(
-                "dedup: add {} pages at {base}, by_frame {by_frame}, {} with frames",
-                stored.len(),
-                stored.iter().filter(|s| s.pfn != 0).count()
-            );
+        let src = self.pagemaps.len() as u32;
+        if by_frame {
+            let path = super::procfs::proc_path(pid, "pagemap");
+            let file = File::open(&path).map_err(|source| Error::Read { path, source })?;
+            self.pagemaps.push((pid, file));
         }
         for s in stored {
             let at = base + s.offset;
             if by_frame {
                 if s.pfn != 0 {
-                    self.frames.entry(s.pfn).or_insert((at, s.lanes));
+                    self.frames.entry(s.pfn).or_insert(Frame {
+                        at,
+                        lanes: s.lanes,
+                        src,
+                        addr: s.addr,
+                        pfn: s.pfn,
+                    });
                 }
             } else {
                 self.contents.entry(s.lanes).or_insert(at);
             }
         }
+        Ok(())
     }
 
     /// Are pages matched by frame (known once the root is added)?
@@ -125,6 +158,10 @@ impl Index {
     }
 }
 
+/// Where the bytes of a reference found by frames are: the process that
+/// stored them, their first address there, the frames.
+type Source = (u32, u64, Vec<u64>);
+
 /// One process's side of the index while its memory is dumped.
 pub struct Session<'a> {
     index: &'a Index,
@@ -132,8 +169,10 @@ pub struct Session<'a> {
     pub stored: Vec<Stored>,
     /// Its references, sorted.
     pub refs: Vec<PageRefRecord>,
-    /// The reference being extended: record and combined lanes.
-    current: Option<(PageRefRecord, Lanes)>,
+    /// The reference being extended: record and combined lanes, and for
+    /// one found by frames: the process that stored the bytes, their
+    /// first address there and the frames.
+    current: Option<(PageRefRecord, Lanes, Option<Source>)>,
 }
 
 impl<'a> Session<'a> {
@@ -149,7 +188,7 @@ impl<'a> Session<'a> {
 
     /// The stored page the page with pagemap entry `pm` is, when pages
     /// are matched by frame.
-    pub fn by_frame(&self, pm: u64) -> Option<(u64, Lanes)> {
+    pub fn by_frame(&self, pm: u64) -> Option<Frame> {
         if !self.index.by_frame() {
             return None;
         }
@@ -173,19 +212,47 @@ impl<'a> Session<'a> {
         (buf == bytes).then_some(at)
     }
 
-    /// The page at `addr` is the stored page at `outer` with `lanes`.
-    pub fn share(&mut self, addr: u64, outer: u64, lanes: &Lanes) {
+    /// The page at `addr` is the stored page at `outer` with `lanes`
+    /// (found by content).
+    pub fn share(&mut self, addr: u64, outer: u64, lanes: &Lanes) -> Result<()> {
+        self.extend(addr, outer, lanes, None)
+    }
+
+    /// The page at `addr` is the stored page `f` (found by frame).
+    pub fn share_frame(&mut self, addr: u64, f: &Frame) -> Result<()> {
+        self.extend(addr, f.at, &f.lanes, Some((f.src, f.addr, f.pfn)))
+    }
+
+    fn extend(
+        &mut self,
+        addr: u64,
+        outer: u64,
+        lanes: &Lanes,
+        frame: Option<(u32, u64, u64)>,
+    ) -> Result<()> {
         let page = self.index.page as u64;
-        if let Some((r, l)) = &mut self.current {
-            if r.start + r.len == addr && r.outer_offset + r.len == outer {
+        if let Some((r, l, check)) = &mut self.current {
+            let follows = r.start + r.len == addr && r.outer_offset + r.len == outer;
+            let same_source = match (check.as_mut(), frame) {
+                (None, None) => true,
+                (Some((src, start, pfns)), Some((s, a, pfn))) => {
+                    let ok = *src == s && *start + r.len == a;
+                    if ok && follows {
+                        pfns.push(pfn);
+                    }
+                    ok
+                }
+                _ => false,
+            };
+            if follows && same_source {
                 r.len += page;
                 for (a, b) in l.iter_mut().zip(lanes) {
                     *a = self.index.shift(*a) ^ b;
                 }
-                return;
+                return Ok(());
             }
         }
-        self.end();
+        self.end()?;
         let mut l = [!0u32; LANES];
         for (a, b) in l.iter_mut().zip(lanes) {
             *a = self.index.shift(*a) ^ b;
@@ -199,21 +266,58 @@ impl<'a> Session<'a> {
                 reserved: 0,
             },
             l,
+            frame.map(|(src, a, pfn)| (src, a, vec![pfn])),
         ));
+        Ok(())
     }
 
     /// End the reference being extended (at the end of a memory area).
-    pub fn end(&mut self) {
-        if let Some((mut r, l)) = self.current.take() {
+    /// One found by frames is confirmed: the process that stored its
+    /// bytes still has those frames at those addresses.
+    pub fn end(&mut self) -> Result<()> {
+        if let Some((mut r, l, check)) = self.current.take() {
+            if let Some((src, start, pfns)) = check {
+                self.confirm(src, start, &pfns)?;
+            }
             r.sum = finish_lanes(&l);
             self.refs.push(r);
+        }
+        Ok(())
+    }
+
+    /// Do the pages from `start` of process `src` still have frames
+    /// `pfns`?
+    fn confirm(&self, src: u32, start: u64, pfns: &[u64]) -> Result<()> {
+        let Some((pid, file)) = self.index.pagemaps.get(src as usize) else {
+            return Err(Error::Unsupported {
+                pid: 0,
+                reason: "internal error: no pagemap for a shared page".into(),
+            });
+        };
+        let mut bytes = vec![0u8; pfns.len() * 8];
+        let page = self.index.page as u64;
+        let read = file.read_exact_at(&mut bytes, start / page * 8);
+        let same = read.is_ok()
+            && bytes.chunks_exact(8).zip(pfns).all(|(b, &want)| {
+                pfn(u64::from_le_bytes(b.try_into().unwrap_or_default())) == want
+            });
+        if same {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                pid: *pid,
+                reason: "a page it shares with a later process of the tree moved to another \
+                         page frame during the dump (page migration): dump again"
+                    .into(),
+            })
         }
     }
 
     /// Record a stored page.
-    pub fn stored(&mut self, pm: u64, offset: u64, lanes: Lanes) {
+    pub fn stored(&mut self, pm: u64, addr: u64, offset: u64, lanes: Lanes) {
         self.stored.push(Stored {
             pfn: pfn(pm),
+            addr,
             offset,
             lanes,
         });
@@ -247,9 +351,10 @@ mod tests {
         let mut s = Session::new(&index);
         for (k, p) in bytes.chunks(4096).enumerate() {
             let l = Session::lanes(p);
-            s.share(0x10000 + k as u64 * 4096, 0x40000 + k as u64 * 4096, &l);
+            s.share(0x10000 + k as u64 * 4096, 0x40000 + k as u64 * 4096, &l)
+                .unwrap();
         }
-        s.end();
+        s.end().unwrap();
         assert_eq!(s.refs.len(), 1);
         assert_eq!(s.refs[0].len, 3 * 4096);
         assert_eq!(s.refs[0].sum, chunk_sum(&bytes));

@@ -39,6 +39,8 @@ pub struct Memory {
     pid: i32,
     mem: File,
     pagemap: File,
+    /// Read through `/proc/PID/mem` only (see [`Memory::without_pinning`]).
+    unpinned: bool,
 }
 
 impl Memory {
@@ -56,7 +58,18 @@ impl Memory {
             pid,
             mem: open("mem", true)?,
             pagemap: open("pagemap", false)?,
+            unpinned: false,
         })
+    }
+
+    /// Read through `/proc/PID/mem` only. `process_vm_readv` pins the
+    /// pages it reads, and the kernel unshares a copy-on-write page it
+    /// pins (gives the process a private copy): reading a forked process
+    /// that way would copy every page it shares with its parent or
+    /// children, and its frames would no longer be theirs (format 1.5
+    /// finds shared pages by frame).
+    pub fn without_pinning(&mut self) {
+        self.unpinned = true;
     }
 
     fn mem_err(&self, addr: u64, source: std::io::Error) -> Error {
@@ -70,6 +83,12 @@ impl Memory {
     /// Fill `buf` from address `addr` of the target.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
+        if self.unpinned {
+            return self
+                .mem
+                .read_exact_at(buf, addr)
+                .map_err(|e| self.mem_err(addr, e));
+        }
         let done = process_vm_readv(
             Pid::from_raw(self.pid),
             &mut [IoSliceMut::new(buf)],
@@ -721,9 +740,9 @@ fn read_memory<'m>(
                         i += 1;
                         continue;
                     }
-                    if let Some((outer, lanes)) = frame_hit(&dedup, i) {
+                    if let Some(f) = frame_hit(&dedup, i) {
                         if let Some(d) = dedup.as_deref_mut() {
-                            d.share(batch_start + i as u64 * page, outer, &lanes);
+                            d.share_frame(batch_start + i as u64 * page, &f)?;
                         }
                         i += 1;
                         continue;
@@ -756,12 +775,12 @@ fn read_memory<'m>(
                             let lanes = Session::lanes(bytes);
                             if shareable && d.by_content() {
                                 if let Some(at) = d.by_bytes(bytes, &lanes, &mut compare) {
-                                    d.share(a, at, &lanes);
+                                    d.share(a, at, &lanes)?;
                                     *keep = false;
                                     continue;
                                 }
                             }
-                            d.stored(pm[i + k], region_off + (a - e.start), lanes);
+                            d.stored(pm[i + k], a, region_off + (a - e.start), lanes);
                         }
                     }
                     let keep = |q: usize| kept[q / ps];
@@ -791,7 +810,7 @@ fn read_memory<'m>(
             }
         }
         if let Some(d) = dedup.as_deref_mut() {
-            d.end();
+            d.end()?;
         }
         stats.stored += stored;
         let name = strings.add(name.as_bytes());

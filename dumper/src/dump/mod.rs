@@ -366,7 +366,7 @@ fn dump_tree(
         Some(&mut session),
     )?;
     let stored_pages = std::mem::take(&mut session.stored);
-    index.add(&stored_pages, 0);
+    index.add(&stored_pages, 0, nodes[0].pid)?;
     drop(stored_pages);
     // Then every other live process, each placed in the file as soon as
     // it is written, so the next ones can share its pages too.
@@ -397,7 +397,7 @@ fn dump_tree(
         let w = finish_image(p, &output, None)?;
         let len = w.file.metadata().map_err(write_err)?.len();
         let at = tree::place_sub(&mut root_image.writer, &w.file, len).map_err(write_err)?;
-        index.add(&pages, at);
+        index.add(&pages, at, nodes[i].pid)?;
         stored += w.summary.stored_bytes;
         warnings.extend(
             w.summary
@@ -665,7 +665,12 @@ fn prepare_image(
     // Memory map and the vDSO (its bytes are hashed; its `syscall`
     // instruction runs the dumper's system calls).
     let maps = procfs::maps(pid)?;
-    let mem = Memory::open(pid)?;
+    let mut mem = Memory::open(pid)?;
+    if dedup.is_some() {
+        // A process of a tree: its pages shared with the others stay
+        // shared (and are found by frame).
+        mem.without_pinning();
+    }
     let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
     let site = inject::find_site(&mem, &maps, insn);
     crate::testing::die_at("seized");
