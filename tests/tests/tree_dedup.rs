@@ -342,3 +342,30 @@ fn a_raw_sub_image_with_references_is_refused_alone() {
     let out = run(Command::new(kckpt()).arg("restore").arg(&raw), CMD_TIMEOUT);
     assert_refused("kckpt restore", &out, Some(126), &["kckpt extract"]);
 }
+
+#[test]
+fn a_reference_outside_the_memory_areas_is_refused() {
+    refused(
+        "dedup_outside",
+        |r, _, _| r.start = 0x1000,
+        &["corrupt", "outside a private memory area"],
+    );
+}
+
+#[test]
+fn an_empty_reference_is_refused() {
+    refused(
+        "dedup_empty",
+        |r, _, _| r.len = 0,
+        &["corrupt", "shared page"],
+    );
+}
+
+#[test]
+fn a_reference_with_reserved_bits_is_refused() {
+    refused(
+        "dedup_reserved",
+        |r, _, _| r.reserved = 1,
+        &["corrupt", "shared page"],
+    );
+}
