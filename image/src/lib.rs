@@ -21,6 +21,7 @@ pub mod guards;
 pub mod inotify;
 pub mod kstate;
 pub mod locks;
+pub mod pagerefs;
 pub mod read;
 pub mod records;
 pub mod selffd;
