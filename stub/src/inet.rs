@@ -207,7 +207,7 @@ fn bind_failed(img: &Image, r: &FdRecord, x: &InetRecord, e: Errno) -> ! {
     m.s(": cannot bind ");
     addr(&mut m, x.family, &x.local, x.local_port);
     if e.0 == linux_raw_sys::errno::EADDRINUSE {
-        m.s(" again: the port is taken (is the dumped process still running?)");
+        m.s(" again: the port is in use (by the dumped process still running, another program, or connections of the dumped process still closing when it had no SO_REUSEADDR)");
     }
     m.errno(e).fail()
 }

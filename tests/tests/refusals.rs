@@ -131,8 +131,8 @@ fn fd_refused_then_skipped(mode: &str, what: &str) {
 }
 
 #[test]
-fn udp_socket_is_refused_or_skipped_as_dev_null() {
-    fd_refused_then_skipped("udp", "UDP socket");
+fn udp_socket_with_an_option_not_restored_is_refused_or_skipped_as_dev_null() {
+    fd_refused_then_skipped("udp", "UDP socket 127.0.0.1:");
 }
 
 #[test]
