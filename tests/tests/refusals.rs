@@ -84,7 +84,7 @@ fn fd_refused_then_skipped(mode: &str, what: &str) {
     let dir = TestDir::new(&format!("refuse-{mode}"));
     let (mut p, ready) = holder(mode, &[]);
     let fd = number(&ready, "fd");
-    let named = format!("fd {fd} ({what})");
+    let named = format!("fd {fd} ({what}"); // what may be a prefix
     let link = |pid: i32| {
         fs::read_link(format!("/proc/{pid}/fd/{fd}"))
             .map(|l| l.to_string_lossy().into_owned())
