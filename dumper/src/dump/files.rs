@@ -1190,7 +1190,9 @@ pub fn collect(
                     // (1.5) TCP listeners and UDP sockets.
                     let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
                     let outside = unixsock::outside_holder(ino, pid, tree_pids);
-                    let got = match inet::diag(domain, proto, ino) {
+                    // Sockets not bound are in no table sock_diag reads.
+                    let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy));
+                    let got = match diag {
                         Some(_) if outside.is_some() => {
                             let (p, comm) = outside.unwrap_or_default();
                             Err(format!(

@@ -118,6 +118,38 @@ fn parse(m: &[u8], ino: u64) -> Option<InetDiag> {
     Some(d)
 }
 
+/// What a socket not bound has for `inet_diag` (which does not see it):
+/// state close, port 0; `None` when it is bound after all.
+pub fn unbound(sock: &OwnedFd) -> Option<InetDiag> {
+    // getsockname through std (works on any inet socket).
+    let a = std::net::UdpSocket::from(sock.try_clone().ok()?)
+        .local_addr()
+        .ok()?;
+    let (family, port) = match a {
+        std::net::SocketAddr::V4(v4) => (libc::AF_INET, v4.port()),
+        std::net::SocketAddr::V6(v6) => (libc::AF_INET6, v6.port()),
+    };
+    (port == 0).then(|| InetDiag {
+        family: family as u8,
+        state: 7,
+        ..InetDiag::default()
+    })
+}
+
+/// Whether this host has address `a` of `family` (a socket can bind it
+/// without `IP_FREEBIND`).
+fn local_address(family: u16, a: &[u8; 16]) -> bool {
+    let ip: std::net::IpAddr = if family == AF_INET {
+        Ipv4Addr::new(a[0], a[1], a[2], a[3]).into()
+    } else {
+        Ipv6Addr::from(*a).into()
+    };
+    !matches!(
+        std::net::UdpSocket::bind((ip, 0)),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+    )
+}
+
 /// `127.0.0.1:80`, `[::1]:80`.
 pub fn addr_text(family: u16, addr: &[u8; 16], port: u16) -> String {
     if family == AF_INET {
@@ -331,6 +363,11 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
     if d.ifindex != 0 {
         return Err(format!(
             "{shown} bound to a device (SO_BINDTODEVICE, not restored)"
+        ));
+    }
+    if d.sport != 0 && !local_address(family, &d.src) {
+        return Err(format!(
+            "{shown} (an address this host does not have: bound with IP_FREEBIND or IP_TRANSPARENT)"
         ));
     }
     let fd = sock.as_raw_fd();
