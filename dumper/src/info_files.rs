@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use kckpt_image::ghosts::{extents_of, ghost_fd_kind, S_IFDIR, S_IFMT};
+use kckpt_image::inet::{InetRecord, INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
 use kckpt_image::{ghost_flags, lock_kind, special_fd_kind, ImageView};
@@ -37,6 +38,8 @@ fn kind_name(kind: u32) -> &'static str {
         kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
         kckpt_image::external::EXTERNAL_FD_KIND => "external",
         UNIX_LISTEN_FD_KIND => "unix listen",
+        INET_LISTEN_FD_KIND => "tcp listen",
+        UDP_FD_KIND => "udp",
         _ => "?",
     }
 }
@@ -61,6 +64,96 @@ fn listen_json(a: [u64; 4]) -> Value {
     })
 }
 
+/// A TCP listener's or UDP socket's values (fd kinds 42, 43).
+fn inet_json(kind: u32, path: &[u8]) -> Value {
+    use kckpt_image::inet::{inet_opts as o, AF_INET, STATE_ESTABLISHED};
+    let Some(x) = InetRecord::parse(kind, path) else {
+        return Value::Null;
+    };
+    let addr = |a: &[u8; 16], port: u16| {
+        if x.family == AF_INET {
+            format!("{}:{port}", std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        } else {
+            format!("[{}]:{port}", std::net::Ipv6Addr::from(*a))
+        }
+    };
+    let names = [
+        (o::REUSEADDR, "SO_REUSEADDR"),
+        (o::REUSEPORT, "SO_REUSEPORT"),
+        (o::KEEPALIVE, "SO_KEEPALIVE"),
+        (o::NODELAY, "TCP_NODELAY"),
+        (
+            o::CORK,
+            if kind == UDP_FD_KIND {
+                "UDP_CORK"
+            } else {
+                "TCP_CORK"
+            },
+        ),
+        (o::V6ONLY, "IPV6_V6ONLY"),
+        (o::BROADCAST, "SO_BROADCAST"),
+        (o::PASSCRED, "SO_PASSCRED"),
+        (o::LINGER, "SO_LINGER"),
+    ];
+    let options: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| x.opts & bit != 0)
+        .map(|&(_, n)| n)
+        .collect();
+    let tcp = kind == INET_LISTEN_FD_KIND;
+    let nz = |v: u32| (v != 0).then_some(v);
+    let nz64 = |v: u64| (v != 0).then_some(v);
+    json!({
+        "family": if x.family == AF_INET { "ipv4" } else { "ipv6" },
+        "type": if tcp { "tcp" } else { "udp" },
+        "state": if tcp { "listen" } else if x.state == STATE_ESTABLISHED { "connected" }
+            else if x.local_port != 0 { "bound" } else { "unbound" },
+        "local": (x.local_port != 0).then(|| addr(&x.local, x.local_port)),
+        "peer": (x.state == STATE_ESTABLISHED).then(|| addr(&x.peer, x.peer_port)),
+        "backlog": tcp.then_some(x.backlog),
+        "queued_lost": x.lost,
+        "options": options,
+        "linger_secs": (x.opts & o::LINGER != 0).then_some(x.linger),
+        "keepidle": nz(x.keepidle),
+        "keepintvl": nz(x.keepintvl),
+        "keepcnt": nz(x.keepcnt),
+        "rcvbuf": nz(x.rcvbuf),
+        "sndbuf": nz(x.sndbuf),
+        "rcvtimeo_us": nz64(x.rcvtimeo),
+        "sndtimeo_us": nz64(x.sndtimeo),
+    })
+}
+
+/// One line for a TCP listener or UDP socket (`path` of `kckpt info`).
+fn inet_text(v: &Value) -> String {
+    let mut s = format!(
+        "{} {} {}",
+        v["family"].as_str().unwrap_or("?"),
+        v["type"].as_str().unwrap_or("?"),
+        v["state"].as_str().unwrap_or("?")
+    );
+    if let Some(l) = v["local"].as_str() {
+        s += &format!(" {l}");
+    }
+    if let Some(p) = v["peer"].as_str() {
+        s += &format!(" -> {p}");
+    }
+    if let Some(b) = v["backlog"].as_u64() {
+        s += &format!(" backlog {b}");
+    }
+    s += &format!(" queued 0 (lost at dump: {})", v["queued_lost"]);
+    let opts: Vec<&str> = v["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !opts.is_empty() {
+        s += &format!(" options {}", opts.join(","));
+    }
+    s
+}
+
 /// `{"cwd", "umask", "fds": [...]}`, or null for a format 1.0 image;
 /// strings as `show` says.
 pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
@@ -72,10 +165,17 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         .fds
         .iter()
         .map(|r| {
+            let inet = matches!(r.kind, INET_LISTEN_FD_KIND | UDP_FD_KIND) && r.dup_of == FD_NO_DUP;
+            let socket = if inet {
+                inet_json(r.kind, view.string(r.path).unwrap_or(&[]))
+            } else {
+                Value::Null
+            };
             json!({
                 "fd": r.fd,
                 "kind": kind_name(r.kind),
-                "path": text(r.path),
+                "path": if inet { inet_text(&socket) } else { text(r.path) },
+                "socket": socket,
                 "flags": format!("{:o}", r.flags),
                 "cloexec": r.fd_flags & fd_flags::CLOEXEC != 0,
                 "pos": r.pos,

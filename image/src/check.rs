@@ -491,6 +491,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             let absolute = a[0] & flags != 0 || name.first() == Some(&b'/');
             crate::unixsock::args_ok(a, name.len(), r.data_len) && !has_nul(name) && absolute
         }
+        // (1.5) The socket's InetRecord in `path`.
+        crate::inet::INET_LISTEN_FD_KIND | crate::inet::UDP_FD_KIND => {
+            crate::inet::args_ok(r.kind, a, view.string(r.path)?, r.data_len)
+        }
         // Read-write, maybe O_NONBLOCK (PIDFD_NONBLOCK), no offset.
         crate::self_fd_kind::PIDFD => a == [0; 4] && r.flags & !0o4003 == 0 && r.pos == 0,
         crate::self_fd_kind::NSFD => a[1..] == [0; 3],

@@ -32,6 +32,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             || r.kind == crate::tree::TREE_SHARED_FD_KIND
             || r.kind == crate::external::EXTERNAL_FD_KIND
             || r.kind == crate::unixsock::UNIX_LISTEN_FD_KIND
+            || (view.header.format_minor >= 5
+                && matches!(
+                    r.kind,
+                    crate::inet::INET_LISTEN_FD_KIND | crate::inet::UDP_FD_KIND
+                ))
             || (special_fd_kind::FIFO..=special_fd_kind::SYMLINK).contains(&r.kind)
             || matches!(r.kind, self_fd_kind::PIDFD | self_fd_kind::NSFD);
         if !known {

@@ -18,6 +18,7 @@ pub mod files;
 pub mod fown;
 pub mod ghosts;
 pub mod guards;
+pub mod inet;
 pub mod inotify;
 pub mod kstate;
 pub mod locks;

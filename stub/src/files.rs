@@ -42,6 +42,12 @@ const MFD_ALLOW_SEALING: u32 = 2;
 
 /// `kckpt: IMAGE: fd N (...)` prefix.
 pub(crate) fn fd_msg(img: &Image, r: &FdRecord) -> Msg {
+    if matches!(
+        r.kind,
+        kckpt_image::inet::INET_LISTEN_FD_KIND | kckpt_image::inet::UDP_FD_KIND
+    ) {
+        return crate::inet::msg(img, r, None); // `path` is binary
+    }
     let mut m = Msg::new();
     m.push(img.path).s(": fd ").dec(r.fd.into());
     let path = img.view.string(r.path).unwrap_or(&[]);
@@ -347,6 +353,9 @@ pub fn restore(
             }
             special_fd_kind::DEVICE => crate::special::device(img, r),
             kckpt_image::unixsock::UNIX_LISTEN_FD_KIND => crate::unixsock::listener(img, r),
+            kckpt_image::inet::INET_LISTEN_FD_KIND | kckpt_image::inet::UDP_FD_KIND => {
+                crate::inet::socket(img, r)
+            }
             special_fd_kind::SYMLINK => crate::special::symlink(img, r, force),
             // A pidfd of the process itself: of the restored process.
             self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)

@@ -29,6 +29,7 @@ mod fown;
 mod ghosts;
 mod gsys;
 mod ids;
+mod inet;
 mod inotify;
 mod kstate;
 mod ksys;
@@ -154,6 +155,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     }
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
+    inet::check(&img);
     timers::check(&img, start.timer_ids_in_order);
     let own_userns =
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);

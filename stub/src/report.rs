@@ -181,6 +181,7 @@ fn errno_text(e: Errno) -> Option<&'static str> {
         EFAULT => "Bad address",
         EBUSY => "Device or resource busy",
         EEXIST => "File exists",
+        EADDRINUSE => "Address already in use",
         ENOTDIR => "Not a directory",
         EISDIR => "Is a directory",
         EINVAL => "Invalid argument",

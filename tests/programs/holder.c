@@ -4,7 +4,8 @@
    resource is not a descriptor).
 
    MODE       resource                                   ready line
-   udp        UDP socket bound to 127.0.0.1              ready fd N
+   udp        UDP socket bound to 127.0.0.1 with IP_TOS  ready fd N
+              (an option kckpt does not restore)
    inotify    inotify instance with 2 unread events      ready fd N
    io_uring   io_uring instance (raw io_uring_setup)     ready fd N
    tracer P   PTRACE_SEIZE of pid P                      ready
@@ -58,6 +59,8 @@ int main(int argc, char **argv) {
         if (fd < 0) fail("socket");
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("bind");
+        int tos = 0x10;
+        if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) != 0) fail("IP_TOS");
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "inotify")) {
         /* An event queued and not read (kckpt cannot save it without

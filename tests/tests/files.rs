@@ -2,7 +2,7 @@
 //! close-on-exec, devices, working directory and umask; an epoll loop over
 //! a timerfd, an eventfd, a pipe with unread bytes and a signalfd, with a
 //! socketpair ping-pong and a memfd; the refusals (deleted or shrunk file at
-//! restore, TCP socket and child process at dump) and `--skip-unsupported`.
+//! restore, TCP connection and child process at dump) and `--skip-unsupported`.
 
 mod common;
 
@@ -191,10 +191,10 @@ fn epoll_timerfd_eventfd_pipe_socketpair_memfd_signalfd_are_restored() {
     });
 }
 
-const TCP_LOOP: &str = "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nprint('fd',s.fileno(),flush=True)\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
+const TCP_LOOP: &str = "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',0))\ns.listen()\nc=socket.create_connection(s.getsockname())\na,_=s.accept()\nprint('fd',c.fileno(),flush=True)\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
 
 #[test]
-fn tcp_socket_is_refused_or_skipped_as_dev_null() {
+fn tcp_connection_is_refused_or_skipped_as_dev_null() {
     let dir = TestDir::new("files-tcp");
     let image = dir.join("tcp.kckpt");
     let mut p = Proc::start(PYTHON3, &["-u", "-c", TCP_LOOP]);
@@ -203,9 +203,12 @@ fn tcp_socket_is_refused_or_skipped_as_dev_null() {
     p.wait_for("3", LINE_TIMEOUT, |l| l == "3");
 
     let out = dump_raw(p.pid(), &image, false);
-    assert_refused("TCP socket", &out, Some(1), &["TCP socket"]);
+    assert_refused("TCP connection", &out, Some(1), &["TCP connection"]);
     let msg = String::from_utf8_lossy(&out.stderr);
-    assert!(msg.contains(&format!("fd {fd} (TCP socket)")), "{msg}");
+    assert!(
+        msg.contains(&format!("fd {fd} (TCP connection 127.0.0.1:")),
+        "{msg}"
+    );
     assert!(!image.exists(), "a refused dump left an image");
     // Not left stopped.
     p.line(LINE_TIMEOUT);
@@ -215,7 +218,9 @@ fn tcp_socket_is_refused_or_skipped_as_dev_null() {
     assert!(out.status.success(), "{}", show(&out));
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(
-        msg.contains(&format!("kckpt: warning: fd {fd} (TCP socket)")) && msg.contains("/dev/null"),
+        msg.contains(&format!(
+            "kckpt: warning: fd {fd} (TCP connection 127.0.0.1:"
+        )) && msg.contains("/dev/null"),
         "{msg}"
     );
     p.drain(Duration::from_secs(10));
@@ -228,7 +233,7 @@ fn tcp_socket_is_refused_or_skipped_as_dev_null() {
     let err = r.stderr();
     assert!(
         err.contains("kckpt: warning: ")
-            && err.contains(&format!("fd {fd} (TCP socket)"))
+            && err.contains(&format!("fd {fd} (TCP connection 127.0.0.1:"))
             && err.contains("/dev/null"),
         "{err}"
     );

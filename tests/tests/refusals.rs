@@ -84,7 +84,7 @@ fn fd_refused_then_skipped(mode: &str, what: &str) {
     let dir = TestDir::new(&format!("refuse-{mode}"));
     let (mut p, ready) = holder(mode, &[]);
     let fd = number(&ready, "fd");
-    let named = format!("fd {fd} ({what})");
+    let named = format!("fd {fd} ({what}"); // what may be a prefix
     let link = |pid: i32| {
         fs::read_link(format!("/proc/{pid}/fd/{fd}"))
             .map(|l| l.to_string_lossy().into_owned())
@@ -131,8 +131,8 @@ fn fd_refused_then_skipped(mode: &str, what: &str) {
 }
 
 #[test]
-fn udp_socket_is_refused_or_skipped_as_dev_null() {
-    fd_refused_then_skipped("udp", "UDP socket");
+fn udp_socket_with_an_option_not_restored_is_refused_or_skipped_as_dev_null() {
+    fd_refused_then_skipped("udp", "UDP socket 127.0.0.1:");
 }
 
 #[test]

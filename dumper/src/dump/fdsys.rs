@@ -51,6 +51,37 @@ pub fn sockopt_int(fd: RawFd, opt: libc::c_int) -> nix::Result<i32> {
     Ok(v)
 }
 
+/// `getsockopt(fd, level, opt)` of an integer option.
+pub fn sockopt_at(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> nix::Result<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` (4) bytes to `v` and updates `len`.
+    let r = unsafe { libc::getsockopt(fd, level, opt, (&raw mut v).cast(), &raw mut len) };
+    Errno::result(r)?;
+    Ok(v)
+}
+
+/// Instructions of a classic BPF filter attached to socket `fd` (0: none).
+pub fn filter_len(fd: RawFd) -> u32 {
+    let mut len: libc::socklen_t = 0;
+    // SAFETY: with `len` 0 the kernel writes no filter, only the count
+    // of its instructions to `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_GET_FILTER,
+            std::ptr::null_mut(),
+            &raw mut len,
+        )
+    };
+    if r == 0 {
+        len
+    } else {
+        0
+    }
+}
+
 /// `semctl(semid, semnum, GETPID)`: the pid of the last `semop` on that
 /// semaphore (0: none), `None` if the set cannot be read.
 pub fn sem_last_pid(semid: i32, semnum: i32) -> Option<i32> {

@@ -17,6 +17,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket::{self, MsgFlags};
 
 use kckpt_image::ghost_fd_kind;
+use kckpt_image::inet::{INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::special_fd_kind;
@@ -26,6 +27,7 @@ use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
 use super::fdsys;
+use super::inet;
 use super::procfs;
 use super::terminal;
 use super::threads::task_ids;
@@ -768,6 +770,7 @@ pub fn collect(
         })
     };
     let mut classes = Vec::new();
+    let mut lossy: Vec<(i32, String)> = Vec::new();
     let mut links = Vec::new();
     let mut infos = Vec::new();
     for &fd in &numbers {
@@ -1199,10 +1202,60 @@ pub fn collect(
                     opt(libc::SO_PROTOCOL),
                 );
                 let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
-                let what = if inet && (proto == libc::IPPROTO_TCP || ty == libc::SOCK_STREAM) {
+                let tcp = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM;
+                let udp = proto == libc::IPPROTO_UDP && ty == libc::SOCK_DGRAM;
+                let what = if inet && (tcp || udp) {
+                    // (1.5) TCP listeners and UDP sockets.
+                    let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+                    let outside = unixsock::outside_holder(ino, pid, tree_pids);
+                    // Sockets not bound are in no table sock_diag reads.
+                    let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy));
+                    let got = match diag {
+                        Some(_) if outside.is_some() => {
+                            let (p, comm) = outside.unwrap_or_default();
+                            Err(format!(
+                                "{} socket also held by pid {p} ({comm}), outside the dump",
+                                if tcp { "TCP" } else { "UDP" }
+                            ))
+                        }
+                        Some(d) => inet::record(&copy, tcp, &d),
+                        None => Err(format!(
+                            "{} socket sock_diag does not report",
+                            if tcp { "TCP" } else { "UDP" }
+                        )),
+                    };
+                    match got {
+                        Ok((r, lost)) => {
+                            files.fds[i].rec.kind = if tcp {
+                                INET_LISTEN_FD_KIND
+                            } else {
+                                UDP_FD_KIND
+                            };
+                            files.fds[i].rec.args = [u64::from(r.family), 0, 0, 0];
+                            let shown = inet::shown(tcp, &r);
+                            let mut r = r;
+                            if lost > 0 {
+                                let what = if tcp {
+                                    format!(
+                                        "{shown} with {lost} connection(s) waiting to be accepted"
+                                    )
+                                } else {
+                                    format!("{shown} with queued datagrams ({lost} bytes)")
+                                };
+                                lossy.push((files.fds[i].rec.fd as i32, what));
+                                r.lost = lost;
+                            }
+                            files.fds[i].path = r.encode().to_vec();
+                            continue;
+                        }
+                        Err(what) => Some(what),
+                    }
+                } else if inet && ty == libc::SOCK_STREAM {
                     Some("TCP socket".to_owned())
-                } else if inet && (proto == libc::IPPROTO_UDP || ty == libc::SOCK_DGRAM) {
+                } else if inet && ty == libc::SOCK_DGRAM {
                     Some("UDP socket".to_owned())
+                } else if inet {
+                    Some(format!("inet socket of type {ty}, protocol {proto}"))
                 } else if domain == libc::AF_UNIX {
                     let ty = ty as u32;
                     let diag = unixsock::diag(ino);
@@ -1413,6 +1466,17 @@ pub fn collect(
 
     files.fowners = file_owners(&files.fds, &getfd);
 
+    // (1.5) Sockets restored without their queued input: refused, or
+    // with --skip-unsupported a warning.
+    for (fd, what) in lossy {
+        if skip_unsupported {
+            files.warnings.push(format!(
+                "warning: fd {fd} ({what}): restored without them, they are lost"
+            ));
+        } else {
+            unsupported.push((Some(fd), what));
+        }
+    }
     for (i, class) in classes.iter().enumerate() {
         if let Class::Unsupported(what) = class {
             let fd = files.fds[i].rec.fd as i32;

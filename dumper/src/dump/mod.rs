@@ -11,6 +11,7 @@ mod fdsys;
 pub mod files;
 pub mod ghosts;
 mod guards;
+mod inet;
 pub mod inject;
 mod inotify;
 pub mod interrupt;

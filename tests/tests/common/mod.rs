@@ -79,6 +79,8 @@ pub mod prog {
     /// `holder.c`: holds one resource kckpt refuses (UDP socket, inotify,
     /// io_uring, ptrace, seccomp, SysV semaphore or message queue).
     pub const HOLDER: &str = env!("KCKPT_PROG_HOLDER");
+    /// A TCP or UDP server with options set (`inet_server.c`).
+    pub const INET_SERVER: &str = env!("KCKPT_PROG_INET_SERVER");
     /// Two threads checking registers, mask, altstack, tid address and a
     /// handler after every system call (`injectee.c`).
     pub const INJECTEE: &str = env!("KCKPT_PROG_INJECTEE");

@@ -1,0 +1,288 @@
+//! TCP listening sockets and UDP sockets over IPv4 and IPv6 (format 1.5,
+//! fd kinds 42 and 43).
+//!
+//! A record of kind [`INET_LISTEN_FD_KIND`] is a TCP socket that was
+//! listening, with no connection waiting to be accepted; one of kind
+//! [`UDP_FD_KIND`] a UDP socket, unbound, bound or connected, with no
+//! datagram queued. `args[0]` is the address family (2 `AF_INET`, 10
+//! `AF_INET6`), `args[1..]` 0; `flags` the file status flags (`O_RDWR`,
+//! maybe `O_NONBLOCK`); no data. `path` holds the socket's
+//! [`InetRecord`] ([`INET_RECORD_LEN`] bytes, little-endian, not text):
+//! addresses, backlog and the socket options restored.
+
+/// The fd kind of a listening TCP socket.
+pub const INET_LISTEN_FD_KIND: u32 = 42;
+/// The fd kind of a UDP socket.
+pub const UDP_FD_KIND: u32 = 43;
+
+/// `AF_INET`.
+pub const AF_INET: u16 = 2;
+/// `AF_INET6`.
+pub const AF_INET6: u16 = 10;
+
+/// `TCP_ESTABLISHED`: a connected UDP socket.
+pub const STATE_ESTABLISHED: u16 = 1;
+/// `TCP_CLOSE`: an unconnected UDP socket (bound or not).
+pub const STATE_CLOSE: u16 = 7;
+/// `TCP_LISTEN`.
+pub const STATE_LISTEN: u16 = 10;
+
+/// Length of an encoded [`InetRecord`].
+pub const INET_RECORD_LEN: usize = 128;
+
+/// `InetRecord::opts` bits: boolean socket options that were on.
+pub mod inet_opts {
+    /// `SO_REUSEADDR`.
+    pub const REUSEADDR: u32 = 1 << 0;
+    /// `SO_REUSEPORT`.
+    pub const REUSEPORT: u32 = 1 << 1;
+    /// `SO_KEEPALIVE`.
+    pub const KEEPALIVE: u32 = 1 << 2;
+    /// `TCP_NODELAY` (TCP only).
+    pub const NODELAY: u32 = 1 << 3;
+    /// `TCP_CORK` (TCP), `UDP_CORK` (UDP).
+    pub const CORK: u32 = 1 << 4;
+    /// `IPV6_V6ONLY` (IPv6 only).
+    pub const V6ONLY: u32 = 1 << 5;
+    /// `SO_BROADCAST`.
+    pub const BROADCAST: u32 = 1 << 6;
+    /// `SO_PASSCRED`.
+    pub const PASSCRED: u32 = 1 << 7;
+    /// `SO_LINGER` on, for `InetRecord::linger` seconds.
+    pub const LINGER: u32 = 1 << 8;
+    /// All known bits.
+    pub const KNOWN: u32 = (1 << 9) - 1;
+}
+
+/// One TCP listener or UDP socket, as stored in its record's `path`.
+///
+/// Layout (little-endian): 0 `family` u16, 2 `state` u16, 4 `local_port`
+/// u16, 6 `peer_port` u16, 8 `local` 16 bytes, 24 `peer` 16 bytes, 40
+/// `backlog` u32, 44 `opts` u32, 48 `keepidle` u32, 52 `keepintvl` u32,
+/// 56 `keepcnt` u32, 60 `rcvbuf` u32, 64 `sndbuf` u32, 68 `linger` u32,
+/// 72 `rcvtimeo` u64, 80 `sndtimeo` u64, 88 `lost` u32, 92-127 reserved
+/// (0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InetRecord {
+    /// [`AF_INET`] or [`AF_INET6`].
+    pub family: u16,
+    /// [`STATE_LISTEN`] (kind 42), [`STATE_CLOSE`] or
+    /// [`STATE_ESTABLISHED`] (kind 43).
+    pub state: u16,
+    /// Bound port (0: not bound; a listener always has one).
+    pub local_port: u16,
+    /// Peer port (a connected UDP socket), else 0.
+    pub peer_port: u16,
+    /// Bound address (IPv4: the first 4 bytes, the rest 0).
+    pub local: [u8; 16],
+    /// Peer address (a connected UDP socket), else 0.
+    pub peer: [u8; 16],
+    /// `listen` backlog (`sk_max_ack_backlog`); 0 for UDP.
+    pub backlog: u32,
+    /// [`inet_opts`] bits.
+    pub opts: u32,
+    /// `TCP_KEEPIDLE` seconds set by the program (0: the system's).
+    pub keepidle: u32,
+    /// `TCP_KEEPINTVL` seconds (0: the system's).
+    pub keepintvl: u32,
+    /// `TCP_KEEPCNT` (0: the system's).
+    pub keepcnt: u32,
+    /// `SO_RCVBUF` as `getsockopt` gave it (0: the default, not set).
+    pub rcvbuf: u32,
+    /// `SO_SNDBUF` (0: the default, not set).
+    pub sndbuf: u32,
+    /// `SO_LINGER` seconds (with [`inet_opts::LINGER`]).
+    pub linger: u32,
+    /// `SO_RCVTIMEO` in microseconds (0: none).
+    pub rcvtimeo: u64,
+    /// `SO_SNDTIMEO` in microseconds (0: none).
+    pub sndtimeo: u64,
+    /// Connections waiting to be accepted (listener) or bytes of queued
+    /// datagrams (UDP) that were dropped at dump (`--skip-unsupported`);
+    /// shown by `kckpt info`, not restored.
+    pub lost: u32,
+}
+
+/// Longest keepalive time / interval the kernel accepts.
+const MAX_KEEP_SECS: u32 = 32767;
+/// Most keepalive probes the kernel accepts.
+const MAX_KEEPCNT: u32 = 127;
+/// Longest timeout kept (2^50 microseconds, well within a `timeval`).
+const MAX_TIMEO_US: u64 = 1 << 50;
+
+impl InetRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; INET_RECORD_LEN] {
+        let mut b = [0u8; INET_RECORD_LEN];
+        b[0..2].copy_from_slice(&self.family.to_le_bytes());
+        b[2..4].copy_from_slice(&self.state.to_le_bytes());
+        b[4..6].copy_from_slice(&self.local_port.to_le_bytes());
+        b[6..8].copy_from_slice(&self.peer_port.to_le_bytes());
+        b[8..24].copy_from_slice(&self.local);
+        b[24..40].copy_from_slice(&self.peer);
+        let words = [
+            self.backlog,
+            self.opts,
+            self.keepidle,
+            self.keepintvl,
+            self.keepcnt,
+            self.rcvbuf,
+            self.sndbuf,
+            self.linger,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            b[40 + 4 * i..44 + 4 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        b[72..80].copy_from_slice(&self.rcvtimeo.to_le_bytes());
+        b[80..88].copy_from_slice(&self.sndtimeo.to_le_bytes());
+        b[88..92].copy_from_slice(&self.lost.to_le_bytes());
+        b
+    }
+
+    /// The record in `b`, when `b` is one that a record of fd kind
+    /// `kind` may hold (every value checked; reserved bytes 0).
+    pub fn parse(kind: u32, b: &[u8]) -> Option<InetRecord> {
+        if b.len() != INET_RECORD_LEN || b[92..].iter().any(|&x| x != 0) {
+            return None;
+        }
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let u64_at = |o: usize| u64::from(u32_at(o)) | u64::from(u32_at(o + 4)) << 32;
+        let mut r = InetRecord {
+            family: u16_at(0),
+            state: u16_at(2),
+            local_port: u16_at(4),
+            peer_port: u16_at(6),
+            backlog: u32_at(40),
+            opts: u32_at(44),
+            keepidle: u32_at(48),
+            keepintvl: u32_at(52),
+            keepcnt: u32_at(56),
+            rcvbuf: u32_at(60),
+            sndbuf: u32_at(64),
+            linger: u32_at(68),
+            rcvtimeo: u64_at(72),
+            sndtimeo: u64_at(80),
+            lost: u32_at(88),
+            ..InetRecord::default()
+        };
+        r.local.copy_from_slice(&b[8..24]);
+        r.peer.copy_from_slice(&b[24..40]);
+        r.valid(kind).then_some(r)
+    }
+
+    fn valid(&self, kind: u32) -> bool {
+        use inet_opts::*;
+        let v4 = self.family == AF_INET;
+        let tcp = kind == INET_LISTEN_FD_KIND;
+        let addr_ok = |a: &[u8; 16]| !v4 || a[4..].iter().all(|&x| x == 0);
+        let zero = |a: &[u8; 16]| a.iter().all(|&x| x == 0);
+        let state_ok = match (kind, self.state) {
+            (INET_LISTEN_FD_KIND, STATE_LISTEN) => {
+                self.local_port != 0 && self.backlog <= i32::MAX as u32
+            }
+            (UDP_FD_KIND, STATE_CLOSE) => {
+                self.backlog == 0
+                    && self.peer_port == 0
+                    && zero(&self.peer)
+                    && (self.local_port != 0 || zero(&self.local))
+            }
+            (UDP_FD_KIND, STATE_ESTABLISHED) => self.backlog == 0 && self.peer_port != 0,
+            _ => false,
+        };
+        let keep_ok = |v: u32, max: u32| v <= max && (tcp || v == 0);
+        (v4 || self.family == AF_INET6)
+            && state_ok
+            && (self.state == STATE_ESTABLISHED || (self.peer_port == 0 && zero(&self.peer)))
+            && addr_ok(&self.local)
+            && addr_ok(&self.peer)
+            && self.opts & !KNOWN == 0
+            && (tcp || self.opts & NODELAY == 0)
+            && (!v4 || self.opts & V6ONLY == 0)
+            && (self.opts & LINGER != 0 || self.linger == 0)
+            && self.linger <= i32::MAX as u32
+            && keep_ok(self.keepidle, MAX_KEEP_SECS)
+            && keep_ok(self.keepintvl, MAX_KEEP_SECS)
+            && keep_ok(self.keepcnt, MAX_KEEPCNT)
+            && self.rcvbuf <= i32::MAX as u32
+            && self.sndbuf <= i32::MAX as u32
+            && self.rcvtimeo <= MAX_TIMEO_US
+            && self.sndtimeo <= MAX_TIMEO_US
+    }
+}
+
+/// Kind-specific checks of a primary record of kind 42 or 43: the
+/// family in `args[0]` matches the record in `path`, no data.
+pub fn args_ok(kind: u32, args: [u64; 4], path: &[u8], data_len: u64) -> bool {
+    let Some(r) = InetRecord::parse(kind, path) else {
+        return false;
+    };
+    args[0] == u64::from(r.family) && args[1..] == [0; 3] && data_len == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener() -> InetRecord {
+        InetRecord {
+            family: AF_INET,
+            state: STATE_LISTEN,
+            local_port: 8080,
+            local: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            backlog: 128,
+            opts: inet_opts::REUSEADDR | inet_opts::NODELAY,
+            keepidle: 60,
+            rcvtimeo: 1_500_000,
+            ..InetRecord::default()
+        }
+    }
+
+    #[test]
+    fn round_trips_and_checks_values() {
+        let r = listener();
+        let b = r.encode();
+        assert_eq!(InetRecord::parse(INET_LISTEN_FD_KIND, &b), Some(r));
+        assert!(args_ok(INET_LISTEN_FD_KIND, [2, 0, 0, 0], &b, 0));
+        // Family mismatch, data, a UDP kind for a listener.
+        assert!(!args_ok(INET_LISTEN_FD_KIND, [10, 0, 0, 0], &b, 0));
+        assert!(!args_ok(INET_LISTEN_FD_KIND, [2, 0, 0, 0], &b, 1));
+        assert!(InetRecord::parse(UDP_FD_KIND, &b).is_none());
+        let bad = |f: &dyn Fn(&mut InetRecord)| {
+            let mut x = listener();
+            f(&mut x);
+            InetRecord::parse(INET_LISTEN_FD_KIND, &x.encode()).is_none()
+        };
+        assert!(bad(&|x| x.family = 1));
+        assert!(bad(&|x| x.local_port = 0));
+        assert!(bad(&|x| x.local[4] = 1));
+        assert!(bad(&|x| x.opts |= 1 << 9));
+        assert!(bad(&|x| x.opts |= inet_opts::V6ONLY));
+        assert!(bad(&|x| x.keepcnt = 128));
+        assert!(bad(&|x| x.linger = 5));
+        assert!(bad(&|x| x.peer_port = 1));
+        let mut b = r.encode();
+        b[100] = 1;
+        assert!(InetRecord::parse(INET_LISTEN_FD_KIND, &b).is_none());
+        assert!(InetRecord::parse(INET_LISTEN_FD_KIND, &b[..127]).is_none());
+        // UDP: unbound, connected; no TCP options.
+        let udp = InetRecord {
+            family: AF_INET6,
+            state: STATE_CLOSE,
+            ..InetRecord::default()
+        };
+        assert!(InetRecord::parse(UDP_FD_KIND, &udp.encode()).is_some());
+        let connected = InetRecord {
+            state: STATE_ESTABLISHED,
+            peer_port: 53,
+            local_port: 4000,
+            ..udp
+        };
+        assert!(InetRecord::parse(UDP_FD_KIND, &connected.encode()).is_some());
+        let nodelay = InetRecord {
+            opts: inet_opts::NODELAY,
+            ..udp
+        };
+        assert!(InetRecord::parse(UDP_FD_KIND, &nodelay.encode()).is_none());
+    }
+}

@@ -1,0 +1,238 @@
+//! TCP listeners and UDP sockets over IPv4 and IPv6 (fd kinds 42 and 43).
+//!
+//! `inet_server.c` listens (or receives) on an ephemeral loopback port with
+//! options set and answers "opts" with the options it reads back from its
+//! socket. After dump (kill) and restore (from `./FILE` and with `kckpt
+//! restore`, as root and as nobody): the same port answers a new client,
+//! the options read back are the saved ones, `kckpt info` shows the
+//! socket. Refused: at dump a connection waiting to be accepted, at
+//! restore a port taken since (one line, nothing runs). A connected UDP
+//! socket stays connected to its peer.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn start(prefix: &[&str], args: &[&str]) -> (Proc, u16) {
+    let mut p = Proc::spawn(
+        "inet server",
+        command_as(prefix, prog::INET_SERVER).args(args),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    let port = line
+        .strip_prefix("ready port ")
+        .unwrap_or_else(|| p.fail(&format!("not ready: {line}")))
+        .parse()
+        .expect("port");
+    (p, port)
+}
+
+/// Send `text` to the TCP server at `addr`, read its whole answer.
+fn tcp_ask(addr: SocketAddr, text: &str) -> String {
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    let mut s = loop {
+        match TcpStream::connect_timeout(&addr, LINE_TIMEOUT) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < deadline, "connect to {addr}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    s.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+    s.write_all(text.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("the server's answer");
+    answer
+}
+
+/// Send `text` from `s` to the UDP server at `to`, return its answer.
+fn udp_ask(s: &UdpSocket, to: SocketAddr, text: &str) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let deadline = Instant::now() + LINE_TIMEOUT;
+    let mut buf = [0u8; 1024];
+    loop {
+        s.send_to(text.as_bytes(), to).unwrap();
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            assert_eq!(from, to, "the answer comes from the server's port");
+            return String::from_utf8_lossy(&buf[..n]).into_owned();
+        }
+        assert!(Instant::now() < deadline, "no answer from {to}");
+    }
+}
+
+fn socket_info<'a>(info: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    let fds = info["files"]["fds"].as_array().expect("fds");
+    let f = fds
+        .iter()
+        .find(|f| f["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} socket in {fds:?}"));
+    &f["socket"]
+}
+
+/// A TCP server on `addr` (port 0: its own) dumped as `prefix` and
+/// restored by `how`: the same port answers, with the same options.
+fn tcp_comes_back(name: &str, mode: &str, ip: &str, prefix: &[&str], binfmt: bool) {
+    let dir = TestDir::new(name);
+    let (mut p, port) = start(prefix, &[mode]);
+    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    assert_eq!(tcp_ask(addr, "hello"), "echo hello");
+    let opts = tcp_ask(addr, "opts");
+    assert!(
+        opts.contains("reuseaddr 1 keepalive 1 rcvbuf 65536 sndtimeo 2.500000 linger 1/3 nodelay 1 keepidle 77 keepintvl 11 keepcnt 5")
+            && opts.contains("nonblock 1 cloexec 0 acceptconn 1"),
+        "{opts}"
+    );
+    let image = dir.join("server.kckpt");
+    if prefix.is_empty() {
+        dump_kills(&mut p, &image);
+    } else {
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        let out = dump_as(prefix, p.pid(), &image);
+        assert!(out.status.success(), "{}", show(&out));
+        p.wait_exit(Duration::from_secs(10));
+    }
+    let info = info_json(&image);
+    let s = socket_info(&info, "tcp listen");
+    assert_eq!(s["local"], addr.to_string());
+    assert_eq!(s["backlog"], 7);
+    assert_eq!(s["state"], "listen");
+    assert_eq!(s["family"], if addr.is_ipv4() { "ipv4" } else { "ipv6" });
+    assert_eq!(s["keepidle"], 77);
+    let mut r = if binfmt {
+        restore_binfmt(&image)
+    } else {
+        Proc::spawn("kckpt restore", kckpt_as(prefix).arg("restore").arg(&image))
+    };
+    assert_eq!(tcp_ask(addr, "again"), "echo again");
+    assert_eq!(tcp_ask(addr, "opts"), opts, "the options read back");
+    r.wait_for("served 4", LINE_TIMEOUT, |l| l == "served 4");
+    r.kill();
+}
+
+#[test]
+fn a_tcp_listener_on_ipv4_comes_back_from_its_file() {
+    tcp_comes_back("inet_tcp4", "tcp4", "127.0.0.1", &[], true);
+}
+
+#[test]
+fn a_tcp_listener_on_ipv6_comes_back_with_kckpt_restore() {
+    tcp_comes_back("inet_tcp6", "tcp6", "[::1]", &[], false);
+}
+
+#[test]
+fn a_tcp_listener_comes_back_as_nobody() {
+    require_tool("setpriv");
+    tcp_comes_back("inet_tcp4_nobody", "tcp4", "127.0.0.1", &NOBODY, false);
+}
+
+#[test]
+fn a_port_taken_at_restore_is_refused_in_one_line() {
+    let dir = TestDir::new("inet_taken");
+    let (mut p, port) = start(&[], &["tcp4"]);
+    let image = dir.join("server.kckpt");
+    dump_kills(&mut p, &image);
+    let _thief = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(&format!("(TCP listener 127.0.0.1:{port}): cannot bind 127.0.0.1:{port} again: the port is in use")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_connection_waiting_to_be_accepted_is_refused_at_dump() {
+    let dir = TestDir::new("inet_pending");
+    let (mut p, port) = start(&[], &["tcp4", "noaccept"]);
+    let _waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let image = dir.join("server.kckpt");
+    // The handshake completes in the kernel: wait until it is queued.
+    std::thread::sleep(Duration::from_millis(200));
+    let out = dump_raw(p.pid(), &image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        err.contains(&format!(
+            "(TCP listener 127.0.0.1:{port} with 1 connection(s) waiting to be accepted)"
+        )),
+        "{err}"
+    );
+    assert!(
+        p.exited().is_none(),
+        "a refused dump left the server running"
+    );
+    // With --skip-unsupported: a warning, the listener comes back empty.
+    let out = dump_skip_unsupported(p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("they are lost"), "{err}");
+    assert_eq!(
+        socket_info(&info_json(&image), "tcp listen")["queued_lost"],
+        1
+    );
+    p.wait_exit(Duration::from_secs(10));
+}
+
+#[test]
+fn a_udp_server_comes_back_and_answers() {
+    let dir = TestDir::new("inet_udp");
+    let (mut p, port) = start(&[], &["udp4"]);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let me = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(udp_ask(&me, to, "hi"), "echo hi");
+    let opts = udp_ask(&me, to, "opts");
+    assert!(opts.contains("broadcast 1"), "{opts}");
+    let image = dir.join("udp.kckpt");
+    dump_kills(&mut p, &image);
+    let s = socket_info(&info_json(&image), "udp").clone();
+    assert_eq!(s["state"], "bound");
+    assert_eq!(s["local"], to.to_string());
+    let mut r = restore_binfmt(&image);
+    assert_eq!(udp_ask(&me, to, "again"), "echo again");
+    assert_eq!(udp_ask(&me, to, "opts"), opts);
+    r.kill();
+}
+
+#[test]
+fn a_connected_udp_socket_stays_connected() {
+    let dir = TestDir::new("inet_udpconn");
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer_port = peer.local_addr().unwrap().port().to_string();
+    let (mut p, port) = start(&[], &["udpconn", &peer_port]);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(udp_ask(&peer, to, "hi"), "echo hi");
+    let image = dir.join("udpconn.kckpt");
+    dump_kills(&mut p, &image);
+    let s = socket_info(&info_json(&image), "udp").clone();
+    assert_eq!(s["state"], "connected");
+    assert_eq!(s["peer"], peer.local_addr().unwrap().to_string());
+    let mut r = restore(&image);
+    // A stranger's datagram is not delivered to a connected socket.
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger.send_to(b"stranger", to).unwrap();
+    assert_eq!(udp_ask(&peer, to, "again"), "echo again");
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        stranger.recv_from(&mut [0u8; 64]).is_err(),
+        "the stranger got an answer"
+    );
+    r.wait_for("served 2", LINE_TIMEOUT, |l| l == "served 2");
+    r.kill();
+}
