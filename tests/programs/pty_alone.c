@@ -4,7 +4,7 @@
  * bytes are unread both ways: canonical input lines on the slave ("one",
  * "two", "three" ended by ^D, and one holding a literal ^D typed after
  * ^V) and the echo and output "out1\nout2" on the master.
- * `pty_alone udp` also holds a UDP socket (a dump refuses it).
+ * `pty_alone tcp` also holds a bound TCP socket that does not listen (a dump refuses it).
  * `pty_alone hangup` closes the master instead (the slave, hung up, was
  * its controlling terminal) and reports what a read and a write of the
  * slave return, and its session's terminal.
@@ -71,11 +71,11 @@ int main(int argc, char **argv) {
     usleep(100000);
     if (write(s, out, sizeof out - 1) != sizeof out - 1)
         return 1;
-    if (argc > 1 && !strcmp(argv[1], "udp")) {
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
+    if (argc > 1 && !strcmp(argv[1], "tcp")) {
+        int u = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0) {
-            perror("udp");
+            perror("tcp");
             return 1;
         }
     }

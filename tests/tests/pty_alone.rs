@@ -74,9 +74,9 @@ fn a_process_holding_both_ends_of_a_pair_is_restored_with_its_unread_bytes() {
 fn a_refused_dump_puts_the_unread_bytes_back() {
     let want = reference();
     let dir = TestDir::new("pty_alone_refused");
-    let mut p = start(&["udp"]);
+    let mut p = start(&["tcp"]);
     let out = dump_raw(p.pid(), &dir.join("refused.kckpt"), false);
-    assert_refused("a UDP socket", &out, Some(1), &["udp"]);
+    assert_refused("a TCP socket", &out, Some(1), &["tcp"]);
     assert_eq!(report(&mut p), want, "the pair after the refused dump");
     p.kill();
 }
