@@ -43,6 +43,9 @@ pub struct InetDiag {
     pub wqueue: u32,
     /// Bound device (`SO_BINDTODEVICE`), 0 if none.
     pub ifindex: u32,
+    /// `shutdown(2)` directions (`INET_DIAG_SHUTDOWN`: bit 0 reading,
+    /// bit 1 writing), 0 if none.
+    pub shutdown: u8,
 }
 
 /// `inet_diag` of socket inode `ino` of `family` (`AF_INET`...) and
@@ -115,6 +118,20 @@ fn parse(m: &[u8], ino: u64) -> Option<InetDiag> {
     };
     d.src[..n].copy_from_slice(&m[8..8 + n]);
     d.dst[..n].copy_from_slice(&m[24..24 + n]);
+    // Attributes after the 72-byte message: INET_DIAG_SHUTDOWN (8), which
+    // the kernel always adds.
+    let mut at = 72;
+    while at + 4 <= m.len() {
+        let len = usize::from(u16::from_le_bytes([m[at], m[at + 1]]));
+        let ty = u16::from_le_bytes([m[at + 2], m[at + 3]]);
+        if len < 4 || at + len > m.len() {
+            break;
+        }
+        if ty == 8 && len >= 5 {
+            d.shutdown = m[at + 4];
+        }
+        at += (len + 3) & !3;
+    }
     Some(d)
 }
 
@@ -360,6 +377,16 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
         (false, _) if d.sport == 0 => "UDP socket, not bound".to_owned(),
         (false, _) => format!("UDP socket {local}"),
     };
+    if d.shutdown != 0 {
+        return Err(format!(
+            "{shown} shut down for {} (shutdown(2), not restored)",
+            match d.shutdown & 3 {
+                1 => "reading",
+                2 => "writing",
+                _ => "reading and writing",
+            }
+        ));
+    }
     if d.ifindex != 0 {
         return Err(format!(
             "{shown} bound to a device (SO_BINDTODEVICE, not restored)"
