@@ -5,6 +5,7 @@
 
    MODE       resource                                   ready line
    udp        UDP socket bound to 127.0.0.1 with IP_TOS  ready fd N
+   udp_shut   UDP socket on 127.0.0.1 connected to itself, shut down for writing  ready fd N
               (an option kckpt does not restore)
    inotify    inotify instance with 2 unread events      ready fd N
    io_uring   io_uring instance (raw io_uring_setup)     ready fd N
@@ -61,6 +62,16 @@ int main(int argc, char **argv) {
         if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("bind");
         int tos = 0x10;
         if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) != 0) fail("IP_TOS");
+        printf("ready fd %d\n", fd);
+    } else if (!strcmp(mode, "udp_shut")) {
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0) fail("socket");
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("bind");
+        socklen_t len = sizeof a;
+        if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) fail("getsockname");
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("connect");
+        if (shutdown(fd, SHUT_WR) != 0) fail("shutdown");
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "inotify")) {
         /* An event queued and not read (kckpt cannot save it without

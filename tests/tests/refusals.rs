@@ -136,6 +136,11 @@ fn udp_socket_with_an_option_not_restored_is_refused_or_skipped_as_dev_null() {
 }
 
 #[test]
+fn udp_socket_shut_down_is_refused_or_skipped_as_dev_null() {
+    fd_refused_then_skipped("udp_shut", "UDP socket 127.0.0.1:");
+}
+
+#[test]
 fn unconnected_unix_socket_is_refused_or_skipped_as_dev_null() {
     fd_refused_then_skipped("unix_unconn", "unix socket, not connected");
 }
