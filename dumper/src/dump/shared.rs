@@ -556,7 +556,14 @@ fn pty_slots(
     data.extend_from_slice(&input);
     out.data.push(data);
     use_slot(out, master, master_slot);
-    for d in &slave_descs {
+    slave_slots(out, holder, master_slot, &slave_descs);
+    Ok(())
+}
+
+/// One `PTY_SLAVE` slot per open file description of the slave in
+/// `descs`, of the master at slot `master_slot`, held by `holder`.
+fn slave_slots(out: &mut Sharing, holder: u32, master_slot: u32, descs: &[Vec<Entry>]) {
+    for d in descs {
         let slot = out.slots.len() as u32;
         out.slots.push(TreeSlotRecord {
             kind: slot_kind::PTY_SLAVE,
@@ -569,7 +576,6 @@ fn pty_slots(
         out.data.push(Vec::new());
         use_slot(out, d, slot);
     }
-    Ok(())
 }
 
 /// The slave of a pair whose master was closed everywhere (its devpts
@@ -595,19 +601,7 @@ fn hung_up_slots(nodes: &[Node], slaves: &[Entry], out: &mut Sharing) {
     });
     out.data
         .push(kckpt_image::read::record_bytes(&state).to_vec());
-    for d in descriptions(slaves) {
-        let slot = out.slots.len() as u32;
-        out.slots.push(TreeSlotRecord {
-            kind: slot_kind::PTY_SLAVE,
-            holder,
-            holder_fd: FD_NO_DUP,
-            peer: master_slot,
-            flags: d[0].flags & 0o4003,
-            ..TreeSlotRecord::default()
-        });
-        out.data.push(Vec::new());
-        use_slot(out, &d, slot);
-    }
+    slave_slots(out, holder, master_slot, &descriptions(slaves));
 }
 
 /// Record `entries` as uses of `slot`.
