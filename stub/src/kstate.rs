@@ -96,13 +96,7 @@ pub fn after_memory(img: &Image) -> Result<(), Failure> {
 pub fn loginuid_before_userns(img: &Image) {
     let Some(k) = img.view.kstate else { return };
     if k.flags & kstate_flags::HAVE_LOGINUID != 0 && sys::geteuid() != 0 {
-        let mut digits = [0; 20];
-        let text = crate::report::decimal(k.loginuid.into(), &mut digits);
-        let mut now = [0u8; 24];
-        let now = sys::read_small(b"/proc/self/loginuid\0", &mut now);
-        if now.strip_suffix(b"\n").unwrap_or(now) == text
-            || sys::write_file(b"/proc/self/loginuid\0", text).is_ok()
-        {
+        if set_proc_value(b"/proc/self/loginuid\0", k.loginuid.into(), None) {
             // Inside the namespace the file shows it as the overflow id
             // when it is not mapped there: not read again.
             LOGINUID_SET.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -122,9 +116,15 @@ pub fn loginuid_before_userns(img: &Image) {
 /// The saved loginuid was set before entering the user namespace.
 static LOGINUID_SET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// Write the number to the `/proc/self` file `path` unless it holds it
-/// already; a refusal is a warning naming `what`.
+/// [`set_proc_value`], a refusal being a warning naming `what`.
 fn proc_value(img: &Image, path: &[u8], what: &str, v: i64) {
+    set_proc_value(path, v, Some((img, what)));
+}
+
+/// Write the number to the `/proc/self` file `path` unless it holds it
+/// already; whether it holds it now. A refusal is a warning naming `what`
+/// when `report` is given.
+fn set_proc_value(path: &[u8], v: i64, report: Option<(&Image, &str)>) -> bool {
     let mut digits = [0; 20];
     let digits = crate::report::decimal(v.unsigned_abs(), &mut digits);
     let n = digits.len();
@@ -135,9 +135,12 @@ fn proc_value(img: &Image, path: &[u8], what: &str, v: i64) {
     let now = sys::read_small(path, &mut now);
     let current = now.strip_suffix(b"\n").unwrap_or(now);
     if current == text {
-        return;
+        return true;
     }
-    if let Err(e) = sys::write_file(path, text) {
+    let Err(e) = sys::write_file(path, text) else {
+        return true;
+    };
+    if let Some((img, what)) = report {
         Msg::new()
             .push(img.path)
             .s(": cannot set ")
@@ -149,6 +152,7 @@ fn proc_value(img: &Image, path: &[u8], what: &str, v: i64) {
             .push(current)
             .warn();
     }
+    false
 }
 
 /// Batches of dummy requests submitted at once.
