@@ -187,3 +187,28 @@ pub fn pipe_partner_gone(fd: BorrowedFd<'_>, write_end: bool) -> bool {
         PollFlags::POLLHUP
     })
 }
+
+/// A `NETLINK_SOCK_DIAG` socket that sent one `SOCK_DIAG_BY_FAMILY`
+/// request (`nlmsghdr` with `flags`, then `body`), to read the answers
+/// from.
+pub fn sock_diag_request(flags: u16, body: &[u8]) -> Option<OwnedFd> {
+    use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType};
+    use std::os::fd::AsRawFd;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    let nl = socket::socket(
+        AddressFamily::Netlink,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkSockDiag,
+    )
+    .ok()?;
+    let mut req = Vec::with_capacity(16 + body.len());
+    req.extend_from_slice(&(16 + body.len() as u32).to_le_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
+    req.extend_from_slice(&flags.to_le_bytes());
+    req.extend_from_slice(&1u32.to_le_bytes()); // seq
+    req.extend_from_slice(&0u32.to_le_bytes()); // pid
+    req.extend_from_slice(body);
+    socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
+    Some(nl)
+}

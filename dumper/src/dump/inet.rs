@@ -51,26 +51,13 @@ pub struct InetDiag {
 /// `inet_diag` of socket inode `ino` of `family` (`AF_INET`...) and
 /// protocol (`IPPROTO_TCP`, `IPPROTO_UDP`).
 pub fn diag(family: i32, protocol: i32, ino: u64) -> Option<InetDiag> {
-    use socket::{AddressFamily, SockFlag, SockProtocol, SockType};
-    let nl = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )
-    .ok()?;
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NLM_F_REQUEST_DUMP: u16 = 0x301;
-    let mut req = Vec::with_capacity(72);
-    req.extend_from_slice(&72u32.to_le_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
-    req.extend_from_slice(&NLM_F_REQUEST_DUMP.to_le_bytes());
-    req.extend_from_slice(&1u32.to_le_bytes()); // seq
-    req.extend_from_slice(&0u32.to_le_bytes()); // pid
+    let mut req = Vec::with_capacity(56);
     req.extend_from_slice(&[family as u8, protocol as u8, 0, 0]);
     req.extend_from_slice(&u32::MAX.to_le_bytes()); // all states
     req.extend_from_slice(&[0u8; 48]); // any socket id
-    socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
+    let nl = fdsys::sock_diag_request(NLM_F_REQUEST_DUMP, &req)?;
     let mut buf = vec![0u8; 32768];
     loop {
         let n = socket::recv(nl.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;

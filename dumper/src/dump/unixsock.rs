@@ -42,34 +42,20 @@ pub struct UnixDiag {
 
 /// `sock_diag` of Unix socket inode `ino`.
 pub fn diag(ino: u64) -> Option<UnixDiag> {
-    use socket::{AddressFamily, SockFlag, SockProtocol, SockType};
-    let nl = socket::socket(
-        AddressFamily::Netlink,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkSockDiag,
-    )
-    .ok()?;
-    const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NLM_F_REQUEST: u16 = 1;
     const UDIAG_SHOW_NAME: u32 = 1;
     const UDIAG_SHOW_VFS: u32 = 2;
     const UDIAG_SHOW_PEER: u32 = 4;
     const UDIAG_SHOW_RQLEN: u32 = 16;
     let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
-    let mut req = Vec::with_capacity(40);
-    req.extend_from_slice(&40u32.to_le_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
-    req.extend_from_slice(&NLM_F_REQUEST.to_le_bytes());
-    req.extend_from_slice(&1u32.to_le_bytes()); // seq
-    req.extend_from_slice(&0u32.to_le_bytes()); // pid
+    let mut req = Vec::with_capacity(24);
     req.extend_from_slice(&[1, 0, 0, 0]); // AF_UNIX, protocol, pad
     req.extend_from_slice(&u32::MAX.to_le_bytes()); // all states
     req.extend_from_slice(&(ino as u32).to_le_bytes());
     req.extend_from_slice(&show.to_le_bytes());
     req.extend_from_slice(&u32::MAX.to_le_bytes()); // no cookie
     req.extend_from_slice(&u32::MAX.to_le_bytes());
-    socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
+    let nl = super::fdsys::sock_diag_request(NLM_F_REQUEST, &req)?;
     let mut buf = vec![0u8; 8192];
     let n = socket::recv(nl.as_raw_fd(), &mut buf, MsgFlags::empty()).ok()?;
     parse(buf.get(..n)?)
