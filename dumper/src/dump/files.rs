@@ -14,24 +14,21 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
-use nix::sys::socket::{self, MsgFlags};
 
 use kckpt_image::ghost_fd_kind;
-use kckpt_image::inet::{INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::special_fd_kind;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
-use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
 use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
+mod sockets;
+
 use super::fdsys;
-use super::inet;
 use super::procfs;
 use super::terminal;
 use super::threads::task_ids;
-use super::unixsock;
 use crate::error::{Error, Result};
 
 /// Devices reopened by path.
@@ -327,38 +324,6 @@ pub(super) fn peek_pipe(read_end: &OwnedFd) -> std::io::Result<Vec<u8>> {
     }
     out.truncate(done);
     Ok(out)
-}
-
-/// Bytes waiting in a socket's receive queue (`MSG_PEEK`), and whether
-/// descriptors are in flight among them (`SCM_RIGHTS`: the peek installs
-/// copies in this process, closed at once; kckpt cannot send them again).
-fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<(Vec<u8>, bool)>> {
-    use std::io::IoSliceMut;
-    let mut buf = vec![0u8; 16 << 20];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let got = socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-    );
-    let (n, rights) = match got {
-        Ok(msg) => {
-            let mut rights = false;
-            for c in msg.cmsgs()? {
-                if let socket::ControlMessageOwned::ScmRights(fds) = c {
-                    rights = true;
-                    fds.into_iter().for_each(fdsys::close_received);
-                }
-            }
-            (msg.bytes, rights)
-        }
-        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    buf.truncate(n);
-    Ok(Some((buf, rights)))
 }
 
 fn read_memfd(file: &fs::File, size: u64) -> std::io::Result<Vec<u8>> {
@@ -1193,154 +1158,17 @@ pub fn collect(
                 }
             }
             fd_kind::SOCKETPAIR => {
+                let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
                 let copy = getfd(files.fds[i].rec.fd as i32)?;
-                let opt = |o| fdsys::sockopt_int(copy.as_raw_fd(), o).unwrap_or(-1);
-                use nix::libc;
-                let (domain, ty, proto) = (
-                    opt(libc::SO_DOMAIN),
-                    opt(libc::SO_TYPE),
-                    opt(libc::SO_PROTOCOL),
-                );
-                let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
-                let tcp = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM;
-                let udp = proto == libc::IPPROTO_UDP && ty == libc::SOCK_DGRAM;
-                let what = if inet && (tcp || udp) {
-                    // (1.5) TCP listeners and UDP sockets.
-                    let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
-                    let outside = unixsock::outside_holder(ino, pid, tree_pids);
-                    // Sockets not bound are in no table sock_diag reads.
-                    let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy));
-                    let got = match diag {
-                        Some(_) if outside.is_some() => {
-                            let (p, comm) = outside.unwrap_or_default();
-                            Err(format!(
-                                "{} socket also held by pid {p} ({comm}), outside the dump",
-                                if tcp { "TCP" } else { "UDP" }
-                            ))
-                        }
-                        Some(d) => inet::record(&copy, tcp, &d),
-                        None => Err(format!(
-                            "{} socket sock_diag does not report",
-                            if tcp { "TCP" } else { "UDP" }
-                        )),
-                    };
-                    match got {
-                        Ok((r, lost)) => {
-                            files.fds[i].rec.kind = if tcp {
-                                INET_LISTEN_FD_KIND
-                            } else {
-                                UDP_FD_KIND
-                            };
-                            files.fds[i].rec.args = [u64::from(r.family), 0, 0, 0];
-                            let shown = inet::shown(tcp, &r);
-                            let mut r = r;
-                            if lost > 0 {
-                                let what = if tcp {
-                                    format!(
-                                        "{shown} with {lost} connection(s) waiting to be accepted"
-                                    )
-                                } else {
-                                    format!("{shown} with queued datagrams ({lost} bytes)")
-                                };
-                                lossy.push((files.fds[i].rec.fd as i32, what));
-                                r.lost = lost;
-                            }
-                            files.fds[i].path = r.encode().to_vec();
-                            continue;
-                        }
-                        Err(what) => Some(what),
-                    }
-                } else if inet && ty == libc::SOCK_STREAM {
-                    Some("TCP socket".to_owned())
-                } else if inet && ty == libc::SOCK_DGRAM {
-                    Some("UDP socket".to_owned())
-                } else if inet {
-                    Some(format!("inet socket of type {ty}, protocol {proto}"))
-                } else if domain == libc::AF_UNIX {
-                    let ty = ty as u32;
-                    let diag = unixsock::diag(ino);
-                    if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
-                        let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
-                        let outside = unixsock::outside_holder(ino, pid, tree_pids);
-                        let got = match outside {
-                            Some((p, comm)) => Err(format!(
-                                "listening unix socket also held by pid {p} ({comm}), \
-                                 outside the dump"
-                            )),
-                            None => unixsock::listener(pid, &copy, d),
-                        };
-                        match got {
-                            Ok((name, args)) => {
-                                files.fds[i].rec.kind = UNIX_LISTEN_FD_KIND;
-                                files.fds[i].rec.args = args;
-                                files.fds[i].path = name;
-                            }
-                            Err(what) => {
-                                classes[i] = Class::Unsupported(what);
-                                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-                            }
-                        }
-                        continue;
-                    }
-                    if let Some(what) = diag.as_ref().and_then(|d| {
-                        let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
-                        unixsock::accepted_refusal(d, pid, tree_pids)
-                    }) {
-                        classes[i] = Class::Unsupported(what);
-                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-                        continue;
-                    }
-                    let peer = diag.map(|d| (d.peer, d.name.is_some()));
-                    // Inode 0 is no socket: the socket is not connected.
-                    let peer_fd = peer
-                        .filter(|&(p, named)| !named && p != 0)
-                        .and_then(|(p, _)| index_of_ino(&files.fds, p, i, None))
-                        .filter(|&j| files.fds[j].rec.kind == fd_kind::SOCKETPAIR);
-                    match peer_fd {
-                        Some(j) if p_ok(ty) => {
-                            files.fds[i].rec.peer = files.fds[j].rec.fd;
-                            files.fds[i].rec.args[0] = u64::from(ty);
-                            None
-                        }
-                        _ if peer.is_some_and(|(_, named)| named) => {
-                            Some("named unix socket".to_owned())
-                        }
-                        _ if peer.is_some_and(|(p, _)| p == 0) => {
-                            Some("unix socket, not connected".to_owned())
-                        }
-                        _ => Some("unix socket connected outside the process".to_owned()),
-                    }
-                } else {
-                    Some(format!("socket of family {domain}"))
-                };
-                if let Some(what) = what {
-                    classes[i] = Class::Unsupported(what);
-                    files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-                    continue;
-                }
-                let queued = peek_socket(&copy).map_err(|e| Error::Unsupported {
+                sockets::classify(
+                    &mut files.fds,
+                    &mut classes,
+                    &mut lossy,
+                    i,
                     pid,
-                    reason: format!(
-                        "cannot read the socket at fd {}: {}",
-                        files.fds[i].rec.fd,
-                        crate::error::io_text(&e)
-                    ),
-                })?;
-                let stream = files.fds[i].rec.args[0] == 1;
-                match queued {
-                    Some((_, true)) => {
-                        classes[i] = Class::Unsupported(
-                            "socketpair with descriptors in flight, SCM_RIGHTS".into(),
-                        );
-                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-                    }
-                    Some((bytes, false)) if stream => files.fds[i].data = bytes,
-                    Some(_) => {
-                        classes[i] = Class::Unsupported("socketpair with unread datagrams".into());
-                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-                    }
-                    None => {}
-                }
+                    tree_pids,
+                    copy,
+                )?;
             }
             fd_kind::MEMFD => {
                 let same = files.fds[..i].iter().position(|f| {
@@ -1754,12 +1582,6 @@ fn reopen_of(fds: &mut [Fd], i: usize, j: usize) {
     f.rec.peer = FD_NO_DUP;
     f.path = path;
     f.data.clear();
-}
-
-/// Socket types of a socketpair kckpt restores: stream, datagram,
-/// seqpacket.
-fn p_ok(ty: u32) -> bool {
-    matches!(ty, 1 | 2 | 5)
 }
 
 impl Files {
