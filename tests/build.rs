@@ -51,6 +51,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),
     ("EXT_READER", "ext_reader.c", &["-fPIE", "-pie"]),
     ("TREE_SHARE", "tree_share.c", &["-fPIE", "-pie"]),
+    ("TREE_DEDUP", "tree_dedup.c", &["-fPIE", "-pie"]),
     ("TREER_TREE", "treer_tree.c", &["-fPIE", "-pie"]),
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),

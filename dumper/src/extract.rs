@@ -2,7 +2,9 @@
 //! process tree (format 1.4), for `gdb PROGRAM OUT` or `kckpt info OUT`.
 //!
 //! - A process with a sub-image: the sub-image's bytes as they are (its
-//!   offsets are relative to its own start).
+//!   offsets are relative to its own start); when it shares pages with
+//!   earlier processes of the tree (format 1.5), those are copied in and
+//!   its metadata rewritten, so the result stands alone.
 //! - The root (the image's own process): the image without its four tree
 //!   notes (the checksum note shrinks with them and the metadata is
 //!   resealed), without the sub-images and the pipe data of the tree's
@@ -69,9 +71,16 @@ pub fn extract(path: &Path, pid: u32, out: &Path) -> Result<()> {
         source,
     };
     match chosen {
-        Selected::Sub { part, .. } => {
-            copy_data(&part, 0..part.len, &file).map_err(werr)?;
-            file.set_len(part.len).map_err(werr)?;
+        Selected::Sub { part, index } => {
+            let name = crate::info_tree::sub_name(path, index, &view);
+            let sub = load(&part, &name)?;
+            let (sview, _) = checked(&sub, &name)?;
+            if sview.page_refs.is_empty() {
+                copy_data(&part, 0..part.len, &file).map_err(werr)?;
+                file.set_len(part.len).map_err(werr)?;
+            } else {
+                with_shared_pages(&whole, &part, &sub, &sview, &file).map_err(werr)?;
+            }
         }
         Selected::Own if view.tree.is_none() => {
             copy_data(&whole, 0..whole.len, &file).map_err(werr)?;
@@ -140,6 +149,195 @@ fn root_without_tree(
     for keep in complement(0..end, skip) {
         copy_data(whole, keep, out)?;
     }
+    out.write_all_at(&ehdr[..EHDR_SIZE], 0)?;
+    out.write_all_at(&notes, notes_at)?;
+    out.write_all_at(&phdrs, phoff)?;
+    out.set_len(phoff + phdrs.len() as u64)
+}
+
+/// Write the sub-image `part` (its metadata `sub`, view `view`) of the
+/// tree image `whole` as a standalone image to `out`, with the pages it
+/// shares with earlier processes (format 1.5) copied in: its data as it
+/// is, each shared page at its place in its memory area's region (the
+/// writer gives every area with stored pages a region as large as the
+/// area; an area with none gets one after the data), then the notes with
+/// the merged runs, without `NT_KCKPT_PAGE_REFS`, their checksums
+/// (the runs' data checksums computed again) and the program headers
+/// rewritten.
+fn with_shared_pages(
+    whole: &Part<'_>,
+    part: &Part<'_>,
+    sub: &Loaded,
+    view: &ImageView<'_>,
+    out: &File,
+) -> io::Result<()> {
+    use kckpt_image::checksum::chunk_sum;
+    use kckpt_image::pagerefs::NT_KCKPT_PAGE_REFS;
+    use kckpt_image::records::{RunRecord, VmaRecord, NT_KCKPT_RUNS, NT_KCKPT_VMAS};
+    let bad = |e: kckpt_image::FormatError| io::Error::other(e.to_string());
+    let page = u64::from(view.header.page_size);
+    let (note_off, _) = kckpt_image::read::note_segment(&sub.phdrs, sub.file_len).map_err(bad)?;
+    copy_data(part, 0..note_off, out)?;
+    let mut next = note_off.next_multiple_of(page);
+    let mut vmas: Vec<VmaRecord> = Vec::new();
+    let mut runs: Vec<RunRecord> = Vec::new();
+    let mut buf = vec![0u8; BUF];
+    for vma in view.vmas.iter() {
+        let old: Vec<RunRecord> = view.runs_of(&vma).collect();
+        let refs: Vec<_> = view
+            .page_refs
+            .iter()
+            .filter(|r| r.start >= vma.start && r.start < vma.end)
+            .collect();
+        let mut v = vma;
+        v.first_run = runs.len() as u32;
+        if refs.is_empty() {
+            runs.extend_from_slice(&old);
+            vmas.push(v);
+            continue;
+        }
+        // The area's region: where its runs are, or a new one.
+        let base = match old.first() {
+            Some(r) => r.offset - (r.start - vma.start),
+            None => {
+                let b = next;
+                next += vma.end - vma.start;
+                b
+            }
+        };
+        if old.iter().any(|r| r.offset - (r.start - vma.start) != base) {
+            return Err(io::Error::other(
+                "a memory area's pages are not stored linearly: cannot add its shared pages",
+            ));
+        }
+        let mut merged: Vec<RunRecord> = old;
+        for r in &refs {
+            let at = base + (r.start - vma.start);
+            let mut done = 0u64;
+            while done < r.len {
+                let n = (r.len - done).min(BUF as u64) as usize;
+                whole.read_exact_at(&mut buf[..n], r.outer_offset + done)?;
+                out.write_all_at(&buf[..n], at + done)?;
+                done += n as u64;
+            }
+            merged.push(RunRecord {
+                start: r.start,
+                len: r.len,
+                offset: at,
+            });
+        }
+        merged.sort_by_key(|r| r.start);
+        let first = runs.len();
+        for r in merged {
+            match runs[first..].last_mut() {
+                Some(l) if l.start + l.len == r.start && l.offset + l.len == r.offset => {
+                    l.len += r.len
+                }
+                _ => runs.push(r),
+            }
+        }
+        v.run_count = (runs.len() - first) as u32;
+        v.stored_bytes = runs[first..].iter().map(|r| r.len).sum();
+        vmas.push(v);
+    }
+    let data_end = next;
+    // Data checksums: the runs' again (read back), the others as they were.
+    let desc = note_spans(&sub.notes)
+        .find(|(n, _)| n.is(NOTE_OWNER, NT_KCKPT_CHECKSUMS))
+        .map(|(n, _)| n.desc)
+        .ok_or_else(|| io::Error::other("no checksum note"))?;
+    let mut record: ChecksumsRecord =
+        read_record(desc).ok_or_else(|| io::Error::other("short checksum note"))?;
+    let data_at = record.sums_offset as usize + 4 * record.note_count as usize;
+    let old_data = desc
+        .get(data_at..desc.len().saturating_sub(4))
+        .ok_or_else(|| io::Error::other("short checksum note"))?;
+    let mut data = Vec::new();
+    if record.flags & checksum_flags::NO_DATA == 0 {
+        let chunk = 1usize << record.chunk_shift;
+        let old_runs: u64 = view
+            .runs
+            .iter()
+            .map(|r| chunk_count(r.len, record.chunk_shift))
+            .sum();
+        let rest = old_data
+            .get(4 * old_runs as usize..)
+            .ok_or_else(|| io::Error::other("short checksum note"))?;
+        let mut piece = vec![0u8; chunk];
+        for r in &runs {
+            let mut done = 0u64;
+            while done < r.len {
+                let n = (r.len - done).min(chunk as u64) as usize;
+                out.read_exact_at(&mut piece[..n], r.offset + done)?;
+                data.extend_from_slice(&chunk_sum(&piece[..n]).to_le_bytes());
+                done += n as u64;
+            }
+        }
+        data.extend_from_slice(rest);
+    }
+    // The notes: VMAs and runs replaced, the references dropped.
+    let mut notes = Vec::with_capacity(sub.notes.len());
+    let mut kept = 0usize;
+    let table = |bytes: &mut Vec<u8>, kind: u32, recs: &[u8]| {
+        let mut b = kckpt_image_write::NoteBuf::default();
+        b.push(NOTE_OWNER, kind, recs);
+        bytes.extend_from_slice(b.as_bytes());
+    };
+    for (note, span) in note_spans(&sub.notes) {
+        if note.owner == NOTE_OWNER {
+            match note.kind {
+                NT_KCKPT_CHECKSUMS | NT_KCKPT_PAGE_REFS => continue,
+                NT_KCKPT_VMAS => {
+                    let b: Vec<u8> = vmas.iter().flat_map(|v| record_bytes(v).to_vec()).collect();
+                    table(&mut notes, NT_KCKPT_VMAS, &b);
+                    kept += 1;
+                    continue;
+                }
+                NT_KCKPT_RUNS => {
+                    let b: Vec<u8> = runs.iter().flat_map(|r| record_bytes(r).to_vec()).collect();
+                    table(&mut notes, NT_KCKPT_RUNS, &b);
+                    kept += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        notes.extend_from_slice(span);
+        kept += 1;
+    }
+    record.note_count = kept as u32;
+    record.data_count = (data.len() / 4) as u32;
+    let mut new = record_bytes(&record).to_vec();
+    new.resize(record.sums_offset as usize + 4 * kept, 0);
+    new.extend_from_slice(&data);
+    new.extend_from_slice(&[0; 4]);
+    table(&mut notes, NT_KCKPT_CHECKSUMS, &new);
+    // Program headers: the note segment's new place, each area's data.
+    let notes_at = data_end;
+    let phoff = (notes_at + notes.len() as u64).next_multiple_of(8);
+    let mut phdrs = sub.phdrs.clone();
+    let mut loads = vmas.iter();
+    for (k, p) in program_headers(&sub.phdrs).enumerate() {
+        let at = k * PHDR_SIZE;
+        if p.p_type == PT_NOTE {
+            phdrs[at + 8..at + 16].copy_from_slice(&notes_at.to_le_bytes());
+            phdrs[at + 32..at + 40].copy_from_slice(&(notes.len() as u64).to_le_bytes());
+        } else if p.p_type == PT_LOAD {
+            let v = loads
+                .next()
+                .filter(|v| v.start == p.p_vaddr)
+                .ok_or_else(|| io::Error::other("program headers do not match the memory areas"))?;
+            let (offset, filesz) = match runs.get(v.first_run as usize) {
+                Some(r) if v.run_count > 0 => (r.offset - (r.start - v.start), v.end - v.start),
+                _ => (0, 0),
+            };
+            phdrs[at + 8..at + 16].copy_from_slice(&offset.to_le_bytes());
+            phdrs[at + 32..at + 40].copy_from_slice(&filesz.to_le_bytes());
+        }
+    }
+    let mut ehdr = sub.ehdr.clone();
+    ehdr[32..40].copy_from_slice(&phoff.to_le_bytes());
+    kckpt_image_write::reseal_parts(&ehdr, &phdrs, &mut notes)?;
     out.write_all_at(&ehdr[..EHDR_SIZE], 0)?;
     out.write_all_at(&notes, notes_at)?;
     out.write_all_at(&phdrs, phoff)?;

@@ -133,7 +133,9 @@ pub(crate) fn load(part: &Part<'_>, path: &Path) -> Result<Loaded> {
     let mut notes = vec![0u8; size as usize];
     part.read_exact_at(&mut notes, off).map_err(open_err)?;
     // Validate now (checksums first) so callers only see good images.
-    check_image(&ehdr, &table, &notes, machine, file_len).map_err(bad)?;
+    let (view, _) = check_image(&ehdr, &table, &notes, machine, file_len).map_err(bad)?;
+    // Pages shared with earlier processes of a tree lie before the image.
+    kckpt_image::pagerefs::check_base(&view, part.base).map_err(bad)?;
     Ok(Loaded {
         ehdr,
         phdrs: table,
@@ -493,9 +495,9 @@ pub fn render_process(
         crate::info_verify::verify_data(&whole, path, &view, s)?;
         data = crate::info_verify::DataState::Ok;
     }
-    crate::info_tree::check_subimages(&whole, path, &view, verify)?;
+    let shared = crate::info_tree::check_subimages(&whole, path, &view, verify)?;
     let show = if as_json { Show::Json } else { Show::Text };
-    let tree = crate::info_tree::describe(&view, show, &whole);
+    let tree = crate::info_tree::describe(&view, show, &whole, &shared);
     let chosen = match pid {
         Some(pid) => crate::info_tree::select(&whole, &view, path, pid)?,
         None => crate::info_tree::Selected::Own,

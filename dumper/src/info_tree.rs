@@ -126,13 +126,16 @@ pub(crate) fn image_sum(notes: &[u8]) -> Option<u32> {
 /// single-process image): its metadata and registers as for any image,
 /// its `image_sum`, that it is the process its record says (pid, thread
 /// count, architecture) and holds no tree itself; with `verify`, its data
-/// checksums too. The first bad one is named.
+/// checksums too. The first bad one is named. Returns, by process index,
+/// how many page references (format 1.5) its sub-image has and how many
+/// bytes of memory they cover.
 pub(crate) fn check_subimages(
     whole: &Part<'_>,
     path: &Path,
     view: &ImageView<'_>,
     verify: bool,
-) -> Result<()> {
+) -> Result<Vec<(u64, u64)>> {
+    let mut shared = vec![(0, 0); view.tree_procs.len()];
     for (index, p) in view.tree_procs.iter().enumerate().skip(1) {
         if p.state != proc_state::LIVE {
             continue;
@@ -162,8 +165,15 @@ pub(crate) fn check_subimages(
         if let Some(s) = sums.as_ref().filter(|s| verify && s.has_data()) {
             crate::info_verify::verify_data(&part, &name, &sview, s)?;
         }
+        if verify {
+            crate::info_verify::verify_shared(whole, &name, &sview)?;
+        }
+        shared[index] = (
+            sview.page_refs.len() as u64,
+            kckpt_image::pagerefs::shared_bytes(&sview),
+        );
     }
-    Ok(())
+    Ok(shared)
 }
 
 /// The path of a `FILE` slot (its data), lossily.
@@ -191,7 +201,13 @@ fn slot_kind_name(kind: u32) -> &'static str {
 /// The `tree` object of `kckpt info --json` (null for a single-process
 /// image); and, for an image holding descriptors shared with a tree it no
 /// longer has (an extracted sub-image), `{"shared_fds": [...]}`.
-pub(crate) fn describe(view: &ImageView<'_>, show: Show, whole: &crate::info::Part<'_>) -> Value {
+/// `shared`: what [`check_subimages`] returned.
+pub(crate) fn describe(
+    view: &ImageView<'_>,
+    show: Show,
+    whole: &crate::info::Part<'_>,
+    shared: &[(u64, u64)],
+) -> Value {
     let Some(t) = view.tree else {
         let shared: Vec<Value> = view
             .fds
@@ -227,6 +243,8 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show, whole: &crate::info::Pa
                 "exit_signal": p.exit_signal,
                 "image_offset": (live && i > 0).then_some(p.image_offset),
                 "image_len": (live && i > 0).then_some(p.image_len),
+                "shared_bytes": (live && i > 0)
+                    .then(|| shared.get(i).map_or(0, |s| s.1)),
             })
         })
         .collect();
@@ -282,7 +300,18 @@ pub(crate) fn describe(view: &ImageView<'_>, show: Show, whole: &crate::info::Pa
     } else {
         "pid"
     };
+    // Pages of a process stored once, by an earlier process (format 1.5):
+    // what they would have taken, less their records.
+    let page = u64::from(view.header.page_size);
+    let (records, bytes) = shared.iter().fold((0, 0), |(r, b), s| (r + s.0, b + s.1));
+    let record_size = core::mem::size_of::<kckpt_image::pagerefs::PageRefRecord>() as u64;
     json!({
+        "shared_pages": {
+            "pages": bytes / page,
+            "bytes": bytes,
+            "records": records,
+            "saved_bytes": bytes.saturating_sub(records * record_size),
+        },
         "dumped_by": mode,
         "process_count": t.procs,
         "slot_base": t.slot_base,
@@ -360,6 +389,15 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
             dash(&p["threads"]),
             state,
             size
+        );
+    }
+    let shared = &d["shared_pages"];
+    if shared["pages"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            out,
+            "  pages shared between processes: {} ({:.1} MiB saved)",
+            shared["pages"],
+            shared["saved_bytes"].as_u64().unwrap_or(0) as f64 / (1u64 << 20) as f64
         );
     }
     for s in d["slots"].as_array().into_iter().flatten() {

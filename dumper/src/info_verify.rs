@@ -134,3 +134,37 @@ pub fn format_text(out: &mut String, d: &Value) {
     };
     let _ = writeln!(out, "checksums:      {text}");
 }
+
+/// Check the bytes every page reference of the sub-image `view` (format
+/// 1.5) names in the whole file `whole` against the reference's checksum.
+pub(crate) fn verify_shared(whole: &Part<'_>, path: &Path, view: &ImageView<'_>) -> Result<()> {
+    let mut buf = vec![0u8; READ as usize];
+    for r in view.page_refs.iter() {
+        let mut hasher = kckpt_image::checksum::ChunkHasher::new();
+        let mut done = 0u64;
+        while done < r.len {
+            let n = (r.len - done).min(READ);
+            let piece = &mut buf[..n as usize];
+            whole
+                .read_exact_at(piece, r.outer_offset + done)
+                .map_err(|source| Error::OpenImage {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            hasher.update(piece);
+            done += n;
+        }
+        if hasher.finish(&[]) != r.sum {
+            return Err(Error::CorruptData {
+                path: path.to_path_buf(),
+                what: format!(
+                    "memory {:#x}-{:#x} shared with an earlier process, at file offset {}",
+                    r.start,
+                    r.start + r.len,
+                    r.outer_offset
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -133,6 +133,10 @@ pub struct ImageMetadata {
     /// The process tree (format 1.4): only in the image of a tree's first
     /// process; `None` for a single-process image.
     pub tree: Option<TreeMeta>,
+    /// Pages stored by earlier processes of a tree (format 1.5,
+    /// `NT_KCKPT_PAGE_REFS`): only in a sub-image; sorted, not written
+    /// when empty.
+    pub page_refs: Vec<kckpt_image::pagerefs::PageRefRecord>,
 }
 
 /// The tree notes (format 1.4, `kckpt_image::tree`).
@@ -556,6 +560,11 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
     // Present even when empty.
     n.push(NOTE_OWNER, NT_KCKPT_VMAS, &table_bytes(&meta.vmas));
     n.push(NOTE_OWNER, NT_KCKPT_RUNS, &table_bytes(&meta.runs));
+    push_table(
+        &mut n,
+        kckpt_image::pagerefs::NT_KCKPT_PAGE_REFS,
+        &meta.page_refs,
+    );
     encode_files(&mut n, &meta.files);
     encode_kstate(&mut n, &meta.kstate);
     if let Some(t) = &meta.tree {

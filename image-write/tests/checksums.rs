@@ -153,6 +153,7 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
         timers: Default::default(),
         kstate: Default::default(),
         tree: None,
+        page_refs: Vec::new(),
     };
     common::finish_and_read(writer, meta, &path)
 }

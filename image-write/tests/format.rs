@@ -114,6 +114,7 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
         timers: Default::default(),
         kstate: Default::default(),
         tree: None,
+        page_refs: Vec::new(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

@@ -163,6 +163,7 @@ fn image(name: &str, edit: impl FnOnce(&mut Vec<VmaRecord>, &mut FilesMeta)) -> 
         timers: Default::default(),
         kstate: Default::default(),
         tree: None,
+        page_refs: Vec::new(),
     };
     common::finish_and_read(writer, meta, &path)
 }

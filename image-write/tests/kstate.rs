@@ -150,6 +150,7 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
             cgroup_props,
         },
         tree: None,
+        page_refs: Vec::new(),
     };
     common::finish_and_read(writer, meta, &path)
 }

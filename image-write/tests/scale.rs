@@ -64,6 +64,7 @@ fn many_threads_and_pending_signals_are_checked_in_linear_time() {
         timers: Default::default(),
         kstate: Default::default(),
         tree: None,
+        page_refs: Vec::new(),
     };
     let bytes = common::finish_and_read(writer, meta, &path);
 

@@ -161,6 +161,7 @@ fn sample() -> Vec<u8> {
         timers: Default::default(),
         kstate: Default::default(),
         tree: None,
+        page_refs: Vec::new(),
     };
     common::finish_and_read(writer, meta, &path)
 }

@@ -409,6 +409,31 @@ impl ChunkHasher {
     }
 }
 
+/// The raw lane states of `body` (a multiple of [`BLOCK`] bytes) from
+/// the state 0: CRC-32C is linear, so the lanes of a concatenation follow
+/// from those of its parts (`kckpt dump` combines the pages of a shared
+/// range this way, format 1.5) and [`finish_lanes`] gives its
+/// [`chunk_sum`].
+pub fn zero_lanes(body: &[u8]) -> [u32; LANES] {
+    let whole = body.len() - body.len() % BLOCK;
+    let mut l = [0; LANES];
+    lanes(&mut l, &body[..whole], engine());
+    l
+}
+
+/// Continue a raw (not inverted) CRC-32C state over `bytes` (table; for
+/// short inputs).
+pub fn crc32c_raw(crc: u32, bytes: &[u8]) -> u32 {
+    update_sw(crc, bytes)
+}
+
+/// The [`chunk_sum`] of a byte string whose four raw lane states (from
+/// the initial `!0`) are `lanes` and whose length is a multiple of
+/// [`BLOCK`].
+pub fn finish_lanes(lanes: &[u32; LANES]) -> u32 {
+    combine(lanes, &[])
+}
+
 /// The final step of a chunk: the CRC-32C of the lane values and `tail`.
 fn combine(lanes: &[u32; LANES], tail: &[u8]) -> u32 {
     let mut bytes = [0u8; 4 * LANES];

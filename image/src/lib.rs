@@ -22,6 +22,7 @@ pub mod inet;
 pub mod inotify;
 pub mod kstate;
 pub mod locks;
+pub mod pagerefs;
 pub mod read;
 pub mod records;
 pub mod selffd;

@@ -614,6 +614,9 @@ pub struct ImageView<'a> {
     pub tree_slots: RecordTable<'a, crate::tree::TreeSlotRecord>,
     /// Which descriptor of which process is which slot.
     pub tree_uses: RecordTable<'a, crate::tree::TreeUseRecord>,
+    /// Pages stored by earlier processes of the tree (format 1.5; empty
+    /// but in a sub-image that shares pages).
+    pub page_refs: RecordTable<'a, crate::pagerefs::PageRefRecord>,
     strings: &'a [u8],
     notes: &'a [u8],
 }
@@ -666,6 +669,7 @@ impl<'a> ImageView<'a> {
         let (mut guards, mut inotify, mut fowners) = (None, None, None);
         let (mut tree, mut tree_procs, mut tree_slots, mut tree_uses) = (None, None, None, None);
         let mut checksums = None;
+        let mut page_refs = None;
         let (mut kstate, mut aio, mut cgroups) = (None, None, None);
         let mut cgroup_props = None;
         let mut thread_notes = 0u32;
@@ -737,6 +741,9 @@ impl<'a> ImageView<'a> {
                     crate::tree::NT_KCKPT_TREE_USES => {
                         take_unique(&mut tree_uses, note.desc, "tree uses")?
                     }
+                    crate::pagerefs::NT_KCKPT_PAGE_REFS => {
+                        take_unique(&mut page_refs, note.desc, "shared pages")?
+                    }
                     _ => {}
                 }
             } else if note.is(CORE_OWNER, nt::AUXV) {
@@ -798,6 +805,7 @@ impl<'a> ImageView<'a> {
             tree_procs: RecordTable::new(tree_procs.unwrap_or(&[]), "tree processes")?,
             tree_slots: RecordTable::new(tree_slots.unwrap_or(&[]), "tree slots")?,
             tree_uses: RecordTable::new(tree_uses.unwrap_or(&[]), "tree uses")?,
+            page_refs: RecordTable::new(page_refs.unwrap_or(&[]), "shared pages")?,
             strings: strings.ok_or(FormatError::MissingNote("strings"))?,
             notes,
         };
@@ -812,6 +820,7 @@ impl<'a> ImageView<'a> {
         crate::inotify::validate(&view)?;
         crate::guards::validate(&view)?;
         crate::tree::validate(&view, file_len)?;
+        crate::pagerefs::validate(&view)?;
         let mut threads = 0u32;
         for thread in view.threads() {
             if thread.prstatus.is_empty() {

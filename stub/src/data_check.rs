@@ -10,7 +10,8 @@
 //! rebuilt ends the restore with one line too, but the process is lost.
 #![allow(unsafe_code)] // Checking memory the stub has just filled.
 
-use kckpt_image::checksum::{chunk_count, chunk_sum, Sums};
+use kckpt_image::checksum::{chunk_count, chunk_sum, ChunkHasher, Sums};
+use kckpt_image::pagerefs::PageRefRecord;
 use kckpt_image::{RunRecord, VmaRecord, MAX_CHUNK_SHIFT};
 
 use crate::load::Image;
@@ -134,6 +135,63 @@ pub unsafe fn read_checked(
     Ok(done)
 }
 
+/// Read the pages of `r` (a reference to pages an earlier process of the
+/// tree stored, format 1.5) from the file at its outer offset into memory
+/// at `dest`, checking them against its checksum.
+///
+/// # Safety
+/// `[dest, dest + r.len)` must be writable memory nothing else uses.
+pub unsafe fn read_shared(fd: usize, r: &PageRefRecord, dest: usize) -> Result<bool, Errno> {
+    let len = r.len as usize;
+    let mut hasher = ChunkHasher::new();
+    let mut done = 0usize;
+    while done < len {
+        let n = READ_PIECE.min(len - done);
+        // SAFETY: inside the caller's range.
+        let got = unsafe { sys::pread_raw(fd, dest + done, n, r.outer_offset + done as u64) }?;
+        if got != n {
+            return Err(Errno(linux_raw_sys::errno::EIO));
+        }
+        // SAFETY: the `n` bytes were just read into the caller's range.
+        hasher.update(unsafe { core::slice::from_raw_parts((dest + done) as *const u8, n) });
+        done += n;
+    }
+    Ok(hasher.finish(&[]) == r.sum)
+}
+
+/// `image is corrupt (memory START-END shared with an earlier process at
+/// file offset N does not match its checksum)`.
+fn shared_corrupt(m: &mut Msg, r: &PageRefRecord) {
+    m.s("image is corrupt (memory ")
+        .hex(r.start)
+        .s("-")
+        .hex(r.start + r.len)
+        .s(" shared with an earlier process, at file offset ")
+        .dec(r.outer_offset)
+        .s(", does not match its checksum)");
+}
+
+/// Read the shared pages of `vma` into it (built at `addr`); a mismatch
+/// ends the restore with one line (the address space is replaced).
+pub fn read_shared_pages(img: &Image, vma: &VmaRecord, addr: usize) -> Result<(), Errno> {
+    for r in img.view.page_refs.iter() {
+        if r.start < vma.start || r.start >= vma.end {
+            continue;
+        }
+        let dest = addr + (r.start - vma.start) as usize;
+        // SAFETY: inside the VMA just created, writable, used by nothing
+        // else (validation put the reference inside this VMA).
+        if !unsafe { read_shared(img.fd, &r, dest) }? {
+            let mut m = Msg::new();
+            m.push(img.path)
+                .s(": restore failed after the address space was replaced: ");
+            shared_corrupt(&mut m, &r);
+            m.fail()
+        }
+    }
+    Ok(())
+}
+
 /// Append `memory START-END (NAME) at file offset N` for `len` bytes at
 /// address `addr` of `vma`.
 fn memory_text(m: &mut Msg, img: &Image, vma: &VmaRecord, addr: u64, len: u64, offset: u64) {
@@ -240,6 +298,29 @@ pub fn up_front(img: &Image, memory: bool) {
                 }
             }
             next += chunk_count(run.len, shift);
+        }
+    }
+    if memory {
+        for r in img.view.page_refs.iter() {
+            let mut ok = true;
+            let mut done = 0u64;
+            let mut hasher = ChunkHasher::new();
+            while done < r.len {
+                let n = (r.len - done).min(buf.len() as u64) as usize;
+                match sys::pread(img.fd, &mut buf[..n], r.outer_offset + done) {
+                    Ok(got) if got == n => hasher.update(&buf[..n]),
+                    Ok(_) => crate::load::refuse(img.path, "image is truncated"),
+                    Err(e) => Msg::new().s("cannot read ").push(img.path).errno(e).fail(),
+                }
+                done += n as u64;
+            }
+            ok &= hasher.finish(&[]) == r.sum;
+            if !ok {
+                let mut m = Msg::new();
+                m.push(img.path).s(": ");
+                shared_corrupt(&mut m, &r);
+                m.fail();
+            }
         }
     }
     for fd in img.view.fds.iter() {

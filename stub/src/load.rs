@@ -118,6 +118,8 @@ pub fn read_view<'a>(
     let notes: &'a [u8] = notes;
     // Every metadata checksum, then the structure.
     let (view, sums) = check_image(&ehdr, table, notes, kckpt_arch::ELF_MACHINE, len)?;
+    // Pages shared with earlier processes of a tree lie before the image.
+    kckpt_image::pagerefs::check_base(&view, base)?;
     Ok((view, sums, notes))
 }
 

@@ -242,11 +242,18 @@ fn rebuild(
     let len = (vma.end - vma.start) as usize;
     let shared = vma.flags & vma_flags::SHARED != 0;
     let has_runs = vma.run_count > 0;
+    // Pages shared with an earlier process of a tree are read, never
+    // mapped lazily.
+    let has_shared = img
+        .view
+        .page_refs
+        .iter()
+        .any(|r| r.start >= vma.start && r.start < vma.end);
     let final_prot = vma.prot & (prot::READ | prot::WRITE | prot::EXEC);
     // The stack stays read: /proc/PID/cmdline and environ are read from it
     // with FOLL_ANON, which refuses file-backed pages.
     let lazy = mmap_mode && !shared && vma.kind != vma_kind::STACK;
-    let write_first = has_runs && !lazy && final_prot & prot::WRITE == 0;
+    let write_first = ((has_runs && !lazy) || has_shared) && final_prot & prot::WRITE == 0;
     let init_prot = if write_first {
         final_prot | prot::READ | prot::WRITE
     } else {
@@ -331,7 +338,11 @@ fn rebuild(
                 .map_err(at("reading saved pages", run.start))?;
         }
     }
-    if separate && !has_runs && init_prot & prot::WRITE != 0 {
+    // Pages stored by an earlier process of the tree (format 1.5), read
+    // from the outer file and checked.
+    crate::data_check::read_shared_pages(img, vma, addr)
+        .map_err(at("reading shared pages", vma.start))?;
+    if separate && !has_runs && !has_shared && init_prot & prot::WRITE != 0 {
         // Give it its own anonymous pages, as it had when saved.
         // SAFETY: the first byte of a fresh writable anonymous mapping is
         // zero; writing zero keeps it so and only allocates the page.

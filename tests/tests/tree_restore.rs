@@ -319,11 +319,18 @@ fn a_sub_image_alone_with_a_shared_descriptor_is_refused_by_name() {
     let mut p = Proc::start(TREER_PIPE, &[]);
     let pids = pids_until(&mut p, "ready", &["parent", "child"]);
     dump_tree(&[], &mut p, &pids, "parent", &image);
-    // The child's sub-image copied out as it is (what `kckpt extract`
-    // writes): a complete image whose pipe end is a slot of the tree.
-    let bytes = fs::read(&image).unwrap();
+    // The child's image as `kckpt extract` writes it (its pages shared
+    // with the parent copied in, format 1.5): a complete image whose pipe
+    // end is a slot of the tree.
     let sub = dir.join("child.kckpt");
-    fs::write(&sub, &bytes[sub_image(&bytes, pids["child"])]).unwrap();
+    let out = run(
+        Command::new(kckpt())
+            .args(["extract", "--pid", &pids["child"].to_string()])
+            .arg(&image)
+            .arg(&sub),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
     let out = run(Command::new(kckpt()).arg("restore").arg(&sub), CMD_TIMEOUT);
     assert_refused(
         "a sub-image alone",

@@ -16,6 +16,7 @@ use nix::unistd::Pid;
 use kckpt_image::records::{vma_flags, vma_kind, RunRecord, VmaRecord};
 use kckpt_image_write::{ImageWriter, RegionHasher, StringTable};
 
+use super::dedup::Session;
 use super::ghosts::Ghosts;
 use super::procfs::{proc_path, MapEntry};
 use crate::error::{Error, Result};
@@ -38,6 +39,8 @@ pub struct Memory {
     pid: i32,
     mem: File,
     pagemap: File,
+    /// Read through `/proc/PID/mem` only (see [`Memory::without_pinning`]).
+    unpinned: bool,
 }
 
 impl Memory {
@@ -55,7 +58,18 @@ impl Memory {
             pid,
             mem: open("mem", true)?,
             pagemap: open("pagemap", false)?,
+            unpinned: false,
         })
+    }
+
+    /// Read through `/proc/PID/mem` only. `process_vm_readv` pins the
+    /// pages it reads, and the kernel unshares a copy-on-write page it
+    /// pins (gives the process a private copy): reading a forked process
+    /// that way would copy every page it shares with its parent or
+    /// children, and its frames would no longer be theirs (format 1.5
+    /// finds shared pages by frame).
+    pub fn without_pinning(&mut self) {
+        self.unpinned = true;
     }
 
     fn mem_err(&self, addr: u64, source: std::io::Error) -> Error {
@@ -69,6 +83,12 @@ impl Memory {
     /// Fill `buf` from address `addr` of the target.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len();
+        if self.unpinned {
+            return self
+                .mem
+                .read_exact_at(buf, addr)
+                .map_err(|e| self.mem_err(addr, e));
+        }
         let done = process_vm_readv(
             Pid::from_raw(self.pid),
             &mut [IoSliceMut::new(buf)],
@@ -460,6 +480,7 @@ pub fn dump_memory(
     image: &Path,
     heap: Range<u64>,
     ghosts: &Ghosts,
+    dedup: Option<&mut Session<'_>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     dump_memory_from(
         &|_| mem,
@@ -471,6 +492,7 @@ pub fn dump_memory(
         image,
         heap,
         ghosts,
+        dedup,
     )
 }
 
@@ -488,6 +510,7 @@ pub fn dump_memory_from<'m>(
     image: &Path,
     heap: Range<u64>,
     ghosts: &Ghosts,
+    dedup: Option<&mut Session<'_>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let write_err = |source| Error::WriteImage {
         path: image.to_path_buf(),
@@ -545,7 +568,7 @@ pub fn dump_memory_from<'m>(
             Ok(())
         });
         let read = read_memory(
-            source, maps, writer, strings, page, heap, ghosts, &free_rx, &job_tx,
+            source, maps, writer, strings, page, heap, ghosts, &free_rx, &job_tx, dedup,
         );
         drop(job_tx);
         let written = writer_thread
@@ -578,6 +601,7 @@ fn read_memory<'m>(
     ghosts: &Ghosts,
     free: &std::sync::mpsc::Receiver<memmap2::MmapMut>,
     jobs: &std::sync::mpsc::SyncSender<Arc<Job>>,
+    mut dedup: Option<&mut Session<'_>>,
 ) -> Result<(Vec<VmaRecord>, Vec<RunRecord>, MemStats)> {
     let writer_gone = || Error::WriteImage {
         path: Default::default(),
@@ -589,6 +613,7 @@ fn read_memory<'m>(
     let mut pm: Vec<u64> = Vec::new();
     let ps = page as usize;
     let mut backings = Backings::new();
+    let mut compare = vec![0u8; ps];
     let heap_end = heap.end.next_multiple_of(page);
     for e in maps {
         let mem = source(e);
@@ -678,6 +703,8 @@ fn read_memory<'m>(
                 len: end - start,
             }));
         let first_run = runs.len();
+        // Private pages may be stored by an earlier process of the tree.
+        let shareable = !e.shared && flags & vma_flags::SHARED == 0;
         let mut region: Option<u64> = None;
         let mut stored = 0u64;
         if pol != Policy::Nothing && (e.resident_kb != Some(0) || !data.is_empty() || every_page) {
@@ -700,15 +727,29 @@ fn read_memory<'m>(
                         _ => candidate(pol, pm[k]) || listed(),
                     }
                 };
+                // A page stored by an earlier process of the tree, by
+                // frame: shared without being read (format 1.5).
+                let frame_hit = |d: &Option<&mut Session<'_>>, k: usize| {
+                    d.as_deref()
+                        .filter(|_| shareable)
+                        .and_then(|d| d.by_frame(pm[k]))
+                };
                 let mut i = 0usize;
                 while i < n {
                     if !cand(i) {
                         i += 1;
                         continue;
                     }
+                    if let Some(f) = frame_hit(&dedup, i) {
+                        if let Some(d) = dedup.as_deref_mut() {
+                            d.share_frame(batch_start + i as u64 * page, &f)?;
+                        }
+                        i += 1;
+                        continue;
+                    }
                     // A range of consecutive candidates, at most CHUNK bytes.
                     let mut j = i + 1;
-                    while j < n && j - i < CHUNK / ps && cand(j) {
+                    while j < n && j - i < CHUNK / ps && cand(j) && frame_hit(&dedup, j).is_none() {
                         j += 1;
                     }
                     let addr = batch_start + i as u64 * page;
@@ -724,7 +765,25 @@ fn read_memory<'m>(
                     let region_off = *region.get_or_insert_with(|| writer.reserve_region(e.len()));
                     // Maximal sub-ranges of pages to store.
                     let mut segments = Vec::new();
-                    let keep = |q: usize| pol == Policy::Cow || !is_zero(&data[q..q + ps]);
+                    let mut kept: Vec<bool> = (0..len / ps)
+                        .map(|k| pol == Policy::Cow || !is_zero(&data[k * ps..(k + 1) * ps]))
+                        .collect();
+                    if let Some(d) = dedup.as_deref_mut() {
+                        for (k, keep) in kept.iter_mut().enumerate().filter(|(_, k)| **k) {
+                            let a = addr + (k * ps) as u64;
+                            let bytes = &data[k * ps..(k + 1) * ps];
+                            let lanes = Session::lanes(bytes);
+                            if shareable && d.by_content() {
+                                if let Some(at) = d.by_bytes(bytes, &lanes, &mut compare) {
+                                    d.share(a, at, &lanes)?;
+                                    *keep = false;
+                                    continue;
+                                }
+                            }
+                            d.stored(pm[i + k], a, region_off + (a - e.start), lanes);
+                        }
+                    }
+                    let keep = |q: usize| kept[q / ps];
                     let mut p = 0usize;
                     while p < len {
                         if !keep(p) {
@@ -749,6 +808,9 @@ fn read_memory<'m>(
                 }
                 idx += n;
             }
+        }
+        if let Some(d) = dedup.as_deref_mut() {
+            d.end()?;
         }
         stats.stored += stored;
         let name = strings.add(name.as_bytes());

@@ -6,6 +6,7 @@
 //! `output`).
 
 mod cgroup_props;
+pub mod dedup;
 mod fdsys;
 pub mod files;
 pub mod ghosts;
@@ -95,6 +96,9 @@ fn check_external_pids(options: &DumpOptions, pids: &[i32]) -> Result<()> {
 pub struct DumpSummary {
     /// Bytes of memory stored in the image.
     pub stored_bytes: u64,
+    /// Bytes of memory of a tree's processes not stored again: pages an
+    /// earlier process of the tree stored (format 1.5).
+    pub shared_bytes: u64,
     /// Warnings about what was skipped (`--skip-unsupported`), one line each.
     pub warnings: Vec<String>,
 }
@@ -257,7 +261,7 @@ fn dump_one(
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
-    let written = write_image(&mut tracees, before, file, sink, &output, files, None)?;
+    let written = write_image(&mut tracees, before, file, sink, &output, files)?;
     finish(vec![Some(tracees)], tmp, options)?;
     Ok(written.summary)
 }
@@ -340,8 +344,41 @@ fn dump_tree(
         .max()
         .unwrap_or(-1)
         + 1;
+    let status_proc = tree::status_proc(&nodes, options.group);
+    let write_err = |source| Error::WriteImage {
+        path: output.clone(),
+        source,
+    };
+    // The root first: its memory and descriptor data go at the start of
+    // the file, and later processes share the pages it stored.
+    let root_files = all_files[0].take().ok_or(Error::NoProcess(nodes[0].pid))?;
+    let root_stat = nodes[0].stat.clone();
+    let page = page_size();
+    let mut index = dedup::Index::new(tmp.file()?, page);
+    // Only for measuring what sharing saves (scripts, the report of
+    // issue 9): every process stores all its pages.
+    let share = std::env::var_os("KCKPT_NO_DEDUP").is_none_or(|v| v != "1");
+    let file = tmp.file()?;
+    let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
+    let root = tracees[0].as_mut().ok_or(Error::NoProcess(nodes[0].pid))?;
+    let mut session = dedup::Session::new(&index);
+    let mut root_image = prepare_image(
+        root,
+        &root_stat,
+        file,
+        sink,
+        &output,
+        root_files,
+        Some(&mut session),
+    )?;
+    let stored_pages = std::mem::take(&mut session.stored);
+    index.add(&stored_pages, 0, nodes[0].pid)?;
+    drop(stored_pages);
+    // Then every other live process, each placed in the file as soon as
+    // it is written, so the next ones can share its pages too.
     let mut warnings = Vec::new();
     let mut stored = 0;
+    let mut shared = 0;
     let mut subs = std::collections::HashMap::new();
     for i in 1..nodes.len() {
         let (Some(t), Some(f)) = (tracees[i].as_mut(), all_files[i].take()) else {
@@ -349,15 +386,24 @@ fn dump_tree(
         };
         let file = tmp.scratch()?;
         let sink = memory::DataSink::new(None, clone_file(&file, &output)?);
-        let w = write_image(t, &nodes[i].stat, file, sink, &output, f, None)?;
-        let len = w
-            .file
-            .metadata()
-            .map_err(|source| Error::WriteImage {
-                path: output.clone(),
-                source,
-            })?
-            .len();
+        let mut session = dedup::Session::new(&index);
+        let mut p = prepare_image(
+            t,
+            &nodes[i].stat,
+            file,
+            sink,
+            &output,
+            f,
+            share.then_some(&mut session),
+        )?;
+        p.meta.page_refs = std::mem::take(&mut session.refs);
+        shared += p.meta.page_refs.iter().map(|r| r.len).sum::<u64>();
+        let pages = std::mem::take(&mut session.stored);
+        drop(session);
+        let w = finish_image(p, &output, None)?;
+        let len = w.file.metadata().map_err(write_err)?.len();
+        let at = tree::place_sub(&mut root_image.writer, &w.file, len).map_err(write_err)?;
+        index.add(&pages, at, nodes[i].pid)?;
         stored += w.summary.stored_bytes;
         warnings.extend(
             w.summary
@@ -368,20 +414,18 @@ fn dump_tree(
         subs.insert(
             i,
             tree::SubImage {
-                file: w.file,
+                offset: at,
                 len,
                 sum: w.sum,
             },
         );
         interrupt::check()?;
     }
+    drop(index);
     let threads = tracees
         .iter()
         .map(|t| t.as_ref().map_or(0, |t| t.len() as u32))
         .collect();
-    let root_files = all_files[0].take().ok_or(Error::NoProcess(nodes[0].pid))?;
-    let status_proc = tree::status_proc(&nodes, options.group);
-    let root_stat = nodes[0].stat.clone();
     let plan = tree::TreePlan {
         nodes,
         threads,
@@ -391,20 +435,7 @@ fn dump_tree(
         status_proc,
         flags: options.group.map_or(0, tree::Scope::flags),
     };
-    let file = tmp.file()?;
-    let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
-    let root = tracees[0]
-        .as_mut()
-        .ok_or(Error::NoProcess(plan.nodes[0].pid))?;
-    let w = write_image(
-        root,
-        &root_stat,
-        file,
-        sink,
-        &output,
-        root_files,
-        Some(&plan),
-    )?;
+    let w = finish_image(root_image, &output, Some(&plan))?;
     drop(plan);
     if options.leave_running {
         drained.clear(); // put back while the processes are still stopped
@@ -415,6 +446,7 @@ fn dump_tree(
     all_warnings.extend(warnings);
     Ok(DumpSummary {
         stored_bytes: stored + w.summary.stored_bytes,
+        shared_bytes: shared,
         warnings: all_warnings,
     })
 }
@@ -573,9 +605,7 @@ struct Written {
     sum: u32,
 }
 
-/// Collect everything and write the image of one process into `file`;
-/// with `tree`, the image is a tree's root and carries the other
-/// processes' images.
+/// Collect everything and write the image of one process into `file`.
 fn write_image(
     tracees: &mut [Tracee],
     before: &procfs::Stat,
@@ -583,8 +613,50 @@ fn write_image(
     sink: memory::DataSink,
     output: &Path,
     files: files::Files,
-    tree: Option<&tree::TreePlan>,
 ) -> Result<Written> {
+    let p = prepare_image(tracees, before, file, sink, output, files, None)?;
+    finish_image(p, output, None)
+}
+
+/// An image whose memory and descriptor data are written, its metadata
+/// not yet.
+struct Prepared {
+    writer: ImageWriter,
+    meta: ImageMetadata,
+    summary: DumpSummary,
+}
+
+/// Write the metadata of a prepared image; with `tree`, the image is a
+/// tree's root and carries the other processes' images (placed already).
+fn finish_image(p: Prepared, output: &Path, tree: Option<&tree::TreePlan>) -> Result<Written> {
+    let write_err = |source| Error::WriteImage {
+        path: output.to_path_buf(),
+        source,
+    };
+    let Prepared {
+        mut writer,
+        mut meta,
+        summary,
+    } = p;
+    if let Some(plan) = tree {
+        meta.tree = Some(tree::place(&mut writer, plan).map_err(write_err)?);
+    }
+    let (file, sum) = writer.finish_summed(meta).map_err(write_err)?;
+    Ok(Written { summary, file, sum })
+}
+
+/// Collect everything about one process and write its memory (pages
+/// stored by an earlier process of a tree are shared through `dedup`) and
+/// descriptor data into `file`.
+fn prepare_image(
+    tracees: &mut [Tracee],
+    before: &procfs::Stat,
+    file: File,
+    sink: memory::DataSink,
+    output: &Path,
+    files: files::Files,
+    dedup: Option<&mut dedup::Session<'_>>,
+) -> Result<Prepared> {
     // Before any system call runs in the target (it could dequeue some).
     let pending = process::pending_signals(tracees)?;
     let (tracee, others) = tracees.split_first_mut().ok_or(Error::NoProcess(0))?;
@@ -603,7 +675,12 @@ fn write_image(
     // Memory map and the vDSO (its bytes are hashed; its `syscall`
     // instruction runs the dumper's system calls).
     let maps = procfs::maps(pid)?;
-    let mem = Memory::open(pid)?;
+    let mut mem = Memory::open(pid)?;
+    if dedup.is_some() {
+        // A process of a tree: its pages shared with the others stay
+        // shared (and are found by frame).
+        mem.without_pinning();
+    }
     let (vdso_hash, insn) = syscall_site(pid, &mem, &maps)?;
     let site = inject::find_site(&mem, &maps, insn);
     crate::testing::die_at("seized");
@@ -666,6 +743,7 @@ fn write_image(
         output,
         mm.start_brk..mm.brk,
         &files.ghosts,
+        dedup,
     )?;
     let mut warnings = files.warnings.clone();
     warnings.extend(cgroup_warnings);
@@ -717,23 +795,16 @@ fn write_image(
             cgroup_props,
         },
         tree: None,
+        page_refs: Vec::new(),
     };
-    let write_err = |source| Error::WriteImage {
-        path: output.to_path_buf(),
-        source,
-    };
-    let mut meta = meta;
-    if let Some(plan) = tree {
-        meta.tree = Some(tree::place(&mut writer, plan).map_err(write_err)?);
-    }
-    let (file, sum) = writer.finish_summed(meta).map_err(write_err)?;
-    Ok(Written {
+    Ok(Prepared {
+        writer,
+        meta,
         summary: DumpSummary {
             stored_bytes: stats.stored,
+            shared_bytes: 0,
             warnings,
         },
-        file,
-        sum,
     })
 }
 

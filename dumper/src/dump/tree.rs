@@ -507,14 +507,24 @@ pub fn status_proc(nodes: &[Node], group: Option<Scope>) -> u32 {
     }
 }
 
-/// A written sub-image: its file, length and `image_sum`.
+/// A sub-image placed in the root's file: where, its length and
+/// `image_sum`.
 pub struct SubImage {
-    /// The unnamed file holding it.
-    pub file: File,
+    /// Its offset in the file (a multiple of [`SUB_IMAGE_ALIGN`]).
+    pub offset: u64,
     /// Its length.
     pub len: u64,
     /// CRC-32C of its `NT_KCKPT_CHECKSUMS` descriptor.
     pub sum: u32,
+}
+
+/// Reserve a 64 KiB-aligned region of `writer` for the sub-image of `len`
+/// bytes in `file` and copy it in; returns its offset.
+pub fn place_sub(writer: &mut ImageWriter, file: &File, len: u64) -> std::io::Result<u64> {
+    let at = writer.reserve_region(len + SUB_IMAGE_ALIGN);
+    let at = at.next_multiple_of(SUB_IMAGE_ALIGN);
+    copy_into(file, writer.file(), at, len)?;
+    Ok(at)
 }
 
 /// What the root's image needs to carry the tree: the processes, their
@@ -536,8 +546,8 @@ pub struct TreePlan {
     pub flags: u32,
 }
 
-/// Reserve a 64 KiB-aligned region for every sub-image in `writer`, copy
-/// each in, and return the tree notes.
+/// The tree notes (the sub-images are placed already, [`place_sub`]);
+/// pipe data is written here.
 pub fn place(writer: &mut ImageWriter, plan: &TreePlan) -> std::io::Result<TreeMeta> {
     let mut procs = Vec::with_capacity(plan.nodes.len());
     for (i, n) in plan.nodes.iter().enumerate() {
@@ -558,10 +568,7 @@ pub fn place(writer: &mut ImageWriter, plan: &TreePlan) -> std::io::Result<TreeM
             ..TreeProcRecord::default()
         };
         if let Some(sub) = plan.subs.get(&i) {
-            let at = writer.reserve_region(sub.len + SUB_IMAGE_ALIGN);
-            let at = at.next_multiple_of(SUB_IMAGE_ALIGN);
-            copy_into(&sub.file, writer.file(), at, sub.len)?;
-            rec.image_offset = at;
+            rec.image_offset = sub.offset;
             rec.image_len = sub.len;
             rec.image_sum = sub.sum;
         }

@@ -412,6 +412,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         output,
         mm.start_brk..mm.brk,
         &files.ghosts,
+        None,
     )?;
     drop(snapshot);
     let mut files = files.write(&mut writer, &mut strings).map_err(write_err)?;
@@ -476,6 +477,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         timers,
         kstate,
         tree: None,
+        page_refs: Vec::new(),
     };
     writer.finish(meta).map_err(write_err)?;
     tmp.commit(&|| Ok(()))
