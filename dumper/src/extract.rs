@@ -3,7 +3,7 @@
 //!
 //! - A process with a sub-image: the sub-image's bytes as they are (its
 //!   offsets are relative to its own start); when it shares pages with
-//!   earlier processes of the tree (format 1.5), those are copied in and
+//!   earlier processes of the tree (format 1.6), those are copied in and
 //!   its metadata rewritten, so the result stands alone.
 //! - The root (the image's own process): the image without its four tree
 //!   notes (the checksum note shrinks with them and the metadata is
@@ -157,7 +157,7 @@ fn root_without_tree(
 
 /// Write the sub-image `part` (its metadata `sub`, view `view`) of the
 /// tree image `whole` as a standalone image to `out`, with the pages it
-/// shares with earlier processes (format 1.5) copied in: its data as it
+/// shares with earlier processes (format 1.6) copied in: its data as it
 /// is, each shared page at its place in its memory area's region (the
 /// writer gives every area with stored pages a region as large as the
 /// area; an area with none gets one after the data), then the notes with

@@ -127,7 +127,7 @@ pub(crate) fn image_sum(notes: &[u8]) -> Option<u32> {
 /// its `image_sum`, that it is the process its record says (pid, thread
 /// count, architecture) and holds no tree itself; with `verify`, its data
 /// checksums too. The first bad one is named. Returns, by process index,
-/// how many page references (format 1.5) its sub-image has and how many
+/// how many page references (format 1.6) its sub-image has and how many
 /// bytes of memory they cover.
 pub(crate) fn check_subimages(
     whole: &Part<'_>,
@@ -300,7 +300,7 @@ pub(crate) fn describe(
     } else {
         "pid"
     };
-    // Pages of a process stored once, by an earlier process (format 1.5):
+    // Pages of a process stored once, by an earlier process (format 1.6):
     // what they would have taken, less their records.
     let page = u64::from(view.header.page_size);
     let (records, bytes) = shared.iter().fold((0, 0), |(r, b), s| (r + s.0, b + s.1));

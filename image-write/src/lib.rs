@@ -133,7 +133,7 @@ pub struct ImageMetadata {
     /// The process tree (format 1.4): only in the image of a tree's first
     /// process; `None` for a single-process image.
     pub tree: Option<TreeMeta>,
-    /// Pages stored by earlier processes of a tree (format 1.5,
+    /// Pages stored by earlier processes of a tree (format 1.6,
     /// `NT_KCKPT_PAGE_REFS`): only in a sub-image; sorted, not written
     /// when empty.
     pub page_refs: Vec<kckpt_image::pagerefs::PageRefRecord>,

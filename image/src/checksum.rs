@@ -412,7 +412,7 @@ impl ChunkHasher {
 /// The raw lane states of `body` (a multiple of [`BLOCK`] bytes) from
 /// the state 0: CRC-32C is linear, so the lanes of a concatenation follow
 /// from those of its parts (`kckpt dump` combines the pages of a shared
-/// range this way, format 1.5) and [`finish_lanes`] gives its
+/// range this way, format 1.6) and [`finish_lanes`] gives its
 /// [`chunk_sum`].
 pub fn zero_lanes(body: &[u8]) -> [u32; LANES] {
     let whole = body.len() - body.len() % BLOCK;

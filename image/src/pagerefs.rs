@@ -1,4 +1,4 @@
-//! Pages shared between the processes of a tree (format 1.5, issue 9).
+//! Pages shared between the processes of a tree (format 1.6, issue 9).
 //!
 //! After `fork`, parent and children share most private pages
 //! (copy-on-write). A sub-image of a tree does not store such a page again

@@ -614,7 +614,7 @@ pub struct ImageView<'a> {
     pub tree_slots: RecordTable<'a, crate::tree::TreeSlotRecord>,
     /// Which descriptor of which process is which slot.
     pub tree_uses: RecordTable<'a, crate::tree::TreeUseRecord>,
-    /// Pages stored by earlier processes of the tree (format 1.5; empty
+    /// Pages stored by earlier processes of the tree (format 1.6; empty
     /// but in a sub-image that shares pages).
     pub page_refs: RecordTable<'a, crate::pagerefs::PageRefRecord>,
     strings: &'a [u8],

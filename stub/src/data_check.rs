@@ -136,7 +136,7 @@ pub unsafe fn read_checked(
 }
 
 /// Read the pages of `r` (a reference to pages an earlier process of the
-/// tree stored, format 1.5) from the file at its outer offset into memory
+/// tree stored, format 1.6) from the file at its outer offset into memory
 /// at `dest`, checking them against its checksum.
 ///
 /// # Safety
@@ -278,6 +278,54 @@ fn corrupt(img: &Image) -> Msg {
     m
 }
 
+/// Check the bytes every page reference in `refs` names (pages shared
+/// with an earlier process of a tree, format 1.6) against its checksum,
+/// before anything changes: the first mismatch is a refusal (exit 126).
+/// The process that restores a tree checks every sub-image's references
+/// this way before it forks anything, so a corrupt shared page is one
+/// line from one process, not a late failure of each process sharing it.
+pub fn shared_pages(
+    path: &[u8],
+    fd: usize,
+    refs: impl Iterator<Item = PageRefRecord>,
+    buf: &mut [u8],
+) {
+    for r in refs {
+        let mut done = 0u64;
+        let mut hasher = ChunkHasher::new();
+        while done < r.len {
+            let n = (r.len - done).min(buf.len() as u64) as usize;
+            match sys::pread(fd, &mut buf[..n], r.outer_offset + done) {
+                Ok(got) if got == n => hasher.update(&buf[..n]),
+                Ok(_) => crate::load::refuse(path, "image is truncated"),
+                Err(e) => Msg::new().s("cannot read ").push(path).errno(e).fail(),
+            }
+            done += n as u64;
+        }
+        if hasher.finish(&[]) != r.sum {
+            let mut m = Msg::new();
+            m.push(path).s(": ");
+            shared_corrupt(&mut m, &r);
+            m.fail();
+        }
+    }
+}
+
+/// The buffer the tree's up-front check of shared pages reads into (its
+/// own: [`up_front`] takes `BUF` later in the same process).
+static TREE_BUF: StaticBuf<{ 1 << 18 }> = StaticBuf::new();
+
+/// The buffer for the tree's check of every sub-image's shared pages
+/// (taken once, by the process that restores the tree).
+pub fn tree_buf() -> &'static mut [u8] {
+    match TREE_BUF.take() {
+        Some(b) => &mut b[..],
+        None => Msg::new()
+            .s("kckpt-stub: internal error: buffer taken twice")
+            .fail(),
+    }
+}
+
 /// Check descriptor data (always) and, with `memory`, every memory run,
 /// before anything changes: the first mismatch is a refusal (exit 126).
 pub fn up_front(img: &Image, memory: bool) {
@@ -301,27 +349,7 @@ pub fn up_front(img: &Image, memory: bool) {
         }
     }
     if memory {
-        for r in img.view.page_refs.iter() {
-            let mut ok = true;
-            let mut done = 0u64;
-            let mut hasher = ChunkHasher::new();
-            while done < r.len {
-                let n = (r.len - done).min(buf.len() as u64) as usize;
-                match sys::pread(img.fd, &mut buf[..n], r.outer_offset + done) {
-                    Ok(got) if got == n => hasher.update(&buf[..n]),
-                    Ok(_) => crate::load::refuse(img.path, "image is truncated"),
-                    Err(e) => Msg::new().s("cannot read ").push(img.path).errno(e).fail(),
-                }
-                done += n as u64;
-            }
-            ok &= hasher.finish(&[]) == r.sum;
-            if !ok {
-                let mut m = Msg::new();
-                m.push(img.path).s(": ");
-                shared_corrupt(&mut m, &r);
-                m.fail();
-            }
-        }
+        shared_pages(img.path, img.fd, img.view.page_refs.iter(), buf);
     }
     for fd in img.view.fds.iter() {
         if let Some(at) = bad_chunk(img, buf, fd.data_offset, fd.data_len, next) {

@@ -338,7 +338,7 @@ fn rebuild(
                 .map_err(at("reading saved pages", run.start))?;
         }
     }
-    // Pages stored by an earlier process of the tree (format 1.5), read
+    // Pages stored by an earlier process of the tree (format 1.6), read
     // from the outer file and checked.
     crate::data_check::read_shared_pages(img, vma, addr)
         .map_err(at("reading shared pages", vma.start))?;

@@ -254,6 +254,7 @@ pub fn check_all(img: &Image) -> Ids {
     };
     note_ids(&mut ids, v);
     let (notes, phdrs) = load::tree_buffers(img.path);
+    let buf = crate::data_check::tree_buf();
     for (i, rec) in v.tree_procs.iter().enumerate() {
         ids.max = ids.max.max(rec.pid);
         ids.has_one |= rec.pid <= 1;
@@ -271,6 +272,9 @@ pub fn check_all(img: &Image) -> Ids {
         )
         .unwrap_or_else(|e| sub_format_error(img.path, rec.image_offset, e));
         check_sub(img.path, i as u32, &rec, &view, sub_notes);
+        // Pages it shares with earlier processes, before any process is
+        // forked: one refusal instead of a late failure in each process.
+        crate::data_check::shared_pages(img.path, img.fd, view.page_refs.iter(), buf);
         note_ids(&mut ids, &view);
     }
     ids

@@ -1,5 +1,5 @@
 /* Pages shared copy-on-write across a process tree, for the page
- * deduplication tests (format 1.5). The root fills argv[1] MiB (default
+ * deduplication tests (format 1.6). The root fills argv[1] MiB (default
  * 64) of private anonymous memory with non-zero pseudo-random data, forks
  * 3 children that leave it alone but for one page each (child K writes
  * its own value at page K + 1), and writes a value of its own at page 0

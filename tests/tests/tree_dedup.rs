@@ -1,5 +1,5 @@
 //! Pages shared copy-on-write across a process tree are stored once
-//! (format 1.5, issue 9): a sub-image refers to the bytes an earlier
+//! (format 1.6, issue 9): a sub-image refers to the bytes an earlier
 //! process stored (`NT_KCKPT_PAGE_REFS`), found by pagemap frame numbers
 //! as root and by content (confirmed byte for byte) unprivileged.
 //!

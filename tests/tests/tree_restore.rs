@@ -320,7 +320,7 @@ fn a_sub_image_alone_with_a_shared_descriptor_is_refused_by_name() {
     let pids = pids_until(&mut p, "ready", &["parent", "child"]);
     dump_tree(&[], &mut p, &pids, "parent", &image);
     // The child's image as `kckpt extract` writes it (its pages shared
-    // with the parent copied in, format 1.5): a complete image whose pipe
+    // with the parent copied in, format 1.6): a complete image whose pipe
     // end is a slot of the tree.
     let sub = dir.join("child.kckpt");
     let out = run(

@@ -1,4 +1,4 @@
-//! Pages shared between the processes of a tree (format 1.5, issue 9):
+//! Pages shared between the processes of a tree (format 1.6, issue 9):
 //! a page a process shares with an earlier process of the tree (the root,
 //! or a sub-image placed before it) is not stored again; its sub-image's
 //! `NT_KCKPT_PAGE_REFS` note names the bytes already in the file.

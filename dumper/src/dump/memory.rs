@@ -66,7 +66,7 @@ impl Memory {
     /// pages it reads, and the kernel unshares a copy-on-write page it
     /// pins (gives the process a private copy): reading a forked process
     /// that way would copy every page it shares with its parent or
-    /// children, and its frames would no longer be theirs (format 1.5
+    /// children, and its frames would no longer be theirs (format 1.6
     /// finds shared pages by frame).
     pub fn without_pinning(&mut self) {
         self.unpinned = true;
@@ -728,7 +728,7 @@ fn read_memory<'m>(
                     }
                 };
                 // A page stored by an earlier process of the tree, by
-                // frame: shared without being read (format 1.5).
+                // frame: shared without being read (format 1.6).
                 let frame_hit = |d: &Option<&mut Session<'_>>, k: usize| {
                     d.as_deref()
                         .filter(|_| shareable)

@@ -97,7 +97,7 @@ pub struct DumpSummary {
     /// Bytes of memory stored in the image.
     pub stored_bytes: u64,
     /// Bytes of memory of a tree's processes not stored again: pages an
-    /// earlier process of the tree stored (format 1.5).
+    /// earlier process of the tree stored (format 1.6).
     pub shared_bytes: u64,
     /// Warnings about what was skipped (`--skip-unsupported`), one line each.
     pub warnings: Vec<String>,
