@@ -329,6 +329,33 @@ fn a_reference_with_a_wrong_checksum_is_refused() {
     );
 }
 
+/// Without `KCKPT_VERIFY`, a shared page whose bytes do not match is still
+/// one refusal before any process runs: the tree's restorer checks every
+/// sub-image's shared pages before it forks (each process sharing the page
+/// would otherwise fail late, each with its own line).
+#[test]
+fn a_corrupt_shared_page_is_one_refusal_before_any_process_runs() {
+    let dir = TestDir::new("dedup_sum_default");
+    let image = dumped(&dir, 4);
+    let good = fs::read(&image).unwrap();
+    let bad_path = dir.join("bad.kckpt");
+    fs::write(&bad_path, with_ref(&good, |r, _, _| r.sum ^= 1)).unwrap();
+    let out = run(
+        Command::new(kckpt())
+            .arg("restore")
+            .arg(&bad_path)
+            .env_remove("KCKPT_VERIFY"),
+        CMD_TIMEOUT,
+    );
+    assert_refused(
+        "kckpt restore",
+        &out,
+        Some(126),
+        &["shared with an earlier process"],
+    );
+    assert!(out.stdout.is_empty(), "something ran: {}", show(&out));
+}
+
 #[test]
 fn a_raw_sub_image_with_references_is_refused_alone() {
     let dir = TestDir::new("dedup_raw");
