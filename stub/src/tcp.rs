@@ -16,11 +16,10 @@
 //! holding the same port does not stop it), `connect` (no SYN in repair
 //! mode: the socket is established at once), `TCP_REPAIR_OPTIONS` (MSS,
 //! window scales, SACK, timestamps), `TCP_TIMESTAMP`, the receive queue's
-//! bytes sent into the receive queue, the send queue's into the send queue
-//! (all of it as sent: bytes never sent go out when the retransmission
-//! timer fires, so nothing reaches a peer that is not restored yet),
-//! `TCP_REPAIR_WINDOW`, `TCP_REPAIR` off without a window probe
-//! (`TCP_REPAIR_OFF_NO_WP`), then the ordinary options as for a listener.
+//! bytes sent into the receive queue, `TCP_REPAIR_WINDOW`, `TCP_REPAIR`
+//! off without a window probe (`TCP_REPAIR_OFF_NO_WP`), then the ordinary
+//! options as for a listener. Nothing is sent yet: the send queue is
+//! written by [`send_queues`] right before the process resumes (see there).
 //!
 //! Reset (a record saved with `--tcp-close`, or `KCKPT_TCP_CLOSE=1`): a
 //! socket connected over loopback to a listener of the stub's own whose

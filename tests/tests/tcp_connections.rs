@@ -1,0 +1,424 @@
+//! Established TCP connections (fd kind 44): TCP repair and `--tcp-close`.
+//!
+//! `tcp_conn.c` holds connections with data in flight both ways and
+//! checks every byte after the restore. As root (TCP repair needs
+//! `CAP_NET_ADMIN`): a parent and child connected over loopback (IPv4,
+//! IPv6) dumped and restored carry on; a client of a server outside the
+//! dump carries on and the server sees neither FIN nor RST; with
+//! `--leave-running` the connection carries on and a restore while it
+//! lives is refused in one line. Without the capability (as nobody, or
+//! root of a user namespace): the dump is refused naming each connection,
+//! `--tcp-close` saves them as reset ones; an image saved with repair is
+//! refused at restore naming the connection, or with `KCKPT_TCP_CLOSE=1`
+//! restored reset (the program reads `ECONNRESET`). Tests needing root
+//! print a SKIP line with the count of skips when not run as root.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+
+const TCP_CONN: &str = env!("KCKPT_PROG_TCP_CONN");
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+static SKIPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Root (TCP repair)? Otherwise a SKIP line, counted.
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let n = SKIPS.fetch_add(1, Ordering::SeqCst) + 1;
+    println!(
+        "SKIP {test}: needs root (CAP_NET_ADMIN for TCP repair) [{n} skipped in tcp_connections]"
+    );
+    false
+}
+
+/// A running `tcp_conn tree*`: the parent, the child, the listener's port
+/// and the child's (the connection is `127.0.0.1:LISTEN <-> :CHILD`).
+struct Tree {
+    p: Proc,
+    parent: i32,
+    child: i32,
+    listen: u16,
+    cport: u16,
+}
+
+fn start_tree(prefix: &[&str], args: &[&str]) -> Tree {
+    let mut p = Proc::spawn("tcp_conn", command_as(prefix, TCP_CONN).args(args));
+    let (mut parent, mut child, mut listen, mut cport) = (0, 0, 0, 0);
+    loop {
+        let line = p.line(LINE_TIMEOUT);
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["ready"] => break,
+            ["parent", pid] => parent = pid.parse().unwrap(),
+            ["child", pid] => child = pid.parse().unwrap(),
+            ["ports", l, c, "queued", _] => {
+                listen = l.parse().unwrap();
+                cport = c.parse().unwrap();
+            }
+            _ => p.fail(&format!("unexpected line {line:?}")),
+        }
+    }
+    assert!(parent > 0 && child > 0 && listen > 0 && cport > 0);
+    Tree {
+        p,
+        parent,
+        child,
+        listen,
+        cport,
+    }
+}
+
+/// Sockets of this host on local `port` (TCP, IPv4 and IPv6, any state,
+/// from /proc/net/tcp*): none after a silent close.
+fn sockets_on(port: u16) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let local = line.split_whitespace().nth(1).unwrap_or("");
+            let p = local.rsplit(':').next().unwrap_or("");
+            if u16::from_str_radix(p, 16).ok() == Some(port) {
+                found.push(line.trim().to_owned());
+            }
+        }
+    }
+    found
+}
+
+/// `kckpt dump` of the tree through `prefix` with `extra` flags: succeeds,
+/// both processes are gone.
+fn dump_tree(prefix: &[&str], t: &mut Tree, image: &Path, extra: &[&str]) {
+    let out = run(
+        kckpt_as(prefix)
+            .args(["dump", "-p", &t.parent.to_string(), "-o"])
+            .arg(image)
+            .args(extra),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "dump failed: {}", show(&out));
+    let status = t.p.wait_exit(EXIT_TIMEOUT);
+    assert!(!status.success(), "the root was not killed: {status}");
+    assert!(
+        all_gone(&[t.parent, t.child], Duration::from_secs(10)),
+        "a dumped process is still there"
+    );
+}
+
+/// Read the restored tree's lines to `done`: each of `expect` seen (a
+/// prefix), no FAIL; the restore exits 0.
+fn finish(r: &mut Proc, expect: &[&str]) {
+    r.write_stdin("go\n");
+    let mut seen = vec![false; expect.len()];
+    loop {
+        let line = r.line(LINE_TIMEOUT);
+        if line == "done" {
+            break;
+        }
+        if line.starts_with("FAIL") {
+            r.fail(&format!("after the restore: {line}"));
+        }
+        for (s, e) in seen.iter_mut().zip(expect) {
+            *s |= line.starts_with(e);
+        }
+    }
+    for (s, e) in seen.iter().zip(expect) {
+        assert!(*s, "no line {e:?}: {}", r.stderr());
+    }
+    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+}
+
+fn conn_info(info: &serde_json::Value) -> &serde_json::Value {
+    let fds = info["files"]["fds"].as_array().expect("fds");
+    let f = fds
+        .iter()
+        .find(|f| f["kind"] == "tcp connection")
+        .unwrap_or_else(|| panic!("no tcp connection in {fds:?}"));
+    &f["socket"]
+}
+
+fn tree_carries_on(name: &str, mode: &str, ip: &str) {
+    let dir = TestDir::new(name);
+    let image = dir.join("tree.kckpt");
+    let mut t = start_tree(&[], &[mode]);
+    let (a, b) = (sockets_on(t.listen), sockets_on(t.cport));
+    assert!(
+        a.len() == 2 && b.len() == 1,
+        "listener and both ends: {a:?} {b:?}"
+    );
+    dump_tree(&[], &mut t, &image, &[]);
+    // Closed in repair mode: no FIN, no RST, nothing left in TIME_WAIT.
+    assert_eq!(sockets_on(t.listen), Vec::<String>::new());
+    assert_eq!(sockets_on(t.cport), Vec::<String>::new());
+    let info = info_json(&image);
+    let s = conn_info(&info);
+    assert_eq!(s["state"], "established");
+    assert_eq!(s["restored"], "tcp repair");
+    assert_eq!(s["local"], format!("{ip}:{}", t.listen));
+    assert_eq!(s["peer"], format!("{ip}:{}", t.cport));
+    assert_eq!(s["queued_to_read"], 5000, "the child's bytes, unread");
+    assert!(
+        s["not_sent"].as_u64().unwrap_or(0) > 0,
+        "the parent's bytes the child had no room for: {s}"
+    );
+    let mut r = restore(&image);
+    finish(&mut r, &["ok parent", "ok child"]);
+}
+
+#[test]
+fn a_connected_parent_and_child_on_ipv4_carry_on_with_every_byte() {
+    if root_or_skip("a_connected_parent_and_child_on_ipv4_carry_on_with_every_byte") {
+        tree_carries_on("tcp_tree4", "tree4", "127.0.0.1");
+    }
+}
+
+#[test]
+fn a_connected_parent_and_child_on_ipv6_carry_on_with_every_byte() {
+    if root_or_skip("a_connected_parent_and_child_on_ipv6_carry_on_with_every_byte") {
+        tree_carries_on("tcp_tree6", "tree6", "[::1]");
+    }
+}
+
+/// A server of the test's own and `tcp_conn client` connected to it, past
+/// its "hello" and with "queued" sent to it (unread).
+fn start_client(prefix: &[&str], ip: &str) -> (Proc, TcpListener, TcpStream) {
+    let server = TcpListener::bind((ip, 0)).expect("listen");
+    let port = server.local_addr().unwrap().port().to_string();
+    let mut p = Proc::spawn(
+        "tcp_conn client",
+        command_as(prefix, TCP_CONN).args(["client", ip, &port]),
+    );
+    let (mut c, _) = server.accept().expect("accept");
+    c.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+    let mut hello = [0u8; 6];
+    c.read_exact(&mut hello).expect("hello");
+    assert_eq!(&hello, b"hello\n");
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    c.write_all(b"queued\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    (p, server, c)
+}
+
+/// The server's end saw nothing: no FIN (a read would return 0), no RST.
+fn server_saw_nothing(c: &TcpStream) {
+    c.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    match (&*c).read(&mut b) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the server's end noticed the dump: {other:?}"),
+    }
+    c.set_nonblocking(false).unwrap();
+}
+
+/// The client's "after", then "bye" to it.
+fn server_talks(c: &mut TcpStream) {
+    let mut after = [0u8; 6];
+    c.read_exact(&mut after)
+        .expect("the client's line after the restore");
+    assert_eq!(&after, b"after\n");
+    c.write_all(b"bye\n").unwrap();
+}
+
+fn client_carries_on(name: &str, ip: &str) {
+    let dir = TestDir::new(name);
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, mut c) = start_client(&[], ip);
+    dump_kills(&mut p, &image);
+    server_saw_nothing(&c);
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    server_talks(&mut c);
+    r.wait_for("ok client", LINE_TIMEOUT, |l| {
+        assert!(!l.starts_with("FAIL"), "{l}");
+        l.starts_with("ok client")
+    });
+    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+}
+
+#[test]
+fn a_client_of_a_server_outside_the_dump_carries_on() {
+    if root_or_skip("a_client_of_a_server_outside_the_dump_carries_on") {
+        client_carries_on("tcp_client4", "127.0.0.1");
+    }
+}
+
+#[test]
+fn a_client_of_a_server_outside_the_dump_carries_on_over_ipv6() {
+    if root_or_skip("a_client_of_a_server_outside_the_dump_carries_on_over_ipv6") {
+        client_carries_on("tcp_client6", "::1");
+    }
+}
+
+#[test]
+fn leave_running_takes_the_connection_out_of_repair_mode() {
+    if !root_or_skip("leave_running_takes_the_connection_out_of_repair_mode") {
+        return;
+    }
+    let dir = TestDir::new("tcp_leave");
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1");
+    dump(p.pid(), &image, true);
+    server_saw_nothing(&c);
+    // The connection still lives: restoring it again is refused at once.
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refusal: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
+    assert_eq!(refusal.len(), 1, "one line: {err}");
+    assert!(
+        refusal[0].contains("(TCP connection 127.0.0.1:")
+            && refusal[0].contains("that connection exists"),
+        "{err}"
+    );
+    // The original carries on (repair mode would make its write fail).
+    p.write_stdin("go\n");
+    server_talks(&mut c);
+    p.wait_for("ok client", LINE_TIMEOUT, |l| {
+        assert!(!l.starts_with("FAIL"), "{l}");
+        l.starts_with("ok client keepalive 1")
+    });
+    assert!(p.wait_exit(EXIT_TIMEOUT).success());
+}
+
+#[test]
+fn without_cap_net_admin_the_dump_names_each_connection_and_tcp_close_resets_them() {
+    require_tool("setpriv");
+    let dir = TestDir::new("tcp_nobody");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("tree.kckpt");
+    let mut t = start_tree(&NOBODY, &["tree4", "reset"]);
+    let out = dump_as(&NOBODY, t.parent, &image);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let (l, c) = (t.listen, t.cport);
+    assert!(
+        err.contains(&format!("TCP connection 127.0.0.1:{l} -> 127.0.0.1:{c}")),
+        "the parent's end named: {err}"
+    );
+    assert!(
+        err.contains("CAP_NET_ADMIN") && err.contains("--tcp-close"),
+        "{err}"
+    );
+    assert!(!image.exists(), "no image");
+    assert!(
+        t.p.exited().is_none(),
+        "a refused dump left the tree running"
+    );
+    // The child's end is named too (dumped alone).
+    let out = dump_as(&NOBODY, t.child, &image);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        err.contains(&format!("TCP connection 127.0.0.1:{c} -> 127.0.0.1:{l}")),
+        "the child's end named: {err}"
+    );
+    // --tcp-close: saved, restored reset; each end reads ECONNRESET.
+    dump_tree(&NOBODY, &mut t, &image, &["--tcp-close"]);
+    assert_eq!(
+        conn_info(&info_json(&image))["restored"],
+        "reset (--tcp-close)"
+    );
+    let mut r = Proc::spawn(
+        "kckpt restore",
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
+    );
+    finish(&mut r, &["reset parent", "reset child"]);
+}
+
+#[test]
+fn tcp_close_as_root_saves_reset_connections() {
+    if !root_or_skip("tcp_close_as_root_saves_reset_connections") {
+        return;
+    }
+    let dir = TestDir::new("tcp_close_root");
+    let image = dir.join("tree.kckpt");
+    let mut t = start_tree(&[], &["tree6", "reset"]);
+    dump_tree(&[], &mut t, &image, &["--tcp-close"]);
+    let s = conn_info(&info_json(&image)).clone();
+    assert_eq!(s["restored"], "reset (--tcp-close)", "{s}");
+    assert_eq!(s["queued_to_read"], 0);
+    let mut r = restore(&image);
+    finish(&mut r, &["reset parent", "reset child"]);
+}
+
+/// The line of `tcp_conn client` restored reset: its first read fails.
+const CLIENT_RESET: &str = "FAIL client recv queued: Connection reset by peer";
+
+#[test]
+fn a_repair_image_restored_by_nobody_is_refused_or_reset_with_tcp_close() {
+    if !root_or_skip("a_repair_image_restored_by_nobody_is_refused_or_reset_with_tcp_close") {
+        return;
+    }
+    require_tool("setpriv");
+    let dir = TestDir::new("tcp_restore_nobody");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("client.kckpt");
+    // Nobody's client, dumped by root with TCP repair.
+    let (mut p, _server, c) = start_client(&NOBODY, "127.0.0.1");
+    let port = c.local_addr().unwrap().port();
+    dump_kills(&mut p, &image);
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refusal: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
+    assert_eq!(refusal.len(), 1, "one line: {err}");
+    assert!(
+        refusal[0].contains(&format!("-> 127.0.0.1:{port})"))
+            && refusal[0].contains("needs CAP_NET_ADMIN")
+            && refusal[0].contains("--tcp-close"),
+        "{err}"
+    );
+    // `kckpt restore --tcp-close`: the program finds its connection reset.
+    let mut r = Proc::spawn(
+        "kckpt restore",
+        kckpt_as(&NOBODY)
+            .args(["restore", "--tcp-close"])
+            .arg(&image),
+    );
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), CLIENT_RESET, "{}", r.stderr());
+    r.wait_exit(EXIT_TIMEOUT);
+}
+
+#[test]
+fn the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close() {
+    if !root_or_skip("the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close") {
+        return;
+    }
+    let dir = TestDir::new("tcp_restore_userns");
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, _c) = start_client(&[], "127.0.0.1");
+    dump_kills(&mut p, &image);
+    // Root of a user namespace has no CAP_NET_ADMIN over the host's
+    // network: `./client.kckpt` (binfmt_misc) is refused in one line...
+    let mut r = restore_binfmt(&image);
+    let status = r.wait_exit(EXIT_TIMEOUT);
+    assert!(!status.success());
+    let err = r.stderr();
+    assert!(
+        err.lines()
+            .any(|l| l.contains("(TCP connection 127.0.0.1:") && l.contains("needs CAP_NET_ADMIN")),
+        "{err}"
+    );
+    // ...and with KCKPT_TCP_CLOSE=1 restored with its connection reset.
+    let mut r = restore_binfmt_env(&image, &[("KCKPT_TCP_CLOSE", "1")]);
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), CLIENT_RESET, "{}", r.stderr());
+    r.wait_exit(EXIT_TIMEOUT);
+}
