@@ -422,3 +422,64 @@ fn the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close() {
     assert_eq!(r.line(LINE_TIMEOUT), CLIENT_RESET, "{}", r.stderr());
     r.wait_exit(EXIT_TIMEOUT);
 }
+
+/// The way a user without root restores a connected tree (README): the
+/// whole tree runs in a user and network namespace of its own (loopback
+/// only), where the user has CAP_NET_ADMIN; kckpt dumps and restores it
+/// from inside with TCP repair.
+#[test]
+fn a_user_saves_and_restores_a_connected_tree_in_its_own_network_namespace() {
+    require_tool("unshare");
+    require_tool("ip");
+    let dir = TestDir::new("tcp_userns");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script = r#"
+        set -e
+        ip link set lo up
+        cd "$DIR"
+        mkfifo in
+        "$PROG" tree4 < in > out 2>&1 &
+        exec 3> in
+        n=0
+        until grep -q '^ready$' out; do
+            n=$((n + 1)); [ $n -lt 500 ] || exit 11
+            sleep 0.02
+        done
+        PARENT=$(awk '/^parent/ { print $2 }' out)
+        "$KCKPT" dump -p "$PARENT" -o tree.kckpt || exit 12
+        wait || true
+        exec 3>&-
+        rm in; mkfifo in
+        "$KCKPT" restore tree.kckpt < in &
+        R=$!
+        exec 3> in
+        echo go >&3
+        wait $R || exit 13
+        echo restored
+    "#;
+    // As nobody when the tests run as root: no privilege is used.
+    let prefix: &[&str] = if nix::unistd::geteuid().is_root() {
+        require_tool("setpriv");
+        &NOBODY
+    } else {
+        &[]
+    };
+    let out = run(
+        command_as(prefix, "unshare")
+            .args(["--user", "--map-root-user", "--net", "sh", "-c", script])
+            .env("DIR", dir.path())
+            .env("PROG", TCP_CONN)
+            .env("KCKPT", kckpt()),
+        DUMP_TIMEOUT,
+    );
+    let lines = std::fs::read_to_string(dir.join("out")).unwrap_or_default();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("restored"),
+        "{}\nthe tree's output:\n{lines}",
+        show(&out)
+    );
+    assert!(!lines.contains("FAIL"), "{lines}");
+    for l in ["ok parent sent", "ok child sent", "done"] {
+        assert!(lines.contains(l), "no {l:?} in the tree's output:\n{lines}");
+    }
+}
