@@ -19,7 +19,8 @@
  * "hello\n", prints "ready" and reads a line from stdin; on it, reads the
  * line the server sent meanwhile (before the dump, unread), checks it is
  * "queued\n", sends "after\n", reads the server's "bye\n" and prints
- * "ok client" (or "FAIL client ..."). */
+ * "ok client" (or "FAIL client ..."). `tcp_conn client HOST PORT MB` first
+ * fills MB MiB of memory (a dump that takes a while). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -41,6 +42,7 @@
 #define PARENT_REST 400000
 
 static const char *me = "parent";
+static char *volatile kept;
 
 static unsigned char byte_at(int side, long i)
 {
@@ -325,8 +327,18 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc >= 2 && (!strcmp(argv[1], "tree4") || !strcmp(argv[1], "tree6")))
         return tree(argv[1][4] == '6', argc >= 3 && !strcmp(argv[2], "reset"));
-    if (argc == 4 && !strcmp(argv[1], "client"))
+    if ((argc == 4 || argc == 5) && !strcmp(argv[1], "client")) {
+        if (argc == 5) {
+            /* Memory that makes the dump take a while. */
+            size_t len = (size_t)atoi(argv[4]) << 20;
+            char *m = malloc(len);
+            if (!m)
+                return 2;
+            memset(m, 1, len);
+            kept = m; /* escapes: the stores stay */
+        }
         return client(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: tcp_conn tree4|tree6 [reset] | client HOST PORT\n");
+    }
+    fprintf(stderr, "usage: tcp_conn tree4|tree6 [reset] | client HOST PORT [MB]\n");
     return 2;
 }

@@ -191,12 +191,14 @@ fn a_connected_parent_and_child_on_ipv6_carry_on_with_every_byte() {
 
 /// A server of the test's own and `tcp_conn client` connected to it, past
 /// its "hello" and with "queued" sent to it (unread).
-fn start_client(prefix: &[&str], ip: &str) -> (Proc, TcpListener, TcpStream) {
+fn start_client(prefix: &[&str], ip: &str, extra: &[&str]) -> (Proc, TcpListener, TcpStream) {
     let server = TcpListener::bind((ip, 0)).expect("listen");
     let port = server.local_addr().unwrap().port().to_string();
     let mut p = Proc::spawn(
         "tcp_conn client",
-        command_as(prefix, TCP_CONN).args(["client", ip, &port]),
+        command_as(prefix, TCP_CONN)
+            .args(["client", ip, &port])
+            .args(extra),
     );
     let (mut c, _) = server.accept().expect("accept");
     c.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
@@ -232,7 +234,7 @@ fn server_talks(c: &mut TcpStream) {
 fn client_carries_on(name: &str, ip: &str) {
     let dir = TestDir::new(name);
     let image = dir.join("client.kckpt");
-    let (mut p, _server, mut c) = start_client(&[], ip);
+    let (mut p, _server, mut c) = start_client(&[], ip, &[]);
     dump_kills(&mut p, &image);
     server_saw_nothing(&c);
     let mut r = restore(&image);
@@ -266,7 +268,7 @@ fn leave_running_takes_the_connection_out_of_repair_mode() {
     }
     let dir = TestDir::new("tcp_leave");
     let image = dir.join("client.kckpt");
-    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1");
+    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &[]);
     dump(p.pid(), &image, true);
     server_saw_nothing(&c);
     // The connection still lives: restoring it again is refused at once.
@@ -368,7 +370,7 @@ fn a_repair_image_restored_by_nobody_is_refused_or_reset_with_tcp_close() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("client.kckpt");
     // Nobody's client, dumped by root with TCP repair.
-    let (mut p, _server, c) = start_client(&NOBODY, "127.0.0.1");
+    let (mut p, _server, c) = start_client(&NOBODY, "127.0.0.1", &[]);
     let port = c.local_addr().unwrap().port();
     dump_kills(&mut p, &image);
     std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -403,7 +405,7 @@ fn the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close() {
     }
     let dir = TestDir::new("tcp_restore_userns");
     let image = dir.join("client.kckpt");
-    let (mut p, _server, _c) = start_client(&[], "127.0.0.1");
+    let (mut p, _server, _c) = start_client(&[], "127.0.0.1", &[]);
     dump_kills(&mut p, &image);
     // Root of a user namespace has no CAP_NET_ADMIN over the host's
     // network: `./client.kckpt` (binfmt_misc) is refused in one line...
@@ -482,4 +484,97 @@ fn a_user_saves_and_restores_a_connected_tree_in_its_own_network_namespace() {
     for l in ["ok parent sent", "ok child sent", "done"] {
         assert!(lines.contains(l), "no {l:?} in the tree's output:\n{lines}");
     }
+}
+
+#[test]
+fn a_dumper_killed_after_reading_the_connection_leaves_it_working() {
+    if !root_or_skip("a_dumper_killed_after_reading_the_connection_leaves_it_working") {
+        return;
+    }
+    let dir = TestDir::new("tcp_dumper_killed");
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &[]);
+    let out = run(
+        Command::new(kckpt())
+            .args(["dump", "-p", &p.pid().to_string(), "-o"])
+            .arg(&image)
+            .env("KCKPT_TEST_DIE_AT", "written"),
+        DUMP_TIMEOUT,
+    );
+    assert!(
+        !out.status.success(),
+        "the dumper was to die: {}",
+        show(&out)
+    );
+    assert!(!image.exists());
+    server_saw_nothing(&c);
+    // Out of repair mode: the program's write works.
+    p.write_stdin("go\n");
+    server_talks(&mut c);
+    p.wait_for("ok client", LINE_TIMEOUT, |l| {
+        assert!(!l.starts_with("FAIL"), "{l}");
+        l.starts_with("ok client")
+    });
+    assert!(p.wait_exit(EXIT_TIMEOUT).success());
+}
+
+#[test]
+fn data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on() {
+    if !root_or_skip("data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on") {
+        return;
+    }
+    let dir = TestDir::new("tcp_changed");
+    let image = dir.join("client.kckpt");
+    // 512 MiB to save: the dump is still writing memory, long after it
+    // read the connection, when the server sends more.
+    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &["512"]);
+    let mut dump = Command::new(kckpt())
+        .args(["dump", "-p", &p.pid().to_string(), "-o"])
+        .arg(&image)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kckpt dump");
+    // The dumper keeps a copy of the socket from when it has read it to
+    // the end (memory is written meanwhile): wait for it.
+    let link = |path: String| {
+        std::fs::read_link(path)
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let sock = (0..64)
+        .map(|fd| link(format!("/proc/{}/fd/{fd}", p.pid())))
+        .find(|l| l.starts_with("socket:"))
+        .expect("the client's socket");
+    let fds = format!("/proc/{}/fd", dump.id());
+    let writing = eventually(DUMP_TIMEOUT, || {
+        std::fs::read_dir(&fds)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| link(e.path().to_string_lossy().into_owned()) == sock)
+            })
+            .unwrap_or(false)
+    });
+    assert!(writing, "the dumper never held the socket");
+    // It may be an earlier copy: well into the memory (over a second of it).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        dump.try_wait().unwrap().is_none(),
+        "the dump ended before the server sent: too fast to test"
+    );
+    c.write_all(b"late\n").unwrap();
+    let out = dump.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("(TCP connection 127.0.0.1:") || err.contains("TCP connection 127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("changed while it was saved"), "{err}");
+    assert!(!image.exists());
+    // The process was resumed with its connection out of repair mode.
+    p.write_stdin("go\n");
+    let mut after = [0u8; 6];
+    c.read_exact(&mut after).expect("the client's line");
+    assert_eq!(&after, b"after\n");
+    p.kill();
 }

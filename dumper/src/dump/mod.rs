@@ -279,6 +279,8 @@ fn finish(
 ) -> Result<()> {
     crate::testing::die_at("written");
     interrupt::check()?;
+    // Connections in repair mode again, and as they were saved.
+    tcp_repair::arm_and_verify()?;
     tmp.commit(&interrupt::check)?;
     crate::testing::die_at("committed");
     if options.leave_running {

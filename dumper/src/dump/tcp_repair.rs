@@ -11,13 +11,17 @@
 //! `TCP_INFO` (the negotiated SACK, timestamps and window scales),
 //! `TCP_MAXSEG` (in repair mode the MSS clamp) and `TCP_TIMESTAMP`.
 //!
-//! A socket in repair mode sends nothing when it is closed (no FIN, no
-//! RST): the copies stay here, in repair mode, until the dump ends. When
-//! the target is killed ([`settle`] with `killed`) they are closed as they
-//! are, so the peer notices nothing; when it is resumed (`--leave-running`)
-//! or the dump fails ([`Guard`]), repair mode is turned off first
-//! (`TCP_REPAIR_OFF_NO_WP`: no window probe, the connection never
-//! stopped), with `SO_REUSEADDR` put back (turning repair off clears it).
+//! Repair mode is turned off again as soon as a connection is read
+//! (`TCP_REPAIR_OFF_NO_WP`: no window probe, the connection never stopped;
+//! `SO_REUSEADDR` put back, which leaving repair mode clears), so a dumper
+//! killed meanwhile leaves it working. The copies stay here until the dump
+//! ends. Right before the image is committed ([`arm_and_verify`]) each is
+//! put in repair mode again and checked unchanged since it was read (a
+//! packet of the peer meanwhile fails the dump). A socket in repair mode
+//! sends nothing when it is closed (no FIN, no RST): when the target is
+//! killed ([`settle`] with `killed`) the copies are closed as they are, so
+//! the peer notices nothing; when it is resumed (`--leave-running`) or the
+//! dump fails ([`Guard`]), repair mode is turned off first.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +58,11 @@ static CLOSE: AtomicBool = AtomicBool::new(false);
 struct Held {
     fd: OwnedFd,
     reuse: bool,
+    /// The process, the connection's name, and what was saved of it:
+    /// `rcv_nxt`, `snd_una` (once saved).
+    pid: i32,
+    name: String,
+    saved: Option<(u32, u32)>,
 }
 
 /// Every socket of the running dump in repair mode.
@@ -72,6 +81,40 @@ impl Drop for Guard {
     fn drop(&mut self) {
         settle(false);
     }
+}
+
+/// Before the image is committed: every connection saved is put in
+/// repair mode again (so that it closes silently when the processes are
+/// killed) and is as it was saved (nothing was received or acknowledged
+/// since: a packet of the peer that came meanwhile would be lost), or the
+/// dump fails.
+pub fn arm_and_verify() -> crate::error::Result<()> {
+    let held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    for h in held.iter() {
+        let Some((rcv, una)) = h.saved else { continue };
+        let fd = h.fd.as_raw_fd();
+        let now = (|| {
+            set(fd, TCP_REPAIR, 1)?;
+            set(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)?;
+            let rcv = get(fd, TCP_QUEUE_SEQ)? as u32;
+            set(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE)?;
+            let snd = get(fd, TCP_QUEUE_SEQ)? as u32;
+            let outq = fdsys::sock_ioctl_int(fd, SIOCOUTQ)? as u32;
+            let _ = set(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+            Ok::<_, Errno>((rcv, snd.wrapping_sub(outq)))
+        })();
+        if now != Ok((rcv, una)) {
+            return Err(crate::error::Error::Unsupported {
+                pid: h.pid,
+                reason: format!(
+                    "{} changed while it was saved (its peer sent or acknowledged \
+                     data during the dump); the dump may be tried again",
+                    h.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// End of the dump: with `killed` the copies are closed in repair mode
@@ -134,7 +177,7 @@ pub fn name(d: &InetDiag) -> String {
 /// closed (`d` its `inet_diag`): what it is saved as, or the reason it is
 /// refused (everything that can refuse it is checked before it is put in
 /// repair mode).
-pub fn record(sock: &OwnedFd, d: &InetDiag) -> Result<Conn, String> {
+pub fn record(sock: &OwnedFd, d: &InetDiag, pid: i32) -> Result<Conn, String> {
     let shown = name(d);
     if d.state != 1 {
         return Err(format!(
@@ -178,8 +221,17 @@ pub fn record(sock: &OwnedFd, d: &InetDiag) -> Result<Conn, String> {
     HELD.lock().unwrap_or_else(|e| e.into_inner()).push(Held {
         fd: copy,
         reuse: r.opts & inet_opts::REUSEADDR != 0,
+        pid,
+        name: shown.clone(),
+        saved: None,
     });
     let (t, data) = read_repair(fd).map_err(|e| format!("{shown} ({e})"))?;
+    if let Some(h) = HELD.lock().unwrap_or_else(|e| e.into_inner()).last_mut() {
+        h.saved = Some((t.rcv_seq, t.snd_seq.wrapping_sub(t.outq_len)));
+        // Out of repair mode until the end ([`arm_and_verify`]): a dumper
+        // killed meanwhile leaves the connection as it was.
+        repair_off(h);
+    }
     path.extend_from_slice(&t.encode());
     Ok(Conn {
         path,
@@ -230,19 +282,23 @@ fn read_repair(fd: RawFd) -> Result<(TcpRepair, Vec<u8>), String> {
         return Err("its receive queue kept changing".into());
     }
     // The send queue: the program is stopped, only acknowledgements
-    // shrink it.
+    // shrink it; read again until one coming meanwhile changes nothing.
     set(fd, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE).map_err(e("TCP_REPAIR_QUEUE"))?;
     t.snd_seq = get(fd, TCP_QUEUE_SEQ).map_err(e("TCP_QUEUE_SEQ"))? as u32;
-    let outq = fdsys::sock_ioctl_int(fd, SIOCOUTQ).map_err(e("SIOCOUTQ"))?;
-    let unsent = fdsys::sock_ioctl_int(fd, SIOCOUTQNSD).map_err(e("SIOCOUTQNSD"))?;
-    let outq_bytes = peek(fd, outq.max(0) as usize)?;
-    if outq_bytes.len() != outq.max(0) as usize {
-        return Err(format!(
-            "its send queue changed while it was read ({} bytes, then {})",
-            outq,
-            outq_bytes.len()
-        ));
+    let mut sendq = None;
+    for _ in 0..5 {
+        let outq = fdsys::sock_ioctl_int(fd, SIOCOUTQ).map_err(e("SIOCOUTQ"))?;
+        let unsent = fdsys::sock_ioctl_int(fd, SIOCOUTQNSD).map_err(e("SIOCOUTQNSD"))?;
+        let bytes = peek(fd, outq.max(0) as usize)?;
+        let again = fdsys::sock_ioctl_int(fd, SIOCOUTQ).map_err(e("SIOCOUTQ"))?;
+        if again == outq && bytes.len() == outq.max(0) as usize {
+            sendq = Some((bytes, unsent));
+            break;
+        }
     }
+    let Some((outq_bytes, unsent)) = sendq else {
+        return Err("its send queue kept changing".into());
+    };
     let _ = set(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
     t.inq_len = inq.len() as u32;
     t.outq_len = outq_bytes.len() as u32;
