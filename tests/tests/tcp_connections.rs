@@ -578,3 +578,25 @@ fn data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on() {
     assert_eq!(&after, b"after\n");
     p.kill();
 }
+
+#[test]
+fn a_half_closed_connection_is_refused_by_name_and_state() {
+    let dir = TestDir::new("tcp_close_wait");
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, c) = start_client(&[], "127.0.0.1", &[]);
+    let (local, peer) = (c.peer_addr().unwrap(), c.local_addr().unwrap());
+    // The server closes its end: the client's is in CLOSE_WAIT.
+    drop(c);
+    std::thread::sleep(Duration::from_millis(100));
+    let out = dump_raw(p.pid(), &image, false);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "TCP connection {local} -> {peer} in state close-wait"
+        )),
+        "{err}"
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.kill();
+}
