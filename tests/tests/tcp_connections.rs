@@ -269,7 +269,9 @@ fn leave_running_takes_the_connection_out_of_repair_mode() {
     let dir = TestDir::new("tcp_leave");
     let image = dir.join("client.kckpt");
     let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &[]);
-    dump(p.pid(), &image, true);
+    let out = dump(p.pid(), &image, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("carries on (--leave-running)"), "{err}");
     server_saw_nothing(&c);
     // The connection still lives: restoring it again is refused at once.
     let out = run(

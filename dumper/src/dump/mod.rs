@@ -285,7 +285,7 @@ fn finish(
     crate::testing::die_at("committed");
     if options.leave_running {
         // Connections carry on: out of repair mode before the processes run.
-        tcp_repair::settle(false);
+        tcp_repair::leave_running();
         let mut first_err = None;
         for t in tracees.into_iter().flatten() {
             if let Err(e) = threads::resume_all(t) {

@@ -128,6 +128,27 @@ pub fn settle(killed: bool) {
     }
 }
 
+/// `--leave-running`: out of repair mode, and a warning per connection
+/// saved: the image holds it as it was; once the live one has moved on, a
+/// restore of the image (when the live one is gone) is out of step with
+/// the peer.
+pub fn leave_running() {
+    let names: Vec<String> = HELD
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|h| h.saved.is_some())
+        .map(|h| h.name.clone())
+        .collect();
+    settle(false);
+    for n in names {
+        eprintln!(
+            "kckpt: warning: {n} carries on (--leave-running): the image holds it as it is now; \
+             restored once it has moved on (and closed), it is out of step with its peer"
+        );
+    }
+}
+
 fn repair_off(h: &Held) {
     let fd = h.fd.as_raw_fd();
     if set(fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) == Err(Errno::EINVAL) {
