@@ -602,3 +602,34 @@ fn a_half_closed_connection_is_refused_by_name_and_state() {
     assert!(p.exited().is_none(), "a refused dump left it running");
     p.kill();
 }
+
+/// Urgent data: a peek (and `SIOCINQ`) stops at the urgent mark, TCP
+/// repair does not save the mark: refused, not saved short.
+#[test]
+fn urgent_data_in_a_receive_queue_is_refused() {
+    if !root_or_skip("urgent_data_in_a_receive_queue_is_refused") {
+        return;
+    }
+    let dir = TestDir::new("tcp_oob");
+    let image = dir.join("oob.kckpt");
+    let code = "import socket,time\n\
+                s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
+                c=socket.create_connection(s.getsockname()); a,_=s.accept()\n\
+                a.send(b'abc'); a.send(b'!', socket.MSG_OOB); a.send(b'def')\n\
+                time.sleep(0.2)\n\
+                print('ready', c.getsockname()[1], flush=True)\n\
+                time.sleep(60)\n";
+    let mut p = Proc::start(PYTHON3, &["-c", code]);
+    let line = p.line(LINE_TIMEOUT);
+    let port = line.strip_prefix("ready ").expect("ready");
+    let out = dump_raw(p.pid(), &image, false);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("(TCP connection 127.0.0.1:{port} -> "))
+            && err.contains("urgent data (MSG_OOB)"),
+        "{err}"
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.kill();
+}

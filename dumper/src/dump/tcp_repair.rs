@@ -198,7 +198,7 @@ pub fn name(d: &InetDiag) -> String {
 /// closed (`d` its `inet_diag`): what it is saved as, or the reason it is
 /// refused (everything that can refuse it is checked before it is put in
 /// repair mode).
-pub fn record(sock: &OwnedFd, d: &InetDiag, pid: i32) -> Result<Conn, String> {
+pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, String> {
     let shown = name(d);
     if d.state != 1 {
         return Err(format!(
@@ -246,7 +246,9 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, pid: i32) -> Result<Conn, String> {
         name: shown.clone(),
         saved: None,
     });
-    let (t, data) = read_repair(fd).map_err(|e| format!("{shown} ({e})"))?;
+    // Bytes received and not read, by `inet_diag`.
+    let queued = || inet::diag(i32::from(d.family), libc::IPPROTO_TCP, ino).map(|d| d.rqueue);
+    let (t, data) = read_repair(fd, queued).map_err(|e| format!("{shown} ({e})"))?;
     if let Some(h) = HELD.lock().unwrap_or_else(|e| e.into_inner()).last_mut() {
         h.saved = Some((t.rcv_seq, t.snd_seq.wrapping_sub(t.outq_len)));
         // Out of repair mode until the end ([`arm_and_verify`]): a dumper
@@ -262,7 +264,10 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, pid: i32) -> Result<Conn, String> {
 }
 
 /// The repair state and queued bytes of socket `fd`, in repair mode.
-fn read_repair(fd: RawFd) -> Result<(TcpRepair, Vec<u8>), String> {
+fn read_repair(
+    fd: RawFd,
+    queued: impl Fn() -> Option<u32>,
+) -> Result<(TcpRepair, Vec<u8>), String> {
     fn e(what: &'static str) -> impl Fn(Errno) -> String {
         move |e| format!("{what}: {}", e.desc())
     }
@@ -301,6 +306,11 @@ fn read_repair(fd: RawFd) -> Result<(TcpRepair, Vec<u8>), String> {
     }
     if !steady {
         return Err("its receive queue kept changing".into());
+    }
+    // `SIOCINQ` and a peek stop at an urgent mark; `inet_diag` counts
+    // every byte up to `rcv_nxt`.
+    if queued().is_some_and(|all| all as usize != inq.len()) {
+        return Err("its receive queue holds urgent data (MSG_OOB), not saved".into());
     }
     // The send queue: the program is stopped, only acknowledgements
     // shrink it; read again until one coming meanwhile changes nothing.

@@ -51,7 +51,7 @@ pub(super) fn classify(
             .as_ref()
             .filter(|d| tcp && outside.is_none() && !matches!(d.state, 7 | 10));
         if let Some(d) = conn {
-            let what = match tcp_repair::record(&copy, d, pid) {
+            let what = match tcp_repair::record(&copy, d, ino, pid) {
                 Ok(c) => {
                     fds[i].rec.kind = TCP_CONN_FD_KIND;
                     fds[i].rec.args = [u64::from(d.family), c.mode, 0, 0];
