@@ -60,6 +60,11 @@ pub enum Command {
         /// the root process. Repeatable.
         #[arg(long, value_name = "[PID:]FD", value_parser = parse_external)]
         external: Vec<(Option<i32>, u32)>,
+        /// Save established TCP connections as connections that come back
+        /// reset (the program reads ECONNRESET), instead of with TCP repair
+        /// (which needs CAP_NET_ADMIN); the peers see them closed.
+        #[arg(long)]
+        tcp_close: bool,
     },
     /// Restore a process from an image (executes the restore stub in place
     /// of kckpt; a user who may choose pids, such as root, gets the saved
@@ -91,6 +96,11 @@ pub enum Command {
         /// `pipe:[1234]=5`); repeatable; added to $KCKPT_INHERIT_FD.
         #[arg(long, value_name = "KEY=N", value_parser = parse_inherit)]
         inherit_fd: Vec<String>,
+        /// Restore the TCP connections saved with TCP repair as
+        /// connections that were reset (the program reads ECONNRESET), for
+        /// a restorer without CAP_NET_ADMIN; same as KCKPT_TCP_CLOSE=1.
+        #[arg(long)]
+        tcp_close: bool,
     },
     /// Check an image and describe it.
     Info {
@@ -202,6 +212,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             pgid,
             session,
             external,
+            tcp_close,
         } => {
             use crate::dump::tree::Scope;
             let group = pgid.map(Scope::Pgid).or(session.map(Scope::Session));
@@ -212,6 +223,7 @@ pub fn execute(cli: Cli) -> Result<()> {
                 no_children,
                 group,
                 external: Vec::leak(external),
+                tcp_close,
             };
             let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options)?;
             for w in &summary.warnings {
@@ -225,8 +237,12 @@ pub fn execute(cli: Cli) -> Result<()> {
             force,
             stdio,
             inherit_fd,
+            tcp_close,
         } => {
             crate::restore::add_inherit_fds(&inherit_fd)?;
+            if tcp_close {
+                std::env::set_var("KCKPT_TCP_CLOSE", "1");
+            }
             crate::restore::restore(&file, new_pid_ns, force, stdio)
         }
         Command::Info {

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use kckpt_image::ghosts::{extents_of, ghost_fd_kind, S_IFDIR, S_IFMT};
 use kckpt_image::inet::{InetRecord, INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::records::*;
+use kckpt_image::tcp::TCP_CONN_FD_KIND;
 use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
 use kckpt_image::{ghost_flags, lock_kind, special_fd_kind, ImageView};
 
@@ -40,6 +41,7 @@ fn kind_name(kind: u32) -> &'static str {
         UNIX_LISTEN_FD_KIND => "unix listen",
         INET_LISTEN_FD_KIND => "tcp listen",
         UDP_FD_KIND => "udp",
+        TCP_CONN_FD_KIND => "tcp connection",
         _ => "?",
     }
 }
@@ -100,17 +102,18 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
         .filter(|(bit, _)| x.opts & bit != 0)
         .map(|&(_, n)| n)
         .collect();
-    let tcp = kind == INET_LISTEN_FD_KIND;
+    let tcp = kind != UDP_FD_KIND;
     let nz = |v: u32| (v != 0).then_some(v);
     let nz64 = |v: u64| (v != 0).then_some(v);
     json!({
         "family": if x.family == AF_INET { "ipv4" } else { "ipv6" },
         "type": if tcp { "tcp" } else { "udp" },
-        "state": if tcp { "listen" } else if x.state == STATE_ESTABLISHED { "connected" }
+        "state": if kind == TCP_CONN_FD_KIND { "established" } else if tcp { "listen" }
+            else if x.state == STATE_ESTABLISHED { "connected" }
             else if x.local_port != 0 { "bound" } else { "unbound" },
         "local": (x.local_port != 0).then(|| addr(&x.local, x.local_port)),
         "peer": (x.state == STATE_ESTABLISHED).then(|| addr(&x.peer, x.peer_port)),
-        "backlog": tcp.then_some(x.backlog),
+        "backlog": (kind == INET_LISTEN_FD_KIND).then_some(x.backlog),
         "queued_lost": x.lost,
         "options": options,
         "linger_secs": (x.opts & o::LINGER != 0).then_some(x.linger),
@@ -122,6 +125,34 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
         "rcvtimeo_us": nz64(x.rcvtimeo),
         "sndtimeo_us": nz64(x.sndtimeo),
     })
+}
+
+/// An established TCP connection's values (fd kind 44): those of its
+/// `InetRecord`, how it is restored, and its repair state.
+fn tcp_json(args: [u64; 4], path: &[u8]) -> Value {
+    use kckpt_image::tcp::{conn_mode, tcp_opts as o};
+    let Some((_, t)) = kckpt_image::tcp::parse(args[1], path) else {
+        return Value::Null;
+    };
+    let mut v = inet_json(
+        TCP_CONN_FD_KIND,
+        &path[..kckpt_image::inet::INET_RECORD_LEN],
+    );
+    let repair = args[1] == conn_mode::REPAIR;
+    let extra = json!({
+        "restored": if repair { "tcp repair" } else { "reset (--tcp-close)" },
+        "queued_to_read": t.inq_len,
+        "queued_to_send": t.outq_len,
+        "not_sent": t.unsent_len,
+        "mss": repair.then_some(t.mss),
+        "sack": t.options & o::SACK != 0,
+        "timestamps": t.options & o::TIMESTAMPS != 0,
+        "wscale": (t.options & o::WSCALE != 0).then(|| json!([t.snd_wscale, t.rcv_wscale])),
+    });
+    if let (Some(m), Value::Object(e)) = (v.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    v
 }
 
 /// One line for a TCP listener or UDP socket (`path` of `kckpt info`).
@@ -141,7 +172,14 @@ fn inet_text(v: &Value) -> String {
     if let Some(b) = v["backlog"].as_u64() {
         s += &format!(" backlog {b}");
     }
-    s += &format!(" queued 0 (lost at dump: {})", v["queued_lost"]);
+    if let Some(how) = v["restored"].as_str() {
+        s += &format!(
+            " queued {} to read, {} to send ({} not sent); restored by {how}",
+            v["queued_to_read"], v["queued_to_send"], v["not_sent"]
+        );
+    } else {
+        s += &format!(" queued 0 (lost at dump: {})", v["queued_lost"]);
+    }
     let opts: Vec<&str> = v["options"]
         .as_array()
         .into_iter()
@@ -165,8 +203,11 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         .fds
         .iter()
         .map(|r| {
-            let inet = matches!(r.kind, INET_LISTEN_FD_KIND | UDP_FD_KIND) && r.dup_of == FD_NO_DUP;
-            let socket = if inet {
+            let inet = matches!(r.kind, INET_LISTEN_FD_KIND | UDP_FD_KIND | TCP_CONN_FD_KIND)
+                && r.dup_of == FD_NO_DUP;
+            let socket = if r.kind == TCP_CONN_FD_KIND && inet {
+                tcp_json(r.args, view.string(r.path).unwrap_or(&[]))
+            } else if inet {
                 inet_json(r.kind, view.string(r.path).unwrap_or(&[]))
             } else {
                 Value::Null

@@ -406,6 +406,7 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             | ghost_fd_kind::SHMEM
             | special_fd_kind::FIFO
             | special_fd_kind::SYMLINK
+            | crate::tcp::TCP_CONN_FD_KIND
     );
     ensure(
         if r.data_len == 0 {
@@ -495,6 +496,8 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         crate::inet::INET_LISTEN_FD_KIND | crate::inet::UDP_FD_KIND => {
             crate::inet::args_ok(r.kind, a, view.string(r.path)?, r.data_len)
         }
+        // (1.6) InetRecord + TcpRepair in `path`, the queues as data.
+        crate::tcp::TCP_CONN_FD_KIND => crate::tcp::args_ok(a, view.string(r.path)?, r.data_len),
         // Read-write, maybe O_NONBLOCK (PIDFD_NONBLOCK), no offset.
         crate::self_fd_kind::PIDFD => a == [0; 4] && r.flags & !0o4003 == 0 && r.pos == 0,
         crate::self_fd_kind::NSFD => a[1..] == [0; 3],

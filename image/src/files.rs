@@ -37,6 +37,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     r.kind,
                     crate::inet::INET_LISTEN_FD_KIND | crate::inet::UDP_FD_KIND
                 ))
+            || (view.header.format_minor >= 6 && r.kind == crate::tcp::TCP_CONN_FD_KIND)
             || (special_fd_kind::FIFO..=special_fd_kind::SYMLINK).contains(&r.kind)
             || matches!(r.kind, self_fd_kind::PIDFD | self_fd_kind::NSFD);
         if !known {

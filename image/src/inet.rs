@@ -20,7 +20,8 @@ pub const AF_INET: u16 = 2;
 /// `AF_INET6`.
 pub const AF_INET6: u16 = 10;
 
-/// `TCP_ESTABLISHED`: a connected UDP socket.
+/// `TCP_ESTABLISHED`: a connected UDP socket, an established TCP
+/// connection (kind 44, `crate::tcp`).
 pub const STATE_ESTABLISHED: u16 = 1;
 /// `TCP_CLOSE`: an unconnected UDP socket (bound or not).
 pub const STATE_CLOSE: u16 = 7;
@@ -174,7 +175,7 @@ impl InetRecord {
     fn valid(&self, kind: u32) -> bool {
         use inet_opts::*;
         let v4 = self.family == AF_INET;
-        let tcp = kind == INET_LISTEN_FD_KIND;
+        let tcp = kind == INET_LISTEN_FD_KIND || kind == crate::tcp::TCP_CONN_FD_KIND;
         let addr_ok = |a: &[u8; 16]| !v4 || a[4..].iter().all(|&x| x == 0);
         let zero = |a: &[u8; 16]| a.iter().all(|&x| x == 0);
         let state_ok = match (kind, self.state) {
@@ -188,6 +189,10 @@ impl InetRecord {
                     && (self.local_port != 0 || zero(&self.local))
             }
             (UDP_FD_KIND, STATE_ESTABLISHED) => self.backlog == 0 && self.peer_port != 0,
+            // (1.6) An established TCP connection (`crate::tcp`).
+            (crate::tcp::TCP_CONN_FD_KIND, STATE_ESTABLISHED) => {
+                self.backlog == 0 && self.peer_port != 0 && self.local_port != 0
+            }
             _ => false,
         };
         let keep_ok = |v: u32, max: u32| v <= max && (tcp || v == 0);

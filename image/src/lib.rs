@@ -27,6 +27,7 @@ pub mod read;
 pub mod records;
 pub mod selffd;
 pub mod special;
+pub mod tcp;
 pub mod terminal;
 pub mod timers;
 pub mod tree;

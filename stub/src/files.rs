@@ -44,7 +44,9 @@ const MFD_ALLOW_SEALING: u32 = 2;
 pub(crate) fn fd_msg(img: &Image, r: &FdRecord) -> Msg {
     if matches!(
         r.kind,
-        kckpt_image::inet::INET_LISTEN_FD_KIND | kckpt_image::inet::UDP_FD_KIND
+        kckpt_image::inet::INET_LISTEN_FD_KIND
+            | kckpt_image::inet::UDP_FD_KIND
+            | kckpt_image::tcp::TCP_CONN_FD_KIND
     ) {
         return crate::inet::msg(img, r, None); // `path` is binary
     }
@@ -356,6 +358,9 @@ pub fn restore(
             kckpt_image::inet::INET_LISTEN_FD_KIND | kckpt_image::inet::UDP_FD_KIND => {
                 crate::inet::socket(img, r)
             }
+            // After every listener, below: one on the same port binds it
+            // without forced reuse.
+            kckpt_image::tcp::TCP_CONN_FD_KIND => continue,
             special_fd_kind::SYMLINK => crate::special::symlink(img, r, force),
             // A pidfd of the process itself: of the restored process.
             self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)
@@ -380,6 +385,13 @@ pub fn restore(
     }
 
     held.close();
+
+    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
+        if r.kind == kckpt_image::tcp::TCP_CONN_FD_KIND {
+            let fd = crate::tcp::socket(img, &r);
+            place(fd, &r).unwrap_or_else(|e| fail(img, &r, "cannot move it to its number", e));
+        }
+    }
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
         let of_fifo =

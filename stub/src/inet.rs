@@ -14,7 +14,8 @@
 
 use kckpt_arch::syscall::raw_syscall;
 use kckpt_image::inet::{inet_opts, InetRecord, AF_INET, INET_LISTEN_FD_KIND, UDP_FD_KIND};
-use kckpt_image::inet::{STATE_ESTABLISHED, STATE_LISTEN};
+use kckpt_image::inet::{INET_RECORD_LEN, STATE_ESTABLISHED, STATE_LISTEN};
+use kckpt_image::tcp::TCP_CONN_FD_KIND;
 use kckpt_image::{FdRecord, FD_NO_DUP};
 use linux_raw_sys::general as g;
 
@@ -46,7 +47,7 @@ const TCP_KEEPCNT: usize = 6;
 const UDP_CORK: usize = 1;
 const IPV6_V6ONLY: usize = 26;
 
-fn call(nr: u32, a: [usize; 6]) -> SysResult {
+pub(crate) fn call(nr: u32, a: [usize; 6]) -> SysResult {
     // SAFETY: every caller passes integers or pointers to live values the
     // kernel only reads (or, for getsockopt, writes) within their given size.
     checked(unsafe { raw_syscall(nr as usize, a) })
@@ -66,9 +67,20 @@ pub fn msg(img: &Image, r: &FdRecord, x: Option<&InetRecord>) -> Msg {
     let mut m = Msg::new();
     m.push(img.path).s(": fd ").dec(r.fd.into());
     let bytes = img.view.string(r.path).unwrap_or(&[]);
+    let bytes = match r.kind {
+        TCP_CONN_FD_KIND => bytes.get(..INET_RECORD_LEN).unwrap_or(&[]),
+        _ => bytes,
+    };
     if let Some(x) = x.copied().or_else(|| InetRecord::parse(r.kind, bytes)) {
         m.s(" (");
-        describe(&mut m, r.kind == INET_LISTEN_FD_KIND, &x);
+        if r.kind == TCP_CONN_FD_KIND {
+            m.s("TCP connection ");
+            addr(&mut m, x.family, &x.local, x.local_port);
+            m.s(" -> ");
+            addr(&mut m, x.family, &x.peer, x.peer_port);
+        } else {
+            describe(&mut m, r.kind == INET_LISTEN_FD_KIND, &x);
+        }
         m.s(")");
     }
     m
@@ -93,7 +105,7 @@ fn describe(m: &mut Msg, tcp: bool, x: &InetRecord) {
 }
 
 /// `127.0.0.1:80`, `[0:0:0:0:0:0:0:1]:80`.
-fn addr(m: &mut Msg, family: u16, a: &[u8; 16], port: u16) {
+pub(crate) fn addr(m: &mut Msg, family: u16, a: &[u8; 16], port: u16) {
     if family == AF_INET {
         for (i, b) in a[..4].iter().enumerate() {
             if i > 0 {
@@ -127,7 +139,7 @@ fn addr(m: &mut Msg, family: u16, a: &[u8; 16], port: u16) {
 }
 
 /// `sockaddr_in` or `sockaddr_in6` and its length.
-fn sockaddr(family: u16, a: &[u8; 16], port: u16) -> ([u8; 28], usize) {
+pub(crate) fn sockaddr(family: u16, a: &[u8; 16], port: u16) -> ([u8; 28], usize) {
     let mut s = [0u8; 28];
     s[0..2].copy_from_slice(&family.to_ne_bytes());
     s[2..4].copy_from_slice(&port.to_be_bytes());
@@ -140,7 +152,7 @@ fn sockaddr(family: u16, a: &[u8; 16], port: u16) -> ([u8; 28], usize) {
     }
 }
 
-fn set(fd: usize, level: usize, opt: usize, v: i32) -> SysResult {
+pub(crate) fn set(fd: usize, level: usize, opt: usize, v: i32) -> SysResult {
     call(
         g::__NR_setsockopt,
         [fd, level, opt, &v as *const i32 as usize, 4, 0],
@@ -197,7 +209,7 @@ fn new_socket(kind: u32, x: &InetRecord, reuse: bool) -> SysResult {
     Ok(fd)
 }
 
-fn bind(fd: usize, x: &InetRecord) -> SysResult {
+pub(crate) fn bind(fd: usize, x: &InetRecord) -> SysResult {
     let (a, len) = sockaddr(x.family, &x.local, x.local_port);
     call(g::__NR_bind, [fd, a.as_ptr() as usize, len, 0, 0, 0])
 }
@@ -247,6 +259,22 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
             bind_failed(img, r, &x, e)
         }
     }
+    options(img, r, &x, fd, tcp);
+    if x.state == STATE_LISTEN {
+        call(g::__NR_listen, [fd, x.backlog as usize, 0, 0, 0, 0])
+            .unwrap_or_else(|e| fail("listen", e));
+    } else if x.state == STATE_ESTABLISHED {
+        let (a, len) = sockaddr(x.family, &x.peer, x.peer_port);
+        call(g::__NR_connect, [fd, a.as_ptr() as usize, len, 0, 0, 0])
+            .unwrap_or_else(|e| fail("connect", e));
+    }
+    fd
+}
+
+/// The options of record `r` (`x`) other than those `bind` depends on,
+/// on socket `fd`; `tcp`: a TCP socket.
+pub(crate) fn options(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize, tcp: bool) {
+    let fail = |what: &str, e: Errno| -> ! { msg(img, r, Some(x)).s(": ").s(what).errno(e).fail() };
     let on = |bit| i32::from(x.opts & bit != 0);
     let mut opts = [
         (SOL_SOCKET, SO_REUSEADDR, on(inet_opts::REUSEADDR)),
@@ -313,7 +341,7 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
         }
         let got = get(fd, SOL_SOCKET, opt).unwrap_or(0);
         if got as u32 != v {
-            let mut m = msg(img, r, Some(&x));
+            let mut m = msg(img, r, Some(x));
             m.s(": ")
                 .s(name)
                 .s(" is ")
@@ -324,13 +352,4 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
             m.warn();
         }
     }
-    if x.state == STATE_LISTEN {
-        call(g::__NR_listen, [fd, x.backlog as usize, 0, 0, 0, 0])
-            .unwrap_or_else(|e| fail("listen", e));
-    } else if x.state == STATE_ESTABLISHED {
-        let (a, len) = sockaddr(x.family, &x.peer, x.peer_port);
-        call(g::__NR_connect, [fd, a.as_ptr() as usize, len, 0, 0, 0])
-            .unwrap_or_else(|e| fail("connect", e));
-    }
-    fd
 }

@@ -46,6 +46,7 @@ mod startup;
 mod state;
 mod statics;
 mod sys;
+mod tcp;
 mod terminal;
 mod threads;
 mod timers;
@@ -156,6 +157,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
     inet::check(&img);
+    tcp::check(&img);
     timers::check(&img, start.timer_ids_in_order);
     let own_userns =
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);
@@ -244,6 +246,7 @@ extern "C" fn stage2(sp: usize) -> ! {
             tree::barrier(t);
             fown::retry(&img, &tid_now);
         }
+        tcp::send_queues(&img);
         attrs::death_signal(&img, 0);
         attrs::stop(&img, traced);
         state::resume(&img, &thread, traced, start.debug_jump, frame)

@@ -155,6 +155,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
                     _ => STDIO_BAD,
                 };
             }
+            if var == b"KCKPT_TCP_CLOSE=1" {
+                crate::tcp::set_close();
+            }
             if let Some(v) = var.strip_prefix(b"KCKPT_INHERIT_FD=") {
                 crate::external::set_list(v);
             }

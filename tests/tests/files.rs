@@ -193,16 +193,27 @@ fn epoll_timerfd_eventfd_pipe_socketpair_memfd_signalfd_are_restored() {
 
 const TCP_LOOP: &str = "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',0))\ns.listen()\nc=socket.create_connection(s.getsockname())\na,_=s.accept()\nprint('fd',c.fileno(),flush=True)\nn=0\nwhile True: n+=1; print(n, flush=True); time.sleep(0.1)";
 
+/// As nobody: without CAP_NET_ADMIN (TCP repair) a connection is refused
+/// (format 1.6 saves it as root: tests/tests/tcp_connections.rs).
 #[test]
 fn tcp_connection_is_refused_or_skipped_as_dev_null() {
+    require_tool("setpriv");
     let dir = TestDir::new("files-tcp");
+    fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let image = dir.join("tcp.kckpt");
-    let mut p = Proc::start(PYTHON3, &["-u", "-c", TCP_LOOP]);
+    let mut p = Proc::spawn(
+        "python3",
+        command_as(&NOBODY, PYTHON3).args(["-u", "-c", TCP_LOOP]),
+    );
     let first = p.line(LINE_TIMEOUT);
     let fd: u32 = field(&first, "fd").parse().unwrap();
     p.wait_for("3", LINE_TIMEOUT, |l| l == "3");
 
-    let out = dump_raw(p.pid(), &image, false);
+    let out = dump_as(&NOBODY, p.pid(), &image);
     assert_refused("TCP connection", &out, Some(1), &["TCP connection"]);
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -214,7 +225,18 @@ fn tcp_connection_is_refused_or_skipped_as_dev_null() {
     p.line(LINE_TIMEOUT);
     p.line(LINE_TIMEOUT);
 
-    let out = dump_skip_unsupported(p.pid(), &image);
+    let out = run(
+        kckpt_as(&NOBODY)
+            .args([
+                "dump",
+                "--skip-unsupported",
+                "-p",
+                &p.pid().to_string(),
+                "-o",
+            ])
+            .arg(&image),
+        DUMP_TIMEOUT,
+    );
     assert!(out.status.success(), "{}", show(&out));
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -226,7 +248,10 @@ fn tcp_connection_is_refused_or_skipped_as_dev_null() {
     p.drain(Duration::from_secs(10));
     let last: u64 = p.last_seen().unwrap().parse().unwrap();
 
-    let mut r = restore(&image);
+    let mut r = Proc::spawn(
+        "kckpt restore",
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
+    );
     let line = r.line(LINE_TIMEOUT);
     assert_eq!(line.parse::<u64>().ok(), Some(last + 1), "{line}");
     assert_eq!(link(r.pid(), fd), "/dev/null");

@@ -212,3 +212,48 @@ pub fn sock_diag_request(flags: u16, body: &[u8]) -> Option<OwnedFd> {
     socket::send(nl.as_raw_fd(), &req, MsgFlags::empty()).ok()?;
     Some(nl)
 }
+
+/// `getsockopt(fd, level, opt)` into `buf`: the bytes the kernel wrote.
+pub fn sockopt_bytes(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    buf: &mut [u8],
+) -> nix::Result<usize> {
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes (the buffer's length)
+    // to `buf` and updates `len`.
+    let r = unsafe { libc::getsockopt(fd, level, opt, buf.as_mut_ptr().cast(), &raw mut len) };
+    Errno::result(r)?;
+    Ok(len as usize)
+}
+
+/// `setsockopt(fd, level, opt)` with the bytes of `val`.
+pub fn set_sockopt_bytes(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    val: &[u8],
+) -> nix::Result<()> {
+    // SAFETY: the kernel reads at most `val.len()` bytes from `val`.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            val.as_ptr().cast(),
+            val.len() as libc::socklen_t,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// An `ioctl` on socket `fd` that writes one `int` (`SIOCINQ`,
+/// `SIOCOUTQ`, `SIOCOUTQNSD`).
+pub fn sock_ioctl_int(fd: RawFd, request: libc::c_ulong) -> nix::Result<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: these requests write one int to the given address.
+    let r = unsafe { libc::ioctl(fd, request, &raw mut v) };
+    Errno::result(r)?;
+    Ok(v)
+}

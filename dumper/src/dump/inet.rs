@@ -164,7 +164,8 @@ pub fn addr_text(family: u16, addr: &[u8; 16], port: u16) -> String {
     }
 }
 
-fn state_name(s: u8) -> &'static str {
+/// The name of `TCP_*` state `s`.
+pub fn state_name(s: u8) -> &'static str {
     match s {
         1 => "established",
         2 => "syn-sent",
@@ -364,6 +365,39 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
         (false, _) if d.sport == 0 => "UDP socket, not bound".to_owned(),
         (false, _) => format!("UDP socket {local}"),
     };
+    options(sock, tcp, false, d, &shown, &mut r)?;
+    let fd = sock.as_raw_fd();
+    // Queued input: connections not accepted, datagrams not read.
+    let lost = if tcp { d.rqueue } else { udp_queued(fd, d) };
+    if InetRecord::parse(
+        if tcp {
+            kckpt_image::inet::INET_LISTEN_FD_KIND
+        } else {
+            UDP_FD_KIND
+        },
+        &r.encode(),
+    )
+    .is_none()
+    {
+        return Err(format!("{shown} with option values kckpt cannot keep"));
+    }
+    Ok((r, lost))
+}
+
+/// The options of TCP or UDP socket `sock` (`d` its `inet_diag`, `shown`
+/// its name in messages) into `r`, or the reason it is refused. `conn`: an
+/// established TCP connection (`TCP_MAXSEG` and `TCP_WINDOW_CLAMP` are the
+/// connection's own, restored by TCP repair; buffer sizes are the kernel's
+/// tuning, not saved).
+pub fn options(
+    sock: &OwnedFd,
+    tcp: bool,
+    conn: bool,
+    d: &InetDiag,
+    shown: &str,
+    r: &mut InetRecord,
+) -> Result<(), String> {
+    let family = u16::from(d.family);
     if d.shutdown != 0 {
         return Err(format!(
             "{shown} shut down for {} (shutdown(2), not restored)",
@@ -415,6 +449,23 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
                     "{shown} with a socket filter (SO_ATTACH_FILTER, not restored)"
                 ));
             }
+            continue;
+        }
+        // A connection's MSS and window clamp are its own (TCP repair
+        // restores them); an accepted one took its multicast TTL / hop
+        // limit from the SYN, and multicast means nothing to TCP.
+        let own = match level {
+            libc::IPPROTO_TCP => matches!(opt, libc::TCP_MAXSEG | libc::TCP_WINDOW_CLAMP),
+            libc::IPPROTO_IP => matches!(
+                opt,
+                libc::IP_MULTICAST_TTL | libc::IP_MULTICAST_LOOP | libc::IP_MULTICAST_ALL
+            ),
+            libc::IPPROTO_IPV6 => {
+                matches!(opt, libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP)
+            }
+            _ => false,
+        };
+        if conn && own {
             continue;
         }
         let (mine, new) = (getopt(fd, level, opt), getopt(nfd, level, opt));
@@ -481,8 +532,10 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
             v.max(0) as u32
         }
     };
-    r.rcvbuf = buf(libc::SO_RCVBUF);
-    r.sndbuf = buf(libc::SO_SNDBUF);
+    if !conn {
+        r.rcvbuf = buf(libc::SO_RCVBUF);
+        r.sndbuf = buf(libc::SO_SNDBUF);
+    }
     let us = |t: nix::sys::time::TimeVal| {
         (t.tv_sec().max(0) as u64)
             .saturating_mul(1_000_000)
@@ -490,21 +543,7 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
     };
     r.rcvtimeo = socket::getsockopt(sock, sockopt::ReceiveTimeout).map_or(0, us);
     r.sndtimeo = socket::getsockopt(sock, sockopt::SendTimeout).map_or(0, us);
-    // Queued input: connections not accepted, datagrams not read.
-    let lost = if tcp { d.rqueue } else { udp_queued(fd, d) };
-    if InetRecord::parse(
-        if tcp {
-            kckpt_image::inet::INET_LISTEN_FD_KIND
-        } else {
-            UDP_FD_KIND
-        },
-        &r.encode(),
-    )
-    .is_none()
-    {
-        return Err(format!("{shown} with option values kckpt cannot keep"));
-    }
-    Ok((r, lost))
+    Ok(())
 }
 
 /// The name under which a socket with record `r` is shown.

@@ -25,6 +25,7 @@ mod pty;
 pub mod shared;
 pub mod shmem;
 mod special;
+pub(crate) mod tcp_repair;
 pub mod terminal;
 pub mod threads;
 pub(crate) mod timers;
@@ -66,6 +67,9 @@ pub struct DumpOptions {
     /// Descriptors that lead outside the dumped processes and that the
     /// restorer provides (`--external [PID:]FD`; no pid: the root).
     pub external: &'static [(Option<i32>, u32)],
+    /// Save established TCP connections as connections restored reset
+    /// (`--tcp-close`) instead of with TCP repair.
+    pub tcp_close: bool,
 }
 
 /// The descriptors of `pid` named by `--external` (`root`: the process a
@@ -128,6 +132,7 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         return Err(Error::NoProcess(pid));
     }
     let before = procfs::stat(pid).map_err(|_| Error::NoProcess(pid))?;
+    tcp_repair::set_close(options.tcp_close);
     let interrupts = interrupt::Interrupts::block();
     let stream = output.as_os_str() == "-";
     let mut tmp = if stream {
@@ -248,6 +253,9 @@ fn dump_one(
     tmp: &mut TempImage,
     options: &DumpOptions,
 ) -> Result<DumpSummary> {
+    // Dropped before `tracees` (a parameter): on an error, connections
+    // leave repair mode before the process is resumed.
+    let _repair = tcp_repair::Guard;
     let output = tmp.path();
     let ghost_limit = options.ghost_limit.unwrap_or(ghosts::DEFAULT_GHOST_LIMIT);
     check_external_pids(options, &[pid])?;
@@ -275,9 +283,13 @@ fn finish(
 ) -> Result<()> {
     crate::testing::die_at("written");
     interrupt::check()?;
+    // Connections in repair mode again, and as they were saved.
+    tcp_repair::arm_and_verify()?;
     tmp.commit(&interrupt::check)?;
     crate::testing::die_at("committed");
     if options.leave_running {
+        // Connections carry on: out of repair mode before the processes run.
+        tcp_repair::leave_running();
         let mut first_err = None;
         for t in tracees.into_iter().flatten() {
             if let Err(e) = threads::resume_all(t) {
@@ -289,6 +301,8 @@ fn finish(
         for t in tracees.into_iter().rev().flatten() {
             threads::kill_all(t);
         }
+        // Closed in repair mode: the peers see no FIN or RST.
+        tcp_repair::settle(true);
         Ok(())
     }
 }
@@ -309,6 +323,8 @@ fn dump_tree(
         mut tracees,
         maps,
     } = frozen;
+    // Dropped before `tracees`: see `dump_one`.
+    let _repair = tcp_repair::Guard;
     // One unnamed file per sub-image stays open until the root's image
     // takes them all: allow as many descriptors as the hard limit does.
     fdsys::raise_nofile();

@@ -358,6 +358,8 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
     let guest_maps = if emu { read_guest_maps()? } else { Vec::new() };
     let (snapshot, brk) = sys::Snapshot::take(if emu { nix::libc::SIGCHLD } else { 0 })?;
     let child = snapshot.pid();
+    // The process carries on: its connections leave repair mode at the end.
+    let _repair = crate::dump::tcp_repair::Guard;
     let mut files = files::collect(
         child,
         false,

@@ -1,5 +1,6 @@
 //! Sockets among a process's descriptors: what each one is (a TCP
-//! listener, a UDP socket, a Unix listener, one end of a socketpair whose
+//! listener, a UDP socket, an established TCP connection, a Unix
+//! listener, one end of a socketpair whose
 //! other end the process holds, with its unread bytes), the record it is
 //! restored from, or why it is refused.
 
@@ -9,9 +10,10 @@ use nix::sys::socket::{self, MsgFlags};
 
 use kckpt_image::inet::{INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::records::*;
+use kckpt_image::tcp::TCP_CONN_FD_KIND;
 use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
 
-use super::super::{fdsys, inet, unixsock};
+use super::super::{fdsys, inet, tcp_repair, unixsock};
 use super::{Class, Fd};
 use crate::error::{Error, Result};
 
@@ -44,6 +46,25 @@ pub(super) fn classify(
         let outside = unixsock::outside_holder(ino, pid, tree_pids);
         // Sockets not bound are in no table sock_diag reads.
         let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy));
+        // (1.6) Connections: neither listening nor closed.
+        let conn = diag
+            .as_ref()
+            .filter(|d| tcp && outside.is_none() && !matches!(d.state, 7 | 10));
+        if let Some(d) = conn {
+            let what = match tcp_repair::record(&copy, d, ino, pid) {
+                Ok(c) => {
+                    fds[i].rec.kind = TCP_CONN_FD_KIND;
+                    fds[i].rec.args = [u64::from(d.family), c.mode, 0, 0];
+                    fds[i].path = c.path;
+                    fds[i].data = c.data;
+                    return Ok(());
+                }
+                Err(what) => what,
+            };
+            classes[i] = Class::Unsupported(what);
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            return Ok(());
+        }
         let got = match diag {
             Some(_) if outside.is_some() => {
                 let (p, comm) = outside.unwrap_or_default();

@@ -1,0 +1,425 @@
+//! Established TCP connections (format 1.6, fd kind 44,
+//! `kckpt_image::tcp`).
+//!
+//! [`check`], before anything changes: for each connection saved with
+//! TCP repair, a probe socket is put in repair mode (`EPERM`: the restorer
+//! lacks `CAP_NET_ADMIN`, a refusal naming the connection unless
+//! `KCKPT_TCP_CLOSE=1`), bound to the local address and connected to the
+//! peer (in repair mode neither sends anything) and closed (in repair mode:
+//! silently), so a connection that exists again (the same addresses and
+//! ports) refuses the restore in one line.
+//!
+//! [`socket`] with repair: `socket`, `TCP_REPAIR` on, `IPV6_V6ONLY` and
+//! `SO_REUSEPORT` as saved, the sequence numbers of both queues
+//! (`TCP_REPAIR_QUEUE` + `TCP_QUEUE_SEQ`, set to the start of each saved
+//! queue), `bind` (repair mode forces address reuse: a restored listener
+//! holding the same port does not stop it), `connect` (no SYN in repair
+//! mode: the socket is established at once), `TCP_REPAIR_OPTIONS` (MSS,
+//! window scales, SACK, timestamps), `TCP_TIMESTAMP`, the receive queue's
+//! bytes sent into the receive queue, `TCP_REPAIR_WINDOW`, `TCP_REPAIR`
+//! off without a window probe (`TCP_REPAIR_OFF_NO_WP`), then the ordinary
+//! options as for a listener. Nothing is sent yet: the send queue is
+//! written by [`send_queues`] right before the process resumes (see there).
+//!
+//! Reset (a record saved with `--tcp-close`, or `KCKPT_TCP_CLOSE=1`): a
+//! socket connected over loopback to a listener of the stub's own whose
+//! accepted end is closed with `SO_LINGER` 0: it receives an RST, so the
+//! program's next `read` or `write` fails with `ECONNRESET` (then `EPIPE`
+//! / end of file), as after a peer reset.
+#![allow(unsafe_code)]
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use kckpt_image::inet::{inet_opts, InetRecord, AF_INET};
+use kckpt_image::tcp::{conn_mode, tcp_opts, TcpRepair, TCP_CONN_FD_KIND};
+use kckpt_image::{FdRecord, FD_NO_DUP};
+use linux_raw_sys::errno;
+use linux_raw_sys::general as g;
+
+use crate::inet::{addr, call, msg, set, sockaddr};
+use crate::load::Image;
+use crate::sys::{self, Errno};
+
+const IPPROTO_TCP: usize = 6;
+const IPPROTO_IPV6: usize = 41;
+const IPV6_V6ONLY: usize = 26;
+const SOL_SOCKET: usize = 1;
+const SO_REUSEPORT: usize = 15;
+const SO_LINGER: usize = 13;
+const SO_SNDBUF: usize = 7;
+const SO_RCVBUF: usize = 8;
+const SO_SNDBUFFORCE: usize = 32;
+const SO_RCVBUFFORCE: usize = 33;
+const TCP_MAXSEG: usize = 2;
+const TCP_INFO: usize = 11;
+const TCP_REPAIR: usize = 19;
+const TCP_REPAIR_QUEUE: usize = 20;
+const TCP_QUEUE_SEQ: usize = 21;
+const TCP_REPAIR_OPTIONS: usize = 22;
+const TCP_TIMESTAMP: usize = 24;
+const TCP_REPAIR_WINDOW: usize = 29;
+const TCP_RECV_QUEUE: i32 = 1;
+const TCP_SEND_QUEUE: i32 = 2;
+const TCP_REPAIR_OFF_NO_WP: i32 = -1;
+const TCPOPT_MSS: u32 = 2;
+const TCPOPT_WINDOW: u32 = 3;
+const TCPOPT_SACK_PERM: u32 = 4;
+const TCPOPT_TIMESTAMP: u32 = 8;
+const MSG_DONTWAIT: usize = 0x40;
+const SOCK_STREAM: u32 = 1;
+
+/// `KCKPT_TCP_CLOSE=1`: restore every connection reset.
+static CLOSE: AtomicBool = AtomicBool::new(false);
+
+/// `KCKPT_TCP_CLOSE=1` was set.
+pub fn set_close() {
+    CLOSE.store(true, Ordering::Relaxed);
+}
+
+/// The records of connection `r` (validated with the image).
+fn records(img: &Image, r: &FdRecord) -> (InetRecord, TcpRepair) {
+    let bytes = img.view.string(r.path).unwrap_or(&[]);
+    match kckpt_image::tcp::parse(r.args[1], bytes) {
+        Some(x) => x,
+        None => msg(img, r, None).s(": bad socket record").fail(),
+    }
+}
+
+/// Restored with TCP repair (else reset)?
+fn repaired(r: &FdRecord) -> bool {
+    r.args[1] == conn_mode::REPAIR && !CLOSE.load(Ordering::Relaxed)
+}
+
+fn new_socket(family: u16) -> Result<usize, Errno> {
+    call(
+        g::__NR_socket,
+        [
+            usize::from(family),
+            (SOCK_STREAM | g::O_CLOEXEC) as usize,
+            IPPROTO_TCP,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
+fn connect(fd: usize, family: u16, a: &[u8; 16], port: u16) -> Result<usize, Errno> {
+    let (s, len) = sockaddr(family, a, port);
+    call(g::__NR_connect, [fd, s.as_ptr() as usize, len, 0, 0, 0])
+}
+
+/// The refusal of a restorer without `CAP_NET_ADMIN`.
+fn no_cap(img: &Image, r: &FdRecord, x: &InetRecord) -> ! {
+    msg(img, r, Some(x))
+        .s(": restoring it needs CAP_NET_ADMIN (TCP repair); kckpt restore --tcp-close or KCKPT_TCP_CLOSE=1 restores it as a reset connection")
+        .fail()
+}
+
+/// `socket`, `TCP_REPAIR` on, the options `bind` depends on, `bind`.
+fn repair_socket(img: &Image, r: &FdRecord, x: &InetRecord) -> usize {
+    let fd =
+        new_socket(x.family).unwrap_or_else(|e| msg(img, r, Some(x)).s(": socket").errno(e).fail());
+    match set(fd, IPPROTO_TCP, TCP_REPAIR, 1) {
+        Ok(_) => {}
+        Err(e) if e.0 == errno::EPERM => no_cap(img, r, x),
+        Err(e) => msg(img, r, Some(x)).s(": TCP_REPAIR").errno(e).fail(),
+    }
+    let on = |bit| i32::from(x.opts & bit != 0);
+    let mut opts = set(fd, SOL_SOCKET, SO_REUSEPORT, on(inet_opts::REUSEPORT));
+    if x.family != AF_INET {
+        opts = opts.and_then(|_| set(fd, IPPROTO_IPV6, IPV6_V6ONLY, on(inet_opts::V6ONLY)));
+    }
+    if let Err(e) = opts {
+        msg(img, r, Some(x))
+            .s(": cannot set a socket option")
+            .errno(e)
+            .fail()
+    }
+    fd
+}
+
+/// `bind` and `connect` of a socket in repair mode, or a refusal naming
+/// what is in use.
+fn attach(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
+    if let Err(e) = crate::inet::bind(fd, x) {
+        let mut m = msg(img, r, Some(x));
+        m.s(": cannot bind ");
+        addr(&mut m, x.family, &x.local, x.local_port);
+        m.s(" again").errno(e).fail()
+    }
+    if let Err(e) = connect(fd, x.family, &x.peer, x.peer_port) {
+        let mut m = msg(img, r, Some(x));
+        m.s(": cannot connect it again");
+        if matches!(e.0, errno::EADDRNOTAVAIL | errno::EADDRINUSE) {
+            m.s(": that connection exists (the dumped process still running, or the connection still closing)");
+        }
+        m.errno(e).fail()
+    }
+}
+
+/// Before anything changes: every connection restored with repair can be
+/// (the restorer may use TCP repair, its addresses are free).
+pub fn check(img: &Image) {
+    let conn = |r: &FdRecord| r.dup_of == FD_NO_DUP && r.kind == TCP_CONN_FD_KIND;
+    for r in img.view.fds.iter().filter(conn) {
+        let (x, _) = records(img, &r);
+        if !repaired(&r) {
+            continue;
+        }
+        let probe = repair_socket(img, &r, &x);
+        attach(img, &r, &x, probe);
+        sys::close(probe); // in repair mode: no FIN, no RST
+    }
+}
+
+/// The socket of connection `r` (not yet at its number).
+pub fn socket(img: &Image, r: &FdRecord) -> usize {
+    let (x, t) = records(img, r);
+    if !repaired(r) {
+        return reset(img, r, &x);
+    }
+    let fail =
+        |what: &str, e: Errno| -> ! { msg(img, r, Some(&x)).s(": ").s(what).errno(e).fail() };
+    let fd = repair_socket(img, r, &x);
+    let queue = |q: i32| set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, q);
+    queue(TCP_SEND_QUEUE)
+        .and_then(|_| {
+            set(
+                fd,
+                IPPROTO_TCP,
+                TCP_QUEUE_SEQ,
+                t.snd_seq.wrapping_sub(t.outq_len) as i32,
+            )
+        })
+        .and_then(|_| queue(TCP_RECV_QUEUE))
+        .and_then(|_| {
+            set(
+                fd,
+                IPPROTO_TCP,
+                TCP_QUEUE_SEQ,
+                t.rcv_seq.wrapping_sub(t.inq_len) as i32,
+            )
+        })
+        .unwrap_or_else(|e| fail("cannot set the sequence numbers (TCP_QUEUE_SEQ)", e));
+    // The segment size is computed at `connect` from the MSS clamp (the
+    // one TCP_REPAIR_OPTIONS sets later is not used for it: without this
+    // the connection would send 524-byte segments); TCP_MAXSEG takes at
+    // most 32767.
+    set(fd, IPPROTO_TCP, TCP_MAXSEG, t.mss.min(32767) as i32)
+        .unwrap_or_else(|e| fail("cannot set the MSS (TCP_MAXSEG)", e));
+    attach(img, r, &x, fd);
+    // The options both ends agreed on.
+    let mut o = [[0u32; 2]; 4];
+    let mut n = 0;
+    o[n] = [TCPOPT_MSS, t.mss];
+    n += 1;
+    if t.options & tcp_opts::WSCALE != 0 {
+        o[n] = [
+            TCPOPT_WINDOW,
+            u32::from(t.snd_wscale) | u32::from(t.rcv_wscale) << 16,
+        ];
+        n += 1;
+    }
+    if t.options & tcp_opts::SACK != 0 {
+        o[n] = [TCPOPT_SACK_PERM, 0];
+        n += 1;
+    }
+    if t.options & tcp_opts::TIMESTAMPS != 0 {
+        o[n] = [TCPOPT_TIMESTAMP, 0];
+        n += 1;
+    }
+    call(
+        g::__NR_setsockopt,
+        [
+            fd,
+            IPPROTO_TCP,
+            TCP_REPAIR_OPTIONS,
+            o.as_ptr() as usize,
+            8 * n,
+            0,
+        ],
+    )
+    .unwrap_or_else(|e| fail("cannot set the TCP options (TCP_REPAIR_OPTIONS)", e));
+    set(fd, IPPROTO_TCP, TCP_TIMESTAMP, t.timestamp as i32)
+        .unwrap_or_else(|e| fail("TCP_TIMESTAMP", e));
+    // Room for the queues (the saved ones fitted the old buffers, which
+    // the kernel may have grown).
+    for (len, opt, force) in [
+        (t.inq_len, SO_RCVBUF, SO_RCVBUFFORCE),
+        (t.outq_len, SO_SNDBUF, SO_SNDBUFFORCE),
+    ] {
+        let have = get(fd, SOL_SOCKET, opt).unwrap_or(0).max(0) as u64;
+        let need = u64::from(len) * 2 + 65536;
+        if len > 0 && have < need {
+            let _ = set(fd, SOL_SOCKET, force, need.min(i32::MAX as u64) as i32);
+        }
+    }
+    set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
+        .unwrap_or_else(|e| fail("TCP_REPAIR_QUEUE", e));
+    copy_queue(img, fd, img.at(r.data_offset), t.inq_len)
+        .unwrap_or_else(|e| fail("cannot refill the receive queue", e));
+    let w = [t.snd_wl1, t.snd_wnd, t.max_window, t.rcv_wnd, t.rcv_wup];
+    call(
+        g::__NR_setsockopt,
+        [
+            fd,
+            IPPROTO_TCP,
+            TCP_REPAIR_WINDOW,
+            w.as_ptr() as usize,
+            20,
+            0,
+        ],
+    )
+    .unwrap_or_else(|e| fail("cannot set the window (TCP_REPAIR_WINDOW)", e));
+    match set(fd, IPPROTO_TCP, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP) {
+        Err(e) if e.0 == errno::EINVAL => set(fd, IPPROTO_TCP, TCP_REPAIR, 0),
+        other => other,
+    }
+    .unwrap_or_else(|e| fail("cannot leave repair mode", e));
+    crate::inet::options(img, r, &x, fd, true);
+    fd
+}
+
+fn get(fd: usize, level: usize, opt: usize) -> Result<i32, Errno> {
+    let mut v: i32 = 0;
+    let mut len: u32 = 4;
+    call(
+        g::__NR_getsockopt,
+        [
+            fd,
+            level,
+            opt,
+            &mut v as *mut i32 as usize,
+            &mut len as *mut u32 as usize,
+            0,
+        ],
+    )
+    .map(|_| v)
+}
+
+/// Send `len` bytes of the image at `at` into socket `fd` (not waiting).
+fn copy_queue(img: &Image, fd: usize, at: u64, len: u32) -> Result<(), Errno> {
+    const MSG_NOSIGNAL: usize = 0x4000;
+    let mut buf = [0u8; 4096];
+    let mut done = 0u64;
+    let len = u64::from(len);
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        if sys::pread(img.fd, &mut buf[..n], at + done)? != n {
+            return Err(Errno(errno::EIO));
+        }
+        let mut off = 0;
+        while off < n {
+            off += call(
+                g::__NR_sendto,
+                [
+                    fd,
+                    buf[off..n].as_ptr() as usize,
+                    n - off,
+                    MSG_DONTWAIT | MSG_NOSIGNAL,
+                    0,
+                    0,
+                ],
+            )?;
+        }
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// Right before the process resumes (in a tree, once every process of it
+/// is ready, so every peer exists): the send queue of every connection
+/// restored with repair is written again, as the program had written it.
+/// The kernel sends it from the first byte the peer had not acknowledged:
+/// the peer drops what it had received already. Restored in repair mode
+/// instead (as sent), it would be retransmitted by a timer that may fire
+/// (200 ms) before a peer of the same tree is restored, which then answers
+/// with a reset.
+pub fn send_queues(img: &Image) {
+    let conn = |r: &FdRecord| r.dup_of == FD_NO_DUP && r.kind == TCP_CONN_FD_KIND;
+    for r in img.view.fds.iter().filter(conn) {
+        let (x, t) = records(img, &r);
+        if !repaired(&r) || t.outq_len == 0 {
+            continue;
+        }
+        let at = img.at(r.data_offset) + u64::from(t.inq_len);
+        if let Err(e) = copy_queue(img, r.fd as usize, at, t.outq_len) {
+            msg(img, &r, Some(&x))
+                .s(": cannot refill the send queue")
+                .errno(e)
+                .fail()
+        }
+    }
+}
+
+/// A socket whose connection was reset (see the module's doc).
+fn reset(img: &Image, r: &FdRecord, x: &InetRecord) -> usize {
+    let fail = |what: &str, e: Errno| -> ! {
+        let mut m = msg(img, r, Some(x));
+        m.s(": restoring it reset: ").s(what).errno(e);
+        if matches!(e.0, errno::ENETUNREACH | errno::EADDRNOTAVAIL) {
+            m.s(" (it needs a loopback interface that is up)");
+        }
+        m.fail()
+    };
+    let mut lo = [0u8; 16];
+    if x.family == AF_INET {
+        lo[..4].copy_from_slice(&[127, 0, 0, 1]);
+    } else {
+        lo[15] = 1;
+    }
+    let l = new_socket(x.family).unwrap_or_else(|e| fail("socket", e));
+    let (s, len) = sockaddr(x.family, &lo, 0);
+    call(g::__NR_bind, [l, s.as_ptr() as usize, len, 0, 0, 0])
+        .and_then(|_| call(g::__NR_listen, [l, 1, 0, 0, 0, 0]))
+        .unwrap_or_else(|e| fail("a loopback listener", e));
+    let mut got = [0u8; 28];
+    let mut got_len: u32 = 28;
+    call(
+        g::__NR_getsockname,
+        [
+            l,
+            got.as_mut_ptr() as usize,
+            &mut got_len as *mut u32 as usize,
+            0,
+            0,
+            0,
+        ],
+    )
+    .unwrap_or_else(|e| fail("getsockname", e));
+    let port = u16::from_be_bytes([got[2], got[3]]);
+    let fd = new_socket(x.family).unwrap_or_else(|e| fail("socket", e));
+    connect(fd, x.family, &lo, port).unwrap_or_else(|e| fail("connect over loopback", e));
+    let a = call(g::__NR_accept4, [l, 0, 0, g::O_CLOEXEC as usize, 0, 0])
+        .unwrap_or_else(|e| fail("accept", e));
+    let linger: [i32; 2] = [1, 0];
+    call(
+        g::__NR_setsockopt,
+        [a, SOL_SOCKET, SO_LINGER, linger.as_ptr() as usize, 8, 0],
+    )
+    .unwrap_or_else(|e| fail("SO_LINGER", e));
+    sys::close(a); // sends the RST
+    sys::close(l);
+    // Loopback delivers the RST at once; wait until the socket saw it.
+    for _ in 0..10_000 {
+        let mut info = [0u8; 8];
+        let mut n: u32 = 8;
+        let state = call(
+            g::__NR_getsockopt,
+            [
+                fd,
+                IPPROTO_TCP,
+                TCP_INFO,
+                info.as_mut_ptr() as usize,
+                &mut n as *mut u32 as usize,
+                0,
+            ],
+        );
+        if state.is_err() || info[0] == 7 {
+            break;
+        }
+        let _ = call(g::__NR_sched_yield, [0; 6]);
+    }
+    fd
+}
