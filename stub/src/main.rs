@@ -51,6 +51,7 @@ mod threads;
 mod timers;
 mod tracer;
 mod tree;
+mod unixconn;
 mod unixsock;
 mod xsys;
 
