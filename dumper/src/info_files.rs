@@ -143,6 +143,9 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
     if x.flags & f::PASSSEC != 0 {
         options.push("SO_PASSSEC");
     }
+    if x.flags & f::REUSEADDR != 0 {
+        options.push("SO_REUSEADDR");
+    }
     let nz = |v: u32| (v != 0).then_some(v);
     let nz64 = |v: u64| (v != 0).then_some(v);
     let peer_kind_n = if x.peer_abstract {

@@ -145,8 +145,10 @@ pub mod sock_flags {
     /// connected again to whatever has that name at restore, left
     /// unconnected with a warning when nothing does.
     pub const OUTSIDE: u32 = 1 << 6;
+    /// `SO_REUSEADDR` (no effect on a Unix socket; read back by programs).
+    pub const REUSEADDR: u32 = 1 << 7;
     /// All known bits.
-    pub const KNOWN: u32 = (1 << 7) - 1;
+    pub const KNOWN: u32 = (1 << 8) - 1;
 }
 
 /// `shutdown` bits ([`UnixRecord::shutdown`], the kernel's
@@ -543,7 +545,7 @@ mod tests {
         assert!(bad(&|x| x.name = b"/a\0b"));
         assert!(bad(&|x| x.name_kind = 3));
         assert!(bad(&|x| x.peer_kind = 4));
-        assert!(bad(&|x| x.flags |= 1 << 7));
+        assert!(bad(&|x| x.flags |= 1 << 8));
         assert!(bad(&|x| x.flags |= sock_flags::ACCEPTED));
         assert!(bad(&|x| x.shutdown = 4));
         assert!(bad(&|x| x.peek_off = -2));

@@ -43,6 +43,7 @@ use crate::unixsock::{
 };
 
 const SOL_SOCKET: usize = 1;
+const SO_REUSEADDR: usize = 2;
 const SO_SNDBUF: usize = 7;
 const SO_RCVBUF: usize = 8;
 const SO_PASSCRED: usize = 16;
@@ -410,6 +411,7 @@ fn options(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     for (bit, opt) in [
         (sock_flags::PASSCRED, SO_PASSCRED),
         (sock_flags::PASSSEC, SO_PASSSEC),
+        (sock_flags::REUSEADDR, SO_REUSEADDR),
     ] {
         if x.flags & bit != 0 {
             set_opt(fd, opt).unwrap_or_else(|e| fail(img, r, x, "cannot set a socket option", e));

@@ -8,7 +8,7 @@
    unconn    unbound stream (cloexec); datagram on DIR/d.sock with
              SO_PASSCRED, SO_RCVBUF, SO_RCVTIMEO, O_NONBLOCK; seqpacket on
              an abstract name; autobound datagram; stream on DIR/s.sock
-             never connected
+             never connected, with SO_REUSEADDR
    pairs     datagram and seqpacket socketpairs with messages queued both
              ways (one empty), a stream socketpair with bytes both ways, one
              end shut down for writing, SO_SNDTIMEO and SO_PEEK_OFF set
@@ -249,6 +249,7 @@ int main(int argc, char **argv) {
         name_of(s[3], 0, saved[3]);
         s[4] = sock(SOCK_STREAM);
         bind_to(s[4], path("s.sock"));
+        setsockopt(s[4], SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     } else if (!strcmp(mode, "pairs")) {
         if (socketpair(AF_UNIX, SOCK_DGRAM, 0, s) || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, s + 2) ||
             socketpair(AF_UNIX, SOCK_STREAM, 0, s + 4))
@@ -374,6 +375,7 @@ int main(int argc, char **argv) {
         expect_int("seqpacket type", opt(s[2], SO_TYPE), SOCK_SEQPACKET);
         expect_name("autobound", s[3], 0, saved[3]);
         expect_name("stream bound", s[4], 0, path("s.sock"));
+        expect_int("reuseaddr", opt(s[4], SO_REUSEADDR), 1);
         ok(listen(s[4], 1) == 0, "can still listen", strerror(errno));
     } else if (!strcmp(mode, "pairs")) {
         expect_msg("dgram 1", s[1], "first", 5, NULL);

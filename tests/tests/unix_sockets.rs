@@ -104,7 +104,7 @@ fn unix_fds(info: &serde_json::Value) -> Vec<serde_json::Value> {
 
 #[test]
 fn unconnected_and_bound_sockets_come_back_with_their_names_and_options() {
-    let info = comes_back("unix_unconn", "unconn", 14, false);
+    let info = comes_back("unix_unconn", "unconn", 15, false);
     let fds = unix_fds(&info);
     assert_eq!(fds.len(), 5, "{fds:?}");
     let d = &fds[1]["socket"];

@@ -37,6 +37,9 @@ pub enum Peer {
     /// Connected to a socket held outside the process: its name, and who
     /// holds it (pid, command) when found.
     Outside(Option<Vec<u8>>, Option<(i32, String)>),
+    /// Connected to a socket another process of the dump holds (its
+    /// name, that process).
+    InTree(Option<Vec<u8>>, i32),
 }
 
 /// A saved socket: its record bytes (for `path`), its queue (the data),
@@ -160,6 +163,18 @@ pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved,
                 r.flags |= sock_flags::PEER_RELATIVE;
             }
         }
+        Peer::InTree(n, p) => {
+            let (_, n) = split_name(n.as_deref());
+            let to = if n.is_empty() {
+                "an unnamed socket".to_owned()
+            } else {
+                super::unixsock::shown(&n)
+            };
+            return Err(format!(
+                "{shown} connected to {to} held by pid {p} of the dump (the two ends of a \
+                 Unix socket in two processes are not restored yet)"
+            ));
+        }
         Peer::Outside(n, holder) => {
             let (k, n) = split_name(n.as_deref());
             let to = match k {
@@ -251,6 +266,10 @@ fn options(
     }
     if on(libc::SO_PASSSEC) {
         r.flags |= sock_flags::PASSSEC;
+    }
+    // No effect on a Unix socket, but a program may read it back.
+    if on(libc::SO_REUSEADDR) {
+        r.flags |= sock_flags::REUSEADDR;
     }
     // Buffer sizes the program set.
     let buf = |opt| {

@@ -211,6 +211,18 @@ pub fn accepted_refusal(d: &UnixDiag, pid: i32, tree: &[i32]) -> Option<String> 
     ))
 }
 
+/// Another process of the dump (in `tree`, not `pid`) holding socket
+/// inode `ino`.
+pub fn tree_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<i32> {
+    let want = format!("socket:[{ino}]");
+    tree.iter().copied().filter(|&p| p != pid).find(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd")).is_ok_and(|dir| {
+            dir.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+        })
+    })
+}
+
 /// A process outside the dump (not `pid`, not in `tree`, not this one)
 /// holding socket inode `ino`: (pid, command name). Processes whose
 /// descriptors this user cannot read are missed.

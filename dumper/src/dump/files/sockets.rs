@@ -214,10 +214,18 @@ fn unix_peer(
     match here {
         Some(j) if pd.as_ref().is_some_and(|p| p.peer == ino) => Peer::Pair(fds[j].rec.fd),
         Some(_) => Peer::Name(pd.and_then(|p| p.name)),
-        None => Peer::Outside(
-            pd.and_then(|p| p.name),
-            unixsock::outside_holder(d.peer, pid, tree_pids),
-        ),
+        None => {
+            let name = pd.and_then(|p| p.name);
+            match unixsock::outside_holder(d.peer, pid, tree_pids) {
+                Some(h) => Peer::Outside(name, Some(h)),
+                // Another process of the dump holds it (a pair across
+                // processes is not restored as a pair yet).
+                None => match unixsock::tree_holder(d.peer, pid, tree_pids) {
+                    Some(p) => Peer::InTree(name, p),
+                    None => Peer::Outside(name, None),
+                },
+            }
+        }
     }
 }
 
