@@ -110,6 +110,13 @@ fn unix_peer_ok(view: &ImageView<'_>, r: &FdRecord) -> Result<(), FormatError> {
     use crate::unixsock::{peer_kind, sock_flags, UnixRecord, UNIX_LISTEN_FD_KIND};
     let bad = FormatError::BadFiles;
     let me = UnixRecord::parse(view.string(r.path).map_err(|_| bad)?).ok_or(bad)?;
+    if me.target != 0 {
+        // A socket of the process it is connected to by name.
+        let t = find_fd(view, me.target - 1).ok_or(bad)?;
+        if t.kind != r.kind || t.dup_of != FD_NO_DUP || t.fd == r.fd {
+            return Err(bad);
+        }
+    }
     if me.peer_kind != peer_kind::PAIR {
         return if r.peer == FD_NO_DUP {
             Ok(())

@@ -174,7 +174,8 @@ const MAX_TIMEO_US: u64 = 1 << 50;
 /// reserved (0), 12 name length
 /// u16, 14 peer name length u16, 16 `rcvbuf` u32, 20 `sndbuf` u32, 24
 /// `rcvtimeo` u64, 32 `sndtimeo` u64, 40 `peek_off` i32, 44 `listener`
-/// u32, 48 `mode` u32, 52 `messages` u32, 56-63 reserved (0); then the
+/// u32, 48 `mode` u32, 52 `messages` u32, 56 `target` u32, 60-63
+/// reserved (0); then the
 /// name, then the peer name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnixRecord<'a> {
@@ -206,6 +207,10 @@ pub struct UnixRecord<'a> {
     /// Messages in the queue (datagram, seqpacket) or 1 for queued stream
     /// bytes: shown by `kckpt info`.
     pub messages: u32,
+    /// (`NAME`) the descriptor + 1 of the process's socket it is
+    /// connected to (0: none of the process's): connected while that
+    /// socket's path leads to it (several sockets may have had one path).
+    pub target: u32,
     /// The socket's name (a path without NUL, an abstract name without
     /// its leading NUL).
     pub name: &'a [u8],
@@ -234,7 +239,8 @@ impl<'a> UnixRecord<'a> {
         b.put(&self.listener.to_le_bytes());
         b.put(&self.mode.to_le_bytes());
         b.put(&self.messages.to_le_bytes());
-        b.put(&[0; 8]);
+        b.put(&self.target.to_le_bytes());
+        b.put(&[0; 4]);
         b.put(self.name);
         b.put(self.peer_name);
         b
@@ -247,7 +253,7 @@ impl<'a> UnixRecord<'a> {
         let u32_at =
             |o: usize| u32::from_le_bytes([fixed[o], fixed[o + 1], fixed[o + 2], fixed[o + 3]]);
         let u64_at = |o: usize| u64::from(u32_at(o)) | u64::from(u32_at(o + 4)) << 32;
-        if fixed[10..12] != [0, 0] || fixed[9] > 1 || fixed[56..].iter().any(|&x| x != 0) {
+        if fixed[10..12] != [0, 0] || fixed[9] > 1 || fixed[60..].iter().any(|&x| x != 0) {
             return None;
         }
         let (nl, pl) = (usize::from(u16_at(12)), usize::from(u16_at(14)));
@@ -269,6 +275,7 @@ impl<'a> UnixRecord<'a> {
             listener: u32_at(44),
             mode: u32_at(48),
             messages: u32_at(52),
+            target: u32_at(56),
             name: &b[UNIX_RECORD_LEN..UNIX_RECORD_LEN + nl],
             peer_name: &b[UNIX_RECORD_LEN + nl..],
         };
@@ -324,6 +331,8 @@ impl<'a> UnixRecord<'a> {
             && peer_ok
             && f & !KNOWN == 0
             && (f & ACCEPTED != 0 || self.listener == 0)
+            && (self.peer_kind == peer_kind::NAME || self.target == 0)
+            && !(f & OUTSIDE != 0 && self.target != 0)
             && self.shutdown & !3 == 0
             && self.rcvbuf <= i32::MAX as u32
             && self.sndbuf <= i32::MAX as u32

@@ -190,19 +190,46 @@ pub fn restore_all(img: &Image, floor: usize) {
     }
     for r in primaries(img) {
         let x = record(img, &r);
-        if x.peer_kind != peer_kind::GONE {
+        if x.peer_kind != peer_kind::GONE && !late(&x) {
             refill(img, &r, &x, floor);
         }
     }
+    // A socket whose file was gone at dump, one at a time: its path leads
+    // to it only while it is handled (several may have had one path).
     for r in primaries(img) {
         let x = record(img, &r);
-        if x.peer_kind == peer_kind::NAME {
+        if !late(&x) {
+            continue;
+        }
+        detach_bind(img, &r, &x, r.fd as usize);
+        refill(img, &r, &x, floor);
+        for c in primaries(img) {
+            let y = record(img, &c);
+            if y.peer_kind == peer_kind::NAME && y.target == r.fd + 1 {
+                reconnect(img, &c, &y);
+            }
+        }
+        detach_finish(img, &r, &x);
+    }
+    for r in primaries(img) {
+        let x = record(img, &r);
+        let handled = x.target != 0
+            && find_fd(&img.view, x.target - 1)
+                .filter(|t| t.kind == UNIX_SOCKET_FD_KIND)
+                .is_some_and(|t| late(&record(img, &t)));
+        if x.peer_kind == peer_kind::NAME && !handled {
             reconnect(img, &r, &x);
         }
     }
     for r in primaries(img) {
         finish(img, &r);
     }
+}
+
+/// A socket bound to its path only in the third step (`DETACHED`, not
+/// one end of a pair nor connected to a closed peer).
+fn late(x: &UnixRecord<'_>) -> bool {
+    x.flags & sock_flags::DETACHED != 0 && matches!(x.peer_kind, peer_kind::NONE | peer_kind::NAME)
 }
 
 /// A new socket of `x`'s type, parked.
@@ -247,7 +274,12 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
                 .unwrap_or_else(|e| fail(img, r, &x, "socketpair", e));
             let a = park(ends[0], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
             let b = park(ends[1], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
-            bind_own(img, r, &x, a);
+            let detached = x.flags & sock_flags::DETACHED != 0;
+            if detached {
+                detach_bind(img, r, &x, a);
+            } else {
+                bind_own(img, r, &x, a);
+            }
             options(img, r, &x, a);
             let q = map_queue(img, r, &x);
             let own = addr_of(x.name, x.name_kind == name_kind::ABSTRACT);
@@ -265,6 +297,9 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
                 }
             }
             unmap(q);
+            if detached {
+                detach_finish(img, r, &x);
+            }
             sys::close(b);
             place(a, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
         }
@@ -306,8 +341,17 @@ fn accepted(
     (a, c)
 }
 
-/// Bind `fd` to the name of `x`, if it has one.
+/// Bind `fd` to the name of `x`, if it has one (a socket of [`late`]:
+/// later; another `DETACHED` one: its file removed again at once).
 fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+    if late(x) {
+        return;
+    }
+    if x.flags & sock_flags::DETACHED != 0 && x.peer_kind != peer_kind::GONE {
+        detach_bind(img, r, x, fd);
+        detach_finish(img, r, x);
+        return;
+    }
     match x.name_kind {
         name_kind::NONE => {}
         name_kind::ABSTRACT => {
@@ -335,20 +379,8 @@ fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     }
     let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
     let (path, aside) = paths(x.name, &mut b1, &mut b2);
-    if x.flags & sock_flags::DETACHED != 0 {
-        // Its file was gone at dump: what is there now is left alone,
-        // moved aside for the bind (put back in `finish`).
-        if let Err(e) = rename(path, aside) {
-            fail(
-                img,
-                r,
-                x,
-                "cannot move what is at its path aside to bind it",
-                e,
-            )
-        }
-        bound = bind_mode(fd, &a, mode);
-    } else {
+    let _ = aside;
+    {
         let taken = |what: &str| -> ! {
             let mut m = msg(img, r, x);
             m.s(": cannot bind it to ")
@@ -377,6 +409,45 @@ fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     }
     if let Err(e) = bound {
         fail(img, r, x, "cannot bind it to its path again", e)
+    }
+}
+
+/// Bind a `DETACHED` socket (its file was gone at dump) to its path:
+/// whatever is there now is left alone, moved aside for the `bind`
+/// ([`detach_finish`] removes the new file and puts it back).
+fn detach_bind(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+    let a = addr_of(x.name, false);
+    let mut bound = bind_mode(fd, &a, None);
+    if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
+        let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+        let (path, aside) = paths(x.name, &mut b1, &mut b2);
+        if let Err(e) = rename(path, aside) {
+            fail(
+                img,
+                r,
+                x,
+                "cannot move what is at its path aside to bind it",
+                e,
+            )
+        }
+        bound = bind_mode(fd, &a, None);
+    }
+    if let Err(e) = bound {
+        fail(img, r, x, "cannot bind it to its path again", e)
+    }
+}
+
+/// After [`detach_bind`]: the new socket file removed, what was at the
+/// path put back.
+fn detach_finish(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) {
+    let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+    let (path, aside) = paths(x.name, &mut b1, &mut b2);
+    if let Err(e) = crate::gsys::unlink(path, 0) {
+        fail(img, r, x, "cannot remove its socket file again", e)
+    }
+    match rename(aside, path) {
+        Err(e) if e.0 != ENOENT => fail(img, r, x, "cannot put back what was at its path", e),
+        _ => {}
     }
 }
 
@@ -621,20 +692,9 @@ fn reconnect(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) {
     }
 }
 
-/// Files of detached sockets removed, `SO_PEEK_OFF`, `shutdown`.
+/// `SO_PEEK_OFF`, `shutdown`.
 fn finish(img: &Image, r: &FdRecord) {
     let x = record(img, r);
-    if x.name_kind == name_kind::PATH && x.flags & sock_flags::DETACHED != 0 {
-        let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
-        let (path, aside) = paths(x.name, &mut b1, &mut b2);
-        if let Err(e) = crate::gsys::unlink(path, 0) {
-            fail(img, r, &x, "cannot remove its socket file again", e)
-        }
-        match rename(aside, path) {
-            Err(e) if e.0 != ENOENT => fail(img, r, &x, "cannot put back what was at its path", e),
-            _ => {}
-        }
-    }
     let fd = r.fd as usize;
     if x.peek_off >= 0 {
         set_int(fd, SO_PEEK_OFF, x.peek_off)

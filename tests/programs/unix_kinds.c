@@ -21,6 +21,9 @@
              on DIR/d.sock (closed, file removed), and from a socket
              connected to it; a datagram socket on DIR/gone.sock whose file
              was removed, one message queued
+   samepath  datagram sockets bound to DIR/p.sock one after the other
+             (the first two files removed), each but the last with a client
+             connected to it and a message from it queued (zdtm sk-unix01)
    closed    stream and datagram socketpairs whose other end sent and
              closed
    shut      seqpacket pair shut down for writing on one end, stream pair
@@ -310,6 +313,16 @@ int main(int argc, char **argv) {
         bind_to(s[3], path("gone.sock"));
         send_to(s[1], "to gone", 7, path("gone.sock"));
         unlink(path("gone.sock"));
+    } else if (!strcmp(mode, "samepath")) {
+        for (int i = 0; i < 3; i++) {
+            s[2 * i] = sock(SOCK_DGRAM);
+            bind_to(s[2 * i], path("p.sock"));
+            if (i == 2) break;
+            s[2 * i + 1] = sock(SOCK_DGRAM);
+            connect_to(s[2 * i + 1], path("p.sock"));
+            send_to(s[2 * i + 1], i ? "to second" : "to first", i ? 9 : 8, NULL);
+            unlink(path("p.sock"));
+        }
     } else if (!strcmp(mode, "closed")) {
         int t[2];
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || socketpair(AF_UNIX, SOCK_DGRAM, 0, t)) die("socketpair");
@@ -437,6 +450,21 @@ int main(int argc, char **argv) {
         expect_name("gone keeps its name", s[3], 0, path("gone.sock"));
         ok(access(path("gone.sock"), F_OK) != 0, "gone's file still gone", "it exists");
         expect_msg("gone's message", s[3], "to gone", 7, path("a.sock"));
+    } else if (!strcmp(mode, "samepath")) {
+        expect_msg("first's message", s[0], "to first", 8, "");
+        expect_msg("second's message", s[2], "to second", 9, "");
+        send_to(s[1], "again 1", 7, NULL);
+        send_to(s[3], "again 2", 7, NULL);
+        expect_msg("first's client still sends to it", s[0], "again 1", 7, "");
+        expect_msg("second's client still sends to it", s[2], "again 2", 7, "");
+        int c = sock(SOCK_DGRAM);
+        send_to(c, "new", 3, path("p.sock"));
+        expect_msg("the path leads to the last", s[4], "new", 3, "");
+        for (int i = 0; i < 5; i++) {
+            char what[32];
+            snprintf(what, sizeof what, "name %d", i);
+            expect_name(what, s[i], i % 2, path("p.sock"));
+        }
     } else if (!strcmp(mode, "closed")) {
         expect_msg("stream last words", s[0], "last words", 10, NULL);
         expect_eof("then end of file", s[0]);

@@ -147,6 +147,17 @@ fn datagrams_keep_their_senders_and_a_connected_socket_reconnects() {
 }
 
 #[test]
+fn datagram_sockets_that_had_one_path_each_get_theirs_and_their_clients_back() {
+    let info = comes_back("unix_samepath", "samepath", 10, false);
+    let fds = unix_fds(&info);
+    let detached = fds
+        .iter()
+        .filter(|f| f["socket"]["detached"] == true)
+        .count();
+    assert_eq!(detached, 2, "{fds:?}");
+}
+
+#[test]
 fn sockets_whose_peer_closed_give_their_data_then_end() {
     let info = comes_back("unix_closed", "closed", 7, false);
     let fds = unix_fds(&info);

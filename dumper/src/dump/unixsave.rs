@@ -29,9 +29,9 @@ pub enum Peer {
     None,
     /// The other end of a pair, at this descriptor of the process.
     Pair(u32),
-    /// (Datagram) connected to this socket of the process, which is not
-    /// connected back: its name as the kernel holds it.
-    Name(Option<Vec<u8>>),
+    /// (Datagram) connected to a socket of the process, which is not
+    /// connected back: its name as the kernel holds it, its descriptor.
+    Name(Option<Vec<u8>>, Option<u32>),
     /// Connected, the peer closed since.
     Gone,
     /// Connected to a socket held outside the process: its name, and who
@@ -150,7 +150,8 @@ pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved,
         Peer::None => {}
         Peer::Pair(_) => r.peer_kind = peer_kind::PAIR,
         Peer::Gone => r.peer_kind = peer_kind::GONE,
-        Peer::Name(n) => {
+        Peer::Name(n, fd) => {
+            r.target = fd.map_or(0, |fd| fd + 1);
             let (k, n) = split_name(n.as_deref());
             if k == name_kind::NONE {
                 return Err(format!("{shown} connected to a socket without a name"));

@@ -213,7 +213,7 @@ fn unix_peer(
     });
     match here {
         Some(j) if pd.as_ref().is_some_and(|p| p.peer == ino) => Peer::Pair(fds[j].rec.fd),
-        Some(_) => Peer::Name(pd.and_then(|p| p.name)),
+        Some(j) => Peer::Name(pd.and_then(|p| p.name), Some(fds[j].rec.fd)),
         None => {
             let name = pd.and_then(|p| p.name);
             match unixsock::outside_holder(d.peer, pid, tree_pids) {
@@ -247,6 +247,23 @@ pub(super) fn finish_unix(fds: &mut [Fd], classes: &mut [Class]) {
                 .unwrap_or(usize::MAX),
         )
     };
+    // A datagram socket connected to a refused socket of the process.
+    for _ in 0..2 {
+        for i in 0..fds.len() {
+            let target = if is45(&fds[i]) {
+                UnixRecord::parse(&fds[i].path).map_or(0, |r| r.target)
+            } else {
+                0
+            };
+            if target != 0 && !fds.iter().any(|f| f.rec.fd == target - 1 && is45(f)) {
+                classes[i] = Class::Unsupported(
+                    "unix socket connected to a socket of the process that is unsupported".into(),
+                );
+                fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                fds[i].data.clear();
+            }
+        }
+    }
     for i in 0..fds.len() {
         if !is45(&fds[i]) {
             continue;
