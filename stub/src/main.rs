@@ -157,6 +157,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
     inet::check(&img);
+    unixconn::check(&img);
     timers::check(&img, start.timer_ids_in_order);
     let own_userns =
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);

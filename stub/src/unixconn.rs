@@ -156,12 +156,9 @@ fn paths<'b>(
     (&buf[..n + 1], &aside[..n + ASIDE.len() + 1])
 }
 
-/// Rebuild every kind-45 socket of the image (the steps of the module
-/// documentation); new descriptors are parked at `floor` or above until
-/// they move to their numbers.
-pub fn restore_all(img: &Image, floor: usize) {
-    let mut any = false;
-    let mut relative = false;
+/// Before anything changes: every kind-45 record's queue is well formed
+/// (one line naming the socket otherwise).
+pub fn check(img: &Image) {
     for r in primaries(img) {
         let x = record(img, &r);
         let q = map_queue(img, &r, &x);
@@ -170,6 +167,18 @@ pub fn restore_all(img: &Image, floor: usize) {
         if !ok {
             msg(img, &r, &x).s(": bad queued messages").fail();
         }
+    }
+}
+
+/// Rebuild every kind-45 socket of the image (the steps of the module
+/// documentation); new descriptors are parked at `floor` or above until
+/// they move to their numbers.
+pub fn restore_all(img: &Image, floor: usize) {
+    let mut any = false;
+    let mut relative = false;
+    check(img);
+    for r in primaries(img) {
+        let x = record(img, &r);
         any = true;
         relative |= x.flags & (sock_flags::RELATIVE | sock_flags::PEER_RELATIVE) != 0;
     }

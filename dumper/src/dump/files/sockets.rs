@@ -129,6 +129,14 @@ pub(super) fn classify(
             return Ok(());
         };
         let peer = unix_peer(fds, i, &copy, &d, pid, tree_pids);
+        if fds[i].rec.fd <= 2 && matches!(peer, unixsave::Peer::Outside(..)) {
+            // fd 0-2 connected to another process (a journal stream, a
+            // pipe-like socket from a supervisor): the restorer's own,
+            // as for a pipe (`INHERITED`).
+            classes[i] = Class::Unsupported("unix socket connected outside the process".into());
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            return Ok(());
+        }
         let pair = match peer {
             unixsave::Peer::Pair(fd) => fd,
             _ => FD_NO_DUP,
