@@ -60,6 +60,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
     ("PIPE_IN_FLIGHT", "pipe_in_flight.c", &["-fPIE", "-pie"]),
     ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
+    ("UNIX_KINDS", "unix_kinds.c", &["-fPIE", "-pie"]),
     (
         "ATTRS_TREE",
         "attrs_tree.c",

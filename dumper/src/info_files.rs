@@ -6,7 +6,7 @@ use kckpt_image::ghosts::{extents_of, ghost_fd_kind, S_IFDIR, S_IFMT};
 use kckpt_image::inet::{InetRecord, INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::tcp::TCP_CONN_FD_KIND;
-use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
+use kckpt_image::unixsock::{UnixRecord, UNIX_LISTEN_FD_KIND, UNIX_SOCKET_FD_KIND};
 use kckpt_image::{ghost_flags, lock_kind, special_fd_kind, ImageView};
 
 use crate::info::Show;
@@ -39,6 +39,7 @@ fn kind_name(kind: u32) -> &'static str {
         kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
         kckpt_image::external::EXTERNAL_FD_KIND => "external",
         UNIX_LISTEN_FD_KIND => "unix listen",
+        UNIX_SOCKET_FD_KIND => "unix socket",
         INET_LISTEN_FD_KIND => "tcp listen",
         UDP_FD_KIND => "udp",
         TCP_CONN_FD_KIND => "tcp connection",
@@ -155,6 +156,85 @@ fn tcp_json(args: [u64; 4], path: &[u8]) -> Value {
     v
 }
 
+/// A Unix socket's values (fd kind 45) for `--json`.
+fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
+    use kckpt_image::unixsock::{name_kind, peer_kind, shut, sock_flags as f};
+    let Some(x) = UnixRecord::parse(path) else {
+        return Value::Null;
+    };
+    let name = |kind: u8, n: &[u8]| match kind {
+        name_kind::NONE => None,
+        name_kind::ABSTRACT => Some(format!("@{}", String::from_utf8_lossy(n))),
+        _ => Some(String::from_utf8_lossy(n).into_owned()),
+    };
+    let mut options = Vec::new();
+    if x.flags & f::PASSCRED != 0 {
+        options.push("SO_PASSCRED");
+    }
+    if x.flags & f::PASSSEC != 0 {
+        options.push("SO_PASSSEC");
+    }
+    if x.flags & f::REUSEADDR != 0 {
+        options.push("SO_REUSEADDR");
+    }
+    let nz = |v: u32| (v != 0).then_some(v);
+    let nz64 = |v: u64| (v != 0).then_some(v);
+    let peer_kind_n = if x.peer_abstract {
+        name_kind::ABSTRACT
+    } else {
+        name_kind::PATH
+    };
+    json!({
+        "type": match x.ty { 1 => "stream", 2 => "datagram", _ => "seqpacket" },
+        "name": name(x.name_kind, x.name),
+        "detached": x.flags & f::DETACHED != 0,
+        "state": match x.peer_kind {
+            peer_kind::PAIR => "connected",
+            peer_kind::NAME => "connected",
+            peer_kind::GONE => "peer closed",
+            _ if x.name_kind != name_kind::NONE => "bound",
+            _ => "unconnected",
+        },
+        "peer_fd": (x.peer_kind == peer_kind::PAIR).then_some(peer_fd),
+        "peer": (x.peer_kind == peer_kind::NAME).then(|| name(peer_kind_n, x.peer_name)),
+        "peer_outside": x.flags & f::OUTSIDE != 0,
+        "accepted_on_fd": (x.flags & f::ACCEPTED != 0).then_some(x.listener),
+        "shutdown": match x.shutdown { 0 => None, shut::RCV => Some("read"),
+            shut::SEND => Some("write"), _ => Some("both") },
+        "queued_messages": x.messages,
+        "queued_bytes": data_len,
+        "options": options,
+        "rcvbuf": nz(x.rcvbuf),
+        "sndbuf": nz(x.sndbuf),
+        "rcvtimeo_us": nz64(x.rcvtimeo),
+        "sndtimeo_us": nz64(x.sndtimeo),
+        "peek_off": (x.peek_off >= 0).then_some(x.peek_off),
+    })
+}
+
+/// One line for a Unix socket of kind 45 (`path` of `kckpt info`).
+fn unix_text(v: &Value) -> String {
+    let mut s = format!(
+        "unix {} {}",
+        v["type"].as_str().unwrap_or("?"),
+        v["state"].as_str().unwrap_or("?")
+    );
+    if let Some(n) = v["name"].as_str() {
+        s += &format!(" {n}");
+    }
+    if let Some(p) = v["peer_fd"].as_u64() {
+        s += &format!(" <-> fd {p}");
+    }
+    if let Some(p) = v["peer"].as_str() {
+        s += &format!(" -> {p}");
+    }
+    if let Some(sh) = v["shutdown"].as_str() {
+        s += &format!(" shut down for {sh}");
+    }
+    s += &format!(" queued {} message(s)", v["queued_messages"]);
+    s
+}
+
 /// One line for a TCP listener or UDP socket (`path` of `kckpt info`).
 fn inet_text(v: &Value) -> String {
     let mut s = format!(
@@ -205,17 +285,22 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         .map(|r| {
             let inet = matches!(r.kind, INET_LISTEN_FD_KIND | UDP_FD_KIND | TCP_CONN_FD_KIND)
                 && r.dup_of == FD_NO_DUP;
+            let unix = r.kind == UNIX_SOCKET_FD_KIND;
+            let raw = view.string(r.path).unwrap_or(&[]);
             let socket = if r.kind == TCP_CONN_FD_KIND && inet {
-                tcp_json(r.args, view.string(r.path).unwrap_or(&[]))
+                tcp_json(r.args, raw)
             } else if inet {
-                inet_json(r.kind, view.string(r.path).unwrap_or(&[]))
+                inet_json(r.kind, raw)
+            } else if unix {
+                unix_json(raw, r.peer, r.data_len)
             } else {
                 Value::Null
             };
             json!({
                 "fd": r.fd,
                 "kind": kind_name(r.kind),
-                "path": if inet { inet_text(&socket) } else { text(r.path) },
+                "path": if inet { inet_text(&socket) } else if unix { unix_text(&socket) }
+                    else { text(r.path) },
                 "socket": socket,
                 "flags": format!("{:o}", r.flags),
                 "cloexec": r.fd_flags & fd_flags::CLOEXEC != 0,

@@ -402,6 +402,7 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         r.kind,
         fd_kind::PIPE
             | fd_kind::SOCKETPAIR
+            | crate::unixsock::UNIX_SOCKET_FD_KIND
             | fd_kind::MEMFD
             | ghost_fd_kind::SHMEM
             | special_fd_kind::FIFO
@@ -491,6 +492,10 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             // A path name is absolute unless marked relative.
             let absolute = a[0] & flags != 0 || name.first() == Some(&b'/');
             crate::unixsock::args_ok(a, name.len(), r.data_len) && !has_nul(name) && absolute
+        }
+        // (1.6) The socket's UnixRecord in `path`.
+        crate::unixsock::UNIX_SOCKET_FD_KIND => {
+            crate::unixsock::socket_args_ok(a, view.string(r.path)?)
         }
         // (1.5) The socket's InetRecord in `path`.
         crate::inet::INET_LISTEN_FD_KIND | crate::inet::UDP_FD_KIND => {

@@ -32,6 +32,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             || r.kind == crate::tree::TREE_SHARED_FD_KIND
             || r.kind == crate::external::EXTERNAL_FD_KIND
             || r.kind == crate::unixsock::UNIX_LISTEN_FD_KIND
+            || (view.header.format_minor >= 6 && r.kind == crate::unixsock::UNIX_SOCKET_FD_KIND)
             || (view.header.format_minor >= 5
                 && matches!(
                     r.kind,
@@ -72,6 +73,8 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             if view.header.format_minor < 5 {
                 return Err(bad);
             }
+        } else if r.kind == crate::unixsock::UNIX_SOCKET_FD_KIND {
+            unix_peer_ok(view, &r)?;
         } else if matches!(r.kind, fd_kind::PIPE | fd_kind::SOCKETPAIR) {
             let peer = find_fd(view, r.peer).ok_or(bad)?;
             if r.peer == r.fd
@@ -95,6 +98,51 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             return Err(bad);
         };
         if ep.kind != fd_kind::EPOLL || watched == item.epfd || find_fd(view, watched).is_none() {
+            return Err(bad);
+        }
+    }
+    Ok(())
+}
+
+/// (1.6) A kind-45 Unix socket: the other end of a pair is a kind-45
+/// primary record of the same type naming this one back; the listener of
+/// an accepted end a kind-41 primary record.
+fn unix_peer_ok(view: &ImageView<'_>, r: &FdRecord) -> Result<(), FormatError> {
+    use crate::unixsock::{peer_kind, sock_flags, UnixRecord, UNIX_LISTEN_FD_KIND};
+    let bad = FormatError::BadFiles;
+    let me = UnixRecord::parse(view.string(r.path).map_err(|_| bad)?).ok_or(bad)?;
+    if me.target != 0 {
+        // A socket of the process it is connected to by name.
+        let t = find_fd(view, me.target - 1).ok_or(bad)?;
+        if t.kind != r.kind || t.dup_of != FD_NO_DUP || t.fd == r.fd {
+            return Err(bad);
+        }
+    }
+    if me.peer_kind != peer_kind::PAIR {
+        return if r.peer == FD_NO_DUP {
+            Ok(())
+        } else {
+            Err(bad)
+        };
+    }
+    let peer = find_fd(view, r.peer).ok_or(bad)?;
+    let other = UnixRecord::parse(view.string(peer.path).map_err(|_| bad)?).ok_or(bad)?;
+    let both_accepted = me.flags & other.flags & sock_flags::ACCEPTED != 0;
+    if r.peer == r.fd
+        || peer.kind != r.kind
+        || peer.peer != r.fd
+        || peer.dup_of != FD_NO_DUP
+        || other.ty != me.ty
+        || both_accepted
+    {
+        return Err(bad);
+    }
+    if me.flags & sock_flags::ACCEPTED != 0 {
+        let l = find_fd(view, me.listener).ok_or(bad)?;
+        if l.kind != UNIX_LISTEN_FD_KIND
+            || l.dup_of != FD_NO_DUP
+            || l.args[0] & 0xffff_ffff != u64::from(me.ty)
+        {
             return Err(bad);
         }
     }

@@ -89,7 +89,7 @@ pub(crate) fn place(tmp: usize, r: &FdRecord) -> Result<(), Errno> {
 }
 
 /// Park `tmp` above `floor` (so it is nobody's target number).
-fn park(tmp: usize, floor: usize) -> Result<usize, Errno> {
+pub(crate) fn park(tmp: usize, floor: usize) -> Result<usize, Errno> {
     let high = sys::fcntl(tmp, F_DUPFD_CLOEXEC, floor)?;
     sys::close(tmp);
     Ok(high)
@@ -355,6 +355,8 @@ pub fn restore(
             }
             special_fd_kind::DEVICE => crate::special::device(img, r),
             kckpt_image::unixsock::UNIX_LISTEN_FD_KIND => crate::unixsock::listener(img, r),
+            // (1.6) Once every other descriptor exists (`unixconn`).
+            kckpt_image::unixsock::UNIX_SOCKET_FD_KIND => continue,
             kckpt_image::inet::INET_LISTEN_FD_KIND | kckpt_image::inet::UDP_FD_KIND => {
                 crate::inet::socket(img, r)
             }
@@ -383,6 +385,8 @@ pub fn restore(
         };
         place(tmp, r).unwrap_or_else(|e| fail(img, r, "cannot move it to its number", e));
     }
+
+    crate::unixconn::restore_all(img, park_floor);
 
     held.close();
 

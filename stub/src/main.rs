@@ -52,6 +52,7 @@ mod threads;
 mod timers;
 mod tracer;
 mod tree;
+mod unixconn;
 mod unixsock;
 mod xsys;
 
@@ -158,6 +159,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     data_check::up_front(&img, start.verify);
     inet::check(&img);
     tcp::check(&img);
+    unixconn::check(&img);
     timers::check(&img, start.timer_ids_in_order);
     let own_userns =
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);

@@ -38,21 +38,21 @@ use linux_raw_sys::errno::{EADDRINUSE, ECONNREFUSED, ENOENT};
 /// `struct sockaddr_un` (`family`, `path`: what the kernel reads) and
 /// the length to pass.
 #[repr(C)]
-struct Addr {
+pub(crate) struct Addr {
     /// Read by the kernel only.
     #[allow(dead_code)]
     family: u16,
     path: [u8; 108],
-    len: usize,
+    pub(crate) len: usize,
 }
 
-fn call(nr: u32, a: [usize; 6]) -> SysResult {
+pub(crate) fn call(nr: u32, a: [usize; 6]) -> SysResult {
     // SAFETY: every caller passes integers or pointers to live values the
     // kernel only reads within their given size.
     check(unsafe { raw_syscall(nr as usize, a) })
 }
 
-fn addr_of(name: &[u8], abstract_name: bool) -> Addr {
+pub(crate) fn addr_of(name: &[u8], abstract_name: bool) -> Addr {
     let mut a = Addr {
         family: AF_UNIX as u16,
         path: [0; 108],
@@ -66,18 +66,18 @@ fn addr_of(name: &[u8], abstract_name: bool) -> Addr {
     a
 }
 
-fn socket(ty: u32) -> SysResult {
+pub(crate) fn socket(ty: u32) -> SysResult {
     call(
         g::__NR_socket,
         [AF_UNIX, (ty | g::O_CLOEXEC) as usize, 0, 0, 0, 0],
     )
 }
 
-fn with_addr(nr: u32, fd: usize, a: &Addr) -> SysResult {
+pub(crate) fn with_addr(nr: u32, fd: usize, a: &Addr) -> SysResult {
     call(nr, [fd, a as *const Addr as usize, a.len, 0, 0, 0])
 }
 
-fn set_opt(fd: usize, opt: usize) -> SysResult {
+pub(crate) fn set_opt(fd: usize, opt: usize) -> SysResult {
     let one: i32 = 1;
     call(
         g::__NR_setsockopt,
@@ -87,7 +87,7 @@ fn set_opt(fd: usize, opt: usize) -> SysResult {
 
 /// The type bits of the file at `path` (NUL-terminated), not following
 /// a final symbolic link.
-fn file_type(path: &[u8]) -> Result<u32, Errno> {
+pub(crate) fn file_type(path: &[u8]) -> Result<u32, Errno> {
     let fd = sys::open(path, g::O_PATH | g::O_NOFOLLOW)?;
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: g::stat = unsafe { core::mem::zeroed() };
@@ -102,8 +102,14 @@ fn file_type(path: &[u8]) -> Result<u32, Errno> {
 /// Whether a socket at `a` accepts connections (`Ok(false)`: a stale
 /// socket file nobody listens on).
 fn live(a: &Addr) -> Result<bool, Errno> {
+    live_as(a, SOCK_STREAM)
+}
+
+/// [`live`] with a probe of socket type `ty` (a datagram socket's file
+/// is probed by a datagram socket).
+pub(crate) fn live_as(a: &Addr, ty: u32) -> Result<bool, Errno> {
     // Non-blocking: a listener with a full backlog answers EAGAIN.
-    let probe = socket(SOCK_STREAM | SOCK_NONBLOCK)?;
+    let probe = socket(ty | SOCK_NONBLOCK)?;
     let r = with_addr(g::__NR_connect, probe, a);
     sys::close(probe);
     match r {
@@ -114,10 +120,16 @@ fn live(a: &Addr) -> Result<bool, Errno> {
 
 /// `bind` with the permission bits of `r` (umask set for the call).
 fn bind(fd: usize, a: &Addr, r: &FdRecord) -> SysResult {
-    if r.args[3] & MODE_RECORDED == 0 {
+    let mode = (r.args[3] & MODE_RECORDED != 0).then_some((r.args[3] & 0o777) as u32);
+    bind_mode(fd, a, mode)
+}
+
+/// `bind` giving the socket file permission bits `mode` (umask set for
+/// the call), or the umask's.
+pub(crate) fn bind_mode(fd: usize, a: &Addr, mode: Option<u32>) -> SysResult {
+    let Some(mode) = mode else {
         return with_addr(g::__NR_bind, fd, a);
-    }
-    let mode = (r.args[3] & 0o777) as u32;
+    };
     let old = sys::umask(!mode & 0o777)?;
     let res = with_addr(g::__NR_bind, fd, a);
     let _ = sys::umask(old as u32);
@@ -126,7 +138,7 @@ fn bind(fd: usize, a: &Addr, r: &FdRecord) -> SysResult {
 
 /// A relative name is bound from the saved working directory: enter it
 /// now (entered again, as for every process, after the descriptors).
-fn enter_cwd(img: &Image, r: &FdRecord) {
+pub(crate) fn enter_cwd(img: &Image, r: &FdRecord) {
     let fs = img
         .view
         .fs
@@ -209,7 +221,7 @@ fn bind_failed(img: &Image, r: &FdRecord, name: &[u8], abstract_name: bool, e: E
 }
 
 /// `renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE)`.
-fn rename(from: &[u8], to: &[u8]) -> SysResult {
+pub(crate) fn rename(from: &[u8], to: &[u8]) -> SysResult {
     const RENAME_NOREPLACE: usize = 1;
     let cwd = g::AT_FDCWD as isize as usize;
     call(

@@ -14,7 +14,8 @@
               PR_SET_NO_NEW_PRIVS)
    sem_undo   SysV semaphore set, semop with SEM_UNDO    ready id N
    msgq       SysV message queue holding one message     ready id N
-   unix_unconn  unix stream socket, never connected     ready fd N
+   unix_unconn  unix stream socket, never connected, with SO_PRIORITY 3
+                (an option kckpt does not restore)       ready fd N
                 (and /dev/null open next to it: the dumper once took the
                 unconnected socket's "peer", inode 0, for that descriptor
                 and failed with EINVAL instead of naming the socket)
@@ -120,6 +121,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "unix_unconn")) {
         fd = socket(AF_UNIX, SOCK_STREAM, 0);
         if (fd < 0) fail("socket");
+        int prio = 3;
+        if (setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio)) fail("SO_PRIORITY");
         if (open("/dev/null", O_RDONLY) < 0) fail("open /dev/null");
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "msgq")) {

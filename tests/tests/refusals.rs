@@ -141,8 +141,11 @@ fn udp_socket_shut_down_is_refused_or_skipped_as_dev_null() {
 }
 
 #[test]
-fn unconnected_unix_socket_is_refused_or_skipped_as_dev_null() {
-    fd_refused_then_skipped("unix_unconn", "unix socket, not connected");
+fn unix_socket_with_an_option_not_restored_is_refused_or_skipped_as_dev_null() {
+    fd_refused_then_skipped(
+        "unix_unconn",
+        "unix stream socket (not bound) with option SO_PRIORITY (not restored)",
+    );
 }
 
 #[test]

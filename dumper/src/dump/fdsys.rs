@@ -51,6 +51,15 @@ pub fn sockopt_int(fd: RawFd, opt: libc::c_int) -> nix::Result<i32> {
     Ok(v)
 }
 
+/// `setsockopt(fd, SOL_SOCKET, opt, v)` for an integer option
+/// (`SO_PEEK_OFF` while a socket's queue is read).
+pub fn set_sockopt_int(fd: RawFd, opt: libc::c_int, v: i32) -> nix::Result<()> {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel reads `len` (4) bytes from `v`.
+    let r = unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, opt, (&raw const v).cast(), len) };
+    Errno::result(r).map(drop)
+}
+
 /// `getsockopt(fd, level, opt)` of an integer option.
 pub fn sockopt_at(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> nix::Result<i32> {
     let mut v: libc::c_int = 0;
@@ -106,6 +115,78 @@ pub fn epoll_target_is(pid: i32, fd: i32, epfd: i32, tfd: u32, toff: u32) -> Opt
         Err(Errno::EBADF) => Some(false),
         Err(_) => None,
     }
+}
+
+/// One message peeked from a Unix socket's queue by [`peek_unix`].
+pub struct Peeked {
+    /// Bytes of the message (its whole length for a datagram longer than
+    /// the buffer, with `MSG_TRUNC` given).
+    pub len: usize,
+    /// `msg_flags` (`MSG_TRUNC`, `MSG_CTRUNC`).
+    pub flags: i32,
+    /// The sender's `sun_path` bytes as the kernel gave them (empty: no
+    /// address, or an unbound sender).
+    pub name: Vec<u8>,
+    /// Descriptors passed with it (`SCM_RIGHTS`), installed in this
+    /// process: the caller closes them ([`close_received`]).
+    pub rights: Vec<RawFd>,
+    /// Credentials came with it (`SCM_CREDENTIALS`).
+    pub creds: bool,
+}
+
+/// `recvmsg(fd, buf, flags)` with room for the sender's address and
+/// control messages. nix's `UnixAddr` cannot hold the empty address the
+/// kernel gives for a message of a socketpair (`msg_namelen` 0).
+pub fn peek_unix(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> nix::Result<Peeked> {
+    // SAFETY: an all-zero sockaddr_un and msghdr are valid values.
+    let mut name: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut control = [0u64; 512];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as above.
+    let mut m: libc::msghdr = unsafe { std::mem::zeroed() };
+    m.msg_name = (&raw mut name).cast();
+    m.msg_namelen = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    m.msg_iov = &raw mut iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control.as_mut_ptr().cast();
+    m.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: every pointer in `m` points at live buffers of the sizes it
+    // gives; the kernel writes within them and updates the lengths.
+    let n = unsafe { libc::recvmsg(fd, &raw mut m, flags) };
+    let len = Errno::result(n)? as usize;
+    let off = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    let nl = (m.msg_namelen as usize)
+        .saturating_sub(off)
+        .min(name.sun_path.len());
+    let name = name.sun_path[..nl].iter().map(|&c| c as u8).collect();
+    let mut rights = Vec::new();
+    let mut creds = false;
+    // SAFETY: `m` was filled by the kernel; the CMSG macros walk its
+    // control buffer within `msg_controllen`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&raw const m);
+        while !c.is_null() {
+            creds |= (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS;
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for k in 0..bytes / std::mem::size_of::<RawFd>() {
+                    rights.push(std::ptr::read_unaligned(data.cast::<RawFd>().add(k)));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&raw const m, c);
+        }
+    }
+    Ok(Peeked {
+        len,
+        flags: m.msg_flags,
+        name,
+        rights,
+        creds,
+    })
 }
 
 /// Close a descriptor the kernel installed in this process with a received

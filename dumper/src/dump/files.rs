@@ -1213,6 +1213,10 @@ pub fn collect(
         }
     }
 
+    // (1.6) Unix socket pairs: refused together, plain ones as
+    // socketpairs, ends accepted on a listener of the process.
+    sockets::finish_unix(&mut files.fds, &mut classes);
+
     // A peer that became a placeholder takes its partner with it.
     for i in (0..files.fds.len()).chain(0..files.fds.len()) {
         let r = files.fds[i].rec;

@@ -31,6 +31,7 @@ pub mod threads;
 pub(crate) mod timers;
 pub mod tree;
 pub mod tree_memory;
+mod unixsave;
 mod unixsock;
 
 use std::fs::{self, File};

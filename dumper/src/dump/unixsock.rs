@@ -38,6 +38,8 @@ pub struct UnixDiag {
     pub rqueue: u32,
     /// For a listener, its backlog.
     pub wqueue: u32,
+    /// `sk_shutdown` (`UNIX_DIAG_SHUTDOWN`: 1 receive, 2 send).
+    pub shutdown: u8,
 }
 
 /// `sock_diag` of Unix socket inode `ino`.
@@ -88,6 +90,7 @@ fn parse(msg: &[u8]) -> Option<UnixDiag> {
             1 => d.vfs = Some((u32_at(at + 8)?, u32_at(at + 4)?)),
             2 => d.peer = u64::from(u32_at(at + 4)?),
             4 => (d.rqueue, d.wqueue) = (u32_at(at + 4)?, u32_at(at + 8)?),
+            6 => d.shutdown = *msg.get(at + 4)?,
             _ => {}
         }
         at += (alen + 3) & !3;
@@ -185,7 +188,7 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
 }
 
 /// How a name is shown: a path as it is, an abstract name after `@`.
-fn shown(raw: &[u8]) -> String {
+pub fn shown(raw: &[u8]) -> String {
     match raw.strip_prefix(&[0]) {
         Some(rest) => format!("@{}", String::from_utf8_lossy(rest)),
         None => String::from_utf8_lossy(raw.split(|&b| b == 0).next().unwrap_or(raw)).into_owned(),
@@ -206,6 +209,18 @@ pub fn accepted_refusal(d: &UnixDiag, pid: i32, tree: &[i32]) -> Option<String> 
         "named unix socket accepted on {}, its client pid {p} ({comm}) outside the dump",
         shown(name)
     ))
+}
+
+/// Another process of the dump (in `tree`, not `pid`) holding socket
+/// inode `ino`.
+pub fn tree_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<i32> {
+    let want = format!("socket:[{ino}]");
+    tree.iter().copied().filter(|&p| p != pid).find(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd")).is_ok_and(|dir| {
+            dir.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+        })
+    })
 }
 
 /// A process outside the dump (not `pid`, not in `tree`, not this one)
@@ -239,7 +254,7 @@ pub fn outside_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<(i32, String)>
 /// `None` when the path is free or holds another socket's file (the
 /// socket is detached from its path); 0 when `sock_diag` gave no inode
 /// to compare; what else is there otherwise.
-fn file_mode(
+pub fn file_mode(
     pid: i32,
     base: &str,
     name: &[u8],

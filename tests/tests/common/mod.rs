@@ -50,6 +50,8 @@ pub mod prog {
     pub const PIPE_READ: &str = env!("KCKPT_PROG_PIPE_READ");
     /// `chrooted.c`, static: a process in a chroot.
     pub const CHROOTED: &str = env!("KCKPT_PROG_CHROOTED");
+    /// `unix_kinds.c`: Unix sockets of fd kind 45, self-checking.
+    pub const UNIX_KINDS: &str = env!("KCKPT_PROG_UNIX_KINDS");
     /// `pipe_alone.c`: pipe ends whose other end is closed.
     pub const PIPE_ALONE: &str = env!("KCKPT_PROG_PIPE_ALONE");
     /// `sleeper.c`.

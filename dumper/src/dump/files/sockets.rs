@@ -6,16 +6,17 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::sys::socket::{self, MsgFlags};
-
 use kckpt_image::inet::{INET_LISTEN_FD_KIND, UDP_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::tcp::TCP_CONN_FD_KIND;
-use kckpt_image::unixsock::UNIX_LISTEN_FD_KIND;
+use kckpt_image::unixsock::{
+    messages, name_kind, peer_kind, sock_flags, unix_flags, UnixRecord, UNIX_LISTEN_FD_KIND,
+    UNIX_SOCKET_FD_KIND,
+};
 
-use super::super::{fdsys, inet, tcp_repair, unixsock};
+use super::super::{fdsys, inet, tcp_repair, unixsave, unixsock};
 use super::{Class, Fd};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Classifies the socket at `fds[i]` (a `SOCKETPAIR` placeholder kind set
 /// from its link), `copy` a `pidfd_getfd` copy of it: fills in its kind,
@@ -110,7 +111,6 @@ pub(super) fn classify(
     } else if inet {
         Some(format!("inet socket of type {ty}, protocol {proto}"))
     } else if domain == libc::AF_UNIX {
-        let ty = ty as u32;
         let diag = unixsock::diag(ino);
         if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
             let outside = unixsock::outside_holder(ino, pid, tree_pids);
@@ -142,22 +142,43 @@ pub(super) fn classify(
             fds[i].rec.kind = fd_kind::PLACEHOLDER;
             return Ok(());
         }
-        let peer = diag.map(|d| (d.peer, d.name.is_some()));
-        // Inode 0 is no socket: the socket is not connected.
-        let peer_fd = peer
-            .filter(|&(p, named)| !named && p != 0)
-            .and_then(|(p, _)| index_of_ino(fds, p, i))
-            .filter(|&j| fds[j].rec.kind == fd_kind::SOCKETPAIR);
-        match peer_fd {
-            Some(j) if p_ok(ty) => {
-                fds[i].rec.peer = fds[j].rec.fd;
-                fds[i].rec.args[0] = u64::from(ty);
-                None
-            }
-            _ if peer.is_some_and(|(_, named)| named) => Some("named unix socket".to_owned()),
-            _ if peer.is_some_and(|(p, _)| p == 0) => Some("unix socket, not connected".to_owned()),
-            _ => Some("unix socket connected outside the process".to_owned()),
+        // (1.6) Every other Unix socket: fd kind 45 (a plain socketpair
+        // becomes kind 5 again in `finish_unix`).
+        let Some(d) = diag else {
+            classes[i] = Class::Unsupported("unix socket sock_diag does not report".into());
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            return Ok(());
+        };
+        let peer = unix_peer(fds, i, &copy, &d, pid, tree_pids);
+        if fds[i].rec.fd <= 2 && matches!(peer, unixsave::Peer::Outside(..)) {
+            // fd 0-2 connected to another process (a journal stream, a
+            // pipe-like socket from a supervisor): the restorer's own,
+            // as for a pipe (`INHERITED`).
+            classes[i] = Class::Unsupported("unix socket connected outside the process".into());
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            return Ok(());
         }
+        let pair = match peer {
+            unixsave::Peer::Pair(fd) => fd,
+            _ => FD_NO_DUP,
+        };
+        match unixsave::save(pid, &copy, &d, peer) {
+            Ok(saved) => {
+                fds[i].rec.kind = UNIX_SOCKET_FD_KIND;
+                fds[i].rec.args = [u64::from(d.ty), 0, 0, 0];
+                fds[i].rec.peer = pair;
+                fds[i].path = saved.path;
+                fds[i].data = saved.data;
+                if let Some(what) = saved.lost {
+                    lossy.push((fds[i].rec.fd as i32, what));
+                }
+            }
+            Err(what) => {
+                classes[i] = Class::Unsupported(what);
+                fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+        }
+        return Ok(());
     } else {
         Some(format!("socket of family {domain}"))
     };
@@ -166,73 +187,172 @@ pub(super) fn classify(
         fds[i].rec.kind = fd_kind::PLACEHOLDER;
         return Ok(());
     }
-    let queued = peek_socket(&copy).map_err(|e| Error::Unsupported {
-        pid,
-        reason: format!(
-            "cannot read the socket at fd {}: {}",
-            fds[i].rec.fd,
-            crate::error::io_text(&e)
-        ),
-    })?;
-    let stream = fds[i].rec.args[0] == 1;
-    match queued {
-        Some((_, true)) => {
-            classes[i] =
-                Class::Unsupported("socketpair with descriptors in flight, SCM_RIGHTS".into());
-            fds[i].rec.kind = fd_kind::PLACEHOLDER;
-        }
-        Some((bytes, false)) if stream => fds[i].data = bytes,
-        Some(_) => {
-            classes[i] = Class::Unsupported("socketpair with unread datagrams".into());
-            fds[i].rec.kind = fd_kind::PLACEHOLDER;
-        }
-        None => {}
-    }
     Ok(())
 }
 
-/// The other descriptor (not `skip`, not a dup or reopen) of socket inode
-/// `ino`.
-fn index_of_ino(fds: &[Fd], ino: u64, skip: usize) -> Option<usize> {
-    fds.iter().enumerate().position(|(k, f)| {
-        k != skip && f.ino == ino && f.rec.dup_of == FD_NO_DUP && f.rec.kind != fd_kind::REOPEN
-    })
-}
-
-/// Bytes waiting in a socket's receive queue (`MSG_PEEK`), and whether
-/// descriptors are in flight among them (`SCM_RIGHTS`: the peek installs
-/// copies in this process, closed at once; kckpt cannot send them again).
-fn peek_socket(sock: &OwnedFd) -> std::io::Result<Option<(Vec<u8>, bool)>> {
-    use std::io::IoSliceMut;
-    let mut buf = vec![0u8; 16 << 20];
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let got = socket::recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
-    );
-    let (n, rights) = match got {
-        Ok(msg) => {
-            let mut rights = false;
-            for c in msg.cmsgs()? {
-                if let socket::ControlMessageOwned::ScmRights(fds) = c {
-                    rights = true;
-                    fds.into_iter().for_each(fdsys::close_received);
-                }
-            }
-            (msg.bytes, rights)
+/// What the Unix socket at `fds[i]` (`sock_diag`: `d`) is connected to.
+fn unix_peer(
+    fds: &[Fd],
+    i: usize,
+    copy: &OwnedFd,
+    d: &unixsock::UnixDiag,
+    pid: i32,
+    tree_pids: &[i32],
+) -> unixsave::Peer {
+    use nix::libc;
+    use unixsave::Peer;
+    let ino = fds[i].ino;
+    if d.peer == 0 {
+        if d.state != unixsave::ESTABLISHED {
+            return Peer::None;
         }
-        Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    buf.truncate(n);
-    Ok(Some((buf, rights)))
+        // A released peer has no inode any more. A stream or seqpacket
+        // socket learns it (both directions shut down); one with no
+        // shutdown is connected to a connection a listener has not
+        // accepted yet (it has no inode either). A datagram socket is
+        // "established" also when another one connected to it: it still
+        // has a (dead) peer only if getpeername answers.
+        let gone = if i32::from(d.ty) == libc::SOCK_DGRAM {
+            let connected = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
+                copy.as_raw_fd(),
+            )
+            .is_ok();
+            if !connected {
+                return Peer::None;
+            }
+            true
+        } else {
+            d.shutdown & 3 == 3
+        };
+        return if gone {
+            Peer::Gone
+        } else {
+            Peer::Outside(None, None)
+        };
+    }
+    let pd = unixsock::diag(d.peer);
+    let here = fds.iter().enumerate().position(|(k, f)| {
+        k != i
+            && f.ino == d.peer
+            && f.rec.dup_of == FD_NO_DUP
+            && matches!(
+                f.rec.kind,
+                fd_kind::SOCKETPAIR | UNIX_SOCKET_FD_KIND | fd_kind::PLACEHOLDER
+            )
+    });
+    match here {
+        Some(j) if pd.as_ref().is_some_and(|p| p.peer == ino) => Peer::Pair(fds[j].rec.fd),
+        Some(j) => Peer::Name(pd.and_then(|p| p.name), Some(fds[j].rec.fd)),
+        None => {
+            let name = pd.and_then(|p| p.name);
+            match unixsock::outside_holder(d.peer, pid, tree_pids) {
+                Some(h) => Peer::Outside(name, Some(h)),
+                // Another process of the dump holds it (a pair across
+                // processes is not restored as a pair yet).
+                None => match unixsock::tree_holder(d.peer, pid, tree_pids) {
+                    Some(p) => Peer::InTree(name, p),
+                    None => Peer::Outside(name, None),
+                },
+            }
+        }
+    }
 }
 
-/// Socket types of a socketpair kckpt restores: stream, datagram,
-/// seqpacket.
-fn p_ok(ty: u32) -> bool {
-    matches!(ty, 1 | 2 | 5)
+/// After every descriptor is classified: a kind-45 pair end whose other
+/// end is refused is refused too; a pair of plain ends (stream, no name,
+/// option or shutdown) is a `SOCKETPAIR` as before 1.6; an end bound to
+/// the name of a listener the process holds is marked as accepted on it
+/// (restored by a connection to that listener).
+pub(super) fn finish_unix(fds: &mut [Fd], classes: &mut [Class]) {
+    let is45 = |f: &Fd| f.rec.kind == UNIX_SOCKET_FD_KIND && f.rec.dup_of == FD_NO_DUP;
+    let pair_of = |fds: &[Fd], i: usize| -> Option<usize> {
+        let r = UnixRecord::parse(&fds[i].path)?;
+        if r.peer_kind != peer_kind::PAIR {
+            return None;
+        }
+        Some(
+            fds.iter()
+                .position(|f| f.rec.fd == fds[i].rec.peer)
+                .unwrap_or(usize::MAX),
+        )
+    };
+    // A datagram socket connected to a refused socket of the process.
+    for _ in 0..2 {
+        for i in 0..fds.len() {
+            let target = if is45(&fds[i]) {
+                UnixRecord::parse(&fds[i].path).map_or(0, |r| r.target)
+            } else {
+                0
+            };
+            if target != 0 && !fds.iter().any(|f| f.rec.fd == target - 1 && is45(f)) {
+                classes[i] = Class::Unsupported(
+                    "unix socket connected to a socket of the process that is unsupported".into(),
+                );
+                fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                fds[i].data.clear();
+            }
+        }
+    }
+    for i in 0..fds.len() {
+        if !is45(&fds[i]) {
+            continue;
+        }
+        let Some(j) = pair_of(fds, i) else { continue };
+        let ok = fds
+            .get(j)
+            .is_some_and(|o| is45(o) && o.rec.peer == fds[i].rec.fd);
+        if !ok {
+            classes[i] = Class::Unsupported("unix socket whose other end is unsupported".into());
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            fds[i].rec.peer = FD_NO_DUP;
+            fds[i].data.clear();
+        }
+    }
+    for i in 0..fds.len() {
+        if !is45(&fds[i]) {
+            continue;
+        }
+        let Some(j) = pair_of(fds, i).filter(|&j| j > i && j < fds.len()) else {
+            continue;
+        };
+        let (a, b) = (fds[i].path.clone(), fds[j].path.clone());
+        let (Some(ra), Some(rb)) = (UnixRecord::parse(&a), UnixRecord::parse(&b)) else {
+            continue;
+        };
+        if ra.plain() && rb.plain() {
+            for k in [i, j] {
+                let bytes: Vec<u8> = messages(&fds[k].data)
+                    .flatten()
+                    .flat_map(|m| m.payload.iter().copied())
+                    .collect();
+                fds[k].rec.kind = fd_kind::SOCKETPAIR;
+                fds[k].rec.args = [u64::from(ra.ty), 0, 0, 0];
+                fds[k].path.clear();
+                fds[k].data = bytes;
+            }
+            continue;
+        }
+        for (k, r) in [(i, ra), (j, rb)] {
+            if r.name_kind == name_kind::NONE {
+                continue;
+            }
+            let listener = fds.iter().find(|f| {
+                let flags = f.rec.args[0] >> 32;
+                let want_abstract = r.name_kind == name_kind::ABSTRACT;
+                f.rec.kind == UNIX_LISTEN_FD_KIND
+                    && f.rec.dup_of == FD_NO_DUP
+                    && f.path == r.name
+                    && f.rec.args[0] & 0xffff_ffff == u64::from(r.ty)
+                    && (flags & (unix_flags::ABSTRACT >> 32) != 0) == want_abstract
+                    && flags & ((unix_flags::DETACHED | unix_flags::RELATIVE) >> 32) == 0
+            });
+            if let Some(l) = listener.map(|l| l.rec.fd) {
+                let mut r = r.clone();
+                r.flags |= sock_flags::ACCEPTED;
+                r.listener = l;
+                fds[k].path = r.encode().bytes().to_vec();
+                break;
+            }
+        }
+    }
 }

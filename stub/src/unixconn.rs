@@ -1,0 +1,724 @@
+//! Unix sockets of fd kind 45 (format 1.6, `kckpt_image::unixsock::
+//! UnixRecord`): every Unix socket that is not listening and not a plain
+//! socketpair. Rebuilt after every other descriptor (listeners they were
+//! accepted on exist by then), in four steps over all of them:
+//!
+//! 1. create: a pair by `socketpair`, or, for an end accepted on a
+//!    listener of the process, by connecting the other end to that
+//!    listener and accepting; a socket whose peer closed by a socketpair
+//!    whose other end is closed once its queue is refilled; any other by
+//!    `socket`. Each bound to its name (a stale socket file nobody uses
+//!    is replaced; anything else at the path refuses the restore with one
+//!    line; the path of a socket whose file was gone at dump is bound with
+//!    whatever is there renamed aside), with its buffer sizes, timeouts
+//!    and `SO_PASSCRED`/`SO_PASSSEC`, then put at its number;
+//! 2. refill: each queued message sent again, in order, by the other end
+//!    of a pair, or to the socket's name from a socket bound to the
+//!    sender's name (a new one, the path's current file renamed aside for
+//!    the `bind` when taken, or the process's own socket of that abstract
+//!    name), so datagrams keep their boundaries and senders;
+//! 3. connect: datagram sockets connected to a name `connect` again;
+//! 4. finish: files of sockets detached at dump removed again (what was
+//!    renamed aside put back), `SO_PEEK_OFF`, then `shutdown`.
+//!
+//! Credentials passed with the queued messages (`SCM_CREDENTIALS`) and
+//! the peer credentials (`SO_PEERCRED`) are the restoring process's.
+#![allow(unsafe_code)]
+
+use kckpt_image::files::find_fd;
+use kckpt_image::unixsock::{
+    messages, name_kind, peer_kind, queue_ok, shut, sock_flags, unix_flags, UnixRecord,
+    SOCK_MODE_RECORDED, UNIX_LISTEN_FD_KIND, UNIX_SOCKET_FD_KIND,
+};
+use kckpt_image::{FdRecord, FD_NO_DUP};
+use linux_raw_sys::errno::{EADDRINUSE, EINVAL, ENOENT};
+use linux_raw_sys::general as g;
+
+use crate::files::{park, place};
+use crate::load::Image;
+use crate::report::Msg;
+use crate::sys::{self, Errno};
+use crate::unixsock::{
+    addr_of, bind_mode, call, file_type, live_as, rename, set_opt, socket, with_addr, Addr,
+};
+
+const SOL_SOCKET: usize = 1;
+const SO_REUSEADDR: usize = 2;
+const SO_SNDBUF: usize = 7;
+const SO_RCVBUF: usize = 8;
+const SO_PASSCRED: usize = 16;
+const SO_RCVTIMEO: usize = 20;
+const SO_SNDTIMEO: usize = 21;
+const SO_SNDBUFFORCE: usize = 32;
+const SO_RCVBUFFORCE: usize = 33;
+const SO_PASSSEC: usize = 34;
+const SO_PEEK_OFF: usize = 42;
+const SOCK_DGRAM: u32 = 2;
+const S_IFSOCK: u32 = 0o140000;
+const MSG_DONTWAIT: usize = 0x40;
+const MSG_NOSIGNAL: usize = 0x4000;
+const ASIDE: &[u8] = b".kckpt-aside";
+
+/// `IMAGE: fd N (unix datagram socket NAME)`.
+fn msg(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) -> Msg {
+    let mut m = Msg::new();
+    m.push(img.path).s(": fd ").dec(r.fd.into()).s(" (unix ");
+    m.s(match x.ty {
+        1 => "stream",
+        2 => "datagram",
+        _ => "seqpacket",
+    });
+    m.s(" socket");
+    match x.name_kind {
+        name_kind::PATH => {
+            m.s(" ").push(x.name);
+        }
+        name_kind::ABSTRACT => {
+            m.s(" @").push(x.name);
+        }
+        _ => {}
+    }
+    m.s(")");
+    m
+}
+
+fn fail(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, what: &str, e: Errno) -> ! {
+    msg(img, r, x).s(": ").s(what).errno(e).fail()
+}
+
+/// The record of `r` (validated with the image).
+fn record<'a>(img: &'a Image, r: &FdRecord) -> UnixRecord<'a> {
+    let bytes = img.view.string(r.path).unwrap_or(&[]);
+    match UnixRecord::parse(bytes) {
+        Some(x) => x,
+        None => {
+            let mut m = Msg::new();
+            m.push(img.path)
+                .s(": fd ")
+                .dec(r.fd.into())
+                .s(": bad unix socket record")
+                .fail()
+        }
+    }
+}
+
+fn primaries<'a>(img: &'a Image) -> impl Iterator<Item = FdRecord> + 'a {
+    img.view
+        .fds
+        .iter()
+        .filter(|r| r.kind == UNIX_SOCKET_FD_KIND && r.dup_of == FD_NO_DUP)
+}
+
+/// The stored queue of `r`, mapped read-only from the image (empty when
+/// there is none); unmapped with [`unmap`].
+fn map_queue(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) -> &'static [u8] {
+    if r.data_len == 0 {
+        return &[];
+    }
+    let len = r.data_len as usize;
+    // SAFETY: a new private read-only mapping at an address the kernel
+    // picks; nothing else uses it until `unmap`.
+    let at = unsafe {
+        sys::mmap(
+            0,
+            len,
+            g::PROT_READ,
+            g::MAP_PRIVATE,
+            img.fd,
+            img.at(r.data_offset),
+        )
+    }
+    .unwrap_or_else(|e| fail(img, r, x, "cannot map its queued messages", e));
+    // SAFETY: `len` readable bytes mapped at `at` just above, valid until
+    // `unmap`.
+    unsafe { core::slice::from_raw_parts(at as *const u8, len) }
+}
+
+fn unmap(q: &[u8]) {
+    if !q.is_empty() {
+        // SAFETY: `q` is a mapping of `map_queue`, used nowhere after.
+        let _ = unsafe { sys::munmap(q.as_ptr() as usize, q.len()) };
+    }
+}
+
+/// `name` + NUL in `buf`, and `name.kckpt-aside` + NUL in `aside`.
+fn paths<'b>(
+    name: &[u8],
+    buf: &'b mut [u8; 128],
+    aside: &'b mut [u8; 128],
+) -> (&'b [u8], &'b [u8]) {
+    let n = name.len().min(107);
+    buf[..n].copy_from_slice(&name[..n]);
+    buf[n] = 0;
+    aside[..n].copy_from_slice(&name[..n]);
+    aside[n..n + ASIDE.len()].copy_from_slice(ASIDE);
+    aside[n + ASIDE.len()] = 0;
+    (&buf[..n + 1], &aside[..n + ASIDE.len() + 1])
+}
+
+/// Before anything changes: every kind-45 record's queue is well formed
+/// (one line naming the socket otherwise).
+pub fn check(img: &Image) {
+    for r in primaries(img) {
+        let x = record(img, &r);
+        let q = map_queue(img, &r, &x);
+        let ok = queue_ok(x.ty, q);
+        unmap(q);
+        if !ok {
+            msg(img, &r, &x).s(": bad queued messages").fail();
+        }
+    }
+}
+
+/// Rebuild every kind-45 socket of the image (the steps of the module
+/// documentation); new descriptors are parked at `floor` or above until
+/// they move to their numbers.
+pub fn restore_all(img: &Image, floor: usize) {
+    let mut any = false;
+    let mut relative = false;
+    check(img);
+    for r in primaries(img) {
+        let x = record(img, &r);
+        any = true;
+        relative |= x.flags & (sock_flags::RELATIVE | sock_flags::PEER_RELATIVE) != 0;
+    }
+    if !any {
+        return;
+    }
+    if relative {
+        // Relative names are bound from the saved working directory
+        // (entered again for the process after the descriptors).
+        if let Some(r) = primaries(img).find(|r| {
+            record(img, r).flags & (sock_flags::RELATIVE | sock_flags::PEER_RELATIVE) != 0
+        }) {
+            crate::unixsock::enter_cwd(img, &r);
+        }
+    }
+    for r in primaries(img) {
+        create(img, &r, floor);
+    }
+    for r in primaries(img) {
+        let x = record(img, &r);
+        if x.peer_kind != peer_kind::GONE && !late(&x) {
+            refill(img, &r, &x, floor);
+        }
+    }
+    // A socket whose file was gone at dump, one at a time: its path leads
+    // to it only while it is handled (several may have had one path).
+    for r in primaries(img) {
+        let x = record(img, &r);
+        if !late(&x) {
+            continue;
+        }
+        detach_bind(img, &r, &x, r.fd as usize);
+        refill(img, &r, &x, floor);
+        for c in primaries(img) {
+            let y = record(img, &c);
+            if y.peer_kind == peer_kind::NAME && y.target == r.fd + 1 {
+                reconnect(img, &c, &y);
+            }
+        }
+        detach_finish(img, &r, &x);
+    }
+    for r in primaries(img) {
+        let x = record(img, &r);
+        let handled = x.target != 0
+            && find_fd(&img.view, x.target - 1)
+                .filter(|t| t.kind == UNIX_SOCKET_FD_KIND)
+                .is_some_and(|t| late(&record(img, &t)));
+        if x.peer_kind == peer_kind::NAME && !handled {
+            reconnect(img, &r, &x);
+        }
+    }
+    for r in primaries(img) {
+        finish(img, &r);
+    }
+}
+
+/// A socket bound to its path only in the third step (`DETACHED`, not
+/// one end of a pair nor connected to a closed peer).
+fn late(x: &UnixRecord<'_>) -> bool {
+    x.flags & sock_flags::DETACHED != 0 && matches!(x.peer_kind, peer_kind::NONE | peer_kind::NAME)
+}
+
+/// A new socket of `x`'s type, parked.
+fn new_socket(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, floor: usize) -> usize {
+    let fd = socket(u32::from(x.ty)).unwrap_or_else(|e| fail(img, r, x, "socket", e));
+    park(fd, floor).unwrap_or_else(|e| fail(img, r, x, "cannot park the socket", e))
+}
+
+fn create(img: &Image, r: &FdRecord, floor: usize) {
+    let x = record(img, r);
+    match x.peer_kind {
+        peer_kind::PAIR if r.peer < r.fd => {} // made with its peer
+        peer_kind::PAIR => {
+            let Some(p) = find_fd(&img.view, r.peer) else {
+                fail(img, r, &x, "bad peer", Errno(EINVAL))
+            };
+            let y = record(img, &p);
+            let (a, b) = if x.flags & sock_flags::ACCEPTED != 0 {
+                let (acc, cli) = accepted(img, r, &x, &p, &y, floor);
+                (acc, cli)
+            } else if y.flags & sock_flags::ACCEPTED != 0 {
+                let (acc, cli) = accepted(img, &p, &y, r, &x, floor);
+                (cli, acc)
+            } else {
+                let ends = sys::fd_pair(Some(u32::from(x.ty)), g::O_CLOEXEC)
+                    .unwrap_or_else(|e| fail(img, r, &x, "socketpair", e));
+                let a = park(ends[0], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
+                let b = park(ends[1], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
+                bind_own(img, r, &x, a);
+                bind_own(img, &p, &y, b);
+                (a, b)
+            };
+            options(img, r, &x, a);
+            options(img, &p, &y, b);
+            place(a, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
+            place(b, &p).unwrap_or_else(|e| fail(img, &p, &y, "cannot move it to its number", e));
+        }
+        peer_kind::GONE => {
+            // The peer is a socketpair end that sends the queue, then
+            // closes (stream, seqpacket: both directions shut down).
+            let ends = sys::fd_pair(Some(u32::from(x.ty)), g::O_CLOEXEC)
+                .unwrap_or_else(|e| fail(img, r, &x, "socketpair", e));
+            let a = park(ends[0], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
+            let b = park(ends[1], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
+            let detached = x.flags & sock_flags::DETACHED != 0;
+            if detached {
+                detach_bind(img, r, &x, a);
+            } else {
+                bind_own(img, r, &x, a);
+            }
+            options(img, r, &x, a);
+            let q = map_queue(img, r, &x);
+            let own = addr_of(x.name, x.name_kind == name_kind::ABSTRACT);
+            for m in messages(q).flatten() {
+                // A datagram from another named socket (before the
+                // connect) comes from a socket of that name.
+                if m.name_kind != name_kind::NONE && x.name_kind != name_kind::NONE {
+                    let from = sender(img, r, &x, m.name_kind, m.name, floor);
+                    send_all(img, r, &x, from.0, m.payload, Some(&own));
+                    if from.1 {
+                        sys::close(from.0);
+                    }
+                } else {
+                    send_all(img, r, &x, b, m.payload, None);
+                }
+            }
+            unmap(q);
+            if detached {
+                detach_finish(img, r, &x);
+            }
+            sys::close(b);
+            place(a, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
+        }
+        _ => {
+            let fd = new_socket(img, r, &x, floor);
+            bind_own(img, r, &x, fd);
+            options(img, r, &x, fd);
+            place(fd, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
+        }
+    }
+}
+
+/// The ends of a pair whose end `acc` was accepted on a listener of the
+/// process: (accepted end, other end), both parked.
+fn accepted(
+    img: &Image,
+    acc: &FdRecord,
+    ax: &UnixRecord<'_>,
+    cli: &FdRecord,
+    cx: &UnixRecord<'_>,
+    floor: usize,
+) -> (usize, usize) {
+    let Some(l) = find_fd(&img.view, ax.listener).filter(|l| l.kind == UNIX_LISTEN_FD_KIND) else {
+        fail(img, acc, ax, "bad listener", Errno(EINVAL))
+    };
+    let lname = img.view.string(l.path).unwrap_or(&[]);
+    let la = addr_of(lname, l.args[0] & unix_flags::ABSTRACT != 0);
+    let c = new_socket(img, cli, cx, floor);
+    bind_own(img, cli, cx, c);
+    if let Err(e) = with_addr(g::__NR_connect, c, &la) {
+        fail(img, acc, ax, "cannot connect to its listener again", e)
+    }
+    let a = call(
+        g::__NR_accept4,
+        [l.fd as usize, 0, 0, g::O_CLOEXEC as usize, 0, 0],
+    )
+    .unwrap_or_else(|e| fail(img, acc, ax, "cannot accept it on its listener again", e));
+    let a = park(a, floor).unwrap_or_else(|e| fail(img, acc, ax, "park", e));
+    (a, c)
+}
+
+/// Bind `fd` to the name of `x`, if it has one (a socket of [`late`]:
+/// later; another `DETACHED` one: its file removed again at once).
+fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+    if late(x) {
+        return;
+    }
+    if x.flags & sock_flags::DETACHED != 0 && x.peer_kind != peer_kind::GONE {
+        detach_bind(img, r, x, fd);
+        detach_finish(img, r, x);
+        return;
+    }
+    match x.name_kind {
+        name_kind::NONE => {}
+        name_kind::ABSTRACT => {
+            if let Err(e) = with_addr(g::__NR_bind, fd, &addr_of(x.name, true)) {
+                let what = if e.0 == EADDRINUSE {
+                    "cannot bind it to its abstract name again: another socket has it"
+                } else {
+                    "cannot bind it to its abstract name again"
+                };
+                fail(img, r, x, what, e)
+            }
+        }
+        _ => bind_path(img, r, x, fd),
+    }
+}
+
+fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+    let a = addr_of(x.name, false);
+    let mode = (x.mode & SOCK_MODE_RECORDED != 0).then_some(x.mode & 0o777);
+    let mut bound = bind_mode(fd, &a, mode);
+    if !matches!(bound, Err(e) if e.0 == EADDRINUSE) {
+        return bound
+            .map(drop)
+            .unwrap_or_else(|e| fail(img, r, x, "cannot bind it to its path again", e));
+    }
+    let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+    let (path, aside) = paths(x.name, &mut b1, &mut b2);
+    let _ = aside;
+    {
+        let taken = |what: &str| -> ! {
+            let mut m = msg(img, r, x);
+            m.s(": cannot bind it to ")
+                .push(x.name)
+                .s(" again: ")
+                .s(what);
+            m.fail()
+        };
+        match file_type(path) {
+            Ok(S_IFSOCK) => {}
+            Ok(_) => taken("another kind of file is there (not a socket)"),
+            Err(e) => fail(img, r, x, "cannot look at its path", e),
+        }
+        match live_as(&a, u32::from(x.ty)) {
+            Ok(false) => {}
+            Ok(true) => {
+                taken("a live socket is bound there (is the dumped process still running?)")
+            }
+            Err(e) => fail(img, r, x, "cannot probe its path", e),
+        }
+        match crate::gsys::unlink(path, 0) {
+            Err(e) if e.0 != ENOENT => fail(img, r, x, "cannot remove the stale socket file", e),
+            _ => {}
+        }
+        bound = bind_mode(fd, &a, mode);
+    }
+    if let Err(e) = bound {
+        fail(img, r, x, "cannot bind it to its path again", e)
+    }
+}
+
+/// Bind a `DETACHED` socket (its file was gone at dump) to its path:
+/// whatever is there now is left alone, moved aside for the `bind`
+/// ([`detach_finish`] removes the new file and puts it back).
+fn detach_bind(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+    let a = addr_of(x.name, false);
+    let mut bound = bind_mode(fd, &a, None);
+    if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
+        let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+        let (path, aside) = paths(x.name, &mut b1, &mut b2);
+        if let Err(e) = rename(path, aside) {
+            fail(
+                img,
+                r,
+                x,
+                "cannot move what is at its path aside to bind it",
+                e,
+            )
+        }
+        bound = bind_mode(fd, &a, None);
+    }
+    if let Err(e) = bound {
+        fail(img, r, x, "cannot bind it to its path again", e)
+    }
+}
+
+/// After [`detach_bind`]: the new socket file removed, what was at the
+/// path put back.
+fn detach_finish(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) {
+    let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+    let (path, aside) = paths(x.name, &mut b1, &mut b2);
+    if let Err(e) = crate::gsys::unlink(path, 0) {
+        fail(img, r, x, "cannot remove its socket file again", e)
+    }
+    match rename(aside, path) {
+        Err(e) if e.0 != ENOENT => fail(img, r, x, "cannot put back what was at its path", e),
+        _ => {}
+    }
+}
+
+fn set_int(fd: usize, opt: usize, v: i32) -> Result<usize, Errno> {
+    call(
+        g::__NR_setsockopt,
+        [fd, SOL_SOCKET, opt, &v as *const i32 as usize, 4, 0],
+    )
+}
+
+fn get_int(fd: usize, opt: usize) -> i32 {
+    let mut v: i32 = 0;
+    let mut len: u32 = 4;
+    let _ = call(
+        g::__NR_getsockopt,
+        [
+            fd,
+            SOL_SOCKET,
+            opt,
+            &mut v as *mut i32 as usize,
+            &mut len as *mut u32 as usize,
+            0,
+        ],
+    );
+    v
+}
+
+/// The options of `x` set before any data moves: credentials passing,
+/// timeouts, buffer sizes (the kernel doubles what it is given; beyond
+/// the system's limit only CAP_NET_ADMIN gets more: a warning says so).
+fn options(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+    for (bit, opt) in [
+        (sock_flags::PASSCRED, SO_PASSCRED),
+        (sock_flags::PASSSEC, SO_PASSSEC),
+        (sock_flags::REUSEADDR, SO_REUSEADDR),
+    ] {
+        if x.flags & bit != 0 {
+            set_opt(fd, opt).unwrap_or_else(|e| fail(img, r, x, "cannot set a socket option", e));
+        }
+    }
+    for (opt, us) in [(SO_RCVTIMEO, x.rcvtimeo), (SO_SNDTIMEO, x.sndtimeo)] {
+        if us != 0 {
+            let tv: [i64; 2] = [(us / 1_000_000) as i64, (us % 1_000_000) as i64];
+            call(
+                g::__NR_setsockopt,
+                [fd, SOL_SOCKET, opt, tv.as_ptr() as usize, 16, 0],
+            )
+            .unwrap_or_else(|e| fail(img, r, x, "cannot set a socket timeout", e));
+        }
+    }
+    for (opt, force, v, name) in [
+        (SO_RCVBUF, SO_RCVBUFFORCE, x.rcvbuf, "SO_RCVBUF"),
+        (SO_SNDBUF, SO_SNDBUFFORCE, x.sndbuf, "SO_SNDBUF"),
+    ] {
+        if v == 0 {
+            continue;
+        }
+        let half = (v / 2) as i32;
+        if set_int(fd, force, half).is_err() {
+            set_int(fd, opt, half)
+                .unwrap_or_else(|e| fail(img, r, x, "cannot set a buffer size", e));
+        }
+        let got = get_int(fd, opt);
+        if got as u32 != v {
+            let mut m = msg(img, r, x);
+            m.s(": ")
+                .s(name)
+                .s(" is ")
+                .dec(got.max(0) as u64)
+                .s(", not the saved ")
+                .dec(v.into())
+                .s(" (the system's limit)");
+            m.warn();
+        }
+    }
+}
+
+/// Send `bytes` from `from` (to `to` when given) without blocking: a
+/// stream in as many pieces as it takes, a datagram whole.
+fn send_all(
+    img: &Image,
+    r: &FdRecord,
+    x: &UnixRecord<'_>,
+    from: usize,
+    bytes: &[u8],
+    to: Option<&Addr>,
+) {
+    let (addr, len) = match to {
+        Some(a) => (a as *const Addr as usize, a.len),
+        None => (0, 0),
+    };
+    let mut at = 0;
+    loop {
+        let rest = &bytes[at..];
+        let n = call(
+            g::__NR_sendto,
+            [
+                from,
+                rest.as_ptr() as usize,
+                rest.len(),
+                MSG_DONTWAIT | MSG_NOSIGNAL,
+                addr,
+                len,
+            ],
+        )
+        .unwrap_or_else(|e| fail(img, r, x, "cannot queue its saved messages again", e));
+        at += n;
+        if x.ty != 1 || at >= bytes.len() {
+            break;
+        }
+    }
+}
+
+/// Queue again what `x` (now at descriptor `fd`) had not read.
+fn refill(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, floor: usize) {
+    let q = map_queue(img, r, x);
+    if q.is_empty() {
+        return;
+    }
+    let own = addr_of(x.name, x.name_kind == name_kind::ABSTRACT);
+    for m in messages(q).flatten() {
+        if x.peer_kind == peer_kind::PAIR {
+            send_all(img, r, x, r.peer as usize, m.payload, None);
+            continue;
+        }
+        if x.peer_kind == peer_kind::GONE {
+            continue; // sent by the closing end (`create`)
+        }
+        if x.name_kind == name_kind::NONE || u32::from(x.ty) != SOCK_DGRAM {
+            msg(img, r, x)
+                .s(": queued messages on a socket nothing can send to")
+                .fail();
+        }
+        let from = sender(img, r, x, m.name_kind, m.name, floor);
+        send_all(img, r, x, from.0, m.payload, Some(&own));
+        if from.1 {
+            sys::close(from.0);
+        }
+    }
+    unmap(q);
+}
+
+/// A datagram socket bound to a sender's name: (descriptor, whether it
+/// is a new one to close after the send).
+fn sender(
+    img: &Image,
+    r: &FdRecord,
+    x: &UnixRecord<'_>,
+    kind: u8,
+    name: &[u8],
+    floor: usize,
+) -> (usize, bool) {
+    let s = socket(SOCK_DGRAM).unwrap_or_else(|e| fail(img, r, x, "socket", e));
+    let s = park(s, floor).unwrap_or_else(|e| fail(img, r, x, "park", e));
+    if kind == name_kind::NONE {
+        return (s, true);
+    }
+    let abstract_name = kind == name_kind::ABSTRACT;
+    let a = addr_of(name, abstract_name);
+    match with_addr(g::__NR_bind, s, &a) {
+        Ok(_) => {
+            if !abstract_name {
+                let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+                let (path, _) = paths(name, &mut b1, &mut b2);
+                let _ = crate::gsys::unlink(path, 0);
+            }
+            (s, true)
+        }
+        Err(e) if e.0 == EADDRINUSE && abstract_name => {
+            // The process's own socket of that name sends it.
+            sys::close(s);
+            let own = primaries(img).find(|o| {
+                let y = record(img, o);
+                y.name_kind == name_kind::ABSTRACT
+                    && y.name == name
+                    && u32::from(y.ty) == SOCK_DGRAM
+            });
+            match own {
+                Some(o) => (o.fd as usize, false),
+                None => {
+                    let mut m = msg(img, r, x);
+                    m.s(": a queued message came from @")
+                        .push(name)
+                        .s(", a name another socket holds now");
+                    m.fail()
+                }
+            }
+        }
+        Err(e) if e.0 == EADDRINUSE => {
+            // The path is taken (the sender's own file, restored or
+            // not): moved aside for the bind, then put back.
+            let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+            let (path, aside) = paths(name, &mut b1, &mut b2);
+            if let Err(e) = rename(path, aside) {
+                fail(
+                    img,
+                    r,
+                    x,
+                    "cannot bind a socket to the name of a queued message's sender",
+                    e,
+                )
+            }
+            let bound = with_addr(g::__NR_bind, s, &a);
+            let _ = crate::gsys::unlink(path, 0);
+            if let Err(e) = rename(aside, path) {
+                fail(img, r, x, "cannot put a sender's socket file back", e)
+            }
+            if let Err(e) = bound {
+                fail(
+                    img,
+                    r,
+                    x,
+                    "cannot bind a socket to the name of a queued message's sender",
+                    e,
+                )
+            }
+            (s, true)
+        }
+        Err(e) => fail(
+            img,
+            r,
+            x,
+            "cannot bind a socket to the name of a queued message's sender",
+            e,
+        ),
+    }
+}
+
+/// `connect` a datagram socket to its peer's name again.
+fn reconnect(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) {
+    let a = addr_of(x.peer_name, x.peer_abstract);
+    if let Err(e) = with_addr(g::__NR_connect, r.fd as usize, &a) {
+        let mut m = msg(img, r, x);
+        m.s(": cannot connect it again to ")
+            .s(if x.peer_abstract { "@" } else { "" })
+            .push(x.peer_name);
+        if x.flags & sock_flags::OUTSIDE != 0 {
+            m.s(" (outside the dump); left unconnected").errno(e).warn();
+            return;
+        }
+        m.errno(e).fail()
+    }
+}
+
+/// `SO_PEEK_OFF`, `shutdown`.
+fn finish(img: &Image, r: &FdRecord) {
+    let x = record(img, r);
+    let fd = r.fd as usize;
+    if x.peek_off >= 0 {
+        set_int(fd, SO_PEEK_OFF, x.peek_off)
+            .unwrap_or_else(|e| fail(img, r, &x, "cannot set SO_PEEK_OFF", e));
+    }
+    let how = match x.shutdown & (shut::RCV | shut::SEND) {
+        shut::RCV => 0,
+        shut::SEND => 1,
+        0 => return,
+        _ => 2,
+    };
+    if let Err(e) = call(g::__NR_shutdown, [fd, how, 0, 0, 0, 0]) {
+        // A socket whose peer closed is shut down already.
+        if x.peer_kind != peer_kind::GONE {
+            fail(img, r, &x, "cannot shut it down again", e)
+        }
+    }
+}
