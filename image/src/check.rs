@@ -406,6 +406,7 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             | ghost_fd_kind::SHMEM
             | special_fd_kind::FIFO
             | special_fd_kind::SYMLINK
+            | crate::inet::UDP_FD_KIND
     );
     ensure(
         if r.data_len == 0 {
