@@ -38,7 +38,7 @@ fn kind_name(kind: u32) -> &'static str {
         kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
         kckpt_image::external::EXTERNAL_FD_KIND => "external",
         UNIX_LISTEN_FD_KIND => "unix listen",
-        INET_LISTEN_FD_KIND => "tcp listen",
+        INET_LISTEN_FD_KIND => "tcp",
         UDP_FD_KIND => "udp",
         _ => "?",
     }
@@ -64,9 +64,11 @@ fn listen_json(a: [u64; 4]) -> Value {
     })
 }
 
-/// A TCP listener's or UDP socket's values (fd kinds 42, 43).
-fn inet_json(kind: u32, path: &[u8]) -> Value {
-    use kckpt_image::inet::{inet_opts as o, AF_INET, STATE_ESTABLISHED};
+/// A TCP or UDP socket's values (fd kinds 42, 43); `data_len` its
+/// data's (queued datagrams with their headers).
+fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
+    use kckpt_image::inet::{inet_opts as o, AF_INET, DATAGRAM_HEADER_LEN, STATE_ESTABLISHED};
+    use kckpt_image::inet::{STATE_CLOSE, STATE_LISTEN};
     let Some(x) = InetRecord::parse(kind, path) else {
         return Value::Null;
     };
@@ -94,6 +96,12 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
         (o::BROADCAST, "SO_BROADCAST"),
         (o::PASSCRED, "SO_PASSCRED"),
         (o::LINGER, "SO_LINGER"),
+        (o::TOS, "IP_TOS"),
+        (o::TTL, "IP_TTL"),
+        (o::PRIORITY, "SO_PRIORITY"),
+        (o::TCLASS, "IPV6_TCLASS"),
+        (o::HOPS, "IPV6_UNICAST_HOPS"),
+        (o::BINDTODEVICE, "SO_BINDTODEVICE"),
     ];
     let options: Vec<&str> = names
         .iter()
@@ -103,15 +111,28 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
     let tcp = kind == INET_LISTEN_FD_KIND;
     let nz = |v: u32| (v != 0).then_some(v);
     let nz64 = |v: u64| (v != 0).then_some(v);
+    let set = |bit: u32, v: u32| (x.opts & bit != 0).then_some(v);
+    let headers = u64::from(x.datagrams) * DATAGRAM_HEADER_LEN as u64;
+    let device = x
+        .device
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| char::from(c));
     json!({
         "family": if x.family == AF_INET { "ipv4" } else { "ipv6" },
         "type": if tcp { "tcp" } else { "udp" },
-        "state": if tcp { "listen" } else if x.state == STATE_ESTABLISHED { "connected" }
-            else if x.local_port != 0 { "bound" } else { "unbound" },
+        "state": match x.state {
+            STATE_LISTEN => "listen",
+            STATE_ESTABLISHED => "connected",
+            STATE_CLOSE if x.local_port != 0 => "bound",
+            _ => "unbound",
+        },
         "local": (x.local_port != 0).then(|| addr(&x.local, x.local_port)),
         "peer": (x.state == STATE_ESTABLISHED).then(|| addr(&x.peer, x.peer_port)),
         "backlog": tcp.then_some(x.backlog),
         "queued_lost": x.lost,
+        "queued_datagrams": (!tcp).then_some(x.datagrams),
+        "queued_bytes": data_len.saturating_sub(headers),
         "options": options,
         "linger_secs": (x.opts & o::LINGER != 0).then_some(x.linger),
         "keepidle": nz(x.keepidle),
@@ -121,7 +142,42 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
         "sndbuf": nz(x.sndbuf),
         "rcvtimeo_us": nz64(x.rcvtimeo),
         "sndtimeo_us": nz64(x.sndtimeo),
+        "tos": set(o::TOS, x.tos.into()),
+        "ttl": set(o::TTL, x.ttl.into()),
+        "priority": set(o::PRIORITY, x.priority),
+        "tclass": set(o::TCLASS, x.tclass.into()),
+        "hops": set(o::HOPS, x.hops.into()),
+        "device": (x.opts & o::BINDTODEVICE != 0).then(|| device.collect::<String>()),
     })
+}
+
+/// The `socket` values of a socket of another kind than 42 and 43, null
+/// for what is not a socket: one arm per kind (the kinds other sessions
+/// add fill in theirs).
+fn socket_json(r: kckpt_image::FdRecord) -> Value {
+    let unix_type = |t: u64| match t & 0xffff_ffff {
+        1 => "stream",
+        2 => "dgram",
+        5 => "seqpacket",
+        _ => "?",
+    };
+    match r.kind {
+        UNIX_LISTEN_FD_KIND => json!({
+            "family": "unix",
+            "type": unix_type(r.args[0]),
+            "state": "listen",
+            "backlog": r.args[1],
+            "queued_bytes": 0,
+        }),
+        fd_kind::SOCKETPAIR => json!({
+            "family": "unix",
+            "type": unix_type(r.args[0]),
+            "state": "connected",
+            "peer_fd": (r.peer != FD_NO_DUP).then_some(r.peer),
+            "queued_bytes": r.data_len,
+        }),
+        _ => Value::Null,
+    }
 }
 
 /// One line for a TCP listener or UDP socket (`path` of `kckpt info`).
@@ -138,10 +194,16 @@ fn inet_text(v: &Value) -> String {
     if let Some(p) = v["peer"].as_str() {
         s += &format!(" -> {p}");
     }
-    if let Some(b) = v["backlog"].as_u64() {
+    if let Some(b) = v["backlog"].as_u64().filter(|_| v["state"] == "listen") {
         s += &format!(" backlog {b}");
     }
-    s += &format!(" queued 0 (lost at dump: {})", v["queued_lost"]);
+    match v["queued_datagrams"].as_u64() {
+        Some(n) => s += &format!(" queued {n} datagram(s), {} bytes", v["queued_bytes"]),
+        None => s += " queued 0",
+    }
+    if v["queued_lost"].as_u64().unwrap_or(0) != 0 {
+        s += &format!(" (lost at dump: {})", v["queued_lost"]);
+    }
     let opts: Vec<&str> = v["options"]
         .as_array()
         .into_iter()
@@ -167,7 +229,9 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         .map(|r| {
             let inet = matches!(r.kind, INET_LISTEN_FD_KIND | UDP_FD_KIND) && r.dup_of == FD_NO_DUP;
             let socket = if inet {
-                inet_json(r.kind, view.string(r.path).unwrap_or(&[]))
+                inet_json(r.kind, view.string(r.path).unwrap_or(&[]), r.data_len)
+            } else if r.dup_of == FD_NO_DUP {
+                socket_json(r)
             } else {
                 Value::Null
             };

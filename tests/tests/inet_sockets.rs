@@ -101,7 +101,7 @@ fn tcp_comes_back(name: &str, mode: &str, ip: &str, prefix: &[&str], binfmt: boo
         p.wait_exit(Duration::from_secs(10));
     }
     let info = info_json(&image);
-    let s = socket_info(&info, "tcp listen");
+    let s = socket_info(&info, "tcp");
     assert_eq!(s["local"], addr.to_string());
     assert_eq!(s["backlog"], 7);
     assert_eq!(s["state"], "listen");
@@ -181,10 +181,7 @@ fn a_connection_waiting_to_be_accepted_is_refused_at_dump() {
     assert!(out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("they are lost"), "{err}");
-    assert_eq!(
-        socket_info(&info_json(&image), "tcp listen")["queued_lost"],
-        1
-    );
+    assert_eq!(socket_info(&info_json(&image), "tcp")["queued_lost"], 1);
     p.wait_exit(Duration::from_secs(10));
 }
 
@@ -234,5 +231,146 @@ fn a_connected_udp_socket_stays_connected() {
         "the stranger got an answer"
     );
     r.wait_for("served 2", LINE_TIMEOUT, |l| l == "served 2");
+    r.kill();
+}
+
+/// The fds of `kind` in `kckpt info --json`, by fd number.
+fn sockets_of<'a>(info: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    info["files"]["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+/// `sock_opts.c` as nobody: a TCP listener with every option kckpt
+/// restores set (buffer sizes, timeouts, linger, keepalive times,
+/// `IP_TOS`, `IP_TTL`, `SO_PRIORITY`, cork, nodelay, non-blocking,
+/// close-on-exec), an IPv6 one with `IPV6_V6ONLY`, `IPV6_UNICAST_HOPS`,
+/// `IPV6_TCLASS`, TCP sockets unbound and bound-not-listening, a UDP socket
+/// with three datagrams queued (one empty, one from another port, one from
+/// itself): dumped and restored by nobody, the program finds each socket
+/// as it was, datagrams in order with their senders.
+#[test]
+fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
+    require_tool("setpriv");
+    let dir = TestDir::new("inet_sock_opts");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut p = Proc::spawn("sock_opts", &mut command_as(&NOBODY, prog::SOCK_OPTS));
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    // No self-check before the dump: it would peek at the empty datagram,
+    // which the kernel then hides from every later peek (the dump's).
+    let image = dir.join("opts.kckpt");
+    let out = dump_as(&NOBODY, p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    p.wait_exit(Duration::from_secs(10));
+
+    let info = info_json(&image);
+    let tcp = sockets_of(&info, "tcp");
+    let states: Vec<_> = tcp.iter().map(|f| f["socket"]["state"].clone()).collect();
+    assert_eq!(
+        states,
+        ["listen", "listen", "unbound", "bound"].map(serde_json::Value::from),
+        "{tcp:?}"
+    );
+    let t4 = &tcp[0]["socket"];
+    assert_eq!(t4["tos"], 0x28);
+    assert_eq!(t4["ttl"], 33);
+    assert_eq!(t4["priority"], 5);
+    let t6 = &tcp[1]["socket"];
+    assert_eq!(
+        (t6["hops"].clone(), t6["tclass"].clone()),
+        (17.into(), 0x40.into())
+    );
+    let udp = &sockets_of(&info, "udp")[0]["socket"];
+    assert_eq!(udp["queued_datagrams"], 3, "{udp}");
+    assert_eq!(udp["queued_bytes"], 14, "{udp}");
+
+    let mut r = Proc::spawn(
+        "kckpt restore",
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
+    );
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    r.self_check();
+    r.kill();
+}
+
+/// A TCP socket whose connect was refused: refused at dump by name (the
+/// port `getsockname` still gives cannot come back); with
+/// `--skip-unsupported` a warning, and it comes back not bound, every
+/// other socket as it was.
+#[test]
+fn a_socket_whose_connect_failed_is_named_and_comes_back_unbound() {
+    let dir = TestDir::new("inet_refused");
+    let mut p = Proc::spawn(
+        "sock_opts refused",
+        Command::new(prog::SOCK_OPTS).arg("refused"),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    p.self_check();
+    let image = dir.join("refused.kckpt");
+    let out = dump_raw(p.pid(), &image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        err.contains("(TCP socket whose connect failed, with the port getsockname still gave ("),
+        "{err}"
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.self_check();
+    let out = dump_skip_unsupported(p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TCP socket whose connect failed"), "{err}");
+    p.wait_exit(Duration::from_secs(10));
+    let mut r = restore(&image);
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    r.self_check();
+    r.kill();
+}
+
+/// A queued datagram whose sender's port is taken at restore: one line
+/// naming it, before anything runs.
+#[test]
+fn a_queued_datagram_whose_sender_port_is_taken_refuses_the_restore() {
+    let dir = TestDir::new("inet_dgram_busy");
+    let (mut p, port) = start(&[], &["udp4", "wait"]);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"queued", to).unwrap();
+    let image = dir.join("udp.kckpt");
+    dump_kills(&mut p, &image);
+    let s = socket_info(&info_json(&image), "udp").clone();
+    assert_eq!(s["queued_datagrams"], 1, "{s}");
+    // The sender still holds its port.
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let from = sender.local_addr().unwrap();
+    assert!(
+        err.contains(&format!(
+            "cannot send its queued datagrams again from {from}: the sender's port is in use"
+        )),
+        "{err}"
+    );
+    // Once the sender is gone, the datagram comes back with its sender.
+    drop(sender);
+    let mut r = restore(&image);
+    // Restored (descriptors come before the command line): the helper
+    // socket that sent the datagram again is closed.
+    r.wait_restored(format!("{}\0udp4\0wait\0", prog::INET_SERVER).as_bytes());
+    let me = UdpSocket::bind(from).expect("the sender's port again");
+    r.write_stdin("go\n");
+    assert_eq!(udp_ask(&me, to, "after"), "echo queued");
     r.kill();
 }

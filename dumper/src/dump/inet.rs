@@ -9,6 +9,12 @@
 //! `getsockopt` on a copy of the descriptor (`pidfd_getfd`) and compared
 //! with those of a new socket of the same kind: an option kckpt does not
 //! restore that differs is named in a refusal.
+//!
+//! (1.6) TCP sockets neither listening nor connected (not bound, bound,
+//! or closed after a failed `connect`) are kind 42 with state close; the
+//! queued datagrams of a UDP socket are peeked in order (`SO_PEEK_OFF`
+//! works for UDP: each peek at the offset past the previous datagrams
+//! gives the next one and its sender) and stored as the record's data.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -46,6 +52,22 @@ pub struct InetDiag {
     /// `shutdown(2)` directions (`INET_DIAG_SHUTDOWN`: bit 0 reading,
     /// bit 1 writing), 0 if none.
     pub shutdown: u8,
+    /// A TCP socket in no table `sock_diag` reads that still has a port
+    /// (`getsockname`): what a failed `connect` leaves; else 0.
+    pub stale_port: u16,
+}
+
+/// A TCP or UDP socket as saved: its record, its data (queued
+/// datagrams), and what it loses (named in a refusal, or with
+/// `--skip-unsupported` a warning).
+pub struct Saved {
+    /// The record (`path`).
+    pub rec: InetRecord,
+    /// The record's data: [`kckpt_image::inet::Datagram`] headers, each
+    /// followed by its bytes.
+    pub data: Vec<u8>,
+    /// What is not restored, shown after the socket's name.
+    pub lossy: Option<String>,
 }
 
 /// `inet_diag` of socket inode `ino` of `family` (`AF_INET`...) and
@@ -122,9 +144,10 @@ fn parse(m: &[u8], ino: u64) -> Option<InetDiag> {
     Some(d)
 }
 
-/// What a socket not bound has for `inet_diag` (which does not see it):
-/// state close, port 0; `None` when it is bound after all.
-pub fn unbound(sock: &OwnedFd) -> Option<InetDiag> {
+/// What a socket `inet_diag` does not see has for it: state close, port
+/// 0 (not bound); for TCP the port a failed `connect` left in
+/// `stale_port`; `None` for a UDP socket that is bound after all.
+pub fn unbound(sock: &OwnedFd, tcp: bool) -> Option<InetDiag> {
     // getsockname through std (works on any inet socket).
     let a = std::net::UdpSocket::from(sock.try_clone().ok()?)
         .local_addr()
@@ -133,9 +156,10 @@ pub fn unbound(sock: &OwnedFd) -> Option<InetDiag> {
         std::net::SocketAddr::V4(v4) => (libc::AF_INET, v4.port()),
         std::net::SocketAddr::V6(v6) => (libc::AF_INET6, v6.port()),
     };
-    (port == 0).then(|| InetDiag {
+    (port == 0 || tcp).then(|| InetDiag {
         family: family as u8,
         state: 7,
+        stale_port: port,
         ..InetDiag::default()
     })
 }
@@ -187,7 +211,6 @@ fn getopt(fd: RawFd, level: i32, opt: i32) -> Option<i32> {
 
 /// Options kckpt does not restore, compared with a new socket's.
 const NOT_RESTORED: &[(i32, i32, &str)] = &[
-    (libc::SOL_SOCKET, libc::SO_PRIORITY, "SO_PRIORITY"),
     (libc::SOL_SOCKET, libc::SO_MARK, "SO_MARK"),
     (libc::SOL_SOCKET, libc::SO_OOBINLINE, "SO_OOBINLINE"),
     (libc::SOL_SOCKET, libc::SO_DONTROUTE, "SO_DONTROUTE"),
@@ -200,8 +223,6 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
     (libc::SOL_SOCKET, libc::SO_BUSY_POLL, "SO_BUSY_POLL"),
     (libc::SOL_SOCKET, libc::SO_ZEROCOPY, "SO_ZEROCOPY"),
     (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, "SO_ATTACH_FILTER"),
-    (libc::IPPROTO_IP, libc::IP_TOS, "IP_TOS"),
-    (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL"),
     (libc::IPPROTO_IP, libc::IP_RECVOPTS, "IP_RECVOPTS"),
     (libc::IPPROTO_IP, libc::IP_RECVTTL, "IP_RECVTTL"),
     (libc::IPPROTO_IP, libc::IP_RECVTOS, "IP_RECVTOS"),
@@ -232,11 +253,6 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
 const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
     (
         libc::IPPROTO_IPV6,
-        libc::IPV6_UNICAST_HOPS,
-        "IPV6_UNICAST_HOPS",
-    ),
-    (
-        libc::IPPROTO_IPV6,
         libc::IPV6_MULTICAST_HOPS,
         "IPV6_MULTICAST_HOPS",
     ),
@@ -250,7 +266,6 @@ const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
         libc::IPV6_RECVPKTINFO,
         "IPV6_RECVPKTINFO",
     ),
-    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, "IPV6_TCLASS"),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, "IPV6_RECVTCLASS"),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVERR, "IPV6_RECVERR"),
     (
@@ -314,10 +329,9 @@ const NOT_RESTORED_UDP: &[(i32, i32, &str)] = &[
     (libc::SOL_UDP, 104, "UDP_GRO"),
 ];
 
-/// A TCP or UDP socket of the dumped process, `sock` a copy of it: its
-/// record, with the lost queue (listener: connections, UDP: bytes) when
-/// that is not empty, or the reason it is refused.
-pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u32), String> {
+/// A TCP or UDP socket of the dumped process, `sock` a copy of it: what
+/// is saved of it, or the reason it is refused.
+pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> {
     let family = u16::from(d.family);
     let local = addr_text(family, &d.src, d.sport);
     let peer = addr_text(family, &d.dst, d.dport);
@@ -327,12 +341,34 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
         local: d.src,
         ..InetRecord::default()
     };
+    let mut lossy = None;
     if tcp {
         match d.state {
-            10 => {}
+            10 => {
+                r.state = STATE_LISTEN;
+                r.backlog = d.wqueue;
+            }
             1 => return Err(format!("TCP connection {local} -> {peer}")),
-            7 if d.sport == 0 => return Err("TCP socket, not bound".into()),
-            7 => return Err(format!("TCP socket {local}, bound, not listening")),
+            7 => {
+                r.state = STATE_CLOSE;
+                if d.stale_port != 0 {
+                    // Closed by a failed connect: the error is read once
+                    // (SO_ERROR would take it from the process); poll
+                    // shows it without.
+                    if pending_error(sock) {
+                        return Err(format!(
+                            "TCP socket whose connect failed (from port {}), its error not read yet",
+                            d.stale_port
+                        ));
+                    }
+                    // Restored not bound: getsockname gives port 0.
+                    lossy = Some(format!(
+                        "TCP socket whose connect failed, with the port getsockname \
+                         still gave ({})",
+                        d.stale_port
+                    ));
+                }
+            }
             s => {
                 return Err(format!(
                     "TCP socket {local} -> {peer} in state {}",
@@ -340,8 +376,6 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
                 ))
             }
         }
-        r.state = STATE_LISTEN;
-        r.backlog = d.wqueue;
     } else {
         r.state = match d.state {
             1 => STATE_ESTABLISHED,
@@ -358,12 +392,7 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
             ));
         }
     }
-    let shown = match (tcp, r.state) {
-        (true, _) => format!("TCP listener {local}"),
-        (false, STATE_ESTABLISHED) => format!("UDP socket {local} -> {peer}"),
-        (false, _) if d.sport == 0 => "UDP socket, not bound".to_owned(),
-        (false, _) => format!("UDP socket {local}"),
-    };
+    let shown = shown(tcp, &r);
     if d.shutdown != 0 {
         return Err(format!(
             "{shown} shut down for {} (shutdown(2), not restored)",
@@ -372,11 +401,6 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
                 2 => "writing",
                 _ => "reading and writing",
             }
-        ));
-    }
-    if d.ifindex != 0 {
-        return Err(format!(
-            "{shown} bound to a device (SO_BINDTODEVICE, not restored)"
         ));
     }
     if d.sport != 0 && !local_address(family, &d.src) {
@@ -417,6 +441,11 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
             }
             continue;
         }
+        // After a failed connect TCP_MAXSEG reads the route's MSS, not
+        // what the program set: not comparable.
+        if opt == libc::TCP_MAXSEG && d.stale_port != 0 {
+            continue;
+        }
         let (mine, new) = (getopt(fd, level, opt), getopt(nfd, level, opt));
         if mine != new {
             return Err(format!("{shown} with option {name} (not restored)"));
@@ -439,6 +468,11 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
     if v6 && on(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) {
         opts |= inet_opts::V6ONLY;
     }
+    // A value the program set, when it differs from a new socket's.
+    let changed = |level, opt| {
+        let v = getopt(fd, level, opt)?;
+        (Some(v) != getopt(nfd, level, opt)).then_some(v)
+    };
     if tcp {
         if on(libc::IPPROTO_TCP, libc::TCP_NODELAY) {
             opts |= inet_opts::NODELAY;
@@ -448,15 +482,7 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
         }
         // The keepalive times the program set (a new socket's are the
         // system's, which stay in effect when equal).
-        let keep = |opt| {
-            let v = getopt(fd, libc::IPPROTO_TCP, opt).unwrap_or(0);
-            let default = getopt(nfd, libc::IPPROTO_TCP, opt).unwrap_or(0);
-            if v == default {
-                0
-            } else {
-                v.max(0) as u32
-            }
-        };
+        let keep = |opt| changed(libc::IPPROTO_TCP, opt).map_or(0, |v| v.max(0) as u32);
         r.keepidle = keep(libc::TCP_KEEPIDLE);
         r.keepintvl = keep(libc::TCP_KEEPINTVL);
         r.keepcnt = keep(libc::TCP_KEEPCNT);
@@ -469,18 +495,73 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
             r.linger = l.l_linger.max(0) as u32;
         }
     }
+    // (1.6) IP_TOS (which sets SO_PRIORITY too), SO_PRIORITY, IP_TTL,
+    // IPV6_TCLASS, IPV6_UNICAST_HOPS.
+    let bytes = [
+        (libc::IPPROTO_IP, libc::IP_TOS, inet_opts::TOS, 0, 255),
+        (libc::IPPROTO_IP, libc::IP_TTL, inet_opts::TTL, 1, 255),
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS,
+            inet_opts::TCLASS,
+            0,
+            255,
+        ),
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            inet_opts::HOPS,
+            0,
+            255,
+        ),
+    ];
+    for (level, opt, bit, min, max) in bytes {
+        if level == libc::IPPROTO_IPV6 && !v6 {
+            continue;
+        }
+        if let Some(v) = changed(level, opt) {
+            if !(min..=max).contains(&v) {
+                return Err(format!("{shown} with option value {v} kckpt cannot keep"));
+            }
+            opts |= bit;
+            let v = v as u8;
+            match bit {
+                inet_opts::TOS => r.tos = v,
+                inet_opts::TTL => r.ttl = v,
+                inet_opts::TCLASS => r.tclass = v,
+                _ => r.hops = v,
+            }
+        }
+    }
+    if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_PRIORITY) {
+        opts |= inet_opts::PRIORITY;
+        r.priority = v.max(0) as u32;
+    }
+    // (1.6) SO_BINDTODEVICE: the device's name (bound again by name at
+    // restore; unprivileged since Linux 5.7 on a socket not yet bound to
+    // one).
+    if d.ifindex != 0 || r.state == STATE_CLOSE {
+        let dev = socket::getsockopt(sock, sockopt::BindToDevice)
+            .map(|n| n.into_encoded_bytes())
+            .unwrap_or_default();
+        let dev: Vec<u8> = dev.into_iter().take_while(|&c| c != 0).collect();
+        if !dev.is_empty() {
+            if dev.len() > 15 {
+                return Err(format!("{shown} bound to a device with a long name"));
+            }
+            opts |= inet_opts::BINDTODEVICE;
+            r.device[..dev.len()].copy_from_slice(&dev);
+        } else if d.ifindex != 0 {
+            return Err(format!(
+                "{shown} bound to device {} (SO_BINDTODEVICE), its name unknown",
+                d.ifindex
+            ));
+        }
+    }
     r.opts = opts;
     // Buffer sizes the program set (setting one locks it: a default one
     // is left to the kernel's tuning).
-    let buf = |opt| {
-        let v = getopt(fd, libc::SOL_SOCKET, opt).unwrap_or(0);
-        let default = getopt(nfd, libc::SOL_SOCKET, opt).unwrap_or(0);
-        if v == default {
-            0
-        } else {
-            v.max(0) as u32
-        }
-    };
+    let buf = |opt| changed(libc::SOL_SOCKET, opt).map_or(0, |v| v.max(0) as u32);
     r.rcvbuf = buf(libc::SO_RCVBUF);
     r.sndbuf = buf(libc::SO_SNDBUF);
     let us = |t: nix::sys::time::TimeVal| {
@@ -490,28 +571,53 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
     };
     r.rcvtimeo = socket::getsockopt(sock, sockopt::ReceiveTimeout).map_or(0, us);
     r.sndtimeo = socket::getsockopt(sock, sockopt::SendTimeout).map_or(0, us);
-    // Queued input: connections not accepted, datagrams not read.
-    let lost = if tcp { d.rqueue } else { udp_queued(fd, d) };
-    if InetRecord::parse(
-        if tcp {
-            kckpt_image::inet::INET_LISTEN_FD_KIND
-        } else {
-            UDP_FD_KIND
-        },
-        &r.encode(),
-    )
-    .is_none()
-    {
+    // Queued input: connections not accepted (lost), datagrams (kept).
+    let mut data = Vec::new();
+    if tcp && d.rqueue > 0 && r.state == STATE_LISTEN {
+        r.lost = d.rqueue;
+        lossy = Some(format!(
+            "{shown} with {} connection(s) waiting to be accepted",
+            d.rqueue
+        ));
+    } else if !tcp {
+        let (n, bytes) = udp_datagrams(sock, &shown, family, d.rqueue)?;
+        r.datagrams = n;
+        data = bytes;
+    }
+    let kind = if tcp {
+        kckpt_image::inet::INET_LISTEN_FD_KIND
+    } else {
+        UDP_FD_KIND
+    };
+    if InetRecord::parse(kind, &r.encode()).is_none() {
         return Err(format!("{shown} with option values kckpt cannot keep"));
     }
-    Ok((r, lost))
+    Ok(Saved {
+        rec: r,
+        data,
+        lossy,
+    })
+}
+
+/// Whether socket `sock` has an error waiting to be read (`POLLERR`),
+/// seen without taking it.
+fn pending_error(sock: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut p = [PollFd::new(sock.as_fd(), PollFlags::empty())];
+    poll(&mut p, PollTimeout::ZERO).is_ok()
+        && p[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
 }
 
 /// The name under which a socket with record `r` is shown.
 pub fn shown(tcp: bool, r: &InetRecord) -> String {
     let local = addr_text(r.family, &r.local, r.local_port);
     match (tcp, r.state) {
-        (true, _) => format!("TCP listener {local}"),
+        (true, STATE_LISTEN) => format!("TCP listener {local}"),
+        (true, _) if r.local_port == 0 => "TCP socket, not bound".to_owned(),
+        (true, _) => format!("TCP socket {local}, bound, not listening"),
         (false, STATE_ESTABLISHED) => format!(
             "UDP socket {local} -> {}",
             addr_text(r.family, &r.peer, r.peer_port)
@@ -521,15 +627,75 @@ pub fn shown(tcp: bool, r: &InetRecord) -> String {
     }
 }
 
-/// Bytes of datagrams queued on a UDP socket (0: none, by a peek that
-/// takes nothing).
-fn udp_queued(fd: RawFd, d: &InetDiag) -> u32 {
-    let mut b = [0u8; 1];
-    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-    match socket::recv(fd, &mut b, flags) {
-        Ok(_) => d.rqueue.max(1),
-        Err(_) => 0,
+/// The datagrams queued on UDP socket `sock`, in order, peeked without
+/// taking them: their count and the record's data. The peek offset
+/// (`SO_PEEK_OFF`, shared with the process's socket) is put back as it
+/// was. Refused: a sender address this host does not have (only the
+/// kernel could send from it again), a queue `inet_diag` says is not
+/// empty where no datagram shows (the kernel shows a zero-length datagram
+/// to one peek only: one the process peeked before is invisible).
+fn udp_datagrams(
+    sock: &OwnedFd,
+    shown: &str,
+    family: u16,
+    rqueue: u32,
+) -> Result<(u32, Vec<u8>), String> {
+    use kckpt_image::inet::{Datagram, MAX_DATAGRAM};
+    let fd = sock.as_raw_fd();
+    let old = fdsys::sockopt_at(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).unwrap_or(-1);
+    fdsys::set_sockopt_at(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)
+        .map_err(|e| format!("{shown} (cannot peek at its datagrams: {e})"))?;
+    let mut buf = vec![0u8; MAX_DATAGRAM as usize + 1];
+    let mut data = Vec::new();
+    let mut n = 0u32;
+    let mut refusal = None;
+    while let Ok((len, from)) = fdsys::peek_datagram(fd, &mut buf) {
+        if len > MAX_DATAGRAM as usize {
+            refusal = Some(format!(
+                "{shown} with a queued datagram over {MAX_DATAGRAM} bytes"
+            ));
+            break;
+        }
+        let mut d = Datagram {
+            family,
+            len: len as u32,
+            port: from.map_or(0, |a| a.port()),
+            ..Datagram::default()
+        };
+        let fits = match from {
+            Some(std::net::SocketAddr::V4(a)) if family == AF_INET => {
+                d.addr[..4].copy_from_slice(&a.ip().octets());
+                true
+            }
+            Some(std::net::SocketAddr::V6(a)) if family == AF_INET6 => {
+                d.addr = a.ip().octets();
+                true
+            }
+            _ => false,
+        };
+        if !fits || d.port == 0 || !local_address(family, &d.addr) {
+            refusal = Some(format!(
+                "{shown} with a queued datagram from {} (only a sender on this host can be \
+                 reproduced)",
+                from.map_or("an address of another family".to_owned(), |a| a.to_string())
+            ));
+            break;
+        }
+        data.extend_from_slice(&d.encode());
+        data.extend_from_slice(&buf[..len]);
+        n += 1;
     }
+    let _ = fdsys::set_sockopt_at(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, old);
+    if let Some(what) = refusal {
+        return Err(what);
+    }
+    if n == 0 && rqueue > 0 {
+        return Err(format!(
+            "{shown} with queued datagrams a peek does not show ({rqueue} bytes queued: \
+             a zero-length datagram the process peeked at before)"
+        ));
+    }
+    Ok((n, data))
 }
 
 #[cfg(test)]

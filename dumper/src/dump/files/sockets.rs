@@ -1,5 +1,6 @@
 //! Sockets among a process's descriptors: what each one is (a TCP
-//! listener, a UDP socket, a Unix listener, one end of a socketpair whose
+//! listener or (1.6) other TCP socket neither listening nor connected, a
+//! UDP socket with its queued datagrams, a Unix listener, one end of a socketpair whose
 //! other end the process holds, with its unread bytes), the record it is
 //! restored from, or why it is refused.
 
@@ -42,8 +43,9 @@ pub(super) fn classify(
     let what = if inet && (tcp || udp) {
         // (1.5) TCP listeners and UDP sockets.
         let outside = unixsock::outside_holder(ino, pid, tree_pids);
-        // Sockets not bound are in no table sock_diag reads.
-        let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy));
+        // Sockets not bound (and TCP sockets a failed connect closed) are
+        // in no table sock_diag reads.
+        let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy, tcp));
         let got = match diag {
             Some(_) if outside.is_some() => {
                 let (p, comm) = outside.unwrap_or_default();
@@ -59,25 +61,18 @@ pub(super) fn classify(
             )),
         };
         match got {
-            Ok((r, lost)) => {
+            Ok(saved) => {
                 fds[i].rec.kind = if tcp {
                     INET_LISTEN_FD_KIND
                 } else {
                     UDP_FD_KIND
                 };
-                fds[i].rec.args = [u64::from(r.family), 0, 0, 0];
-                let shown = inet::shown(tcp, &r);
-                let mut r = r;
-                if lost > 0 {
-                    let what = if tcp {
-                        format!("{shown} with {lost} connection(s) waiting to be accepted")
-                    } else {
-                        format!("{shown} with queued datagrams ({lost} bytes)")
-                    };
+                fds[i].rec.args = [u64::from(saved.rec.family), 0, 0, 0];
+                if let Some(what) = saved.lossy {
                     lossy.push((fds[i].rec.fd as i32, what));
-                    r.lost = lost;
                 }
-                fds[i].path = r.encode().to_vec();
+                fds[i].path = saved.rec.encode().to_vec();
+                fds[i].data = saved.data;
                 return Ok(());
             }
             Err(what) => Some(what),
