@@ -374,3 +374,40 @@ fn a_queued_datagram_whose_sender_port_is_taken_refuses_the_restore() {
     assert_eq!(udp_ask(&me, to, "after"), "echo queued");
     r.kill();
 }
+
+/// Sockets of other families and protocols are refused by name: a
+/// netlink route socket (a fresh one would lose its port id, groups and
+/// queued messages), a packet socket, a raw socket, an ICMP (ping) socket.
+#[test]
+fn netlink_packet_raw_and_ping_sockets_are_refused_by_name() {
+    let dir = TestDir::new("inet_others");
+    let script = "import socket,time\n\
+                  a=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,socket.NETLINK_ROUTE)\n\
+                  b=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                  c=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_UDP)\n\
+                  d=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,socket.IPPROTO_ICMP)\n\
+                  print('ready',a.fileno(),b.fileno(),c.fileno(),d.fileno(),flush=True)\n\
+                  time.sleep(600)";
+    let mut p = Proc::spawn(
+        "python3 sockets",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    let fds: Vec<&str> = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| p.fail(&format!("not ready: {line}")))
+        .split(' ')
+        .collect();
+    let out = dump_raw(p.pid(), &dir.join("others.kckpt"), false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    for (fd, name) in fds.iter().zip([
+        "netlink socket (NETLINK_ROUTE)",
+        "packet socket (AF_PACKET)",
+        "raw IPv4 socket (protocol 17)",
+        "ICMP (ping) IPv4 socket",
+    ]) {
+        assert!(err.contains(&format!("fd {fd} ({name})")), "{err}");
+    }
+    p.kill();
+}

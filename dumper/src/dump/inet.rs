@@ -611,6 +611,26 @@ fn pending_error(sock: &OwnedFd) -> bool {
             .is_some_and(|r| r.contains(PollFlags::POLLERR))
 }
 
+/// The name an inet socket that is neither TCP nor UDP is refused by:
+/// raw, ICMP (ping), SCTP, UDP-Lite, MPTCP sockets.
+pub fn other_name(domain: i32, ty: i32, proto: i32) -> String {
+    let v = if domain == libc::AF_INET6 {
+        "IPv6"
+    } else {
+        "IPv4"
+    };
+    match (ty, proto) {
+        (libc::SOCK_RAW, p) => format!("raw {v} socket (protocol {p})"),
+        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => {
+            format!("ICMP (ping) {v} socket")
+        }
+        (_, libc::IPPROTO_SCTP) => format!("SCTP {v} socket"),
+        (_, libc::IPPROTO_UDPLITE) => format!("UDP-Lite {v} socket"),
+        (_, libc::IPPROTO_MPTCP) => format!("MPTCP {v} socket"),
+        _ => format!("{v} socket of type {ty}, protocol {proto}"),
+    }
+}
+
 /// The name under which a socket with record `r` is shown.
 pub fn shown(tcp: bool, r: &InetRecord) -> String {
     let local = addr_text(r.family, &r.local, r.local_port);

@@ -77,12 +77,8 @@ pub(super) fn classify(
             }
             Err(what) => Some(what),
         }
-    } else if inet && ty == libc::SOCK_STREAM {
-        Some("TCP socket".to_owned())
-    } else if inet && ty == libc::SOCK_DGRAM {
-        Some("UDP socket".to_owned())
     } else if inet {
-        Some(format!("inet socket of type {ty}, protocol {proto}"))
+        Some(inet::other_name(domain, ty, proto))
     } else if domain == libc::AF_UNIX {
         let ty = ty as u32;
         let diag = unixsock::diag(ino);
@@ -133,7 +129,7 @@ pub(super) fn classify(
             _ => Some("unix socket connected outside the process".to_owned()),
         }
     } else {
-        Some(format!("socket of family {domain}"))
+        Some(other_family(domain, proto))
     };
     if let Some(what) = what {
         classes[i] = Class::Unsupported(what);
@@ -163,6 +159,42 @@ pub(super) fn classify(
         None => {}
     }
     Ok(())
+}
+
+/// The name a socket of a family kckpt does not restore is refused by:
+/// netlink sockets by protocol (a fresh socket would lose the port id,
+/// the multicast groups subscribed and the messages queued, so none is
+/// re-created), packet sockets.
+fn other_family(domain: i32, proto: i32) -> String {
+    use nix::libc;
+    match domain {
+        libc::AF_NETLINK => {
+            let name = match proto {
+                libc::NETLINK_ROUTE => "NETLINK_ROUTE",
+                libc::NETLINK_USERSOCK => "NETLINK_USERSOCK",
+                libc::NETLINK_SOCK_DIAG => "NETLINK_SOCK_DIAG",
+                libc::NETLINK_NFLOG => "NETLINK_NFLOG",
+                libc::NETLINK_XFRM => "NETLINK_XFRM",
+                libc::NETLINK_SELINUX => "NETLINK_SELINUX",
+                libc::NETLINK_ISCSI => "NETLINK_ISCSI",
+                libc::NETLINK_AUDIT => "NETLINK_AUDIT",
+                libc::NETLINK_FIB_LOOKUP => "NETLINK_FIB_LOOKUP",
+                libc::NETLINK_CONNECTOR => "NETLINK_CONNECTOR",
+                libc::NETLINK_NETFILTER => "NETLINK_NETFILTER",
+                libc::NETLINK_KOBJECT_UEVENT => "NETLINK_KOBJECT_UEVENT",
+                libc::NETLINK_GENERIC => "NETLINK_GENERIC",
+                libc::NETLINK_CRYPTO => "NETLINK_CRYPTO",
+                _ => "",
+            };
+            if name.is_empty() {
+                format!("netlink socket of protocol {proto}")
+            } else {
+                format!("netlink socket ({name})")
+            }
+        }
+        libc::AF_PACKET => "packet socket (AF_PACKET)".to_owned(),
+        _ => format!("socket of family {domain}"),
+    }
 }
 
 /// The other descriptor (not `skip`, not a dup or reopen) of socket inode
