@@ -13,7 +13,8 @@
    - a UDP socket with SO_BROADCAST, IP_TOS, IP_TTL and three datagrams
      queued (one empty, one from another port, one sent to itself);
    - a TCP socket not bound (SO_REUSEADDR, TCP_NODELAY set), one bound
-     and not listening;
+     and not listening, bound to device "lo" (SO_BINDTODEVICE, which needs
+     no privilege since Linux 5.7 on a socket not bound to one yet);
    - with argument "refused": also a TCP socket whose connect was refused
      (its port, which getsockname still gives, is not compared: kckpt
      restores it not bound, with a warning), and no empty datagram (a
@@ -95,14 +96,17 @@ static void state(int fd, char *out, size_t n, int peek) {
     char name[80];
     addr_text(&me, name, sizeof name);
     if (refused_mode && fd == fds[5]) snprintf(name, sizeof name, "(not compared)");
+    char dev[32] = "";
+    len = sizeof dev - 1;
+    getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &len);
     int ty = geti(fd, SOL_SOCKET, SO_TYPE), dom = geti(fd, SOL_SOCKET, SO_DOMAIN);
     int tcp = ty == SOCK_STREAM, v6 = dom == AF_INET6;
     int w = snprintf(
         out, n,
-        "name %s type %d reuseaddr %d reuseport %d keepalive %d rcvbuf %d sndbuf %d "
+        "name %s dev '%s' type %d reuseaddr %d reuseport %d keepalive %d rcvbuf %d sndbuf %d "
         "rcvtimeo %ld.%06ld sndtimeo %ld.%06ld linger %d/%d passcred %d broadcast %d "
         "priority %d tos %d ttl %d acceptconn %d error %d fl %o fd %d",
-        name, ty, geti(fd, SOL_SOCKET, SO_REUSEADDR), geti(fd, SOL_SOCKET, SO_REUSEPORT),
+        name, dev, ty, geti(fd, SOL_SOCKET, SO_REUSEADDR), geti(fd, SOL_SOCKET, SO_REUSEPORT),
         geti(fd, SOL_SOCKET, SO_KEEPALIVE), geti(fd, SOL_SOCKET, SO_RCVBUF),
         geti(fd, SOL_SOCKET, SO_SNDBUF), (long)rt.tv_sec, (long)rt.tv_usec, (long)st.tv_sec,
         (long)st.tv_usec, l.l_onoff, l.l_linger, geti(fd, SOL_SOCKET, SO_PASSCRED),
@@ -239,6 +243,7 @@ int main(int argc, char **argv) {
 
     int b = socket(AF_INET, SOCK_STREAM, 0);
     seti(b, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
+    if (setsockopt(b, SOL_SOCKET, SO_BINDTODEVICE, "lo", 2)) fail("SO_BINDTODEVICE");
     a = lo4(0);
     if (bind(b, (struct sockaddr *)&a, sizeof a)) fail("tcp bind");
     fds[4] = b;

@@ -248,7 +248,8 @@ fn sockets_of<'a>(info: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json
 /// restores set (buffer sizes, timeouts, linger, keepalive times,
 /// `IP_TOS`, `IP_TTL`, `SO_PRIORITY`, cork, nodelay, non-blocking,
 /// close-on-exec), an IPv6 one with `IPV6_V6ONLY`, `IPV6_UNICAST_HOPS`,
-/// `IPV6_TCLASS`, TCP sockets unbound and bound-not-listening, a UDP socket
+/// `IPV6_TCLASS`, TCP sockets unbound and bound-not-listening (bound to
+/// device `lo` too), a UDP socket
 /// with three datagrams queued (one empty, one from another port, one from
 /// itself): dumped and restored by nobody, the program finds each socket
 /// as it was, datagrams in order with their senders.
@@ -287,6 +288,7 @@ fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
         (t6["hops"].clone(), t6["tclass"].clone()),
         (17.into(), 0x40.into())
     );
+    assert_eq!(tcp[3]["socket"]["device"], "lo");
     let udp = &sockets_of(&info, "udp")[0]["socket"];
     assert_eq!(udp["queued_datagrams"], 3, "{udp}");
     assert_eq!(udp["queued_bytes"], 14, "{udp}");
