@@ -102,6 +102,14 @@ fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
         (o::TCLASS, "IPV6_TCLASS"),
         (o::HOPS, "IPV6_UNICAST_HOPS"),
         (o::BINDTODEVICE, "SO_BINDTODEVICE"),
+        (o::OOBINLINE, "SO_OOBINLINE"),
+        (o::DONTROUTE, "SO_DONTROUTE"),
+        (o::NO_CHECK, "SO_NO_CHECK"),
+        (o::FREEBIND, "IP_FREEBIND"),
+        (o::PKTINFO, "IP_PKTINFO"),
+        (o::RECVPKTINFO, "IPV6_RECVPKTINFO"),
+        (o::RCVLOWAT, "SO_RCVLOWAT"),
+        (o::MARK, "SO_MARK"),
     ];
     let options: Vec<&str> = names
         .iter()
@@ -147,6 +155,8 @@ fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
         "priority": set(o::PRIORITY, x.priority),
         "tclass": set(o::TCLASS, x.tclass.into()),
         "hops": set(o::HOPS, x.hops.into()),
+        "rcvlowat": set(o::RCVLOWAT, x.rcvlowat),
+        "mark": set(o::MARK, x.mark),
         "device": (x.opts & o::BINDTODEVICE != 0).then(|| device.collect::<String>()),
     })
 }

@@ -66,8 +66,26 @@ pub mod inet_opts {
     pub const HOPS: u32 = 1 << 13;
     /// (1.6) `SO_BINDTODEVICE` to `InetRecord::device`.
     pub const BINDTODEVICE: u32 = 1 << 14;
+    /// (1.6) `SO_OOBINLINE`.
+    pub const OOBINLINE: u32 = 1 << 15;
+    /// (1.6) `SO_DONTROUTE`.
+    pub const DONTROUTE: u32 = 1 << 16;
+    /// (1.6) `SO_NO_CHECK`.
+    pub const NO_CHECK: u32 = 1 << 17;
+    /// (1.6) `IP_FREEBIND` (`IPV6_FREEBIND` is the same flag), set before
+    /// `bind`.
+    pub const FREEBIND: u32 = 1 << 18;
+    /// (1.6) `IP_PKTINFO`.
+    pub const PKTINFO: u32 = 1 << 19;
+    /// (1.6) `IPV6_RECVPKTINFO` (IPv6 only).
+    pub const RECVPKTINFO: u32 = 1 << 20;
+    /// (1.6) `SO_RCVLOWAT` set to `InetRecord::rcvlowat`.
+    pub const RCVLOWAT: u32 = 1 << 21;
+    /// (1.6) `SO_MARK` set to `InetRecord::mark` (needs `CAP_NET_ADMIN`
+    /// or `CAP_NET_RAW` at restore).
+    pub const MARK: u32 = 1 << 22;
     /// All known bits.
-    pub const KNOWN: u32 = (1 << 15) - 1;
+    pub const KNOWN: u32 = (1 << 23) - 1;
 }
 
 /// One TCP listener or UDP socket, as stored in its record's `path`.
@@ -78,7 +96,8 @@ pub mod inet_opts {
 /// 56 `keepcnt` u32, 60 `rcvbuf` u32, 64 `sndbuf` u32, 68 `linger` u32,
 /// 72 `rcvtimeo` u64, 80 `sndtimeo` u64, 88 `lost` u32, (1.6) 92
 /// `priority` u32, 96 `tos` u8, 97 `ttl` u8, 98 `tclass` u8, 99 `hops` u8,
-/// 100 `device` 16 bytes, 116 `datagrams` u32, 120-127 reserved (0).
+/// 100 `device` 16 bytes, 116 `datagrams` u32, 120 `rcvlowat` u32, 124
+/// `mark` u32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InetRecord {
     /// [`AF_INET`] or [`AF_INET6`].
@@ -134,6 +153,10 @@ pub struct InetRecord {
     /// (1.6) UDP: datagrams queued to read, stored in order as the
     /// record's data; else 0.
     pub datagrams: u32,
+    /// (1.6) `SO_RCVLOWAT` (with [`inet_opts::RCVLOWAT`]).
+    pub rcvlowat: u32,
+    /// (1.6) `SO_MARK` (with [`inet_opts::MARK`]).
+    pub mark: u32,
 }
 
 /// Length of a [`Datagram`] header in a UDP record's data.
@@ -220,13 +243,15 @@ impl InetRecord {
         b[96..100].copy_from_slice(&[self.tos, self.ttl, self.tclass, self.hops]);
         b[100..116].copy_from_slice(&self.device);
         b[116..120].copy_from_slice(&self.datagrams.to_le_bytes());
+        b[120..124].copy_from_slice(&self.rcvlowat.to_le_bytes());
+        b[124..128].copy_from_slice(&self.mark.to_le_bytes());
         b
     }
 
     /// The record in `b`, when `b` is one that a record of fd kind
     /// `kind` may hold (every value checked; reserved bytes 0).
     pub fn parse(kind: u32, b: &[u8]) -> Option<InetRecord> {
-        if b.len() != INET_RECORD_LEN || b[120..].iter().any(|&x| x != 0) {
+        if b.len() != INET_RECORD_LEN {
             return None;
         }
         let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
@@ -254,6 +279,8 @@ impl InetRecord {
             tclass: b[98],
             hops: b[99],
             datagrams: u32_at(116),
+            rcvlowat: u32_at(120),
+            mark: u32_at(124),
             ..InetRecord::default()
         };
         r.device.copy_from_slice(&b[100..116]);
@@ -317,7 +344,10 @@ impl InetRecord {
             && self.priority <= i32::MAX as u32
             && only_with(TCLASS, self.tclass == 0)
             && only_with(HOPS, self.hops == 0)
-            && (!v4 || self.opts & (TCLASS | HOPS) == 0)
+            && (!v4 || self.opts & (TCLASS | HOPS | RECVPKTINFO) == 0)
+            && only_with(RCVLOWAT, self.rcvlowat == 0)
+            && self.rcvlowat <= i32::MAX as u32
+            && only_with(MARK, self.mark == 0)
             && dev_ok
             && (!tcp || self.datagrams == 0)
     }
@@ -377,7 +407,7 @@ mod tests {
         assert!(bad(&|x| x.family = 1));
         assert!(bad(&|x| x.local_port = 0));
         assert!(bad(&|x| x.local[4] = 1));
-        assert!(bad(&|x| x.opts |= 1 << 15));
+        assert!(bad(&|x| x.opts |= 1 << 23));
         assert!(bad(&|x| x.opts |= inet_opts::V6ONLY));
         assert!(bad(&|x| x.keepcnt = 128));
         assert!(bad(&|x| x.linger = 5));
@@ -410,7 +440,7 @@ mod tests {
         };
         assert!(InetRecord::parse(INET_LISTEN_FD_KIND, &closed.encode()).is_some());
         let mut b = r.encode();
-        b[120] = 1;
+        b[120] = 1; // rcvlowat without its bit
         assert!(InetRecord::parse(INET_LISTEN_FD_KIND, &b).is_none());
         assert!(InetRecord::parse(INET_LISTEN_FD_KIND, &b[..127]).is_none());
         // UDP: unbound, connected; no TCP options.

@@ -54,6 +54,14 @@ const IP_TOS: usize = 1;
 const IP_TTL: usize = 2;
 const IPV6_UNICAST_HOPS: usize = 16;
 const IPV6_TCLASS: usize = 67;
+const SO_DONTROUTE: usize = 5;
+const SO_OOBINLINE: usize = 10;
+const SO_NO_CHECK: usize = 11;
+const SO_RCVLOWAT: usize = 18;
+const SO_MARK: usize = 36;
+const IP_PKTINFO: usize = 8;
+const IP_FREEBIND: usize = 15;
+const IPV6_RECVPKTINFO: usize = 49;
 const IPPROTO_TCP: usize = 6;
 const IPPROTO_UDP: usize = 17;
 const IPPROTO_IPV6: usize = 41;
@@ -218,6 +226,10 @@ fn new_socket(kind: u32, x: &InetRecord, reuse: bool) -> SysResult {
         .and_then(|_| match x.family {
             AF_INET => Ok(0),
             _ => set(fd, IPPROTO_IPV6, IPV6_V6ONLY, on(inet_opts::V6ONLY)),
+        })
+        .and_then(|_| match x.opts & inet_opts::FREEBIND {
+            0 => Ok(0),
+            _ => set(fd, IPPROTO_IP, IP_FREEBIND, 1),
         })
         .and_then(|_| bind_to_device(fd, x));
     if let Err(e) = r {
@@ -506,30 +518,91 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     }
     // IP_TOS before SO_PRIORITY (setting the first sets the second).
     let more = [
-        (inet_opts::TOS, IPPROTO_IP, IP_TOS, i32::from(x.tos)),
-        (inet_opts::TTL, IPPROTO_IP, IP_TTL, i32::from(x.ttl)),
+        (
+            inet_opts::TOS,
+            IPPROTO_IP,
+            IP_TOS,
+            i32::from(x.tos),
+            "IP_TOS",
+        ),
+        (
+            inet_opts::TTL,
+            IPPROTO_IP,
+            IP_TTL,
+            i32::from(x.ttl),
+            "IP_TTL",
+        ),
         (
             inet_opts::PRIORITY,
             SOL_SOCKET,
             SO_PRIORITY,
             x.priority as i32,
+            "SO_PRIORITY",
         ),
         (
             inet_opts::TCLASS,
             IPPROTO_IPV6,
             IPV6_TCLASS,
             i32::from(x.tclass),
+            "IPV6_TCLASS",
         ),
         (
             inet_opts::HOPS,
             IPPROTO_IPV6,
             IPV6_UNICAST_HOPS,
             i32::from(x.hops),
+            "IPV6_UNICAST_HOPS",
+        ),
+        (
+            inet_opts::OOBINLINE,
+            SOL_SOCKET,
+            SO_OOBINLINE,
+            1,
+            "SO_OOBINLINE",
+        ),
+        (
+            inet_opts::DONTROUTE,
+            SOL_SOCKET,
+            SO_DONTROUTE,
+            1,
+            "SO_DONTROUTE",
+        ),
+        (
+            inet_opts::NO_CHECK,
+            SOL_SOCKET,
+            SO_NO_CHECK,
+            1,
+            "SO_NO_CHECK",
+        ),
+        (inet_opts::PKTINFO, IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO"),
+        (
+            inet_opts::RECVPKTINFO,
+            IPPROTO_IPV6,
+            IPV6_RECVPKTINFO,
+            1,
+            "IPV6_RECVPKTINFO",
+        ),
+        (
+            inet_opts::RCVLOWAT,
+            SOL_SOCKET,
+            SO_RCVLOWAT,
+            x.rcvlowat as i32,
+            "SO_RCVLOWAT",
+        ),
+        (
+            inet_opts::MARK,
+            SOL_SOCKET,
+            SO_MARK,
+            x.mark as i32,
+            "SO_MARK",
         ),
     ];
-    for (bit, level, opt, v) in more {
+    for (bit, level, opt, v, name) in more {
         if x.opts & bit != 0 {
-            set(fd, level, opt, v).unwrap_or_else(|e| fail("cannot set a socket option", e));
+            if let Err(e) = set(fd, level, opt, v) {
+                let mut m = msg(img, r, Some(&x));
+                m.s(": cannot set ").s(name).errno(e).fail()
+            }
         }
     }
     if x.opts & inet_opts::LINGER != 0 {

@@ -6,18 +6,21 @@
    - a TCP listener over IPv4 with SO_REUSEADDR, SO_REUSEPORT,
      SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT, SO_RCVBUF, SO_SNDBUF,
      SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY,
-     TCP_CORK, IP_TOS, IP_TTL, SO_PRIORITY, non-blocking, close-on-exec
+     TCP_CORK, IP_TOS, IP_TTL, SO_PRIORITY, SO_OOBINLINE, SO_DONTROUTE,
+     SO_RCVLOWAT, IP_PKTINFO, IP_FREEBIND, non-blocking, close-on-exec
      (not SO_PASSCRED: Linux 6.18 refuses it on inet sockets, EOPNOTSUPP);
    - a TCP listener over IPv6 with IPV6_V6ONLY, IPV6_UNICAST_HOPS,
-     IPV6_TCLASS;
-   - a UDP socket with SO_BROADCAST, IP_TOS, IP_TTL and three datagrams
+     IPV6_TCLASS, IPV6_RECVPKTINFO;
+   - a UDP socket with SO_BROADCAST, IP_TOS, IP_TTL, SO_NO_CHECK and three datagrams
      queued (one empty, one from another port, one sent to itself);
    - a TCP socket not bound (SO_REUSEADDR, TCP_NODELAY set), one bound
      and not listening, bound to device "lo" (SO_BINDTODEVICE, which needs
      no privilege since Linux 5.7 on a socket not bound to one yet);
    - with argument "refused": also a TCP socket whose connect was refused
      (its port, which getsockname still gives, is not compared: kckpt
-     restores it not bound, with a warning), and no empty datagram (a
+     restores it not bound, with a warning), SO_MARK 42 on the IPv4
+     listener (which needs CAP_NET_ADMIN: this mode runs as root), and no
+     empty datagram (a
      refused dump peeks at the queue, and the kernel shows a zero-length
      datagram to one peek only).
 
@@ -105,7 +108,8 @@ static void state(int fd, char *out, size_t n, int peek) {
         out, n,
         "name %s dev '%s' type %d reuseaddr %d reuseport %d keepalive %d rcvbuf %d sndbuf %d "
         "rcvtimeo %ld.%06ld sndtimeo %ld.%06ld linger %d/%d passcred %d broadcast %d "
-        "priority %d tos %d ttl %d acceptconn %d error %d fl %o fd %d",
+        "priority %d tos %d ttl %d acceptconn %d error %d fl %o fd %d oobinline %d "
+        "dontroute %d nocheck %d rcvlowat %d pktinfo %d freebind %d mark %d",
         name, dev, ty, geti(fd, SOL_SOCKET, SO_REUSEADDR), geti(fd, SOL_SOCKET, SO_REUSEPORT),
         geti(fd, SOL_SOCKET, SO_KEEPALIVE), geti(fd, SOL_SOCKET, SO_RCVBUF),
         geti(fd, SOL_SOCKET, SO_SNDBUF), (long)rt.tv_sec, (long)rt.tv_usec, (long)st.tv_sec,
@@ -113,7 +117,10 @@ static void state(int fd, char *out, size_t n, int peek) {
         geti(fd, SOL_SOCKET, SO_BROADCAST), geti(fd, SOL_SOCKET, SO_PRIORITY),
         geti(fd, IPPROTO_IP, IP_TOS), geti(fd, IPPROTO_IP, IP_TTL),
         geti(fd, SOL_SOCKET, SO_ACCEPTCONN), geti(fd, SOL_SOCKET, SO_ERROR),
-        fcntl(fd, F_GETFL), fcntl(fd, F_GETFD));
+        fcntl(fd, F_GETFL), fcntl(fd, F_GETFD), geti(fd, SOL_SOCKET, SO_OOBINLINE),
+        geti(fd, SOL_SOCKET, SO_DONTROUTE), geti(fd, SOL_SOCKET, SO_NO_CHECK),
+        geti(fd, SOL_SOCKET, SO_RCVLOWAT), geti(fd, IPPROTO_IP, IP_PKTINFO),
+        geti(fd, IPPROTO_IP, IP_FREEBIND), geti(fd, SOL_SOCKET, SO_MARK));
     if (tcp)
         w += snprintf(out + w, n - w,
                       " nodelay %d cork %d keepidle %d keepintvl %d keepcnt %d state %d",
@@ -128,9 +135,9 @@ static void state(int fd, char *out, size_t n, int peek) {
     else
         w += snprintf(out + w, n - w, " cork %d", geti(fd, IPPROTO_UDP, UDP_CORK));
     if (v6)
-        w += snprintf(out + w, n - w, " v6only %d hops %d tclass %d",
+        w += snprintf(out + w, n - w, " v6only %d hops %d tclass %d recvpktinfo %d",
                       geti(fd, IPPROTO_IPV6, IPV6_V6ONLY), geti(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS),
-                      geti(fd, IPPROTO_IPV6, IPV6_TCLASS));
+                      geti(fd, IPPROTO_IPV6, IPV6_TCLASS), geti(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO));
     if (!tcp && peek) {
         /* The queued datagrams, peeked one after the other. */
         int zero = 0, off = -1;
@@ -194,6 +201,12 @@ int main(int argc, char **argv) {
     seti(t, IPPROTO_IP, IP_TOS, 0x28, "IP_TOS");
     seti(t, IPPROTO_IP, IP_TTL, 33, "IP_TTL");
     seti(t, SOL_SOCKET, SO_PRIORITY, 5, "SO_PRIORITY");
+    seti(t, SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE");
+    seti(t, SOL_SOCKET, SO_DONTROUTE, 1, "SO_DONTROUTE");
+    seti(t, SOL_SOCKET, SO_RCVLOWAT, 10, "SO_RCVLOWAT");
+    seti(t, IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO");
+    seti(t, IPPROTO_IP, IP_FREEBIND, 1, "IP_FREEBIND");
+    if (refused_mode) seti(t, SOL_SOCKET, SO_MARK, 42, "SO_MARK");
     struct sockaddr_in a = lo4(0);
     if (bind(t, (struct sockaddr *)&a, sizeof a) || listen(t, 9)) fail("tcp4 listen");
     fds[0] = t;
@@ -202,6 +215,7 @@ int main(int argc, char **argv) {
     seti(t6, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
     seti(t6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 17, "IPV6_UNICAST_HOPS");
     seti(t6, IPPROTO_IPV6, IPV6_TCLASS, 0x40, "IPV6_TCLASS");
+    seti(t6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
     struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
     if (bind(t6, (struct sockaddr *)&a6, sizeof a6) || listen(t6, 3)) fail("tcp6 listen");
     fds[1] = t6;
@@ -210,6 +224,7 @@ int main(int argc, char **argv) {
     seti(u, SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST");
     seti(u, IPPROTO_IP, IP_TOS, 0x10, "IP_TOS");
     seti(u, IPPROTO_IP, IP_TTL, 5, "IP_TTL");
+    seti(u, SOL_SOCKET, SO_NO_CHECK, 1, "SO_NO_CHECK");
     a = lo4(0);
     if (bind(u, (struct sockaddr *)&a, sizeof a)) fail("udp bind");
     struct sockaddr_in to = lo4(port_of(u));

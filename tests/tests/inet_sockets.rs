@@ -246,9 +246,10 @@ fn sockets_of<'a>(info: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json
 
 /// `sock_opts.c` as nobody: a TCP listener with every option kckpt
 /// restores set (buffer sizes, timeouts, linger, keepalive times,
-/// `IP_TOS`, `IP_TTL`, `SO_PRIORITY`, cork, nodelay, non-blocking,
-/// close-on-exec), an IPv6 one with `IPV6_V6ONLY`, `IPV6_UNICAST_HOPS`,
-/// `IPV6_TCLASS`, TCP sockets unbound and bound-not-listening (bound to
+/// `IP_TOS`, `IP_TTL`, `SO_PRIORITY`, `SO_OOBINLINE`, `SO_DONTROUTE`,
+/// `SO_RCVLOWAT`, `IP_PKTINFO`, `IP_FREEBIND`, cork, nodelay,
+/// non-blocking, close-on-exec), an IPv6 one with `IPV6_V6ONLY`,
+/// `IPV6_UNICAST_HOPS`, `IPV6_TCLASS`, `IPV6_RECVPKTINFO`, TCP sockets unbound and bound-not-listening (bound to
 /// device `lo` too), a UDP socket
 /// with three datagrams queued (one empty, one from another port, one from
 /// itself): dumped and restored by nobody, the program finds each socket
@@ -283,6 +284,7 @@ fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
     assert_eq!(t4["tos"], 0x28);
     assert_eq!(t4["ttl"], 33);
     assert_eq!(t4["priority"], 5);
+    assert_eq!(t4["rcvlowat"], 10);
     let t6 = &tcp[1]["socket"];
     assert_eq!(
         (t6["hops"].clone(), t6["tclass"].clone()),
@@ -305,7 +307,7 @@ fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
 /// A TCP socket whose connect was refused: refused at dump by name (the
 /// port `getsockname` still gives cannot come back); with
 /// `--skip-unsupported` a warning, and it comes back not bound, every
-/// other socket as it was.
+/// other socket as it was, `SO_MARK` too (root).
 #[test]
 fn a_socket_whose_connect_failed_is_named_and_comes_back_unbound() {
     let dir = TestDir::new("inet_refused");

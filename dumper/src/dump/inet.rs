@@ -211,10 +211,11 @@ fn getopt(fd: RawFd, level: i32, opt: i32) -> Option<i32> {
 
 /// Options kckpt does not restore, compared with a new socket's.
 const NOT_RESTORED: &[(i32, i32, &str)] = &[
-    (libc::SOL_SOCKET, libc::SO_MARK, "SO_MARK"),
-    (libc::SOL_SOCKET, libc::SO_OOBINLINE, "SO_OOBINLINE"),
-    (libc::SOL_SOCKET, libc::SO_DONTROUTE, "SO_DONTROUTE"),
-    (libc::SOL_SOCKET, libc::SO_RCVLOWAT, "SO_RCVLOWAT"),
+    (libc::SOL_SOCKET, libc::SO_PEEK_OFF, "SO_PEEK_OFF"),
+    (libc::SOL_SOCKET, 47, "SO_MAX_PACING_RATE"),
+    (libc::SOL_SOCKET, 69, "SO_PREFER_BUSY_POLL"),
+    (libc::SOL_SOCKET, 70, "SO_BUSY_POLL_BUDGET"),
+    (libc::SOL_SOCKET, 75, "SO_RCVMARK"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMP, "SO_TIMESTAMP"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, "SO_TIMESTAMPNS"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMPING, "SO_TIMESTAMPING"),
@@ -226,10 +227,8 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
     (libc::IPPROTO_IP, libc::IP_RECVOPTS, "IP_RECVOPTS"),
     (libc::IPPROTO_IP, libc::IP_RECVTTL, "IP_RECVTTL"),
     (libc::IPPROTO_IP, libc::IP_RECVTOS, "IP_RECVTOS"),
-    (libc::IPPROTO_IP, libc::IP_PKTINFO, "IP_PKTINFO"),
     (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, "IP_MTU_DISCOVER"),
     (libc::IPPROTO_IP, libc::IP_RECVERR, "IP_RECVERR"),
-    (libc::IPPROTO_IP, libc::IP_FREEBIND, "IP_FREEBIND"),
     (libc::IPPROTO_IP, libc::IP_TRANSPARENT, "IP_TRANSPARENT"),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, "IP_MULTICAST_TTL"),
     (
@@ -260,11 +259,6 @@ const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
         libc::IPPROTO_IPV6,
         libc::IPV6_MULTICAST_LOOP,
         "IPV6_MULTICAST_LOOP",
-    ),
-    (
-        libc::IPPROTO_IPV6,
-        libc::IPV6_RECVPKTINFO,
-        "IPV6_RECVPKTINFO",
     ),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, "IPV6_RECVTCLASS"),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVERR, "IPV6_RECVERR"),
@@ -403,7 +397,8 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             }
         ));
     }
-    if d.sport != 0 && !local_address(family, &d.src) {
+    let freebind = getopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_FREEBIND).unwrap_or(0) != 0;
+    if d.sport != 0 && !freebind && !local_address(family, &d.src) {
         return Err(format!(
             "{shown} (an address this host does not have: bound with IP_FREEBIND or IP_TRANSPARENT)"
         ));
@@ -467,6 +462,22 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
     }
     if v6 && on(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) {
         opts |= inet_opts::V6ONLY;
+    }
+    // (1.6) More booleans.
+    let more = [
+        (libc::SOL_SOCKET, libc::SO_OOBINLINE, inet_opts::OOBINLINE),
+        (libc::SOL_SOCKET, libc::SO_DONTROUTE, inet_opts::DONTROUTE),
+        (libc::SOL_SOCKET, libc::SO_NO_CHECK, inet_opts::NO_CHECK),
+        (libc::IPPROTO_IP, libc::IP_FREEBIND, inet_opts::FREEBIND),
+        (libc::IPPROTO_IP, libc::IP_PKTINFO, inet_opts::PKTINFO),
+    ];
+    for (level, opt, bit) in more {
+        if on(level, opt) {
+            opts |= bit;
+        }
+    }
+    if v6 && on(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) {
+        opts |= inet_opts::RECVPKTINFO;
     }
     // A value the program set, when it differs from a new socket's.
     let changed = |level, opt| {
@@ -536,6 +547,14 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
     if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_PRIORITY) {
         opts |= inet_opts::PRIORITY;
         r.priority = v.max(0) as u32;
+    }
+    if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_RCVLOWAT) {
+        opts |= inet_opts::RCVLOWAT;
+        r.rcvlowat = v.max(0) as u32;
+    }
+    if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_MARK) {
+        opts |= inet_opts::MARK;
+        r.mark = v as u32;
     }
     // (1.6) SO_BINDTODEVICE: the device's name (bound again by name at
     // restore; unprivileged since Linux 5.7 on a socket not yet bound to
