@@ -415,3 +415,41 @@ fn netlink_packet_raw_and_ping_sockets_are_refused_by_name() {
     }
     p.kill();
 }
+
+/// A socket with an error not read yet (a connected UDP socket that got
+/// "connection refused" for its datagram) is refused by name: the error
+/// would be lost, and a dump may not read it (that would take it from the
+/// process).
+#[test]
+fn a_socket_with_an_unread_error_is_refused() {
+    let dir = TestDir::new("inet_sk_err");
+    let script = "import socket,time\n\
+                  f=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                  f.bind(('127.0.0.1',0))\n\
+                  port=f.getsockname()[1]\n\
+                  f.close()\n\
+                  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                  s.connect(('127.0.0.1',port))\n\
+                  s.send(b'x')\n\
+                  time.sleep(0.2)\n\
+                  print('ready',s.fileno(),flush=True)\n\
+                  time.sleep(600)";
+    let mut p = Proc::spawn(
+        "python3 udp error",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    let fd = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| p.fail(&format!("not ready: {line}")))
+        .to_owned();
+    let out = dump_raw(p.pid(), &dir.join("err.kckpt"), false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        err.contains(&format!("fd {fd} (UDP socket 127.0.0.1:"))
+            && err.contains("with an error not read yet (SO_ERROR, not restored))"),
+        "{err}"
+    );
+    p.kill();
+}

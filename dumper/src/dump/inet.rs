@@ -216,6 +216,16 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
     (libc::SOL_SOCKET, 69, "SO_PREFER_BUSY_POLL"),
     (libc::SOL_SOCKET, 70, "SO_BUSY_POLL_BUDGET"),
     (libc::SOL_SOCKET, 75, "SO_RCVMARK"),
+    (libc::SOL_SOCKET, 41, "SO_WIFI_STATUS"),
+    (libc::SOL_SOCKET, 44, "SO_LOCK_FILTER"),
+    (libc::SOL_SOCKET, 45, "SO_SELECT_ERR_QUEUE"),
+    (libc::IPPROTO_IP, 18, "IP_PASSSEC"),
+    (libc::IPPROTO_IP, 21, "IP_MINTTL"),
+    (libc::IPPROTO_IP, 22, "IP_NODEFRAG"),
+    (libc::IPPROTO_IP, 23, "IP_CHECKSUM"),
+    (libc::IPPROTO_IP, 25, "IP_RECVFRAGSIZE"),
+    (libc::IPPROTO_IP, 32, "IP_MULTICAST_IF"),
+    (libc::IPPROTO_IP, 51, "IP_LOCAL_PORT_RANGE"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMP, "SO_TIMESTAMP"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, "SO_TIMESTAMPNS"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMPING, "SO_TIMESTAMPING"),
@@ -250,6 +260,18 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
 ];
 
 const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
+    (libc::IPPROTO_IPV6, 17, "IPV6_MULTICAST_IF"),
+    (libc::IPPROTO_IPV6, 29, "IPV6_MULTICAST_ALL"),
+    (libc::IPPROTO_IPV6, 53, "IPV6_RECVHOPOPTS"),
+    (libc::IPPROTO_IPV6, 56, "IPV6_RECVRTHDR"),
+    (libc::IPPROTO_IPV6, 58, "IPV6_RECVDSTOPTS"),
+    (libc::IPPROTO_IPV6, 60, "IPV6_RECVPATHMTU"),
+    (libc::IPPROTO_IPV6, 62, "IPV6_DONTFRAG"),
+    (libc::IPPROTO_IPV6, 70, "IPV6_AUTOFLOWLABEL"),
+    (libc::IPPROTO_IPV6, 72, "IPV6_ADDR_PREFERENCES"),
+    (libc::IPPROTO_IPV6, 73, "IPV6_MINHOPCOUNT"),
+    (libc::IPPROTO_IPV6, 74, "IPV6_RECVORIGDSTADDR"),
+    (libc::IPPROTO_IPV6, 77, "IPV6_RECVFRAGSIZE"),
     (
         libc::IPPROTO_IPV6,
         libc::IPV6_MULTICAST_HOPS,
@@ -280,6 +302,9 @@ const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
 ];
 
 const NOT_RESTORED_TCP: &[(i32, i32, &str)] = &[
+    (libc::IPPROTO_TCP, 17, "TCP_THIN_DUPACK"),
+    (libc::IPPROTO_TCP, 36, "TCP_INQ"),
+    (libc::IPPROTO_TCP, 37, "TCP_TX_DELAY"),
     (libc::IPPROTO_TCP, libc::TCP_MAXSEG, "TCP_MAXSEG"),
     (libc::IPPROTO_TCP, libc::TCP_SYNCNT, "TCP_SYNCNT"),
     (libc::IPPROTO_TCP, libc::TCP_LINGER2, "TCP_LINGER2"),
@@ -346,15 +371,6 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             7 => {
                 r.state = STATE_CLOSE;
                 if d.stale_port != 0 {
-                    // Closed by a failed connect: the error is read once
-                    // (SO_ERROR would take it from the process); poll
-                    // shows it without.
-                    if pending_error(sock) {
-                        return Err(format!(
-                            "TCP socket whose connect failed (from port {}), its error not read yet",
-                            d.stale_port
-                        ));
-                    }
                     // Restored not bound: getsockname gives port 0.
                     lossy = Some(format!(
                         "TCP socket whose connect failed, with the port getsockname \
@@ -387,6 +403,14 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
         }
     }
     let shown = shown(tcp, &r);
+    // An error waiting to be read (a failed connect, an ICMP error on a
+    // connected UDP socket) is read once: SO_ERROR would take it from the
+    // process; poll shows it without.
+    if r.state != STATE_LISTEN && pending_error(sock) {
+        return Err(format!(
+            "{shown} with an error not read yet (SO_ERROR, not restored)"
+        ));
+    }
     if d.shutdown != 0 {
         return Err(format!(
             "{shown} shut down for {} (shutdown(2), not restored)",
