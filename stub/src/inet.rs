@@ -14,8 +14,9 @@
 //! (1.6) A TCP socket neither listening nor connected stops after the
 //! options (bound when it was). A UDP socket's queued datagrams are sent
 //! again, in order, before its `connect`: each from a helper socket bound
-//! to its sender's address and port (`SO_REUSEADDR`), or from the socket
-//! itself when it sent the datagram to itself; after each the stub waits
+//! to its sender's address and port (`SO_REUSEADDR`), from the socket
+//! itself when it sent the datagram to itself, or from the sender when it
+//! is a UDP socket of the image restored before; after each the stub waits
 //! until the socket's receive memory (`SO_MEMINFO`) grew, so they queue in
 //! their order. [`check`] reads every datagram header and binds a helper
 //! to every sender first: a sender's port taken at restore refuses it in
@@ -371,6 +372,32 @@ fn sender(x: &InetRecord, d: &Datagram) -> SysResult {
     Ok(fd)
 }
 
+/// The descriptor of a UDP socket of the image restored before `r` (so
+/// bound already, at its number) that sent datagram `d`, not corked: the
+/// datagram is sent from it (a helper could not bind its port).
+fn restored_sender(img: &Image, r: &FdRecord, d: &Datagram) -> Option<usize> {
+    for o in img.view.fds.iter() {
+        if o.fd == r.fd {
+            return None; // the ones after are not bound yet
+        }
+        if o.kind != UDP_FD_KIND || o.dup_of != FD_NO_DUP {
+            continue;
+        }
+        let Some(y) = InetRecord::parse(o.kind, img.view.string(o.path).unwrap_or(&[])) else {
+            continue;
+        };
+        let any = y.local.iter().all(|&b| b == 0);
+        if y.family == d.family
+            && y.local_port == d.port
+            && (y.local == d.addr || any)
+            && y.opts & inet_opts::CORK == 0
+        {
+            return Some(o.fd as usize);
+        }
+    }
+    None
+}
+
 /// `SO_MEMINFO`'s receive memory (`SK_MEMINFO_RMEM_ALLOC`) of `fd`.
 fn rmem(fd: usize) -> u32 {
     let mut v = [0u32; 9];
@@ -429,10 +456,15 @@ fn requeue(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
             &x.local
         };
         let (a, len) = sockaddr(x.family, to, x.local_port);
-        let from = if own {
-            fd
+        let restored = if own {
+            None
         } else {
-            sender(x, &d).unwrap_or_else(|e| fail("bind", e))
+            restored_sender(img, r, &d)
+        };
+        let from = match restored {
+            _ if own => fd,
+            Some(other) => other,
+            None => sender(x, &d).unwrap_or_else(|e| fail("bind", e)),
         };
         let before = rmem(fd);
         let sent = call(
@@ -446,7 +478,7 @@ fn requeue(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
                 len,
             ],
         );
-        if !own {
+        if !own && restored.is_none() {
             sys::close(from);
         }
         if let Err(e) = sent {

@@ -11,8 +11,9 @@
      (not SO_PASSCRED: Linux 6.18 refuses it on inet sockets, EOPNOTSUPP);
    - a TCP listener over IPv6 with IPV6_V6ONLY, IPV6_UNICAST_HOPS,
      IPV6_TCLASS, IPV6_RECVPKTINFO;
-   - a UDP socket with SO_BROADCAST, IP_TOS, IP_TTL, SO_NO_CHECK and three datagrams
-     queued (one empty, one from another port, one sent to itself);
+   - a UDP socket with SO_BROADCAST, IP_TOS, IP_TTL, SO_NO_CHECK and four
+     datagrams queued (one empty, one from another port, one sent to
+     itself, one from a UDP socket the program keeps, restored before it);
    - a TCP socket not bound (SO_REUSEADDR, TCP_NODELAY set), one bound
      and not listening, bound to device "lo" (SO_BINDTODEVICE, which needs
      no privilege since Linux 5.7 on a socket not bound to one yet);
@@ -44,11 +45,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX 6
-static int n_fds = 5, refused_mode;
+#define MAX 7
+static int n_fds = 6, refused_mode;
 static int fds[MAX];
 static const char *names[MAX] = {"tcp4 listener", "tcp6 listener", "udp4 queued",
-                               "tcp unbound",   "tcp bound",     "tcp refused"};
+                               "tcp unbound",   "tcp bound",     "udp sender",
+                               "tcp refused"};
 static char before[MAX][1024];
 static volatile sig_atomic_t check;
 
@@ -98,7 +100,7 @@ static void state(int fd, char *out, size_t n, int peek) {
     getsockname(fd, (struct sockaddr *)&me, &len);
     char name[80];
     addr_text(&me, name, sizeof name);
-    if (refused_mode && fd == fds[5]) snprintf(name, sizeof name, "(not compared)");
+    if (refused_mode && fd == fds[6]) snprintf(name, sizeof name, "(not compared)");
     char dev[32] = "";
     len = sizeof dev - 1;
     getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, &len);
@@ -179,7 +181,7 @@ static int port_of(int fd) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     refused_mode = argc > 1 && !strcmp(argv[1], "refused");
-    if (refused_mode) n_fds = 6;
+    if (refused_mode) n_fds = 7;
     signal(SIGUSR1, on_usr1);
 
     int t = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -220,6 +222,12 @@ int main(int argc, char **argv) {
     if (bind(t6, (struct sockaddr *)&a6, sizeof a6) || listen(t6, 3)) fail("tcp6 listen");
     fds[1] = t6;
 
+    /* A UDP socket kept open (a lower fd: restored first) that sends a
+       datagram to the next one. */
+    int kept = socket(AF_INET, SOCK_DGRAM, 0);
+    a = lo4(0);
+    if (bind(kept, (struct sockaddr *)&a, sizeof a)) fail("kept bind");
+    fds[5] = kept;
     int u = socket(AF_INET, SOCK_DGRAM, 0);
     seti(u, SOL_SOCKET, SO_BROADCAST, 1, "SO_BROADCAST");
     seti(u, IPPROTO_IP, IP_TOS, 0x10, "IP_TOS");
@@ -233,9 +241,10 @@ int main(int argc, char **argv) {
     if (bind(sender, (struct sockaddr *)&a, sizeof a)) fail("sender bind");
     if (sendto(sender, "first", 5, 0, (struct sockaddr *)&to, sizeof to) != 5 ||
         (!refused_mode && sendto(sender, "", 0, 0, (struct sockaddr *)&to, sizeof to) != 0) ||
-        sendto(u, "to myself", 9, 0, (struct sockaddr *)&to, sizeof to) != 9)
+        sendto(u, "to myself", 9, 0, (struct sockaddr *)&to, sizeof to) != 9 ||
+        sendto(kept, "kept", 4, 0, (struct sockaddr *)&to, sizeof to) != 4)
         fail("sendto");
-    char expected[400], from[80], self[80];
+    char expected[400], from[80], self[80], kept_name[80];
     struct sockaddr_storage sa = {0};
     socklen_t sl = sizeof sa;
     getsockname(sender, (struct sockaddr *)&sa, &sl);
@@ -243,11 +252,16 @@ int main(int argc, char **argv) {
     sl = sizeof sa;
     getsockname(u, (struct sockaddr *)&sa, &sl);
     addr_text(&sa, self, sizeof self);
+    sl = sizeof sa;
+    getsockname(kept, (struct sockaddr *)&sa, &sl);
+    addr_text(&sa, kept_name, sizeof kept_name);
     if (refused_mode)
-        snprintf(expected, sizeof expected, " [first from %s] [to myself from %s]", from, self);
+        snprintf(expected, sizeof expected, " [first from %s] [to myself from %s] [kept from %s]",
+                 from, self, kept_name);
     else
-        snprintf(expected, sizeof expected, " [first from %s] [ from %s] [to myself from %s]",
-                 from, from, self);
+        snprintf(expected, sizeof expected,
+                 " [first from %s] [ from %s] [to myself from %s] [kept from %s]", from, from, self,
+                 kept_name);
     close(sender);
     fds[2] = u;
 
@@ -273,7 +287,7 @@ int main(int argc, char **argv) {
         int r = socket(AF_INET, SOCK_STREAM, 0);
         if (connect(r, (struct sockaddr *)&nobody, sizeof nobody) == 0 || errno != ECONNREFUSED)
             fail("connect to a port nobody listens on");
-        fds[5] = r;
+        fds[6] = r;
     }
 
     for (int i = 0; i < n_fds; i++) state(fds[i], before[i], sizeof before[i], 0);

@@ -250,9 +250,9 @@ fn sockets_of<'a>(info: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json
 /// `SO_RCVLOWAT`, `IP_PKTINFO`, `IP_FREEBIND`, cork, nodelay,
 /// non-blocking, close-on-exec), an IPv6 one with `IPV6_V6ONLY`,
 /// `IPV6_UNICAST_HOPS`, `IPV6_TCLASS`, `IPV6_RECVPKTINFO`, TCP sockets unbound and bound-not-listening (bound to
-/// device `lo` too), a UDP socket
-/// with three datagrams queued (one empty, one from another port, one from
-/// itself): dumped and restored by nobody, the program finds each socket
+/// device `lo` too), a UDP socket with four datagrams queued (one empty,
+/// one from another port, one from itself, one from another UDP socket of
+/// the program, restored before it): dumped and restored by nobody, the program finds each socket
 /// as it was, datagrams in order with their senders.
 #[test]
 fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
@@ -291,9 +291,9 @@ fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
         (17.into(), 0x40.into())
     );
     assert_eq!(tcp[3]["socket"]["device"], "lo");
-    let udp = &sockets_of(&info, "udp")[0]["socket"];
-    assert_eq!(udp["queued_datagrams"], 3, "{udp}");
-    assert_eq!(udp["queued_bytes"], 14, "{udp}");
+    let udp = &sockets_of(&info, "udp")[1]["socket"];
+    assert_eq!(udp["queued_datagrams"], 4, "{udp}");
+    assert_eq!(udp["queued_bytes"], 18, "{udp}");
 
     let mut r = Proc::spawn(
         "kckpt restore",
