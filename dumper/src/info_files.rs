@@ -529,6 +529,15 @@ pub fn format_text(out: &mut String, d: &Value) {
         if f["data_bytes"].as_u64().unwrap_or(0) > 0 {
             let _ = write!(extra, " data {} bytes", f["data_bytes"]);
         }
+        let sock = &f["socket"];
+        if sock["family"] == "unix" && sock["state"] == "connected" {
+            let _ = write!(
+                extra,
+                " unix {} connected, queued {} bytes",
+                sock["type"].as_str().unwrap_or("?"),
+                sock["queued_bytes"]
+            );
+        }
         if let Some(n) = f["slot"].as_u64() {
             let _ = write!(extra, " slot {n}");
         }

@@ -453,3 +453,38 @@ fn a_socket_with_an_unread_error_is_refused() {
     );
     p.kill();
 }
+
+/// `kckpt info` shows every socket with family, type, state and queued
+/// bytes: here the two ends of a socketpair, one with 5 bytes to read.
+#[test]
+fn info_shows_socketpair_ends_with_their_queued_bytes() {
+    let dir = TestDir::new("inet_info_pair");
+    let script = "import socket,time\n\
+                  a,b=socket.socketpair()\n\
+                  a.send(b'hello')\n\
+                  print('ready',flush=True)\n\
+                  time.sleep(600)";
+    let mut p = Proc::spawn(
+        "python3 socketpair",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let image = dir.join("pair.kckpt");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let ends = sockets_of(&info, "socketpair");
+    let queued: Vec<_> = ends
+        .iter()
+        .map(|f| f["socket"]["queued_bytes"].clone())
+        .collect();
+    assert_eq!(queued, [0, 5].map(serde_json::Value::from), "{ends:?}");
+    assert!(ends.iter().all(|f| f["socket"]["family"] == "unix"
+        && f["socket"]["type"] == "stream"
+        && f["socket"]["state"] == "connected"));
+    let out = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unix stream connected, queued 5 bytes"),
+        "{text}"
+    );
+}
