@@ -305,6 +305,8 @@ pub fn check(img: &Image) {
                 addr(&mut m, d.family, &d.addr, d.port);
                 if e.0 == linux_raw_sys::errno::EADDRINUSE {
                     m.s(": the sender's port is in use");
+                } else if e.0 == linux_raw_sys::errno::EACCES {
+                    m.s(": binding the sender's port (below 1024) needs privilege");
                 }
                 m.errno(e).fail()
             });
