@@ -41,7 +41,7 @@ summary() {
 # --- setup ---
 ensure_tools gdb gcore readelf strip unshare setpriv prlimit ipcrm python3 cc gcc g++ bindfs \
     qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch \
-    setsid sort gzip tmux nano less vim java javac make script || exit 1
+    setsid sort gzip tmux nano less vim java javac make script redis-server redis-cli || exit 1
 ensure_rust || exit 1
 # cargo-fuzz (libFuzzer; g++ builds it) for scripts/fuzz.sh.
 if ! command -v cargo-fuzz >/dev/null; then

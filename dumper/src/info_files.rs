@@ -39,10 +39,10 @@ fn kind_name(kind: u32) -> &'static str {
         kckpt_image::tree::TREE_SHARED_FD_KIND => "tree shared",
         kckpt_image::external::EXTERNAL_FD_KIND => "external",
         UNIX_LISTEN_FD_KIND => "unix listen",
-        UNIX_SOCKET_FD_KIND => "unix socket",
-        INET_LISTEN_FD_KIND => "tcp listen",
+        INET_LISTEN_FD_KIND => "tcp",
         UDP_FD_KIND => "udp",
         TCP_CONN_FD_KIND => "tcp connection",
+        UNIX_SOCKET_FD_KIND => "unix socket",
         _ => "?",
     }
 }
@@ -67,9 +67,11 @@ fn listen_json(a: [u64; 4]) -> Value {
     })
 }
 
-/// A TCP listener's or UDP socket's values (fd kinds 42, 43).
-fn inet_json(kind: u32, path: &[u8]) -> Value {
-    use kckpt_image::inet::{inet_opts as o, AF_INET, STATE_ESTABLISHED};
+/// A TCP or UDP socket's values (fd kinds 42, 43); `data_len` its
+/// data's (queued datagrams with their headers).
+fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
+    use kckpt_image::inet::{inet_opts as o, AF_INET, DATAGRAM_HEADER_LEN, STATE_ESTABLISHED};
+    use kckpt_image::inet::{STATE_CLOSE, STATE_LISTEN};
     let Some(x) = InetRecord::parse(kind, path) else {
         return Value::Null;
     };
@@ -97,6 +99,20 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
         (o::BROADCAST, "SO_BROADCAST"),
         (o::PASSCRED, "SO_PASSCRED"),
         (o::LINGER, "SO_LINGER"),
+        (o::TOS, "IP_TOS"),
+        (o::TTL, "IP_TTL"),
+        (o::PRIORITY, "SO_PRIORITY"),
+        (o::TCLASS, "IPV6_TCLASS"),
+        (o::HOPS, "IPV6_UNICAST_HOPS"),
+        (o::BINDTODEVICE, "SO_BINDTODEVICE"),
+        (o::OOBINLINE, "SO_OOBINLINE"),
+        (o::DONTROUTE, "SO_DONTROUTE"),
+        (o::NO_CHECK, "SO_NO_CHECK"),
+        (o::FREEBIND, "IP_FREEBIND"),
+        (o::PKTINFO, "IP_PKTINFO"),
+        (o::RECVPKTINFO, "IPV6_RECVPKTINFO"),
+        (o::RCVLOWAT, "SO_RCVLOWAT"),
+        (o::MARK, "SO_MARK"),
     ];
     let options: Vec<&str> = names
         .iter()
@@ -106,16 +122,28 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
     let tcp = kind != UDP_FD_KIND;
     let nz = |v: u32| (v != 0).then_some(v);
     let nz64 = |v: u64| (v != 0).then_some(v);
+    let set = |bit: u32, v: u32| (x.opts & bit != 0).then_some(v);
+    let headers = u64::from(x.datagrams) * DATAGRAM_HEADER_LEN as u64;
+    let device = x
+        .device
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| char::from(c));
     json!({
         "family": if x.family == AF_INET { "ipv4" } else { "ipv6" },
         "type": if tcp { "tcp" } else { "udp" },
-        "state": if kind == TCP_CONN_FD_KIND { "established" } else if tcp { "listen" }
-            else if x.state == STATE_ESTABLISHED { "connected" }
-            else if x.local_port != 0 { "bound" } else { "unbound" },
+        "state": match x.state {
+            STATE_LISTEN => "listen",
+            STATE_ESTABLISHED => "connected",
+            STATE_CLOSE if x.local_port != 0 => "bound",
+            _ => "unbound",
+        },
         "local": (x.local_port != 0).then(|| addr(&x.local, x.local_port)),
         "peer": (x.state == STATE_ESTABLISHED).then(|| addr(&x.peer, x.peer_port)),
-        "backlog": (kind == INET_LISTEN_FD_KIND).then_some(x.backlog),
+        "backlog": (x.state == STATE_LISTEN).then_some(x.backlog),
         "queued_lost": x.lost,
+        "queued_datagrams": (!tcp).then_some(x.datagrams),
+        "queued_bytes": data_len.saturating_sub(headers),
         "options": options,
         "linger_secs": (x.opts & o::LINGER != 0).then_some(x.linger),
         "keepidle": nz(x.keepidle),
@@ -125,6 +153,14 @@ fn inet_json(kind: u32, path: &[u8]) -> Value {
         "sndbuf": nz(x.sndbuf),
         "rcvtimeo_us": nz64(x.rcvtimeo),
         "sndtimeo_us": nz64(x.sndtimeo),
+        "tos": set(o::TOS, x.tos.into()),
+        "ttl": set(o::TTL, x.ttl.into()),
+        "priority": set(o::PRIORITY, x.priority),
+        "tclass": set(o::TCLASS, x.tclass.into()),
+        "hops": set(o::HOPS, x.hops.into()),
+        "rcvlowat": set(o::RCVLOWAT, x.rcvlowat),
+        "mark": set(o::MARK, x.mark),
+        "device": (x.opts & o::BINDTODEVICE != 0).then(|| device.collect::<String>()),
     })
 }
 
@@ -138,6 +174,7 @@ fn tcp_json(args: [u64; 4], path: &[u8]) -> Value {
     let mut v = inet_json(
         TCP_CONN_FD_KIND,
         &path[..kckpt_image::inet::INET_RECORD_LEN],
+        0,
     );
     let repair = args[1] == conn_mode::REPAIR;
     let extra = json!({
@@ -185,6 +222,7 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
         name_kind::PATH
     };
     json!({
+        "family": "unix",
         "type": match x.ty { 1 => "stream", 2 => "datagram", _ => "seqpacket" },
         "name": name(x.name_kind, x.name),
         "detached": x.flags & f::DETACHED != 0,
@@ -235,6 +273,35 @@ fn unix_text(v: &Value) -> String {
     s
 }
 
+/// The `socket` values of a socket of another kind than 42 and 43, null
+/// for what is not a socket: one arm per kind (the kinds other sessions
+/// add fill in theirs).
+fn socket_json(r: kckpt_image::FdRecord) -> Value {
+    let unix_type = |t: u64| match t & 0xffff_ffff {
+        1 => "stream",
+        2 => "dgram",
+        5 => "seqpacket",
+        _ => "?",
+    };
+    match r.kind {
+        UNIX_LISTEN_FD_KIND => json!({
+            "family": "unix",
+            "type": unix_type(r.args[0]),
+            "state": "listen",
+            "backlog": r.args[1],
+            "queued_bytes": 0,
+        }),
+        fd_kind::SOCKETPAIR => json!({
+            "family": "unix",
+            "type": unix_type(r.args[0]),
+            "state": "connected",
+            "peer_fd": (r.peer != FD_NO_DUP).then_some(r.peer),
+            "queued_bytes": r.data_len,
+        }),
+        _ => Value::Null,
+    }
+}
+
 /// One line for a TCP listener or UDP socket (`path` of `kckpt info`).
 fn inet_text(v: &Value) -> String {
     let mut s = format!(
@@ -249,16 +316,22 @@ fn inet_text(v: &Value) -> String {
     if let Some(p) = v["peer"].as_str() {
         s += &format!(" -> {p}");
     }
-    if let Some(b) = v["backlog"].as_u64() {
+    if let Some(b) = v["backlog"].as_u64().filter(|_| v["state"] == "listen") {
         s += &format!(" backlog {b}");
     }
-    if let Some(how) = v["restored"].as_str() {
-        s += &format!(
-            " queued {} to read, {} to send ({} not sent); restored by {how}",
-            v["queued_to_read"], v["queued_to_send"], v["not_sent"]
-        );
-    } else {
-        s += &format!(" queued 0 (lost at dump: {})", v["queued_lost"]);
+    match (v["queued_datagrams"].as_u64(), v["queued_to_read"].as_u64()) {
+        (Some(n), _) => s += &format!(" queued {n} datagram(s), {} bytes", v["queued_bytes"]),
+        (None, Some(r)) => {
+            s += &format!(
+                " queued {r} bytes to read, {} to send ({})",
+                v["queued_to_send"],
+                v["restored"].as_str().unwrap_or("?")
+            )
+        }
+        (None, None) => s += " queued 0",
+    }
+    if v["queued_lost"].as_u64().unwrap_or(0) != 0 {
+        s += &format!(" (lost at dump: {})", v["queued_lost"]);
     }
     let opts: Vec<&str> = v["options"]
         .as_array()
@@ -285,22 +358,29 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         .map(|r| {
             let inet = matches!(r.kind, INET_LISTEN_FD_KIND | UDP_FD_KIND | TCP_CONN_FD_KIND)
                 && r.dup_of == FD_NO_DUP;
-            let unix = r.kind == UNIX_SOCKET_FD_KIND;
+            let unix = r.kind == UNIX_SOCKET_FD_KIND && r.dup_of == FD_NO_DUP;
             let raw = view.string(r.path).unwrap_or(&[]);
             let socket = if r.kind == TCP_CONN_FD_KIND && inet {
                 tcp_json(r.args, raw)
             } else if inet {
-                inet_json(r.kind, raw)
+                inet_json(r.kind, raw, r.data_len)
             } else if unix {
                 unix_json(raw, r.peer, r.data_len)
+            } else if r.dup_of == FD_NO_DUP {
+                socket_json(r)
             } else {
                 Value::Null
             };
             json!({
                 "fd": r.fd,
                 "kind": kind_name(r.kind),
-                "path": if inet { inet_text(&socket) } else if unix { unix_text(&socket) }
-                    else { text(r.path) },
+                "path": if inet {
+                    inet_text(&socket)
+                } else if unix {
+                    unix_text(&socket)
+                } else {
+                    text(r.path)
+                },
                 "socket": socket,
                 "flags": format!("{:o}", r.flags),
                 "cloexec": r.fd_flags & fd_flags::CLOEXEC != 0,
@@ -580,6 +660,15 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if f["data_bytes"].as_u64().unwrap_or(0) > 0 {
             let _ = write!(extra, " data {} bytes", f["data_bytes"]);
+        }
+        let sock = &f["socket"];
+        if sock["family"] == "unix" && sock["state"] == "connected" {
+            let _ = write!(
+                extra,
+                " unix {} connected, queued {} bytes",
+                sock["type"].as_str().unwrap_or("?"),
+                sock["queued_bytes"]
+            );
         }
         if let Some(n) = f["slot"].as_u64() {
             let _ = write!(extra, " slot {n}");

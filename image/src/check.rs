@@ -408,6 +408,7 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             | special_fd_kind::FIFO
             | special_fd_kind::SYMLINK
             | crate::tcp::TCP_CONN_FD_KIND
+            | crate::inet::UDP_FD_KIND
     );
     ensure(
         if r.data_len == 0 {

@@ -10,11 +10,23 @@
 //! dumped process in `TIME_WAIT` do not hold the port; then the saved
 //! value), `bind`, the other options, then `listen(backlog)` or, for a
 //! connected UDP socket, `connect`.
+//!
+//! (1.6) A TCP socket neither listening nor connected stops after the
+//! options (bound when it was). A UDP socket's queued datagrams are sent
+//! again, in order, before its `connect`: each from a helper socket bound
+//! to its sender's address and port (`SO_REUSEADDR`), from the socket
+//! itself when it sent the datagram to itself, or from the sender when it
+//! is a UDP socket of the image restored before; after each the stub waits
+//! until the socket's receive memory (`SO_MEMINFO`) grew, so they queue in
+//! their order. [`check`] reads every datagram header and binds a helper
+//! to every sender first: a sender's port taken at restore refuses it in
+//! one line, before anything changes.
 #![allow(unsafe_code)]
 
 use kckpt_arch::syscall::raw_syscall;
 use kckpt_image::inet::{inet_opts, InetRecord, AF_INET, INET_LISTEN_FD_KIND, UDP_FD_KIND};
-use kckpt_image::inet::{INET_RECORD_LEN, STATE_ESTABLISHED, STATE_LISTEN};
+use kckpt_image::inet::{Datagram, DATAGRAM_HEADER_LEN, MAX_DATAGRAM};
+use kckpt_image::inet::{INET_RECORD_LEN, STATE_CLOSE, STATE_ESTABLISHED, STATE_LISTEN};
 use kckpt_image::tcp::TCP_CONN_FD_KIND;
 use kckpt_image::{FdRecord, FD_NO_DUP};
 use linux_raw_sys::general as g;
@@ -36,6 +48,22 @@ const SO_SNDTIMEO: usize = 21;
 const SO_SNDBUFFORCE: usize = 32;
 const SO_RCVBUFFORCE: usize = 33;
 const SO_REUSEPORT: usize = 15;
+const SO_PRIORITY: usize = 12;
+const SO_BINDTODEVICE: usize = 25;
+const SO_MEMINFO: usize = 55;
+const IPPROTO_IP: usize = 0;
+const IP_TOS: usize = 1;
+const IP_TTL: usize = 2;
+const IPV6_UNICAST_HOPS: usize = 16;
+const IPV6_TCLASS: usize = 67;
+const SO_DONTROUTE: usize = 5;
+const SO_OOBINLINE: usize = 10;
+const SO_NO_CHECK: usize = 11;
+const SO_RCVLOWAT: usize = 18;
+const SO_MARK: usize = 36;
+const IP_PKTINFO: usize = 8;
+const IP_FREEBIND: usize = 15;
+const IPV6_RECVPKTINFO: usize = 49;
 const IPPROTO_TCP: usize = 6;
 const IPPROTO_UDP: usize = 17;
 const IPPROTO_IPV6: usize = 41;
@@ -87,8 +115,18 @@ pub fn msg(img: &Image, r: &FdRecord, x: Option<&InetRecord>) -> Msg {
 }
 
 fn describe(m: &mut Msg, tcp: bool, x: &InetRecord) {
-    if tcp {
+    if tcp && x.state == STATE_LISTEN {
         m.s("TCP listener ");
+    } else if tcp {
+        m.s("TCP socket");
+        if x.local_port == 0 {
+            m.s(", not bound");
+            return;
+        }
+        m.s(" ");
+        addr(m, x.family, &x.local, x.local_port);
+        m.s(", bound, not listening");
+        return;
     } else {
         m.s("UDP socket");
         if x.local_port == 0 {
@@ -201,12 +239,38 @@ fn new_socket(kind: u32, x: &InetRecord, reuse: bool) -> SysResult {
         .and_then(|_| match x.family {
             AF_INET => Ok(0),
             _ => set(fd, IPPROTO_IPV6, IPV6_V6ONLY, on(inet_opts::V6ONLY)),
-        });
+        })
+        .and_then(|_| match x.opts & inet_opts::FREEBIND {
+            0 => Ok(0),
+            _ => set(fd, IPPROTO_IP, IP_FREEBIND, 1),
+        })
+        .and_then(|_| bind_to_device(fd, x));
     if let Err(e) = r {
         sys::close(fd);
         return Err(e);
     }
     Ok(fd)
+}
+
+/// `SO_BINDTODEVICE` to the saved device, if any (before `bind`: the
+/// device is part of what a port conflicts with; unprivileged since Linux
+/// 5.7 on a socket not bound to a device yet).
+pub(crate) fn bind_to_device(fd: usize, x: &InetRecord) -> SysResult {
+    if x.opts & inet_opts::BINDTODEVICE == 0 {
+        return Ok(0);
+    }
+    let len = x.device.iter().position(|&c| c == 0).unwrap_or(16);
+    call(
+        g::__NR_setsockopt,
+        [
+            fd,
+            SOL_SOCKET,
+            SO_BINDTODEVICE,
+            x.device.as_ptr() as usize,
+            len,
+            0,
+        ],
+    )
 }
 
 pub(crate) fn bind(fd: usize, x: &InetRecord) -> SysResult {
@@ -243,7 +307,214 @@ pub fn check(img: &Image) {
         if let Err(e) = bound {
             bind_failed(img, &r, &x, e)
         }
+        each_datagram(img, &r, &x, |d, _| {
+            if from_itself(&x, &d) {
+                return;
+            }
+            let helper = sender(&x, &d).unwrap_or_else(|e| {
+                let mut m = msg(img, &r, Some(&x));
+                m.s(": cannot send its queued datagrams again from ");
+                addr(&mut m, d.family, &d.addr, d.port);
+                if e.0 == linux_raw_sys::errno::EADDRINUSE {
+                    m.s(": the sender's port is in use");
+                } else if e.0 == linux_raw_sys::errno::EACCES {
+                    m.s(": binding the sender's port (below 1024) needs privilege");
+                }
+                m.errno(e).fail()
+            });
+            sys::close(helper);
+        });
     }
+}
+
+/// Calls `f` with each queued datagram's header and its data's image
+/// offset (relative to the image), every header read and checked first
+/// (a bad one refuses the restore).
+fn each_datagram(img: &Image, r: &FdRecord, x: &InetRecord, mut f: impl FnMut(Datagram, u64)) {
+    let bad = || -> ! { msg(img, r, Some(x)).s(": bad queued datagram data").fail() };
+    let mut at = 0u64;
+    for _ in 0..x.datagrams {
+        let mut h = [0u8; DATAGRAM_HEADER_LEN];
+        let hl = DATAGRAM_HEADER_LEN as u64;
+        if at + hl > r.data_len {
+            bad();
+        }
+        match sys::pread(img.fd, &mut h, img.at(r.data_offset + at)) {
+            Ok(n) if n == DATAGRAM_HEADER_LEN => {}
+            _ => bad(),
+        }
+        let Some(d) = Datagram::parse(x.family, &h) else {
+            bad()
+        };
+        if at + hl + u64::from(d.len) > r.data_len {
+            bad();
+        }
+        f(d, r.data_offset + at + hl);
+        at += hl + u64::from(d.len);
+    }
+    if at != r.data_len {
+        bad();
+    }
+}
+
+/// Whether the socket sent datagram `d` to itself (from its own port, and
+/// its own address or any when bound to any).
+fn from_itself(x: &InetRecord, d: &Datagram) -> bool {
+    d.port == x.local_port && (d.addr == x.local || x.local.iter().all(|&b| b == 0))
+}
+
+/// A helper socket bound to datagram `d`'s sender.
+fn sender(x: &InetRecord, d: &Datagram) -> SysResult {
+    let fd = call(
+        g::__NR_socket,
+        [
+            usize::from(x.family),
+            (2 | g::O_CLOEXEC) as usize,
+            0,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    let (a, len) = sockaddr(x.family, &d.addr, d.port);
+    let r = set(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        .and_then(|_| call(g::__NR_bind, [fd, a.as_ptr() as usize, len, 0, 0, 0]));
+    if let Err(e) = r {
+        sys::close(fd);
+        return Err(e);
+    }
+    Ok(fd)
+}
+
+/// The descriptor of a UDP socket of the image restored before `r` (so
+/// bound already, at its number) that sent datagram `d`, not corked: the
+/// datagram is sent from it (a helper could not bind its port).
+fn restored_sender(img: &Image, r: &FdRecord, d: &Datagram) -> Option<usize> {
+    for o in img.view.fds.iter() {
+        if o.fd == r.fd {
+            return None; // the ones after are not bound yet
+        }
+        if o.kind != UDP_FD_KIND || o.dup_of != FD_NO_DUP {
+            continue;
+        }
+        let Some(y) = InetRecord::parse(o.kind, img.view.string(o.path).unwrap_or(&[])) else {
+            continue;
+        };
+        let any = y.local.iter().all(|&b| b == 0);
+        if y.family == d.family
+            && y.local_port == d.port
+            && (y.local == d.addr || any)
+            && y.opts & inet_opts::CORK == 0
+        {
+            return Some(o.fd as usize);
+        }
+    }
+    None
+}
+
+/// `SO_MEMINFO`'s receive memory (`SK_MEMINFO_RMEM_ALLOC`) of `fd`.
+fn rmem(fd: usize) -> u32 {
+    let mut v = [0u32; 9];
+    let mut len: u32 = 36;
+    let got = call(
+        g::__NR_getsockopt,
+        [
+            fd,
+            SOL_SOCKET,
+            SO_MEMINFO,
+            v.as_mut_ptr() as usize,
+            &mut len as *mut u32 as usize,
+            0,
+        ],
+    );
+    if got.is_ok() {
+        v[0]
+    } else {
+        0
+    }
+}
+
+/// Send the queued datagrams of `x` to socket `fd` again, in order.
+fn requeue(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
+    if x.datagrams == 0 {
+        return;
+    }
+    let size = MAX_DATAGRAM as usize + 1;
+    let prot = g::PROT_READ | g::PROT_WRITE;
+    let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS;
+    // SAFETY: a new anonymous mapping at an address the kernel picks.
+    let buf = unsafe { sys::mmap(0, size, prot, flags, usize::MAX, 0) }
+        .unwrap_or_else(|e| msg(img, r, Some(x)).s(": mmap").errno(e).fail());
+    // SAFETY: the mapping above, `size` bytes, used only here.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf as *mut u8, size) };
+    let mut n = 0u64;
+    each_datagram(img, r, x, |d, off| {
+        let fail = |what: &str, e: Errno| -> ! {
+            let mut m = msg(img, r, Some(x));
+            m.s(": queued datagram ").dec(n + 1).s(" from ");
+            addr(&mut m, d.family, &d.addr, d.port);
+            m.s(": ").s(what).errno(e).fail()
+        };
+        let body = &mut buf[..d.len as usize];
+        match sys::pread(img.fd, body, img.at(off)) {
+            Ok(got) if got == body.len() => {}
+            Ok(_) => fail("short read", Errno(linux_raw_sys::errno::EIO)),
+            Err(e) => fail("read", e),
+        }
+        // To the socket's own address, or, bound to any, to the sender's
+        // (a local address: the socket gets it with that destination).
+        let own = from_itself(x, &d);
+        let to = if x.local.iter().all(|&b| b == 0) {
+            &d.addr
+        } else {
+            &x.local
+        };
+        let (a, len) = sockaddr(x.family, to, x.local_port);
+        let restored = if own {
+            None
+        } else {
+            restored_sender(img, r, &d)
+        };
+        let from = match restored {
+            _ if own => fd,
+            Some(other) => other,
+            None => sender(x, &d).unwrap_or_else(|e| fail("bind", e)),
+        };
+        let before = rmem(fd);
+        let sent = call(
+            g::__NR_sendto,
+            [
+                from,
+                body.as_ptr() as usize,
+                body.len(),
+                0,
+                a.as_ptr() as usize,
+                len,
+            ],
+        );
+        if !own && restored.is_none() {
+            sys::close(from);
+        }
+        if let Err(e) = sent {
+            fail("sendto", e);
+        }
+        // Queued before the next one is sent (loopback delivers through a
+        // per-CPU queue).
+        let mut waited = 0;
+        while rmem(fd) == before {
+            if waited == 1000 {
+                fail(
+                    "did not arrive (a receive buffer too small?)",
+                    Errno(linux_raw_sys::errno::ETIMEDOUT),
+                );
+            }
+            crate::ksys::sleep_ms(1);
+            waited += 1;
+        }
+        n += 1;
+    });
+    // SAFETY: the mapping above; nothing uses it any more.
+    let _ = unsafe { sys::munmap(buf.as_ptr() as usize, size) };
 }
 
 /// The socket of record `r` (not yet at its number).
@@ -260,9 +531,12 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
         }
     }
     options(img, r, &x, fd, tcp);
+    requeue(img, r, &x, fd);
     if x.state == STATE_LISTEN {
         call(g::__NR_listen, [fd, x.backlog as usize, 0, 0, 0, 0])
             .unwrap_or_else(|e| fail("listen", e));
+    } else if x.state == STATE_CLOSE {
+        // Not listening, not connected: bound (above) or not.
     } else if x.state == STATE_ESTABLISHED {
         let (a, len) = sockaddr(x.family, &x.peer, x.peer_port);
         call(g::__NR_connect, [fd, a.as_ptr() as usize, len, 0, 0, 0])
@@ -305,6 +579,95 @@ pub(crate) fn options(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize, tcp:
     for (level, opt, v) in opts {
         if opt != 0 && (v != 0 || opt == SO_REUSEADDR) {
             set(fd, level, opt, v).unwrap_or_else(|e| fail("cannot set a socket option", e));
+        }
+    }
+    // IP_TOS before SO_PRIORITY (setting the first sets the second).
+    let more = [
+        (
+            inet_opts::TOS,
+            IPPROTO_IP,
+            IP_TOS,
+            i32::from(x.tos),
+            "IP_TOS",
+        ),
+        (
+            inet_opts::TTL,
+            IPPROTO_IP,
+            IP_TTL,
+            i32::from(x.ttl),
+            "IP_TTL",
+        ),
+        (
+            inet_opts::PRIORITY,
+            SOL_SOCKET,
+            SO_PRIORITY,
+            x.priority as i32,
+            "SO_PRIORITY",
+        ),
+        (
+            inet_opts::TCLASS,
+            IPPROTO_IPV6,
+            IPV6_TCLASS,
+            i32::from(x.tclass),
+            "IPV6_TCLASS",
+        ),
+        (
+            inet_opts::HOPS,
+            IPPROTO_IPV6,
+            IPV6_UNICAST_HOPS,
+            i32::from(x.hops),
+            "IPV6_UNICAST_HOPS",
+        ),
+        (
+            inet_opts::OOBINLINE,
+            SOL_SOCKET,
+            SO_OOBINLINE,
+            1,
+            "SO_OOBINLINE",
+        ),
+        (
+            inet_opts::DONTROUTE,
+            SOL_SOCKET,
+            SO_DONTROUTE,
+            1,
+            "SO_DONTROUTE",
+        ),
+        (
+            inet_opts::NO_CHECK,
+            SOL_SOCKET,
+            SO_NO_CHECK,
+            1,
+            "SO_NO_CHECK",
+        ),
+        (inet_opts::PKTINFO, IPPROTO_IP, IP_PKTINFO, 1, "IP_PKTINFO"),
+        (
+            inet_opts::RECVPKTINFO,
+            IPPROTO_IPV6,
+            IPV6_RECVPKTINFO,
+            1,
+            "IPV6_RECVPKTINFO",
+        ),
+        (
+            inet_opts::RCVLOWAT,
+            SOL_SOCKET,
+            SO_RCVLOWAT,
+            x.rcvlowat as i32,
+            "SO_RCVLOWAT",
+        ),
+        (
+            inet_opts::MARK,
+            SOL_SOCKET,
+            SO_MARK,
+            x.mark as i32,
+            "SO_MARK",
+        ),
+    ];
+    for (bit, level, opt, v, name) in more {
+        if x.opts & bit != 0 {
+            if let Err(e) = set(fd, level, opt, v) {
+                let mut m = msg(img, r, Some(x));
+                m.s(": cannot set ").s(name).errno(e).fail()
+            }
         }
     }
     if x.opts & inet_opts::LINGER != 0 {

@@ -142,7 +142,7 @@ fn repair_socket(img: &Image, r: &FdRecord, x: &InetRecord) -> usize {
 /// `bind` and `connect` of a socket in repair mode, or a refusal naming
 /// what is in use.
 fn attach(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
-    if let Err(e) = crate::inet::bind(fd, x) {
+    if let Err(e) = crate::inet::bind_to_device(fd, x).and_then(|_| crate::inet::bind(fd, x)) {
         let mut m = msg(img, r, Some(x));
         m.s(": cannot bind ");
         addr(&mut m, x.family, &x.local, x.local_port);

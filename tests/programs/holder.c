@@ -4,7 +4,7 @@
    resource is not a descriptor).
 
    MODE       resource                                   ready line
-   udp        UDP socket bound to 127.0.0.1 with IP_TOS  ready fd N
+   udp        UDP socket bound to 127.0.0.1 with IP_MULTICAST_TTL  ready fd N
    udp_shut   UDP socket on 127.0.0.1 connected to itself, shut down for writing  ready fd N
               (an option kckpt does not restore)
    inotify    inotify instance with 2 unread events      ready fd N
@@ -61,8 +61,9 @@ int main(int argc, char **argv) {
         if (fd < 0) fail("socket");
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("bind");
-        int tos = 0x10;
-        if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) != 0) fail("IP_TOS");
+        int ttl = 7; /* IP_TOS is restored since format 1.6; this is not */
+        if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) != 0)
+            fail("IP_MULTICAST_TTL");
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "udp_shut")) {
         fd = socket(AF_INET, SOCK_DGRAM, 0);

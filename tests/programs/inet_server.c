@@ -7,6 +7,8 @@
    udpconn  UDP socket bound to 127.0.0.1:0, connected to       ready port P
             127.0.0.1:PORT
    tcp4 noaccept   as tcp4, never accepts                       ready port P
+   udp4 wait       as udp4, serves once a line is read from     ready port P
+                   standard input (datagrams queue until then)
 
    Options set on the socket: SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF 65536,
    SO_SNDTIMEO 2.5 s, SO_LINGER 3 s; TCP: TCP_NODELAY, TCP_KEEPIDLE 77,
@@ -115,6 +117,10 @@ int main(int argc, char **argv) {
     int served = 0;
     if (argc > 2 && !strcmp(argv[2], "noaccept"))
         for (;;) pause();
+    if (argc > 2 && !strcmp(argv[2], "wait")) {
+        char go[16];
+        if (read(0, go, sizeof go) <= 0) return 1;
+    }
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 100) <= 0) continue;

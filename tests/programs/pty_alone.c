@@ -4,7 +4,8 @@
  * bytes are unread both ways: canonical input lines on the slave ("one",
  * "two", "three" ended by ^D, and one holding a literal ^D typed after
  * ^V) and the echo and output "out1\nout2" on the master.
- * `pty_alone tcp` also holds a bound TCP socket that does not listen (a dump refuses it).
+ * `pty_alone tcp` also holds a bound TCP socket that does not listen, with
+ * TCP_USER_TIMEOUT set (an option kckpt does not restore: a dump refuses it).
  * `pty_alone hangup` closes the master instead (the slave, hung up, was
  * its controlling terminal) and reports what a read and a write of the
  * slave return, and its session's terminal.
@@ -15,6 +16,7 @@
  * the master after that as the slave reads it; then "end". */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -74,7 +76,9 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "tcp")) {
         int u = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0) {
+        int ms = 1234;
+        if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0 ||
+            setsockopt(u, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms) < 0) {
             perror("tcp");
             return 1;
         }

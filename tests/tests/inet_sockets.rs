@@ -101,7 +101,7 @@ fn tcp_comes_back(name: &str, mode: &str, ip: &str, prefix: &[&str], binfmt: boo
         p.wait_exit(Duration::from_secs(10));
     }
     let info = info_json(&image);
-    let s = socket_info(&info, "tcp listen");
+    let s = socket_info(&info, "tcp");
     assert_eq!(s["local"], addr.to_string());
     assert_eq!(s["backlog"], 7);
     assert_eq!(s["state"], "listen");
@@ -181,10 +181,7 @@ fn a_connection_waiting_to_be_accepted_is_refused_at_dump() {
     assert!(out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("they are lost"), "{err}");
-    assert_eq!(
-        socket_info(&info_json(&image), "tcp listen")["queued_lost"],
-        1
-    );
+    assert_eq!(socket_info(&info_json(&image), "tcp")["queued_lost"], 1);
     p.wait_exit(Duration::from_secs(10));
 }
 
@@ -235,4 +232,259 @@ fn a_connected_udp_socket_stays_connected() {
     );
     r.wait_for("served 2", LINE_TIMEOUT, |l| l == "served 2");
     r.kill();
+}
+
+/// The fds of `kind` in `kckpt info --json`, by fd number.
+fn sockets_of<'a>(info: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    info["files"]["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .filter(|f| f["kind"] == kind)
+        .collect()
+}
+
+/// `sock_opts.c` as nobody: a TCP listener with every option kckpt
+/// restores set (buffer sizes, timeouts, linger, keepalive times,
+/// `IP_TOS`, `IP_TTL`, `SO_PRIORITY`, `SO_OOBINLINE`, `SO_DONTROUTE`,
+/// `SO_RCVLOWAT`, `IP_PKTINFO`, `IP_FREEBIND`, cork, nodelay,
+/// non-blocking, close-on-exec), an IPv6 one with `IPV6_V6ONLY`,
+/// `IPV6_UNICAST_HOPS`, `IPV6_TCLASS`, `IPV6_RECVPKTINFO`, TCP sockets unbound and bound-not-listening (bound to
+/// device `lo` too), a UDP socket with four datagrams queued (one empty,
+/// one from another port, one from itself, one from another UDP socket of
+/// the program, restored before it): dumped and restored by nobody, the program finds each socket
+/// as it was, datagrams in order with their senders.
+#[test]
+fn sockets_in_every_state_come_back_with_their_options_as_nobody() {
+    require_tool("setpriv");
+    let dir = TestDir::new("inet_sock_opts");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let mut p = Proc::spawn("sock_opts", &mut command_as(&NOBODY, prog::SOCK_OPTS));
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    // No self-check before the dump: it would peek at the empty datagram,
+    // which the kernel then hides from every later peek (the dump's).
+    let image = dir.join("opts.kckpt");
+    let out = dump_as(&NOBODY, p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    p.wait_exit(Duration::from_secs(10));
+
+    let info = info_json(&image);
+    let tcp = sockets_of(&info, "tcp");
+    let states: Vec<_> = tcp.iter().map(|f| f["socket"]["state"].clone()).collect();
+    assert_eq!(
+        states,
+        ["listen", "listen", "unbound", "bound"].map(serde_json::Value::from),
+        "{tcp:?}"
+    );
+    let t4 = &tcp[0]["socket"];
+    assert_eq!(t4["tos"], 0x28);
+    assert_eq!(t4["ttl"], 33);
+    assert_eq!(t4["priority"], 5);
+    assert_eq!(t4["rcvlowat"], 10);
+    let t6 = &tcp[1]["socket"];
+    assert_eq!(
+        (t6["hops"].clone(), t6["tclass"].clone()),
+        (17.into(), 0x40.into())
+    );
+    assert_eq!(tcp[3]["socket"]["device"], "lo");
+    let udp = &sockets_of(&info, "udp")[1]["socket"];
+    assert_eq!(udp["queued_datagrams"], 4, "{udp}");
+    assert_eq!(udp["queued_bytes"], 18, "{udp}");
+
+    let mut r = Proc::spawn(
+        "kckpt restore",
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
+    );
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    r.self_check();
+    r.kill();
+}
+
+/// A TCP socket whose connect was refused: refused at dump by name (the
+/// port `getsockname` still gives cannot come back); with
+/// `--skip-unsupported` a warning, and it comes back not bound, every
+/// other socket as it was, `SO_MARK` too (root).
+#[test]
+fn a_socket_whose_connect_failed_is_named_and_comes_back_unbound() {
+    let dir = TestDir::new("inet_refused");
+    let mut p = Proc::spawn(
+        "sock_opts refused",
+        Command::new(prog::SOCK_OPTS).arg("refused"),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    p.self_check();
+    let image = dir.join("refused.kckpt");
+    let out = dump_raw(p.pid(), &image, false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        err.contains("(TCP socket whose connect failed, with the port getsockname still gave ("),
+        "{err}"
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.self_check();
+    let out = dump_skip_unsupported(p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TCP socket whose connect failed"), "{err}");
+    p.wait_exit(Duration::from_secs(10));
+    let mut r = restore(&image);
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    r.self_check();
+    r.kill();
+}
+
+/// A queued datagram whose sender's port is taken at restore: one line
+/// naming it, before anything runs.
+#[test]
+fn a_queued_datagram_whose_sender_port_is_taken_refuses_the_restore() {
+    let dir = TestDir::new("inet_dgram_busy");
+    let (mut p, port) = start(&[], &["udp4", "wait"]);
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.send_to(b"queued", to).unwrap();
+    let image = dir.join("udp.kckpt");
+    dump_kills(&mut p, &image);
+    let s = socket_info(&info_json(&image), "udp").clone();
+    assert_eq!(s["queued_datagrams"], 1, "{s}");
+    // The sender still holds its port.
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    let from = sender.local_addr().unwrap();
+    assert!(
+        err.contains(&format!(
+            "cannot send its queued datagrams again from {from}: the sender's port is in use"
+        )),
+        "{err}"
+    );
+    // Once the sender is gone, the datagram comes back with its sender.
+    drop(sender);
+    let mut r = restore(&image);
+    // Restored (descriptors come before the command line): the helper
+    // socket that sent the datagram again is closed.
+    r.wait_restored(format!("{}\0udp4\0wait\0", prog::INET_SERVER).as_bytes());
+    let me = UdpSocket::bind(from).expect("the sender's port again");
+    r.write_stdin("go\n");
+    assert_eq!(udp_ask(&me, to, "after"), "echo queued");
+    r.kill();
+}
+
+/// Sockets of other families and protocols are refused by name: a
+/// netlink route socket (a fresh one would lose its port id, groups and
+/// queued messages), a packet socket, a raw socket, an ICMP (ping) socket.
+#[test]
+fn netlink_packet_raw_and_ping_sockets_are_refused_by_name() {
+    let dir = TestDir::new("inet_others");
+    let script = "import socket,time\n\
+                  a=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,socket.NETLINK_ROUTE)\n\
+                  b=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                  c=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_UDP)\n\
+                  d=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,socket.IPPROTO_ICMP)\n\
+                  print('ready',a.fileno(),b.fileno(),c.fileno(),d.fileno(),flush=True)\n\
+                  time.sleep(600)";
+    let mut p = Proc::spawn(
+        "python3 sockets",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    let fds: Vec<&str> = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| p.fail(&format!("not ready: {line}")))
+        .split(' ')
+        .collect();
+    let out = dump_raw(p.pid(), &dir.join("others.kckpt"), false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    for (fd, name) in fds.iter().zip([
+        "netlink socket (NETLINK_ROUTE)",
+        "packet socket (AF_PACKET)",
+        "raw IPv4 socket (protocol 17)",
+        "ICMP (ping) IPv4 socket",
+    ]) {
+        assert!(err.contains(&format!("fd {fd} ({name})")), "{err}");
+    }
+    p.kill();
+}
+
+/// A socket with an error not read yet (a connected UDP socket that got
+/// "connection refused" for its datagram) is refused by name: the error
+/// would be lost, and a dump may not read it (that would take it from the
+/// process).
+#[test]
+fn a_socket_with_an_unread_error_is_refused() {
+    let dir = TestDir::new("inet_sk_err");
+    let script = "import socket,time\n\
+                  f=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                  f.bind(('127.0.0.1',0))\n\
+                  port=f.getsockname()[1]\n\
+                  f.close()\n\
+                  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                  s.connect(('127.0.0.1',port))\n\
+                  s.send(b'x')\n\
+                  time.sleep(0.2)\n\
+                  print('ready',s.fileno(),flush=True)\n\
+                  time.sleep(600)";
+    let mut p = Proc::spawn(
+        "python3 udp error",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    let fd = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| p.fail(&format!("not ready: {line}")))
+        .to_owned();
+    let out = dump_raw(p.pid(), &dir.join("err.kckpt"), false);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        err.contains(&format!("fd {fd} (UDP socket 127.0.0.1:"))
+            && err.contains("with an error not read yet (SO_ERROR, not restored))"),
+        "{err}"
+    );
+    p.kill();
+}
+
+/// `kckpt info` shows every socket with family, type, state and queued
+/// bytes: here the two ends of a socketpair, one with 5 bytes to read.
+#[test]
+fn info_shows_socketpair_ends_with_their_queued_bytes() {
+    let dir = TestDir::new("inet_info_pair");
+    let script = "import socket,time\n\
+                  a,b=socket.socketpair()\n\
+                  a.send(b'hello')\n\
+                  print('ready',flush=True)\n\
+                  time.sleep(600)";
+    let mut p = Proc::spawn(
+        "python3 socketpair",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let image = dir.join("pair.kckpt");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let ends = sockets_of(&info, "socketpair");
+    let queued: Vec<_> = ends
+        .iter()
+        .map(|f| f["socket"]["queued_bytes"].clone())
+        .collect();
+    assert_eq!(queued, [0, 5].map(serde_json::Value::from), "{ends:?}");
+    assert!(ends.iter().all(|f| f["socket"]["family"] == "unix"
+        && f["socket"]["type"] == "stream"
+        && f["socket"]["state"] == "connected"));
+    let out = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unix stream connected, queued 5 bytes"),
+        "{text}"
+    );
 }

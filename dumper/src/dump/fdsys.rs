@@ -70,6 +70,59 @@ pub fn sockopt_at(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> nix::Resul
     Ok(v)
 }
 
+/// `setsockopt(fd, level, opt, &v)` of an integer option.
+pub fn set_sockopt_at(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: i32) -> nix::Result<()> {
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel reads `len` (4) bytes from `v`.
+    let r = unsafe { libc::setsockopt(fd, level, opt, (&raw const v).cast(), len) };
+    Errno::result(r).map(drop)
+}
+
+/// `recvfrom(fd, buf, MSG_PEEK | MSG_DONTWAIT | MSG_TRUNC)` on a UDP
+/// socket: the length of the next datagram (at the socket's peek offset;
+/// more than `buf` when truncated) and its sender, `None` for a sender
+/// that is not IPv4 or IPv6.
+pub fn peek_datagram(
+    fd: RawFd,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<std::net::SocketAddr>)> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    // SAFETY: all-zero bytes are a valid `sockaddr_storage`.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+    // SAFETY: the kernel writes at most `buf.len()` bytes to `buf` and at
+    // most `len` bytes to `ss`, and updates `len`.
+    let r = unsafe {
+        libc::recvfrom(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            flags,
+            (&raw mut ss).cast(),
+            &raw mut len,
+        )
+    };
+    let n = Errno::result(r)? as usize;
+    let from = match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a `sockaddr_in` (family AF_INET),
+            // which `sockaddr_storage` is large and aligned enough for.
+            let a: libc::sockaddr_in = unsafe { std::ptr::read((&raw const ss).cast()) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, a `sockaddr_in6`.
+            let a: libc::sockaddr_in6 = unsafe { std::ptr::read((&raw const ss).cast()) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), 0, 0).into())
+        }
+        _ => None,
+    };
+    Ok((n, from))
+}
+
 /// Instructions of a classic BPF filter attached to socket `fd` (0: none).
 pub fn filter_len(fd: RawFd) -> u32 {
     let mut len: libc::socklen_t = 0;

@@ -9,6 +9,12 @@
 //! `getsockopt` on a copy of the descriptor (`pidfd_getfd`) and compared
 //! with those of a new socket of the same kind: an option kckpt does not
 //! restore that differs is named in a refusal.
+//!
+//! (1.6) TCP sockets neither listening nor connected (not bound, bound,
+//! or closed after a failed `connect`) are kind 42 with state close; the
+//! queued datagrams of a UDP socket are peeked in order (`SO_PEEK_OFF`
+//! works for UDP: each peek at the offset past the previous datagrams
+//! gives the next one and its sender) and stored as the record's data.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -46,6 +52,22 @@ pub struct InetDiag {
     /// `shutdown(2)` directions (`INET_DIAG_SHUTDOWN`: bit 0 reading,
     /// bit 1 writing), 0 if none.
     pub shutdown: u8,
+    /// A TCP socket in no table `sock_diag` reads that still has a port
+    /// (`getsockname`): what a failed `connect` leaves; else 0.
+    pub stale_port: u16,
+}
+
+/// A TCP or UDP socket as saved: its record, its data (queued
+/// datagrams), and what it loses (named in a refusal, or with
+/// `--skip-unsupported` a warning).
+pub struct Saved {
+    /// The record (`path`).
+    pub rec: InetRecord,
+    /// The record's data: [`kckpt_image::inet::Datagram`] headers, each
+    /// followed by its bytes.
+    pub data: Vec<u8>,
+    /// What is not restored, shown after the socket's name.
+    pub lossy: Option<String>,
 }
 
 /// `inet_diag` of socket inode `ino` of `family` (`AF_INET`...) and
@@ -122,9 +144,10 @@ fn parse(m: &[u8], ino: u64) -> Option<InetDiag> {
     Some(d)
 }
 
-/// What a socket not bound has for `inet_diag` (which does not see it):
-/// state close, port 0; `None` when it is bound after all.
-pub fn unbound(sock: &OwnedFd) -> Option<InetDiag> {
+/// What a socket `inet_diag` does not see has for it: state close, port
+/// 0 (not bound); for TCP the port a failed `connect` left in
+/// `stale_port`; `None` for a UDP socket that is bound after all.
+pub fn unbound(sock: &OwnedFd, tcp: bool) -> Option<InetDiag> {
     // getsockname through std (works on any inet socket).
     let a = std::net::UdpSocket::from(sock.try_clone().ok()?)
         .local_addr()
@@ -133,9 +156,10 @@ pub fn unbound(sock: &OwnedFd) -> Option<InetDiag> {
         std::net::SocketAddr::V4(v4) => (libc::AF_INET, v4.port()),
         std::net::SocketAddr::V6(v6) => (libc::AF_INET6, v6.port()),
     };
-    (port == 0).then(|| InetDiag {
+    (port == 0 || tcp).then(|| InetDiag {
         family: family as u8,
         state: 7,
+        stale_port: port,
         ..InetDiag::default()
     })
 }
@@ -188,11 +212,21 @@ fn getopt(fd: RawFd, level: i32, opt: i32) -> Option<i32> {
 
 /// Options kckpt does not restore, compared with a new socket's.
 const NOT_RESTORED: &[(i32, i32, &str)] = &[
-    (libc::SOL_SOCKET, libc::SO_PRIORITY, "SO_PRIORITY"),
-    (libc::SOL_SOCKET, libc::SO_MARK, "SO_MARK"),
-    (libc::SOL_SOCKET, libc::SO_OOBINLINE, "SO_OOBINLINE"),
-    (libc::SOL_SOCKET, libc::SO_DONTROUTE, "SO_DONTROUTE"),
-    (libc::SOL_SOCKET, libc::SO_RCVLOWAT, "SO_RCVLOWAT"),
+    (libc::SOL_SOCKET, libc::SO_PEEK_OFF, "SO_PEEK_OFF"),
+    (libc::SOL_SOCKET, 47, "SO_MAX_PACING_RATE"),
+    (libc::SOL_SOCKET, 69, "SO_PREFER_BUSY_POLL"),
+    (libc::SOL_SOCKET, 70, "SO_BUSY_POLL_BUDGET"),
+    (libc::SOL_SOCKET, 75, "SO_RCVMARK"),
+    (libc::SOL_SOCKET, 41, "SO_WIFI_STATUS"),
+    (libc::SOL_SOCKET, 44, "SO_LOCK_FILTER"),
+    (libc::SOL_SOCKET, 45, "SO_SELECT_ERR_QUEUE"),
+    (libc::IPPROTO_IP, 18, "IP_PASSSEC"),
+    (libc::IPPROTO_IP, 21, "IP_MINTTL"),
+    (libc::IPPROTO_IP, 22, "IP_NODEFRAG"),
+    (libc::IPPROTO_IP, 23, "IP_CHECKSUM"),
+    (libc::IPPROTO_IP, 25, "IP_RECVFRAGSIZE"),
+    (libc::IPPROTO_IP, 32, "IP_MULTICAST_IF"),
+    (libc::IPPROTO_IP, 51, "IP_LOCAL_PORT_RANGE"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMP, "SO_TIMESTAMP"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, "SO_TIMESTAMPNS"),
     (libc::SOL_SOCKET, libc::SO_TIMESTAMPING, "SO_TIMESTAMPING"),
@@ -201,15 +235,11 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
     (libc::SOL_SOCKET, libc::SO_BUSY_POLL, "SO_BUSY_POLL"),
     (libc::SOL_SOCKET, libc::SO_ZEROCOPY, "SO_ZEROCOPY"),
     (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, "SO_ATTACH_FILTER"),
-    (libc::IPPROTO_IP, libc::IP_TOS, "IP_TOS"),
-    (libc::IPPROTO_IP, libc::IP_TTL, "IP_TTL"),
     (libc::IPPROTO_IP, libc::IP_RECVOPTS, "IP_RECVOPTS"),
     (libc::IPPROTO_IP, libc::IP_RECVTTL, "IP_RECVTTL"),
     (libc::IPPROTO_IP, libc::IP_RECVTOS, "IP_RECVTOS"),
-    (libc::IPPROTO_IP, libc::IP_PKTINFO, "IP_PKTINFO"),
     (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, "IP_MTU_DISCOVER"),
     (libc::IPPROTO_IP, libc::IP_RECVERR, "IP_RECVERR"),
-    (libc::IPPROTO_IP, libc::IP_FREEBIND, "IP_FREEBIND"),
     (libc::IPPROTO_IP, libc::IP_TRANSPARENT, "IP_TRANSPARENT"),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, "IP_MULTICAST_TTL"),
     (
@@ -231,11 +261,18 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
 ];
 
 const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
-    (
-        libc::IPPROTO_IPV6,
-        libc::IPV6_UNICAST_HOPS,
-        "IPV6_UNICAST_HOPS",
-    ),
+    (libc::IPPROTO_IPV6, 17, "IPV6_MULTICAST_IF"),
+    (libc::IPPROTO_IPV6, 29, "IPV6_MULTICAST_ALL"),
+    (libc::IPPROTO_IPV6, 53, "IPV6_RECVHOPOPTS"),
+    (libc::IPPROTO_IPV6, 56, "IPV6_RECVRTHDR"),
+    (libc::IPPROTO_IPV6, 58, "IPV6_RECVDSTOPTS"),
+    (libc::IPPROTO_IPV6, 60, "IPV6_RECVPATHMTU"),
+    (libc::IPPROTO_IPV6, 62, "IPV6_DONTFRAG"),
+    (libc::IPPROTO_IPV6, 70, "IPV6_AUTOFLOWLABEL"),
+    (libc::IPPROTO_IPV6, 72, "IPV6_ADDR_PREFERENCES"),
+    (libc::IPPROTO_IPV6, 73, "IPV6_MINHOPCOUNT"),
+    (libc::IPPROTO_IPV6, 74, "IPV6_RECVORIGDSTADDR"),
+    (libc::IPPROTO_IPV6, 77, "IPV6_RECVFRAGSIZE"),
     (
         libc::IPPROTO_IPV6,
         libc::IPV6_MULTICAST_HOPS,
@@ -246,12 +283,6 @@ const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
         libc::IPV6_MULTICAST_LOOP,
         "IPV6_MULTICAST_LOOP",
     ),
-    (
-        libc::IPPROTO_IPV6,
-        libc::IPV6_RECVPKTINFO,
-        "IPV6_RECVPKTINFO",
-    ),
-    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS, "IPV6_TCLASS"),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS, "IPV6_RECVTCLASS"),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVERR, "IPV6_RECVERR"),
     (
@@ -272,6 +303,9 @@ const NOT_RESTORED_V6: &[(i32, i32, &str)] = &[
 ];
 
 const NOT_RESTORED_TCP: &[(i32, i32, &str)] = &[
+    (libc::IPPROTO_TCP, 17, "TCP_THIN_DUPACK"),
+    (libc::IPPROTO_TCP, 36, "TCP_INQ"),
+    (libc::IPPROTO_TCP, 37, "TCP_TX_DELAY"),
     (libc::IPPROTO_TCP, libc::TCP_MAXSEG, "TCP_MAXSEG"),
     (libc::IPPROTO_TCP, libc::TCP_SYNCNT, "TCP_SYNCNT"),
     (libc::IPPROTO_TCP, libc::TCP_LINGER2, "TCP_LINGER2"),
@@ -315,10 +349,9 @@ const NOT_RESTORED_UDP: &[(i32, i32, &str)] = &[
     (libc::SOL_UDP, 104, "UDP_GRO"),
 ];
 
-/// A TCP or UDP socket of the dumped process, `sock` a copy of it: its
-/// record, with the lost queue (listener: connections, UDP: bytes) when
-/// that is not empty, or the reason it is refused.
-pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u32), String> {
+/// A TCP or UDP socket of the dumped process, `sock` a copy of it: what
+/// is saved of it, or the reason it is refused.
+pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> {
     let family = u16::from(d.family);
     let local = addr_text(family, &d.src, d.sport);
     let peer = addr_text(family, &d.dst, d.dport);
@@ -328,12 +361,25 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
         local: d.src,
         ..InetRecord::default()
     };
+    let mut lossy = None;
     if tcp {
         match d.state {
-            10 => {}
+            10 => {
+                r.state = STATE_LISTEN;
+                r.backlog = d.wqueue;
+            }
             1 => return Err(format!("TCP connection {local} -> {peer}")),
-            7 if d.sport == 0 => return Err("TCP socket, not bound".into()),
-            7 => return Err(format!("TCP socket {local}, bound, not listening")),
+            7 => {
+                r.state = STATE_CLOSE;
+                if d.stale_port != 0 {
+                    // Restored not bound: getsockname gives port 0.
+                    lossy = Some(format!(
+                        "TCP socket whose connect failed, with the port getsockname \
+                         still gave ({})",
+                        d.stale_port
+                    ));
+                }
+            }
             s => {
                 return Err(format!(
                     "TCP socket {local} -> {peer} in state {}",
@@ -341,8 +387,6 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
                 ))
             }
         }
-        r.state = STATE_LISTEN;
-        r.backlog = d.wqueue;
     } else {
         r.state = match d.state {
             1 => STATE_ESTABLISHED,
@@ -359,29 +403,42 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<(InetRecord, u3
             ));
         }
     }
-    let shown = match (tcp, r.state) {
-        (true, _) => format!("TCP listener {local}"),
-        (false, STATE_ESTABLISHED) => format!("UDP socket {local} -> {peer}"),
-        (false, _) if d.sport == 0 => "UDP socket, not bound".to_owned(),
-        (false, _) => format!("UDP socket {local}"),
-    };
+    let shown = shown(tcp, &r);
+    // An error waiting to be read (a failed connect, an ICMP error on a
+    // connected UDP socket) is read once: SO_ERROR would take it from the
+    // process; poll shows it without.
+    if r.state != STATE_LISTEN && pending_error(sock) {
+        return Err(format!(
+            "{shown} with an error not read yet (SO_ERROR, not restored)"
+        ));
+    }
     options(sock, tcp, false, d, &shown, &mut r)?;
-    let fd = sock.as_raw_fd();
-    // Queued input: connections not accepted, datagrams not read.
-    let lost = if tcp { d.rqueue } else { udp_queued(fd, d) };
-    if InetRecord::parse(
-        if tcp {
-            kckpt_image::inet::INET_LISTEN_FD_KIND
-        } else {
-            UDP_FD_KIND
-        },
-        &r.encode(),
-    )
-    .is_none()
-    {
+    // Queued input: connections not accepted (lost), datagrams (kept).
+    let mut data = Vec::new();
+    if tcp && d.rqueue > 0 && r.state == STATE_LISTEN {
+        r.lost = d.rqueue;
+        lossy = Some(format!(
+            "{shown} with {} connection(s) waiting to be accepted",
+            d.rqueue
+        ));
+    } else if !tcp {
+        let (n, bytes) = udp_datagrams(sock, &shown, family, d.rqueue)?;
+        r.datagrams = n;
+        data = bytes;
+    }
+    let kind = if tcp {
+        kckpt_image::inet::INET_LISTEN_FD_KIND
+    } else {
+        UDP_FD_KIND
+    };
+    if InetRecord::parse(kind, &r.encode()).is_none() {
         return Err(format!("{shown} with option values kckpt cannot keep"));
     }
-    Ok((r, lost))
+    Ok(Saved {
+        rec: r,
+        data,
+        lossy,
+    })
 }
 
 /// The options of TCP or UDP socket `sock` (`d` its `inet_diag`, `shown`
@@ -408,12 +465,8 @@ pub fn options(
             }
         ));
     }
-    if d.ifindex != 0 {
-        return Err(format!(
-            "{shown} bound to a device (SO_BINDTODEVICE, not restored)"
-        ));
-    }
-    if d.sport != 0 && !local_address(family, &d.src) {
+    let freebind = getopt(sock.as_raw_fd(), libc::IPPROTO_IP, libc::IP_FREEBIND).unwrap_or(0) != 0;
+    if d.sport != 0 && !freebind && !local_address(family, &d.src) {
         return Err(format!(
             "{shown} (an address this host does not have: bound with IP_FREEBIND or IP_TRANSPARENT)"
         ));
@@ -449,6 +502,11 @@ pub fn options(
                     "{shown} with a socket filter (SO_ATTACH_FILTER, not restored)"
                 ));
             }
+            continue;
+        }
+        // After a failed connect TCP_MAXSEG reads the route's MSS, not
+        // what the program set: not comparable.
+        if opt == libc::TCP_MAXSEG && d.stale_port != 0 {
             continue;
         }
         // A connection's MSS and window clamp are its own (TCP repair
@@ -490,6 +548,27 @@ pub fn options(
     if v6 && on(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) {
         opts |= inet_opts::V6ONLY;
     }
+    // (1.6) More booleans.
+    let more = [
+        (libc::SOL_SOCKET, libc::SO_OOBINLINE, inet_opts::OOBINLINE),
+        (libc::SOL_SOCKET, libc::SO_DONTROUTE, inet_opts::DONTROUTE),
+        (libc::SOL_SOCKET, libc::SO_NO_CHECK, inet_opts::NO_CHECK),
+        (libc::IPPROTO_IP, libc::IP_FREEBIND, inet_opts::FREEBIND),
+        (libc::IPPROTO_IP, libc::IP_PKTINFO, inet_opts::PKTINFO),
+    ];
+    for (level, opt, bit) in more {
+        if on(level, opt) {
+            opts |= bit;
+        }
+    }
+    if v6 && on(libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) {
+        opts |= inet_opts::RECVPKTINFO;
+    }
+    // A value the program set, when it differs from a new socket's.
+    let changed = |level, opt| {
+        let v = getopt(fd, level, opt)?;
+        (Some(v) != getopt(nfd, level, opt)).then_some(v)
+    };
     if tcp {
         if on(libc::IPPROTO_TCP, libc::TCP_NODELAY) {
             opts |= inet_opts::NODELAY;
@@ -499,15 +578,7 @@ pub fn options(
         }
         // The keepalive times the program set (a new socket's are the
         // system's, which stay in effect when equal).
-        let keep = |opt| {
-            let v = getopt(fd, libc::IPPROTO_TCP, opt).unwrap_or(0);
-            let default = getopt(nfd, libc::IPPROTO_TCP, opt).unwrap_or(0);
-            if v == default {
-                0
-            } else {
-                v.max(0) as u32
-            }
-        };
+        let keep = |opt| changed(libc::IPPROTO_TCP, opt).map_or(0, |v| v.max(0) as u32);
         r.keepidle = keep(libc::TCP_KEEPIDLE);
         r.keepintvl = keep(libc::TCP_KEEPINTVL);
         r.keepcnt = keep(libc::TCP_KEEPCNT);
@@ -520,18 +591,81 @@ pub fn options(
             r.linger = l.l_linger.max(0) as u32;
         }
     }
+    // (1.6) IP_TOS (which sets SO_PRIORITY too), SO_PRIORITY, IP_TTL,
+    // IPV6_TCLASS, IPV6_UNICAST_HOPS.
+    let bytes = [
+        (libc::IPPROTO_IP, libc::IP_TOS, inet_opts::TOS, 0, 255),
+        (libc::IPPROTO_IP, libc::IP_TTL, inet_opts::TTL, 1, 255),
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_TCLASS,
+            inet_opts::TCLASS,
+            0,
+            255,
+        ),
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_UNICAST_HOPS,
+            inet_opts::HOPS,
+            0,
+            255,
+        ),
+    ];
+    for (level, opt, bit, min, max) in bytes {
+        if level == libc::IPPROTO_IPV6 && !v6 {
+            continue;
+        }
+        if let Some(v) = changed(level, opt) {
+            if !(min..=max).contains(&v) {
+                return Err(format!("{shown} with option value {v} kckpt cannot keep"));
+            }
+            opts |= bit;
+            let v = v as u8;
+            match bit {
+                inet_opts::TOS => r.tos = v,
+                inet_opts::TTL => r.ttl = v,
+                inet_opts::TCLASS => r.tclass = v,
+                _ => r.hops = v,
+            }
+        }
+    }
+    if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_PRIORITY) {
+        opts |= inet_opts::PRIORITY;
+        r.priority = v.max(0) as u32;
+    }
+    if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_RCVLOWAT) {
+        opts |= inet_opts::RCVLOWAT;
+        r.rcvlowat = v.max(0) as u32;
+    }
+    if let Some(v) = changed(libc::SOL_SOCKET, libc::SO_MARK) {
+        opts |= inet_opts::MARK;
+        r.mark = v as u32;
+    }
+    // (1.6) SO_BINDTODEVICE: the device's name (bound again by name at
+    // restore; unprivileged since Linux 5.7 on a socket not yet bound to
+    // one).
+    if d.ifindex != 0 || r.state == STATE_CLOSE {
+        let dev = socket::getsockopt(sock, sockopt::BindToDevice)
+            .map(|n| n.into_encoded_bytes())
+            .unwrap_or_default();
+        let dev: Vec<u8> = dev.into_iter().take_while(|&c| c != 0).collect();
+        if !dev.is_empty() {
+            if dev.len() > 15 {
+                return Err(format!("{shown} bound to a device with a long name"));
+            }
+            opts |= inet_opts::BINDTODEVICE;
+            r.device[..dev.len()].copy_from_slice(&dev);
+        } else if d.ifindex != 0 {
+            return Err(format!(
+                "{shown} bound to device {} (SO_BINDTODEVICE), its name unknown",
+                d.ifindex
+            ));
+        }
+    }
     r.opts = opts;
     // Buffer sizes the program set (setting one locks it: a default one
     // is left to the kernel's tuning).
-    let buf = |opt| {
-        let v = getopt(fd, libc::SOL_SOCKET, opt).unwrap_or(0);
-        let default = getopt(nfd, libc::SOL_SOCKET, opt).unwrap_or(0);
-        if v == default {
-            0
-        } else {
-            v.max(0) as u32
-        }
-    };
+    let buf = |opt| changed(libc::SOL_SOCKET, opt).map_or(0, |v| v.max(0) as u32);
     if !conn {
         r.rcvbuf = buf(libc::SO_RCVBUF);
         r.sndbuf = buf(libc::SO_SNDBUF);
@@ -546,11 +680,45 @@ pub fn options(
     Ok(())
 }
 
+/// Whether socket `sock` has an error waiting to be read (`POLLERR`),
+/// seen without taking it.
+fn pending_error(sock: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut p = [PollFd::new(sock.as_fd(), PollFlags::empty())];
+    poll(&mut p, PollTimeout::ZERO).is_ok()
+        && p[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR))
+}
+
+/// The name an inet socket that is neither TCP nor UDP is refused by:
+/// raw, ICMP (ping), SCTP, UDP-Lite, MPTCP sockets.
+pub fn other_name(domain: i32, ty: i32, proto: i32) -> String {
+    let v = if domain == libc::AF_INET6 {
+        "IPv6"
+    } else {
+        "IPv4"
+    };
+    match (ty, proto) {
+        (libc::SOCK_RAW, p) => format!("raw {v} socket (protocol {p})"),
+        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => {
+            format!("ICMP (ping) {v} socket")
+        }
+        (_, libc::IPPROTO_SCTP) => format!("SCTP {v} socket"),
+        (_, libc::IPPROTO_UDPLITE) => format!("UDP-Lite {v} socket"),
+        (_, libc::IPPROTO_MPTCP) => format!("MPTCP {v} socket"),
+        _ => format!("{v} socket of type {ty}, protocol {proto}"),
+    }
+}
+
 /// The name under which a socket with record `r` is shown.
 pub fn shown(tcp: bool, r: &InetRecord) -> String {
     let local = addr_text(r.family, &r.local, r.local_port);
     match (tcp, r.state) {
-        (true, _) => format!("TCP listener {local}"),
+        (true, STATE_LISTEN) => format!("TCP listener {local}"),
+        (true, _) if r.local_port == 0 => "TCP socket, not bound".to_owned(),
+        (true, _) => format!("TCP socket {local}, bound, not listening"),
         (false, STATE_ESTABLISHED) => format!(
             "UDP socket {local} -> {}",
             addr_text(r.family, &r.peer, r.peer_port)
@@ -560,15 +728,75 @@ pub fn shown(tcp: bool, r: &InetRecord) -> String {
     }
 }
 
-/// Bytes of datagrams queued on a UDP socket (0: none, by a peek that
-/// takes nothing).
-fn udp_queued(fd: RawFd, d: &InetDiag) -> u32 {
-    let mut b = [0u8; 1];
-    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-    match socket::recv(fd, &mut b, flags) {
-        Ok(_) => d.rqueue.max(1),
-        Err(_) => 0,
+/// The datagrams queued on UDP socket `sock`, in order, peeked without
+/// taking them: their count and the record's data. The peek offset
+/// (`SO_PEEK_OFF`, shared with the process's socket) is put back as it
+/// was. Refused: a sender address this host does not have (only the
+/// kernel could send from it again), a queue `inet_diag` says is not
+/// empty where no datagram shows (the kernel shows a zero-length datagram
+/// to one peek only: one the process peeked before is invisible).
+fn udp_datagrams(
+    sock: &OwnedFd,
+    shown: &str,
+    family: u16,
+    rqueue: u32,
+) -> Result<(u32, Vec<u8>), String> {
+    use kckpt_image::inet::{Datagram, MAX_DATAGRAM};
+    let fd = sock.as_raw_fd();
+    let old = fdsys::sockopt_at(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF).unwrap_or(-1);
+    fdsys::set_sockopt_at(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, 0)
+        .map_err(|e| format!("{shown} (cannot peek at its datagrams: {e})"))?;
+    let mut buf = vec![0u8; MAX_DATAGRAM as usize + 1];
+    let mut data = Vec::new();
+    let mut n = 0u32;
+    let mut refusal = None;
+    while let Ok((len, from)) = fdsys::peek_datagram(fd, &mut buf) {
+        if len > MAX_DATAGRAM as usize {
+            refusal = Some(format!(
+                "{shown} with a queued datagram over {MAX_DATAGRAM} bytes"
+            ));
+            break;
+        }
+        let mut d = Datagram {
+            family,
+            len: len as u32,
+            port: from.map_or(0, |a| a.port()),
+            ..Datagram::default()
+        };
+        let fits = match from {
+            Some(std::net::SocketAddr::V4(a)) if family == AF_INET => {
+                d.addr[..4].copy_from_slice(&a.ip().octets());
+                true
+            }
+            Some(std::net::SocketAddr::V6(a)) if family == AF_INET6 => {
+                d.addr = a.ip().octets();
+                true
+            }
+            _ => false,
+        };
+        if !fits || d.port == 0 || !local_address(family, &d.addr) {
+            refusal = Some(format!(
+                "{shown} with a queued datagram from {} (only a sender on this host can be \
+                 reproduced)",
+                from.map_or("an address of another family".to_owned(), |a| a.to_string())
+            ));
+            break;
+        }
+        data.extend_from_slice(&d.encode());
+        data.extend_from_slice(&buf[..len]);
+        n += 1;
     }
+    let _ = fdsys::set_sockopt_at(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF, old);
+    if let Some(what) = refusal {
+        return Err(what);
+    }
+    if n == 0 && rqueue > 0 {
+        return Err(format!(
+            "{shown} with queued datagrams a peek does not show ({rqueue} bytes queued: \
+             a zero-length datagram the process peeked at before)"
+        ));
+    }
+    Ok((n, data))
 }
 
 #[cfg(test)]

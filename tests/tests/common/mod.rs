@@ -83,6 +83,9 @@ pub mod prog {
     pub const HOLDER: &str = env!("KCKPT_PROG_HOLDER");
     /// A TCP or UDP server with options set (`inet_server.c`).
     pub const INET_SERVER: &str = env!("KCKPT_PROG_INET_SERVER");
+    /// TCP and UDP sockets in every state kckpt restores, options set,
+    /// datagrams queued; checks itself on SIGUSR1 (`sock_opts.c`).
+    pub const SOCK_OPTS: &str = env!("KCKPT_PROG_SOCK_OPTS");
     /// Two threads checking registers, mask, altstack, tid address and a
     /// handler after every system call (`injectee.c`).
     pub const INJECTEE: &str = env!("KCKPT_PROG_INJECTEE");

@@ -1,6 +1,7 @@
 //! Sockets among a process's descriptors: what each one is (a TCP
-//! listener, a UDP socket, an established TCP connection, a Unix
-//! listener, one end of a socketpair whose
+//! listener or (1.6) other TCP socket neither listening nor connected, a
+//! UDP socket with its queued datagrams, an established TCP connection, a
+//! Unix listener or other Unix socket, one end of a socketpair whose
 //! other end the process holds, with its unread bytes), the record it is
 //! restored from, or why it is refused.
 
@@ -45,8 +46,9 @@ pub(super) fn classify(
     let what = if inet && (tcp || udp) {
         // (1.5) TCP listeners and UDP sockets.
         let outside = unixsock::outside_holder(ino, pid, tree_pids);
-        // Sockets not bound are in no table sock_diag reads.
-        let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy));
+        // Sockets not bound (and TCP sockets a failed connect closed) are
+        // in no table sock_diag reads.
+        let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy, tcp));
         // (1.6) Connections: neither listening nor closed.
         let conn = diag
             .as_ref()
@@ -81,35 +83,24 @@ pub(super) fn classify(
             )),
         };
         match got {
-            Ok((r, lost)) => {
+            Ok(saved) => {
                 fds[i].rec.kind = if tcp {
                     INET_LISTEN_FD_KIND
                 } else {
                     UDP_FD_KIND
                 };
-                fds[i].rec.args = [u64::from(r.family), 0, 0, 0];
-                let shown = inet::shown(tcp, &r);
-                let mut r = r;
-                if lost > 0 {
-                    let what = if tcp {
-                        format!("{shown} with {lost} connection(s) waiting to be accepted")
-                    } else {
-                        format!("{shown} with queued datagrams ({lost} bytes)")
-                    };
+                fds[i].rec.args = [u64::from(saved.rec.family), 0, 0, 0];
+                if let Some(what) = saved.lossy {
                     lossy.push((fds[i].rec.fd as i32, what));
-                    r.lost = lost;
                 }
-                fds[i].path = r.encode().to_vec();
+                fds[i].path = saved.rec.encode().to_vec();
+                fds[i].data = saved.data;
                 return Ok(());
             }
             Err(what) => Some(what),
         }
-    } else if inet && ty == libc::SOCK_STREAM {
-        Some("TCP socket".to_owned())
-    } else if inet && ty == libc::SOCK_DGRAM {
-        Some("UDP socket".to_owned())
     } else if inet {
-        Some(format!("inet socket of type {ty}, protocol {proto}"))
+        Some(inet::other_name(domain, ty, proto))
     } else if domain == libc::AF_UNIX {
         let diag = unixsock::diag(ino);
         if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
@@ -180,7 +171,7 @@ pub(super) fn classify(
         }
         return Ok(());
     } else {
-        Some(format!("socket of family {domain}"))
+        Some(other_family(domain, proto))
     };
     if let Some(what) = what {
         classes[i] = Class::Unsupported(what);
@@ -188,6 +179,42 @@ pub(super) fn classify(
         return Ok(());
     }
     Ok(())
+}
+
+/// The name a socket of a family kckpt does not restore is refused by:
+/// netlink sockets by protocol (a fresh socket would lose the port id,
+/// the multicast groups subscribed and the messages queued, so none is
+/// re-created), packet sockets.
+fn other_family(domain: i32, proto: i32) -> String {
+    use nix::libc;
+    match domain {
+        libc::AF_NETLINK => {
+            let name = match proto {
+                libc::NETLINK_ROUTE => "NETLINK_ROUTE",
+                libc::NETLINK_USERSOCK => "NETLINK_USERSOCK",
+                libc::NETLINK_SOCK_DIAG => "NETLINK_SOCK_DIAG",
+                libc::NETLINK_NFLOG => "NETLINK_NFLOG",
+                libc::NETLINK_XFRM => "NETLINK_XFRM",
+                libc::NETLINK_SELINUX => "NETLINK_SELINUX",
+                libc::NETLINK_ISCSI => "NETLINK_ISCSI",
+                libc::NETLINK_AUDIT => "NETLINK_AUDIT",
+                libc::NETLINK_FIB_LOOKUP => "NETLINK_FIB_LOOKUP",
+                libc::NETLINK_CONNECTOR => "NETLINK_CONNECTOR",
+                libc::NETLINK_NETFILTER => "NETLINK_NETFILTER",
+                libc::NETLINK_KOBJECT_UEVENT => "NETLINK_KOBJECT_UEVENT",
+                libc::NETLINK_GENERIC => "NETLINK_GENERIC",
+                libc::NETLINK_CRYPTO => "NETLINK_CRYPTO",
+                _ => "",
+            };
+            if name.is_empty() {
+                format!("netlink socket of protocol {proto}")
+            } else {
+                format!("netlink socket ({name})")
+            }
+        }
+        libc::AF_PACKET => "packet socket (AF_PACKET)".to_owned(),
+        _ => format!("socket of family {domain}"),
+    }
 }
 
 /// What the Unix socket at `fds[i]` (`sock_diag`: `d`) is connected to.
