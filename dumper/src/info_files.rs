@@ -134,6 +134,7 @@ fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
         "type": if tcp { "tcp" } else { "udp" },
         "state": match x.state {
             STATE_LISTEN => "listen",
+            STATE_ESTABLISHED if kind == TCP_CONN_FD_KIND => "established",
             STATE_ESTABLISHED => "connected",
             STATE_CLOSE if x.local_port != 0 => "bound",
             _ => "unbound",

@@ -117,6 +117,41 @@ pub fn check(img: &Image, force: bool, keep: bool) {
     if keep {
         KEEP.store(true, Ordering::Relaxed);
     }
+    peer_credentials(img, &uid, &gid);
+}
+
+/// Unix sockets are re-created before the saved ids are taken, so their
+/// peer credentials (`SO_PEERCRED`: pid, effective uid and gid) are the
+/// restorer's: a warning when those differ from the saved effective ids
+/// (root restoring another user's process).
+fn peer_credentials(img: &Image, uid: &[u32; 4], gid: &[u32; 4]) {
+    use kckpt_image::records::fd_kind::SOCKETPAIR;
+    use kckpt_image::unixsock::{UNIX_LISTEN_FD_KIND, UNIX_SOCKET_FD_KIND};
+    let Some((rec, _)) = task_of(img, 0) else {
+        return;
+    };
+    if rec.uid[1] == uid[1] && rec.gid[1] == gid[1] {
+        return;
+    }
+    let unix = img.view.fds.iter().any(|r| {
+        matches!(
+            r.kind,
+            SOCKETPAIR | UNIX_LISTEN_FD_KIND | UNIX_SOCKET_FD_KIND
+        )
+    });
+    if unix {
+        Msg::new()
+            .push(img.path)
+            .s(": its unix sockets report uid ")
+            .dec(uid[1].into())
+            .s(" gid ")
+            .dec(gid[1].into())
+            .s(" as their peer credentials (SO_PEERCRED), the restorer's, not the saved uid ")
+            .dec(rec.uid[1].into())
+            .s(" gid ")
+            .dec(rec.gid[1].into())
+            .warn();
+    }
 }
 
 /// `R/E/S/F`, or one number when all four are equal.

@@ -20,6 +20,10 @@
                 unconnected socket's "peer", inode 0, for that descriptor
                 and failed with EINVAL instead of naming the socket)
 
+   peercred   unix stream socketpair made by a child (sharing the
+              descriptor table) that exited: its peer credentials
+              (SO_PEERCRED) name a process outside the dump  ready fd N
+
    A setup failure prints "FAILED <what>: <error>" and exits 2 (io_uring:
    with the value of /proc/sys/kernel/io_uring_disabled). */
 #define _GNU_SOURCE
@@ -29,6 +33,7 @@
 #include <linux/io_uring.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +45,18 @@
 #include <sys/sem.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static void fail(const char *what) {
     printf("FAILED %s: %s\n", what, strerror(errno));
     exit(2);
+}
+
+/* The child of mode peercred: makes the pair in the shared table. */
+static int make_pair(void *arg) {
+    return socketpair(AF_UNIX, SOCK_STREAM, 0, (int *)arg) ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -125,6 +136,16 @@ int main(int argc, char **argv) {
         int prio = 3;
         if (setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio)) fail("SO_PRIORITY");
         if (open("/dev/null", O_RDONLY) < 0) fail("open /dev/null");
+        printf("ready fd %d\n", fd);
+    } else if (!strcmp(mode, "peercred")) {
+        static char stack[1 << 16];
+        int pair[2] = {-1, -1};
+        pid_t c = clone(make_pair, stack + sizeof stack, CLONE_VM | CLONE_FILES | SIGCHLD, pair);
+        if (c < 0) fail("clone");
+        int st;
+        if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || pair[0] < 0)
+            fail("socketpair in the child");
+        fd = pair[0];
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "msgq")) {
         int id = msgget(IPC_PRIVATE, 0600);

@@ -277,3 +277,42 @@ fn execute_only_program_is_refused() {
     );
     still_running(&mut p);
 }
+
+/// A socketpair made by a child that exited (sharing the descriptor
+/// table, as zdtm's sock_peercred does): its peer credentials name a
+/// process outside the dump, which the restore cannot give back. Refused
+/// naming `SO_PEERCRED`; with `--skip-unsupported` a warning and the pair
+/// is restored (with the restorer's credentials).
+#[test]
+fn unix_socket_whose_peer_credentials_name_an_exited_process_is_refused_or_warned() {
+    let dir = TestDir::new("refuse-peercred");
+    let (mut p, ready) = holder("peercred", &[]);
+    let fd = number(&ready, "fd");
+    let named = format!("fd {fd} (unix socket with peer credentials (SO_PEERCRED) pid ");
+    let msg = refused(&dir, p.pid(), "SO_PEERCRED");
+    assert!(
+        msg.contains(&named),
+        "the refusal should name {named}: {msg}"
+    );
+    assert!(msg.contains("a process outside the dump"), "{msg}");
+    still_running(&mut p);
+
+    let image = dir.join("skipped.kckpt");
+    let out = dump_skip_unsupported(p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    let warn = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warn.lines()
+            .any(|l| l.starts_with("kckpt: warning: ") && l.contains(&named)),
+        "--skip-unsupported should warn about {named}: {warn}"
+    );
+    p.drain(std::time::Duration::from_secs(10));
+    let last = tick(&p, p.last_seen().unwrap_or(""));
+    let mut r = restore(&image);
+    let line = r.line(LINE_TIMEOUT);
+    assert_eq!(tick(&r, &line), last + 1, "{line}");
+    assert!(
+        line.contains(" link socket:["),
+        "fd {fd} should be a socket after the restore: {line:?}"
+    );
+}

@@ -516,11 +516,15 @@ pub fn options(
             libc::IPPROTO_TCP => matches!(opt, libc::TCP_MAXSEG | libc::TCP_WINDOW_CLAMP),
             libc::IPPROTO_IP => matches!(
                 opt,
-                libc::IP_MULTICAST_TTL | libc::IP_MULTICAST_LOOP | libc::IP_MULTICAST_ALL
+                libc::IP_MULTICAST_TTL
+                    | libc::IP_MULTICAST_LOOP
+                    | libc::IP_MULTICAST_ALL
+                    | libc::IP_MULTICAST_IF
             ),
-            libc::IPPROTO_IPV6 => {
-                matches!(opt, libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP)
-            }
+            libc::IPPROTO_IPV6 => matches!(
+                opt,
+                libc::IPV6_MULTICAST_HOPS | libc::IPV6_MULTICAST_LOOP | libc::IPV6_MULTICAST_IF
+            ),
             _ => false,
         };
         if conn && own {

@@ -275,15 +275,27 @@ pub fn uid_gid(pid: i32) -> Result<(u32, u32)> {
 }
 
 fn parse_uid_gid(text: &str) -> Option<(u32, u32)> {
-    let first = |key: &str| -> Option<u32> {
+    parse_ids(text, 0)
+}
+
+/// The effective uid and gid from `/proc/PID/status` (those a socket
+/// records as its peer credentials, `SO_PEERCRED`).
+pub fn effective_uid_gid(pid: i32) -> Result<(u32, u32)> {
+    let text = read_string(pid, "status")?;
+    Ok(parse_ids(&text, 1).unwrap_or((0, 0)))
+}
+
+/// Field `n` (0 real, 1 effective) of the `Uid:` and `Gid:` lines.
+fn parse_ids(text: &str, n: usize) -> Option<(u32, u32)> {
+    let field = |key: &str| -> Option<u32> {
         text.lines()
             .find_map(|l| l.strip_prefix(key))?
             .split_whitespace()
-            .next()?
+            .nth(n)?
             .parse()
             .ok()
     };
-    Some((first("Uid:")?, first("Gid:")?))
+    Some((field("Uid:")?, field("Gid:")?))
 }
 
 /// The command name (`/proc/PID/comm` without the newline).

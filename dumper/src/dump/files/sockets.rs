@@ -102,6 +102,9 @@ pub(super) fn classify(
     } else if inet {
         Some(inet::other_name(domain, ty, proto))
     } else if domain == libc::AF_UNIX {
+        if let Some(what) = peer_credentials_lost(&copy, pid, tree_pids) {
+            lossy.push((fds[i].rec.fd as i32, what));
+        }
         let diag = unixsock::diag(ino);
         if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
             let outside = unixsock::outside_holder(ino, pid, tree_pids);
@@ -179,6 +182,40 @@ pub(super) fn classify(
         return Ok(());
     }
     Ok(())
+}
+
+/// Why the peer credentials (`SO_PEERCRED`) of Unix socket `sock` would
+/// not come back: the restore creates each socket in the process of the
+/// dump that made it, with that process's pid and effective ids, so a
+/// socket whose credentials name a process outside the dump (a child that
+/// made the pair and exited, a peer outside), or ids its maker no longer
+/// has (made before a `setuid`), would report other ones. `None`: not
+/// connected, or nothing lost.
+fn peer_credentials_lost(sock: &OwnedFd, pid: i32, tree_pids: &[i32]) -> Option<String> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let cred = getsockopt(sock, PeerCredentials).ok()?;
+    let maker = cred.pid();
+    if maker <= 0 {
+        return None;
+    }
+    let (uid, gid) = (cred.uid(), cred.gid());
+    let in_dump = maker == pid || tree_pids.contains(&maker);
+    let ids = in_dump
+        .then(|| super::super::procfs::effective_uid_gid(maker).ok())
+        .flatten();
+    if ids == Some((uid, gid)) {
+        return None;
+    }
+    Some(format!(
+        "unix socket with peer credentials (SO_PEERCRED) pid {maker} uid {uid} \
+         gid {gid}{}; a restored socket reports those of the process that \
+         re-creates it",
+        if in_dump {
+            ""
+        } else {
+            ", a process outside the dump"
+        }
+    ))
 }
 
 /// The name a socket of a family kckpt does not restore is refused by:
