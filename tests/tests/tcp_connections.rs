@@ -414,12 +414,13 @@ fn the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close() {
     let mut r = restore_binfmt(&image);
     let status = r.wait_exit(EXIT_TIMEOUT);
     assert!(!status.success());
-    let err = r.stderr();
-    assert!(
-        err.lines()
-            .any(|l| l.contains("(TCP connection 127.0.0.1:") && l.contains("needs CAP_NET_ADMIN")),
-        "{err}"
-    );
+    // (stderr is read by a thread: it may come after the exit)
+    let refused = eventually(Duration::from_secs(5), || {
+        r.stderr()
+            .lines()
+            .any(|l| l.contains("(TCP connection 127.0.0.1:") && l.contains("needs CAP_NET_ADMIN"))
+    });
+    assert!(refused, "{}", r.stderr());
     // ...and with KCKPT_TCP_CLOSE=1 restored with its connection reset.
     let mut r = restore_binfmt_env(&image, &[("KCKPT_TCP_CLOSE", "1")]);
     r.write_stdin("go\n");
