@@ -434,9 +434,20 @@ fn the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close() {
 /// from inside with TCP repair.
 #[test]
 fn a_user_saves_and_restores_a_connected_tree_in_its_own_network_namespace() {
+    tree_in_own_namespaces("tcp_userns", false);
+}
+
+/// The same, the image run as `./tree.kckpt` (binfmt_misc registered in
+/// the namespaces: a mount namespace too).
+#[test]
+fn a_connected_tree_comes_back_from_its_file_in_its_own_network_namespace() {
+    tree_in_own_namespaces("tcp_userns_binfmt", true);
+}
+
+fn tree_in_own_namespaces(name: &str, binfmt: bool) {
     require_tool("unshare");
     require_tool("ip");
-    let dir = TestDir::new("tcp_userns");
+    let dir = TestDir::new(name);
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let script = r#"
         set -e
@@ -455,7 +466,14 @@ fn a_user_saves_and_restores_a_connected_tree_in_its_own_network_namespace() {
         wait || true
         exec 3>&-
         rm in; mkfifo in
-        "$KCKPT" restore tree.kckpt < in &
+        if [ -n "$BINFMT" ]; then
+            mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+            "$KCKPT" binfmt register --stub "$KCKPT_STUB" >&2
+            chmod 700 tree.kckpt
+            ./tree.kckpt < in &
+        else
+            "$KCKPT" restore tree.kckpt < in &
+        fi
         R=$!
         exec 3> in
         echo go >&3
@@ -469,12 +487,19 @@ fn a_user_saves_and_restores_a_connected_tree_in_its_own_network_namespace() {
     } else {
         &[]
     };
+    let mut ns = vec!["--user", "--map-root-user", "--net"];
+    if binfmt {
+        ns.push("--mount");
+    }
     let out = run(
         command_as(prefix, "unshare")
-            .args(["--user", "--map-root-user", "--net", "sh", "-c", script])
+            .args(&ns)
+            .args(["sh", "-c", script])
             .env("DIR", dir.path())
             .env("PROG", TCP_CONN)
-            .env("KCKPT", kckpt()),
+            .env("KCKPT", kckpt())
+            .env("KCKPT_STUB", stub())
+            .env("BINFMT", if binfmt { "1" } else { "" }),
         DUMP_TIMEOUT,
     );
     let lines = std::fs::read_to_string(dir.join("out")).unwrap_or_default();
