@@ -562,29 +562,22 @@ fn data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("kckpt dump");
-    // The dumper keeps a copy of the socket from when it has read it to
-    // the end (memory is written meanwhile): wait for it.
-    let link = |path: String| {
-        std::fs::read_link(path)
-            .map(|l| l.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let sock = (0..64)
-        .map(|fd| link(format!("/proc/{}/fd/{fd}", p.pid())))
-        .find(|l| l.starts_with("socket:"))
-        .expect("the client's socket");
+    // Memory is written after the descriptors are read: wait until the
+    // image being written holds 64 MiB (allocated blocks: its length may be
+    // set ahead).
     let fds = format!("/proc/{}/fd", dump.id());
     let writing = eventually(DUMP_TIMEOUT, || {
+        use std::os::unix::fs::MetadataExt;
         std::fs::read_dir(&fds)
             .map(|d| {
-                d.flatten()
-                    .any(|e| link(e.path().to_string_lossy().into_owned()) == sock)
+                d.flatten().any(|e| {
+                    std::fs::metadata(e.path())
+                        .is_ok_and(|m| m.is_file() && m.blocks() * 512 > 64 << 20)
+                })
             })
             .unwrap_or(false)
     });
-    assert!(writing, "the dumper never held the socket");
-    // It may be an earlier copy: well into the memory (over a second of it).
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(writing, "the dumper never wrote memory");
     assert!(
         dump.try_wait().unwrap().is_none(),
         "the dump ended before the server sent: too fast to test"
