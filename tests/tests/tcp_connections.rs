@@ -652,3 +652,32 @@ fn urgent_data_in_a_receive_queue_is_refused() {
     assert!(p.exited().is_none(), "a refused dump left it running");
     p.kill();
 }
+
+/// A congestion control the program chose (`TCP_CONGESTION`) is not
+/// restored: named at dump.
+#[test]
+fn a_congestion_control_the_program_chose_is_refused_by_name() {
+    if !root_or_skip("a_congestion_control_the_program_chose_is_refused_by_name") {
+        return;
+    }
+    let dir = TestDir::new("tcp_cc");
+    let image = dir.join("cc.kckpt");
+    let code = "import socket,time\n\
+                s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen()\n\
+                c=socket.create_connection(s.getsockname()); a,_=s.accept()\n\
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, b'reno')\n\
+                print('ready', c.getsockname()[1], flush=True)\n\
+                time.sleep(60)\n";
+    let mut p = Proc::start(PYTHON3, &["-c", code]);
+    let line = p.line(LINE_TIMEOUT);
+    let port = line.strip_prefix("ready ").expect("ready");
+    let out = dump_raw(p.pid(), &image, false);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("(TCP connection 127.0.0.1:{port} -> "))
+            && err.contains("congestion control reno (TCP_CONGESTION"),
+        "{err}"
+    );
+    p.kill();
+}

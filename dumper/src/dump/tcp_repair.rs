@@ -228,6 +228,9 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
             mode: conn_mode::RESET,
         });
     }
+    congestion_default(sock).map_err(|cc| {
+        format!("{shown} with congestion control {cc} (TCP_CONGESTION, not restored)")
+    })?;
     let fd = sock.as_raw_fd();
     match set(fd, TCP_REPAIR, 1) {
         Ok(()) => {}
@@ -275,6 +278,31 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
         data,
         mode: conn_mode::REPAIR,
     })
+}
+
+/// `Err(name)` when `sock`'s congestion control is not the one a new
+/// socket gets (a program's `TCP_CONGESTION`).
+fn congestion_default(sock: &OwnedFd) -> Result<(), String> {
+    let name = |fd: RawFd| {
+        let mut b = [0u8; 16];
+        let n =
+            fdsys::sockopt_bytes(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, &mut b).unwrap_or(0);
+        let end = b[..n].iter().position(|&c| c == 0).unwrap_or(n);
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    let fresh = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("? (cannot make a socket to compare with: {e})"))?;
+    let (mine, new) = (name(sock.as_raw_fd()), name(fresh.as_raw_fd()));
+    if mine == new {
+        Ok(())
+    } else {
+        Err(mine)
+    }
 }
 
 /// The repair state and queued bytes of socket `fd`, in repair mode.
