@@ -205,9 +205,11 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     // The segment size is computed at `connect` from the MSS clamp (the
     // one TCP_REPAIR_OPTIONS sets later is not used for it: without this
     // the connection would send 524-byte segments); TCP_MAXSEG takes at
-    // most 32767.
-    set(fd, IPPROTO_TCP, TCP_MAXSEG, t.mss.min(32767) as i32)
-        .unwrap_or_else(|e| fail("cannot set the MSS (TCP_MAXSEG)", e));
+    // most 32767, at least 88.
+    if t.mss >= 88 {
+        set(fd, IPPROTO_TCP, TCP_MAXSEG, t.mss.min(32767) as i32)
+            .unwrap_or_else(|e| fail("cannot set the MSS (TCP_MAXSEG)", e));
+    }
     attach(img, r, &x, fd);
     // The options both ends agreed on.
     let mut o = [[0u32; 2]; 4];

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,11 +184,16 @@ static int tree(int v6, int reset)
     sigemptyset(&block);
     sigaddset(&block, SIGUSR1);
     sigprocmask(SIG_BLOCK, &block, &old);
+    pid_t parent = getpid();
     pid_t child = fork();
     if (child < 0)
         die("fork");
     if (child == 0) {
         me = "child";
+        /* Never outlive a parent that died (a failed test). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
         close(l);
         int c = socket(family, SOCK_STREAM, 0);
         int small = 16384;

@@ -31,7 +31,7 @@ use nix::errno::Errno;
 use nix::libc;
 
 use kckpt_image::inet::{inet_opts, InetRecord, STATE_ESTABLISHED};
-use kckpt_image::tcp::{conn_mode, tcp_opts, TcpRepair, MAX_QUEUE};
+use kckpt_image::tcp::{conn_mode, tcp_opts, TcpRepair, MAX_QUEUE, TCP_CONN_FD_KIND};
 
 use super::fdsys;
 use super::inet::{self, InetDiag};
@@ -217,6 +217,9 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
     };
     inet::options(sock, true, true, d, &shown, &mut r)?;
     let mut path = r.encode().to_vec();
+    if InetRecord::parse(TCP_CONN_FD_KIND, &path).is_none() {
+        return Err(format!("{shown} with option values kckpt cannot keep"));
+    }
     if CLOSE.load(Ordering::Relaxed) {
         path.extend_from_slice(&TcpRepair::default().encode());
         return Ok(Conn {
@@ -225,6 +228,9 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
             mode: conn_mode::RESET,
         });
     }
+    congestion_default(sock).map_err(|cc| {
+        format!("{shown} with congestion control {cc} (TCP_CONGESTION, not restored)")
+    })?;
     let fd = sock.as_raw_fd();
     match set(fd, TCP_REPAIR, 1) {
         Ok(()) => {}
@@ -248,8 +254,19 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
     });
     // Bytes received and not read, by `inet_diag`.
     let queued = || inet::diag(i32::from(d.family), libc::IPPROTO_TCP, ino).map(|d| d.rqueue);
-    let (t, data) = read_repair(fd, queued).map_err(|e| format!("{shown} ({e})"))?;
-    if let Some(h) = HELD.lock().unwrap_or_else(|e| e.into_inner()).last_mut() {
+    let got = read_repair(fd, queued).map_err(|e| format!("{shown} ({e})"));
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    let (t, data) = match got {
+        Ok(x) => x,
+        Err(why) => {
+            // Refused (or skipped: then closed normally at the kill).
+            if let Some(h) = held.pop() {
+                repair_off(&h);
+            }
+            return Err(why);
+        }
+    };
+    if let Some(h) = held.last_mut() {
         h.saved = Some((t.rcv_seq, t.snd_seq.wrapping_sub(t.outq_len)));
         // Out of repair mode until the end ([`arm_and_verify`]): a dumper
         // killed meanwhile leaves the connection as it was.
@@ -261,6 +278,31 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
         data,
         mode: conn_mode::REPAIR,
     })
+}
+
+/// `Err(name)` when `sock`'s congestion control is not the one a new
+/// socket gets (a program's `TCP_CONGESTION`).
+fn congestion_default(sock: &OwnedFd) -> Result<(), String> {
+    let name = |fd: RawFd| {
+        let mut b = [0u8; 16];
+        let n =
+            fdsys::sockopt_bytes(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, &mut b).unwrap_or(0);
+        let end = b[..n].iter().position(|&c| c == 0).unwrap_or(n);
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    let fresh = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("? (cannot make a socket to compare with: {e})"))?;
+    let (mine, new) = (name(sock.as_raw_fd()), name(fresh.as_raw_fd()));
+    if mine == new {
+        Ok(())
+    } else {
+        Err(mine)
+    }
 }
 
 /// The repair state and queued bytes of socket `fd`, in repair mode.
