@@ -31,6 +31,7 @@
              ways
    rights    datagram socket on DIR/r.sock with a descriptor in flight
    prio      unbound stream socket with SO_PRIORITY 3
+   oob       stream socketpair with an out-of-band byte pending
    outside P datagram socket connected to the socket at path P */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -361,6 +362,9 @@ int main(int argc, char **argv) {
         s[0] = sock(SOCK_STREAM);
         int p = 3;
         if (setsockopt(s[0], SOL_SOCKET, SO_PRIORITY, &p, sizeof p)) die("SO_PRIORITY");
+    } else if (!strcmp(mode, "oob")) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
+        if (send(s[1], "ab", 2, 0) != 2 || send(s[1], "!", 1, MSG_OOB) != 1) die("send MSG_OOB");
     } else if (!strcmp(mode, "outside")) {
         s[0] = sock(SOCK_DGRAM);
         connect_to(s[0], argc > 3 ? argv[3] : "");

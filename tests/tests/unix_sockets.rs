@@ -8,7 +8,7 @@
 //! errors); it prints one `FAIL` line per difference. Most run as nobody;
 //! one restores from the image itself (`./image`, binfmt_misc in a user
 //! namespace). Refused by name at dump: descriptors in flight
-//! (`SCM_RIGHTS`), an option kckpt does not restore, a peer outside the
+//! (`SCM_RIGHTS`), an out-of-band byte, an option kckpt does not restore, a peer outside the
 //! dump (with `--skip-unsupported`: connected again by name); at restore,
 //! a path another kind of file took.
 
@@ -192,6 +192,14 @@ fn descriptors_in_flight_are_refused_by_name() {
     refused(
         "rights",
         "r.sock with descriptors in flight in its queue (SCM_RIGHTS)",
+    );
+}
+
+#[test]
+fn an_out_of_band_byte_is_refused_by_name() {
+    refused(
+        "oob",
+        "with an out-of-band byte pending (MSG_OOB, not restored)",
     );
 }
 
