@@ -18,6 +18,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
@@ -261,4 +262,67 @@ fn a_path_taken_by_another_kind_of_file_refuses_the_restore() {
         )],
     );
     assert_eq!(fs::read(&path).unwrap(), b"data", "the file was left alone");
+}
+
+/// A kind-45 record with a bad type, or a pair end naming itself as its
+/// peer, is refused by the stub before anything changes and by
+/// `kckpt info` (the image's metadata checksums recomputed so that the
+/// record itself is judged).
+#[test]
+fn bad_unix_socket_records_are_refused() {
+    use kckpt_image::read::read_record;
+    use kckpt_image::records::*;
+    use kckpt_image::unixsock::UNIX_SOCKET_FD_KIND;
+    let dir = TestDir::new("unix_bad_records");
+    let mut p = start(&[], "pairs", &dir, &[]);
+    let image = dir.join("good.kckpt");
+    dump_by(&[], &mut p, &image);
+    let base = fs::read(&image).unwrap();
+    let fds = note_desc_range(&base, NOTE_OWNER, NT_KCKPT_FDS);
+    let strings = note_desc_range(&base, NOTE_OWNER, NT_KCKPT_STRINGS);
+    let size = std::mem::size_of::<FdRecord>();
+    let (at, rec) = base[fds.clone()]
+        .chunks_exact(size)
+        .enumerate()
+        .map(|(k, c)| (fds.start + k * size, read_record::<FdRecord>(c).unwrap()))
+        .find(|(_, r)| r.kind == UNIX_SOCKET_FD_KIND && r.dup_of == FD_NO_DUP)
+        .expect("a kind-45 record");
+    let edits: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 2] = [
+        (
+            "type",
+            Box::new(|img: &mut Vec<u8>| {
+                // UnixRecord.ty (offset 0 of the record in the string table).
+                img[strings.start + rec.path.offset as usize] = 3;
+            }),
+        ),
+        (
+            "peer",
+            Box::new(|img: &mut Vec<u8>| {
+                let peer_at = at + std::mem::offset_of!(FdRecord, peer);
+                img[peer_at..peer_at + 4].copy_from_slice(&rec.fd.to_le_bytes());
+            }),
+        ),
+    ];
+    for (name, edit) in edits {
+        let mut img = base.clone();
+        edit(&mut img);
+        let _ = kckpt_image_write::reseal(&mut img);
+        let path = dir.join(&format!("bad-{name}.kckpt"));
+        fs::write(&path, &img).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let out = run(Command::new(stub()).arg(&path), CMD_TIMEOUT);
+        assert_refused(
+            name,
+            &out,
+            None,
+            &["bad file descriptor table", "kind-specific"],
+        );
+        let out = run(Command::new(kckpt()).arg("info").arg(&path), CMD_TIMEOUT);
+        assert_refused(
+            name,
+            &out,
+            None,
+            &["bad file descriptor table", "kind-specific"],
+        );
+    }
 }
