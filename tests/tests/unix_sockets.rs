@@ -287,7 +287,8 @@ fn bad_unix_socket_records_are_refused() {
         .map(|(k, c)| (fds.start + k * size, read_record::<FdRecord>(c).unwrap()))
         .find(|(_, r)| r.kind == UNIX_SOCKET_FD_KIND && r.dup_of == FD_NO_DUP)
         .expect("a kind-45 record");
-    let edits: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 2] = [
+    type Edit<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let edits: [(&str, Edit); 2] = [
         (
             "type",
             Box::new(|img: &mut Vec<u8>| {
