@@ -20,7 +20,8 @@
              DIR/a.sock (kept), an abstract one (closed), an unbound one, one
              on DIR/d.sock (closed, file removed), and from a socket
              connected to it; a datagram socket on DIR/gone.sock whose file
-             was removed, one message queued
+             was removed, one message queued; one on DIR/self.sock
+             connected to itself with a message from itself
    samepath  datagram sockets bound to DIR/p.sock one after the other
              (the first two files removed), each but the last with a client
              connected to it and a message from it queued (zdtm sk-unix01)
@@ -314,6 +315,10 @@ int main(int argc, char **argv) {
         bind_to(s[3], path("gone.sock"));
         send_to(s[1], "to gone", 7, path("gone.sock"));
         unlink(path("gone.sock"));
+        s[4] = sock(SOCK_DGRAM);
+        bind_to(s[4], path("self.sock"));
+        connect_to(s[4], path("self.sock"));
+        send_to(s[4], "to myself", 9, NULL);
     } else if (!strcmp(mode, "samepath")) {
         for (int i = 0; i < 3; i++) {
             s[2 * i] = sock(SOCK_DGRAM);
@@ -454,6 +459,10 @@ int main(int argc, char **argv) {
         expect_name("gone keeps its name", s[3], 0, path("gone.sock"));
         ok(access(path("gone.sock"), F_OK) != 0, "gone's file still gone", "it exists");
         expect_msg("gone's message", s[3], "to gone", 7, path("a.sock"));
+        expect_msg("self's message", s[4], "to myself", 9, path("self.sock"));
+        expect_name("self connected to itself", s[4], 1, path("self.sock"));
+        send_to(s[4], "again", 5, NULL);
+        expect_msg("self sends to itself again", s[4], "again", 5, path("self.sock"));
     } else if (!strcmp(mode, "samepath")) {
         expect_msg("first's message", s[0], "to first", 8, "");
         expect_msg("second's message", s[2], "to second", 9, "");

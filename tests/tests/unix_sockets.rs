@@ -140,7 +140,7 @@ fn pairs_made_by_connect_and_accept_keep_their_names() {
 
 #[test]
 fn datagrams_keep_their_senders_and_a_connected_socket_reconnects() {
-    let info = comes_back("unix_senders", "senders", 13, false);
+    let info = comes_back("unix_senders", "senders", 16, false);
     let fds = unix_fds(&info);
     assert_eq!(fds[0]["socket"]["queued_messages"], 5);
     assert_eq!(fds[2]["socket"]["state"], "connected");
