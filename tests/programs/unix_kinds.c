@@ -25,6 +25,9 @@
    samepath  datagram sockets bound to DIR/p.sock one after the other
              (the first two files removed), each but the last with a client
              connected to it and a message from it queued (zdtm sk-unix01)
+   rmdir     in DIR/sub: a stream listener with a connection accepted, a
+             datagram socket with a client connected and a message from it;
+             both files and DIR/sub then removed (zdtm sk-unix01)
    closed    stream and datagram socketpairs whose other end sent and
              closed
    shut      seqpacket pair shut down for writing on one end, stream pair
@@ -43,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -329,6 +333,23 @@ int main(int argc, char **argv) {
             send_to(s[2 * i + 1], i ? "to second" : "to first", i ? 9 : 8, NULL);
             unlink(path("p.sock"));
         }
+    } else if (!strcmp(mode, "rmdir")) {
+        if (mkdir(path("sub"), 0755)) die("mkdir");
+        s[0] = sock(SOCK_STREAM);
+        bind_to(s[0], path("sub/l.sock"));
+        if (listen(s[0], 4)) die("listen");
+        s[1] = sock(SOCK_STREAM);
+        connect_to(s[1], path("sub/l.sock"));
+        s[2] = accept(s[0], NULL, NULL);
+        if (s[2] < 0) die("accept");
+        s[3] = sock(SOCK_DGRAM);
+        bind_to(s[3], path("sub/d.sock"));
+        s[4] = sock(SOCK_DGRAM);
+        connect_to(s[4], path("sub/d.sock"));
+        send_to(s[4], "to d", 4, NULL);
+        unlink(path("sub/l.sock"));
+        unlink(path("sub/d.sock"));
+        if (rmdir(path("sub"))) die("rmdir");
     } else if (!strcmp(mode, "closed")) {
         int t[2];
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || socketpair(AF_UNIX, SOCK_DGRAM, 0, t)) die("socketpair");
@@ -478,6 +499,16 @@ int main(int argc, char **argv) {
             snprintf(what, sizeof what, "name %d", i);
             expect_name(what, s[i], i % 2, path("p.sock"));
         }
+    } else if (!strcmp(mode, "rmdir")) {
+        expect_name("listener", s[0], 0, path("sub/l.sock"));
+        expect_name("accepted", s[2], 0, path("sub/l.sock"));
+        expect_name("client's peer", s[1], 1, path("sub/l.sock"));
+        expect_link("pair linked", s[1], s[2]);
+        expect_name("datagram", s[3], 0, path("sub/d.sock"));
+        expect_msg("its message", s[3], "to d", 4, "");
+        send_to(s[4], "again", 5, NULL);
+        expect_msg("its client sends again", s[3], "again", 5, "");
+        ok(access(path("sub"), F_OK) != 0, "the directory is still gone", "it exists");
     } else if (!strcmp(mode, "closed")) {
         expect_msg("stream last words", s[0], "last words", 10, NULL);
         expect_eof("then end of file", s[0]);

@@ -159,6 +159,11 @@ fn datagram_sockets_that_had_one_path_each_get_theirs_and_their_clients_back() {
 }
 
 #[test]
+fn sockets_whose_directory_was_removed_keep_their_names() {
+    comes_back("unix_rmdir", "rmdir", 8, false);
+}
+
+#[test]
 fn sockets_whose_peer_closed_give_their_data_then_end() {
     let info = comes_back("unix_closed", "closed", 7, false);
     let fds = unix_fds(&info);
