@@ -636,6 +636,25 @@ fn sender(
             }
             (s, true)
         }
+        Err(e) if e.0 == ENOENT && !abstract_name => {
+            // The sender's directory was removed: made for the moment.
+            let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+            let (path, _) = paths(name, &mut b1, &mut b2);
+            let made = make_parents(path);
+            let bound = with_addr(g::__NR_bind, s, &a);
+            let _ = crate::gsys::unlink(path, 0);
+            remove_parents(path, made);
+            if let Err(e) = bound {
+                fail(
+                    img,
+                    r,
+                    x,
+                    "cannot bind a socket to the name of a queued message's sender",
+                    e,
+                )
+            }
+            (s, true)
+        }
         Err(e) if e.0 == EADDRINUSE && abstract_name => {
             // The process's own socket of that name sends it.
             sys::close(s);

@@ -26,7 +26,8 @@
              (the first two files removed), each but the last with a client
              connected to it and a message from it queued (zdtm sk-unix01)
    rmdir     in DIR/sub: a stream listener with a connection accepted, a
-             datagram socket with a client connected and a message from it;
+             datagram socket with a client connected and a message from it
+             and one from a socket on DIR/sub/e.sock (closed);
              both files and DIR/sub then removed (zdtm sk-unix01)
    closed    stream and datagram socketpairs whose other end sent and
              closed
@@ -347,6 +348,11 @@ int main(int argc, char **argv) {
         s[4] = sock(SOCK_DGRAM);
         connect_to(s[4], path("sub/d.sock"));
         send_to(s[4], "to d", 4, NULL);
+        int e = sock(SOCK_DGRAM);
+        bind_to(e, path("sub/e.sock"));
+        send_to(e, "from e", 6, path("sub/d.sock"));
+        close(e);
+        unlink(path("sub/e.sock"));
         unlink(path("sub/l.sock"));
         unlink(path("sub/d.sock"));
         if (rmdir(path("sub"))) die("rmdir");
@@ -506,6 +512,8 @@ int main(int argc, char **argv) {
         expect_link("pair linked", s[1], s[2]);
         expect_name("datagram", s[3], 0, path("sub/d.sock"));
         expect_msg("its message", s[3], "to d", 4, "");
+        expect_msg("a message from a sender of the removed directory", s[3], "from e", 6,
+                   path("sub/e.sock"));
         send_to(s[4], "again", 5, NULL);
         expect_msg("its client sends again", s[3], "again", 5, "");
         ok(access(path("sub"), F_OK) != 0, "the directory is still gone", "it exists");

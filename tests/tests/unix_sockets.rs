@@ -160,7 +160,7 @@ fn datagram_sockets_that_had_one_path_each_get_theirs_and_their_clients_back() {
 
 #[test]
 fn sockets_whose_directory_was_removed_keep_their_names() {
-    comes_back("unix_rmdir", "rmdir", 8, false);
+    comes_back("unix_rmdir", "rmdir", 9, false);
 }
 
 #[test]
