@@ -37,7 +37,9 @@
    rights    datagram socket on DIR/r.sock with a descriptor in flight
    prio      unbound stream socket with SO_PRIORITY 3
    oob       stream socketpair with an out-of-band byte pending
-   outside P datagram socket connected to the socket at path P */
+   outside P datagram socket connected to the socket at path P
+   tree      stream socketpair whose other end a child holds (the child
+             dies with its parent) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -397,6 +400,16 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "oob")) {
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
         if (send(s[1], "ab", 2, 0) != 2 || send(s[1], "!", 1, MSG_OOB) != 1) die("send MSG_OOB");
+    } else if (!strcmp(mode, "tree")) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
+        pid_t child = fork();
+        if (child < 0) die("fork");
+        if (child == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            close(s[0]);
+            for (;;) pause();
+        }
+        close(s[1]);
     } else if (!strcmp(mode, "outside")) {
         s[0] = sock(SOCK_DGRAM);
         connect_to(s[0], argc > 3 ? argv[3] : "");
