@@ -39,7 +39,8 @@ use crate::load::Image;
 use crate::report::Msg;
 use crate::sys::{self, Errno};
 use crate::unixsock::{
-    addr_of, bind_mode, call, file_type, live_as, rename, set_opt, socket, with_addr, Addr,
+    addr_of, bind_mode, call, file_type, live_as, make_parents, remove_parents, rename, set_opt,
+    socket, with_addr, Addr, Made,
 };
 
 const SOL_SOCKET: usize = 1;
@@ -210,7 +211,7 @@ pub fn restore_all(img: &Image, floor: usize) {
         if !late(&x) {
             continue;
         }
-        detach_bind(img, &r, &x, r.fd as usize);
+        let made = detach_bind(img, &r, &x, r.fd as usize);
         refill(img, &r, &x, floor);
         for c in primaries(img) {
             let y = record(img, &c);
@@ -218,7 +219,7 @@ pub fn restore_all(img: &Image, floor: usize) {
                 reconnect(img, &c, &y);
             }
         }
-        detach_finish(img, &r, &x);
+        detach_finish(img, &r, &x, made);
     }
     for r in primaries(img) {
         let x = record(img, &r);
@@ -284,11 +285,12 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
             let a = park(ends[0], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
             let b = park(ends[1], floor).unwrap_or_else(|e| fail(img, r, &x, "park", e));
             let detached = x.flags & sock_flags::DETACHED != 0;
-            if detached {
-                detach_bind(img, r, &x, a);
+            let made = if detached {
+                detach_bind(img, r, &x, a)
             } else {
                 bind_own(img, r, &x, a);
-            }
+                Made::default()
+            };
             options(img, r, &x, a);
             let q = map_queue(img, r, &x);
             let own = addr_of(x.name, x.name_kind == name_kind::ABSTRACT);
@@ -307,7 +309,7 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
             }
             unmap(q);
             if detached {
-                detach_finish(img, r, &x);
+                detach_finish(img, r, &x, made);
             }
             sys::close(b);
             place(a, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
@@ -357,8 +359,8 @@ fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
         return;
     }
     if x.flags & sock_flags::DETACHED != 0 && x.peer_kind != peer_kind::GONE {
-        detach_bind(img, r, x, fd);
-        detach_finish(img, r, x);
+        let made = detach_bind(img, r, x, fd);
+        detach_finish(img, r, x, made);
         return;
     }
     match x.name_kind {
@@ -424,9 +426,16 @@ fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
 /// Bind a `DETACHED` socket (its file was gone at dump) to its path:
 /// whatever is there now is left alone, moved aside for the `bind`
 /// ([`detach_finish`] removes the new file and puts it back).
-fn detach_bind(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
+fn detach_bind(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) -> Made {
     let a = addr_of(x.name, false);
     let mut bound = bind_mode(fd, &a, None);
+    let mut made = Made::default();
+    if matches!(bound, Err(e) if e.0 == ENOENT) {
+        // Its directory was removed too: made again for the moment.
+        let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+        made = make_parents(paths(x.name, &mut b1, &mut b2).0);
+        bound = bind_mode(fd, &a, None);
+    }
     if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
         let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
         let (path, aside) = paths(x.name, &mut b1, &mut b2);
@@ -444,11 +453,12 @@ fn detach_bind(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     if let Err(e) = bound {
         fail(img, r, x, "cannot bind it to its path again", e)
     }
+    made
 }
 
 /// After [`detach_bind`]: the new socket file removed, what was at the
-/// path put back.
-fn detach_finish(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) {
+/// path put back, directories made for it removed.
+fn detach_finish(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, made: Made) {
     let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
     let (path, aside) = paths(x.name, &mut b1, &mut b2);
     if let Err(e) = crate::gsys::unlink(path, 0) {
@@ -458,6 +468,7 @@ fn detach_finish(img: &Image, r: &FdRecord, x: &UnixRecord<'_>) {
         Err(e) if e.0 != ENOENT => fail(img, r, x, "cannot put back what was at its path", e),
         _ => {}
     }
+    remove_parents(path, made);
 }
 
 fn set_int(fd: usize, opt: usize, v: i32) -> Result<usize, Errno> {
@@ -622,6 +633,25 @@ fn sender(
                 let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
                 let (path, _) = paths(name, &mut b1, &mut b2);
                 let _ = crate::gsys::unlink(path, 0);
+            }
+            (s, true)
+        }
+        Err(e) if e.0 == ENOENT && !abstract_name => {
+            // The sender's directory was removed: made for the moment.
+            let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
+            let (path, _) = paths(name, &mut b1, &mut b2);
+            let made = make_parents(path);
+            let bound = with_addr(g::__NR_bind, s, &a);
+            let _ = crate::gsys::unlink(path, 0);
+            remove_parents(path, made);
+            if let Err(e) = bound {
+                fail(
+                    img,
+                    r,
+                    x,
+                    "cannot bind a socket to the name of a queued message's sender",
+                    e,
+                )
             }
             (s, true)
         }

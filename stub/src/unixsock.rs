@@ -253,6 +253,11 @@ fn bind_detached(img: &Image, r: &FdRecord, fd: usize, a: &Addr, name: &[u8]) {
     let aside = &aside[..n + SUFFIX.len()];
     let mut moved = false;
     let mut bound = bind(fd, a, r);
+    let mut made = Made::default();
+    if matches!(bound, Err(e) if e.0 == ENOENT) {
+        made = make_parents(path);
+        bound = bind(fd, a, r);
+    }
     if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
         if let Err(e) = rename(path, aside) {
             let mut m = fd_msg(img, r);
@@ -270,6 +275,7 @@ fn bind_detached(img: &Image, r: &FdRecord, fd: usize, a: &Addr, name: &[u8]) {
     } else {
         Ok(0)
     };
+    remove_parents(path, made);
     if moved {
         if let Err(e) = rename(aside, path) {
             let mut m = fd_msg(img, r);
@@ -307,4 +313,45 @@ fn listen(img: &Image, r: &FdRecord, fd: usize) -> usize {
     call(g::__NR_listen, [fd, r.args[1] as usize, 0, 0, 0, 0])
         .unwrap_or_else(|e| fail(img, r, "listen", e));
     fd
+}
+
+/// Directories [`make_parents`] made, by the length of their path.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Made {
+    ends: [usize; 8],
+    n: usize,
+}
+
+/// For a `bind` to `path` (NUL-terminated) whose directory was removed
+/// after the socket was bound (zdtm sk-unix01): the missing directories
+/// made (mode 0700), at most 8 levels; [`remove_parents`] removes them.
+pub(crate) fn make_parents(path: &[u8]) -> Made {
+    let mut made = Made::default();
+    let mut buf = [0u8; 128];
+    let n = path.len().min(127);
+    buf[..n].copy_from_slice(&path[..n]);
+    for end in 1..n {
+        if buf[end] != b'/' || made.n == made.ends.len() {
+            continue;
+        }
+        buf[end] = 0;
+        let r = crate::gsys::mkdir(&buf[..end + 1], 0o700);
+        buf[end] = b'/';
+        if r.is_ok() {
+            made.ends[made.n] = end;
+            made.n += 1;
+        }
+    }
+    made
+}
+
+/// Remove the directories [`make_parents`] made for `path`, deepest first.
+pub(crate) fn remove_parents(path: &[u8], made: Made) {
+    const AT_REMOVEDIR: u32 = 0x200;
+    let mut buf = [0u8; 128];
+    for &end in made.ends[..made.n].iter().rev() {
+        buf[..end].copy_from_slice(&path[..end]);
+        buf[end] = 0;
+        let _ = crate::gsys::unlink(&buf[..end + 1], AT_REMOVEDIR);
+    }
 }

@@ -20,10 +20,15 @@
              DIR/a.sock (kept), an abstract one (closed), an unbound one, one
              on DIR/d.sock (closed, file removed), and from a socket
              connected to it; a datagram socket on DIR/gone.sock whose file
-             was removed, one message queued
+             was removed, one message queued; one on DIR/self.sock
+             connected to itself with a message from itself
    samepath  datagram sockets bound to DIR/p.sock one after the other
              (the first two files removed), each but the last with a client
              connected to it and a message from it queued (zdtm sk-unix01)
+   rmdir     in DIR/sub: a stream listener with a connection accepted, a
+             datagram socket with a client connected and a message from it
+             and one from a socket on DIR/sub/e.sock (closed);
+             both files and DIR/sub then removed (zdtm sk-unix01)
    closed    stream and datagram socketpairs whose other end sent and
              closed
    shut      seqpacket pair shut down for writing on one end, stream pair
@@ -31,7 +36,10 @@
              ways
    rights    datagram socket on DIR/r.sock with a descriptor in flight
    prio      unbound stream socket with SO_PRIORITY 3
-   outside P datagram socket connected to the socket at path P */
+   oob       stream socketpair with an out-of-band byte pending
+   outside P datagram socket connected to the socket at path P
+   tree      stream socketpair whose other end a child holds (the child
+             dies with its parent) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -313,6 +323,10 @@ int main(int argc, char **argv) {
         bind_to(s[3], path("gone.sock"));
         send_to(s[1], "to gone", 7, path("gone.sock"));
         unlink(path("gone.sock"));
+        s[4] = sock(SOCK_DGRAM);
+        bind_to(s[4], path("self.sock"));
+        connect_to(s[4], path("self.sock"));
+        send_to(s[4], "to myself", 9, NULL);
     } else if (!strcmp(mode, "samepath")) {
         for (int i = 0; i < 3; i++) {
             s[2 * i] = sock(SOCK_DGRAM);
@@ -323,6 +337,28 @@ int main(int argc, char **argv) {
             send_to(s[2 * i + 1], i ? "to second" : "to first", i ? 9 : 8, NULL);
             unlink(path("p.sock"));
         }
+    } else if (!strcmp(mode, "rmdir")) {
+        if (mkdir(path("sub"), 0755)) die("mkdir");
+        s[0] = sock(SOCK_STREAM);
+        bind_to(s[0], path("sub/l.sock"));
+        if (listen(s[0], 4)) die("listen");
+        s[1] = sock(SOCK_STREAM);
+        connect_to(s[1], path("sub/l.sock"));
+        s[2] = accept(s[0], NULL, NULL);
+        if (s[2] < 0) die("accept");
+        s[3] = sock(SOCK_DGRAM);
+        bind_to(s[3], path("sub/d.sock"));
+        s[4] = sock(SOCK_DGRAM);
+        connect_to(s[4], path("sub/d.sock"));
+        send_to(s[4], "to d", 4, NULL);
+        int e = sock(SOCK_DGRAM);
+        bind_to(e, path("sub/e.sock"));
+        send_to(e, "from e", 6, path("sub/d.sock"));
+        close(e);
+        unlink(path("sub/e.sock"));
+        unlink(path("sub/l.sock"));
+        unlink(path("sub/d.sock"));
+        if (rmdir(path("sub"))) die("rmdir");
     } else if (!strcmp(mode, "closed")) {
         int t[2];
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, s) || socketpair(AF_UNIX, SOCK_DGRAM, 0, t)) die("socketpair");
@@ -361,6 +397,19 @@ int main(int argc, char **argv) {
         s[0] = sock(SOCK_STREAM);
         int p = 3;
         if (setsockopt(s[0], SOL_SOCKET, SO_PRIORITY, &p, sizeof p)) die("SO_PRIORITY");
+    } else if (!strcmp(mode, "oob")) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
+        if (send(s[1], "ab", 2, 0) != 2 || send(s[1], "!", 1, MSG_OOB) != 1) die("send MSG_OOB");
+    } else if (!strcmp(mode, "tree")) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
+        pid_t child = fork();
+        if (child < 0) die("fork");
+        if (child == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            close(s[0]);
+            for (;;) pause();
+        }
+        close(s[1]);
     } else if (!strcmp(mode, "outside")) {
         s[0] = sock(SOCK_DGRAM);
         connect_to(s[0], argc > 3 ? argv[3] : "");
@@ -450,6 +499,10 @@ int main(int argc, char **argv) {
         expect_name("gone keeps its name", s[3], 0, path("gone.sock"));
         ok(access(path("gone.sock"), F_OK) != 0, "gone's file still gone", "it exists");
         expect_msg("gone's message", s[3], "to gone", 7, path("a.sock"));
+        expect_msg("self's message", s[4], "to myself", 9, path("self.sock"));
+        expect_name("self connected to itself", s[4], 1, path("self.sock"));
+        send_to(s[4], "again", 5, NULL);
+        expect_msg("self sends to itself again", s[4], "again", 5, path("self.sock"));
     } else if (!strcmp(mode, "samepath")) {
         expect_msg("first's message", s[0], "to first", 8, "");
         expect_msg("second's message", s[2], "to second", 9, "");
@@ -465,6 +518,18 @@ int main(int argc, char **argv) {
             snprintf(what, sizeof what, "name %d", i);
             expect_name(what, s[i], i % 2, path("p.sock"));
         }
+    } else if (!strcmp(mode, "rmdir")) {
+        expect_name("listener", s[0], 0, path("sub/l.sock"));
+        expect_name("accepted", s[2], 0, path("sub/l.sock"));
+        expect_name("client's peer", s[1], 1, path("sub/l.sock"));
+        expect_link("pair linked", s[1], s[2]);
+        expect_name("datagram", s[3], 0, path("sub/d.sock"));
+        expect_msg("its message", s[3], "to d", 4, "");
+        expect_msg("a message from a sender of the removed directory", s[3], "from e", 6,
+                   path("sub/e.sock"));
+        send_to(s[4], "again", 5, NULL);
+        expect_msg("its client sends again", s[3], "again", 5, "");
+        ok(access(path("sub"), F_OK) != 0, "the directory is still gone", "it exists");
     } else if (!strcmp(mode, "closed")) {
         expect_msg("stream last words", s[0], "last words", 10, NULL);
         expect_eof("then end of file", s[0]);

@@ -8,7 +8,8 @@
 //! errors); it prints one `FAIL` line per difference. Most run as nobody;
 //! one restores from the image itself (`./image`, binfmt_misc in a user
 //! namespace). Refused by name at dump: descriptors in flight
-//! (`SCM_RIGHTS`), an option kckpt does not restore, a peer outside the
+//! (`SCM_RIGHTS`), an out-of-band byte, an option kckpt does not restore,
+//! the two ends of a pair in two processes of the dump, a peer outside the
 //! dump (with `--skip-unsupported`: connected again by name); at restore,
 //! a path another kind of file took.
 
@@ -18,6 +19,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::process::Command;
 
 use common::*;
 
@@ -139,7 +141,7 @@ fn pairs_made_by_connect_and_accept_keep_their_names() {
 
 #[test]
 fn datagrams_keep_their_senders_and_a_connected_socket_reconnects() {
-    let info = comes_back("unix_senders", "senders", 13, false);
+    let info = comes_back("unix_senders", "senders", 16, false);
     let fds = unix_fds(&info);
     assert_eq!(fds[0]["socket"]["queued_messages"], 5);
     assert_eq!(fds[2]["socket"]["state"], "connected");
@@ -155,6 +157,11 @@ fn datagram_sockets_that_had_one_path_each_get_theirs_and_their_clients_back() {
         .filter(|f| f["socket"]["detached"] == true)
         .count();
     assert_eq!(detached, 2, "{fds:?}");
+}
+
+#[test]
+fn sockets_whose_directory_was_removed_keep_their_names() {
+    comes_back("unix_rmdir", "rmdir", 9, false);
 }
 
 #[test]
@@ -192,6 +199,22 @@ fn descriptors_in_flight_are_refused_by_name() {
     refused(
         "rights",
         "r.sock with descriptors in flight in its queue (SCM_RIGHTS)",
+    );
+}
+
+#[test]
+fn an_out_of_band_byte_is_refused_by_name() {
+    refused(
+        "oob",
+        "with an out-of-band byte pending (MSG_OOB, not restored)",
+    );
+}
+
+#[test]
+fn a_pair_whose_ends_are_in_two_processes_of_the_dump_is_refused_naming_the_other() {
+    refused(
+        "tree",
+        "of the dump (the two ends of a Unix socket in two processes are not restored yet)",
     );
 }
 
@@ -253,4 +276,68 @@ fn a_path_taken_by_another_kind_of_file_refuses_the_restore() {
         )],
     );
     assert_eq!(fs::read(&path).unwrap(), b"data", "the file was left alone");
+}
+
+/// A kind-45 record with a bad type, or a pair end naming itself as its
+/// peer, is refused by the stub before anything changes and by
+/// `kckpt info` (the image's metadata checksums recomputed so that the
+/// record itself is judged).
+#[test]
+fn bad_unix_socket_records_are_refused() {
+    use kckpt_image::read::read_record;
+    use kckpt_image::records::*;
+    use kckpt_image::unixsock::UNIX_SOCKET_FD_KIND;
+    let dir = TestDir::new("unix_bad_records");
+    let mut p = start(&[], "pairs", &dir, &[]);
+    let image = dir.join("good.kckpt");
+    dump_by(&[], &mut p, &image);
+    let base = fs::read(&image).unwrap();
+    let fds = note_desc_range(&base, NOTE_OWNER, NT_KCKPT_FDS);
+    let strings = note_desc_range(&base, NOTE_OWNER, NT_KCKPT_STRINGS);
+    let size = std::mem::size_of::<FdRecord>();
+    let (at, rec) = base[fds.clone()]
+        .chunks_exact(size)
+        .enumerate()
+        .map(|(k, c)| (fds.start + k * size, read_record::<FdRecord>(c).unwrap()))
+        .find(|(_, r)| r.kind == UNIX_SOCKET_FD_KIND && r.dup_of == FD_NO_DUP)
+        .expect("a kind-45 record");
+    type Edit<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let edits: [(&str, Edit); 2] = [
+        (
+            "type",
+            Box::new(|img: &mut Vec<u8>| {
+                // UnixRecord.ty (offset 0 of the record in the string table).
+                img[strings.start + rec.path.offset as usize] = 3;
+            }),
+        ),
+        (
+            "peer",
+            Box::new(|img: &mut Vec<u8>| {
+                let peer_at = at + std::mem::offset_of!(FdRecord, peer);
+                img[peer_at..peer_at + 4].copy_from_slice(&rec.fd.to_le_bytes());
+            }),
+        ),
+    ];
+    for (name, edit) in edits {
+        let mut img = base.clone();
+        edit(&mut img);
+        let _ = kckpt_image_write::reseal(&mut img);
+        let path = dir.join(&format!("bad-{name}.kckpt"));
+        fs::write(&path, &img).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let out = run(Command::new(stub()).arg(&path), CMD_TIMEOUT);
+        assert_refused(
+            name,
+            &out,
+            None,
+            &["bad file descriptor table", "kind-specific"],
+        );
+        let out = run(Command::new(kckpt()).arg("info").arg(&path), CMD_TIMEOUT);
+        assert_refused(
+            name,
+            &out,
+            None,
+            &["bad file descriptor table", "kind-specific"],
+        );
+    }
 }

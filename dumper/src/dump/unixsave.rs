@@ -10,7 +10,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::libc;
-use nix::sys::socket::{self, sockopt};
+use nix::sys::socket::{self, sockopt, MsgFlags};
 
 use kckpt_image::unixsock::{
     name_kind, peer_kind, put_message, sock_flags, Message, UnixRecord, MAX_NAME,
@@ -208,6 +208,16 @@ pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved,
         }
     }
     options(sock, d, &shown, &mut r)?;
+    if i32::from(d.ty) == libc::SOCK_STREAM {
+        // An out-of-band byte (MSG_OOB) is skipped by the queue walk.
+        let mut b = [0u8; 1];
+        let flags = MsgFlags::MSG_OOB | MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        if socket::recv(sock.as_raw_fd(), &mut b, flags).is_ok_and(|n| n > 0) {
+            return Err(format!(
+                "{shown} with an out-of-band byte pending (MSG_OOB, not restored)"
+            ));
+        }
+    }
     let (data, messages) = queue(sock, d.ty, &shown)?;
     r.messages = messages;
     if UnixRecord::parse(r.encode().bytes()).is_none() {

@@ -294,6 +294,11 @@ fn unix_peer(
             Peer::Outside(None, None)
         };
     }
+    if d.peer == ino {
+        // A datagram socket connected to itself (zdtm sockets_dgram):
+        // connected again to its own name.
+        return Peer::Name(d.name.clone(), None);
+    }
     let pd = unixsock::diag(d.peer);
     let here = fds.iter().enumerate().position(|(k, f)| {
         k != i
