@@ -85,8 +85,13 @@ pub mod inet_opts {
     /// (1.6) `SO_MARK` set to `InetRecord::mark` (needs `CAP_NET_ADMIN`
     /// or `CAP_NET_RAW` at restore).
     pub const MARK: u32 = 1 << 22;
+    /// (1.6) `SO_BUF_LOCK` bit 0: the send buffer size is locked (set by
+    /// the program, explicitly or by `SO_SNDBUF`).
+    pub const SNDBUF_LOCK: u32 = 1 << 23;
+    /// (1.6) `SO_BUF_LOCK` bit 1: the receive buffer size is locked.
+    pub const RCVBUF_LOCK: u32 = 1 << 24;
     /// All known bits.
-    pub const KNOWN: u32 = (1 << 23) - 1;
+    pub const KNOWN: u32 = (1 << 25) - 1;
 }
 
 /// One TCP listener or UDP socket, as stored in its record's `path`.

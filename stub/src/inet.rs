@@ -46,6 +46,7 @@ const SO_PASSCRED: usize = 16;
 const SO_RCVTIMEO: usize = 20;
 const SO_SNDTIMEO: usize = 21;
 const SO_SNDBUFFORCE: usize = 32;
+const SO_BUF_LOCK: usize = 72;
 const SO_RCVBUFFORCE: usize = 33;
 const SO_REUSEPORT: usize = 15;
 const SO_PRIORITY: usize = 12;
@@ -714,5 +715,13 @@ pub(crate) fn options(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize, tcp:
                 .s(" (the system's limit)");
             m.warn();
         }
+    }
+    // SO_BUF_LOCK as saved, when it is not what setting the sizes (or a
+    // connection's queues) left.
+    let saved = i32::from(x.opts & inet_opts::SNDBUF_LOCK != 0)
+        | i32::from(x.opts & inet_opts::RCVBUF_LOCK != 0) << 1;
+    if get(fd, SOL_SOCKET, SO_BUF_LOCK).unwrap_or(0) != saved {
+        set(fd, SOL_SOCKET, SO_BUF_LOCK, saved)
+            .unwrap_or_else(|e| fail("cannot set SO_BUF_LOCK", e));
     }
 }

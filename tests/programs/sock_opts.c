@@ -10,7 +10,7 @@
      SO_RCVLOWAT, IP_PKTINFO, IP_FREEBIND, non-blocking, close-on-exec
      (not SO_PASSCRED: Linux 6.18 refuses it on inet sockets, EOPNOTSUPP);
    - a TCP listener over IPv6 with IPV6_V6ONLY, IPV6_UNICAST_HOPS,
-     IPV6_TCLASS, IPV6_RECVPKTINFO;
+     IPV6_TCLASS, IPV6_RECVPKTINFO, SO_BUF_LOCK (receive, no size set);
    - a UDP socket with SO_BROADCAST, IP_TOS, IP_TTL, SO_NO_CHECK and four
      datagrams queued (one empty, one from another port, one sent to
      itself, one from a UDP socket the program keeps, restored before it);
@@ -111,7 +111,7 @@ static void state(int fd, char *out, size_t n, int peek) {
         "name %s dev '%s' type %d reuseaddr %d reuseport %d keepalive %d rcvbuf %d sndbuf %d "
         "rcvtimeo %ld.%06ld sndtimeo %ld.%06ld linger %d/%d passcred %d broadcast %d "
         "priority %d tos %d ttl %d acceptconn %d error %d fl %o fd %d oobinline %d "
-        "dontroute %d nocheck %d rcvlowat %d pktinfo %d freebind %d mark %d",
+        "dontroute %d nocheck %d rcvlowat %d pktinfo %d freebind %d mark %d buflock %d",
         name, dev, ty, geti(fd, SOL_SOCKET, SO_REUSEADDR), geti(fd, SOL_SOCKET, SO_REUSEPORT),
         geti(fd, SOL_SOCKET, SO_KEEPALIVE), geti(fd, SOL_SOCKET, SO_RCVBUF),
         geti(fd, SOL_SOCKET, SO_SNDBUF), (long)rt.tv_sec, (long)rt.tv_usec, (long)st.tv_sec,
@@ -122,7 +122,8 @@ static void state(int fd, char *out, size_t n, int peek) {
         fcntl(fd, F_GETFL), fcntl(fd, F_GETFD), geti(fd, SOL_SOCKET, SO_OOBINLINE),
         geti(fd, SOL_SOCKET, SO_DONTROUTE), geti(fd, SOL_SOCKET, SO_NO_CHECK),
         geti(fd, SOL_SOCKET, SO_RCVLOWAT), geti(fd, IPPROTO_IP, IP_PKTINFO),
-        geti(fd, IPPROTO_IP, IP_FREEBIND), geti(fd, SOL_SOCKET, SO_MARK));
+        geti(fd, IPPROTO_IP, IP_FREEBIND), geti(fd, SOL_SOCKET, SO_MARK),
+        geti(fd, SOL_SOCKET, 72 /* SO_BUF_LOCK */));
     if (tcp)
         w += snprintf(out + w, n - w,
                       " nodelay %d cork %d keepidle %d keepintvl %d keepcnt %d state %d",
@@ -215,6 +216,8 @@ int main(int argc, char **argv) {
 
     int t6 = socket(AF_INET6, SOCK_STREAM, 0);
     seti(t6, IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY");
+    /* Locks the receive buffer without setting its size. */
+    seti(t6, SOL_SOCKET, 72, 2, "SO_BUF_LOCK");
     seti(t6, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 17, "IPV6_UNICAST_HOPS");
     seti(t6, IPPROTO_IPV6, IPV6_TCLASS, 0x40, "IPV6_TCLASS");
     seti(t6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");

@@ -188,6 +188,9 @@ pub fn addr_text(family: u16, addr: &[u8; 16], port: u16) -> String {
     }
 }
 
+/// `SO_BUF_LOCK` (not in every libc).
+const SO_BUF_LOCK: i32 = 72;
+
 /// The name of `TCP_*` state `s`.
 pub fn state_name(s: u8) -> &'static str {
     match s {
@@ -670,9 +673,21 @@ pub fn options(
     // Buffer sizes the program set (setting one locks it: a default one
     // is left to the kernel's tuning).
     let buf = |opt| changed(libc::SOL_SOCKET, opt).map_or(0, |v| v.max(0) as u32);
-    if !conn {
+    // SO_BUF_LOCK (Linux 5.14; 0 before): the buffer sizes the kernel
+    // must not tune, which a program may set without setting a size. A
+    // connection's sizes are the kernel's tuning unless locked.
+    let lock = getopt(fd, libc::SOL_SOCKET, SO_BUF_LOCK).unwrap_or(0);
+    if !conn || lock & 2 != 0 {
         r.rcvbuf = buf(libc::SO_RCVBUF);
+    }
+    if !conn || lock & 1 != 0 {
         r.sndbuf = buf(libc::SO_SNDBUF);
+    }
+    if lock & 1 != 0 {
+        r.opts |= inet_opts::SNDBUF_LOCK;
+    }
+    if lock & 2 != 0 {
+        r.opts |= inet_opts::RCVBUF_LOCK;
     }
     let us = |t: nix::sys::time::TimeVal| {
         (t.tv_sec().max(0) as u64)

@@ -293,6 +293,12 @@ fn options(
     };
     r.rcvbuf = buf(libc::SO_RCVBUF);
     r.sndbuf = buf(libc::SO_SNDBUF);
+    // SO_BUF_LOCK (Linux 5.14; option 72): setting a size locks it; a lock
+    // the restored sizes would not give back is named.
+    let lock = get(fd, 72).unwrap_or(0);
+    if lock != i32::from(r.sndbuf != 0) | i32::from(r.rcvbuf != 0) << 1 {
+        return Err(format!("{shown} with option SO_BUF_LOCK (not restored)"));
+    }
     let us = |t: nix::sys::time::TimeVal| {
         (t.tv_sec().max(0) as u64)
             .saturating_mul(1_000_000)
