@@ -417,7 +417,7 @@ mod tests {
         assert!(bad(&|x| x.family = 1));
         assert!(bad(&|x| x.local_port = 0));
         assert!(bad(&|x| x.local[4] = 1));
-        assert!(bad(&|x| x.opts |= 1 << 23));
+        assert!(bad(&|x| x.opts |= 1 << 25));
         assert!(bad(&|x| x.opts |= inet_opts::V6ONLY));
         assert!(bad(&|x| x.keepcnt = 128));
         assert!(bad(&|x| x.linger = 5));

@@ -689,6 +689,16 @@ pub(crate) fn options(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize, tcp:
             .unwrap_or_else(|e| fail("cannot set a socket timeout", e));
         }
     }
+    // A connection's sizes come after its send queue is written again
+    // (`tcp::send_queues`): they may be smaller than the queue.
+    if r.kind != TCP_CONN_FD_KIND {
+        buffers(img, r, x, fd);
+    }
+}
+
+/// The buffer sizes and `SO_BUF_LOCK` of record `r` (`x`) on socket `fd`.
+pub(crate) fn buffers(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
+    let fail = |what: &str, e: Errno| -> ! { msg(img, r, Some(x)).s(": ").s(what).errno(e).fail() };
     // Buffer sizes: the kernel doubles what it is given; beyond the
     // system's limit only CAP_NET_ADMIN (the FORCE options) gets more.
     let bufs = [

@@ -342,16 +342,17 @@ pub fn send_queues(img: &Image) {
     let conn = |r: &FdRecord| r.dup_of == FD_NO_DUP && r.kind == TCP_CONN_FD_KIND;
     for r in img.view.fds.iter().filter(conn) {
         let (x, t) = records(img, &r);
-        if !repaired(&r) || t.outq_len == 0 {
-            continue;
+        if repaired(&r) && t.outq_len != 0 {
+            let at = img.at(r.data_offset) + u64::from(t.inq_len);
+            if let Err(e) = copy_queue(img, r.fd as usize, at, t.outq_len) {
+                msg(img, &r, Some(&x))
+                    .s(": cannot refill the send queue")
+                    .errno(e)
+                    .fail()
+            }
         }
-        let at = img.at(r.data_offset) + u64::from(t.inq_len);
-        if let Err(e) = copy_queue(img, r.fd as usize, at, t.outq_len) {
-            msg(img, &r, Some(&x))
-                .s(": cannot refill the send queue")
-                .errno(e)
-                .fail()
-        }
+        // Sizes the program set (locked), once the queue is in.
+        crate::inet::buffers(img, &r, &x, r.fd as usize);
     }
 }
 
