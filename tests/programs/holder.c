@@ -12,6 +12,7 @@
    tracer P   PTRACE_SEIZE of pid P                      ready
    seccomp    allow-all seccomp filter (after            ready
               PR_SET_NO_NEW_PRIVS)
+   mntns      a mount namespace of its own (root)        ready
    sem_undo   SysV semaphore set, semop with SEM_UNDO    ready id N
    msgq       SysV message queue holding one message     ready id N
    unix_unconn  unix stream socket, never connected, with SO_PRIORITY 3
@@ -123,6 +124,9 @@ int main(int argc, char **argv) {
         struct sock_fprog prog = {.len = 1, .filter = allow};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
         if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail("PR_SET_SECCOMP");
+        printf("ready\n");
+    } else if (!strcmp(mode, "mntns")) {
+        if (unshare(CLONE_NEWNS)) fail("unshare(CLONE_NEWNS)");
         printf("ready\n");
     } else if (!strcmp(mode, "sem_undo")) {
         int id = semget(IPC_PRIVATE, 1, 0600);

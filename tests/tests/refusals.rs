@@ -217,6 +217,18 @@ fn seccomp_filter_is_refused() {
     still_running(&mut p);
 }
 
+/// A process in a mount namespace of its own (made with `unshare`, as
+/// root): its mounts would not be there at restore, so it is refused by
+/// name and left running.
+#[test]
+fn a_mount_namespace_of_its_own_is_refused() {
+    let dir = TestDir::new("refuse-mntns");
+    let (mut p, _) = holder("mntns", &[]);
+    let msg = refused(&dir, p.pid(), "mount namespace");
+    assert!(msg.contains("mount namespace of its own"), "{msg}");
+    still_running(&mut p);
+}
+
 /// Removes a SysV object (`ipcrm -s|-q ID`) when dropped.
 struct Ipc(&'static str, i64);
 
