@@ -518,6 +518,43 @@ fn requeue(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
     let _ = unsafe { sys::munmap(buf.as_ptr() as usize, size) };
 }
 
+/// Does TCP listener `r` (`x`, without `SO_REUSEPORT`) share its port
+/// with a listener of the image that has `SO_REUSEPORT`?
+fn shared_port(img: &Image, r: &FdRecord, x: &InetRecord) -> bool {
+    let listener = |o: &FdRecord| o.kind == INET_LISTEN_FD_KIND && o.dup_of == FD_NO_DUP;
+    listener(r)
+        && x.state == STATE_LISTEN
+        && x.opts & inet_opts::REUSEPORT == 0
+        && img.view.fds.iter().filter(listener).any(|o| {
+            let y = record(img, &o);
+            o.fd != r.fd
+                && y.state == STATE_LISTEN
+                && y.family == x.family
+                && y.local_port == x.local_port
+                && y.opts & inet_opts::REUSEPORT != 0
+        })
+}
+
+/// Once every descriptor exists, right before the process resumes: the
+/// listeners that bound with `SO_REUSEPORT` for a port they share
+/// ([`socket`]) get their saved value (off) back.
+pub fn finish(img: &Image) {
+    for r in img.view.fds.iter() {
+        let x = match r.kind {
+            INET_LISTEN_FD_KIND if r.dup_of == FD_NO_DUP => record(img, &r),
+            _ => continue,
+        };
+        if shared_port(img, &r, &x) {
+            set(r.fd as usize, SOL_SOCKET, SO_REUSEPORT, 0).unwrap_or_else(|e| {
+                msg(img, &r, Some(&x))
+                    .s(": cannot turn SO_REUSEPORT off")
+                    .errno(e)
+                    .fail()
+            });
+        }
+    }
+}
+
 /// The socket of record `r` (not yet at its number).
 pub fn socket(img: &Image, r: &FdRecord) -> usize {
     let x = record(img, r);
@@ -525,7 +562,14 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     let fail =
         |what: &str, e: Errno| -> ! { msg(img, r, Some(&x)).s(": ").s(what).errno(e).fail() };
     let reuse = x.opts & inet_opts::REUSEADDR != 0;
-    let fd = new_socket(r.kind, &x, tcp || reuse).unwrap_or_else(|e| fail("socket", e));
+    // A port shared with SO_REUSEPORT by listeners of the image, one of
+    // which turned the option off after it bound: every one binds and
+    // listens with it on, then [`finish`] puts the saved value back.
+    let mut bound = x;
+    if shared_port(img, r, &x) {
+        bound.opts |= inet_opts::REUSEPORT;
+    }
+    let fd = new_socket(r.kind, &bound, tcp || reuse).unwrap_or_else(|e| fail("socket", e));
     if x.local_port != 0 {
         if let Err(e) = bind(fd, &x) {
             bind_failed(img, r, &x, e)

@@ -339,6 +339,7 @@ fn copy_queue(img: &Image, fd: usize, at: u64, len: u32) -> Result<(), Errno> {
 /// (200 ms) before a peer of the same tree is restored, which then answers
 /// with a reset.
 pub fn send_queues(img: &Image) {
+    crate::inet::finish(img);
     let conn = |r: &FdRecord| r.dup_of == FD_NO_DUP && r.kind == TCP_CONN_FD_KIND;
     for r in img.view.fds.iter().filter(conn) {
         let (x, t) = records(img, &r);

@@ -126,8 +126,8 @@ int main(int argc, char **argv)
         idle();
     }
     if (!strcmp(mode, "pipeline")) {
-        int p[2];
-        if (pipe(p) < 0)
+        int p[2], said[2];
+        if (pipe(p) < 0 || pipe(said) < 0)
             return 1;
         pid_t a = fork();
         if (a < 0)
@@ -135,11 +135,19 @@ int main(int argc, char **argv)
         if (a == 0) {
             setpgid(0, 0);
             close(p[0]);
+            close(said[0]);
             if (write(p[1], "xyz", 3) != 3)
                 exit(1);
             say("a", p[1], -1);
+            close(said[1]);
             idle();
         }
+        /* a's line is out before the root goes on (its end closed). */
+        close(said[1]);
+        char c;
+        while (read(said[0], &c, 1) > 0)
+            ;
+        close(said[0]);
         setpgid(a, a);
         pid_t b = child("b", p[0], (int)a, p[1], NULL, -1);
         /* b joins a's group before the root says "ready". */
