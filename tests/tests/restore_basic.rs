@@ -97,6 +97,12 @@ fn sleep_1000_still_asleep_after_restore() {
 
     let mut r = restore(&image);
     r.wait_restored(&cmdline);
+    // Just resumed, it may still be on its way back into nanosleep (R)
+    // on a busy machine: it must get there, then stay asleep.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while state(r.pid()) == Some('R') && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for _ in 0..30 {
         if let Some(status) = r.exited() {
             r.fail(&format!("exited with {status} instead of sleeping"));

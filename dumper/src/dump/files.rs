@@ -1300,12 +1300,14 @@ pub fn collect(
 
     // (1.5) Sockets restored without their queued input: refused, or
     // with --skip-unsupported a warning.
+    let mut lossy_fds = Vec::new();
     for (fd, what) in lossy {
         if skip_unsupported {
             files.warnings.push(format!(
                 "warning: fd {fd} ({what}): restored without them, they are lost"
             ));
         } else {
+            lossy_fds.push(fd);
             unsupported.push((Some(fd), what));
         }
     }
@@ -1338,7 +1340,7 @@ pub fn collect(
                 reason: format!(
                     "not supported: {}{hint}; --skip-unsupported dumps anyway, {}",
                     list.join(", "),
-                    skip_consequence(&unsupported)
+                    skip_consequence(&unsupported, &lossy_fds)
                 ),
             });
         }
@@ -1426,13 +1428,31 @@ fn mark_external(pid: i32, fds: &mut [Fd], classes: &mut [Class], external: &[u3
 
 /// What `--skip-unsupported` would do with `unsupported` (descriptors:
 /// `Some(fd)`, process features: `None`), for the end of the refusal line.
-fn skip_consequence(unsupported: &[(Option<i32>, String)]) -> &'static str {
-    let fds = unsupported.iter().any(|(fd, _)| fd.is_some());
+/// Descriptors in `lossy` are restored without the part named (queued
+/// input, peer credentials...), the others as `/dev/null`.
+fn skip_consequence(unsupported: &[(Option<i32>, String)], lossy: &[i32]) -> &'static str {
+    let null = unsupported
+        .iter()
+        .any(|(fd, _)| fd.is_some_and(|f| !lossy.contains(&f)));
+    let part = unsupported
+        .iter()
+        .any(|(fd, _)| fd.is_some_and(|f| lossy.contains(&f)));
     let features = unsupported.iter().any(|(fd, _)| fd.is_none());
-    match (fds, features) {
-        (true, false) => "with such descriptors restored as /dev/null",
-        (false, _) => "without saving them",
-        (true, true) => "with such descriptors restored as /dev/null and the rest not saved",
+    match (null, part, features) {
+        (false, false, _) => "without saving them",
+        (true, false, false) => "with such descriptors restored as /dev/null",
+        (true, false, true) => "with such descriptors restored as /dev/null and the rest not saved",
+        (false, true, false) => "with such descriptors restored without what is named",
+        (false, true, true) => {
+            "with such descriptors restored without what is named and the rest not saved"
+        }
+        (true, true, false) => {
+            "with such descriptors restored as /dev/null or, where part of one is named, without that part"
+        }
+        (true, true, true) => {
+            "with such descriptors restored as /dev/null or, where part of one is named, without \
+             that part, and the rest not saved"
+        }
     }
 }
 
@@ -1693,13 +1713,20 @@ mod tests {
         let fd = (Some(3), "TCP socket".to_owned());
         let child = (None, "child process 43".to_owned());
         assert_eq!(
-            skip_consequence(std::slice::from_ref(&fd)),
+            skip_consequence(std::slice::from_ref(&fd), &[]),
             "with such descriptors restored as /dev/null"
         );
         assert_eq!(
-            skip_consequence(std::slice::from_ref(&child)),
+            skip_consequence(std::slice::from_ref(&child), &[]),
             "without saving them"
         );
-        assert!(skip_consequence(&[fd, child]).ends_with("the rest not saved"));
+        assert!(skip_consequence(&[fd.clone(), child.clone()], &[]).ends_with("the rest not saved"));
+        // A socket restored without its queued connections, say.
+        assert_eq!(
+            skip_consequence(std::slice::from_ref(&fd), &[3]),
+            "with such descriptors restored without what is named"
+        );
+        let other = (Some(4), "inotify".to_owned());
+        assert!(skip_consequence(&[fd, other], &[3]).contains("/dev/null or, where part"));
     }
 }

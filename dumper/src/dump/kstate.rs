@@ -429,7 +429,7 @@ fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
 /// delegated cgroup, whose ownership a re-created directory would lack).
 /// The root cgroup of a hierarchy is never refused. Also a thread under
 /// `SCHED_DEADLINE` (its runtime, deadline and period are not saved), and
-/// a mount namespace other than the dumper's.
+/// a mount namespace other than its parent's.
 pub fn unsupported(pid: i32) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let ns = |p: &str| fs::read_link(p).ok();
@@ -447,9 +447,16 @@ pub fn unsupported(pid: i32) -> Vec<String> {
         })
         .map(|tid| format!("SCHED_DEADLINE scheduling of thread {tid}"))
         .collect();
-    // A mount namespace of its own: its mounts (and what a path names in
-    // them) would not be there at restore.
-    let mnt = (ns("/proc/self/ns/mnt"), ns(&format!("/proc/{pid}/ns/mnt")));
+    // A mount namespace of its own (not its parent's, as after
+    // `unshare(CLONE_NEWNS)`): its mounts (and what a path names in them)
+    // would not be there at restore, in the restorer's namespace.
+    let ppid = super::procfs::stat(pid).map_or(0, |s| s.ppid());
+    let mnt = (
+        (ppid > 0)
+            .then(|| ns(&format!("/proc/{ppid}/ns/mnt")))
+            .flatten(),
+        ns(&format!("/proc/{pid}/ns/mnt")),
+    );
     if mnt.0.is_some() && mnt.1.is_some() && mnt.0 != mnt.1 {
         out.push("mount namespace of its own (its mounts are not restored)".to_owned());
     }
