@@ -740,36 +740,44 @@ pub(crate) fn options(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize, tcp:
     }
 }
 
-/// The buffer sizes and `SO_BUF_LOCK` of record `r` (`x`) on socket `fd`.
-pub(crate) fn buffers(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
-    let fail = |what: &str, e: Errno| -> ! { msg(img, r, Some(x)).s(": ").s(what).errno(e).fail() };
-    // Buffer sizes: the kernel doubles what it is given; beyond the
-    // system's limit only CAP_NET_ADMIN (the FORCE options) gets more.
-    let bufs = [
-        (SO_RCVBUF, SO_RCVBUFFORCE, x.rcvbuf, "SO_RCVBUF"),
-        (SO_SNDBUF, SO_SNDBUFFORCE, x.sndbuf, "SO_SNDBUF"),
-    ];
-    for (opt, force, v, name) in bufs {
+/// The saved buffer sizes `rcv` and `snd` (what `getsockopt` gave, 0:
+/// not set by the program) on socket `fd`, Unix or inet; `named` starts a
+/// message about the socket. The kernel doubles what it is given; beyond
+/// the system's limit only CAP_NET_ADMIN (the FORCE options) gets more,
+/// and a smaller size than saved is a warning.
+pub(crate) fn buffer_sizes(fd: usize, rcv: u32, snd: u32, named: &dyn Fn() -> Msg) {
+    for (opt, force, v, name) in [
+        (SO_RCVBUF, SO_RCVBUFFORCE, rcv, "SO_RCVBUF"),
+        (SO_SNDBUF, SO_SNDBUFFORCE, snd, "SO_SNDBUF"),
+    ] {
         if v == 0 {
             continue;
         }
         let half = (v / 2) as i32;
         if set(fd, SOL_SOCKET, force, half).is_err() {
-            set(fd, SOL_SOCKET, opt, half).unwrap_or_else(|e| fail("cannot set a buffer size", e));
+            if let Err(e) = set(fd, SOL_SOCKET, opt, half) {
+                named().s(": cannot set a buffer size").errno(e).fail()
+            }
         }
         let got = get(fd, SOL_SOCKET, opt).unwrap_or(0);
         if got as u32 != v {
-            let mut m = msg(img, r, Some(x));
-            m.s(": ")
+            named()
+                .s(": ")
                 .s(name)
                 .s(" is ")
                 .dec(got.max(0) as u64)
                 .s(", not the saved ")
                 .dec(v.into())
-                .s(" (the system's limit)");
-            m.warn();
+                .s(" (the system's limit)")
+                .warn();
         }
     }
+}
+
+/// The buffer sizes and `SO_BUF_LOCK` of record `r` (`x`) on socket `fd`.
+pub(crate) fn buffers(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
+    let fail = |what: &str, e: Errno| -> ! { msg(img, r, Some(x)).s(": ").s(what).errno(e).fail() };
+    buffer_sizes(fd, x.rcvbuf, x.sndbuf, &|| msg(img, r, Some(x)));
     // SO_BUF_LOCK as saved, when it is not what setting the sizes (or a
     // connection's queues) left.
     let saved = i32::from(x.opts & inet_opts::SNDBUF_LOCK != 0)

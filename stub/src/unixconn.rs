@@ -45,13 +45,9 @@ use crate::unixsock::{
 
 const SOL_SOCKET: usize = 1;
 const SO_REUSEADDR: usize = 2;
-const SO_SNDBUF: usize = 7;
-const SO_RCVBUF: usize = 8;
 const SO_PASSCRED: usize = 16;
 const SO_RCVTIMEO: usize = 20;
 const SO_SNDTIMEO: usize = 21;
-const SO_SNDBUFFORCE: usize = 32;
-const SO_RCVBUFFORCE: usize = 33;
 const SO_PASSSEC: usize = 34;
 const SO_PEEK_OFF: usize = 42;
 const SOCK_DGRAM: u32 = 2;
@@ -478,23 +474,6 @@ fn set_int(fd: usize, opt: usize, v: i32) -> Result<usize, Errno> {
     )
 }
 
-fn get_int(fd: usize, opt: usize) -> i32 {
-    let mut v: i32 = 0;
-    let mut len: u32 = 4;
-    let _ = call(
-        g::__NR_getsockopt,
-        [
-            fd,
-            SOL_SOCKET,
-            opt,
-            &mut v as *mut i32 as usize,
-            &mut len as *mut u32 as usize,
-            0,
-        ],
-    );
-    v
-}
-
 /// The options of `x` set before any data moves: credentials passing,
 /// timeouts, buffer sizes (the kernel doubles what it is given; beyond
 /// the system's limit only CAP_NET_ADMIN gets more: a warning says so).
@@ -518,31 +497,7 @@ fn options(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
             .unwrap_or_else(|e| fail(img, r, x, "cannot set a socket timeout", e));
         }
     }
-    for (opt, force, v, name) in [
-        (SO_RCVBUF, SO_RCVBUFFORCE, x.rcvbuf, "SO_RCVBUF"),
-        (SO_SNDBUF, SO_SNDBUFFORCE, x.sndbuf, "SO_SNDBUF"),
-    ] {
-        if v == 0 {
-            continue;
-        }
-        let half = (v / 2) as i32;
-        if set_int(fd, force, half).is_err() {
-            set_int(fd, opt, half)
-                .unwrap_or_else(|e| fail(img, r, x, "cannot set a buffer size", e));
-        }
-        let got = get_int(fd, opt);
-        if got as u32 != v {
-            let mut m = msg(img, r, x);
-            m.s(": ")
-                .s(name)
-                .s(" is ")
-                .dec(got.max(0) as u64)
-                .s(", not the saved ")
-                .dec(v.into())
-                .s(" (the system's limit)");
-            m.warn();
-        }
-    }
+    crate::inet::buffer_sizes(fd, x.rcvbuf, x.sndbuf, &|| msg(img, r, x));
 }
 
 /// Send `bytes` from `from` (to `to` when given) without blocking: a
