@@ -428,8 +428,9 @@ fn unsupported_features(
     pid: i32,
     status: &str,
     entries: &[procfs::MapEntry],
-    in_tree: bool,
+    tree_pids: Option<&[i32]>,
 ) -> Vec<String> {
+    let in_tree = tree_pids.is_some();
     let mut out = Vec::new();
     let children: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -482,7 +483,10 @@ fn unsupported_features(
         out.push("SysV shared memory attached".to_owned());
     }
     out.extend(sysv_ipc(pid));
-    out.extend(super::kstate::unsupported(pid));
+    out.extend(super::kstate::unsupported(
+        pid,
+        tree_pids.unwrap_or_default(),
+    ));
     out.extend(unreadable_mapped_files(status, entries));
     out
 }
@@ -646,7 +650,6 @@ pub fn collect(
     tree: Option<&super::shared::TreeFds>,
     external: &[u32],
 ) -> Result<Files> {
-    let in_tree = tree.is_some();
     let mut files = Files {
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
@@ -654,7 +657,7 @@ pub fn collect(
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let maps = procfs::maps(pid).unwrap_or_default();
     let mut unsupported: Vec<(Option<i32>, String)> =
-        unsupported_features(pid, &status, &maps, in_tree)
+        unsupported_features(pid, &status, &maps, tree.map(|t| &t.pids[..]))
             .into_iter()
             .map(|f| (None, f))
             .collect();
