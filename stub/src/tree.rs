@@ -494,6 +494,18 @@ pub fn create_pipe_slots(
             if s.holder == holder && s.kind == slot_kind::PTY_MASTER {
                 crate::pty::create(outer, k, &s, fd, t.slot_base, t.slot_base + t.slots + 4)?;
             }
+            if s.holder == holder && matches!(s.kind, slot_kind::FIFO | slot_kind::FIFO_OPEN) {
+                let f = if s.kind == slot_kind::FIFO {
+                    open_fifo_slot(fd, &s)
+                } else {
+                    let mut via = crate::ghosts::PathBuf::proc_fd(u64::from(t.slot_base + s.peer));
+                    sys::open(via.c(), s.flags | g::O_CLOEXEC | g::O_NOCTTY)
+                };
+                let f = f.map_err(|e| (k, e))?;
+                let high = sys::fcntl(f, F_DUPFD_CLOEXEC, (t.slot_base + t.slots + 4) as usize);
+                sys::close(f);
+                put(high.map_err(|e| (k, e))?, t.slot_base + k).map_err(|e| (k, e))?;
+            }
             if s.holder == holder && s.kind == slot_kind::FILE {
                 let f = open_file_slot(fd, &s).map_err(|e| (k, e))?;
                 let high = sys::fcntl(f, F_DUPFD_CLOEXEC, (t.slot_base + t.slots + 4) as usize);
@@ -536,6 +548,42 @@ pub fn create_pipe_slots(
         }
     }
     Ok(())
+}
+
+/// (1.7) Open the named pipe of `FIFO` slot `s` (path and bytes read from
+/// the image file `fd`) read-write, refill it; refused when the path is
+/// not a named pipe or the pipe holds bytes already (another process has
+/// it open: they would be read twice).
+fn open_fifo_slot(fd: usize, s: &kckpt_image::tree::TreeSlotRecord) -> Result<usize, Errno> {
+    let mut path = [0u8; 4096];
+    let n = s.size as usize;
+    if n == 0
+        || n >= path.len()
+        || sys::pread(fd, &mut path[..n], s.data_offset)? != n
+        || path[..n].contains(&0)
+    {
+        return Err(Errno(linux_raw_sys::errno::EIO));
+    }
+    let f = sys::open(&path[..=n], g::O_RDWR | g::O_NONBLOCK | g::O_CLOEXEC)?;
+    let ok = (|| {
+        if sys::fstat_mode(f)? & g::S_IFMT != g::S_IFIFO {
+            return Err(Errno(linux_raw_sys::errno::EEXIST));
+        }
+        if crate::special::queued(f)? != 0 {
+            return Err(Errno(linux_raw_sys::errno::EBUSY));
+        }
+        if s.pipe_size != 0 {
+            let _ = sys::fcntl(f, F_SETPIPE_SZ, s.pipe_size as usize);
+        }
+        sys::sendfile_all(f, fd, s.data_offset + s.size, s.data_len - s.size)
+    })();
+    match ok {
+        Ok(()) => Ok(f),
+        Err(e) => {
+            sys::close(f);
+            Err(e)
+        }
+    }
 }
 
 /// (1.5) Open the file of `FILE` slot `s` (path read from the image file
