@@ -25,7 +25,14 @@
  * closed can still write when it had not shut down itself (close-wait:
  * b writes 300 bytes more, which a in fin-wait2 reads); writing to an end
  * shut down fails with EPIPE. Prints "ok MODE ..." or "FAIL ...", then
- * "done". */
+ * "done".
+ *
+ * `tcp_half MODE FAMILY tree`: the same, but once the states are set the
+ * process forks: the parent keeps a, the child b (a tree, both ends
+ * restored by different processes). After "go" the parent checks a's
+ * state, then lets the child check b's (pipes), then each carries its end
+ * through on its own ("ok MODE a", "ok MODE b"); the parent reaps the
+ * child and prints "done". */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Bytes an end writes to fill its peer's small buffer (some of them are
@@ -148,10 +156,49 @@ static void write_fails(int fd, const char *who)
         FAIL("%s: a write after shutdown did not fail with EPIPE", who);
 }
 
+/* Tree mode: carry end `fd` (`side` 0 is a, 1 is b) through on its own. */
+static void one_side(const char *mode, int fd, int side, long a_sent, long b_sent, long a_got)
+{
+    long got = side ? 0 : a_got, sent = side ? b_sent : a_sent;
+    const char *who = side ? "b" : "a";
+    if (!strcmp(mode, "fin_wait2") && side == 0) {
+        read_exactly(fd, 1, &got, 200, who);
+        write_fails(fd, who);
+        drain(fd, 1, &got, who);
+        if (got != 500)
+            FAIL("a read %ld bytes, not 500", got);
+    } else if (!strcmp(mode, "fin_wait2")) {
+        drain(fd, 0, &got, who);
+        if (got != 100)
+            FAIL("b read %ld bytes, not 100", got);
+        fill(fd, 1, &sent, 500);
+        shutdown(fd, SHUT_WR);
+        write_fails(fd, who);
+    } else if (side == 0) {
+        /* fin_wait1: b sends nothing more; last_ack: b's 50 bytes;
+         * closing: all of b's bytes, read before the dump. */
+        drain(fd, 1, &got, who);
+        if (got != b_sent)
+            FAIL("a read %ld bytes of %ld", got, b_sent);
+        write_fails(fd, who);
+    } else {
+        drain(fd, 0, &got, who);
+        if (got != a_sent)
+            FAIL("b read %ld bytes of %ld", got, a_sent);
+        if (!strcmp(mode, "fin_wait1"))
+            shutdown(fd, SHUT_WR);
+        else
+            write_fails(fd, who);
+    }
+    if (!failed)
+        say("ok %s %s sent %ld got %ld", mode, who, sent, got);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3)
+    if (argc != 3 && argc != 4)
         return 2;
+    int tree = argc == 4;
     const char *mode = argv[1];
     char fam = argv[2][0];
     signal(SIGPIPE, SIG_IGN);
@@ -222,6 +269,39 @@ int main(int argc, char **argv)
     usleep(100000);
     int sa = state(a), sb = state(b);
     say("states %d %d", sa, sb);
+    if (tree) {
+        int go[2], back[2];
+        if (pipe(go) || pipe(back))
+            return 1;
+        pid_t child = fork();
+        if (child == 0) {
+            char c;
+            close(a);
+            if (read(go[0], &c, 1) != 1)
+                return 1;
+            if (state(b) != sb)
+                FAIL("b's state after the restore %d, before %d", state(b), sb);
+            if (write(back[1], "b", 1) != 1)
+                return 1;
+            one_side(mode, b, 1, a_sent, b_sent, a_got);
+            return failed;
+        }
+        close(b);
+        say("ready");
+        char line[64], c;
+        if (!fgets(line, sizeof line, stdin))
+            return 1;
+        if (state(a) != sa)
+            FAIL("a's state after the restore %d, before %d", state(a), sa);
+        if (write(go[1], "a", 1) != 1 || read(back[0], &c, 1) != 1)
+            FAIL("the child did not answer");
+        one_side(mode, a, 0, a_sent, b_sent, a_got);
+        int st = 0;
+        if (waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st))
+            FAIL("child: status %x", st);
+        say("done");
+        return failed;
+    }
     say("ready");
     char line[64];
     if (!fgets(line, sizeof line, stdin))
