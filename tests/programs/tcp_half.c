@@ -19,7 +19,10 @@
  *               closing (its FIN not sent), b fin-wait2.
  *   shut_rd     an established pair, a shut down for reading (refused).
  * It prints "states A B" (the kernel's TCP_INFO states), "ready" and
- * reads a line from stdin. On it, it checks the states are the same, then
+ * reads a line from stdin. On it, it checks the states are the same, and
+ * so are each end's sequence numbers (a moment in TCP repair mode, root
+ * only: `TCP_QUEUE_SEQ` of both queues, which count the FINs) and queue
+ * lengths (`SIOCINQ`, `SIOCOUTQ`, which counts a FIN not acknowledged), then
  * carries both ends through to their close, checking every byte: each end
  * reads what the other wrote to the end of file, and an end whose peer
  * closed can still write when it had not shut down itself (close-wait:
@@ -45,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +91,44 @@ static void nonblock(int fd, int on)
 {
     int fl = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* What the kernel has of one end: its state, `write_seq`, `rcv_nxt`
+ * (0, 0 without CAP_NET_ADMIN), bytes to read, bytes not acknowledged. */
+struct seen {
+    int state;
+    unsigned snd, rcv;
+    int inq, outq;
+};
+
+static struct seen look(int fd)
+{
+    struct seen s = { .state = state(fd) };
+    int on = 1, off = -1 /* TCP_REPAIR_OFF_NO_WP */, q;
+    socklen_t len = sizeof s.snd;
+    if (!setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on)) {
+        q = TCP_SEND_QUEUE;
+        setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q);
+        getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &s.snd, &len);
+        q = TCP_RECV_QUEUE;
+        setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q);
+        getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, &s.rcv, &len);
+        q = TCP_NO_QUEUE;
+        setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q);
+        setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off);
+    }
+    ioctl(fd, SIOCINQ, &s.inq);
+    ioctl(fd, SIOCOUTQ, &s.outq);
+    return s;
+}
+
+static void same(const char *who, struct seen was, struct seen now)
+{
+    if (memcmp(&was, &now, sizeof was))
+        FAIL("%s after the restore: state %d write_seq %u rcv_nxt %u inq %d outq %d; "
+             "before: %d %u %u %d %d",
+             who, now.state, now.snd, now.rcv, now.inq, now.outq, was.state, was.snd, was.rcv,
+             was.inq, was.outq);
 }
 
 /* Write `side`'s stream from byte `*at` on until the socket takes no more
@@ -267,7 +310,8 @@ int main(int argc, char **argv)
         return 2;
     }
     usleep(100000);
-    int sa = state(a), sb = state(b);
+    struct seen wa = look(a), wb = look(b);
+    int sa = wa.state, sb = wb.state;
     say("states %d %d", sa, sb);
     if (tree) {
         int go[2], back[2];
@@ -279,8 +323,7 @@ int main(int argc, char **argv)
             close(a);
             if (read(go[0], &c, 1) != 1)
                 return 1;
-            if (state(b) != sb)
-                FAIL("b's state after the restore %d, before %d", state(b), sb);
+            same("b", wb, look(b));
             if (write(back[1], "b", 1) != 1)
                 return 1;
             one_side(mode, b, 1, a_sent, b_sent, a_got);
@@ -291,8 +334,7 @@ int main(int argc, char **argv)
         char line[64], c;
         if (!fgets(line, sizeof line, stdin))
             return 1;
-        if (state(a) != sa)
-            FAIL("a's state after the restore %d, before %d", state(a), sa);
+        same("a", wa, look(a));
         if (write(go[1], "a", 1) != 1 || read(back[0], &c, 1) != 1)
             FAIL("the child did not answer");
         one_side(mode, a, 0, a_sent, b_sent, a_got);
@@ -306,8 +348,9 @@ int main(int argc, char **argv)
     char line[64];
     if (!fgets(line, sizeof line, stdin))
         return 1;
-    if (state(a) != sa || state(b) != sb)
-        FAIL("states after the restore %d %d, before %d %d", state(a), state(b), sa, sb);
+    struct seen na = look(a), nb = look(b);
+    same("a", wa, na);
+    same("b", wb, nb);
     if (!strcmp(mode, "fin_wait2")) {
         /* a: fin-wait2, b: close-wait. */
         read_exactly(a, 1, &a_got, 200, "a");

@@ -2,8 +2,10 @@
 //! fin-wait1, fin-wait2, close-wait, last-ack, closing).
 //!
 //! `tcp_half.c` holds both ends of a connection over loopback in one
-//! process and puts them in a state pair; after the restore it checks both
-//! ends are in the same states, then carries them to their close checking
+//! process (or, `tree`, each in a process of its own) and puts them in a
+//! state pair; after the restore it checks both ends have the same states,
+//! sequence numbers (`TCP_QUEUE_SEQ`, counting the FINs) and queue lengths,
+//! then carries them to their close checking
 //! every byte (end of file after the peer's FIN, writes from a close-wait
 //! end read by its fin-wait2 peer, `EPIPE` after a shutdown). Both ends are
 //! restored from one image, so the order of repair mode and the raw
