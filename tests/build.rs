@@ -38,6 +38,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("HOLDER", "holder.c", &["-fPIE", "-pie"]),
     ("INET_SERVER", "inet_server.c", &["-fPIE", "-pie"]),
     ("TCP_CONN", "tcp_conn.c", &["-fPIE", "-pie"]),
+    ("TCP_HALF", "tcp_half.c", &["-fPIE", "-pie"]),
     ("SOCK_OPTS", "sock_opts.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),
