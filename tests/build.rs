@@ -51,6 +51,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("FOWN_TREE", "fown_tree.c", &["-fPIE", "-pie"]),
     ("PIDFDS", "pidfds.c", &["-fPIE", "-pie"]),
     ("MULTICAST", "multicast.c", &["-fPIE", "-pie"]),
+    ("SIGCHLD", "sigchld.c", &["-fPIE", "-pie"]),
     ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
     ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),
