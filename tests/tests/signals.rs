@@ -66,7 +66,7 @@ fn sigchld_as_nobody(mode: &str) -> String {
     let dir = TestDir::new(&format!("sigchld-{mode}"));
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let image = dir.join("img.kckpt");
-    let mut p = Proc::spawn("sigchld", &mut command_as(&NOBODY, prog::SIGCHLD).arg(mode));
+    let mut p = Proc::spawn("sigchld", command_as(&NOBODY, prog::SIGCHLD).arg(mode));
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     let out = dump(p.pid(), &image, false);
     assert!(out.status.success(), "{}", show(&out));
