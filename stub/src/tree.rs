@@ -682,16 +682,25 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
     }
     groups.tree_slots(tree, img);
     let exec = tree.exec.through(img.fd);
+    // The exit signals of the zombies made here: their ending sends them
+    // again to this process (which has every signal blocked); the signals
+    // it had pending are in its image.
+    let mut again = 0u64;
     for (i, rec) in tree.outer.tree_procs.iter().enumerate() {
         if rec.parent == tree.index && rec.parent != NO_PARENT {
-            spawn(&tree.outer, exec, i as u32).unwrap_or_else(|e| {
+            let pid = spawn(&tree.outer, exec, i as u32).unwrap_or_else(|e| {
                 proc_msg(img.path, i as u32, rec.pid)
                     .s(": cannot have its pid")
                     .errno(e)
                     .fail()
             });
+            if rec.state == proc_state::ZOMBIE && (1..=64).contains(&rec.exit_signal) {
+                let _ = crate::ksys::wait_ended(pid as u32);
+                again |= 1 << (rec.exit_signal - 1);
+            }
         }
     }
+    crate::ksys::drain_signals(again);
     pidfds(img);
     if tree.slots() > 0 {
         let _ = sys::close_range(base, tree.barrier_base() - 1);

@@ -3,6 +3,9 @@
  *             on a stdin line prints "sigchld N", N the number of
  *             SIGCHLDs it got (0: the restore must not add one of its
  *             own), and kills the child;
+ *   "handled": a child that exited with status 5, whose SIGCHLD the
+ *             handler got, not reaped; on a stdin line prints "sigchld N"
+ *             (1: the restore must not send that child's SIGCHLD again);
  *   "zombie": SIGCHLD blocked, a child that exited with status 5 and was
  *             not reaped (its SIGCHLD pending); on a stdin line unblocks
  *             it and prints "ok" when the handler saw that child's pid and
@@ -29,6 +32,7 @@ static void on_chld(int sig, siginfo_t *si, void *ctx)
 int main(int argc, char **argv)
 {
     int zombie = argc > 1 && !strcmp(argv[1], "zombie");
+    int handled = argc > 1 && !strcmp(argv[1], "handled");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_chld;
@@ -38,7 +42,13 @@ int main(int argc, char **argv)
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     pid_t child = 0;
-    if (!zombie) {
+    if (handled) {
+        child = fork();
+        if (child == 0)
+            _exit(5);
+        while (count == 0)
+            usleep(1000);
+    } else if (!zombie) {
         child = fork();
         if (child == 0)
             for (;;)
@@ -60,7 +70,8 @@ int main(int argc, char **argv)
     if (!zombie) {
         usleep(100 * 1000);
         printf("sigchld %d\n", (int)count);
-        kill(child, SIGKILL);
+        if (!handled)
+            kill(child, SIGKILL);
         return 0;
     }
     sigprocmask(SIG_UNBLOCK, &chld, NULL);

@@ -98,6 +98,15 @@ fn the_restore_sends_no_sigchld_of_its_own() {
     }
 }
 
+/// A zombie child whose SIGCHLD the process had already handled: making
+/// the zombie again at restore does not send it a second time.
+#[test]
+fn a_handled_zombies_sigchld_is_not_sent_again() {
+    for _ in 0..3 {
+        assert_eq!(sigchld_as_nobody("handled"), "sigchld 1");
+    }
+}
+
 /// A pending SIGCHLD of a zombie child keeps its siginfo (the child's pid
 /// and status), not that of a helper of the restore.
 #[test]
