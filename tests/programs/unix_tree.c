@@ -13,6 +13,10 @@
  * its child connects; not accepted.
  * `unix_tree pending-data ABSTRACT`: as pending-self with one client that
  * sent 5 bytes into its connection (refused at dump).
+ * `unix_tree siblings stream`: the parent makes a socketpair and forks
+ * two children "a" and "b" in a process group of their own (led by a),
+ * each keeping one end; the parent keeps none (dumped with --pgid: no
+ * process of the dump is an ancestor of both; refused).
  *
  * Each process prints "NAME PID"; the parent prints "ready" and reads a
  * line from stdin. Then every process checks what it had queued, the
@@ -203,6 +207,31 @@ int main(int argc, char **argv)
         say(s[0], "p2c-after");
         expect(s[0], type, "c2p-after");
         return finish(child);
+    }
+
+    if (!strcmp(mode, "siblings")) {
+        int s[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, s))
+            return 2;
+        pid_t kids[2];
+        for (int i = 0; i < 2; i++) {
+            kids[i] = fork();
+            if (kids[i] == 0) {
+                setpgid(0, i ? kids[0] : 0);
+                close(s[1 - i]);
+                for (;;)
+                    pause();
+            }
+            setpgid(kids[i], kids[0]);
+        }
+        close(s[0]);
+        close(s[1]);
+        printf("a %d\nb %d\n", kids[0], kids[1]);
+        printf("parent %d\n", getpid());
+        ready_and_wait_check();
+        kill(kids[0], SIGKILL);
+        kill(kids[1], SIGKILL);
+        return 0;
     }
 
     if (!strcmp(mode, "accept")) {

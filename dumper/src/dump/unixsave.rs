@@ -192,8 +192,9 @@ pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved,
                 super::unixsock::shown(&n)
             };
             return Err(format!(
-                "{shown} connected to {to} held by pid {p} of the dump (the two ends of a \
-                 Unix socket in two processes are not restored yet)"
+                "{shown} connected to {to} held by pid {p} of the dump (not restored: a \
+                 datagram socket connected to a socket of another process, or the two \
+                 ends of a pair in processes no process of the dump is an ancestor of)"
             ));
         }
         Peer::Outside(n, holder) => {
