@@ -13,6 +13,8 @@
  * its child connects; not accepted.
  * `unix_tree pending-data ABSTRACT`: as pending-self with one client that
  * sent 5 bytes into its connection (refused at dump).
+ * `unix_tree dgram-child PATH`: the parent binds a datagram socket to PATH;
+ * its child connects a datagram socket to it and sends "m1" (not read).
  * `unix_tree siblings stream`: the parent makes a socketpair and forks
  * two children "a" and "b" in a process group of their own (led by a),
  * each keeping one end; the parent keeps none (dumped with --pgid: no
@@ -207,6 +209,49 @@ int main(int argc, char **argv)
         say(s[0], "p2c-after");
         expect(s[0], type, "c2p-after");
         return finish(child);
+    }
+
+    if (!strcmp(mode, "dgram-child")) {
+        unlink(arg);
+        int srv = socket(AF_UNIX, SOCK_DGRAM, 0);
+        socklen_t len = addr(&a, arg, 0);
+        if (bind(srv, (struct sockaddr *)&a, len))
+            return 2;
+        pid_t child = fork();
+        if (child == 0) {
+            who = "child";
+            close(srv);
+            close(sync[0]);
+            int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+            if (connect(c, (struct sockaddr *)&a, len))
+                return 2;
+            say(c, "m1");
+            printf("child %d\n", getpid());
+            fflush(stdout);
+            if (write(sync[1], "x", 1) != 1)
+                return 2;
+            close(sync[1]);
+            wait_go();
+            say(c, "m2"); /* still connected: no address given */
+            if (!failed)
+                printf("ok child\n");
+            fflush(stdout);
+            wait_go();
+            return failed;
+        }
+        close(sync[1]);
+        char c;
+        if (read(sync[0], &c, 1) != 1)
+            return 2;
+        close(sync[0]);
+        printf("parent %d\n", getpid());
+        ready_and_wait_check();
+        expect(srv, SOCK_DGRAM, "m1");
+        kill(child, SIGUSR1);
+        expect(srv, SOCK_DGRAM, "m2");
+        int r = finish(child);
+        unlink(arg);
+        return r;
     }
 
     if (!strcmp(mode, "siblings")) {

@@ -8,7 +8,8 @@
 //! message boundaries of datagram and seqpacket pairs), names, the order
 //! in which `accept` returns waiting connections, and that every
 //! connection still carries data both ways; each process prints `ok NAME`
-//! or `FAIL NAME why`. Refused by name at dump: a waiting connection
+//! or `FAIL NAME why`; a child's datagram socket connected to its
+//! parent's is connected again. Refused by name at dump: a waiting connection
 //! whose client had sent data (it cannot be read before the connection is
 //! accepted), a pair whose two processes have no common ancestor in the
 //! dump (`--pgid` of two siblings).
@@ -123,6 +124,13 @@ fn a_child_connected_to_the_parents_listener_comes_back_accepted() {
     let dir = TestDir::new("unix_tree_accept");
     let path = dir.join("l.sock").display().to_string();
     comes_back(&dir, &["accept", &path], 1, &["child", "parent"]);
+}
+
+#[test]
+fn a_childs_datagram_socket_connected_to_the_parents_comes_back_connected() {
+    let dir = TestDir::new("unix_tree_dgram");
+    let path = dir.join("d.sock").display().to_string();
+    comes_back(&dir, &["dgram-child", &path], 1, &["child", "parent"]);
 }
 
 #[test]

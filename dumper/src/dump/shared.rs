@@ -28,8 +28,9 @@
 //!   refused: each open would be restored on its own and its buffered
 //!   bytes could not come back exactly once;
 //! - (1.7) the two ends of a connected Unix socket held by different
-//!   processes (no process holds both), and a client whose connection a
-//!   listener of an ancestor has not accepted: the lowest common ancestor
+//!   processes (no process holds both), a datagram socket connected to a
+//!   socket of an ancestor, and a client whose connection a listener of an
+//!   ancestor has not accepted: the lowest common ancestor
 //!   of their holders restores each end it does not hold itself at a
 //!   descriptor of its own image above its own ones, with its own Unix
 //!   sockets (one pair of that process, `files::sockets`), and hands it
@@ -665,15 +666,24 @@ fn unix_ends(
             let Some(&(_, pg)) = socks.get(&d.peer) else {
                 continue;
             };
-            if unixsock::diag(d.peer).is_none_or(|p| p.peer != ino) {
-                continue;
-            }
             let pprocs = procs_of(pg);
             if !disjoint(&procs, &pprocs) {
                 continue;
             }
             let all: Vec<usize> = procs.iter().chain(&pprocs).copied().collect();
             let Some(h) = lca(nodes, &all) else { continue };
+            if unixsock::diag(d.peer).is_none_or(|p| p.peer != ino) {
+                // A datagram socket connected to a socket another process
+                // holds (not connected back): restored by that process
+                // when it is the common ancestor, connected again to the
+                // peer's name there.
+                if i32::from(d.ty) == nix::libc::SOCK_DGRAM && pprocs.contains(&h) {
+                    done.insert(ino);
+                    adopt(nodes, out, h, g, &mut next_fd);
+                    adopted.insert(socks[&ino].0);
+                }
+                continue;
+            }
             for (e, eg, eprocs) in [(ino, g, &procs), (d.peer, pg, &pprocs)] {
                 done.insert(e);
                 if !eprocs.contains(&h) {
