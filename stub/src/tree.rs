@@ -208,7 +208,8 @@ fn check_sub(path: &[u8], i: u32, rec: &TreeProcRecord, view: &ImageView<'_>, no
 pub fn refuse_shared(img: &Image) {
     for r in img.view.fds.iter() {
         let of_tree = r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE;
-        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND || of_tree {
+        let tree_only = r.fd_flags & kckpt_image::records::fd_flags::TREE_ONLY != 0;
+        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND || of_tree || tree_only {
             shared_refusal(img, r.fd);
         }
     }

@@ -120,6 +120,37 @@ fn a_socketpair_of_each_type_split_between_parent_and_child_keeps_its_queues() {
 }
 
 #[test]
+fn the_parents_image_alone_is_refused_it_holds_its_childs_end() {
+    let dir = TestDir::new("unix_tree_alone");
+    let image = dir.join("tree.kckpt");
+    let (mut p, pids) = start(&["pair", "stream"]);
+    dump_tree(&mut p, &pids, &image);
+    // The parent's own image, as `kckpt extract` writes it: the child's
+    // end is a descriptor it restores only for the tree (TREE_ONLY).
+    let alone = dir.join("parent.kckpt");
+    let out = run(
+        std::process::Command::new(kckpt())
+            .args(["extract", "--pid", &pids["parent"].to_string()])
+            .arg(&image)
+            .arg(&alone),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let out = run(
+        std::process::Command::new(kckpt())
+            .arg("restore")
+            .arg(&alone),
+        CMD_TIMEOUT,
+    );
+    assert_refused(
+        "the parent alone",
+        &out,
+        Some(126),
+        &["is shared with another process of the tree: restore the whole image"],
+    );
+}
+
+#[test]
 fn a_child_connected_to_the_parents_listener_comes_back_accepted() {
     let dir = TestDir::new("unix_tree_accept");
     let path = dir.join("l.sock").display().to_string();

@@ -1068,7 +1068,7 @@ pub fn collect(
                 fd: a.fd,
                 kind: fd_kind::SOCKETPAIR,
                 flags: flags & !(OFlag::O_CLOEXEC.bits() as u32),
-                fd_flags: fd_flags::CLOEXEC,
+                fd_flags: fd_flags::CLOEXEC | fd_flags::TREE_ONLY,
                 dup_of: FD_NO_DUP,
                 peer: FD_NO_DUP,
                 ..Default::default()
