@@ -385,6 +385,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "socket": socket,
                 "flags": format!("{:o}", r.flags),
                 "cloexec": r.fd_flags & fd_flags::CLOEXEC != 0,
+                "tree_only": r.fd_flags & fd_flags::TREE_ONLY != 0,
                 "pos": r.pos,
                 "dup_of": (r.dup_of != FD_NO_DUP).then_some(r.dup_of),
                 "peer": (r.peer != FD_NO_DUP).then_some(r.peer),
@@ -708,12 +709,17 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         let _ = writeln!(
             out,
-            "  {:>4} {:<11} flags {:>7} pos {}{}{} {}",
+            "  {:>4} {:<11} flags {:>7} pos {}{}{}{} {}",
             f["fd"].as_u64().unwrap_or(0),
             f["kind"].as_str().unwrap_or(""),
             f["flags"].as_str().unwrap_or(""),
             f["pos"],
             if f["cloexec"] == true { " cloexec" } else { "" },
+            if f["tree_only"] == true {
+                " (restored for a descendant: tree slot)"
+            } else {
+                ""
+            },
             extra,
             f["path"].as_str().unwrap_or(""),
         );
