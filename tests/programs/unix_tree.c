@@ -15,6 +15,10 @@
  * sent 5 bytes into its connection (refused at dump).
  * `unix_tree dgram-child PATH`: the parent binds a datagram socket to PATH;
  * its child connects a datagram socket to it and sends "m1" (not read).
+ * `unix_tree accept-siblings NAME` (NAME a path, or @ and an abstract
+ * name): the parent forks "a", which listens on NAME and accepts the
+ * connection of "b", forked next; a sends "to-b", b sends "to-a"; the
+ * parent holds neither end.
  * `unix_tree siblings stream`: the parent makes a socketpair and forks
  * two children "a" and "b" in a process group of their own (led by a),
  * each keeping one end; the parent keeps none (dumped with --pgid: no
@@ -252,6 +256,77 @@ int main(int argc, char **argv)
         int r = finish(child);
         unlink(arg);
         return r;
+    }
+
+    if (!strcmp(mode, "accept-siblings")) {
+        int abstract = arg[0] == '@';
+        socklen_t len = addr(&a, arg + abstract, abstract);
+        if (!abstract)
+            unlink(arg);
+        int l = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (bind(l, (struct sockaddr *)&a, len) || listen(l, 4))
+            return 2;
+        pid_t kids[2];
+        kids[0] = fork();
+        if (kids[0] == 0) {
+            who = "a";
+            close(sync[0]);
+            int s = accept(l, NULL, NULL);
+            if (s < 0)
+                return 2;
+            say(s, "to-b");
+            printf("a %d\n", getpid());
+            fflush(stdout);
+            if (write(sync[1], "x", 1) != 1)
+                return 2;
+            close(sync[1]);
+            wait_go();
+            expect(s, SOCK_STREAM, "to-a");
+            say(s, "again-b");
+            if (!failed)
+                printf("ok a\n");
+            fflush(stdout);
+            return failed;
+        }
+        close(l);
+        kids[1] = fork();
+        if (kids[1] == 0) {
+            who = "b";
+            close(sync[0]);
+            int c = socket(AF_UNIX, SOCK_STREAM, 0);
+            if (connect(c, (struct sockaddr *)&a, len))
+                return 2;
+            say(c, "to-a");
+            printf("b %d\n", getpid());
+            fflush(stdout);
+            if (write(sync[1], "x", 1) != 1)
+                return 2;
+            close(sync[1]);
+            wait_go();
+            expect(c, SOCK_STREAM, "to-b");
+            expect(c, SOCK_STREAM, "again-b");
+            if (!failed)
+                printf("ok b\n");
+            fflush(stdout);
+            return failed;
+        }
+        close(sync[1]);
+        char c;
+        if (read(sync[0], &c, 1) != 1 || read(sync[0], &c, 1) != 1)
+            return 2;
+        close(sync[0]);
+        printf("parent %d\n", getpid());
+        ready_and_wait_check();
+        for (int i = 0; i < 2; i++)
+            kill(kids[i], SIGUSR1);
+        for (int i = 0; i < 2; i++) {
+            int status = 0;
+            if (waitpid(kids[i], &status, 0) != kids[i] || !WIFEXITED(status) || WEXITSTATUS(status))
+                fail("a child failed");
+        }
+        if (!abstract)
+            unlink(arg);
+        return finish(0);
     }
 
     if (!strcmp(mode, "siblings")) {

@@ -165,6 +165,34 @@ fn a_childs_datagram_socket_connected_to_the_parents_comes_back_connected() {
 }
 
 #[test]
+fn a_connection_between_two_children_comes_back_through_their_parent() {
+    // The listener's child restores after the parent bound the accepted
+    // end to the path: the listener finds its file stale and binds again.
+    let dir = TestDir::new("unix_tree_accept_siblings");
+    let path = dir.join("l.sock").display().to_string();
+    comes_back(&dir, &["accept-siblings", &path], 2, &["a", "b", "parent"]);
+}
+
+#[test]
+fn a_connection_between_two_children_on_an_abstract_listener_is_refused() {
+    // The parent would bind the accepted end to the abstract name the
+    // listener of its child needs.
+    let dir = TestDir::new("unix_tree_accept_abstract");
+    let name = format!("@kckpt-ut-sib-{}", std::process::id());
+    let (mut p, pids) = start(&["accept-siblings", &name]);
+    let out = dump_raw(pids["parent"], &dir.join("x.kckpt"), false);
+    assert_refused(
+        "accept-siblings abstract",
+        &out,
+        None,
+        &["or a connection accepted on a listener of another process"],
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.write_stdin("check\n");
+    assert!(p.wait_exit(EXIT_TIMEOUT).success());
+}
+
+#[test]
 fn connections_waiting_to_be_accepted_come_back_in_their_order() {
     let dir = TestDir::new("unix_tree_pending_self");
     let name = format!("kckpt-ut-self-{}", std::process::id());

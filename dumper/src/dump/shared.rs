@@ -649,6 +649,27 @@ fn unix_ends(
         .iter()
         .filter_map(|(k, g)| Some((socket_ino(&g[0].link)?, (*k, g))))
         .collect();
+    let diags: HashMap<u64, unixsock::UnixDiag> = socks
+        .keys()
+        .filter_map(|&ino| Some((ino, unixsock::diag(ino)?)))
+        .collect();
+    // Named listeners and their processes: an end accepted on one is
+    // bound to its name again, which only the holder of the listener (as
+    // a connection it accepts again) or a process restored before the
+    // listener's (a path: its file is then stale) can do.
+    let listeners: Vec<(&[u8], Vec<usize>)> = diags
+        .iter()
+        .filter(|(_, d)| unixsock::is_listener(d))
+        .filter_map(|(ino, d)| Some((d.name.as_deref()?, procs_of(socks[ino].1))))
+        .collect();
+    let bind_ok = |h: usize, d: &unixsock::UnixDiag| {
+        let Some(name) = d.name.as_deref().filter(|n| !n.is_empty()) else {
+            return true;
+        };
+        listeners.iter().filter(|(n, _)| *n == name).all(|(_, lp)| {
+            lp.contains(&h) || (name[0] != 0 && lp.iter().all(|&p| ancestor_or_self(nodes, h, p)))
+        })
+    };
     let mut done: HashSet<u64> = HashSet::new();
     let mut adopted = HashSet::new();
     let mut next_fd: HashMap<usize, u32> = HashMap::new();
@@ -657,7 +678,7 @@ fn unix_ends(
         if done.contains(&ino) {
             continue;
         }
-        let Some(d) = unixsock::diag(ino) else {
+        let Some(d) = diags.get(&ino) else {
             continue;
         };
         let procs = procs_of(g);
@@ -672,7 +693,10 @@ fn unix_ends(
             }
             let all: Vec<usize> = procs.iter().chain(&pprocs).copied().collect();
             let Some(h) = lca(nodes, &all) else { continue };
-            if unixsock::diag(d.peer).is_none_or(|p| p.peer != ino) {
+            let Some(pd) = diags.get(&d.peer) else {
+                continue;
+            };
+            if pd.peer != ino {
                 // A datagram socket connected to a socket another process
                 // holds (not connected back): restored by that process
                 // when it is the common ancestor, connected again to the
@@ -684,6 +708,9 @@ fn unix_ends(
                 }
                 continue;
             }
+            if !bind_ok(h, d) || !bind_ok(h, pd) {
+                continue; // accepted on a listener `h` restores no earlier
+            }
             for (e, eg, eprocs) in [(ino, g, &procs), (d.peer, pg, &pprocs)] {
                 done.insert(e);
                 if !eprocs.contains(&h) {
@@ -691,7 +718,7 @@ fn unix_ends(
                     adopted.insert(socks[&e].0);
                 }
             }
-        } else if unixsock::is_listener(&d) {
+        } else if unixsock::is_listener(d) {
             // Clients of connections it has not accepted, held by
             // descendants of its process.
             for &c in &d.icons {

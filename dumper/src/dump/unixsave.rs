@@ -193,8 +193,10 @@ pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved,
             };
             return Err(format!(
                 "{shown} connected to {to} held by pid {p} of the dump (not restored: a \
-                 datagram socket connected to a socket of another process, or the two \
-                 ends of a pair in processes no process of the dump is an ancestor of)"
+                 datagram socket connected to a socket of another process, the two ends \
+                 of a pair in processes no process of the dump is an ancestor of, or a \
+                 connection accepted on a listener of another process that their common \
+                 ancestor does not hold, with an abstract name or restored before it)"
             ));
         }
         Peer::Outside(n, holder) => {
