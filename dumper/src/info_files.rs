@@ -231,6 +231,7 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
             peer_kind::PAIR => "connected",
             peer_kind::NAME => "connected",
             peer_kind::GONE => "peer closed",
+            peer_kind::PENDING => "waiting to be accepted",
             _ if x.name_kind != name_kind::NONE => "bound",
             _ => "unconnected",
         },
@@ -238,6 +239,8 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
         "peer": (x.peer_kind == peer_kind::NAME).then(|| name(peer_kind_n, x.peer_name)),
         "peer_outside": x.flags & f::OUTSIDE != 0,
         "accepted_on_fd": (x.flags & f::ACCEPTED != 0).then_some(x.listener),
+        "waiting_on_fd": (x.peer_kind == peer_kind::PENDING).then_some(x.listener),
+        "backlog_place": (x.peer_kind == peer_kind::PENDING).then_some(x.queue_pos),
         "shutdown": match x.shutdown { 0 => None, shut::RCV => Some("read"),
             shut::SEND => Some("write"), _ => Some("both") },
         "queued_messages": x.messages,
@@ -266,6 +269,9 @@ fn unix_text(v: &Value) -> String {
     }
     if let Some(p) = v["peer"].as_str() {
         s += &format!(" -> {p}");
+    }
+    if let Some(l) = v["waiting_on_fd"].as_u64() {
+        s += &format!(" on fd {l} (place {} of its backlog)", v["backlog_place"]);
     }
     if let Some(sh) = v["shutdown"].as_str() {
         s += &format!(" shut down for {sh}");
