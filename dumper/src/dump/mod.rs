@@ -11,7 +11,7 @@ mod fdsys;
 pub mod files;
 pub mod ghosts;
 mod guards;
-mod inet;
+pub(crate) mod inet;
 pub mod inject;
 mod inotify;
 pub mod interrupt;
