@@ -62,6 +62,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREER_PIPE", "treer_pipe.c", &["-fPIE", "-pie"]),
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     ("PTY_ALONE", "pty_alone.c", &["-fPIE", "-pie"]),
+    ("UNIX_TREE", "unix_tree.c", &["-fPIE", "-pie"]),
     ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
     ("PIPE_IN_FLIGHT", "pipe_in_flight.c", &["-fPIE", "-pie"]),
     ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
