@@ -124,13 +124,21 @@ pub fn fork_with_pid_signal(pid: u32, exit_signal: u32) -> Result<usize, Errno> 
         set_tid_size: u64::from(pid != 0),
         ..CloneArgs::default()
     };
+    fork3(&args)
+}
+
+/// `clone3(args)` without `CLONE_VM`, a fork: 0 in the child, its pid in
+/// the parent.
+fn fork3(args: &CloneArgs) -> Result<usize, Errno> {
     let size = core::mem::size_of::<CloneArgs>();
-    // SAFETY: like fork: the child gets a copy of this address space and
-    // returns from here on its copy of the stack.
+    // SAFETY: like fork (callers pass no CLONE_VM): the child gets a copy
+    // of this address space and returns from here on its copy of the
+    // stack; the pointers in `args` (set_tid, pidfd) are live locals of
+    // the caller.
     let r = unsafe {
         kckpt_arch::syscall::raw_syscall(
             g::__NR_clone3 as usize,
-            [&args as *const CloneArgs as usize, size, 0, 0, 0, 0],
+            [args as *const CloneArgs as usize, size, 0, 0, 0, 0],
         )
     };
     if r < 0 {
@@ -153,19 +161,7 @@ pub fn stand_in(saved: u64) -> Result<(u32, usize), Errno> {
         pidfd: &mut pidfd as *mut i32 as u64,
         ..CloneArgs::default()
     };
-    let size = core::mem::size_of::<CloneArgs>();
-    // SAFETY: like fork: the child gets a copy of this address space and
-    // returns from here on its copy of the stack; the kernel writes the
-    // pidfd to the live local `pidfd`.
-    let r = unsafe {
-        kckpt_arch::syscall::raw_syscall(
-            g::__NR_clone3 as usize,
-            [&args as *const CloneArgs as usize, size, 0, 0, 0, 0],
-        )
-    };
-    if r < 0 {
-        return Err(Errno((-r) as u32));
-    }
+    let r = fork3(&args)?;
     if r == 0 {
         // A signal's default action without a core file.
         let _ = crate::xsys::prlimit(RLIMIT_CORE, Some(&crate::xsys::Rlimit::default()));
@@ -176,6 +172,8 @@ pub fn stand_in(saved: u64) -> Result<(u32, usize), Errno> {
         };
         sys::exit_like(status);
     }
+    // SAFETY: a live local the kernel wrote through the pointer in `args`.
+    let pidfd = unsafe { core::ptr::read_volatile(&pidfd) };
     Ok((r as u32, pidfd as usize))
 }
 
