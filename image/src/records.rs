@@ -9,7 +9,7 @@
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: an image whose minor is greater than ours is refused;
 /// older minors are read (fields added in later minors read as zero).
-pub const FORMAT_MINOR: u16 = 6;
+pub const FORMAT_MINOR: u16 = 7;
 
 /// Bytes 9..16 of `e_ident` (padding that ELF readers ignore): marks a core
 /// file as a kckpt image so binfmt_misc does not claim plain core dumps.
@@ -552,6 +552,11 @@ pub mod fd_flags {
     pub const CLOEXEC: u32 = 1 << 0;
     /// `FILE`: the file had been deleted at dump time.
     pub const DELETED: u32 = 1 << 1;
+    /// (1.7, SCM_RIGHTS) a file the process did not hold: it was only in
+    /// flight in a Unix socket's queue. Restored at its (synthetic) number,
+    /// above every descriptor the process held, sent with the queued
+    /// messages naming it, then closed before the process resumes.
+    pub const IN_FLIGHT: u32 = 1 << 2;
 }
 
 /// `FdRecord::dup_of` when the descriptor has its own open file description.
