@@ -59,7 +59,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TREET_PTY", "treet_pty.c", &["-fPIE", "-pie"]),
     ("PTY_ALONE", "pty_alone.c", &["-fPIE", "-pie"]),
     ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
-    ("PIPE_IN_FLIGHT", "pipe_in_flight.c", &["-fPIE", "-pie"]),
+    ("SCM_RIGHTS", "scm_rights.c", &["-fPIE", "-pie"]),
     ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
     ("UNIX_KINDS", "unix_kinds.c", &["-fPIE", "-pie"]),
     (

@@ -1201,6 +1201,14 @@ pub fn collect(
             fd_kind::SOCKETPAIR => {
                 let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
                 let copy = getfd(files.fds[i].rec.fd as i32)?;
+                if flight.is_synthetic(files.fds[i].rec.fd as i32) {
+                    // Made after the queues are refilled: not in flight.
+                    if let Some(what) = inflight::refused_socket(&copy) {
+                        classes[i] = Class::Unsupported(what);
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                        continue;
+                    }
+                }
                 sockets::classify(
                     &mut files.fds,
                     &mut classes,
@@ -1256,6 +1264,22 @@ pub fn collect(
     }
 
     // (1.7) What rides in the queues must exist when they are refilled.
+    for i in real_count..files.fds.len() {
+        let r = files.fds[i].rec;
+        if !kckpt_image::files::in_flight_kind_ok(r.kind) {
+            let what = match r.kind {
+                fd_kind::REOPEN => "another open file description of a pipe, memfd or named \
+                                    pipe the process holds"
+                    .to_owned(),
+                k => format!("descriptor of kind {k}"),
+            };
+            classes[i] = Class::Unsupported(what);
+            files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            files.fds[i].rec.args = [0; 4];
+            files.fds[i].rec.peer = FD_NO_DUP;
+            files.fds[i].data.clear();
+        }
+    }
     sockets::check_in_flight(&mut files.fds, &mut classes);
     // (1.6) Unix socket pairs: refused together, plain ones as
     // socketpairs, ends accepted on a listener of the process.

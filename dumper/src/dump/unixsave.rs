@@ -110,15 +110,22 @@ pub fn describe(d: &UnixDiag) -> String {
 /// why they cannot be kept.
 pub type Rights<'a> = dyn FnMut(Vec<OwnedFd>) -> Result<Vec<u32>, String> + 'a;
 
+/// A socket's queue as [`queue`] reads it: (data, number of messages), or
+/// why it cannot be kept.
+pub type Queued = Result<(Vec<u8>, u32), String>;
+
 /// The record and queue of socket `sock` (a copy of the descriptor of
 /// process `pid`) that `sock_diag` describes as `d`, connected to `peer`;
-/// or the reason it is refused. `rights` numbers the descriptors in
-/// flight.
+/// or the reason it is refused. `queued` is its queue when it was read
+/// already (a queue is read once: a zero-length datagram a peek saw is
+/// skipped by the next walk), else it is read here with `rights`
+/// numbering the descriptors in flight.
 pub fn save(
     pid: i32,
     sock: &OwnedFd,
     d: &UnixDiag,
     peer: Peer,
+    queued: Option<Queued>,
     rights: &mut Rights<'_>,
 ) -> Result<Saved, String> {
     let shown = describe(d);
@@ -231,7 +238,10 @@ pub fn save(
             ));
         }
     }
-    let (data, messages) = queue(sock, d.ty, &shown, rights)?;
+    let (data, messages) = match queued {
+        Some(q) => q?,
+        None => queue(sock, d.ty, &shown, rights)?,
+    };
     r.messages = messages;
     r.in_flight = u16::try_from(kckpt_image::unixsock::rights_count(&data))
         .map_err(|_| format!("{shown} with more than 65535 descriptors in flight"))?;
@@ -325,10 +335,10 @@ fn options(
     Ok(())
 }
 
-/// Only the descriptors in flight in the queue of Unix socket `sock` (of
-/// `SO_TYPE` `ty`): `rights` gets the copies of each message's.
-pub fn in_flight(sock: &OwnedFd, ty: i32, rights: &mut Rights<'_>) -> Result<(), String> {
-    queue(sock, ty as u8, "", rights).map(drop)
+/// The queue of Unix socket `sock` (of `SO_TYPE` `ty`, described as
+/// `shown`), with `rights` numbering the descriptors in flight.
+pub fn queue_of(sock: &OwnedFd, ty: i32, shown: &str, rights: &mut Rights<'_>) -> Queued {
+    queue(sock, ty as u8, shown, rights)
 }
 
 /// The receive queue of `sock` (type `ty`), message by message: (data,

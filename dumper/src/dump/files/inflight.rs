@@ -13,11 +13,15 @@
 //!   pipe end only in flight pairs with the other end by inode as usual.
 //!
 //! Unix sockets in flight are walked in turn (their own queues may carry
-//! more), until no new file turns up.
+//! more), until no new file turns up. Each queue is read here once, with
+//! the numbers of what rides in it, and kept for the socket's record (a
+//! second walk would miss a zero-length datagram the first one saw).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 
 use nix::libc;
 
@@ -35,6 +39,8 @@ pub(super) struct InFlight {
     /// Synthetic number → the socket (a descriptor of the process or
     /// another synthetic one) in whose queue it was found first.
     carrier: HashMap<u32, u32>,
+    /// The queues read, by socket number, until their socket takes them.
+    queues: RefCell<HashMap<u32, unixsave::Queued>>,
 }
 
 /// `SO_DOMAIN`, `SO_TYPE` of socket `fd` (-1 when not a socket).
@@ -78,20 +84,29 @@ impl InFlight {
             }
             let mut found: Vec<(u32, OwnedFd)> = Vec::new();
             let mut number = |copies: Vec<OwnedFd>| -> Result<Vec<u32>, String> {
+                let mut out = Vec::with_capacity(copies.len());
                 for c in copies {
-                    if me.resolve(c.as_raw_fd()).is_some()
-                        || found
-                            .iter()
-                            .any(|(_, f)| same_here(f.as_raw_fd(), c.as_raw_fd()))
-                    {
-                        continue;
+                    let seen = found
+                        .iter()
+                        .find(|(_, f)| same_here(f.as_raw_fd(), c.as_raw_fd()))
+                        .map(|(n, _)| *n);
+                    match seen.or_else(|| me.resolve(c.as_raw_fd())) {
+                        Some(n) => out.push(n),
+                        None => {
+                            out.push(next);
+                            found.push((next, c));
+                            next += 1;
+                        }
                     }
-                    found.push((next, c));
-                    next += 1;
                 }
-                Ok(Vec::new())
+                Ok(out)
             };
-            let _ = unixsave::in_flight(&sock, ty, &mut number);
+            let shown = fs::metadata(format!("/proc/self/fd/{}", sock.as_raw_fd()))
+                .ok()
+                .and_then(|m| super::super::unixsock::diag(m.ino()))
+                .map_or_else(|| "unix socket".to_owned(), |d| unixsave::describe(&d));
+            let got = unixsave::queue_of(&sock, ty, &shown, &mut number);
+            me.queues.borrow_mut().insert(carrier, got);
             for (n, c) in found {
                 me.carrier.insert(n, carrier);
                 if let Ok(again) = c.try_clone() {
@@ -118,6 +133,11 @@ impl InFlight {
                     .find(|(_, c)| same_here(c.as_raw_fd(), copy))
                     .map(|(n, _)| *n)
             })
+    }
+
+    /// The queue of socket `fd` as [`InFlight::gather`] read it (once).
+    pub(super) fn take_queue(&self, fd: u32) -> Option<unixsave::Queued> {
+        self.queues.borrow_mut().remove(&fd)
     }
 
     /// The synthetic numbers, ascending.
@@ -163,4 +183,17 @@ impl InFlight {
 fn same_here(a: i32, b: i32) -> bool {
     let here = std::process::id() as i32;
     fdsys::same_file_of(here, a, here, b)
+}
+
+/// Why socket `copy` (in flight) is refused: a TCP connection (restored
+/// after the queues are refilled, from a repair of the process's own
+/// descriptor).
+pub(super) fn refused_socket(copy: &OwnedFd) -> Option<String> {
+    let fd = copy.as_raw_fd();
+    let (domain, ty) = domain_type(fd);
+    let proto = fdsys::sockopt_int(fd, libc::SO_PROTOCOL).unwrap_or(-1);
+    let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
+    let connected = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(fd).is_ok();
+    (inet && ty == libc::SOCK_STREAM && proto == libc::IPPROTO_TCP && connected)
+        .then(|| "TCP connection".to_owned())
 }

@@ -171,7 +171,8 @@ pub(super) fn classify(
                 })
                 .collect()
         };
-        match unixsave::save(pid, &copy, &d, peer, &mut rights) {
+        let queued = flight.take_queue(fds[i].rec.fd);
+        match unixsave::save(pid, &copy, &d, peer, queued, &mut rights) {
             Ok(saved) => {
                 fds[i].rec.kind = UNIX_SOCKET_FD_KIND;
                 fds[i].rec.args = [u64::from(d.ty), 0, 0, 0];

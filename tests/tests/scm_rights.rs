@@ -1,0 +1,158 @@
+//! Descriptors in flight in Unix socket queues (`SCM_RIGHTS`, format 1.7,
+//! issue 10): `scm_rights.c` queues messages carrying pipe ends (held or
+//! closed), a regular file at an offset, two descriptors in one message,
+//! a socket and an epoll instance, on datagram, stream and seqpacket
+//! sockets and on a datagram socket whose peer closed; it is dumped,
+//! killed and restored, then receives every message and checks what came
+//! with it the way a program would (pipe bytes, the same open file
+//! description as a held end, file offset, `O_NONBLOCK`, epoll items).
+//! `kckpt info` names the descriptors in flight. A TCP connection in
+//! flight is refused by name.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+const SCM_RIGHTS: &str = env!("KCKPT_PROG_SCM_RIGHTS");
+
+/// `scm_rights MODE DIR`, once it is ready.
+fn start(mode: &str, dir: &TestDir) -> Proc {
+    let mut p = Proc::spawn(
+        "scm_rights",
+        Command::new(SCM_RIGHTS).arg(mode).arg(dir.path()),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    if line != "ready" {
+        p.fail(&format!("not ready: {line}"));
+    }
+    p
+}
+
+/// Dump MODE, restore it, check it; at least `min` checks pass and none
+/// fails. Returns `kckpt info --json` of the image.
+fn comes_back(mode: &str, min: usize) -> serde_json::Value {
+    let dir = TestDir::new(&format!("scm_{mode}"));
+    let image = dir.join("img.kckpt");
+    let mut p = start(mode, &dir);
+    dump(p.pid(), &image, false);
+    p.wait_exit(std::time::Duration::from_secs(10));
+    let info = info_json(&image);
+    let mut r = restore(&image);
+    r.write_stdin("check\n");
+    let mut lines = Vec::new();
+    loop {
+        let l = r.line(LINE_TIMEOUT);
+        if l == "done" {
+            break;
+        }
+        lines.push(l);
+    }
+    let bad: Vec<&String> = lines.iter().filter(|l| !l.starts_with("ok ")).collect();
+    if !bad.is_empty() || lines.len() < min {
+        r.fail(&format!("after the restore: {bad:?} (of {lines:?})"));
+    }
+    let status = r.wait_exit(LINE_TIMEOUT);
+    assert!(status.success(), "scm_rights exited with {status}");
+    info
+}
+
+/// The descriptors of `info` (`kckpt info --json`).
+fn fds(info: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack = vec![info];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Array(a)) = m.get("fds") {
+                    out.extend(a.iter().cloned());
+                }
+                stack.extend(m.values());
+            }
+            serde_json::Value::Array(a) => stack.extend(a.iter()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How many records are in flight only, and the sum of the sockets'
+/// `in_flight` counts.
+fn in_flight(info: &serde_json::Value) -> (usize, u64) {
+    let fds = fds(info);
+    let records = fds.iter().filter(|f| f["in_flight"] == true).count();
+    let carried = fds
+        .iter()
+        .filter_map(|f| f["socket"]["in_flight"].as_u64())
+        .sum();
+    (records, carried)
+}
+
+#[test]
+fn datagrams_carrying_pipe_ends_and_a_file_come_back() {
+    let info = comes_back("dgram", 8);
+    // The read end and the file exist only in flight; the write end is
+    // the held descriptor.
+    assert_eq!(in_flight(&info), (2, 3), "{info:#}");
+}
+
+#[test]
+fn a_queue_whose_peer_closed_keeps_its_descriptors() {
+    let info = comes_back("gone", 8);
+    assert_eq!(in_flight(&info), (2, 3), "{info:#}");
+}
+
+#[test]
+fn a_stream_is_cut_after_the_piece_that_carries_a_descriptor() {
+    let info = comes_back("stream", 3);
+    assert_eq!(in_flight(&info), (1, 1), "{info:#}");
+}
+
+#[test]
+fn a_seqpacket_message_carrying_both_ends_of_a_pipe_comes_back() {
+    let info = comes_back("seqpacket", 6);
+    assert_eq!(in_flight(&info), (2, 2), "{info:#}");
+}
+
+#[test]
+fn a_socket_and_an_epoll_in_flight_to_a_named_socket_come_back() {
+    let info = comes_back("named", 5);
+    assert_eq!(in_flight(&info), (2, 2), "{info:#}");
+}
+
+#[test]
+fn info_says_how_many_descriptors_are_in_flight() {
+    let dir = TestDir::new("scm_info");
+    let image = dir.join("img.kckpt");
+    let mut p = start("dgram", &dir);
+    dump(p.pid(), &image, false);
+    p.wait_exit(std::time::Duration::from_secs(10));
+    let out = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    assert!(out.status.success(), "{}", show(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 descriptors in flight"),
+        "no count of the descriptors in flight:\n{text}"
+    );
+    assert_eq!(
+        text.matches("in flight only").count(),
+        2,
+        "the two files only in flight are not marked:\n{text}"
+    );
+}
+
+#[test]
+fn a_tcp_connection_in_flight_is_refused_by_name() {
+    let dir = TestDir::new("scm_tcp");
+    let mut p = start("tcp", &dir);
+    let out = dump_raw(p.pid(), &dir.join("x.kckpt"), false);
+    assert_refused(
+        "a TCP connection in flight",
+        &out,
+        Some(1),
+        &["TCP connection", "in flight in its queue (SCM_RIGHTS)"],
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.kill();
+}
