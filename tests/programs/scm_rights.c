@@ -15,15 +15,21 @@
      named   a datagram socket bound to DIR/n.sock; an unbound socket sends it one end of a
              new socketpair (closed; the other end held) and an epoll instance (closed)
              watching the held end of that pair
+     nested  a datagram socketpair carrying one end of a stream socketpair (closed; the other
+             end held) whose own queue carries a pipe's read end (closed) after "in"
+     tree    (refused at dump) a datagram socketpair carrying a regular file the process
+             closed, which its child (which waits) still holds
      tcp     (refused at dump) a datagram socketpair carrying one end of a TCP connection over
              loopback, closed after the send */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -217,6 +223,48 @@ static void check_named(void) {
     check(read(held_pair, got, sizeof got) == 4 && !memcmp(got, "ping", 4), "the held end reads it");
 }
 
+static void setup_nested(void) {
+    int p[2], b[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sk) || socketpair(AF_UNIX, SOCK_STREAM, 0, b)) die("socketpair");
+    pipe5(p);
+    send_fds(b[1], "in", 2, &p[0], 1, NULL);
+    close(p[0]);
+    send_fds(sk[0], "out", 3, &b[0], 1, NULL);
+    close(b[0]);
+    held = p[1];
+    held_pair = b[1];
+}
+
+static void check_nested(void) {
+    char buf[64], got[16];
+    int fds[4];
+    int n = recv_fds(sk[1], buf, sizeof buf, fds);
+    check(n == 1 && !strcmp(buf, "out"), "the outer message with a socket");
+    if (n != 1) return;
+    int in = fds[0];
+    n = recv_fds(in, buf, sizeof buf, fds);
+    check(n == 1 && !strcmp(buf, "in"), "the socket in flight has its own message with a pipe end");
+    if (n != 1) return;
+    check(read(fds[0], got, sizeof got) == 5 && !memcmp(got, "hello", 5), "pipe bytes through both");
+    check(write(held, "q", 1) == 1 && read(fds[0], got, 1) == 1 && got[0] == 'q', "the held write end feeds it");
+    check(write(held_pair, "r", 1) == 1 && read(in, got, 1) == 1 && got[0] == 'r', "the socket in flight is the held end's peer");
+}
+
+static void setup_tree(void) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/shared", dir);
+    int f = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (f < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, sk)) die("setup");
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;) pause();
+    }
+    send_fds(sk[0], "f", 1, &f, 1, NULL);
+    close(f);
+}
+
 static void setup_tcp(void) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
@@ -251,6 +299,11 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "named")) {
         setup_named();
         checker = check_named;
+    } else if (!strcmp(mode, "nested")) {
+        setup_nested();
+        checker = check_nested;
+    } else if (!strcmp(mode, "tree")) {
+        setup_tree();
     } else if (!strcmp(mode, "tcp")) {
         setup_tcp();
     } else {

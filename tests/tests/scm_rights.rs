@@ -1,13 +1,16 @@
 //! Descriptors in flight in Unix socket queues (`SCM_RIGHTS`, format 1.7,
 //! issue 10): `scm_rights.c` queues messages carrying pipe ends (held or
 //! closed), a regular file at an offset, two descriptors in one message,
-//! a socket and an epoll instance, on datagram, stream and seqpacket
-//! sockets and on a datagram socket whose peer closed; it is dumped,
+//! a socket and an epoll instance, a socket whose own queue carries a
+//! pipe end, on datagram, stream and seqpacket sockets and on a datagram
+//! socket whose peer closed; it is dumped,
 //! killed and restored, then receives every message and checks what came
 //! with it the way a program would (pipe bytes, the same open file
 //! description as a held end, file offset, `O_NONBLOCK`, epoll items).
 //! `kckpt info` names the descriptors in flight. A TCP connection in
-//! flight is refused by name.
+//! flight is refused by name, and so is a file in flight that another
+//! process of the dump holds (its open file description would not be
+//! shared after the restore).
 
 mod common;
 
@@ -122,6 +125,13 @@ fn a_socket_and_an_epoll_in_flight_to_a_named_socket_come_back() {
 }
 
 #[test]
+fn a_socket_in_flight_keeps_the_descriptors_in_its_own_queue() {
+    let info = comes_back("nested", 5);
+    // The inner socket and the pipe's read end exist only in flight.
+    assert_eq!(in_flight(&info), (2, 2), "{info:#}");
+}
+
+#[test]
 fn info_says_how_many_descriptors_are_in_flight() {
     let dir = TestDir::new("scm_info");
     let image = dir.join("img.kckpt");
@@ -152,6 +162,24 @@ fn a_tcp_connection_in_flight_is_refused_by_name() {
         &out,
         Some(1),
         &["TCP connection", "in flight in its queue (SCM_RIGHTS)"],
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.kill();
+}
+
+#[test]
+fn a_file_in_flight_that_another_process_of_the_dump_holds_is_refused_naming_it() {
+    let dir = TestDir::new("scm_tree");
+    let mut p = start("tree", &dir);
+    let child = descendants(p.pid());
+    assert_eq!(child.len(), 1, "one child: {child:?}");
+    let out = dump_raw(p.pid(), &dir.join("x.kckpt"), false);
+    let held = format!("also held by pid {} of the dump", child[0]);
+    assert_refused(
+        "a file in flight shared in the tree",
+        &out,
+        Some(1),
+        &[&held, "in flight in its queue (SCM_RIGHTS)"],
     );
     assert!(p.exited().is_none(), "a refused dump left it running");
     p.kill();

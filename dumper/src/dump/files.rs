@@ -740,7 +740,12 @@ pub fn collect(
     // (1.7) Files in flight in the queues of its Unix sockets: described
     // as descriptors above every one it holds, read from the copies the
     // peeks left here (`inflight`).
-    let flight = inflight::InFlight::gather(pid, &numbers, &getfd_real);
+    let flight = inflight::InFlight::gather(
+        pid,
+        &numbers,
+        &getfd_real,
+        tree.map_or(&[][..], |t| &t.pids[..]),
+    );
     let real_count = numbers.len();
     numbers.extend(flight.numbers());
     let getfd = |fd: i32| match flight.copy(fd) {
@@ -1028,7 +1033,13 @@ pub fn collect(
             Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
         if flight.is_synthetic(fd) && refused.is_none() {
+            let shared = flight.shared_with(fd);
             refused = match &class {
+                _ if shared.is_some() => Some(format!(
+                    "{link} also held by pid {} of the dump (its open file description would \
+                     not be shared)",
+                    shared.unwrap_or(0)
+                )),
                 Class::Fifo { .. } => Some(format!("named pipe {link}")),
                 Class::Inotify => Some("inotify instance".to_owned()),
                 Class::Terminal(..) => Some(format!("terminal {link}")),
@@ -1403,7 +1414,7 @@ pub fn collect(
                 let by = flight.carrier_of(fd);
                 unsupported.push((
                     Some(by as i32),
-                    format!("a {what} in flight in its queue (SCM_RIGHTS)"),
+                    format!("descriptor in flight in its queue (SCM_RIGHTS): {what}"),
                 ));
             } else {
                 unsupported.push((Some(fd as i32), what.clone()));

@@ -41,6 +41,9 @@ pub(super) struct InFlight {
     carrier: HashMap<u32, u32>,
     /// The queues read, by socket number, until their socket takes them.
     queues: RefCell<HashMap<u32, unixsave::Queued>>,
+    /// Synthetic number → another process of the dump holding that open
+    /// file description.
+    shared: HashMap<u32, i32>,
 }
 
 /// `SO_DOMAIN`, `SO_TYPE` of socket `fd` (-1 when not a socket).
@@ -53,11 +56,13 @@ impl InFlight {
     /// Walk the queue of every Unix socket of process `pid` (descriptors
     /// `numbers`, ascending; `getfd` copies one) and of every Unix socket
     /// found in flight. A queue that cannot be read is left to the
-    /// socket's own save, which names the reason.
+    /// socket's own save, which names the reason. `tree`: the pids of the
+    /// dump (another one holding a file in flight is noted).
     pub(super) fn gather(
         pid: i32,
         numbers: &[i32],
         getfd: &dyn Fn(i32) -> crate::error::Result<OwnedFd>,
+        tree: &[i32],
     ) -> InFlight {
         let mut me = InFlight {
             pid,
@@ -109,6 +114,9 @@ impl InFlight {
             me.queues.borrow_mut().insert(carrier, got);
             for (n, c) in found {
                 me.carrier.insert(n, carrier);
+                if let Some(p) = holder_in(tree, pid, c.as_raw_fd()) {
+                    me.shared.insert(n, p);
+                }
                 if let Ok(again) = c.try_clone() {
                     todo.push((n, again));
                 }
@@ -133,6 +141,12 @@ impl InFlight {
                     .find(|(_, c)| same_here(c.as_raw_fd(), copy))
                     .map(|(n, _)| *n)
             })
+    }
+
+    /// Another process of the dump that holds the open file description
+    /// of synthetic `fd` (it would come back as a file of its own).
+    pub(super) fn shared_with(&self, fd: i32) -> Option<i32> {
+        self.shared.get(&u32::try_from(fd).ok()?).copied()
     }
 
     /// The queue of socket `fd` as [`InFlight::gather`] read it (once).
@@ -177,6 +191,19 @@ impl InFlight {
         }
         at
     }
+}
+
+/// A process of `tree` other than `pid` with a descriptor of the open file
+/// description of `copy` (a descriptor of this process).
+fn holder_in(tree: &[i32], pid: i32, copy: i32) -> Option<i32> {
+    let here = std::process::id() as i32;
+    tree.iter().copied().filter(|&p| p != pid).find(|&p| {
+        fs::read_dir(format!("/proc/{p}/fd")).is_ok_and(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .any(|fd| fdsys::same_file_of(p, fd, here, copy))
+        })
+    })
 }
 
 /// Descriptors `a` and `b` of this process are one open file description.
