@@ -1095,12 +1095,14 @@ pub fn collect(
     let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
     fifos(pid, &mut files, &mut classes, &getfd, tree_pids)?;
     // Inotify watches (1.3): each inode through a descriptor of the
-    // process open on it, or a path.
+    // process open on it, or a path (not a file in flight: closed before
+    // the watches are added).
     let open: Vec<(u32, u64, u64)> = files
         .fds
         .iter()
         .filter(|f| {
             f.rec.dup_of == FD_NO_DUP
+                && f.rec.fd_flags & fd_flags::IN_FLIGHT == 0
                 && matches!(
                     f.rec.kind,
                     fd_kind::FILE | fd_kind::PATH | ghost_fd_kind::GHOST
