@@ -17,6 +17,8 @@
              watching the held end of that pair
      nested  a datagram socketpair carrying one end of a stream socketpair (closed; the other
              end held) whose own queue carries a pipe's read end (closed) after "in"
+     epollsrc  an epoll instance (held) watching a pipe's read end that holds 5 bytes, sent in
+             a datagram socketpair and closed: the item's file is only in flight
      tree    (refused at dump) a datagram socketpair carrying a regular file the process
              closed, which its child (which waits) still holds
      tcp     (refused at dump) a datagram socketpair carrying one end of a TCP connection over
@@ -250,6 +252,33 @@ static void check_nested(void) {
     check(write(held_pair, "r", 1) == 1 && read(in, got, 1) == 1 && got[0] == 'r', "the socket in flight is the held end's peer");
 }
 
+static int ep_held;
+
+static void setup_epollsrc(void) {
+    int p[2];
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sk)) die("socketpair");
+    pipe5(p);
+    ep_held = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+    if (ep_held < 0 || epoll_ctl(ep_held, EPOLL_CTL_ADD, p[0], &ev)) die("epoll");
+    send_fds(sk[0], "r", 1, &p[0], 1, NULL);
+    close(p[0]);
+    held = p[1];
+}
+
+static void check_epollsrc(void) {
+    char buf[64], got[16];
+    int fds[4];
+    struct epoll_event ev;
+    check(epoll_wait(ep_held, &ev, 1, 0) == 1 && ev.data.u64 == 7, "the epoll sees the pipe end in flight readable");
+    int n = recv_fds(sk[1], buf, sizeof buf, fds);
+    check(n == 1 && !strcmp(buf, "r"), "the pipe end comes with its message");
+    if (n != 1) return;
+    check(read(fds[0], got, sizeof got) == 5, "its bytes");
+    check(epoll_wait(ep_held, &ev, 1, 0) == 0, "then the epoll sees it empty");
+    check(write(held, "w", 1) == 1 && epoll_wait(ep_held, &ev, 1, 0) == 1, "and readable again after a write");
+}
+
 static void setup_tree(void) {
     char path[4200];
     snprintf(path, sizeof path, "%s/shared", dir);
@@ -302,6 +331,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "nested")) {
         setup_nested();
         checker = check_nested;
+    } else if (!strcmp(mode, "epollsrc")) {
+        setup_epollsrc();
+        checker = check_epollsrc;
     } else if (!strcmp(mode, "tree")) {
         setup_tree();
     } else if (!strcmp(mode, "tcp")) {

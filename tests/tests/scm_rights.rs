@@ -6,7 +6,8 @@
 //! socket whose peer closed; it is dumped,
 //! killed and restored, then receives every message and checks what came
 //! with it the way a program would (pipe bytes, the same open file
-//! description as a held end, file offset, `O_NONBLOCK`, epoll items).
+//! description as a held end, file offset, `O_NONBLOCK`, epoll items,
+//! and an epoll item of the process whose file is only in flight).
 //! `kckpt info` names the descriptors in flight. A TCP connection in
 //! flight is refused by name, and so is a file in flight that another
 //! process of the dump holds (its open file description would not be
@@ -129,6 +130,12 @@ fn a_socket_in_flight_keeps_the_descriptors_in_its_own_queue() {
     let info = comes_back("nested", 5);
     // The inner socket and the pipe's read end exist only in flight.
     assert_eq!(in_flight(&info), (2, 2), "{info:#}");
+}
+
+#[test]
+fn an_epoll_item_whose_file_is_only_in_flight_comes_back() {
+    let info = comes_back("epollsrc", 5);
+    assert_eq!(in_flight(&info), (1, 1), "{info:#}");
 }
 
 #[test]

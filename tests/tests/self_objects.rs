@@ -4,8 +4,9 @@
 //! of its own namespaces and a private mapping of shared anonymous memory
 //! (`programs/self_objects.c` checks each after the restore), and the
 //! refusals of what stays refused: a pidfd of another process, an epoll
-//! item whose file is at no descriptor (only in flight in a socket's
-//! queue, `SCM_RIGHTS`), and a namespace that is not its own.
+//! item whose file is at no descriptor of the process (its child holds
+//! it; one only in flight in a socket's queue is restored: scm_rights.rs),
+//! and a namespace that is not its own.
 
 mod common;
 

@@ -983,8 +983,8 @@ pub fn collect(
                     // kcmp's `toff`) counts them in this order.
                     let toff = seen.iter().filter(|&&t| t == tfd).count() as u32;
                     seen.push(tfd);
-                    let real = &numbers[..real_count];
-                    let src = epoll_source(pid, (apid, afd), tfd, toff, ino, real, &mut inodes);
+                    let at = |n: i32| flight.at(n);
+                    let src = epoll_source((apid, afd), tfd, toff, ino, &numbers, &at, &mut inodes);
                     let item = EpollItemRecord {
                         epfd: fd as u32,
                         tfd,
@@ -1562,22 +1562,28 @@ fn skip_consequence(unsupported: &[(Option<i32>, String)], lossy: &[i32]) -> &'s
 }
 
 /// `EpollItemRecord::src` of the `toff`-th item added with number `tfd`
-/// to epoll `epfd` (fdinfo `ino` `ino`): 0 when `tfd` is still its file,
+/// to epoll `epfd` of process `ep_pid` (fdinfo `ino` `ino`): 0 when `tfd` is still its file,
 /// else `EPOLL_SRC_CLOSED | N` for the lowest descriptor `N` of `numbers`
-/// holding the file (`kcmp(KCMP_EPOLL_TFD)`); `None` when no descriptor
-/// holds it. Without kcmp, the inode of `tfd` decides as before 1.3.
-/// `inodes` caches each descriptor's inode.
+/// holding the file (`kcmp(KCMP_EPOLL_TFD)`; (1.7) a file in flight's
+/// synthetic number too: `at` says where each is read); `None` when no
+/// descriptor holds it. Without kcmp, the inode of `tfd` decides as
+/// before 1.3. `inodes` caches each descriptor's inode.
 fn epoll_source(
-    pid: i32,
     (ep_pid, epfd): (i32, i32),
     tfd: u32,
     toff: u32,
     ino: u64,
     numbers: &[i32],
+    at: &dyn Fn(i32) -> (i32, i32),
     inodes: &mut Option<Vec<(u64, i32)>>,
 ) -> Option<u32> {
-    let ino_of = |n: i32| fs::metadata(format!("/proc/{pid}/fd/{n}")).map_or(0, |m| m.ino());
-    match fdsys::epoll_target_is(pid, tfd as i32, ep_pid, epfd, tfd, toff) {
+    let ino_of = |n: i32| {
+        let (p, f) = at(n);
+        fs::metadata(format!("/proc/{p}/fd/{f}")).map_or(0, |m| m.ino())
+    };
+    // `tfd` itself (a synthetic number too: its file is there then).
+    let (tp, tf) = at(tfd as i32);
+    match fdsys::epoll_target_is(tp, tf, ep_pid, epfd, tfd, toff) {
         Some(true) => return Some(0),
         Some(false) => {}
         None => return (i32::try_from(tfd).is_ok_and(|t| ino_of(t) == ino)).then_some(0),
@@ -1585,8 +1591,11 @@ fn epoll_source(
     let inodes = inodes.get_or_insert_with(|| numbers.iter().map(|&n| (ino_of(n), n)).collect());
     inodes
         .iter()
-        .filter(|&&(i, n)| i == ino && (n != epfd || ep_pid != pid))
-        .find(|&&(_, n)| fdsys::epoll_target_is(pid, n, ep_pid, epfd, tfd, toff) == Some(true))
+        .filter(|&&(i, n)| i == ino && at(n) != (ep_pid, epfd))
+        .find(|&&(_, n)| {
+            let (p, f) = at(n);
+            fdsys::epoll_target_is(p, f, ep_pid, epfd, tfd, toff) == Some(true)
+        })
         .map(|&(_, n)| EPOLL_SRC_CLOSED | n as u32)
 }
 
