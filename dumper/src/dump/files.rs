@@ -1185,12 +1185,14 @@ pub fn collect(
                             },
                             // Root sees every process: nobody holds the
                             // other end, only the kernel does.
+                            // (1.7: the queues of its own sockets are
+                            // read, their files in flight are here.)
                             _ if nix::unistd::geteuid().is_root() => "pipe whose other end no \
-                                process holds (in flight in a Unix socket message, SCM_RIGHTS, \
-                                or registered in an io_uring)"
+                                process holds (in flight in a Unix socket message of a socket \
+                                outside the dump, SCM_RIGHTS, or registered in an io_uring)"
                                 .to_owned(),
                             _ => "pipe to another process (held by a process kckpt cannot see, \
-                                  or in flight in a Unix socket message)"
+                                  or in flight in a Unix socket message outside the dump)"
                                 .to_owned(),
                         };
                         classes[i] = Class::Unsupported(why);
