@@ -8,13 +8,16 @@
 //! with it the way a program would (pipe bytes, the same open file
 //! description as a held end, file offset, `O_NONBLOCK`, epoll items,
 //! and an epoll item of the process whose file is only in flight).
-//! `kckpt info` names the descriptors in flight. A TCP connection in
+//! One runs in a tree of two, one as nobody. `kckpt info` names the
+//! descriptors in flight. A TCP connection in
 //! flight is refused by name, and so is a file in flight that another
 //! process of the dump holds (its open file description would not be
 //! shared after the restore).
 
 mod common;
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::*;
@@ -23,10 +26,12 @@ const SCM_RIGHTS: &str = env!("KCKPT_PROG_SCM_RIGHTS");
 
 /// `scm_rights MODE DIR`, once it is ready.
 fn start(mode: &str, dir: &TestDir) -> Proc {
-    let mut p = Proc::spawn(
-        "scm_rights",
-        Command::new(SCM_RIGHTS).arg(mode).arg(dir.path()),
-    );
+    start_cmd(Command::new(SCM_RIGHTS).arg(mode).arg(dir.path()))
+}
+
+/// `cmd` (which runs `scm_rights`), once it is ready.
+fn start_cmd(cmd: &mut Command) -> Proc {
+    let mut p = Proc::spawn("scm_rights", cmd);
     let line = p.line(LINE_TIMEOUT);
     if line != "ready" {
         p.fail(&format!("not ready: {line}"));
@@ -38,12 +43,23 @@ fn start(mode: &str, dir: &TestDir) -> Proc {
 /// fails. Returns `kckpt info --json` of the image.
 fn comes_back(mode: &str, min: usize) -> serde_json::Value {
     let dir = TestDir::new(&format!("scm_{mode}"));
+    let p = start(mode, &dir);
+    comes_back_from(p, &dir, min)
+}
+
+/// [`comes_back`] of the started `p`.
+fn comes_back_from(p: Proc, dir: &TestDir, min: usize) -> serde_json::Value {
+    comes_back_as(&[], p, dir, min)
+}
+
+/// [`comes_back_from`], dumped and restored as `prefix` ([`NOBODY`]).
+fn comes_back_as(prefix: &[&str], mut p: Proc, dir: &TestDir, min: usize) -> serde_json::Value {
     let image = dir.join("img.kckpt");
-    let mut p = start(mode, &dir);
-    dump(p.pid(), &image, false);
+    let out = dump_as(prefix, p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
     p.wait_exit(std::time::Duration::from_secs(10));
     let info = info_json(&image);
-    let mut r = restore(&image);
+    let mut r = Proc::spawn("kckpt restore", kckpt_as(prefix).arg("restore").arg(&image));
     r.write_stdin("check\n");
     let mut lines = Vec::new();
     loop {
@@ -136,6 +152,24 @@ fn a_socket_in_flight_keeps_the_descriptors_in_its_own_queue() {
 fn an_epoll_item_whose_file_is_only_in_flight_comes_back() {
     let info = comes_back("epollsrc", 5);
     assert_eq!(in_flight(&info), (1, 1), "{info:#}");
+}
+
+#[test]
+fn in_a_process_tree_the_descriptors_in_flight_come_back() {
+    // `sh` waits for it: a tree of two, dumped and restored as one image.
+    let dir = TestDir::new("scm_tree_dgram");
+    let script = format!("\"{SCM_RIGHTS}\" dgram \"$0\"; exit $?");
+    let p = start_cmd(Command::new("sh").arg("-c").arg(script).arg(dir.path()));
+    comes_back_from(p, &dir, 8);
+}
+
+#[test]
+fn as_nobody_the_descriptors_in_flight_come_back() {
+    require_tool("setpriv");
+    let dir = TestDir::new("scm_nobody");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let p = start_cmd(command_as(&NOBODY, SCM_RIGHTS).arg("dgram").arg(dir.path()));
+    comes_back_as(&NOBODY, p, &dir, 8);
 }
 
 #[test]
