@@ -48,6 +48,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("INOTIFY", "inotify.c", &["-fPIE", "-pie"]),
     ("FOWN_SIGNALS", "fown_signals.c", &["-fPIE", "-pie"]),
     ("FOWN_TREE", "fown_tree.c", &["-fPIE", "-pie"]),
+    ("PIDFDS", "pidfds.c", &["-fPIE", "-pie"]),
     ("SPECIAL", "special.c", &["-fPIE", "-pie"]),
     ("SELF_OBJECTS", "self_objects.c", &["-fPIE", "-pie"]),
     ("TREE_BASIC", "tree_basic.c", &["-fPIE", "-pie"]),

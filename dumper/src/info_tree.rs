@@ -194,6 +194,8 @@ fn slot_kind_name(kind: u32) -> &'static str {
         slot_kind::PTY_MASTER => "pty_master",
         slot_kind::PTY_SLAVE => "pty_slave",
         slot_kind::FILE => "file",
+        slot_kind::FIFO => "fifo",
+        slot_kind::FIFO_OPEN => "fifo_open",
         _ => "?",
     }
 }

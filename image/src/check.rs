@@ -506,7 +506,18 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
         // (1.6) InetRecord + TcpRepair in `path`, the queues as data.
         crate::tcp::TCP_CONN_FD_KIND => crate::tcp::args_ok(a, view.string(r.path)?, r.data_len),
         // Read-write, maybe O_NONBLOCK (PIDFD_NONBLOCK), no offset.
-        crate::self_fd_kind::PIDFD => a == [0; 4] && r.flags & !0o4003 == 0 && r.pos == 0,
+        crate::self_fd_kind::PIDFD => {
+            // A second pidfd of an exited process names the first.
+            let first_ok = a[0] != crate::selffd::pidfd_target::DEAD
+                || a[2] == 0
+                || crate::files::find_fd(view, a[2] as u32).is_some_and(|f| {
+                    f.kind == r.kind && f.args[..3] == [a[0], a[1], 0] && f.dup_of == FD_NO_DUP
+                });
+            crate::selffd::pidfd_args_ok(a, u32::from(view.header.format_minor))
+                && first_ok
+                && r.flags & !0o4003 == 0
+                && r.pos == 0
+        }
         crate::self_fd_kind::NSFD => a[1..] == [0; 3],
         _ => true,
     };

@@ -189,6 +189,20 @@ pub mod slot_kind {
     /// those flags (never created nor truncated) and positioned before the
     /// roots are forked.
     pub const FILE: u32 = 7;
+    /// (1.7) A named pipe that processes of the tree opened separately
+    /// (several open file descriptions). Its data is the pipe's path
+    /// (`size` bytes: 1 to 4095, no NUL) followed by its buffered bytes;
+    /// `pipe_size` its capacity. The holder, an ancestor of every process
+    /// that opened it, opens the path read-write and non-blocking, sets
+    /// the capacity, writes the bytes and keeps it at the slot, unused,
+    /// until its descendants have restored their descriptors (so the
+    /// bytes live until every description is open again).
+    pub const FIFO: u32 = 8;
+    /// (1.7) One open file description of the named pipe of `FIFO` slot
+    /// `peer` (an earlier slot of the same holder): the holder opens it
+    /// through that slot (`/proc/self/fd/N`) with `flags` (access mode and
+    /// `O_NONBLOCK`); its users take copies as of any slot.
+    pub const FIFO_OPEN: u32 = 9;
 }
 
 /// (1.5) Flags a `FILE` slot may have: access mode, `O_APPEND`,
@@ -534,6 +548,34 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                         .is_some_and(|e| e <= file_len)
                     && (s.dev, s.inode) == (0, 0)
                     && s.size <= i64::MAX as u64
+            }
+            slot_kind::FIFO => {
+                view.header.format_minor >= 7
+                    && s.holder != HOLDER_RESTORER
+                    && s.holder_fd == FD_NO_DUP
+                    && s.peer == u32::MAX
+                    && s.flags == 0
+                    && (1..4096).contains(&s.size)
+                    && s.data_len >= s.size
+                    && s.data_len - s.size <= u64::from(s.pipe_size)
+                    && s.data_offset
+                        .checked_add(s.data_len)
+                        .is_some_and(|e| e <= file_len)
+                    && (s.dev, s.inode) == (0, 0)
+            }
+            slot_kind::FIFO_OPEN => {
+                view.header.format_minor >= 7
+                    && s.holder_fd == FD_NO_DUP
+                    && (s.peer as usize) < k
+                    && slots
+                        .get(s.peer as usize)
+                        .is_some_and(|f| f.kind == slot_kind::FIFO && f.holder == s.holder)
+                    && s.flags & !0o4003 == 0
+                    && s.flags & 3 != 3
+                    && s.pipe_size == 0
+                    && s.data_offset == 0
+                    && s.data_len == 0
+                    && (s.dev, s.inode, s.size) == (0, 0, 0)
             }
             slot_kind::MEMORY => {
                 s.holder != HOLDER_RESTORER

@@ -20,8 +20,9 @@
 //! refuses what led outside.
 
 use kckpt_image::files::find_fd;
+use kckpt_image::selffd::pidfd_target;
 use kckpt_image::{
-    fd_flags, fd_kind, fs_flags, ghost_fd_kind, self_fd_kind, special_fd_kind, FdRecord,
+    fd_flags, fd_kind, fs_flags, ghost_fd_kind, self_fd_kind, special_fd_kind, FdRecord, ImageView,
     EPOLL_SRC_CLOSED, FD_NO_DUP,
 };
 use linux_raw_sys::general as g;
@@ -365,6 +366,12 @@ pub fn restore(
             kckpt_image::tcp::TCP_CONN_FD_KIND => continue,
             special_fd_kind::SYMLINK => crate::special::symlink(img, r, force),
             // A pidfd of the process itself: of the restored process.
+            // (1.7) Of another process of the tree: once every process
+            // exists (`tree::after_files`).
+            self_fd_kind::PIDFD if r.args[0] == pidfd_target::TREE => continue,
+            // (1.7) Of an exited process: below, each group on one
+            // stand-in.
+            self_fd_kind::PIDFD if r.args[0] == pidfd_target::DEAD => continue,
             self_fd_kind::PIDFD => crate::xsys::pidfd_open(sys::getpid(), r.flags & g::O_NONBLOCK)
                 .unwrap_or_else(|e| fail(img, r, "pidfd_open", e)),
             self_fd_kind::NSFD => namespace(img, r, path),
@@ -386,6 +393,7 @@ pub fn restore(
         place(tmp, r).unwrap_or_else(|e| fail(img, r, "cannot move it to its number", e));
     }
 
+    dead_pidfds(img);
     crate::unixconn::restore_all(img, park_floor);
 
     held.close();
@@ -407,25 +415,13 @@ pub fn restore(
     }
 
     for r in v.fds.iter().filter(|r| r.dup_of != FD_NO_DUP) {
-        let r = &r;
-        if r.fd <= 2 && stdio == STDIO_INHERIT {
-            continue; // the caller's
+        if r.fd <= 2 && stdio == STDIO_INHERIT || deferred(&v, r.dup_of) {
+            continue; // the caller's, or made later
         }
-        let cloexec = if r.fd_flags & fd_flags::CLOEXEC != 0 {
-            g::O_CLOEXEC
-        } else {
-            0
-        };
-        if let Err(e) = sys::dup3(r.dup_of as usize, r.fd as usize, cloexec) {
-            let mut m = fd_msg(img, r);
-            m.s(": cannot duplicate fd ")
-                .dec(r.dup_of.into())
-                .errno(e)
-                .fail();
-        }
+        duplicate(img, &r);
     }
 
-    for item in v.epoll.iter() {
+    for item in v.epoll.iter().filter(|i| !deferred(&v, watched(i))) {
         watch(img, &item, park_floor);
     }
 
@@ -469,18 +465,76 @@ pub fn restore(
     }
 }
 
+/// (1.7) The pidfds of exited processes: per process, a stand-in child
+/// that ends as the saved wait status says, a pidfd of it for each
+/// record (the first and those `SAME_AS` it: one pidfs inode, as at dump)
+/// opened while it is a zombie, then reaped.
+fn dead_pidfds(img: &Image) {
+    let v = img.view;
+    let dead = |r: &FdRecord| {
+        r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::DEAD && r.dup_of == FD_NO_DUP
+    };
+    for first in v.fds.iter().filter(|r| dead(r) && r.args[2] == 0) {
+        let what = "cannot make a pidfd of an exited process";
+        let (child, fd) =
+            crate::threads::stand_in(first.args[1]).unwrap_or_else(|e| fail(img, &first, what, e));
+        place(fd, &first).unwrap_or_else(|e| fail(img, &first, what, e));
+        let same = pidfd_target::SAME_AS | u64::from(first.fd);
+        for r in v.fds.iter().filter(|r| dead(r) && r.args[2] == same) {
+            let fd = crate::xsys::pidfd_open(child, r.flags & g::O_NONBLOCK)
+                .unwrap_or_else(|e| fail(img, &r, what, e));
+            place(fd, &r).unwrap_or_else(|e| fail(img, &r, what, e));
+        }
+        let _ = sys::wait4(child as i32, g::__WALL);
+    }
+}
+
+/// Copy `r.dup_of` to `r.fd` (a `dup`), with its close-on-exec flag.
+pub(crate) fn duplicate(img: &Image, r: &FdRecord) {
+    let cloexec = if r.fd_flags & fd_flags::CLOEXEC != 0 {
+        g::O_CLOEXEC
+    } else {
+        0
+    };
+    if let Err(e) = sys::dup3(r.dup_of as usize, r.fd as usize, cloexec) {
+        let mut m = fd_msg(img, r);
+        m.s(": cannot duplicate fd ")
+            .dec(r.dup_of.into())
+            .errno(e)
+            .fail();
+    }
+}
+
+/// (1.7) Is descriptor `fd` (or the one it copies) a pidfd of another
+/// process of the tree, made by `tree::after_files`?
+pub(crate) fn deferred(v: &ImageView<'_>, fd: u32) -> bool {
+    let Some(r) = find_fd(v, fd) else {
+        return false;
+    };
+    let r = match r.dup_of {
+        FD_NO_DUP => Some(r),
+        of => find_fd(v, of),
+    };
+    r.is_some_and(|r| r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE)
+}
+
+/// The descriptor whose file epoll item `item` watches.
+pub(crate) fn watched(item: &kckpt_image::EpollItemRecord) -> u32 {
+    if item.src & EPOLL_SRC_CLOSED != 0 {
+        item.src & !EPOLL_SRC_CLOSED
+    } else {
+        item.tfd
+    }
+}
+
 /// Add epoll item `item`. One whose number was closed after it was added
 /// (`src`) is added with that number for a moment: the file of its source
 /// descriptor is put there (the descriptor saved there, if any, is parked
 /// above `floor` and put back), added, and the number closed again.
-fn watch(img: &Image, item: &kckpt_image::EpollItemRecord, floor: usize) {
+pub(crate) fn watch(img: &Image, item: &kckpt_image::EpollItemRecord, floor: usize) {
     let v = img.view;
     let closed = item.src & EPOLL_SRC_CLOSED != 0;
-    let watched = if closed {
-        item.src & !EPOLL_SRC_CLOSED
-    } else {
-        item.tfd
-    };
+    let watched = watched(item);
     let Some(target) = find_fd(&v, watched) else {
         return;
     };

@@ -47,7 +47,7 @@ fn stat_mode(fd: usize) -> Result<(u32, u64), Errno> {
 }
 
 /// Bytes waiting in a pipe (`FIONREAD`).
-fn queued(fd: usize) -> SysResult {
+pub(crate) fn queued(fd: usize) -> SysResult {
     let mut n: i32 = 0;
     // SAFETY: the kernel writes one int into `n`.
     check(unsafe {

@@ -139,6 +139,45 @@ pub fn fork_with_pid_signal(pid: u32, exit_signal: u32) -> Result<usize, Errno> 
     }
 }
 
+/// (1.7) For the pidfds of a process that has exited and been reaped: a
+/// stand-in child (no exit signal, so the process gets no `SIGCHLD`) that
+/// ends as wait status `saved` says (`pidfd_target::DEAD`): its pid and a
+/// pidfd of it. The caller reaps it (`__WALL`).
+pub fn stand_in(saved: u64) -> Result<(u32, usize), Errno> {
+    const CLONE_PIDFD: u64 = 0x1000;
+    const RLIMIT_CORE: u32 = 4;
+    let mut pidfd: i32 = -1;
+    let args = CloneArgs {
+        flags: CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut i32 as u64,
+        ..CloneArgs::default()
+    };
+    let size = core::mem::size_of::<CloneArgs>();
+    // SAFETY: like fork: the child gets a copy of this address space and
+    // returns from here on its copy of the stack; the kernel writes the
+    // pidfd to the live local `pidfd`.
+    let r = unsafe {
+        kckpt_arch::syscall::raw_syscall(
+            g::__NR_clone3 as usize,
+            [&args as *const CloneArgs as usize, size, 0, 0, 0, 0],
+        )
+    };
+    if r < 0 {
+        return Err(Errno((-r) as u32));
+    }
+    if r == 0 {
+        // A signal's default action without a core file.
+        let _ = crate::xsys::prlimit(RLIMIT_CORE, Some(&crate::xsys::Rlimit::default()));
+        let status = if saved & kckpt_image::selffd::pidfd_target::STATUS_KNOWN != 0 {
+            (saved & 0xffff) as i32
+        } else {
+            0
+        };
+        sys::exit_like(status);
+    }
+    Ok((r as u32, pidfd as usize))
+}
+
 /// Create the other threads and wait until each has built its frame.
 pub fn start(img: &Image, traced: bool, tids: Tids) -> Result<(), Failure> {
     let n = img.view.header.thread_count as usize;

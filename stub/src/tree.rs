@@ -24,7 +24,9 @@
 //! from `B+2` before it resumes.
 
 use kckpt_image::checksum::{crc32c, note_spans};
+use kckpt_image::selffd::pidfd_target;
 use kckpt_image::tree::{proc_state, slot_kind, TreeProcRecord, NO_PARENT};
+use kckpt_image::{self_fd_kind, FD_NO_DUP};
 use kckpt_image::{FormatError, ImageView, NOTE_OWNER, NT_KCKPT_CHECKSUMS};
 use linux_raw_sys::general as g;
 
@@ -44,6 +46,9 @@ const SIGKILL: usize = 9;
 const RLIMIT_NOFILE: u32 = 7;
 /// Attempts at a pid whose previous owner is a zombie, 50 ms apart.
 const ZOMBIE_TRIES: u32 = 60;
+/// Attempts at opening a pidfd of a process of the tree not forked yet,
+/// 10 ms apart.
+const PIDFD_TRIES: u32 = 1000;
 /// Most environment entries passed on to a tree process.
 const MAX_ENV: usize = 1024;
 /// Most arguments passed on.
@@ -202,7 +207,8 @@ fn check_sub(path: &[u8], i: u32, rec: &TreeProcRecord, view: &ImageView<'_>, no
 /// descriptors shared with other processes of a tree.
 pub fn refuse_shared(img: &Image) {
     for r in img.view.fds.iter() {
-        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND {
+        let of_tree = r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE;
+        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND || of_tree {
             shared_refusal(img, r.fd);
         }
     }
@@ -488,6 +494,18 @@ pub fn create_pipe_slots(
             if s.holder == holder && s.kind == slot_kind::PTY_MASTER {
                 crate::pty::create(outer, k, &s, fd, t.slot_base, t.slot_base + t.slots + 4)?;
             }
+            if s.holder == holder && matches!(s.kind, slot_kind::FIFO | slot_kind::FIFO_OPEN) {
+                let f = if s.kind == slot_kind::FIFO {
+                    open_fifo_slot(fd, &s)
+                } else {
+                    let mut via = crate::ghosts::PathBuf::proc_fd(u64::from(t.slot_base + s.peer));
+                    sys::open(via.c(), s.flags | g::O_CLOEXEC | g::O_NOCTTY)
+                };
+                let f = f.map_err(|e| (k, e))?;
+                let high = sys::fcntl(f, F_DUPFD_CLOEXEC, (t.slot_base + t.slots + 4) as usize);
+                sys::close(f);
+                put(high.map_err(|e| (k, e))?, t.slot_base + k).map_err(|e| (k, e))?;
+            }
             if s.holder == holder && s.kind == slot_kind::FILE {
                 let f = open_file_slot(fd, &s).map_err(|e| (k, e))?;
                 let high = sys::fcntl(f, F_DUPFD_CLOEXEC, (t.slot_base + t.slots + 4) as usize);
@@ -530,6 +548,42 @@ pub fn create_pipe_slots(
         }
     }
     Ok(())
+}
+
+/// (1.7) Open the named pipe of `FIFO` slot `s` (path and bytes read from
+/// the image file `fd`) read-write, refill it; refused when the path is
+/// not a named pipe or the pipe holds bytes already (another process has
+/// it open: they would be read twice).
+fn open_fifo_slot(fd: usize, s: &kckpt_image::tree::TreeSlotRecord) -> Result<usize, Errno> {
+    let mut path = [0u8; 4096];
+    let n = s.size as usize;
+    if n == 0
+        || n >= path.len()
+        || sys::pread(fd, &mut path[..n], s.data_offset)? != n
+        || path[..n].contains(&0)
+    {
+        return Err(Errno(linux_raw_sys::errno::EIO));
+    }
+    let f = sys::open(&path[..=n], g::O_RDWR | g::O_NONBLOCK | g::O_CLOEXEC)?;
+    let ok = (|| {
+        if sys::fstat_mode(f)? & g::S_IFMT != g::S_IFIFO {
+            return Err(Errno(linux_raw_sys::errno::EEXIST));
+        }
+        if crate::special::queued(f)? != 0 {
+            return Err(Errno(linux_raw_sys::errno::EBUSY));
+        }
+        if s.pipe_size != 0 {
+            let _ = sys::fcntl(f, F_SETPIPE_SZ, s.pipe_size as usize);
+        }
+        sys::sendfile_all(f, fd, s.data_offset + s.size, s.data_len - s.size)
+    })();
+    match ok {
+        Ok(()) => Ok(f),
+        Err(e) => {
+            sys::close(f);
+            Err(e)
+        }
+    }
 }
 
 /// (1.5) Open the file of `FILE` slot `s` (path read from the image file
@@ -638,10 +692,59 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
             });
         }
     }
+    pidfds(img);
     if tree.slots() > 0 {
         let _ = sys::close_range(base, tree.barrier_base() - 1);
     }
     crate::external::close_tree_copies(tree.barrier_base() + 4);
+}
+
+/// (1.7) The pidfds of other processes of the tree, their copies and the
+/// epoll items watching them. Every process of the tree is forked (a
+/// zombie too, until its parent reaps it after the barrier) before any
+/// resumes, so each saved pid comes to exist: wait for it.
+fn pidfds(img: &Image) {
+    let v = img.view;
+    let of_tree = |r: &kckpt_image::FdRecord| {
+        r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE
+    };
+    if !v.fds.iter().any(|r| of_tree(&r)) {
+        return;
+    }
+    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP && of_tree(r)) {
+        let mut tries = 0;
+        let fd = loop {
+            match xsys::pidfd_open(r.args[1] as u32, r.flags & g::O_NONBLOCK) {
+                Err(Errno(linux_raw_sys::errno::ESRCH)) if tries < PIDFD_TRIES => {
+                    tries += 1;
+                    crate::ksys::sleep_ms(10);
+                }
+                other => break other,
+            }
+        };
+        let fd = fd.unwrap_or_else(|e| {
+            crate::files::fail(
+                img,
+                &r,
+                "cannot open a pidfd of that process of the tree",
+                e,
+            )
+        });
+        crate::files::place(fd, &r)
+            .unwrap_or_else(|e| crate::files::fail(img, &r, "cannot move it to its number", e));
+    }
+    for r in v.fds.iter().filter(|r| r.dup_of != FD_NO_DUP) {
+        if crate::files::deferred(&v, r.dup_of) {
+            crate::files::duplicate(img, &r);
+        }
+    }
+    // Above the image's and the error descriptors (`files::restore`).
+    let floor = img.fd + 2;
+    for item in v.epoll.iter() {
+        if crate::files::deferred(&v, crate::files::watched(&item)) {
+            crate::files::watch(img, &item, floor);
+        }
+    }
 }
 
 /// Fork process `i` of the tree with its saved pid and exit signal; a

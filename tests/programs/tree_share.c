@@ -16,7 +16,10 @@
  *   badsession as session, and the child forks a grandchild, then makes
  *            a session of its own (the grandchild stays in the root's);
  *   fifo     the root and its child each open the named pipe argv[2]
- *            (read-write) on their own;
+ *            (read-write) on their own, the root writes "in-fifo" into
+ *            it; on "go" on stdin the root makes its description
+ *            non-blocking, reads the pipe and prints "got DATA", then
+ *            "empty" when a second read finds nothing;
  *   vfork    the root vforks a child that says its pid and "ready" and
  *            waits (the root is suspended meanwhile). */
 #include <fcntl.h>
@@ -223,9 +226,20 @@ int main(int argc, char **argv)
         if (read(sync[0], &ch, 1) != 0)
             return 1;
         close(sync[0]);
+        if (write(fd, "in-fifo", 7) != 7)
+            return 1;
         say("root", fd, -1);
         if (write(1, "ready\n", 6) != 6)
             return 1;
+        char line[16], buf[64] = {0};
+        if (!fgets(line, sizeof line, stdin))
+            return 1;
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        printf("got %s\n", n > 0 ? buf : "nothing");
+        if (read(fd, buf, sizeof buf) < 0)
+            printf("empty\n");
+        fflush(stdout);
         idle();
     }
     if (!strcmp(mode, "vfork")) {

@@ -3,14 +3,16 @@
 //! the thread in a cgroup below the process's) are put back into them by
 //! a root restore, which re-creates the directories removed meanwhile
 //! with their saved settings (a saved value the kernel refuses is a
-//! warning naming it); a process whose cgroup has sub-cgroups none of its
-//! threads is in is refused at dump by name (kckpt restores membership,
-//! not cgroup trees).
+//! warning naming it); a process whose cgroup has sub-cgroups no thread
+//! of the dump is in is refused at dump by name (kckpt restores
+//! membership, not cgroup trees), while a sub-cgroup a child of a dumped
+//! tree is in comes back with the child.
 
 mod common;
 
 use std::fs;
 use std::path::PathBuf;
+use std::process::Command;
 
 use common::*;
 
@@ -271,4 +273,73 @@ fn a_cgroup_with_sub_cgroups_is_refused() {
         &[&format!(":{controller}:/{name} with sub-cgroups")],
     );
     assert!(state(p.pid()).is_some_and(|s| s != 'Z'), "left running");
+}
+
+/// A tree whose root is in a cgroup and whose child is in a sub-cgroup of
+/// it: the sub-cgroup is the child's own, so it comes back with it (only
+/// sub-cgroups no process of the dump is in are refused).
+#[test]
+fn a_sub_cgroup_a_child_of_the_tree_is_in_comes_back_with_it() {
+    let (cg, name, controller) = Cgroup::create("subtree", &["sub"]);
+    let mut p = Proc::spawn(
+        "sh",
+        Command::new("/bin/sh").args(["-c", "sleep 1000 & echo child $!; wait"]),
+    );
+    let line = p.wait_for("child", LINE_TIMEOUT, |l| l.starts_with("child "));
+    let child: i32 = line[6..].trim().parse().expect("child pid");
+    fs::write(cg.0.join("cgroup.procs"), p.pid().to_string()).expect("join the cgroup");
+    fs::write(cg.0.join("sub/cgroup.procs"), child.to_string()).expect("join the sub-cgroup");
+    let (root_line, child_line) = (
+        cgroup_line(p.pid(), p.pid(), &controller),
+        cgroup_line(child, child, &controller),
+    );
+    assert!(
+        child_line.ends_with(&format!(":/{name}/sub")),
+        "{child_line}"
+    );
+    let dir = TestDir::new("cgroup-subtree");
+    let image = dir.join("tree.kckpt");
+    dump_kills(&mut p, &image);
+    // Removed meanwhile: both are made again, the sub-cgroup below its
+    // parent.
+    fs::remove_dir(cg.0.join("sub")).expect("remove the sub-cgroup");
+    fs::remove_dir(&cg.0).expect("remove the cgroup");
+
+    let mut r = restore(&image);
+    let find = |all: &[i32], prefix: &[u8]| {
+        all.iter()
+            .copied()
+            .find(|&c| read_proc(c, "cmdline").is_some_and(|c| c.starts_with(prefix)))
+    };
+    let mut found = None;
+    assert!(
+        eventually(LINE_TIMEOUT, || {
+            let all = descendants(r.spawned_pid());
+            found = find(&all, b"/bin/sh\0").zip(find(&all, b"sleep\0"));
+            found.is_some()
+        }),
+        "the restored tree did not appear: {}",
+        r.stderr()
+    );
+    let (root, child) = found.expect("found");
+    // The command line is back before the process is put in its cgroups:
+    // wait until it runs (the tree resumes all at once).
+    let lines = || {
+        (
+            cgroup_line(root, root, &controller),
+            cgroup_line(child, child, &controller),
+        )
+    };
+    eventually(LINE_TIMEOUT, || state(root).is_some_and(|s| s == 'S'));
+    eventually(LINE_TIMEOUT, || {
+        lines() == (root_line.clone(), child_line.clone())
+    });
+    assert_eq!(lines(), (root_line.clone(), child_line.clone()));
+    for pid in [child, root] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    r.kill();
 }

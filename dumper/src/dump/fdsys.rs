@@ -396,6 +396,33 @@ pub fn set_sockopt_bytes(
     Errno::result(r).map(drop)
 }
 
+/// The wait status of the exited process pidfd `fd` refers to
+/// (`PIDFD_GET_INFO` with `PIDFD_INFO_EXIT`, Linux 6.15): `None` when the
+/// kernel does not report it.
+pub fn pidfd_exit_status(fd: RawFd) -> Option<i32> {
+    /// `struct pidfd_info` (first version, 72 bytes).
+    #[repr(C)]
+    #[derive(Default)]
+    struct PidfdInfo {
+        mask: u64,
+        cgroupid: u64,
+        ids: [u32; 11],
+        exit_code: i32,
+        coredump_mask: u32,
+        spare: u32,
+    }
+    const PIDFD_INFO_EXIT: u64 = 1 << 3;
+    // _IOWR(0xFF, 11, struct pidfd_info)
+    const PIDFD_GET_INFO: libc::c_ulong = (3 << 30) | (72 << 16) | (0xff << 8) | 11;
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_EXIT,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: the kernel writes at most the 72 bytes of `info`.
+    let r = unsafe { libc::ioctl(fd, PIDFD_GET_INFO, &raw mut info) };
+    (r == 0 && info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code)
+}
+
 /// An `ioctl` on socket `fd` that writes one `int` (`SIOCINQ`,
 /// `SIOCOUTQ`, `SIOCOUTQNSD`).
 pub fn sock_ioctl_int(fd: RawFd, request: libc::c_ulong) -> nix::Result<i32> {

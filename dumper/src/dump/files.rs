@@ -431,8 +431,9 @@ fn unsupported_features(
     pid: i32,
     status: &str,
     entries: &[procfs::MapEntry],
-    in_tree: bool,
+    tree_pids: Option<&[i32]>,
 ) -> Vec<String> {
+    let in_tree = tree_pids.is_some();
     let mut out = Vec::new();
     let children: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -485,7 +486,10 @@ fn unsupported_features(
         out.push("SysV shared memory attached".to_owned());
     }
     out.extend(sysv_ipc(pid));
-    out.extend(super::kstate::unsupported(pid));
+    out.extend(super::kstate::unsupported(
+        pid,
+        tree_pids.unwrap_or_default(),
+    ));
     out.extend(unreadable_mapped_files(status, entries));
     out
 }
@@ -649,7 +653,6 @@ pub fn collect(
     tree: Option<&super::shared::TreeFds>,
     external: &[u32],
 ) -> Result<Files> {
-    let in_tree = tree.is_some();
     let mut files = Files {
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
@@ -657,7 +660,7 @@ pub fn collect(
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let maps = procfs::maps(pid).unwrap_or_default();
     let mut unsupported: Vec<(Option<i32>, String)> =
-        unsupported_features(pid, &status, &maps, in_tree)
+        unsupported_features(pid, &status, &maps, tree.map(|t| &t.pids[..]))
             .into_iter()
             .map(|f| (None, f))
             .collect();
@@ -762,6 +765,8 @@ pub fn collect(
     let mut lossy: Vec<(i32, String)> = Vec::new();
     let mut links = Vec::new();
     let mut infos = Vec::new();
+    // Exited processes' pidfs inodes -> the first pidfd of each.
+    let mut dead_pidfds: std::collections::HashMap<u64, u32> = Default::default();
     for &fd in &numbers {
         // Where its file is read: the process's descriptor, or (in
         // flight) this process's copy.
@@ -1023,7 +1028,32 @@ pub fn collect(
             Class::Pidfd => {
                 d.rec.kind = self_fd_kind::PIDFD;
                 d.rec.pos = 0;
-                refused = pidfd_refusal(pid, &info, d.rec.flags);
+                let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
+                let copy = getfd(fd)?;
+                match pidfd_args(pid, &info, d.rec.flags, tree_pids, &copy) {
+                    Ok(args) => d.rec.args = args,
+                    Err(why) => refused = Some(why),
+                }
+                // Pidfds opened separately on one exited process share
+                // its pidfs inode: one stand-in at restore.
+                if d.rec.args[0] == kckpt_image::selffd::pidfd_target::DEAD {
+                    let ino = nix::sys::stat::fstat(&copy).map_or(0, |st| st.st_ino);
+                    if let Some(other) = dead_pidfd_elsewhere(ino, pid) {
+                        refused = Some(format!(
+                            "pidfd of an exited process that process {other} of the tree \
+                             also holds (one stand-in for both is not restored)"
+                        ));
+                    }
+                    match dead_pidfds.get(&ino) {
+                        Some(&first) if ino != 0 => {
+                            d.rec.args[2] =
+                                kckpt_image::selffd::pidfd_target::SAME_AS | u64::from(first)
+                        }
+                        _ => {
+                            dead_pidfds.insert(ino, fd as u32);
+                        }
+                    }
+                }
             }
             Class::Ns(path, ino) => {
                 d.rec.kind = self_fd_kind::NSFD;
@@ -1601,25 +1631,54 @@ fn epoll_source(
         .map(|&(_, n)| EPOLL_SRC_CLOSED | n as u32)
 }
 
-/// Why the pidfd with `fdinfo` text `info` and status `flags` cannot be
-/// restored, if it cannot: only a pidfd of the process itself can (the
-/// restored process opens one of itself), without `PIDFD_THREAD`.
-fn pidfd_refusal(pid: i32, info: &str, flags: u32) -> Option<String> {
-    let of: i64 = fdinfo_field(info, "Pid")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(-1);
-    if of != i64::from(pid) {
-        return Some(if of <= 0 {
-            "pidfd of a process that has exited or is outside its PID namespace".to_owned()
-        } else {
-            format!("pidfd of process {of}")
-        });
+/// Another process of this dump holding a pidfd of the exited process
+/// whose pidfs inode is `ino` (the first one seen), if any: each process
+/// of a tree would get its own stand-in, a different inode.
+fn dead_pidfd_elsewhere(ino: u64, pid: i32) -> Option<i32> {
+    static SEEN: std::sync::Mutex<Vec<(u64, i32)>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    match seen.iter().find(|&&(i, _)| i == ino) {
+        Some(&(_, p)) if p != pid && ino != 0 => Some(p),
+        Some(_) => None,
+        None => {
+            seen.push((ino, pid));
+            None
+        }
     }
+}
+
+/// The `args` of the pidfd `copy` (a copy of the process's descriptor)
+/// with `fdinfo` text `info` and status `flags`, or why it cannot be
+/// restored: a pidfd of the process itself, of another process of the
+/// dumped tree (`tree_pids`) or of a process that has exited and been
+/// reaped (`Pid: -1`) can, without `PIDFD_THREAD`.
+fn pidfd_args(
+    pid: i32,
+    info: &str,
+    flags: u32,
+    tree_pids: &[i32],
+    copy: &OwnedFd,
+) -> std::result::Result<[u64; 4], String> {
+    use kckpt_image::selffd::pidfd_target;
     // PIDFD_THREAD is O_EXCL; pidfds are read-write.
     if flags & !(OFlag::O_NONBLOCK.bits() as u32) != OFlag::O_RDWR.bits() as u32 {
-        return Some("pidfd of the process with PIDFD_THREAD".to_owned());
+        return Err("pidfd with PIDFD_THREAD".to_owned());
     }
-    None
+    let of: Option<i64> = fdinfo_field(info, "Pid").and_then(|v| v.parse().ok());
+    match of {
+        Some(p) if p == i64::from(pid) => Ok([pidfd_target::SELF, 0, 0, 0]),
+        Some(p) if tree_pids.iter().any(|&t| i64::from(t) == p) => {
+            Ok([pidfd_target::TREE, p as u64, 0, 0])
+        }
+        Some(-1) => {
+            let status = fdsys::pidfd_exit_status(copy.as_raw_fd()).map_or(0, |s| {
+                pidfd_target::STATUS_KNOWN | u64::from(s as u32 & 0xffff)
+            });
+            Ok([pidfd_target::DEAD, status, 0, 0])
+        }
+        Some(p) if p > 0 => Err(format!("pidfd of process {p}, outside the dump")),
+        _ => Err("pidfd of a process outside its PID namespace".to_owned()),
+    }
 }
 
 /// A character device other than the known ones: a terminal (its mode;

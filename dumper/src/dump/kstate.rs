@@ -424,13 +424,13 @@ fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
 /// What kckpt cannot restore about the process's cgroups, for the refusal
 /// line of the dump (`files::collect`): a cgroup namespace of its own, and
 /// cgroups of its that are a tree kckpt would not rebuild — one with
-/// sub-cgroups none of its threads is in (a process managing cgroups
-/// below its own), or one owned by another user than its parent cgroup (a
+/// sub-cgroups that no thread of it nor of the other processes of the
+/// dump (`tree`) is in (a process managing cgroups below its own), or one owned by another user than its parent cgroup (a
 /// delegated cgroup, whose ownership a re-created directory would lack).
 /// The root cgroup of a hierarchy is never refused. Also a thread under
 /// `SCHED_DEADLINE` (its runtime, deadline and period are not saved), and
 /// a mount namespace other than its parent's.
-pub fn unsupported(pid: i32) -> Vec<String> {
+pub fn unsupported(pid: i32, tree: &[i32]) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let ns = |p: &str| fs::read_link(p).ok();
     let (mine, its) = (
@@ -467,11 +467,22 @@ pub fn unsupported(pid: i32) -> Vec<String> {
     let Ok(cgroups) = located_cgroups(pid, &tids) else {
         return out;
     };
+    // The cgroups of every process of the dump: a sub-cgroup one of them
+    // is in comes back with it.
+    let dumped: Vec<String> = cgroups
+        .iter()
+        .map(|c| c.dir.clone())
+        .chain(tree.iter().filter(|&&p| p != pid).flat_map(|&p| {
+            let tids = super::threads::task_ids(p).unwrap_or_default();
+            let theirs = located_cgroups(p, &tids).unwrap_or_default();
+            theirs.into_iter().map(|c| c.dir)
+        }))
+        .collect();
     for c in cgroups.iter().filter(|c| c.path != "/") {
         let occupied = |sub: &std::path::Path| {
-            cgroups
+            dumped
                 .iter()
-                .any(|o| std::path::Path::new(&o.dir).starts_with(sub))
+                .any(|d| std::path::Path::new(d).starts_with(sub))
         };
         let subs = fs::read_dir(&c.dir)
             .into_iter()

@@ -302,7 +302,7 @@ pub fn analyze(nodes: &[Node], maps: &[Option<Vec<MapEntry>>]) -> Result<Sharing
         ..Sharing::default()
     };
     let masters = pty_masters(&groups)?;
-    for g in groups.values() {
+    for (&key, g) in groups.iter() {
         if g[0].master || g[0].tty {
             continue; // pseudo-terminal pairs below; other terminals: each its own
         }
@@ -312,6 +312,7 @@ pub fn analyze(nodes: &[Node], maps: &[Option<Vec<MapEntry>>]) -> Result<Sharing
         match pipe_ino(&g[0].link) {
             Some(ino) if outside.contains_key(&ino) => {}
             Some(_) => pipe_slots(nodes, g, &mut out)?,
+            None if g[0].fifo && descriptions(g).len() > 1 => fifo_slots(nodes, key, g, &mut out)?,
             None => holder_slots(nodes, g, &mut out)?,
         }
     }
@@ -699,27 +700,85 @@ fn peek(e: &Entry) -> Result<(Vec<u8>, u32)> {
     Ok((data, size))
 }
 
+/// (1.7) A named pipe processes of the tree opened separately (several
+/// open file descriptions): a `FIFO` slot (its path and buffered bytes)
+/// held by their common ancestor and a `FIFO_OPEN` slot per description,
+/// of which every descriptor is a use. Refused by name when no process of
+/// the tree is their common ancestor, when it was deleted, or when a
+/// process outside the tree has it open too.
+fn fifo_slots(nodes: &[Node], key: (u64, u64), group: &[Entry], out: &mut Sharing) -> Result<()> {
+    let descs = descriptions(group);
+    let procs = procs_of(group);
+    let e = &group[0];
+    let refuse = |why: String| Error::Unsupported {
+        pid: e.pid,
+        reason: format!(
+            "not supported: fd {} (named pipe {}) opened separately by processes {} of the \
+             tree: {why}",
+            e.fd,
+            e.link,
+            procs
+                .iter()
+                .map(|&p| nodes[p].pid.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let Some(holder) = lca(nodes, &procs) else {
+        return Err(refuse(
+            "no process of the tree is an ancestor of them all".into(),
+        ));
+    };
+    let path = e.link.as_bytes();
+    if e.link.ends_with(" (deleted)") || !e.link.starts_with('/') || path.len() >= 4096 {
+        return Err(refuse("its path is gone".into()));
+    }
+    let tree: HashSet<i32> = nodes.iter().map(|n| n.pid).collect();
+    let others = super::special::other_holders(e.pid, &HashSet::from([key]));
+    if let Some((other, _)) = others.iter().find(|(p, _)| !tree.contains(p)) {
+        return Err(refuse(format!(
+            "process {other}, outside the tree, has it open too"
+        )));
+    }
+    // Its bytes, through a description that reads if there is one.
+    let reader = group.iter().find(|e| e.flags & 3 != 1).unwrap_or(e);
+    let cannot = |what: String| refuse(format!("cannot read its bytes: {what}"));
+    let pidfd = fdsys::pidfd_open(reader.pid).map_err(|err| cannot(err.desc().to_owned()))?;
+    let copy = fdsys::pidfd_getfd(pidfd.as_raw_fd(), reader.fd)
+        .map_err(|err| cannot(err.desc().to_owned()))?;
+    let (bytes, size) = super::special::fifo_data(reader.pid, reader.fd, reader.flags, &copy)
+        .map_err(|err| cannot(crate::error::io_text(&err)))?;
+    let fifo = out.slots.len() as u32;
+    out.slots.push(TreeSlotRecord {
+        kind: slot_kind::FIFO,
+        holder: holder as u32,
+        holder_fd: FD_NO_DUP,
+        peer: u32::MAX,
+        pipe_size: size as u32,
+        size: path.len() as u64,
+        ..TreeSlotRecord::default()
+    });
+    out.data.push([path, &bytes].concat());
+    for d in descs {
+        let slot = out.slots.len() as u32;
+        out.slots.push(TreeSlotRecord {
+            kind: slot_kind::FIFO_OPEN,
+            holder: holder as u32,
+            holder_fd: FD_NO_DUP,
+            peer: fifo,
+            flags: d[0].flags & 0o4003,
+            ..TreeSlotRecord::default()
+        });
+        out.data.push(Vec::new());
+        use_slot(out, &d, slot);
+    }
+    Ok(())
+}
+
 /// Any other object used by several processes: a `HOLDER_FD` slot per
 /// description used by several, when a user is the common ancestor.
 fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()> {
     let descs = descriptions(group);
-    if group[0].fifo && descs.len() > 1 {
-        let procs: Vec<String> = procs_of(group)
-            .iter()
-            .map(|&p| nodes[p].pid.to_string())
-            .collect();
-        let e = &group[0];
-        return Err(Error::Unsupported {
-            pid: e.pid,
-            reason: format!(
-                "not supported: fd {} (named pipe {}) opened separately by processes {} of \
-                 the tree: its buffered bytes could not be restored exactly once",
-                e.fd,
-                e.link,
-                procs.join(", ")
-            ),
-        });
-    }
     // Objects only the kernel holds (a memfd, shared anonymous memory, a
     // deleted file): several descriptions of one come back as one object
     // only when one process, the holder of each, restores them all (as a

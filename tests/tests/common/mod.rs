@@ -109,6 +109,8 @@ pub mod prog {
     pub const FOWN_SIGNALS: &str = env!("KCKPT_PROG_FOWN_SIGNALS");
     /// A pipe whose I/O signal owner is a younger sibling (`fown_tree.c`).
     pub const FOWN_TREE: &str = env!("KCKPT_PROG_FOWN_TREE");
+    /// Pidfds of a child, of an exited child, of the parent (`pidfds.c`).
+    pub const PIDFDS: &str = env!("KCKPT_PROG_PIDFDS");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
