@@ -32,7 +32,9 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         // before the Unix sockets' queues are refilled.
         if r.fd_flags & fd_flags::IN_FLIGHT != 0 {
             in_flight = true;
-            if r.dup_of != FD_NO_DUP || !in_flight_kind_ok(r.kind) {
+            let tree_pidfd =
+                r.kind == self_fd_kind::PIDFD && r.args[0] == crate::selffd::pidfd_target::TREE;
+            if r.dup_of != FD_NO_DUP || !in_flight_kind_ok(r.kind) || tree_pidfd {
                 return Err(bad);
             }
         } else if in_flight {

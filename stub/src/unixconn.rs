@@ -169,6 +169,7 @@ fn rights_ok(img: &Image, x: &UnixRecord<'_>, q: &[u8]) -> bool {
             o.dup_of == FD_NO_DUP
                 && o.kind != fd_kind::REOPEN
                 && o.kind != kckpt_image::tcp::TCP_CONN_FD_KIND
+                && !crate::files::deferred(&img.view, n)
         })
     };
     rights_count(q) == usize::from(x.in_flight)

@@ -1064,7 +1064,11 @@ pub fn collect(
         }
         if flight.is_synthetic(fd) && refused.is_none() {
             let shared = flight.shared_with(fd);
+            let tree_pidfd = d.rec.kind == self_fd_kind::PIDFD
+                && d.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE;
             refused = match &class {
+                // Made once the whole tree exists, after the queues.
+                _ if tree_pidfd => Some("pidfd of another process of the tree".to_owned()),
                 _ if shared.is_some() => Some(format!(
                     "{link} also held by pid {} of the dump (its open file description would \
                      not be shared)",

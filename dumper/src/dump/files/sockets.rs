@@ -443,9 +443,9 @@ pub(super) fn finish_unix(fds: &mut [Fd], classes: &mut [Class]) {
 }
 
 /// (1.7) Every descriptor in flight in a kind-45 socket's queue must exist
-/// when the stub sends the queue again: not a TCP connection nor another
-/// open file description of a pipe (`REOPEN`), both made after the
-/// queues; a socket whose peer closed sends its queue as it is made, so a
+/// when the stub sends the queue again: not a TCP connection, another
+/// open file description of a pipe (`REOPEN`) nor a pidfd of another
+/// process of the tree, all made after the queues; a socket whose peer closed sends its queue as it is made, so a
 /// Unix socket in flight there whose own peer closed too must come before
 /// it. The socket is refused otherwise, naming what is in flight.
 pub(super) fn check_in_flight(fds: &mut [Fd], classes: &mut [Class]) {
@@ -464,8 +464,11 @@ pub(super) fn check_in_flight(fds: &mut [Fd], classes: &mut [Class]) {
                     why = Some("a descriptor kckpt did not save".to_owned());
                     break;
                 };
+                let tree_pidfd = o.rec.kind == kckpt_image::self_fd_kind::PIDFD
+                    && o.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE;
                 why = match o.rec.kind {
                     TCP_CONN_FD_KIND => Some("a TCP connection".to_owned()),
+                    _ if tree_pidfd => Some("a pidfd of another process of the tree".to_owned()),
                     fd_kind::REOPEN => {
                         Some("another open file description of a pipe or memfd".to_owned())
                     }
