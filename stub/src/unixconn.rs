@@ -593,7 +593,7 @@ fn send_rights(
     len: usize,
     rights: &[u8],
 ) -> Result<usize, Errno> {
-    let n = rights.len() / 4;
+    let n = (rights.len() / 4).min(MAX_RIGHTS);
     let mut c = Rights {
         len: 16 + 4 * n,
         level: SOL_SOCKET as i32,
