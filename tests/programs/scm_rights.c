@@ -19,6 +19,7 @@
              end held) whose own queue carries a pipe's read end (closed) after "in"
      epollsrc  an epoll instance (held) watching a pipe's read end that holds 5 bytes, sent in
              a datagram socketpair and closed: the item's file is only in flight
+     plain   a datagram socketpair with "a", an empty datagram and "c", no descriptors
      tree    (refused at dump) a datagram socketpair carrying a regular file the process
              closed, which its child (which waits) still holds
      tcp     (refused at dump) a datagram socketpair carrying one end of a TCP connection over
@@ -279,6 +280,21 @@ static void check_epollsrc(void) {
     check(write(held, "w", 1) == 1 && epoll_wait(ep_held, &ev, 1, 0) == 1, "and readable again after a write");
 }
 
+static void setup_plain(void) {
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sk)) die("socketpair");
+    send_fds(sk[0], "a", 1, NULL, 0, NULL);
+    send_fds(sk[0], "", 0, NULL, 0, NULL);
+    send_fds(sk[0], "c", 1, NULL, 0, NULL);
+}
+
+static void check_plain(void) {
+    char buf[64];
+    int fds[4];
+    check(recv_fds(sk[1], buf, sizeof buf, fds) == 0 && !strcmp(buf, "a"), "datagram a");
+    check(recv_fds(sk[1], buf, sizeof buf, fds) == 0 && !strcmp(buf, ""), "the empty datagram");
+    check(recv_fds(sk[1], buf, sizeof buf, fds) == 0 && !strcmp(buf, "c"), "datagram c");
+}
+
 static void setup_tree(void) {
     char path[4200];
     snprintf(path, sizeof path, "%s/shared", dir);
@@ -334,6 +350,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "epollsrc")) {
         setup_epollsrc();
         checker = check_epollsrc;
+    } else if (!strcmp(mode, "plain")) {
+        setup_plain();
+        checker = check_plain;
     } else if (!strcmp(mode, "tree")) {
         setup_tree();
     } else if (!strcmp(mode, "tcp")) {

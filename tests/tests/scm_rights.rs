@@ -59,7 +59,14 @@ fn comes_back_as(prefix: &[&str], mut p: Proc, dir: &TestDir, min: usize) -> ser
     assert!(out.status.success(), "{}", show(&out));
     p.wait_exit(std::time::Duration::from_secs(10));
     let info = info_json(&image);
-    let mut r = Proc::spawn("kckpt restore", kckpt_as(prefix).arg("restore").arg(&image));
+    let r = Proc::spawn("kckpt restore", kckpt_as(prefix).arg("restore").arg(&image));
+    checks_out(r, min);
+    info
+}
+
+/// The restored program receives and checks: at least `min` checks pass
+/// and none fails.
+fn checks_out(mut r: Proc, min: usize) {
     r.write_stdin("check\n");
     let mut lines = Vec::new();
     loop {
@@ -75,7 +82,18 @@ fn comes_back_as(prefix: &[&str], mut p: Proc, dir: &TestDir, min: usize) -> ser
     }
     let status = r.wait_exit(LINE_TIMEOUT);
     assert!(status.success(), "scm_rights exited with {status}");
-    info
+}
+
+/// `image` rewritten to say format 1.`minor` (metadata checksums again).
+fn say_minor(image: &std::path::Path, minor: u16) {
+    let mut bytes = fs::read(image).unwrap();
+    let at = bytes
+        .windows(10)
+        .position(|w| w[..8] == *b"KCKPTHDR" && w[8..] == 1u16.to_le_bytes())
+        .expect("the kckpt header");
+    bytes[at + 10..at + 12].copy_from_slice(&minor.to_le_bytes());
+    kckpt_image_write::reseal(&mut bytes).expect("reseal");
+    fs::write(image, bytes).unwrap();
 }
 
 /// The descriptors of `info` (`kckpt info --json`).
@@ -170,6 +188,50 @@ fn as_nobody_the_descriptors_in_flight_come_back() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let p = start_cmd(command_as(&NOBODY, SCM_RIGHTS).arg("dgram").arg(dir.path()));
     comes_back_as(&NOBODY, p, &dir, 8);
+}
+
+#[test]
+fn a_format_1_6_image_with_queued_datagrams_still_restores() {
+    let dir = TestDir::new("scm_plain_1_6");
+    let image = dir.join("img.kckpt");
+    let mut p = start("plain", &dir);
+    dump(p.pid(), &image, false);
+    p.wait_exit(std::time::Duration::from_secs(10));
+    say_minor(&image, 6);
+    let out = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("format version: 1.6"),
+        "{}",
+        show(&out)
+    );
+    checks_out(restore(&image), 3);
+}
+
+#[test]
+fn a_format_1_6_image_with_descriptors_in_flight_is_refused() {
+    let dir = TestDir::new("scm_dgram_1_6");
+    let image = dir.join("img.kckpt");
+    let mut p = start("dgram", &dir);
+    dump(p.pid(), &image, false);
+    p.wait_exit(std::time::Duration::from_secs(10));
+    say_minor(&image, 6);
+    let out = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    assert!(
+        !out.status.success(),
+        "1.6 cannot say IN_FLIGHT: {}",
+        show(&out)
+    );
+    // fd_flags IN_FLIGHT is a bit of 1.7.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown descriptor flags"),
+        "{}",
+        show(&out)
+    );
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        CMD_TIMEOUT,
+    );
+    assert!(!out.status.success(), "restored: {}", show(&out));
 }
 
 #[test]
