@@ -134,13 +134,14 @@ fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
         "type": if tcp { "tcp" } else { "udp" },
         "state": match x.state {
             STATE_LISTEN => "listen",
-            STATE_ESTABLISHED if kind == TCP_CONN_FD_KIND => "established",
+            s if kind == TCP_CONN_FD_KIND => crate::dump::inet::state_name(s as u8),
             STATE_ESTABLISHED => "connected",
             STATE_CLOSE if x.local_port != 0 => "bound",
             _ => "unbound",
         },
         "local": (x.local_port != 0).then(|| addr(&x.local, x.local_port)),
-        "peer": (x.state == STATE_ESTABLISHED).then(|| addr(&x.peer, x.peer_port)),
+        "peer": (x.state == STATE_ESTABLISHED || kind == TCP_CONN_FD_KIND)
+            .then(|| addr(&x.peer, x.peer_port)),
         "backlog": (x.state == STATE_LISTEN).then_some(x.backlog),
         "queued_lost": x.lost,
         "queued_datagrams": (!tcp).then_some(x.datagrams),

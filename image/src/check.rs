@@ -504,7 +504,13 @@ fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> 
             crate::inet::args_ok(r.kind, a, view.string(r.path)?, r.data_len)
         }
         // (1.6) InetRecord + TcpRepair in `path`, the queues as data.
-        crate::tcp::TCP_CONN_FD_KIND => crate::tcp::args_ok(a, view.string(r.path)?, r.data_len),
+        // (1.7) Half-closed states.
+        crate::tcp::TCP_CONN_FD_KIND => crate::tcp::args_ok(
+            a,
+            view.string(r.path)?,
+            r.data_len,
+            view.header.format_minor,
+        ),
         // Read-write, maybe O_NONBLOCK (PIDFD_NONBLOCK), no offset.
         crate::self_fd_kind::PIDFD => {
             // A second pidfd of an exited process names the first.

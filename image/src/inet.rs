@@ -315,8 +315,9 @@ impl InetRecord {
                     && (self.local_port != 0 || zero(&self.local))
             }
             (UDP_FD_KIND, STATE_ESTABLISHED) => self.backlog == 0 && self.peer_port != 0,
-            // (1.6) An established TCP connection (`crate::tcp`).
-            (crate::tcp::TCP_CONN_FD_KIND, STATE_ESTABLISHED) => {
+            // (1.6) An established TCP connection (`crate::tcp`); (1.7)
+            // or a half-closed one.
+            (crate::tcp::TCP_CONN_FD_KIND, s) if crate::tcp::conn_state_known(s) => {
                 self.backlog == 0 && self.peer_port != 0 && self.local_port != 0
             }
             _ => false,
@@ -332,7 +333,9 @@ impl InetRecord {
         };
         (v4 || self.family == AF_INET6)
             && state_ok
-            && (self.state == STATE_ESTABLISHED || (self.peer_port == 0 && zero(&self.peer)))
+            && (self.state == STATE_ESTABLISHED
+                || kind == crate::tcp::TCP_CONN_FD_KIND
+                || (self.peer_port == 0 && zero(&self.peer)))
             && addr_ok(&self.local)
             && addr_ok(&self.peer)
             && self.opts & !KNOWN == 0

@@ -181,6 +181,10 @@ pub mod cgroup_flags {
     /// `cgroup.threads`, the process with `cgroup.procs`; v1: `tasks`
     /// and `cgroup.procs`.
     pub const V2: u32 = 1 << 0;
+    /// (1.7) A sub-cgroup (at any depth) of one of the process's cgroups
+    /// that no process of the dump is in: created again with its saved
+    /// settings when it is missing at restore; nobody joins it. `tid` 0.
+    pub const EMPTY: u32 = 1 << 1;
 }
 
 /// The cgroup of the process (`tid` 0) or of one thread whose cgroup
@@ -309,7 +313,9 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
         }
         ensure(
             c.reserved == 0
-                && c.flags & !cgroup_flags::V2 == 0
+                && c.flags & !(cgroup_flags::V2 | cgroup_flags::EMPTY) == 0
+                && (c.flags & cgroup_flags::EMPTY == 0
+                    || (c.tid == 0 && view.header.format_minor >= 7))
                 && dir.first() == Some(&b'/')
                 && dir.len() < MAX_CGROUP_DIR
                 && !crate::check::has_nul(dir)

@@ -1,12 +1,12 @@
 //! Established TCP connections over IPv4 and IPv6 (format 1.6, fd kind
-//! 44, [`TCP_CONN_FD_KIND`]).
+//! 44, [`TCP_CONN_FD_KIND`]), and (1.7) half-closed ones ([`conn_state`]).
 //!
 //! `args[0]` is the address family (2 or 10), `args[1]` the
 //! [`conn_mode`]: [`conn_mode::REPAIR`], saved with the kernel's TCP
 //! repair mode and restored with it (sequence numbers, queues, window,
 //! negotiated options), or [`conn_mode::RESET`] (`--tcp-close`), restored
 //! as a socket whose connection was reset. `args[2..]` 0. `path` holds the
-//! socket's [`InetRecord`](crate::inet::InetRecord) (state established,
+//! socket's [`InetRecord`](crate::inet::InetRecord) (its [`conn_state`],
 //! local and peer address) followed by a [`TcpRepair`]
 //! ([`TCP_REPAIR_LEN`] bytes; all 0 for a reset one); the data is the
 //! receive queue's bytes followed by the send queue's.
@@ -25,6 +25,50 @@ pub mod conn_mode {
     pub const REPAIR: u64 = 0;
     /// Restored as a reset connection (`--tcp-close`).
     pub const RESET: u64 = 1;
+}
+
+/// `InetRecord::state` of a kind-44 record: the kernel's `TCP_*` state.
+/// A FIN counts one sequence number: `snd_seq` counts this side's FIN
+/// ([`fin_sent`]), `rcv_seq` the peer's ([`fin_received`]); `outq_len`,
+/// `unsent_len` and `inq_len` count bytes of data only.
+pub mod conn_state {
+    /// `TCP_ESTABLISHED` (1.6).
+    pub const ESTABLISHED: u16 = 1;
+    /// (1.7) `TCP_FIN_WAIT1`: shut down for writing, the FIN not
+    /// acknowledged (maybe not sent).
+    pub const FIN_WAIT1: u16 = 4;
+    /// (1.7) `TCP_FIN_WAIT2`: shut down for writing, the FIN acknowledged.
+    pub const FIN_WAIT2: u16 = 5;
+    /// (1.7) `TCP_CLOSE_WAIT`: the peer's FIN received.
+    pub const CLOSE_WAIT: u16 = 8;
+    /// (1.7) `TCP_LAST_ACK`: the peer's FIN received, then shut down for
+    /// writing, the FIN not acknowledged.
+    pub const LAST_ACK: u16 = 9;
+    /// (1.7) `TCP_CLOSING`: shut down for writing, then the peer's FIN
+    /// received before this side's was acknowledged.
+    pub const CLOSING: u16 = 11;
+}
+
+/// A state a kind-44 record may have.
+pub const fn conn_state_known(s: u16) -> bool {
+    use conn_state::*;
+    matches!(
+        s,
+        ESTABLISHED | FIN_WAIT1 | FIN_WAIT2 | CLOSE_WAIT | LAST_ACK | CLOSING
+    )
+}
+
+/// In state `s` this side has shut down for writing: its FIN is in the
+/// send sequence (`snd_seq` counts it).
+pub const fn fin_sent(s: u16) -> bool {
+    use conn_state::*;
+    matches!(s, FIN_WAIT1 | FIN_WAIT2 | LAST_ACK | CLOSING)
+}
+
+/// In state `s` the peer's FIN was received (`rcv_seq` counts it).
+pub const fn fin_received(s: u16) -> bool {
+    use conn_state::*;
+    matches!(s, CLOSE_WAIT | LAST_ACK | CLOSING)
 }
 
 /// `TcpRepair::options` bits: what the two ends negotiated (`TCP_INFO`
@@ -174,24 +218,32 @@ impl TcpRepair {
 }
 
 /// The `InetRecord` and `TcpRepair` in a kind-44 record's `path`, when
-/// they are valid for `mode` (`args[1]`).
+/// they are valid for `mode` (`args[1]`): in state fin-wait2 (this side's
+/// FIN acknowledged) nothing is left to send.
 pub fn parse(mode: u64, path: &[u8]) -> Option<(InetRecord, TcpRepair)> {
     if path.len() != INET_RECORD_LEN + TCP_REPAIR_LEN {
         return None;
     }
     let x = InetRecord::parse(TCP_CONN_FD_KIND, &path[..INET_RECORD_LEN])?;
     let t = TcpRepair::parse(mode, &path[INET_RECORD_LEN..])?;
+    if x.state == conn_state::FIN_WAIT2 && t.outq_len != 0 {
+        return None;
+    }
     Some((x, t))
 }
 
 /// Kind-specific checks of a primary record of kind 44: family in
 /// `args[0]`, a known mode in `args[1]`, the records in `path`, data as
-/// long as the two queues.
-pub fn args_ok(args: [u64; 4], path: &[u8], data_len: u64) -> bool {
+/// long as the two queues; a state other than established only from
+/// format `minor` 7 on.
+pub fn args_ok(args: [u64; 4], path: &[u8], data_len: u64, minor: u16) -> bool {
     let Some((x, t)) = parse(args[1], path) else {
         return false;
     };
-    args[0] == u64::from(x.family) && args[2..] == [0; 2] && data_len == t.data_len()
+    args[0] == u64::from(x.family)
+        && args[2..] == [0; 2]
+        && data_len == t.data_len()
+        && (minor >= 7 || x.state == conn_state::ESTABLISHED)
 }
 
 #[cfg(test)]
@@ -238,21 +290,53 @@ mod tests {
         let (x, t) = conn();
         let p = path(&x, &t);
         assert_eq!(parse(conn_mode::REPAIR, &p), Some((x, t)));
-        assert!(args_ok([2, 0, 0, 0], &p, 15));
+        assert!(args_ok([2, 0, 0, 0], &p, 15, 6));
         let reset = path(&x, &TcpRepair::default());
-        assert!(args_ok([2, 1, 0, 0], &reset, 0));
+        assert!(args_ok([2, 1, 0, 0], &reset, 0, 6));
+    }
+
+    #[test]
+    fn half_closed_states() {
+        let (mut x, mut t) = conn();
+        for s in [
+            conn_state::FIN_WAIT1,
+            conn_state::CLOSE_WAIT,
+            conn_state::LAST_ACK,
+            conn_state::CLOSING,
+        ] {
+            x.state = s;
+            let p = path(&x, &t);
+            assert!(args_ok([2, 0, 0, 0], &p, 15, 7), "state {s}");
+            assert!(!args_ok([2, 0, 0, 0], &p, 15, 6), "state {s} in 1.6");
+        }
+        x.state = conn_state::FIN_WAIT2;
+        assert!(
+            parse(conn_mode::REPAIR, &path(&x, &t)).is_none(),
+            "fin-wait2, data to send"
+        );
+        (t.outq_len, t.unsent_len) = (0, 0);
+        assert!(args_ok([2, 0, 0, 0], &path(&x, &t), 5, 7));
+        for s in [2u16, 3, 6, 7, 10, 12] {
+            x.state = s;
+            assert!(
+                parse(conn_mode::REPAIR, &path(&x, &t)).is_none(),
+                "state {s}"
+            );
+        }
+        assert!(fin_sent(conn_state::CLOSING) && fin_received(conn_state::CLOSING));
+        assert!(!fin_sent(conn_state::CLOSE_WAIT) && !fin_received(conn_state::FIN_WAIT2));
     }
 
     #[test]
     fn refuses_bad_records() {
         let (x, t) = conn();
         let p = path(&x, &t);
-        assert!(!args_ok([10, 0, 0, 0], &p, 15), "family");
-        assert!(!args_ok([2, 0, 0, 0], &p, 14), "data length");
-        assert!(!args_ok([2, 2, 0, 0], &p, 15), "mode");
-        assert!(!args_ok([2, 1, 0, 0], &p, 15), "reset with repair data");
-        assert!(!args_ok([2, 0, 1, 0], &p, 15), "args");
-        assert!(!args_ok([2, 0, 0, 0], &p[..191], 15), "short");
+        assert!(!args_ok([10, 0, 0, 0], &p, 15, 7), "family");
+        assert!(!args_ok([2, 0, 0, 0], &p, 14, 7), "data length");
+        assert!(!args_ok([2, 2, 0, 0], &p, 15, 7), "mode");
+        assert!(!args_ok([2, 1, 0, 0], &p, 15, 7), "reset with repair data");
+        assert!(!args_ok([2, 0, 1, 0], &p, 15, 7), "args");
+        assert!(!args_ok([2, 0, 0, 0], &p[..191], 15, 7), "short");
         let bad = |f: &dyn Fn(&mut InetRecord, &mut TcpRepair)| {
             let (mut x, mut t) = conn();
             f(&mut x, &mut t);

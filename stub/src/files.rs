@@ -400,7 +400,7 @@ pub fn restore(
 
     for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP) {
         if r.kind == kckpt_image::tcp::TCP_CONN_FD_KIND {
-            let fd = crate::tcp::socket(img, &r);
+            let fd = crate::tcp::socket(img, &r, park_floor);
             place(fd, &r).unwrap_or_else(|e| fail(img, &r, "cannot move it to its number", e));
         }
     }

@@ -272,7 +272,8 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
         let (Ok(line), Ok(dir)) = (img.view.string(c.line), img.view.string(c.dir)) else {
             continue;
         };
-        if in_cgroup(line, tid != 0) {
+        let empty = c.flags & kckpt_image::kstate::cgroup_flags::EMPTY != 0;
+        if !empty && in_cgroup(line, tid != 0) {
             continue;
         }
         let v2 = c.flags & kckpt_image::kstate::cgroup_flags::V2 != 0;
@@ -317,6 +318,9 @@ pub fn join_cgroups(img: &Image, tid: u32) -> Result<(), Failure> {
             }
             m.warn();
         }
+        if empty {
+            continue; // (1.7) made again if missing; nobody joins it
+        }
         path[n..n + file.len()].copy_from_slice(file);
         // `0` in cgroup.procs or tasks moves the writer itself.
         if let Err(e) = sys::write_file(&path[..n + file.len()], b"0") {
@@ -354,13 +358,30 @@ fn write_settings(img: &Image, line: &[u8], dir: &[u8], path: &mut [u8; 4352]) -
             continue;
         };
         saved += 1;
-        let end = n + 1 + name.len();
-        path[n] = b'/';
-        path[n + 1..end].copy_from_slice(name);
-        path[end] = 0;
+        // `dir/name` NUL-terminated in `path`: its length without the NUL.
+        let file_of = |path: &mut [u8; 4352], name: &[u8]| {
+            let end = n + 1 + name.len();
+            path[n] = b'/';
+            path[n + 1..end].copy_from_slice(name);
+            path[end] = 0;
+            end
+        };
+        // A v1 device list (`devices.list`, read-only): deny everything,
+        // then allow each saved line.
+        let devices = name == b"devices.list";
+        if devices {
+            let end = file_of(path, b"devices.deny");
+            let _ = sys::write_file(&path[..=end], b"a");
+        }
+        let name: &[u8] = if devices { b"devices.allow" } else { name };
+        let end = file_of(path, name);
         let file = &path[..=end];
         let mut buf = [0u8; 4096];
-        let now = sys::read_small(file, &mut buf);
+        let now = if devices {
+            &[][..]
+        } else {
+            sys::read_small(file, &mut buf)
+        };
         let mut ok = true;
         for l in value.split(|&c| c == b'\n') {
             if l.is_empty() || now.split(|&c| c == b'\n').any(|x| x == l) {

@@ -47,6 +47,7 @@ mod state;
 mod statics;
 mod sys;
 mod tcp;
+mod tcpseg;
 mod terminal;
 mod threads;
 mod timers;

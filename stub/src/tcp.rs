@@ -21,6 +21,29 @@
 //! options as for a listener. Nothing is sent yet: the send queue is
 //! written by [`send_queues`] right before the process resumes (see there).
 //!
+//! (1.7) Half-closed connections. A FIN counts one sequence number, which
+//! the saved `snd_seq` (this side's) and `rcv_seq` (the peer's) include:
+//! the queues' sequence numbers are set without them, and each FIN is put
+//! back the way the kernel takes it. This side's: `shutdown(SHUT_WR)`. The
+//! peer's: a FIN from the peer's address and port with the saved sequence
+//! numbers, sent through a raw socket (`crate::tcpseg`; `CAP_NET_RAW`,
+//! checked by [`check`]); the socket acknowledges it at once, even in
+//! repair mode, so it is sent only once every socket of the image exists
+//! (in [`send_queues`]): an acknowledgement to a peer of the same image not
+//! restored yet would come back as a reset. There the order per state is:
+//! close-wait: the FIN, then the send queue; last-ack: the FIN, the send
+//! queue, `shutdown`; closing: the send queue, `shutdown`, the FIN
+//! (acknowledging only what the peer had); fin-wait1: the send queue,
+//! `shutdown`. Fin-wait2 (this side's FIN acknowledged, nothing left to
+//! send) is rebuilt in [`socket`], in repair mode: `shutdown` with the send
+//! queue selected (the FIN counts as sent, nothing leaves), then a raw ACK
+//! of it from the peer (a socket sends nothing for an acknowledgement),
+//! then the saved window. The stub waits until the socket took each raw
+//! segment (its state changed) and fails naming the connection if it does
+//! not (a firewall dropping it). A peer of the same image gets nothing it
+//! did not have: acknowledgements again, and a FIN or data it may already
+//! hold again, which it drops and acknowledges as after a retransmission.
+//!
 //! Reset (a record saved with `--tcp-close`, or `KCKPT_TCP_CLOSE=1`): a
 //! socket connected over loopback to a listener of the stub's own whose
 //! accepted end is closed with `SO_LINGER` 0: it receives an RST, so the
@@ -28,10 +51,12 @@
 //! / end of file), as after a peer reset.
 #![allow(unsafe_code)]
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use kckpt_image::inet::{inet_opts, InetRecord, AF_INET};
-use kckpt_image::tcp::{conn_mode, tcp_opts, TcpRepair, TCP_CONN_FD_KIND};
+use kckpt_image::tcp::{
+    conn_mode, conn_state, fin_received, fin_sent, tcp_opts, TcpRepair, TCP_CONN_FD_KIND,
+};
 use kckpt_image::{FdRecord, FD_NO_DUP};
 use linux_raw_sys::errno;
 use linux_raw_sys::general as g;
@@ -39,6 +64,7 @@ use linux_raw_sys::general as g;
 use crate::inet::{addr, call, msg, set, sockaddr};
 use crate::load::Image;
 use crate::sys::{self, Errno};
+use crate::tcpseg::{self, Segment};
 
 const IPPROTO_TCP: usize = 6;
 const IPPROTO_IPV6: usize = 41;
@@ -67,6 +93,16 @@ const TCPOPT_SACK_PERM: u32 = 4;
 const TCPOPT_TIMESTAMP: u32 = 8;
 const MSG_DONTWAIT: usize = 0x40;
 const SOCK_STREAM: u32 = 1;
+const TCP_NO_QUEUE: i32 = 0;
+const SHUT_WR: usize = 1;
+const SIOCOUTQ: usize = 0x5411;
+const F_DUPFD_CLOEXEC: usize = 1030;
+const NONE: usize = usize::MAX;
+
+/// The raw sockets (IPv4, IPv6) the segments of half-closed connections
+/// are sent through, made while the stub may (`CAP_NET_RAW`), above the
+/// restored descriptors; closed by [`send_queues`].
+static RAW: [AtomicUsize; 2] = [AtomicUsize::new(NONE), AtomicUsize::new(NONE)];
 
 /// `KCKPT_TCP_CLOSE=1`: restore every connection reset.
 static CLOSE: AtomicBool = AtomicBool::new(false);
@@ -170,35 +206,165 @@ pub fn check(img: &Image) {
         let probe = repair_socket(img, &r, &x);
         attach(img, &r, &x, probe);
         sys::close(probe); // in repair mode: no FIN, no RST
+        if needs_raw(&x) {
+            match tcpseg::open(tcpseg::wire_v4(&x)) {
+                Ok(fd) => sys::close(fd),
+                Err(e) => {
+                    let mut m = msg(img, &r, Some(&x));
+                    state_name(&mut m, &x);
+                    if e.0 == errno::EPERM {
+                        m.s(": restoring it needs CAP_NET_RAW (");
+                        m.s(if x.state == conn_state::FIN_WAIT2 {
+                            "the acknowledgement of its FIN"
+                        } else {
+                            "the peer's FIN"
+                        });
+                        m.s(" is sent to it as a raw packet); kckpt restore --tcp-close or KCKPT_TCP_CLOSE=1 restores it as a reset connection").fail()
+                    }
+                    m.s(": a raw socket").errno(e).fail()
+                }
+            }
+        }
     }
 }
 
-/// The socket of connection `r` (not yet at its number).
-pub fn socket(img: &Image, r: &FdRecord) -> usize {
+/// A connection in state `x.state` is rebuilt with raw segments.
+fn needs_raw(x: &InetRecord) -> bool {
+    fin_received(x.state) || x.state == conn_state::FIN_WAIT2
+}
+
+/// ` in state close-wait` after a connection's name, for a half-closed one.
+fn state_name(m: &mut crate::report::Msg, x: &InetRecord) {
+    let name = match x.state {
+        conn_state::FIN_WAIT1 => "fin-wait1",
+        conn_state::FIN_WAIT2 => "fin-wait2",
+        conn_state::CLOSE_WAIT => "close-wait",
+        conn_state::LAST_ACK => "last-ack",
+        conn_state::CLOSING => "closing",
+        _ => return,
+    };
+    m.s(" in state ").s(name);
+}
+
+/// The raw socket for `x`'s segments, made the first time (above `floor`).
+fn raw_socket(img: &Image, r: &FdRecord, x: &InetRecord, floor: usize) -> usize {
+    let slot = &RAW[usize::from(!tcpseg::wire_v4(x))];
+    let fd = slot.load(Ordering::Relaxed);
+    if fd != NONE {
+        return fd;
+    }
+    let high = tcpseg::open(tcpseg::wire_v4(x)).and_then(|fd| {
+        let high = sys::fcntl(fd, F_DUPFD_CLOEXEC as u32, floor);
+        sys::close(fd);
+        high
+    });
+    let fd = high.unwrap_or_else(|e| msg(img, r, Some(x)).s(": a raw socket").errno(e).fail());
+    slot.store(fd, Ordering::Relaxed);
+    fd
+}
+
+/// Send `seg` to connection `x` (socket `fd`) from its peer, and wait until
+/// the socket took it (its state no longer one of `before`), or fail
+/// naming `what`. A socket already past `before` (the peer itself sent the
+/// segment again meanwhile) gets nothing.
+fn inject(
+    img: &Image,
+    r: &FdRecord,
+    x: &InetRecord,
+    fd: usize,
+    seg: &Segment,
+    before: &[u8],
+    what: &str,
+) {
+    let raw = RAW[usize::from(!tcpseg::wire_v4(x))].load(Ordering::Relaxed);
+    let fail = |e: Option<Errno>| -> ! {
+        let mut m = msg(img, r, Some(x));
+        state_name(&mut m, x);
+        m.s(": ").s(what);
+        match e {
+            Some(e) => m.s(", sent to it as a raw packet").errno(e).fail(),
+            None => m
+                .s(", sent to it as a raw packet, did not reach it (a firewall dropping it?)")
+                .fail(),
+        }
+    };
+    if !before.contains(&tcp_state(fd)) {
+        return;
+    }
+    tcpseg::send(raw, x, seg).unwrap_or_else(|e| fail(Some(e)));
+    // Loopback delivers it at once, mostly before `sendto` returns.
+    for i in 0..400 {
+        if !before.contains(&tcp_state(fd)) {
+            return;
+        }
+        if i < 100 {
+            let _ = call(g::__NR_sched_yield, [0; 6]);
+        } else {
+            crate::ksys::sleep_ms(5);
+        }
+    }
+    fail(None)
+}
+
+/// `tcpi_state` of socket `fd` (0 if unknown).
+fn tcp_state(fd: usize) -> u8 {
+    let mut info = [0u8; 8];
+    let mut n: u32 = 8;
+    let got = call(
+        g::__NR_getsockopt,
+        [
+            fd,
+            IPPROTO_TCP,
+            TCP_INFO,
+            info.as_mut_ptr() as usize,
+            &mut n as *mut u32 as usize,
+            0,
+        ],
+    );
+    if got.is_ok() {
+        info[0]
+    } else {
+        0
+    }
+}
+
+/// The window field of a segment from the peer: the saved send window in
+/// the peer's scale.
+fn peer_window(t: &TcpRepair) -> u16 {
+    let scale = if t.options & tcp_opts::WSCALE != 0 {
+        t.snd_wscale
+    } else {
+        0
+    };
+    (t.snd_wnd >> scale).min(65535) as u16
+}
+
+/// The socket of connection `r` (not yet at its number); the stub's own
+/// descriptors go above `floor`.
+pub fn socket(img: &Image, r: &FdRecord, floor: usize) -> usize {
     let (x, t) = records(img, r);
     if !repaired(r) {
         return reset(img, r, &x);
     }
     let fail =
         |what: &str, e: Errno| -> ! { msg(img, r, Some(&x)).s(": ").s(what).errno(e).fail() };
+    if needs_raw(&x) {
+        raw_socket(img, r, &x, floor);
+    }
     let fd = repair_socket(img, r, &x);
     let queue = |q: i32| set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, q);
+    // The queues start after the last byte each side had acknowledged
+    // (without the FINs, put back later).
+    let (snd_una, rcv_nxt) = unfinned(&x, &t);
     queue(TCP_SEND_QUEUE)
-        .and_then(|_| {
-            set(
-                fd,
-                IPPROTO_TCP,
-                TCP_QUEUE_SEQ,
-                t.snd_seq.wrapping_sub(t.outq_len) as i32,
-            )
-        })
+        .and_then(|_| set(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, snd_una as i32))
         .and_then(|_| queue(TCP_RECV_QUEUE))
         .and_then(|_| {
             set(
                 fd,
                 IPPROTO_TCP,
                 TCP_QUEUE_SEQ,
-                t.rcv_seq.wrapping_sub(t.inq_len) as i32,
+                rcv_nxt.wrapping_sub(t.inq_len) as i32,
             )
         })
         .unwrap_or_else(|e| fail("cannot set the sequence numbers (TCP_QUEUE_SEQ)", e));
@@ -261,7 +427,38 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
         .unwrap_or_else(|e| fail("TCP_REPAIR_QUEUE", e));
     copy_queue(img, fd, img.at(r.data_offset), t.inq_len)
         .unwrap_or_else(|e| fail("cannot refill the receive queue", e));
-    let w = [t.snd_wl1, t.snd_wnd, t.max_window, t.rcv_wnd, t.rcv_wup];
+    if x.state == conn_state::FIN_WAIT2 {
+        // This side's FIN, counted as sent (nothing leaves), then its
+        // acknowledgement from the peer; the window is set after it.
+        queue(TCP_SEND_QUEUE)
+            .and_then(|_| call(g::__NR_shutdown, [fd, SHUT_WR, 0, 0, 0, 0]))
+            .and_then(|_| queue(TCP_NO_QUEUE))
+            .unwrap_or_else(|e| fail("cannot shut it down for writing in repair mode", e));
+        let ack = Segment {
+            seq: t.rcv_seq,
+            ack: t.snd_seq,
+            flags: tcpseg::ACK,
+            window: peer_window(&t),
+        };
+        let sent = [conn_state::FIN_WAIT1 as u8];
+        inject(
+            img,
+            r,
+            &x,
+            fd,
+            &ack,
+            &sent,
+            "the acknowledgement of its FIN",
+        );
+    }
+    // The peer's FIN is not received yet: the window it advertised may
+    // not start after it (its right edge is kept).
+    let mut w = [t.snd_wl1, t.snd_wnd, t.max_window, t.rcv_wnd, t.rcv_wup];
+    let ahead = t.rcv_wup.wrapping_sub(rcv_nxt) as i32;
+    if ahead > 0 {
+        w[3] = w[3].wrapping_add(ahead as u32);
+        w[4] = rcv_nxt;
+    }
     call(
         g::__NR_setsockopt,
         [
@@ -337,24 +534,76 @@ fn copy_queue(img: &Image, fd: usize, at: u64, len: u32) -> Result<(), Errno> {
 /// the peer drops what it had received already. Restored in repair mode
 /// instead (as sent), it would be retransmitted by a timer that may fire
 /// (200 ms) before a peer of the same tree is restored, which then answers
-/// with a reset.
+/// with a reset. (1.7) The FINs of half-closed connections are put back
+/// around it (module doc), then the raw sockets are closed.
 pub fn send_queues(img: &Image) {
     crate::inet::finish(img);
     let conn = |r: &FdRecord| r.dup_of == FD_NO_DUP && r.kind == TCP_CONN_FD_KIND;
     for r in img.view.fds.iter().filter(conn) {
         let (x, t) = records(img, &r);
-        if repaired(&r) && t.outq_len != 0 {
-            let at = img.at(r.data_offset) + u64::from(t.inq_len);
-            if let Err(e) = copy_queue(img, r.fd as usize, at, t.outq_len) {
-                msg(img, &r, Some(&x))
-                    .s(": cannot refill the send queue")
-                    .errno(e)
-                    .fail()
+        let fd = r.fd as usize;
+        if repaired(&r) {
+            let fin_in = |x: &InetRecord, t: &TcpRepair, ack: u32| {
+                let fin = Segment {
+                    seq: t.rcv_seq.wrapping_sub(1),
+                    ack,
+                    flags: tcpseg::FIN | tcpseg::ACK,
+                    window: peer_window(t),
+                };
+                // Not received yet: established, or shut down for writing.
+                let open = [1, conn_state::FIN_WAIT1 as u8, conn_state::FIN_WAIT2 as u8];
+                inject(img, &r, x, fd, &fin, &open, "the peer's FIN");
+            };
+            if matches!(x.state, conn_state::CLOSE_WAIT | conn_state::LAST_ACK) {
+                fin_in(&x, &t, unfinned(&x, &t).0);
+            }
+            if t.outq_len != 0 {
+                let at = img.at(r.data_offset) + u64::from(t.inq_len);
+                if let Err(e) = copy_queue(img, fd, at, t.outq_len) {
+                    msg(img, &r, Some(&x))
+                        .s(": cannot refill the send queue")
+                        .errno(e)
+                        .fail()
+                }
+            }
+            if fin_sent(x.state) && x.state != conn_state::FIN_WAIT2 {
+                if let Err(e) = call(g::__NR_shutdown, [fd, SHUT_WR, 0, 0, 0, 0]) {
+                    let mut m = msg(img, &r, Some(&x));
+                    state_name(&mut m, &x);
+                    m.s(": cannot shut it down for writing").errno(e).fail()
+                }
+            }
+            if x.state == conn_state::CLOSING {
+                // What the peer has acknowledged of the queue sent again.
+                let mut outq: i32 = 0;
+                let _ = call(
+                    g::__NR_ioctl,
+                    [fd, SIOCOUTQ, &mut outq as *mut i32 as usize, 0, 0, 0],
+                );
+                fin_in(&x, &t, t.snd_seq.wrapping_sub(outq.max(0) as u32));
             }
         }
         // Sizes the program set (locked), once the queue is in.
-        crate::inet::buffers(img, &r, &x, r.fd as usize);
+        crate::inet::buffers(img, &r, &x, fd);
     }
+    for slot in &RAW {
+        let fd = slot.swap(NONE, Ordering::Relaxed);
+        if fd != NONE {
+            sys::close(fd);
+        }
+    }
+}
+
+/// `snd_una` and `rcv_nxt` of connection `x` saved as `t`, without the
+/// FINs: where its queues start (the send queue's first byte not
+/// acknowledged, the byte after the receive queue).
+fn unfinned(x: &InetRecord, t: &TcpRepair) -> (u32, u32) {
+    let snd = t
+        .snd_seq
+        .wrapping_sub(u32::from(fin_sent(x.state)))
+        .wrapping_sub(t.outq_len);
+    let rcv = t.rcv_seq.wrapping_sub(u32::from(fin_received(x.state)));
+    (snd, rcv)
 }
 
 /// A socket whose connection was reset (see the module's doc).

@@ -3,10 +3,10 @@
 //! the thread in a cgroup below the process's) are put back into them by
 //! a root restore, which re-creates the directories removed meanwhile
 //! with their saved settings (a saved value the kernel refuses is a
-//! warning naming it); a process whose cgroup has sub-cgroups no thread
-//! of the dump is in is refused at dump by name (kckpt restores
-//! membership, not cgroup trees), while a sub-cgroup a child of a dumped
-//! tree is in comes back with the child.
+//! warning naming it, a v1 device list too); sub-cgroups no process of
+//! the dump is in are made again, empty, when they are gone (format 1.7),
+//! and a sub-cgroup a child of a dumped tree is in comes back with the
+//! child.
 
 mod common;
 
@@ -67,6 +67,7 @@ impl Drop for Cgroup {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let _ = fs::remove_dir(self.0.join("sub"));
+            let _ = fs::remove_dir(self.0.join("empty/deeper"));
             let _ = fs::remove_dir(self.0.join("empty"));
             if fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
                 return;
@@ -260,19 +261,81 @@ fn a_saved_setting_the_kernel_refuses_is_a_warning_naming_it() {
     recreated_with_settings("cg-bad-setting", true);
 }
 
+/// A cgroup with a sub-cgroup no process is in (two levels deep): both
+/// levels are saved and made again, empty, when they are gone at restore.
 #[test]
-fn a_cgroup_with_sub_cgroups_is_refused() {
-    let (cg, name, controller) = Cgroup::create("tree", &["empty"]);
-    let (p, _) = started_in(&cg);
+fn empty_sub_cgroups_are_made_again() {
+    let (cg, name, controller) = Cgroup::create("tree", &["empty", "empty/deeper"]);
+    let (mut p, _) = started_in(&cg);
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     let dir = TestDir::new("cgroup-tree");
-    let out = dump_raw(p.pid(), &dir.join("img.kckpt"), false);
-    assert_refused(
-        "dump of a process managing sub-cgroups",
-        &out,
-        None,
-        &[&format!(":{controller}:/{name} with sub-cgroups")],
+    let image = dir.join("img.kckpt");
+    dump_kills(&mut p, &image);
+    fs::remove_dir(cg.0.join("empty/deeper")).expect("remove");
+    fs::remove_dir(cg.0.join("empty")).expect("remove");
+    fs::remove_dir(&cg.0).expect("remove");
+    let mut r = restore(&image);
+    r.wait_restored(&cmdline);
+    r.write_stdin("state\n");
+    assert!(r.line(LINE_TIMEOUT).starts_with("state "));
+    assert!(
+        cgroup_line(r.pid(), r.pid(), &controller).ends_with(&format!(":/{name}")),
+        "{}",
+        r.stderr()
     );
-    assert!(state(p.pid()).is_some_and(|s| s != 'Z'), "left running");
+    assert!(cg.0.join("empty/deeper").is_dir(), "{}", r.stderr());
+    let err = r.stderr();
+    assert!(
+        err.contains(&format!(":{controller}:/{name}/empty/deeper was missing")),
+        "{err}"
+    );
+    r.kill();
+    let _ = fs::remove_dir(cg.0.join("empty/deeper"));
+}
+
+/// A re-created v1 `devices` cgroup gets its device list back (saved from
+/// the read-only `devices.list`, written as "deny all, allow each").
+#[test]
+fn a_recreated_devices_cgroup_gets_its_device_list_back() {
+    let mount = PathBuf::from("/sys/fs/cgroup/devices");
+    assert!(
+        mount.join("devices.list").exists(),
+        "no cgroup v1 devices hierarchy at {}",
+        mount.display()
+    );
+    let cg = Cgroup(mount.join(format!("kckpt-devices-{}", std::process::id())));
+    fs::create_dir(&cg.0).expect("create a cgroup");
+    fs::write(cg.0.join("devices.deny"), "a").expect("deny all");
+    // What a program needs to run (and the stub to restore it).
+    for allow in [
+        "c 1:3 rwm",
+        "c 1:5 rwm",
+        "c 1:8 rwm",
+        "c 1:9 rwm",
+        "c 136:* rwm",
+        "c 5:0 rwm",
+        "c 5:2 rwm",
+    ] {
+        fs::write(cg.0.join("devices.allow"), allow).expect("allow");
+    }
+    let list = fs::read_to_string(cg.0.join("devices.list")).expect("list");
+    let (mut p, _) = started_in(&cg);
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    let dir = TestDir::new("cgroup-devices");
+    let image = dir.join("img.kckpt");
+    dump_kills(&mut p, &image);
+    fs::remove_dir(&cg.0).expect("remove");
+    let mut r = restore(&image);
+    r.wait_restored(&cmdline);
+    r.write_stdin("state\n");
+    assert!(r.line(LINE_TIMEOUT).starts_with("state "), "{}", r.stderr());
+    assert_eq!(
+        fs::read_to_string(cg.0.join("devices.list")).expect("list"),
+        list,
+        "{}",
+        r.stderr()
+    );
+    r.kill();
 }
 
 /// A tree whose root is in a cgroup and whose child is in a sub-cgroup of

@@ -454,6 +454,29 @@ fn a_socket_with_an_unread_error_is_refused() {
     p.kill();
 }
 
+/// A UDP socket that joined a multicast group is refused naming the group
+/// (kckpt does not restore memberships; the kernel lists groups per
+/// device, and the dump asks each of the socket).
+#[test]
+fn a_multicast_member_is_refused_naming_its_group() {
+    for (mode, group) in [("v4", "239.1.2.3 on lo"), ("v6", "ff15::1234 on lo")] {
+        let dir = TestDir::new(&format!("inet_mcast_{mode}"));
+        let mut p = Proc::start(prog::MULTICAST, &[mode]);
+        p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+        let out = dump_raw(p.pid(), &dir.join("img.kckpt"), false);
+        assert_refused(
+            &format!("dump of a multicast member ({mode})"),
+            &out,
+            None,
+            &[&format!(
+                "member of multicast group {group} (IP_ADD_MEMBERSHIP, not restored)"
+            )],
+        );
+        assert!(state(p.pid()).is_some_and(|s| s != 'Z'), "left running");
+        p.kill();
+    }
+}
+
 /// `kckpt info` shows every socket with family, type, state and queued
 /// bytes: here the two ends of a socketpair, one with 5 bytes to read.
 #[test]

@@ -10,7 +10,10 @@
 //! `cgroup.freeze` (a cgroup re-created frozen would stop the restored
 //! process before it runs). A file that cannot be read (write-only ones)
 //! is left out; one larger than [`MAX_PROP_VALUE`] is left out with a
-//! warning naming it.
+//! warning naming it. The device list of a v1 `devices` cgroup is set
+//! through write-only files (`devices.allow`, `devices.deny`): its
+//! read-only `devices.list` is saved instead, and written back as "deny
+//! everything, then allow each line".
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -48,8 +51,9 @@ pub fn settings(
         .flatten()
         .flatten()
         .filter(|e| {
-            e.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o200 != 0)
+            e.file_name() == "devices.list"
+                || e.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o200 != 0)
         })
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| !excluded(n))

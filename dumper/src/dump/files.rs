@@ -68,6 +68,9 @@ struct Fd {
 /// offsets, which [`Files::write`] fills in.
 #[derive(Debug, Default)]
 pub struct Files {
+    /// The pids of every process of the dump (this one alone outside a
+    /// tree).
+    pub tree_pids: Vec<i32>,
     fds: Vec<Fd>,
     epoll: Vec<EpollItemRecord>,
     cwd: Vec<u8>,
@@ -654,6 +657,7 @@ pub fn collect(
     external: &[u32],
 ) -> Result<Files> {
     let mut files = Files {
+        tree_pids: tree.map_or_else(|| vec![pid], |t| t.pids.clone()),
         ghosts: super::ghosts::Ghosts::new(ghost_limit),
         ..Files::default()
     };

@@ -538,6 +538,13 @@ pub fn options(
             return Err(format!("{shown} with option {name} (not restored)"));
         }
     }
+    if !tcp {
+        if let Some(group) = multicast_membership(fd, v6) {
+            return Err(format!(
+                "{shown} member of multicast group {group} (IP_ADD_MEMBERSHIP, not restored)"
+            ));
+        }
+    }
     let on = |level, opt| getopt(fd, level, opt).is_some_and(|v| v != 0);
     let mut opts = 0;
     let bools = [
@@ -701,6 +708,70 @@ pub fn options(
 
 /// Whether socket `sock` has an error waiting to be read (`POLLERR`),
 /// seen without taking it.
+/// A multicast group socket `fd` joined (`IP_ADD_MEMBERSHIP`,
+/// `IPV6_JOIN_GROUP`, `MCAST_JOIN_GROUP`...), as `239.1.2.3 on lo`. The
+/// kernel lists each device's groups (`/proc/net/igmp`, `/proc/net/igmp6`)
+/// but not which sockets joined them: each group is asked of the socket
+/// (`getsockopt(MCAST_MSFILTER)` answers for a member, `EADDRNOTAVAIL`
+/// otherwise).
+fn multicast_membership(fd: RawFd, v6: bool) -> Option<String> {
+    // struct group_filter: gf_interface, padding, gf_group, gf_fmode,
+    // gf_numsrc (GROUP_FILTER_SIZE(0) = 144 bytes), one source slot.
+    let member = |level: i32, ifindex: u32, group: &[u8]| {
+        let mut buf = [0u8; 272];
+        buf[..4].copy_from_slice(&ifindex.to_ne_bytes());
+        buf[8..8 + group.len()].copy_from_slice(group);
+        fdsys::sockopt_bytes(fd, level, libc::MCAST_MSFILTER, &mut buf).is_ok()
+    };
+    let text = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    // "Idx\tDevice : Count ..." then "\t\t\t\tGROUP Users ..." lines.
+    let (mut ifindex, mut dev) = (0u32, String::new());
+    for line in text("/proc/net/igmp").lines().skip(1) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if !line.starts_with('\t') {
+            ifindex = w.first().and_then(|s| s.parse().ok()).unwrap_or(0);
+            dev = w.get(1).map_or_else(String::new, |s| s.to_string());
+            continue;
+        }
+        // The group in hex, in network byte order read as a host u32.
+        let Some(addr) = w.first().and_then(|g| u32::from_str_radix(g, 16).ok()) else {
+            continue;
+        };
+        let addr = addr.to_ne_bytes();
+        let mut sin = [0u8; 16];
+        sin[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        sin[4..8].copy_from_slice(&addr);
+        if member(libc::IPPROTO_IP, ifindex, &sin) {
+            let a = std::net::Ipv4Addr::from(addr);
+            return Some(format!("{a} on {dev}"));
+        }
+    }
+    if !v6 {
+        return None;
+    }
+    // "IDX DEVICE GROUP(32 hex) USERS FLAGS TIMER"
+    for line in text("/proc/net/igmp6").lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (Some(idx), Some(dev), Some(hex)) = (w.first(), w.get(1), w.get(2)) else {
+            continue;
+        };
+        let Ok(ifindex) = idx.parse::<u32>() else {
+            continue;
+        };
+        let Ok(group) = u128::from_str_radix(hex, 16) else {
+            continue;
+        };
+        let mut sin6 = [0u8; 28];
+        sin6[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
+        sin6[8..24].copy_from_slice(&group.to_be_bytes());
+        if member(libc::IPPROTO_IPV6, ifindex, &sin6) {
+            let a = std::net::Ipv6Addr::from(group);
+            return Some(format!("{a} on {dev}"));
+        }
+    }
+    None
+}
+
 fn pending_error(sock: &OwnedFd) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;

@@ -377,6 +377,8 @@ struct Cgroup {
     dir: String,
     path: String,
     v2: bool,
+    /// (1.7) A sub-cgroup no process of the dump is in.
+    empty: bool,
 }
 
 /// The cgroups of the process and of its threads that are elsewhere, each
@@ -406,6 +408,7 @@ fn located_cgroups(pid: i32, tids: &[i32]) -> Result<Vec<Cgroup>> {
                 dir,
                 path: path.to_owned(),
                 v2: controllers.is_empty(),
+                empty: false,
             });
         }
     };
@@ -467,29 +470,11 @@ pub fn unsupported(pid: i32, tree: &[i32]) -> Vec<String> {
     let Ok(cgroups) = located_cgroups(pid, &tids) else {
         return out;
     };
-    // The cgroups of every process of the dump: a sub-cgroup one of them
-    // is in comes back with it.
-    let dumped: Vec<String> = cgroups
-        .iter()
-        .map(|c| c.dir.clone())
-        .chain(tree.iter().filter(|&&p| p != pid).flat_map(|&p| {
-            let tids = super::threads::task_ids(p).unwrap_or_default();
-            let theirs = located_cgroups(p, &tids).unwrap_or_default();
-            theirs.into_iter().map(|c| c.dir)
-        }))
-        .collect();
+    let dumped = dumped_dirs(pid, &cgroups, tree);
     for c in cgroups.iter().filter(|c| c.path != "/") {
-        let occupied = |sub: &std::path::Path| {
-            dumped
-                .iter()
-                .any(|d| std::path::Path::new(d).starts_with(sub))
-        };
-        let subs = fs::read_dir(&c.dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .any(|e| !occupied(&e.path()));
+        // Sub-cgroups no process of the dump is in are saved (1.7), up
+        // to a limit.
+        let subs = empty_subs(&c.dir, &dumped).len() > MAX_EMPTY_SUBS;
         let owner = |p: &std::path::Path| fs::metadata(p).map(|m| (m.uid(), m.gid())).ok();
         let dir = std::path::Path::new(&c.dir);
         let parent = dir.parent().and_then(owner);
@@ -501,11 +486,69 @@ pub fn unsupported(pid: i32, tree: &[i32]) -> Vec<String> {
             .chain(std::iter::once(dir.to_path_buf()))
             .any(|p| owner(&p) != parent);
         let what = match (subs, delegated) {
-            (true, _) => "with sub-cgroups",
+            (true, _) => "with more than 256 sub-cgroups no process of the dump is in",
             (false, true) => "owned by another user than its parent",
             (false, false) => continue,
         };
         out.push(format!("cgroup {} {what}", c.line));
+    }
+    out
+}
+
+/// Most sub-cgroups of one cgroup saved as `EMPTY` records (more are
+/// refused at dump), and how deep they are looked for.
+const MAX_EMPTY_SUBS: usize = 256;
+const MAX_EMPTY_DEPTH: usize = 8;
+
+/// The cgroup directories of the process (`cgroups`) and of every other
+/// process of the dump (`tree`).
+fn dumped_dirs(pid: i32, cgroups: &[Cgroup], tree: &[i32]) -> Vec<String> {
+    cgroups
+        .iter()
+        .map(|c| c.dir.clone())
+        .chain(tree.iter().filter(|&&p| p != pid).flat_map(|&p| {
+            let tids = super::threads::task_ids(p).unwrap_or_default();
+            let theirs = located_cgroups(p, &tids).unwrap_or_default();
+            theirs.into_iter().map(|c| c.dir)
+        }))
+        .collect()
+}
+
+/// The sub-cgroups of `dir` (depth first, parents before children, at
+/// most [`MAX_EMPTY_SUBS`] + 1 of them) no process of the dump is in:
+/// neither one of `dumped` nor above one. Those above one are walked into
+/// (they are made again with it, but their other sub-cgroups are not);
+/// those that are one are left to that process.
+fn empty_subs(dir: &str, dumped: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![(dir.to_owned(), 0)];
+    while let Some((d, depth)) = todo.pop() {
+        let mut subs: Vec<String> = fs::read_dir(&d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path().to_string_lossy().into_owned())
+            .collect();
+        subs.sort();
+        for sub in subs.into_iter().rev() {
+            let path = std::path::Path::new(&sub);
+            if dumped.iter().any(|o| o == &sub) {
+                continue;
+            }
+            if !dumped
+                .iter()
+                .any(|o| std::path::Path::new(o).starts_with(path))
+            {
+                out.push(sub.clone());
+            }
+            if out.len() > MAX_EMPTY_SUBS {
+                return out;
+            }
+            if depth < MAX_EMPTY_DEPTH {
+                todo.push((sub, depth + 1));
+            }
+        }
     }
     out
 }
@@ -523,8 +566,37 @@ pub type SavedCgroups = (
 /// threads that are elsewhere ([`located_cgroups`]), the process's first;
 /// and the settings of each cgroup directory but a hierarchy's root
 /// (saved once per directory, for its first record).
-pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<SavedCgroups> {
-    let located = located_cgroups(pid, tids)?;
+pub fn cgroups(
+    pid: i32,
+    tids: &[i32],
+    tree: &[i32],
+    strings: &mut StringTable,
+) -> Result<SavedCgroups> {
+    let mut located = located_cgroups(pid, tids)?;
+    // (1.7) Sub-cgroups no process of the dump is in, after the
+    // process's own records (before its threads').
+    let dumped = dumped_dirs(pid, &located, tree);
+    let own = located.iter().take_while(|c| c.tid == 0).count();
+    let mut empty = Vec::new();
+    for c in located[..own].iter().filter(|c| c.path != "/") {
+        for sub in empty_subs(&c.dir, &dumped).into_iter().take(MAX_EMPTY_SUBS) {
+            if empty.iter().any(|e: &Cgroup| e.dir == sub) {
+                continue;
+            }
+            let rel = &sub[c.dir.len()..];
+            let (id, controllers, path) = cgroup_line(&c.line).unwrap_or_default();
+            let path = format!("{}{rel}", path.trim_end_matches('/'));
+            empty.push(Cgroup {
+                tid: 0,
+                line: format!("{id}:{controllers}:{path}"),
+                dir: sub,
+                path,
+                v2: c.v2,
+                empty: true,
+            });
+        }
+    }
+    located.splice(own..own, empty);
     let (mut props, mut warnings) = (Vec::new(), Vec::new());
     for (i, c) in located.iter().enumerate() {
         if c.path != "/" && !located[..i].iter().any(|o| o.dir == c.dir) {
@@ -542,6 +614,10 @@ pub fn cgroups(pid: i32, tids: &[i32], strings: &mut StringTable) -> Result<Save
             tid: c.tid,
             flags: if c.v2 {
                 kckpt_image::kstate::cgroup_flags::V2
+            } else {
+                0
+            } | if c.empty {
+                kckpt_image::kstate::cgroup_flags::EMPTY
             } else {
                 0
             },

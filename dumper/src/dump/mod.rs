@@ -11,7 +11,7 @@ mod fdsys;
 pub mod files;
 pub mod ghosts;
 mod guards;
-mod inet;
+pub(crate) mod inet;
 pub mod inject;
 mod inotify;
 pub mod interrupt;
@@ -746,7 +746,8 @@ fn prepare_image(
     let tids: Vec<i32> = std::iter::once(pid)
         .chain(others.iter().map(|t| t.pid()))
         .collect();
-    let (cgroups, cgroup_props, cgroup_warnings) = kstate::cgroups(pid, &tids, &mut strings)?;
+    let (cgroups, cgroup_props, cgroup_warnings) =
+        kstate::cgroups(pid, &tids, &files.tree_pids, &mut strings)?;
 
     // Memory data first, then metadata.
     let mut writer = ImageWriter::new(file, kckpt_arch::ELF_MACHINE, page);

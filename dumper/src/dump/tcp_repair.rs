@@ -1,6 +1,16 @@
 //! Established TCP connections (format 1.6, fd kind 44,
-//! `kckpt_image::tcp`): saved with the kernel's TCP repair mode, or with
-//! `--tcp-close` as connections restored reset.
+//! `kckpt_image::tcp`) and (1.7) half-closed ones (fin-wait1, fin-wait2,
+//! close-wait, last-ack, closing): saved with the kernel's TCP repair mode,
+//! or with `--tcp-close` as connections restored reset.
+//!
+//! A FIN counts one sequence number: in a state where this side sent one,
+//! `TCP_QUEUE_SEQ` of the send queue (`write_seq`) and `SIOCOUTQ` (until
+//! it is acknowledged) and `SIOCOUTQNSD` (until it is sent) count it, the
+//! peek of the send queue does not; where the peer's was received,
+//! `TCP_QUEUE_SEQ` of the receive queue (`rcv_nxt`) and `inet_diag`'s
+//! receive queue (until the program read the end of file) count it,
+//! `SIOCINQ` and the peek do not. The record keeps both sequence numbers as
+//! read and the queues' lengths in bytes of data.
 //!
 //! On the `pidfd_getfd` copy of the socket (it shares the target's
 //! `struct sock`): `TCP_REPAIR` on (needs `CAP_NET_ADMIN` in the socket's
@@ -30,8 +40,11 @@ use std::sync::Mutex;
 use nix::errno::Errno;
 use nix::libc;
 
-use kckpt_image::inet::{inet_opts, InetRecord, STATE_ESTABLISHED};
-use kckpt_image::tcp::{conn_mode, tcp_opts, TcpRepair, MAX_QUEUE, TCP_CONN_FD_KIND};
+use kckpt_image::inet::{inet_opts, InetRecord};
+use kckpt_image::tcp::{
+    conn_mode, conn_state, conn_state_known, fin_received, fin_sent, tcp_opts, TcpRepair,
+    MAX_QUEUE, TCP_CONN_FD_KIND,
+};
 
 use super::fdsys;
 use super::inet::{self, InetDiag};
@@ -200,22 +213,30 @@ pub fn name(d: &InetDiag) -> String {
 /// repair mode).
 pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, String> {
     let shown = name(d);
-    if d.state != 1 {
+    let state = u16::from(d.state);
+    if !conn_state_known(state) {
         return Err(format!(
-            "{shown} in state {} (only established connections are saved)",
+            "{shown} in state {} (only established and half-closed connections are saved)",
             inet::state_name(d.state)
         ));
     }
     let mut r = InetRecord {
         family: u16::from(d.family),
-        state: STATE_ESTABLISHED,
+        state,
         local_port: d.sport,
         peer_port: d.dport,
         local: d.src,
         peer: d.dst,
         ..InetRecord::default()
     };
-    inet::options(sock, true, true, d, &shown, &mut r)?;
+    // The shutdown the state implies (the peer's FIN: reading; this
+    // side's: writing) is the state's; any other is refused by `options`.
+    let implied = u8::from(fin_received(state)) | u8::from(fin_sent(state)) << 1;
+    let own = InetDiag {
+        shutdown: d.shutdown & !implied,
+        ..d.clone()
+    };
+    inet::options(sock, true, true, &own, &shown, &mut r)?;
     let mut path = r.encode().to_vec();
     if InetRecord::parse(TCP_CONN_FD_KIND, &path).is_none() {
         return Err(format!("{shown} with option values kckpt cannot keep"));
@@ -254,7 +275,7 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
     });
     // Bytes received and not read, by `inet_diag`.
     let queued = || inet::diag(i32::from(d.family), libc::IPPROTO_TCP, ino).map(|d| d.rqueue);
-    let got = read_repair(fd, queued).map_err(|e| format!("{shown} ({e})"));
+    let got = read_repair(fd, state, queued).map_err(|e| format!("{shown} ({e})"));
     let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
     let (t, data) = match got {
         Ok(x) => x,
@@ -267,7 +288,7 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
         }
     };
     if let Some(h) = held.last_mut() {
-        h.saved = Some((t.rcv_seq, t.snd_seq.wrapping_sub(t.outq_len)));
+        h.saved = Some((t.rcv_seq, snd_una(state, &t)));
         // Out of repair mode until the end ([`arm_and_verify`]): a dumper
         // killed meanwhile leaves the connection as it was.
         repair_off(h);
@@ -305,9 +326,19 @@ fn congestion_default(sock: &OwnedFd) -> Result<(), String> {
     }
 }
 
-/// The repair state and queued bytes of socket `fd`, in repair mode.
+/// `snd_una` of a connection in `state` saved as `t`: `snd_seq` less the
+/// bytes not acknowledged and this side's FIN when it is not (fin-wait2:
+/// acknowledged).
+fn snd_una(state: u16, t: &TcpRepair) -> u32 {
+    let fin = u32::from(fin_sent(state) && state != conn_state::FIN_WAIT2);
+    t.snd_seq.wrapping_sub(t.outq_len).wrapping_sub(fin)
+}
+
+/// The repair state and queued bytes of socket `fd` in `state`, in repair
+/// mode.
 fn read_repair(
     fd: RawFd,
+    state: u16,
     queued: impl Fn() -> Option<u32>,
 ) -> Result<(TcpRepair, Vec<u8>), String> {
     fn e(what: &'static str) -> impl Fn(Errno) -> String {
@@ -316,12 +347,17 @@ fn read_repair(
     let mut info = [0u8; 104];
     fdsys::sockopt_bytes(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info)
         .map_err(e("TCP_INFO"))?;
-    if info[0] != 1 {
+    if u16::from(info[0]) != state {
         return Err(format!(
-            "left state established meanwhile, now {}",
+            "left state {} meanwhile, now {}",
+            inet::state_name(state as u8),
             inet::state_name(info[0])
         ));
     }
+    // This side's FIN while it is not acknowledged, the peer's once
+    // received: each one sequence number and no byte.
+    let fin_out = u32::from(fin_sent(state) && state != conn_state::FIN_WAIT2);
+    let fin_in = u32::from(fin_received(state));
     let mut t = TcpRepair {
         options: u32::from(info[5]) & tcp_opts::KNOWN,
         ..TcpRepair::default()
@@ -350,8 +386,12 @@ fn read_repair(
         return Err("its receive queue kept changing".into());
     }
     // `SIOCINQ` and a peek stop at an urgent mark; `inet_diag` counts
-    // every byte up to `rcv_nxt`.
-    if queued().is_some_and(|all| all as usize != inq.len()) {
+    // every byte up to `rcv_nxt`, and the peer's FIN until the program
+    // read the end of file (then nothing is left).
+    let read_all = |all: u32| {
+        all as usize == inq.len() + fin_in as usize || (fin_in == 1 && all == 0 && inq.is_empty())
+    };
+    if queued().is_some_and(|all| !read_all(all)) {
         return Err("its receive queue holds urgent data (MSG_OOB), not saved".into());
     }
     // The send queue: the program is stopped, only acknowledgements
@@ -362,10 +402,14 @@ fn read_repair(
     for _ in 0..5 {
         let outq = fdsys::sock_ioctl_int(fd, SIOCOUTQ).map_err(e("SIOCOUTQ"))?;
         let unsent = fdsys::sock_ioctl_int(fd, SIOCOUTQNSD).map_err(e("SIOCOUTQNSD"))?;
-        let bytes = peek(fd, outq.max(0) as usize)?;
+        // The FIN not acknowledged is the last thing in the queue, and
+        // not sent when anything is not.
+        let data = (outq.max(0) as u32).saturating_sub(fin_out) as usize;
+        let unsent = (unsent.max(0) as u32).saturating_sub(fin_out.min(unsent.max(0) as u32));
+        let bytes = peek(fd, data)?;
         let again = fdsys::sock_ioctl_int(fd, SIOCOUTQ).map_err(e("SIOCOUTQ"))?;
-        if again == outq && bytes.len() == outq.max(0) as usize {
-            sendq = Some((bytes, unsent));
+        if again == outq && bytes.len() == data && (outq > 0 || fin_out == 0) {
+            sendq = Some((bytes, unsent as i32));
             break;
         }
     }

@@ -503,7 +503,7 @@ fn self_kstate(
     };
     kstate::from_proc(pid, &mut rec)?;
     let aio = kstate::aio_rings(pid, own_mem, &procfs::maps(pid)?)?;
-    let (cgroups, cgroup_props, warnings) = kstate::cgroups(pid, &[pid], strings)?;
+    let (cgroups, cgroup_props, warnings) = kstate::cgroups(pid, &[pid], &[pid], strings)?;
     warnings.iter().for_each(|w| eprintln!("kckpt: {w}"));
     Ok(kckpt_image_write::KstateMeta {
         kstate: Some(rec),

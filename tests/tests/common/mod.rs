@@ -111,6 +111,8 @@ pub mod prog {
     pub const FOWN_TREE: &str = env!("KCKPT_PROG_FOWN_TREE");
     /// Pidfds of a child, of an exited child, of the parent (`pidfds.c`).
     pub const PIDFDS: &str = env!("KCKPT_PROG_PIDFDS");
+    /// A UDP socket member of a multicast group on lo (`multicast.c`).
+    pub const MULTICAST: &str = env!("KCKPT_PROG_MULTICAST");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).
