@@ -19,6 +19,8 @@
              end held) whose own queue carries a pipe's read end (closed) after "in"
      epollsrc  an epoll instance (held) watching a pipe's read end that holds 5 bytes, sent in
              a datagram socketpair and closed: the item's file is only in flight
+     shared  a datagram socketpair its child (which waits) also holds, carrying a pipe's read
+             end the process closed (it holds the write end; the child holds no end)
      plain   a datagram socketpair with "a", an empty datagram and "c", no descriptors
      tree    (refused at dump) a datagram socketpair carrying a regular file the process
              closed, which its child (which waits) still holds
@@ -280,6 +282,40 @@ static void check_epollsrc(void) {
     check(write(held, "w", 1) == 1 && epoll_wait(ep_held, &ev, 1, 0) == 1, "and readable again after a write");
 }
 
+static void setup_shared(void) {
+    int p[2], sync[2];
+    char c;
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sk) || pipe(sync)) die("socketpair");
+    pipe5(p);
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[0]);
+        close(p[1]);
+        close(sync[0]);
+        if (write(sync[1], "x", 1) != 1) _exit(1);
+        close(sync[1]);
+        for (;;) pause();
+    }
+    close(sync[1]);
+    if (read(sync[0], &c, 1) != 1) die("sync");
+    close(sync[0]);
+    send_fds(sk[0], "one", 3, &p[0], 1, NULL);
+    close(p[0]);
+    held = p[1];
+}
+
+static void check_shared(void) {
+    char buf[64], got[16];
+    int fds[4];
+    int n = recv_fds(sk[1], buf, sizeof buf, fds);
+    check(n == 1 && !strcmp(buf, "one"), "the shared socket's message with its descriptor");
+    if (n != 1) return;
+    check(read(fds[0], got, sizeof got) == 5 && !memcmp(got, "hello", 5), "pipe bytes");
+    check(write(held, "s", 1) == 1 && read(fds[0], got, 1) == 1 && got[0] == 's', "the held write end feeds it");
+}
+
 static void setup_plain(void) {
     if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sk)) die("socketpair");
     send_fds(sk[0], "a", 1, NULL, 0, NULL);
@@ -350,6 +386,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "epollsrc")) {
         setup_epollsrc();
         checker = check_epollsrc;
+    } else if (!strcmp(mode, "shared")) {
+        setup_shared();
+        checker = check_shared;
     } else if (!strcmp(mode, "plain")) {
         setup_plain();
         checker = check_plain;

@@ -235,6 +235,11 @@ fn a_format_1_6_image_with_descriptors_in_flight_is_refused() {
 }
 
 #[test]
+fn a_socket_shared_with_a_child_keeps_its_descriptors_in_flight() {
+    comes_back("shared", 3);
+}
+
+#[test]
 fn info_says_how_many_descriptors_are_in_flight() {
     let dir = TestDir::new("scm_info");
     let image = dir.join("img.kckpt");

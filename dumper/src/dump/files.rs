@@ -752,6 +752,7 @@ pub fn collect(
         &numbers,
         &getfd_real,
         tree.map_or(&[][..], |t| &t.pids[..]),
+        &|fd| tree.is_some_and(|t| t.slots.contains_key(&(fd as u32))),
     );
     let real_count = numbers.len();
     numbers.extend(flight.numbers());
@@ -1226,11 +1227,12 @@ pub fn collect(
                             // (1.7: the queues of its own sockets are
                             // read, their files in flight are here.)
                             _ if nix::unistd::geteuid().is_root() => "pipe whose other end no \
-                                process holds (in flight in a Unix socket message of a socket \
-                                outside the dump, SCM_RIGHTS, or registered in an io_uring)"
+                                process holds (in flight in the queue of a Unix socket the dump \
+                                does not hold, SCM_RIGHTS, or registered in an io_uring)"
                                 .to_owned(),
                             _ => "pipe to another process (held by a process kckpt cannot see, \
-                                  or in flight in a Unix socket message outside the dump)"
+                                  or in flight in the queue of a Unix socket the dump does not \
+                                  hold)"
                                 .to_owned(),
                         };
                         classes[i] = Class::Unsupported(why);

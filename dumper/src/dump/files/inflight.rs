@@ -57,12 +57,15 @@ impl InFlight {
     /// `numbers`, ascending; `getfd` copies one) and of every Unix socket
     /// found in flight. A queue that cannot be read is left to the
     /// socket's own save, which names the reason. `tree`: the pids of the
-    /// dump (another one holding a file in flight is noted).
+    /// dump (another one holding a file in flight is noted); `slot`: the
+    /// descriptors that are copies of a tree's shared slot (their socket,
+    /// and its queue, is the holder's record).
     pub(super) fn gather(
         pid: i32,
         numbers: &[i32],
         getfd: &dyn Fn(i32) -> crate::error::Result<OwnedFd>,
         tree: &[i32],
+        slot: &dyn Fn(i32) -> bool,
     ) -> InFlight {
         let mut me = InFlight {
             pid,
@@ -75,7 +78,7 @@ impl InFlight {
         for &fd in numbers {
             let is_socket = fs::read_link(format!("/proc/{pid}/fd/{fd}"))
                 .is_ok_and(|l| l.to_string_lossy().starts_with("socket:["));
-            if !is_socket {
+            if !is_socket || slot(fd) {
                 continue;
             }
             if let Ok(copy) = getfd(fd) {
