@@ -19,6 +19,8 @@
              end held) whose own queue carries a pipe's read end (closed) after "in"
      epollsrc  an epoll instance (held) watching a pipe's read end that holds 5 bytes, sent in
              a datagram socketpair and closed: the item's file is only in flight
+     twice   (refused at dump) a regular file in flight in a socketpair's queue of the process
+             and in one of its child (which waits), closed by both
      shared  a datagram socketpair its child (which waits) also holds, carrying a pipe's read
              end the process closed (it holds the write end; the child holds no end)
      plain   a datagram socketpair with "a", an empty datagram and "c", no descriptors
@@ -282,6 +284,33 @@ static void check_epollsrc(void) {
     check(write(held, "w", 1) == 1 && epoll_wait(ep_held, &ev, 1, 0) == 1, "and readable again after a write");
 }
 
+static void setup_twice(void) {
+    char path[4200], c;
+    snprintf(path, sizeof path, "%s/twice", dir);
+    int f = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600), sync[2];
+    if (f < 0 || socketpair(AF_UNIX, SOCK_DGRAM, 0, sk) || pipe(sync)) die("setup");
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        int s[2];
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(sk[0]);
+        close(sk[1]);
+        if (socketpair(AF_UNIX, SOCK_DGRAM, 0, s)) _exit(1);
+        send_fds(s[0], "f", 1, &f, 1, NULL);
+        close(f);
+        close(sync[0]);
+        if (write(sync[1], "x", 1) != 1) _exit(1);
+        close(sync[1]);
+        for (;;) pause();
+    }
+    close(sync[1]);
+    if (read(sync[0], &c, 1) != 1) die("sync");
+    close(sync[0]);
+    send_fds(sk[0], "f", 1, &f, 1, NULL);
+    close(f);
+}
+
 static void setup_shared(void) {
     int p[2], sync[2];
     char c;
@@ -386,6 +415,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "epollsrc")) {
         setup_epollsrc();
         checker = check_epollsrc;
+    } else if (!strcmp(mode, "twice")) {
+        setup_twice();
     } else if (!strcmp(mode, "shared")) {
         setup_shared();
         checker = check_shared;

@@ -235,6 +235,28 @@ fn a_format_1_6_image_with_descriptors_in_flight_is_refused() {
 }
 
 #[test]
+fn a_file_in_flight_in_the_queues_of_two_processes_of_the_dump_is_refused() {
+    let dir = TestDir::new("scm_twice");
+    let mut p = start("twice", &dir);
+    let child = descendants(p.pid());
+    assert_eq!(child.len(), 1, "one child: {child:?}");
+    let out = dump_raw(p.pid(), &dir.join("x.kckpt"), false);
+    // Whichever of the two is dumped second names the other.
+    let (a, b) = (
+        format!("also held by pid {} of the dump, or in flight", p.pid()),
+        format!("also held by pid {} of the dump, or in flight", child[0]),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && (err.contains(&a) || err.contains(&b)),
+        "{}",
+        show(&out)
+    );
+    assert!(p.exited().is_none(), "a refused dump left it running");
+    p.kill();
+}
+
+#[test]
 fn a_socket_shared_with_a_child_keeps_its_descriptors_in_flight() {
     comes_back("shared", 3);
 }

@@ -1075,8 +1075,8 @@ pub fn collect(
                 // Made once the whole tree exists, after the queues.
                 _ if tree_pidfd => Some("pidfd of another process of the tree".to_owned()),
                 _ if shared.is_some() => Some(format!(
-                    "{link} also held by pid {} of the dump (its open file description would \
-                     not be shared)",
+                    "{link} also held by pid {} of the dump, or in flight in its queues (its \
+                     open file description would not be shared)",
                     shared.unwrap_or(0)
                 )),
                 Class::Fifo { .. } => Some(format!("named pipe {link}")),

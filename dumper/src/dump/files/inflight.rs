@@ -117,7 +117,9 @@ impl InFlight {
             me.queues.borrow_mut().insert(carrier, got);
             for (n, c) in found {
                 me.carrier.insert(n, carrier);
-                if let Some(p) = holder_in(tree, pid, c.as_raw_fd()) {
+                let holder = holder_in(tree, pid, c.as_raw_fd())
+                    .or_else(|| in_flight_elsewhere(tree, pid, &c));
+                if let Some(p) = holder {
                     me.shared.insert(n, p);
                 }
                 if let Ok(again) = c.try_clone() {
@@ -207,6 +209,26 @@ fn holder_in(tree: &[i32], pid: i32, copy: i32) -> Option<i32> {
                 .any(|fd| fdsys::same_file_of(p, fd, here, copy))
         })
     })
+}
+
+/// In a tree (`tree` not empty): another process of it whose queues
+/// carry the open file description of `copy` too (the processes' files
+/// in flight are kept here until the next dump of another tree).
+fn in_flight_elsewhere(tree: &[i32], pid: i32, copy: &OwnedFd) -> Option<i32> {
+    static SEEN: std::sync::Mutex<Vec<(i32, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+    if tree.is_empty() {
+        return None;
+    }
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.retain(|(p, _)| tree.contains(p));
+    let other = seen
+        .iter()
+        .find(|(p, c)| *p != pid && same_here(c.as_raw_fd(), copy.as_raw_fd()))
+        .map(|(p, _)| *p);
+    if let Ok(c) = copy.try_clone() {
+        seen.push((pid, c));
+    }
+    other
 }
 
 /// Descriptors `a` and `b` of this process are one open file description.
