@@ -232,6 +232,7 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
             peer_kind::PAIR => "connected",
             peer_kind::NAME => "connected",
             peer_kind::GONE => "peer closed",
+            peer_kind::PENDING => "waiting to be accepted",
             _ if x.name_kind != name_kind::NONE => "bound",
             _ => "unconnected",
         },
@@ -239,6 +240,8 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
         "peer": (x.peer_kind == peer_kind::NAME).then(|| name(peer_kind_n, x.peer_name)),
         "peer_outside": x.flags & f::OUTSIDE != 0,
         "accepted_on_fd": (x.flags & f::ACCEPTED != 0).then_some(x.listener),
+        "waiting_on_fd": (x.peer_kind == peer_kind::PENDING).then_some(x.listener),
+        "backlog_place": (x.peer_kind == peer_kind::PENDING).then_some(x.queue_pos),
         "shutdown": match x.shutdown { 0 => None, shut::RCV => Some("read"),
             shut::SEND => Some("write"), _ => Some("both") },
         "queued_messages": x.messages,
@@ -268,6 +271,9 @@ fn unix_text(v: &Value) -> String {
     }
     if let Some(p) = v["peer"].as_str() {
         s += &format!(" -> {p}");
+    }
+    if let Some(l) = v["waiting_on_fd"].as_u64() {
+        s += &format!(" on fd {l} (place {} of its backlog)", v["backlog_place"]);
     }
     if let Some(sh) = v["shutdown"].as_str() {
         s += &format!(" shut down for {sh}");
@@ -392,6 +398,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "socket": socket,
                 "flags": format!("{:o}", r.flags),
                 "cloexec": r.fd_flags & fd_flags::CLOEXEC != 0,
+                "tree_only": r.fd_flags & fd_flags::TREE_ONLY != 0,
                 "pos": r.pos,
                 "dup_of": (r.dup_of != FD_NO_DUP).then_some(r.dup_of),
                 "peer": (r.peer != FD_NO_DUP).then_some(r.peer),
@@ -719,12 +726,17 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         let _ = writeln!(
             out,
-            "  {:>4} {:<11} flags {:>7} pos {}{}{} {}",
+            "  {:>4} {:<11} flags {:>7} pos {}{}{}{} {}",
             f["fd"].as_u64().unwrap_or(0),
             f["kind"].as_str().unwrap_or(""),
             f["flags"].as_str().unwrap_or(""),
             f["pos"],
             if f["cloexec"] == true { " cloexec" } else { "" },
+            if f["tree_only"] == true {
+                " (restored for a descendant: tree slot)"
+            } else {
+                ""
+            },
             extra,
             f["path"].as_str().unwrap_or(""),
         );

@@ -196,6 +196,7 @@ fn slot_kind_name(kind: u32) -> &'static str {
         slot_kind::FILE => "file",
         slot_kind::FIFO => "fifo",
         slot_kind::FIFO_OPEN => "fifo_open",
+        slot_kind::UNIX_END => "unix_end",
         _ => "?",
     }
 }
@@ -272,7 +273,8 @@ pub(crate) fn describe(
                 "kind": slot_kind_name(s.kind),
                 "holder": (s.holder != HOLDER_RESTORER).then_some(s.holder),
                 "holder_pid": (s.holder != HOLDER_RESTORER).then(|| pid_of(s.holder)).flatten(),
-                "holder_fd": (s.kind == slot_kind::HOLDER_FD).then_some(s.holder_fd),
+                "holder_fd": matches!(s.kind, slot_kind::HOLDER_FD | slot_kind::UNIX_END)
+                    .then_some(s.holder_fd),
                 "peer": (pipe && s.peer != u32::MAX).then_some(s.peer),
                 "flags": format!("{:o}", s.flags),
                 "pipe_size": (s.kind == slot_kind::PIPE_READ).then_some(s.pipe_size),

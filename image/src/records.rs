@@ -552,11 +552,16 @@ pub mod fd_flags {
     pub const CLOEXEC: u32 = 1 << 0;
     /// `FILE`: the file had been deleted at dump time.
     pub const DELETED: u32 = 1 << 1;
+    /// (1.7) Not a descriptor of the process: it restores it for other
+    /// processes of its tree (the `holder_fd` of an `UNIX_END` slot) and
+    /// closes it once its children are forked. A standalone image with
+    /// one is refused.
+    pub const TREE_ONLY: u32 = 1 << 2;
     /// (1.7, SCM_RIGHTS) a file the process did not hold: it was only in
     /// flight in a Unix socket's queue. Restored at its (synthetic) number,
     /// above every descriptor the process held, sent with the queued
     /// messages naming it, then closed before the process resumes.
-    pub const IN_FLIGHT: u32 = 1 << 2;
+    pub const IN_FLIGHT: u32 = 1 << 3;
 }
 
 /// `FdRecord::dup_of` when the descriptor has its own open file description.

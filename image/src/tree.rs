@@ -203,6 +203,18 @@ pub mod slot_kind {
     /// through that slot (`/proc/self/fd/N`) with `flags` (access mode and
     /// `O_NONBLOCK`); its users take copies as of any slot.
     pub const FIFO_OPEN: u32 = 9;
+    /// (1.7) One end of a connected Unix socket whose ends are held by
+    /// different processes of the tree (a socketpair split by `fork`, a
+    /// connection accepted in one process from a client in another, or a
+    /// client whose connection a listener of the holder has not accepted
+    /// yet). The holder, an ancestor of every user of both ends, restores
+    /// the end from its own image as descriptor `holder_fd`, which is not
+    /// one of its own descriptors (it numbers above them: its image holds
+    /// the end only for the tree), with the rest of its Unix sockets (both
+    /// ends of the pair, names, queues: fd kind 45), copies it to the slot
+    /// before it forks its children, and closes `holder_fd` once they are
+    /// forked. Fields as `HOLDER_FD`.
+    pub const UNIX_END: u32 = 10;
 }
 
 /// (1.5) Flags a `FILE` slot may have: access mode, `O_APPEND`,
@@ -497,8 +509,9 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.flags & !0o44000 == 0
                     && (s.dev, s.inode, s.size) == (0, 0, 0)
             }
-            slot_kind::HOLDER_FD => {
-                s.holder != HOLDER_RESTORER
+            slot_kind::HOLDER_FD | slot_kind::UNIX_END => {
+                (s.kind == slot_kind::HOLDER_FD || view.header.format_minor >= 7)
+                    && s.holder != HOLDER_RESTORER
                     && s.holder_fd < t.slot_base
                     && s.peer == u32::MAX
                     && s.flags == 0

@@ -122,6 +122,12 @@ pub mod peer_kind {
     /// Connected, and the peer was closed since (reads give the queued
     /// data then end of file; writes fail).
     pub const GONE: u8 = 3;
+    /// (1.7) A stream or seqpacket socket connected to the listener at
+    /// descriptor [`super::UnixRecord::listener`] (a kind-41 primary
+    /// record of the same type), whose connection was not accepted yet:
+    /// `connect` to that listener again, at place
+    /// [`super::UnixRecord::queue_pos`] of its backlog.
+    pub const PENDING: u8 = 4;
 }
 
 /// [`UnixRecord::flags`] bits.
@@ -174,8 +180,8 @@ const MAX_TIMEO_US: u64 = 1 << 50;
 /// `in_flight` u16 (1.7; 0 before), 12 name length
 /// u16, 14 peer name length u16, 16 `rcvbuf` u32, 20 `sndbuf` u32, 24
 /// `rcvtimeo` u64, 32 `sndtimeo` u64, 40 `peek_off` i32, 44 `listener`
-/// u32, 48 `mode` u32, 52 `messages` u32, 56 `target` u32, 60-63
-/// reserved (0); then the
+/// u32, 48 `mode` u32, 52 `messages` u32, 56 `target` u32, 60
+/// `queue_pos` u32 (1.7; reserved, 0, before); then the
 /// name, then the peer name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnixRecord<'a> {
@@ -202,7 +208,7 @@ pub struct UnixRecord<'a> {
     /// (1.7) Descriptors in flight in the queue (`SCM_RIGHTS`), counted
     /// over its messages: shown by `kckpt info`, checked by the stub.
     pub in_flight: u16,
-    /// (`ACCEPTED`) the listener's descriptor, else 0.
+    /// (`ACCEPTED`, 1.7 `PENDING`) the listener's descriptor, else 0.
     pub listener: u32,
     /// Permission bits of the socket file with [`SOCK_MODE_RECORDED`]
     /// (0: not recorded).
@@ -214,6 +220,9 @@ pub struct UnixRecord<'a> {
     /// connected to (0: none of the process's): connected while that
     /// socket's path leads to it (several sockets may have had one path).
     pub target: u32,
+    /// (1.7, `PENDING`) its place in the listener's backlog (0: the
+    /// first connection `accept` returns), else 0.
+    pub queue_pos: u32,
     /// The socket's name (a path without NUL, an abstract name without
     /// its leading NUL).
     pub name: &'a [u8],
@@ -244,7 +253,7 @@ impl<'a> UnixRecord<'a> {
         b.put(&self.mode.to_le_bytes());
         b.put(&self.messages.to_le_bytes());
         b.put(&self.target.to_le_bytes());
-        b.put(&[0; 4]);
+        b.put(&self.queue_pos.to_le_bytes());
         b.put(self.name);
         b.put(self.peer_name);
         b
@@ -257,7 +266,7 @@ impl<'a> UnixRecord<'a> {
         let u32_at =
             |o: usize| u32::from_le_bytes([fixed[o], fixed[o + 1], fixed[o + 2], fixed[o + 3]]);
         let u64_at = |o: usize| u64::from(u32_at(o)) | u64::from(u32_at(o + 4)) << 32;
-        if fixed[9] > 1 || fixed[60..].iter().any(|&x| x != 0) {
+        if fixed[9] > 1 {
             return None;
         }
         let (nl, pl) = (usize::from(u16_at(12)), usize::from(u16_at(14)));
@@ -281,6 +290,7 @@ impl<'a> UnixRecord<'a> {
             mode: u32_at(48),
             messages: u32_at(52),
             target: u32_at(56),
+            queue_pos: u32_at(60),
             name: &b[UNIX_RECORD_LEN..UNIX_RECORD_LEN + nl],
             peer_name: &b[UNIX_RECORD_LEN + nl..],
         };
@@ -329,13 +339,21 @@ impl<'a> UnixRecord<'a> {
                     && f & (PEER_RELATIVE | OUTSIDE) == 0
                     && (self.peer_kind == peer_kind::PAIR || f & ACCEPTED == 0)
             }
+            peer_kind::PENDING => {
+                self.peer_name.is_empty()
+                    && !self.peer_abstract
+                    && f & (PEER_RELATIVE | OUTSIDE | ACCEPTED) == 0
+                    && self.ty != 2
+            }
             _ => false,
         };
         matches!(self.ty, 1 | 2 | 5)
             && name_ok
             && peer_ok
             && f & !KNOWN == 0
-            && (f & ACCEPTED != 0 || self.listener == 0)
+            && (f & ACCEPTED != 0 || self.peer_kind == peer_kind::PENDING || self.listener == 0)
+            && (self.peer_kind == peer_kind::PENDING || self.queue_pos == 0)
+            && self.queue_pos <= i32::MAX as u32
             && (self.peer_kind == peer_kind::NAME || self.target == 0)
             && !(f & OUTSIDE != 0 && self.target != 0)
             && self.shutdown & !3 == 0
@@ -589,7 +607,7 @@ mod tests {
         assert!(bad(&|x| x.name = b"rel"));
         assert!(bad(&|x| x.name = b"/a\0b"));
         assert!(bad(&|x| x.name_kind = 3));
-        assert!(bad(&|x| x.peer_kind = 4));
+        assert!(bad(&|x| x.peer_kind = 5));
         assert!(bad(&|x| x.flags |= 1 << 8));
         assert!(bad(&|x| x.flags |= sock_flags::ACCEPTED));
         assert!(bad(&|x| x.shutdown = 4));
@@ -603,6 +621,29 @@ mod tests {
         b[60] = 1;
         assert!(UnixRecord::parse(&b).is_none());
         assert!(UnixRecord::parse(&r.encode().bytes()[..70]).is_none());
+        // (1.7) A connection not accepted yet: its listener and place.
+        let pending = UnixRecord {
+            ty: 5,
+            peer_kind: peer_kind::PENDING,
+            peek_off: -1,
+            listener: 3,
+            queue_pos: 2,
+            ..UnixRecord::default()
+        };
+        assert_eq!(
+            UnixRecord::parse(pending.encode().bytes()),
+            Some(pending.clone())
+        );
+        let bad_pending = |f: &dyn Fn(&mut UnixRecord)| {
+            let mut x = pending.clone();
+            f(&mut x);
+            UnixRecord::parse(x.encode().bytes()).is_none()
+        };
+        assert!(bad_pending(&|x| x.ty = 2));
+        assert!(bad_pending(&|x| x.peer_name = b"/s"));
+        assert!(bad_pending(&|x| x.flags |= sock_flags::ACCEPTED));
+        assert!(bad_pending(&|x| x.queue_pos = u32::MAX));
+        assert!(bad_pending(&|x| x.peer_kind = peer_kind::PAIR));
         // A plain socketpair end.
         let plain = UnixRecord {
             ty: 1,

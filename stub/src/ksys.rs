@@ -271,6 +271,54 @@ pub fn sigwait(mask: u64, info: &mut [u8; 128]) -> Result<(u32, i32), Errno> {
     Ok((sig as u32, code))
 }
 
+/// Take every pending signal of `mask` (`rt_sigtimedwait` with a zero
+/// timeout, until none is left).
+pub fn drain_signals(mask: u64) {
+    let zero = [0i64; 2];
+    let mut info = [0u8; 128];
+    for _ in 0..64 {
+        // SAFETY: the kernel reads the 8-byte mask and the timespec and
+        // writes one siginfo.
+        let r = unsafe {
+            sc(
+                g::__NR_rt_sigtimedwait,
+                [
+                    &mask as *const u64 as usize,
+                    info.as_mut_ptr() as usize,
+                    zero.as_ptr() as usize,
+                    8,
+                    0,
+                    0,
+                ],
+            )
+        };
+        if r.is_err() {
+            return;
+        }
+    }
+}
+
+/// Wait until child `pid` has ended, without reaping it (`waitid` with
+/// `WEXITED | WNOWAIT | __WALL`).
+pub fn wait_ended(pid: u32) -> SysResult {
+    const P_PID: usize = 1;
+    let mut info = [0u8; 128];
+    // SAFETY: the kernel writes one siginfo into `info`.
+    unsafe {
+        sc(
+            g::__NR_waitid,
+            [
+                P_PID,
+                pid as usize,
+                info.as_mut_ptr() as usize,
+                (g::WEXITED | g::WNOWAIT | g::__WALL) as usize,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
 /// `kill(pid, sig)`.
 pub fn kill(pid: u32, sig: u32) -> SysResult {
     int_call(g::__NR_kill, [pid as usize, sig as usize, 0, 0, 0, 0])

@@ -114,13 +114,13 @@ pub fn fork_with_pid(pid: u32) -> Result<usize, Errno> {
 }
 
 /// [`fork_with_pid`] with `exit_signal` (the signal the parent gets when
-/// the child ends; 0 for none).
+/// the child ends; 0 for none); any pid when `pid` is 0.
 pub fn fork_with_pid_signal(pid: u32, exit_signal: u32) -> Result<usize, Errno> {
     let set_tid = [pid as i32];
     let args = CloneArgs {
         exit_signal: u64::from(exit_signal),
         set_tid: set_tid.as_ptr() as u64,
-        set_tid_size: 1,
+        set_tid_size: u64::from(pid != 0),
         ..CloneArgs::default()
     };
     let size = core::mem::size_of::<CloneArgs>();

@@ -168,7 +168,7 @@ pub fn start(
             sys::exit(0);
         }
         Ok(child) => {
-            let _ = sys::wait4(child as i32, 0);
+            let _ = sys::wait4(child as i32, linux_raw_sys::general::__WALL);
             wait_attached(word)
         }
         Err(_) => false,
@@ -177,12 +177,12 @@ pub fn start(
     Ok(attached)
 }
 
-/// `fork`, with pid `pid` in this PID namespace unless it is 0.
+/// `fork`, with pid `pid` in this PID namespace unless it is 0, and no
+/// exit signal: the restored process must not find a `SIGCHLD` of the
+/// stub's among its pending signals (it would hide the saved one: zdtm
+/// sigpending). Waited for with `__WALL`.
 fn fork_as(pid: u32) -> sys::SysResult {
-    if pid == 0 {
-        return sys::fork();
-    }
-    crate::threads::fork_with_pid(pid)
+    crate::threads::fork_with_pid_signal(pid, 0)
 }
 
 /// Wait (at most [`ATTACH_SECONDS`]) for the tracer's answer; a tracer

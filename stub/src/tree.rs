@@ -208,7 +208,8 @@ fn check_sub(path: &[u8], i: u32, rec: &TreeProcRecord, view: &ImageView<'_>, no
 pub fn refuse_shared(img: &Image) {
     for r in img.view.fds.iter() {
         let of_tree = r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE;
-        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND || of_tree {
+        let tree_only = r.fd_flags & kckpt_image::records::fd_flags::TREE_ONLY != 0;
+        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND || of_tree || tree_only {
             shared_refusal(img, r.fd);
         }
     }
@@ -670,11 +671,15 @@ pub fn shared_fd(kept: (u32, u32), slot: u64) -> Result<usize, Errno> {
 
 /// A tree process, after `files::restore`: the descriptor and memory
 /// slots it holds (and its copies of the memory slots it maps), then its
-/// children in table order, then every slot descriptor closed.
+/// children in table order, then every slot descriptor closed, and (1.7)
+/// the Unix socket ends it restored only for its descendants.
 pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) {
     let base = tree.slot_base();
+    let ours = |s: &kckpt_image::tree::TreeSlotRecord| {
+        s.holder == tree.index && matches!(s.kind, slot_kind::HOLDER_FD | slot_kind::UNIX_END)
+    };
     for (k, s) in tree.outer.tree_slots.iter().enumerate() {
-        if s.holder == tree.index && s.kind == slot_kind::HOLDER_FD {
+        if ours(&s) {
             if let Err(e) = sys::dup3(s.holder_fd as usize, (base + k as u32) as usize, 0) {
                 slot_fail(img.path, k as u32, "cannot copy the descriptor", e);
             }
@@ -682,19 +687,33 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
     }
     groups.tree_slots(tree, img);
     let exec = tree.exec.through(img.fd);
+    // The exit signals of the zombies made here: their ending sends them
+    // again to this process (which has every signal blocked); the signals
+    // it had pending are in its image.
+    let mut again = 0u64;
     for (i, rec) in tree.outer.tree_procs.iter().enumerate() {
         if rec.parent == tree.index && rec.parent != NO_PARENT {
-            spawn(&tree.outer, exec, i as u32).unwrap_or_else(|e| {
+            let pid = spawn(&tree.outer, exec, i as u32).unwrap_or_else(|e| {
                 proc_msg(img.path, i as u32, rec.pid)
                     .s(": cannot have its pid")
                     .errno(e)
                     .fail()
             });
+            if rec.state == proc_state::ZOMBIE && (1..=64).contains(&rec.exit_signal) {
+                let _ = crate::ksys::wait_ended(pid as u32);
+                again |= 1 << (rec.exit_signal - 1);
+            }
         }
     }
+    crate::ksys::drain_signals(again);
     pidfds(img);
     if tree.slots() > 0 {
         let _ = sys::close_range(base, tree.barrier_base() - 1);
+    }
+    for s in tree.outer.tree_slots.iter() {
+        if ours(&s) && s.kind == slot_kind::UNIX_END {
+            sys::close(s.holder_fd as usize);
+        }
     }
     crate::external::close_tree_copies(tree.barrier_base() + 4);
 }

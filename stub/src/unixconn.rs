@@ -7,7 +7,8 @@
 //!    listener of the process, by connecting the other end to that
 //!    listener and accepting; a socket whose peer closed by a socketpair
 //!    whose other end is closed once its queue is refilled; any other by
-//!    `socket`. Each bound to its name (a stale socket file nobody uses
+//!    `socket`; (1.7) then the clients whose connection a listener of the
+//!    process had not accepted, connected to it again in backlog order. Each bound to its name (a stale socket file nobody uses
 //!    is replaced; anything else at the path refuses the restore with one
 //!    line; the path of a socket whose file was gone at dump is bound with
 //!    whatever is there renamed aside), with its buffer sizes, timeouts
@@ -59,6 +60,7 @@ const SO_PASSSEC: usize = 34;
 const SO_PEEK_OFF: usize = 42;
 const SCM_RIGHTS: i32 = 1;
 const SOCK_DGRAM: u32 = 2;
+const F_SETFL: u32 = 4;
 const S_IFSOCK: u32 = 0o140000;
 const MSG_DONTWAIT: usize = 0x40;
 const MSG_NOSIGNAL: usize = 0x4000;
@@ -222,6 +224,7 @@ pub fn restore_all(img: &Image, floor: usize) {
     for r in primaries(img).filter(|r| record(img, r).peer_kind == peer_kind::GONE) {
         create(img, &r, floor);
     }
+    pending_all(img, floor);
     for r in primaries(img) {
         let x = record(img, &r);
         if x.peer_kind != peer_kind::GONE && !late(&x) {
@@ -275,6 +278,7 @@ fn new_socket(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, floor: usize) -> us
 fn create(img: &Image, r: &FdRecord, floor: usize) {
     let x = record(img, r);
     match x.peer_kind {
+        peer_kind::PENDING => {} // `pending_all`, once every socket exists
         peer_kind::PAIR if r.peer < r.fd => {} // made with its peer
         peer_kind::PAIR => {
             let Some(p) = find_fd(&img.view, r.peer) else {
@@ -346,6 +350,64 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
             place(fd, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
         }
     }
+}
+
+/// (1.7) Every client whose connection was not accepted yet, connected
+/// to its listener again: all first places of the backlogs, then all
+/// second ones..., so each listener's `accept` returns them in the saved
+/// order.
+fn pending_all(img: &Image, floor: usize) {
+    let Some(last) = primaries(img)
+        .map(|r| record(img, &r))
+        .filter(|x| x.peer_kind == peer_kind::PENDING)
+        .map(|x| x.queue_pos)
+        .max()
+    else {
+        return;
+    };
+    for pos in 0..=last {
+        for r in primaries(img) {
+            let x = record(img, &r);
+            if x.peer_kind == peer_kind::PENDING && x.queue_pos == pos {
+                pending(img, &r, &x, floor);
+            }
+        }
+    }
+}
+
+/// A new socket of `x` connected to its listener (a kind-41 record of
+/// the same type), where its connection waits to be accepted; then put
+/// at its number.
+fn pending(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, floor: usize) {
+    let Some(l) = find_fd(&img.view, x.listener).filter(|l| {
+        l.kind == UNIX_LISTEN_FD_KIND
+            && l.dup_of == FD_NO_DUP
+            && l.args[0] & 0xffff_ffff == u64::from(x.ty)
+            && l.args[0] & unix_flags::DETACHED == 0
+    }) else {
+        fail(img, r, x, "bad listener", Errno(EINVAL))
+    };
+    if l.args[0] & unix_flags::RELATIVE != 0 {
+        crate::unixsock::enter_cwd(img, &l);
+    }
+    let lname = img.view.string(l.path).unwrap_or(&[]);
+    let la = addr_of(lname, l.args[0] & unix_flags::ABSTRACT != 0);
+    let c = new_socket(img, r, x, floor);
+    bind_own(img, r, x, c);
+    options(img, r, x, c);
+    // Never blocks: a backlog that held the connections holds them again
+    // (a full one answers EAGAIN, named below).
+    let _ = sys::fcntl(c, F_SETFL, g::O_NONBLOCK as usize);
+    if let Err(e) = with_addr(g::__NR_connect, c, &la) {
+        fail(
+            img,
+            r,
+            x,
+            "cannot connect it again to its listener (its connection was not accepted yet)",
+            e,
+        )
+    }
+    place(c, r).unwrap_or_else(|e| fail(img, r, x, "cannot move it to its number", e));
 }
 
 /// The ends of a pair whose end `acc` was accepted on a listener of the

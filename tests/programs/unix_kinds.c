@@ -37,8 +37,7 @@
    prio      unbound stream socket with SO_PRIORITY 3
    oob       stream socketpair with an out-of-band byte pending
    outside P datagram socket connected to the socket at path P
-   tree      stream socketpair whose other end a child holds (the child
-             dies with its parent) */
+   (a pair across processes of a tree: tests/programs/unix_tree.c) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -381,16 +380,6 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "oob")) {
         if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
         if (send(s[1], "ab", 2, 0) != 2 || send(s[1], "!", 1, MSG_OOB) != 1) die("send MSG_OOB");
-    } else if (!strcmp(mode, "tree")) {
-        if (socketpair(AF_UNIX, SOCK_STREAM, 0, s)) die("socketpair");
-        pid_t child = fork();
-        if (child < 0) die("fork");
-        if (child == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            close(s[0]);
-            for (;;) pause();
-        }
-        close(s[1]);
     } else if (!strcmp(mode, "outside")) {
         s[0] = sock(SOCK_DGRAM);
         connect_to(s[0], argc > 3 ? argv[3] : "");

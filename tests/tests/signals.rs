@@ -1,5 +1,6 @@
 //! Signal state survives a checkpoint: a SIGUSR1 handler (SA_SIGINFO,
-//! SA_ONSTACK) still runs on its sigaltstack, and SIGUSR2 is still blocked.
+//! SA_ONSTACK) still runs on its sigaltstack, and SIGUSR2 is still blocked;
+//! the restore adds no SIGCHLD of its own (zdtm sigpending).
 
 mod common;
 
@@ -53,4 +54,64 @@ fn sigusr1_handler_mask_and_altstack_survive() {
     });
     assert!(tick.contains("usr2-blocked yes"), "{tick:?}");
     check_usr1(&mut r);
+}
+
+/// `sigchld.c MODE` started, dumped (by root) and restored, both as
+/// nobody: in new PID and user namespaces, where every process of a tree
+/// restores with all signals blocked until it resumes. Its answer to one
+/// stdin line.
+fn sigchld_as_nobody(mode: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    require_tool("setpriv");
+    let dir = TestDir::new(&format!("sigchld-{mode}"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("img.kckpt");
+    let mut p = Proc::spawn("sigchld", command_as(&NOBODY, prog::SIGCHLD).arg(mode));
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let out = dump(p.pid(), &image, false);
+    assert!(out.status.success(), "{}", show(&out));
+    let _ = p.wait_exit(LINE_TIMEOUT);
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut r = Proc::spawn(
+        "kckpt restore as nobody",
+        command_as(&NOBODY, kckpt()).arg("restore").arg(&image),
+    );
+    r.write_stdin("go\n");
+    let line = r.line(LINE_TIMEOUT);
+    let _ = r.wait_exit(LINE_TIMEOUT);
+    format!(
+        "{line}{}",
+        r.stderr()
+            .lines()
+            .filter(|l| !l.contains("warning"))
+            .collect::<String>()
+    )
+}
+
+/// The restore forks a helper (the tracer that removes the stub) whose
+/// parent exits: that must not leave a SIGCHLD of the stub's pending in
+/// the restored process, which has a SIGCHLD handler and a live child.
+#[test]
+fn the_restore_sends_no_sigchld_of_its_own() {
+    for _ in 0..3 {
+        assert_eq!(sigchld_as_nobody("none"), "sigchld 0");
+    }
+}
+
+/// A zombie child whose SIGCHLD the process had already handled: making
+/// the zombie again at restore does not send it a second time.
+#[test]
+fn a_handled_zombies_sigchld_is_not_sent_again() {
+    for _ in 0..3 {
+        assert_eq!(sigchld_as_nobody("handled"), "sigchld 1");
+    }
+}
+
+/// A pending SIGCHLD of a zombie child keeps its siginfo (the child's pid
+/// and status), not that of a helper of the restore.
+#[test]
+fn a_pending_sigchld_keeps_its_zombie_childs_siginfo() {
+    for _ in 0..6 {
+        assert_eq!(sigchld_as_nobody("zombie"), "ok");
+    }
 }

@@ -8,8 +8,8 @@
 //! errors); it prints one `FAIL` line per difference. Most run as nobody;
 //! one restores from the image itself (`./image`, binfmt_misc in a user
 //! namespace). Descriptors in flight (`SCM_RIGHTS`) are `scm_rights.rs`'s.
-//! Refused by name at dump: an out-of-band byte, an option kckpt does not restore,
-//! the two ends of a pair in two processes of the dump, a peer outside the
+//! Refused by name at dump: an out-of-band byte, an option kckpt does not
+//! restore, a peer outside the
 //! dump (with `--skip-unsupported`: connected again by name); at restore,
 //! a path another kind of file took.
 
@@ -199,14 +199,6 @@ fn an_out_of_band_byte_is_refused_by_name() {
     refused(
         "oob",
         "with an out-of-band byte pending (MSG_OOB, not restored)",
-    );
-}
-
-#[test]
-fn a_pair_whose_ends_are_in_two_processes_of_the_dump_is_refused_naming_the_other() {
-    refused(
-        "tree",
-        "of the dump (the two ends of a Unix socket in two processes are not restored yet)",
     );
 }
 

@@ -62,6 +62,9 @@ struct Fd {
     watches: Vec<super::inotify::Watch>,
     /// (device, inode) of the file at a path (link starting with `/`).
     dev_ino: Option<(u64, u64)>,
+    /// (1.7) A Unix socket of another process of the tree restored here
+    /// for it (`UNIX_END` slot): that process and its descriptor.
+    source: Option<(i32, i32)>,
 }
 
 /// What [`collect`] found: the records without string references and data
@@ -747,14 +750,21 @@ pub fn collect(
     // (1.7) Files in flight in the queues of its Unix sockets: described
     // as descriptors above every one it holds, read from the copies the
     // peeks left here (`inflight`).
+    // Synthetic numbers come above the Unix ends of other processes it
+    // restores for them (`adopted`, numbered above its own).
+    let floor = tree
+        .into_iter()
+        .flat_map(|t| t.adopted.iter().map(|a| a.fd + 1))
+        .max()
+        .unwrap_or(0);
     let flight = inflight::InFlight::gather(
         pid,
         &numbers,
         &getfd_real,
         tree.map_or(&[][..], |t| &t.pids[..]),
         &|fd| tree.is_some_and(|t| t.slots.contains_key(&(fd as u32))),
+        floor,
     );
-    let real_count = numbers.len();
     numbers.extend(flight.numbers());
     let getfd = |fd: i32| match flight.copy(fd) {
         Some(c) => c.try_clone().map_err(|e| Error::Unsupported {
@@ -1096,9 +1106,46 @@ pub fn collect(
         files.fds.push(d);
     }
 
+    // (1.7) Unix sockets of other processes of the tree restored here.
+    for a in tree.map_or(&[][..], |t| &t.adopted[..]) {
+        let (src, sfd) = (a.pid, a.src_fd);
+        let link = fs::read_link(format!("/proc/{src}/fd/{sfd}"))
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let info = fs::read_to_string(format!("/proc/{src}/fdinfo/{sfd}")).unwrap_or_default();
+        let flags = fdinfo_field(&info, "flags")
+            .and_then(|v| u32::from_str_radix(v, 8).ok())
+            .unwrap_or(2);
+        let ino = link
+            .strip_prefix("socket:[")
+            .and_then(|l| l.strip_suffix(']'))
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        files.fds.push(Fd {
+            rec: FdRecord {
+                fd: a.fd,
+                kind: fd_kind::SOCKETPAIR,
+                flags: flags & !(OFlag::O_CLOEXEC.bits() as u32),
+                fd_flags: fd_flags::CLOEXEC | fd_flags::TREE_ONLY,
+                dup_of: FD_NO_DUP,
+                peer: FD_NO_DUP,
+                ..Default::default()
+            },
+            ino,
+            source: Some((src, sfd)),
+            ..Default::default()
+        });
+        classes.push(Class::Socket(ino));
+        links.push(link);
+        infos.push(String::new());
+    }
+
     // Shared open file descriptions (dup): same link, kcmp says equal.
     // (Files in flight are each their own already.)
-    for i in 0..files.fds.len().min(real_count) {
+    for i in 0..files.fds.len() {
+        if files.fds[i].source.is_some() || flight.is_synthetic(files.fds[i].rec.fd as i32) {
+            continue;
+        }
         for j in 0..i {
             if links[i] == links[j]
                 && files.fds[j].rec.dup_of == FD_NO_DUP
@@ -1255,7 +1302,10 @@ pub fn collect(
             }
             fd_kind::SOCKETPAIR => {
                 let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
-                let copy = getfd(files.fds[i].rec.fd as i32)?;
+                let copy = match files.fds[i].source {
+                    Some((src, sfd)) => adopted_copy(src, sfd)?,
+                    None => getfd(files.fds[i].rec.fd as i32)?,
+                };
                 if flight.is_synthetic(files.fds[i].rec.fd as i32) {
                     // Made after the queues are refilled: not in flight.
                     if let Some(what) = inflight::refused_socket(&copy) {
@@ -1319,9 +1369,9 @@ pub fn collect(
     }
 
     // (1.7) What rides in the queues must exist when they are refilled.
-    for i in real_count..files.fds.len() {
+    for i in 0..files.fds.len() {
         let r = files.fds[i].rec;
-        if !kckpt_image::files::in_flight_kind_ok(r.kind) {
+        if flight.is_synthetic(r.fd as i32) && !kckpt_image::files::in_flight_kind_ok(r.kind) {
             let what = match r.kind {
                 fd_kind::REOPEN => "another open file description of a pipe, memfd or named \
                                     pipe the process holds"
@@ -1339,6 +1389,13 @@ pub fn collect(
     // (1.6) Unix socket pairs: refused together, plain ones as
     // socketpairs, ends accepted on a listener of the process.
     sockets::finish_unix(&mut files.fds, &mut classes);
+    // (1.7) A refused socket restored here for another process: named as
+    // that process's.
+    for (f, c) in files.fds.iter().zip(classes.iter_mut()) {
+        if let (Some((src, sfd)), Class::Unsupported(what)) = (f.source, &mut *c) {
+            *what = format!("{what}; it is fd {sfd} of pid {src}, restored by this process for it");
+        }
+    }
 
     // A peer that became a placeholder takes its partner with it.
     for i in (0..files.fds.len()).chain(0..files.fds.len()) {
@@ -1498,7 +1555,20 @@ pub fn collect(
             });
         }
     }
+    // Adopted ends were added after the files in flight, whose numbers
+    // are above theirs: records in descriptor order.
+    files.fds.sort_by_key(|f| f.rec.fd);
     Ok(files)
+}
+
+/// (1.7) A copy of descriptor `fd` of process `pid` of the tree.
+fn adopted_copy(pid: i32, fd: i32) -> Result<OwnedFd> {
+    let fail = |e: nix::errno::Errno| Error::Unsupported {
+        pid,
+        reason: format!("cannot copy its fd {fd} (pidfd_getfd): {}", e.desc()),
+    };
+    let pidfd = fdsys::pidfd_open(pid).map_err(fail)?;
+    fdsys::pidfd_getfd(pidfd.as_raw_fd(), fd).map_err(fail)
 }
 
 /// The signal owner (`F_SETOWN_EX`, `F_SETSIG`) of each open file

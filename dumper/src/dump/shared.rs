@@ -26,7 +26,15 @@
 //!   `TREE_SHARED`); otherwise it is refused by name;
 //! - a named pipe opened separately by several processes of the tree is
 //!   refused: each open would be restored on its own and its buffered
-//!   bytes could not come back exactly once.
+//!   bytes could not come back exactly once;
+//! - (1.7) the two ends of a connected Unix socket held by different
+//!   processes (no process holds both), a datagram socket connected to a
+//!   socket of an ancestor, and a client whose connection a listener of an
+//!   ancestor has not accepted: the lowest common ancestor
+//!   of their holders restores each end it does not hold itself at a
+//!   descriptor of its own image above its own ones, with its own Unix
+//!   sockets (one pair of that process, `files::sockets`), and hands it
+//!   to the processes holding it as an `UNIX_END` slot.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -55,6 +63,20 @@ pub struct TreeFds {
     /// it (pid, command name), or (0, "") when the other end is open in a
     /// process this user cannot see.
     pub outside: HashMap<u64, (i32, String)>,
+    /// (1.7) Unix socket ends of other processes this process restores for
+    /// them (`UNIX_END` slots).
+    pub adopted: Vec<Adopted>,
+}
+
+/// (1.7) A Unix socket end a process restores for its descendants.
+#[derive(Clone, Debug, Default)]
+pub struct Adopted {
+    /// The descriptor number it has in the restoring process's image.
+    pub fd: u32,
+    /// A process holding it, and its descriptor there (read at dump).
+    pub pid: i32,
+    /// See `pid`.
+    pub src_fd: i32,
 }
 
 /// The tree's shared descriptions.
@@ -302,8 +324,9 @@ pub fn analyze(nodes: &[Node], maps: &[Option<Vec<MapEntry>>]) -> Result<Sharing
         ..Sharing::default()
     };
     let masters = pty_masters(&groups)?;
+    let adopted = unix_ends(nodes, &groups, &mut out);
     for (&key, g) in groups.iter() {
-        if g[0].master || g[0].tty {
+        if g[0].master || g[0].tty || adopted.contains(&key) {
             continue; // pseudo-terminal pairs below; other terminals: each its own
         }
         if procs_of(g).len() < 2 {
@@ -603,6 +626,177 @@ fn hung_up_slots(nodes: &[Node], slaves: &[Entry], out: &mut Sharing) {
     out.data
         .push(kckpt_image::read::record_bytes(&state).to_vec());
     slave_slots(out, holder, master_slot, &descriptions(slaves));
+}
+
+/// `socket:[INODE]` -> INODE.
+fn socket_ino(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// (1.7) Unix socket ends whose holders another process restores (see
+/// the module documentation): `UNIX_END` slots, and each holder's
+/// [`Adopted`] ends. Returns the groups (device, inode) made slots here.
+fn unix_ends(
+    nodes: &[Node],
+    groups: &BTreeMap<(u64, u64), Vec<Entry>>,
+    out: &mut Sharing,
+) -> HashSet<(u64, u64)> {
+    use super::unixsock;
+    let socks: BTreeMap<u64, ((u64, u64), &Vec<Entry>)> = groups
+        .iter()
+        .filter_map(|(k, g)| Some((socket_ino(&g[0].link)?, (*k, g))))
+        .collect();
+    let diags: HashMap<u64, unixsock::UnixDiag> = socks
+        .keys()
+        .filter_map(|&ino| Some((ino, unixsock::diag(ino)?)))
+        .collect();
+    // Named listeners and their processes: an end accepted on one is
+    // bound to its name again, which only the holder of the listener (as
+    // a connection it accepts again) or a process restored before the
+    // listener's (a path: its file is then stale) can do.
+    let listeners: Vec<(&[u8], Vec<usize>)> = diags
+        .iter()
+        .filter(|(_, d)| unixsock::is_listener(d))
+        .filter_map(|(ino, d)| Some((d.name.as_deref()?, procs_of(socks[ino].1))))
+        .collect();
+    let bind_ok = |h: usize, d: &unixsock::UnixDiag| {
+        let Some(name) = d.name.as_deref().filter(|n| !n.is_empty()) else {
+            return true;
+        };
+        listeners.iter().filter(|(n, _)| *n == name).all(|(_, lp)| {
+            lp.contains(&h) || (name[0] != 0 && lp.iter().all(|&p| ancestor_or_self(nodes, h, p)))
+        })
+    };
+    let mut done: HashSet<u64> = HashSet::new();
+    let mut adopted = HashSet::new();
+    let mut next_fd: HashMap<usize, u32> = HashMap::new();
+    let disjoint = |a: &[usize], b: &[usize]| !a.iter().any(|p| b.contains(p));
+    for (&ino, &(_, g)) in &socks {
+        if done.contains(&ino) {
+            continue;
+        }
+        let Some(d) = diags.get(&ino) else {
+            continue;
+        };
+        let procs = procs_of(g);
+        if d.peer != 0 && d.peer != ino {
+            // A pair: each end names the other.
+            let Some(&(_, pg)) = socks.get(&d.peer) else {
+                continue;
+            };
+            let pprocs = procs_of(pg);
+            if !disjoint(&procs, &pprocs) {
+                continue;
+            }
+            let all: Vec<usize> = procs.iter().chain(&pprocs).copied().collect();
+            let Some(h) = lca(nodes, &all) else { continue };
+            let Some(pd) = diags.get(&d.peer) else {
+                continue;
+            };
+            if pd.peer != ino {
+                // A datagram socket connected to a socket another process
+                // holds (not connected back): restored by that process
+                // when it is the common ancestor, connected again to the
+                // peer's name there.
+                if i32::from(d.ty) == nix::libc::SOCK_DGRAM && pprocs.contains(&h) {
+                    done.insert(ino);
+                    adopt(nodes, out, h, g, &mut next_fd);
+                    adopted.insert(socks[&ino].0);
+                }
+                continue;
+            }
+            if !bind_ok(h, d) || !bind_ok(h, pd) {
+                continue; // accepted on a listener `h` restores no earlier
+            }
+            for (e, eg, eprocs) in [(ino, g, &procs), (d.peer, pg, &pprocs)] {
+                done.insert(e);
+                if !eprocs.contains(&h) {
+                    adopt(nodes, out, h, eg, &mut next_fd);
+                    adopted.insert(socks[&e].0);
+                }
+            }
+        } else if unixsock::is_listener(d) {
+            // Clients of connections it has not accepted, held by
+            // descendants of its process.
+            for &c in &d.icons {
+                let c = u64::from(c);
+                let Some(&(ckey, cg)) = socks.get(&c).filter(|_| !done.contains(&c)) else {
+                    continue;
+                };
+                let cprocs = procs_of(cg);
+                let all: Vec<usize> = procs.iter().chain(&cprocs).copied().collect();
+                let h = lca(nodes, &all).filter(|h| procs.contains(h));
+                if let Some(h) = h.filter(|_| disjoint(&procs, &cprocs)) {
+                    done.insert(c);
+                    adopt(nodes, out, h, cg, &mut next_fd);
+                    adopted.insert(ckey);
+                }
+            }
+        }
+    }
+    adopted
+}
+
+/// Process `h` restores the Unix socket of `group` (one open file
+/// description) at a descriptor above its own: an `UNIX_END` slot that
+/// every descriptor of `group` uses.
+fn adopt(
+    nodes: &[Node],
+    out: &mut Sharing,
+    h: usize,
+    group: &[Entry],
+    next_fd: &mut HashMap<usize, u32>,
+) {
+    let fd = next_fd
+        .entry(h)
+        .or_insert_with(|| highest_fd(nodes[h].pid) + 1);
+    let number = *fd;
+    *fd += 1;
+    let slot = out.slots.len() as u32;
+    out.slots.push(TreeSlotRecord {
+        kind: slot_kind::UNIX_END,
+        holder: h as u32,
+        holder_fd: number,
+        peer: u32::MAX,
+        ..TreeSlotRecord::default()
+    });
+    out.data.push(Vec::new());
+    use_slot(out, group, slot);
+    out.per_proc[h].adopted.push(Adopted {
+        fd: number,
+        pid: group[0].pid,
+        src_fd: group[0].fd,
+    });
+}
+
+/// The highest descriptor number process `pid` uses, also as the number
+/// an epoll item was added with (its restore uses that number for a
+/// moment).
+fn highest_fd(pid: i32) -> u32 {
+    let mut max = 2u32;
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return max;
+    };
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        max = max.max(fd);
+        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        for l in info.lines().filter_map(|l| l.strip_prefix("tfd:")) {
+            if let Some(t) = l
+                .split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<u32>().ok())
+            {
+                max = max.max(t);
+            }
+        }
+    }
+    max
 }
 
 /// Record `entries` as uses of `slot`.

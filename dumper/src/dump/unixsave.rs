@@ -41,6 +41,10 @@ pub enum Peer {
     /// Connected to a socket another process of the dump holds (its
     /// name, that process).
     InTree(Option<Vec<u8>>, i32),
+    /// (1.7) Connected to the listener at this descriptor of the process,
+    /// which has not accepted the connection yet: its place in the
+    /// backlog.
+    Pending(u32, u32),
 }
 
 /// A saved socket: its record bytes (for `path`), its queue (the data),
@@ -170,6 +174,22 @@ pub fn save(
         Peer::None => {}
         Peer::Pair(_) => r.peer_kind = peer_kind::PAIR,
         Peer::Gone => r.peer_kind = peer_kind::GONE,
+        Peer::Pending(l, pos) => {
+            // What the client sent waits in the connection's own queue,
+            // which nothing can read before `accept` takes it.
+            const SIOCOUTQ: libc::c_ulong = 0x5411;
+            let sent = fdsys::sock_ioctl_int(sock.as_raw_fd(), SIOCOUTQ).unwrap_or(-1);
+            if sent != 0 {
+                return Err(format!(
+                    "{shown} connected to the listener at fd {l}, not accepted yet, with data \
+                     it sent waiting in the connection (it cannot be read before the \
+                     connection is accepted)"
+                ));
+            }
+            r.peer_kind = peer_kind::PENDING;
+            r.listener = l;
+            r.queue_pos = pos;
+        }
         Peer::Name(n, fd) => {
             r.target = fd.map_or(0, |fd| fd + 1);
             let (k, n) = split_name(n.as_deref());
@@ -192,8 +212,11 @@ pub fn save(
                 super::unixsock::shown(&n)
             };
             return Err(format!(
-                "{shown} connected to {to} held by pid {p} of the dump (the two ends of a \
-                 Unix socket in two processes are not restored yet)"
+                "{shown} connected to {to} held by pid {p} of the dump (not restored: a \
+                 datagram socket connected to a socket of another process, the two ends \
+                 of a pair in processes no process of the dump is an ancestor of, or a \
+                 connection accepted on a listener of another process that their common \
+                 ancestor does not hold, with an abstract name or restored before it)"
             ));
         }
         Peer::Outside(n, holder) => {

@@ -6,7 +6,9 @@
 //! state, the bound name (`UNIX_DIAG_NAME`), the peer (`UNIX_DIAG_PEER`),
 //! the socket file's device and inode (`UNIX_DIAG_VFS`) and, for a
 //! listener, the connections waiting to be accepted and the backlog
-//! (`UNIX_DIAG_RQLEN`: receive queue length, `sk_max_ack_backlog`).
+//! (`UNIX_DIAG_RQLEN`: receive queue length, `sk_max_ack_backlog`) and
+//! the inodes of their clients in backlog order (`UNIX_DIAG_ICONS`; 0
+//! for a client closed since).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
@@ -40,6 +42,9 @@ pub struct UnixDiag {
     pub wqueue: u32,
     /// `sk_shutdown` (`UNIX_DIAG_SHUTDOWN`: 1 receive, 2 send).
     pub shutdown: u8,
+    /// For a listener, the inode of the client of each connection waiting
+    /// to be accepted, in the order `accept` takes them (0: closed).
+    pub icons: Vec<u32>,
 }
 
 /// `sock_diag` of Unix socket inode `ino`.
@@ -48,8 +53,10 @@ pub fn diag(ino: u64) -> Option<UnixDiag> {
     const UDIAG_SHOW_NAME: u32 = 1;
     const UDIAG_SHOW_VFS: u32 = 2;
     const UDIAG_SHOW_PEER: u32 = 4;
+    const UDIAG_SHOW_ICONS: u32 = 8;
     const UDIAG_SHOW_RQLEN: u32 = 16;
-    let show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN;
+    let show =
+        UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
     let mut req = Vec::with_capacity(24);
     req.extend_from_slice(&[1, 0, 0, 0]); // AF_UNIX, protocol, pad
     req.extend_from_slice(&u32::MAX.to_le_bytes()); // all states
@@ -89,6 +96,12 @@ fn parse(msg: &[u8]) -> Option<UnixDiag> {
             0 => d.name = Some(msg[at + 4..at + alen].to_vec()),
             1 => d.vfs = Some((u32_at(at + 8)?, u32_at(at + 4)?)),
             2 => d.peer = u64::from(u32_at(at + 4)?),
+            3 => {
+                d.icons = (at + 4..at + alen - 3)
+                    .step_by(4)
+                    .filter_map(u32_at)
+                    .collect()
+            }
             4 => (d.rqueue, d.wqueue) = (u32_at(at + 4)?, u32_at(at + 8)?),
             6 => d.shutdown = *msg.get(at + 4)?,
             _ => {}
@@ -105,8 +118,17 @@ pub fn is_listener(d: &UnixDiag) -> bool {
 
 /// A listening socket's record fields: (name for `path`, `args`), or the
 /// reason it is refused. `sock` is a copy of the descriptor, `pid` its
-/// process (its root directory holds the socket file).
-pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64; 4]), String> {
+/// process (its root directory holds the socket file), `held` the socket
+/// inodes the process's image holds (1.7: connections waiting to be
+/// accepted are restored when each client is one of them: the client
+/// connects again, `unixsave`).
+pub fn listener(
+    pid: i32,
+    sock: &OwnedFd,
+    d: &UnixDiag,
+    held: &[u64],
+    tree: &[i32],
+) -> Result<(Vec<u8>, [u64; 4]), String> {
     let Some(raw) = d.name.as_deref().filter(|n| !n.is_empty()) else {
         return Err("listening unix socket without a name".into());
     };
@@ -131,10 +153,7 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
     }
     let relative = !abstract_name && !name.starts_with(b"/");
     if d.rqueue > 0 {
-        return Err(format!(
-            "listening unix socket {shown} with {} connection(s) waiting to be accepted",
-            d.rqueue
-        ));
+        pending_refusal(&shown, d, pid, held, tree)?;
     }
     let fd = sock.as_raw_fd();
     let on = |o| fdsys::sockopt_int(fd, o).is_ok_and(|v| v != 0);
@@ -184,7 +203,69 @@ pub fn listener(pid: i32, sock: &OwnedFd, d: &UnixDiag) -> Result<(Vec<u8>, [u64
             args[0] |= unix_flags::RELATIVE;
         }
     }
+    if d.rqueue > 0 && args[0] & unix_flags::DETACHED != 0 {
+        return Err(format!(
+            "listening unix socket {shown} with {} connection(s) waiting to be accepted, \
+             its path no longer leading to it (they could not connect to it again)",
+            d.rqueue
+        ));
+    }
     Ok((name, args))
+}
+
+/// (1.7) Why the connections waiting on listener `d` (shown as `shown`)
+/// cannot come back: each client must be a socket of the image (`held`),
+/// which connects again at restore. A client closed since, or held
+/// elsewhere, is named.
+fn pending_refusal(
+    shown: &str,
+    d: &UnixDiag,
+    pid: i32,
+    held: &[u64],
+    tree: &[i32],
+) -> Result<(), String> {
+    let n = d.rqueue;
+    let head =
+        format!("listening unix socket {shown} with {n} connection(s) waiting to be accepted");
+    if d.icons.len() != n as usize {
+        return Err(format!("{head} (sock_diag does not list their clients)"));
+    }
+    for &c in &d.icons {
+        if c == 0 {
+            return Err(format!(
+                "{head}, one from a client closed since (what it sent cannot be read \
+                 without accepting it)"
+            ));
+        }
+        if held.contains(&u64::from(c)) {
+            continue;
+        }
+        let by = match outside_holder(u64::from(c), pid, tree) {
+            Some((p, comm)) => format!("held by pid {p} ({comm}) outside the dump"),
+            None => match tree_holder(u64::from(c), pid, tree) {
+                Some(p) => format!(
+                    "held by pid {p} of the dump, which the listener's process is not an \
+                     ancestor of"
+                ),
+                None => "held outside the process (in flight, or by a process this user \
+                         cannot see)"
+                    .to_owned(),
+            },
+        };
+        return Err(format!("{head}, one from a client {by}"));
+    }
+    Ok(())
+}
+
+/// (1.7) The listener among `candidates` (descriptor, socket inode) that
+/// the connection of client `ino` waits on, and its place in that
+/// listener's backlog.
+pub fn pending_on(ino: u64, candidates: &[(u32, u64)]) -> Option<(u32, u32)> {
+    candidates.iter().find_map(|&(fd, l)| {
+        let d = diag(l).filter(is_listener)?;
+        let pos = d.icons.iter().position(|&c| u64::from(c) == ino)?;
+        Some((fd, pos as u32))
+    })
 }
 
 /// How a name is shown: a path as it is, an abstract name after `@`.

@@ -113,6 +113,8 @@ pub mod prog {
     pub const PIDFDS: &str = env!("KCKPT_PROG_PIDFDS");
     /// A UDP socket member of a multicast group on lo (`multicast.c`).
     pub const MULTICAST: &str = env!("KCKPT_PROG_MULTICAST");
+    /// A SIGCHLD handler, with or without a zombie child (`sigchld.c`).
+    pub const SIGCHLD: &str = env!("KCKPT_PROG_SIGCHLD");
 }
 
 /// The Debian python3 (not a pyenv shim that may sit first in PATH).

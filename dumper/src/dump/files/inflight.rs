@@ -59,20 +59,22 @@ impl InFlight {
     /// socket's own save, which names the reason. `tree`: the pids of the
     /// dump (another one holding a file in flight is noted); `slot`: the
     /// descriptors that are copies of a tree's shared slot (their socket,
-    /// and its queue, is the holder's record).
+    /// and its queue, is the holder's record). Synthetic numbers start
+    /// above every descriptor and at `floor` or above.
     pub(super) fn gather(
         pid: i32,
         numbers: &[i32],
         getfd: &dyn Fn(i32) -> crate::error::Result<OwnedFd>,
         tree: &[i32],
         slot: &dyn Fn(i32) -> bool,
+        floor: u32,
     ) -> InFlight {
         let mut me = InFlight {
             pid,
             real: numbers.to_vec(),
             ..InFlight::default()
         };
-        let mut next = numbers.last().map_or(0, |&n| n as u32 + 1);
+        let mut next = numbers.last().map_or(0, |&n| n as u32 + 1).max(floor);
         // (descriptor number, copy) of the sockets left to walk.
         let mut todo: Vec<(u32, OwnedFd)> = Vec::new();
         for &fd in numbers {

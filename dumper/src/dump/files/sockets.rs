@@ -117,7 +117,14 @@ pub(super) fn classify(
                     "listening unix socket also held by pid {p} ({comm}), \
                      outside the dump"
                 )),
-                None => unixsock::listener(pid, &copy, d),
+                None => {
+                    let held: Vec<u64> = fds
+                        .iter()
+                        .filter(|f| f.ino != 0 && f.rec.dup_of == FD_NO_DUP)
+                        .map(|f| f.ino)
+                        .collect();
+                    unixsock::listener(pid, &copy, d, &held, tree_pids)
+                }
             };
             match got {
                 Ok((name, args)) => {
@@ -292,7 +299,28 @@ fn unix_peer(
         // accepted yet (it has no inode either). A datagram socket is
         // "established" also when another one connected to it: it still
         // has a (dead) peer only if getpeername answers.
-        let gone = if i32::from(d.ty) == libc::SOCK_DGRAM {
+        let dgram = i32::from(d.ty) == libc::SOCK_DGRAM;
+        if !dgram && d.shutdown & 3 != 3 {
+            // (1.7) A connection a listener of the process (or, in a
+            // tree, one restored by this process) has not accepted yet.
+            let candidates: Vec<(u32, u64)> = fds
+                .iter()
+                .filter(|f| {
+                    f.ino != 0
+                        && f.ino != ino
+                        && f.rec.dup_of == FD_NO_DUP
+                        && matches!(
+                            f.rec.kind,
+                            fd_kind::SOCKETPAIR | UNIX_LISTEN_FD_KIND | fd_kind::PLACEHOLDER
+                        )
+                })
+                .map(|f| (f.rec.fd, f.ino))
+                .collect();
+            if let Some((l, pos)) = unixsock::pending_on(ino, &candidates) {
+                return Peer::Pending(l, pos);
+            }
+        }
+        let gone = if dgram {
             let connected = nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
                 copy.as_raw_fd(),
             )
@@ -376,6 +404,27 @@ pub(super) fn finish_unix(fds: &mut [Fd], classes: &mut [Class]) {
                 fds[i].rec.kind = fd_kind::PLACEHOLDER;
                 fds[i].data.clear();
             }
+        }
+    }
+    // (1.7) A client waiting on a listener that is refused.
+    for i in 0..fds.len() {
+        let Some(r) = Some(&fds[i])
+            .filter(|f| is45(f))
+            .and_then(|f| UnixRecord::parse(&f.path))
+            .filter(|r| r.peer_kind == peer_kind::PENDING)
+        else {
+            continue;
+        };
+        let l = r.listener;
+        let listening = fds.iter().any(|f| {
+            f.rec.fd == l && f.rec.kind == UNIX_LISTEN_FD_KIND && f.rec.dup_of == FD_NO_DUP
+        });
+        if !listening {
+            classes[i] = Class::Unsupported(format!(
+                "unix socket waiting to be accepted on fd {l}, which is unsupported"
+            ));
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            fds[i].data.clear();
         }
     }
     for i in 0..fds.len() {
