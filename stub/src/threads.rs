@@ -119,7 +119,8 @@ pub fn fork_with_pid_signal(pid: u32, exit_signal: u32) -> Result<usize, Errno> 
     let set_tid = [pid as i32];
     let args = CloneArgs {
         exit_signal: u64::from(exit_signal),
-        set_tid: set_tid.as_ptr() as u64,
+        // Both 0 for any pid (the kernel refuses one without the other).
+        set_tid: if pid != 0 { set_tid.as_ptr() as u64 } else { 0 },
         set_tid_size: u64::from(pid != 0),
         ..CloneArgs::default()
     };

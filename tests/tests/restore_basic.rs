@@ -156,3 +156,31 @@ fn restored_process_dumped_and_restored_again() {
     let mut r2 = restore(&second);
     expect_counter_from(&mut r2, last, 5);
 }
+
+/// A restore by a user who may not choose pids (nobody, in the machine's
+/// PID namespace) still removes the stub's window: its tracer helper is
+/// forked with any pid.
+#[test]
+fn an_unprivileged_restore_removes_the_stubs_window() {
+    use std::os::unix::fs::PermissionsExt;
+    require_tool("setpriv");
+    let dir = TestDir::new("nobody-window");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("sleep.kckpt");
+    let mut p = Proc::spawn("sleep", command_as(&NOBODY, "sleep").arg("1000"));
+    let cmdline = wait_cmdline(p.pid(), b"sleep\x001000\x00");
+    let out = dump_as(&NOBODY, p.pid(), &image);
+    assert!(out.status.success(), "{}", show(&out));
+    let _ = p.wait_exit(LINE_TIMEOUT);
+    let mut r = Proc::spawn(
+        "kckpt restore as nobody",
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
+    );
+    r.wait_restored(&cmdline);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while maps(r.pid()).iter().any(|l| l.starts_with("6b6b")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    no_window(r.pid());
+    r.kill();
+}
