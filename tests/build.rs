@@ -64,7 +64,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("PTY_ALONE", "pty_alone.c", &["-fPIE", "-pie"]),
     ("UNIX_TREE", "unix_tree.c", &["-fPIE", "-pie"]),
     ("CHROOTED", "chrooted.c", &["-fPIE", "-pie"]),
-    ("PIPE_IN_FLIGHT", "pipe_in_flight.c", &["-fPIE", "-pie"]),
+    ("SCM_RIGHTS", "scm_rights.c", &["-fPIE", "-pie"]),
     ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
     ("UNIX_KINDS", "unix_kinds.c", &["-fPIE", "-pie"]),
     (

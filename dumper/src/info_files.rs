@@ -246,6 +246,7 @@ fn unix_json(path: &[u8], peer_fd: u32, data_len: u64) -> Value {
             shut::SEND => Some("write"), _ => Some("both") },
         "queued_messages": x.messages,
         "queued_bytes": data_len,
+        "in_flight": x.in_flight,
         "options": options,
         "rcvbuf": nz(x.rcvbuf),
         "sndbuf": nz(x.sndbuf),
@@ -278,6 +279,11 @@ fn unix_text(v: &Value) -> String {
         s += &format!(" shut down for {sh}");
     }
     s += &format!(" queued {} message(s)", v["queued_messages"]);
+    match v["in_flight"].as_u64().unwrap_or(0) {
+        0 => {}
+        1 => s += ", 1 descriptor in flight",
+        n => s += &format!(", {n} descriptors in flight"),
+    }
     s
 }
 
@@ -402,6 +408,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "data_bytes": r.data_len,
                 "reopens": (r.kind == fd_kind::REOPEN).then_some(r.args[0]),
                 "deleted": r.fd_flags & fd_flags::DELETED != 0,
+                "in_flight": r.fd_flags & fd_flags::IN_FLIGHT != 0,
                 "device": (r.kind == special_fd_kind::DEVICE)
                     .then(|| format!("{}:{}", r.args[0], r.args[1])),
                 "slot": (r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND).then_some(r.args[0]),
@@ -660,6 +667,9 @@ pub fn format_text(out: &mut String, d: &Value) {
         }
         if f["other_end_closed"] == true {
             extra.push_str(" other end closed");
+        }
+        if f["in_flight"] == true {
+            extra.push_str(" in flight only (SCM_RIGHTS; closed once sent again)");
         }
         if let Some(n) = f["peer"].as_u64() {
             let _ = write!(extra, " peer {n}");

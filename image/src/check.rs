@@ -373,9 +373,12 @@ fn files(view: &ImageView<'_>) -> Result<(), FormatError> {
 
 fn fd(view: &ImageView<'_>, r: &FdRecord, page: u64) -> Result<(), FormatError> {
     ensure(
-        r.fd_flags & !(fd_flags::CLOEXEC | fd_flags::DELETED | fd_flags::TREE_ONLY) == 0
+        r.fd_flags
+            & !(fd_flags::CLOEXEC | fd_flags::DELETED | fd_flags::TREE_ONLY | fd_flags::IN_FLIGHT)
+            == 0
             && (r.fd_flags & fd_flags::TREE_ONLY == 0
                 || (r.dup_of == FD_NO_DUP && view.header.format_minor >= 7))
+            && (r.fd_flags & fd_flags::IN_FLIGHT == 0 || view.header.format_minor >= 7)
             && (r.fd_flags & fd_flags::DELETED == 0
                 || matches!(
                     r.kind,

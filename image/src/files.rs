@@ -21,11 +21,25 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         view.string(fs.root).map_err(|_| bad)?;
     }
     let mut prev: Option<u32> = None;
+    let mut in_flight = false;
     for r in view.fds.iter() {
         if prev.is_some_and(|p| r.fd <= p) || r.fd >= MAX_FD {
             return Err(bad);
         }
         prev = Some(r.fd);
+        // (1.7) Files in flight come after every descriptor the process
+        // held, each its own open file description of a kind restored
+        // before the Unix sockets' queues are refilled.
+        if r.fd_flags & fd_flags::IN_FLIGHT != 0 {
+            in_flight = true;
+            let tree_pidfd =
+                r.kind == self_fd_kind::PIDFD && r.args[0] == crate::selffd::pidfd_target::TREE;
+            if r.dup_of != FD_NO_DUP || !in_flight_kind_ok(r.kind) || tree_pidfd {
+                return Err(bad);
+            }
+        } else if in_flight {
+            return Err(bad);
+        }
         let known = fd_kind::known(r.kind)
             || (ghost_fd_kind::GHOST..=ghost_fd_kind::SHMEM).contains(&r.kind)
             || r.kind == crate::inotify::INOTIFY_FD_KIND
@@ -102,6 +116,22 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         }
     }
     Ok(())
+}
+
+/// (1.7) Kinds a file in flight (`fd_flags::IN_FLIGHT`) may have: any
+/// restored before the queues of the Unix sockets are refilled (not
+/// `REOPEN`, not a TCP connection) and not taken from the restorer.
+pub fn in_flight_kind_ok(kind: u32) -> bool {
+    !matches!(
+        kind,
+        fd_kind::REOPEN
+            | fd_kind::INHERITED
+            | fd_kind::TERMINAL
+            | fd_kind::CTTY
+            | crate::tcp::TCP_CONN_FD_KIND
+            | crate::external::EXTERNAL_FD_KIND
+            | crate::tree::TREE_SHARED_FD_KIND
+    )
 }
 
 /// (1.6) A kind-45 Unix socket: the other end of a pair is a kind-45

@@ -557,6 +557,11 @@ pub mod fd_flags {
     /// closes it once its children are forked. A standalone image with
     /// one is refused.
     pub const TREE_ONLY: u32 = 1 << 2;
+    /// (1.7, SCM_RIGHTS) a file the process did not hold: it was only in
+    /// flight in a Unix socket's queue. Restored at its (synthetic) number,
+    /// above every descriptor the process held, sent with the queued
+    /// messages naming it, then closed before the process resumes.
+    pub const IN_FLIGHT: u32 = 1 << 3;
 }
 
 /// `FdRecord::dup_of` when the descriptor has its own open file description.

@@ -176,8 +176,8 @@ const MAX_TIMEO_US: u64 = 1 << 50;
 /// record's `path`.
 ///
 /// Layout (little-endian): 0 `ty` u16, 2 `name_kind` u8, 3 `peer_kind`
-/// u8, 4 `flags` u32, 8 `shutdown` u8, 9 `peer_abstract` u8, 10-11
-/// reserved (0), 12 name length
+/// u8, 4 `flags` u32, 8 `shutdown` u8, 9 `peer_abstract` u8, 10
+/// `in_flight` u16 (1.7; 0 before), 12 name length
 /// u16, 14 peer name length u16, 16 `rcvbuf` u32, 20 `sndbuf` u32, 24
 /// `rcvtimeo` u64, 32 `sndtimeo` u64, 40 `peek_off` i32, 44 `listener`
 /// u32, 48 `mode` u32, 52 `messages` u32, 56 `target` u32, 60
@@ -205,6 +205,9 @@ pub struct UnixRecord<'a> {
     pub sndtimeo: u64,
     /// `SO_PEEK_OFF` (-1: off).
     pub peek_off: i32,
+    /// (1.7) Descriptors in flight in the queue (`SCM_RIGHTS`), counted
+    /// over its messages: shown by `kckpt info`, checked by the stub.
+    pub in_flight: u16,
     /// (`ACCEPTED`, 1.7 `PENDING`) the listener's descriptor, else 0.
     pub listener: u32,
     /// Permission bits of the socket file with [`SOCK_MODE_RECORDED`]
@@ -237,7 +240,8 @@ impl<'a> UnixRecord<'a> {
         b.put(&self.ty.to_le_bytes());
         b.put(&[self.name_kind, self.peer_kind]);
         b.put(&self.flags.to_le_bytes());
-        b.put(&[self.shutdown, u8::from(self.peer_abstract), 0, 0]);
+        b.put(&[self.shutdown, u8::from(self.peer_abstract)]);
+        b.put(&self.in_flight.to_le_bytes());
         b.put(&(self.name.len() as u16).to_le_bytes());
         b.put(&(self.peer_name.len() as u16).to_le_bytes());
         b.put(&self.rcvbuf.to_le_bytes());
@@ -262,7 +266,7 @@ impl<'a> UnixRecord<'a> {
         let u32_at =
             |o: usize| u32::from_le_bytes([fixed[o], fixed[o + 1], fixed[o + 2], fixed[o + 3]]);
         let u64_at = |o: usize| u64::from(u32_at(o)) | u64::from(u32_at(o + 4)) << 32;
-        if fixed[10..12] != [0, 0] || fixed[9] > 1 {
+        if fixed[9] > 1 {
             return None;
         }
         let (nl, pl) = (usize::from(u16_at(12)), usize::from(u16_at(14)));
@@ -281,6 +285,7 @@ impl<'a> UnixRecord<'a> {
             rcvtimeo: u64_at(24),
             sndtimeo: u64_at(32),
             peek_off: u32_at(40) as i32,
+            in_flight: u16_at(10),
             listener: u32_at(44),
             mode: u32_at(48),
             messages: u32_at(52),
@@ -411,21 +416,40 @@ pub struct Message<'a> {
     pub name: &'a [u8],
     /// The bytes.
     pub payload: &'a [u8],
+    /// (1.7) The descriptors in flight with it (`SCM_RIGHTS`), in order:
+    /// little-endian u32 descriptor numbers of the image, at most
+    /// [`MAX_RIGHTS`] (empty: none; always empty before 1.7).
+    pub rights: &'a [u8],
+}
+
+impl Message<'_> {
+    /// The descriptor numbers of [`Message::rights`], in order.
+    pub fn rights(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rights
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    }
 }
 
 /// Length of a message header in the data.
 pub const MESSAGE_HEADER_LEN: usize = 8;
 
+/// (1.7) Most descriptors in flight with one message (the kernel's
+/// `SCM_MAX_FD`).
+pub const MAX_RIGHTS: usize = 253;
+
 /// Append message `m` to `out` (the data of a kind-45 record): `len`
-/// u32, sender `name_kind` u8, 0 u8, name length u16, the name, the
-/// payload, zero bytes up to a multiple of 4.
+/// u32, sender `name_kind` u8, (1.7) the number of descriptors in flight
+/// u8 (0 before 1.7), name length u16, (1.7) the descriptors (u32 each),
+/// the name, the payload, zero bytes up to a multiple of 4.
 pub fn put_message(out: &mut impl Extend<u8>, m: &Message<'_>) {
     out.extend((m.payload.len() as u32).to_le_bytes());
-    out.extend([m.name_kind, 0]);
+    out.extend([m.name_kind, (m.rights.len() / 4) as u8]);
     out.extend((m.name.len() as u16).to_le_bytes());
+    out.extend(m.rights.iter().copied());
     out.extend(m.name.iter().copied());
     out.extend(m.payload.iter().copied());
-    let n = MESSAGE_HEADER_LEN + m.name.len() + m.payload.len();
+    let n = MESSAGE_HEADER_LEN + m.rights.len() + m.name.len() + m.payload.len();
     out.extend(core::iter::repeat_n(0u8, (4 - n % 4) % 4));
 }
 
@@ -451,12 +475,14 @@ fn message_at(data: &[u8], at: usize) -> Option<(Message<'_>, usize)> {
     let h = data.get(at..at.checked_add(MESSAGE_HEADER_LEN)?)?;
     let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
     let kind = h[4];
+    let nr = usize::from(h[5]);
     let nl = usize::from(u16::from_le_bytes([h[6], h[7]]));
-    let name_at = at + MESSAGE_HEADER_LEN;
+    let rights_at = at + MESSAGE_HEADER_LEN;
+    let name_at = rights_at.checked_add(nr * 4)?;
     let end = name_at.checked_add(nl)?.checked_add(len)?;
     let pad = (4 - (end - at) % 4) % 4;
     let next = end.checked_add(pad)?;
-    if h[5] != 0 || next > data.len() || data[end..next].iter().any(|&x| x != 0) {
+    if nr > MAX_RIGHTS || next > data.len() || data[end..next].iter().any(|&x| x != 0) {
         return None;
     }
     let name = &data[name_at..name_at + nl];
@@ -471,23 +497,33 @@ fn message_at(data: &[u8], at: usize) -> Option<(Message<'_>, usize)> {
             name_kind: kind,
             name,
             payload: &data[name_at + nl..end],
+            rights: &data[rights_at..name_at],
         },
         next,
     ))
 }
 
 /// Whether `data` is a well-formed queue for a socket of type `ty`: every
-/// message whole; a stream socket's a single message without a sender.
+/// message whole; a stream socket's a single message without a sender,
+/// or (1.7) when descriptors are in flight, several: the bytes up to and
+/// including each piece that carries descriptors, then the rest.
 pub fn queue_ok(ty: u16, data: &[u8]) -> bool {
     let mut n = 0usize;
+    let mut rights = false;
     for m in messages(data) {
         let Some(m) = m else { return false };
         n += 1;
-        if ty == 1 && (n > 1 || m.name_kind != name_kind::NONE) {
+        rights |= !m.rights.is_empty();
+        if ty == 1 && m.name_kind != name_kind::NONE {
             return false;
         }
     }
-    true
+    ty != 1 || n <= 1 || rights
+}
+
+/// (1.7) The number of descriptors in flight in the messages of `data`.
+pub fn rights_count(data: &[u8]) -> usize {
+    messages(data).flatten().map(|m| m.rights.len() / 4).sum()
 }
 
 /// Kind-specific checks of a primary record of kind 45: the type in
@@ -636,11 +672,13 @@ mod tests {
             name_kind: name_kind::PATH,
             name: b"/s",
             payload: b"hello",
+            rights: &[],
         };
         let b = Message {
             name_kind: name_kind::NONE,
             name: b"",
             payload: b"",
+            rights: &[],
         };
         put_message(&mut q, &a);
         put_message(&mut q, &b);
@@ -656,5 +694,51 @@ mod tests {
         let mut huge = q.clone();
         huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(!queue_ok(2, &huge));
+    }
+
+    #[test]
+    fn descriptors_in_flight_round_trip() {
+        let fds: Vec<u8> = [7u32, 9].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let with = Message {
+            name_kind: name_kind::ABSTRACT,
+            name: b"x",
+            payload: b"abc",
+            rights: &fds,
+        };
+        let plain = Message {
+            name_kind: name_kind::NONE,
+            name: b"",
+            payload: b"d",
+            rights: &[],
+        };
+        let mut q = Vec::new();
+        put_message(&mut q, &with);
+        put_message(&mut q, &plain);
+        assert_eq!(q.len() % 4, 0);
+        let got: Vec<_> = messages(&q).collect();
+        assert_eq!(got, vec![Some(with), Some(plain)]);
+        assert_eq!(got[0].unwrap().rights().collect::<Vec<_>>(), vec![7, 9]);
+        assert_eq!(rights_count(&q), 2);
+        assert!(queue_ok(2, &q));
+        // A stream queue: several pieces only with descriptors in flight.
+        let mut s = Vec::new();
+        put_message(
+            &mut s,
+            &Message {
+                name_kind: name_kind::NONE,
+                name: b"",
+                ..with
+            },
+        );
+        put_message(&mut s, &plain);
+        assert!(queue_ok(1, &s));
+        let mut two = Vec::new();
+        put_message(&mut two, &plain);
+        put_message(&mut two, &plain);
+        assert!(!queue_ok(1, &two));
+        // More than SCM_MAX_FD descriptors.
+        let mut bad = q.clone();
+        bad[5] = 254;
+        assert!(!queue_ok(2, &bad));
     }
 }

@@ -425,6 +425,15 @@ pub fn restore(
         watch(img, &item, park_floor);
     }
 
+    // (1.7) Files only in flight: in their queues now (`unixconn`), and
+    // closed before any lock is taken again (a close drops the process's
+    // POSIX locks on the file).
+    for r in v.fds.iter() {
+        if r.fd_flags & fd_flags::IN_FLIGHT != 0 {
+            sys::close(r.fd as usize);
+        }
+    }
+
     crate::inotify::check_paths(img, force);
     crate::terminal::apply_modes(img);
     crate::flocks::take(img, force, true);

@@ -22,16 +22,23 @@
 //! 4. finish: files of sockets detached at dump removed again (what was
 //!    renamed aside put back), `SO_PEEK_OFF`, then `shutdown`.
 //!
+//! (1.7) A queued message that carried descriptors (`SCM_RIGHTS`) is
+//! sent again with the descriptors its record names, restored by then
+//! (files only in flight at their synthetic numbers, closed by
+//! `files::restore` after every queue is refilled). Sockets whose peer
+//! closed are made after every other one: their queue is sent as they
+//! are made, and may carry the others.
+//!
 //! Credentials passed with the queued messages (`SCM_CREDENTIALS`) and
 //! the peer credentials (`SO_PEERCRED`) are the restoring process's.
 #![allow(unsafe_code)]
 
 use kckpt_image::files::find_fd;
 use kckpt_image::unixsock::{
-    messages, name_kind, peer_kind, queue_ok, shut, sock_flags, unix_flags, UnixRecord,
-    SOCK_MODE_RECORDED, UNIX_LISTEN_FD_KIND, UNIX_SOCKET_FD_KIND,
+    messages, name_kind, peer_kind, queue_ok, rights_count, shut, sock_flags, unix_flags,
+    UnixRecord, MAX_RIGHTS, SOCK_MODE_RECORDED, UNIX_LISTEN_FD_KIND, UNIX_SOCKET_FD_KIND,
 };
-use kckpt_image::{FdRecord, FD_NO_DUP};
+use kckpt_image::{fd_kind, FdRecord, FD_NO_DUP};
 use linux_raw_sys::errno::{EADDRINUSE, EINVAL, ENOENT};
 use linux_raw_sys::general as g;
 
@@ -51,6 +58,7 @@ const SO_RCVTIMEO: usize = 20;
 const SO_SNDTIMEO: usize = 21;
 const SO_PASSSEC: usize = 34;
 const SO_PEEK_OFF: usize = 42;
+const SCM_RIGHTS: i32 = 1;
 const SOCK_DGRAM: u32 = 2;
 const F_SETFL: u32 = 4;
 const S_IFSOCK: u32 = 0o140000;
@@ -155,13 +163,28 @@ fn paths<'b>(
     (&buf[..n + 1], &aside[..n + ASIDE.len() + 1])
 }
 
+/// (1.7) Every descriptor in flight in `q` is a primary record restored
+/// before the queues are refilled, and the record counts them.
+fn rights_ok(img: &Image, x: &UnixRecord<'_>, q: &[u8]) -> bool {
+    let exists = |n: u32| {
+        find_fd(&img.view, n).is_some_and(|o| {
+            o.dup_of == FD_NO_DUP
+                && o.kind != fd_kind::REOPEN
+                && o.kind != kckpt_image::tcp::TCP_CONN_FD_KIND
+                && !crate::files::deferred(&img.view, n)
+        })
+    };
+    rights_count(q) == usize::from(x.in_flight)
+        && messages(q).flatten().all(|m| m.rights().all(exists))
+}
+
 /// Before anything changes: every kind-45 record's queue is well formed
 /// (one line naming the socket otherwise).
 pub fn check(img: &Image) {
     for r in primaries(img) {
         let x = record(img, &r);
         let q = map_queue(img, &r, &x);
-        let ok = queue_ok(x.ty, q);
+        let ok = queue_ok(x.ty, q) && rights_ok(img, &x, q);
         unmap(q);
         if !ok {
             msg(img, &r, &x).s(": bad queued messages").fail();
@@ -193,7 +216,12 @@ pub fn restore_all(img: &Image, floor: usize) {
             crate::unixsock::enter_cwd(img, &r);
         }
     }
-    for r in primaries(img) {
+    // A socket whose peer closed sends its queue as it is made: after
+    // every other one (its queue may carry them).
+    for r in primaries(img).filter(|r| record(img, r).peer_kind != peer_kind::GONE) {
+        create(img, &r, floor);
+    }
+    for r in primaries(img).filter(|r| record(img, r).peer_kind == peer_kind::GONE) {
         create(img, &r, floor);
     }
     pending_all(img, floor);
@@ -292,6 +320,8 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
                 Made::default()
             };
             options(img, r, &x, a);
+            // At its number first: its queue may carry it (1.7).
+            place(a, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
             let q = map_queue(img, r, &x);
             let own = addr_of(x.name, x.name_kind == name_kind::ABSTRACT);
             for m in messages(q).flatten() {
@@ -299,12 +329,12 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
                 // connect) comes from a socket of that name.
                 if m.name_kind != name_kind::NONE && x.name_kind != name_kind::NONE {
                     let from = sender(img, r, &x, m.name_kind, m.name, floor);
-                    send_all(img, r, &x, from.0, m.payload, Some(&own));
+                    send_all(img, r, &x, from.0, m.payload, Some(&own), m.rights);
                     if from.1 {
                         sys::close(from.0);
                     }
                 } else {
-                    send_all(img, r, &x, b, m.payload, None);
+                    send_all(img, r, &x, b, m.payload, None, m.rights);
                 }
             }
             unmap(q);
@@ -312,7 +342,6 @@ fn create(img: &Image, r: &FdRecord, floor: usize) {
                 detach_finish(img, r, &x, made);
             }
             sys::close(b);
-            place(a, r).unwrap_or_else(|e| fail(img, r, &x, "cannot move it to its number", e));
         }
         _ => {
             let fd = new_socket(img, r, &x, floor);
@@ -424,7 +453,21 @@ fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     match x.name_kind {
         name_kind::NONE => {}
         name_kind::ABSTRACT => {
-            if let Err(e) = with_addr(g::__NR_bind, fd, &addr_of(x.name, true)) {
+            let a = addr_of(x.name, true);
+            let mut bound = with_addr(g::__NR_bind, fd, &a);
+            // (1.7) The dumped process's sockets that were in flight in
+            // each other's queues outlive it until the kernel's garbage
+            // collector of Unix sockets runs, which closing a Unix socket
+            // starts (zdtm scm06): a pair made and closed, then a few
+            // tries over half a second.
+            for _ in 0..50 {
+                if !matches!(bound, Err(e) if e.0 == EADDRINUSE) {
+                    break;
+                }
+                collect_garbage();
+                bound = with_addr(g::__NR_bind, fd, &a);
+            }
+            if let Err(e) = bound {
                 let what = if e.0 == EADDRINUSE {
                     "cannot bind it to its abstract name again: another socket has it"
                 } else {
@@ -435,6 +478,17 @@ fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
         }
         _ => bind_path(img, r, x, fd),
     }
+}
+
+/// Start the kernel's garbage collector of Unix sockets (closing one
+/// does) and give it 10 ms: sockets of a dead process kept alive only by
+/// being in flight in each other's queues go.
+fn collect_garbage() {
+    if let Ok(p) = sys::fd_pair(Some(SOCK_DGRAM), g::O_CLOEXEC) {
+        sys::close(p[0]);
+        sys::close(p[1]);
+    }
+    crate::ksys::sleep_ms(10);
 }
 
 fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
@@ -463,7 +517,15 @@ fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
             Ok(_) => taken("another kind of file is there (not a socket)"),
             Err(e) => fail(img, r, x, "cannot look at its path", e),
         }
-        match live_as(&a, u32::from(x.ty)) {
+        let mut live = live_as(&a, u32::from(x.ty));
+        for _ in 0..50 {
+            if !matches!(live, Ok(true)) {
+                break;
+            }
+            collect_garbage(); // as for an abstract name
+            live = live_as(&a, u32::from(x.ty));
+        }
+        match live {
             Ok(false) => {}
             Ok(true) => {
                 taken("a live socket is bound there (is the dumped process still running?)")
@@ -562,8 +624,74 @@ fn options(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     crate::inet::buffer_sizes(fd, x.rcvbuf, x.sndbuf, &|| msg(img, r, x));
 }
 
+/// `struct msghdr` (64-bit).
+#[repr(C)]
+struct MsgHdr {
+    name: usize,
+    namelen: u32,
+    iov: usize,
+    iovlen: usize,
+    control: usize,
+    controllen: usize,
+    flags: i32,
+}
+
+/// A `cmsghdr` with room for [`MAX_RIGHTS`] descriptors (`SCM_RIGHTS`).
+#[repr(C)]
+struct Rights {
+    len: usize,
+    level: i32,
+    ty: i32,
+    fds: [u32; MAX_RIGHTS + 1],
+}
+
+/// `sendmsg` of `bytes` from `from` (to `addr`/`len` when not 0) with the
+/// descriptors `rights` (little-endian u32 numbers, at most
+/// [`MAX_RIGHTS`]): bytes sent.
+fn send_rights(
+    from: usize,
+    bytes: &[u8],
+    addr: usize,
+    len: usize,
+    rights: &[u8],
+) -> Result<usize, Errno> {
+    let n = (rights.len() / 4).min(MAX_RIGHTS);
+    let mut c = Rights {
+        len: 16 + 4 * n,
+        level: SOL_SOCKET as i32,
+        ty: SCM_RIGHTS,
+        fds: [0; MAX_RIGHTS + 1],
+    };
+    for (k, f) in rights.chunks_exact(4).take(MAX_RIGHTS).enumerate() {
+        c.fds[k] = u32::from_le_bytes([f[0], f[1], f[2], f[3]]);
+    }
+    let iov: [usize; 2] = [bytes.as_ptr() as usize, bytes.len()];
+    let h = MsgHdr {
+        name: addr,
+        namelen: len as u32,
+        iov: iov.as_ptr() as usize,
+        iovlen: 1,
+        control: &c as *const Rights as usize,
+        // CMSG_SPACE: the length rounded up to 8.
+        controllen: (c.len + 7) & !7,
+        flags: 0,
+    };
+    call(
+        g::__NR_sendmsg,
+        [
+            from,
+            &h as *const MsgHdr as usize,
+            MSG_DONTWAIT | MSG_NOSIGNAL,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
 /// Send `bytes` from `from` (to `to` when given) without blocking: a
-/// stream in as many pieces as it takes, a datagram whole.
+/// stream in as many pieces as it takes, a datagram whole; (1.7) the
+/// descriptors `rights` with the first piece.
 fn send_all(
     img: &Image,
     r: &FdRecord,
@@ -571,6 +699,7 @@ fn send_all(
     from: usize,
     bytes: &[u8],
     to: Option<&Addr>,
+    rights: &[u8],
 ) {
     let (addr, len) = match to {
         Some(a) => (a as *const Addr as usize, a.len),
@@ -579,18 +708,23 @@ fn send_all(
     let mut at = 0;
     loop {
         let rest = &bytes[at..];
-        let n = call(
-            g::__NR_sendto,
-            [
-                from,
-                rest.as_ptr() as usize,
-                rest.len(),
-                MSG_DONTWAIT | MSG_NOSIGNAL,
-                addr,
-                len,
-            ],
-        )
-        .unwrap_or_else(|e| fail(img, r, x, "cannot queue its saved messages again", e));
+        let sent = if at == 0 && !rights.is_empty() {
+            send_rights(from, rest, addr, len, rights)
+        } else {
+            call(
+                g::__NR_sendto,
+                [
+                    from,
+                    rest.as_ptr() as usize,
+                    rest.len(),
+                    MSG_DONTWAIT | MSG_NOSIGNAL,
+                    addr,
+                    len,
+                ],
+            )
+        };
+        let n =
+            sent.unwrap_or_else(|e| fail(img, r, x, "cannot queue its saved messages again", e));
         at += n;
         if x.ty != 1 || at >= bytes.len() {
             break;
@@ -607,7 +741,7 @@ fn refill(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, floor: usize) {
     let own = addr_of(x.name, x.name_kind == name_kind::ABSTRACT);
     for m in messages(q).flatten() {
         if x.peer_kind == peer_kind::PAIR {
-            send_all(img, r, x, r.peer as usize, m.payload, None);
+            send_all(img, r, x, r.peer as usize, m.payload, None, m.rights);
             continue;
         }
         if x.peer_kind == peer_kind::GONE {
@@ -619,7 +753,7 @@ fn refill(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, floor: usize) {
                 .fail();
         }
         let from = sender(img, r, x, m.name_kind, m.name, floor);
-        send_all(img, r, x, from.0, m.payload, Some(&own));
+        send_all(img, r, x, from.0, m.payload, Some(&own), m.rights);
         if from.1 {
             sys::close(from.0);
         }

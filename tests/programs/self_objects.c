@@ -6,10 +6,9 @@
    /proc/self/map_files (root only; "shm 0" otherwise). Every 100 ms it prints "tick N" and on
    SIGUSR1 checks everything and prints "check ok pid P shm S" or "BAD <what>".
    Refusal modes, each printing "ready" then ticking: "otherpid" holds a pidfd of its parent,
-   "lostepoll" an epoll item whose file is at no descriptor any more (a pipe end in flight in a
-   SCM_RIGHTS message, its descriptor closed), "otherns" a descriptor of the
-   user namespace it left (unshare(CLONE_NEWUSER)), "inflight" a stream socketpair with a pipe end
-   in flight in a SCM_RIGHTS message (both pipe ends still open). */
+   "lostepoll" an epoll item whose file is at no descriptor any more (a pipe end its child holds,
+   its own descriptor closed), "otherns" a descriptor of the
+   user namespace it left (unshare(CLONE_NEWUSER)). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -151,21 +151,21 @@ int main(int argc, char **argv) {
         check();
     } else if (!strcmp(mode, "otherpid")) {
         if (pidfd_open_(getppid(), 0) < 0) BAD("pidfd_open");
-    } else if (!strcmp(mode, "lostepoll") || !strcmp(mode, "inflight")) {
-        int p[2], s[2];
+    } else if (!strcmp(mode, "lostepoll")) {
+        int p[2];
         struct epoll_event ev = {EPOLLIN, {.u64 = 7}};
         ep = epoll_create1(0);
-        if (pipe(p) || socketpair(AF_UNIX, SOCK_STREAM, 0, s) || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev)) BAD("epoll");
-        char c = 'x', ctl[CMSG_SPACE(sizeof(int))] = {0};
-        struct iovec iov = {&c, 1};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &p[0], sizeof(int));
-        if (sendmsg(s[0], &m, 0) != 1) BAD("sendmsg");
-        if (!strcmp(mode, "lostepoll")) close(p[0]);
+        if (pipe(p) || epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev)) BAD("epoll");
+        pid_t child = fork();
+        if (child < 0) BAD("fork");
+        if (child == 0) {
+            /* Only the pipe's read end: the epoll item's file lives on here. */
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (int fd = 3; fd < 1024; fd++)
+                if (fd != p[0]) close(fd);
+            for (;;) pause();
+        }
+        close(p[0]);
     } else if (!strcmp(mode, "otherns")) {
         if (open("/proc/self/ns/user", O_RDONLY) < 0 || unshare(CLONE_NEWUSER)) BAD("unshare: %s", strerror(errno));
     } else {

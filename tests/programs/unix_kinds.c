@@ -34,7 +34,6 @@
    shut      seqpacket pair shut down for writing on one end, stream pair
              shut down for reading, a bound datagram socket shut down both
              ways
-   rights    datagram socket on DIR/r.sock with a descriptor in flight
    prio      unbound stream socket with SO_PRIORITY 3
    oob       stream socketpair with an out-of-band byte pending
    outside P datagram socket connected to the socket at path P
@@ -374,24 +373,6 @@ int main(int argc, char **argv) {
         s[4] = sock(SOCK_DGRAM);
         bind_to(s[4], path("shut.sock"));
         if (shutdown(s[4], SHUT_RDWR)) die("shutdown");
-    } else if (!strcmp(mode, "rights")) {
-        s[0] = sock(SOCK_DGRAM);
-        bind_to(s[0], path("r.sock"));
-        int c = sock(SOCK_DGRAM);
-        char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-        struct iovec iov = {.iov_base = "fd", .iov_len = 2};
-        struct sockaddr_un a;
-        socklen_t len = addr(&a, path("r.sock"));
-        struct msghdr m = {.msg_name = &a, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1,
-                           .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        int sent = 1;
-        memcpy(CMSG_DATA(cm), &sent, sizeof sent);
-        if (sendmsg(c, &m, 0) != 2) die("sendmsg");
-        close(c);
     } else if (!strcmp(mode, "prio")) {
         s[0] = sock(SOCK_STREAM);
         int p = 3;

@@ -7,9 +7,9 @@
 //! options, every message with its boundaries and sender, shutdown
 //! errors); it prints one `FAIL` line per difference. Most run as nobody;
 //! one restores from the image itself (`./image`, binfmt_misc in a user
-//! namespace). Refused by name at dump: descriptors in flight
-//! (`SCM_RIGHTS`), an out-of-band byte, an option kckpt does not restore,
-//! a peer outside the
+//! namespace). Descriptors in flight (`SCM_RIGHTS`) are `scm_rights.rs`'s.
+//! Refused by name at dump: an out-of-band byte, an option kckpt does not
+//! restore, a peer outside the
 //! dump (with `--skip-unsupported`: connected again by name); at restore,
 //! a path another kind of file took.
 
@@ -192,14 +192,6 @@ fn refused(mode: &str, what: &str) {
         "a refused dump left the program running"
     );
     p.kill();
-}
-
-#[test]
-fn descriptors_in_flight_are_refused_by_name() {
-    refused(
-        "rights",
-        "r.sock with descriptors in flight in its queue (SCM_RIGHTS)",
-    );
 }
 
 #[test]

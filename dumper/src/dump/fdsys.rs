@@ -152,16 +152,33 @@ pub fn sem_last_pid(semid: i32, semnum: i32) -> Option<i32> {
     (r >= 0).then_some(r)
 }
 
-/// `kcmp(pid, pid, KCMP_EPOLL_TFD, fd, {epfd, tfd, toff})`: `Some(true)`
+/// `kcmp(pid, ep_pid, KCMP_EPOLL_TFD, fd, {epfd, tfd, toff})`: `Some(true)`
 /// when descriptor `fd` of process `pid` is the file of the `toff`-th item
 /// added with descriptor number `tfd` to its epoll `epfd`; `None` when the
 /// kernel cannot tell (no `CONFIG_CHECKPOINT_RESTORE`, no such item).
-pub fn epoll_target_is(pid: i32, fd: i32, epfd: i32, tfd: u32, toff: u32) -> Option<bool> {
+/// `ep_pid` holds `epfd` (the dumper, for an epoll in flight), `pid` `fd`.
+pub fn epoll_target_is(
+    pid: i32,
+    fd: i32,
+    ep_pid: i32,
+    epfd: i32,
+    tfd: u32,
+    toff: u32,
+) -> Option<bool> {
     const KCMP_EPOLL_TFD: libc::c_long = 7;
     let slot: [u32; 3] = [epfd as u32, tfd, toff];
     // SAFETY: the kernel reads one `struct kcmp_epoll_slot` (three u32)
     // from `slot`, which outlives the call.
-    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            ep_pid,
+            KCMP_EPOLL_TFD,
+            fd,
+            slot.as_ptr(),
+        )
+    };
     match Errno::result(r) {
         Ok(v) => Some(v == 0),
         // EBADF: `fd` is not open; the item exists.
@@ -181,8 +198,8 @@ pub struct Peeked {
     /// address, or an unbound sender).
     pub name: Vec<u8>,
     /// Descriptors passed with it (`SCM_RIGHTS`), installed in this
-    /// process: the caller closes them ([`close_received`]).
-    pub rights: Vec<RawFd>,
+    /// process: the caller owns them (closes them).
+    pub rights: Vec<OwnedFd>,
     /// Credentials came with it (`SCM_CREDENTIALS`).
     pub creds: bool,
 }
@@ -218,7 +235,9 @@ pub fn peek_unix(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> nix::Result<P
     let mut rights = Vec::new();
     let mut creds = false;
     // SAFETY: `m` was filled by the kernel; the CMSG macros walk its
-    // control buffer within `msg_controllen`.
+    // control buffer within `msg_controllen`; each `SCM_RIGHTS`
+    // descriptor was installed for this call and is owned by nothing
+    // else, so the `OwnedFd` made of it is its only owner.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&raw const m);
         while !c.is_null() {
@@ -227,7 +246,10 @@ pub fn peek_unix(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> nix::Result<P
                 let data = libc::CMSG_DATA(c);
                 let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
                 for k in 0..bytes / std::mem::size_of::<RawFd>() {
-                    rights.push(std::ptr::read_unaligned(data.cast::<RawFd>().add(k)));
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(k));
+                    // The kernel installed `fd` for this call: owned by
+                    // nothing else.
+                    rights.push(OwnedFd::from_raw_fd(fd));
                 }
             }
             c = libc::CMSG_NXTHDR(&raw const m, c);
@@ -240,14 +262,6 @@ pub fn peek_unix(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> nix::Result<P
         rights,
         creds,
     })
-}
-
-/// Close a descriptor the kernel installed in this process with a received
-/// (or peeked) `SCM_RIGHTS` message.
-pub fn close_received(fd: RawFd) {
-    // SAFETY: the kernel just installed `fd` for this process's recvmsg;
-    // nothing else owns it, and it is used nowhere after this.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
 
 /// `kcmp(a_pid, b_pid, KCMP_FILE, a, b) == 0`: descriptor `a` of process

@@ -23,6 +23,7 @@ use kckpt_image::terminal::{JobRecord, TerminalRecord};
 use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
+mod inflight;
 mod sockets;
 
 use super::fdsys;
@@ -153,10 +154,11 @@ fn dec(v: Option<&str>) -> u64 {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
-/// The class of descriptor `fd` with link `link` and, for a link starting
-/// with `/`, the metadata of `/proc/PID/fd/FD` (`None` if it cannot be
-/// read).
-fn classify(pid: i32, fd: i32, link: &str, meta: Option<&fs::Metadata>) -> Class {
+/// The class of a descriptor of process `pid` with link `link` and, for a
+/// link starting with `/`, the metadata of `/proc/PID/fd/FD` (`None` if it
+/// cannot be read); `at` (pid, descriptor) where its file is read (the
+/// process's, or the dumper's copy of a file in flight).
+fn classify(pid: i32, at: (i32, i32), link: &str, meta: Option<&fs::Metadata>) -> Class {
     if let Some(ino) = link
         .strip_prefix("pipe:[")
         .and_then(|s| s.strip_suffix(']'))
@@ -195,7 +197,7 @@ fn classify(pid: i32, fd: i32, link: &str, meta: Option<&fs::Metadata>) -> Class
     let Some(meta) = meta else {
         return Class::Unsupported(link.to_owned());
     };
-    if let Some(class) = classify_special(pid, fd, link, meta) {
+    if let Some(class) = classify_special(pid, at, link, meta) {
         return class;
     }
     let ft = meta.file_type();
@@ -256,14 +258,14 @@ fn namespace(pid: i32, link: &str) -> Option<Class> {
 /// Kinds of format 1.3 told apart by the file system or the name: procfs
 /// files, cgroup directories (refused), shared anonymous memory, SysV
 /// shared memory (refused) and deleted files and directories (ghosts).
-fn classify_special(pid: i32, fd: i32, link: &str, meta: &fs::Metadata) -> Option<Class> {
+fn classify_special(pid: i32, at: (i32, i32), link: &str, meta: &fs::Metadata) -> Option<Class> {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
     const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
     const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     const SYSFS_MAGIC: i64 = 0x6265_6572;
     const DEBUGFS_MAGIC: i64 = 0x6462_6720;
     const TRACEFS_MAGIC: i64 = 0x7472_6163;
-    let fs_type = nix::sys::statfs::statfs(format!("/proc/{pid}/fd/{fd}").as_str())
+    let fs_type = nix::sys::statfs::statfs(format!("/proc/{}/fd/{}", at.0, at.1).as_str())
         .map(|s| s.filesystem_type().0)
         .unwrap_or(0);
     let deleted = link.ends_with(" (deleted)");
@@ -338,11 +340,11 @@ fn read_memfd(file: &fs::File, size: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A copy of the target's descriptor `fd` (status flags `flags`) that can
-/// be read: `pidfd_getfd` unless it is write-only or `O_PATH`, then
-/// `/proc/PID/fd/FD` opened for reading.
+/// A copy of the target's descriptor `fd` (status flags `flags`; its file
+/// at `at`, (pid, descriptor)) that can be read: `pidfd_getfd` unless it
+/// is write-only or `O_PATH`, then `/proc/PID/fd/FD` opened for reading.
 fn readable_copy(
-    pid: i32,
+    at: (i32, i32),
     fd: i32,
     flags: u32,
     getfd: &dyn Fn(i32) -> Result<OwnedFd>,
@@ -351,7 +353,8 @@ fn readable_copy(
     if flags & 3 != 1 && !path_only {
         return Ok(fs::File::from(getfd(fd)?));
     }
-    fs::File::open(format!("/proc/{pid}/fd/{fd}")).map_err(|e| Error::Unsupported {
+    let (pid, afd) = at;
+    fs::File::open(format!("/proc/{pid}/fd/{afd}")).map_err(|e| Error::Unsupported {
         pid,
         reason: format!(
             "cannot read the file at fd {fd}: {}",
@@ -364,7 +367,7 @@ fn readable_copy(
 /// metadata `meta`) as a ghost: its index, or why it cannot be.
 fn ghost_fd(
     ghosts: &mut super::ghosts::Ghosts,
-    pid: i32,
+    at: (i32, i32),
     fd: i32,
     path: &str,
     meta: &fs::Metadata,
@@ -372,7 +375,7 @@ fn ghost_fd(
     getfd: &dyn Fn(i32) -> Result<OwnedFd>,
 ) -> std::result::Result<u64, String> {
     let readable = flags & 3 != 1 && flags & OFlag::O_PATH.bits() as u32 == 0;
-    ghosts.add_fd(pid, fd, path.as_bytes(), meta, || {
+    ghosts.add_fd(at.0, at.1, path.as_bytes(), meta, || {
         readable
             .then(|| getfd(fd).ok().map(fs::File::from))
             .flatten()
@@ -738,11 +741,40 @@ pub fn collect(
         pid,
         reason: format!("pidfd_open failed: {}", e.desc()),
     })?;
-    let getfd = |fd: i32| {
+    let getfd_real = |fd: i32| {
         fdsys::pidfd_getfd(pidfd.as_raw_fd(), fd).map_err(|e| Error::Unsupported {
             pid,
             reason: format!("cannot copy its fd {fd} (pidfd_getfd): {}", e.desc()),
         })
+    };
+    // (1.7) Files in flight in the queues of its Unix sockets: described
+    // as descriptors above every one it holds, read from the copies the
+    // peeks left here (`inflight`).
+    // Synthetic numbers come above the Unix ends of other processes it
+    // restores for them (`adopted`, numbered above its own).
+    let floor = tree
+        .into_iter()
+        .flat_map(|t| t.adopted.iter().map(|a| a.fd + 1))
+        .max()
+        .unwrap_or(0);
+    let flight = inflight::InFlight::gather(
+        pid,
+        &numbers,
+        &getfd_real,
+        tree.map_or(&[][..], |t| &t.pids[..]),
+        &|fd| tree.is_some_and(|t| t.slots.contains_key(&(fd as u32))),
+        floor,
+    );
+    numbers.extend(flight.numbers());
+    let getfd = |fd: i32| match flight.copy(fd) {
+        Some(c) => c.try_clone().map_err(|e| Error::Unsupported {
+            pid,
+            reason: format!(
+                "cannot copy a descriptor in flight: {}",
+                crate::error::io_text(&e)
+            ),
+        }),
+        None => getfd_real(fd),
     };
     let mut classes = Vec::new();
     let mut lossy: Vec<(i32, String)> = Vec::new();
@@ -751,11 +783,14 @@ pub fn collect(
     // Exited processes' pidfs inodes -> the first pidfd of each.
     let mut dead_pidfds: std::collections::HashMap<u64, u32> = Default::default();
     for &fd in &numbers {
-        let Ok(link) = fs::read_link(format!("/proc/{pid}/fd/{fd}")) else {
+        // Where its file is read: the process's descriptor, or (in
+        // flight) this process's copy.
+        let (apid, afd) = flight.at(fd);
+        let Ok(link) = fs::read_link(format!("/proc/{apid}/fd/{afd}")) else {
             continue; // closed meanwhile (cannot happen while stopped)
         };
         let link = link.to_string_lossy().into_owned();
-        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let info = fs::read_to_string(format!("/proc/{apid}/fdinfo/{afd}")).unwrap_or_default();
         let flags = fdinfo_field(&info, "flags")
             .and_then(|v| u32::from_str_radix(v, 8).ok())
             .unwrap_or(0);
@@ -775,10 +810,14 @@ pub fn collect(
         // One stat per descriptor at a path: its class, a ghost and the
         // inotify watches on it use it.
         let meta = if link.starts_with('/') {
-            fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()
+            fs::metadata(format!("/proc/{apid}/fd/{afd}")).ok()
         } else {
             None
         };
+        let mut rec = rec;
+        if flight.is_synthetic(fd) {
+            rec.fd_flags = fd_flags::IN_FLIGHT;
+        }
         let mut d = Fd {
             rec,
             dev_ino: meta.as_ref().map(|m| (m.dev(), m.ino())),
@@ -795,7 +834,7 @@ pub fn collect(
             files.fds.push(d);
             continue;
         }
-        let class = match classify(pid, fd, &link, meta.as_ref()) {
+        let class = match classify(pid, (apid, afd), &link, meta.as_ref()) {
             Class::CharDev(rdev) => char_device(&getfd(fd)?, rdev, &link),
             other => other,
         };
@@ -853,7 +892,7 @@ pub fn collect(
                     }
                     Some(m) => {
                         let flags = d.rec.flags;
-                        match ghost_fd(&mut files.ghosts, pid, fd, path, m, flags, &getfd) {
+                        match ghost_fd(&mut files.ghosts, (apid, afd), fd, path, m, flags, &getfd) {
                             Ok(i) => d.rec.args[0] = i,
                             Err(what) => refused = Some(what),
                         }
@@ -869,7 +908,7 @@ pub fn collect(
             Class::Shmem => {
                 d.rec.kind = ghost_fd_kind::SHMEM;
                 d.path = b"/dev/zero (deleted)".to_vec();
-                let copy = readable_copy(pid, fd, d.rec.flags, &getfd)?;
+                let copy = readable_copy((apid, afd), fd, d.rec.flags, &getfd)?;
                 let size = copy.metadata().map(|m| m.len()).unwrap_or(0);
                 if size > MAX_MEMFD {
                     refused = Some(format!("shared memory of {size} bytes"));
@@ -964,7 +1003,8 @@ pub fn collect(
                     // kcmp's `toff`) counts them in this order.
                     let toff = seen.iter().filter(|&&t| t == tfd).count() as u32;
                     seen.push(tfd);
-                    let src = epoll_source(pid, fd, tfd, toff, ino, &numbers, &mut inodes);
+                    let at = |n: i32| flight.at(n);
+                    let src = epoll_source((apid, afd), tfd, toff, ino, &numbers, &at, &mut inodes);
                     let item = EpollItemRecord {
                         epfd: fd as u32,
                         tfd,
@@ -986,7 +1026,7 @@ pub fn collect(
             }
             Class::Timerfd => {
                 d.rec.kind = fd_kind::TIMERFD;
-                d.rec.args = super::timers::timerfd_args(pid, fd, &getfd(fd)?)?;
+                d.rec.args = super::timers::timerfd_args(apid, afd, &getfd(fd)?)?;
             }
             Class::Signalfd => {
                 d.rec.kind = fd_kind::SIGNALFD;
@@ -1037,6 +1077,24 @@ pub fn collect(
             }
             Class::Unsupported(_) | Class::CharDev(_) => d.rec.kind = fd_kind::PLACEHOLDER,
         }
+        if flight.is_synthetic(fd) && refused.is_none() {
+            let shared = flight.shared_with(fd);
+            let tree_pidfd = d.rec.kind == self_fd_kind::PIDFD
+                && d.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE;
+            refused = match &class {
+                // Made once the whole tree exists, after the queues.
+                _ if tree_pidfd => Some("pidfd of another process of the tree".to_owned()),
+                _ if shared.is_some() => Some(format!(
+                    "{link} also held by pid {} of the dump, or in flight in its queues (its \
+                     open file description would not be shared)",
+                    shared.unwrap_or(0)
+                )),
+                Class::Fifo { .. } => Some(format!("named pipe {link}")),
+                Class::Inotify => Some("inotify instance".to_owned()),
+                Class::Terminal(..) => Some(format!("terminal {link}")),
+                _ => None,
+            };
+        }
         if let Some(what) = refused {
             class = Class::Unsupported(what);
             d.rec.kind = fd_kind::PLACEHOLDER;
@@ -1083,8 +1141,9 @@ pub fn collect(
     }
 
     // Shared open file descriptions (dup): same link, kcmp says equal.
+    // (Files in flight are each their own already.)
     for i in 0..files.fds.len() {
-        if files.fds[i].source.is_some() {
+        if files.fds[i].source.is_some() || flight.is_synthetic(files.fds[i].rec.fd as i32) {
             continue;
         }
         for j in 0..i {
@@ -1106,6 +1165,11 @@ pub fn collect(
             continue;
         }
         match locks_of(r.fd, &infos[i]) {
+            // A file in flight is closed before its locks would be taken.
+            Ok(l) if !l.is_empty() && flight.is_synthetic(r.fd as i32) => {
+                classes[i] = Class::Unsupported("file with a lock (flock, OFD lock)".into());
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
             Ok(mut l) => files.locks.append(&mut l),
             Err(what) => {
                 classes[i] = Class::Unsupported(what);
@@ -1117,12 +1181,14 @@ pub fn collect(
     let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
     fifos(pid, &mut files, &mut classes, &getfd, tree_pids)?;
     // Inotify watches (1.3): each inode through a descriptor of the
-    // process open on it, or a path.
+    // process open on it, or a path (not a file in flight: closed before
+    // the watches are added).
     let open: Vec<(u32, u64, u64)> = files
         .fds
         .iter()
         .filter(|f| {
             f.rec.dup_of == FD_NO_DUP
+                && f.rec.fd_flags & fd_flags::IN_FLIGHT == 0
                 && matches!(
                     f.rec.kind,
                     fd_kind::FILE | fd_kind::PATH | ghost_fd_kind::GHOST
@@ -1205,12 +1271,15 @@ pub fn collect(
                             },
                             // Root sees every process: nobody holds the
                             // other end, only the kernel does.
+                            // (1.7: the queues of its own sockets are
+                            // read, their files in flight are here.)
                             _ if nix::unistd::geteuid().is_root() => "pipe whose other end no \
-                                process holds (in flight in a Unix socket message, SCM_RIGHTS, \
-                                or registered in an io_uring)"
+                                process holds (in flight in the queue of a Unix socket the dump \
+                                does not hold, SCM_RIGHTS, or registered in an io_uring)"
                                 .to_owned(),
                             _ => "pipe to another process (held by a process kckpt cannot see, \
-                                  or in flight in a Unix socket message)"
+                                  or in flight in the queue of a Unix socket the dump does not \
+                                  hold)"
                                 .to_owned(),
                         };
                         classes[i] = Class::Unsupported(why);
@@ -1237,6 +1306,14 @@ pub fn collect(
                     Some((src, sfd)) => adopted_copy(src, sfd)?,
                     None => getfd(files.fds[i].rec.fd as i32)?,
                 };
+                if flight.is_synthetic(files.fds[i].rec.fd as i32) {
+                    // Made after the queues are refilled: not in flight.
+                    if let Some(what) = inflight::refused_socket(&copy) {
+                        classes[i] = Class::Unsupported(what);
+                        files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                        continue;
+                    }
+                }
                 sockets::classify(
                     &mut files.fds,
                     &mut classes,
@@ -1245,6 +1322,7 @@ pub fn collect(
                     pid,
                     tree_pids,
                     copy,
+                    &flight,
                 )?;
             }
             fd_kind::MEMFD => {
@@ -1290,6 +1368,24 @@ pub fn collect(
         }
     }
 
+    // (1.7) What rides in the queues must exist when they are refilled.
+    for i in 0..files.fds.len() {
+        let r = files.fds[i].rec;
+        if flight.is_synthetic(r.fd as i32) && !kckpt_image::files::in_flight_kind_ok(r.kind) {
+            let what = match r.kind {
+                fd_kind::REOPEN => "another open file description of a pipe, memfd or named \
+                                    pipe the process holds"
+                    .to_owned(),
+                k => format!("descriptor of kind {k}"),
+            };
+            classes[i] = Class::Unsupported(what);
+            files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            files.fds[i].rec.args = [0; 4];
+            files.fds[i].rec.peer = FD_NO_DUP;
+            files.fds[i].data.clear();
+        }
+    }
+    sockets::check_in_flight(&mut files.fds, &mut classes);
     // (1.6) Unix socket pairs: refused together, plain ones as
     // socketpairs, ends accepted on a listener of the process.
     sockets::finish_unix(&mut files.fds, &mut classes);
@@ -1381,11 +1477,26 @@ pub fn collect(
     }
 
     files.fowners = file_owners(&files.fds, &getfd);
+    // (1.7) A file in flight is closed before owners are set again.
+    for o in &files.fowners {
+        if flight.is_synthetic(o.fd as i32) {
+            if let Some(i) = files.fds.iter().position(|f| f.rec.fd == o.fd) {
+                classes[i] = Class::Unsupported(
+                    "file with an owner for I/O signals (F_SETOWN, F_SETSIG)".into(),
+                );
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+                files.fds[i].rec.args = [0; 4];
+                files.fds[i].data.clear();
+            }
+        }
+    }
+    files.fowners.retain(|o| !flight.is_synthetic(o.fd as i32));
 
     // (1.5) Sockets restored without their queued input: refused, or
     // with --skip-unsupported a warning.
     let mut lossy_fds = Vec::new();
     for (fd, what) in lossy {
+        let fd = flight.carrier_of(fd as u32) as i32;
         if skip_unsupported {
             files.warnings.push(format!(
                 "warning: fd {fd} ({what}): restored without them, they are lost"
@@ -1397,9 +1508,18 @@ pub fn collect(
     }
     for (i, class) in classes.iter().enumerate() {
         if let Class::Unsupported(what) = class {
-            let fd = files.fds[i].rec.fd as i32;
-            unsupported.push((Some(fd), what.clone()));
+            let fd = files.fds[i].rec.fd;
             files.fds[i].path = what.as_bytes().to_vec();
+            if flight.is_synthetic(fd as i32) {
+                // Named by the socket whose queue holds it.
+                let by = flight.carrier_of(fd);
+                unsupported.push((
+                    Some(by as i32),
+                    format!("descriptor in flight in its queue (SCM_RIGHTS): {what}"),
+                ));
+            } else {
+                unsupported.push((Some(fd as i32), what.clone()));
+            }
         }
     }
     if !unsupported.is_empty() {
@@ -1435,6 +1555,9 @@ pub fn collect(
             });
         }
     }
+    // Adopted ends were added after the files in flight, whose numbers
+    // are above theirs: records in descriptor order.
+    files.fds.sort_by_key(|f| f.rec.fd);
     Ok(files)
 }
 
@@ -1551,22 +1674,28 @@ fn skip_consequence(unsupported: &[(Option<i32>, String)], lossy: &[i32]) -> &'s
 }
 
 /// `EpollItemRecord::src` of the `toff`-th item added with number `tfd`
-/// to epoll `epfd` (fdinfo `ino` `ino`): 0 when `tfd` is still its file,
+/// to epoll `epfd` of process `ep_pid` (fdinfo `ino` `ino`): 0 when `tfd` is still its file,
 /// else `EPOLL_SRC_CLOSED | N` for the lowest descriptor `N` of `numbers`
-/// holding the file (`kcmp(KCMP_EPOLL_TFD)`); `None` when no descriptor
-/// holds it. Without kcmp, the inode of `tfd` decides as before 1.3.
-/// `inodes` caches each descriptor's inode.
+/// holding the file (`kcmp(KCMP_EPOLL_TFD)`; (1.7) a file in flight's
+/// synthetic number too: `at` says where each is read); `None` when no
+/// descriptor holds it. Without kcmp, the inode of `tfd` decides as
+/// before 1.3. `inodes` caches each descriptor's inode.
 fn epoll_source(
-    pid: i32,
-    epfd: i32,
+    (ep_pid, epfd): (i32, i32),
     tfd: u32,
     toff: u32,
     ino: u64,
     numbers: &[i32],
+    at: &dyn Fn(i32) -> (i32, i32),
     inodes: &mut Option<Vec<(u64, i32)>>,
 ) -> Option<u32> {
-    let ino_of = |n: i32| fs::metadata(format!("/proc/{pid}/fd/{n}")).map_or(0, |m| m.ino());
-    match fdsys::epoll_target_is(pid, tfd as i32, epfd, tfd, toff) {
+    let ino_of = |n: i32| {
+        let (p, f) = at(n);
+        fs::metadata(format!("/proc/{p}/fd/{f}")).map_or(0, |m| m.ino())
+    };
+    // `tfd` itself (a synthetic number too: its file is there then).
+    let (tp, tf) = at(tfd as i32);
+    match fdsys::epoll_target_is(tp, tf, ep_pid, epfd, tfd, toff) {
         Some(true) => return Some(0),
         Some(false) => {}
         None => return (i32::try_from(tfd).is_ok_and(|t| ino_of(t) == ino)).then_some(0),
@@ -1574,8 +1703,11 @@ fn epoll_source(
     let inodes = inodes.get_or_insert_with(|| numbers.iter().map(|&n| (ino_of(n), n)).collect());
     inodes
         .iter()
-        .filter(|&&(i, n)| i == ino && n != epfd)
-        .find(|&&(_, n)| fdsys::epoll_target_is(pid, n, epfd, tfd, toff) == Some(true))
+        .filter(|&&(i, n)| i == ino && at(n) != (ep_pid, epfd))
+        .find(|&&(_, n)| {
+            let (p, f) = at(n);
+            fdsys::epoll_target_is(p, f, ep_pid, epfd, tfd, toff) == Some(true)
+        })
         .map(|&(_, n)| EPOLL_SRC_CLOSED | n as u32)
 }
 

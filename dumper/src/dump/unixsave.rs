@@ -3,9 +3,10 @@
 //! listening. Owns the record of one socket (its name, what it is
 //! connected to, shutdown state, options) and the reading of its receive
 //! queue, message by message with each sender's name (`MSG_PEEK` with
-//! `SO_PEEK_OFF`, put back as the process had it), and the refusals:
-//! descriptors in flight (`SCM_RIGHTS`), options kckpt does not restore,
-//! a peer outside the dump.
+//! `SO_PEEK_OFF`, put back as the process had it) with (1.7) the
+//! descriptors in flight with each (`SCM_RIGHTS`, named by the numbers
+//! `files::inflight` gives them), and the refusals: options kckpt does
+//! not restore, a peer outside the dump.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -108,10 +109,29 @@ pub fn describe(d: &UnixDiag) -> String {
     format!("unix {} socket {name}", type_name(d.ty))
 }
 
+/// What becomes of the descriptors in flight with one message (copies
+/// the peek installed here, in order): their numbers in the image, or
+/// why they cannot be kept.
+pub type Rights<'a> = dyn FnMut(Vec<OwnedFd>) -> Result<Vec<u32>, String> + 'a;
+
+/// A socket's queue as [`queue`] reads it: (data, number of messages), or
+/// why it cannot be kept.
+pub type Queued = Result<(Vec<u8>, u32), String>;
+
 /// The record and queue of socket `sock` (a copy of the descriptor of
 /// process `pid`) that `sock_diag` describes as `d`, connected to `peer`;
-/// or the reason it is refused.
-pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved, String> {
+/// or the reason it is refused. `queued` is its queue when it was read
+/// already (a queue is read once: a zero-length datagram a peek saw is
+/// skipped by the next walk), else it is read here with `rights`
+/// numbering the descriptors in flight.
+pub fn save(
+    pid: i32,
+    sock: &OwnedFd,
+    d: &UnixDiag,
+    peer: Peer,
+    queued: Option<Queued>,
+    rights: &mut Rights<'_>,
+) -> Result<Saved, String> {
     let shown = describe(d);
     if !matches!(
         i32::from(d.ty),
@@ -241,8 +261,13 @@ pub fn save(pid: i32, sock: &OwnedFd, d: &UnixDiag, peer: Peer) -> Result<Saved,
             ));
         }
     }
-    let (data, messages) = queue(sock, d.ty, &shown)?;
+    let (data, messages) = match queued {
+        Some(q) => q?,
+        None => queue(sock, d.ty, &shown, rights)?,
+    };
     r.messages = messages;
+    r.in_flight = u16::try_from(kckpt_image::unixsock::rights_count(&data))
+        .map_err(|_| format!("{shown} with more than 65535 descriptors in flight"))?;
     if UnixRecord::parse(r.encode().bytes()).is_none() {
         return Err(format!("{shown} with values kckpt cannot keep"));
     }
@@ -333,11 +358,22 @@ fn options(
     Ok(())
 }
 
+/// The queue of Unix socket `sock` (of `SO_TYPE` `ty`, described as
+/// `shown`), with `rights` numbering the descriptors in flight.
+pub fn queue_of(sock: &OwnedFd, ty: i32, shown: &str, rights: &mut Rights<'_>) -> Queued {
+    queue(sock, ty as u8, shown, rights)
+}
+
 /// The receive queue of `sock` (type `ty`), message by message: (data,
 /// number of messages). `SO_PEEK_OFF` walks it without taking anything
-/// and is put back as it was. Descriptors in flight (`SCM_RIGHTS`) are
-/// refused: peeking them installs copies here, closed at once.
-fn queue(sock: &OwnedFd, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> {
+/// and is put back as it was. Descriptors in flight (`SCM_RIGHTS`):
+/// peeking them installs copies here, which `rights` numbers (1.7).
+fn queue(
+    sock: &OwnedFd,
+    ty: u8,
+    shown: &str,
+    rights: &mut Rights<'_>,
+) -> Result<(Vec<u8>, u32), String> {
     let fd = sock.as_raw_fd();
     let old = fdsys::sockopt_int(fd, libc::SO_PEEK_OFF).unwrap_or(-1);
     if let Err(e) = fdsys::set_sockopt_int(fd, libc::SO_PEEK_OFF, 0) {
@@ -351,7 +387,7 @@ fn queue(sock: &OwnedFd, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> 
     if seqpacket && passcred == 0 {
         let _ = fdsys::set_sockopt_int(fd, libc::SO_PASSCRED, 1);
     }
-    let got = walk(fd, ty, shown);
+    let got = walk(fd, ty, shown, rights);
     // Put back what the process had (-1: off).
     let _ = fdsys::set_sockopt_int(fd, libc::SO_PEEK_OFF, old);
     if seqpacket && passcred == 0 {
@@ -360,13 +396,14 @@ fn queue(sock: &OwnedFd, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> 
     got
 }
 
-fn walk(fd: i32, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> {
+fn walk(fd: i32, ty: u8, shown: &str, rights: &mut Rights<'_>) -> Result<(Vec<u8>, u32), String> {
     let stream = i32::from(ty) == libc::SOCK_STREAM;
     let dgram = i32::from(ty) == libc::SOCK_DGRAM;
     let mut buf = vec![0u8; 4 << 20];
     let mut out = Vec::new();
     let mut stream_bytes = Vec::new();
-    let (mut count, mut rights, mut total) = (0u32, 0usize, 0usize);
+    let mut pieces = 0u32;
+    let (mut count, mut total) = (0u32, 0usize);
     loop {
         let mut flags = libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC;
         if !stream {
@@ -382,14 +419,23 @@ fn walk(fd: i32, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> {
             Err(e) => return Err(format!("{shown} (cannot read its queue: {e})")),
         };
         let n = msg.len;
-        rights += msg.rights.len();
-        msg.rights.into_iter().for_each(fdsys::close_received);
+        let copies = msg.rights;
         if msg.flags & libc::MSG_CTRUNC != 0 {
-            rights += 1;
+            return Err(format!(
+                "{shown} with more descriptors in flight in one message than kckpt reads"
+            ));
         }
-        if n == 0 && (stream || (!dgram && !msg.creds)) {
+        if n == 0 && copies.is_empty() && (stream || (!dgram && !msg.creds)) {
             break; // end of file: the peer shut down
         }
+        let numbers: Vec<u8> = if copies.is_empty() {
+            Vec::new()
+        } else {
+            rights(copies)?
+                .iter()
+                .flat_map(|n| n.to_le_bytes())
+                .collect()
+        };
         if n > buf.len() {
             return Err(format!("{shown} with a queued message of {n} bytes"));
         }
@@ -400,6 +446,21 @@ fn walk(fd: i32, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> {
         count += 1;
         if stream {
             stream_bytes.extend_from_slice(&buf[..n]);
+            if !numbers.is_empty() {
+                // (1.7) The bytes up to the piece that carries them (a
+                // read stops there), with its descriptors.
+                put_message(
+                    &mut out,
+                    &Message {
+                        name_kind: name_kind::NONE,
+                        name: &[],
+                        payload: &stream_bytes,
+                        rights: &numbers,
+                    },
+                );
+                stream_bytes.clear();
+                pieces += 1;
+            }
             continue;
         }
         let (kind, name) = split_name(Some(&msg.name));
@@ -414,24 +475,24 @@ fn walk(fd: i32, ty: u8, shown: &str) -> Result<(Vec<u8>, u32), String> {
                 name_kind: kind,
                 name: &name,
                 payload: &buf[..n],
+                rights: &numbers,
             },
         );
     }
-    if rights > 0 {
-        return Err(format!(
-            "{shown} with descriptors in flight in its queue (SCM_RIGHTS)"
-        ));
-    }
-    if stream && !stream_bytes.is_empty() {
-        put_message(
-            &mut out,
-            &Message {
-                name_kind: name_kind::NONE,
-                name: &[],
-                payload: &stream_bytes,
-            },
-        );
-        count = 1;
+    if stream {
+        if !stream_bytes.is_empty() {
+            put_message(
+                &mut out,
+                &Message {
+                    name_kind: name_kind::NONE,
+                    name: &[],
+                    payload: &stream_bytes,
+                    rights: &[],
+                },
+            );
+            pieces += 1;
+        }
+        count = pieces;
     }
     Ok((out, count))
 }

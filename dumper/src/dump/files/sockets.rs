@@ -16,13 +16,16 @@ use kckpt_image::unixsock::{
 };
 
 use super::super::{fdsys, inet, tcp_repair, unixsave, unixsock};
+use super::inflight::InFlight;
 use super::{Class, Fd};
 use crate::error::Result;
 
 /// Classifies the socket at `fds[i]` (a `SOCKETPAIR` placeholder kind set
 /// from its link), `copy` a `pidfd_getfd` copy of it: fills in its kind,
 /// arguments, record and data, or marks it unsupported in `classes`.
-/// Losses that `--skip-unsupported` would accept go to `lossy`.
+/// Losses that `--skip-unsupported` would accept go to `lossy`; `flight`
+/// numbers the descriptors in flight in a Unix socket's queue.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn classify(
     fds: &mut [Fd],
     classes: &mut [Class],
@@ -31,6 +34,7 @@ pub(super) fn classify(
     pid: i32,
     tree_pids: &[i32],
     copy: OwnedFd,
+    flight: &InFlight,
 ) -> Result<()> {
     let ino = fds[i].ino;
     let opt = |o| fdsys::sockopt_int(copy.as_raw_fd(), o).unwrap_or(-1);
@@ -163,7 +167,19 @@ pub(super) fn classify(
             unixsave::Peer::Pair(fd) => fd,
             _ => FD_NO_DUP,
         };
-        match unixsave::save(pid, &copy, &d, peer) {
+        let shown = unixsave::describe(&d);
+        let mut rights = |copies: Vec<OwnedFd>| -> std::result::Result<Vec<u32>, String> {
+            copies
+                .iter()
+                .map(|c| {
+                    flight.resolve(c.as_raw_fd()).ok_or_else(|| {
+                        format!("{shown} with a descriptor in flight that appeared during the dump")
+                    })
+                })
+                .collect()
+        };
+        let queued = flight.take_queue(fds[i].rec.fd);
+        match unixsave::save(pid, &copy, &d, peer, queued, &mut rights) {
             Ok(saved) => {
                 fds[i].rec.kind = UNIX_SOCKET_FD_KIND;
                 fds[i].rec.args = [u64::from(d.ty), 0, 0, 0];
@@ -471,6 +487,66 @@ pub(super) fn finish_unix(fds: &mut [Fd], classes: &mut [Class]) {
                 fds[k].path = r.encode().bytes().to_vec();
                 break;
             }
+        }
+    }
+}
+
+/// (1.7) Every descriptor in flight in a kind-45 socket's queue must exist
+/// when the stub sends the queue again: not a TCP connection, another
+/// open file description of a pipe (`REOPEN`) nor a pidfd of another
+/// process of the tree, all made after the queues; a socket whose peer closed sends its queue as it is made, so a
+/// Unix socket in flight there whose own peer closed too must come before
+/// it. The socket is refused otherwise, naming what is in flight.
+pub(super) fn check_in_flight(fds: &mut [Fd], classes: &mut [Class]) {
+    let is45 = |f: &Fd| f.rec.kind == UNIX_SOCKET_FD_KIND && f.rec.dup_of == FD_NO_DUP;
+    let gone = |f: &Fd| {
+        is45(f) && UnixRecord::parse(&f.path).is_some_and(|r| r.peer_kind == peer_kind::GONE)
+    };
+    for i in 0..fds.len() {
+        if !is45(&fds[i]) {
+            continue;
+        }
+        let mut why = None;
+        for m in messages(&fds[i].data).flatten() {
+            for n in m.rights() {
+                let Some(o) = fds.iter().find(|f| f.rec.fd == n) else {
+                    why = Some("a descriptor kckpt did not save".to_owned());
+                    break;
+                };
+                let tree_pidfd = o.rec.kind == kckpt_image::self_fd_kind::PIDFD
+                    && o.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE;
+                why = match o.rec.kind {
+                    TCP_CONN_FD_KIND => Some("a TCP connection".to_owned()),
+                    _ if tree_pidfd => Some("a pidfd of another process of the tree".to_owned()),
+                    fd_kind::REOPEN => {
+                        Some("another open file description of a pipe or memfd".to_owned())
+                    }
+                    _ if gone(&fds[i]) && gone(o) && n > fds[i].rec.fd => {
+                        Some("a unix socket whose peer closed too, restored after it".to_owned())
+                    }
+                    _ => None,
+                };
+                if why.is_some() {
+                    break;
+                }
+            }
+            if why.is_some() {
+                break;
+            }
+        }
+        if let Some(what) = why {
+            let shown = UnixRecord::parse(&fds[i].path)
+                .map(|r| {
+                    let ty = unixsave::type_name(r.ty as u8);
+                    format!("unix {ty} socket")
+                })
+                .unwrap_or_else(|| "unix socket".to_owned());
+            classes[i] = Class::Unsupported(format!(
+                "{shown} with {what} in flight in its queue (SCM_RIGHTS; not restored)"
+            ));
+            fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            fds[i].rec.peer = FD_NO_DUP;
+            fds[i].data.clear();
         }
     }
 }
