@@ -82,6 +82,24 @@ pub(crate) fn call(nr: u32, a: [usize; 6]) -> SysResult {
     checked(unsafe { raw_syscall(nr as usize, a) })
 }
 
+/// `getsockopt(fd, level, opt)` into `buf`: how many bytes the kernel
+/// wrote.
+pub(crate) fn get_bytes(fd: usize, level: usize, opt: usize, buf: &mut [u8]) -> SysResult {
+    let mut len = buf.len() as u32;
+    call(
+        g::__NR_getsockopt,
+        [
+            fd,
+            level,
+            opt,
+            buf.as_mut_ptr() as usize,
+            &mut len as *mut u32 as usize,
+            0,
+        ],
+    )?;
+    Ok(len as usize)
+}
+
 /// The record of `r` (validated with the image: `files::validate`).
 fn record(img: &Image, r: &FdRecord) -> InetRecord {
     let bytes = img.view.string(r.path).unwrap_or(&[]);
@@ -198,21 +216,11 @@ pub(crate) fn set(fd: usize, level: usize, opt: usize, v: i32) -> SysResult {
     )
 }
 
-fn get(fd: usize, level: usize, opt: usize) -> Result<i32, Errno> {
-    let mut v: i32 = 0;
-    let mut len: u32 = 4;
-    call(
-        g::__NR_getsockopt,
-        [
-            fd,
-            level,
-            opt,
-            &mut v as *mut i32 as usize,
-            &mut len as *mut u32 as usize,
-            0,
-        ],
-    )
-    .map(|_| v)
+/// An `int` socket option.
+pub(crate) fn get(fd: usize, level: usize, opt: usize) -> Result<i32, Errno> {
+    let mut v = [0u8; 4];
+    get_bytes(fd, level, opt, &mut v)?;
+    Ok(i32::from_ne_bytes(v))
 }
 
 /// A new socket of `x`'s family and `kind`'s type with the options a
@@ -415,23 +423,10 @@ fn restored_sender(img: &Image, r: &FdRecord, d: &Datagram) -> Option<usize> {
 
 /// `SO_MEMINFO`'s receive memory (`SK_MEMINFO_RMEM_ALLOC`) of `fd`.
 fn rmem(fd: usize) -> u32 {
-    let mut v = [0u32; 9];
-    let mut len: u32 = 36;
-    let got = call(
-        g::__NR_getsockopt,
-        [
-            fd,
-            SOL_SOCKET,
-            SO_MEMINFO,
-            v.as_mut_ptr() as usize,
-            &mut len as *mut u32 as usize,
-            0,
-        ],
-    );
-    if got.is_ok() {
-        v[0]
-    } else {
-        0
+    let mut v = [0u8; 36];
+    match get_bytes(fd, SOL_SOCKET, SO_MEMINFO, &mut v) {
+        Ok(n) if n >= 4 => u32::from_ne_bytes([v[0], v[1], v[2], v[3]]),
+        _ => 0,
     }
 }
 

@@ -61,7 +61,7 @@ use kckpt_image::{FdRecord, FD_NO_DUP};
 use linux_raw_sys::errno;
 use linux_raw_sys::general as g;
 
-use crate::inet::{addr, call, msg, set, sockaddr};
+use crate::inet::{addr, call, get, msg, set, sockaddr};
 use crate::load::Image;
 use crate::sys::{self, Errno};
 use crate::tcpseg::{self, Segment};
@@ -309,22 +309,9 @@ fn inject(
 /// `tcpi_state` of socket `fd` (0 if unknown).
 fn tcp_state(fd: usize) -> u8 {
     let mut info = [0u8; 8];
-    let mut n: u32 = 8;
-    let got = call(
-        g::__NR_getsockopt,
-        [
-            fd,
-            IPPROTO_TCP,
-            TCP_INFO,
-            info.as_mut_ptr() as usize,
-            &mut n as *mut u32 as usize,
-            0,
-        ],
-    );
-    if got.is_ok() {
-        info[0]
-    } else {
-        0
+    match crate::inet::get_bytes(fd, IPPROTO_TCP, TCP_INFO, &mut info) {
+        Ok(_) => info[0],
+        Err(_) => 0,
     }
 }
 
@@ -478,23 +465,6 @@ pub fn socket(img: &Image, r: &FdRecord, floor: usize) -> usize {
     .unwrap_or_else(|e| fail("cannot leave repair mode", e));
     crate::inet::options(img, r, &x, fd, true);
     fd
-}
-
-fn get(fd: usize, level: usize, opt: usize) -> Result<i32, Errno> {
-    let mut v: i32 = 0;
-    let mut len: u32 = 4;
-    call(
-        g::__NR_getsockopt,
-        [
-            fd,
-            level,
-            opt,
-            &mut v as *mut i32 as usize,
-            &mut len as *mut u32 as usize,
-            0,
-        ],
-    )
-    .map(|_| v)
 }
 
 /// Send `len` bytes of the image at `at` into socket `fd` (not waiting).
@@ -656,20 +626,8 @@ fn reset(img: &Image, r: &FdRecord, x: &InetRecord) -> usize {
     sys::close(l);
     // Loopback delivers the RST at once; wait until the socket saw it.
     for _ in 0..10_000 {
-        let mut info = [0u8; 8];
-        let mut n: u32 = 8;
-        let state = call(
-            g::__NR_getsockopt,
-            [
-                fd,
-                IPPROTO_TCP,
-                TCP_INFO,
-                info.as_mut_ptr() as usize,
-                &mut n as *mut u32 as usize,
-                0,
-            ],
-        );
-        if state.is_err() || info[0] == 7 {
+        // 0: TCP_INFO failed; 7: TCP_CLOSE.
+        if matches!(tcp_state(fd), 0 | 7) {
             break;
         }
         let _ = call(g::__NR_sched_yield, [0; 6]);
