@@ -41,6 +41,7 @@ mod pty;
 mod report;
 mod root;
 mod shmem;
+mod sockopts;
 mod special;
 mod startup;
 mod state;

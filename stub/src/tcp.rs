@@ -63,19 +63,11 @@ use linux_raw_sys::general as g;
 
 use crate::inet::{addr, call, get, msg, set, sockaddr};
 use crate::load::Image;
+use crate::sockopts::*;
 use crate::sys::{self, Errno};
 use crate::tcpseg::{self, Segment};
 
-const IPPROTO_TCP: usize = 6;
-const IPPROTO_IPV6: usize = 41;
 const IPV6_V6ONLY: usize = 26;
-const SOL_SOCKET: usize = 1;
-const SO_REUSEPORT: usize = 15;
-const SO_LINGER: usize = 13;
-const SO_SNDBUF: usize = 7;
-const SO_RCVBUF: usize = 8;
-const SO_SNDBUFFORCE: usize = 32;
-const SO_RCVBUFFORCE: usize = 33;
 const TCP_MAXSEG: usize = 2;
 const TCP_INFO: usize = 11;
 const TCP_REPAIR: usize = 19;

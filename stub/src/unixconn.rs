@@ -45,19 +45,13 @@ use linux_raw_sys::general as g;
 use crate::files::{park, place};
 use crate::load::Image;
 use crate::report::Msg;
+use crate::sockopts::*;
 use crate::sys::{self, Errno};
 use crate::unixsock::{
     addr_of, bind_mode, call, file_type, live_as, make_parents, remove_parents, rename, set_opt,
     socket, with_addr, Addr, Made,
 };
 
-const SOL_SOCKET: usize = 1;
-const SO_REUSEADDR: usize = 2;
-const SO_PASSCRED: usize = 16;
-const SO_RCVTIMEO: usize = 20;
-const SO_SNDTIMEO: usize = 21;
-const SO_PASSSEC: usize = 34;
-const SO_PEEK_OFF: usize = 42;
 const SCM_RIGHTS: i32 = 1;
 const SOCK_DGRAM: u32 = 2;
 const F_SETFL: u32 = 4;

@@ -19,21 +19,19 @@
 use kckpt_arch::syscall::raw_syscall;
 use kckpt_image::unixsock::{unix_flags, unix_opts, MODE_RECORDED};
 use kckpt_image::{fs_flags, FdRecord};
+use linux_raw_sys::errno::{EADDRINUSE, ECONNREFUSED, ENOENT};
 use linux_raw_sys::general as g;
 
 use crate::files::{fail, fd_msg};
 use crate::load::Image;
+use crate::sockopts::*;
 use crate::sys::{self, check, Errno, SysResult};
 
 const AF_UNIX: usize = 1;
-const SOL_SOCKET: usize = 1;
-const SO_PASSCRED: usize = 16;
-const SO_PASSSEC: usize = 34;
 const SOCK_NONBLOCK: u32 = 0o4000;
 const SOCK_STREAM: u32 = 1;
 const S_IFMT: u32 = 0o170000;
 const S_IFSOCK: u32 = 0o140000;
-use linux_raw_sys::errno::{EADDRINUSE, ECONNREFUSED, ENOENT};
 
 /// `struct sockaddr_un` (`family`, `path`: what the kernel reads) and
 /// the length to pass.
