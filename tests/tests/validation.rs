@@ -416,8 +416,10 @@ fn unknown_enum_and_flag_values_are_refused() {
         put_u32(i, at, v | 0o1000);
     });
     refused("fd-fd-flags", files, &["descriptor flags"], |i| {
+        // A bit no version defines (bits 0-3 are CLOEXEC, DELETED and, in
+        // 1.7, TREE_ONLY and IN_FLIGHT).
         let at = field_at(i, NT_KCKPT_FDS, 4 * size_of::<FdRecord>() + 12);
-        put_u32(i, at, 4);
+        put_u32(i, at, 1 << 30);
     });
     refused("epoll-events", files, &["epoll item"], |i| {
         let at = field_at(i, NT_KCKPT_EPOLL, offset_of!(EpollItemRecord, events));
