@@ -90,8 +90,12 @@ pub mod inet_opts {
     pub const SNDBUF_LOCK: u32 = 1 << 23;
     /// (1.6) `SO_BUF_LOCK` bit 1: the receive buffer size is locked.
     pub const RCVBUF_LOCK: u32 = 1 << 24;
+    /// (1.7, UDP only) shut down for reading (`shutdown(SHUT_RD)`).
+    pub const SHUT_RD: u32 = 1 << 25;
+    /// (1.7, UDP only) shut down for writing (`shutdown(SHUT_WR)`).
+    pub const SHUT_WR: u32 = 1 << 26;
     /// All known bits.
-    pub const KNOWN: u32 = (1 << 25) - 1;
+    pub const KNOWN: u32 = (1 << 27) - 1;
 }
 
 /// One TCP listener or UDP socket, as stored in its record's `path`.
@@ -339,6 +343,7 @@ impl InetRecord {
             && addr_ok(&self.local)
             && addr_ok(&self.peer)
             && self.opts & !KNOWN == 0
+            && (!tcp || self.opts & (SHUT_RD | SHUT_WR) == 0)
             && (tcp || self.opts & NODELAY == 0)
             && (!v4 || self.opts & V6ONLY == 0)
             && (self.opts & LINGER != 0 || self.linger == 0)

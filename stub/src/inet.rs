@@ -547,6 +547,14 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     }
     options(img, r, &x, fd, tcp);
     requeue(img, r, &x, fd);
+    // (1.7) A UDP socket shut down, once its datagrams are back (the
+    // kernel sets the bits, connected or not; ENOTCONN for the latter).
+    let how = match x.opts & (inet_opts::SHUT_RD | inet_opts::SHUT_WR) {
+        0 => None,
+        inet_opts::SHUT_RD => Some(0),
+        inet_opts::SHUT_WR => Some(1),
+        _ => Some(2),
+    };
     if x.state == STATE_LISTEN {
         call(g::__NR_listen, [fd, x.backlog as usize, 0, 0, 0, 0])
             .unwrap_or_else(|e| fail("listen", e));
@@ -556,6 +564,12 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
         let (a, len) = sockaddr(x.family, &x.peer, x.peer_port);
         call(g::__NR_connect, [fd, a.as_ptr() as usize, len, 0, 0, 0])
             .unwrap_or_else(|e| fail("connect", e));
+    }
+    if let Some(how) = how {
+        match call(g::__NR_shutdown, [fd, how, 0, 0, 0, 0]) {
+            Ok(_) | Err(Errno(linux_raw_sys::errno::ENOTCONN)) => {}
+            Err(e) => fail("shutdown", e),
+        }
     }
     fd
 }

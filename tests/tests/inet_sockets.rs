@@ -454,6 +454,36 @@ fn a_socket_with_an_unread_error_is_refused() {
     p.kill();
 }
 
+/// UDP sockets shut down for writing and for reading (format 1.7) come
+/// back shut down, with the datagram queued before the dump.
+#[test]
+fn udp_sockets_shut_down_stay_shut_down() {
+    let dir = TestDir::new("inet_udp_shutdown");
+    let image = dir.join("img.kckpt");
+    let script = "import socket,sys\n\
+                  a=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                  b=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                  a.bind(('127.0.0.1',0)); b.bind(('127.0.0.1',0))\n\
+                  a.connect(b.getsockname()); b.connect(a.getsockname())\n\
+                  a.shutdown(socket.SHUT_WR); b.shutdown(socket.SHUT_RD)\n\
+                  b.send(b'queued')\n\
+                  print('ready',flush=True)\n\
+                  sys.stdin.readline()\n\
+                  got=a.recv(64)\n\
+                  try:\n a.send(b'x'); print('FAIL a sent',flush=True)\n\
+                  except BrokenPipeError: pass\n\
+                  print('ok' if got==b'queued' else 'FAIL got %r'%got,flush=True)";
+    let mut p = Proc::spawn(
+        "python3 udp shutdown",
+        Command::new(PYTHON3).args(["-c", script]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    dump_kills(&mut p, &image);
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "ok", "{}", r.stderr());
+}
+
 /// A UDP socket that joined a multicast group is refused naming the group
 /// (kckpt does not restore memberships; the kernel lists groups per
 /// device, and the dump asks each of the socket).

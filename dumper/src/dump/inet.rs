@@ -458,7 +458,16 @@ pub fn options(
     r: &mut InetRecord,
 ) -> Result<(), String> {
     let family = u16::from(d.family);
-    if d.shutdown != 0 {
+    // (1.7) A UDP socket's shutdown bits are kept.
+    if !tcp {
+        if d.shutdown & 1 != 0 {
+            r.opts |= inet_opts::SHUT_RD;
+        }
+        if d.shutdown & 2 != 0 {
+            r.opts |= inet_opts::SHUT_WR;
+        }
+    }
+    if d.shutdown != 0 && tcp {
         return Err(format!(
             "{shown} shut down for {} (shutdown(2), not restored)",
             match d.shutdown & 3 {
@@ -676,7 +685,8 @@ pub fn options(
             ));
         }
     }
-    r.opts = opts;
+    // Keep the shutdown bits set above.
+    r.opts = opts | (r.opts & (inet_opts::SHUT_RD | inet_opts::SHUT_WR));
     // Buffer sizes the program set (setting one locks it: a default one
     // is left to the kernel's tuning).
     let buf = |opt| changed(libc::SOL_SOCKET, opt).map_or(0, |v| v.max(0) as u32);
