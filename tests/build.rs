@@ -39,6 +39,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("INET_SERVER", "inet_server.c", &["-fPIE", "-pie"]),
     ("TCP_CONN", "tcp_conn.c", &["-fPIE", "-pie"]),
     ("TCP_HALF", "tcp_half.c", &["-fPIE", "-pie"]),
+    ("TCP_FLOW", "tcp_flow.c", &["-fPIE", "-pie"]),
     ("SOCK_OPTS", "sock_opts.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),

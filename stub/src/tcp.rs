@@ -352,7 +352,7 @@ pub fn socket(img: &Image, r: &FdRecord, floor: usize) -> usize {
     // the connection would send 524-byte segments); TCP_MAXSEG takes at
     // most 32767, at least 88.
     if t.mss >= 88 {
-        set(fd, IPPROTO_TCP, TCP_MAXSEG, t.mss.min(32767) as i32)
+        set(fd, IPPROTO_TCP, TCP_MAXSEG, segment_size(&t) as i32)
             .unwrap_or_else(|e| fail("cannot set the MSS (TCP_MAXSEG)", e));
     }
     attach(img, r, &x, fd);
@@ -457,6 +457,34 @@ pub fn socket(img: &Image, r: &FdRecord, floor: usize) -> usize {
     .unwrap_or_else(|e| fail("cannot leave repair mode", e));
     crate::inet::options(img, r, &x, fd, true);
     fd
+}
+
+/// The MSS clamp for `connect` of connection `t`: the saved one (at most
+/// 32767, what TCP_MAXSEG takes), bounded as the kernel bounds a segment
+/// to half the largest window the peer offered (`tcp_bound_to_half_wnd`,
+/// which runs when the MSS is computed: at `connect`, where the window is
+/// not known yet, and when the peer offers a larger one than ever).
+/// Without it a peer that only ever offered a window smaller than one
+/// segment (a receiver with a small `SO_RCVBUF`) gets nothing but one
+/// window-sized probe per persist timer (about 20 KB/s).
+fn segment_size(t: &TcpRepair) -> u32 {
+    let mss = t.mss.min(32767);
+    let half = if t.max_window > 536 {
+        t.max_window >> 1
+    } else {
+        t.max_window
+    };
+    if half == 0 || mss <= half {
+        return mss;
+    }
+    // The clamp counts the timestamp option, the segment does not (12
+    // bytes, taken off the clamp at `connect`).
+    let ts = if t.options & tcp_opts::TIMESTAMPS != 0 {
+        12
+    } else {
+        0
+    };
+    (half + ts).clamp(88, mss)
 }
 
 /// Send `len` bytes of the image at `at` into socket `fd` (not waiting).
