@@ -11,10 +11,15 @@
  * pattern of its position), and prints "drained N in S.SSS s" (N bytes
  * read, S seconds), "ok" or "FAIL ...", then "done".
  *
- * `tcp_flow FAMILY TOTAL busy`: the same, but both ends write TOTAL bytes
- * to each other, neither reads before "go": both queues and both
- * receivers' buffers are full (CRIU's socket-tcpbuf situation), and after
- * "go" both read and write to the end. */
+ * `tcp_flow FAMILY TOTAL busy`: both ends (buffers of 4 MiB each way,
+ * SO_RCVBUF and SO_SNDBUF) write to each other without end, and read a
+ * little every millisecond (32 KiB, fewer than they are sent): every
+ * buffer stays full both ways while the data keeps moving, up to and
+ * during the dump (CRIU's socket-tcpbuf situation). "ready" once the
+ * buffers are full (TOTAL is ignored); on "go" each end writes no more
+ * and shuts down writing, and both read to the end of file, checking
+ * every byte: "drained N in S.SSS s" (N the bytes read after "go"), "ok",
+ * "done". */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,6 +101,89 @@ static double now(void) {
   return t.tv_sec + t.tv_nsec / 1e9;
 }
 
+/* Read at most `max` bytes (checked), or to the end of file; 1 at the end. */
+static int pull_some(struct end *e, long max) {
+  unsigned char buf[65536];
+  while (max > 0) {
+    ssize_t n = read(e->fd, buf, max < (long)sizeof buf ? max : (long)sizeof buf);
+    if (n < 0) {
+      if (errno == EAGAIN)
+        return 0;
+      fail("read");
+    }
+    if (n == 0)
+      return 1;
+    for (ssize_t i = 0; i < n; i++)
+      if (buf[i] != at(e->got + i, !e->who)) {
+        printf("FAIL byte %ld read by end %d: %u, not %u\n", e->got + i,
+               e->who, buf[i], at(e->got + i, !e->who));
+        printf("done\n");
+        exit(1);
+      }
+    e->got += n;
+    max -= n;
+  }
+  return 0;
+}
+
+static double now(void);
+
+/* The busy mode (see the top). */
+static int busy_pair(struct end *a, struct end *b) {
+  long endless = 1L << 62;
+  int big = 4 << 20;
+  struct end *e[2] = {a, b};
+  for (int i = 0; i < 2; i++) {
+    if (setsockopt(e[i]->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big) ||
+        setsockopt(e[i]->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big))
+      fail("buffer sizes");
+    push(e[i], endless);
+  }
+  usleep(100000);
+  printf("ready 0\n");
+  int go = 0;
+  while (!go) {
+    for (int i = 0; i < 2; i++) {
+      push(e[i], endless);
+      pull_some(e[i], 2 << 20);
+    }
+    struct pollfd in = {0, POLLIN, 0};
+    go = poll(&in, 1, 10) > 0;
+  }
+  char line[64];
+  if (!fgets(line, sizeof line, stdin))
+    fail("stdin");
+  double t0 = now();
+  long before = a->got + b->got;
+  for (int i = 0; i < 2; i++)
+    if (shutdown(e[i]->fd, SHUT_WR))
+      fail("shutdown");
+  int eof[2] = {0, 0};
+  while (!eof[0] || !eof[1]) {
+    struct pollfd p[2] = {{a->fd, POLLIN, 0}, {b->fd, POLLIN, 0}};
+    if (poll(p, 2, 1000) < 0)
+      fail("poll");
+    for (int i = 0; i < 2; i++)
+      if (!eof[i])
+        eof[i] = pull_some(e[i], 1L << 30);
+    if (now() - t0 > 60) {
+      printf("FAIL stuck after 60 s\n");
+      printf("done\n");
+      return 1;
+    }
+  }
+  if (a->got != b->sent || b->got != a->sent) {
+    printf("FAIL read %ld and %ld, written %ld and %ld\n", a->got, b->got,
+           b->sent, a->sent);
+    printf("done\n");
+    return 1;
+  }
+  printf("drained %ld in %.3f s\n", a->got + b->got - before, now() - t0);
+  printf("ok\n");
+  printf("done\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3)
     return 2;
@@ -123,14 +211,9 @@ int main(int argc, char **argv) {
       getsockname(l, (struct sockaddr *)&ss, &len))
     fail("listener");
   int r = socket(fam, SOCK_STREAM, 0);
-  int small = 4096;
+  int small = busy ? 4 << 20 : 4096;
   if (r < 0 || setsockopt(r, SOL_SOCKET, SO_RCVBUF, &small, sizeof small))
     fail("receiver");
-  if (busy) {
-    /* The sender's receive buffer small too (it is the listener's). */
-    if (setsockopt(l, SOL_SOCKET, SO_RCVBUF, &small, sizeof small))
-      fail("listener's SO_RCVBUF");
-  }
   if (connect(r, (struct sockaddr *)&ss, len))
     fail("connect");
   int s = accept(l, NULL, NULL);
@@ -140,38 +223,32 @@ int main(int argc, char **argv) {
   struct end snd = {s, 0, 0, 0}, rcv = {r, 1, 0, 0};
   fcntl(s, F_SETFL, O_NONBLOCK);
   fcntl(r, F_SETFL, O_NONBLOCK);
-  push(&snd, total);
   if (busy)
-    push(&rcv, total);
+    return busy_pair(&snd, &rcv);
+  push(&snd, total);
   /* Let loopback deliver what it can. */
   usleep(100000);
   push(&snd, total);
-  if (busy)
-    push(&rcv, total);
   printf("ready %ld\n", snd.sent);
   char line[64];
   if (!fgets(line, sizeof line, stdin))
     fail("stdin");
   double t0 = now();
   struct pollfd p[2] = {{s, 0, 0}, {r, 0, 0}};
-  while (rcv.got < total || (busy && snd.got < total)) {
-    p[0].events = (snd.sent < total ? POLLOUT : 0) | (busy ? POLLIN : 0);
-    p[1].events = POLLIN | (busy && rcv.sent < total ? POLLOUT : 0);
+  while (rcv.got < total) {
+    p[0].events = snd.sent < total ? POLLOUT : 0;
+    p[1].events = POLLIN;
     if (poll(p, 2, 1000) < 0)
       fail("poll");
     push(&snd, total);
     pull(&rcv);
-    if (busy) {
-      push(&rcv, total);
-      pull(&snd);
-    }
     if (now() - t0 > 60) {
       printf("FAIL stuck: %ld of %ld read after 60 s\n", rcv.got, total);
       printf("done\n");
       return 1;
     }
   }
-  printf("drained %ld in %.3f s\n", rcv.got + snd.got, now() - t0);
+  printf("drained %ld in %.3f s\n", rcv.got, now() - t0);
   printf("ok\n");
   printf("done\n");
   return 0;

@@ -109,3 +109,39 @@ fn a_slow_receiver_is_fed_at_full_speed_after_the_restore_over_ipv6() {
         drains_after_restore("tcp_flow_slow6", &["6", "3000000"], 3_000_000);
     }
 }
+
+/// Both ends in the dump, every buffer full both ways and data still
+/// moving when the processes are stopped (CRIU's socket-tcpbuf-local):
+/// the dump waits until the connection is quiet, then saves it; three
+/// times in a row (before that wait, most such dumps failed "changed while
+/// it was saved" or "its receive queue kept changing").
+#[test]
+fn a_busy_pair_with_full_buffers_both_ways_is_dumped_and_carries_on() {
+    if !root_or_skip("a_busy_pair_with_full_buffers_both_ways_is_dumped_and_carries_on") {
+        return;
+    }
+    for round in 0..3 {
+        let dir = TestDir::new(&format!("tcp_flow_busy{round}"));
+        let image = dir.join("busy.kckpt");
+        let (mut p, _) = start(&["4", "0", "busy"]);
+        let out = dump_raw(p.pid(), &image, false);
+        assert!(out.status.success(), "round {round}: {}", show(&out));
+        p.drain(Duration::from_secs(10));
+        let _ = p.wait_exit(Duration::from_secs(10));
+        let mut r = restore(&image);
+        r.write_stdin("go\n");
+        let mut ok = false;
+        loop {
+            let line = r.line(Duration::from_secs(90));
+            if line == "done" {
+                break;
+            }
+            if line.starts_with("FAIL") {
+                r.fail(&format!("round {round} after the restore: {line}"));
+            }
+            ok |= line == "ok";
+        }
+        assert!(ok, "round {round}: {}", r.stderr());
+        assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+    }
+}

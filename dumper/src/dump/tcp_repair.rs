@@ -12,8 +12,10 @@
 //! `SIOCINQ` and the peek do not. The record keeps both sequence numbers as
 //! read and the queues' lengths in bytes of data.
 //!
-//! On the `pidfd_getfd` copy of the socket (it shares the target's
-//! `struct sock`): `TCP_REPAIR` on (needs `CAP_NET_ADMIN` in the socket's
+//! First, out of repair mode, [`settle_flow`] waits until the connection
+//! moved no data for a moment (at most 3 s): the stopped processes' queues
+//! are still being sent. Then, on the `pidfd_getfd` copy of the socket (it
+//! shares the target's `struct sock`): `TCP_REPAIR` on (needs `CAP_NET_ADMIN` in the socket's
 //! network namespace; `EPERM` without it is a refusal naming the
 //! connection), then per queue `TCP_REPAIR_QUEUE` + `TCP_QUEUE_SEQ` and a
 //! `MSG_PEEK` of its bytes (the send queue holds the bytes sent and not
@@ -36,6 +38,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -253,6 +256,7 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
         format!("{shown} with congestion control {cc} (TCP_CONGESTION, not restored)")
     })?;
     let fd = sock.as_raw_fd();
+    settle_flow(fd);
     match set(fd, TCP_REPAIR, 1) {
         Ok(()) => {}
         Err(Errno::EPERM) => {
@@ -323,6 +327,64 @@ fn congestion_default(sock: &OwnedFd) -> Result<(), String> {
         Ok(())
     } else {
         Err(mine)
+    }
+}
+
+/// How long a connection must have moved no data (either way) to be read:
+/// more than the shortest retransmission timer (200 ms), after which a
+/// segment a full receiver dropped is sent again (and may be taken once
+/// the receiver collapsed its queue).
+const QUIET: Duration = Duration::from_millis(250);
+/// The longest [`settle_flow`] waits.
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+
+/// Wait (out of repair mode) until connection `fd` moved no data for
+/// [`QUIET`], at most [`SETTLE_MAX`]. The processes are stopped, but the
+/// kernel goes on sending their queues as long as the peers' windows allow
+/// (paced: a busy connection over loopback took some 100 KB more between
+/// two reads of its receive queue, and segments dropped by a full receiver come
+/// again at the retransmission timer), and a peer fills its window only
+/// after that: read before, a connection whose queues are full both ways
+/// changed between its read and the commit, or while it was read. Read
+/// from `TCP_INFO` (`tcpi_last_data_sent`, `tcpi_last_data_recv`, ms;
+/// `tcpi_bytes_acked`, `tcpi_bytes_received`); a connection quiet already
+/// costs nothing. What still moves after it (a peer outside the dump that
+/// sends, a window reopened when a full receive queue is collapsed, at a
+/// retransmission timer) fails the dump at its final check, as before.
+fn settle_flow(fd: RawFd) {
+    let sample = || {
+        let mut info = [0u8; 136];
+        let n = fdsys::sockopt_bytes(fd, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info).ok()?;
+        if n < 136 {
+            return None;
+        }
+        let u32_at = |o: usize| u32::from_ne_bytes(info[o..o + 4].try_into().unwrap_or([0; 4]));
+        let u64_at = |o: usize| u64::from_ne_bytes(info[o..o + 8].try_into().unwrap_or([0; 8]));
+        let idle = Duration::from_millis(u64::from(u32_at(44).min(u32_at(52))));
+        Some((idle, (u64_at(120), u64_at(128))))
+    };
+    let start = Instant::now();
+    let Some((idle, mut last)) = sample() else {
+        return;
+    };
+    if idle >= QUIET {
+        return;
+    }
+    let mut since = Instant::now();
+    while start.elapsed() < SETTLE_MAX {
+        std::thread::sleep(Duration::from_millis(2));
+        let Some((idle, now)) = sample() else {
+            return;
+        };
+        if idle >= QUIET {
+            return;
+        }
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= QUIET {
+            return;
+        }
     }
 }
 
