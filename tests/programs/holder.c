@@ -5,7 +5,7 @@
 
    MODE       resource                                   ready line
    udp        UDP socket bound to 127.0.0.1 with IP_MULTICAST_TTL  ready fd N
-   udp_shut   UDP socket on 127.0.0.1 connected to itself, shut down for writing  ready fd N
+   udp_cork   UDP socket on 127.0.0.1 connected to itself, 5 bytes corked (UDP_CORK)  ready fd N
               (an option kckpt does not restore)
    inotify    inotify instance with 2 unread events      ready fd N
    io_uring   io_uring instance (raw io_uring_setup)     ready fd N
@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
         if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) != 0)
             fail("IP_MULTICAST_TTL");
         printf("ready fd %d\n", fd);
-    } else if (!strcmp(mode, "udp_shut")) {
+    } else if (!strcmp(mode, "udp_cork")) {
         fd = socket(AF_INET, SOCK_DGRAM, 0);
         if (fd < 0) fail("socket");
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -85,7 +85,9 @@ int main(int argc, char **argv) {
         socklen_t len = sizeof a;
         if (getsockname(fd, (struct sockaddr *)&a, &len) != 0) fail("getsockname");
         if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) fail("connect");
-        if (shutdown(fd, SHUT_WR) != 0) fail("shutdown");
+        int on = 1; /* UDP_CORK, from <netinet/udp.h> */
+        if (setsockopt(fd, IPPROTO_UDP, 1, &on, sizeof on) != 0) fail("UDP_CORK");
+        if (send(fd, "corked", 5, 0) != 5) fail("send");
         printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "inotify")) {
         /* An event queued and not read (kckpt cannot save it without
