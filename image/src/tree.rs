@@ -482,6 +482,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             || procs
                 .get(s.holder as usize)
                 .is_some_and(|p| p.state == proc_state::LIVE);
+        // The slot's stored bytes lie inside the file.
+        let data_in_file = s
+            .data_offset
+            .checked_add(s.data_len)
+            .is_some_and(|e| e <= file_len);
         let kind_ok = match s.kind {
             slot_kind::PIPE_READ | slot_kind::PIPE_WRITE => {
                 let peer_ok = s.peer == u32::MAX
@@ -496,10 +501,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                                 }
                     });
                 let data_ok = if s.kind == slot_kind::PIPE_READ {
-                    s.data_offset
-                        .checked_add(s.data_len)
-                        .is_some_and(|e| e <= file_len)
-                        && (s.pipe_size == 0 || s.data_len <= u64::from(s.pipe_size))
+                    data_in_file && (s.pipe_size == 0 || s.data_len <= u64::from(s.pipe_size))
                 } else {
                     s.data_offset == 0 && s.data_len == 0 && s.pipe_size == 0
                 };
@@ -531,9 +533,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                         == core::mem::size_of::<PtyRecord>() as u64
                             + u64::from(s.pipe_size)
                             + s.size
-                    && s.data_offset
-                        .checked_add(s.data_len)
-                        .is_some_and(|e| e <= file_len)
+                    && data_in_file
                     && (s.dev, s.inode) == (0, 0)
             }
             slot_kind::PTY_SLAVE => {
@@ -556,9 +556,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.flags & 3 != 3
                     && s.pipe_size == 0
                     && (1..4096).contains(&s.data_len)
-                    && s.data_offset
-                        .checked_add(s.data_len)
-                        .is_some_and(|e| e <= file_len)
+                    && data_in_file
                     && (s.dev, s.inode) == (0, 0)
                     && s.size <= i64::MAX as u64
             }
@@ -571,9 +569,7 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && (1..4096).contains(&s.size)
                     && s.data_len >= s.size
                     && s.data_len - s.size <= u64::from(s.pipe_size)
-                    && s.data_offset
-                        .checked_add(s.data_len)
-                        .is_some_and(|e| e <= file_len)
+                    && data_in_file
                     && (s.dev, s.inode) == (0, 0)
             }
             slot_kind::FIFO_OPEN => {
