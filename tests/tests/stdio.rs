@@ -528,8 +528,10 @@ fn a_terminal_is_the_restorers_or_reopened_by_its_path_with_stdio_saved() {
     let r = plain_restore(&image, &["--stdio=saved"]);
     assert!(r.status.success(), "{}", show(&r));
     assert!(r.stdout.is_empty() && r.stderr.is_empty(), "{}", show(&r));
-    collect_until(&rx, &mut seen, "200: generated line 200 of 200\n");
-    assert!(String::from_utf8_lossy(&seen).contains("copied 200\n"));
+    // "copied 200" is written after line 200: wait for it, the last line,
+    // since the terminal's reader may hand over the two in separate chunks.
+    collect_until(&rx, &mut seen, "copied 200\n");
+    assert!(String::from_utf8_lossy(&seen).contains("200: generated line 200 of 200\n"));
     drop(slave);
 }
 
