@@ -77,6 +77,15 @@ pub enum Command {
         /// and tids; same as running the image with KCKPT_NEW_PID_NS=1.
         #[arg(long)]
         new_pid_ns: bool,
+        /// Restore inside a new network namespace too (implies
+        /// --new-pid-ns), with only a loopback interface: a user without
+        /// root has CAP_NET_ADMIN there, which TCP connections saved with
+        /// TCP repair need; its sockets are reachable only from inside.
+        /// Same as KCKPT_NEW_NET_NS=1. Chosen by itself, with a warning,
+        /// when namespaces are made anyway and every connection's peer is
+        /// in the image.
+        #[arg(long)]
+        new_net_ns: bool,
         /// Go on when a saved file was deleted or shrank (it is restored
         /// as /dev/null, or at its saved offset past the end), or when the
         /// saved user and group ids cannot be taken (the process runs with
@@ -234,6 +243,7 @@ pub fn execute(cli: Cli) -> Result<()> {
         Command::Restore {
             file,
             new_pid_ns,
+            new_net_ns,
             force,
             stdio,
             inherit_fd,
@@ -242,6 +252,9 @@ pub fn execute(cli: Cli) -> Result<()> {
             crate::restore::add_inherit_fds(&inherit_fd)?;
             if tcp_close {
                 std::env::set_var("KCKPT_TCP_CLOSE", "1");
+            }
+            if new_net_ns {
+                std::env::set_var("KCKPT_NEW_NET_NS", "1");
             }
             crate::restore::restore(&file, new_pid_ns, force, stdio)
         }

@@ -125,7 +125,7 @@ fn saved_ids(img: &Image) -> (u32, u32) {
 /// Enter a new PID namespace as the saved pid (see the module comment);
 /// returns, in `G`, the pids for the tracer's two helper processes (above
 /// every saved tid, so they cannot take one).
-pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
+pub fn enter_new_pid_ns(img: &Image, new_net: bool) -> [u32; 2] {
     let (pid, max) = saved_ids(img);
     let name = img
         .view
@@ -133,7 +133,7 @@ pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
         .next()
         .map(|t| t.record.name)
         .unwrap_or_default();
-    let word = new_namespaces(img.path, name);
+    let word = new_namespaces(img.path, name, new_net);
     init(img, pid, word);
     [max + 1, max + 2]
 }
@@ -142,8 +142,9 @@ pub fn enter_new_pid_ns(img: &Image) -> [u32; 2] {
 /// their pid 1; returns in `C` with the word `C` passes the restored
 /// process's wait status through (`P` waits for `C` and ends like it, and
 /// takes the command `name` of the process it stands in for, as the
-/// relay does: `ps`, `jobs`, `pgrep` see that name).
-pub fn new_namespaces(path: &[u8], name: [u8; 16]) -> &'static AtomicU32 {
+/// relay does: `ps`, `jobs`, `pgrep` see that name). `new_net`: a new
+/// network namespace too (`crate::netns`).
+pub fn new_namespaces(path: &[u8], name: [u8; 16], new_net: bool) -> &'static AtomicU32 {
     let fail = |what: &str, e: sys::Errno| -> ! {
         Msg::new()
             .push(path)
@@ -161,6 +162,9 @@ pub fn new_namespaces(path: &[u8], name: [u8; 16]) -> &'static AtomicU32 {
             .and_then(|_| sys::write_file(b"/proc/self/gid_map\0", id_map(gid, &mut buf)))
             .unwrap_or_else(|e| fail("cannot map the user namespace's ids", e));
         DROP_CAPS.store(true, Ordering::Relaxed);
+    }
+    if new_net {
+        crate::netns::enter(path);
     }
     sys::unshare(g::CLONE_NEWPID | g::CLONE_NEWNS)
         .unwrap_or_else(|e| fail("no new PID namespace", e));

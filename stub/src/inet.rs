@@ -269,6 +269,7 @@ fn bind_failed(img: &Image, r: &FdRecord, x: &InetRecord, e: Errno) -> ! {
     if e.0 == linux_raw_sys::errno::EADDRINUSE {
         m.s(" again: the port is in use (by the dumped process still running, another program, or connections of the dumped process still closing when it had no SO_REUSEADDR)");
     }
+    crate::netns::explain(&mut m);
     m.errno(e).fail()
 }
 

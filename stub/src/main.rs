@@ -36,6 +36,7 @@ mod ksys;
 mod layout;
 mod load;
 mod memory;
+mod netns;
 mod process;
 mod pty;
 mod report;
@@ -97,6 +98,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         path_len: 0,
         mmap_mode: false,
         new_pid_ns: false,
+        new_net_ns: false,
         force: false,
         verify: false,
         timer_ids_in_order: false,
@@ -159,9 +161,16 @@ extern "C" fn stage2(sp: usize) -> ! {
     }
     // Descriptor data (and with KCKPT_VERIFY=1 all memory) before it is used.
     data_check::up_front(&img, start.verify);
-    inet::check(&img);
-    tcp::check(&img);
-    unixconn::check(&img);
+    // A process restored in a new network namespace (one of a tree is in
+    // it already) has its sockets checked there, once it is made.
+    let new_net = tree.is_none() && start.new_pid_ns && {
+        let mut needs = netns::Needs::default();
+        needs.note(&img.view);
+        netns::wanted(img.path, &needs, start.new_net_ns)
+    };
+    if !new_net {
+        socket_checks(&img);
+    }
     timers::check(&img, start.timer_ids_in_order);
     let own_userns =
         (start.new_pid_ns && sys::geteuid() != 0) || (tree.is_some() && start.tree_userns);
@@ -178,7 +187,11 @@ extern "C" fn stage2(sp: usize) -> ! {
         (threads::Tids::Require, t.helper_pids())
     } else if start.new_pid_ns {
         kstate::loginuid_before_userns(&img);
-        (threads::Tids::Require, ids::enter_new_pid_ns(&img))
+        let helper_pids = ids::enter_new_pid_ns(&img, new_net);
+        if new_net {
+            socket_checks(&img);
+        }
+        (threads::Tids::Require, helper_pids)
     } else {
         (threads::Tids::Prefer, [0, 0])
     };
@@ -259,6 +272,14 @@ extern "C" fn stage2(sp: usize) -> ! {
         Ok(never) => match never {},
         Err(failure) => failure.exit(&img),
     }
+}
+
+/// Before anything changes: every socket can be made again (addresses
+/// free, TCP repair allowed), in the network namespace it will be in.
+fn socket_checks(img: &load::Image) {
+    inet::check(img);
+    tcp::check(img);
+    unixconn::check(img);
 }
 
 #[panic_handler]

@@ -1,7 +1,9 @@
-//! Socket option levels and names (`<asm-generic/socket.h>`,
+//! Socket types, option levels and names (`<asm-generic/socket.h>`,
 //! `<netinet/in.h>`; the same on x86_64 and aarch64) that the socket
 //! restores use (`inet`, `tcp`, `unixconn`, `unixsock`): one list.
 
+pub(crate) const SOCK_STREAM: u32 = 1;
+pub(crate) const SOCK_DGRAM: u32 = 2;
 pub(crate) const SOL_SOCKET: usize = 1;
 pub(crate) const SO_REUSEADDR: usize = 2;
 pub(crate) const SO_DONTROUTE: usize = 5;

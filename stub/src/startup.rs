@@ -12,8 +12,10 @@ pub struct Startup {
     pub path_len: usize,
     /// `KCKPT_RESTORE_MODE=mmap`.
     pub mmap_mode: bool,
-    /// `KCKPT_NEW_PID_NS=1`.
+    /// `KCKPT_NEW_PID_NS=1` (or `KCKPT_NEW_NET_NS=1`, which implies it).
     pub new_pid_ns: bool,
+    /// `KCKPT_NEW_NET_NS=1`: a new network namespace too (`crate::netns`).
+    pub new_net_ns: bool,
     /// `KCKPT_FORCE=1`: restore files that were deleted or shrank anyway.
     pub force: bool,
     /// `KCKPT_VERIFY=1`: check all stored data before changing anything.
@@ -137,6 +139,10 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_NEW_PID_NS=1" {
                 out.new_pid_ns = true;
+            }
+            if var == b"KCKPT_NEW_NET_NS=1" {
+                out.new_pid_ns = true;
+                out.new_net_ns = true;
             }
             if var == b"KCKPT_FORCE=1" {
                 out.force = true;

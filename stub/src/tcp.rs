@@ -84,7 +84,6 @@ const TCPOPT_WINDOW: u32 = 3;
 const TCPOPT_SACK_PERM: u32 = 4;
 const TCPOPT_TIMESTAMP: u32 = 8;
 const MSG_DONTWAIT: usize = 0x40;
-const SOCK_STREAM: u32 = 1;
 const TCP_NO_QUEUE: i32 = 0;
 const SHUT_WR: usize = 1;
 const SIOCOUTQ: usize = 0x5411;
@@ -114,7 +113,7 @@ fn records(img: &Image, r: &FdRecord) -> (InetRecord, TcpRepair) {
 }
 
 /// Restored with TCP repair (else reset)?
-fn repaired(r: &FdRecord) -> bool {
+pub(crate) fn repaired(r: &FdRecord) -> bool {
     r.args[1] == conn_mode::REPAIR && !CLOSE.load(Ordering::Relaxed)
 }
 
@@ -137,10 +136,23 @@ fn connect(fd: usize, family: u16, a: &[u8; 16], port: u16) -> Result<usize, Err
     call(g::__NR_connect, [fd, s.as_ptr() as usize, len, 0, 0, 0])
 }
 
+/// May this restorer put a socket in repair mode in this network
+/// namespace (`CAP_NET_ADMIN`)? A probe socket, never bound.
+pub(crate) fn repair_allowed() -> bool {
+    match new_socket(AF_INET) {
+        Ok(fd) => {
+            let ok = set(fd, IPPROTO_TCP, TCP_REPAIR, 1).is_ok();
+            sys::close(fd);
+            ok
+        }
+        Err(_) => false,
+    }
+}
+
 /// The refusal of a restorer without `CAP_NET_ADMIN`.
 fn no_cap(img: &Image, r: &FdRecord, x: &InetRecord) -> ! {
     msg(img, r, Some(x))
-        .s(": restoring it needs CAP_NET_ADMIN (TCP repair); kckpt restore --tcp-close or KCKPT_TCP_CLOSE=1 restores it as a reset connection")
+        .s(": restoring it needs CAP_NET_ADMIN (TCP repair); kckpt restore --tcp-close or KCKPT_TCP_CLOSE=1 restores it as a reset connection, kckpt restore --new-net-ns (KCKPT_NEW_NET_NS=1) in a network namespace of its own with only a loopback interface")
         .fail()
 }
 
@@ -174,7 +186,9 @@ fn attach(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
         let mut m = msg(img, r, Some(x));
         m.s(": cannot bind ");
         addr(&mut m, x.family, &x.local, x.local_port);
-        m.s(" again").errno(e).fail()
+        m.s(" again");
+        crate::netns::explain(&mut m);
+        m.errno(e).fail()
     }
     if let Err(e) = connect(fd, x.family, &x.peer, x.peer_port) {
         let mut m = msg(img, r, Some(x));

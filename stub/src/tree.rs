@@ -234,6 +234,8 @@ pub struct Ids {
     pub all_free: bool,
     /// Some process or thread had pid or tid 1.
     pub has_one: bool,
+    /// What the sockets of every process need of the network.
+    pub net: crate::netns::Needs,
 }
 
 /// Is `id` free, or held by a zombie on its way out (`spawn` waits)?
@@ -242,6 +244,7 @@ fn free(id: u32) -> bool {
 }
 
 fn note_ids(ids: &mut Ids, view: &ImageView<'_>) {
+    ids.net.note(view);
     for t in view.threads() {
         let tid = t.record.tid;
         ids.max = ids.max.max(tid);
@@ -258,6 +261,7 @@ pub fn check_all(img: &Image) -> Ids {
         max: 0,
         all_free: true,
         has_one: false,
+        net: crate::netns::Needs::default(),
     };
     note_ids(&mut ids, v);
     let (notes, phdrs) = load::tree_buffers(img.path);
@@ -352,7 +356,8 @@ pub fn entry(mut img: Image, start: &Startup, path: &'static [u8]) -> ! {
         .unwrap_or_default()
         .name;
     crate::kstate::loginuid_before_userns(&img);
-    let word = crate::ids::new_namespaces(img.path, name);
+    let new_net = crate::netns::wanted(img.path, &ids.net, start.new_net_ns);
+    let word = crate::ids::new_namespaces(img.path, name, new_net);
     exec.ns_max = ids.max;
     if crate::ids::in_own_user_ns() {
         exec.userns = true;

@@ -53,7 +53,6 @@ use crate::unixsock::{
 };
 
 const SCM_RIGHTS: i32 = 1;
-const SOCK_DGRAM: u32 = 2;
 const F_SETFL: u32 = 4;
 const S_IFSOCK: u32 = 0o140000;
 const MSG_DONTWAIT: usize = 0x40;

@@ -29,7 +29,6 @@ use crate::sys::{self, check, Errno, SysResult};
 
 const AF_UNIX: usize = 1;
 const SOCK_NONBLOCK: u32 = 0o4000;
-const SOCK_STREAM: u32 = 1;
 const S_IFMT: u32 = 0o170000;
 const S_IFSOCK: u32 = 0o140000;
 

@@ -15,6 +15,12 @@
  * expects its first read to fail with ECONNRESET instead ("reset NAME").
  * The parent reaps the child and prints "done".
  *
+ * `tcp_conn self4|self6`: one process connects to its own listener on
+ * loopback and accepts; "ping\n" and "pong\n" are left unread one way
+ * and the other; prints "self PID", "port LISTEN" and "ready", reads a
+ * line from stdin, then reads both, sends "more\n" and "back\n" through
+ * them and reads those ("ok self", or "FAIL self ...").
+ *
  * `tcp_conn client HOST PORT`: connects to a server outside, sends
  * "hello\n", prints "ready" and reads a line from stdin; on it, reads the
  * line the server sent meanwhile (before the dump, unread), checks it is
@@ -155,23 +161,81 @@ static void expect_reset(int fd)
     }
 }
 
+/* The loopback address of the family (port 0) in `ss`; its length. */
+static socklen_t loopback(int v6, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_addr = in6addr_loopback;
+        return sizeof *a;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sizeof *a;
+}
+
+/* Read exactly strlen(want) bytes from fd and compare them. */
+static void expect(int fd, const char *want)
+{
+    char buf[16];
+    size_t n = strlen(want), got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0)
+            die("recv");
+        got += (size_t)r;
+    }
+    if (memcmp(buf, want, n)) {
+        say("FAIL %s read %.*s, not %s", me, (int)n, buf, want);
+        exit(2);
+    }
+}
+
+/* One process holding both ends of a connection to its own listener. */
+static int self_conn(int v6)
+{
+    me = "self";
+    struct sockaddr_storage ss;
+    socklen_t len = loopback(v6, &ss);
+    int family = v6 ? AF_INET6 : AF_INET;
+    int l = socket(family, SOCK_STREAM, 0);
+    if (l < 0 || bind(l, (struct sockaddr *)&ss, len) || listen(l, 4))
+        die("listen");
+    if (getsockname(l, (struct sockaddr *)&ss, &len))
+        die("getsockname");
+    int c = socket(family, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&ss, len))
+        die("connect");
+    int s = accept(l, NULL, NULL);
+    if (s < 0)
+        die("accept");
+    if (send(c, "ping\n", 5, 0) != 5 || send(s, "pong\n", 5, 0) != 5)
+        die("send");
+    usleep(50000);
+    say("self %d\n", getpid());
+    say("port %d\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    say("ready\n");
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        die("stdin");
+    expect(s, "ping\n");
+    expect(c, "pong\n");
+    if (send(c, "more\n", 5, 0) != 5 || send(s, "back\n", 5, 0) != 5)
+        die("send");
+    expect(s, "more\n");
+    expect(c, "back\n");
+    say("ok self\n");
+    return 0;
+}
+
 static int tree(int v6, int reset)
 {
     int family = v6 ? AF_INET6 : AF_INET;
     struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof *a;
-    }
+    socklen_t len = loopback(v6, &ss);
     int l = socket(family, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -333,6 +397,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc >= 2 && (!strcmp(argv[1], "tree4") || !strcmp(argv[1], "tree6")))
         return tree(argv[1][4] == '6', argc >= 3 && !strcmp(argv[2], "reset"));
+    if (argc == 2 && (!strcmp(argv[1], "self4") || !strcmp(argv[1], "self6")))
+        return self_conn(argv[1][4] == '6');
     if ((argc == 4 || argc == 5) && !strcmp(argv[1], "client")) {
         if (argc == 5) {
             /* Memory that makes the dump take a while. */
@@ -345,6 +411,6 @@ int main(int argc, char **argv)
         }
         return client(argv[2], atoi(argv[3]));
     }
-    fprintf(stderr, "usage: tcp_conn tree4|tree6 [reset] | client HOST PORT [MB]\n");
+    fprintf(stderr, "usage: tcp_conn tree4|tree6 [reset] | self4|self6 | client HOST PORT [MB]\n");
     return 2;
 }

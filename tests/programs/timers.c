@@ -309,8 +309,9 @@ static void posix_pending(void)
     sigaddset(&u, SIGRTMIN + 5);
     sigaddset(&u, SIGRTMIN + 6);
     sigprocmask(SIG_UNBLOCK, &u, NULL);
-    /* Both delivered at the unblock, once each. */
-    if (G.count != 1 || H.count != 1 || G.bad || H.bad) {
+    /* Both delivered at the unblock, once each (the periodic H may have
+     * fired again since, if this process did not run for 10 ms). */
+    if (G.count != 1 || H.count < 1 || G.bad || H.bad) {
         printf("pending failed: G ran %d times (bad %d), H %d times (bad %d)\n", G.count,
                G.bad, H.count, H.bad);
         return;

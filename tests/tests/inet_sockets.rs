@@ -384,8 +384,13 @@ fn a_queued_datagram_whose_sender_port_is_taken_refuses_the_restore() {
 /// queued messages), a packet socket, a raw socket, an ICMP (ping) socket.
 #[test]
 fn netlink_packet_raw_and_ping_sockets_are_refused_by_name() {
+    require_tool("unshare");
     let dir = TestDir::new("inet_others");
+    // In a network namespace of its own, where ping sockets are allowed
+    // for every group (`net.ipv4.ping_group_range` is per namespace; a
+    // machine's own may be "1 0", none).
     let script = "import socket,time\n\
+                  open('/proc/sys/net/ipv4/ping_group_range','w').write('0 2147483647')\n\
                   a=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,socket.NETLINK_ROUTE)\n\
                   b=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
                   c=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_UDP)\n\
@@ -394,7 +399,7 @@ fn netlink_packet_raw_and_ping_sockets_are_refused_by_name() {
                   time.sleep(600)";
     let mut p = Proc::spawn(
         "python3 sockets",
-        Command::new(PYTHON3).args(["-c", script]),
+        Command::new("unshare").args(["--net", PYTHON3, "-c", script]),
     );
     let line = p.line(LINE_TIMEOUT);
     let fds: Vec<&str> = line

@@ -428,6 +428,128 @@ fn the_image_run_in_a_user_namespace_needs_cap_net_admin_or_kckpt_tcp_close() {
     r.wait_exit(EXIT_TIMEOUT);
 }
 
+/// The warning of a restore that made a network namespace by itself.
+const OWN_NET: &str = "restored in a new network namespace with only a loopback interface";
+
+/// Root dumps nobody's connected tree with TCP repair; nobody restores
+/// it: a tree is restored in new namespaces then, and as every
+/// connection's peer is in the image, in a network namespace of its own
+/// too (loopback only), where nobody may use TCP repair. Every byte
+/// arrives; the warning says the sockets are out of this network.
+#[test]
+fn nobody_restores_a_connected_tree_in_a_network_namespace_of_its_own() {
+    if !root_or_skip("nobody_restores_a_connected_tree_in_a_network_namespace_of_its_own") {
+        return;
+    }
+    require_tool("setpriv");
+    let dir = TestDir::new("tcp_tree_own_net");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("tree.kckpt");
+    let mut t = start_tree(&NOBODY, &["tree6"]);
+    dump_tree(&[], &mut t, &image, &[]);
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut r = Proc::spawn(
+        "kckpt restore",
+        kckpt_as(&NOBODY).arg("restore").arg(&image),
+    );
+    finish(&mut r, &["ok parent", "ok child"]);
+    assert!(r.stderr().contains(OWN_NET), "{}", r.stderr());
+}
+
+/// `tcp_conn self4|self6` as `who`, up to its "ready": the process and
+/// its listener's port.
+fn start_self(who: &[&str], mode: &str) -> (Proc, u16) {
+    let mut p = Proc::spawn("tcp_conn", command_as(who, TCP_CONN).arg(mode));
+    let mut port = 0;
+    loop {
+        let line = p.line(LINE_TIMEOUT);
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["ready"] => break,
+            ["self", _] => {}
+            ["port", n] => port = n.parse().unwrap(),
+            _ => p.fail(&format!("unexpected line {line:?}")),
+        }
+    }
+    assert!(port > 0);
+    (p, port)
+}
+
+/// One process connected to itself, dumped by root: nobody's plain
+/// restore is refused in one line naming the connection and the ways
+/// out; with `--new-pid-ns` the stub makes a network namespace too by
+/// itself (the connection's both ends are in the image) and the process
+/// carries on.
+#[test]
+fn a_process_connected_to_itself_comes_back_for_nobody_with_new_pid_ns() {
+    if !root_or_skip("a_process_connected_to_itself_comes_back_for_nobody_with_new_pid_ns") {
+        return;
+    }
+    require_tool("setpriv");
+    let dir = TestDir::new("tcp_self_own_net");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("self.kckpt");
+    let (mut p, port) = start_self(&NOBODY, "self4");
+    dump_kills(&mut p, &image);
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refusal: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
+    assert_eq!(refusal.len(), 1, "one line: {err}");
+    assert!(
+        refusal[0].contains(&format!("127.0.0.1:{port}"))
+            && refusal[0].contains("needs CAP_NET_ADMIN")
+            && refusal[0].contains("--tcp-close")
+            && refusal[0].contains("--new-net-ns"),
+        "{err}"
+    );
+    let mut r = Proc::spawn(
+        "kckpt restore --new-pid-ns",
+        kckpt_as(&NOBODY)
+            .args(["restore", "--new-pid-ns"])
+            .arg(&image),
+    );
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "ok self", "{}", r.stderr());
+    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+    assert!(r.stderr().contains(OWN_NET), "{}", r.stderr());
+}
+
+/// `kckpt restore --new-net-ns` (root here) restores a process connected
+/// to itself over IPv6 in a network namespace of its own without a
+/// warning (asked for); the restored process is in another network
+/// namespace than this one.
+#[test]
+fn new_net_ns_restores_a_connection_in_a_network_namespace_of_its_own() {
+    if !root_or_skip("new_net_ns_restores_a_connection_in_a_network_namespace_of_its_own") {
+        return;
+    }
+    let dir = TestDir::new("tcp_self_new_net");
+    let image = dir.join("self.kckpt");
+    let (mut p, _port) = start_self(&[], "self6");
+    dump_kills(&mut p, &image);
+    let mut r = Proc::spawn(
+        "kckpt restore --new-net-ns",
+        Command::new(kckpt())
+            .args(["restore", "--new-net-ns"])
+            .arg(&image),
+    );
+    // The restored process: a descendant of the restore whose command
+    // is tcp_conn's.
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let theirs = eventually(Duration::from_secs(10), || {
+        descendants(r.pid()).into_iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "tcp_conn\n")
+                && std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|l| l != ours)
+        })
+    });
+    assert!(theirs, "no restored process in another network namespace");
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "ok self", "{}", r.stderr());
+    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+    assert!(!r.stderr().contains("warning"), "{}", r.stderr());
+}
+
 /// The way a user without root restores a connected tree (README): the
 /// whole tree runs in a user and network namespace of its own (loopback
 /// only), where the user has CAP_NET_ADMIN; kckpt dumps and restores it
