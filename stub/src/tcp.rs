@@ -149,6 +149,35 @@ pub(crate) fn repair_allowed() -> bool {
     }
 }
 
+/// Buffers with room for the saved queues (they fitted the old buffers,
+/// which the kernel may have grown): `SO_RCVBUFFORCE` / `SO_SNDBUFFORCE`
+/// (`CAP_NET_ADMIN` in the initial user namespace), else `SO_RCVBUF` /
+/// `SO_SNDBUF` (up to twice `net.core.rmem_max` / `wmem_max`). A queue
+/// that still has no room: its name, its length and the buffer's size.
+fn make_room(fd: usize, t: &TcpRepair) -> Result<(), (&'static str, u32, u64)> {
+    for (what, len, opt, force) in [
+        ("receive", t.inq_len, SO_RCVBUF, SO_RCVBUFFORCE),
+        ("send", t.outq_len, SO_SNDBUF, SO_SNDBUFFORCE),
+    ] {
+        let have = || get(fd, SOL_SOCKET, opt).unwrap_or(0).max(0) as u64;
+        // The bytes, and a quarter more for the kernel's accounting of
+        // the buffers that hold them (`truesize`).
+        let need = u64::from(len) + u64::from(len) / 4 + 65536;
+        if len == 0 || have() >= need {
+            continue;
+        }
+        let v = need.min(i32::MAX as u64) as i32;
+        if set(fd, SOL_SOCKET, force, v).is_err() {
+            // The kernel doubles the value it is given.
+            let _ = set(fd, SOL_SOCKET, opt, v / 2 + 1);
+        }
+        if have() < need {
+            return Err((what, len, have()));
+        }
+    }
+    Ok(())
+}
+
 /// The refusal of a restorer without `CAP_NET_ADMIN`.
 fn no_cap(img: &Image, r: &FdRecord, x: &InetRecord) -> ! {
     msg(img, r, Some(x))
@@ -205,12 +234,23 @@ fn attach(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
 pub fn check(img: &Image) {
     let conn = |r: &FdRecord| r.dup_of == FD_NO_DUP && r.kind == TCP_CONN_FD_KIND;
     for r in img.view.fds.iter().filter(conn) {
-        let (x, _) = records(img, &r);
+        let (x, t) = records(img, &r);
         if !repaired(&r) {
             continue;
         }
         let probe = repair_socket(img, &r, &x);
         attach(img, &r, &x, probe);
+        if let Err((queue, len, size)) = make_room(probe, &t) {
+            msg(img, &r, Some(&x))
+                .s(": its ")
+                .s(queue)
+                .s(" queue of ")
+                .dec(len.into())
+                .s(" bytes does not fit the largest buffer this user may set (")
+                .dec(size)
+                .s(" bytes: twice net.core.rmem_max or wmem_max; more needs CAP_NET_ADMIN in the initial user namespace); kckpt restore --tcp-close or KCKPT_TCP_CLOSE=1 restores it as a reset connection")
+                .fail()
+        }
         sys::close(probe); // in repair mode: no FIN, no RST
         if needs_raw(&x) {
             match tcpseg::open(tcpseg::wire_v4(&x)) {
@@ -404,18 +444,8 @@ pub fn socket(img: &Image, r: &FdRecord, floor: usize) -> usize {
     .unwrap_or_else(|e| fail("cannot set the TCP options (TCP_REPAIR_OPTIONS)", e));
     set(fd, IPPROTO_TCP, TCP_TIMESTAMP, t.timestamp as i32)
         .unwrap_or_else(|e| fail("TCP_TIMESTAMP", e));
-    // Room for the queues (the saved ones fitted the old buffers, which
-    // the kernel may have grown).
-    for (len, opt, force) in [
-        (t.inq_len, SO_RCVBUF, SO_RCVBUFFORCE),
-        (t.outq_len, SO_SNDBUF, SO_SNDBUFFORCE),
-    ] {
-        let have = get(fd, SOL_SOCKET, opt).unwrap_or(0).max(0) as u64;
-        let need = u64::from(len) * 2 + 65536;
-        if len > 0 && have < need {
-            let _ = set(fd, SOL_SOCKET, force, need.min(i32::MAX as u64) as i32);
-        }
-    }
+    // Room for the queues (checked by `check`).
+    let _ = make_room(fd, &t);
     set(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE)
         .unwrap_or_else(|e| fail("TCP_REPAIR_QUEUE", e));
     copy_queue(img, fd, img.at(r.data_offset), t.inq_len)

@@ -48,13 +48,12 @@ use crate::report::Msg;
 use crate::sockopts::*;
 use crate::sys::{self, Errno};
 use crate::unixsock::{
-    addr_of, bind_mode, call, file_type, live_as, make_parents, remove_parents, rename, set_opt,
-    socket, with_addr, Addr, Made,
+    addr_of, bind_again, bind_mode, call, make_parents, remove_parents, rename, set_opt, socket,
+    with_addr, Addr, Made, NotBound,
 };
 
 const SCM_RIGHTS: i32 = 1;
 const F_SETFL: u32 = 4;
-const S_IFSOCK: u32 = 0o140000;
 const MSG_DONTWAIT: usize = 0x40;
 const MSG_NOSIGNAL: usize = 0x4000;
 const ASIDE: &[u8] = b".kckpt-aside";
@@ -457,7 +456,7 @@ fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
                 if !matches!(bound, Err(e) if e.0 == EADDRINUSE) {
                     break;
                 }
-                collect_garbage();
+                crate::unixsock::collect_garbage();
                 bound = with_addr(g::__NR_bind, fd, &a);
             }
             if let Err(e) = bound {
@@ -473,66 +472,26 @@ fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     }
 }
 
-/// Start the kernel's garbage collector of Unix sockets (closing one
-/// does) and give it 10 ms: sockets of a dead process kept alive only by
-/// being in flight in each other's queues go.
-fn collect_garbage() {
-    if let Ok(p) = sys::fd_pair(Some(SOCK_DGRAM), g::O_CLOEXEC) {
-        sys::close(p[0]);
-        sys::close(p[1]);
-    }
-    crate::ksys::sleep_ms(10);
-}
-
 fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     let a = addr_of(x.name, false);
     let mode = (x.mode & SOCK_MODE_RECORDED != 0).then_some(x.mode & 0o777);
-    let mut bound = bind_mode(fd, &a, mode);
-    if !matches!(bound, Err(e) if e.0 == EADDRINUSE) {
-        return bound
-            .map(drop)
-            .unwrap_or_else(|e| fail(img, r, x, "cannot bind it to its path again", e));
-    }
-    let (mut b1, mut b2) = ([0u8; 128], [0u8; 128]);
-    let (path, aside) = paths(x.name, &mut b1, &mut b2);
-    let _ = aside;
-    {
-        let taken = |what: &str| -> ! {
-            let mut m = msg(img, r, x);
-            m.s(": cannot bind it to ")
-                .push(x.name)
-                .s(" again: ")
-                .s(what);
-            m.fail()
-        };
-        match file_type(path) {
-            Ok(S_IFSOCK) => {}
-            Ok(_) => taken("another kind of file is there (not a socket)"),
-            Err(e) => fail(img, r, x, "cannot look at its path", e),
+    let owner = crate::creds::task_of(img, 0).map(|(t, _)| (t.uid[3], t.gid[3]));
+    let taken = |what: &str| -> ! {
+        let mut m = msg(img, r, x);
+        m.s(": cannot bind it to ")
+            .push(x.name)
+            .s(" again: ")
+            .s(what);
+        m.fail()
+    };
+    match bind_again(fd, &a, u32::from(x.ty), true, mode, owner) {
+        Ok(()) => {}
+        Err(NotBound::OtherFile) => taken("another kind of file is there (not a socket)"),
+        Err(NotBound::Live) => {
+            taken("a live socket is bound there (is the dumped process still running?)")
         }
-        let mut live = live_as(&a, u32::from(x.ty));
-        for _ in 0..50 {
-            if !matches!(live, Ok(true)) {
-                break;
-            }
-            collect_garbage(); // as for an abstract name
-            live = live_as(&a, u32::from(x.ty));
-        }
-        match live {
-            Ok(false) => {}
-            Ok(true) => {
-                taken("a live socket is bound there (is the dumped process still running?)")
-            }
-            Err(e) => fail(img, r, x, "cannot probe its path", e),
-        }
-        match crate::gsys::unlink(path, 0) {
-            Err(e) if e.0 != ENOENT => fail(img, r, x, "cannot remove the stale socket file", e),
-            _ => {}
-        }
-        bound = bind_mode(fd, &a, mode);
-    }
-    if let Err(e) = bound {
-        fail(img, r, x, "cannot bind it to its path again", e)
+        Err(NotBound::Failed(what, e)) => fail(img, r, x, what, e),
+        Err(NotBound::Bind(e)) => fail(img, r, x, "cannot bind it to its path again", e),
     }
 }
 

@@ -63,6 +63,102 @@ pub(crate) fn addr_of(name: &[u8], abstract_name: bool) -> Addr {
     a
 }
 
+impl Addr {
+    /// A path address's path with its NUL (for the file calls).
+    pub(crate) fn path_bytes(&self) -> &[u8] {
+        &self.path[..self.len.saturating_sub(2)]
+    }
+}
+
+/// Why [`bind_again`] could not bind a socket to its path.
+pub(crate) enum NotBound {
+    /// Another kind of file is at the path.
+    OtherFile,
+    /// A live socket is bound there.
+    Live,
+    /// A step before the `bind` failed: its name and error.
+    Failed(&'static str, Errno),
+    /// The `bind` failed.
+    Bind(Errno),
+}
+
+/// Bind `fd` (a Unix socket of type `ty`) to the path `a` again, with the
+/// permission bits `mode`: a stale socket file there (nobody answers on
+/// it, probed by a socket of the same type; with `collect`, the kernel's
+/// garbage collector given a chance to close sockets of the dead process
+/// that answered: not for a listener, whose probes would each wait in a
+/// live listener's backlog) is replaced. The new file gets the stale one's owner and group, else
+/// `owner` (the process's filesystem ids): bound by root for another
+/// user's process it would be root's, and that user could not connect.
+/// (Not allowed to a restorer without `CAP_CHOWN`, who restores its own
+/// processes, or forced, with its own ids: left as bound.)
+pub(crate) fn bind_again(
+    fd: usize,
+    a: &Addr,
+    ty: u32,
+    collect: bool,
+    mode: Option<u32>,
+    mut owner: Option<(u32, u32)>,
+) -> Result<(), NotBound> {
+    let path = a.path_bytes();
+    let mut bound = bind_mode(fd, a, mode);
+    if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
+        match file_stat(path) {
+            Ok((S_IFSOCK, uid, gid)) => owner = Some((uid, gid)),
+            Ok(_) => return Err(NotBound::OtherFile),
+            Err(e) => return Err(NotBound::Failed("cannot look at its path", e)),
+        }
+        let mut live = live_as(a, ty);
+        for _ in 0..if collect { 50 } else { 0 } {
+            if !matches!(live, Ok(true)) {
+                break;
+            }
+            collect_garbage();
+            live = live_as(a, ty);
+        }
+        match live {
+            Ok(false) => {}
+            Ok(true) => return Err(NotBound::Live),
+            Err(e) => return Err(NotBound::Failed("cannot probe its path", e)),
+        }
+        match crate::gsys::unlink(path, 0) {
+            Err(e) if e.0 != ENOENT => {
+                return Err(NotBound::Failed("cannot remove the stale socket file", e))
+            }
+            _ => {}
+        }
+        bound = bind_mode(fd, a, mode);
+    }
+    if let Err(e) = bound {
+        return Err(NotBound::Bind(e));
+    }
+    if let Some((uid, gid)) = owner.filter(|&o| o != (sys::geteuid(), sys::getegid())) {
+        let _ = call(
+            g::__NR_fchownat,
+            [
+                g::AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                uid as usize,
+                gid as usize,
+                g::AT_SYMLINK_NOFOLLOW as usize,
+                0,
+            ],
+        );
+    }
+    Ok(())
+}
+
+/// Start the kernel's garbage collector of Unix sockets (closing one
+/// does) and give it 10 ms: sockets of a dead process kept alive only by
+/// being in flight in each other's queues go.
+pub(crate) fn collect_garbage() {
+    if let Ok(p) = sys::fd_pair(Some(SOCK_DGRAM), g::O_CLOEXEC) {
+        sys::close(p[0]);
+        sys::close(p[1]);
+    }
+    crate::ksys::sleep_ms(10);
+}
+
 pub(crate) fn socket(ty: u32) -> SysResult {
     call(
         g::__NR_socket,
@@ -82,9 +178,9 @@ pub(crate) fn set_opt(fd: usize, opt: usize) -> SysResult {
     )
 }
 
-/// The type bits of the file at `path` (NUL-terminated), not following
-/// a final symbolic link.
-pub(crate) fn file_type(path: &[u8]) -> Result<u32, Errno> {
+/// The type bits, owner and group of the file at `path` (not following a
+/// symbolic link).
+fn file_stat(path: &[u8]) -> Result<(u32, u32, u32), Errno> {
     let fd = sys::open(path, g::O_PATH | g::O_NOFOLLOW)?;
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: g::stat = unsafe { core::mem::zeroed() };
@@ -93,17 +189,12 @@ pub(crate) fn file_type(path: &[u8]) -> Result<u32, Errno> {
         [fd, &mut st as *mut g::stat as usize, 0, 0, 0, 0],
     );
     sys::close(fd);
-    r.map(|_| st.st_mode & S_IFMT)
+    r.map(|_| (st.st_mode & S_IFMT, st.st_uid, st.st_gid))
 }
 
-/// Whether a socket at `a` accepts connections (`Ok(false)`: a stale
-/// socket file nobody listens on).
-fn live(a: &Addr) -> Result<bool, Errno> {
-    live_as(a, SOCK_STREAM)
-}
-
-/// [`live`] with a probe of socket type `ty` (a datagram socket's file
-/// is probed by a datagram socket).
+/// Whether a socket at `a` answers a probe of socket type `ty` (a
+/// datagram socket's file is probed by a datagram socket; `Ok(false)`: a
+/// stale socket file nobody listens on).
 pub(crate) fn live_as(a: &Addr, ty: u32) -> Result<bool, Errno> {
     // Non-blocking: a listener with a full backlog answers EAGAIN.
     let probe = socket(ty | SOCK_NONBLOCK)?;
@@ -176,34 +267,27 @@ pub fn listener(img: &Image, r: &FdRecord) -> usize {
         bind_detached(img, r, fd, &a, name);
         return listen(img, r, fd);
     }
-    let mut bound = bind(fd, &a, r);
-    if matches!(bound, Err(e) if e.0 == EADDRINUSE) && !abstract_name {
-        let mut path = [0u8; 109];
-        path[..name.len().min(107)].copy_from_slice(&name[..name.len().min(107)]);
-        let path = &path[..name.len().min(107) + 1];
-        let taken = |what: &str| -> ! {
-            let mut m = fd_msg(img, r);
-            m.s(": cannot listen on ").push(name).s(" again: ").s(what);
-            m.fail()
-        };
-        match file_type(path) {
-            Ok(S_IFSOCK) => {}
-            Ok(_) => taken("another kind of file is there (not a socket)"),
-            Err(e) => fail(img, r, "cannot look at the socket path", e),
+    if abstract_name {
+        if let Err(e) = bind(fd, &a, r) {
+            bind_failed(img, r, name, true, e)
         }
-        match live(&a) {
-            Ok(false) => {}
-            Ok(true) => taken("a live socket listens there (is the dumped process still running?)"),
-            Err(e) => fail(img, r, "cannot probe the socket path", e),
-        }
-        match crate::gsys::unlink(path, 0) {
-            Err(e) if e.0 != ENOENT => fail(img, r, "cannot remove the stale socket file", e),
-            _ => {}
-        }
-        bound = bind(fd, &a, r);
+        return listen(img, r, fd);
     }
-    if let Err(e) = bound {
-        bind_failed(img, r, name, abstract_name, e)
+    let mode = (r.args[3] & MODE_RECORDED != 0).then_some((r.args[3] & 0o777) as u32);
+    let owner = crate::creds::task_of(img, 0).map(|(t, _)| (t.uid[3], t.gid[3]));
+    let taken = |what: &str| -> ! {
+        let mut m = fd_msg(img, r);
+        m.s(": cannot listen on ").push(name).s(" again: ").s(what);
+        m.fail()
+    };
+    match bind_again(fd, &a, ty, false, mode, owner) {
+        Ok(()) => {}
+        Err(NotBound::OtherFile) => taken("another kind of file is there (not a socket)"),
+        Err(NotBound::Live) => {
+            taken("a live socket listens there (is the dumped process still running?)")
+        }
+        Err(NotBound::Failed(what, e)) => fail(img, r, what, e),
+        Err(NotBound::Bind(e)) => bind_failed(img, r, name, false, e),
     }
     listen(img, r, fd)
 }

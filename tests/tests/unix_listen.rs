@@ -476,3 +476,63 @@ fn a_detached_listener_leaves_a_live_socket_at_its_path_alone() {
     assert!(after.ends_with("dir=sock accepted-by=a"), "{after}");
     p.kill();
 }
+
+/// Root restores nobody's server: the socket file it binds again is
+/// nobody's as before (bound by root, it would be root's, mode 755, and
+/// nobody could not connect to its own server).
+#[test]
+fn a_socket_file_bound_again_by_root_keeps_its_owner() {
+    require_tool("setpriv");
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test restores as root: run the tests as root (scripts/test.sh does)");
+    }
+    let dir = TestDir::new("unix_listen_owner");
+    fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let name = dir.join("s.sock").to_str().unwrap().to_owned();
+    let mut p = Proc::spawn(
+        "unix server",
+        command_as(&NOBODY, PYTHON3).args(["-c", SERVER, &name, "accept"]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let owner = |path: &str| {
+        let m = fs::metadata(path).unwrap();
+        (
+            std::os::unix::fs::MetadataExt::uid(&m),
+            std::os::unix::fs::MetadataExt::mode(&m) & 0o777,
+        )
+    };
+    let before = owner(&name);
+    assert_eq!(before.0, 65534);
+    let nobody_asks = || {
+        let out = run(
+            command_as(&NOBODY, PYTHON3).args([
+                "-c",
+                "import socket,sys,time\n\
+                 for i in range(100):\n\
+                 \x20   s=socket.socket(socket.AF_UNIX)\n\
+                 \x20   try:\n\
+                 \x20       s.connect(sys.argv[1]); break\n\
+                 \x20   except (FileNotFoundError, ConnectionRefusedError):\n\
+                 \x20       time.sleep(0.1)\n\
+                 print(s.recv(300).decode().strip())",
+                &name,
+            ]),
+            CMD_TIMEOUT,
+        );
+        assert!(out.status.success(), "nobody's client: {}", show(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert!(nobody_asks().starts_with("served 1 "));
+    let image = dir.join("server.kckpt");
+    dump_kills(&mut p, &image);
+    let mut r = restore(&image);
+    // (the client tries again until the restore has bound the socket)
+    let answer = nobody_asks();
+    assert!(answer.starts_with("served 2 "), "{answer}");
+    assert_eq!(owner(&name), before, "owner and mode of the socket file");
+    r.kill();
+}
