@@ -444,6 +444,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                 "kind": match l.kind {
                     lock_kind::FLOCK => "flock",
                     lock_kind::POSIX => "posix",
+                    lock_kind::LEASE => "lease",
                     _ => "ofd",
                 },
                 "type": if l.lock_type == 0 { "read" } else { "write" },

@@ -1,6 +1,7 @@
 //! File locks held by the process (format 1.3): `flock`, POSIX
 //! (`fcntl(F_SETLK)`) and open-file-description (`F_OFD_SETLK`) locks,
-//! taken again by the stub once every descriptor exists.
+//! and (1.8) file leases (`F_SETLEASE`), taken again by the stub once
+//! every descriptor exists.
 
 use crate::read::{FormatError, ImageView};
 use crate::records::Record;
@@ -18,6 +19,9 @@ pub mod lock_kind {
     /// OFD record lock (`F_OFD_SETLK`): belongs to the open file
     /// description of `fd`.
     pub const OFD: u32 = 3;
+    /// (1.8) A file lease (`F_SETLEASE`, not being broken): belongs to the
+    /// open file description of `fd`; no range.
+    pub const LEASE: u32 = 4;
 }
 
 /// `LockRecord::lock_type`.
@@ -62,12 +66,19 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
                 | crate::records::fd_kind::PATH
                 | crate::ghosts::ghost_fd_kind::GHOST
         );
+        let last = if view.header.format_minor >= 8 {
+            lock_kind::LEASE
+        } else {
+            lock_kind::OFD
+        };
+        let whole = matches!(l.kind, lock_kind::FLOCK | lock_kind::LEASE);
         if l.reserved != 0
-            || !(lock_kind::FLOCK..=lock_kind::OFD).contains(&l.kind)
+            || !(lock_kind::FLOCK..=last).contains(&l.kind)
             || l.lock_type > lock_type::WRITE
             || fd.dup_of != crate::records::FD_NO_DUP
             || !lockable
-            || (l.kind == lock_kind::FLOCK && (l.start != 0 || l.len != 0))
+            || (l.kind == lock_kind::LEASE && fd.kind != crate::records::fd_kind::FILE)
+            || (whole && (l.start != 0 || l.len != 0))
             || l.start > i64::MAX as u64
             || l.start
                 .checked_add(l.len)

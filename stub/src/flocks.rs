@@ -1,5 +1,6 @@
 //! File locks (format 1.3, `NT_KCKPT_LOCKS`): `flock`, POSIX and OFD
-//! record locks taken again through the restored descriptors.
+//! record locks, and (1.8) leases, taken again through the restored
+//! descriptors.
 //!
 //! Taken once every descriptor exists, before the address space changes,
 //! so a lock another process holds now is a clean refusal; POSIX locks are
@@ -27,6 +28,7 @@ pub fn take(img: &Image, force: bool, first: bool) {
         let write = l.lock_type == lock_type::WRITE;
         let r = match l.kind {
             lock_kind::FLOCK => gsys::flock(fd, write),
+            lock_kind::LEASE => gsys::lease(fd, write),
             kind => gsys::record_lock(fd, kind == lock_kind::OFD, write, l.start, l.len),
         };
         let Err(e) = r else { continue };
@@ -41,9 +43,15 @@ pub fn take(img: &Image, force: bool, first: bool) {
         m.s(": cannot take its ").s(match l.kind {
             lock_kind::FLOCK => "flock",
             lock_kind::POSIX => "POSIX",
+            lock_kind::LEASE => "lease",
             _ => "OFD",
         });
-        m.s(if write { " write lock" } else { " read lock" });
+        m.s(match (l.kind == lock_kind::LEASE, write) {
+            (true, true) => " (write)",
+            (true, false) => " (read)",
+            (false, true) => " write lock",
+            (false, false) => " read lock",
+        });
         m.s(" again").errno(e);
         if first && !force {
             m.s(" (held by another process?); --force goes on without it: the program then believes it holds a lock it does not")

@@ -102,6 +102,13 @@ pub fn flock(fd: usize, exclusive: bool) -> SysResult {
     call(g::__NR_flock, [fd, op, 0, 0, 0, 0])
 }
 
+/// `fcntl(fd, F_SETLEASE, F_RDLCK or F_WRLCK)`.
+pub fn lease(fd: usize, write: bool) -> SysResult {
+    const F_SETLEASE: usize = 1024;
+    let ty = if write { g::F_WRLCK } else { g::F_RDLCK };
+    call(g::__NR_fcntl, [fd, F_SETLEASE, ty as usize, 0, 0, 0])
+}
+
 /// `fcntl(fd, cmd, &flock)` with a `SEEK_SET` range: `F_SETLK` or
 /// `F_OFD_SETLK` (`ofd`), a read or write lock.
 pub fn record_lock(fd: usize, ofd: bool, write: bool, start: u64, len: u64) -> SysResult {

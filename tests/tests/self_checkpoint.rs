@@ -105,7 +105,7 @@ fn self_made_image_is_read_by_kckpt_info_and_gdb() {
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(info.status.success(), "{}", show(&info));
     for want in [
-        "format version: 1.7",
+        "format version: 1.8",
         "checksums:      crc32c; metadata ok",
         "threads:        1",
         "syscall none",

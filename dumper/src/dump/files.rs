@@ -384,7 +384,7 @@ fn ghost_fd(
 
 /// The locks an `fdinfo` text lists for descriptor `fd` (those taken
 /// through its open file description), or why they cannot be restored
-/// (a lease). Lines of waiters (`->`) are left out: the waiting thread
+/// (a lease being broken, an NFS delegation). Lines of waiters (`->`) are left out: the waiting thread
 /// makes its call again after a restore.
 fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRecord>, String> {
     use kckpt_image::{lock_kind, lock_type, LockRecord};
@@ -399,7 +399,13 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
             Some("FLOCK") => lock_kind::FLOCK,
             Some("POSIX") => lock_kind::POSIX,
             Some("OFDLCK") => lock_kind::OFD,
-            Some("LEASE") | Some("DELEG") => return Err("file lease".to_owned()),
+            // A lease being broken (an open of another process waits for
+            // it, or timed out) would need that open again.
+            Some("LEASE") if w.get(2) != Some(&"ACTIVE") => {
+                return Err("file lease being broken".to_owned())
+            }
+            Some("LEASE") => lock_kind::LEASE,
+            Some("DELEG") => return Err("file delegation".to_owned()),
             other => return Err(format!("file lock of kind {}", other.unwrap_or("?"))),
         };
         let ty = match w.get(3).copied() {
@@ -407,7 +413,7 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
             Some("WRITE") => lock_type::WRITE,
             other => return Err(format!("file lock of type {}", other.unwrap_or("?"))),
         };
-        let (start, len) = if kind == lock_kind::FLOCK {
+        let (start, len) = if matches!(kind, lock_kind::FLOCK | lock_kind::LEASE) {
             (0, 0)
         } else {
             let start: u64 = w.get(6).and_then(|s| s.parse().ok()).unwrap_or(0);
