@@ -1962,10 +1962,12 @@ mod tests {
         assert_eq!((l[0].kind, l[0].lock_type), (1, 1));
         assert_eq!((l[1].kind, l[1].start, l[1].len), (2, 10, 10));
         assert_eq!((l[2].kind, l[2].lock_type, l[2].len), (3, 0, 0));
+        let lease = locks_of(4, "lock:\t1: LEASE  ACTIVE    READ 1 fe:00:1 0 EOF\n").unwrap();
+        assert_eq!((lease[0].kind, lease[0].lock_type, lease[0].len), (4, 0, 0));
         assert!(
-            locks_of(4, "lock:\t1: LEASE  ACTIVE    READ 1 fe:00:1 0 EOF\n")
+            locks_of(4, "lock:\t1: LEASE  BREAKING  UNLCK 1 fe:00:1 0 EOF\n")
                 .unwrap_err()
-                .contains("lease")
+                .contains("lease being broken")
         );
     }
 
