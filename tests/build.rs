@@ -40,6 +40,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("TCP_CONN", "tcp_conn.c", &["-fPIE", "-pie"]),
     ("TCP_HALF", "tcp_half.c", &["-fPIE", "-pie"]),
     ("TCP_FLOW", "tcp_flow.c", &["-fPIE", "-pie"]),
+    ("BPF_FILTER", "bpf_filter.c", &["-fPIE", "-pie"]),
     ("SOCK_OPTS", "sock_opts.c", &["-fPIE", "-pie"]),
     ("INJECTEE", "injectee.c", &["-fPIE", "-pie", "-lpthread"]),
     ("HANDLERS", "handlers.c", &["-fPIE", "-pie", "-lpthread"]),

@@ -210,6 +210,8 @@ pub struct FilesMeta {
     pub extents: Vec<ExtentRecord>,
     /// File locks (`NT_KCKPT_LOCKS`, 1.3).
     pub locks: Vec<LockRecord>,
+    /// Socket filters (`NT_KCKPT_SOCK_FILTERS`, 1.8), sorted by fd.
+    pub sock_filters: Vec<kckpt_image::sockfilter::SockFilterRecord>,
     /// Owners of descriptors' I/O signals (`NT_KCKPT_FOWNERS`, 1.4),
     /// sorted by fd.
     pub fowners: Vec<kckpt_image::FownRecord>,
@@ -623,6 +625,11 @@ fn encode_terminals(n: &mut NoteBuf, files: &FilesMeta) {
     push_table(n, kckpt_image::ghosts::NT_KCKPT_GHOSTS, &files.ghosts);
     push_table(n, kckpt_image::ghosts::NT_KCKPT_EXTENTS, &files.extents);
     push_table(n, kckpt_image::locks::NT_KCKPT_LOCKS, &files.locks);
+    push_table(
+        n,
+        kckpt_image::sockfilter::NT_KCKPT_SOCK_FILTERS,
+        &files.sock_filters,
+    );
     push_table(n, kckpt_image::fown::NT_KCKPT_FOWNERS, &files.fowners);
     push_table(n, kckpt_image::inotify::NT_KCKPT_INOTIFY, &files.inotify);
     push_table(n, kckpt_image::guards::NT_KCKPT_GUARDS, &files.guards);

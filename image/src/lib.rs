@@ -26,6 +26,7 @@ pub mod pagerefs;
 pub mod read;
 pub mod records;
 pub mod selffd;
+pub mod sockfilter;
 pub mod special;
 pub mod tcp;
 pub mod terminal;

@@ -599,6 +599,8 @@ pub struct ImageView<'a> {
     pub extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
     /// File locks (format 1.3; empty before).
     pub locks: RecordTable<'a, crate::locks::LockRecord>,
+    /// Socket filters (format 1.8; empty before).
+    pub sock_filters: RecordTable<'a, crate::sockfilter::SockFilterRecord>,
     /// Owners of descriptors' I/O signals (format 1.4; empty before).
     pub fowners: RecordTable<'a, crate::fown::FownRecord>,
     /// Guard regions (format 1.3; empty before).
@@ -666,6 +668,7 @@ impl<'a> ImageView<'a> {
         let (mut timers, mut posix_timers) = (None, None);
         let (mut terminals, mut job) = (None, None);
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
+        let mut sock_filters = None;
         let (mut guards, mut inotify, mut fowners) = (None, None, None);
         let (mut tree, mut tree_procs, mut tree_slots, mut tree_uses) = (None, None, None, None);
         let mut checksums = None;
@@ -703,6 +706,9 @@ impl<'a> ImageView<'a> {
                         take_unique(&mut extents, note.desc, "extents")?
                     }
                     crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
+                    crate::sockfilter::NT_KCKPT_SOCK_FILTERS => {
+                        take_unique(&mut sock_filters, note.desc, "socket filters")?
+                    }
                     crate::fown::NT_KCKPT_FOWNERS => {
                         take_unique(&mut fowners, note.desc, "file owners")?
                     }
@@ -798,6 +804,7 @@ impl<'a> ImageView<'a> {
             ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
+            sock_filters: RecordTable::new(sock_filters.unwrap_or(&[]), "socket filters")?,
             fowners: RecordTable::new(fowners.unwrap_or(&[]), "file owners")?,
             inotify: RecordTable::new(inotify.unwrap_or(&[]), "inotify")?,
             guards: RecordTable::new(guards.unwrap_or(&[]), "guards")?,
@@ -816,6 +823,7 @@ impl<'a> ImageView<'a> {
         crate::terminal::validate(&view)?;
         crate::ghosts::validate(&view, file_len)?;
         crate::locks::validate(&view)?;
+        crate::sockfilter::validate(&view)?;
         crate::fown::validate(&view)?;
         crate::inotify::validate(&view)?;
         crate::guards::validate(&view)?;

@@ -42,6 +42,7 @@ mod pty;
 mod report;
 mod root;
 mod shmem;
+mod sockfilter;
 mod sockopts;
 mod special;
 mod startup;
@@ -264,6 +265,7 @@ extern "C" fn stage2(sp: usize) -> ! {
             fown::retry(&img, &tid_now);
         }
         tcp::send_queues(&img);
+        sockfilter::attach(&img);
         attrs::death_signal(&img, 0);
         attrs::stop(&img, traced);
         state::resume(&img, &thread, traced, start.debug_jump, frame)
@@ -280,6 +282,7 @@ fn socket_checks(img: &load::Image) {
     inet::check(img);
     tcp::check(img);
     unixconn::check(img);
+    sockfilter::check(img);
 }
 
 #[panic_handler]

@@ -123,26 +123,44 @@ pub fn peek_datagram(
     Ok((n, from))
 }
 
-/// Instructions of a classic BPF filter attached to socket `fd` (0: none).
-pub fn filter_len(fd: RawFd) -> u32 {
-    let mut len: libc::socklen_t = 0;
-    // SAFETY: with `len` 0 the kernel writes no filter, only the count
-    // of its instructions to `len`.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_GET_FILTER,
-            std::ptr::null_mut(),
-            &raw mut len,
-        )
+/// The classic BPF filter attached to socket `fd` (`SO_GET_FILTER`: its
+/// instructions, 8 bytes each, empty for none) and whether it is locked
+/// (`SO_LOCK_FILTER`); or why it cannot be saved: an eBPF program
+/// (`SO_ATTACH_BPF`), which the kernel does not give back.
+pub fn socket_filter(fd: RawFd) -> std::result::Result<(Vec<u8>, bool), String> {
+    let get = |buf: *mut libc::c_void, len: &mut libc::socklen_t| {
+        // SAFETY: `buf` is null with `*len` 0 (the kernel writes only the
+        // instruction count to `len`), or holds `*len` instructions.
+        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_GET_FILTER, buf, len) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
     };
-    if r == 0 {
-        len
-    } else {
-        0
+    let unreadable = |e: std::io::Error| match e.raw_os_error() {
+        Some(libc::EACCES) => {
+            "socket filter that is an eBPF program (SO_ATTACH_BPF, not given back by the kernel)"
+                .to_owned()
+        }
+        _ => format!("socket filter that cannot be read (SO_GET_FILTER: {e})"),
+    };
+    let mut count: libc::socklen_t = 0;
+    get(std::ptr::null_mut(), &mut count).map_err(unreadable)?;
+    let mut insns = vec![0u8; count as usize * 8];
+    if count != 0 {
+        let mut len = count;
+        get(insns.as_mut_ptr().cast(), &mut len).map_err(unreadable)?;
+        if len != count {
+            return Err("socket filter that changed while it was read".to_owned());
+        }
     }
+    let locked = sockopt_int(fd, SO_LOCK_FILTER).map_err(|e| format!("SO_LOCK_FILTER: {e}"))?;
+    Ok((insns, locked != 0))
 }
+
+/// `SO_LOCK_FILTER` (`<asm-generic/socket.h>`).
+const SO_LOCK_FILTER: i32 = 44;
 
 /// `semctl(semid, semnum, GETPID)`: the pid of the last `semop` on that
 /// semaphore (0: none), `None` if the set cannot be read.

@@ -18,6 +18,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
 use kckpt_image::ghost_fd_kind;
 use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
+use kckpt_image::sockfilter::{filter_flags, SockFilterRecord};
 use kckpt_image::special_fd_kind;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
 use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
@@ -87,6 +88,8 @@ pub struct Files {
     pub ghosts: super::ghosts::Ghosts,
     /// File locks (1.3).
     locks: Vec<kckpt_image::LockRecord>,
+    /// Socket filters (1.8): fd, instructions, locked.
+    sock_filters: Vec<(u32, Vec<u8>, bool)>,
     /// Inotify watches and their paths (1.3).
     inotify: Vec<(InotifyWatchRecord, Vec<u8>)>,
     /// Owners of the descriptors' I/O signals (1.4).
@@ -1184,6 +1187,28 @@ pub fn collect(
         }
     }
 
+    // Socket filters and their lock (1.8), through the socket.
+    for i in 0..files.fds.len() {
+        let r = files.fds[i].rec;
+        if r.dup_of != FD_NO_DUP || !kckpt_image::sockfilter::socket_kind(r.kind) {
+            continue;
+        }
+        let copy = getfd(r.fd as i32)?;
+        match fdsys::socket_filter(copy.as_raw_fd()) {
+            Ok((insns, locked)) if insns.is_empty() && !locked => {}
+            // A socket in flight is closed before the filters are attached.
+            Ok(_) if flight.is_synthetic(r.fd as i32) => {
+                classes[i] = Class::Unsupported("socket in flight with a socket filter".into());
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+            Ok((insns, locked)) => files.sock_filters.push((r.fd, insns, locked)),
+            Err(what) => {
+                classes[i] = Class::Unsupported(what);
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+        }
+    }
+
     let tree_pids = tree.map_or(&[][..], |t| &t.pids[..]);
     fifos(pid, &mut files, &mut classes, &getfd, tree_pids)?;
     // Inotify watches (1.3): each inode through a descriptor of the
@@ -1931,8 +1956,30 @@ impl Files {
                 ..w
             })
             .collect();
+        // Filters of sockets still restored as such (not placeholders),
+        // by fd.
+        let mut sock_filters = self.sock_filters;
+        sock_filters.sort_by_key(|f| f.0);
+        let sock_filters = sock_filters
+            .into_iter()
+            .filter(|(fd, _, _)| {
+                fds.iter().any(|f| {
+                    f.fd == *fd
+                        && f.dup_of == FD_NO_DUP
+                        && kckpt_image::sockfilter::socket_kind(f.kind)
+                })
+            })
+            .map(|(fd, insns, locked)| SockFilterRecord {
+                fd,
+                flags: if locked { filter_flags::LOCKED } else { 0 },
+                count: (insns.len() / 8) as u32,
+                reserved: 0,
+                insns: strings.add(&insns),
+            })
+            .collect();
         Ok(FilesMeta {
             fs: Some(fs),
+            sock_filters,
             fds,
             epoll: self.epoll,
             terminals,

@@ -221,7 +221,6 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
     (libc::SOL_SOCKET, 70, "SO_BUSY_POLL_BUDGET"),
     (libc::SOL_SOCKET, 75, "SO_RCVMARK"),
     (libc::SOL_SOCKET, 41, "SO_WIFI_STATUS"),
-    (libc::SOL_SOCKET, 44, "SO_LOCK_FILTER"),
     (libc::SOL_SOCKET, 45, "SO_SELECT_ERR_QUEUE"),
     (libc::IPPROTO_IP, 18, "IP_PASSSEC"),
     (libc::IPPROTO_IP, 21, "IP_MINTTL"),
@@ -237,7 +236,6 @@ const NOT_RESTORED: &[(i32, i32, &str)] = &[
     (libc::SOL_SOCKET, libc::SO_RXQ_OVFL, "SO_RXQ_OVFL"),
     (libc::SOL_SOCKET, libc::SO_BUSY_POLL, "SO_BUSY_POLL"),
     (libc::SOL_SOCKET, libc::SO_ZEROCOPY, "SO_ZEROCOPY"),
-    (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, "SO_ATTACH_FILTER"),
     (libc::IPPROTO_IP, libc::IP_RECVOPTS, "IP_RECVOPTS"),
     (libc::IPPROTO_IP, libc::IP_RECVTTL, "IP_RECVTTL"),
     (libc::IPPROTO_IP, libc::IP_RECVTOS, "IP_RECVTOS"),
@@ -508,14 +506,6 @@ pub fn options(
         if tcp { &[] } else { NOT_RESTORED_UDP },
     ];
     for &(level, opt, name) in lists.iter().flat_map(|l| l.iter()) {
-        if opt == libc::SO_ATTACH_FILTER {
-            if fdsys::filter_len(fd) != 0 {
-                return Err(format!(
-                    "{shown} with a socket filter (SO_ATTACH_FILTER, not restored)"
-                ));
-            }
-            continue;
-        }
         // After a failed connect TCP_MAXSEG reads the route's MSS, not
         // what the program set: not comparable.
         if opt == libc::TCP_MAXSEG && d.stale_port != 0 {

@@ -72,7 +72,6 @@ const NOT_RESTORED: &[(i32, &str)] = &[
     (libc::SO_BUSY_POLL, "SO_BUSY_POLL"),
     (libc::SO_ZEROCOPY, "SO_ZEROCOPY"),
     (76, "SO_PASSPIDFD"),
-    (libc::SO_ATTACH_FILTER, "SO_ATTACH_FILTER"),
 ];
 
 /// Most bytes of one socket's queue kckpt saves.
@@ -302,14 +301,6 @@ fn options(
     let nfd = fresh.as_raw_fd();
     let get = |fd, opt| fdsys::sockopt_int(fd, opt).ok();
     for &(opt, name) in NOT_RESTORED {
-        if opt == libc::SO_ATTACH_FILTER {
-            if fdsys::filter_len(fd) != 0 {
-                return Err(format!(
-                    "{shown} with a socket filter (SO_ATTACH_FILTER, not restored)"
-                ));
-            }
-            continue;
-        }
         if get(fd, opt) != get(nfd, opt) {
             return Err(format!("{shown} with option {name} (not restored)"));
         }

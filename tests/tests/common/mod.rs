@@ -86,6 +86,8 @@ pub mod prog {
     /// TCP and UDP sockets in every state kckpt restores, options set,
     /// datagrams queued; checks itself on SIGUSR1 (`sock_opts.c`).
     pub const SOCK_OPTS: &str = env!("KCKPT_PROG_SOCK_OPTS");
+    /// `bpf_filter.c`.
+    pub const BPF_FILTER: &str = env!("KCKPT_PROG_BPF_FILTER");
     /// Two threads checking registers, mask, altstack, tid address and a
     /// handler after every system call (`injectee.c`).
     pub const INJECTEE: &str = env!("KCKPT_PROG_INJECTEE");
