@@ -1193,12 +1193,30 @@ pub fn collect(
         if r.dup_of != FD_NO_DUP || !kckpt_image::sockfilter::socket_kind(r.kind) {
             continue;
         }
-        let copy = getfd(r.fd as i32)?;
+        // A socket of another process of the tree restored here: read
+        // through that process.
+        let copy = match files.fds[i].source {
+            Some((src, sfd)) => fdsys::pidfd_open(src)
+                .and_then(|p| fdsys::pidfd_getfd(p.as_raw_fd(), sfd))
+                .map_err(|e| Error::Unsupported {
+                    pid,
+                    reason: format!("cannot copy fd {sfd} of process {src}: {}", e.desc()),
+                })?,
+            None => getfd(r.fd as i32)?,
+        };
         match fdsys::socket_filter(copy.as_raw_fd()) {
             Ok((insns, locked)) if insns.is_empty() && !locked => {}
-            // A socket in flight is closed before the filters are attached.
+            // A socket in flight, or one only handed to other processes of
+            // the tree, is closed before the filters are attached.
             Ok(_) if flight.is_synthetic(r.fd as i32) => {
                 classes[i] = Class::Unsupported("socket in flight with a socket filter".into());
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+            Ok(_) if r.fd_flags & fd_flags::TREE_ONLY != 0 => {
+                let (src, sfd) = files.fds[i].source.unwrap_or((pid, r.fd as i32));
+                classes[i] = Class::Unsupported(format!(
+                    "unix socket (fd {sfd} of process {src}) with a socket filter, restored by an ancestor"
+                ));
                 files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
             }
             Ok((insns, locked)) => files.sock_filters.push((r.fd, insns, locked)),
