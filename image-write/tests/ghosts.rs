@@ -230,7 +230,29 @@ fn inconsistent_records_are_refused() {
             v[0].flags |= vma_flags::MAYWRITE
         }),
         ("lock on a missing descriptor", |_, f| f.locks[0].fd = 9),
-        ("lock of unknown kind", |_, f| f.locks[0].kind = 4),
+        ("lock of unknown kind", |_, f| f.locks[0].kind = 5),
+        ("lease on a ghost", |_, f| {
+            f.locks[0].kind = lock_kind::LEASE;
+            f.locks[0].start = 0;
+            f.locks[0].len = 0;
+        }),
+        ("lease with a range", |_, f| {
+            f.locks[0].kind = lock_kind::LEASE
+        }),
+        ("socket filter on a file", |_, f| {
+            f.sock_filters = vec![sockfilter::SockFilterRecord {
+                fd: 3,
+                flags: sockfilter::filter_flags::LOCKED,
+                ..Default::default()
+            }]
+        }),
+        ("socket filter on a missing descriptor", |_, f| {
+            f.sock_filters = vec![sockfilter::SockFilterRecord {
+                fd: 9,
+                flags: sockfilter::filter_flags::LOCKED,
+                ..Default::default()
+            }]
+        }),
         ("flock with a range", |_, f| {
             f.locks[0].kind = lock_kind::FLOCK;
         }),
