@@ -448,6 +448,11 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                     _ => "ofd",
                 },
                 "type": if l.lock_type == 0 { "read" } else { "write" },
+                "breaking": match l.lease_break {
+                    kckpt_image::locks::lease_break::TO_READ => Some("to read"),
+                    kckpt_image::locks::lease_break::TO_NONE => Some("to none"),
+                    _ => None,
+                },
                 "start": l.start,
                 "len": l.len,
             })

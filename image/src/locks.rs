@@ -32,6 +32,17 @@ pub mod lock_type {
     pub const WRITE: u32 = 1;
 }
 
+/// `LockRecord::lease_break`: a lease being broken (another process's
+/// `open` conflicted with it), and to what.
+pub mod lease_break {
+    /// Not being broken.
+    pub const NONE: u32 = 0;
+    /// Being downgraded to a read lease (a write lease, by a reader).
+    pub const TO_READ: u32 = 1;
+    /// Being removed (a read or write lease, by a writer).
+    pub const TO_NONE: u32 = 2;
+}
+
 /// One lock.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,8 +54,9 @@ pub struct LockRecord {
     pub kind: u32,
     /// `lock_type::*`.
     pub lock_type: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// (1.8) A `LEASE` being broken: `lease_break::*`; 0 for other kinds
+    /// (reserved before 1.8).
+    pub lease_break: u32,
     /// First byte (record locks; 0 for `flock`).
     pub start: u64,
     /// Number of bytes, 0 meaning up to the end of the file whatever its
@@ -72,12 +84,15 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
             lock_kind::OFD
         };
         let whole = matches!(l.kind, lock_kind::FLOCK | lock_kind::LEASE);
-        if l.reserved != 0
+        let lease = l.kind == lock_kind::LEASE;
+        if (!lease && l.lease_break != lease_break::NONE)
+            || l.lease_break > lease_break::TO_NONE
+            || (l.lease_break == lease_break::TO_READ && l.lock_type != lock_type::WRITE)
             || !(lock_kind::FLOCK..=last).contains(&l.kind)
             || l.lock_type > lock_type::WRITE
             || fd.dup_of != crate::records::FD_NO_DUP
             || !lockable
-            || (l.kind == lock_kind::LEASE && fd.kind != crate::records::fd_kind::FILE)
+            || (lease && fd.kind != crate::records::fd_kind::FILE)
             || (whole && (l.start != 0 || l.len != 0))
             || l.start > i64::MAX as u64
             || l.start

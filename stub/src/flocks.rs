@@ -10,11 +10,52 @@
 //! files.
 
 use kckpt_image::files::find_fd;
+use kckpt_image::locks::lease_break;
 use kckpt_image::{lock_kind, lock_type};
+use linux_raw_sys::general as g;
 
 use crate::gsys;
 use crate::load::Image;
 use crate::report::Msg;
+use crate::sys;
+
+/// Start the break of a lease being broken at dump again, as the
+/// conflicting `open` of another process did: an `open` of the file
+/// through `/proc/self/fd/N` for reading (`TO_READ`) or writing
+/// (`TO_NONE`), non-blocking, which fails with `EWOULDBLOCK` and leaves
+/// the lease breaking (its break timer starts again). The break signals
+/// the lease's owner, which `F_SETLEASE` made this process (`crate::fown`
+/// sets the saved owner and signal later): that `SIGIO` is blocked and
+/// taken, as the process had already had its break signal (or has it
+/// pending in the image).
+fn break_again(fd: usize, how: u32) -> Result<(), sys::Errno> {
+    let mode = match how {
+        lease_break::NONE => return Ok(()),
+        lease_break::TO_READ => g::O_RDONLY,
+        _ => g::O_WRONLY,
+    };
+    let mut digits = [0u8; 20];
+    let d = crate::report::decimal(fd as u64, &mut digits);
+    let prefix = b"/proc/self/fd/";
+    let mut path = [0u8; 40];
+    path[..prefix.len()].copy_from_slice(prefix);
+    path[prefix.len()..prefix.len() + d.len()].copy_from_slice(d);
+    let n = prefix.len() + d.len();
+    const SIGIO: u64 = 1 << (29 - 1);
+    let old = sys::block_signals(SIGIO)?;
+    let r = match sys::open(&path[..n + 1], mode | g::O_NONBLOCK | g::O_CLOEXEC) {
+        Err(e) if e.0 == linux_raw_sys::errno::EWOULDBLOCK => Ok(()),
+        Err(e) => Err(e),
+        Ok(other) => {
+            // Nothing conflicted: the lease is not what was saved.
+            sys::close(other);
+            Err(sys::Errno(linux_raw_sys::errno::EINVAL))
+        }
+    };
+    crate::ksys::drain_signals(SIGIO);
+    let _ = sys::set_sigmask(old);
+    r
+}
 
 /// Take every saved lock. `first`: before the address space changes (a
 /// failure refuses the restore unless `force`); otherwise only the POSIX
@@ -28,7 +69,10 @@ pub fn take(img: &Image, force: bool, first: bool) {
         let write = l.lock_type == lock_type::WRITE;
         let r = match l.kind {
             lock_kind::FLOCK => gsys::flock(fd, write),
-            lock_kind::LEASE => gsys::lease(fd, write),
+            lock_kind::LEASE => gsys::lease(fd, write).and_then(|r| {
+                break_again(fd, l.lease_break)?;
+                Ok(r)
+            }),
             kind => gsys::record_lock(fd, kind == lock_kind::OFD, write, l.start, l.len),
         };
         let Err(e) = r else { continue };
@@ -52,6 +96,9 @@ pub fn take(img: &Image, force: bool, first: bool) {
             (false, true) => " write lock",
             (false, false) => " read lock",
         });
+        if l.lease_break != lease_break::NONE {
+            m.s(", being broken,");
+        }
         m.s(" again").errno(e);
         if first && !force {
             m.s(" (held by another process?); --force goes on without it: the program then believes it holds a lock it does not")

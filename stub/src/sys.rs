@@ -323,6 +323,26 @@ pub fn set_sigmask(mask: u64) -> SysResult {
     }
 }
 
+/// `rt_sigprocmask(SIG_BLOCK, mask)`: the mask it replaced.
+pub fn block_signals(mask: u64) -> Result<u64, Errno> {
+    let mut old: u64 = 0;
+    // SAFETY: the kernel reads 8 bytes from `mask` and writes 8 to `old`.
+    unsafe {
+        sc(
+            g::__NR_rt_sigprocmask,
+            [
+                g::SIG_BLOCK as usize,
+                &mask as *const u64 as usize,
+                &mut old as *mut u64 as usize,
+                8,
+                0,
+                0,
+            ],
+        )
+    }?;
+    Ok(old)
+}
+
 /// `set_tid_address(addr)`: only stored by the kernel until thread exit.
 pub fn set_tid_address(addr: u64) -> SysResult {
     // SAFETY: the kernel writes there only when the thread exits, and the

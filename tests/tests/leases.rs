@@ -1,8 +1,7 @@
 //! File leases (format 1.8, `LockRecord` kind 4): a read lease and a
 //! write lease come back as leases the kernel enforces (an `open` that
 //! conflicts fails with `EWOULDBLOCK` and the holder gets `SIGIO`); a
-//! lease being broken is refused at dump by name, the process left
-//! running.
+//! lease being broken comes back being broken, without a second signal.
 
 mod common;
 
@@ -15,7 +14,10 @@ use common::*;
 
 /// Takes a read lease on argv[1] and a write lease on argv[2] (both
 /// opened read-only), counts SIGIO; on "check" prints the lease types
-/// (`F_GETLEASE`: 0 read, 1 write, 2 none) and the count.
+/// (`F_GETLEASE`: 0 read, 1 write, 2 none; a lease being broken shows
+/// what it goes to) and the count; on "downgrade" makes the lease on
+/// argv[2] a read lease (what a holder does when its lease is broken by a
+/// reader).
 const HOLDER: &str = r#"
 import fcntl, os, signal, sys
 F_SETLEASE, F_GETLEASE = 1024, 1025
@@ -30,6 +32,9 @@ for line in sys.stdin:
     if line.strip() == "check":
         print("leases", fcntl.fcntl(a, F_GETLEASE), fcntl.fcntl(b, F_GETLEASE),
               "sigio", len(got), flush=True)
+    if line.strip() == "downgrade":
+        fcntl.fcntl(b, F_SETLEASE, fcntl.F_RDLCK)
+        print("downgraded", flush=True)
 "#;
 
 fn start(dir: &TestDir) -> (Proc, String, String) {
@@ -97,21 +102,31 @@ fn read_and_write_leases_come_back_and_are_broken_like_before() {
     r.kill();
 }
 
+/// A write lease being broken by a reader (its holder had the signal,
+/// the break has not ended) comes back breaking, without a second signal:
+/// a reader still has to wait, and once the holder downgrades it, gets in.
 #[test]
-fn a_lease_being_broken_is_refused_by_name() {
+fn a_lease_being_broken_comes_back_breaking() {
     let dir = TestDir::new("leases-breaking");
     let (mut p, _a, b) = start(&dir);
-    let err = open_nonblocking(&dir.join("b.txt")).expect_err("b opened despite the lease");
+    let b_path = dir.join("b.txt");
+    let err = open_nonblocking(&b_path).expect_err("b opened despite the lease");
     assert_eq!(err.raw_os_error(), Some(nix::libc::EWOULDBLOCK), "{err}");
-    let out = dump_raw(p.pid(), &dir.join("breaking.kckpt"), false);
-    assert_refused(
-        "a lease being broken",
-        &out,
-        None,
-        &[&format!("fd {b} (file lease being broken)")],
-    );
-    assert!(!dir.join("breaking.kckpt").exists());
-    // Left running.
-    assert_eq!(check(&mut p), "leases 0 0 sigio 1");
-    p.kill();
+    assert!(eventually(LINE_TIMEOUT, || check(&mut p) == "leases 0 0 sigio 1"));
+    let image = dir.join("breaking.kckpt");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let lock = &info["files"]["locks"][1];
+    assert_eq!(lock["fd"].to_string(), b, "{lock}");
+    assert_eq!(lock["type"], "write", "{lock}");
+    assert_eq!(lock["breaking"], "to read", "{lock}");
+    let mut r = restore(&image);
+    assert_eq!(check(&mut r), "leases 0 0 sigio 1", "{}", r.stderr());
+    let err = open_nonblocking(&b_path).expect_err("b opened while its lease breaks");
+    assert_eq!(err.raw_os_error(), Some(nix::libc::EWOULDBLOCK), "{err}");
+    r.write_stdin("downgrade\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "downgraded");
+    open_nonblocking(&b_path).expect("b opened for reading once downgraded");
+    assert_eq!(check(&mut r), "leases 0 0 sigio 1", "no second signal");
+    r.kill();
 }

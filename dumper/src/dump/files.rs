@@ -386,10 +386,23 @@ fn ghost_fd(
 }
 
 /// The locks an `fdinfo` text lists for descriptor `fd` (those taken
-/// through its open file description), or why they cannot be restored
-/// (a lease being broken, an NFS delegation). Lines of waiters (`->`) are left out: the waiting thread
-/// makes its call again after a restore.
-fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRecord>, String> {
+/// through its open file description; `writable`: it is open for
+/// writing), or why they cannot be restored (an NFS delegation). Lines of
+/// waiters (`->`) are left out: the waiting thread makes its call again
+/// after a restore.
+///
+/// A lease being broken (`BREAKING`) shows the type it is going to: its
+/// own type is write when it goes to read (a reader broke a write lease),
+/// else (going to none: a writer broke it) write on a descriptor open for
+/// writing (a read lease needs no writer, itself included), read on one
+/// open read-only (a write lease there would behave the same from now on:
+/// gone when the break ends).
+fn locks_of(
+    fd: u32,
+    info: &str,
+    writable: bool,
+) -> std::result::Result<Vec<kckpt_image::LockRecord>, String> {
+    use kckpt_image::locks::lease_break;
     use kckpt_image::{lock_kind, lock_type, LockRecord};
     let mut out = Vec::new();
     for line in info.lines().filter_map(|l| l.strip_prefix("lock:")) {
@@ -402,19 +415,21 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
             Some("FLOCK") => lock_kind::FLOCK,
             Some("POSIX") => lock_kind::POSIX,
             Some("OFDLCK") => lock_kind::OFD,
-            // A lease being broken (an open of another process waits for
-            // it, or timed out) would need that open again.
-            Some("LEASE") if w.get(2) != Some(&"ACTIVE") => {
-                return Err("file lease being broken".to_owned())
+            Some("LEASE") if !matches!(w.get(2), Some(&"ACTIVE") | Some(&"BREAKING")) => {
+                return Err(format!("file lease in state {}", w.get(2).unwrap_or(&"?")))
             }
             Some("LEASE") => lock_kind::LEASE,
             Some("DELEG") => return Err("file delegation".to_owned()),
             other => return Err(format!("file lock of kind {}", other.unwrap_or("?"))),
         };
-        let ty = match w.get(3).copied() {
-            Some("READ") => lock_type::READ,
-            Some("WRITE") => lock_type::WRITE,
-            other => return Err(format!("file lock of type {}", other.unwrap_or("?"))),
+        let breaking = kind == lock_kind::LEASE && w.get(2) == Some(&"BREAKING");
+        let (ty, to) = match (breaking, w.get(3).copied()) {
+            (false, Some("READ")) => (lock_type::READ, lease_break::NONE),
+            (false, Some("WRITE")) => (lock_type::WRITE, lease_break::NONE),
+            (true, Some("READ")) => (lock_type::WRITE, lease_break::TO_READ),
+            (true, Some("UNLCK")) if writable => (lock_type::WRITE, lease_break::TO_NONE),
+            (true, Some("UNLCK")) => (lock_type::READ, lease_break::TO_NONE),
+            (_, other) => return Err(format!("file lock of type {}", other.unwrap_or("?"))),
         };
         let (start, len) = if matches!(kind, lock_kind::FLOCK | lock_kind::LEASE) {
             (0, 0)
@@ -432,7 +447,7 @@ fn locks_of(fd: u32, info: &str) -> std::result::Result<Vec<kckpt_image::LockRec
             fd,
             kind,
             lock_type: ty,
-            reserved: 0,
+            lease_break: to,
             start,
             len,
         });
@@ -1173,7 +1188,7 @@ pub fn collect(
         if r.dup_of != FD_NO_DUP || !lockable {
             continue;
         }
-        match locks_of(r.fd, &infos[i]) {
+        match locks_of(r.fd, &infos[i], r.flags & 3 != 0) {
             // A file in flight is closed before its locks would be taken.
             Ok(l) if !l.is_empty() && flight.is_synthetic(r.fd as i32) => {
                 classes[i] = Class::Unsupported("file with a lock (flock, OFD lock)".into());
@@ -2022,18 +2037,26 @@ mod tests {
                     lock:\t2: POSIX  ADVISORY  WRITE 20119 fe:00:10117346 10 19\n\
                     lock:\t3: OFDLCK ADVISORY  READ -1 fe:00:10117361 0 EOF\n\
                     lock:\t4: -> POSIX  ADVISORY  WRITE 20120 fe:00:10117346 0 EOF\n";
-        let l = locks_of(9, info).unwrap();
+        let l = locks_of(9, info, true).unwrap();
         assert_eq!(l.len(), 3);
         assert_eq!((l[0].kind, l[0].lock_type), (1, 1));
         assert_eq!((l[1].kind, l[1].start, l[1].len), (2, 10, 10));
         assert_eq!((l[2].kind, l[2].lock_type, l[2].len), (3, 0, 0));
-        let lease = locks_of(4, "lock:\t1: LEASE  ACTIVE    READ 1 fe:00:1 0 EOF\n").unwrap();
-        assert_eq!((lease[0].kind, lease[0].lock_type, lease[0].len), (4, 0, 0));
-        assert!(
-            locks_of(4, "lock:\t1: LEASE  BREAKING  UNLCK 1 fe:00:1 0 EOF\n")
-                .unwrap_err()
-                .contains("lease being broken")
-        );
+        let lease = |line: &str, writable| {
+            let l = locks_of(4, line, writable).unwrap()[0];
+            (l.kind, l.lock_type, l.lease_break, l.len)
+        };
+        let active = "lock:\t1: LEASE  ACTIVE    READ 1 fe:00:1 0 EOF\n";
+        assert_eq!(lease(active, false), (4, 0, 0, 0));
+        let to_read = "lock:\t1: LEASE  BREAKING  READ 1 fe:00:1 0 EOF\n";
+        assert_eq!(lease(to_read, false), (4, 1, 1, 0));
+        let to_none = "lock:\t1: LEASE  BREAKING  UNLCK 1 fe:00:1 0 EOF\n";
+        assert_eq!(lease(to_none, true), (4, 1, 2, 0));
+        assert_eq!(lease(to_none, false), (4, 0, 2, 0));
+        let deleg = "lock:\t1: DELEG  ACTIVE    READ 1 fe:00:1 0 EOF\n";
+        assert!(locks_of(4, deleg, false)
+            .unwrap_err()
+            .contains("delegation"));
     }
 
     #[test]
