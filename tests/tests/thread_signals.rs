@@ -73,6 +73,9 @@ fn thread_signals_case(case: Case) {
     };
     r.wait_restored(&cmdline);
     if case == Case::LeaveRunning {
+        // The command line is back once the memory is; the threads are
+        // made after it.
+        eventually(LINE_TIMEOUT, || tasks(r.pid()).len() == 3);
         let now = tasks(r.pid());
         assert_eq!(now.len(), 3, "{now:?}");
         assert!(

@@ -1077,7 +1077,7 @@ pub fn collect(
                 // its pidfs inode: one stand-in at restore.
                 if d.rec.args[0] == kckpt_image::selffd::pidfd_target::DEAD {
                     let ino = nix::sys::stat::fstat(&copy).map_or(0, |st| st.st_ino);
-                    if let Some(other) = dead_pidfd_elsewhere(ino, pid) {
+                    if let Some(other) = dead_pidfd_elsewhere(ino, pid, tree_pids) {
                         refused = Some(format!(
                             "pidfd of an exited process that process {other} of the tree \
                              also holds (one stand-in for both is not restored)"
@@ -1775,12 +1775,15 @@ fn epoll_source(
         .map(|&(_, n)| EPOLL_SRC_CLOSED | n as u32)
 }
 
-/// Another process of this dump holding a pidfd of the exited process
-/// whose pidfs inode is `ino` (the first one seen), if any: each process
-/// of a tree would get its own stand-in, a different inode.
-fn dead_pidfd_elsewhere(ino: u64, pid: i32) -> Option<i32> {
+/// Another process of this dump (the tree `tree_pids`) holding a pidfd
+/// of the exited process whose pidfs inode is `ino` (the first one seen),
+/// if any: each process of a tree would get its own stand-in, a different
+/// inode. What earlier dumps of this process (the library's) noted about
+/// processes outside this tree is forgotten.
+fn dead_pidfd_elsewhere(ino: u64, pid: i32, tree_pids: &[i32]) -> Option<i32> {
     static SEEN: std::sync::Mutex<Vec<(u64, i32)>> = std::sync::Mutex::new(Vec::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    seen.retain(|&(_, p)| p == pid || tree_pids.contains(&p));
     match seen.iter().find(|&&(i, _)| i == ino) {
         Some(&(_, p)) if p != pid && ino != 0 => Some(p),
         Some(_) => None,
