@@ -41,6 +41,7 @@ mod process;
 mod pty;
 mod report;
 mod root;
+mod seccomp;
 mod shmem;
 mod sockopts;
 mod special;
@@ -177,6 +178,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     creds::check(&img, start.force, own_userns);
     attrs::check(&img, start.force, own_userns);
     root::check(&img, own_userns);
+    seccomp::check(&img, own_userns);
     terminal::check_job(
         &img,
         start.new_pid_ns || sys::getpid() == img.view.header.pid,
@@ -225,7 +227,8 @@ extern "C" fn stage2(sp: usize) -> ! {
             restorer: trap.restorer,
             mask: trap.mask,
         };
-        let traced = tracer::start(nthreads, helper_pids, &sigtrap)?;
+        let traced = tracer::start(nthreads, helper_pids, &sigtrap, seccomp::wants_suspend())?;
+        seccomp::decide(traced && tracer::suspended())?;
         let _ = sys::set_sigmask(!0);
         kstate::before_memory(&img);
         // Helper threads read large runs in parallel; none in a new PID
@@ -256,6 +259,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         root::enter(&img)?;
         // Last: the credentials (the other threads have taken theirs), then
         // dumpable, which a change of credentials resets.
+        seccomp::install_early(&img, 0)?;
         creds::restore(&img, 0)?;
         process::restore_dumpable(&img)?;
         ids::drop_caps();
