@@ -250,6 +250,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         process::restore(&img, thread.record.tid)?;
         terminal::restore_job(&img);
         terminal::queue_sigwinch(&img, &mut thread);
+        // Filters all threads share, inherited as they were (root restore).
+        seccomp::install_shared(&img)?;
         threads::start(&img, traced, tids)?;
         let tid_now = |saved| threads::tid_now(&img, saved);
         fown::restore(&img, &tid_now, tree.is_some());

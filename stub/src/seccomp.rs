@@ -45,6 +45,9 @@ const EARLY: u32 = 4;
 const LATE: u32 = 5;
 
 static STATE: AtomicU32 = AtomicU32::new(NONE);
+/// Leading filters every thread has (same flags and program), installed
+/// once by the main thread before the others exist ([`install_shared`]).
+static SHARED: AtomicU32 = AtomicU32::new(0);
 
 const CAP_SYS_ADMIN: u32 = 21;
 const PR_GET_SECCOMP: u32 = 21;
@@ -185,6 +188,43 @@ pub fn install_late(img: &Image, index: usize) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Early only: the main thread installs the filters that every saved
+/// thread has first (the longest common run, compared by flags and
+/// program), before it creates the other threads, which inherit them as
+/// the saved threads shared them (inherited at `clone` or synced with
+/// `SECCOMP_FILTER_FLAG_TSYNC`): a later `TSYNC` install by the program
+/// then works as before. Each thread installs the rest itself
+/// ([`install_early`]). Call before `threads::start`.
+pub fn install_shared(img: &Image) -> Result<(), Failure> {
+    if STATE.load(Ordering::Relaxed) != EARLY {
+        return Ok(());
+    }
+    let mut threads = img.view.threads();
+    let Some(main) = threads.next().and_then(|t| of_thread(&t)) else {
+        return Ok(());
+    };
+    if main.record.mode == MODE_STRICT {
+        return Ok(());
+    }
+    let mut common = main.record.filter_count as usize;
+    for t in threads {
+        let n = match of_thread(&t) {
+            Some(s) if s.record.mode != MODE_STRICT => main
+                .filters()
+                .zip(s.filters())
+                .take_while(|(a, b)| a == b)
+                .count(),
+            _ => 0,
+        };
+        common = common.min(n);
+    }
+    for (f, insns) in main.filters().take(common) {
+        install_filter(f.flags, f.insn_count, insns)?;
+    }
+    SHARED.store(common as u32, Ordering::Relaxed);
+    Ok(())
+}
+
 /// `struct sock_fprog`.
 #[repr(C)]
 struct SockFprog {
@@ -206,30 +246,40 @@ fn install(img: &Image, index: usize) -> Result<(), Failure> {
         };
         return result(r, "entering seccomp strict mode");
     }
-    for (f, insns) in s.filters() {
-        let prog = SockFprog {
-            len: f.insn_count as u16,
-            filter: insns.as_ptr(),
-        };
-        // SAFETY: the kernel only reads `prog` and the `len` 8-byte
-        // instructions it points to, inside the image (validated: exactly
-        // that many bytes).
-        let r = unsafe {
-            kckpt_arch::syscall::raw_syscall(
-                g::__NR_seccomp as usize,
-                [
-                    SECCOMP_SET_MODE_FILTER,
-                    f.flags as usize,
-                    &prog as *const SockFprog as usize,
-                    0,
-                    0,
-                    0,
-                ],
-            )
-        };
-        result(r, "installing a seccomp filter")?;
+    let shared = if STATE.load(Ordering::Relaxed) == EARLY {
+        SHARED.load(Ordering::Relaxed) as usize
+    } else {
+        0
+    };
+    for (f, insns) in s.filters().skip(shared) {
+        install_filter(f.flags, f.insn_count, insns)?;
     }
     Ok(())
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, {count, insns})`.
+fn install_filter(flags: u32, count: u32, insns: &[u8]) -> Result<(), Failure> {
+    let prog = SockFprog {
+        len: count as u16,
+        filter: insns.as_ptr(),
+    };
+    // SAFETY: the kernel only reads `prog` and the `len` 8-byte
+    // instructions it points to, inside the image (validated: exactly
+    // that many bytes).
+    let r = unsafe {
+        kckpt_arch::syscall::raw_syscall(
+            g::__NR_seccomp as usize,
+            [
+                SECCOMP_SET_MODE_FILTER,
+                flags as usize,
+                &prog as *const SockFprog as usize,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    result(r, "installing a seccomp filter")
 }
 
 fn result(r: isize, what: &'static str) -> Result<(), Failure> {
