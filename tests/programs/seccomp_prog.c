@@ -7,7 +7,11 @@
              each "check" line on stdin is answered with
              "main getppid E getsid E filters N thread getppid E getsid E
              filters N" (E: errno of the call, 0 if it worked; N:
-             Seccomp_filters of /proc/thread-self/status).
+             Seccomp_filters of /proc/thread-self/status). "tsync": the
+             thread adds filter C (getpgid -> EPERM) with
+             SECCOMP_FILTER_FLAG_TSYNC, which needs every thread's filters
+             to be ancestors of its own (A shared, not a copy), and the
+             answer is "tsync R main filters N" (R: what seccomp returned).
    nomunmap  like filters, and filter A also makes munmap fail with EPERM
              (the restore tracer's munmap would fail).
    tree      no_new_privs, filter A, then a child that adds filter B (with
@@ -98,7 +102,7 @@ static void report(char *out, size_t len, const char *who) {
     snprintf(out, len, "%s getppid %d getsid %d filters %d", who, e1, e2, filters_count());
 }
 
-static volatile int request, answered;
+static volatile int request, answered, tsync;
 static char thread_line[256];
 
 static void *thread_main(void *arg) {
@@ -106,7 +110,19 @@ static void *thread_main(void *arg) {
     filter_b();
     for (;;) {
         if (request != answered) {
-            report(thread_line, sizeof thread_line, "thread");
+            if (tsync) {
+                struct sock_filter f[] = {
+                    LOAD_NR,
+                    DENY(SYS_getpgid, EPERM),
+                    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+                };
+                struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+                long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                 SECCOMP_FILTER_FLAG_TSYNC, &prog);
+                snprintf(thread_line, sizeof thread_line, "tsync %ld", r);
+            } else {
+                report(thread_line, sizeof thread_line, "thread");
+            }
             __atomic_store_n(&answered, request, __ATOMIC_SEQ_CST);
         }
         struct timespec ts = {0, 1000000};
@@ -196,6 +212,14 @@ int main(int argc, char **argv) {
     while (__atomic_load_n(&answered, __ATOMIC_SEQ_CST) != request) usleep(1000);
     printf("ready\n");
     while (getline(&line, &cap, stdin) > 0) {
+        if (!strncmp(line, "tsync", 5)) {
+            tsync = 1;
+            int want = __atomic_add_fetch(&request, 1, __ATOMIC_SEQ_CST);
+            while (__atomic_load_n(&answered, __ATOMIC_SEQ_CST) != want) usleep(1000);
+            tsync = 0;
+            printf("%s main filters %d\n", thread_line, filters_count());
+            continue;
+        }
         if (strncmp(line, "check", 5)) continue;
         char main_line[256];
         report(main_line, sizeof main_line, "main");

@@ -5,7 +5,7 @@
 //!   EPERM), filter B with SECCOMP_FILTER_FLAG_LOG in one (getsid ->
 //!   EACCES): after a root restore the calls fail as before and each
 //!   thread has as many filters (`Seccomp_filters:`); `kckpt info` shows
-//!   them;
+//!   them; filter A is shared again, so that a later TSYNC install works;
 //! - the same process run and restored by nobody (late install, checked
 //!   with the stub's cBPF interpreter);
 //! - a filter that denies munmap: refused by name for nobody, restored by
@@ -74,7 +74,7 @@ fn seccomp_status(pid: i32) -> Vec<(String, String)> {
         .collect()
 }
 
-fn filters_case(prefix: &[&str], name: &str) {
+fn filters_case(prefix: &[&str], name: &str, tsync: bool) {
     let (_dir, image) = open_dir(name);
     let mut p = started(prefix, "filters");
     assert_eq!(check(&mut p), BOTH);
@@ -103,18 +103,26 @@ fn filters_case(prefix: &[&str], name: &str) {
     assert_eq!(check(&mut r), BOTH, "the filters act after the restore");
     assert_eq!(seccomp_status(r.pid()), before);
     no_window(r.pid());
+    if tsync {
+        // Filter A is shared by both threads again (the main thread
+        // installed it before creating the other): the thread's TSYNC
+        // install works and reaches the main thread.
+        r.write_stdin("tsync\n");
+        assert_eq!(r.line(LINE_TIMEOUT), "tsync 0 main filters 3");
+    }
     r.kill();
 }
 
 #[test]
 fn two_threads_filters_are_restored_by_root() {
-    filters_case(&[], "seccomp-root");
+    filters_case(&[], "seccomp-root", true);
 }
 
 #[test]
 fn no_new_privs_filters_are_restored_by_their_user() {
     require_tool("setpriv");
-    filters_case(&NOBODY, "seccomp-nobody");
+    // Each thread installs its own copy (late): no TSYNC check.
+    filters_case(&NOBODY, "seccomp-nobody", false);
 }
 
 #[test]
