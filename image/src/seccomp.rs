@@ -186,8 +186,9 @@ pub struct SeccompData {
     pub nr: u32,
     /// `AUDIT_ARCH_*`.
     pub arch: u32,
-    /// Arguments.
-    pub args: [u64; 6],
+    /// Arguments; `None`: not known (a filter that reads one gives
+    /// [`Verdict::Unknown`]).
+    pub args: Option<[u64; 6]>,
 }
 
 /// What [`run`] found.
@@ -195,9 +196,9 @@ pub struct SeccompData {
 pub enum Verdict {
     /// The filter's return value.
     Ret(u32),
-    /// The filter reads `instruction_pointer`, whose value at restore
-    /// is not known here.
-    NeedsIp,
+    /// The filter reads a value not known here: `instruction_pointer`
+    /// (where the call is made at restore), or arguments given as `None`.
+    Unknown,
     /// The program is not one the kernel would have accepted.
     Bad,
 }
@@ -213,7 +214,7 @@ pub fn run(insns: &[u8], d: &SeccompData) -> Verdict {
             8 | 12 => return None,
             16..=63 if off.is_multiple_of(4) => {
                 let i = ((off - 16) / 8) as usize;
-                let v = d.args[i];
+                let v = d.args?[i];
                 if (off - 16).is_multiple_of(8) {
                     v as u32
                 } else {
@@ -244,7 +245,7 @@ pub fn run(insns: &[u8], d: &SeccompData) -> Verdict {
                     }
                     match word(i.k) {
                         Some(v) => a = v,
-                        None => return Verdict::NeedsIp,
+                        None => return Verdict::Unknown,
                     }
                 }
                 0x80 => a = 64,  // BPF_LD|BPF_W|BPF_LEN
@@ -382,7 +383,12 @@ mod tests {
         d.nr = 11;
         assert_eq!(run(&p, &d), Verdict::Ret(RET_ALLOW));
         let ip = prog(&[(0x20, 0, 0, 8), (0x06, 0, 0, RET_ALLOW)]);
-        assert_eq!(run(&ip, &d), Verdict::NeedsIp);
+        assert_eq!(run(&ip, &d), Verdict::Unknown);
+        let arg = prog(&[(0x20, 0, 0, 16), (0x06, 0, 0, RET_ALLOW)]);
+        assert_eq!(run(&arg, &d), Verdict::Unknown);
+        d.args = Some([7, 0, 0, 0, 0, 0]);
+        let arg0 = prog(&[(0x20, 0, 0, 16), (0x16, 0, 0, 0)]);
+        assert_eq!(run(&arg0, &d), Verdict::Ret(7));
     }
 
     #[test]

@@ -86,10 +86,12 @@ fn late_problem(img: &Image) -> Option<(&'static str, u32)> {
 /// install?
 fn denies(s: &Seccomp<'_>) -> Option<&'static str> {
     let [a, b] = crate::tracer::injected_calls();
+    // rt_sigreturn's argument registers hold whatever the stub left
+    // there: a filter that looks at them cannot be checked.
     let calls = [
-        (g::__NR_rt_sigreturn, [0u64; 6], "rt_sigreturn"),
-        (a.0, a.1, "rt_sigaction"),
-        (b.0, b.1, "munmap"),
+        (g::__NR_rt_sigreturn, None, "rt_sigreturn"),
+        (a.0, Some(a.1), "rt_sigaction"),
+        (b.0, Some(b.1), "munmap"),
     ];
     for (nr, args, name) in calls {
         let d = SeccompData {
@@ -100,8 +102,8 @@ fn denies(s: &Seccomp<'_>) -> Option<&'static str> {
         for (_, insns) in s.filters() {
             match run(insns, &d) {
                 Verdict::Ret(v) if matches!(v & RET_ACTION_FULL, RET_ALLOW | RET_LOG) => {}
-                Verdict::NeedsIp => {
-                    return Some("seccomp filter that reads the instruction pointer (cannot be checked for the restore's last system calls); restore as root")
+                Verdict::Unknown => {
+                    return Some("seccomp filter that reads the instruction pointer or rt_sigreturn's arguments (cannot be checked for the restore's last system calls); restore as root")
                 }
                 _ => {
                     return Some(match name {
