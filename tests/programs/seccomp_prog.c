@@ -12,6 +12,8 @@
              SECCOMP_FILTER_FLAG_TSYNC, which needs every thread's filters
              to be ancestors of its own (A shared, not a copy), and the
              answer is "tsync R main filters N" (R: what seccomp returned).
+   nonnp     like filters, without no_new_privs (installing the filters
+             needs CAP_SYS_ADMIN then).
    nomunmap  like filters, and filter A also makes munmap fail with EPERM
              (the restore tracer's munmap would fail).
    tree      no_new_privs, filter A, then a child that adds filter B (with
@@ -194,13 +196,14 @@ static void tree_mode(void) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (argc < 2) {
-        fprintf(stderr, "usage: seccomp_prog filters|nomunmap|tree|strict\n");
+        fprintf(stderr, "usage: seccomp_prog filters|nonnp|nomunmap|tree|strict\n");
         return 2;
     }
     if (!strcmp(argv[1], "strict")) strict_mode();
     if (!strcmp(argv[1], "tree")) tree_mode();
     int no_munmap = !strcmp(argv[1], "nomunmap");
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
+    if (strcmp(argv[1], "nonnp") && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        fail("PR_SET_NO_NEW_PRIVS");
     /* Everything that may allocate or map before the filters. */
     char *line = NULL;
     size_t cap = 0;

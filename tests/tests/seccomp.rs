@@ -7,7 +7,9 @@
 //!   thread has as many filters (`Seccomp_filters:`); `kckpt info` shows
 //!   them; filter A is shared again, so that a later TSYNC install works;
 //! - the same process run and restored by nobody (late install, checked
-//!   with the stub's cBPF interpreter);
+//!   with the stub's cBPF interpreter), also with --new-pid-ns;
+//! - filters without no_new_privs: refused by name for nobody, restored
+//!   by root;
 //! - a filter that denies munmap: refused by name for nobody, restored by
 //!   root (the tracer suspends seccomp);
 //! - a process tree (parent and child with their own filters), as root;
@@ -123,6 +125,59 @@ fn no_new_privs_filters_are_restored_by_their_user() {
     require_tool("setpriv");
     // Each thread installs its own copy (late): no TSYNC check.
     filters_case(&NOBODY, "seccomp-nobody", false);
+}
+
+/// Nobody restores in new PID and user namespaces (the stub's
+/// capabilities there cannot suspend seccomp: installed late).
+#[test]
+fn no_new_privs_filters_are_restored_by_their_user_in_a_new_pid_namespace() {
+    require_tool("setpriv");
+    let (_dir, image) = open_dir("seccomp-pidns");
+    let mut p = started(&NOBODY, "filters");
+    assert_eq!(check(&mut p), BOTH);
+    dump_kills(&mut p, &image);
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
+    let mut r = Proc::spawn(
+        "kckpt restore --new-pid-ns (uid 65534)",
+        kckpt_as(&NOBODY)
+            .args(["restore", "--new-pid-ns"])
+            .arg(&image),
+    );
+    assert_eq!(check(&mut r), BOTH, "the filters act after the restore");
+    r.kill();
+}
+
+/// Filters installed without no_new_privs (by a nobody with
+/// CAP_SYS_ADMIN): nobody without it cannot install them again, refused
+/// by name before anything changes; root can.
+#[test]
+fn filters_without_no_new_privs_are_refused_unprivileged_restored_by_root() {
+    require_tool("setpriv");
+    let (_dir, image) = open_dir("seccomp-nonnp");
+    let with_admin = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+sys_admin",
+        "--ambient-caps=+sys_admin",
+    ];
+    let mut p = started(&with_admin, "nonnp");
+    assert_eq!(check(&mut p), BOTH);
+    let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
+    dump_kills(&mut p, &image);
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
+    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
+    assert_refused(
+        "unprivileged restore of filters without no_new_privs",
+        &out,
+        Some(126),
+        &["seccomp filter without no_new_privs: installing it needs CAP_SYS_ADMIN; restore as root"],
+    );
+    let mut r = restore_as(&[], &image);
+    r.wait_restored(&cmdline);
+    assert_eq!(check(&mut r), BOTH);
+    r.kill();
 }
 
 #[test]
