@@ -39,13 +39,23 @@ pub fn mode_of(tid: i32) -> u32 {
 /// May this dumper read filters and suspend seccomp in its tracees
 /// (`CAP_SYS_ADMIN` effective, no seccomp of its own)?
 pub fn can_suspend() -> bool {
-    let Ok(text) = fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
+    why_not().is_none()
+}
+
+/// Why this dumper may not read filters or suspend seccomp, if it may not.
+fn why_not() -> Option<&'static str> {
+    let text = fs::read_to_string("/proc/self/status").unwrap_or_default();
     let cap = status_field(&text, "CapEff")
         .and_then(|v| u64::from_str_radix(&v, 16).ok())
         .unwrap_or(0);
-    cap & (1 << CAP_SYS_ADMIN) != 0 && status_field(&text, "Seccomp").as_deref() == Some("0")
+    if status_field(&text, "Seccomp").as_deref() != Some("0") {
+        // A process checkpointing itself (libkckpt) is its own dumper.
+        Some("the dumper runs under seccomp itself")
+    } else if cap & (1 << CAP_SYS_ADMIN) == 0 {
+        Some("needs CAP_SYS_ADMIN: dump as root")
+    } else {
+        None
+    }
 }
 
 /// The `NT_KCKPT_SECCOMP` descriptor of seized thread `tid` (`None`: no
@@ -54,7 +64,7 @@ pub fn note(tid: i32) -> Result<Option<Vec<u8>>, String> {
     let mode = mode_of(tid);
     match mode {
         MODE_NONE => return Ok(None),
-        MODE_STRICT if can_suspend() => {
+        MODE_STRICT if why_not().is_none() => {
             let rec = SeccompRecord {
                 mode,
                 filter_count: 0,
@@ -62,15 +72,16 @@ pub fn note(tid: i32) -> Result<Option<Vec<u8>>, String> {
             return Ok(Some(record_bytes(&rec).to_vec()));
         }
         MODE_STRICT => {
-            return Err(
-                "seccomp strict mode (saving it needs CAP_SYS_ADMIN: dump as root)".to_owned(),
-            )
+            return Err(format!(
+                "seccomp strict mode (not saved: {})",
+                why_not().unwrap_or("?")
+            ))
         }
         MODE_FILTER => {}
         other => return Err(format!("seccomp mode {other}")),
     }
-    if !can_suspend() {
-        return Err("seccomp filter (reading it needs CAP_SYS_ADMIN: dump as root)".to_owned());
+    if let Some(why) = why_not() {
+        return Err(format!("seccomp filter (not saved: {why})"));
     }
     // Index 0 is the oldest filter (the kernel's `get_nth_filter` counts
     // from the first installed), the order they are stored in.
