@@ -15,6 +15,7 @@
 //! - a process tree (parent and child with their own filters), as root;
 //! - strict mode restored as root: the process goes on reading and
 //!   writing, and strict mode still kills anything else;
+//! - a dumper without CAP_SYS_ADMIN refuses the filters by name;
 //! - a corrupt note is refused by `kckpt info` with one line.
 
 mod common;
@@ -178,6 +179,49 @@ fn filters_without_no_new_privs_are_refused_unprivileged_restored_by_root() {
     r.wait_restored(&cmdline);
     assert_eq!(check(&mut r), BOTH);
     r.kill();
+}
+
+/// A dumper without CAP_SYS_ADMIN cannot read the filters: refused by
+/// name, the process left running; `--skip-unsupported` dumps it without
+/// them, with a warning.
+#[test]
+fn an_unprivileged_dump_refuses_the_filters_by_name() {
+    require_tool("setpriv");
+    let (dir, image) = open_dir("seccomp-unpriv-dump");
+    let mut p = started(&NOBODY, "filters");
+    let out = dump_as(&NOBODY, p.pid(), &image);
+    assert_refused(
+        "unprivileged dump of filters",
+        &out,
+        Some(1),
+        &["seccomp filter (not saved: needs CAP_SYS_ADMIN: dump as root)"],
+    );
+    assert!(!image.exists(), "a refused dump left an image");
+    assert_eq!(check(&mut p), BOTH, "the process goes on with its filters");
+    let skip = dir.join("skip.kckpt");
+    let out = run(
+        kckpt_as(&NOBODY)
+            .args([
+                "dump",
+                "--skip-unsupported",
+                "-p",
+                &p.pid().to_string(),
+                "-o",
+            ])
+            .arg(&skip),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("seccomp filter"),
+        "{err}"
+    );
+    assert_eq!(
+        info_json(&skip)["seccomp"].as_array().map(Vec::len),
+        Some(0)
+    );
+    p.kill();
 }
 
 #[test]
