@@ -80,6 +80,11 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
         &["-fPIE", "-pie", "-lpthread"],
     ),
     (
+        "SECCOMP_PROG",
+        "seccomp_prog.c",
+        &["-fPIE", "-pie", "-lpthread"],
+    ),
+    (
         "NOLIBC",
         "nolibc.c",
         &["-nostdlib", "-static", "-fno-stack-protector"],

@@ -350,6 +350,7 @@ fn describe(
         "files": crate::info_files::describe(view, show),
         "timers": crate::info_timers::describe(view),
         "kernel_state": crate::info_kstate::describe(view, show),
+        "seccomp": crate::info_kstate::describe_seccomp(view),
     }))
 }
 
@@ -431,6 +432,7 @@ fn format_text(path: &Path, d: &Value) -> String {
     crate::info_files::format_text(&mut out, &d["files"]);
     crate::info_timers::format_text(&mut out, &d["timers"]);
     crate::info_kstate::format_text(&mut out, &d["kernel_state"]);
+    crate::info_kstate::format_seccomp(&mut out, &d["seccomp"]);
     crate::info_verify::format_text(&mut out, &d["checksums"]);
     let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(

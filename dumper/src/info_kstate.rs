@@ -175,3 +175,57 @@ pub(crate) fn format_text(out: &mut String, k: &Value) {
         );
     }
 }
+
+/// The `seccomp` array of `kckpt info --json` (format 1.8): one object per
+/// thread under seccomp, with its mode and its filters (oldest first).
+pub(crate) fn describe_seccomp(view: &ImageView<'_>) -> Value {
+    use kckpt_image::seccomp::{of_thread, FILTER_FLAG_LOG, MODE_STRICT};
+    let threads: Vec<Value> = view
+        .threads()
+        .filter_map(|t| {
+            let s = of_thread(&t)?;
+            let filters: Vec<Value> = s
+                .filters()
+                .map(|(f, _)| json!({ "insns": f.insn_count, "log": f.flags & FILTER_FLAG_LOG != 0 }))
+                .collect();
+            let mode = if s.record.mode == MODE_STRICT {
+                "strict"
+            } else {
+                "filter"
+            };
+            Some(json!({ "tid": t.record.tid, "mode": mode, "filters": filters }))
+        })
+        .collect();
+    Value::Array(threads)
+}
+
+/// The text lines for `seccomp`.
+pub(crate) fn format_seccomp(out: &mut String, s: &Value) {
+    for t in s.as_array().into_iter().flatten() {
+        let filters: Vec<String> = t["filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let log = if f["log"] == true { " (log)" } else { "" };
+                format!("{} insns{log}", f["insns"])
+            })
+            .collect();
+        let _ = if filters.is_empty() {
+            writeln!(
+                out,
+                "seccomp:        tid {} {}",
+                t["tid"],
+                t["mode"].as_str().unwrap_or("?")
+            )
+        } else {
+            writeln!(
+                out,
+                "seccomp:        tid {} filter, {} filters: {}",
+                t["tid"],
+                filters.len(),
+                filters.join(", ")
+            )
+        };
+    }
+}

@@ -645,6 +645,7 @@ pub fn note_name(owner: &[u8], kind: u32) -> &'static str {
             NT_KCKPT_CHECKSUMS => "note NT_KCKPT_CHECKSUMS",
             crate::kstate::NT_KCKPT_KSTATE => "note NT_KCKPT_KSTATE",
             crate::kstate::NT_KCKPT_TASK => "note NT_KCKPT_TASK",
+            crate::seccomp::NT_KCKPT_SECCOMP => "note NT_KCKPT_SECCOMP",
             crate::kstate::NT_KCKPT_AIO => "note NT_KCKPT_AIO",
             crate::kstate::NT_KCKPT_CGROUPS => "note NT_KCKPT_CGROUPS",
             crate::cgroup_props::NT_KCKPT_CGROUP_PROPS => "note NT_KCKPT_CGROUP_PROPS",

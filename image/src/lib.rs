@@ -25,6 +25,7 @@ pub mod locks;
 pub mod pagerefs;
 pub mod read;
 pub mod records;
+pub mod seccomp;
 pub mod selffd;
 pub mod sockfilter;
 pub mod special;

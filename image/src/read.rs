@@ -841,6 +841,7 @@ impl<'a> ImageView<'a> {
         }
         view.validate_pending()?;
         crate::kstate::validate(&view)?;
+        crate::seccomp::validate(&view)?;
         crate::cgroup_props::validate(&view)?;
         crate::check::fields(&view)?;
         Ok(view)

@@ -41,6 +41,7 @@ mod process;
 mod pty;
 mod report;
 mod root;
+mod seccomp;
 mod shmem;
 mod sockfilter;
 mod sockopts;
@@ -178,6 +179,7 @@ extern "C" fn stage2(sp: usize) -> ! {
     creds::check(&img, start.force, own_userns);
     attrs::check(&img, start.force, own_userns);
     root::check(&img, own_userns);
+    seccomp::check(&img, own_userns);
     terminal::check_job(
         &img,
         start.new_pid_ns || sys::getpid() == img.view.header.pid,
@@ -226,7 +228,8 @@ extern "C" fn stage2(sp: usize) -> ! {
             restorer: trap.restorer,
             mask: trap.mask,
         };
-        let traced = tracer::start(nthreads, helper_pids, &sigtrap)?;
+        let traced = tracer::start(nthreads, helper_pids, &sigtrap, seccomp::wants_suspend())?;
+        seccomp::decide(traced && tracer::suspended())?;
         let _ = sys::set_sigmask(!0);
         kstate::before_memory(&img);
         // Helper threads read large runs in parallel; none in a new PID
@@ -248,6 +251,8 @@ extern "C" fn stage2(sp: usize) -> ! {
         process::restore(&img, thread.record.tid)?;
         terminal::restore_job(&img);
         terminal::queue_sigwinch(&img, &mut thread);
+        // Filters all threads share, inherited as they were (root restore).
+        seccomp::install_shared(&img)?;
         threads::start(&img, traced, tids)?;
         let tid_now = |saved| threads::tid_now(&img, saved);
         fown::restore(&img, &tid_now, tree.is_some());
@@ -257,6 +262,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         root::enter(&img)?;
         // Last: the credentials (the other threads have taken theirs), then
         // dumpable, which a change of credentials resets.
+        seccomp::install_early(&img, 0)?;
         creds::restore(&img, 0)?;
         process::restore_dumpable(&img)?;
         ids::drop_caps();

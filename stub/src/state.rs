@@ -187,6 +187,10 @@ pub fn resume(
     sys::close(img.fd);
     crate::report::close_stderr();
     crate::threads::release();
+    // Seccomp installed last (unprivileged restore): only rt_sigreturn and
+    // the tracer's calls follow (`crate::seccomp`). On failure the process
+    // ends (stderr is closed already).
+    crate::seccomp::install_late(img, 0)?;
     // SAFETY: `sp` points at the complete frame just built, in the window
     // that stays mapped until the tracer removes it after rt_sigreturn.
     unsafe { kckpt_arch::jump::sigreturn(sp, traced) }

@@ -275,7 +275,9 @@ extern "C" fn thread_main(arg: usize) -> ! {
         let buf = unsafe { core::slice::from_raw_parts_mut(st.frame as *mut u8, FRAME_LEN) };
         let sp = state::build_frame(img, &thread, buf, st.frame, st.index, st.traced)?;
         crate::attrs::scheduling(img, st.index);
-        // Last, its own credentials (per thread in Linux).
+        // Its seccomp filters when the tracer suspends them, then last its
+        // own credentials (per thread in Linux).
+        crate::seccomp::install_early(img, st.index)?;
         crate::creds::restore(img, st.index)?;
         crate::attrs::death_signal(img, st.index);
         crate::ids::drop_caps();
@@ -287,6 +289,9 @@ extern "C" fn thread_main(arg: usize) -> ! {
         while GO.load(Ordering::Acquire) == 0 {
             let _ = sys::futex(&GO, FUTEX_WAIT, 0);
         }
+        // Otherwise its seccomp filters now: only rt_sigreturn (and the
+        // tracer's calls) follow, checked up front by `crate::seccomp`.
+        crate::seccomp::install_late(img, st.index)?;
         // SAFETY: the frame is complete and stays mapped until the tracer
         // has let every thread through rt_sigreturn.
         unsafe { kckpt_arch::jump::sigreturn(sp, st.traced) }

@@ -49,6 +49,8 @@ use crate::sys;
 const PENDING: u32 = 0;
 const ATTACHED: u32 = 1;
 const FAILED: u32 = 2;
+/// Attached with `PTRACE_O_SUSPEND_SECCOMP`.
+const ATTACHED_SUSPENDED: u32 = 3;
 const FUTEX_WAIT: u32 = 0;
 const FUTEX_WAKE: u32 = 1;
 const PR_SET_PTRACER_ANY: usize = usize::MAX;
@@ -68,6 +70,15 @@ const JOB_SECONDS: usize = 10;
 /// Seconds the stub waits for the tracer to attach (it takes
 /// milliseconds; a tracer that died before saying so is not waited for).
 const ATTACH_SECONDS: u32 = 10;
+
+/// The tracer attached with `PTRACE_O_SUSPEND_SECCOMP` (set by [`start`]).
+static SUSPENDED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Did the tracer attach with `PTRACE_O_SUSPEND_SECCOMP` (nothing the
+/// stub's threads or the tracer do is filtered until it detaches)?
+pub fn suspended() -> bool {
+    SUSPENDED.load(Ordering::Relaxed)
+}
 
 /// Offset in the handshake area of the table of blocked masks the threads
 /// resume with: `(tid, mask)` pairs, one per thread. The final frames block
@@ -131,10 +142,13 @@ fn final_mask(tid: u32) -> Option<u64> {
 /// attached. `pids`: the pids to give the helper child and grandchild
 /// (`clone3` with `set_tid`), or 0 for any. `sigtrap`: the saved SIGTRAP
 /// action, which the tracer sets again after the `int3` handshake.
+/// `suspend_seccomp`: attach with `PTRACE_O_SUSPEND_SECCOMP` if the kernel
+/// allows it (see [`suspended`]).
 pub fn start(
     threads: usize,
     pids: [u32; 2],
     sigtrap: &sys::KernelSigaction,
+    suspend_seccomp: bool,
 ) -> Result<bool, Failure> {
     let page = memory::scratch_page(HANDSHAKE_ADDR, HANDSHAKE_LEN, true)?;
     // SAFETY: the area is at least 4096 bytes, page aligned, shared with the tracer
@@ -161,7 +175,7 @@ pub fn start(
     let attached = match fork_as(pids[0]) {
         Ok(0) => {
             match fork_as(pids[1]) {
-                Ok(0) => run(stub, word, threads),
+                Ok(0) => run(stub, word, threads, suspend_seccomp),
                 Ok(_) => {}
                 Err(_) => set_state(word, FAILED),
             }
@@ -187,6 +201,7 @@ fn fork_as(pid: u32) -> sys::SysResult {
 
 /// Wait (at most [`ATTACH_SECONDS`]) for the tracer's answer; a tracer
 /// that did not answer in time is told it is too late and not used.
+/// Records whether it suspended seccomp ([`suspended`]).
 fn wait_attached(word: &AtomicU32) -> bool {
     let second = [1u64, 0];
     for _ in 0..ATTACH_SECONDS {
@@ -211,7 +226,10 @@ fn wait_attached(word: &AtomicU32) -> bool {
     }
     match word.compare_exchange(PENDING, FAILED, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => false,
-        Err(state) => state == ATTACHED,
+        Err(state) => {
+            SUSPENDED.store(state == ATTACHED_SUSPENDED, Ordering::Relaxed);
+            state == ATTACHED || state == ATTACHED_SUSPENDED
+        }
     }
 }
 
@@ -220,19 +238,32 @@ fn set_state(word: &AtomicU32, state: u32) {
     let _ = sys::futex(word, FUTEX_WAKE, 1);
 }
 
-/// The grandchild.
-fn run(stub: u32, word: &AtomicU32, threads: usize) -> ! {
+/// The grandchild. With `suspend_seccomp` it tries
+/// `PTRACE_O_SUSPEND_SECCOMP` first (CAP_SYS_ADMIN, and no seccomp of its
+/// own: it was forked before anything was installed); the option passes
+/// to the threads it follows.
+fn run(stub: u32, word: &AtomicU32, threads: usize, suspend_seccomp: bool) -> ! {
     // Hold none of the restored process's files (its stdout above all).
     let _ = sys::close_from(0);
-    let seized = sys::ptrace(
-        pt::PTRACE_SEIZE,
-        stub,
-        0,
-        (pt::PTRACE_O_TRACESYSGOOD | pt::PTRACE_O_TRACECLONE) as usize,
-    );
+    let options = pt::PTRACE_O_TRACESYSGOOD | pt::PTRACE_O_TRACECLONE;
+    let mut attached = ATTACHED;
+    let mut seized = Err(sys::Errno(linux_raw_sys::errno::EPERM));
+    if suspend_seccomp {
+        seized = sys::ptrace(
+            pt::PTRACE_SEIZE,
+            stub,
+            0,
+            (options | pt::PTRACE_O_SUSPEND_SECCOMP) as usize,
+        );
+        attached = ATTACHED_SUSPENDED;
+    }
+    if seized.is_err() {
+        seized = sys::ptrace(pt::PTRACE_SEIZE, stub, 0, options as usize);
+        attached = ATTACHED;
+    }
     // The stub gave up waiting (exiting detaches it again).
     let late = word
-        .compare_exchange(PENDING, ATTACHED, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(PENDING, attached, Ordering::AcqRel, Ordering::Acquire)
         .is_err();
     if seized.is_err() || late {
         set_state(word, FAILED);
@@ -375,19 +406,25 @@ fn unmap_window(stub: u32, pids: &[u32]) {
 fn unmap_in(pid: u32, syscall_pc: u64, held: &mut usize) -> Option<()> {
     let mut restored = kckpt_arch::UserRegs::default();
     regs(pt::PTRACE_GETREGSET, pid, &mut restored)?;
-    let action = (HANDSHAKE_ADDR + SIGTRAP_ACTION_OFFSET) as u64;
-    let sigtrap = [SIGTRAP as u64, action, 0, 8, 0, 0];
-    run_call(
-        pid,
-        &restored,
-        syscall_pc,
-        g::__NR_rt_sigaction,
-        sigtrap,
-        held,
-    )?;
-    let window = [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0];
-    run_call(pid, &restored, syscall_pc, g::__NR_munmap, window, held)?;
+    for (nr, args) in injected_calls() {
+        run_call(pid, &restored, syscall_pc, nr, args, held)?;
+    }
     regs(pt::PTRACE_SETREGSET, pid, &mut restored)
+}
+
+/// The system calls the tracer runs in a restored thread after its
+/// `rt_sigreturn`, in order, with their arguments: `rt_sigaction(SIGTRAP,
+/// saved)` and `munmap(window)` (a seccomp filter of the process sees
+/// them: `crate::seccomp` checks them).
+pub fn injected_calls() -> [(u32, [u64; 6]); 2] {
+    let action = (HANDSHAKE_ADDR + SIGTRAP_ACTION_OFFSET) as u64;
+    [
+        (g::__NR_rt_sigaction, [SIGTRAP as u64, action, 0, 8, 0, 0]),
+        (
+            g::__NR_munmap,
+            [WINDOW_START as u64, WINDOW_LEN as u64, 0, 0, 0, 0],
+        ),
+    ]
 }
 
 /// Make `pid` (registers `base`) run system call `nr(args)` at the

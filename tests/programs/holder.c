@@ -10,8 +10,9 @@
    inotify    inotify instance with 2 unread events      ready fd N
    io_uring   io_uring instance (raw io_uring_setup)     ready fd N
    tracer P   PTRACE_SEIZE of pid P                      ready
-   seccomp    allow-all seccomp filter (after            ready
-              PR_SET_NO_NEW_PRIVS)
+   seccomp_notif  seccomp filter with a user notification listener
+              (SECCOMP_FILTER_FLAG_NEW_LISTENER, getppid ->
+              SECCOMP_RET_USER_NOTIF; after PR_SET_NO_NEW_PRIVS)  ready fd N
    mntns      a mount namespace of its own (root)        ready
    sem_undo   SysV semaphore set, semop with SEM_UNDO    ready id N
    msgq       SysV message queue holding one message     ready id N
@@ -35,6 +36,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,12 +123,19 @@ int main(int argc, char **argv) {
     } else if (!strcmp(mode, "tracer") && argc > 2) {
         if (ptrace(PTRACE_SEIZE, atoi(argv[2]), 0, 0) != 0) fail("PTRACE_SEIZE");
         printf("ready\n");
-    } else if (!strcmp(mode, "seccomp")) {
-        struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
-        struct sock_fprog prog = {.len = 1, .filter = allow};
+    } else if (!strcmp(mode, "seccomp_notif")) {
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {.len = 4, .filter = f};
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail("PR_SET_NO_NEW_PRIVS");
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail("PR_SET_SECCOMP");
-        printf("ready\n");
+        int fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                         SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        if (fd < 0) fail("seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)");
+        printf("ready fd %d\n", fd);
     } else if (!strcmp(mode, "mntns")) {
         if (unshare(CLONE_NEWNS)) fail("unshare(CLONE_NEWNS)");
         printf("ready\n");

@@ -5,6 +5,9 @@
 pub const ELF_MACHINE: u16 = kckpt_image::read::EM_AARCH64;
 /// Architecture name as `uname -m` prints it.
 pub const NAME: &str = "aarch64";
+/// `seccomp_data.arch` of this architecture's native system calls
+/// (`AUDIT_ARCH_AARCH64`).
+pub const AUDIT_ARCH: u32 = 0xc000_00b7;
 
 /// `struct user_pt_regs` (the `pr_reg` of NT_PRSTATUS).
 #[repr(C)]

@@ -5,6 +5,9 @@
 pub const ELF_MACHINE: u16 = kckpt_image::read::EM_X86_64;
 /// Architecture name as `uname -m` prints it.
 pub const NAME: &str = "x86_64";
+/// `seccomp_data.arch` of this architecture's native system calls
+/// (`AUDIT_ARCH_X86_64`).
+pub const AUDIT_ARCH: u32 = 0xc000_003e;
 
 /// `struct user_regs_struct` (the `pr_reg` of NT_PRSTATUS and the
 /// NT_PRSTATUS regset of PTRACE_GETREGSET).

@@ -476,18 +476,15 @@ fn unsupported_features(
         out.push(format!("child process {}", children.join(", ")));
     }
     let tids = task_ids(pid).unwrap_or_default();
-    // Seccomp is per thread: a filter installed by one thread (without
-    // TSYNC) is in no other's status.
-    let mut seccomp = vec![fdinfo_field(status, "Seccomp").map(str::to_owned)];
-    for tid in tids.iter().filter(|&&t| t != pid) {
-        let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
-        seccomp.push(fdinfo_field(&text, "Seccomp").map(str::to_owned));
-    }
-    if seccomp.iter().flatten().any(|m| m == "1") {
-        out.push("seccomp strict mode".to_owned());
-    }
-    if seccomp.iter().flatten().any(|m| m != "0" && m != "1") {
-        out.push("seccomp filter".to_owned());
+    // Seccomp is per thread (a filter installed by one thread without
+    // TSYNC is in no other's status); saved per thread
+    // (`super::seccomp`), refused by name where it cannot be.
+    for tid in std::iter::once(pid).chain(tids.iter().copied().filter(|&t| t != pid)) {
+        if let Err(reason) = super::seccomp::note(tid) {
+            if !out.contains(&reason) {
+                out.push(reason);
+            }
+        }
     }
     let mut traced: Vec<i32> = Vec::new();
     for (tid, tracer) in all_tracers() {

@@ -22,6 +22,7 @@ pub mod process;
 pub mod procfs;
 pub mod ptrace;
 mod pty;
+mod seccomp;
 pub mod shared;
 pub mod shmem;
 mod special;

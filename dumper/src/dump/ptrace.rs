@@ -13,7 +13,8 @@
 //! The only `unsafe` of the dumper lives here: the ptrace requests nix does
 //! not wrap (`GETREGS`/`SETREGS` into kckpt's own register struct,
 //! `GETREGSET` with a caller-sized buffer, `GETSIGMASK`,
-//! `GET_RSEQ_CONFIGURATION`) go through `libc::ptrace` with pointers to
+//! `GET_RSEQ_CONFIGURATION`, `SECCOMP_GET_FILTER`, `SECCOMP_GET_METADATA`)
+//! go through `libc::ptrace` with pointers to
 //! local buffers of the size the kernel is told.
 #![allow(unsafe_code)]
 
@@ -91,10 +92,16 @@ pub struct Tracee {
 
 impl Tracee {
     /// Seize `pid` and stop it with `PTRACE_INTERRUPT`.
+    /// A thread under seccomp is seized with `PTRACE_O_SUSPEND_SECCOMP`
+    /// when the dumper may (CAP_SYS_ADMIN, no seccomp of its own): the
+    /// system calls kckpt injects must not meet its filters or strict mode.
     pub fn seize(pid: i32) -> Result<Tracee> {
         let p = Pid::from_raw(pid);
-        ptrace::seize(p, ptrace::Options::PTRACE_O_TRACESYSGOOD)
-            .map_err(|source| Error::Trace { pid, source })?;
+        let mut options = ptrace::Options::PTRACE_O_TRACESYSGOOD;
+        if super::seccomp::mode_of(pid) != 0 && super::seccomp::can_suspend() {
+            options |= ptrace::Options::from_bits_retain(libc::PTRACE_O_SUSPEND_SECCOMP);
+        }
+        ptrace::seize(p, options).map_err(|source| Error::Trace { pid, source })?;
         let mut t = Tracee {
             pid: p,
             orig: UserRegs::default(),
@@ -387,6 +394,46 @@ impl Tracee {
             }
         }
     }
+}
+
+/// `PTRACE_SECCOMP_GET_FILTER`: filter `index` (0: the oldest) of
+/// seized thread `tid`, as `struct sock_filter` bytes.
+pub fn seccomp_filter(tid: i32, index: usize) -> nix::Result<Vec<u8>> {
+    const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+    let pid = Pid::from_raw(tid);
+    // SAFETY: a null `data` only asks for the instruction count.
+    let count = unsafe { raw(PTRACE_SECCOMP_GET_FILTER, pid, index, std::ptr::null_mut()) }?;
+    let mut buf = vec![0u8; count as usize * 8];
+    // SAFETY: `buf` holds `count` 8-byte instructions, what the kernel
+    // writes for this filter (a filter never changes once installed).
+    let n = unsafe {
+        raw(
+            PTRACE_SECCOMP_GET_FILTER,
+            pid,
+            index,
+            buf.as_mut_ptr().cast(),
+        )
+    }?;
+    buf.truncate(n as usize * 8);
+    Ok(buf)
+}
+
+/// `PTRACE_SECCOMP_GET_METADATA`: the flags of filter `index` of seized
+/// thread `tid` (`SECCOMP_FILTER_FLAG_LOG` is the only one reported).
+pub fn seccomp_flags(tid: i32, index: usize) -> nix::Result<u64> {
+    const PTRACE_SECCOMP_GET_METADATA: libc::c_uint = 0x420d;
+    let mut md = [index as u64, 0u64];
+    // SAFETY: `md` is a `struct seccomp_metadata` (16 bytes) and the kernel
+    // is told that size.
+    unsafe {
+        raw(
+            PTRACE_SECCOMP_GET_METADATA,
+            Pid::from_raw(tid),
+            std::mem::size_of_val(&md),
+            md.as_mut_ptr().cast(),
+        )
+    }?;
+    Ok(md[1])
 }
 
 impl Drop for Tracee {

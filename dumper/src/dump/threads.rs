@@ -207,6 +207,15 @@ pub fn thread_notes(
         kckpt_image::kstate::NT_KCKPT_TASK,
         task,
     ));
+    // Its seccomp state (format 1.8); what cannot be restored was refused
+    // (or, skipped as unsupported, is not saved).
+    if let Ok(Some(seccomp)) = super::seccomp::note(tid as i32) {
+        regsets.push((
+            kckpt_image::NOTE_OWNER,
+            kckpt_image::seccomp::NT_KCKPT_SECCOMP,
+            seccomp,
+        ));
+    }
     Ok(ThreadNotesOut {
         prstatus: kckpt_arch::prstatus_bytes(&image_regs, tid, ppid, 0, sigmask).to_vec(),
         regsets,

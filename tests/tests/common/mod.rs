@@ -70,6 +70,8 @@ pub mod prog {
     pub const KSTATE: &str = env!("KCKPT_PROG_KSTATE");
     /// `creds.c`: per-thread credentials.
     pub const CREDS: &str = env!("KCKPT_PROG_CREDS");
+    /// `seccomp_prog.c`.
+    pub const SECCOMP_PROG: &str = env!("KCKPT_PROG_SECCOMP_PROG");
     /// `files_log.c`.
     pub const FILES_LOG: &str = env!("KCKPT_PROG_FILES_LOG");
     /// `files_epoll.c`.
