@@ -30,12 +30,48 @@ pub mod ghost_fd_kind {
     /// tracefs): reopened by path with the saved flags and offset, with
     /// no size check (such files have none); in procfs the process's own
     /// `/proc/PID/task/PID` is written `/proc/thread-self` and `/proc/PID`
-    /// `/proc/self`.
+    /// `/proc/self`; (1.8) `args[0]` [`super::procfs_of`].
     pub const PROCFS: u32 = 13;
     /// A descriptor of shared anonymous memory (`/dev/zero (deleted)`,
     /// opened through `/proc/PID/map_files`): restored as a memfd with the
     /// content; `args[0]` its size.
     pub const SHMEM: u32 = 14;
+}
+
+/// `PROCFS` `args[0]`: whose file it is.
+pub mod procfs_of {
+    /// The process's own (`/proc/self`, `/proc/thread-self`) or a file
+    /// outside any process directory; `args` all 0.
+    pub const OWN: u64 = 0;
+    /// (1.8) Of another process of the tree, `args[1]` its saved pid: the
+    /// path is `/proc/PID` or `/proc/PID/...` (trees keep their pids),
+    /// opened once every process of the tree exists.
+    pub const TREE: u64 = 1;
+}
+
+/// A `PROCFS` record's `args` agree with its `path` (see [`procfs_of`]).
+pub fn procfs_args_ok(args: [u64; 4], path: &[u8], minor: u16) -> bool {
+    match args[0] {
+        procfs_of::OWN => args == [0; 4],
+        procfs_of::TREE => {
+            let pid = args[1];
+            if minor < 8 || !(2..=i32::MAX as u64).contains(&pid) || args[2] != 0 || args[3] != 0 {
+                return false;
+            }
+            let Some(rest) = path.strip_prefix(b"/proc/") else {
+                return false;
+            };
+            let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+            let digits = &rest[..end];
+            !digits.is_empty()
+                && digits[0] != b'0'
+                && digits.iter().all(u8::is_ascii_digit)
+                && digits.iter().try_fold(0u64, |n, &d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                }) == Some(pid)
+        }
+        _ => false,
+    }
 }
 
 /// `GhostRecord::flags` bits.
@@ -194,6 +230,11 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         return Err(bad("ghost file: extents out of order"));
     }
     for r in view.fds.iter() {
+        if r.kind == ghost_fd_kind::PROCFS
+            && !procfs_args_ok(r.args, view.string(r.path)?, view.header.format_minor)
+        {
+            return Err(bad("fd: procfs file of no known process"));
+        }
         if r.kind == ghost_fd_kind::GHOST {
             let g = usize::try_from(r.args[0])
                 .ok()
@@ -217,4 +258,24 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod procfs_tests {
+    use super::{procfs_args_ok, procfs_of};
+
+    #[test]
+    fn a_procfs_file_of_the_tree_names_its_pid_in_its_path() {
+        let tree = |pid| [procfs_of::TREE, pid, 0, 0];
+        assert!(procfs_args_ok([0; 4], b"/proc/self/stat", 7));
+        assert!(procfs_args_ok(tree(42), b"/proc/42/stat", 8));
+        assert!(procfs_args_ok(tree(42), b"/proc/42", 8));
+        assert!(!procfs_args_ok(tree(42), b"/proc/42/stat", 7), "before 1.8");
+        assert!(!procfs_args_ok(tree(42), b"/proc/43/stat", 8));
+        assert!(!procfs_args_ok(tree(42), b"/proc/042/stat", 8));
+        assert!(!procfs_args_ok(tree(1), b"/proc/1/stat", 8), "pid 1");
+        assert!(!procfs_args_ok(tree(42), b"/sys/42", 8));
+        assert!(!procfs_args_ok([0, 1, 0, 0], b"/proc/self/stat", 8));
+        assert!(!procfs_args_ok([2, 42, 0, 0], b"/proc/42/stat", 8));
+    }
 }

@@ -20,6 +20,7 @@
 //! refuses what led outside.
 
 use kckpt_image::files::find_fd;
+use kckpt_image::ghosts::procfs_of;
 use kckpt_image::selffd::pidfd_target;
 use kckpt_image::{
     fd_flags, fd_kind, fs_flags, ghost_fd_kind, self_fd_kind, special_fd_kind, FdRecord, ImageView,
@@ -348,6 +349,9 @@ pub fn restore(
                 .unwrap_or_else(|e| fail(img, r, "signalfd", e)),
             kckpt_image::inotify::INOTIFY_FD_KIND => sys::inotify_init1(g::O_CLOEXEC)
                 .unwrap_or_else(|e| fail(img, r, "inotify_init1", e)),
+            // (1.8) Of another process of the tree: once every process
+            // exists (`tree::after_files`).
+            ghost_fd_kind::PROCFS if r.args[0] == procfs_of::TREE => continue,
             ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
             ghost_fd_kind::SHMEM => shmem_fd(img, r),
             special_fd_kind::FIFO => {
@@ -515,7 +519,14 @@ pub(crate) fn deferred(v: &ImageView<'_>, fd: u32) -> bool {
         FD_NO_DUP => Some(r),
         of => find_fd(v, of),
     };
-    r.is_some_and(|r| r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE)
+    r.is_some_and(|r| of_tree(&r))
+}
+
+/// A descriptor of another process of the tree, opened once every process
+/// exists (`tree::after_files`): (1.7) a pidfd, (1.8) a procfs file.
+pub(crate) fn of_tree(r: &FdRecord) -> bool {
+    (r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE)
+        || (r.kind == ghost_fd_kind::PROCFS && r.args[0] == procfs_of::TREE)
 }
 
 /// The descriptor whose file epoll item `item` watches.
@@ -648,6 +659,11 @@ pub(crate) fn reopen_description(img: &Image, r: &FdRecord) -> usize {
 /// procfs file (its path, `/proc/self/...`) opened again with the saved
 /// flags, at the saved offset.
 fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
+    open_again(r, path).unwrap_or_else(|e| fail(img, r, "cannot reopen it", e))
+}
+
+/// [`reopen`]'s open, with its error.
+pub(crate) fn open_again(r: &FdRecord, path: &[u8]) -> Result<usize, Errno> {
     let mut flags = r.flags & !(g::O_CREAT | g::O_EXCL | g::O_TRUNC | g::O_NOCTTY);
     if flags & g::O_TMPFILE == g::O_TMPFILE {
         // A file made with O_TMPFILE keeps the flag (and O_DIRECTORY, part
@@ -656,20 +672,18 @@ fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
     }
     let mut via = crate::ghosts::PathBuf::new();
     let target = if r.kind == ghost_fd_kind::GHOST {
-        match crate::ghosts::proc_path(r.args[0] as usize) {
-            Some(p) => via = p,
-            None => fail(img, r, "its re-created file is missing", Errno(2)),
-        }
+        // (its re-created file missing: ENOENT)
+        via = crate::ghosts::proc_path(r.args[0] as usize).ok_or(Errno(2))?;
         via.c()
     } else {
         via.push(path);
         via.c()
     };
-    let fd = sys::open(target, flags).unwrap_or_else(|e| fail(img, r, "cannot reopen it", e));
+    let fd = sys::open(target, flags)?;
     if r.pos != 0 {
         let _ = sys::lseek(fd, r.pos);
     }
-    fd
+    Ok(fd)
 }
 
 /// Shared anonymous memory held by a descriptor: a memfd with the saved

@@ -187,6 +187,15 @@ pub fn new_namespaces(path: &[u8], name: [u8; 16], new_net: bool) -> &'static At
     }
 }
 
+/// Does `/proc` show this process's PID namespace (`/proc/self` names
+/// this process's pid)?
+pub fn proc_is_ours() -> bool {
+    let mut buf = [0u8; 24];
+    let n = crate::xsys::readlink(b"/proc/self\0", &mut buf).unwrap_or(0);
+    let mut digits = [0u8; 20];
+    n > 0 && buf[..n] == *crate::report::decimal(u64::from(sys::getpid()), &mut digits)
+}
+
 /// Did the stub create the user namespace it runs in?
 pub fn in_own_user_ns() -> bool {
     DROP_CAPS.load(Ordering::Relaxed)

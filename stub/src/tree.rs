@@ -24,7 +24,6 @@
 //! from `B+2` before it resumes.
 
 use kckpt_image::checksum::{crc32c, note_spans};
-use kckpt_image::selffd::pidfd_target;
 use kckpt_image::tree::{proc_state, slot_kind, TreeProcRecord, NO_PARENT};
 use kckpt_image::{self_fd_kind, FD_NO_DUP};
 use kckpt_image::{FormatError, ImageView, NOTE_OWNER, NT_KCKPT_CHECKSUMS};
@@ -207,9 +206,11 @@ fn check_sub(path: &[u8], i: u32, rec: &TreeProcRecord, view: &ImageView<'_>, no
 /// descriptors shared with other processes of a tree.
 pub fn refuse_shared(img: &Image) {
     for r in img.view.fds.iter() {
-        let of_tree = r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE;
         let tree_only = r.fd_flags & kckpt_image::records::fd_flags::TREE_ONLY != 0;
-        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND || of_tree || tree_only {
+        if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND
+            || crate::files::of_tree(&r)
+            || tree_only
+        {
             shared_refusal(img, r.fd);
         }
     }
@@ -723,19 +724,20 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
     crate::external::close_tree_copies(tree.barrier_base() + 4);
 }
 
-/// (1.7) The pidfds of other processes of the tree, their copies and the
-/// epoll items watching them. Every process of the tree is forked (a
-/// zombie too, until its parent reaps it after the barrier) before any
-/// resumes, so each saved pid comes to exist: wait for it.
+/// The descriptors of other processes of the tree ((1.7) pidfds, (1.8)
+/// procfs files), their copies and the epoll items watching them. Every
+/// process of the tree is forked (a zombie too, until its parent reaps it
+/// after the barrier) before any resumes, so each saved pid comes to
+/// exist: wait for it.
 fn pidfds(img: &Image) {
     let v = img.view;
-    let of_tree = |r: &kckpt_image::FdRecord| {
-        r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE
-    };
+    let of_tree = crate::files::of_tree;
     if !v.fds.iter().any(|r| of_tree(&r)) {
         return;
     }
-    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP && of_tree(r)) {
+    procfs_files(img);
+    let pidfd = |r: &kckpt_image::FdRecord| r.kind == self_fd_kind::PIDFD && of_tree(r);
+    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP && pidfd(r)) {
         let mut tries = 0;
         let fd = loop {
             match xsys::pidfd_open(r.args[1] as u32, r.flags & g::O_NONBLOCK) {
@@ -768,6 +770,50 @@ fn pidfds(img: &Image) {
         if crate::files::deferred(&v, crate::files::watched(&item)) {
             crate::files::watch(img, &item, floor);
         }
+    }
+}
+
+/// (1.8) The procfs files of other processes of the tree, by their
+/// saved path (trees keep their pids), once this process's `/proc` is
+/// known to show its PID namespace (`/proc/self` names this process: in
+/// a new namespace the stub mounted a `/proc` of its own, best effort).
+fn procfs_files(img: &Image) {
+    let v = img.view;
+    let files = |r: &kckpt_image::FdRecord| {
+        r.dup_of == FD_NO_DUP
+            && r.kind == kckpt_image::ghosts::ghost_fd_kind::PROCFS
+            && crate::files::of_tree(r)
+    };
+    let Some(first) = v.fds.iter().find(|r| files(r)) else {
+        return;
+    };
+    if !crate::ids::proc_is_ours() {
+        crate::files::fail(
+            img,
+            &first,
+            "a procfs file of another process of the tree: /proc here is not this PID namespace's (mounting it failed)",
+            Errno(linux_raw_sys::errno::EXDEV),
+        )
+    }
+    for r in v.fds.iter().filter(|r| files(r)) {
+        let path = v.string(r.path).unwrap_or(&[]);
+        let mut tries = 0;
+        let fd = loop {
+            match crate::files::open_again(&r, path) {
+                Err(Errno(linux_raw_sys::errno::ENOENT | linux_raw_sys::errno::ESRCH))
+                    if tries < PIDFD_TRIES =>
+                {
+                    tries += 1;
+                    crate::ksys::sleep_ms(10);
+                }
+                other => break other,
+            }
+        };
+        let fd = fd.unwrap_or_else(|e| {
+            crate::files::fail(img, &r, "cannot open that procfs file of the tree again", e)
+        });
+        crate::files::place(fd, &r)
+            .unwrap_or_else(|e| crate::files::fail(img, &r, "cannot move it to its number", e));
     }
 }
 

@@ -159,6 +159,29 @@ pub fn poll_one(fd: usize, events: i16, ms: i32) -> Result<i16, Errno> {
     Ok(if n == 0 { 0 } else { (pfd[1] >> 16) as i16 })
 }
 
+/// `readlinkat(AT_FDCWD, path, buf)`: the length written (no NUL).
+/// `path` ends with a NUL.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult {
+    if path.last() != Some(&0) {
+        return Err(crate::sys::Errno(linux_raw_sys::errno::EINVAL));
+    }
+    // SAFETY: `path` is a NUL-terminated live slice; the kernel writes at
+    // most `buf.len()` bytes into `buf`.
+    check(unsafe {
+        raw_syscall(
+            g::__NR_readlinkat as usize,
+            [
+                g::AT_FDCWD as isize as usize,
+                path.as_ptr() as usize,
+                buf.as_mut_ptr() as usize,
+                buf.len(),
+                0,
+                0,
+            ],
+        )
+    })
+}
+
 /// `getcwd(buf)`: the length written, its NUL included.
 pub fn getcwd(buf: &mut [u8]) -> SysResult {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.

@@ -16,6 +16,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use nix::fcntl::{fcntl, FcntlArg, OFlag, SpliceFFlags};
 
 use kckpt_image::ghost_fd_kind;
+use kckpt_image::ghosts::procfs_of;
 use kckpt_image::inotify::{InotifyWatchRecord, INOTIFY_FD_KIND};
 use kckpt_image::records::*;
 use kckpt_image::sockfilter::{filter_flags, SockFilterRecord};
@@ -106,6 +107,12 @@ enum Class {
     Ghost,
     /// A procfs file: the path to reopen (1.3).
     Procfs(String),
+    /// (1.8) A procfs file of another process, `owner` (restored if it is
+    /// a process of the tree being dumped; else refused: `why`).
+    ProcfsOther {
+        owner: i32,
+        why: String,
+    },
     /// Shared anonymous memory (`/dev/zero (deleted)`, 1.3).
     Shmem,
     Pipe(u64),
@@ -285,7 +292,12 @@ fn classify_special(pid: i32, at: (i32, i32), link: &str, meta: &fs::Metadata) -
         let tids = task_ids(pid).unwrap_or_default();
         return Some(match super::ghosts::procfs_path(pid, &tids, link) {
             Ok(path) => Class::Procfs(path),
-            Err(what) => Class::Unsupported(what),
+            Err(why) => match super::ghosts::procfs_owner(link) {
+                Some(owner) if owner != pid && !tids.contains(&owner) => {
+                    Class::ProcfsOther { owner, why }
+                }
+                _ => Class::Unsupported(why),
+            },
         });
     }
     if meta.is_dir() && matches!(fs_type, CGROUP_SUPER_MAGIC | CGROUP2_SUPER_MAGIC) {
@@ -926,6 +938,17 @@ pub fn collect(
                 d.rec.kind = ghost_fd_kind::PROCFS;
                 d.path = path.as_bytes().to_vec();
             }
+            // Opened again once the whole tree exists (trees keep their
+            // pids).
+            Class::ProcfsOther { owner, why } => {
+                if tree.is_some_and(|t| t.pids.contains(owner)) {
+                    d.rec.kind = ghost_fd_kind::PROCFS;
+                    d.path = link.as_bytes().to_vec();
+                    d.rec.args = [procfs_of::TREE, *owner as u64, 0, 0];
+                } else {
+                    refused = Some(why.clone());
+                }
+            }
             Class::Shmem => {
                 d.rec.kind = ghost_fd_kind::SHMEM;
                 d.path = b"/dev/zero (deleted)".to_vec();
@@ -1100,11 +1123,17 @@ pub fn collect(
         }
         if flight.is_synthetic(fd) && refused.is_none() {
             let shared = flight.shared_with(fd);
-            let tree_pidfd = d.rec.kind == self_fd_kind::PIDFD
-                && d.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE;
+            let tree_pidfd = (d.rec.kind == self_fd_kind::PIDFD
+                && d.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE)
+                || (d.rec.kind == ghost_fd_kind::PROCFS && d.rec.args[0] == procfs_of::TREE);
             refused = match &class {
                 // Made once the whole tree exists, after the queues.
-                _ if tree_pidfd => Some("pidfd of another process of the tree".to_owned()),
+                _ if tree_pidfd && d.rec.kind == self_fd_kind::PIDFD => {
+                    Some("pidfd of another process of the tree".to_owned())
+                }
+                _ if tree_pidfd => {
+                    Some(format!("procfs file {link} of another process of the tree"))
+                }
                 _ if shared.is_some() => Some(format!(
                     "{link} also held by pid {} of the dump, or in flight in its queues (its \
                      open file description would not be shared)",

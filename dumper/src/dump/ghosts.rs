@@ -345,6 +345,12 @@ pub fn other_link(path: &str, meta: &fs::Metadata) -> Option<String> {
     })
 }
 
+/// The process whose procfs directory `link` (`/proc/PID/...`) is in.
+pub fn procfs_owner(link: &str) -> Option<i32> {
+    let rest = link.strip_prefix("/proc/")?;
+    rest.split('/').next()?.parse().ok()
+}
+
 /// The description of a descriptor on the target's own procfs entries, as
 /// the path to reopen in the restored process, or why it cannot be.
 /// `/proc/PID/task/PID/...` becomes `/proc/thread-self/...` and
