@@ -237,6 +237,12 @@ pub fn build_frame(
     })?;
     if traced {
         crate::tracer::set_final_mask(index, crate::xsys::gettid(), t.sigmask);
+        // Still rewound to issue the call again (not turned into -EINTR
+        // for a SIGWINCH queued here): the kernel decides at detach.
+        let mut raw = thread.regs;
+        let restart = t.syscall_state == kckpt_image::syscall_state::RESTART
+            && kckpt_arch::restart_in_kernel(&mut raw, t.syscall_result);
+        crate::tracer::set_restart(index, if restart { t.syscall_result } else { 0 });
     }
     Ok(sp as usize)
 }

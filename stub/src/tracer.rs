@@ -93,9 +93,14 @@ const SIGTRAP_ACTION_OFFSET: usize = 8;
 /// Offset in the handshake area of the signal the tracer sends the
 /// process right before it detaches it (0: none; [`set_stop_signal`]).
 const STOP_OFFSET: usize = 48;
-/// Size of the shared handshake area: the state word, the SIGTRAP action
-/// and the mask table.
-const HANDSHAKE_LEN: usize = (MASKS_OFFSET + MAX_THREADS * 16).next_multiple_of(4096);
+/// Offset in the handshake area of the table of system call results, one
+/// `u64` per thread (in the order of the mask table): the raw
+/// `-ERESTART...` of a thread saved inside a call the kernel would issue
+/// again, 0 for none ([`set_restart`]).
+const RESTARTS_OFFSET: usize = MASKS_OFFSET + MAX_THREADS * 16;
+/// Size of the shared handshake area: the state word, the SIGTRAP action,
+/// the mask table and the results.
+const HANDSHAKE_LEN: usize = (RESTARTS_OFFSET + MAX_THREADS * 8).next_multiple_of(4096);
 
 fn mask_slot(i: usize) -> (&'static AtomicU64, &'static AtomicU64) {
     assert!(i < MAX_THREADS);
@@ -115,6 +120,33 @@ pub fn set_final_mask(index: usize, tid: u32, mask: u64) {
         m.store(mask, Ordering::Release);
         t.store(u64::from(tid), Ordering::Release);
     }
+}
+
+fn restart_slot(i: usize) -> &'static AtomicU64 {
+    assert!(i < MAX_THREADS);
+    // SAFETY: as in `mask_slot`: inside the mapped handshake area, 8-byte
+    // aligned, valid for any bit pattern.
+    unsafe { &*((HANDSHAKE_ADDR + RESTARTS_OFFSET + i * 8) as *const AtomicU64) }
+}
+
+/// Thread `index` (slot of [`set_final_mask`]) was saved inside a system
+/// call that returned `result` (`-ERESTARTSYS`...), its registers rewound
+/// to issue it again: the tracer makes them that call's exit before it
+/// detaches the thread, so the kernel applies its restart rule with any
+/// signal then pending (`kckpt_arch::restart_in_kernel`).
+pub fn set_restart(index: usize, result: i64) {
+    if index < MAX_THREADS {
+        restart_slot(index).store(result as u64, Ordering::Release);
+    }
+}
+
+/// The call result thread `tid` left ([`set_restart`]), if any.
+fn restart_of(tid: u32) -> Option<i64> {
+    (0..MAX_THREADS).find_map(|i| {
+        let (t, _) = mask_slot(i);
+        let r = restart_slot(i).load(Ordering::Acquire);
+        (t.load(Ordering::Acquire) == u64::from(tid) && r != 0).then_some(r as i64)
+    })
 }
 
 fn stop_word() -> &'static AtomicU64 {
@@ -393,6 +425,14 @@ fn unmap_window(stub: u32, pids: &[u32]) {
         let _ = unsafe { raw_syscall(g::__NR_kill as usize, [stub as usize, stop, 0, 0, 0, 0]) };
     }
     for (i, &pid) in pids.iter().enumerate() {
+        if let Some(result) = restart_of(pid) {
+            let mut r = kckpt_arch::UserRegs::default();
+            if regs(pt::PTRACE_GETREGSET, pid, &mut r).is_some()
+                && kckpt_arch::restart_in_kernel(&mut r, result)
+            {
+                let _ = regs(pt::PTRACE_SETREGSET, pid, &mut r);
+            }
+        }
         if let Some(mask) = final_mask(pid) {
             let _ = crate::xsys::ptrace_setsigmask(pid, mask);
         }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -114,4 +116,60 @@ fn a_pending_sigchld_keeps_its_zombie_childs_siginfo() {
     for _ in 0..6 {
         assert_eq!(sigchld_as_nobody("zombie"), "ok");
     }
+}
+
+/// A process saved in `pause()` with a `SIGUSR1` handler gets the signal
+/// while the restore ends (sent while the stub still blocks every
+/// signal): the handler runs and `pause()` returns (`EINTR`), as the
+/// kernel does for a signal that interrupts the call. Resumed with the
+/// call about to be issued again, the handler would run first and
+/// `pause()` would then sleep through the signal.
+#[test]
+fn a_signal_that_comes_as_the_restore_ends_interrupts_the_saved_pause() {
+    const WAITER: &str = "import os, signal\n\
+        signal.signal(signal.SIGUSR1, lambda s, f: None)\n\
+        print('ready', os.getpid(), flush=True)\n\
+        signal.pause()\n\
+        print('woke', flush=True)\n";
+    let dir = TestDir::new("signal-at-restore");
+    let mut p = Proc::spawn(
+        "pause",
+        std::process::Command::new(PYTHON3).args(["-c", WAITER]),
+    );
+    let line = p.line(LINE_TIMEOUT);
+    let pid: i32 = line
+        .strip_prefix("ready ")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| p.fail(&format!("not ready: {line}")));
+    // In pause() (state S), then dumped.
+    assert!(eventually(LINE_TIMEOUT, || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") S "))
+    }));
+    let image = dir.join("pause.kckpt");
+    dump_kills(&mut p, &image);
+    let mut r = restore(&image);
+    // The restored process (root: the saved pid) while the stub blocks
+    // every signal (SIGUSR1, bit 9, blocked; the program blocks nothing).
+    let blocked = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << 9) != 0)
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut sent = false;
+    while !sent && std::time::Instant::now() < until {
+        for target in [pid, r.pid()] {
+            let now = std::fs::read_to_string(format!("/proc/{target}/status"));
+            if now.is_ok_and(|s| blocked(&s)) {
+                let _ = kill(Pid::from_raw(target), Signal::SIGUSR1);
+                sent = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert!(sent, "never saw the restore with every signal blocked");
+    assert_eq!(r.line(LINE_TIMEOUT), "woke", "{}", r.stderr());
+    r.wait_exit(LINE_TIMEOUT);
 }

@@ -67,6 +67,13 @@ pub fn interrupt_syscall(
     false
 }
 
+/// See the x86_64 version: on aarch64 no state is recorded
+/// (`rewind_for_image`) and the original `x0` a restart needs is not in
+/// the user registers: never changed.
+pub fn restart_in_kernel(_regs: &mut UserRegs, _result: i64) -> bool {
+    false
+}
+
 /// See the x86_64 version: nothing to do on aarch64.
 pub fn rewind_for_live_resume(regs: &UserRegs) -> UserRegs {
     *regs

@@ -133,6 +133,30 @@ pub fn interrupt_syscall(regs: &mut UserRegs, state: u32, result: i64, sa_restar
     interrupted
 }
 
+/// Registers of a thread saved inside a system call (`result`: the raw
+/// `-ERESTARTSYS`, `-ERESTARTNOINTR` or `-ERESTARTNOHAND` the kernel had
+/// set), rewound by [`rewind_for_image`] (ip at `syscall`, ax the call's
+/// number), made back into that call's exit (ip after `syscall`, orig_ax
+/// the number, ax the result), for a tracer to set at a syscall-exit stop:
+/// resumed from there, the kernel applies its own rule, atomically with
+/// signal delivery: the call returns `-EINTR` when a handler runs for a
+/// signal pending then (`-ERESTARTSYS` with `SA_RESTART` excepted), and is
+/// issued again otherwise. Resumed from the rewound registers instead, a
+/// handler run first leaves the call to be issued again (a `pause` would
+/// then sleep through the signal that should have ended it). Returns
+/// whether `regs` were such registers and were changed.
+pub fn restart_in_kernel(regs: &mut UserRegs, result: i64) -> bool {
+    let restartable =
+        result == -ERESTARTSYS || result == -ERESTARTNOINTR || result == -ERESTARTNOHAND;
+    if !restartable || regs.orig_rax != u64::MAX || (regs.rax as i64) < 0 {
+        return false;
+    }
+    regs.orig_rax = regs.rax;
+    regs.rax = result as u64;
+    regs.rip = regs.rip.wrapping_add(SYSCALL_INSN_LEN);
+    true
+}
+
 /// Registers to put back into a live thread before detaching after the
 /// dumper ran system calls in it: the same rewind the kernel would have
 /// applied, with `-ERESTART_RESTARTBLOCK` going through `restart_syscall`
