@@ -5,13 +5,14 @@
 #
 #   bash scripts/make-images.sh OUTDIR
 #
-# Builds tests/programs/{counter,threads,files_epoll,procstate,tree_basic}.c into
+# Builds tests/programs/{counter,threads,files_epoll,procstate,tree_basic,format18}.c into
 # OUTDIR/bin, runs each, dumps it with target/release/kckpt (run
 # `cargo build --release` first) and leaves OUTDIR/counter.kckpt (a
 # counter), threads.kckpt (3 threads), files.kckpt (epoll, timerfd,
 # eventfd, pipe and socketpair with unread data, signalfd, memfd) and
 # procstate.kckpt (pending signals, rlimits, personality), tree.kckpt (a
-# process tree: tests/programs/tree_basic.c). Everything in
+# process tree: tests/programs/tree_basic.c), format18.kckpt (a locked
+# socket filter and a seccomp filter, format 1.8). Everything in
 # OUTDIR is readable by every user (the mutation run restores as nobody).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ cc -O2 -o "$out/bin/threads" tests/programs/threads.c -lpthread
 cc -O2 -o "$out/bin/files_epoll" tests/programs/files_epoll.c
 cc -O2 -o "$out/bin/procstate" tests/programs/procstate.c
 cc -O2 -o "$out/bin/tree_basic" tests/programs/tree_basic.c
+cc -O2 -o "$out/bin/format18" tests/programs/format18.c
 chmod 755 "$out"/bin/*
 
 pids=()
@@ -79,3 +81,6 @@ exec 7>&-
 # A process tree (format 1.4): a root, a zombie, two children and a
 # grandchild ("g" prints last).
 dump tree '^g ' "$out/bin/tree_basic"
+# Format 1.8's per-process records: a locked socket filter and a seccomp
+# filter (restorable by nobody: installed with no_new_privs).
+dump format18 '^tick 2 ' "$out/bin/format18"
