@@ -325,3 +325,49 @@ fn bad_unix_socket_records_are_refused() {
         );
     }
 }
+
+/// A datagram socket whose path now holds a named pipe (removed and made
+/// a FIFO after `bind`, zdtm fifo_upon_unix_socket00) is detached from it:
+/// the restore binds it with the FIFO moved aside for a moment, its client
+/// connects again, and the FIFO is back at the path, still the process's.
+#[test]
+fn a_socket_whose_path_now_holds_a_named_pipe_comes_back_and_leaves_the_pipe() {
+    const PROGRAM: &str = "import os, socket, sys\n\
+        path = sys.argv[1]\n\
+        a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+        a.bind(path)\n\
+        b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+        b.connect(path)\n\
+        os.unlink(path)\n\
+        os.mkfifo(path)\n\
+        f = os.open(path, os.O_RDWR)\n\
+        print('ready', flush=True)\n\
+        sys.stdin.readline()\n\
+        b.send(b'through the socket')\n\
+        os.write(f, b'through the pipe')\n\
+        print(a.recv(100).decode(), '/', os.read(f, 100).decode(), flush=True)\n";
+    let dir = TestDir::new("unix-fifo-upon");
+    let path = dir.join("sock");
+    let mut p = Proc::spawn(
+        "fifo upon socket",
+        Command::new(PYTHON3).args(["-c", PROGRAM, path.to_str().unwrap()]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    let image = dir.join("fifo.kckpt");
+    dump_kills(&mut p, &image);
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    assert_eq!(
+        r.line(LINE_TIMEOUT),
+        "through the socket / through the pipe",
+        "{}",
+        r.stderr()
+    );
+    let ft = std::fs::symlink_metadata(&path).unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_fifo(&ft),
+        "{path:?} is not the named pipe any more"
+    );
+    assert!(!dir.join("sock.kckpt-aside").exists());
+    r.kill();
+}

@@ -332,9 +332,10 @@ pub fn outside_holder(ino: u64, pid: i32, tree: &[i32]) -> Option<(i32, String)>
 /// The permission bits of the socket file at `name` in `pid`'s root
 /// (`base` "root") or working directory ("cwd/"),
 /// with [`MODE_RECORDED`], when it is still the socket's own file;
-/// `None` when the path is free or holds another socket's file (the
-/// socket is detached from its path); 0 when `sock_diag` gave no inode
-/// to compare; what else is there otherwise.
+/// `None` when the path is free or holds another socket's file or (1.8)
+/// another kind of file but a directory (the socket is detached from its
+/// path); 0 when `sock_diag` gave no inode to compare; a directory there
+/// otherwise.
 pub fn file_mode(
     pid: i32,
     base: &str,
@@ -349,14 +350,14 @@ pub fn file_mode(
         return Ok(None);
     };
     let ft = meta.file_type();
+    if ft.is_dir() {
+        return Err("a directory");
+    }
+    // (1.8) A named pipe, a file or a symbolic link made there since: the
+    // socket is detached from its path, like one whose file is another
+    // socket's (the restore moves what is there aside for its `bind`).
     if !ft.is_socket() {
-        return Err(if ft.is_dir() {
-            "a directory"
-        } else if ft.is_symlink() {
-            "a symbolic link"
-        } else {
-            "another kind of file"
-        });
+        return Ok(None);
     }
     let Some((dev, ino)) = vfs else {
         return Ok(Some(0));
