@@ -491,6 +491,11 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
         })),
         "saved_files": ghosts,
         "locks": locks,
+        "socket_filters": view.sock_filters.iter().map(|f| json!({
+            "fd": f.fd,
+            "instructions": f.count,
+            "locked": f.flags & kckpt_image::sockfilter::filter_flags::LOCKED != 0,
+        })).collect::<Vec<_>>(),
         "file_owners": owners,
         "inotify_watches": inotify(view, show),
     })
@@ -778,9 +783,23 @@ pub fn format_text(out: &mut String, d: &Value) {
             },
         );
     }
+    for f in d["socket_filters"].as_array().cloned().unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "socket filter:  fd {} {} instructions{}",
+            f["fd"],
+            f["instructions"],
+            if f["locked"] == true { " (locked)" } else { "" },
+        );
+    }
     for l in d["locks"].as_array().cloned().unwrap_or_default() {
         let range = if l["kind"] == "flock" {
             String::new()
+        } else if l["kind"] == "lease" {
+            match l["breaking"].as_str() {
+                Some(to) => format!(" (being broken, {to})"),
+                None => String::new(),
+            }
         } else if l["len"] == 0 {
             format!(" from {} to the end", l["start"])
         } else {

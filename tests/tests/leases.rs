@@ -120,6 +120,12 @@ fn a_lease_being_broken_comes_back_breaking() {
     assert_eq!(lock["fd"].to_string(), b, "{lock}");
     assert_eq!(lock["type"], "write", "{lock}");
     assert_eq!(lock["breaking"], "to read", "{lock}");
+    let text = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("fd {b} lease write (being broken, to read)")),
+        "{text}"
+    );
     let mut r = restore(&image);
     assert_eq!(check(&mut r), "leases 0 0 sigio 1", "{}", r.stderr());
     let err = open_nonblocking(&b_path).expect_err("b opened while its lease breaks");

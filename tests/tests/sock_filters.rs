@@ -61,6 +61,18 @@ fn socket_filters_and_their_lock_come_back_and_filter_as_before() {
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     let image = dir.join("filters.kckpt");
     dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let filters = info["files"]["socket_filters"]
+        .as_array()
+        .expect("socket_filters");
+    let shown: Vec<(u64, bool)> = filters
+        .iter()
+        .map(|f| (f["instructions"].as_u64().unwrap(), f["locked"] == true))
+        .collect();
+    assert_eq!(shown, [(4, true), (4, false)], "{filters:?}");
+    let text = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("4 instructions (locked)"), "{text}");
     let mut r = restore(&image);
     r.write_stdin("check\n");
     assert_eq!(r.line(LINE_TIMEOUT), EXPECTED, "{}", r.stderr());
