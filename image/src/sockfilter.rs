@@ -5,17 +5,13 @@
 
 use crate::read::{FormatError, ImageView};
 use crate::records::{Record, StrRef};
+// Classic BPF programs as for seccomp: at most `BPF_MAXINSNS` 8-byte
+// instructions (`struct sock_filter`).
+use crate::seccomp::{INSN_SIZE, MAX_INSNS};
 
 /// Note type of the socket filter table: an array of [`SockFilterRecord`]
 /// sorted by fd.
 pub const NT_KCKPT_SOCK_FILTERS: u32 = 0x4b43_0065;
-
-/// Most instructions a classic BPF program has (`BPF_MAXINSNS`).
-pub const MAX_INSNS: u32 = 4096;
-
-/// Length of one instruction (`struct sock_filter`: code u16, jt u8, jf u8,
-/// k u32, in the machine's byte order).
-pub const INSN_LEN: u32 = 8;
 
 /// `SockFilterRecord::flags` bits.
 pub mod filter_flags {
@@ -36,7 +32,7 @@ pub struct SockFilterRecord {
     pub count: u32,
     /// Reserved, zero.
     pub reserved: u32,
-    /// The instructions, `count * INSN_LEN` bytes of the string table.
+    /// The instructions, `count` × 8 bytes of the string table.
     pub insns: StrRef,
 }
 // SAFETY: repr(C); 4*4 + 8 = 24, no padding.
@@ -74,7 +70,7 @@ pub fn validate(view: &ImageView<'_>) -> Result<(), FormatError> {
             || f.reserved != 0
             || f.count > MAX_INSNS
             || (f.count == 0 && f.flags == 0)
-            || bytes.len() as u64 != u64::from(f.count) * u64::from(INSN_LEN)
+            || bytes.len() as u64 != u64::from(f.count) * INSN_SIZE as u64
         {
             return Err(bad);
         }

@@ -34,16 +34,10 @@ fn break_again(fd: usize, how: u32) -> Result<(), sys::Errno> {
         lease_break::TO_READ => g::O_RDONLY,
         _ => g::O_WRONLY,
     };
-    let mut digits = [0u8; 20];
-    let d = crate::report::decimal(fd as u64, &mut digits);
-    let prefix = b"/proc/self/fd/";
-    let mut path = [0u8; 40];
-    path[..prefix.len()].copy_from_slice(prefix);
-    path[prefix.len()..prefix.len() + d.len()].copy_from_slice(d);
-    let n = prefix.len() + d.len();
+    let mut path = crate::ghosts::PathBuf::proc_fd(fd as u64);
     const SIGIO: u64 = 1 << (29 - 1);
     let old = sys::block_signals(SIGIO)?;
-    let r = match sys::open(&path[..n + 1], mode | g::O_NONBLOCK | g::O_CLOEXEC) {
+    let r = match sys::open(path.c(), mode | g::O_NONBLOCK | g::O_CLOEXEC) {
         Err(e) if e.0 == linux_raw_sys::errno::EWOULDBLOCK => Ok(()),
         Err(e) => Err(e),
         Ok(other) => {

@@ -36,7 +36,8 @@ impl Failure {
     }
 }
 
-fn at(what: &'static str, addr: u64) -> impl FnOnce(Errno) -> Failure {
+/// The [`Failure`] of operation `what` at `addr`, from its error.
+pub(crate) fn at(what: &'static str, addr: u64) -> impl FnOnce(Errno) -> Failure {
     move |errno| Failure { what, addr, errno }
 }
 

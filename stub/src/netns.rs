@@ -204,11 +204,12 @@ fn end(family: u16, a: &[u8; 16]) -> [u8; 16] {
 /// FNV-1a over one direction of a connection, then a 64-bit finalizer
 /// (splitmix64's), so sums of hashes compare multisets.
 fn hash(a: [u8; 16], a_port: u16, b: [u8; 16], b_port: u16) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let ports = [a_port.to_be_bytes(), b_port.to_be_bytes()];
-    for byte in a.iter().chain(&ports[0]).chain(b.iter()).chain(&ports[1]) {
-        h = (h ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
-    }
+    let mut bytes = [0u8; 36];
+    bytes[..16].copy_from_slice(&a);
+    bytes[16..18].copy_from_slice(&a_port.to_be_bytes());
+    bytes[18..34].copy_from_slice(&b);
+    bytes[34..].copy_from_slice(&b_port.to_be_bytes());
+    let mut h = kckpt_image::fnv1a64(&bytes);
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)

@@ -227,13 +227,6 @@ pub fn install_shared(img: &Image) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `struct sock_fprog`.
-#[repr(C)]
-struct SockFprog {
-    len: u16,
-    filter: *const u8,
-}
-
 fn install(img: &Image, index: usize) -> Result<(), Failure> {
     let Some(s) = img.view.threads().nth(index).and_then(|t| of_thread(&t)) else {
         return Ok(());
@@ -246,7 +239,9 @@ fn install(img: &Image, index: usize) -> Result<(), Failure> {
                 [SECCOMP_SET_MODE_STRICT, 0, 0, 0, 0, 0],
             )
         };
-        return result(r, "entering seccomp strict mode");
+        return sys::check(r)
+            .map(drop)
+            .map_err(crate::memory::at("entering seccomp strict mode", 0));
     }
     let shared = if STATE.load(Ordering::Relaxed) == EARLY {
         SHARED.load(Ordering::Relaxed) as usize
@@ -261,10 +256,7 @@ fn install(img: &Image, index: usize) -> Result<(), Failure> {
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER, flags, {count, insns})`.
 fn install_filter(flags: u32, count: u32, insns: &[u8]) -> Result<(), Failure> {
-    let prog = SockFprog {
-        len: count as u16,
-        filter: insns.as_ptr(),
-    };
+    let prog = crate::sockfilter::SockFprog::new(count, insns);
     // SAFETY: the kernel only reads `prog` and the `len` 8-byte
     // instructions it points to, inside the image (validated: exactly
     // that many bytes).
@@ -274,24 +266,14 @@ fn install_filter(flags: u32, count: u32, insns: &[u8]) -> Result<(), Failure> {
             [
                 SECCOMP_SET_MODE_FILTER,
                 flags as usize,
-                &prog as *const SockFprog as usize,
+                &prog as *const crate::sockfilter::SockFprog as usize,
                 0,
                 0,
                 0,
             ],
         )
     };
-    result(r, "installing a seccomp filter")
-}
-
-fn result(r: isize, what: &'static str) -> Result<(), Failure> {
-    if r < 0 {
-        Err(Failure {
-            what,
-            addr: 0,
-            errno: Errno((-r) as u32),
-        })
-    } else {
-        Ok(())
-    }
+    sys::check(r)
+        .map(drop)
+        .map_err(crate::memory::at("installing a seccomp filter", 0))
 }

@@ -15,22 +15,27 @@ use crate::report::Msg;
 use crate::sockopts::*;
 use crate::sys::{self, Errno};
 
-const SO_ATTACH_FILTER: usize = 26;
-const SO_LOCK_FILTER: usize = 44;
-const AF_UNIX: usize = 1;
-
-/// `struct sock_fprog`.
+/// `struct sock_fprog`: a classic BPF program, for `SO_ATTACH_FILTER` and
+/// for seccomp (`crate::seccomp`).
 #[repr(C)]
-struct SockFprog {
+pub(crate) struct SockFprog {
     len: u16,
     filter: *const u8,
 }
 
+impl SockFprog {
+    /// The program of `count` instructions at `insns` (validated with the
+    /// image: `count` × 8 bytes, at most 4096).
+    pub(crate) fn new(count: u32, insns: &[u8]) -> SockFprog {
+        SockFprog {
+            len: count as u16,
+            filter: insns.as_ptr(),
+        }
+    }
+}
+
 fn attach_to(fd: usize, f: &SockFilterRecord, insns: &[u8]) -> Result<usize, Errno> {
-    let prog = SockFprog {
-        len: f.count as u16,
-        filter: insns.as_ptr(),
-    };
+    let prog = SockFprog::new(f.count, insns);
     crate::inet::call(
         g::__NR_setsockopt,
         [
@@ -59,11 +64,8 @@ fn fail(img: &Image, f: &SockFilterRecord, what: &str, e: Errno) -> ! {
 pub fn check(img: &Image) {
     for f in img.view.sock_filters.iter().filter(|f| f.count > 0) {
         let insns = img.view.string(f.insns).unwrap_or(&[]);
-        let probe = crate::inet::call(
-            g::__NR_socket,
-            [AF_UNIX, (SOCK_DGRAM | g::O_CLOEXEC) as usize, 0, 0, 0, 0],
-        )
-        .unwrap_or_else(|e| fail(img, &f, "a socket to check its filter on", e));
+        let probe = crate::unixsock::socket(SOCK_DGRAM)
+            .unwrap_or_else(|e| fail(img, &f, "a socket to check its filter on", e));
         let r = attach_to(probe, &f, insns);
         sys::close(probe);
         if let Err(e) = r {
@@ -101,23 +103,8 @@ pub fn attach(img: &Image) {
     }
 }
 
-/// Instructions of the filter `fd` has now (0: none).
+/// Instructions of the filter `fd` has now (0: none): `SO_GET_FILTER`
+/// with no room gives only their count.
 fn attached(fd: usize) -> u32 {
-    let mut len: u32 = 0;
-    let r = crate::inet::call(
-        g::__NR_getsockopt,
-        [
-            fd,
-            SOL_SOCKET,
-            SO_ATTACH_FILTER,
-            0,
-            &mut len as *mut u32 as usize,
-            0,
-        ],
-    );
-    if r.is_ok() {
-        len
-    } else {
-        0
-    }
+    crate::inet::get_bytes(fd, SOL_SOCKET, SO_ATTACH_FILTER, &mut []).unwrap_or(0) as u32
 }

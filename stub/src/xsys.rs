@@ -162,9 +162,7 @@ pub fn poll_one(fd: usize, events: i16, ms: i32) -> Result<i16, Errno> {
 /// `readlinkat(AT_FDCWD, path, buf)`: the length written (no NUL).
 /// `path` ends with a NUL.
 pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult {
-    if path.last() != Some(&0) {
-        return Err(crate::sys::Errno(linux_raw_sys::errno::EINVAL));
-    }
+    crate::sys::nul_terminated(path)?;
     // SAFETY: `path` is a NUL-terminated live slice; the kernel writes at
     // most `buf.len()` bytes into `buf`.
     check(unsafe {
