@@ -179,6 +179,14 @@ fn unix_peer_ok(view: &ImageView<'_>, r: &FdRecord) -> Result<(), FormatError> {
     Ok(())
 }
 
+/// A descriptor on another process of the tree, opened once every
+/// process of the tree exists: (1.7) a pidfd of it, (1.8) a procfs file
+/// of it.
+pub fn of_tree_process(r: &FdRecord) -> bool {
+    (r.kind == self_fd_kind::PIDFD && r.args[0] == crate::selffd::pidfd_target::TREE)
+        || (r.kind == ghost_fd_kind::PROCFS && r.args[0] == crate::ghosts::procfs_of::TREE)
+}
+
 /// The record of descriptor `fd`, if the image has one.
 pub fn find_fd(view: &ImageView<'_>, fd: u32) -> Option<FdRecord> {
     let (mut lo, mut hi) = (0usize, view.fds.len());

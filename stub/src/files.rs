@@ -19,7 +19,7 @@
 //! closed), `KCKPT_STDIO=saved` reopens terminals by their saved path and
 //! refuses what led outside.
 
-use kckpt_image::files::find_fd;
+use kckpt_image::files::{find_fd, of_tree_process};
 use kckpt_image::ghosts::procfs_of;
 use kckpt_image::selffd::pidfd_target;
 use kckpt_image::{
@@ -519,14 +519,7 @@ pub(crate) fn deferred(v: &ImageView<'_>, fd: u32) -> bool {
         FD_NO_DUP => Some(r),
         of => find_fd(v, of),
     };
-    r.is_some_and(|r| of_tree(&r))
-}
-
-/// A descriptor of another process of the tree, opened once every process
-/// exists (`tree::after_files`): (1.7) a pidfd, (1.8) a procfs file.
-pub(crate) fn of_tree(r: &FdRecord) -> bool {
-    (r.kind == self_fd_kind::PIDFD && r.args[0] == pidfd_target::TREE)
-        || (r.kind == ghost_fd_kind::PROCFS && r.args[0] == procfs_of::TREE)
+    r.is_some_and(|r| of_tree_process(&r))
 }
 
 /// The descriptor whose file epoll item `item` watches.

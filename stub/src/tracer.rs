@@ -140,13 +140,10 @@ pub fn set_restart(index: usize, result: i64) {
     }
 }
 
-/// The call result thread `tid` left ([`set_restart`]), if any.
-fn restart_of(tid: u32) -> Option<i64> {
-    (0..MAX_THREADS).find_map(|i| {
-        let (t, _) = mask_slot(i);
-        let r = restart_slot(i).load(Ordering::Acquire);
-        (t.load(Ordering::Acquire) == u64::from(tid) && r != 0).then_some(r as i64)
-    })
+/// The call result the thread of slot `i` left ([`set_restart`]), if any.
+fn restart_of(i: usize) -> Option<i64> {
+    let r = restart_slot(i).load(Ordering::Acquire);
+    (r != 0).then_some(r as i64)
 }
 
 fn stop_word() -> &'static AtomicU64 {
@@ -163,11 +160,9 @@ pub fn set_stop_signal(sig: u32) {
     stop_word().store(u64::from(sig), Ordering::Release);
 }
 
-/// The saved mask of thread `tid`, if it left one.
-fn final_mask(tid: u32) -> Option<u64> {
-    (0..MAX_THREADS).map(mask_slot).find_map(|(t, m)| {
-        (t.load(Ordering::Acquire) == u64::from(tid)).then(|| m.load(Ordering::Acquire))
-    })
+/// The slot thread `tid` left its mask and call result in, if it did.
+fn slot_of(tid: u32) -> Option<usize> {
+    (0..MAX_THREADS).find(|&i| mask_slot(i).0.load(Ordering::Acquire) == u64::from(tid))
 }
 
 /// Start the tracer for a process of `threads` threads; returns whether it
@@ -425,15 +420,16 @@ fn unmap_window(stub: u32, pids: &[u32]) {
         let _ = unsafe { raw_syscall(g::__NR_kill as usize, [stub as usize, stop, 0, 0, 0, 0]) };
     }
     for (i, &pid) in pids.iter().enumerate() {
-        if let Some(result) = restart_of(pid) {
-            let mut r = kckpt_arch::UserRegs::default();
-            if regs(pt::PTRACE_GETREGSET, pid, &mut r).is_some()
-                && kckpt_arch::restart_in_kernel(&mut r, result)
-            {
-                let _ = regs(pt::PTRACE_SETREGSET, pid, &mut r);
+        if let Some(slot) = slot_of(pid) {
+            if let Some(result) = restart_of(slot) {
+                let mut r = kckpt_arch::UserRegs::default();
+                if regs(pt::PTRACE_GETREGSET, pid, &mut r).is_some()
+                    && kckpt_arch::restart_in_kernel(&mut r, result)
+                {
+                    let _ = regs(pt::PTRACE_SETREGSET, pid, &mut r);
+                }
             }
-        }
-        if let Some(mask) = final_mask(pid) {
+            let mask = mask_slot(slot).1.load(Ordering::Acquire);
             let _ = crate::xsys::ptrace_setsigmask(pid, mask);
         }
         let _ = sys::ptrace(pt::PTRACE_DETACH, pid, 0, held[i]);

@@ -45,8 +45,8 @@ const SIGKILL: usize = 9;
 const RLIMIT_NOFILE: u32 = 7;
 /// Attempts at a pid whose previous owner is a zombie, 50 ms apart.
 const ZOMBIE_TRIES: u32 = 60;
-/// Attempts at opening a pidfd of a process of the tree not forked yet,
-/// 10 ms apart.
+/// Attempts at opening a pidfd or procfs file of a process of the tree
+/// not forked yet, 10 ms apart.
 const PIDFD_TRIES: u32 = 1000;
 /// Most environment entries passed on to a tree process.
 const MAX_ENV: usize = 1024;
@@ -208,7 +208,7 @@ pub fn refuse_shared(img: &Image) {
     for r in img.view.fds.iter() {
         let tree_only = r.fd_flags & kckpt_image::records::fd_flags::TREE_ONLY != 0;
         if r.kind == kckpt_image::tree::TREE_SHARED_FD_KIND
-            || crate::files::of_tree(&r)
+            || kckpt_image::files::of_tree_process(&r)
             || tree_only
         {
             shared_refusal(img, r.fd);
@@ -712,7 +712,7 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
         }
     }
     crate::ksys::drain_signals(again);
-    pidfds(img);
+    of_tree_fds(img);
     if tree.slots() > 0 {
         let _ = sys::close_range(base, tree.barrier_base() - 1);
     }
@@ -724,24 +724,44 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
     crate::external::close_tree_copies(tree.barrier_base() + 4);
 }
 
-/// The descriptors of other processes of the tree ((1.7) pidfds, (1.8)
-/// procfs files), their copies and the epoll items watching them. Every
-/// process of the tree is forked (a zombie too, until its parent reaps it
-/// after the barrier) before any resumes, so each saved pid comes to
-/// exist: wait for it.
-fn pidfds(img: &Image) {
+/// The descriptors on other processes of the tree ((1.7) pidfds, (1.8)
+/// procfs files, by their saved path: trees keep their pids), their
+/// copies and the epoll items watching them. Every process of the tree is
+/// forked (a zombie too, until its parent reaps it after the barrier)
+/// before any resumes, so each saved pid comes to exist: wait for it. A
+/// procfs file needs this process's `/proc` to show its PID namespace
+/// (`/proc/self` names this process: in a new namespace the stub mounted
+/// a `/proc` of its own, best effort).
+fn of_tree_fds(img: &Image) {
     let v = img.view;
-    let of_tree = crate::files::of_tree;
+    let of_tree = kckpt_image::files::of_tree_process;
     if !v.fds.iter().any(|r| of_tree(&r)) {
         return;
     }
-    procfs_files(img);
-    let pidfd = |r: &kckpt_image::FdRecord| r.kind == self_fd_kind::PIDFD && of_tree(r);
-    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP && pidfd(r)) {
+    let mut proc_checked = false;
+    for r in v.fds.iter().filter(|r| r.dup_of == FD_NO_DUP && of_tree(r)) {
+        let procfs = r.kind != self_fd_kind::PIDFD;
+        if procfs && !core::mem::replace(&mut proc_checked, true) && !crate::ids::proc_is_ours() {
+            crate::files::fail(
+                img,
+                &r,
+                "a procfs file of another process of the tree: /proc here is not this PID namespace's (mounting it failed)",
+                Errno(linux_raw_sys::errno::EXDEV),
+            )
+        }
+        let open = || {
+            if procfs {
+                crate::files::open_again(&r, v.string(r.path).unwrap_or(&[]))
+            } else {
+                xsys::pidfd_open(r.args[1] as u32, r.flags & g::O_NONBLOCK)
+            }
+        };
         let mut tries = 0;
         let fd = loop {
-            match xsys::pidfd_open(r.args[1] as u32, r.flags & g::O_NONBLOCK) {
-                Err(Errno(linux_raw_sys::errno::ESRCH)) if tries < PIDFD_TRIES => {
+            match open() {
+                Err(Errno(linux_raw_sys::errno::ESRCH | linux_raw_sys::errno::ENOENT))
+                    if tries < PIDFD_TRIES =>
+                {
                     tries += 1;
                     crate::ksys::sleep_ms(10);
                 }
@@ -749,12 +769,12 @@ fn pidfds(img: &Image) {
             }
         };
         let fd = fd.unwrap_or_else(|e| {
-            crate::files::fail(
-                img,
-                &r,
-                "cannot open a pidfd of that process of the tree",
-                e,
-            )
+            let what = if procfs {
+                "cannot open that procfs file of the tree again"
+            } else {
+                "cannot open a pidfd of that process of the tree"
+            };
+            crate::files::fail(img, &r, what, e)
         });
         crate::files::place(fd, &r)
             .unwrap_or_else(|e| crate::files::fail(img, &r, "cannot move it to its number", e));
@@ -770,50 +790,6 @@ fn pidfds(img: &Image) {
         if crate::files::deferred(&v, crate::files::watched(&item)) {
             crate::files::watch(img, &item, floor);
         }
-    }
-}
-
-/// (1.8) The procfs files of other processes of the tree, by their
-/// saved path (trees keep their pids), once this process's `/proc` is
-/// known to show its PID namespace (`/proc/self` names this process: in
-/// a new namespace the stub mounted a `/proc` of its own, best effort).
-fn procfs_files(img: &Image) {
-    let v = img.view;
-    let files = |r: &kckpt_image::FdRecord| {
-        r.dup_of == FD_NO_DUP
-            && r.kind == kckpt_image::ghosts::ghost_fd_kind::PROCFS
-            && crate::files::of_tree(r)
-    };
-    let Some(first) = v.fds.iter().find(|r| files(r)) else {
-        return;
-    };
-    if !crate::ids::proc_is_ours() {
-        crate::files::fail(
-            img,
-            &first,
-            "a procfs file of another process of the tree: /proc here is not this PID namespace's (mounting it failed)",
-            Errno(linux_raw_sys::errno::EXDEV),
-        )
-    }
-    for r in v.fds.iter().filter(|r| files(r)) {
-        let path = v.string(r.path).unwrap_or(&[]);
-        let mut tries = 0;
-        let fd = loop {
-            match crate::files::open_again(&r, path) {
-                Err(Errno(linux_raw_sys::errno::ENOENT | linux_raw_sys::errno::ESRCH))
-                    if tries < PIDFD_TRIES =>
-                {
-                    tries += 1;
-                    crate::ksys::sleep_ms(10);
-                }
-                other => break other,
-            }
-        };
-        let fd = fd.unwrap_or_else(|e| {
-            crate::files::fail(img, &r, "cannot open that procfs file of the tree again", e)
-        });
-        crate::files::place(fd, &r)
-            .unwrap_or_else(|e| crate::files::fail(img, &r, "cannot move it to its number", e));
     }
 }
 

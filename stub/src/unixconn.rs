@@ -475,7 +475,6 @@ fn bind_own(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
 fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
     let a = addr_of(x.name, false);
     let mode = (x.mode & SOCK_MODE_RECORDED != 0).then_some(x.mode & 0o777);
-    let owner = crate::creds::task_of(img, 0).map(|(t, _)| (t.uid[3], t.gid[3]));
     let taken = |what: &str| -> ! {
         let mut m = msg(img, r, x);
         m.s(": cannot bind it to ")
@@ -484,7 +483,7 @@ fn bind_path(img: &Image, r: &FdRecord, x: &UnixRecord<'_>, fd: usize) {
             .s(what);
         m.fail()
     };
-    match bind_again(fd, &a, u32::from(x.ty), true, mode, owner) {
+    match bind_again(img, fd, &a, u32::from(x.ty), true, mode) {
         Ok(()) => {}
         Err(NotBound::OtherFile) => taken("another kind of file is there (not a socket)"),
         Err(NotBound::Live) => {

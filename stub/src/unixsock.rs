@@ -87,20 +87,22 @@ pub(crate) enum NotBound {
 /// it, probed by a socket of the same type; with `collect`, the kernel's
 /// garbage collector given a chance to close sockets of the dead process
 /// that answered: not for a listener, whose probes would each wait in a
-/// live listener's backlog) is replaced. The new file gets the stale one's owner and group, else
-/// `owner` (the process's filesystem ids): bound by root for another
-/// user's process it would be root's, and that user could not connect.
-/// (Not allowed to a restorer without `CAP_CHOWN`, who restores its own
-/// processes, or forced, with its own ids: left as bound.)
+/// live listener's backlog) is replaced. The new file gets the stale
+/// one's owner and group, else the filesystem ids of the process of `img`:
+/// bound by root for another user's process it would be root's, and that
+/// user could not connect. (Not allowed to a restorer without
+/// `CAP_CHOWN`, who restores its own processes, or forced, with its own
+/// ids: left as bound.)
 pub(crate) fn bind_again(
+    img: &Image,
     fd: usize,
     a: &Addr,
     ty: u32,
     collect: bool,
     mode: Option<u32>,
-    mut owner: Option<(u32, u32)>,
 ) -> Result<(), NotBound> {
     let path = a.path_bytes();
+    let mut owner = None;
     let mut bound = bind_mode(fd, a, mode);
     if matches!(bound, Err(e) if e.0 == EADDRINUSE) {
         match file_stat(path) {
@@ -109,7 +111,8 @@ pub(crate) fn bind_again(
             Err(e) => return Err(NotBound::Failed("cannot look at its path", e)),
         }
         let mut live = live_as(a, ty);
-        for _ in 0..if collect { 50 } else { 0 } {
+        let tries = if collect { 50 } else { 0 };
+        for _ in 0..tries {
             if !matches!(live, Ok(true)) {
                 break;
             }
@@ -132,6 +135,7 @@ pub(crate) fn bind_again(
     if let Err(e) = bound {
         return Err(NotBound::Bind(e));
     }
+    let owner = owner.or_else(|| crate::creds::task_of(img, 0).map(|(t, _)| (t.uid[3], t.gid[3])));
     if let Some((uid, gid)) = owner.filter(|&o| o != (sys::geteuid(), sys::getegid())) {
         let _ = call(
             g::__NR_fchownat,
@@ -274,13 +278,12 @@ pub fn listener(img: &Image, r: &FdRecord) -> usize {
         return listen(img, r, fd);
     }
     let mode = (r.args[3] & MODE_RECORDED != 0).then_some((r.args[3] & 0o777) as u32);
-    let owner = crate::creds::task_of(img, 0).map(|(t, _)| (t.uid[3], t.gid[3]));
     let taken = |what: &str| -> ! {
         let mut m = fd_msg(img, r);
         m.s(": cannot listen on ").push(name).s(" again: ").s(what);
         m.fail()
     };
-    match bind_again(fd, &a, ty, false, mode, owner) {
+    match bind_again(img, fd, &a, ty, false, mode) {
         Ok(()) => {}
         Err(NotBound::OtherFile) => taken("another kind of file is there (not a socket)"),
         Err(NotBound::Live) => {
