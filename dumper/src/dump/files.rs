@@ -91,6 +91,9 @@ pub struct Files {
     locks: Vec<kckpt_image::LockRecord>,
     /// Socket filters (1.8): fd, instructions, locked.
     sock_filters: Vec<(u32, Vec<u8>, bool)>,
+    /// (1.8) The `NT_KCKPT_SECCOMP` note of each thread under seccomp,
+    /// by tid (`take_seccomp`).
+    seccomp: Vec<(u32, Vec<u8>)>,
     /// Inotify watches and their paths (1.3).
     inotify: Vec<(InotifyWatchRecord, Vec<u8>)>,
     /// Owners of the descriptors' I/O signals (1.4).
@@ -488,16 +491,6 @@ fn unsupported_features(
         out.push(format!("child process {}", children.join(", ")));
     }
     let tids = task_ids(pid).unwrap_or_default();
-    // Seccomp is per thread (a filter installed by one thread without
-    // TSYNC is in no other's status); saved per thread
-    // (`super::seccomp`), refused by name where it cannot be.
-    for tid in std::iter::once(pid).chain(tids.iter().copied().filter(|&t| t != pid)) {
-        if let Err(reason) = super::seccomp::note(tid) {
-            if !out.contains(&reason) {
-                out.push(reason);
-            }
-        }
-    }
     let mut traced: Vec<i32> = Vec::new();
     for (tid, tracer) in all_tracers() {
         if tids.contains(&tracer) && !traced.contains(&tid) {
@@ -704,6 +697,17 @@ pub fn collect(
             .into_iter()
             .map(|f| (None, f))
             .collect();
+    // Seccomp is per thread (a filter installed by one thread without
+    // TSYNC is in no other's status): each thread's note, read once here
+    // (the threads are seized), or what cannot be saved, by name.
+    for tid in task_ids(pid).unwrap_or_default() {
+        match super::seccomp::note(tid) {
+            Ok(Some(note)) => files.seccomp.push((tid as u32, note)),
+            Ok(None) => {}
+            Err(reason) if unsupported.iter().any(|(_, r)| *r == reason) => {}
+            Err(reason) => unsupported.push((None, reason)),
+        }
+    }
 
     files.fs.umask = fdinfo_field(&status, "Umask")
         .and_then(|v| u32::from_str_radix(v, 8).ok())
@@ -1123,17 +1127,13 @@ pub fn collect(
         }
         if flight.is_synthetic(fd) && refused.is_none() {
             let shared = flight.shared_with(fd);
-            let tree_pidfd = (d.rec.kind == self_fd_kind::PIDFD
-                && d.rec.args[0] == kckpt_image::selffd::pidfd_target::TREE)
-                || (d.rec.kind == ghost_fd_kind::PROCFS && d.rec.args[0] == procfs_of::TREE);
+            let of_tree = kckpt_image::files::of_tree_process(&d.rec);
             refused = match &class {
                 // Made once the whole tree exists, after the queues.
-                _ if tree_pidfd && d.rec.kind == self_fd_kind::PIDFD => {
+                _ if of_tree && d.rec.kind == self_fd_kind::PIDFD => {
                     Some("pidfd of another process of the tree".to_owned())
                 }
-                _ if tree_pidfd => {
-                    Some(format!("procfs file {link} of another process of the tree"))
-                }
+                _ if of_tree => Some(format!("procfs file {link} of another process of the tree")),
                 _ if shared.is_some() => Some(format!(
                     "{link} also held by pid {} of the dump, or in flight in its queues (its \
                      open file description would not be shared)",
@@ -1221,46 +1221,6 @@ pub fn collect(
                 files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
             }
             Ok(mut l) => files.locks.append(&mut l),
-            Err(what) => {
-                classes[i] = Class::Unsupported(what);
-                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-            }
-        }
-    }
-
-    // Socket filters and their lock (1.8), through the socket.
-    for i in 0..files.fds.len() {
-        let r = files.fds[i].rec;
-        if r.dup_of != FD_NO_DUP || !kckpt_image::sockfilter::socket_kind(r.kind) {
-            continue;
-        }
-        // A socket of another process of the tree restored here: read
-        // through that process.
-        let copy = match files.fds[i].source {
-            Some((src, sfd)) => fdsys::pidfd_open(src)
-                .and_then(|p| fdsys::pidfd_getfd(p.as_raw_fd(), sfd))
-                .map_err(|e| Error::Unsupported {
-                    pid,
-                    reason: format!("cannot copy fd {sfd} of process {src}: {}", e.desc()),
-                })?,
-            None => getfd(r.fd as i32)?,
-        };
-        match fdsys::socket_filter(copy.as_raw_fd()) {
-            Ok((insns, locked)) if insns.is_empty() && !locked => {}
-            // A socket in flight, or one only handed to other processes of
-            // the tree, is closed before the filters are attached.
-            Ok(_) if flight.is_synthetic(r.fd as i32) => {
-                classes[i] = Class::Unsupported("socket in flight with a socket filter".into());
-                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-            }
-            Ok(_) if r.fd_flags & fd_flags::TREE_ONLY != 0 => {
-                let (src, sfd) = files.fds[i].source.unwrap_or((pid, r.fd as i32));
-                classes[i] = Class::Unsupported(format!(
-                    "unix socket (fd {sfd} of process {src}) with a socket filter, restored by an ancestor"
-                ));
-                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
-            }
-            Ok((insns, locked)) => files.sock_filters.push((r.fd, insns, locked)),
             Err(what) => {
                 classes[i] = Class::Unsupported(what);
                 files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
@@ -1404,6 +1364,9 @@ pub fn collect(
                         continue;
                     }
                 }
+                // Its filter and lock (1.8), through the same copy; kept
+                // if it stays a socket (`Files::write`).
+                let filter = fdsys::socket_filter(copy.as_raw_fd());
                 sockets::classify(
                     &mut files.fds,
                     &mut classes,
@@ -1414,6 +1377,9 @@ pub fn collect(
                     copy,
                     &flight,
                 )?;
+                if files.fds[i].rec.kind != fd_kind::PLACEHOLDER {
+                    sock_filter(&mut files, &mut classes[i], i, pid, &flight, filter);
+                }
             }
             fd_kind::MEMFD => {
                 let same = files.fds[..i].iter().position(|f| {
@@ -1652,6 +1618,37 @@ pub fn collect(
 }
 
 /// (1.7) A copy of descriptor `fd` of process `pid` of the tree.
+/// Keep the filter of socket `files.fds[i]` (`socket_filter`'s answer)
+/// for the image, or refuse the socket when its filter cannot come back:
+/// one in flight, or one only handed to other processes of the tree, is
+/// closed before the filters are attached; an eBPF one cannot be read.
+fn sock_filter(
+    files: &mut Files,
+    class: &mut Class,
+    i: usize,
+    pid: i32,
+    flight: &inflight::InFlight,
+    filter: std::result::Result<(Vec<u8>, bool), String>,
+) {
+    let r = files.fds[i].rec;
+    let refused = match filter {
+        Ok((insns, locked)) if insns.is_empty() && !locked => return,
+        Ok(_) if flight.is_synthetic(r.fd as i32) => {
+            "socket in flight with a socket filter".to_owned()
+        }
+        Ok(_) if r.fd_flags & fd_flags::TREE_ONLY != 0 => {
+            let (src, sfd) = files.fds[i].source.unwrap_or((pid, r.fd as i32));
+            format!(
+                "unix socket (fd {sfd} of process {src}) with a socket filter, restored by an ancestor"
+            )
+        }
+        Ok((insns, locked)) => return files.sock_filters.push((r.fd, insns, locked)),
+        Err(what) => what,
+    };
+    *class = Class::Unsupported(refused);
+    files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+}
+
 fn adopted_copy(pid: i32, fd: i32) -> Result<OwnedFd> {
     let fail = |e: nix::errno::Errno| Error::Unsupported {
         pid,
@@ -1957,6 +1954,12 @@ fn reopen_of(fds: &mut [Fd], i: usize, j: usize) {
 }
 
 impl Files {
+    /// The seccomp note of thread `tid`, if it has one (taken out).
+    pub fn take_seccomp(&mut self, tid: u32) -> Option<Vec<u8>> {
+        let at = self.seccomp.iter().position(|(t, _)| *t == tid)?;
+        Some(self.seccomp.swap_remove(at).1)
+    }
+
     /// The highest descriptor number (-1 without any).
     pub fn max_fd(&self) -> i64 {
         self.fds

@@ -672,7 +672,7 @@ fn prepare_image(
     file: File,
     sink: memory::DataSink,
     output: &Path,
-    files: files::Files,
+    mut files: files::Files,
     dedup: Option<&mut dedup::Session<'_>>,
 ) -> Result<Prepared> {
     // Before any system call runs in the target (it could dequeue some).
@@ -707,13 +707,15 @@ fn prepare_image(
     // One read of /proc/PID/stat serves every thread note and the mm record.
     let stat = procfs::stat(pid)?;
     let ppid = stat.ppid();
+    let seccomp = files.take_seccomp(pid as u32);
     let mut thread_notes = vec![threads::thread_notes(
-        pid, tracee, regsets, &state.own, ppid,
+        pid, tracee, regsets, &state.own, ppid, seccomp,
     )?];
     for t in others.iter_mut() {
         let regsets = threads::registers(t)?;
         let own = threads::thread_self(t, &mem, &maps, site, &regsets)?;
-        thread_notes.push(threads::thread_notes(pid, t, regsets, &own, ppid)?);
+        let seccomp = files.take_seccomp(t.pid() as u32);
+        thread_notes.push(threads::thread_notes(pid, t, regsets, &own, ppid, seccomp)?);
     }
     let process = process::process_record(pid, state.dumpable)?;
     let mut kstate_rec = state.kstate;

@@ -16,23 +16,18 @@ use kckpt_image::seccomp::{
 };
 use nix::errno::Errno;
 
+use super::process::status_field;
+
 /// `CAP_SYS_ADMIN`.
 const CAP_SYS_ADMIN: u32 = 21;
 /// Most filters read from one thread.
 const MAX_FILTERS: usize = (MAX_INSNS_PER_PATH / 5) as usize;
 
-fn status_field(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .map(|v| v.trim().to_owned())
-}
-
 /// `Seccomp:` of thread `tid` (0 none, 1 strict, 2 filter; 0 when unknown).
 pub fn mode_of(tid: i32) -> u32 {
     fs::read_to_string(format!("/proc/{tid}/status"))
         .ok()
-        .and_then(|t| status_field(&t, "Seccomp"))
-        .and_then(|v| v.parse().ok())
+        .and_then(|t| status_field(&t, "Seccomp")?.parse().ok())
         .unwrap_or(MODE_NONE)
 }
 
@@ -46,9 +41,9 @@ pub fn can_suspend() -> bool {
 fn why_not() -> Option<&'static str> {
     let text = fs::read_to_string("/proc/self/status").unwrap_or_default();
     let cap = status_field(&text, "CapEff")
-        .and_then(|v| u64::from_str_radix(&v, 16).ok())
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
         .unwrap_or(0);
-    if status_field(&text, "Seccomp").as_deref() != Some("0") {
+    if status_field(&text, "Seccomp") != Some("0") {
         // A process checkpointing itself (libkckpt) is its own dumper.
         Some("the dumper runs under seccomp itself")
     } else if cap & (1 << CAP_SYS_ADMIN) == 0 {
@@ -62,26 +57,21 @@ fn why_not() -> Option<&'static str> {
 /// seccomp), or the name of what kckpt cannot restore.
 pub fn note(tid: i32) -> Result<Option<Vec<u8>>, String> {
     let mode = mode_of(tid);
-    match mode {
+    let what = match mode {
         MODE_NONE => return Ok(None),
-        MODE_STRICT if why_not().is_none() => {
-            let rec = SeccompRecord {
-                mode,
-                filter_count: 0,
-            };
-            return Ok(Some(record_bytes(&rec).to_vec()));
-        }
-        MODE_STRICT => {
-            return Err(format!(
-                "seccomp strict mode (not saved: {})",
-                why_not().unwrap_or("?")
-            ))
-        }
-        MODE_FILTER => {}
+        MODE_STRICT => "seccomp strict mode",
+        MODE_FILTER => "seccomp filter",
         other => return Err(format!("seccomp mode {other}")),
-    }
+    };
     if let Some(why) = why_not() {
-        return Err(format!("seccomp filter (not saved: {why})"));
+        return Err(format!("{what} (not saved: {why})"));
+    }
+    if mode == MODE_STRICT {
+        let rec = SeccompRecord {
+            mode,
+            filter_count: 0,
+        };
+        return Ok(Some(record_bytes(&rec).to_vec()));
     }
     // Index 0 is the oldest filter (the kernel's `get_nth_filter` counts
     // from the first installed), the order they are stored in.

@@ -161,13 +161,16 @@ pub fn registers(tracee: &Tracee) -> Result<Regsets> {
 }
 
 /// The notes of one thread of process `pid`: its registers, its
-/// `NT_KCKPT_TASK` (credentials, robust list) and its `ThreadRecord`.
+/// `NT_KCKPT_TASK` (credentials, robust list), (1.8) its `NT_KCKPT_SECCOMP`
+/// (`seccomp`, read with the descriptors: `Files::take_seccomp`) and its
+/// `ThreadRecord`.
 pub fn thread_notes(
     pid: i32,
     tracee: &Tracee,
     mut regsets: Regsets,
     own: &ThreadSelf,
     ppid: u32,
+    seccomp: Option<Vec<u8>>,
 ) -> Result<ThreadNotesOut> {
     let live = *tracee.regs();
     let sigmask = tracee.sigmask()?;
@@ -209,7 +212,7 @@ pub fn thread_notes(
     ));
     // Its seccomp state (format 1.8); what cannot be restored was refused
     // (or, skipped as unsupported, is not saved).
-    if let Ok(Some(seccomp)) = super::seccomp::note(tid as i32) {
+    if let Some(seccomp) = seccomp {
         regsets.push((
             kckpt_image::NOTE_OWNER,
             kckpt_image::seccomp::NT_KCKPT_SECCOMP,
