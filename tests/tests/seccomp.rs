@@ -54,9 +54,21 @@ fn open_dir(name: &str) -> (TestDir, PathBuf) {
     (dir, image)
 }
 
-fn restore_as(prefix: &[&str], image: &Path) -> Proc {
+/// `kckpt restore ARGS IMAGE` as `prefix` (the image made readable).
+fn restore_as(prefix: &[&str], args: &[&str], image: &Path) -> Proc {
     fs::set_permissions(image, fs::Permissions::from_mode(0o644)).expect("chmod image");
-    Proc::spawn("kckpt restore", kckpt_as(prefix).arg("restore").arg(image))
+    Proc::spawn(
+        "kckpt restore",
+        kckpt_as(prefix).arg("restore").args(args).arg(image),
+    )
+}
+
+/// Nobody's `kckpt restore IMAGE` is refused with one line naming `why`
+/// before anything changes (exit 126).
+fn refused_for_nobody(image: &Path, what: &str, why: &str) {
+    fs::set_permissions(image, fs::Permissions::from_mode(0o644)).expect("chmod image");
+    let out = run(kckpt_as(&NOBODY).arg("restore").arg(image), CMD_TIMEOUT);
+    assert_refused(what, &out, Some(126), &[why]);
 }
 
 /// `Seccomp:` and `Seccomp_filters:` of each task of `pid`.
@@ -101,7 +113,7 @@ fn filters_case(prefix: &[&str], name: &str, tsync: bool) {
         "{text}"
     );
 
-    let mut r = restore_as(prefix, &image);
+    let mut r = restore_as(prefix, &[], &image);
     r.wait_restored(&cmdline);
     assert_eq!(check(&mut r), BOTH, "the filters act after the restore");
     assert_eq!(seccomp_status(r.pid()), before);
@@ -137,13 +149,7 @@ fn no_new_privs_filters_are_restored_by_their_user_in_a_new_pid_namespace() {
     let mut p = started(&NOBODY, "filters");
     assert_eq!(check(&mut p), BOTH);
     dump_kills(&mut p, &image);
-    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
-    let mut r = Proc::spawn(
-        "kckpt restore --new-pid-ns (uid 65534)",
-        kckpt_as(&NOBODY)
-            .args(["restore", "--new-pid-ns"])
-            .arg(&image),
-    );
+    let mut r = restore_as(&NOBODY, &["--new-pid-ns"], &image);
     assert_eq!(check(&mut r), BOTH, "the filters act after the restore");
     r.kill();
 }
@@ -167,15 +173,12 @@ fn filters_without_no_new_privs_are_refused_unprivileged_restored_by_root() {
     assert_eq!(check(&mut p), BOTH);
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     dump_kills(&mut p, &image);
-    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
-    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
-    assert_refused(
+    refused_for_nobody(
+        &image,
         "unprivileged restore of filters without no_new_privs",
-        &out,
-        Some(126),
-        &["seccomp filter without no_new_privs: installing it needs CAP_SYS_ADMIN; restore as root"],
+        "seccomp filter without no_new_privs: installing it needs CAP_SYS_ADMIN; restore as root",
     );
-    let mut r = restore_as(&[], &image);
+    let mut r = restore_as(&[], &[], &image);
     r.wait_restored(&cmdline);
     assert_eq!(check(&mut r), BOTH);
     r.kill();
@@ -232,15 +235,12 @@ fn a_filter_denying_the_tracers_munmap_is_refused_unprivileged_restored_by_root(
     assert_eq!(check(&mut p), BOTH);
     let cmdline = read_proc(p.pid(), "cmdline").expect("cmdline");
     dump_kills(&mut p, &image);
-    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
-    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
-    assert_refused(
+    refused_for_nobody(
+        &image,
         "unprivileged restore of a filter denying munmap",
-        &out,
-        Some(126),
-        &["seccomp filter that does not allow the tracer's munmap"],
+        "seccomp filter that does not allow the tracer's munmap",
     );
-    let mut r = restore_as(&[], &image);
+    let mut r = restore_as(&[], &[], &image);
     r.wait_restored(&cmdline);
     assert_eq!(check(&mut r), BOTH);
     no_window(r.pid());
@@ -261,7 +261,7 @@ fn a_tree_with_filters_in_both_processes_is_restored() {
     let info = info_json(&image);
     assert!(!info["tree"].is_null(), "a tree image: {info:#}");
     // A tree's root comes back under the restore's relay (its saved pid).
-    let mut r = restore_as(&[], &image);
+    let mut r = restore_as(&[], &[], &image);
     assert_eq!(check(&mut r), want, "the filters act in both processes");
     r.kill();
 }
@@ -279,16 +279,13 @@ fn strict_mode_is_restored_by_root() {
     assert_eq!(info["seccomp"][0]["mode"], "strict", "{info:#}");
 
     // Not for nobody: the tracer's munmap would be killed.
-    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).expect("chmod image");
-    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
-    assert_refused(
+    refused_for_nobody(
+        &image,
         "unprivileged restore of strict mode",
-        &out,
-        Some(126),
-        &["seccomp strict mode"],
+        "seccomp strict mode",
     );
 
-    let mut r = restore_as(&[], &image);
+    let mut r = restore_as(&[], &[], &image);
     r.wait_restored(&cmdline);
     assert_eq!(seccomp_status(r.pid())[0].0, "1");
     r.write_stdin("two\n");

@@ -359,6 +359,20 @@ fn tcp_close_as_root_saves_reset_connections() {
     finish(&mut r, &["reset parent", "reset child"]);
 }
 
+/// Nobody's `kckpt restore IMAGE` fails with one line (warnings apart)
+/// holding each of `words`; its output.
+fn nobody_refused(image: &Path, words: &[&str]) -> std::process::Output {
+    let out = run(kckpt_as(&NOBODY).arg("restore").arg(image), CMD_TIMEOUT);
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refusal: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
+    assert_eq!(refusal.len(), 1, "one line: {err}");
+    for w in words {
+        assert!(refusal[0].contains(w), "no {w:?} in: {err}");
+    }
+    out
+}
+
 /// The line of `tcp_conn client` restored reset: its first read fails.
 const CLIENT_RESET: &str = "FAIL client recv queued: Connection reset by peer";
 
@@ -376,18 +390,15 @@ fn a_repair_image_restored_by_nobody_is_refused_or_reset_with_tcp_close() {
     let port = c.local_addr().unwrap().port();
     dump_kills(&mut p, &image);
     std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
-    assert!(!out.status.success(), "{}", show(&out));
-    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let refusal: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
-    assert_eq!(refusal.len(), 1, "one line: {err}");
-    assert!(
-        refusal[0].contains(&format!("-> 127.0.0.1:{port})"))
-            && refusal[0].contains("needs CAP_NET_ADMIN")
-            && refusal[0].contains("--tcp-close"),
-        "{err}"
+    let out = nobody_refused(
+        &image,
+        &[
+            &format!("-> 127.0.0.1:{port})"),
+            "needs CAP_NET_ADMIN",
+            "--tcp-close",
+        ],
     );
+    assert!(out.stdout.is_empty(), "nothing ran: {}", show(&out));
     // `kckpt restore --tcp-close`: the program finds its connection reset.
     let mut r = Proc::spawn(
         "kckpt restore",
@@ -491,17 +502,14 @@ fn a_process_connected_to_itself_comes_back_for_nobody_with_new_pid_ns() {
     let (mut p, port) = start_self(&NOBODY, "self4");
     dump_kills(&mut p, &image);
     std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = run(kckpt_as(&NOBODY).arg("restore").arg(&image), CMD_TIMEOUT);
-    assert!(!out.status.success(), "{}", show(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let refusal: Vec<&str> = err.lines().filter(|l| !l.contains("warning")).collect();
-    assert_eq!(refusal.len(), 1, "one line: {err}");
-    assert!(
-        refusal[0].contains(&format!("127.0.0.1:{port}"))
-            && refusal[0].contains("needs CAP_NET_ADMIN")
-            && refusal[0].contains("--tcp-close")
-            && refusal[0].contains("--new-net-ns"),
-        "{err}"
+    nobody_refused(
+        &image,
+        &[
+            &format!("127.0.0.1:{port}"),
+            "needs CAP_NET_ADMIN",
+            "--tcp-close",
+            "--new-net-ns",
+        ],
     );
     let mut r = Proc::spawn(
         "kckpt restore --new-pid-ns",
