@@ -7,6 +7,7 @@
  * checkpoint must then fail with EBUSY. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +17,11 @@
 
 static unsigned long counter_static = 7;
 
+static volatile int thread_started;
+
 static void *idle(void *arg) {
     (void)arg;
+    __atomic_store_n(&thread_started, 1, __ATOMIC_SEQ_CST);
     for (;;)
         pause();
     return NULL;
@@ -33,6 +37,8 @@ int main(int argc, char **argv) {
     if (argc > 3 && strcmp(argv[3], "thread") == 0) {
         pthread_t t;
         pthread_create(&t, NULL, idle, NULL);
+        while (!__atomic_load_n(&thread_started, __ATOMIC_SEQ_CST))
+            sched_yield();
     }
     double *heap = malloc(4096 * sizeof(double));
     double sum = 0.5;

@@ -147,19 +147,32 @@ pub(crate) fn emulated() -> bool {
 }
 
 /// The guest's threads under emulation: QEMU's helper threads (its RCU
-/// thread) block nearly every host signal, which a guest thread never has
-/// (QEMU handles the guest's signal mask itself).
+/// thread) block nearly every host signal for good. A guest thread does so
+/// only for a moment (QEMU blocks every host signal while it emulates a
+/// guest's signal-mask change, a thread's start among them, and unblocks
+/// them before the guest runs again), so a thread counts as a helper only
+/// when every one of [`HELPER_READS`] reads, a millisecond apart, shows it.
 fn guest_thread_count(pid: i32) -> Result<usize> {
     let path = procfs::proc_path(pid, "task");
     let tasks = fs::read_dir(&path).map_err(|source| Error::Read { path, source })?;
     Ok(tasks
         .flatten()
         .filter(|t| {
-            let status = fs::read_to_string(t.path().join("status")).unwrap_or_default();
-            !host_helper_thread(&status)
+            let status = t.path().join("status");
+            !(0..HELPER_READS).all(|i| {
+                if i > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                // A thread that ended meanwhile is no thread.
+                fs::read_to_string(&status).map_or(true, |s| host_helper_thread(&s))
+            })
         })
         .count())
 }
+
+/// How many times a thread that looks like QEMU's helper is read before it
+/// is taken for one (see [`guest_thread_count`]).
+const HELPER_READS: u32 = 50;
 
 /// Does this `/proc/PID/task/TID/status` text show a QEMU helper thread
 /// (more than 32 host signals blocked)?
