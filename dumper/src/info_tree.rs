@@ -197,6 +197,7 @@ fn slot_kind_name(kind: u32) -> &'static str {
         slot_kind::FIFO => "fifo",
         slot_kind::FIFO_OPEN => "fifo_open",
         slot_kind::UNIX_END => "unix_end",
+        slot_kind::ADOPTED => "adopted",
         _ => "?",
     }
 }
@@ -273,7 +274,10 @@ pub(crate) fn describe(
                 "kind": slot_kind_name(s.kind),
                 "holder": (s.holder != HOLDER_RESTORER).then_some(s.holder),
                 "holder_pid": (s.holder != HOLDER_RESTORER).then(|| pid_of(s.holder)).flatten(),
-                "holder_fd": matches!(s.kind, slot_kind::HOLDER_FD | slot_kind::UNIX_END)
+                "holder_fd": matches!(
+                    s.kind,
+                    slot_kind::HOLDER_FD | slot_kind::UNIX_END | slot_kind::ADOPTED
+                )
                     .then_some(s.holder_fd),
                 "peer": (pipe && s.peer != u32::MAX).then_some(s.peer),
                 "flags": format!("{:o}", s.flags),

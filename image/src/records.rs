@@ -9,7 +9,7 @@
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: an image whose minor is greater than ours is refused;
 /// older minors are read (fields added in later minors read as zero).
-pub const FORMAT_MINOR: u16 = 8;
+pub const FORMAT_MINOR: u16 = 9;
 
 /// Bytes 9..16 of `e_ident` (padding that ELF readers ignore): marks a core
 /// file as a kckpt image so binfmt_misc does not claim plain core dumps.
@@ -553,7 +553,8 @@ pub mod fd_flags {
     /// `FILE`: the file had been deleted at dump time.
     pub const DELETED: u32 = 1 << 1;
     /// (1.7) Not a descriptor of the process: it restores it for other
-    /// processes of its tree (the `holder_fd` of an `UNIX_END` slot) and
+    /// processes of its tree (the `holder_fd` of an `UNIX_END` slot, (1.9)
+    /// or of an `ADOPTED` slot) and
     /// closes it once its children are forked. A standalone image with
     /// one is refused.
     pub const TREE_ONLY: u32 = 1 << 2;

@@ -215,6 +215,16 @@ pub mod slot_kind {
     /// before it forks its children, and closes `holder_fd` once they are
     /// forked. Fields as `HOLDER_FD`.
     pub const UNIX_END: u32 = 10;
+    /// (1.9) An open file description of a memfd or of a deleted file
+    /// that processes of the tree opened separately (through
+    /// `/proc/PID/fd/N`, or by its name before it was deleted), held by a
+    /// process other than the holder. The holder, an ancestor of every
+    /// process opening that object, restores the object once with every
+    /// description of it from its own image, this one as descriptor
+    /// `holder_fd` above its own (a `TREE_ONLY` descriptor), copies it to
+    /// the slot before it forks its children and closes `holder_fd` once
+    /// they are forked, as for `UNIX_END`. Fields as `HOLDER_FD`.
+    pub const ADOPTED: u32 = 11;
 }
 
 /// (1.5) Flags a `FILE` slot may have: access mode, `O_APPEND`,
@@ -511,8 +521,13 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && s.flags & !0o44000 == 0
                     && (s.dev, s.inode, s.size) == (0, 0, 0)
             }
-            slot_kind::HOLDER_FD | slot_kind::UNIX_END => {
-                (s.kind == slot_kind::HOLDER_FD || view.header.format_minor >= 7)
+            slot_kind::HOLDER_FD | slot_kind::UNIX_END | slot_kind::ADOPTED => {
+                let since = match s.kind {
+                    slot_kind::UNIX_END => 7,
+                    slot_kind::ADOPTED => 9,
+                    _ => 4,
+                };
+                view.header.format_minor >= since
                     && s.holder != HOLDER_RESTORER
                     && s.holder_fd < t.slot_base
                     && s.peer == u32::MAX

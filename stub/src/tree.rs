@@ -678,11 +678,16 @@ pub fn shared_fd(kept: (u32, u32), slot: u64) -> Result<usize, Errno> {
 /// A tree process, after `files::restore`: the descriptor and memory
 /// slots it holds (and its copies of the memory slots it maps), then its
 /// children in table order, then every slot descriptor closed, and (1.7)
-/// the Unix socket ends it restored only for its descendants.
+/// the Unix socket ends ((1.9) and other descriptions) it restored only
+/// for its descendants.
 pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) {
     let base = tree.slot_base();
     let ours = |s: &kckpt_image::tree::TreeSlotRecord| {
-        s.holder == tree.index && matches!(s.kind, slot_kind::HOLDER_FD | slot_kind::UNIX_END)
+        s.holder == tree.index
+            && matches!(
+                s.kind,
+                slot_kind::HOLDER_FD | slot_kind::UNIX_END | slot_kind::ADOPTED
+            )
     };
     for (k, s) in tree.outer.tree_slots.iter().enumerate() {
         if ours(&s) {
@@ -717,7 +722,7 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
         let _ = sys::close_range(base, tree.barrier_base() - 1);
     }
     for s in tree.outer.tree_slots.iter() {
-        if ours(&s) && s.kind == slot_kind::UNIX_END {
+        if ours(&s) && s.kind != slot_kind::HOLDER_FD {
             sys::close(s.holder_fd as usize);
         }
     }

@@ -5,8 +5,11 @@
  *  - memfd: a memfd the root keeps open (the children inherit it too),
  *           mapped shared, atomic increments;
  *  - reopen: as memfd, and each child opens the memfd again through
- *           /proc/ROOT/fd/N (a second open file description: the dump
- *           refuses it by name);
+ *           /proc/ROOT/fd/N (an open file description of its own: child
+ *           i reads it to offset 100 * i, child 2 makes it non-blocking);
+ *           when it stops, each checks that its description kept its
+ *           offset and flags and still opens the root's memfd (a pwrite
+ *           through it shows in the mapping);
  *  - deleted: a file of /tmp opened, unlinked and mapped shared, its
  *           descriptor kept (the dump refuses it by name);
  *  - sem:   shared anonymous counters incremented under a POSIX
@@ -43,6 +46,7 @@ struct area {
 static struct area *a;
 static sem_t *lock, *answered;
 static int sem_mode;
+static int reopened = -1; /* reopen mode: a child's own description */
 
 static void fail(const char *what)
 {
@@ -72,6 +76,17 @@ static void child(int i, pid_t parent)
             exit(2); /* the root is gone (a failed check) */
         count(i);
         usleep(1000);
+    }
+    if (reopened >= 0) {
+        long mark = 1000 + i;
+        int nonblock = (fcntl(reopened, F_GETFL) & O_NONBLOCK) != 0;
+        if (lseek(reopened, 0, SEEK_CUR) != 100 * i)
+            fail("a child's description lost its offset");
+        if (nonblock != (i == 2))
+            fail("a child's description lost its flags");
+        if (pwrite(reopened, &mark, sizeof mark, 4096 + 8 * i) != sizeof mark ||
+            *(volatile long *)((char *)a + 4096 + 8 * i) != mark)
+            fail("a child's description is not the root's memfd");
     }
     __atomic_store_n(&a->last[i], a->count[i] + 1, __ATOMIC_SEQ_CST);
     if (sem_mode)
@@ -126,8 +141,12 @@ int main(int argc, char **argv)
             if (strcmp(mode, "reopen") == 0) {
                 char path[64];
                 snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getppid(), memfd);
-                if (open(path, O_RDWR) < 0)
+                char skip[200];
+                reopened = open(path, O_RDWR);
+                if (reopened < 0 || read(reopened, skip, 100 * i) != 100 * i)
                     fail("reopen");
+                if (i == 2)
+                    fcntl(reopened, F_SETFL, O_NONBLOCK);
             }
             child(i, getppid());
         }
@@ -190,6 +209,10 @@ int main(int argc, char **argv)
         if (*(long *)((char *)a + 4096) != probe)
             fail("the memfd descriptor and its mapping are different objects");
     }
+    if (strcmp(mode, "reopen") == 0)
+        for (int i = 1; i <= 2; i++)
+            if (*(long *)((char *)a + 4096 + 8 * i) != 1000 + i)
+                fail("a child's mark through its own description is missing");
     printf("ok %ld\n", a->total);
     return 0;
 }

@@ -258,3 +258,66 @@ fn a_shared_file_that_vanished_is_recreated_at_each_restore() {
         r.kill();
     }
 }
+
+/// A parent and its child, each with its own open file description of one
+/// deleted file (opened twice before the unlink; the parent keeps one,
+/// the child the other, at another offset): format 1.9 restores both in
+/// the parent, one file with both descriptions, and hands the child its
+/// own (`ADOPTED` slot). After the restore the child writes through its
+/// description at its offset; the parent sees the byte through its own.
+#[test]
+fn a_deleted_file_opened_separately_by_parent_and_child_is_one_file_again() {
+    const SCRIPT: &str = r#"
+import os, sys
+path = sys.argv[1]
+a = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+b = os.open(path, os.O_RDWR)
+os.write(a, b"hello")
+os.unlink(path)
+os.lseek(b, 2, os.SEEK_SET)
+go_r, go_w = os.pipe()
+up_r, up_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(a)
+    os.write(up_w, b"r")
+    os.read(go_r, 1)
+    os.write(b, b"X")
+    os._exit(0 if os.lseek(b, 0, os.SEEK_CUR) == 3 else 1)
+os.close(b)
+os.read(up_r, 1)
+print("ready", flush=True)
+sys.stdin.readline()
+os.write(go_w, b"g")
+_, status = os.waitpid(pid, 0)
+got = os.pread(a, 16, 0)
+at = os.lseek(a, 0, os.SEEK_CUR)
+if status == 0 and got == b"heXlo" and at == 5:
+    print("ok", flush=True)
+else:
+    print("FAIL", status, got, at, flush=True)
+"#;
+    let dir = TestDir::new("ghost_two_opens");
+    let image = dir.join("tree.kckpt");
+    let file = dir.join("data");
+    let mut p = Proc::spawn(
+        "python3",
+        Command::new("python3").args(["-c", SCRIPT]).arg(&file),
+    );
+    assert_eq!(p.line(LINE_TIMEOUT), "ready", "{}", p.stderr());
+    let out = dump(p.pid(), &image, false);
+    assert!(out.status.success(), "dump: {}", show(&out));
+    p.wait_exit(LINE_TIMEOUT);
+    let slots = info_json(&image)["tree"]["slots"].clone();
+    let adopted: Vec<_> = slots
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["kind"] == "adopted")
+        .collect();
+    assert_eq!(adopted.len(), 1, "the child's description: {slots}");
+    assert!(!file.exists(), "the file stays deleted");
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "ok", "{}", r.stderr());
+}

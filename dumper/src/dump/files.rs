@@ -9,6 +9,7 @@
 //! peek at unread pipe and socket bytes (`tee`, `MSG_PEEK`: nothing is
 //! consumed, so `--leave-running` leaves them in place) and read memfds.
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
@@ -22,6 +23,7 @@ use kckpt_image::records::*;
 use kckpt_image::sockfilter::{filter_flags, SockFilterRecord};
 use kckpt_image::special_fd_kind;
 use kckpt_image::terminal::{JobRecord, TerminalRecord};
+use kckpt_image::tree::slot_kind;
 use kckpt_image::{self_fd_kind, EPOLL_SRC_CLOSED};
 use kckpt_image_write::{FilesMeta, ImageWriter, StringTable};
 
@@ -65,7 +67,8 @@ struct Fd {
     /// (device, inode) of the file at a path (link starting with `/`).
     dev_ino: Option<(u64, u64)>,
     /// (1.7) A Unix socket of another process of the tree restored here
-    /// for it (`UNIX_END` slot): that process and its descriptor.
+    /// for it (`UNIX_END` slot), or (1.9) its separate open of a memfd or
+    /// deleted file (`ADOPTED` slot): that process and its descriptor.
     source: Option<(i32, i32)>,
 }
 
@@ -802,6 +805,18 @@ pub fn collect(
         &|fd| tree.is_some_and(|t| t.slots.contains_key(&(fd as u32))),
         floor,
     );
+    // (1.9) Separate opens of a memfd or deleted file by other processes
+    // of the tree, restored here with this process's own (one object):
+    // classified as its own descriptors are, read where they are.
+    let adopted_files: HashMap<i32, (i32, i32)> = tree
+        .map_or(&[][..], |t| &t.adopted[..])
+        .iter()
+        .filter(|a| a.kind == slot_kind::ADOPTED)
+        .map(|a| (a.fd as i32, (a.pid, a.src_fd)))
+        .collect();
+    let mut adopted_numbers: Vec<i32> = adopted_files.keys().copied().collect();
+    adopted_numbers.sort_unstable();
+    numbers.extend(adopted_numbers);
     numbers.extend(flight.numbers());
     let getfd = |fd: i32| match flight.copy(fd) {
         Some(c) => c.try_clone().map_err(|e| Error::Unsupported {
@@ -811,7 +826,10 @@ pub fn collect(
                 crate::error::io_text(&e)
             ),
         }),
-        None => getfd_real(fd),
+        None => match adopted_files.get(&fd) {
+            Some(&(src, sfd)) => adopted_copy(src, sfd),
+            None => getfd_real(fd),
+        },
     };
     let mut classes = Vec::new();
     let mut lossy: Vec<(i32, String)> = Vec::new();
@@ -822,7 +840,10 @@ pub fn collect(
     for &fd in &numbers {
         // Where its file is read: the process's descriptor, or (in
         // flight) this process's copy.
-        let (apid, afd) = flight.at(fd);
+        let (apid, afd) = adopted_files
+            .get(&fd)
+            .copied()
+            .unwrap_or_else(|| flight.at(fd));
         let Ok(link) = fs::read_link(format!("/proc/{apid}/fd/{afd}")) else {
             continue; // closed meanwhile (cannot happen while stopped)
         };
@@ -855,9 +876,14 @@ pub fn collect(
         if flight.is_synthetic(fd) {
             rec.fd_flags = fd_flags::IN_FLIGHT;
         }
+        let source = adopted_files.get(&fd).copied();
+        if source.is_some() {
+            rec.fd_flags = fd_flags::CLOEXEC | fd_flags::TREE_ONLY;
+        }
         let mut d = Fd {
             rec,
             dev_ino: meta.as_ref().map(|m| (m.dev(), m.ino())),
+            source,
             ..Default::default()
         };
         if let Some(&slot) = tree.and_then(|t| t.slots.get(&(fd as u32))) {
@@ -1158,6 +1184,9 @@ pub fn collect(
 
     // (1.7) Unix sockets of other processes of the tree restored here.
     for a in tree.map_or(&[][..], |t| &t.adopted[..]) {
+        if a.kind != slot_kind::UNIX_END {
+            continue;
+        }
         let (src, sfd) = (a.pid, a.src_fd);
         let link = fs::read_link(format!("/proc/{src}/fd/{sfd}"))
             .map(|l| l.to_string_lossy().into_owned())
@@ -1215,9 +1244,14 @@ pub fn collect(
             continue;
         }
         match locks_of(r.fd, &infos[i], r.flags & 3 != 0) {
-            // A file in flight is closed before its locks would be taken.
+            // A file in flight is closed before its locks would be taken;
+            // one restored here for another process would take them here.
             Ok(l) if !l.is_empty() && flight.is_synthetic(r.fd as i32) => {
                 classes[i] = Class::Unsupported("file with a lock (flock, OFD lock)".into());
+                files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
+            }
+            Ok(l) if !l.is_empty() && files.fds[i].source.is_some() => {
+                classes[i] = Class::Unsupported("memfd or deleted file with a lock".into());
                 files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
             }
             Ok(mut l) => files.locks.append(&mut l),

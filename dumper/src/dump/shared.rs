@@ -77,6 +77,8 @@ pub struct Adopted {
     pub pid: i32,
     /// See `pid`.
     pub src_fd: i32,
+    /// Its slot's kind: `UNIX_END` or (1.9) `ADOPTED`.
+    pub kind: u32,
 }
 
 /// The tree's shared descriptions.
@@ -92,6 +94,9 @@ pub struct Sharing {
     pub per_proc: Vec<TreeFds>,
     /// Bytes taken out of pseudo-terminal pairs, put back unless kept.
     pub drained: Vec<super::pty::Drained>,
+    /// The next descriptor number each holder of adopted descriptions
+    /// gives one (above its own).
+    next_adopted: HashMap<usize, u32>,
 }
 
 /// One descriptor of one process.
@@ -672,7 +677,6 @@ fn unix_ends(
     };
     let mut done: HashSet<u64> = HashSet::new();
     let mut adopted = HashSet::new();
-    let mut next_fd: HashMap<usize, u32> = HashMap::new();
     let disjoint = |a: &[usize], b: &[usize]| !a.iter().any(|p| b.contains(p));
     for (&ino, &(_, g)) in &socks {
         if done.contains(&ino) {
@@ -703,7 +707,7 @@ fn unix_ends(
                 // peer's name there.
                 if i32::from(d.ty) == nix::libc::SOCK_DGRAM && pprocs.contains(&h) {
                     done.insert(ino);
-                    adopt(nodes, out, h, g, &mut next_fd);
+                    adopt(nodes, out, h, g, slot_kind::UNIX_END);
                     adopted.insert(socks[&ino].0);
                 }
                 continue;
@@ -714,7 +718,7 @@ fn unix_ends(
             for (e, eg, eprocs) in [(ino, g, &procs), (d.peer, pg, &pprocs)] {
                 done.insert(e);
                 if !eprocs.contains(&h) {
-                    adopt(nodes, out, h, eg, &mut next_fd);
+                    adopt(nodes, out, h, eg, slot_kind::UNIX_END);
                     adopted.insert(socks[&e].0);
                 }
             }
@@ -731,7 +735,7 @@ fn unix_ends(
                 let h = lca(nodes, &all).filter(|h| procs.contains(h));
                 if let Some(h) = h.filter(|_| disjoint(&procs, &cprocs)) {
                     done.insert(c);
-                    adopt(nodes, out, h, cg, &mut next_fd);
+                    adopt(nodes, out, h, cg, slot_kind::UNIX_END);
                     adopted.insert(ckey);
                 }
             }
@@ -740,24 +744,20 @@ fn unix_ends(
     adopted
 }
 
-/// Process `h` restores the Unix socket of `group` (one open file
-/// description) at a descriptor above its own: an `UNIX_END` slot that
+/// Process `h` restores the open file description of `group` (a Unix
+/// socket end, `UNIX_END`, or (1.9) a separate open of a memfd or deleted
+/// file, `ADOPTED`) at a descriptor above its own: a slot of `kind` that
 /// every descriptor of `group` uses.
-fn adopt(
-    nodes: &[Node],
-    out: &mut Sharing,
-    h: usize,
-    group: &[Entry],
-    next_fd: &mut HashMap<usize, u32>,
-) {
-    let fd = next_fd
+fn adopt(nodes: &[Node], out: &mut Sharing, h: usize, group: &[Entry], kind: u32) {
+    let fd = out
+        .next_adopted
         .entry(h)
         .or_insert_with(|| highest_fd(nodes[h].pid) + 1);
     let number = *fd;
     *fd += 1;
     let slot = out.slots.len() as u32;
     out.slots.push(TreeSlotRecord {
-        kind: slot_kind::UNIX_END,
+        kind,
         holder: h as u32,
         holder_fd: number,
         peer: u32::MAX,
@@ -769,6 +769,7 @@ fn adopt(
         fd: number,
         pid: group[0].pid,
         src_fd: group[0].fd,
+        kind,
     });
 }
 
@@ -981,19 +982,35 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
     let link = &group[0].link;
     let kernel_only =
         link.starts_with("/memfd:") || (link.starts_with('/') && link.ends_with(" (deleted)"));
-    let one_holder = lca(nodes, &procs_of(group))
-        .is_some_and(|h| descs.iter().all(|d| d.iter().any(|e| e.proc == h)));
+    let common = lca(nodes, &procs_of(group));
+    let one_holder = common.is_some_and(|h| descs.iter().all(|d| d.iter().any(|e| e.proc == h)));
+    let mut descs = descs;
     if kernel_only && descs.len() > 1 && !one_holder {
-        let (a, b) = (&descs[0][0], &descs[1][0]);
-        return Err(Error::Unsupported {
-            pid: a.pid,
-            reason: format!(
-                "not supported: fd {} ({}) and fd {} of process {} are separate opens of one \
-                 object only the kernel holds (a memfd or a deleted file): each would come back \
-                 as a copy of its own",
-                a.fd, a.link, b.fd, b.pid
-            ),
-        });
+        // (1.9) Their common ancestor restores them all, those it does not
+        // hold itself for the others (`ADOPTED` slots).
+        // Shared anonymous memory held as descriptors is read per
+        // descriptor: two descriptions would be two copies.
+        let adoptable = !link.starts_with("/dev/zero (deleted)");
+        let Some(h) = common.filter(|_| adoptable) else {
+            let (a, b) = (&descs[0][0], &descs[1][0]);
+            return Err(Error::Unsupported {
+                pid: a.pid,
+                reason: format!(
+                    "not supported: fd {} ({}) and fd {} of process {} are separate opens of one \
+                     object only the kernel holds (a memfd, a deleted file or shared memory), and \
+                     no process of the tree restores both: each would come back as a copy of its \
+                     own",
+                    a.fd, a.link, b.fd, b.pid
+                ),
+            });
+        };
+        let (held, others): (Vec<_>, Vec<_>) = descs
+            .into_iter()
+            .partition(|d| d.iter().any(|e| e.proc == h));
+        for d in &others {
+            adopt(nodes, out, h, d, slot_kind::ADOPTED);
+        }
+        descs = held;
     }
     for d in descs {
         let procs = procs_of(&d);
@@ -1090,10 +1107,11 @@ fn maps_key(key: (u64, u64)) -> (u64, u64) {
 /// maps it), held by the lowest common ancestor of them all. A memfd that
 /// is also a descriptor is the holder's descriptor (one open file
 /// description, which the holder restores itself): the stub uses it for
-/// the slot. Refused by name: any other object that is also a descriptor
-/// (a deleted file, shared anonymous memory opened through
-/// `/proc/PID/map_files`), and a memfd descriptor the holder does not
-/// hold or that is opened more than once.
+/// the slot (its other descriptions, (1.9) those of other processes too,
+/// are opened again from it by the holder: `holder_slots`). Refused by
+/// name: any other object that is also a descriptor (a deleted file,
+/// shared anonymous memory opened through `/proc/PID/map_files`), and a
+/// memfd descriptor the holder does not hold.
 fn memory_slots(
     nodes: &[Node],
     maps: &[Option<Vec<MapEntry>>],
@@ -1126,13 +1144,11 @@ fn memory_slots(
         };
         if let Some(e) = fds.first() {
             let held = fds.iter().any(|f| f.proc == holder);
-            if !o.memfd() || !held || descriptions(fds).len() > 1 {
+            if !o.memfd() || !held {
                 let why = if !o.memfd() {
                     "a descriptor of a deleted object"
-                } else if !held {
-                    "a memfd descriptor that their common ancestor does not hold"
                 } else {
-                    "a memfd opened more than once"
+                    "a memfd descriptor that their common ancestor does not hold"
                 };
                 return Err(Error::Unsupported {
                     pid: e.pid,
