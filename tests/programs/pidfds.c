@@ -5,7 +5,13 @@
  *   prints "child ok" (the pidfd still signals the child and epoll sees it
  *   exit) and "dead ok" (one inode for both, readable, ESRCH, exit status
  *   7 when the kernel reports it), or "FAIL what".
- *   "outside": holds a pidfd of its parent (not dumped); prints "ready". */
+ *   "outside": holds a pidfd of its parent (not dumped); prints "ready".
+ *   "two": it and its live child each open a pidfd of a third child that
+ *   exited with status 7 and was reaped (two open file descriptions in two
+ *   processes). Prints "ready"; on "go" sends the child its pidfd's inode
+ *   through a pipe; the child checks its own pidfd (same inode, readable,
+ *   ESRCH) and exits 0, or prints "FAIL what" and exits 1; the holder
+ *   prints "two ok" when the child exited 0. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -38,6 +44,59 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* Its own pidfd of `dead` is the one `ino` names, of an exited process. */
+static int dead_pidfd_ok(int fd, ino_t ino) {
+    struct stat s;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (fstat(fd, &s) || s.st_ino != ino)
+        return fail("one inode for the exited process in two processes");
+    if (poll(&p, 1, 0) != 1)
+        return fail("dead pidfd readable");
+    if (pidfd_signal(fd, 0) == 0 || errno != ESRCH)
+        return fail("dead pidfd ESRCH");
+    return 0;
+}
+
+static int two(void) {
+    int up[2], down[2];
+    if (pipe(up) || pipe(down))
+        return fail("pipe");
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(7);
+    int mine = pidfd_open(dead);
+    pid_t child = fork();
+    if (child == 0) {
+        close(mine);
+        int own = pidfd_open(dead);
+        ino_t ino;
+        if (own < 0 || write(up[1], "r", 1) != 1)
+            _exit(fail("child pidfd_open"));
+        if (read(down[0], &ino, sizeof ino) != sizeof ino)
+            _exit(fail("child read"));
+        _exit(dead_pidfd_ok(own, ino));
+    }
+    char c;
+    if (mine < 0 || read(up[0], &c, 1) != 1)
+        return fail("pidfd_open");
+    if (waitpid(dead, NULL, 0) != dead)
+        return fail("waitpid dead");
+    puts("ready");
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return fail("stdin");
+    struct stat s;
+    if (fstat(mine, &s) || write(down[1], &s.st_ino, sizeof s.st_ino) != sizeof s.st_ino)
+        return fail("write");
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status))
+        return fail("child status");
+    if (dead_pidfd_ok(mine, s.st_ino))
+        return 1;
+    puts("two ok");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && !strcmp(argv[1], "outside")) {
@@ -48,6 +107,8 @@ int main(int argc, char **argv) {
         for (;;)
             pause();
     }
+    if (argc > 1 && !strcmp(argv[1], "two"))
+        return two();
     pid_t child = fork();
     if (child == 0) {
         for (;;)

@@ -2,7 +2,8 @@
 //! dumped tree (with a copy and an epoll item watching it) still signals
 //! that child and sees it exit after restore; pidfds of a child that had
 //! exited and been reaped come back as pidfds of an exited process (one
-//! inode for both, readable, `ESRCH`, the same exit status); a pidfd of a
+//! inode for both, readable, `ESRCH`, the same exit status), also (format
+//! 1.9) when a parent and its child each opened one; a pidfd of a
 //! process outside the dump is refused by name.
 
 mod common;
@@ -24,6 +25,28 @@ fn pidfds_of_a_child_and_of_an_exited_child_work_after_restore() {
     r.write_stdin("go\n");
     assert_eq!(r.line(LINE_TIMEOUT), "child ok", "{}", r.stderr());
     assert_eq!(r.line(LINE_TIMEOUT), "dead ok", "{}", r.stderr());
+    let status = r.wait_exit(LINE_TIMEOUT);
+    assert_eq!(status.code(), Some(0), "{status}: {}", r.stderr());
+}
+
+#[test]
+fn pidfds_a_parent_and_its_child_opened_on_one_exited_process_are_one_again() {
+    let dir = TestDir::new("pidfds-two");
+    let image = dir.join("pidfds.kckpt");
+    let mut p = Proc::start(prog::PIDFDS, &["two"]);
+    p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
+    dump_kills(&mut p, &image);
+    let info = info_json(&image);
+    let adopted = info["tree"]["slots"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["kind"] == "adopted")
+        .count();
+    assert_eq!(adopted, 1, "the child's pidfd, restored by its parent");
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    assert_eq!(r.line(LINE_TIMEOUT), "two ok", "{}", r.stderr());
     let status = r.wait_exit(LINE_TIMEOUT);
     assert_eq!(status.code(), Some(0), "{status}: {}", r.stderr());
 }

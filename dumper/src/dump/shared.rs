@@ -975,13 +975,17 @@ fn fifo_slots(nodes: &[Node], key: (u64, u64), group: &[Entry], out: &mut Sharin
 fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()> {
     let descs = descriptions(group);
     // Objects only the kernel holds (a memfd, shared anonymous memory, a
-    // deleted file): several descriptions of one come back as one object
+    // deleted file, (1.9) an exited process's pidfs inode): several descriptions of one come back as one object
     // only when one process, the holder of each, restores them all (as a
     // single process's descriptors of one memfd or deleted file);
     // otherwise each would be a copy of its own.
     let link = &group[0].link;
-    let kernel_only =
-        link.starts_with("/memfd:") || (link.starts_with('/') && link.ends_with(" (deleted)"));
+    // (1.9) Pidfds of an exited process, opened separately: one stand-in
+    // process, restored by one process for all of them.
+    let dead_pidfd = link == "anon_inode:[pidfd]" && pidfd_of_exited(&group[0]);
+    let kernel_only = dead_pidfd
+        || link.starts_with("/memfd:")
+        || (link.starts_with('/') && link.ends_with(" (deleted)"));
     let common = lca(nodes, &procs_of(group));
     let one_holder = common.is_some_and(|h| descs.iter().all(|d| d.iter().any(|e| e.proc == h)));
     let mut descs = descs;
@@ -997,9 +1001,9 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
                 pid: a.pid,
                 reason: format!(
                     "not supported: fd {} ({}) and fd {} of process {} are separate opens of one \
-                     object only the kernel holds (a memfd, a deleted file or shared memory), and \
-                     no process of the tree restores both: each would come back as a copy of its \
-                     own",
+                     object only the kernel holds (a memfd, a deleted file, shared memory or an \
+                     exited process's pidfd), and no process of the tree restores both: each \
+                     would come back as a copy of its own",
                     a.fd, a.link, b.fd, b.pid
                 ),
             });
@@ -1055,6 +1059,13 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         use_slot(out, &users, slot);
     }
     Ok(())
+}
+
+/// Is the pidfd of `e` one of a process that has exited and been reaped
+/// (fdinfo `Pid: -1`)?
+fn pidfd_of_exited(e: &Entry) -> bool {
+    fs::read_to_string(format!("/proc/{}/fdinfo/{}", e.pid, e.fd))
+        .is_ok_and(|i| i.lines().any(|l| l.split_whitespace().eq(["Pid:", "-1"])))
 }
 
 /// (1.5) A `FILE` slot held by the restorer for the description of `e`
