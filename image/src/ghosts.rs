@@ -47,6 +47,25 @@ pub mod procfs_of {
     /// path is `/proc/PID` or `/proc/PID/...` (trees keep their pids),
     /// opened once every process of the tree exists.
     pub const TREE: u64 = 1;
+    /// (1.9) Of a process outside the dump, `args[1]` its pid, `args[2]`
+    /// its start time (`/proc/PID/stat` field 22, clock ticks after boot):
+    /// the path is `/proc/PID` or `/proc/PID/...`, opened again only when
+    /// the process at that pid has that start time (the same process,
+    /// still running: this boot, this PID namespace).
+    pub const OUTSIDE: u64 = 2;
+}
+
+/// The pid of a `/proc/PID` or `/proc/PID/...` path.
+fn path_pid(path: &[u8]) -> Option<u64> {
+    let rest = path.strip_prefix(b"/proc/")?;
+    let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+    let digits = &rest[..end];
+    if digits.is_empty() || digits[0] == b'0' || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// A `PROCFS` record's `args` agree with its `path` (see [`procfs_of`]).
@@ -55,20 +74,18 @@ pub fn procfs_args_ok(args: [u64; 4], path: &[u8], minor: u16) -> bool {
         procfs_of::OWN => args == [0; 4],
         procfs_of::TREE => {
             let pid = args[1];
-            if minor < 8 || !(2..=i32::MAX as u64).contains(&pid) || args[2] != 0 || args[3] != 0 {
-                return false;
-            }
-            let Some(rest) = path.strip_prefix(b"/proc/") else {
-                return false;
-            };
-            let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-            let digits = &rest[..end];
-            !digits.is_empty()
-                && digits[0] != b'0'
-                && digits.iter().all(u8::is_ascii_digit)
-                && digits.iter().try_fold(0u64, |n, &d| {
-                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-                }) == Some(pid)
+            minor >= 8
+                && (2..=i32::MAX as u64).contains(&pid)
+                && args[2] == 0
+                && args[3] == 0
+                && path_pid(path) == Some(pid)
+        }
+        procfs_of::OUTSIDE => {
+            let pid = args[1];
+            minor >= 9
+                && (1..=i32::MAX as u64).contains(&pid)
+                && args[3] == 0
+                && path_pid(path) == Some(pid)
         }
         _ => false,
     }
@@ -276,6 +293,21 @@ mod procfs_tests {
         assert!(!procfs_args_ok(tree(1), b"/proc/1/stat", 8), "pid 1");
         assert!(!procfs_args_ok(tree(42), b"/sys/42", 8));
         assert!(!procfs_args_ok([0, 1, 0, 0], b"/proc/self/stat", 8));
-        assert!(!procfs_args_ok([2, 42, 0, 0], b"/proc/42/stat", 8));
+        assert!(!procfs_args_ok([3, 42, 0, 0], b"/proc/42/stat", 9));
+    }
+
+    #[test]
+    fn a_procfs_file_of_a_process_outside_names_its_pid_and_start() {
+        let outside = |pid, start| [procfs_of::OUTSIDE, pid, start, 0];
+        assert!(procfs_args_ok(outside(1, 5), b"/proc/1/status", 9));
+        assert!(procfs_args_ok(outside(42, 0), b"/proc/42", 9));
+        assert!(
+            !procfs_args_ok(outside(1, 5), b"/proc/1/status", 8),
+            "before 1.9"
+        );
+        assert!(!procfs_args_ok(outside(1, 5), b"/proc/2/status", 9));
+        assert!(!procfs_args_ok(outside(0, 5), b"/proc/0/status", 9));
+        assert!(!procfs_args_ok([2, 1, 5, 1], b"/proc/1/status", 9));
+        assert!(!procfs_args_ok(outside(1, 5), b"/proc/self/status", 9));
     }
 }

@@ -352,6 +352,9 @@ pub fn restore(
             // (1.8) Of another process of the tree: once every process
             // exists (`tree::after_files`).
             ghost_fd_kind::PROCFS if r.args[0] == procfs_of::TREE => continue,
+            ghost_fd_kind::PROCFS if r.args[0] == procfs_of::OUTSIDE => {
+                outside_procfs(img, r, path)
+            }
             ghost_fd_kind::GHOST | ghost_fd_kind::PROCFS => reopen(img, r, path),
             ghost_fd_kind::SHMEM => shmem_fd(img, r),
             special_fd_kind::FIFO => {
@@ -653,6 +656,45 @@ pub(crate) fn reopen_description(img: &Image, r: &FdRecord) -> usize {
 /// flags, at the saved offset.
 fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
     open_again(r, path).unwrap_or_else(|e| fail(img, r, "cannot reopen it", e))
+}
+
+/// (1.9) A procfs file of a process outside the dump, opened again when
+/// the process at its pid started when it did (field 22 of
+/// `/proc/PID/stat`: the same process, still running).
+fn outside_procfs(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
+    let mut stat = crate::ghosts::PathBuf::new();
+    let mut digits = [0u8; 20];
+    stat.push(b"/proc/")
+        .push(crate::report::decimal(r.args[1], &mut digits))
+        .push(b"/stat");
+    let mut buf = [0u8; 1024];
+    let text = sys::read_small(stat.c(), &mut buf);
+    // The fields after the command name, the last `)`: field 3 first.
+    let after = text
+        .iter()
+        .rposition(|&b| b == b')')
+        .map_or(&[][..], |i| &text[i + 1..]);
+    let start = after
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(22 - 3)
+        .and_then(|f| {
+            f.iter().try_fold(0u64, |n, &d| {
+                d.is_ascii_digit().then_some(())?;
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })
+        });
+    if start != Some(r.args[2]) {
+        fd_msg(img, r)
+            .s(": procfs file of process ")
+            .dec(r.args[1])
+            .s(
+                ", which is not the process it was at dump (it has exited, or this is another \
+                boot or PID namespace)",
+            )
+            .fail();
+    }
+    reopen(img, r, path)
 }
 
 /// [`reopen`]'s open, with its error.

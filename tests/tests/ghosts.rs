@@ -210,23 +210,58 @@ fn whoami() -> String {
 }
 
 #[test]
-fn other_processes_procfs_files_are_refused_by_name_not_leases() {
+fn a_procfs_file_of_a_process_outside_the_dump_is_opened_again_while_it_lives() {
+    // Format 1.9: /proc/1/status (fd 4, next to a read lease on fd 3)
+    // names pid 1 and its start time; the restore opens it again.
     let dir = TestDir::new("ghosts-lease");
     let image = dir.join("lease.kckpt");
     let work = dir.path().to_str().unwrap().to_owned();
     let mut p = Proc::start(GHOSTS, &["lease", &work]);
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
-    let out = dump_raw(p.pid(), &image, false);
-    assert_refused("procfs file", &out, Some(1), &["procfs"]);
-    let msg = String::from_utf8_lossy(&out.stderr);
-    // (a lease not being broken is restored since format 1.8: leases.rs)
-    assert!(
-        msg.contains("fd 4 (procfs file /proc/1/status of another process)")
-            && !msg.contains("fd 3"),
-        "{msg}"
+    let out = dump(p.pid(), &image, false);
+    assert!(out.status.success(), "dump: {}", show(&out));
+    p.wait_exit(LINE_TIMEOUT);
+    let info = info_json(&image);
+    let fd4 = info["files"]["fds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["fd"] == 4)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(fd4["path"], "/proc/1/status", "{fd4}");
+    let mut r = restore(&image);
+    r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    let link = fs::read_link(format!("/proc/{}/fd/4", r.pid())).unwrap();
+    assert_eq!(link.to_str(), Some("/proc/1/status"));
+}
+
+#[test]
+fn a_procfs_file_of_a_process_that_exited_since_the_dump_refuses_the_restore() {
+    let dir = TestDir::new("ghosts-procfs-gone");
+    let image = dir.join("gone.kckpt");
+    let mut outside = Command::new("sleep").arg("600").spawn().unwrap();
+    let script = format!(
+        "import os,time\nfd=os.open('/proc/{}/status',os.O_RDONLY)\nprint('ready',flush=True)\ntime.sleep(600)",
+        outside.id()
     );
-    assert!(!image.exists());
-    p.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
+    let mut p = Proc::spawn("python3", Command::new("python3").args(["-c", &script]));
+    assert_eq!(p.line(LINE_TIMEOUT), "ready", "{}", p.stderr());
+    let out = dump(p.pid(), &image, false);
+    assert!(out.status.success(), "dump: {}", show(&out));
+    p.wait_exit(LINE_TIMEOUT);
+    outside.kill().unwrap();
+    outside.wait().unwrap();
+    let out = run(
+        Command::new(kckpt()).arg("restore").arg(&image),
+        DUMP_TIMEOUT,
+    );
+    assert_refused(
+        "a procfs file of a process that exited",
+        &out,
+        None,
+        &["procfs file of process", "not the process it was at dump"],
+    );
 }
 
 #[test]

@@ -971,12 +971,24 @@ pub fn collect(
             // Opened again once the whole tree exists (trees keep their
             // pids).
             Class::ProcfsOther { owner, why } => {
+                let own = [pid];
+                let tree_pids = tree.map_or(&own[..], |t| &t.pids[..]);
                 if tree.is_some_and(|t| t.pids.contains(owner)) {
                     d.rec.kind = ghost_fd_kind::PROCFS;
                     d.path = link.as_bytes().to_vec();
                     d.rec.args = [procfs_of::TREE, *owner as u64, 0, 0];
                 } else {
-                    refused = Some(why.clone());
+                    // (1.9) Of a process the dump leaves alone: opened
+                    // again while that process lives.
+                    match outside_start(pid, *owner, tree_pids, tree.is_some()) {
+                        Ok(start) => {
+                            d.rec.kind = ghost_fd_kind::PROCFS;
+                            d.path = link.as_bytes().to_vec();
+                            d.rec.args = [procfs_of::OUTSIDE, *owner as u64, start, 0];
+                        }
+                        Err("") => refused = Some(why.clone()),
+                        Err(more) => refused = Some(format!("{why} ({more})")),
+                    }
                 }
             }
             Class::Shmem => {
@@ -1649,6 +1661,47 @@ pub fn collect(
     // are above theirs: records in descriptor order.
     files.fds.sort_by_key(|f| f.rec.fd);
     Ok(files)
+}
+
+/// (1.9) The start time (`/proc/PID/stat` field 22) of process `owner`,
+/// whose procfs file process `pid` holds, when it is a process outside
+/// the dump (no thread of `tree_pids`, nor a zombie) that the dumper sees
+/// at that pid (`pid` is in the dumper's PID namespace), and the image
+/// will be restored in this PID namespace: a single process, or a `tree`
+/// dumped by a user who may choose pids (`CAP_CHECKPOINT_RESTORE` or
+/// `CAP_SYS_ADMIN`; others restore a tree in a new PID namespace, where
+/// that pid is another process). Else why not, if more than that it is
+/// another process's file (`""`).
+fn outside_start(pid: i32, owner: i32, tree_pids: &[i32], tree: bool) -> Result<u64, &'static str> {
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    if ns("self").is_none() || ns("self") != ns(&pid.to_string()) {
+        return Err("");
+    }
+    let status = fs::read_to_string(format!("/proc/{owner}/status")).map_err(|_| "")?;
+    let tgid: i32 = fdinfo_field(&status, "Tgid")
+        .and_then(|v| v.parse().ok())
+        .ok_or("")?;
+    // Not the tree's nor the dumper's; not a zombie (reaped soon, or one
+    // of the tree's, made again with another start time).
+    if tree_pids.contains(&tgid) || tgid == pid || tgid == std::process::id() as i32 {
+        return Err("");
+    }
+    let stat = procfs::stat(owner).map_err(|_| "")?;
+    if stat.state() == b'Z' {
+        return Err("");
+    }
+    let me = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = fdinfo_field(&me, "CapEff")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_CHECKPOINT_RESTORE: u32 = 40;
+    if tree && caps & (1 << CAP_SYS_ADMIN | 1 << CAP_CHECKPOINT_RESTORE) == 0 {
+        return Err(
+            "this user restores a tree in a new PID namespace, where that pid is another process",
+        );
+    }
+    Ok(stat.num(22))
 }
 
 /// (1.7) A copy of descriptor `fd` of process `pid` of the tree.
