@@ -48,6 +48,16 @@ fn kind_name(kind: u32) -> &'static str {
 }
 
 /// A listening Unix socket's values (fd kind 41) for `--json`.
+/// Whose procfs file a `PROCFS` record is (`args[0]`, format 1.8/1.9).
+fn procfs_of_json(args: [u64; 4]) -> Value {
+    use kckpt_image::ghosts::procfs_of;
+    match args[0] {
+        procfs_of::TREE => json!({"whose": "tree", "pid": args[1]}),
+        procfs_of::OUTSIDE => json!({"whose": "outside", "pid": args[1], "start": args[2]}),
+        _ => json!({"whose": "own"}),
+    }
+}
+
 fn listen_json(a: [u64; 4]) -> Value {
     use kckpt_image::unixsock::{unix_flags, unix_opts, MODE_RECORDED};
     let mut options = Vec::new();
@@ -416,6 +426,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                     .then(|| text(r.path)),
                 "listen": (r.kind == UNIX_LISTEN_FD_KIND && r.dup_of == FD_NO_DUP)
                     .then(|| listen_json(r.args)),
+                "procfs_of": (r.kind == ghost_fd_kind::PROCFS).then(|| procfs_of_json(r.args)),
             })
         })
         .collect();
@@ -673,6 +684,21 @@ pub fn format_text(out: &mut String, d: &Value) {
     let _ = writeln!(out, "descriptors:    {}", fds.len());
     for f in &fds {
         let mut extra = String::new();
+        let of = &f["procfs_of"];
+        match of["whose"].as_str() {
+            Some("tree") => {
+                let _ = write!(extra, " of pid {} of the tree", of["pid"]);
+            }
+            Some("outside") => {
+                let _ = write!(
+                    extra,
+                    " of pid {} outside the dump (opened again while the process that started at \
+                     tick {} lives)",
+                    of["pid"], of["start"]
+                );
+            }
+            _ => {}
+        }
         if let Some(n) = f["dup_of"].as_u64() {
             let _ = write!(extra, " dup of {n}");
         }

@@ -90,9 +90,11 @@ pub mod inet_opts {
     pub const SNDBUF_LOCK: u32 = 1 << 23;
     /// (1.6) `SO_BUF_LOCK` bit 1: the receive buffer size is locked.
     pub const RCVBUF_LOCK: u32 = 1 << 24;
-    /// (1.7, UDP only) shut down for reading (`shutdown(SHUT_RD)`).
+    /// (1.7, UDP; 1.9, a TCP socket in state close) shut down for reading
+    /// (`shutdown(SHUT_RD)`).
     pub const SHUT_RD: u32 = 1 << 25;
-    /// (1.7, UDP only) shut down for writing (`shutdown(SHUT_WR)`).
+    /// (1.7, UDP; 1.9, a TCP socket in state close) shut down for writing
+    /// (`shutdown(SHUT_WR)`).
     pub const SHUT_WR: u32 = 1 << 26;
     /// All known bits.
     pub const KNOWN: u32 = (1 << 27) - 1;
@@ -343,7 +345,9 @@ impl InetRecord {
             && addr_ok(&self.local)
             && addr_ok(&self.peer)
             && self.opts & !KNOWN == 0
-            && (!tcp || self.opts & (SHUT_RD | SHUT_WR) == 0)
+            && (!tcp
+                || self.opts & (SHUT_RD | SHUT_WR) == 0
+                || (kind == INET_LISTEN_FD_KIND && self.state == STATE_CLOSE))
             && (tcp || self.opts & NODELAY == 0)
             && (!v4 || self.opts & V6ONLY == 0)
             && (self.opts & LINGER != 0 || self.linger == 0)

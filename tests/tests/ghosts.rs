@@ -230,6 +230,14 @@ fn a_procfs_file_of_a_process_outside_the_dump_is_opened_again_while_it_lives() 
         .cloned()
         .unwrap_or_default();
     assert_eq!(fd4["path"], "/proc/1/status", "{fd4}");
+    assert_eq!(fd4["procfs_of"]["whose"], "outside", "{fd4}");
+    assert_eq!(fd4["procfs_of"]["pid"], 1, "{fd4}");
+    let text = run(Command::new(kckpt()).arg("info").arg(&image), CMD_TIMEOUT);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("of pid 1 outside the dump"),
+        "{}",
+        show(&text)
+    );
     let mut r = restore(&image);
     r.wait_for("a tick", LINE_TIMEOUT, |l| l.starts_with("tick "));
     let link = fs::read_link(format!("/proc/{}/fd/4", r.pid())).unwrap();

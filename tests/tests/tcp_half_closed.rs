@@ -270,3 +270,103 @@ fn without_cap_net_raw_the_restore_names_the_connection() {
         "reset: {lines:?}"
     );
 }
+
+/// Both ends of a loopback connection, each shut down for writing and the
+/// other's FIN taken: the connection ended (state close, `tcp_done`), the
+/// program keeps both descriptors. No privilege needed: they come back as
+/// sockets shut down both ways (a read gives end of file, a write `EPIPE`)
+/// but not bound, which the dump names (format 1.9; `--skip-unsupported`
+/// dumps them with a warning). One with bytes still to read is refused.
+#[test]
+fn tcp_connections_that_ended_come_back_shut_down_or_are_named() {
+    const SCRIPT: &str = r#"
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+c = socket.create_connection(s.getsockname()); a, _ = s.accept(); s.close()
+if sys.argv[1] == "unread":
+    c.sendall(b"left")
+    time.sleep(0.1)
+c.shutdown(socket.SHUT_WR); a.shutdown(socket.SHUT_WR)
+time.sleep(0.3)
+print("ready", flush=True)
+sys.stdin.readline()
+out = []
+for x in (c, a):
+    out.append(repr(x.recv(16)))
+    try:
+        x.send(b"x")
+        out.append("sent")
+    except OSError as e:
+        out.append("send errno %d" % e.errno)
+print(" ".join(out), flush=True)
+"#;
+    let dir = TestDir::new("tcp-ended");
+    let image = dir.join("ended.kckpt");
+    let start = |mode: &str| {
+        let mut p = Proc::spawn(
+            "python3",
+            Command::new("python3").args(["-c", SCRIPT, mode]),
+        );
+        assert_eq!(p.line(LINE_TIMEOUT), "ready", "{}", p.stderr());
+        p
+    };
+    // Refused by default, naming what would change.
+    let mut p = start("ended");
+    let out = dump_raw(p.pid(), &image, false);
+    assert_refused(
+        "ended TCP connections",
+        &out,
+        None,
+        &["TCP connection that ended", "getsockname gives port 0"],
+    );
+    assert!(!image.exists());
+    // With --skip-unsupported: a warning, and both come back shut down.
+    let out = run(
+        Command::new(kckpt())
+            .args([
+                "dump",
+                "--skip-unsupported",
+                "-p",
+                &p.pid().to_string(),
+                "-o",
+            ])
+            .arg(&image),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TCP connection that ended"),
+        "{}",
+        show(&out)
+    );
+    p.wait_exit(LINE_TIMEOUT);
+    let mut r = restore(&image);
+    r.write_stdin("go\n");
+    assert_eq!(
+        r.line(LINE_TIMEOUT),
+        "b'' send errno 32 b'' send errno 32",
+        "{}",
+        r.stderr()
+    );
+    // Bytes the program had not read: refused even so.
+    let mut p = start("unread");
+    let image2 = dir.join("unread.kckpt");
+    let out = run(
+        Command::new(kckpt())
+            .args([
+                "dump",
+                "--skip-unsupported",
+                "-p",
+                &p.pid().to_string(),
+                "-o",
+            ])
+            .arg(&image2),
+        DUMP_TIMEOUT,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("with 4 bytes not read yet"),
+        "{}",
+        show(&out)
+    );
+    p.kill();
+}

@@ -363,6 +363,9 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
         ..InetRecord::default()
     };
     let mut lossy = None;
+    // (1.9) A TCP socket whose connection ended (both ways shut down,
+    // then closed: the kernel's `tcp_done`), not closed by the program.
+    let mut ended = false;
     if tcp {
         match d.state {
             10 => {
@@ -372,7 +375,29 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             1 => return Err(format!("TCP connection {local} -> {peer}")),
             7 => {
                 r.state = STATE_CLOSE;
-                if d.stale_port != 0 {
+                let left = unread(sock);
+                if left > 0 {
+                    return Err(format!(
+                        "TCP connection that ended (local port {}) with {left} bytes not read \
+                         yet (not restored)",
+                        d.stale_port.max(d.sport)
+                    ));
+                }
+                ended = d.shutdown & 1 != 0 || read_hung_up(sock);
+                if ended {
+                    // Reads give end of file, writes EPIPE: both bits
+                    // (`tcp_done` sets both; a socket never connected
+                    // that was shut down for reading only comes back
+                    // shut down both ways, which writes cannot tell).
+                    r.opts |= inet_opts::SHUT_RD | inet_opts::SHUT_WR;
+                }
+                if d.stale_port != 0 && ended {
+                    lossy = Some(format!(
+                        "TCP connection that ended (local port {}): restored shut down and not \
+                         bound (getsockname gives port 0)",
+                        d.stale_port
+                    ));
+                } else if d.stale_port != 0 {
                     // Restored not bound: getsockname gives port 0.
                     lossy = Some(format!(
                         "TCP socket whose connect failed, with the port getsockname \
@@ -413,7 +438,9 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             "{shown} with an error not read yet (SO_ERROR, not restored)"
         ));
     }
-    options(sock, tcp, false, d, &shown, &mut r)?;
+    // The options a connection set (its MSS, window clamp, the multicast
+    // TTL of an accepted one) are those of an ended one here.
+    options(sock, tcp, ended, d, &shown, &mut r)?;
     // Queued input: connections not accepted (lost), datagrams (kept).
     let mut data = Vec::new();
     if tcp && d.rqueue > 0 && r.state == STATE_LISTEN {
@@ -465,7 +492,7 @@ pub fn options(
             r.opts |= inet_opts::SHUT_WR;
         }
     }
-    if d.shutdown != 0 && tcp {
+    if d.shutdown != 0 && tcp && r.state != STATE_CLOSE {
         return Err(format!(
             "{shown} shut down for {} (shutdown(2), not restored)",
             match d.shutdown & 3 {
@@ -770,6 +797,25 @@ fn multicast_membership(fd: RawFd, v6: bool) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether TCP socket `sock`, in state close, was shut down for reading:
+/// it polls readable with nothing to read (`SIOCINQ` 0). (nix's `revents`
+/// drops `POLLRDHUP`, which says it directly.) A socket with bytes left
+/// to read is refused by the caller.
+fn read_hung_up(sock: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut p = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    poll(&mut p, PollTimeout::ZERO).is_ok()
+        && p[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
+/// Bytes left to read on TCP socket `sock` (`SIOCINQ`).
+fn unread(sock: &OwnedFd) -> i32 {
+    fdsys::sock_ioctl_int(sock.as_raw_fd(), super::tcp_repair::SIOCINQ).unwrap_or(0)
 }
 
 fn pending_error(sock: &OwnedFd) -> bool {

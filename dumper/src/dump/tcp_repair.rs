@@ -62,7 +62,7 @@ const TCP_RECV_QUEUE: i32 = 1;
 const TCP_SEND_QUEUE: i32 = 2;
 /// `TCP_REPAIR_OFF_NO_WP` (Linux 4.19): repair off without a window probe.
 const TCP_REPAIR_OFF_NO_WP: i32 = -1;
-const SIOCINQ: libc::c_ulong = 0x541B;
+pub(super) const SIOCINQ: libc::c_ulong = 0x541B;
 const SIOCOUTQ: libc::c_ulong = 0x5411;
 const SIOCOUTQNSD: libc::c_ulong = 0x894B;
 
