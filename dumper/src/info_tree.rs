@@ -92,6 +92,12 @@ pub(crate) fn select<'a>(
     if index == 0 {
         return Ok(Selected::Own);
     }
+    if p.state == proc_state::GONE {
+        return Err(Error::Usage(format!(
+            "{shown}: pid {pid} is no process: the leader, reaped, of process group {pid}, \
+             which processes of the tree are in"
+        )));
+    }
     if p.state != proc_state::LIVE {
         return Err(Error::Usage(format!(
             "{shown}: pid {pid} is a zombie ({}, not yet reaped): it has no memory or \
@@ -232,6 +238,7 @@ pub(crate) fn describe(
         .map(|(i, p)| {
             let len = p.name.iter().position(|&b| b == 0).unwrap_or(p.name.len());
             let live = p.state == proc_state::LIVE;
+            let gone = p.state == proc_state::GONE;
             json!({
                 "index": i,
                 "pid": p.pid,
@@ -241,9 +248,15 @@ pub(crate) fn describe(
                 "sid": p.sid,
                 "name": show.str(&p.name[..len]),
                 "threads": p.threads,
-                "state": if live { "live" } else { "zombie" },
-                "wait_status": (!live).then_some(p.wait_status),
-                "exit": (!live).then(|| wait_text(p.wait_status)),
+                "state": if live {
+                    "live"
+                } else if gone {
+                    "gone"
+                } else {
+                    "zombie"
+                },
+                "wait_status": (!live && !gone).then_some(p.wait_status),
+                "exit": (!live && !gone).then(|| wait_text(p.wait_status)),
                 "exit_signal": p.exit_signal,
                 "image_offset": (live && i > 0).then_some(p.image_offset),
                 "image_len": (live && i > 0).then_some(p.image_len),
@@ -378,6 +391,7 @@ pub(crate) fn format_text(out: &mut String, d: &Value, shown: Option<u64>) {
     for p in procs {
         let state = match p["exit"].as_str() {
             Some(e) => format!("zombie, {e}"),
+            None if p["state"] == "gone" => "gone (its group's leader)".to_owned(),
             None => "live".to_owned(),
         };
         let size = if p["index"] == 0 {

@@ -101,6 +101,15 @@ pub mod proc_state {
     /// A zombie (exited, not yet reaped by its parent): re-created as a
     /// child that ends at once with `wait_status`.
     pub const ZOMBIE: u32 = 2;
+    /// (1.9) A process that had exited and been reaped, whose process
+    /// group (its pid) processes of the tree are still in, every one of
+    /// them a child of its parent (here): the parent forks it again, with
+    /// no exit signal, to make the group (`setpgid` from both sides),
+    /// forks its other children (who join the group), then kills and
+    /// reaps it, so only the group remains, led by no process, as at
+    /// dump. Fields as a zombie's, with `pgid` its pid, `sid` its
+    /// parent's, `exit_signal` and `wait_status` 0.
+    pub const GONE: u32 = 3;
 }
 
 /// One process of the tree.
@@ -457,6 +466,23 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
                     && p.image_len == 0
                     && p.image_sum == 0
                     && p.wait_status <= 0xffff
+            }
+            proc_state::GONE => {
+                let parent = procs.get(p.parent as usize);
+                let members = || procs.iter().filter(|q| q.pgid == p.pid && q.pid != p.pid);
+                view.header.format_minor >= 9
+                    && i > 0
+                    && parent.is_some_and(|q| q.sid == p.sid && q.pgid != p.pid)
+                    && p.threads == 0
+                    && p.image_offset == 0
+                    && p.image_len == 0
+                    && p.image_sum == 0
+                    && p.wait_status == 0
+                    && p.exit_signal == 0
+                    && p.pgid == p.pid
+                    && members().count() > 0
+                    && members().all(|q| q.parent == p.parent && q.state != proc_state::GONE)
+                    && procs.iter().take(i as usize).all(|q| q.pgid != p.pid)
             }
             _ => false,
         };

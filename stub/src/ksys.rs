@@ -301,6 +301,17 @@ pub fn drain_signals(mask: u64) {
 /// Wait until child `pid` has ended, without reaping it (`waitid` with
 /// `WEXITED | WNOWAIT | __WALL`).
 pub fn wait_ended(pid: u32) -> SysResult {
+    wait_child(pid, g::WNOWAIT)
+}
+
+/// Wait until child `pid` has ended and reap it (`waitid` with `WEXITED |
+/// __WALL`: also a child with no exit signal).
+pub fn reap(pid: u32) -> SysResult {
+    wait_child(pid, 0)
+}
+
+/// `waitid(P_PID, pid, WEXITED | __WALL | more)`.
+fn wait_child(pid: u32, more: u32) -> SysResult {
     const P_PID: usize = 1;
     let mut info = [0u8; 128];
     // SAFETY: the kernel writes one siginfo into `info`.
@@ -311,7 +322,7 @@ pub fn wait_ended(pid: u32) -> SysResult {
                 P_PID,
                 pid as usize,
                 info.as_mut_ptr() as usize,
-                (g::WEXITED | g::WNOWAIT | g::__WALL) as usize,
+                (g::WEXITED | g::__WALL | more) as usize,
                 0,
                 0,
             ],

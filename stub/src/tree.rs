@@ -716,6 +716,15 @@ pub fn after_files(tree: &Tree, img: &Image, groups: &mut crate::shmem::Groups) 
             }
         }
     }
+    // (1.9) The stand-ins of group leaders that were reaped: their
+    // groups now have their members (forked above, each in its group once
+    // `spawn` returned); no exit signal, reaped here.
+    for rec in tree.outer.tree_procs.iter() {
+        if rec.parent == tree.index && rec.state == proc_state::GONE {
+            let _ = crate::ksys::kill(rec.pid, SIGKILL as u32);
+            let _ = crate::ksys::reap(rec.pid);
+        }
+    }
     crate::ksys::drain_signals(again);
     of_tree_fds(img);
     if tree.slots() > 0 {
@@ -824,6 +833,16 @@ pub fn spawn(outer: &ImageView<'_>, exec: Exec, i: u32) -> Result<usize, Errno> 
             let _ = xsys::setpgid(rec.pid, rec.pgid);
         }
         return Ok(child);
+    }
+    if rec.state == proc_state::GONE {
+        // (1.9) The group of a leader that was reaped: made, held until
+        // the parent has forked its members, then killed (`after_files`).
+        let _ = sys::close_from(0);
+        let _ = sys::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        let _ = xsys::setpgid(0, 0);
+        loop {
+            crate::ksys::sleep_ms(1000);
+        }
     }
     if rec.state == proc_state::ZOMBIE {
         let _ = sys::close_from(0);

@@ -707,3 +707,91 @@ fn wait_for_pid(r: &mut Proc, pid: i32) {
     }
     r.fail(&format!("process {pid} was not restored"));
 }
+
+/// A process group whose leader exited and was reaped while its members,
+/// children of the same process (a shell's job `a | b` after `a` ended),
+/// live on or are zombies: format 1.9 records the leader as `gone` and the
+/// restore makes the group again with a stand-in of that pid, killed and
+/// reaped before the tree resumes (as root in this PID namespace, and as
+/// nobody in new PID and user namespaces).
+#[test]
+fn a_group_whose_leader_was_reaped_comes_back_with_its_members() {
+    require_tool("setpriv");
+    const SCRIPT: &str = r#"
+import os, sys, time
+r, w = os.pipe()
+c = os.fork()
+if c == 0:
+    os.setpgid(0, 0)
+    os.write(w, b"x")
+    time.sleep(0.5)
+    os._exit(0)
+os.read(r, 1)
+g = os.fork()
+if g == 0:
+    os.setpgid(0, c)
+    while True:
+        time.sleep(1)
+z = os.fork()
+if z == 0:
+    os.setpgid(0, c)
+    os._exit(5)
+os.waitpid(c, 0)
+while os.waitid(os.P_PID, z, os.WEXITED | os.WNOWAIT) is None:
+    pass
+print("ready", c, g, z, flush=True)
+sys.stdin.readline()
+bad = []
+if os.getpgid(g) != c or os.getpgid(z) != c:
+    bad.append("groups %d %d" % (os.getpgid(g), os.getpgid(z)))
+try:
+    os.kill(c, 0)
+    bad.append("a process has the leader's pid")
+except ProcessLookupError:
+    pass
+if os.waitpid(z, 0)[1] != 5 << 8:
+    bad.append("zombie status")
+os.kill(g, 9)
+os.waitpid(g, 0)
+try:
+    bad.append("another child %r" % (os.waitpid(-1, os.WNOHANG),))
+except ChildProcessError:
+    pass
+print("FAIL " + ", ".join(bad) if bad else "ok", flush=True)
+"#;
+    let dir = TestDir::new("treer_gone");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let image = dir.join("tree.kckpt");
+    // The system's Python: nobody restores it too (not one under /root).
+    let python = require_tool("/usr/bin/python3");
+    // Run as nobody, which both restorers may be.
+    let mut p = Proc::spawn("python3", command_as(&NOBODY, python).args(["-c", SCRIPT]));
+    let line = p.line(LINE_TIMEOUT);
+    let leader: i32 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{line}: {}", p.stderr()));
+    let out = dump(p.pid(), &image, false);
+    assert!(out.status.success(), "dump: {}", show(&out));
+    p.wait_exit(LINE_TIMEOUT);
+    let info = info_json(&image);
+    let procs = info["tree"]["processes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let gone: Vec<_> = procs.iter().filter(|q| q["state"] == "gone").collect();
+    assert_eq!(gone.len(), 1, "{procs:?}");
+    assert_eq!(gone[0]["pid"], leader);
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).unwrap();
+    for prefix in [&[][..], &NOBODY[..]] {
+        let mut r = Proc::spawn(
+            "kckpt restore",
+            command_as(prefix, kckpt()).arg("restore").arg(&image),
+        );
+        r.write_stdin("go\n");
+        assert_eq!(r.line(LINE_TIMEOUT), "ok", "{prefix:?}: {}", r.stderr());
+        let status = r.wait_exit(EXIT_TIMEOUT);
+        assert_eq!(status.code(), Some(0), "{prefix:?}: {}", r.stderr());
+    }
+}

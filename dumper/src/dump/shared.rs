@@ -1201,6 +1201,7 @@ mod tests {
             stat: super::super::procfs::Stat::parse(&format!("{pid} (x) S {fields}")).unwrap(),
             zombie: None,
             comm: [0; 16],
+            gone: false,
         }
     }
 

@@ -34,10 +34,15 @@ pub struct Node {
     pub parent: u32,
     /// `/proc/PID/stat` before it was seized (zombies: when found).
     pub stat: procfs::Stat,
-    /// A zombie: its wait status.
+    /// A zombie: its wait status. (1.9) Also `Some(0)` for a group
+    /// leader that was reaped ([`Node::gone`]): neither has anything to
+    /// dump.
     pub zombie: Option<u32>,
     /// Its command name, NUL-padded.
     pub comm: [u8; 16],
+    /// (1.9) Not a process: the leader, reaped, of a process group its
+    /// parent's children are in (`proc_state::GONE`).
+    pub gone: bool,
 }
 
 impl Node {
@@ -101,6 +106,7 @@ fn discover(roots: &[i32], stats: &HashMap<i32, procfs::Stat>) -> Vec<Node> {
             stat,
             zombie: None,
             comm: comm_of(root),
+            gone: false,
         });
         visit(nodes.len() - 1, &mut nodes, stats);
     }
@@ -126,21 +132,57 @@ fn visit(at: usize, nodes: &mut Vec<Node>, stats: &HashMap<i32, procfs::Stat>) {
             Some((c, st))
         })
         .collect();
+    // (1.9) Groups of its children whose leader was reaped (no process has
+    // that pid: a pid stays taken while a group has it): a stand-in each.
+    let parent_pgid = nodes[at].pgid();
+    let mut gone: Vec<i32> = Vec::new();
+    for (pid, st) in &kids {
+        let g = st.num(5) as i32;
+        let known = |g: i32| kids.iter().any(|k| k.0 == g) || nodes.iter().any(|n| n.pid == g);
+        if g != *pid
+            && g > 0
+            && g as u32 != parent_pgid
+            && !known(g)
+            && !gone.contains(&g)
+            && !std::path::Path::new(&format!("/proc/{g}")).exists()
+        {
+            gone.push(g);
+        }
+    }
+    for &g in &gone {
+        if let Some(stat) = gone_stat(g, nodes[at].pid, &nodes[at].stat) {
+            kids.push((g, stat));
+        }
+    }
     order_siblings(&mut kids);
     for (pid, stat) in kids {
-        let zombie = (stat.state() == b'Z').then(|| stat.num(52) as u32);
+        let is_gone = gone.contains(&pid);
+        let zombie = (stat.state() == b'Z' || is_gone).then(|| stat.num(52) as u32);
         nodes.push(Node {
             pid,
             parent: at as u32,
+            comm: if is_gone { [0; 16] } else { comm_of(pid) },
             stat,
             zombie,
-            comm: comm_of(pid),
+            gone: is_gone,
         });
         let me = nodes.len() - 1;
         if zombie.is_none() {
             visit(me, nodes, stats);
         }
     }
+}
+
+/// The `/proc/PID/stat` a reaped group leader `pgid` would have as a
+/// child of `parent` (`parent_stat` its stat): state `X`, its own group,
+/// the parent's session, no exit signal, exit code 0.
+fn gone_stat(pgid: i32, parent: i32, parent_stat: &procfs::Stat) -> Option<procfs::Stat> {
+    let mut fields = vec!["0".to_owned(); 50];
+    fields[0] = "X".to_owned(); // field 3
+    fields[1] = parent.to_string(); // 4: ppid
+    fields[2] = pgid.to_string(); // 5: pgrp
+    fields[3] = parent_stat.num(6).to_string(); // 6: session
+    procfs::Stat::parse(&format!("{pgid} (gone) {}", fields.join(" ")))
 }
 
 /// The frozen tree: its processes in table order and, for each live one,
@@ -444,10 +486,22 @@ fn check_relations(nodes: &[Node]) -> Result<()> {
                 pid: n.pid,
                 reason: format!(
                     "not supported: it is in process group {pgid}, whose leader is not \
-                     dumped (it exited) and which is not its parent's: setpgid cannot \
-                     rebuild that"
+                     dumped (a process outside the tree) and which is not its parent's: \
+                     setpgid cannot rebuild that"
                 ),
             });
+        }
+        if let Some(leader) = index(pgid).filter(|&l| nodes[l].gone && l != i) {
+            if nodes[leader].parent != n.parent {
+                return Err(Error::Unsupported {
+                    pid: n.pid,
+                    reason: format!(
+                        "not supported: it is in process group {pgid}, whose leader exited, \
+                         with members that are not all children of one process: setpgid \
+                         cannot rebuild that"
+                    ),
+                });
+            }
         }
         if let Some(leader) = index(pgid) {
             if leader > i {
@@ -557,7 +611,9 @@ pub fn place(writer: &mut ImageWriter, plan: &TreePlan) -> std::io::Result<TreeM
             pgid: n.pgid(),
             sid: n.stat.num(6) as u32,
             exit_signal: n.stat.num(38) as u32,
-            state: if n.zombie.is_some() {
+            state: if n.gone {
+                proc_state::GONE
+            } else if n.zombie.is_some() {
                 proc_state::ZOMBIE
             } else {
                 proc_state::LIVE
@@ -690,6 +746,7 @@ mod tests {
             stat: stat(pid, 0, pgid, sid),
             zombie: None,
             comm: [0; 16],
+            gone: false,
         }
     }
 

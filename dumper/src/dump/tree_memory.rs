@@ -147,6 +147,7 @@ mod tests {
             stat: crate::dump::procfs::Stat::parse(&format!("{pid} (x) S {fields}")).unwrap(),
             zombie: None,
             comm: [0; 16],
+            gone: false,
         }
     }
 
