@@ -5,14 +5,16 @@
 #
 #   bash scripts/make-images.sh OUTDIR
 #
-# Builds tests/programs/{counter,threads,files_epoll,procstate,tree_basic,format18}.c into
+# Builds tests/programs/{counter,threads,files_epoll,procstate,tree_basic,format18,format19}.c into
 # OUTDIR/bin, runs each, dumps it with target/release/kckpt (run
 # `cargo build --release` first) and leaves OUTDIR/counter.kckpt (a
 # counter), threads.kckpt (3 threads), files.kckpt (epoll, timerfd,
 # eventfd, pipe and socketpair with unread data, signalfd, memfd) and
 # procstate.kckpt (pending signals, rlimits, personality), tree.kckpt (a
 # process tree: tests/programs/tree_basic.c), format18.kckpt (a locked
-# socket filter and a seccomp filter, format 1.8). Everything in
+# socket filter and a seccomp filter, format 1.8), format19.kckpt (a tree
+# with a memfd a child opened on its own and a group whose leader was
+# reaped, format 1.9). Everything in
 # OUTDIR is readable by every user (the mutation run restores as nobody).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +34,7 @@ cc -O2 -o "$out/bin/files_epoll" tests/programs/files_epoll.c
 cc -O2 -o "$out/bin/procstate" tests/programs/procstate.c
 cc -O2 -o "$out/bin/tree_basic" tests/programs/tree_basic.c
 cc -O2 -o "$out/bin/format18" tests/programs/format18.c
+cc -O2 -o "$out/bin/format19" tests/programs/format19.c
 chmod 755 "$out"/bin/*
 
 pids=()
@@ -84,3 +87,5 @@ dump tree '^g ' "$out/bin/tree_basic"
 # Format 1.8's per-process records: a locked socket filter and a seccomp
 # filter (restorable by nobody: installed with no_new_privs).
 dump format18 '^tick 2 ' "$out/bin/format18"
+# Format 1.9's tree records: an ADOPTED slot and a GONE group leader.
+dump format19 '^tick 2 ' "$out/bin/format19"
