@@ -387,7 +387,14 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
             let socket = if r.kind == TCP_CONN_FD_KIND && inet {
                 tcp_json(r.args, raw)
             } else if inet {
-                inet_json(r.kind, raw, r.data_len)
+                let mut v = inet_json(r.kind, raw, r.data_len);
+                // (1.9) UDP-Lite and its checksum coverage.
+                if r.kind == UDP_FD_KIND && r.args[1] == kckpt_image::inet::IPPROTO_UDPLITE {
+                    let (send, recv) = kckpt_image::inet::udplite_cscov(r.args);
+                    v["type"] = json!("udplite");
+                    v["udplite_cscov"] = json!({"send": send, "recv": recv});
+                }
+                v
             } else if unix {
                 unix_json(raw, r.peer, r.data_len)
             } else if r.dup_of == FD_NO_DUP {

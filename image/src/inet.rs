@@ -320,7 +320,8 @@ impl InetRecord {
                     && zero(&self.peer)
                     && (self.local_port != 0 || zero(&self.local))
             }
-            (UDP_FD_KIND, STATE_ESTABLISHED) => self.backlog == 0 && self.peer_port != 0,
+            // (Port 0 too: Linux lets a UDP socket connect to it.)
+            (UDP_FD_KIND, STATE_ESTABLISHED) => self.backlog == 0,
             // (1.6) An established TCP connection (`crate::tcp`); (1.7)
             // or a half-closed one.
             (crate::tcp::TCP_CONN_FD_KIND, s) if crate::tcp::conn_state_known(s) => {
@@ -375,10 +376,22 @@ impl InetRecord {
     }
 }
 
+/// (1.9) `IPPROTO_UDPLITE`: a kind-43 record's `args[1]` for a UDP-Lite
+/// socket (0: UDP).
+pub const IPPROTO_UDPLITE: u64 = 136;
+
+/// (1.9) A UDP-Lite socket's checksum coverage in its record's `args[2]`:
+/// `UDPLITE_SEND_CSCOV` in bits 0-15, `UDPLITE_RECV_CSCOV` in bits 16-31
+/// (0: the whole datagram).
+pub fn udplite_cscov(args: [u64; 4]) -> (u16, u16) {
+    (args[2] as u16, (args[2] >> 16) as u16)
+}
+
 /// Kind-specific checks of a primary record of kind 42 or 43: the
 /// family in `args[0]` matches the record in `path`; data only with
 /// queued datagrams, at least their headers (the stub reads and checks
-/// each header before anything changes).
+/// each header before anything changes); (1.9) a UDP-Lite socket (kind
+/// 43) has `args[1]` [`IPPROTO_UDPLITE`] and its coverage in `args[2]`.
 pub fn args_ok(kind: u32, args: [u64; 4], path: &[u8], data_len: u64) -> bool {
     let Some(r) = InetRecord::parse(kind, path) else {
         return false;
@@ -390,7 +403,12 @@ pub fn args_ok(kind: u32, args: [u64; 4], path: &[u8], data_len: u64) -> bool {
         data_len >= n * DATAGRAM_HEADER_LEN as u64
             && data_len <= n * (DATAGRAM_HEADER_LEN as u64 + u64::from(MAX_DATAGRAM))
     };
-    args[0] == u64::from(r.family) && args[1..] == [0; 3] && data_ok
+    let proto_ok = match args[1] {
+        0 => args[2] == 0,
+        IPPROTO_UDPLITE => kind == UDP_FD_KIND && args[2] >> 32 == 0,
+        _ => false,
+    };
+    args[0] == u64::from(r.family) && proto_ok && args[3] == 0 && data_ok
 }
 
 #[cfg(test)]
@@ -493,6 +511,26 @@ mod tests {
         assert!(args_ok(UDP_FD_KIND, [10, 0, 0, 0], &b, 48 + 5));
         assert!(!args_ok(UDP_FD_KIND, [10, 0, 0, 0], &b, 47));
         assert!(!args_ok(UDP_FD_KIND, [10, 0, 0, 0], &udp.encode(), 1));
+        // (1.9) UDP-Lite: its protocol and coverage; nothing else.
+        let lite = [10, IPPROTO_UDPLITE, 8 | 20 << 16, 0];
+        assert!(args_ok(UDP_FD_KIND, lite, &udp.encode(), 0));
+        assert_eq!(udplite_cscov(lite), (8, 20));
+        assert!(!args_ok(UDP_FD_KIND, [10, 17, 0, 0], &udp.encode(), 0));
+        assert!(!args_ok(UDP_FD_KIND, [10, 0, 8, 0], &udp.encode(), 0));
+        assert!(!args_ok(
+            UDP_FD_KIND,
+            [10, IPPROTO_UDPLITE, 1 << 32, 0],
+            &udp.encode(),
+            0
+        ));
+        let l = listener().encode();
+        assert!(args_ok(INET_LISTEN_FD_KIND, [2, 0, 0, 0], &l, 0));
+        assert!(!args_ok(
+            INET_LISTEN_FD_KIND,
+            [2, IPPROTO_UDPLITE, 0, 0],
+            &l,
+            0
+        ));
         let d = Datagram {
             family: AF_INET,
             port: 9,

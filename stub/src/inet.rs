@@ -198,9 +198,19 @@ pub(crate) fn get(fd: usize, level: usize, opt: usize) -> Result<i32, Errno> {
     Ok(i32::from_ne_bytes(v))
 }
 
-/// A new socket of `x`'s family and `kind`'s type with the options a
-/// `bind` depends on; `reuse`: `SO_REUSEADDR` on.
-fn new_socket(kind: u32, x: &InetRecord, reuse: bool) -> SysResult {
+/// The protocol `socket` takes for record `r`: (1.9) UDP-Lite's, else 0
+/// (TCP, UDP).
+fn protocol(r: &FdRecord) -> usize {
+    if r.kind == UDP_FD_KIND {
+        r.args[1] as usize
+    } else {
+        0
+    }
+}
+
+/// A new socket of `x`'s family and `kind`'s type (`proto` its protocol)
+/// with the options a `bind` depends on; `reuse`: `SO_REUSEADDR` on.
+fn new_socket(kind: u32, x: &InetRecord, reuse: bool, proto: usize) -> SysResult {
     let ty = if kind == INET_LISTEN_FD_KIND {
         1u32 // SOCK_STREAM
     } else {
@@ -211,7 +221,7 @@ fn new_socket(kind: u32, x: &InetRecord, reuse: bool) -> SysResult {
         [
             usize::from(x.family),
             (ty | g::O_CLOEXEC) as usize,
-            0,
+            proto,
             0,
             0,
             0,
@@ -285,7 +295,7 @@ pub fn check(img: &Image) {
         }
         let tcp = r.kind == INET_LISTEN_FD_KIND;
         let reuse = tcp || x.opts & inet_opts::REUSEADDR != 0;
-        let probe = new_socket(r.kind, &x, reuse)
+        let probe = new_socket(r.kind, &x, reuse, protocol(&r))
             .unwrap_or_else(|e| msg(img, &r, Some(&x)).s(": socket").errno(e).fail());
         let bound = bind(probe, &x);
         sys::close(probe);
@@ -296,7 +306,7 @@ pub fn check(img: &Image) {
             if from_itself(&x, &d) {
                 return;
             }
-            let helper = sender(&x, &d).unwrap_or_else(|e| {
+            let helper = sender(&x, &d, protocol(&r)).unwrap_or_else(|e| {
                 let mut m = msg(img, &r, Some(&x));
                 m.s(": cannot send its queued datagrams again from ");
                 addr(&mut m, d.family, &d.addr, d.port);
@@ -349,13 +359,13 @@ fn from_itself(x: &InetRecord, d: &Datagram) -> bool {
 }
 
 /// A helper socket bound to datagram `d`'s sender.
-fn sender(x: &InetRecord, d: &Datagram) -> SysResult {
+fn sender(x: &InetRecord, d: &Datagram, proto: usize) -> SysResult {
     let fd = call(
         g::__NR_socket,
         [
             usize::from(x.family),
             (2 | g::O_CLOEXEC) as usize,
-            0,
+            proto,
             0,
             0,
             0,
@@ -379,7 +389,8 @@ fn restored_sender(img: &Image, r: &FdRecord, d: &Datagram) -> Option<usize> {
         if o.fd == r.fd {
             return None; // the ones after are not bound yet
         }
-        if o.kind != UDP_FD_KIND || o.dup_of != FD_NO_DUP {
+        // (UDP and UDP-Lite ports are apart.)
+        if o.kind != UDP_FD_KIND || o.dup_of != FD_NO_DUP || protocol(&o) != protocol(r) {
             continue;
         }
         let Some(y) = InetRecord::parse(o.kind, img.view.string(o.path).unwrap_or(&[])) else {
@@ -405,6 +416,11 @@ fn rmem(fd: usize) -> u32 {
         _ => 0,
     }
 }
+
+/// `SOL_UDPLITE` and its options (`linux/udp.h`).
+const SOL_UDPLITE: usize = 136;
+const UDPLITE_SEND_CSCOV: usize = 10;
+const UDPLITE_RECV_CSCOV: usize = 11;
 
 /// Send the queued datagrams of `x` to socket `fd` again, in order.
 fn requeue(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
@@ -450,7 +466,7 @@ fn requeue(img: &Image, r: &FdRecord, x: &InetRecord, fd: usize) {
         let from = match restored {
             _ if own => fd,
             Some(other) => other,
-            None => sender(x, &d).unwrap_or_else(|e| fail("bind", e)),
+            None => sender(x, &d, protocol(r)).unwrap_or_else(|e| fail("bind", e)),
         };
         let before = rmem(fd);
         let sent = call(
@@ -540,7 +556,16 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     if shared_port(img, r, &x) {
         bound.opts |= inet_opts::REUSEPORT;
     }
-    let fd = new_socket(r.kind, &bound, tcp || reuse).unwrap_or_else(|e| fail("socket", e));
+    let fd =
+        new_socket(r.kind, &bound, tcp || reuse, protocol(r)).unwrap_or_else(|e| fail("socket", e));
+    // (1.9) UDP-Lite's checksum coverage.
+    let (send, recv) = kckpt_image::inet::udplite_cscov(r.args);
+    for (opt, v) in [(UDPLITE_SEND_CSCOV, send), (UDPLITE_RECV_CSCOV, recv)] {
+        if protocol(r) != 0 && v != 0 {
+            set(fd, SOL_UDPLITE, opt, i32::from(v))
+                .unwrap_or_else(|e| fail("UDP-Lite coverage", e));
+        }
+    }
     if x.local_port != 0 {
         if let Err(e) = bind(fd, &x) {
             bind_failed(img, r, &x, e)

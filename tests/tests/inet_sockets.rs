@@ -546,3 +546,63 @@ fn info_shows_socketpair_ends_with_their_queued_bytes() {
         "{text}"
     );
 }
+
+/// UDP-Lite sockets (format 1.9: `args[1]` 136) come back as UDP-Lite with
+/// their checksum coverage, their connections and queued datagrams; a
+/// UDP-Lite socket and a UDP one connected to port 0 (which Linux allows)
+/// stay so. Unprivileged: restored as nobody.
+#[test]
+fn udp_lite_sockets_come_back_with_their_coverage() {
+    require_tool("setpriv");
+    let dir = TestDir::new("inet_udplite");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let image = dir.join("lite.kckpt");
+    let script = "import socket,sys\n\
+                  L=136\n\
+                  a=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,L); a.bind(('127.0.0.1',0))\n\
+                  b=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM,L); b.bind(('::1',0))\n\
+                  c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,L); c.bind(('127.0.0.1',0))\n\
+                  c.connect(a.getsockname()); a.connect(c.getsockname())\n\
+                  a.setsockopt(L,10,20); a.setsockopt(L,11,12)\n\
+                  c.send(b'lite')\n\
+                  z=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,L); z.connect(('0.0.0.0',0))\n\
+                  u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.connect(('127.0.0.1',0))\n\
+                  st=lambda s,t: [l.split()[3] for l in open('/proc/self/net/'+t).read().splitlines()[1:] if int(l.split()[1].split(':')[1],16)==s.getsockname()[1]]\n\
+                  print('ready',flush=True)\n\
+                  sys.stdin.readline()\n\
+                  out=[a.recv(16), a.getpeername()==c.getsockname(), a.getsockopt(L,10), a.getsockopt(L,11),\n\
+                       a.getsockopt(socket.SOL_SOCKET,socket.SO_PROTOCOL), b.getsockopt(socket.SOL_SOCKET,socket.SO_PROTOCOL),\n\
+                       st(z,'udplite'), z.send(b'x'), st(u,'udp'), u.send(b'y'), u.getsockopt(socket.SOL_SOCKET,socket.SO_PROTOCOL)]\n\
+                  c.send(b'again'); out.append(a.recv(16))\n\
+                  print(*out,flush=True)";
+    let mut p = Proc::spawn(
+        "python3 udplite",
+        command_as(&NOBODY, PYTHON3).args(["-c", script]),
+    );
+    assert_eq!(p.line(LINE_TIMEOUT), "ready", "{}", p.stderr());
+    let out = dump(p.pid(), &image, false);
+    assert!(out.status.success(), "{}", show(&out));
+    p.wait_exit(LINE_TIMEOUT);
+    let info = info_json(&image);
+    let lite = sockets_of(&info, "udp")
+        .into_iter()
+        .filter(|s| s["socket"]["type"] == "udplite")
+        .count();
+    assert_eq!(lite, 4, "{info:#}");
+    std::fs::set_permissions(&image, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut r = Proc::spawn(
+        "restore as nobody",
+        command_as(&NOBODY, kckpt()).arg("restore").arg(&image),
+    );
+    r.write_stdin("go\n");
+    assert_eq!(
+        r.line(LINE_TIMEOUT),
+        "b'lite' True 20 12 136 136 ['01'] 1 ['01'] 1 17 b'again'",
+        "{}",
+        r.stderr()
+    );
+}

@@ -30,6 +30,16 @@ pub fn pidfd_getfd(pidfd: RawFd, fd: i32) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `socket(domain, ty | SOCK_CLOEXEC, protocol)` for any protocol (nix
+/// names few: not UDP-Lite).
+pub fn socket(domain: i32, ty: i32, protocol: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: integer arguments; the kernel returns a new descriptor.
+    let r = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
+    let fd = Errno::result(r)?;
+    // SAFETY: `fd` is a fresh descriptor owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `kcmp(pid, pid, KCMP_FILE, a, b) == 0`: descriptors `a` and `b` of
 /// process `pid` are the same open file description.
 pub fn same_file(pid: i32, a: i32, b: i32) -> bool {

@@ -510,19 +510,16 @@ pub fn options(
     }
     let fd = sock.as_raw_fd();
     let v6 = family == AF_INET6;
-    let fresh = socket::socket(
-        if v6 {
-            socket::AddressFamily::Inet6
-        } else {
-            socket::AddressFamily::Inet
-        },
+    // Of the same protocol (UDP-Lite has options of its own).
+    let proto = getopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
+    let fresh = fdsys::socket(
+        if v6 { libc::AF_INET6 } else { libc::AF_INET },
         if tcp {
-            socket::SockType::Stream
+            libc::SOCK_STREAM
         } else {
-            socket::SockType::Datagram
+            libc::SOCK_DGRAM
         },
-        socket::SockFlag::SOCK_CLOEXEC,
-        None,
+        proto,
     )
     .map_err(|e| format!("{shown} (cannot make a socket to compare its options with: {e})"))?;
     let nfd = fresh.as_raw_fd();
@@ -733,6 +730,17 @@ pub fn options(
     Ok(())
 }
 
+/// (1.9) The checksum coverage of UDP-Lite socket `sock` as a record's
+/// `args[2]` (`kckpt_image::inet::udplite_cscov`): `UDPLITE_SEND_CSCOV`
+/// in bits 0-15, `UDPLITE_RECV_CSCOV` in bits 16-31.
+pub fn udplite_cscov(sock: &OwnedFd) -> u64 {
+    const SOL_UDPLITE: i32 = 136;
+    let get = |opt| getopt(sock.as_raw_fd(), SOL_UDPLITE, opt).map_or(0, |v| v.clamp(0, 0xffff));
+    (get(UDPLITE_SEND_CSCOV) | get(UDPLITE_RECV_CSCOV) << 16) as u64
+}
+const UDPLITE_SEND_CSCOV: i32 = 10;
+const UDPLITE_RECV_CSCOV: i32 = 11;
+
 /// Whether socket `sock` has an error waiting to be read (`POLLERR`),
 /// seen without taking it.
 /// A multicast group socket `fd` joined (`IP_ADD_MEMBERSHIP`,
@@ -829,7 +837,7 @@ fn pending_error(sock: &OwnedFd) -> bool {
 }
 
 /// The name an inet socket that is neither TCP nor UDP is refused by:
-/// raw, ICMP (ping), SCTP, UDP-Lite, MPTCP sockets.
+/// raw, ICMP (ping), SCTP, MPTCP sockets ((1.9) UDP-Lite is UDP's).
 pub fn other_name(domain: i32, ty: i32, proto: i32) -> String {
     let v = if domain == libc::AF_INET6 {
         "IPv6"

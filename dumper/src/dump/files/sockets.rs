@@ -46,7 +46,9 @@ pub(super) fn classify(
     );
     let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
     let tcp = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM;
-    let udp = proto == libc::IPPROTO_UDP && ty == libc::SOCK_DGRAM;
+    // (1.9) UDP-Lite is UDP with a checksum coverage.
+    let lite = proto == libc::IPPROTO_UDPLITE;
+    let udp = (proto == libc::IPPROTO_UDP || lite) && ty == libc::SOCK_DGRAM;
     let what = if inet && (tcp || udp) {
         // (1.5) TCP listeners and UDP sockets.
         let outside = unixsock::outside_holder(ino, pid, tree_pids);
@@ -94,6 +96,10 @@ pub(super) fn classify(
                     UDP_FD_KIND
                 };
                 fds[i].rec.args = [u64::from(saved.rec.family), 0, 0, 0];
+                if lite {
+                    fds[i].rec.args[1] = kckpt_image::inet::IPPROTO_UDPLITE;
+                    fds[i].rec.args[2] = inet::udplite_cscov(&copy);
+                }
                 if let Some(what) = saved.lossy {
                     lossy.push((fds[i].rec.fd as i32, what));
                 }
