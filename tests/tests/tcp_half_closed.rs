@@ -321,18 +321,7 @@ print(" ".join(out), flush=True)
     );
     assert!(!image.exists());
     // With --skip-unsupported: a warning, and both come back shut down.
-    let out = run(
-        Command::new(kckpt())
-            .args([
-                "dump",
-                "--skip-unsupported",
-                "-p",
-                &p.pid().to_string(),
-                "-o",
-            ])
-            .arg(&image),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_skip_unsupported(p.pid(), &image);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("TCP connection that ended"),
@@ -351,18 +340,7 @@ print(" ".join(out), flush=True)
     // Bytes the program had not read: refused even so.
     let mut p = start("unread");
     let image2 = dir.join("unread.kckpt");
-    let out = run(
-        Command::new(kckpt())
-            .args([
-                "dump",
-                "--skip-unsupported",
-                "-p",
-                &p.pid().to_string(),
-                "-o",
-            ])
-            .arg(&image2),
-        DUMP_TIMEOUT,
-    );
+    let out = dump_skip_unsupported(p.pid(), &image2);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("with 4 bytes not read yet"),
         "{}",
