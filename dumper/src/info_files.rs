@@ -394,6 +394,15 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
                     v["type"] = json!("udplite");
                     v["udplite_cscov"] = json!({"send": send, "recv": recv});
                 }
+                // (1.9) An ICMP (ping) socket.
+                if r.kind == UDP_FD_KIND
+                    && matches!(
+                        r.args[1],
+                        kckpt_image::inet::IPPROTO_ICMP | kckpt_image::inet::IPPROTO_ICMPV6
+                    )
+                {
+                    v["type"] = json!("icmp");
+                }
                 v
             } else if unix {
                 unix_json(raw, r.peer, r.data_len)

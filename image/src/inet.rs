@@ -380,6 +380,12 @@ impl InetRecord {
 /// socket (0: UDP).
 pub const IPPROTO_UDPLITE: u64 = 136;
 
+/// (1.9) `IPPROTO_ICMP` and `IPPROTO_ICMPV6`: a kind-43 record's
+/// `args[1]` for an ICMP (ping) socket of family `AF_INET` and `AF_INET6`.
+pub const IPPROTO_ICMP: u64 = 1;
+/// See [`IPPROTO_ICMP`].
+pub const IPPROTO_ICMPV6: u64 = 58;
+
 /// (1.9) A UDP-Lite socket's checksum coverage in its record's `args[2]`:
 /// `UDPLITE_SEND_CSCOV` in bits 0-15, `UDPLITE_RECV_CSCOV` in bits 16-31
 /// (0: the whole datagram).
@@ -391,7 +397,8 @@ pub fn udplite_cscov(args: [u64; 4]) -> (u16, u16) {
 /// family in `args[0]` matches the record in `path`; data only with
 /// queued datagrams, at least their headers (the stub reads and checks
 /// each header before anything changes); (1.9) a UDP-Lite socket (kind
-/// 43) has `args[1]` [`IPPROTO_UDPLITE`] and its coverage in `args[2]`.
+/// 43) has `args[1]` [`IPPROTO_UDPLITE`] and its coverage in `args[2]`,
+/// an ICMP (ping) one [`IPPROTO_ICMP`] or [`IPPROTO_ICMPV6`].
 pub fn args_ok(kind: u32, args: [u64; 4], path: &[u8], data_len: u64) -> bool {
     let Some(r) = InetRecord::parse(kind, path) else {
         return false;
@@ -406,6 +413,16 @@ pub fn args_ok(kind: u32, args: [u64; 4], path: &[u8], data_len: u64) -> bool {
     let proto_ok = match args[1] {
         0 => args[2] == 0,
         IPPROTO_UDPLITE => kind == UDP_FD_KIND && args[2] >> 32 == 0,
+        // (1.9) An ICMP (ping) socket: no datagram queued (echo replies
+        // cannot be sent to it again), no coverage.
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
+            let family = if args[1] == IPPROTO_ICMP {
+                AF_INET
+            } else {
+                AF_INET6
+            };
+            kind == UDP_FD_KIND && r.family == family && args[2] == 0 && r.datagrams == 0
+        }
         _ => false,
     };
     args[0] == u64::from(r.family) && proto_ok && args[3] == 0 && data_ok
@@ -516,6 +533,25 @@ mod tests {
         assert!(args_ok(UDP_FD_KIND, lite, &udp.encode(), 0));
         assert_eq!(udplite_cscov(lite), (8, 20));
         assert!(!args_ok(UDP_FD_KIND, [10, 17, 0, 0], &udp.encode(), 0));
+        // (1.9) Ping sockets: their family's protocol, nothing queued.
+        assert!(args_ok(
+            UDP_FD_KIND,
+            [10, IPPROTO_ICMPV6, 0, 0],
+            &udp.encode(),
+            0
+        ));
+        assert!(!args_ok(
+            UDP_FD_KIND,
+            [10, IPPROTO_ICMP, 0, 0],
+            &udp.encode(),
+            0
+        ));
+        assert!(!args_ok(
+            UDP_FD_KIND,
+            [10, IPPROTO_ICMPV6, 0, 0],
+            &b,
+            48 + 5
+        ));
         assert!(!args_ok(UDP_FD_KIND, [10, 0, 8, 0], &udp.encode(), 0));
         assert!(!args_ok(
             UDP_FD_KIND,

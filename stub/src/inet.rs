@@ -208,6 +208,19 @@ fn protocol(r: &FdRecord) -> usize {
     }
 }
 
+/// What failed when `socket` fails for record `r`: (1.9) an ICMP (ping)
+/// socket needs this user's group in `net.ipv4.ping_group_range`.
+fn socket_call(r: &FdRecord) -> &'static str {
+    match r.args[1] {
+        kckpt_image::inet::IPPROTO_ICMP | kckpt_image::inet::IPPROTO_ICMPV6
+            if r.kind == UDP_FD_KIND =>
+        {
+            "socket (an ICMP (ping) socket: net.ipv4.ping_group_range must hold this group)"
+        }
+        _ => "socket",
+    }
+}
+
 /// A new socket of `x`'s family and `kind`'s type (`proto` its protocol)
 /// with the options a `bind` depends on; `reuse`: `SO_REUSEADDR` on.
 fn new_socket(kind: u32, x: &InetRecord, reuse: bool, proto: usize) -> SysResult {
@@ -295,8 +308,13 @@ pub fn check(img: &Image) {
         }
         let tcp = r.kind == INET_LISTEN_FD_KIND;
         let reuse = tcp || x.opts & inet_opts::REUSEADDR != 0;
-        let probe = new_socket(r.kind, &x, reuse, protocol(&r))
-            .unwrap_or_else(|e| msg(img, &r, Some(&x)).s(": socket").errno(e).fail());
+        let probe = new_socket(r.kind, &x, reuse, protocol(&r)).unwrap_or_else(|e| {
+            msg(img, &r, Some(&x))
+                .s(": ")
+                .s(socket_call(&r))
+                .errno(e)
+                .fail()
+        });
         let bound = bind(probe, &x);
         sys::close(probe);
         if let Err(e) = bound {
@@ -556,12 +574,12 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     if shared_port(img, r, &x) {
         bound.opts |= inet_opts::REUSEPORT;
     }
-    let fd =
-        new_socket(r.kind, &bound, tcp || reuse, protocol(r)).unwrap_or_else(|e| fail("socket", e));
+    let fd = new_socket(r.kind, &bound, tcp || reuse, protocol(r))
+        .unwrap_or_else(|e| fail(socket_call(r), e));
     // (1.9) UDP-Lite's checksum coverage.
     let (send, recv) = kckpt_image::inet::udplite_cscov(r.args);
     for (opt, v) in [(UDPLITE_SEND_CSCOV, send), (UDPLITE_RECV_CSCOV, recv)] {
-        if protocol(r) != 0 && v != 0 {
+        if r.args[1] == kckpt_image::inet::IPPROTO_UDPLITE && v != 0 {
             set(fd, SOL_UDPLITE, opt, i32::from(v))
                 .unwrap_or_else(|e| fail("UDP-Lite coverage", e));
         }

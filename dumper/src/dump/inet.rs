@@ -144,6 +144,58 @@ fn parse(m: &[u8], ino: u64) -> Option<InetDiag> {
     Some(d)
 }
 
+/// (1.9) Is `sock` an ICMP (ping) socket?
+fn is_ping(sock: &OwnedFd) -> bool {
+    matches!(
+        getopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL),
+        Some(libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6)
+    )
+}
+
+/// (1.9) An ICMP (ping) socket of process `pid` as its network
+/// namespace's `/proc/PID/net/icmp` (or `icmp6`) lists it (no `inet_diag`
+/// serves them): a bound one (its address and identifier, `sport`), maybe
+/// connected (state 1, the peer address; port 0), its queues; `None` for
+/// one not listed (not bound: [`unbound`] has it).
+pub fn ping_diag(pid: i32, family: i32, ino: u64) -> Option<InetDiag> {
+    let v6 = family == libc::AF_INET6;
+    let text = std::fs::read_to_string(format!(
+        "/proc/{pid}/net/{}",
+        if v6 { "icmp6" } else { "icmp" }
+    ))
+    .ok()?;
+    // "sl local rem st tx:rx tr:when retrnsmt uid timeout inode ..."
+    let addr = |field: &str| -> Option<([u8; 16], u16)> {
+        let (a, port) = field.split_once(':')?;
+        let mut out = [0u8; 16];
+        for (i, chunk) in a.as_bytes().chunks(8).enumerate().take(4) {
+            let word = u32::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+            out[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
+        }
+        Some((out, u16::from_str_radix(port, 16).ok()?))
+    };
+    text.lines().skip(1).find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.get(9)?.parse::<u64>().ok()? != ino {
+            return None;
+        }
+        let (src, sport) = addr(w.get(1)?)?;
+        let (dst, dport) = addr(w.get(2)?)?;
+        let (tx, rx) = w.get(4)?.split_once(':')?;
+        Some(InetDiag {
+            family: family as u8,
+            state: u8::from_str_radix(w.get(3)?, 16).ok()?,
+            sport,
+            dport,
+            src,
+            dst,
+            rqueue: u32::from_str_radix(rx, 16).ok()?,
+            wqueue: u32::from_str_radix(tx, 16).ok()?,
+            ..InetDiag::default()
+        })
+    })
+}
+
 /// What a socket `inet_diag` does not see has for it: state close, port
 /// 0 (not bound); for TCP the port a failed `connect` left in
 /// `stale_port`; `None` for a UDP socket that is bound after all.
@@ -449,7 +501,9 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             "{shown} with {} connection(s) waiting to be accepted",
             d.rqueue
         ));
-    } else if !tcp {
+    } else if !tcp && !is_ping(sock) {
+        // (A ping socket cannot be peeked at; the caller refuses one with
+        // replies queued.)
         let (n, bytes) = udp_datagrams(sock, &shown, family, d.rqueue)?;
         r.datagrams = n;
         data = bytes;
@@ -837,7 +891,8 @@ fn pending_error(sock: &OwnedFd) -> bool {
 }
 
 /// The name an inet socket that is neither TCP nor UDP is refused by:
-/// raw, ICMP (ping), SCTP, MPTCP sockets ((1.9) UDP-Lite is UDP's).
+/// raw, SCTP, MPTCP sockets ((1.9) UDP-Lite and ICMP (ping) sockets are
+/// UDP's).
 pub fn other_name(domain: i32, ty: i32, proto: i32) -> String {
     let v = if domain == libc::AF_INET6 {
         "IPv6"

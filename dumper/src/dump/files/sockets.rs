@@ -48,13 +48,30 @@ pub(super) fn classify(
     let tcp = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM;
     // (1.9) UDP-Lite is UDP with a checksum coverage.
     let lite = proto == libc::IPPROTO_UDPLITE;
-    let udp = (proto == libc::IPPROTO_UDP || lite) && ty == libc::SOCK_DGRAM;
+    // (1.9) An ICMP (ping) socket: a UDP record with its protocol.
+    let ping = ty == libc::SOCK_DGRAM
+        && (domain == libc::AF_INET && proto == libc::IPPROTO_ICMP
+            || domain == libc::AF_INET6 && proto == libc::IPPROTO_ICMPV6);
+    let udp = (proto == libc::IPPROTO_UDP || lite) && ty == libc::SOCK_DGRAM || ping;
+    // Its messages name it as what it is.
+    let named = |what: String| {
+        if ping {
+            what.replacen("UDP socket", "ICMP (ping) socket", 1)
+        } else {
+            what
+        }
+    };
     let what = if inet && (tcp || udp) {
         // (1.5) TCP listeners and UDP sockets.
         let outside = unixsock::outside_holder(ino, pid, tree_pids);
         // Sockets not bound (and TCP sockets a failed connect closed) are
         // in no table sock_diag reads.
-        let diag = inet::diag(domain, proto, ino).or_else(|| inet::unbound(&copy, tcp));
+        let diag = if ping {
+            inet::ping_diag(pid, domain, ino)
+        } else {
+            inet::diag(domain, proto, ino)
+        }
+        .or_else(|| inet::unbound(&copy, tcp));
         // (1.6) Connections: neither listening nor closed.
         let conn = diag
             .as_ref()
@@ -82,6 +99,12 @@ pub(super) fn classify(
                     if tcp { "TCP" } else { "UDP" }
                 ))
             }
+            // Echo replies come from the network: none can be queued again.
+            Some(d) if ping && d.rqueue > 0 => Err(format!(
+                "ICMP (ping) socket with echo replies not read yet ({} bytes queued, not \
+                 restored)",
+                d.rqueue
+            )),
             Some(d) => inet::record(&copy, tcp, &d),
             None => Err(format!(
                 "{} socket sock_diag does not report",
@@ -100,14 +123,17 @@ pub(super) fn classify(
                     fds[i].rec.args[1] = kckpt_image::inet::IPPROTO_UDPLITE;
                     fds[i].rec.args[2] = inet::udplite_cscov(&copy);
                 }
+                if ping {
+                    fds[i].rec.args[1] = proto as u64;
+                }
                 if let Some(what) = saved.lossy {
-                    lossy.push((fds[i].rec.fd as i32, what));
+                    lossy.push((fds[i].rec.fd as i32, named(what)));
                 }
                 fds[i].path = saved.rec.encode().to_vec();
                 fds[i].data = saved.data;
                 return Ok(());
             }
-            Err(what) => Some(what),
+            Err(what) => Some(named(what)),
         }
     } else if inet {
         Some(inet::other_name(domain, ty, proto))
