@@ -808,15 +808,33 @@ mod tests {
             e.contains("pid 4194431") && e.contains("group 4194432"),
             "{e}"
         );
-        // zdtm's zombie01: 42, a zombie child of 40, is in the group of
-        // 41, which exited (not in the tree), and 40 is not in it.
-        let gone = [
+        // 42, a child of 40, is in the group of 41, not in the tree (a
+        // process outside it), and 40 is not in it.
+        let outside = [
             node(4194440, NO_PARENT, 4194440, 1),
             node(4194442, 0, 4194441, 1),
         ];
+        let e = check_relations(&outside).unwrap_err().to_string();
+        assert!(
+            e.contains("pid 4194442") && e.contains("group 4194441") && e.contains("outside"),
+            "{e}"
+        );
+        // zdtm's zombie01 (1.9): 41 exited and was reaped, a gone record
+        // under 40; 42, 40's child, is in its group; 43, 42's child, too,
+        // which a stand-in 40 forks cannot give it.
+        let mut leader = node(4194441, 0, 4194441, 1);
+        leader.gone = true;
+        leader.zombie = Some(0);
+        let mut gone = vec![
+            node(4194440, NO_PARENT, 4194440, 1),
+            leader,
+            node(4194442, 0, 4194441, 1),
+        ];
+        check_relations(&gone).expect("members under the gone leader's parent");
+        gone.push(node(4194443, 2, 4194441, 1));
         let e = check_relations(&gone).unwrap_err().to_string();
         assert!(
-            e.contains("pid 4194442") && e.contains("group 4194441") && e.contains("exited"),
+            e.contains("pid 4194443") && e.contains("group 4194441") && e.contains("exited"),
             "{e}"
         );
         // A session neither its own nor its parent's (not in the tree).
