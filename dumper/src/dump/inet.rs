@@ -20,6 +20,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, MsgFlags};
 
 use kckpt_image::inet::{inet_opts, InetRecord, AF_INET, AF_INET6, STATE_CLOSE, STATE_LISTEN};
@@ -142,14 +143,6 @@ fn parse(m: &[u8], ino: u64) -> Option<InetDiag> {
         at += (len + 3) & !3;
     }
     Some(d)
-}
-
-/// (1.9) Is `sock` an ICMP (ping) socket?
-fn is_ping(sock: &OwnedFd) -> bool {
-    matches!(
-        getopt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL),
-        Some(libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6)
-    )
 }
 
 /// (1.9) An ICMP (ping) socket of process `pid` as its network
@@ -402,9 +395,11 @@ const NOT_RESTORED_UDP: &[(i32, i32, &str)] = &[
     (libc::SOL_UDP, 104, "UDP_GRO"),
 ];
 
-/// A TCP or UDP socket of the dumped process, `sock` a copy of it: what
+/// A TCP or UDP socket (`proto`: `IPPROTO_TCP`, `IPPROTO_UDP`, (1.9)
+/// UDP-Lite's or ICMP's) of the dumped process, `sock` a copy of it: what
 /// is saved of it, or the reason it is refused.
-pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> {
+pub fn record(sock: &OwnedFd, proto: i32, d: &InetDiag) -> Result<Saved, String> {
+    let tcp = proto == libc::IPPROTO_TCP;
     let family = u16::from(d.family);
     let local = addr_text(family, &d.src, d.sport);
     let peer = addr_text(family, &d.dst, d.dport);
@@ -435,7 +430,9 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
                         d.stale_port.max(d.sport)
                     ));
                 }
-                ended = d.shutdown & 1 != 0 || read_hung_up(sock);
+                // Readable with nothing to read: shut down for reading
+                // (nix's `revents` drops `POLLRDHUP`, which says it).
+                ended = d.shutdown & 1 != 0 || polls(sock, PollFlags::POLLIN);
                 if ended {
                     // Reads give end of file, writes EPIPE: both bits
                     // (`tcp_done` sets both; a socket never connected
@@ -481,18 +478,18 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             ));
         }
     }
-    let shown = shown(tcp, &r);
+    let shown = shown(proto, &r);
     // An error waiting to be read (a failed connect, an ICMP error on a
     // connected UDP socket) is read once: SO_ERROR would take it from the
     // process; poll shows it without.
-    if r.state != STATE_LISTEN && pending_error(sock) {
+    if r.state != STATE_LISTEN && polls(sock, PollFlags::POLLERR) {
         return Err(format!(
             "{shown} with an error not read yet (SO_ERROR, not restored)"
         ));
     }
     // The options a connection set (its MSS, window clamp, the multicast
     // TTL of an accepted one) are those of an ended one here.
-    options(sock, tcp, ended, d, &shown, &mut r)?;
+    options(sock, proto, ended, d, &shown, &mut r)?;
     // Queued input: connections not accepted (lost), datagrams (kept).
     let mut data = Vec::new();
     if tcp && d.rqueue > 0 && r.state == STATE_LISTEN {
@@ -501,7 +498,7 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
             "{shown} with {} connection(s) waiting to be accepted",
             d.rqueue
         ));
-    } else if !tcp && !is_ping(sock) {
+    } else if !tcp && !matches!(proto, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) {
         // (A ping socket cannot be peeked at; the caller refuses one with
         // replies queued.)
         let (n, bytes) = udp_datagrams(sock, &shown, family, d.rqueue)?;
@@ -523,20 +520,22 @@ pub fn record(sock: &OwnedFd, tcp: bool, d: &InetDiag) -> Result<Saved, String> 
     })
 }
 
-/// The options of TCP or UDP socket `sock` (`d` its `inet_diag`, `shown`
-/// its name in messages) into `r`, or the reason it is refused. `conn`: an
+/// The options of TCP or UDP socket `sock` (`proto` as for [`record`],
+/// `d` its `inet_diag`, `shown` its name in messages) into `r`, or the
+/// reason it is refused. `conn`: an
 /// established TCP connection (`TCP_MAXSEG` and `TCP_WINDOW_CLAMP` are the
 /// connection's own, restored by TCP repair; buffer sizes are the kernel's
 /// tuning, not saved).
 pub fn options(
     sock: &OwnedFd,
-    tcp: bool,
+    proto: i32,
     conn: bool,
     d: &InetDiag,
     shown: &str,
     r: &mut InetRecord,
 ) -> Result<(), String> {
     let family = u16::from(d.family);
+    let tcp = proto == libc::IPPROTO_TCP;
     // (1.7) A UDP socket's shutdown bits are kept.
     if !tcp {
         if d.shutdown & 1 != 0 {
@@ -565,7 +564,6 @@ pub fn options(
     let fd = sock.as_raw_fd();
     let v6 = family == AF_INET6;
     // Of the same protocol (UDP-Lite has options of its own).
-    let proto = getopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
     let fresh = fdsys::socket(
         if v6 { libc::AF_INET6 } else { libc::AF_INET },
         if tcp {
@@ -861,33 +859,17 @@ fn multicast_membership(fd: RawFd, v6: bool) -> Option<String> {
     None
 }
 
-/// Whether TCP socket `sock`, in state close, was shut down for reading:
-/// it polls readable with nothing to read (`SIOCINQ` 0). (nix's `revents`
-/// drops `POLLRDHUP`, which says it directly.) A socket with bytes left
-/// to read is refused by the caller.
-fn read_hung_up(sock: &OwnedFd) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let mut p = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-    poll(&mut p, PollTimeout::ZERO).is_ok()
-        && p[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN))
-}
-
 /// Bytes left to read on TCP socket `sock` (`SIOCINQ`).
 fn unread(sock: &OwnedFd) -> i32 {
     fdsys::sock_ioctl_int(sock.as_raw_fd(), super::tcp_repair::SIOCINQ).unwrap_or(0)
 }
 
-fn pending_error(sock: &OwnedFd) -> bool {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+/// Whether socket `sock` polls with `flag` now (`POLLERR`: an error
+/// waiting to be read, seen without taking it).
+fn polls(sock: &OwnedFd, flag: PollFlags) -> bool {
     use std::os::fd::AsFd;
-    let mut p = [PollFd::new(sock.as_fd(), PollFlags::empty())];
-    poll(&mut p, PollTimeout::ZERO).is_ok()
-        && p[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLERR))
+    let mut p = [PollFd::new(sock.as_fd(), flag)];
+    poll(&mut p, PollTimeout::ZERO).is_ok() && p[0].revents().is_some_and(|r| r.contains(flag))
 }
 
 /// The name an inet socket that is neither TCP nor UDP is refused by:
@@ -911,19 +893,30 @@ pub fn other_name(domain: i32, ty: i32, proto: i32) -> String {
     }
 }
 
-/// The name under which a socket with record `r` is shown.
-pub fn shown(tcp: bool, r: &InetRecord) -> String {
+/// What a socket of protocol `proto` (as for [`record`]) is called.
+pub fn noun(proto: i32) -> &'static str {
+    match proto {
+        libc::IPPROTO_TCP => "TCP socket",
+        libc::IPPROTO_UDPLITE => "UDP-Lite socket",
+        libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6 => "ICMP (ping) socket",
+        _ => "UDP socket",
+    }
+}
+
+/// The name under which a socket of `proto` with record `r` is shown.
+pub fn shown(proto: i32, r: &InetRecord) -> String {
     let local = addr_text(r.family, &r.local, r.local_port);
-    match (tcp, r.state) {
+    let noun = noun(proto);
+    match (proto == libc::IPPROTO_TCP, r.state) {
         (true, STATE_LISTEN) => format!("TCP listener {local}"),
         (true, _) if r.local_port == 0 => "TCP socket, not bound".to_owned(),
         (true, _) => format!("TCP socket {local}, bound, not listening"),
         (false, STATE_ESTABLISHED) => format!(
-            "UDP socket {local} -> {}",
+            "{noun} {local} -> {}",
             addr_text(r.family, &r.peer, r.peer_port)
         ),
-        (false, _) if r.local_port == 0 => "UDP socket, not bound".to_owned(),
-        (false, _) => format!("UDP socket {local}"),
+        (false, _) if r.local_port == 0 => format!("{noun}, not bound"),
+        (false, _) => format!("{noun} {local}"),
     }
 }
 

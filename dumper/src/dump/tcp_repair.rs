@@ -239,7 +239,7 @@ pub fn record(sock: &OwnedFd, d: &InetDiag, ino: u64, pid: i32) -> Result<Conn, 
         shutdown: d.shutdown & !implied,
         ..d.clone()
     };
-    inet::options(sock, true, true, &own, &shown, &mut r)?;
+    inet::options(sock, libc::IPPROTO_TCP, true, &own, &shown, &mut r)?;
     let mut path = r.encode().to_vec();
     if InetRecord::parse(TCP_CONN_FD_KIND, &path).is_none() {
         return Err(format!("{shown} with option values kckpt cannot keep"));

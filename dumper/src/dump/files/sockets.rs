@@ -53,14 +53,6 @@ pub(super) fn classify(
         && (domain == libc::AF_INET && proto == libc::IPPROTO_ICMP
             || domain == libc::AF_INET6 && proto == libc::IPPROTO_ICMPV6);
     let udp = (proto == libc::IPPROTO_UDP || lite) && ty == libc::SOCK_DGRAM || ping;
-    // Its messages name it as what it is.
-    let named = |what: String| {
-        if ping {
-            what.replacen("UDP socket", "ICMP (ping) socket", 1)
-        } else {
-            what
-        }
-    };
     let what = if inet && (tcp || udp) {
         // (1.5) TCP listeners and UDP sockets.
         let outside = unixsock::outside_holder(ino, pid, tree_pids);
@@ -95,8 +87,8 @@ pub(super) fn classify(
             Some(_) if outside.is_some() => {
                 let (p, comm) = outside.unwrap_or_default();
                 Err(format!(
-                    "{} socket also held by pid {p} ({comm}), outside the dump",
-                    if tcp { "TCP" } else { "UDP" }
+                    "{} also held by pid {p} ({comm}), outside the dump",
+                    inet::noun(proto)
                 ))
             }
             // Echo replies come from the network: none can be queued again.
@@ -105,11 +97,8 @@ pub(super) fn classify(
                  restored)",
                 d.rqueue
             )),
-            Some(d) => inet::record(&copy, tcp, &d),
-            None => Err(format!(
-                "{} socket sock_diag does not report",
-                if tcp { "TCP" } else { "UDP" }
-            )),
+            Some(d) => inet::record(&copy, proto, &d),
+            None => Err(format!("{} sock_diag does not report", inet::noun(proto))),
         };
         match got {
             Ok(saved) => {
@@ -118,22 +107,18 @@ pub(super) fn classify(
                 } else {
                     UDP_FD_KIND
                 };
-                fds[i].rec.args = [u64::from(saved.rec.family), 0, 0, 0];
-                if lite {
-                    fds[i].rec.args[1] = kckpt_image::inet::IPPROTO_UDPLITE;
-                    fds[i].rec.args[2] = inet::udplite_cscov(&copy);
-                }
-                if ping {
-                    fds[i].rec.args[1] = proto as u64;
-                }
+                // (1.9) UDP-Lite's and ICMP's protocol; UDP-Lite's coverage.
+                let other = if lite || ping { proto as u64 } else { 0 };
+                let cscov = if lite { inet::udplite_cscov(&copy) } else { 0 };
+                fds[i].rec.args = [u64::from(saved.rec.family), other, cscov, 0];
                 if let Some(what) = saved.lossy {
-                    lossy.push((fds[i].rec.fd as i32, named(what)));
+                    lossy.push((fds[i].rec.fd as i32, what));
                 }
                 fds[i].path = saved.rec.encode().to_vec();
                 fds[i].data = saved.data;
                 return Ok(());
             }
-            Err(what) => Some(named(what)),
+            Err(what) => Some(what),
         }
     } else if inet {
         Some(inet::other_name(domain, ty, proto))
