@@ -542,9 +542,7 @@ fn unreadable_mapped_files(status: &str, entries: &[procfs::MapEntry]) -> Vec<St
             .filter_map(|v| v.parse().ok())
             .collect()
     };
-    let caps = fdinfo_field(status, "CapEff")
-        .and_then(|v| u64::from_str_radix(v, 16).ok())
-        .unwrap_or(0);
+    let caps = super::process::effective_caps(status);
     let (uid, gid, groups) = (ids("Uid"), ids("Gid"), ids("Groups"));
     let (Some(&fsuid), Some(&fsgid)) = (uid.get(3), gid.get(3)) else {
         return Vec::new();
@@ -1690,13 +1688,9 @@ fn outside_start(pid: i32, owner: i32, tree_pids: &[i32], tree: bool) -> Result<
     if stat.state() == b'Z' {
         return Err("");
     }
+    use super::process::{effective_caps, CAP_CHECKPOINT_RESTORE, CAP_SYS_ADMIN};
     let me = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = fdinfo_field(&me, "CapEff")
-        .and_then(|v| u64::from_str_radix(v, 16).ok())
-        .unwrap_or(0);
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_CHECKPOINT_RESTORE: u32 = 40;
-    if tree && caps & (1 << CAP_SYS_ADMIN | 1 << CAP_CHECKPOINT_RESTORE) == 0 {
+    if tree && effective_caps(&me) & (1 << CAP_SYS_ADMIN | 1 << CAP_CHECKPOINT_RESTORE) == 0 {
         return Err(
             "this user restores a tree in a new PID namespace, where that pid is another process",
         );
@@ -1704,7 +1698,6 @@ fn outside_start(pid: i32, owner: i32, tree_pids: &[i32], tree: bool) -> Result<
     Ok(stat.num(22))
 }
 
-/// (1.7) A copy of descriptor `fd` of process `pid` of the tree.
 /// Keep the filter of socket `files.fds[i]` (`socket_filter`'s answer)
 /// for the image, or refuse the socket when its filter cannot come back:
 /// one in flight, or one only handed to other processes of the tree, is
@@ -1736,6 +1729,7 @@ fn sock_filter(
     files.fds[i].rec.kind = fd_kind::PLACEHOLDER;
 }
 
+/// (1.7) A copy of descriptor `fd` of process `pid` of the tree.
 fn adopted_copy(pid: i32, fd: i32) -> Result<OwnedFd> {
     let fail = |e: nix::errno::Errno| Error::Unsupported {
         pid,

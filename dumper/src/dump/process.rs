@@ -47,6 +47,20 @@ pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// `CAP_SYS_ADMIN`, `CAP_CHECKPOINT_RESTORE`: bit numbers in
+/// [`effective_caps`].
+pub(crate) const CAP_SYS_ADMIN: u32 = 21;
+/// See [`CAP_SYS_ADMIN`].
+pub(crate) const CAP_CHECKPOINT_RESTORE: u32 = 40;
+
+/// The effective capabilities (`CapEff`) of a `/proc/PID/status` text (0
+/// when it has none).
+pub(crate) fn effective_caps(status: &str) -> u64 {
+    status_field(status, "CapEff")
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or(0)
+}
+
 /// Collect the process record; `dumpable` is what `prctl(PR_GET_DUMPABLE)`
 /// returned inside the target.
 pub fn process_record(pid: i32, dumpable: i64) -> Result<ProcessRecord> {

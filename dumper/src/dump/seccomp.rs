@@ -16,10 +16,8 @@ use kckpt_image::seccomp::{
 };
 use nix::errno::Errno;
 
-use super::process::status_field;
+use super::process::{status_field, CAP_SYS_ADMIN};
 
-/// `CAP_SYS_ADMIN`.
-const CAP_SYS_ADMIN: u32 = 21;
 /// Most filters read from one thread.
 const MAX_FILTERS: usize = (MAX_INSNS_PER_PATH / 5) as usize;
 
@@ -40,9 +38,7 @@ pub fn can_suspend() -> bool {
 /// Why this dumper may not read filters or suspend seccomp, if it may not.
 fn why_not() -> Option<&'static str> {
     let text = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let cap = status_field(&text, "CapEff")
-        .and_then(|v| u64::from_str_radix(v, 16).ok())
-        .unwrap_or(0);
+    let cap = super::process::effective_caps(&text);
     if status_field(&text, "Seccomp") != Some("0") {
         // A process checkpointing itself (libkckpt) is its own dumper.
         Some("the dumper runs under seccomp itself")
