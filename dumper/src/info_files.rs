@@ -47,7 +47,6 @@ fn kind_name(kind: u32) -> &'static str {
     }
 }
 
-/// A listening Unix socket's values (fd kind 41) for `--json`.
 /// Whose procfs file a `PROCFS` record is (`args[0]`, format 1.8/1.9).
 fn procfs_of_json(args: [u64; 4]) -> Value {
     use kckpt_image::ghosts::procfs_of;
@@ -58,6 +57,7 @@ fn procfs_of_json(args: [u64; 4]) -> Value {
     }
 }
 
+/// A listening Unix socket's values (fd kind 41) for `--json`.
 fn listen_json(a: [u64; 4]) -> Value {
     use kckpt_image::unixsock::{unix_flags, unix_opts, MODE_RECORDED};
     let mut options = Vec::new();
@@ -77,10 +77,12 @@ fn listen_json(a: [u64; 4]) -> Value {
     })
 }
 
-/// A TCP or UDP socket's values (fd kinds 42, 43); `data_len` its
-/// data's (queued datagrams with their headers).
-fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
+/// A TCP or UDP socket's values (fd kinds 42, 43; `args` the record's:
+/// (1.9) a UDP-Lite or ICMP socket's protocol and coverage); `data_len`
+/// its data's (queued datagrams with their headers).
+fn inet_json(kind: u32, args: [u64; 4], path: &[u8], data_len: u64) -> Value {
     use kckpt_image::inet::{inet_opts as o, AF_INET, DATAGRAM_HEADER_LEN, STATE_ESTABLISHED};
+    use kckpt_image::inet::{IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_UDPLITE};
     use kckpt_image::inet::{STATE_CLOSE, STATE_LISTEN};
     let Some(x) = InetRecord::parse(kind, path) else {
         return Value::Null;
@@ -139,9 +141,15 @@ fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
         .iter()
         .take_while(|&&c| c != 0)
         .map(|&c| char::from(c));
-    json!({
+    let udp_proto = if kind == UDP_FD_KIND { args[1] } else { 0 };
+    let mut v = json!({
         "family": if x.family == AF_INET { "ipv4" } else { "ipv6" },
-        "type": if tcp { "tcp" } else { "udp" },
+        "type": match udp_proto {
+            _ if tcp => "tcp",
+            IPPROTO_UDPLITE => "udplite",
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => "icmp",
+            _ => "udp",
+        },
         "state": match x.state {
             STATE_LISTEN => "listen",
             s if kind == TCP_CONN_FD_KIND => crate::dump::inet::state_name(s as u8),
@@ -173,7 +181,12 @@ fn inet_json(kind: u32, path: &[u8], data_len: u64) -> Value {
         "rcvlowat": set(o::RCVLOWAT, x.rcvlowat),
         "mark": set(o::MARK, x.mark),
         "device": (x.opts & o::BINDTODEVICE != 0).then(|| device.collect::<String>()),
-    })
+    });
+    if udp_proto == IPPROTO_UDPLITE {
+        let (send, recv) = kckpt_image::inet::udplite_cscov(args);
+        v["udplite_cscov"] = json!({"send": send, "recv": recv});
+    }
+    v
 }
 
 /// An established TCP connection's values (fd kind 44): those of its
@@ -185,6 +198,7 @@ fn tcp_json(args: [u64; 4], path: &[u8]) -> Value {
     };
     let mut v = inet_json(
         TCP_CONN_FD_KIND,
+        args,
         &path[..kckpt_image::inet::INET_RECORD_LEN],
         0,
     );
@@ -387,23 +401,7 @@ pub fn describe(view: &ImageView<'_>, show: Show) -> Value {
             let socket = if r.kind == TCP_CONN_FD_KIND && inet {
                 tcp_json(r.args, raw)
             } else if inet {
-                let mut v = inet_json(r.kind, raw, r.data_len);
-                // (1.9) UDP-Lite and its checksum coverage.
-                if r.kind == UDP_FD_KIND && r.args[1] == kckpt_image::inet::IPPROTO_UDPLITE {
-                    let (send, recv) = kckpt_image::inet::udplite_cscov(r.args);
-                    v["type"] = json!("udplite");
-                    v["udplite_cscov"] = json!({"send": send, "recv": recv});
-                }
-                // (1.9) An ICMP (ping) socket.
-                if r.kind == UDP_FD_KIND
-                    && matches!(
-                        r.args[1],
-                        kckpt_image::inet::IPPROTO_ICMP | kckpt_image::inet::IPPROTO_ICMPV6
-                    )
-                {
-                    v["type"] = json!("icmp");
-                }
-                v
+                inet_json(r.kind, r.args, raw, r.data_len)
             } else if unix {
                 unix_json(raw, r.peer, r.data_len)
             } else if r.dup_of == FD_NO_DUP {
