@@ -662,19 +662,9 @@ fn reopen(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
 /// the process at its pid started when it did (field 22 of
 /// `/proc/PID/stat`: the same process, still running).
 fn outside_procfs(img: &Image, r: &FdRecord, path: &[u8]) -> usize {
-    let mut stat = crate::ghosts::PathBuf::new();
-    let mut digits = [0u8; 20];
-    stat.push(b"/proc/")
-        .push(crate::report::decimal(r.args[1], &mut digits))
-        .push(b"/stat");
     let mut buf = [0u8; 1024];
-    let text = sys::read_small(stat.c(), &mut buf);
-    // The fields after the command name, the last `)`: field 3 first.
-    let after = text
-        .iter()
-        .rposition(|&b| b == b')')
-        .map_or(&[][..], |i| &text[i + 1..]);
-    let start = after
+    let start = crate::ids::stat_fields(r.args[1] as u32, &mut buf)
+        .unwrap_or(&[])
         .split(|&b| b == b' ')
         .filter(|f| !f.is_empty())
         .nth(22 - 3)

@@ -361,21 +361,27 @@ const ZOMBIE_TRIES: u32 = 60;
 /// Is `pid` on its way out: a zombie (`/proc/PID/stat` state `Z` or `X`),
 /// or gone since `clone3` found it taken (reaped meanwhile)?
 pub(crate) fn zombie(pid: u32) -> bool {
+    let mut buf = [0u8; 512];
+    match stat_fields(pid, &mut buf) {
+        Err(e) => e.0 == linux_raw_sys::errno::ENOENT,
+        Ok(f) => f.get(1).is_some_and(|&s| s == b'Z' || s == b'X'),
+    }
+}
+
+/// `/proc/PID/stat` read into `buf`, from the last `)` on (" S ppid
+/// ...": the space before field 3 first; the command name may hold any
+/// byte). Empty when it has no `)`.
+pub(crate) fn stat_fields(pid: u32, buf: &mut [u8]) -> Result<&[u8], sys::Errno> {
     let mut path = crate::ghosts::PathBuf::new();
     path.push(b"/proc/").dec(pid.into()).push(b"/stat");
-    let mut buf = [0u8; 512];
-    let fd = match sys::open(path.c(), g::O_RDONLY) {
-        Ok(fd) => fd,
-        Err(e) => return e.0 == linux_raw_sys::errno::ENOENT,
-    };
-    let len = crate::ksys::read(fd, &mut buf).unwrap_or(0);
+    let fd = sys::open(path.c(), g::O_RDONLY)?;
+    let len = crate::ksys::read(fd, buf).unwrap_or(0);
     sys::close(fd);
     let stat = &buf[..len];
-    // "pid (comm) S ...": the state follows the last ')'.
-    stat.iter()
+    Ok(stat
+        .iter()
         .rposition(|&c| c == b')')
-        .and_then(|i| stat.get(i + 2))
-        .is_some_and(|&s| s == b'Z' || s == b'X')
+        .map_or(&[][..], |i| &stat[i + 1..]))
 }
 
 /// Give the restored process its saved pid when this user may choose pids

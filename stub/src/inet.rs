@@ -198,8 +198,8 @@ pub(crate) fn get(fd: usize, level: usize, opt: usize) -> Result<i32, Errno> {
     Ok(i32::from_ne_bytes(v))
 }
 
-/// The protocol `socket` takes for record `r`: (1.9) UDP-Lite's, else 0
-/// (TCP, UDP).
+/// The protocol `socket` takes for record `r`: (1.9) UDP-Lite's or
+/// ICMP's (`args[1]` of a UDP record), else 0 (TCP, UDP).
 fn protocol(r: &FdRecord) -> usize {
     if r.kind == UDP_FD_KIND {
         r.args[1] as usize
@@ -576,12 +576,14 @@ pub fn socket(img: &Image, r: &FdRecord) -> usize {
     }
     let fd = new_socket(r.kind, &bound, tcp || reuse, protocol(r))
         .unwrap_or_else(|e| fail(socket_call(r), e));
-    // (1.9) UDP-Lite's checksum coverage.
-    let (send, recv) = kckpt_image::inet::udplite_cscov(r.args);
-    for (opt, v) in [(UDPLITE_SEND_CSCOV, send), (UDPLITE_RECV_CSCOV, recv)] {
-        if r.args[1] == kckpt_image::inet::IPPROTO_UDPLITE && v != 0 {
-            set(fd, SOL_UDPLITE, opt, i32::from(v))
-                .unwrap_or_else(|e| fail("UDP-Lite coverage", e));
+    // (1.9) UDP-Lite's checksum coverage (0: the whole datagram).
+    if protocol(r) == kckpt_image::inet::IPPROTO_UDPLITE as usize {
+        let (send, recv) = kckpt_image::inet::udplite_cscov(r.args);
+        for (opt, v) in [(UDPLITE_SEND_CSCOV, send), (UDPLITE_RECV_CSCOV, recv)] {
+            if v != 0 {
+                set(fd, SOL_UDPLITE, opt, i32::from(v))
+                    .unwrap_or_else(|e| fail("UDP-Lite coverage", e));
+            }
         }
     }
     if x.local_port != 0 {
