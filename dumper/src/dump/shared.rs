@@ -973,12 +973,13 @@ fn fifo_slots(nodes: &[Node], key: (u64, u64), group: &[Entry], out: &mut Sharin
 /// Any other object used by several processes: a `HOLDER_FD` slot per
 /// description used by several, when a user is the common ancestor.
 fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()> {
-    let descs = descriptions(group);
+    let mut descs = descriptions(group);
     // Objects only the kernel holds (a memfd, shared anonymous memory, a
-    // deleted file, (1.9) an exited process's pidfs inode): several descriptions of one come back as one object
-    // only when one process, the holder of each, restores them all (as a
-    // single process's descriptors of one memfd or deleted file);
-    // otherwise each would be a copy of its own.
+    // deleted file, (1.9) an exited process's pidfs inode): several
+    // descriptions of one come back as one object only when one process,
+    // the holder of each, restores them all (as a single process's
+    // descriptors of one memfd or deleted file); otherwise each would be a
+    // copy of its own.
     let link = &group[0].link;
     // (1.9) Pidfds of an exited process, opened separately: one stand-in
     // process, restored by one process for all of them.
@@ -988,12 +989,11 @@ fn holder_slots(nodes: &[Node], group: &[Entry], out: &mut Sharing) -> Result<()
         || (link.starts_with('/') && link.ends_with(" (deleted)"));
     let common = lca(nodes, &procs_of(group));
     let one_holder = common.is_some_and(|h| descs.iter().all(|d| d.iter().any(|e| e.proc == h)));
-    let mut descs = descs;
     if kernel_only && descs.len() > 1 && !one_holder {
         // (1.9) Their common ancestor restores them all, those it does not
-        // hold itself for the others (`ADOPTED` slots).
-        // Shared anonymous memory held as descriptors is read per
-        // descriptor: two descriptions would be two copies.
+        // hold itself for the others (`ADOPTED` slots); but shared
+        // anonymous memory held as descriptors is read per descriptor:
+        // two descriptions would be two copies.
         let adoptable = !link.starts_with("/dev/zero (deleted)");
         let Some(h) = common.filter(|_| adoptable) else {
             let (a, b) = (&descs[0][0], &descs[1][0]);

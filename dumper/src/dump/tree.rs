@@ -135,10 +135,10 @@ fn visit(at: usize, nodes: &mut Vec<Node>, stats: &HashMap<i32, procfs::Stat>) {
     // (1.9) Groups of its children whose leader was reaped (no process has
     // that pid: a pid stays taken while a group has it): a stand-in each.
     let parent_pgid = nodes[at].pgid();
+    let known = |g: i32| kids.iter().any(|k| k.0 == g) || nodes.iter().any(|n| n.pid == g);
     let mut gone: Vec<i32> = Vec::new();
     for (pid, st) in &kids {
         let g = st.num(5) as i32;
-        let known = |g: i32| kids.iter().any(|k| k.0 == g) || nodes.iter().any(|n| n.pid == g);
         if g != *pid
             && g > 0
             && g as u32 != parent_pgid
