@@ -351,14 +351,8 @@ else:
     let out = dump(p.pid(), &image, false);
     assert!(out.status.success(), "dump: {}", show(&out));
     p.wait_exit(LINE_TIMEOUT);
-    let slots = info_json(&image)["tree"]["slots"].clone();
-    let adopted: Vec<_> = slots
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["kind"] == "adopted")
-        .collect();
-    assert_eq!(adopted.len(), 1, "the child's description: {slots}");
+    let adopted = tree_slots(&info_json(&image), "adopted");
+    assert_eq!(adopted.len(), 1, "the child's description: {adopted:?}");
     assert!(!file.exists(), "the file stays deleted");
     let mut r = restore(&image);
     r.write_stdin("go\n");

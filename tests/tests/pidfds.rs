@@ -36,13 +36,7 @@ fn pidfds_a_parent_and_its_child_opened_on_one_exited_process_are_one_again() {
     let mut p = Proc::start(prog::PIDFDS, &["two"]);
     p.wait_for("ready", LINE_TIMEOUT, |l| l == "ready");
     dump_kills(&mut p, &image);
-    let info = info_json(&image);
-    let adopted = info["tree"]["slots"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["kind"] == "adopted")
-        .count();
+    let adopted = tree_slots(&info_json(&image), "adopted").len();
     assert_eq!(adopted, 1, "the child's pidfd, restored by its parent");
     let mut r = restore(&image);
     r.write_stdin("go\n");

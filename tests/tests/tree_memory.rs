@@ -68,12 +68,7 @@ fn check(r: &mut Proc) {
 /// The `MEMORY` slots of `image` (`kckpt info --json`), all held by the
 /// root.
 fn memory_slots(image: &Path) -> usize {
-    let info = info_json(image);
-    let slots = info["tree"]["slots"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let memory: Vec<_> = slots.iter().filter(|s| s["kind"] == "memory").collect();
+    let memory = tree_slots(&info_json(image), "memory");
     for s in &memory {
         assert_eq!(s["holder"], 0, "held by the root: {s}");
         assert!(s["memory"]["size"].as_u64().unwrap_or(0) >= 4096, "{s}");
@@ -190,14 +185,7 @@ fn a_memfd_opened_again_by_each_child_is_one_object_with_their_own_descriptions(
     let mut p = start(&[], "reopen");
     dump_tree(&[], &mut p, &image);
     assert_eq!(memory_slots(&image), 1, "memory slots of reopen");
-    let info = info_json(&image);
-    let adopted: Vec<_> = info["tree"]["slots"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| s["kind"] == "adopted")
-        .collect();
+    let adopted = tree_slots(&info_json(&image), "adopted");
     assert_eq!(adopted.len(), 2, "one adopted slot per child: {adopted:?}");
     for s in &adopted {
         assert_eq!(s["holder"], 0, "held by the root: {s}");

@@ -849,6 +849,18 @@ pub fn info_json(image: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("kckpt info --json prints JSON")
 }
 
+/// The tree slots of `kind` (`"adopted"`, `"memory"`...) in `kckpt info
+/// --json` output `info`.
+pub fn tree_slots(info: &serde_json::Value, kind: &str) -> Vec<serde_json::Value> {
+    info["tree"]["slots"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
 /// `procstate`/`threadsig`: send `go`, return the delivery lines up to
 /// `done`.
 pub fn deliveries(p: &mut Proc) -> Vec<String> {
