@@ -69,6 +69,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("SCM_RIGHTS", "scm_rights.c", &["-fPIE", "-pie"]),
     ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
     ("UNIX_KINDS", "unix_kinds.c", &["-fPIE", "-pie"]),
+    ("SYSV_SHM", "sysv_shm.c", &["-fPIE", "-pie"]),
     (
         "ATTRS_TREE",
         "attrs_tree.c",

@@ -88,6 +88,16 @@ fn region_text(view: &ImageView<'_>, kind: &RegionKind, at: u64, len: u64, offse
                 file_offset + at
             )
         }
+        RegionKind::Sysv {
+            segment,
+            offset: in_seg,
+        } => {
+            let id = view.sysv_shm.get(segment).map_or(0, |s| s.id);
+            format!(
+                "content of SysV shared memory segment {id} at its offset {} (file offset {offset})",
+                in_seg + at
+            )
+        }
     }
 }
 

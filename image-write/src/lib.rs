@@ -137,6 +137,19 @@ pub struct ImageMetadata {
     /// `NT_KCKPT_PAGE_REFS`): only in a sub-image; sorted, not written
     /// when empty.
     pub page_refs: Vec<kckpt_image::pagerefs::PageRefRecord>,
+    /// SysV shared memory segments (format 1.10): only in the image of a
+    /// tree's first process or of a single process; not written when
+    /// empty.
+    pub sysv: SysvMeta,
+}
+
+/// The SysV notes (format 1.10, `kckpt_image::sysv`).
+#[derive(Clone, Debug, Default)]
+pub struct SysvMeta {
+    /// `NT_KCKPT_SYSV_SHM`, sorted by id.
+    pub shm: Vec<kckpt_image::sysv::SysvShmRecord>,
+    /// `NT_KCKPT_SYSV_EXTENTS`, in segment order.
+    pub extents: Vec<ExtentRecord>,
 }
 
 /// The tree notes (format 1.4, `kckpt_image::tree`).
@@ -375,7 +388,8 @@ impl ImageWriter {
                     .flat_map(|t| t.slots.iter())
                     .filter(|s| s.data_len > 0)
                     .map(|s| (s.data_offset, s.data_len)),
-            );
+            )
+            .chain(meta.sysv.extents.iter().map(|e| (e.data_offset, e.len)));
         for (offset, len) in regions {
             match self.sums.get(&offset) {
                 Some((l, sums)) if *l == len => out.extend_from_slice(sums),
@@ -568,6 +582,12 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
         &meta.page_refs,
     );
     encode_files(&mut n, &meta.files);
+    push_table(&mut n, kckpt_image::sysv::NT_KCKPT_SYSV_SHM, &meta.sysv.shm);
+    push_table(
+        &mut n,
+        kckpt_image::sysv::NT_KCKPT_SYSV_EXTENTS,
+        &meta.sysv.extents,
+    );
     encode_kstate(&mut n, &meta.kstate);
     if let Some(t) = &meta.tree {
         use kckpt_image::tree::*;

@@ -154,6 +154,7 @@ fn image(name: &str, data_sums: bool) -> Vec<u8> {
         kstate: Default::default(),
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     common::finish_and_read(writer, meta, &path)
 }

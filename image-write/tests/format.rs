@@ -115,6 +115,7 @@ fn sample_image(name: &str) -> (PathBuf, Vec<u8>) {
         kstate: Default::default(),
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     writer.finish(meta).unwrap();
     let bytes = fs::read(&path).unwrap();

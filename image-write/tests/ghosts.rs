@@ -164,6 +164,7 @@ fn image(name: &str, edit: impl FnOnce(&mut Vec<VmaRecord>, &mut FilesMeta)) -> 
         kstate: Default::default(),
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     common::finish_and_read(writer, meta, &path)
 }

@@ -151,6 +151,7 @@ fn write(name: &str, s: &Sample) -> Vec<u8> {
         },
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     common::finish_and_read(writer, meta, &path)
 }

@@ -65,6 +65,7 @@ fn many_threads_and_pending_signals_are_checked_in_linear_time() {
         kstate: Default::default(),
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     let bytes = common::finish_and_read(writer, meta, &path);
 

@@ -162,6 +162,7 @@ fn sample() -> Vec<u8> {
         kstate: Default::default(),
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     common::finish_and_read(writer, meta, &path)
 }

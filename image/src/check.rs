@@ -30,7 +30,8 @@ pub const VMA_FLAGS_KNOWN: u32 = vma_flags::SHARED
     | vma_flags::MERGEABLE
     | vma_flags::MAYWRITE
     | vma_flags::GHOST
-    | vma_flags::DROPPABLE;
+    | vma_flags::DROPPABLE
+    | vma_flags::SYSV;
 
 /// `prot` bits the format defines.
 pub const PROT_KNOWN: u32 = prot::READ | prot::WRITE | prot::EXEC;

@@ -521,13 +521,22 @@ pub enum RegionKind {
         /// Offset of the extent in the file.
         file_offset: u64,
     },
+    /// An extent of SysV segment `segment` (format 1.10), at `offset` in
+    /// the segment.
+    Sysv {
+        /// Index of the segment record.
+        segment: usize,
+        /// Offset of the extent in the segment.
+        offset: u64,
+    },
 }
 
 /// Every stored data region of `view`, in checksum order: the memory runs
 /// in run-table order (VMA by VMA), then the data of every descriptor
 /// record with `data_len > 0`, in descriptor order, then (format 1.3) every
 /// ghost file extent in extent-table order, then (format 1.4) the bytes in
-/// flight of every pipe slot with `data_len > 0`, in slot order.
+/// flight of every pipe slot with `data_len > 0`, in slot order, then
+/// (format 1.10) every SysV segment extent in extent-table order.
 pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = Region> + 'v {
     let memory = view
         .vmas
@@ -576,11 +585,23 @@ pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = 
             len: s.data_len,
             first_chunk: 0,
         });
+    let sysv = view.sysv_shm.iter().enumerate().flat_map(move |(i, s)| {
+        crate::sysv::extents_of(view, &s).map(move |e| Region {
+            kind: RegionKind::Sysv {
+                segment: i,
+                offset: e.file_offset,
+            },
+            offset: e.data_offset,
+            len: e.len,
+            first_chunk: 0,
+        })
+    });
     let mut next = 0u64;
     memory
         .chain(fds)
         .chain(ghosts)
         .chain(slots)
+        .chain(sysv)
         .map(move |mut r| {
             r.first_chunk = next;
             next = next.saturating_add(chunk_count(r.len, shift));
@@ -805,6 +826,7 @@ pub fn check_image<'a>(
                 core::mem::size_of::<crate::tree::TreeSlotRecord>(),
                 core::mem::offset_of!(crate::tree::TreeSlotRecord, data_len),
             ),
+            (view.sysv_extents.bytes(), 24, 8),
         ];
         for (bytes, size, at) in tables {
             for r in bytes.chunks_exact(size) {

@@ -29,6 +29,7 @@ pub mod seccomp;
 pub mod selffd;
 pub mod sockfilter;
 pub mod special;
+pub mod sysv;
 pub mod tcp;
 pub mod terminal;
 pub mod timers;

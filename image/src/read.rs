@@ -597,6 +597,11 @@ pub struct ImageView<'a> {
     pub ghosts: RecordTable<'a, crate::ghosts::GhostRecord>,
     /// The stored ranges of their content (format 1.3).
     pub extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
+    /// SysV shared memory segments (format 1.10; empty before, and in
+    /// a sub-image).
+    pub sysv_shm: RecordTable<'a, crate::sysv::SysvShmRecord>,
+    /// The stored ranges of their content (format 1.10).
+    pub sysv_extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
     /// File locks (format 1.3; empty before).
     pub locks: RecordTable<'a, crate::locks::LockRecord>,
     /// Socket filters (format 1.8; empty before).
@@ -669,6 +674,7 @@ impl<'a> ImageView<'a> {
         let (mut terminals, mut job) = (None, None);
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
         let mut sock_filters = None;
+        let (mut sysv_shm, mut sysv_extents) = (None, None);
         let (mut guards, mut inotify, mut fowners) = (None, None, None);
         let (mut tree, mut tree_procs, mut tree_slots, mut tree_uses) = (None, None, None, None);
         let mut checksums = None;
@@ -704,6 +710,12 @@ impl<'a> ImageView<'a> {
                     }
                     crate::ghosts::NT_KCKPT_EXTENTS => {
                         take_unique(&mut extents, note.desc, "extents")?
+                    }
+                    crate::sysv::NT_KCKPT_SYSV_SHM => {
+                        take_unique(&mut sysv_shm, note.desc, "SysV segments")?
+                    }
+                    crate::sysv::NT_KCKPT_SYSV_EXTENTS => {
+                        take_unique(&mut sysv_extents, note.desc, "SysV extents")?
                     }
                     crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
                     crate::sockfilter::NT_KCKPT_SOCK_FILTERS => {
@@ -803,6 +815,8 @@ impl<'a> ImageView<'a> {
             job: optional_record(job, "job")?,
             ghosts: RecordTable::new(ghosts.unwrap_or(&[]), "ghosts")?,
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
+            sysv_shm: RecordTable::new(sysv_shm.unwrap_or(&[]), "SysV segments")?,
+            sysv_extents: RecordTable::new(sysv_extents.unwrap_or(&[]), "SysV extents")?,
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
             sock_filters: RecordTable::new(sock_filters.unwrap_or(&[]), "socket filters")?,
             fowners: RecordTable::new(fowners.unwrap_or(&[]), "file owners")?,
@@ -822,6 +836,7 @@ impl<'a> ImageView<'a> {
         crate::files::validate(&view, file_len)?;
         crate::terminal::validate(&view)?;
         crate::ghosts::validate(&view, file_len)?;
+        crate::sysv::validate(&view, file_len)?;
         crate::locks::validate(&view)?;
         crate::sockfilter::validate(&view)?;
         crate::fown::validate(&view)?;

@@ -9,7 +9,7 @@
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: an image whose minor is greater than ours is refused;
 /// older minors are read (fields added in later minors read as zero).
-pub const FORMAT_MINOR: u16 = 9;
+pub const FORMAT_MINOR: u16 = 10;
 
 /// Bytes 9..16 of `e_ident` (padding that ELF readers ignore): marks a core
 /// file as a kckpt image so binfmt_misc does not claim plain core dumps.
@@ -256,6 +256,12 @@ pub mod vma_flags {
     /// `VM_DROPPABLE` (`dp`): `MAP_DROPPABLE`, memory the kernel may
     /// free under pressure (reads as zeros then).
     pub const DROPPABLE: u32 = 1 << 23;
+
+    // --- Format 1.10 (issue 9): SysV shared memory. ---
+    /// An attachment of a SysV shared memory segment (`shmat`): `inode`
+    /// is the segment's id (`kckpt_image::sysv`), `file_pgoff` the offset
+    /// in it; no stored pages (the segment's content is stored once).
+    pub const SYSV: u32 = 1 << 24;
 }
 
 /// One VMA of the saved address space.

@@ -77,6 +77,9 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
     // Above the slots and the barrier, which may take its number.
     sys::close(img.fd);
     img.fd = fd;
+    // (1.10) The tree's SysV segments, in a new IPC namespace every
+    // process inherits.
+    crate::sysv::create(img);
     let exec = exec.through(fd);
     // The restorer's external descriptors, before the slots may take
     // their numbers.
@@ -139,6 +142,8 @@ pub fn run(img: &mut Image, exec: Exec, word: Option<&'static AtomicU32>) {
         .iter()
         .filter(|p| p.state == proc_state::LIVE)
         .count();
+    // Every process has attached its segments.
+    crate::sysv::remove_destroyed(v);
     crate::terminal::give_foreground(v);
     let go = [b'G'; 64];
     let mut left = live;

@@ -50,6 +50,7 @@ mod startup;
 mod state;
 mod statics;
 mod sys;
+mod sysv;
 mod tcp;
 mod tcpseg;
 mod terminal;
@@ -198,6 +199,11 @@ extern "C" fn stage2(sp: usize) -> ! {
     } else {
         (threads::Tids::Prefer, [0, 0])
     };
+    if tree.is_none() {
+        // (1.10) In a new IPC namespace; a tree's coordinator did it.
+        sysv::create(&img);
+    }
+    sysv::check_attachments(&img, tree.is_some());
     if let Some(t) = &tree {
         tree::before_files(t, &img);
     }
@@ -241,6 +247,9 @@ extern "C" fn stage2(sp: usize) -> ! {
         let rebuilt = memory::replace_address_space(&img, &specials, &mut groups, start.mmap_mode);
         fill::stop();
         rebuilt?;
+        if tree.is_none() {
+            sysv::remove_destroyed(&img.view);
+        }
         ghosts::close_all();
         flocks::take(&img, start.force, false);
         inotify::add_watches(&img, start.force);

@@ -146,6 +146,7 @@ pub fn replace_address_space(
                     .map_err(at("moving the vDSO", vma.start))?;
             }
             vma_kind::VSYSCALL => {}
+            _ if kckpt_image::sysv::is_attachment(&vma) => crate::sysv::attach(&vma)?,
             _ if shmem::handles(img, &vma) => {
                 rebuild(img, &vma, Some(&mut *groups), false, mmap_mode, first_chunk)?
             }

@@ -324,7 +324,10 @@ fn classify_special(pid: i32, at: (i32, i32), link: &str, meta: &fs::Metadata) -
         return Some(Class::Shmem);
     }
     if link.starts_with("/SYSV") && meta.is_file() {
-        return Some(Class::Unsupported("SysV shared memory segment".to_owned()));
+        // Opened through /proc/PID/map_files: a descriptor of the segment.
+        return Some(Class::Unsupported(
+            "descriptor of a SysV shared memory segment".to_owned(),
+        ));
     }
     if deleted && (meta.is_file() || meta.is_dir()) {
         return Some(Class::Ghost);
@@ -517,9 +520,7 @@ fn unsupported_features(
             "private mapping of shared anonymous memory at {at:#x} whose object is not mapped shared over it"
         ));
     }
-    if entries.iter().any(|e| e.name.starts_with("/SYSV")) {
-        out.push("SysV shared memory attached".to_owned());
-    }
+    // SysV shared memory is saved (`sysv`, which names what it refuses).
     out.extend(sysv_ipc(pid));
     out.extend(super::kstate::unsupported(
         pid,
@@ -616,9 +617,8 @@ pub fn traced_by(pid: i32) -> Option<(i32, i32, String)> {
 /// `/proc/sysvipc` shows it to the dumper: semaphore sets whose last
 /// `semop` it ran (`semctl GETPID`; its `SEM_UNDO` entries are not visible
 /// anywhere), message queues it last sent to or received from (`lspid`,
-/// `lrpid`), shared memory segments it created or last attached or
-/// detached (`cpid`, `lpid`). Nothing when the target is in another IPC
-/// namespace.
+/// `lrpid`). Nothing when the target is in another IPC namespace. (Shared
+/// memory segments are saved: `sysv`.)
 ///
 /// `kcmp(KCMP_SYSVSEM)` cannot tell whether the process holds undo
 /// entries: every process that ever created a thread has an undo list
@@ -654,15 +654,6 @@ fn sysv_ipc(pid: i32) -> Vec<String> {
         if col(&r, 5) == pid || col(&r, 6) == pid {
             out.push(format!(
                 "SysV message queue {} (its last msgsnd or msgrcv)",
-                col(&r, 1)
-            ));
-        }
-    }
-    // key shmid perms size cpid lpid ...
-    for r in rows("shm") {
-        if col(&r, 4) == pid || col(&r, 5) == pid {
-            out.push(format!(
-                "SysV shared memory segment {} (created or last attached by it)",
                 col(&r, 1)
             ));
         }

@@ -634,6 +634,10 @@ fn read_memory<'m>(
             // saved: a shared area stores nothing, a private one what the
             // process wrote.
             flags |= vma_flags::GHOST;
+        } else if kind == vma_kind::FILE && super::sysv::is_attachment(e) {
+            // Attached from the re-created segment, whose content is
+            // saved once (`sysv`): stores nothing.
+            flags |= vma_flags::SYSV | vma_flags::FILE_UNAVAILABLE;
         } else if kind == vma_kind::FILE {
             let unavailable = file_unavailable(e);
             if unavailable {
@@ -672,7 +676,9 @@ fn read_memory<'m>(
         let private_shmem = (e.name == "/dev/zero (deleted)" || e.name.starts_with("/memfd:"))
             && !e.shared
             && covered_by_shared(maps, e);
-        let pol = if kind == vma_kind::FILE && !e.shared && (held_memfd || private_shmem) {
+        let pol = if flags & vma_flags::SYSV != 0 {
+            Policy::Nothing
+        } else if kind == vma_kind::FILE && !e.shared && (held_memfd || private_shmem) {
             Policy::Cow
         } else if backing.is_some()
             || (kind == vma_kind::FILE && !e.shared && flags & vma_flags::FILE_UNAVAILABLE != 0)

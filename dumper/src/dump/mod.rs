@@ -26,6 +26,7 @@ mod seccomp;
 pub mod shared;
 pub mod shmem;
 mod special;
+pub mod sysv;
 pub(crate) mod tcp_repair;
 pub mod terminal;
 pub mod threads;
@@ -268,10 +269,20 @@ fn dump_one(
         None,
         &external_of(options, pid, pid),
     )?;
+    let maps = procfs::maps(pid)?;
+    let mut sysv_warnings = Vec::new();
+    let segments = sysv::collect(
+        &[(pid, &maps)],
+        options.skip_unsupported,
+        &mut sysv_warnings,
+    )?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
-    let written = write_image(&mut tracees, before, file, sink, &output, files)?;
+    let mut p = prepare_image(&mut tracees, before, file, sink, &output, files, None)?;
+    p.meta.sysv = sysv::write(&segments, &mut p.writer, page_size(), &output)?;
+    p.summary.warnings.extend(sysv_warnings);
+    let written = finish_image(p, &output, None)?;
     finish(vec![Some(tracees)], tmp, options)?;
     Ok(written.summary)
 }
@@ -355,6 +366,16 @@ fn dump_tree(
         });
         interrupt::check()?;
     }
+    // SysV shared memory of every live process, checked before anything
+    // is written.
+    let mut sysv_warnings = Vec::new();
+    let procs: Vec<(i32, &[procfs::MapEntry])> = nodes
+        .iter()
+        .zip(&maps)
+        .filter_map(|(n, m)| m.as_deref().map(|m| (n.pid, m)))
+        .collect();
+    let segments = sysv::collect(&procs, options.skip_unsupported, &mut sysv_warnings)?;
+    drop(procs);
     let slot_base = all_files
         .iter()
         .flatten()
@@ -389,6 +410,8 @@ fn dump_tree(
         root_files,
         Some(&mut session),
     )?;
+    root_image.meta.sysv = sysv::write(&segments, &mut root_image.writer, page, &output)?;
+    root_image.summary.warnings.extend(sysv_warnings);
     let stored_pages = std::mem::take(&mut session.stored);
     index.add(&stored_pages, 0, nodes[0].pid)?;
     drop(stored_pages);
@@ -623,19 +646,6 @@ struct Written {
     sum: u32,
 }
 
-/// Collect everything and write the image of one process into `file`.
-fn write_image(
-    tracees: &mut [Tracee],
-    before: &procfs::Stat,
-    file: File,
-    sink: memory::DataSink,
-    output: &Path,
-    files: files::Files,
-) -> Result<Written> {
-    let p = prepare_image(tracees, before, file, sink, output, files, None)?;
-    finish_image(p, output, None)
-}
-
 /// An image whose memory and descriptor data are written, its metadata
 /// not yet.
 struct Prepared {
@@ -817,6 +827,7 @@ fn prepare_image(
         },
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     Ok(Prepared {
         writer,

@@ -520,8 +520,8 @@ fn check_relations(nodes: &[Node]) -> Result<()> {
 }
 
 /// Refuse a tree whose processes map the same kernel-only memory object
-/// that a `MEMORY` slot cannot carry (a SysV segment, or processes with no
-/// common ancestor in the tree: [`super::tree_memory`]); the others become
+/// that a `MEMORY` slot cannot carry (processes with no common ancestor in
+/// the tree: [`super::tree_memory`]); the others become
 /// slots (`shared::analyze`).
 fn check_shared_memory(nodes: &[Node], maps: &[Option<Vec<procfs::MapEntry>>]) -> Result<()> {
     let objects = super::tree_memory::memory_objects(maps, super::page_size());

@@ -4,16 +4,18 @@
 //!
 //! Each process of a tree is restored from its own sub-image, so a memory
 //! object that lives only in the kernel — shared anonymous memory
-//! (`/dev/zero (deleted)`), a memfd, a SysV segment, a deleted file such as
+//! (`/dev/zero (deleted)`), a memfd, a deleted file such as
 //! a POSIX semaphore in `/dev/shm` — would come back as one private copy
 //! per process. Such an object mapped by two or more processes becomes a
 //! `MEMORY` slot instead: its holder (the lowest common ancestor of the
 //! processes using it) creates one memfd of the object's size before it
 //! forks its children, and every process maps its VMAs of that object from
 //! it ([`memory_objects`], `shared::analyze` makes the slots). Still
-//! refused ([`shared_memory_reasons`]): SysV segments (they would lose
-//! their SysV identity) and objects whose users have no common ancestor in
-//! the tree (processes of different root subtrees of `--pgid`/`--session`).
+//! refused ([`shared_memory_reasons`]): objects whose users have no common
+//! ancestor in the tree (processes of different root subtrees of
+//! `--pgid`/`--session`). SysV segments are none of these: they are
+//! re-created under their ids in the tree's new IPC namespace, where every
+//! process attaches them again (`sysv`).
 //! Mappings of files that exist on disk are shared again through the file
 //! itself, and private mappings of deleted files need nothing shared
 //! (their pages are stored).
@@ -29,8 +31,7 @@ use super::tree::Node;
 fn kernel_only(e: &MapEntry) -> bool {
     e.name == "/dev/zero (deleted)"
         || e.name.starts_with("/memfd:")
-        || e.name.starts_with("/SYSV")
-        || e.name.ends_with(" (deleted)")
+        || (e.name.ends_with(" (deleted)") && !super::sysv::is_attachment(e))
 }
 
 /// The object a mapping shares with other processes, if it is a
@@ -103,8 +104,8 @@ pub fn memory_objects(maps: &[Option<Vec<MapEntry>>], page: u64) -> Vec<Object> 
 }
 
 /// One refusal per kernel-only memory object that several processes of
-/// the tree map and that a `MEMORY` slot cannot carry: a SysV segment, or
-/// an object whose processes have no common ancestor in the tree.
+/// the tree map and that a `MEMORY` slot cannot carry: an object whose
+/// processes have no common ancestor in the tree.
 pub fn shared_memory_reasons(nodes: &[Node], objects: &[Object]) -> Vec<String> {
     objects
         .iter()
@@ -112,12 +113,7 @@ pub fn shared_memory_reasons(nodes: &[Node], objects: &[Object]) -> Vec<String> 
         .filter_map(|o| {
             let name = &o.name;
             let pids = o.pids(nodes);
-            if name.starts_with("/SYSV") {
-                Some(format!(
-                    "SysV shared memory {name} mapped by {pids} (it would come back as one \
-                     copy per process)"
-                ))
-            } else if lca(nodes, &o.procs).is_none() {
+            if lca(nodes, &o.procs).is_none() {
                 Some(format!(
                     "shared memory {name} mapped by {pids}, which have no common ancestor in \
                      the tree to hold it"
@@ -172,15 +168,15 @@ mod tests {
     }
 
     #[test]
-    fn sysv_and_objects_of_separate_roots_are_named() {
+    fn objects_of_separate_roots_are_named_and_sysv_is_no_slot() {
         let sysv = "7f0000000000-7f0000001000 rw-s 00000000 00:01 77 /SYSV00000000 (deleted)";
         let nodes = [node(10, NO_PARENT), node(11, NO_PARENT)];
         let objs = memory_objects(&[maps(&[sysv, SHM]), maps(&[sysv, SHM])], 4096);
         let reasons = shared_memory_reasons(&nodes, &objs);
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(reasons[0].contains("SysV") && reasons[0].contains("processes 10 and 11"));
+        assert_eq!(objs.len(), 1, "{objs:?}");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(
-            reasons[1].contains("/dev/zero (deleted)") && reasons[1].contains("no common ancestor"),
+            reasons[0].contains("/dev/zero (deleted)") && reasons[0].contains("no common ancestor"),
             "{reasons:?}"
         );
     }

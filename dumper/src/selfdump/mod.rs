@@ -493,6 +493,7 @@ fn checkpoint(output: &Path, saved: &SelfRegs) -> Result<()> {
         kstate,
         tree: None,
         page_refs: Vec::new(),
+        sysv: Default::default(),
     };
     writer.finish(meta).map_err(write_err)?;
     tmp.commit(&|| Ok(()))

@@ -1,0 +1,276 @@
+//! SysV shared memory (format 1.10, `kckpt_image::sysv`).
+//!
+//! - [`create`]: before anything else changes, the process that restores
+//!   the image (the single process, or a tree's coordinator before it
+//!   forks the roots) moves into a new IPC namespace (`unshare`: needs
+//!   `CAP_SYS_ADMIN`, which root has, and the stub's own user namespace
+//!   with `--new-pid-ns`), where no id is taken: each segment gets its
+//!   saved id (`/proc/sys/kernel/shm_next_id`), key, size, owner, mode and
+//!   content (through an attachment of its own), and `SHM_LOCK` when it
+//!   was locked. Every process of a tree inherits the namespace.
+//! - [`check_attachments`]: before its address space changes, every
+//!   process checks that each segment it attaches exists and covers its
+//!   areas (`IPC_STAT`).
+//! - [`attach`]: each attachment is made again at its address: `shmat`
+//!   anywhere (read-only when the area could not be made writable), the
+//!   area's part moved into place (`mremap` of size 0 duplicates a shared
+//!   mapping: the copy is an attachment, counted in `shm_nattch`, and
+//!   `shmdt` at the saved attach address finds it), the first attachment
+//!   detached.
+//! - [`remove_destroyed`]: once every process has attached its segments,
+//!   those removed before the dump (`SHM_DEST`) are removed again
+//!   (`IPC_RMID`; attached, they live on until the last detach).
+#![allow(unsafe_code)] // shmat, and the raw shmctl buffer.
+
+use kckpt_image::sysv::{self, shm_mode, SysvShmRecord};
+use kckpt_image::{ImageView, VmaRecord};
+use linux_raw_sys::general as g;
+
+use crate::load::Image;
+use crate::memory::Failure;
+use crate::report::{decimal, Msg};
+use crate::sys::{self, sc, Errno, SysResult};
+
+const IPC_CREAT: usize = 0o1000;
+const IPC_EXCL: usize = 0o2000;
+const IPC_RMID: usize = 0;
+const IPC_SET: usize = 1;
+const IPC_STAT: usize = 2;
+const SHM_LOCK: usize = 11;
+const SHM_RDONLY: usize = 0o10000;
+const CLONE_NEWIPC: u32 = 0x0800_0000;
+
+/// `struct ipc64_perm` (generic 64-bit layout: x86_64 and aarch64).
+#[repr(C)]
+#[derive(Default)]
+struct Perm {
+    key: i32,
+    uid: u32,
+    gid: u32,
+    cuid: u32,
+    cgid: u32,
+    mode: u32,
+    seq: u16,
+    pad: u16,
+    unused: [u64; 2],
+}
+
+/// `struct shmid64_ds` (generic 64-bit layout).
+#[repr(C)]
+#[derive(Default)]
+struct ShmidDs {
+    perm: Perm,
+    segsz: u64,
+    times: [i64; 3],
+    cpid: i32,
+    lpid: i32,
+    nattch: u64,
+    unused: [u64; 2],
+}
+
+fn shmctl(id: u32, cmd: usize, ds: &mut ShmidDs) -> SysResult {
+    let p = ds as *mut ShmidDs as usize;
+    // SAFETY: `ds` is a live buffer of the kernel's `shmid64_ds` size;
+    // IPC_STAT writes it, IPC_SET reads it, the others ignore it.
+    unsafe { sc(g::__NR_shmctl, [id as usize, cmd, p, 0, 0, 0]) }
+}
+
+/// `shmat(id, NULL, flags)`: the address.
+fn shmat_anywhere(id: u32, flags: usize) -> SysResult {
+    // SAFETY: the kernel picks an unused range (address NULL), which
+    // nothing of the stub uses.
+    unsafe { sc(g::__NR_shmat, [id as usize, 0, flags, 0, 0, 0]) }
+}
+
+fn shmdt(addr: usize) {
+    // SAFETY: `addr` is an attachment the caller made and no longer uses.
+    let _ = unsafe { sc(g::__NR_shmdt, [addr, 0, 0, 0, 0, 0]) };
+}
+
+fn fail(img: &Image, s: &SysvShmRecord, what: &str, e: Errno) -> ! {
+    Msg::new()
+        .push(img.path)
+        .s(": SysV shared memory segment ")
+        .dec(s.id.into())
+        .s(": ")
+        .s(what)
+        .errno(e)
+        .fail()
+}
+
+/// Re-create the image's segments in a new IPC namespace (nothing when
+/// it has none). Refuses with one line on any failure, before the address
+/// space changes.
+pub fn create(img: &Image) {
+    let v = &img.view;
+    if v.sysv_shm.is_empty() {
+        return;
+    }
+    if let Err(e) = sys::unshare(CLONE_NEWIPC) {
+        Msg::new()
+            .push(img.path)
+            .s(": SysV shared memory comes back in a new IPC namespace, which needs CAP_SYS_ADMIN: restore as root or with --new-pid-ns")
+            .errno(e)
+            .fail()
+    }
+    for s in v.sysv_shm.iter() {
+        let mut buf = [0u8; 20];
+        if let Err(e) = sys::write_file(
+            b"/proc/sys/kernel/shm_next_id\0",
+            decimal(s.id.into(), &mut buf),
+        ) {
+            fail(
+                img,
+                &s,
+                "cannot choose its id (/proc/sys/kernel/shm_next_id)",
+                e,
+            )
+        }
+        // SAFETY: integer arguments.
+        let id = unsafe {
+            sc(
+                g::__NR_shmget,
+                [
+                    s.key as i32 as isize as usize,
+                    s.size as usize,
+                    IPC_CREAT | IPC_EXCL | (s.mode & 0o777) as usize,
+                    0,
+                    0,
+                    0,
+                ],
+            )
+        }
+        .unwrap_or_else(|e| fail(img, &s, "cannot create it", e));
+        if id != s.id as usize {
+            fail(
+                img,
+                &s,
+                "got another id",
+                Errno(linux_raw_sys::errno::EEXIST),
+            );
+        }
+        let mut ds = ShmidDs::default();
+        if let Err(e) = shmctl(s.id, IPC_STAT, &mut ds) {
+            fail(img, &s, "cannot read it back", e)
+        }
+        if ds.perm.uid != s.uid || ds.perm.gid != s.gid {
+            ds.perm.uid = s.uid;
+            ds.perm.gid = s.gid;
+            ds.perm.mode = s.mode & 0o777;
+            if let Err(e) = shmctl(s.id, IPC_SET, &mut ds) {
+                fail(img, &s, "cannot give it its owner and group", e)
+            }
+        }
+        if s.extent_count > 0 {
+            let at =
+                shmat_anywhere(s.id, 0).unwrap_or_else(|e| fail(img, &s, "cannot attach it", e));
+            for e in sysv::extents_of(v, &s) {
+                // SAFETY: validation keeps the extent inside the segment,
+                // which is attached at `at` (writable) for this loop.
+                let r = unsafe {
+                    sys::pread_raw(
+                        img.fd,
+                        at + e.file_offset as usize,
+                        e.len as usize,
+                        e.data_offset,
+                    )
+                };
+                if !matches!(r, Ok(n) if n == e.len as usize) {
+                    shmdt(at);
+                    fail(
+                        img,
+                        &s,
+                        "cannot read its content from the image",
+                        r.err().unwrap_or(Errno(linux_raw_sys::errno::EIO)),
+                    )
+                }
+            }
+            shmdt(at);
+        }
+        if s.mode & shm_mode::LOCKED != 0 {
+            if let Err(e) = shmctl(s.id, SHM_LOCK, &mut ShmidDs::default()) {
+                fail(img, &s, "cannot lock it in memory (SHM_LOCK)", e)
+            }
+        }
+    }
+}
+
+/// Before the address space changes: a process of a tree (whose image has
+/// no table) or a single process finds every segment it attaches, large
+/// enough for its areas; a single image without the table is refused.
+pub fn check_attachments(img: &Image, tree_proc: bool) {
+    let v = &img.view;
+    let page = u64::from(v.header.page_size);
+    for vma in v.vmas.iter().filter(sysv::is_attachment) {
+        if !tree_proc && sysv::find(v, vma.inode).is_none() {
+            Msg::new()
+                .push(img.path)
+                .s(": memory at ")
+                .hex(vma.start)
+                .s(" is an attachment of SysV shared memory segment ")
+                .dec(vma.inode)
+                .s(", which the image does not hold (a process of a tree restored on its own?)")
+                .fail()
+        }
+        let mut ds = ShmidDs::default();
+        let r = shmctl(vma.inode as u32, IPC_STAT, &mut ds);
+        let end = vma.file_pgoff + (vma.end - vma.start);
+        if r.is_err() || ds.segsz.next_multiple_of(page) < end {
+            Msg::new()
+                .push(img.path)
+                .s(": SysV shared memory segment ")
+                .dec(vma.inode)
+                .s(" for memory at ")
+                .hex(vma.start)
+                .s(" is missing or too small")
+                .errno(r.err().unwrap_or(Errno(linux_raw_sys::errno::EINVAL)))
+                .fail()
+        }
+    }
+}
+
+/// Attach `vma`'s segment at its saved place with its protection.
+pub fn attach(vma: &VmaRecord) -> Result<(), Failure> {
+    let at = |what| {
+        move |errno| Failure {
+            what,
+            addr: vma.start,
+            errno,
+        }
+    };
+    let writable = vma.prot & kckpt_image::prot::WRITE != 0
+        || vma.flags & kckpt_image::vma_flags::MAYWRITE != 0;
+    let flags = if writable { 0 } else { SHM_RDONLY };
+    let base = shmat_anywhere(vma.inode as u32, flags).map_err(at("attaching a SysV segment"))?;
+    let len = (vma.end - vma.start) as usize;
+    let from = base + vma.file_pgoff as usize;
+    // SAFETY: `mremap(from, 0, len, MAYMOVE|FIXED, start)` duplicates the
+    // shared attachment at the VMA's saved place, outside the stub's
+    // window (validation), where nothing else is mapped any more.
+    let r = unsafe {
+        sc(
+            g::__NR_mremap,
+            [
+                from,
+                0,
+                len,
+                (g::MREMAP_MAYMOVE | g::MREMAP_FIXED) as usize,
+                vma.start as usize,
+                0,
+            ],
+        )
+    };
+    shmdt(base);
+    r.map_err(at("placing a SysV segment"))?;
+    // SAFETY: changes only the protection of the area just placed.
+    unsafe { sys::mprotect(vma.start as usize, len, vma.prot) }
+        .map_err(at("protecting a SysV segment"))?;
+    Ok(())
+}
+
+/// Remove again the segments that had been removed while attached.
+pub fn remove_destroyed(v: &ImageView<'_>) {
+    for s in v.sysv_shm.iter().filter(|s| s.mode & shm_mode::DEST != 0) {
+        let _ = shmctl(s.id, IPC_RMID, &mut ShmidDs::default());
+    }
+}
