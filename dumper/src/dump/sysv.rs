@@ -183,6 +183,9 @@ pub fn collect(
     Ok(out)
 }
 
+/// Largest extent (as for saved files): one data region each.
+const MAX_EXTENT: u64 = 8 << 20;
+
 /// A read-only attachment of the dumper's own, detached on drop.
 struct Attached {
     addr: *mut libc::c_void,
@@ -259,6 +262,7 @@ pub fn write(
                 }
                 let start = at;
                 while at < to
+                    && at - start < MAX_EXTENT
                     && bytes[at as usize..next(at) as usize]
                         .iter()
                         .any(|&b| b != 0)
