@@ -184,6 +184,45 @@ pub fn find_ghost(view: &ImageView<'_>, dev: u64, inode: u64) -> Option<(usize, 
         .find(|(_, g)| g.dev == dev && g.inode == inode)
 }
 
+/// The extents `first..first + count` of `table` (an object's, whose
+/// extents start at `next`, the end of the previous object's): sorted, not
+/// overlapping, not empty, inside the object's `size`, their data
+/// page-aligned and inside the file. Returns where the next object's
+/// start; `errors`: (out of order, bad extent) messages.
+pub(crate) fn extents_in_order(
+    table: &crate::read::RecordTable<'_, ExtentRecord>,
+    (first, count): (u32, u32),
+    next: u32,
+    (size, page, file_len): (u64, u64, u64),
+    (order, bad_extent): (&'static str, &'static str),
+) -> Result<u32, FormatError> {
+    if first != next {
+        return Err(FormatError::BadField(order));
+    }
+    let next = next
+        .checked_add(count)
+        .ok_or(FormatError::BadField(order))?;
+    let mut end = 0u64;
+    for i in first..next {
+        let e = table.get(i as usize).ok_or(FormatError::BadField(order))?;
+        let obj_end = e.file_offset.checked_add(e.len);
+        let data_end = e.data_offset.checked_add(e.len);
+        if e.len == 0
+            || e.file_offset < end
+            || obj_end.is_none_or(|x| x > size)
+            || !e.data_offset.is_multiple_of(page)
+            || e.data_offset == 0
+        {
+            return Err(FormatError::BadField(bad_extent));
+        }
+        if data_end.is_none_or(|x| x > file_len) {
+            return Err(FormatError::Truncated);
+        }
+        end = obj_end.unwrap_or(u64::MAX);
+    }
+    Ok(next)
+}
+
 /// Structure and fields: extents partition the extent table in order,
 /// inside the file's size and the image, page-aligned data; a directory
 /// has none; a known type and flags; descriptors of kind `GHOST` and areas
@@ -215,33 +254,13 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
         if name.is_empty() || name.len() > 4095 || name.contains(&0) {
             return Err(bad("ghost file: no usable path"));
         }
-        if g.first_extent != next {
-            return Err(bad("ghost file: extents out of order"));
-        }
-        next = next
-            .checked_add(g.extent_count)
-            .ok_or(bad("ghost file: extents out of order"))?;
-        let mut end = 0u64;
-        for i in g.first_extent..next {
-            let e = view
-                .extents
-                .get(i as usize)
-                .ok_or(bad("ghost file: extents out of order"))?;
-            let file_end = e.file_offset.checked_add(e.len);
-            let data_end = e.data_offset.checked_add(e.len);
-            if e.len == 0
-                || e.file_offset < end
-                || file_end.is_none_or(|x| x > g.size)
-                || !e.data_offset.is_multiple_of(page)
-                || e.data_offset == 0
-            {
-                return Err(bad("ghost file: bad extent"));
-            }
-            if data_end.is_none_or(|x| x > file_len) {
-                return Err(FormatError::Truncated);
-            }
-            end = file_end.unwrap_or(u64::MAX);
-        }
+        next = extents_in_order(
+            &view.extents,
+            (g.first_extent, g.extent_count),
+            next,
+            (g.size, page, file_len),
+            ("ghost file: extents out of order", "ghost file: bad extent"),
+        )?;
     }
     if next as usize != view.extents.len() || cwd > 1 {
         return Err(bad("ghost file: extents out of order"));

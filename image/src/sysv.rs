@@ -117,33 +117,16 @@ pub fn validate(view: &ImageView<'_>, file_len: u64) -> Result<(), FormatError> 
             return Err(bad("SysV segment: bad id, size or mode"));
         }
         last_id = Some(s.id);
-        if s.first_extent != next {
-            return Err(bad("SysV segment: extents out of order"));
-        }
-        next = next
-            .checked_add(s.extent_count)
-            .ok_or(bad("SysV segment: extents out of order"))?;
-        let mut end = 0u64;
-        for i in s.first_extent..next {
-            let e = view
-                .sysv_extents
-                .get(i as usize)
-                .ok_or(bad("SysV segment: extents out of order"))?;
-            let seg_end = e.file_offset.checked_add(e.len);
-            let data_end = e.data_offset.checked_add(e.len);
-            if e.len == 0
-                || e.file_offset < end
-                || seg_end.is_none_or(|x| x > s.size)
-                || !e.data_offset.is_multiple_of(page)
-                || e.data_offset == 0
-            {
-                return Err(bad("SysV segment: bad extent"));
-            }
-            if data_end.is_none_or(|x| x > file_len) {
-                return Err(FormatError::Truncated);
-            }
-            end = seg_end.unwrap_or(u64::MAX);
-        }
+        next = crate::ghosts::extents_in_order(
+            &view.sysv_extents,
+            (s.first_extent, s.extent_count),
+            next,
+            (s.size, page, file_len),
+            (
+                "SysV segment: extents out of order",
+                "SysV segment: bad extent",
+            ),
+        )?;
     }
     if next as usize != view.sysv_extents.len() {
         return Err(bad("SysV segment: extents out of order"));
