@@ -374,19 +374,21 @@ pub fn up_front(img: &Image, memory: bool) {
         next += chunk_count(e.len, shift);
     }
     // (1.10) SysV segments, after the tree's pipe slots.
-    for r in kckpt_image::checksum::regions(&img.view, shift) {
-        let kckpt_image::checksum::RegionKind::Sysv { segment, offset } = r.kind else {
-            continue;
-        };
-        if let Some(at) = bad_chunk(img, buf, r.offset, r.len, r.first_chunk) {
-            let id = img.view.sysv_shm.get(segment).map_or(0, |s| s.id);
-            corrupt(img)
-                .s("content of SysV shared memory segment ")
-                .dec(id.into())
-                .s(" at its offset ")
-                .dec(offset + at)
-                .s(" does not match its checksum)")
-                .fail();
+    for slot in img.view.tree_slots.iter() {
+        next += chunk_count(slot.data_len, shift);
+    }
+    for seg in img.view.sysv_shm.iter() {
+        for e in kckpt_image::sysv::extents_of(&img.view, &seg) {
+            if let Some(at) = bad_chunk(img, buf, e.data_offset, e.len, next) {
+                corrupt(img)
+                    .s("content of SysV shared memory segment ")
+                    .dec(seg.id.into())
+                    .s(" at its offset ")
+                    .dec(e.file_offset + at)
+                    .s(" does not match its checksum)")
+                    .fail();
+            }
+            next += chunk_count(e.len, shift);
         }
     }
 }
