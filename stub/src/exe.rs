@@ -111,20 +111,47 @@ extern "C" {
 /// Replace the stub's file mappings (its ELF segments, from
 /// `__executable_start` to the page of `_edata`) by one anonymous copy,
 /// readable, writable and executable (the window is unmapped at the end).
+/// Only the segments' pages are copied: the linker may leave an unmapped
+/// page between two of them (the copy has zeros there).
 fn anonymize_own_mappings() -> Result<(), sys::Errno> {
+    use kckpt_image::read::{program_headers, EHDR_SIZE, PT_LOAD};
+    const PAGE: usize = 4096;
     let start = core::ptr::addr_of!(__executable_start) as usize;
-    let end = (core::ptr::addr_of!(_edata) as usize).next_multiple_of(4096);
+    let end = (core::ptr::addr_of!(_edata) as usize).next_multiple_of(PAGE);
     let len = end - start;
+    // SAFETY: the ELF header and the program header table are at the
+    // start of the first segment, mapped and readable for the program's
+    // lifetime (the linker's `__executable_start` is the header).
+    let table = unsafe {
+        let ehdr = core::slice::from_raw_parts(start as *const u8, EHDR_SIZE);
+        let at = |i: usize| ehdr[i] as usize | (ehdr[i + 1] as usize) << 8;
+        let phoff = at(32) | at(34) << 16;
+        core::slice::from_raw_parts((start + phoff) as *const u8, at(56) * at(54))
+    };
     let flags = g::MAP_PRIVATE | g::MAP_ANONYMOUS;
     // SAFETY: a new mapping where the kernel chooses; replaces nothing.
     let copy = unsafe { sys::mmap(0, len, g::PROT_READ | g::PROT_WRITE, flags, usize::MAX, 0) }?;
-    // SAFETY: `start..end` is this program's own code and data, all
-    // readable; `copy` is the fresh mapping of `len` bytes. The mremap
-    // replaces the original with the identical copy, so the code,
-    // constants and data in use stay the same bytes at the same addresses
-    // (x86_64 keeps instruction fetches coherent).
+    for ph in program_headers(table).filter(|p| p.p_type == PT_LOAD) {
+        let from = (ph.p_vaddr as usize / PAGE * PAGE).max(start);
+        let to = ((ph.p_vaddr + ph.p_memsz) as usize)
+            .next_multiple_of(PAGE)
+            .min(end);
+        if from < to {
+            // SAFETY: `from..to` is a loaded segment's pages, mapped and
+            // readable; the copy has `len` bytes from `start` on.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    from as *const u8,
+                    (copy + (from - start)) as *mut u8,
+                    to - from,
+                )
+            };
+        }
+    }
+    // SAFETY: the mremap replaces the original with the identical copy, so
+    // the code, constants and data in use stay the same bytes at the same
+    // addresses (x86_64 keeps instruction fetches coherent).
     unsafe {
-        core::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, len);
         sys::mprotect(copy, len, g::PROT_READ | g::PROT_WRITE | g::PROT_EXEC)?;
         sys::mremap_fixed(copy, len, start)?;
     }
