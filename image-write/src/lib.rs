@@ -382,14 +382,14 @@ impl ImageWriter {
                     .map(|f| (f.data_offset, f.data_len)),
             )
             .chain(meta.files.extents.iter().map(|e| (e.data_offset, e.len)))
+            .chain(meta.sysv.extents.iter().map(|e| (e.data_offset, e.len)))
             .chain(
                 meta.tree
                     .iter()
                     .flat_map(|t| t.slots.iter())
                     .filter(|s| s.data_len > 0)
                     .map(|s| (s.data_offset, s.data_len)),
-            )
-            .chain(meta.sysv.extents.iter().map(|e| (e.data_offset, e.len)));
+            );
         for (offset, len) in regions {
             match self.sums.get(&offset) {
                 Some((l, sums)) if *l == len => out.extend_from_slice(sums),

@@ -534,9 +534,10 @@ pub enum RegionKind {
 /// Every stored data region of `view`, in checksum order: the memory runs
 /// in run-table order (VMA by VMA), then the data of every descriptor
 /// record with `data_len > 0`, in descriptor order, then (format 1.3) every
-/// ghost file extent in extent-table order, then (format 1.4) the bytes in
-/// flight of every pipe slot with `data_len > 0`, in slot order, then
-/// (format 1.10) every SysV segment extent in extent-table order.
+/// ghost file extent in extent-table order, then (format 1.10) every SysV
+/// segment extent in extent-table order, then (format 1.4) the bytes in
+/// flight of every pipe slot with `data_len > 0`, in slot order (last:
+/// `kckpt extract` cuts them off the root's image).
 pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = Region> + 'v {
     let memory = view
         .vmas
@@ -600,8 +601,8 @@ pub fn regions<'v>(view: &'v ImageView<'_>, shift: u32) -> impl Iterator<Item = 
     memory
         .chain(fds)
         .chain(ghosts)
-        .chain(slots)
         .chain(sysv)
+        .chain(slots)
         .map(move |mut r| {
             r.first_chunk = next;
             next = next.saturating_add(chunk_count(r.len, shift));
@@ -821,12 +822,12 @@ pub fn check_image<'a>(
             (view.runs.bytes(), 24, 8),
             (view.fds.bytes(), 88, 48),
             (view.extents.bytes(), 24, 8),
+            (view.sysv_extents.bytes(), 24, 8),
             (
                 view.tree_slots.bytes(),
                 core::mem::size_of::<crate::tree::TreeSlotRecord>(),
                 core::mem::offset_of!(crate::tree::TreeSlotRecord, data_len),
             ),
-            (view.sysv_extents.bytes(), 24, 8),
         ];
         for (bytes, size, at) in tables {
             for r in bytes.chunks_exact(size) {

@@ -373,10 +373,8 @@ pub fn up_front(img: &Image, memory: bool) {
         }
         next += chunk_count(e.len, shift);
     }
-    // (1.10) SysV segments, after the tree's pipe slots.
-    for slot in img.view.tree_slots.iter() {
-        next += chunk_count(slot.data_len, shift);
-    }
+    // (1.10) SysV segments, right after the ghost extents (the tree's
+    // pipe data comes last).
     for seg in img.view.sysv_shm.iter() {
         for e in kckpt_image::sysv::extents_of(&img.view, &seg) {
             if let Some(at) = bad_chunk(img, buf, e.data_offset, e.len, next) {

@@ -38,6 +38,8 @@
      change: BAD), that shm_nattch is 3 (parent) and that its attachments
      are the segment's in /proc/self/maps. The parent prints "ready ID"
      once the child counts, then "tick N ns INODE child C" every 100 ms.
+     Both also hold a pipe with bytes nobody reads (the tree image then
+     has pipe data as well as the segment's content).
      The child exits when its parent is gone.
 
    attach KEY
@@ -366,6 +368,9 @@ static _Noreturn void tree(key_t key)
     fill(ap + page, page, 0, 5);
     volatile uint64_t *mine = (uint64_t *)(ap + PARENT_AT);
     const volatile uint64_t *theirs = (const uint64_t *)(ap + CHILD_AT);
+    int in_flight[2];
+    if (pipe(in_flight) || write(in_flight[1], "in flight", 9) != 9)
+        failed("pipe");
     pid_t child = fork();
     if (child < 0)
         failed("fork");

@@ -374,6 +374,22 @@ fn a_tree_sharing_a_segment_shares_it_again() {
         all_gone(&kids, Duration::from_secs(10)),
         "the child outlived the dump"
     );
+    // The root's own image, without the tree's pipe data, still carries
+    // the segment's content with its checksums.
+    let root = dir.join("root.kckpt");
+    let out = run(
+        Command::new(kckpt())
+            .args(["extract", "--pid", &p.pid().to_string()])
+            .arg(&image)
+            .arg(&root),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "kckpt extract: {}", show(&out));
+    let out = run(
+        Command::new(kckpt()).args(["info", "--verify"]).arg(&root),
+        CMD_TIMEOUT,
+    );
+    assert!(out.status.success(), "kckpt info --verify: {}", show(&out));
 
     let mut r = restore(&image);
     let first = ticks(&mut r, Some(last.n), 1);
