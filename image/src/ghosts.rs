@@ -172,8 +172,7 @@ pub fn extents_of<'v>(
     view: &'v ImageView<'_>,
     g: &GhostRecord,
 ) -> impl Iterator<Item = ExtentRecord> + 'v {
-    let first = g.first_extent as usize;
-    (first..first + g.extent_count as usize).filter_map(move |i| view.extents.get(i))
+    view.extents.span(g.first_extent, g.extent_count)
 }
 
 /// The ghost whose (dev, inode) is the saved file's, if any.

@@ -450,6 +450,13 @@ impl<'a, T: Record> RecordTable<'a, T> {
         let size = core::mem::size_of::<T>();
         read_record(self.bytes.get(i.checked_mul(size)?..)?)
     }
+    /// Records `first..first + count` (those in range), in order: the
+    /// part of a table one record owns (its extents, say).
+    pub fn span(&self, first: u32, count: u32) -> impl Iterator<Item = T> + 'a {
+        let table = *self;
+        let first = first as usize;
+        (first..first.saturating_add(count as usize)).map_while(move |i| table.get(i))
+    }
     /// All records in order.
     pub fn iter(&self) -> impl Iterator<Item = T> + 'a {
         let bytes = self.bytes;

@@ -73,8 +73,7 @@ pub fn extents_of<'v>(
     view: &'v ImageView<'_>,
     s: &SysvShmRecord,
 ) -> impl Iterator<Item = ExtentRecord> + 'v {
-    let first = s.first_extent as usize;
-    (first..first + s.extent_count as usize).filter_map(move |i| view.sysv_extents.get(i))
+    view.sysv_extents.span(s.first_extent, s.extent_count)
 }
 
 /// The segment with id `id`.
