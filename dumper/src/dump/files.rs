@@ -101,6 +101,9 @@ pub struct Files {
     inotify: Vec<(InotifyWatchRecord, Vec<u8>)>,
     /// Owners of the descriptors' I/O signals (1.4).
     fowners: Vec<kckpt_image::FownRecord>,
+    /// The process's mappings, read once here for the checks above and
+    /// then for its image (empty when they could not be read).
+    pub maps: Vec<procfs::MapEntry>,
 }
 
 /// What a `/proc/PID/fd/N` link says.
@@ -754,6 +757,7 @@ pub fn collect(
         );
     }
     files.ghosts.add_vanishing(&maps);
+    files.maps = maps;
 
     let fd_dir = procfs::proc_path(pid, "fd");
     let mut numbers: Vec<i32> = fs::read_dir(&fd_dir)

@@ -269,10 +269,9 @@ fn dump_one(
         None,
         &external_of(options, pid, pid),
     )?;
-    let maps = procfs::maps(pid)?;
     let mut sysv_warnings = Vec::new();
     let segments = sysv::collect(
-        &[(pid, &maps)],
+        &[(pid, &files.maps)],
         options.skip_unsupported,
         &mut sysv_warnings,
     )?;
@@ -280,7 +279,7 @@ fn dump_one(
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
     let mut p = prepare_image(&mut tracees, before, file, sink, &output, files, None)?;
-    p.meta.sysv = sysv::write(&segments, &mut p.writer, page_size(), &output)?;
+    p.meta.sysv = sysv::write(&segments, &mut p.writer, page_size(), &output, pid)?;
     p.summary.warnings.extend(sysv_warnings);
     let written = finish_image(p, &output, None)?;
     finish(vec![Some(tracees)], tmp, options)?;
@@ -410,7 +409,13 @@ fn dump_tree(
         root_files,
         Some(&mut session),
     )?;
-    root_image.meta.sysv = sysv::write(&segments, &mut root_image.writer, page, &output)?;
+    root_image.meta.sysv = sysv::write(
+        &segments,
+        &mut root_image.writer,
+        page,
+        &output,
+        nodes[0].pid,
+    )?;
     root_image.summary.warnings.extend(sysv_warnings);
     let stored_pages = std::mem::take(&mut session.stored);
     index.add(&stored_pages, 0, nodes[0].pid)?;
@@ -700,9 +705,13 @@ fn prepare_image(
         }
     }
 
-    // Memory map and the vDSO (its bytes are hashed; its `syscall`
-    // instruction runs the dumper's system calls).
-    let maps = procfs::maps(pid)?;
+    // Memory map (as `files::collect` read it; again if it could not)
+    // and the vDSO (its bytes are hashed; its `syscall` instruction runs
+    // the dumper's system calls).
+    let maps = match std::mem::take(&mut files.maps) {
+        m if m.is_empty() => procfs::maps(pid)?,
+        m => m,
+    };
     let mut mem = Memory::open(pid)?;
     if dedup.is_some() {
         // A process of a tree: its pages shared with the others stay

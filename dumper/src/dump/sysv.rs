@@ -7,6 +7,7 @@
 //! under their ids in a new IPC namespace.
 #![allow(unsafe_code)] // shmat/shmdt: maps a segment into the dumper.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -22,12 +23,6 @@ use crate::error::{Error, Result};
 /// inode the segment's id)?
 pub fn is_attachment(e: &MapEntry) -> bool {
     e.shared && e.name.starts_with("/SYSV")
-}
-
-/// A segment to save.
-#[derive(Debug, Clone)]
-pub struct Segment {
-    rec: SysvShmRecord,
 }
 
 /// One row of `/proc/sysvipc/shm`.
@@ -66,83 +61,70 @@ fn parse_rows(text: &str) -> Vec<Row> {
         .collect()
 }
 
-/// The segments `procs` (pid, mappings) use, checked; `skip`: what would
-/// be refused is a warning instead (the segment saved as it is). Refusals
-/// come before anything is written, with the first pid as the target.
+/// The segments `procs` (pid, mappings) use, checked and sorted by id;
+/// `skip`: what would be refused is a warning instead (the segment saved
+/// as it is). Refusals come before anything is written, with the first
+/// pid as the target.
 pub fn collect(
     procs: &[(i32, &[MapEntry])],
     skip: bool,
     warnings: &mut Vec<String>,
-) -> Result<Vec<Segment>> {
+) -> Result<Vec<SysvShmRecord>> {
     let Some(&(first, _)) = procs.first() else {
         return Ok(Vec::new());
     };
-    let attached = |pid: i32| procs.iter().find(|p| p.0 == pid).map(|p| p.1);
-    let any_attached = procs.iter().any(|(_, maps)| maps.iter().any(is_attachment));
     let me = fs::read_link("/proc/self/ns/ipc").ok();
     let mut reasons = Vec::new();
     let mut in_my_ns = Vec::new();
+    // Per segment id: the dump's attachments (one per VMA, as the kernel
+    // counts them) and whether one is in huge pages.
+    let mut attached: BTreeMap<u64, (u64, bool)> = BTreeMap::new();
     for &(pid, maps) in procs {
-        let same = me.is_some() && me == fs::read_link(format!("/proc/{pid}/ns/ipc")).ok();
-        if same {
-            in_my_ns.push(pid);
-        } else if maps.iter().any(is_attachment) {
-            reasons.push(format!(
-                "SysV shared memory attached by pid {pid} in another IPC namespace than kckpt's"
-            ));
+        let mut own = maps.iter().filter(|e| is_attachment(e)).peekable();
+        if me.is_none() || me != fs::read_link(format!("/proc/{pid}/ns/ipc")).ok() {
+            if own.peek().is_some() {
+                reasons.push(format!(
+                    "SysV shared memory attached by pid {pid} in another IPC namespace than kckpt's"
+                ));
+            }
+            continue;
+        }
+        in_my_ns.push(pid);
+        for e in own {
+            let a = attached.entry(e.inode).or_default();
+            a.0 += 1;
+            a.1 |= e.vm_flags.iter().any(|f| f == "ht");
         }
     }
-    if in_my_ns.is_empty() && !any_attached {
-        return Ok(Vec::new());
-    }
-    let text = fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
     let mut out = Vec::new();
-    for row in parse_rows(&text) {
-        // Attachments by processes of the dump (one per VMA, as the
-        // kernel counts them).
-        let ours: u64 = in_my_ns
-            .iter()
-            .filter_map(|&p| attached(p))
-            .map(|maps| {
-                maps.iter()
-                    .filter(|e| is_attachment(e) && e.inode == u64::from(row.id))
-                    .count() as u64
-            })
-            .sum();
-        let used = ours > 0 || in_my_ns.contains(&row.cpid) || in_my_ns.contains(&row.lpid);
-        if !used {
-            continue;
-        }
-        let shown = format!("SysV shared memory segment {} (key {:#x})", row.id, row.key);
-        let mut refuse = Vec::new();
-        if row.nattch > ours {
-            refuse.push(format!(
-                "{shown} attached {} time(s) outside the dump (the restore makes a copy of its own)",
-                row.nattch - ours
-            ));
-        }
-        let huge = in_my_ns.iter().filter_map(|&p| attached(p)).any(|maps| {
-            maps.iter().any(|e| {
-                is_attachment(e)
-                    && e.inode == u64::from(row.id)
-                    && e.vm_flags.iter().any(|f| f == "ht")
-            })
-        });
-        if huge {
-            reasons.push(format!("{shown} in huge pages (SHM_HUGETLB)"));
-            continue;
-        }
-        if row.size == 0 || row.size > MAX_SEGMENT_SIZE {
-            reasons.push(format!("{shown} of {} bytes", row.size));
-            continue;
-        }
-        if skip {
-            warnings.extend(refuse);
-        } else {
-            reasons.extend(refuse);
-        }
-        out.push(Segment {
-            rec: SysvShmRecord {
+    if !in_my_ns.is_empty() {
+        let text = fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+        for row in parse_rows(&text) {
+            let (ours, huge) = attached.remove(&u64::from(row.id)).unwrap_or_default();
+            if ours == 0 && !in_my_ns.contains(&row.cpid) && !in_my_ns.contains(&row.lpid) {
+                continue;
+            }
+            let shown = format!("SysV shared memory segment {} (key {:#x})", row.id, row.key);
+            if huge {
+                reasons.push(format!("{shown} in huge pages (SHM_HUGETLB)"));
+                continue;
+            }
+            if row.size == 0 || row.size > MAX_SEGMENT_SIZE {
+                reasons.push(format!("{shown} of {} bytes", row.size));
+                continue;
+            }
+            if row.nattch > ours {
+                let outside = format!(
+                    "{shown} attached {} time(s) outside the dump (the restore makes a copy of its own)",
+                    row.nattch - ours
+                );
+                if skip {
+                    warnings.push(outside);
+                } else {
+                    reasons.push(outside);
+                }
+            }
+            out.push(SysvShmRecord {
                 id: row.id,
                 key: row.key as u32,
                 size: row.size,
@@ -150,28 +132,20 @@ pub fn collect(
                 uid: row.uid,
                 gid: row.gid,
                 ..Default::default()
-            },
-        });
+            });
+        }
     }
+    // Attached segments the table did not list (removed meanwhile).
+    reasons.extend(
+        attached
+            .keys()
+            .map(|id| format!("SysV shared memory segment {id} not found in /proc/sysvipc/shm")),
+    );
     if out.len() > MAX_SEGMENTS {
         reasons.push(format!(
             "{} SysV shared memory segments (at most {MAX_SEGMENTS})",
             out.len()
         ));
-    }
-    // Attached segments the table did not list (removed meanwhile).
-    for &(pid, maps) in procs {
-        for e in maps.iter().filter(|e| is_attachment(e)) {
-            if in_my_ns.contains(&pid) && !out.iter().any(|s| u64::from(s.rec.id) == e.inode) {
-                let r = format!(
-                    "SysV shared memory segment {} not found in /proc/sysvipc/shm",
-                    e.inode
-                );
-                if !reasons.contains(&r) {
-                    reasons.push(r);
-                }
-            }
-        }
     }
     if !reasons.is_empty() {
         return Err(Error::Unsupported {
@@ -179,7 +153,7 @@ pub fn collect(
             reason: reasons.join("; "),
         });
     }
-    out.sort_by_key(|s| s.rec.id);
+    out.sort_by_key(|s| s.id);
     Ok(out)
 }
 
@@ -229,47 +203,53 @@ fn data_ranges(addr: usize, size: u64, page: u64) -> Vec<(u64, u64)> {
     }
 }
 
+/// The ranges `[start, end)` of `bytes` within `from..to` made of whole
+/// pages (the last one may be short) that are not all zeros, each at most
+/// `MAX_EXTENT` long.
+fn nonzero_runs(bytes: &[u8], from: u64, to: u64, page: u64) -> Vec<(u64, u64)> {
+    let size = bytes.len() as u64;
+    let mut out = Vec::new();
+    let mut run: Option<u64> = None;
+    let mut at = from / page * page;
+    let to = to.min(size);
+    while at < to {
+        let next = (at + page).min(size);
+        let data = !super::memory::is_zero(&bytes[at as usize..next as usize]);
+        match run {
+            Some(start) if !data || at - start >= MAX_EXTENT => {
+                out.push((start, at));
+                run = data.then_some(at);
+            }
+            None if data => run = Some(at),
+            _ => {}
+        }
+        at = next;
+    }
+    out.extend(run.map(|start| (start, at)));
+    out
+}
+
 /// Store the content of `segments` (their pages that are not zero) and
-/// return the notes.
+/// return the notes; `pid`: the dump's target, for messages.
 pub fn write(
-    segments: &[Segment],
+    segments: &[SysvShmRecord],
     writer: &mut ImageWriter,
     page: u64,
     output: &Path,
+    pid: i32,
 ) -> Result<SysvMeta> {
     let mut meta = SysvMeta::default();
-    for s in segments {
-        let mut rec = s.rec;
-        let shown = format!("SysV shared memory segment {}", rec.id);
+    for &seg in segments {
+        let mut rec = seg;
         let att = Attached::new(rec.id).map_err(|e| Error::Unsupported {
-            pid: 0,
-            reason: format!("cannot read {shown}: {e}"),
+            pid,
+            reason: format!("cannot read SysV shared memory segment {}: {e}", rec.id),
         })?;
         let bytes = att.bytes(rec.size as usize);
         rec.first_extent = meta.extents.len() as u32;
         for (from, to) in data_ranges(att.addr as usize, rec.size, page) {
-            // Whole pages that are not all zeros, merged.
-            let mut at = from / page * page;
-            let to = to.min(rec.size);
-            while at < to {
-                let next = |a: u64| (a + page).min(rec.size);
-                if bytes[at as usize..next(at) as usize]
-                    .iter()
-                    .all(|&b| b == 0)
-                {
-                    at = next(at);
-                    continue;
-                }
-                let start = at;
-                while at < to
-                    && at - start < MAX_EXTENT
-                    && bytes[at as usize..next(at) as usize]
-                        .iter()
-                        .any(|&b| b != 0)
-                {
-                    at = next(at);
-                }
-                let data = &bytes[start as usize..at as usize];
+            for (start, end) in nonzero_runs(bytes, from, to, page) {
+                let data = &bytes[start as usize..end as usize];
                 let data_offset = writer.reserve_region(data.len() as u64);
                 writer
                     .write_data(data_offset, data)
@@ -312,6 +292,30 @@ mod tests {
                 uid: 0,
                 gid: 7,
             }]
+        );
+    }
+
+    #[test]
+    fn nonzero_runs_skip_zero_pages_and_split_long_runs() {
+        let page = 4096u64;
+        let mut bytes = vec![0u8; 5 * 4096 + 100];
+        bytes[4096] = 1; // page 1
+        bytes[2 * 4096 + 7] = 1; // page 2
+        bytes[5 * 4096 + 99] = 1; // the short last page
+        let size = bytes.len() as u64;
+        assert_eq!(
+            nonzero_runs(&bytes, 0, size, page),
+            vec![(4096, 3 * 4096), (5 * 4096, size)]
+        );
+        // A range starting inside a page takes the whole page.
+        assert_eq!(
+            nonzero_runs(&bytes, 4097, 4098, page),
+            vec![(4096, 2 * 4096)]
+        );
+        let big = vec![1u8; (MAX_EXTENT + 4096) as usize];
+        assert_eq!(
+            nonzero_runs(&big, 0, big.len() as u64, page),
+            vec![(0, MAX_EXTENT), (MAX_EXTENT, MAX_EXTENT + 4096)]
         );
     }
 }
