@@ -195,22 +195,27 @@ pub fn create(img: &Image) {
     }
 }
 
-/// Before the address space changes: a process of a tree (whose image has
-/// no table) or a single process finds every segment it attaches, large
-/// enough for its areas; a single image without the table is refused.
+/// Before the address space changes: a single process attaches only
+/// segments of its own table ([`create`] made them, validation checked
+/// their sizes; an image without the table is refused); a process of a
+/// tree (whose image has no table) finds every segment it attaches, large
+/// enough for its areas.
 pub fn check_attachments(img: &Image, tree_proc: bool) {
     let v = &img.view;
     let page = u64::from(v.header.page_size);
     for vma in v.vmas.iter().filter(sysv::is_attachment) {
-        if !tree_proc && sysv::find(v, vma.inode).is_none() {
-            Msg::new()
-                .push(img.path)
-                .s(": memory at ")
-                .hex(vma.start)
-                .s(" is an attachment of SysV shared memory segment ")
-                .dec(vma.inode)
-                .s(", which the image does not hold (a process of a tree restored on its own?)")
-                .fail()
+        if !tree_proc {
+            if sysv::find(v, vma.inode).is_none() {
+                Msg::new()
+                    .push(img.path)
+                    .s(": memory at ")
+                    .hex(vma.start)
+                    .s(" is an attachment of SysV shared memory segment ")
+                    .dec(vma.inode)
+                    .s(", which the image does not hold (a process of a tree restored on its own?)")
+                    .fail()
+            }
+            continue;
         }
         let mut ds = ShmidDs::default();
         let r = shmctl(vma.inode as u32, IPC_STAT, &mut ds);
