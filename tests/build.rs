@@ -70,6 +70,7 @@ const PROGRAMS: &[(&str, &str, &[&str])] = &[
     ("STDERR_TICKER", "stderr_ticker.c", &["-fPIE", "-pie"]),
     ("UNIX_KINDS", "unix_kinds.c", &["-fPIE", "-pie"]),
     ("SYSV_SHM", "sysv_shm.c", &["-fPIE", "-pie"]),
+    ("SYSV_IPC", "sysv_ipc.c", &["-fPIE", "-pie"]),
     (
         "ATTRS_TREE",
         "attrs_tree.c",

@@ -352,30 +352,10 @@ fn describe(
         "timers": crate::info_timers::describe(view),
         "kernel_state": crate::info_kstate::describe(view, show),
         "seccomp": crate::info_kstate::describe_seccomp(view),
-        "sysv_shm": sysv_shm(view),
+        "sysv_shm": crate::info_sysv::shm(view),
+        "sysv_sem": crate::info_sysv::sem(view),
+        "sysv_msg": crate::info_sysv::msg(view),
     }))
-}
-
-/// The `sysv_shm` array (format 1.10): each segment and how much of it
-/// the image stores.
-fn sysv_shm(view: &ImageView<'_>) -> Value {
-    use kckpt_image::sysv::{extents_of, shm_mode};
-    view.sysv_shm
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "key": s.key as i32,
-                "size": s.size,
-                "mode": format!("{:o}", s.mode & 0o777),
-                "uid": s.uid,
-                "gid": s.gid,
-                "removed": s.mode & shm_mode::DEST != 0,
-                "locked": s.mode & shm_mode::LOCKED != 0,
-                "stored_bytes": extents_of(view, &s).map(|e| e.len).sum::<u64>(),
-            })
-        })
-        .collect()
 }
 
 fn format_text(path: &Path, d: &Value) -> String {
@@ -458,29 +438,7 @@ fn format_text(path: &Path, d: &Value) -> String {
     crate::info_kstate::format_text(&mut out, &d["kernel_state"]);
     crate::info_kstate::format_seccomp(&mut out, &d["seccomp"]);
     crate::info_verify::format_text(&mut out, &d["checksums"]);
-    let segments = d["sysv_shm"].as_array().cloned().unwrap_or_default();
-    if !segments.is_empty() {
-        let _ = writeln!(
-            out,
-            "SysV shared memory: {} segment(s), restored in a new IPC namespace",
-            segments.len()
-        );
-    }
-    for g in &segments {
-        let _ = writeln!(
-            out,
-            "  segment {} key {:#x} size {} mode {} uid {} gid {}{}{} stored {}",
-            g["id"],
-            g["key"].as_i64().unwrap_or(0) as i32,
-            g["size"],
-            g["mode"].as_str().unwrap_or(""),
-            g["uid"],
-            g["gid"],
-            if g["removed"] == true { " removed" } else { "" },
-            if g["locked"] == true { " locked" } else { "" },
-            g["stored_bytes"],
-        );
-    }
+    crate::info_sysv::format_text(&mut out, d);
     let vmas = d["vmas"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(
         out,

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod info;
 mod info_files;
 mod info_kstate;
+mod info_sysv;
 mod info_timers;
 mod info_tree;
 mod info_verify;

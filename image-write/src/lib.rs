@@ -150,6 +150,28 @@ pub struct SysvMeta {
     pub shm: Vec<kckpt_image::sysv::SysvShmRecord>,
     /// `NT_KCKPT_SYSV_EXTENTS`, in segment order.
     pub extents: Vec<ExtentRecord>,
+    /// `NT_KCKPT_SYSV_SEM` (format 1.11), sorted by id.
+    pub sem: Vec<kckpt_image::sysv::SysvSemRecord>,
+    /// `NT_KCKPT_SYSV_SEM_VALUES`, the sets' values in order.
+    pub sem_values: Vec<u16>,
+    /// `NT_KCKPT_SYSV_MSG` (format 1.11), sorted by id.
+    pub msg: Vec<kckpt_image::sysv::SysvMsgQueueRecord>,
+    /// `NT_KCKPT_SYSV_MESSAGES`: headers, texts and padding, as written.
+    pub messages: Vec<u8>,
+}
+
+impl SysvMeta {
+    /// Append one message (the next of its queue) to `messages`.
+    pub fn push_message(&mut self, mtype: i64, text: &[u8]) {
+        let h = kckpt_image::sysv::MessageHeader {
+            len: text.len() as u64,
+            mtype,
+        };
+        self.messages.extend_from_slice(record_bytes(&h));
+        self.messages.extend_from_slice(text);
+        let padded = self.messages.len().next_multiple_of(8);
+        self.messages.resize(padded, 0);
+    }
 }
 
 /// The tree notes (format 1.4, `kckpt_image::tree`).
@@ -588,6 +610,28 @@ fn encode_notes(meta: &ImageMetadata, page_size: u64) -> Vec<u8> {
         kckpt_image::sysv::NT_KCKPT_SYSV_EXTENTS,
         &meta.sysv.extents,
     );
+    push_table(&mut n, kckpt_image::sysv::NT_KCKPT_SYSV_SEM, &meta.sysv.sem);
+    if !meta.sysv.sem_values.is_empty() {
+        let values: Vec<u8> = meta
+            .sysv
+            .sem_values
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .collect();
+        n.push(
+            NOTE_OWNER,
+            kckpt_image::sysv::NT_KCKPT_SYSV_SEM_VALUES,
+            &values,
+        );
+    }
+    push_table(&mut n, kckpt_image::sysv::NT_KCKPT_SYSV_MSG, &meta.sysv.msg);
+    if !meta.sysv.messages.is_empty() {
+        n.push(
+            NOTE_OWNER,
+            kckpt_image::sysv::NT_KCKPT_SYSV_MESSAGES,
+            &meta.sysv.messages,
+        );
+    }
     encode_kstate(&mut n, &meta.kstate);
     if let Some(t) = &meta.tree {
         use kckpt_image::tree::*;

@@ -609,6 +609,16 @@ pub struct ImageView<'a> {
     pub sysv_shm: RecordTable<'a, crate::sysv::SysvShmRecord>,
     /// The stored ranges of their content (format 1.10).
     pub sysv_extents: RecordTable<'a, crate::ghosts::ExtentRecord>,
+    /// SysV semaphore sets (format 1.11; empty before, and in a
+    /// sub-image).
+    pub sysv_sem: RecordTable<'a, crate::sysv::SysvSemRecord>,
+    /// Their values, `u16` each (format 1.11).
+    pub sysv_sem_values: &'a [u8],
+    /// SysV message queues (format 1.11; empty before, and in a
+    /// sub-image).
+    pub sysv_msg: RecordTable<'a, crate::sysv::SysvMsgQueueRecord>,
+    /// Their messages (format 1.11; `crate::sysv::messages`).
+    pub sysv_messages: &'a [u8],
     /// File locks (format 1.3; empty before).
     pub locks: RecordTable<'a, crate::locks::LockRecord>,
     /// Socket filters (format 1.8; empty before).
@@ -682,6 +692,8 @@ impl<'a> ImageView<'a> {
         let (mut ghosts, mut extents, mut locks) = (None, None, None);
         let mut sock_filters = None;
         let (mut sysv_shm, mut sysv_extents) = (None, None);
+        let (mut sysv_sem, mut sysv_sem_values) = (None, None);
+        let (mut sysv_msg, mut sysv_messages) = (None, None);
         let (mut guards, mut inotify, mut fowners) = (None, None, None);
         let (mut tree, mut tree_procs, mut tree_slots, mut tree_uses) = (None, None, None, None);
         let mut checksums = None;
@@ -723,6 +735,18 @@ impl<'a> ImageView<'a> {
                     }
                     crate::sysv::NT_KCKPT_SYSV_EXTENTS => {
                         take_unique(&mut sysv_extents, note.desc, "SysV extents")?
+                    }
+                    crate::sysv::NT_KCKPT_SYSV_SEM => {
+                        take_unique(&mut sysv_sem, note.desc, "SysV semaphores")?
+                    }
+                    crate::sysv::NT_KCKPT_SYSV_SEM_VALUES => {
+                        take_unique(&mut sysv_sem_values, note.desc, "SysV semaphore values")?
+                    }
+                    crate::sysv::NT_KCKPT_SYSV_MSG => {
+                        take_unique(&mut sysv_msg, note.desc, "SysV message queues")?
+                    }
+                    crate::sysv::NT_KCKPT_SYSV_MESSAGES => {
+                        take_unique(&mut sysv_messages, note.desc, "SysV messages")?
                     }
                     crate::locks::NT_KCKPT_LOCKS => take_unique(&mut locks, note.desc, "locks")?,
                     crate::sockfilter::NT_KCKPT_SOCK_FILTERS => {
@@ -824,6 +848,10 @@ impl<'a> ImageView<'a> {
             extents: RecordTable::new(extents.unwrap_or(&[]), "extents")?,
             sysv_shm: RecordTable::new(sysv_shm.unwrap_or(&[]), "SysV segments")?,
             sysv_extents: RecordTable::new(sysv_extents.unwrap_or(&[]), "SysV extents")?,
+            sysv_sem: RecordTable::new(sysv_sem.unwrap_or(&[]), "SysV semaphores")?,
+            sysv_sem_values: sysv_sem_values.unwrap_or(&[]),
+            sysv_msg: RecordTable::new(sysv_msg.unwrap_or(&[]), "SysV message queues")?,
+            sysv_messages: sysv_messages.unwrap_or(&[]),
             locks: RecordTable::new(locks.unwrap_or(&[]), "locks")?,
             sock_filters: RecordTable::new(sock_filters.unwrap_or(&[]), "socket filters")?,
             fowners: RecordTable::new(fowners.unwrap_or(&[]), "file owners")?,

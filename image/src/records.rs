@@ -9,7 +9,7 @@
 pub const FORMAT_MAJOR: u16 = 1;
 /// Minor format version: an image whose minor is greater than ours is refused;
 /// older minors are read (fields added in later minors read as zero).
-pub const FORMAT_MINOR: u16 = 10;
+pub const FORMAT_MINOR: u16 = 11;
 
 /// Bytes 9..16 of `e_ident` (padding that ELF readers ignore): marks a core
 /// file as a kckpt image so binfmt_misc does not claim plain core dumps.

@@ -1,13 +1,21 @@
-//! SysV shared memory (format 1.10, `kckpt_image::sysv`).
+//! SysV IPC objects: shared memory (format 1.10), semaphore sets and
+//! message queues (1.11; `kckpt_image::sysv`).
 //!
 //! - [`create`]: before anything else changes, the process that restores
 //!   the image (the single process, or a tree's coordinator before it
 //!   forks the roots) moves into a new IPC namespace (`unshare`: needs
 //!   `CAP_SYS_ADMIN`, which root has, and the stub's own user namespace
-//!   with `--new-pid-ns`), where no id is taken: each segment gets its
-//!   saved id (`/proc/sys/kernel/shm_next_id`), key, size, owner, mode and
-//!   content (through an attachment of its own), and `SHM_LOCK` when it
-//!   was locked. Every process of a tree inherits the namespace.
+//!   with `--new-pid-ns`), where no id is taken: each object gets its
+//!   saved id (`/proc/sys/kernel/{shm,sem,msg}_next_id`), key, owner and
+//!   mode (`IPC_SET`; a queue also its `msg_qbytes`), then its content:
+//!   a segment's through an attachment of its own, and `SHM_LOCK` when it
+//!   was locked; a set's values (`SETALL`); a queue's messages in order
+//!   (`msgsnd`, straight from the note, which holds each as the
+//!   `struct msgbuf` it takes), after raising the namespace's `msgmax`
+//!   and `msgmnb` where the image's messages and queues need more than
+//!   the defaults. The namespace's owner may fill an object
+//!   whatever its mode (`CAP_IPC_OWNER` there). Every process of a tree
+//!   inherits the namespace.
 //! - [`check_attachments`]: before its address space changes, every
 //!   process checks that each segment it attaches exists and covers its
 //!   areas (`IPC_STAT`).
@@ -20,9 +28,9 @@
 //! - [`remove_destroyed`]: once every process has attached its segments,
 //!   those removed before the dump (`SHM_DEST`) are removed again
 //!   (`IPC_RMID`; attached, they live on until the last detach).
-#![allow(unsafe_code)] // shmat, and the raw shmctl buffer.
+#![allow(unsafe_code)] // shmat, and the raw IPC syscalls' buffers.
 
-use kckpt_image::sysv::{self, shm_mode, SysvShmRecord};
+use kckpt_image::sysv::{self, shm_mode};
 use kckpt_image::{ImageView, VmaRecord};
 use linux_raw_sys::general as g;
 
@@ -38,6 +46,8 @@ const IPC_SET: usize = 1;
 const IPC_STAT: usize = 2;
 const SHM_LOCK: usize = 11;
 const SHM_RDONLY: usize = 0o10000;
+const SETALL: usize = 17;
+const IPC_NOWAIT: usize = 0o4000;
 const CLONE_NEWIPC: u32 = 0x0800_0000;
 
 /// `struct ipc64_perm` (generic 64-bit layout: x86_64 and aarch64).
@@ -53,6 +63,15 @@ struct Perm {
     seq: u16,
     pad: u16,
     unused: [u64; 2],
+}
+
+/// `struct semid64_ds` and `struct msqid64_ds` (generic 64-bit layout:
+/// `IPC_SET` reads the `Perm`, and of a queue `msg_qbytes`, `rest[5]`).
+#[repr(C)]
+#[derive(Default)]
+struct IpcDs {
+    perm: Perm,
+    rest: [u64; 10],
 }
 
 /// `struct shmid64_ds` (generic 64-bit layout).
@@ -87,83 +106,186 @@ fn shmdt(addr: usize) {
     let _ = unsafe { sc(g::__NR_shmdt, [addr, 0, 0, 0, 0, 0]) };
 }
 
-fn fail(img: &Image, s: &SysvShmRecord, what: &str, e: Errno) -> ! {
+/// One line naming SysV object `id` (`kind`: "shared memory segment "...).
+fn fail(img: &Image, kind: &str, id: u32, what: &str, e: Errno) -> ! {
     Msg::new()
         .push(img.path)
-        .s(": SysV shared memory segment ")
-        .dec(s.id.into())
+        .s(": SysV ")
+        .s(kind)
+        .dec(id.into())
         .s(": ")
         .s(what)
         .errno(e)
         .fail()
 }
 
-/// Re-create the image's segments in a new IPC namespace (nothing when
-/// it has none). Refuses with one line on any failure, before the address
-/// space changes.
+const SEGMENT: &str = "shared memory segment ";
+
+/// Make SysV object `id` of `kind` with `get` (`shmget`, `semget`,
+/// `msgget`, whose first argument is the key) and `args`, its id chosen
+/// through `next_id` (`/proc/sys/kernel/..._next_id`).
+fn make(img: &Image, kind: &str, next_id: &[u8], id: u32, get: u32, args: [usize; 3]) {
+    let mut buf = [0u8; 20];
+    if let Err(e) = sys::write_file(next_id, decimal(id.into(), &mut buf)) {
+        fail(
+            img,
+            kind,
+            id,
+            "cannot choose its id (/proc/sys/kernel/*_next_id)",
+            e,
+        )
+    }
+    // SAFETY: integer arguments.
+    let got = unsafe { sc(get, [args[0], args[1], args[2], 0, 0, 0]) }
+        .unwrap_or_else(|e| fail(img, kind, id, "cannot create it", e));
+    if got != id as usize {
+        fail(
+            img,
+            kind,
+            id,
+            "got another id",
+            Errno(linux_raw_sys::errno::EEXIST),
+        );
+    }
+}
+
+/// `IPC_SET` of `ds` on object `id` through `ctl`: `semctl(id, 0,
+/// IPC_SET, ds)` (`cmd_at` 2) or `msgctl(id, IPC_SET, ds)` (`cmd_at` 1).
+fn set_owner(img: &Image, kind: &str, id: u32, ctl: u32, cmd_at: usize, ds: &mut IpcDs) {
+    let mut a = [id as usize, 0, 0, 0, 0, 0];
+    a[cmd_at] = IPC_SET;
+    a[cmd_at + 1] = ds as *mut IpcDs as usize;
+    // SAFETY: `ds` is a live buffer as large as the kernel's
+    // `semid64_ds`/`msqid64_ds`, which IPC_SET reads.
+    if let Err(e) = unsafe { sc(ctl, a) } {
+        fail(
+            img,
+            kind,
+            id,
+            "cannot give it its owner, mode and size limit (IPC_SET)",
+            e,
+        )
+    }
+}
+
+/// Re-create the image's SysV objects in a new IPC namespace (nothing
+/// when it has none). Refuses with one line on any failure, before the
+/// address space changes.
 pub fn create(img: &Image) {
     let v = &img.view;
-    if v.sysv_shm.is_empty() {
+    if v.sysv_shm.is_empty() && v.sysv_sem.is_empty() && v.sysv_msg.is_empty() {
         return;
     }
     if let Err(e) = sys::unshare(CLONE_NEWIPC) {
         Msg::new()
             .push(img.path)
-            .s(": SysV shared memory comes back in a new IPC namespace, which needs CAP_SYS_ADMIN: restore as root or with --new-pid-ns")
+            .s(": SysV IPC objects come back in a new IPC namespace, which needs CAP_SYS_ADMIN: restore as root or with --new-pid-ns")
             .errno(e)
             .fail()
     }
+    let key = |k: u32| k as i32 as isize as usize;
+    for s in v.sysv_sem.iter() {
+        const SET: &str = "semaphore set ";
+        let mode = (s.mode & 0o777) as usize;
+        let flags = IPC_CREAT | IPC_EXCL | mode;
+        let next = b"/proc/sys/kernel/sem_next_id\0";
+        make(
+            img,
+            SET,
+            next,
+            s.id,
+            g::__NR_semget,
+            [key(s.key), s.nsems as usize, flags],
+        );
+        let mut ds = IpcDs::default();
+        (ds.perm.uid, ds.perm.gid, ds.perm.mode) = (s.uid, s.gid, s.mode);
+        set_owner(img, SET, s.id, g::__NR_semctl, 2, &mut ds);
+        let values = sysv::values_of(v, &s).as_ptr() as usize;
+        // SAFETY: SETALL reads `nsems` u16 values, which validation
+        // found in the note at `values`.
+        if let Err(e) = unsafe { sc(g::__NR_semctl, [s.id as usize, 0, SETALL, values, 0, 0]) } {
+            fail(img, SET, s.id, "cannot set its values (SETALL)", e)
+        }
+    }
+    // A new namespace's limits are the kernel's defaults (MSGMAX 8192
+    // bytes a message, MSGMNB 16384 a queue): raised to what the image
+    // holds, as the dump's namespace had them (its owner may).
+    let longest = sysv::messages(v.sysv_messages)
+        .flatten()
+        .map(|m| m.0.len)
+        .max();
+    let largest = v.sysv_msg.iter().map(|q| q.qbytes).max();
+    for (limit, default, path) in [
+        (longest, 8192, &b"/proc/sys/kernel/msgmax\0"[..]),
+        (largest, 16384, b"/proc/sys/kernel/msgmnb\0"),
+    ] {
+        if let Some(n) = limit.filter(|&n| n > default) {
+            let mut buf = [0u8; 20];
+            let _ = sys::write_file(path, decimal(n, &mut buf));
+        }
+    }
+    let mut msgs = sysv::messages(v.sysv_messages);
+    for q in v.sysv_msg.iter() {
+        const QUEUE: &str = "message queue ";
+        let flags = IPC_CREAT | IPC_EXCL | (q.mode & 0o777) as usize;
+        let next = b"/proc/sys/kernel/msg_next_id\0";
+        make(
+            img,
+            QUEUE,
+            next,
+            q.id,
+            g::__NR_msgget,
+            [key(q.key), flags, 0],
+        );
+        let mut ds = IpcDs::default();
+        (ds.perm.uid, ds.perm.gid, ds.perm.mode) = (q.uid, q.gid, q.mode);
+        ds.rest[5] = q.qbytes;
+        set_owner(img, QUEUE, q.id, g::__NR_msgctl, 1, &mut ds);
+        for _ in 0..q.msg_count {
+            let Some(Some((h, at, _))) = msgs.next() else {
+                break; // validation counted them
+            };
+            let buf = v.sysv_messages.as_ptr() as usize + at;
+            let a = [q.id as usize, buf, h.len as usize, IPC_NOWAIT, 0, 0];
+            // SAFETY: msgsnd reads the `long` mtype and `len` bytes of
+            // text at `buf`, inside the validated note.
+            if let Err(e) = unsafe { sc(g::__NR_msgsnd, a) } {
+                fail(
+                    img,
+                    QUEUE,
+                    q.id,
+                    "cannot queue its messages again (msgsnd)",
+                    e,
+                )
+            }
+        }
+    }
     for s in v.sysv_shm.iter() {
-        let mut buf = [0u8; 20];
-        if let Err(e) = sys::write_file(
-            b"/proc/sys/kernel/shm_next_id\0",
-            decimal(s.id.into(), &mut buf),
-        ) {
-            fail(
-                img,
-                &s,
-                "cannot choose its id (/proc/sys/kernel/shm_next_id)",
-                e,
-            )
-        }
-        // SAFETY: integer arguments.
-        let id = unsafe {
-            sc(
-                g::__NR_shmget,
-                [
-                    s.key as i32 as isize as usize,
-                    s.size as usize,
-                    IPC_CREAT | IPC_EXCL | (s.mode & 0o777) as usize,
-                    0,
-                    0,
-                    0,
-                ],
-            )
-        }
-        .unwrap_or_else(|e| fail(img, &s, "cannot create it", e));
-        if id != s.id as usize {
-            fail(
-                img,
-                &s,
-                "got another id",
-                Errno(linux_raw_sys::errno::EEXIST),
-            );
-        }
+        let flags = IPC_CREAT | IPC_EXCL | (s.mode & 0o777) as usize;
+        let next = b"/proc/sys/kernel/shm_next_id\0";
+        make(
+            img,
+            SEGMENT,
+            next,
+            s.id,
+            g::__NR_shmget,
+            [key(s.key), s.size as usize, flags],
+        );
         let mut ds = ShmidDs::default();
         if let Err(e) = shmctl(s.id, IPC_STAT, &mut ds) {
-            fail(img, &s, "cannot read it back", e)
+            fail(img, SEGMENT, s.id, "cannot read it back", e)
         }
         if ds.perm.uid != s.uid || ds.perm.gid != s.gid {
             ds.perm.uid = s.uid;
             ds.perm.gid = s.gid;
             ds.perm.mode = s.mode & 0o777;
             if let Err(e) = shmctl(s.id, IPC_SET, &mut ds) {
-                fail(img, &s, "cannot give it its owner and group", e)
+                fail(img, SEGMENT, s.id, "cannot give it its owner and group", e)
             }
         }
         if s.extent_count > 0 {
-            let at =
-                shmat_anywhere(s.id, 0).unwrap_or_else(|e| fail(img, &s, "cannot attach it", e));
+            let at = shmat_anywhere(s.id, 0)
+                .unwrap_or_else(|e| fail(img, SEGMENT, s.id, "cannot attach it", e));
             for e in sysv::extents_of(v, &s) {
                 // SAFETY: validation keeps the extent inside the segment,
                 // which is attached at `at` (writable) for this loop.
@@ -179,7 +301,8 @@ pub fn create(img: &Image) {
                     shmdt(at);
                     fail(
                         img,
-                        &s,
+                        SEGMENT,
+                        s.id,
                         "cannot read its content from the image",
                         r.err().unwrap_or(Errno(linux_raw_sys::errno::EIO)),
                     )
@@ -189,7 +312,7 @@ pub fn create(img: &Image) {
         }
         if s.mode & shm_mode::LOCKED != 0 {
             if let Err(e) = shmctl(s.id, SHM_LOCK, &mut ShmidDs::default()) {
-                fail(img, &s, "cannot lock it in memory (SHM_LOCK)", e)
+                fail(img, SEGMENT, s.id, "cannot lock it in memory (SHM_LOCK)", e)
             }
         }
     }

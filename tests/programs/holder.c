@@ -15,7 +15,6 @@
               SECCOMP_RET_USER_NOTIF; after PR_SET_NO_NEW_PRIVS)  ready fd N
    mntns      a mount namespace of its own (root)        ready
    sem_undo   SysV semaphore set, semop with SEM_UNDO    ready id N
-   msgq       SysV message queue holding one message     ready id N
    unix_unconn  unix stream socket, never connected, with SO_PRIORITY 3
                 (an option kckpt does not restore)       ready fd N
                 (and /dev/null open next to it: the dumper once took the
@@ -162,15 +161,6 @@ int main(int argc, char **argv) {
             fail("socketpair in the child");
         fd = pair[0];
         printf("ready fd %d\n", fd);
-    } else if (!strcmp(mode, "msgq")) {
-        int id = msgget(IPC_PRIVATE, 0600);
-        if (id < 0) fail("msgget");
-        struct {
-            long type;
-            char text[8];
-        } m = {1, "hello"};
-        if (msgsnd(id, &m, sizeof m.text, 0) != 0) fail("msgsnd");
-        printf("ready id %d\n", id);
     } else {
         printf("unknown mode %s\n", mode);
         return 2;

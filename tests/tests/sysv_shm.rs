@@ -322,7 +322,7 @@ fn nobody_restoring_segments_without_new_pid_ns_is_refused() {
         "plain restore of SysV segments by nobody",
         &out,
         None,
-        &["SysV shared memory"],
+        &["SysV IPC objects"],
     );
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("--new-pid-ns"), "names --new-pid-ns: {msg}");
@@ -419,8 +419,8 @@ fn info_lists_the_segments() {
     assert!(out.status.success(), "kckpt info: {}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     let at = text
-        .find("SysV shared memory")
-        .unwrap_or_else(|| panic!("no `SysV shared memory` in:\n{text}"));
+        .find("SysV IPC")
+        .unwrap_or_else(|| panic!("no `SysV IPC` in:\n{text}"));
     let after = &text[at..];
     let words: Vec<&str> = after
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -429,7 +429,7 @@ fn info_lists_the_segments() {
     for id in [d.keyed, d.private] {
         assert!(
             words.contains(&id.to_string().as_str()),
-            "segment {id} not listed after `SysV shared memory`:\n{text}"
+            "segment {id} not listed after `SysV IPC`:\n{text}"
         );
     }
     let key_forms = [

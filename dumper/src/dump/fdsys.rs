@@ -3,7 +3,7 @@
 //! copy of one of the target's descriptors, to peek at pipe and socket
 //! contents and read memfds), `kcmp` (do two descriptors share an open file
 //! description? do two processes share an object?), `getsockopt`,
-//! `semctl`, and `RLIMIT_NOFILE` for a process tree's many sub-images.
+//! `semctl`, `msgctl` and `msgrcv` (SysV semaphores and messages), and `RLIMIT_NOFILE` for a process tree's many sub-images.
 #![allow(unsafe_code)]
 
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -178,6 +178,155 @@ pub fn sem_last_pid(semid: i32, semnum: i32) -> Option<i32> {
     // SAFETY: GETPID takes no fourth argument and writes no memory.
     let r = unsafe { libc::semctl(semid, semnum, libc::GETPID) };
     (r >= 0).then_some(r)
+}
+
+/// `semctl(semid, 0, GETALL)`: the values of the set's `n` semaphores,
+/// `None` if the set cannot be read.
+pub fn sem_values(semid: i32, n: usize) -> Option<Vec<u16>> {
+    let mut values = vec![0u16; n];
+    // SAFETY: GETALL writes `sem_nsems` unsigned shorts to the array,
+    // which holds `n` (the set's size, from /proc/sysvipc/sem; a set
+    // cannot change size).
+    let r = unsafe { libc::semctl(semid, 0, libc::GETALL, values.as_mut_ptr()) };
+    (r >= 0).then_some(values)
+}
+
+/// `kcmp(a, b, KCMP_SYSVSEM)`: do processes `a` and `b` share one SysV
+/// semaphore undo list (or both have none)? `None` when the kernel
+/// cannot tell.
+pub fn same_undo_list(a: i32, b: i32) -> Option<bool> {
+    const KCMP_SYSVSEM: libc::c_long = 6;
+    // SAFETY: integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, a, b, KCMP_SYSVSEM, 0, 0) };
+    (r >= 0).then_some(r == 0)
+}
+
+/// The processes of `pids` that have a SysV semaphore undo list: not the
+/// one of a process forked here, which has none (`fork` without
+/// `CLONE_SYSVSEM`). A list holds the `SEM_UNDO` adjustments its process
+/// made; every process that started a thread has one too (glibc's
+/// threads share it: `CLONE_SYSVSEM`), used or not, and no interface
+/// tells the two apart or reads the adjustments.
+pub fn undo_lists(pids: &[i32]) -> Vec<i32> {
+    use std::os::fd::AsRawFd;
+    let Ok((read_end, write_end)) = nix::unistd::pipe() else {
+        return pids.to_vec();
+    };
+    // SAFETY: the child only closes, reads until the parent closes the
+    // pipe (end of file), and exits: async-signal-safe calls.
+    match unsafe { nix::unistd::fork() } {
+        // SAFETY: see above; the descriptors are the child's own copies.
+        Ok(nix::unistd::ForkResult::Child) => unsafe {
+            let mut b = 0u8;
+            libc::close(write_end.as_raw_fd());
+            libc::read(read_end.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+            libc::_exit(0)
+        },
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(read_end);
+            let out = pids
+                .iter()
+                .copied()
+                .filter(|&p| same_undo_list(p, child.as_raw()) != Some(true))
+                .collect();
+            drop(write_end);
+            let _ = nix::sys::wait::waitpid(child, None);
+            out
+        }
+        Err(_) => pids.to_vec(),
+    }
+}
+
+/// Does the IPC namespace of process `pid` hold any SysV object (a row
+/// in its `/proc/sysvipc/{shm,sem,msg}`)? `/proc/sysvipc` shows the
+/// reader's namespace, so a child forked here joins that one (`setns`,
+/// which needs `CAP_SYS_ADMIN` over it) and reads them.
+pub fn ipc_ns_has_objects(pid: i32) -> std::result::Result<bool, Errno> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/ipc"))
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let (read_end, write_end) = nix::unistd::pipe()?;
+    const FILES: [&[u8]; 3] = [
+        b"/proc/sysvipc/shm\0",
+        b"/proc/sysvipc/sem\0",
+        b"/proc/sysvipc/msg\0",
+    ];
+    // SAFETY: the child makes raw system calls only (setns, open, read,
+    // write, _exit) on memory it owns: async-signal-safe.
+    match unsafe { nix::unistd::fork() }? {
+        // SAFETY: see above.
+        nix::unistd::ForkResult::Child => unsafe {
+            // 0: none, 1: some, 2 + errno: failed.
+            let mut answer: i32 = 0;
+            if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWIPC) != 0 {
+                answer = 2 + *libc::__errno_location();
+            }
+            for f in FILES {
+                if answer != 0 {
+                    break;
+                }
+                let fd = libc::open(f.as_ptr().cast(), libc::O_RDONLY);
+                let mut buf = [0u8; 4096];
+                let n = if fd < 0 {
+                    -1
+                } else {
+                    libc::read(fd, buf.as_mut_ptr().cast(), buf.len())
+                };
+                if n < 0 {
+                    answer = 2 + *libc::__errno_location();
+                } else if buf[..n as usize].iter().filter(|&&b| b == b'\n').count() > 1 {
+                    answer = 1;
+                }
+            }
+            let bytes = answer.to_ne_bytes();
+            libc::write(write_end.as_raw_fd(), bytes.as_ptr().cast(), 4);
+            libc::_exit(0)
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut bytes = [0u8; 4];
+            let n = nix::unistd::read(&read_end, &mut bytes);
+            let _ = nix::sys::wait::waitpid(child, None);
+            match (n, i32::from_ne_bytes(bytes)) {
+                (Ok(4), 0) => Ok(false),
+                (Ok(4), 1) => Ok(true),
+                (Ok(4), e) => Err(Errno::from_raw(e - 2)),
+                _ => Err(Errno::EIO),
+            }
+        }
+    }
+}
+
+/// `msgctl(IPC_STAT)`: the queue's `msg_qbytes`.
+pub fn msg_qbytes(msqid: i32) -> nix::Result<u64> {
+    // SAFETY: all-zero is a valid `msqid_ds`, which IPC_STAT fills.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: `ds` is a live `msqid_ds`.
+    Errno::result(unsafe { libc::msgctl(msqid, libc::IPC_STAT, &mut ds) })?;
+    Ok(ds.msg_qbytes as u64)
+}
+
+/// `msgrcv(msqid, buf, .., index, IPC_NOWAIT | MSG_COPY)`: a copy of the
+/// queue's `index`-th message, which stays queued: its `mtype` and text.
+pub fn msg_copy(msqid: i32, index: i64, max_len: usize) -> nix::Result<(i64, Vec<u8>)> {
+    const MSG_COPY: libc::c_int = 0o40000;
+    let mut buf = vec![0u8; 8 + max_len];
+    // SAFETY: the kernel writes at most 8 + `max_len` bytes (a `long`
+    // then the text, at most `max_len` of it) into `buf`.
+    let n = unsafe {
+        libc::msgrcv(
+            msqid,
+            buf.as_mut_ptr().cast(),
+            max_len,
+            index,
+            libc::IPC_NOWAIT | MSG_COPY,
+        )
+    };
+    let n = Errno::result(n)? as usize;
+    let mtype = i64::from_ne_bytes(buf[..8].try_into().unwrap_or_default());
+    buf.truncate(8 + n);
+    buf.drain(..8);
+    Ok((mtype, buf))
 }
 
 /// `kcmp(pid, ep_pid, KCMP_EPOLL_TFD, fd, {epfd, tfd, toff})`: `Some(true)`

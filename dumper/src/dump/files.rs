@@ -523,8 +523,8 @@ fn unsupported_features(
             "private mapping of shared anonymous memory at {at:#x} whose object is not mapped shared over it"
         ));
     }
-    // SysV shared memory is saved (`sysv`, which names what it refuses).
-    out.extend(sysv_ipc(pid));
+    // SysV IPC objects are saved (`sysv`, `sysv_ipc`: they name what
+    // they refuse).
     out.extend(super::kstate::unsupported(
         pid,
         tree_pids.unwrap_or_default(),
@@ -614,54 +614,6 @@ pub fn traced_by(pid: i32) -> Option<(i32, i32, String)> {
                 (tid, tracer, comm.trim().to_owned())
             })
         })
-}
-
-/// SysV IPC objects the process last used, in its IPC namespace as
-/// `/proc/sysvipc` shows it to the dumper: semaphore sets whose last
-/// `semop` it ran (`semctl GETPID`; its `SEM_UNDO` entries are not visible
-/// anywhere), message queues it last sent to or received from (`lspid`,
-/// `lrpid`). Nothing when the target is in another IPC namespace. (Shared
-/// memory segments are saved: `sysv`.)
-///
-/// `kcmp(KCMP_SYSVSEM)` cannot tell whether the process holds undo
-/// entries: every process that ever created a thread has an undo list
-/// (`copy_semundo` allocates one for `CLONE_SYSVSEM`), used or not.
-fn sysv_ipc(pid: i32) -> Vec<String> {
-    let mut out = Vec::new();
-    let me = fs::read_link("/proc/self/ns/ipc").ok();
-    if me.is_none() || me != fs::read_link(format!("/proc/{pid}/ns/ipc")).ok() {
-        return out;
-    }
-    let rows = |name: &str| -> Vec<Vec<i64>> {
-        let text = fs::read_to_string(format!("/proc/sysvipc/{name}")).unwrap_or_default();
-        text.lines()
-            .skip(1)
-            .map(|l| {
-                l.split_whitespace()
-                    .map(|w| w.parse().unwrap_or(-1))
-                    .collect()
-            })
-            .collect()
-    };
-    let col = |r: &Vec<i64>, i: usize| r.get(i).copied().unwrap_or(-1);
-    let pid = i64::from(pid);
-    // key semid perms nsems ...
-    for r in rows("sem") {
-        let (id, n) = (col(&r, 1) as i32, col(&r, 3) as i32);
-        if (0..n).any(|i| fdsys::sem_last_pid(id, i).map(i64::from) == Some(pid)) {
-            out.push(format!("SysV semaphore set {id} (its last semop)"));
-        }
-    }
-    // key msqid perms cbytes qnum lspid lrpid ...
-    for r in rows("msg") {
-        if col(&r, 5) == pid || col(&r, 6) == pid {
-            out.push(format!(
-                "SysV message queue {} (its last msgsnd or msgrcv)",
-                col(&r, 1)
-            ));
-        }
-    }
-    out
 }
 
 /// Inspect the stopped target's descriptors, working directory and umask.

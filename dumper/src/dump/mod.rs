@@ -27,6 +27,7 @@ pub mod shared;
 pub mod shmem;
 mod special;
 pub mod sysv;
+mod sysv_ipc;
 pub(crate) mod tcp_repair;
 pub mod terminal;
 pub mod threads;
@@ -275,11 +276,12 @@ fn dump_one(
         options.skip_unsupported,
         &mut sysv_warnings,
     )?;
+    let sem_msg = sysv_ipc::collect(&[pid], options.skip_unsupported, &mut sysv_warnings)?;
     interrupt::check()?;
     let file = tmp.file()?;
     let sink = memory::DataSink::new(tmp.direct(), tmp.file()?);
     let mut p = prepare_image(&mut tracees, before, file, sink, &output, files, None)?;
-    p.meta.sysv = sysv::write(&segments, &mut p.writer, page_size(), &output, pid)?;
+    p.meta.sysv = sysv::write(&segments, sem_msg, &mut p.writer, page_size(), &output, pid)?;
     p.summary.warnings.extend(sysv_warnings);
     let written = finish_image(p, &output, None)?;
     finish(vec![Some(tracees)], tmp, options)?;
@@ -374,6 +376,8 @@ fn dump_tree(
         .filter_map(|(n, m)| m.as_deref().map(|m| (n.pid, m)))
         .collect();
     let segments = sysv::collect(&procs, options.skip_unsupported, &mut sysv_warnings)?;
+    let live: Vec<i32> = procs.iter().map(|&(pid, _)| pid).collect();
+    let sem_msg = sysv_ipc::collect(&live, options.skip_unsupported, &mut sysv_warnings)?;
     drop(procs);
     let slot_base = all_files
         .iter()
@@ -411,6 +415,7 @@ fn dump_tree(
     )?;
     root_image.meta.sysv = sysv::write(
         &segments,
+        sem_msg,
         &mut root_image.writer,
         page,
         &output,

@@ -119,7 +119,7 @@ pub fn collect(
                     row.nattch - ours
                 );
                 if skip {
-                    warnings.push(outside);
+                    warnings.push(format!("warning: {outside}"));
                 } else {
                     reasons.push(outside);
                 }
@@ -230,15 +230,21 @@ fn nonzero_runs(bytes: &[u8], from: u64, to: u64, page: u64) -> Vec<(u64, u64)> 
 }
 
 /// Store the content of `segments` (their pages that are not zero) and
-/// return the notes; `pid`: the dump's target, for messages.
+/// return the notes, with `sem_msg`'s semaphore and message parts
+/// (`sysv_ipc`); `pid`: the dump's target, for messages.
 pub fn write(
     segments: &[SysvShmRecord],
+    sem_msg: SysvMeta,
     writer: &mut ImageWriter,
     page: u64,
     output: &Path,
     pid: i32,
 ) -> Result<SysvMeta> {
-    let mut meta = SysvMeta::default();
+    let mut meta = SysvMeta {
+        shm: Vec::new(),
+        extents: Vec::new(),
+        ..sem_msg
+    };
     for &seg in segments {
         let mut rec = seg;
         let att = Attached::new(rec.id).map_err(|e| Error::Unsupported {
