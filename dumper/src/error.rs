@@ -66,6 +66,16 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A TCP connection moved while it was saved (its peer sent or
+    /// acknowledged data): the dump failed, the processes go on, and
+    /// `dump` tries again.
+    #[error("cannot dump pid {pid}: {reason}")]
+    Changed {
+        /// Target pid.
+        pid: i32,
+        /// What changed.
+        reason: String,
+    },
     /// Reading a /proc file (or other file) failed.
     #[error("cannot read {}: {}", .path.display(), io_text(.source))]
     Read {
@@ -214,6 +224,7 @@ impl Error {
             Error::SelfThreads(_) => libc::EBUSY,
             Error::Trace { source, .. } | Error::Ptrace { source, .. } => *source as i32,
             Error::Unsupported { .. } => libc::EOPNOTSUPP,
+            Error::Changed { .. } => libc::EAGAIN,
             Error::Read { source, .. }
             | Error::Memory { source, .. }
             | Error::CreateImage { source, .. }

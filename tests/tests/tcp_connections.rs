@@ -676,19 +676,12 @@ fn a_dumper_killed_after_reading_the_connection_leaves_it_working() {
     assert!(p.wait_exit(EXIT_TIMEOUT).success());
 }
 
-#[test]
-fn data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on() {
-    if !root_or_skip("data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on") {
-        return;
-    }
-    let dir = TestDir::new("tcp_changed");
-    let image = dir.join("client.kckpt");
-    // 512 MiB to save: the dump is still writing memory, long after it
-    // read the connection, when the server sends more.
-    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &["512"]);
-    let mut dump = Command::new(kckpt())
+/// `kckpt dump` of the client `p` (512 MiB to save), started and waited
+/// for until it writes memory, long after it read the connection.
+fn dump_writing_memory(p: &Proc, image: &Path) -> std::process::Child {
+    let dump = Command::new(kckpt())
         .args(["dump", "-p", &p.pid().to_string(), "-o"])
-        .arg(&image)
+        .arg(image)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("kckpt dump");
@@ -708,20 +701,73 @@ fn data_from_the_peer_during_the_dump_fails_it_and_the_connection_carries_on() {
             .unwrap_or(false)
     });
     assert!(writing, "the dumper never wrote memory");
+    dump
+}
+
+/// Data that comes while a connection is saved fails that try; the dump
+/// tries again from the start (the processes were resumed meanwhile) and
+/// saves the data with the rest.
+#[test]
+fn data_from_the_peer_during_the_dump_is_saved_by_the_next_try() {
+    if !root_or_skip("data_from_the_peer_during_the_dump_is_saved_by_the_next_try") {
+        return;
+    }
+    let dir = TestDir::new("tcp_changed_once");
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &["512"]);
+    let mut dump = dump_writing_memory(&p, &image);
     assert!(
         dump.try_wait().unwrap().is_none(),
         "the dump ended before the server sent: too fast to test"
     );
     c.write_all(b"late\n").unwrap();
     let out = dump.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    p.drain(Duration::from_secs(10));
+    p.wait_exit(Duration::from_secs(10));
+    let info = info_json(&image);
+    assert_eq!(
+        conn_info(&info)["queued_to_read"],
+        12,
+        "\"queued\\n\" and \"late\\n\", unread"
+    );
+}
+
+/// A peer that sends all the time fails every try: the dump gives up
+/// after three, naming the connection, and the connection carries on.
+#[test]
+fn data_from_the_peer_during_every_try_fails_the_dump_and_the_connection_carries_on() {
+    if !root_or_skip(
+        "data_from_the_peer_during_every_try_fails_the_dump_and_the_connection_carries_on",
+    ) {
+        return;
+    }
+    let dir = TestDir::new("tcp_changed");
+    let image = dir.join("client.kckpt");
+    let (mut p, _server, mut c) = start_client(&[], "127.0.0.1", &["512"]);
+    let dump = dump_writing_memory(&p, &image);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writer = c.try_clone().unwrap();
+    let stop_writing = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut sent = 0u64;
+        while !stop_writing.load(std::sync::atomic::Ordering::Relaxed) {
+            writer.write_all(b"x").unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sent
+    });
+    let out = dump.wait_with_output().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.join().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains("(TCP connection 127.0.0.1:") || err.contains("TCP connection 127.0.0.1:"),
-        "{err}"
-    );
+    assert!(err.contains("TCP connection 127.0.0.1:"), "{err}");
     assert!(err.contains("changed while it was saved"), "{err}");
+    assert!(err.contains("3 times"), "{err}");
     assert!(!image.exists());
+    assert!(sent > 0);
     // The process was resumed with its connection out of repair mode.
     p.write_stdin("go\n");
     let mut after = [0u8; 6];

@@ -153,7 +153,28 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
     } else {
         TempImage::create(output)?
     };
-    let result = dump_into(pid, &before, &mut tmp, options);
+    let mut result = dump_into(pid, &before, &mut tmp, options);
+    // A TCP connection that moved while it was saved: the processes were
+    // resumed, nothing was written under the final name; a file image is
+    // tried again, from the start, twice at most.
+    for _ in 0..CHANGED_RETRIES {
+        if stream || !matches!(result, Err(Error::Changed { .. })) {
+            break;
+        }
+        drop(tmp);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        tmp = TempImage::create(output)?;
+        result = dump_into(pid, &before, &mut tmp, options);
+    }
+    if let Err(Error::Changed { pid, reason }) = result {
+        result = Err(Error::Changed {
+            pid,
+            reason: format!(
+                "{reason}, {} times; the dump may be tried again",
+                CHANGED_RETRIES + 1
+            ),
+        });
+    }
     let streamed = tmp.stream_started();
     // No temporary name may outlive a signal delivered below.
     drop(tmp);
@@ -183,6 +204,9 @@ pub fn dump(pid: i32, output: &Path, options: &DumpOptions) -> Result<DumpSummar
         e => e,
     })
 }
+
+/// How many times [`dump`] tries again after `Error::Changed`.
+const CHANGED_RETRIES: usize = 2;
 
 /// [`dump`] once the image file exists: seize, write, commit, then kill or
 /// resume. Every error (an interruption too) resumes the target, through

@@ -120,11 +120,11 @@ pub fn arm_and_verify() -> crate::error::Result<()> {
             Ok::<_, Errno>((rcv, snd.wrapping_sub(outq)))
         })();
         if now != Ok((rcv, una)) {
-            return Err(crate::error::Error::Unsupported {
+            return Err(crate::error::Error::Changed {
                 pid: h.pid,
                 reason: format!(
                     "{} changed while it was saved (its peer sent or acknowledged \
-                     data during the dump); the dump may be tried again",
+                     data during the dump)",
                     h.name
                 ),
             });
