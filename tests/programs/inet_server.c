@@ -7,6 +7,9 @@
    udpconn  UDP socket bound to 127.0.0.1:0, connected to       ready port P
             127.0.0.1:PORT
    tcp4 noaccept   as tcp4, never accepts                       ready port P
+   tcp4 selfconnect  as noaccept, and connects a socket of its
+                   own to the listener (a connection waiting to be
+                   accepted whose client is in the dump)        ready port P
    udp4 wait       as udp4, serves once a line is read from     ready port P
                    standard input (datagrams queue until then)
 
@@ -113,9 +116,13 @@ int main(int argc, char **argv) {
     socklen_t ml = sizeof me;
     getsockname(fd, (struct sockaddr *)&me, &ml);
     int port = ntohs(((struct sockaddr_in *)&me)->sin_port); /* same offset in sockaddr_in6 */
+    if (argc > 2 && !strcmp(argv[2], "selfconnect")) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        if (c < 0 || connect(c, (struct sockaddr *)&me, ml) != 0) fail("connect to itself");
+    }
     printf("ready port %d\n", port);
     int served = 0;
-    if (argc > 2 && !strcmp(argv[2], "noaccept"))
+    if (argc > 2 && (!strcmp(argv[2], "noaccept") || !strcmp(argv[2], "selfconnect")))
         for (;;) pause();
     if (argc > 2 && !strcmp(argv[2], "wait")) {
         char go[16];

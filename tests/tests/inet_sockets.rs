@@ -5,9 +5,10 @@
 //! socket. After dump (kill) and restore (from `./FILE` and with `kckpt
 //! restore`, as root and as nobody): the same port answers a new client,
 //! the options read back are the saved ones, `kckpt info` shows the
-//! socket. Refused: at dump a connection waiting to be accepted, at
-//! restore a port taken since (one line, nothing runs). A connected UDP
-//! socket stays connected to its peer.
+//! socket. A connection waiting to be accepted is named in a warning when
+//! its client is outside the dump, refused when the client is in it.
+//! Refused at restore: a port taken since (one line, nothing runs). A
+//! connected UDP socket stays connected to its peer.
 
 mod common;
 
@@ -155,20 +156,62 @@ fn a_port_taken_at_restore_is_refused_in_one_line() {
     );
 }
 
+/// A connection waiting to be accepted cannot come back (no repair mode
+/// for a listener's queue). Its client outside the dump gets a reset:
+/// the dump goes on and names it in a warning.
 #[test]
-fn a_connection_waiting_to_be_accepted_is_refused_at_dump() {
+fn a_connection_waiting_to_be_accepted_from_outside_is_named_in_a_warning() {
     let dir = TestDir::new("inet_pending");
     let (mut p, port) = start(&[], &["tcp4", "noaccept"]);
-    let _waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let image = dir.join("server.kckpt");
     // The handshake completes in the kernel: wait until it is queued.
+    std::thread::sleep(Duration::from_millis(200));
+    let out = dump_raw(p.pid(), &image, false);
+    assert!(out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "warning: fd 3 (TCP listener 127.0.0.1:{port} with 1 connection(s) waiting to be accepted, from outside the dump: their clients get a reset)"
+        )),
+        "{err}"
+    );
+    assert_eq!(socket_info(&info_json(&image), "tcp")["queued_lost"], 1);
+    p.wait_exit(Duration::from_secs(10));
+    // The killed listener reset the waiting connection.
+    waiting.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+    let mut b = [0u8; 1];
+    let got = std::io::Read::read(&mut waiting, &mut b);
+    assert!(
+        matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+            || matches!(got, Ok(0)),
+        "{got:?}"
+    );
+    // The listener comes back, with nothing waiting.
+    let _r = restore(&image);
+    assert!(
+        eventually(LINE_TIMEOUT, || TcpStream::connect(("127.0.0.1", port))
+            .is_ok()),
+        "the restored listener takes no connection"
+    );
+}
+
+/// A waiting connection whose client is a socket of the dump is refused
+/// (that client's connection would lead nowhere after the restore);
+/// `--skip-unsupported` saves it with a warning.
+#[test]
+fn a_connection_waiting_to_be_accepted_from_inside_the_dump_is_refused() {
+    let dir = TestDir::new("inet_pending_self");
+    let (mut p, port) = start(&[], &["tcp4", "selfconnect"]);
+    let image = dir.join("server.kckpt");
     std::thread::sleep(Duration::from_millis(200));
     let out = dump_raw(p.pid(), &image, false);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{}", show(&out));
     assert!(
         err.contains(&format!(
-            "(TCP listener 127.0.0.1:{port} with 1 connection(s) waiting to be accepted)"
+            "(TCP listener 127.0.0.1:{port} with 1 connection(s) waiting to be accepted, one of them from pid {} of the dump)",
+            p.pid()
         )),
         "{err}"
     );
@@ -176,7 +219,6 @@ fn a_connection_waiting_to_be_accepted_is_refused_at_dump() {
         p.exited().is_none(),
         "a refused dump left the server running"
     );
-    // With --skip-unsupported: a warning, the listener comes back empty.
     let out = dump_skip_unsupported(p.pid(), &image);
     assert!(out.status.success(), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -777,7 +777,7 @@ pub fn collect(
         },
     };
     let mut classes = Vec::new();
-    let mut lossy: Vec<(i32, String)> = Vec::new();
+    let mut lossy: Vec<(i32, String, bool)> = Vec::new();
     let mut links = Vec::new();
     let mut infos = Vec::new();
     // Exited processes' pidfs inodes -> the first pidfd of each.
@@ -1542,9 +1542,9 @@ pub fn collect(
     // (1.5) Sockets restored without their queued input: refused, or
     // with --skip-unsupported a warning.
     let mut lossy_fds = Vec::new();
-    for (fd, what) in lossy {
+    for (fd, what, warn) in lossy {
         let fd = flight.carrier_of(fd as u32) as i32;
-        if skip_unsupported {
+        if skip_unsupported || warn {
             files.warnings.push(format!(
                 "warning: fd {fd} ({what}): restored without them, they are lost"
             ));

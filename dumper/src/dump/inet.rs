@@ -74,6 +74,17 @@ pub struct Saved {
 /// `inet_diag` of socket inode `ino` of `family` (`AF_INET`...) and
 /// protocol (`IPPROTO_TCP`, `IPPROTO_UDP`).
 pub fn diag(family: i32, protocol: i32, ino: u64) -> Option<InetDiag> {
+    let mut found = None;
+    scan(family, protocol, |m| {
+        found = parse(m, ino);
+        found.is_some()
+    })?;
+    found
+}
+
+/// Every `inet_diag_msg` of `family` and `protocol` (all states) to
+/// `each` until it returns true; `None` when `sock_diag` fails.
+fn scan(family: i32, protocol: i32, mut each: impl FnMut(&[u8]) -> bool) -> Option<()> {
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NLM_F_REQUEST_DUMP: u16 = 0x301;
     let mut req = Vec::with_capacity(56);
@@ -92,17 +103,51 @@ pub fn diag(family: i32, protocol: i32, ino: u64) -> Option<InetDiag> {
                 return None;
             }
             match ty {
-                2 | 3 => return None, // NLMSG_ERROR, NLMSG_DONE: not found
-                SOCK_DIAG_BY_FAMILY => {
-                    if let Some(d) = parse(&buf[at + 16..at + len], ino) {
-                        return Some(d);
-                    }
-                }
+                3 => return Some(()), // NLMSG_DONE
+                2 => return None,     // NLMSG_ERROR
+                SOCK_DIAG_BY_FAMILY if each(&buf[at + 16..at + len]) => return Some(()),
                 _ => {}
             }
             at += (len + 3) & !3;
         }
     }
+}
+
+/// The sockets (inodes) of the clients of the connections waiting to be
+/// accepted by the TCP listener `listener`: a waiting connection is an
+/// established socket of no file with the listener's port; its client, a
+/// socket of a file whose own port is that connection's peer port and
+/// whose peer port is the listener's (matched by ports, over IPv4 and
+/// IPv6: a false match only refuses more).
+pub fn pending_clients(listener: &InetDiag) -> Vec<u64> {
+    // The kernel's TCP_ESTABLISHED and TCP_SYN_RECV.
+    const ESTABLISHED: u8 = 1;
+    const SYN_RECV: u8 = 3;
+    let port = |m: &[u8], o: usize| u16::from_be_bytes([m[o], m[o + 1]]);
+    let ino = |m: &[u8]| {
+        m.get(68..72)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let mut waiting = Vec::new();
+    let mut sockets = Vec::new();
+    for family in [libc::AF_INET, libc::AF_INET6] {
+        let _ = scan(family, libc::IPPROTO_TCP, |m| {
+            if m.len() >= 72 {
+                let (state, sport, dport, ino) = (m[1], port(m, 4), port(m, 6), ino(m));
+                if ino == 0 && sport == listener.sport && matches!(state, ESTABLISHED | SYN_RECV) {
+                    waiting.push(dport);
+                } else if ino != 0 && dport == listener.sport {
+                    sockets.push((sport, u64::from(ino)));
+                }
+            }
+            false
+        });
+    }
+    sockets
+        .into_iter()
+        .filter(|(sport, _)| waiting.contains(sport))
+        .map(|(_, ino)| ino)
+        .collect()
 }
 
 /// One `inet_diag_msg`, when it is socket inode `ino`.

@@ -23,13 +23,14 @@ use crate::error::Result;
 /// Classifies the socket at `fds[i]` (a `SOCKETPAIR` placeholder kind set
 /// from its link), `copy` a `pidfd_getfd` copy of it: fills in its kind,
 /// arguments, record and data, or marks it unsupported in `classes`.
-/// Losses that `--skip-unsupported` would accept go to `lossy`; `flight`
+/// Losses that `--skip-unsupported` would accept go to `lossy` (with
+/// `true`: a loss named in a warning whatever the option); `flight`
 /// numbers the descriptors in flight in a Unix socket's queue.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn classify(
     fds: &mut [Fd],
     classes: &mut [Class],
-    lossy: &mut Vec<(i32, String)>,
+    lossy: &mut Vec<(i32, String, bool)>,
     i: usize,
     pid: i32,
     tree_pids: &[i32],
@@ -83,7 +84,7 @@ pub(super) fn classify(
             fds[i].rec.kind = fd_kind::PLACEHOLDER;
             return Ok(());
         }
-        let got = match diag {
+        let got = match &diag {
             Some(_) if outside.is_some() => {
                 let (p, comm) = outside.unwrap_or_default();
                 Err(format!(
@@ -97,7 +98,7 @@ pub(super) fn classify(
                  restored)",
                 d.rqueue
             )),
-            Some(d) => inet::record(&copy, proto, &d),
+            Some(d) => inet::record(&copy, proto, d),
             None => Err(format!("{} sock_diag does not report", inet::noun(proto))),
         };
         match got {
@@ -112,7 +113,36 @@ pub(super) fn classify(
                 let cscov = if lite { inet::udplite_cscov(&copy) } else { 0 };
                 fds[i].rec.args = [u64::from(saved.rec.family), other, cscov, 0];
                 if let Some(what) = saved.lossy {
-                    lossy.push((fds[i].rec.fd as i32, what));
+                    // (1.11) Connections waiting to be accepted: their
+                    // clients get a reset. Named in a warning when no
+                    // process of the dump is one; else refused (that
+                    // client's connection would lead nowhere).
+                    let listening = tcp && saved.rec.state == kckpt_image::inet::STATE_LISTEN;
+                    let ours = if listening {
+                        let dump = if tree_pids.is_empty() {
+                            &[pid][..]
+                        } else {
+                            tree_pids
+                        };
+                        diag.as_ref()
+                            .map(inet::pending_clients)
+                            .and_then(|inodes| held_by(dump, &inodes))
+                    } else {
+                        None
+                    };
+                    match ours {
+                        Some(p) if listening => lossy.push((
+                            fds[i].rec.fd as i32,
+                            format!("{what}, one of them from pid {p} of the dump"),
+                            false,
+                        )),
+                        None if listening => lossy.push((
+                            fds[i].rec.fd as i32,
+                            format!("{what}, from outside the dump: their clients get a reset"),
+                            true,
+                        )),
+                        _ => lossy.push((fds[i].rec.fd as i32, what, false)),
+                    }
                 }
                 fds[i].path = saved.rec.encode().to_vec();
                 fds[i].data = saved.data;
@@ -124,7 +154,7 @@ pub(super) fn classify(
         Some(inet::other_name(domain, ty, proto))
     } else if domain == libc::AF_UNIX {
         if let Some(what) = peer_credentials_lost(&copy, pid, tree_pids) {
-            lossy.push((fds[i].rec.fd as i32, what));
+            lossy.push((fds[i].rec.fd as i32, what, false));
         }
         let diag = unixsock::diag(ino);
         if let Some(d) = diag.as_ref().filter(|d| unixsock::is_listener(d)) {
@@ -204,7 +234,7 @@ pub(super) fn classify(
                 fds[i].path = saved.path;
                 fds[i].data = saved.data;
                 if let Some(what) = saved.lost {
-                    lossy.push((fds[i].rec.fd as i32, what));
+                    lossy.push((fds[i].rec.fd as i32, what, false));
                 }
             }
             Err(what) => {
@@ -566,4 +596,26 @@ pub(super) fn check_in_flight(fds: &mut [Fd], classes: &mut [Class]) {
             fds[i].data.clear();
         }
     }
+}
+
+/// The first of `pids` that holds a socket of `inodes` (a
+/// `socket:[INODE]` descriptor).
+fn held_by(pids: &[i32], inodes: &[u64]) -> Option<i32> {
+    if inodes.is_empty() {
+        return None;
+    }
+    pids.iter().copied().find(|p| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .any(|l| {
+                let l = l.to_string_lossy();
+                l.strip_prefix("socket:[")
+                    .and_then(|r| r.strip_suffix(']'))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| inodes.contains(&n))
+            })
+    })
 }
