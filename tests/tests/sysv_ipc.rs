@@ -25,8 +25,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
@@ -57,30 +56,13 @@ impl Drop for Remove {
     }
 }
 
-/// A random SysV key (the program creates its objects with `IPC_EXCL`).
 fn new_key() -> i32 {
-    require_tool("ipcrm");
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mix = nanos
-        ^ (std::process::id() << 11)
-        ^ SEQ
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9e37_79b9);
-    0x1000_0000 + (mix % 0x6fff_0000) as i32
+    random_sysv_key()
 }
 
-/// The inode of the IPC namespace link `link` (`ipc:[INODE]`).
+/// The inode of the IPC namespace link `link`.
 fn ns_inode(link: &str) -> u64 {
-    let target = fs::read_link(link).unwrap_or_else(|e| panic!("{link}: {e}"));
-    let text = target.to_string_lossy().into_owned();
-    text.strip_prefix("ipc:[")
-        .and_then(|t| t.strip_suffix(']'))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("not an ipc namespace link: {text}"))
+    ipc_ns_inode(Path::new(link))
 }
 
 /// `tick N ns INODE [child C]`: (N, INODE, C).

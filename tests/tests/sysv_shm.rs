@@ -26,8 +26,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
@@ -67,19 +66,7 @@ impl Drop for KillAll {
 /// segment with `IPC_EXCL` and says `FAILED` if it is), and its
 /// [`RemoveKey`] guard.
 fn new_key() -> (i32, RemoveKey) {
-    require_tool("ipcrm");
-    static SEQ: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let mix = nanos
-        ^ (std::process::id() << 11)
-        ^ SEQ
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9e37_79b9);
-    // Positive, non-zero, and not IPC_PRIVATE.
-    let key = 0x1000_0000 + (mix % 0x6fff_0000) as i32;
+    let key = random_sysv_key();
     (key, RemoveKey(key))
 }
 
@@ -92,12 +79,7 @@ fn page_size() -> u64 {
 
 /// The inode of an IPC namespace link (`ipc:[INODE]`).
 fn ns_inode(link: &Path) -> u64 {
-    let target = fs::read_link(link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
-    let text = target.to_string_lossy();
-    text.strip_prefix("ipc:[")
-        .and_then(|t| t.strip_suffix(']'))
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("not an ipc namespace link: {text}"))
+    ipc_ns_inode(link)
 }
 
 /// The IPC namespace of the test (and of the `kckpt` it runs).

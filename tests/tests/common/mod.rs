@@ -1062,3 +1062,33 @@ pub fn assert_resumed_then(out: &Output, rest: &[String]) {
     assert_eq!(got.first(), Some(&"resumed"), "{}", show(out));
     assert_eq!(&got[1..], rest, "{}", show(out));
 }
+
+/// A random SysV IPC key (positive, not `IPC_PRIVATE`) for a test
+/// program that creates its objects with `IPC_EXCL`; `ipcrm` must be
+/// there to remove them afterwards.
+pub fn random_sysv_key() -> i32 {
+    use std::sync::atomic::AtomicU32;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    require_tool("ipcrm");
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mix = nanos
+        ^ (std::process::id() << 11)
+        ^ SEQ
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9);
+    0x1000_0000 + (mix % 0x6fff_0000) as i32
+}
+
+/// The inode of the IPC namespace link `link` (`ipc:[INODE]`).
+pub fn ipc_ns_inode(link: &Path) -> u64 {
+    let target = fs::read_link(link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    let text = target.to_string_lossy().into_owned();
+    text.strip_prefix("ipc:[")
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("not an ipc namespace link: {text}"))
+}
