@@ -155,14 +155,29 @@ pub(crate) fn repair_allowed() -> bool {
 /// `SO_SNDBUF` (up to twice `net.core.rmem_max` / `wmem_max`). A queue
 /// that still has no room: its name, its length and the buffer's size.
 fn make_room(fd: usize, t: &TcpRepair) -> Result<(), (&'static str, u32, u64)> {
-    for (what, len, opt, force) in [
-        ("receive", t.inq_len, SO_RCVBUF, SO_RCVBUFFORCE),
-        ("send", t.outq_len, SO_SNDBUF, SO_SNDBUFFORCE),
+    let (rcv, snd) = (u64::from(t.inq_len), u64::from(t.outq_len));
+    for (what, len, need, opt, force) in [
+        // The bytes, and the kernel's accounting of the buffers that hold
+        // them (`truesize`): in the receive queue (repair mode) one buffer
+        // per piece of `copy_queue`, its pages and under 1 KiB of its own;
+        // in the send queue (an ordinary send, segments of up to 64 KiB
+        // with their headers) a sixteenth more and 64 KiB.
+        (
+            "receive",
+            t.inq_len,
+            rcv + (rcv / QUEUE_PIECE as u64 + 1) * 1024,
+            SO_RCVBUF,
+            SO_RCVBUFFORCE,
+        ),
+        (
+            "send",
+            t.outq_len,
+            snd + snd / 16 + 65536,
+            SO_SNDBUF,
+            SO_SNDBUFFORCE,
+        ),
     ] {
         let have = || get(fd, SOL_SOCKET, opt).unwrap_or(0).max(0) as u64;
-        // The bytes, and a quarter more for the kernel's accounting of
-        // the buffers that hold them (`truesize`).
-        let need = u64::from(len) + u64::from(len) / 4 + 65536;
         if len == 0 || have() >= need {
             continue;
         }
@@ -531,35 +546,53 @@ fn segment_size(t: &TcpRepair) -> u32 {
     (half + ts).clamp(88, mss)
 }
 
-/// Send `len` bytes of the image at `at` into socket `fd` (not waiting).
+/// Write `len` bytes of the image at `at` to socket `fd` (in repair mode
+/// with `TCP_RECV_QUEUE`: into its receive queue), straight from a
+/// read-only mapping of the image, in pieces of [`QUEUE_PIECE`] bytes: a
+/// receive queue filled in repair mode takes one buffer per `send`, of
+/// whole pages when the piece is (its accounting, `truesize`, is then the
+/// bytes and under 1 KiB more, which [`make_room`] counts on; pieces of
+/// one page cost twice the bytes until the kernel collapses them, and a
+/// quarter more after). The mapping is gone before this returns.
 fn copy_queue(img: &Image, fd: usize, at: u64, len: u32) -> Result<(), Errno> {
     const MSG_NOSIGNAL: usize = 0x4000;
-    let mut buf = [0u8; 4096];
-    let mut done = 0u64;
-    let len = u64::from(len);
-    while done < len {
-        let n = (len - done).min(buf.len() as u64) as usize;
-        if sys::pread(img.fd, &mut buf[..n], at + done)? != n {
-            return Err(Errno(errno::EIO));
-        }
-        let mut off = 0;
-        while off < n {
-            off += call(
-                g::__NR_sendto,
-                [
-                    fd,
-                    buf[off..n].as_ptr() as usize,
-                    n - off,
-                    MSG_DONTWAIT | MSG_NOSIGNAL,
-                    0,
-                    0,
-                ],
-            )?;
-        }
-        done += n as u64;
+    if len == 0 {
+        return Ok(());
     }
-    Ok(())
+    let page = u64::from(img.view.header.page_size);
+    let base = at / page * page;
+    let map_len = (at + u64::from(len) - base) as usize;
+    // SAFETY: a new read-only private mapping where the kernel chooses
+    // (no MAP_FIXED): nothing else is there, and it is unmapped below.
+    let addr = unsafe { sys::mmap(0, map_len, g::PROT_READ, g::MAP_PRIVATE, img.fd, base) }?;
+    let mut done = 0usize;
+    let from = addr + (at - base) as usize;
+    let mut r = Ok(());
+    while done < len as usize {
+        let n = (len as usize - done).min(QUEUE_PIECE);
+        match call(
+            g::__NR_sendto,
+            [fd, from + done, n, MSG_DONTWAIT | MSG_NOSIGNAL, 0, 0],
+        ) {
+            Ok(0) => {
+                r = Err(Errno(errno::EIO));
+                break;
+            }
+            Ok(k) => done += k,
+            Err(e) => {
+                r = Err(e);
+                break;
+            }
+        }
+    }
+    // SAFETY: the mapping made above, no longer used.
+    let _ = unsafe { sys::munmap(addr, map_len) };
+    r
 }
+
+/// Bytes per `send` of [`copy_queue`]: 16 pages of 4 KiB (under
+/// `MAX_SKB_FRAGS`, 17, so one buffer of page fragments each).
+const QUEUE_PIECE: usize = 16 * 4096;
 
 /// Right before the process resumes (in a tree, once every process of it
 /// is ready, so every peer exists): the send queue of every connection

@@ -11,12 +11,13 @@
  * pattern of its position), and prints "drained N in S.SSS s" (N bytes
  * read, S seconds), "ok" or "FAIL ...", then "done".
  *
- * `tcp_flow FAMILY TOTAL busy`: both ends (buffers of 4 MiB each way,
- * SO_RCVBUF and SO_SNDBUF) write to each other without end, and read a
+ * `tcp_flow FAMILY TOTAL busy`: both ends (buffers of TOTAL bytes, or
+ * 4 MiB when TOTAL is 0, each way: SO_RCVBUF and SO_SNDBUF, which the
+ * kernel doubles within twice net.core.rmem_max / wmem_max) write to each other without end, and read a
  * little every millisecond (32 KiB, fewer than they are sent): every
  * buffer stays full both ways while the data keeps moving, up to and
  * during the dump (CRIU's socket-tcpbuf situation). "ready" once the
- * buffers are full (TOTAL is ignored); on "go" each end writes no more
+ * buffers are full; on "go" each end writes no more
  * and shuts down writing, and both read to the end of file, checking
  * every byte: "drained N in S.SSS s" (N the bytes read after "go"), "ok",
  * "done". */
@@ -128,10 +129,13 @@ static int pull_some(struct end *e, long max) {
 
 static double now(void);
 
+/* The buffer size of the busy mode: TOTAL when given, else 4 MiB. */
+static int busy_buf = 4 << 20;
+
 /* The busy mode (see the top). */
 static int busy_pair(struct end *a, struct end *b) {
   long endless = 1L << 62;
-  int big = 4 << 20;
+  int big = busy_buf;
   struct end *e[2] = {a, b};
   for (int i = 0; i < 2; i++) {
     if (setsockopt(e[i]->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big) ||
@@ -190,6 +194,8 @@ int main(int argc, char **argv) {
   int v6 = argv[1][0] == '6';
   long total = atol(argv[2]);
   int busy = argc > 3 && !strcmp(argv[3], "busy");
+  if (busy && total > 0)
+    busy_buf = (int)total;
   setvbuf(stdout, NULL, _IOLBF, 0);
   int fam = v6 ? AF_INET6 : AF_INET;
   struct sockaddr_storage ss;
@@ -211,7 +217,7 @@ int main(int argc, char **argv) {
       getsockname(l, (struct sockaddr *)&ss, &len))
     fail("listener");
   int r = socket(fam, SOCK_STREAM, 0);
-  int small = busy ? 4 << 20 : 4096;
+  int small = busy ? busy_buf : 4096;
   if (r < 0 || setsockopt(r, SOL_SOCKET, SO_RCVBUF, &small, sizeof small))
     fail("receiver");
   if (connect(r, (struct sockaddr *)&ss, len))

@@ -145,3 +145,78 @@ fn a_busy_pair_with_full_buffers_both_ways_is_dumped_and_carries_on() {
         assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
     }
 }
+
+/// The busy pair of a user, its receive queues of several MB, restored by
+/// that user in a network namespace of its own (`--new-net-ns`, where it
+/// has `CAP_NET_ADMIN` for TCP repair but not `SO_RCVBUFFORCE`): each
+/// queue must fit in twice `net.core.rmem_max` (the program asked for
+/// buffers of 7/16 of that, which the kernel doubles: queues up to 7/8 of
+/// the limit), which it does only when the stub refills it in pieces of
+/// whole pages (one page at a time, the kernel's accounting of the queue
+/// needed a quarter more; CRIU's socket-tcpbuf-local, restored by its
+/// user).
+#[test]
+fn a_busy_pair_of_a_user_comes_back_in_its_own_network_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    if !root_or_skip("a_busy_pair_of_a_user_comes_back_in_its_own_network_namespace") {
+        return;
+    }
+    require_tool("setpriv");
+    let dir = TestDir::new("tcp_flow_busy_nobody");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let image = dir.join("busy.kckpt");
+    let rmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("net.core.rmem_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    let wmem_max: u64 = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+        .expect("net.core.wmem_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    let buf = (rmem_max.min(wmem_max) * 7 / 8).to_string();
+    let mut p = Proc::spawn(
+        "tcp_flow busy (uid 65534)",
+        command_as(&NOBODY, TCP_FLOW).args(["4", &buf, "busy"]),
+    );
+    p.wait_for("ready", LINE_TIMEOUT, |l| {
+        assert!(!l.starts_with("FAIL"), "{l}");
+        l.starts_with("ready")
+    });
+    let out = dump_raw(p.pid(), &image, false);
+    assert!(out.status.success(), "{}", show(&out));
+    p.drain(Duration::from_secs(10));
+    let _ = p.wait_exit(Duration::from_secs(10));
+    let info = info_json(&image);
+    let biggest = info["files"]["fds"]
+        .as_array()
+        .expect("fds")
+        .iter()
+        .filter_map(|f| f["socket"]["queued_to_read"].as_u64())
+        .max()
+        .unwrap_or(0);
+    println!("largest receive queue saved: {biggest} bytes");
+    assert!(biggest > 1 << 20, "queues of only {biggest} bytes");
+    std::fs::set_permissions(&image, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut r = Proc::spawn(
+        "kckpt restore --new-net-ns (uid 65534)",
+        kckpt_as(&NOBODY)
+            .args(["restore", "--new-net-ns"])
+            .arg(&image),
+    );
+    r.write_stdin("go\n");
+    let mut ok = false;
+    loop {
+        let line = r.line(Duration::from_secs(90));
+        if line == "done" {
+            break;
+        }
+        if line.starts_with("FAIL") {
+            r.fail(&format!("after the restore: {line}"));
+        }
+        ok |= line == "ok";
+    }
+    assert!(ok, "{}", r.stderr());
+    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+}

@@ -431,12 +431,17 @@ fn read_repair(
     // The receive queue: its bytes and rcv_nxt, read again until a packet
     // coming meanwhile changes neither.
     set(fd, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE).map_err(e("TCP_REPAIR_QUEUE"))?;
+    // `inet_diag`'s count is read between the two, so that all three
+    // describe one `rcv_nxt` (a packet arriving between a peek and a
+    // later count looked like urgent data).
     let mut inq = Vec::new();
+    let mut counted = None;
     let mut steady = false;
     for _ in 0..5 {
         let seq = get(fd, TCP_QUEUE_SEQ).map_err(e("TCP_QUEUE_SEQ"))?;
         let len = fdsys::sock_ioctl_int(fd, SIOCINQ).map_err(e("SIOCINQ"))?;
         inq = peek(fd, len.max(0) as usize)?;
+        counted = queued();
         let again = get(fd, TCP_QUEUE_SEQ).map_err(e("TCP_QUEUE_SEQ"))?;
         if seq == again && inq.len() == len.max(0) as usize {
             t.rcv_seq = seq as u32;
@@ -453,7 +458,7 @@ fn read_repair(
     let read_all = |all: u32| {
         all as usize == inq.len() + fin_in as usize || (fin_in == 1 && all == 0 && inq.is_empty())
     };
-    if queued().is_some_and(|all| !read_all(all)) {
+    if counted.is_some_and(|all| !read_all(all)) {
         return Err("its receive queue holds urgent data (MSG_OOB), not saved".into());
     }
     // The send queue: the program is stopped, only acknowledgements
