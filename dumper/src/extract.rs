@@ -143,6 +143,16 @@ fn root_without_tree(
     let phoff = (notes_at + notes.len() as u64).next_multiple_of(8);
     let at = entry * PHDR_SIZE + 8;
     phdrs[at..at + 8].copy_from_slice(&notes_at.to_le_bytes());
+    // Areas without stored pages point at the notes (as the writer does),
+    // which moved.
+    let empty: Vec<usize> = program_headers(&phdrs)
+        .enumerate()
+        .filter(|(_, p)| p.p_type == PT_LOAD && p.p_filesz == 0)
+        .map(|(k, _)| k * PHDR_SIZE + 8)
+        .collect();
+    for at in empty {
+        phdrs[at..at + 8].copy_from_slice(&notes_at.to_le_bytes());
+    }
     let mut ehdr = loaded.ehdr.clone();
     ehdr[32..40].copy_from_slice(&phoff.to_le_bytes());
     kckpt_image_write::reseal_parts(&ehdr, &phdrs, &mut notes)?;
@@ -329,7 +339,7 @@ fn with_shared_pages(
                 .ok_or_else(|| io::Error::other("program headers do not match the memory areas"))?;
             let (offset, filesz) = match runs.get(v.first_run as usize) {
                 Some(r) if v.run_count > 0 => (r.offset - (r.start - v.start), v.end - v.start),
-                _ => (0, 0),
+                _ => (notes_at, 0),
             };
             phdrs[at + 8..at + 16].copy_from_slice(&offset.to_le_bytes());
             phdrs[at + 32..at + 40].copy_from_slice(&filesz.to_le_bytes());

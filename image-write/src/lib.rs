@@ -469,9 +469,12 @@ impl ImageWriter {
                 | (if vma.prot & prot::WRITE != 0 { 2 } else { 0 })
                 | (if vma.prot & prot::EXEC != 0 { 1 } else { 0 });
             let size = vma.end - vma.start;
+            // An area without stored pages points at the notes, not at
+            // offset 0: gdb took each such header at offset 0 for one
+            // more thread (13 phantom threads per real one).
             let (offset, filesz) = match meta.runs.get(vma.first_run as usize) {
                 Some(run) if vma.run_count > 0 => (run.offset - (run.start - vma.start), size),
-                _ => (0, 0),
+                _ => (notes_offset, 0),
             };
             push_phdr(
                 &mut phdrs,
