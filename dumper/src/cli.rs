@@ -110,6 +110,12 @@ pub enum Command {
         /// a restorer without CAP_NET_ADMIN; same as KCKPT_TCP_CLOSE=1.
         #[arg(long)]
         tcp_close: bool,
+        /// The restored process stops (SIGSTOP) before its first
+        /// instruction, and its pid is printed: `gdb -p PID` attaches to a
+        /// live copy of the saved process, `kill -CONT PID` lets it run;
+        /// same as KCKPT_STOPPED=1.
+        #[arg(long)]
+        stopped: bool,
     },
     /// Check an image and describe it.
     Info {
@@ -248,8 +254,12 @@ pub fn execute(cli: Cli) -> Result<()> {
             stdio,
             inherit_fd,
             tcp_close,
+            stopped,
         } => {
             crate::restore::add_inherit_fds(&inherit_fd)?;
+            if stopped {
+                std::env::set_var("KCKPT_STOPPED", "1");
+            }
             if tcp_close {
                 std::env::set_var("KCKPT_TCP_CLOSE", "1");
             }

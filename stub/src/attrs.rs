@@ -182,8 +182,15 @@ fn pending() -> u64 {
 /// handled as the process would). `SIGSTOP` with the tracer attached
 /// (`traced`): the tracer sends it right before it detaches instead. A `SIGTSTP`, `SIGTTIN` or `SIGTTOU` the
 /// kernel discards (the process group is orphaned here) is `SIGSTOP`.
-pub fn stop(img: &Image, traced: bool) {
-    let sig = img.view.kstate.map_or(0, |k| k.stop_signal);
+/// `stopped` (`kckpt restore --stopped`): a process saved running stops
+/// with `SIGSTOP` the same way, before its first instruction.
+pub fn stop(img: &Image, traced: bool, stopped: bool) {
+    let saved = img.view.kstate.map_or(0, |k| k.stop_signal);
+    let sig = if saved == 0 && stopped {
+        SIGSTOP
+    } else {
+        saved
+    };
     if sig == 0 {
         return;
     }

@@ -104,6 +104,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         new_net_ns: false,
         force: false,
         verify: false,
+        stopped: false,
         timer_ids_in_order: false,
         stdio: startup::STDIO_AUTO,
         debug_jump: 0,
@@ -204,6 +205,24 @@ extern "C" fn stage2(sp: usize) -> ! {
         sysv::create(&img);
     }
     sysv::check_attachments(&img, tree.is_some());
+    if start.stopped {
+        // While descriptor 2 is still the restorer's.
+        let pid = sys::getpid() as u64;
+        Msg::new()
+            .s("pid ")
+            .dec(pid)
+            .s(" stops before its first instruction (--stopped): gdb -p ")
+            .dec(pid)
+            .s(" attaches to it, kill -CONT ")
+            .dec(pid)
+            .s(" lets it run")
+            .s(if start.new_pid_ns || tree.is_some() {
+                " (pid in the PID namespace the restore made)"
+            } else {
+                ""
+            })
+            .say();
+    }
     if let Some(t) = &tree {
         tree::before_files(t, &img);
     }
@@ -282,7 +301,7 @@ extern "C" fn stage2(sp: usize) -> ! {
         tcp::send_queues(&img);
         sockfilter::attach(&img);
         attrs::death_signal(&img, 0);
-        attrs::stop(&img, traced);
+        attrs::stop(&img, traced, start.stopped);
         state::resume(&img, &thread, traced, start.debug_jump, frame)
     })();
     match result {

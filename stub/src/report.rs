@@ -155,6 +155,12 @@ impl Msg {
         sys::exit(code)
     }
 
+    /// Print the line (`kckpt: ...`) and go on.
+    pub fn say(&mut self) {
+        self.buf[self.len] = b'\n';
+        line(&self.buf[..self.len + 1]);
+    }
+
     /// Print the line as a warning (`kckpt: warning: ...`) and go on.
     pub fn warn(&mut self) {
         let mut line = Msg::new();

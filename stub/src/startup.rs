@@ -20,6 +20,9 @@ pub struct Startup {
     pub force: bool,
     /// `KCKPT_VERIFY=1`: check all stored data before changing anything.
     pub verify: bool,
+    /// `KCKPT_STOPPED=1` (`kckpt restore --stopped`): the restored process
+    /// stops (`SIGSTOP`) before its first instruction, for a debugger.
+    pub stopped: bool,
     /// `KCKPT_TIMER_IDS=in-order`: give POSIX timers their ids by creating
     /// them in order, as on kernels before 6.15 (for tests).
     pub timer_ids_in_order: bool,
@@ -149,6 +152,9 @@ pub unsafe fn parse(sp: usize, out: &mut Startup) {
             }
             if var == b"KCKPT_VERIFY=1" {
                 out.verify = true;
+            }
+            if var == b"KCKPT_STOPPED=1" {
+                out.stopped = true;
             }
             if var == b"KCKPT_TIMER_IDS=in-order" {
                 out.timer_ids_in_order = true;
