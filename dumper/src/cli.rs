@@ -117,6 +117,30 @@ pub enum Command {
         #[arg(long)]
         stopped: bool,
     },
+    /// Take images of a running process at intervals, leaving it running:
+    /// DIR/snapshot-NNNNNN.kckpt, numbered on, the newest --keep kept (an
+    /// image is removed only once a newer one is complete).
+    Snapshot {
+        /// Process to checkpoint, with all its descendants.
+        #[arg(short, long)]
+        pid: i32,
+        /// Time between snapshots (e.g. 10m, 30s, 500ms).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        every: std::time::Duration,
+        /// Images kept, the newest.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        keep: u64,
+        /// Directory of the images (made when missing).
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+        /// Stop after this many snapshots (default: until the process
+        /// ends).
+        #[arg(long)]
+        count: Option<u64>,
+        /// As `kckpt dump --skip-unsupported`.
+        #[arg(long)]
+        skip_unsupported: bool,
+    },
     /// Check an image and describe it.
     Info {
         /// The image.
@@ -268,6 +292,21 @@ pub fn execute(cli: Cli) -> Result<()> {
             }
             crate::restore::restore(&file, new_pid_ns, force, stdio)
         }
+        Command::Snapshot {
+            pid,
+            every,
+            keep,
+            output,
+            count,
+            skip_unsupported,
+        } => crate::snapshot::run(&crate::snapshot::SnapshotOptions {
+            pid,
+            dir: output,
+            every,
+            keep: keep as usize,
+            count,
+            skip_unsupported,
+        }),
         Command::Info {
             file,
             json,

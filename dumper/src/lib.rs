@@ -22,6 +22,7 @@ mod info_verify;
 pub mod input;
 pub mod restore;
 pub mod selfdump;
+pub mod snapshot;
 mod testing;
 
 pub use error::{Error, Result};
