@@ -41,6 +41,9 @@ pub enum Command {
         /// instead of killing it.
         #[arg(long)]
         leave_running: bool,
+        /// Print nothing on success (no summary line; warnings still).
+        #[arg(short, long)]
+        quiet: bool,
         /// Dump descriptors kckpt cannot restore (TCP/UDP sockets,
         /// inotify, ...) anyway: they are restored as /dev/null.
         #[arg(long)]
@@ -245,6 +248,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             pid,
             output,
             leave_running,
+            quiet,
             skip_unsupported,
             ghost_limit,
             no_children,
@@ -264,9 +268,16 @@ pub fn execute(cli: Cli) -> Result<()> {
                 external: Vec::leak(external),
                 tcp_close,
             };
+            let started = std::time::Instant::now();
             let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options)?;
             for w in &summary.warnings {
                 eprintln!("kckpt: {w}");
+            }
+            if !quiet {
+                eprintln!(
+                    "kckpt: {}",
+                    summary_line(&summary, &output, leave_running, started.elapsed())
+                );
             }
             Ok(())
         }
@@ -381,4 +392,66 @@ fn usage_message(rendered: &str) -> String {
 fn report(e: &Error) {
     let msg = e.to_string().replace('\n', " ");
     eprintln!("kckpt: {msg}");
+}
+
+/// Bytes in the largest binary unit that keeps a number of at least 1
+/// (`12.5 MiB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The line a successful dump prints (unless `--quiet`): what was saved,
+/// where, how large, how long it took, what became of the processes.
+fn summary_line(
+    s: &crate::dump::DumpSummary,
+    output: &std::path::Path,
+    left_running: bool,
+    took: std::time::Duration,
+) -> String {
+    let image = if output.as_os_str() == "-" {
+        "standard output".to_owned()
+    } else {
+        let size = std::fs::metadata(output).map_or(0, |m| m.len());
+        format!("{} ({})", output.display(), human_bytes(size))
+    };
+    let shared = if s.shared_bytes > 0 {
+        format!(
+            ", {} shared between them stored once",
+            human_bytes(s.shared_bytes)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "saved {} process(es) to {image}: {} of memory stored, {} mapped not stored (file pages, zeros){shared}; {} ms; {}",
+        s.processes,
+        human_bytes(s.stored_bytes),
+        human_bytes(s.mapped_bytes.saturating_sub(s.stored_bytes + s.shared_bytes)),
+        took.as_millis(),
+        if left_running { "left running" } else { "killed" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
 }

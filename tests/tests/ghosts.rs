@@ -35,7 +35,11 @@ fn all_kinds(prefix: &[&str], name: &str) {
     p.self_check();
     let out = dump_as(prefix, p.pid(), &image);
     assert!(out.status.success(), "kckpt dump: {}", show(&out));
-    assert!(out.stderr.is_empty(), "no warning expected: {}", show(&out));
+    assert!(
+        dump_warnings(&out).is_empty(),
+        "no warning expected: {}",
+        show(&out)
+    );
     p.drain(Duration::from_secs(10));
     let _ = p.wait_exit(Duration::from_secs(10));
 

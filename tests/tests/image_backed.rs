@@ -72,7 +72,11 @@ fn areas_naming(image: &Path, file: &Path) -> Vec<serde_json::Value> {
 fn dump_kill_as(p: &mut Proc, image: &Path, prefix: &[&str]) {
     let out = dump_as(prefix, p.pid(), image);
     assert!(out.status.success(), "kckpt dump: {}", show(&out));
-    assert!(out.stderr.is_empty(), "no warning expected: {}", show(&out));
+    assert!(
+        dump_warnings(&out).is_empty(),
+        "no warning expected: {}",
+        show(&out)
+    );
     p.drain(Duration::from_secs(30));
 }
 

@@ -107,6 +107,11 @@ pub struct DumpSummary {
     /// Bytes of memory of a tree's processes not stored again: pages an
     /// earlier process of the tree stored (format 1.6).
     pub shared_bytes: u64,
+    /// Bytes of memory mapped by the processes saved (stored or not: clean
+    /// file pages, zero pages).
+    pub mapped_bytes: u64,
+    /// Processes saved.
+    pub processes: u32,
     /// Warnings about what was skipped (`--skip-unsupported`), one line each.
     pub warnings: Vec<String>,
 }
@@ -454,6 +459,8 @@ fn dump_tree(
     let mut warnings = Vec::new();
     let mut stored = 0;
     let mut shared = 0;
+    let mut mapped = 0;
+    let mut count = 1;
     let mut subs = std::collections::HashMap::new();
     for i in 1..nodes.len() {
         let (Some(t), Some(f)) = (tracees[i].as_mut(), all_files[i].take()) else {
@@ -480,6 +487,8 @@ fn dump_tree(
         let at = tree::place_sub(&mut root_image.writer, &w.file, len).map_err(write_err)?;
         index.add(&pages, at, nodes[i].pid)?;
         stored += w.summary.stored_bytes;
+        mapped += w.summary.mapped_bytes;
+        count += 1;
         warnings.extend(
             w.summary
                 .warnings
@@ -522,6 +531,8 @@ fn dump_tree(
     Ok(DumpSummary {
         stored_bytes: stored + w.summary.stored_bytes,
         shared_bytes: shared,
+        mapped_bytes: mapped + w.summary.mapped_bytes,
+        processes: count,
         warnings: all_warnings,
     })
 }
@@ -867,12 +878,15 @@ fn prepare_image(
         page_refs: Vec::new(),
         sysv: Default::default(),
     };
+    let mapped_bytes = meta.vmas.iter().map(|v| v.end - v.start).sum();
     Ok(Prepared {
         writer,
         meta,
         summary: DumpSummary {
             stored_bytes: stats.stored,
             shared_bytes: 0,
+            mapped_bytes,
+            processes: 1,
             warnings,
         },
     })

@@ -1092,3 +1092,13 @@ pub fn ipc_ns_inode(link: &Path) -> u64 {
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("not an ipc namespace link: {text}"))
 }
+
+/// The lines of a successful `kckpt dump`'s stderr other than its
+/// summary line (`kckpt: saved N process(es) to ...`): its warnings.
+pub fn dump_warnings(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("kckpt: saved "))
+        .map(str::to_owned)
+        .collect()
+}
