@@ -128,22 +128,27 @@ fn a_busy_pair_with_full_buffers_both_ways_is_dumped_and_carries_on() {
         assert!(out.status.success(), "round {round}: {}", show(&out));
         p.drain(Duration::from_secs(10));
         let _ = p.wait_exit(Duration::from_secs(10));
-        let mut r = restore(&image);
-        r.write_stdin("go\n");
-        let mut ok = false;
-        loop {
-            let line = r.line(Duration::from_secs(90));
-            if line == "done" {
-                break;
-            }
-            if line.starts_with("FAIL") {
-                r.fail(&format!("round {round} after the restore: {line}"));
-            }
-            ok |= line == "ok";
-        }
-        assert!(ok, "round {round}: {}", r.stderr());
-        assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+        busy_pair_finishes(&mut restore(&image), &format!("round {round}"));
     }
+}
+
+/// After "go": the restored busy pair `r` reads both ways to the end,
+/// every byte checked, says "ok" and exits 0.
+fn busy_pair_finishes(r: &mut Proc, what: &str) {
+    r.write_stdin("go\n");
+    let mut ok = false;
+    loop {
+        let line = r.line(Duration::from_secs(90));
+        if line == "done" {
+            break;
+        }
+        if line.starts_with("FAIL") {
+            r.fail(&format!("{what} after the restore: {line}"));
+        }
+        ok |= line == "ok";
+    }
+    assert!(ok, "{what}: {}", r.stderr());
+    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
 }
 
 /// The busy pair of a user, its receive queues of several MB, restored by
@@ -205,18 +210,5 @@ fn a_busy_pair_of_a_user_comes_back_in_its_own_network_namespace() {
             .args(["restore", "--new-net-ns"])
             .arg(&image),
     );
-    r.write_stdin("go\n");
-    let mut ok = false;
-    loop {
-        let line = r.line(Duration::from_secs(90));
-        if line == "done" {
-            break;
-        }
-        if line.starts_with("FAIL") {
-            r.fail(&format!("after the restore: {line}"));
-        }
-        ok |= line == "ok";
-    }
-    assert!(ok, "{}", r.stderr());
-    assert!(r.wait_exit(EXIT_TIMEOUT).success(), "{}", r.stderr());
+    busy_pair_finishes(&mut r, "restored by its user");
 }
