@@ -13,7 +13,7 @@ declare -A KCKPT_PKG_FOR=(
     [setsid]=util-linux [sort]=coreutils [script]=bsdutils [make]=make
     [tmux]=tmux [nano]=nano [less]=less [gzip]=gzip [vim]=vim
     [java]=default-jre-headless [javac]=default-jdk-headless
-    [redis-server]=redis-server [redis-cli]=redis-tools
+    [redis-server]=redis-server [redis-cli]=redis-tools [dpkg-deb]=dpkg
 )
 
 apt_updated=0

@@ -41,7 +41,8 @@ summary() {
 # --- setup ---
 ensure_tools gdb gcore readelf strip unshare setpriv prlimit ipcrm python3 cc gcc g++ bindfs \
     qemu-aarch64 aarch64-linux-gnu-gcc gdb-multiarch \
-    setsid sort gzip tmux nano less vim java javac make script redis-server redis-cli || exit 1
+    setsid sort gzip tmux nano less vim java javac make script redis-server redis-cli \
+    dpkg-deb || exit 1
 ensure_rust || exit 1
 # cargo-fuzz (libFuzzer; g++ builds it) for scripts/fuzz.sh.
 if ! command -v cargo-fuzz >/dev/null; then
@@ -65,6 +66,7 @@ step aarch64 cargo build --release --target aarch64-unknown-linux-musl \
     -p kckpt-image -p kckpt-arch -p kckpt-stub
 step aarch64-lib cargo build --release --target aarch64-unknown-linux-gnu -p kckpt --lib
 step test cargo test --release --workspace --no-fail-fast
+step package bash packaging/test-deb.sh
 step fuzz bash scripts/fuzz.sh 60 100000
 step mutate bash scripts/mutate-stub.sh 500 1
 summary

@@ -144,6 +144,16 @@ pub enum Command {
         #[arg(long)]
         skip_unsupported: bool,
     },
+    /// Write man pages, shell completions and the binfmt.d file into DIR
+    /// (for packaging).
+    #[command(hide = true)]
+    Generate {
+        /// Where the files go (man/, completions/, binfmt/).
+        dir: PathBuf,
+        /// The stub's installed path, for binfmt/kckpt.conf.
+        #[arg(long, default_value = "/usr/lib/kckpt/kckpt-stub")]
+        stub: PathBuf,
+    },
     /// Check an image and describe it.
     Info {
         /// The image.
@@ -318,6 +328,7 @@ pub fn execute(cli: Cli) -> Result<()> {
             count,
             skip_unsupported,
         }),
+        Command::Generate { dir, stub } => crate::generate::generate(&dir, &stub),
         Command::Info {
             file,
             json,

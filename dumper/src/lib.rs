@@ -12,6 +12,7 @@ pub mod cli;
 pub mod dump;
 pub mod error;
 pub mod extract;
+pub mod generate;
 pub mod info;
 mod info_files;
 mod info_kstate;

@@ -12,15 +12,25 @@ use crate::error::{Error, Result};
 /// Name of the stub binary installed next to `kckpt`.
 pub const STUB_NAME: &str = "kckpt-stub";
 
-/// The stub to use: `$KCKPT_STUB`, else `kckpt-stub` next to this program.
+/// The stub to use: `$KCKPT_STUB`, else `kckpt-stub` next to this program
+/// (a build tree, `cargo install`), else `../lib/kckpt/kckpt-stub` from it
+/// (the package: `/usr/bin/kckpt`, `/usr/lib/kckpt/kckpt-stub`).
 pub fn stub_path() -> PathBuf {
     if let Some(p) = std::env::var_os("KCKPT_STUB").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    std::env::current_exe()
+    let Some(dir) = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join(STUB_NAME)))
-        .unwrap_or_else(|| PathBuf::from(STUB_NAME))
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    else {
+        return PathBuf::from(STUB_NAME);
+    };
+    let next = dir.join(STUB_NAME);
+    let packaged = dir.join("../lib/kckpt").join(STUB_NAME);
+    if !next.is_file() && packaged.is_file() {
+        return packaged;
+    }
+    next
 }
 
 /// A foreign architecture whose images run under user emulation here.
@@ -69,6 +79,10 @@ pub fn foreign_stub_path(arch: &str, triple: &str) -> PathBuf {
     let next = dir.join(format!("{STUB_NAME}-{arch}"));
     if next.is_file() {
         return next;
+    }
+    let packaged = dir.join("../lib/kckpt").join(format!("{STUB_NAME}-{arch}"));
+    if packaged.is_file() {
+        return packaged;
     }
     if let (Some(profile), Some(target)) = (dir.file_name(), dir.parent()) {
         let built = target.join(triple).join(profile).join(STUB_NAME);

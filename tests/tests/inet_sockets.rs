@@ -507,7 +507,7 @@ fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", struct.unpack("16sH14x", i)
 open("/proc/sys/net/ipv4/ping_group_range", "w").write("0 2147483647")
 p = subprocess.Popen([sys.executable, prog], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 assert p.stdout.readline().strip() == "ready"
-d = subprocess.run([kckpt, "dump", "-p", str(p.pid), "-o", image], capture_output=True, text=True)
+d = subprocess.run([kckpt, "dump", "-q", "-p", str(p.pid), "-o", image], capture_output=True, text=True)
 if d.returncode:
     p.kill()
 print("dump", d.returncode, d.stderr.strip().replace(chr(10), " | "), flush=True)
