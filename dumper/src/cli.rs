@@ -41,7 +41,8 @@ pub enum Command {
         /// instead of killing it.
         #[arg(long)]
         leave_running: bool,
-        /// Print nothing on success (no summary line; warnings still).
+        /// Print nothing on success (no summary line, and no progress bar
+        /// on a terminal; warnings still).
         #[arg(short, long)]
         quiet: bool,
         /// Dump descriptors kckpt cannot restore (TCP/UDP sockets,
@@ -279,7 +280,10 @@ pub fn execute(cli: Cli) -> Result<()> {
                 tcp_close,
             };
             let started = std::time::Instant::now();
-            let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options)?;
+            let bar = crate::progress::start(!quiet);
+            let summary = crate::dump::dump(pid.unwrap_or(0), &output, &options);
+            drop(bar);
+            let summary = summary?;
             for w in &summary.warnings {
                 eprintln!("kckpt: {w}");
             }

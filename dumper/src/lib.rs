@@ -21,6 +21,7 @@ mod info_timers;
 mod info_tree;
 mod info_verify;
 pub mod input;
+pub mod progress;
 pub mod restore;
 pub mod selfdump;
 pub mod snapshot;

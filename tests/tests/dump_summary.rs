@@ -1,6 +1,8 @@
 //! A successful `kckpt dump` prints one summary line on stderr (issue
 //! 11): processes, the image and its size, memory stored and not, time,
-//! what became of the processes; `-q` prints nothing.
+//! what became of the processes; `-q` prints nothing. On a terminal, a
+//! dump that takes a while draws a progress bar first (`script` gives it
+//! one; `KCKPT_PROGRESS_AFTER_MS=0` draws it at once).
 
 mod common;
 
@@ -50,5 +52,42 @@ fn a_dump_prints_one_summary_line_and_quiet_none() {
     assert!(out.status.success(), "{}", show(&out));
     assert!(out.stderr.is_empty(), "-q: {}", show(&out));
     assert!(quiet.is_file());
+    p.kill();
+}
+
+#[test]
+fn a_dump_on_a_terminal_draws_a_progress_bar() {
+    let script = require_tool("script");
+    let dir = TestDir::new("dump-progress");
+    let mut p = Proc::start(prog::MEMFILL, &["512"]);
+    p.wait_for("ready", std::time::Duration::from_secs(60), |l| {
+        l.starts_with("ready")
+    });
+    let image = dir.join("m.kckpt");
+    let typescript = dir.join("typescript");
+    let cmd = format!(
+        "{} dump --leave-running -p {} -o {}",
+        kckpt().display(),
+        p.pid(),
+        image.display()
+    );
+    let out = run(
+        Command::new(script)
+            .args(["-qfec", &cmd])
+            .arg(&typescript)
+            .env("KCKPT_PROGRESS_AFTER_MS", "0"),
+        DUMP_TIMEOUT,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let screen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(
+        screen.contains("of memory examined"),
+        "no progress bar on the terminal:\n{screen}"
+    );
+    assert!(screen.contains("kckpt: saved 1 process(es)"), "{screen}");
+    // Not on a pipe: the summary alone.
+    let out = dump(p.pid(), &dir.join("n.kckpt"), true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("examined"), "a bar on a pipe: {err}");
     p.kill();
 }

@@ -615,6 +615,7 @@ fn read_memory<'m>(
     let mut backings = Backings::new();
     let mut compare = vec![0u8; ps];
     let heap_end = heap.end.next_multiple_of(page);
+    crate::progress::add_total(maps.iter().map(|e| e.len()).sum());
     for e in maps {
         let mem = source(e);
         let mut kind = e.kind();
@@ -713,6 +714,8 @@ fn read_memory<'m>(
         let shareable = !e.shared && flags & vma_flags::SHARED == 0;
         let mut region: Option<u64> = None;
         let mut stored = 0u64;
+        // Bytes of this area the progress bar was told about.
+        let mut counted = 0u64;
         if pol != Policy::Nothing && (e.resident_kb != Some(0) || !data.is_empty() || every_page) {
             let pages = (e.len() / page) as usize;
             let mut idx = 0usize;
@@ -813,12 +816,15 @@ fn read_memory<'m>(
                     i = j;
                 }
                 idx += n;
+                crate::progress::add_done(n as u64 * page);
             }
+            counted = pages as u64 * page;
         }
         if let Some(d) = dedup.as_deref_mut() {
             d.end()?;
         }
         stats.stored += stored;
+        crate::progress::add_done(e.len().saturating_sub(counted));
         let name = strings.add(name.as_bytes());
         let file_backed = kind == vma_kind::FILE;
         let (dev, inode) = ghost.unwrap_or((e.dev, e.inode));
