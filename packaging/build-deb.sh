@@ -22,13 +22,15 @@ install -D -m 0755 target/release/kckpt "$root/usr/bin/kckpt"
 install -D -m 0755 target/release/kckpt-stub "$root/usr/lib/kckpt/kckpt-stub"
 strip "$root/usr/lib/kckpt/kckpt-stub" "$root/usr/bin/kckpt"
 foreign=target/aarch64-unknown-linux-musl/release/kckpt-stub
+gen_args=()
 if [ "$arch" != arm64 ] && [ -f "$foreign" ]; then
     install -D -m 0755 "$foreign" "$root/usr/lib/kckpt/kckpt-stub-aarch64"
+    gen_args=(--aarch64-stub /usr/lib/kckpt/kckpt-stub-aarch64)
 fi
 install -D -m 0644 target/release/libkckpt.a "$root/usr/lib/$multiarch/libkckpt.a"
 install -D -m 0644 kckpt.h "$root/usr/include/kckpt.h"
 gen=$stage/gen
-target/release/kckpt generate --stub /usr/lib/kckpt/kckpt-stub "$gen"
+target/release/kckpt generate --stub /usr/lib/kckpt/kckpt-stub "${gen_args[@]}" "$gen"
 for page in "$gen"/man/*.1; do
     install -D -m 0644 "$page" "$root/usr/share/man/man1/$(basename "$page")"
     gzip -9n "$root/usr/share/man/man1/$(basename "$page")"

@@ -44,8 +44,9 @@ fail() { echo "test-deb (inside): $*" >&2; exit 1; }
 # user man) cannot run here, where only root is mapped; kckpt's own
 # maintainer scripts run.
 dpkg --no-triggers -i /tmp/kckpt.deb >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i"; }
-entry=$(ls /proc/sys/fs/binfmt_misc | grep '^kckpt-' || true)
-[ -n "$entry" ] || fail "the postinst registered nothing"
+entry=kckpt-$(uname -m)
+[ -e "/proc/sys/fs/binfmt_misc/$entry" ] ||
+    fail "the postinst did not register $entry: $(ls /proc/sys/fs/binfmt_misc | tr '\n' ' ')"
 grep -q '^interpreter /usr/lib/kckpt/kckpt-stub$' "/proc/sys/fs/binfmt_misc/$entry" ||
     fail "entry $entry: $(cat "/proc/sys/fs/binfmt_misc/$entry")"
 man -w kckpt-dump >/dev/null 2>&1 || [ -f /usr/share/man/man1/kckpt-dump.1.gz ] || fail "no man page"
@@ -69,7 +70,8 @@ kill "$r"; wait "$r" 2>/dev/null || true
 seq 1 $((last + 3)) >/tmp/want
 head -n $((last + 3)) /tmp/out | cmp -s /tmp/want - || fail "the counts are not 1, 2, 3...: $(head -c 200 /tmp/out | tr '\n' ' ')"
 dpkg --no-triggers -r kckpt >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -r"; }
-[ ! -e "/proc/sys/fs/binfmt_misc/$entry" ] || fail "dpkg -r left the binfmt_misc entry"
+left=$(ls /proc/sys/fs/binfmt_misc | grep '^kckpt-' || true)
+[ -z "$left" ] || fail "dpkg -r left binfmt_misc entries: $left"
 dpkg --no-triggers -P kckpt >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -P"; }
 for f in /usr/bin/kckpt /usr/lib/kckpt /usr/lib/binfmt.d/kckpt.conf /usr/share/doc/kckpt /var/lib/kckpt; do
     [ ! -e "$f" ] || fail "purge left $f"

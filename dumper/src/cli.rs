@@ -154,6 +154,9 @@ pub enum Command {
         /// The stub's installed path, for binfmt/kckpt.conf.
         #[arg(long, default_value = "/usr/lib/kckpt/kckpt-stub")]
         stub: PathBuf,
+        /// The aarch64 stub's installed path, when it is installed too.
+        #[arg(long)]
+        aarch64_stub: Option<PathBuf>,
     },
     /// Check an image and describe it.
     Info {
@@ -332,7 +335,19 @@ pub fn execute(cli: Cli) -> Result<()> {
             count,
             skip_unsupported,
         }),
-        Command::Generate { dir, stub } => crate::generate::generate(&dir, &stub),
+        Command::Generate {
+            dir,
+            stub,
+            aarch64_stub,
+        } => {
+            let foreign: Vec<(u16, &std::path::Path)> = aarch64_stub
+                .as_deref()
+                .filter(|_| kckpt_arch::ELF_MACHINE != kckpt_image::read::EM_AARCH64)
+                .map(|p| (kckpt_image::read::EM_AARCH64, p))
+                .into_iter()
+                .collect();
+            crate::generate::generate(&dir, &stub, &foreign)
+        }
         Command::Info {
             file,
             json,

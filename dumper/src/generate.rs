@@ -5,9 +5,10 @@
 //! - `completions/kckpt.bash`, `_kckpt` (zsh) and `kckpt.fish`
 //!   (`clap_complete`);
 //! - `binfmt/kckpt.conf`: the binfmt_misc registration of this
-//!   architecture's images with the interpreter `--stub` (a `binfmt.d`
-//!   file for systemd-binfmt, whose lines are what binfmt_misc's
-//!   `register` takes).
+//!   architecture's images with the interpreter `--stub`, and of aarch64
+//!   images with `--aarch64-stub` when given (a `binfmt.d` file for
+//!   systemd-binfmt, whose lines are what binfmt_misc's `register`
+//!   takes; an aarch64 stub runs through QEMU's own entry).
 
 use std::fs;
 use std::path::Path;
@@ -30,8 +31,10 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Write the man pages, completions and binfmt.d file under `dir`.
-pub fn generate(dir: &Path, stub: &Path) -> Result<()> {
+/// Write the man pages, completions and binfmt.d file under `dir`;
+/// `foreign`: the stubs of other architectures installed too (machine,
+/// path), each with its binfmt.d line.
+pub fn generate(dir: &Path, stub: &Path, foreign: &[(u16, &Path)]) -> Result<()> {
     let cmd = Cli::command();
     let mut page = Vec::new();
     let render = |c: clap::Command, out: &mut Vec<u8>| {
@@ -70,5 +73,9 @@ pub fn generate(dir: &Path, stub: &Path) -> Result<()> {
     );
     conf.push_str(&kckpt_binfmt::register_line(kckpt_arch::ELF_MACHINE, stub));
     conf.push('\n');
+    for &(machine, path) in foreign {
+        conf.push_str(&kckpt_binfmt::register_line(machine, path));
+        conf.push('\n');
+    }
     write(&dir.join("binfmt/kckpt.conf"), conf.as_bytes())
 }
