@@ -4,8 +4,12 @@
 //! cleared before the summary line. The memory walk counts
 //! ([`add_total`], [`add_done`]); the thread blocks every signal, so that
 //! a signal meant for the dump (SIGINT...) is not delivered to it.
+//!
+//! Drawn by hand, not with `indicatif`: this crate is also `libkckpt.a`,
+//! which C programs link with nothing else, and indicatif's rate
+//! estimates need libm (`pow`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -49,18 +53,23 @@ pub fn start(wanted: bool) -> Bar {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let bar = indicatif::ProgressBar::new(TOTAL.load(Ordering::Relaxed));
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "kckpt: {bytes}/{total_bytes} of memory examined {wide_bar} {elapsed}",
-            ) {
-                bar.set_style(style);
-            }
+            let mut err = std::io::stderr();
+            let mut drawn = false;
             while !stop.load(Ordering::Acquire) {
-                bar.set_length(TOTAL.load(Ordering::Relaxed));
-                bar.set_position(DONE.load(Ordering::Relaxed));
+                let line = bar_line(
+                    DONE.load(Ordering::Relaxed),
+                    TOTAL.load(Ordering::Relaxed),
+                    began.elapsed(),
+                );
+                let _ = write!(err, "\r{line}\x1b[K");
+                let _ = err.flush();
+                drawn = true;
                 std::thread::sleep(Duration::from_millis(100));
             }
-            bar.finish_and_clear();
+            if drawn {
+                let _ = write!(err, "\r\x1b[K");
+                let _ = err.flush();
+            }
         })
     });
     Bar { stop, thread }
@@ -72,5 +81,34 @@ impl Drop for Bar {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// `kckpt: 1.2 GiB/4.0 GiB of memory examined [#####.....] 3 s`.
+fn bar_line(done: u64, total: u64, took: Duration) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
+    format!(
+        "kckpt: {}/{} of memory examined [{}{}] {} s",
+        crate::cli::human_bytes(done),
+        crate::cli::human_bytes(total),
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled),
+        took.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_fills_with_the_bytes_examined() {
+        let line = bar_line(1 << 30, 4 << 30, Duration::from_secs(3));
+        assert_eq!(
+            line,
+            "kckpt: 1.0 GiB/4.0 GiB of memory examined [#######.......................] 3 s"
+        );
+        assert!(bar_line(5, 0, Duration::ZERO).contains("[......"));
     }
 }
