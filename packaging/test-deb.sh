@@ -52,7 +52,7 @@ grep -q '^interpreter /usr/lib/kckpt/kckpt-stub$' "/proc/sys/fs/binfmt_misc/$ent
 man -w kckpt-dump >/dev/null 2>&1 || [ -f /usr/share/man/man1/kckpt-dump.1.gz ] || fail "no man page"
 cd /tmp
 : >/tmp/out
-sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done' >>/tmp/out &
+sh -c 'i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done' >>/tmp/out 2>/dev/null </dev/null &
 pid=$!
 while [ "$(wc -l </tmp/out)" -lt 3 ]; do sleep 0.05; done
 kckpt dump -q -p "$pid" -o /tmp/saved.kckpt
