@@ -65,8 +65,9 @@ struct Perm {
     unused: [u64; 2],
 }
 
-/// `struct semid64_ds` and `struct msqid64_ds` (generic 64-bit layout:
-/// `IPC_SET` reads the `Perm`, and of a queue `msg_qbytes`, `rest[5]`).
+/// Room for `struct shmid64_ds`, `semid64_ds` and `msqid64_ds` (generic
+/// 64-bit layout: `IPC_SET` reads the `Perm`, and of a queue
+/// `msg_qbytes`, `rest[5]`).
 #[repr(C)]
 #[derive(Default)]
 struct IpcDs {
@@ -150,19 +151,20 @@ fn make(img: &Image, kind: &str, next_id: &[u8], id: u32, get: u32, args: [usize
 }
 
 /// `IPC_SET` of `ds` on object `id` through `ctl`: `semctl(id, 0,
-/// IPC_SET, ds)` (`cmd_at` 2) or `msgctl(id, IPC_SET, ds)` (`cmd_at` 1).
+/// IPC_SET, ds)` (`cmd_at` 2), or `msgctl`/`shmctl(id, IPC_SET, ds)`
+/// (`cmd_at` 1).
 fn set_owner(img: &Image, kind: &str, id: u32, ctl: u32, cmd_at: usize, ds: &mut IpcDs) {
     let mut a = [id as usize, 0, 0, 0, 0, 0];
     a[cmd_at] = IPC_SET;
     a[cmd_at + 1] = ds as *mut IpcDs as usize;
-    // SAFETY: `ds` is a live buffer as large as the kernel's
-    // `semid64_ds`/`msqid64_ds`, which IPC_SET reads.
+    // SAFETY: `ds` is a live buffer at least as large as the kernel's
+    // `shmid64_ds`/`semid64_ds`/`msqid64_ds`, which IPC_SET reads.
     if let Err(e) = unsafe { sc(ctl, a) } {
         fail(
             img,
             kind,
             id,
-            "cannot give it its owner, mode and size limit (IPC_SET)",
+            "cannot give it its owner, group, mode (and a queue's size limit) with IPC_SET",
             e,
         )
     }
@@ -271,18 +273,9 @@ pub fn create(img: &Image) {
             g::__NR_shmget,
             [key(s.key), s.size as usize, flags],
         );
-        let mut ds = ShmidDs::default();
-        if let Err(e) = shmctl(s.id, IPC_STAT, &mut ds) {
-            fail(img, SEGMENT, s.id, "cannot read it back", e)
-        }
-        if ds.perm.uid != s.uid || ds.perm.gid != s.gid {
-            ds.perm.uid = s.uid;
-            ds.perm.gid = s.gid;
-            ds.perm.mode = s.mode & 0o777;
-            if let Err(e) = shmctl(s.id, IPC_SET, &mut ds) {
-                fail(img, SEGMENT, s.id, "cannot give it its owner and group", e)
-            }
-        }
+        let mut ds = IpcDs::default();
+        (ds.perm.uid, ds.perm.gid, ds.perm.mode) = (s.uid, s.gid, s.mode & 0o777);
+        set_owner(img, SEGMENT, s.id, g::__NR_shmctl, 1, &mut ds);
         if s.extent_count > 0 {
             let at = shmat_anywhere(s.id, 0)
                 .unwrap_or_else(|e| fail(img, SEGMENT, s.id, "cannot attach it", e));
