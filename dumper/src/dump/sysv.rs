@@ -25,6 +25,13 @@ pub fn is_attachment(e: &MapEntry) -> bool {
     e.shared && e.name.starts_with("/SYSV")
 }
 
+/// Is process `pid` in kckpt's own IPC namespace, the one
+/// `/proc/sysvipc` shows? (`false` when either link cannot be read.)
+pub fn in_kckpt_ipc_ns(pid: i32) -> bool {
+    let me = fs::read_link("/proc/self/ns/ipc").ok();
+    me.is_some() && me == fs::read_link(format!("/proc/{pid}/ns/ipc")).ok()
+}
+
 /// One row of `/proc/sysvipc/shm`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Row {
@@ -73,7 +80,6 @@ pub fn collect(
     let Some(&(first, _)) = procs.first() else {
         return Ok(Vec::new());
     };
-    let me = fs::read_link("/proc/self/ns/ipc").ok();
     let mut reasons = Vec::new();
     let mut in_my_ns = Vec::new();
     // Per segment id: the dump's attachments (one per VMA, as the kernel
@@ -81,7 +87,7 @@ pub fn collect(
     let mut attached: BTreeMap<u64, (u64, bool)> = BTreeMap::new();
     for &(pid, maps) in procs {
         let mut own = maps.iter().filter(|e| is_attachment(e)).peekable();
-        if me.is_none() || me != fs::read_link(format!("/proc/{pid}/ns/ipc")).ok() {
+        if !in_kckpt_ipc_ns(pid) {
             if own.peek().is_some() {
                 reasons.push(format!(
                     "SysV shared memory attached by pid {pid} in another IPC namespace than kckpt's"

@@ -33,10 +33,6 @@ use crate::error::{Error, Result};
 /// The rows of `/proc/sysvipc/NAME` (after the heading), as words.
 fn rows(name: &str) -> Vec<Vec<String>> {
     let text = fs::read_to_string(format!("/proc/sysvipc/{name}")).unwrap_or_default();
-    parse(&text)
-}
-
-fn parse(text: &str) -> Vec<Vec<String>> {
     text.lines()
         .skip(1)
         .map(|l| l.split_whitespace().map(str::to_owned).collect())
@@ -71,10 +67,8 @@ pub fn collect(pids: &[i32], skip: bool, warnings: &mut Vec<String>) -> Result<S
     let Some(&first) = pids.first() else {
         return Ok(meta);
     };
-    let me = fs::read_link("/proc/self/ns/ipc").ok();
-    let (pids, foreign): (Vec<i32>, Vec<i32>) = pids
-        .iter()
-        .partition(|p| me.is_some() && me == fs::read_link(format!("/proc/{p}/ns/ipc")).ok());
+    let (pids, foreign): (Vec<i32>, Vec<i32>) =
+        pids.iter().partition(|&&p| super::sysv::in_kckpt_ipc_ns(p));
     let mut reasons = Vec::new();
     // Objects also used outside, undo lists, other namespaces' objects:
     // refused, or with `skip` warnings.
