@@ -118,6 +118,14 @@ pub enum Error {
         /// The error.
         source: io::Error,
     },
+    /// Writing a file other than an image failed (`kckpt generate`).
+    #[error("cannot write {}: {}", .path.display(), io_text(.source))]
+    WriteFile {
+        /// The file (or the directory it goes in).
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
     /// A cancelling signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) arrived
     /// during a dump; `outcome` says what was left behind.
     #[error("interrupted by {}: {outcome}", crate::dump::interrupt::signal_name(*.signal))]
@@ -229,6 +237,7 @@ impl Error {
             | Error::Memory { source, .. }
             | Error::CreateImage { source, .. }
             | Error::WriteImage { source, .. }
+            | Error::WriteFile { source, .. }
             | Error::OpenImage { source, .. }
             | Error::Stub { source, .. }
             | Error::SelfCall { source, .. } => os(source),

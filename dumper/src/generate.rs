@@ -19,16 +19,14 @@ use crate::cli::Cli;
 use crate::error::{Error, Result};
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| Error::CreateImage {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    fs::write(path, bytes).map_err(|source| Error::WriteImage {
+    let failed = |source| Error::WriteFile {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(failed)?;
+    }
+    fs::write(path, bytes).map_err(failed)
 }
 
 /// Write the man pages, completions and binfmt.d file under `dir`;
@@ -43,7 +41,7 @@ pub fn generate(dir: &Path, stub: &Path, foreign: &[(u16, &Path)]) -> Result<()>
     };
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::WriteImage { path, source }
+        move |source| Error::WriteFile { path, source }
     };
     let main_page = dir.join("man/kckpt.1");
     render(cmd.clone(), &mut page).map_err(io(&main_page))?;
