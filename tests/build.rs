@@ -99,6 +99,8 @@ fn main() {
     let cc = env::var("CC").unwrap_or_else(|_| "cc".to_owned());
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-changed=build.rs");
+    // Headers the programs include.
+    println!("cargo:rerun-if-changed=programs/sysv_common.h");
     for (name, source, flags) in PROGRAMS {
         let src = manifest.join("programs").join(source);
         println!("cargo:rerun-if-changed={}", src.display());
