@@ -84,7 +84,7 @@ set -eu
 w=$1
 # Descriptors this script inherited (beyond 0-2) would lead the dumped
 # loop to processes outside the dump: closed.
-for fd in /proc/$$/fd/*; do
+for fd in /proc/self/fd/*; do
     n=${fd##*/}
     if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-" 2>/dev/null || true; fi
 done
